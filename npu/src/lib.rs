@@ -1,0 +1,14 @@
+//! The NPU's software face: register map, queue and record formats, and the driver.
+//!
+//! The NPU is the project's RTL accelerator: a device MMU walking Sv39 page tables
+//! in device memory, an ASID-tagged TLB, a DMA engine fed by descriptor rings in host
+//! memory, and a small compute unit that issues virtual-address loads and stores.
+//! Software talks to it through 32-bit control/status registers and rings in host
+//! memory. This crate holds the register constants generated from the single register
+//! description (`rtl/npu_regs.toml`), the binary formats of commands, fault records,
+//! DMA descriptors and kernel descriptors, and the transport trait that every way of
+//! reaching the device (Verilator co-simulation, VFIO board) implements.
+
+mod regmap;
+pub mod regs;
+pub use regmap::{Access, Field, Reg};

@@ -1,0 +1,64 @@
+// Performance counters of the NPU: NumCounters free-running 64-bit event counters.
+//
+// Each cycle counter i adds `inc_i[i]` (0..2^IncWidth-1, e.g. bytes moved this cycle).
+// `clear_i` zeroes every counter. Software reads a counter as PERF_LO then PERF_HI:
+// the read of PERF_LO[i] returns bits 31:0 and latches bits 63:32 into one shared
+// shadow, which every PERF_HI element returns, so the pair is consistent even while
+// the counter runs.
+module npu_perf #(
+  parameter int unsigned NumCounters = 24,
+  parameter int unsigned IncWidth    = 8
+) (
+  input  logic                            clk_i,
+  input  logic                            rst_ni,
+  input  logic [NumCounters*IncWidth-1:0] inc_i,
+  input  logic                            clear_i,
+  input  logic [NumCounters-1:0]          lo_re_i,
+  output logic [NumCounters*32-1:0]       lo_o,
+  output logic [31:0]                     hi_shadow_o
+);
+
+  if (IncWidth < 1 || IncWidth > 32) begin : gen_bad_inc_width
+    $error("IncWidth must be in 1..32");
+  end
+
+  logic [NumCounters*64-1:0] count_d, count_q;
+  logic [31:0]               shadow_d, shadow_q;
+
+  always_comb begin : next_counts
+    count_d  = count_q;
+    shadow_d = shadow_q;
+    for (int unsigned i = 0; i < NumCounters; i++) begin
+      if (clear_i) begin
+        count_d[i*64 +: 64] = '0;
+      end else begin
+        count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(inc_i[i*IncWidth +: IncWidth]);
+      end
+      if (lo_re_i[i]) begin
+        shadow_d = count_q[i*64 + 32 +: 32];
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+    if (!rst_ni) begin
+      count_q  <= '0;
+      shadow_q <= '0;
+    end else begin
+      count_q  <= count_d;
+      shadow_q <= shadow_d;
+    end
+  end
+
+  for (genvar i = 0; i < NumCounters; i++) begin : gen_lo
+    assign lo_o[i*32 +: 32] = count_q[i*64 +: 32];
+  end
+  assign hi_shadow_o = shadow_q;
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  // At most one counter is read per cycle (one register-bus access per cycle).
+  a_one_read: assert property (@(posedge clk_i) disable iff (!rst_ni) $onehot0(lo_re_i));
+`endif
+
+endmodule

@@ -1,0 +1,120 @@
+// extern "C" shim around the Verilated NPU model.
+//
+// Only four things cross the FFI: create/destroy the model, look up a port's address
+// and size by name (once, at start-up), evaluate the model, and drive the FST trace.
+// Rust then reads and writes ports through the returned pointers, so a clock cycle
+// costs two `npu_eval` calls and no other FFI traffic. No C++ type leaves this file.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#include "Vnpu_top.h"
+#include "verilated.h"
+#include "verilated_fst_c.h"
+
+namespace {
+
+struct Model {
+    std::unique_ptr<VerilatedContext> ctx;
+    std::unique_ptr<Vnpu_top> top;
+    std::unique_ptr<VerilatedFstC> trace;
+};
+
+struct PortEntry {
+    const char* name;
+    void* addr;
+    uint32_t bytes;
+};
+
+#define NPU_PORT(p) PortEntry{#p, static_cast<void*>(&m->top->p), static_cast<uint32_t>(sizeof(m->top->p))}
+
+// Every top-level port of npu_top. Keep in sync with rtl/npu_top.sv; the Rust side
+// checks each name and size when it binds, so a mismatch fails loudly at start-up.
+int lookup(Model* m, const char* name, void** addr, uint32_t* bytes) {
+    const PortEntry ports[] = {
+        NPU_PORT(clk_i),
+        NPU_PORT(rst_ni),
+        NPU_PORT(s_axil_awvalid_i),
+        NPU_PORT(s_axil_awready_o),
+        NPU_PORT(s_axil_awaddr_i),
+        NPU_PORT(s_axil_wvalid_i),
+        NPU_PORT(s_axil_wready_o),
+        NPU_PORT(s_axil_wdata_i),
+        NPU_PORT(s_axil_wstrb_i),
+        NPU_PORT(s_axil_bvalid_o),
+        NPU_PORT(s_axil_bready_i),
+        NPU_PORT(s_axil_bresp_o),
+        NPU_PORT(s_axil_arvalid_i),
+        NPU_PORT(s_axil_arready_o),
+        NPU_PORT(s_axil_araddr_i),
+        NPU_PORT(s_axil_rvalid_o),
+        NPU_PORT(s_axil_rready_i),
+        NPU_PORT(s_axil_rdata_o),
+        NPU_PORT(s_axil_rresp_o),
+        NPU_PORT(irq_o),
+    };
+    for (const PortEntry& p : ports) {
+        if (std::strcmp(p.name, name) == 0) {
+            *addr = p.addr;
+            *bytes = p.bytes;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+}  // namespace
+
+extern "C" {
+
+void* npu_new(void) {
+    auto* m = new Model;
+    m->ctx = std::make_unique<VerilatedContext>();
+    m->ctx->traceEverOn(true);
+    m->ctx->fatalOnError(false);
+    m->top = std::make_unique<Vnpu_top>(m->ctx.get(), "npu_top");
+    return m;
+}
+
+void npu_delete(void* handle) {
+    auto* m = static_cast<Model*>(handle);
+    if (m->trace) m->trace->close();
+    m->top->final();
+    delete m;
+}
+
+int npu_port(void* handle, const char* name, void** addr, uint32_t* bytes) {
+    return lookup(static_cast<Model*>(handle), name, addr, bytes);
+}
+
+void npu_eval(void* handle) { static_cast<Model*>(handle)->top->eval(); }
+
+// Non-zero once an assertion failed or $stop/$fatal ran inside the RTL.
+int npu_got_error(void* handle) { return static_cast<Model*>(handle)->ctx->gotError() ? 1 : 0; }
+
+// 0 on success, -1 if a trace is already open, -2 if the file cannot be written.
+int npu_trace_open(void* handle, const char* path) {
+    auto* m = static_cast<Model*>(handle);
+    if (m->trace) return -1;
+    auto t = std::make_unique<VerilatedFstC>();
+    m->top->trace(t.get(), 99);
+    t->open(path);
+    if (!t->isOpen()) return -2;
+    m->trace = std::move(t);
+    return 0;
+}
+
+void npu_trace_dump(void* handle, uint64_t time) {
+    auto* m = static_cast<Model*>(handle);
+    if (m->trace) m->trace->dump(time);
+}
+
+void npu_trace_close(void* handle) {
+    auto* m = static_cast<Model*>(handle);
+    if (m->trace) {
+        m->trace->close();
+        m->trace.reset();
+    }
+}
+
+}  // extern "C"

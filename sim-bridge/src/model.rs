@@ -1,0 +1,124 @@
+//! Safe ownership of one Verilated NPU model: creation, port binding, evaluation, tracing.
+
+use crate::ffi;
+use std::ffi::{CString, c_void};
+use std::path::Path;
+
+/// Errors of the model layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The Rust side expects a port the Verilated model does not have.
+    #[error("the Verilated model has no port `{name}` (rtl/npu_top.sv and csrc/shim.cpp disagree)")]
+    NoSuchPort {
+        /// Port name.
+        name: &'static str,
+    },
+    /// A port exists but its storage size differs from what Rust expects.
+    #[error("port `{name}` is {actual} bytes in the model, expected {expected}")]
+    PortSize {
+        /// Port name.
+        name: &'static str,
+        /// Bytes the Rust side expects.
+        expected: u32,
+        /// Bytes in the model.
+        actual: u32,
+    },
+    /// The waveform file could not be opened.
+    #[error("cannot write waveform file {path}: {reason}")]
+    Trace {
+        /// Requested path.
+        path: String,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// One Verilated model instance. Not `Send`: Verilator models belong to one thread.
+pub struct Model {
+    handle: *mut c_void,
+    tracing: bool,
+}
+
+impl Model {
+    /// Creates a model with all inputs at 0.
+    pub fn new() -> Self {
+        // SAFETY: npu_new has no preconditions and never returns null.
+        let handle = unsafe { ffi::npu_new() };
+        Self { handle, tracing: false }
+    }
+
+    /// Address of the port `name`, checked to be `bytes` long.
+    pub fn port_ptr(&self, name: &'static str, bytes: u32) -> Result<*mut c_void, ModelError> {
+        let cname = CString::new(name).map_err(|_| ModelError::NoSuchPort { name })?;
+        let mut addr = std::ptr::null_mut();
+        let mut actual = 0u32;
+        // SAFETY: handle is live; cname is NUL-terminated; the out-pointers are valid locals.
+        let rc = unsafe { ffi::npu_port(self.handle, cname.as_ptr(), &mut addr, &mut actual) };
+        if rc != 0 {
+            return Err(ModelError::NoSuchPort { name });
+        }
+        if actual != bytes {
+            return Err(ModelError::PortSize { name, expected: bytes, actual });
+        }
+        Ok(addr)
+    }
+
+    /// Evaluates the model once (settles combinational logic, fires clock edges).
+    #[inline]
+    pub fn eval(&mut self) {
+        // SAFETY: handle is live and used from the owning thread only.
+        unsafe { ffi::npu_eval(self.handle) }
+    }
+
+    /// True once an RTL assertion has failed.
+    pub fn assertion_failed(&self) -> bool {
+        // SAFETY: handle is live.
+        unsafe { ffi::npu_got_error(self.handle) != 0 }
+    }
+
+    /// Starts writing an FST waveform to `path`.
+    pub fn trace_open(&mut self, path: &Path) -> Result<(), ModelError> {
+        let shown = path.display().to_string();
+        let c = CString::new(shown.clone()).map_err(|_| ModelError::Trace { path: shown.clone(), reason: "path contains NUL" })?;
+        // SAFETY: handle is live; c is NUL-terminated and outlives the call.
+        match unsafe { ffi::npu_trace_open(self.handle, c.as_ptr()) } {
+            0 => {
+                self.tracing = true;
+                Ok(())
+            }
+            -1 => Err(ModelError::Trace { path: shown, reason: "a waveform is already being written" }),
+            _ => Err(ModelError::Trace { path: shown, reason: "the file cannot be created" }),
+        }
+    }
+
+    /// Records the current signal values at `time` if a trace is open.
+    #[inline]
+    pub fn trace_dump(&mut self, time: u64) {
+        if self.tracing {
+            // SAFETY: handle is live.
+            unsafe { ffi::npu_trace_dump(self.handle, time) }
+        }
+    }
+
+    /// Flushes and closes the waveform, if any.
+    pub fn trace_close(&mut self) {
+        if self.tracing {
+            // SAFETY: handle is live.
+            unsafe { ffi::npu_trace_close(self.handle) }
+            self.tracing = false;
+        }
+    }
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        // SAFETY: handle came from npu_new and is freed exactly once, here.
+        unsafe { ffi::npu_delete(self.handle) }
+    }
+}
