@@ -6,9 +6,16 @@
 //! Software talks to it through 32-bit control/status registers and rings in host
 //! memory. This crate holds the register constants generated from the single register
 //! description (`rtl/npu_regs.toml`), the binary formats of commands, fault records,
-//! DMA descriptors and kernel descriptors, and the transport trait that every way of
-//! reaching the device (Verilator co-simulation, VFIO board) implements.
+//! DMA descriptors and kernel descriptors, and the [`DeviceIo`] transport trait that every
+//! way of reaching the device (Verilator co-simulation, VFIO board) implements.
 
+mod device_io;
+mod dma_buf;
+mod iova;
 mod regmap;
 pub mod regs;
+
+pub use device_io::{Clock, DeviceIo, IoError};
+pub use dma_buf::{DmaBufError, DmaBuffer};
+pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};
 pub use regmap::{Access, Field, Reg};

@@ -1,0 +1,146 @@
+//! `DeviceIo`: what the NPU driver needs of a transport, written from the driver's side.
+//!
+//! A transport is one way of reaching the NPU: the Verilator co-simulation
+//! (`sim-bridge`) or a PCIe board through VFIO (`vfio-driver`). The driver does every
+//! device access through this trait — there are no raw pointers into device state —
+//! so the same driver code runs on both, and the simulator sees every access.
+//!
+//! **Time is a service of the transport.** The driver never reads a wall clock: it asks
+//! [`DeviceIo::now_ns`] and gives budgets in nanoseconds of *device time*. In
+//! simulation that is the cycle count at the nominal clock (deterministic: same inputs,
+//! same answers); on a board it is the wall clock. So timeouts need no "am I simulated?"
+//! special cases.
+
+use crate::dma_buf::DmaBuffer;
+use crate::iova::IovaError;
+
+/// Transport errors, common to every transport.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// A CSR access got an error response (no register there, unaligned, device error).
+    #[error("CSR {kind} at offset {offset:#05x} failed: {reason}")]
+    Csr {
+        /// "read" or "write".
+        kind: &'static str,
+        /// Byte offset in BAR0.
+        offset: u32,
+        /// What the transport saw.
+        reason: String,
+    },
+    /// The offset is outside the CSR space.
+    #[error("CSR offset {offset:#x} is outside the {size:#x}-byte register space")]
+    CsrOutOfRange {
+        /// Offset.
+        offset: u32,
+        /// Size of BAR0's register space.
+        size: u32,
+    },
+    /// An IOVA could not be allocated or freed.
+    #[error(transparent)]
+    Iova(#[from] IovaError),
+    /// The host range to map is not page aligned or empty.
+    #[error("host range at {addr:#x} of {len:#x} bytes cannot be DMA-mapped: {reason}")]
+    BadHostRange {
+        /// Host virtual address.
+        addr: usize,
+        /// Length.
+        len: usize,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Unmap of an IOVA that is not mapped.
+    #[error("IOVA {iova:#x} is not mapped")]
+    NotMapped {
+        /// The IOVA.
+        iova: u64,
+    },
+    /// The device (or the simulation) failed in a way the transport detected.
+    #[error("device failure: {0}")]
+    Device(String),
+    /// An OS-level failure of the transport (VFIO ioctl, eventfd, mmap).
+    #[error("{what}")]
+    Os {
+        /// What was attempted.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What kind of clock [`DeviceIo::now_ns`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Simulated device cycles at `hz` (nominal clock), converted to nanoseconds.
+    Simulated {
+        /// Nominal device clock frequency.
+        hz: u64,
+    },
+    /// The host's monotonic wall clock.
+    Wall,
+}
+
+/// The transport contract the NPU driver is written against.
+pub trait DeviceIo {
+    /// Short name for reports ("rtl", "model", "vfio 0000:01:00.0").
+    fn name(&self) -> String;
+
+    /// Reads the 32-bit CSR at byte `offset` of BAR0.
+    fn read32(&mut self, offset: u32) -> Result<u32, IoError>;
+
+    /// Writes the 32-bit CSR at byte `offset` of BAR0.
+    fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError>;
+
+    /// Reads a 64-bit value as two 32-bit CSRs, low word first (the order the NPU's
+    /// counters latch on).
+    fn read64(&mut self, offset: u32) -> Result<u64, IoError> {
+        let lo = self.read32(offset)?;
+        let hi = self.read32(offset + 4)?;
+        Ok((u64::from(hi) << 32) | u64::from(lo))
+    }
+
+    /// Writes a 64-bit value as two 32-bit CSRs, low word first.
+    fn write64(&mut self, offset: u32, value: u64) -> Result<(), IoError> {
+        self.write32(offset, value as u32)?;
+        self.write32(offset + 4, (value >> 32) as u32)
+    }
+
+    /// Makes `len` bytes of host memory at `host` reachable by device DMA and returns
+    /// their IOVA (from the shared [`IovaAllocator`](crate::IovaAllocator)).
+    ///
+    /// # Safety
+    /// `host..host+len` must be page aligned, stay mapped and must not be freed until
+    /// [`DeviceIo::dma_unmap`] of the returned IOVA; the device may read and write it at
+    /// any time in between, so the caller must not hold Rust references into it.
+    unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError>;
+
+    /// Makes a [`DmaBuffer`] reachable by device DMA; the buffer must outlive the
+    /// mapping (unmap before dropping it).
+    fn dma_map(&mut self, buf: &DmaBuffer) -> Result<u64, IoError> {
+        // SAFETY: a DmaBuffer is page aligned, lives until dropped and is only accessed
+        // through copies; the contract above asks callers to unmap before dropping.
+        unsafe { self.dma_map_raw(buf.as_ptr(), buf.len()) }
+    }
+
+    /// Removes the mapping at `iova`; later device accesses to it fail like an IOMMU
+    /// fault (error response), never touch the old memory.
+    fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError>;
+
+    /// Waits until one of the interrupt vectors in `mask` fires or `budget_ns` of device
+    /// time passes; returns the vectors that fired (0 = the budget ran out). Simulated
+    /// devices run while this waits.
+    fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError>;
+
+    /// Device time now, in nanoseconds (see [`Clock`]).
+    fn now_ns(&self) -> u64;
+
+    /// Lets `ns` of device time pass (a simulated device runs; a board's host sleeps).
+    fn advance(&mut self, ns: u64) -> Result<(), IoError>;
+
+    /// Which clock [`DeviceIo::now_ns`] reads.
+    fn clock(&self) -> Clock;
+
+    /// Hardware reset of the whole device (simulated reset line, or PCI function reset);
+    /// CSR contents return to their reset values. DMA mappings stay.
+    fn reset(&mut self) -> Result<(), IoError>;
+}
