@@ -1,0 +1,293 @@
+//! The CPU side of `PEER_SHARED` regions: userfaultfd.
+//!
+//! A region is ordinary anonymous memory registered with a userfaultfd in *missing* and
+//! *write-protect* modes. Pages that live on a device are holes in the CPU mapping
+//! (`MADV_DONTNEED`); a CPU touch blocks the touching thread in the kernel and queues an
+//! event that the handler thread (started by [`Gmem::new`](crate::Gmem::new)) reads and
+//! hands to the manager, which brings the page back through the staging pool and
+//! installs it atomically with `UFFDIO_COPY` (waking the thread). Pages the manager is
+//! copying out, and read-duplicated pages, are write-protected (`UFFDIO_WRITEPROTECT`), so
+//! a CPU write is noticed too. No signal handler is installed.
+//!
+//! [`CpuMode::Manual`] replaces the userfaultfd with explicit calls
+//! ([`Gmem::cpu_access`](crate::Gmem::cpu_access)) for hosts without userfaultfd; the
+//! manager's logic is the same.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crate::manager::Inner;
+use crate::mmu::PAGE_SIZE;
+use crate::uffd::{MODE_MISSING, MODE_WP, Uffd};
+
+/// How CPU accesses to device-resident pages are caught.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CpuMode {
+    /// A userfaultfd handler thread (the default). [`Gmem::new`](crate::Gmem::new) fails
+    /// with [`CpuError::Unavailable`] when the kernel refuses a userfaultfd.
+    Userfaultfd,
+    /// No userfaultfd: the program calls [`Gmem::cpu_access`](crate::Gmem::cpu_access)
+    /// before touching a range. Pages on a device read as zeros until then.
+    Manual,
+}
+
+/// Errors of the CPU side.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    /// Neither `/dev/userfaultfd` nor the `userfaultfd(2)` system call gave a descriptor
+    /// (not root, `vm.unprivileged_userfaultfd = 0`, seccomp, or an old kernel). Use
+    /// [`CpuMode::Manual`] or run with `CAP_SYS_PTRACE`.
+    #[error("userfaultfd is unavailable: /dev/userfaultfd: {dev}; userfaultfd(2): {syscall}")]
+    Unavailable {
+        /// Why the device node failed.
+        dev: String,
+        /// Why the system call failed.
+        syscall: String,
+    },
+    /// Registering a region failed.
+    #[error("userfaultfd registration of [{va:#x}, +{len:#x}) failed: {reason}")]
+    Register {
+        /// Start.
+        va: u64,
+        /// Length.
+        len: u64,
+        /// Reason.
+        reason: String,
+    },
+    /// Installing a page failed.
+    #[error("installing CPU page {va:#x} failed: {reason}")]
+    Install {
+        /// Page.
+        va: u64,
+        /// Reason.
+        reason: String,
+    },
+    /// Changing write protection failed.
+    #[error("write-protect change at {va:#x} failed: {reason}")]
+    Protect {
+        /// Page.
+        va: u64,
+        /// Reason.
+        reason: String,
+    },
+    /// `madvise(MADV_DONTNEED)` failed.
+    #[error("dropping CPU pages at {va:#x} failed: {source}")]
+    Zap {
+        /// Start.
+        va: u64,
+        /// OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Starting the handler thread failed.
+    #[error("starting the userfaultfd handler thread failed: {0}")]
+    Thread(#[source] io::Error),
+}
+
+/// The CPU-side primitive operations, over userfaultfd or plain memory.
+#[derive(Debug)]
+pub(crate) struct CpuSide {
+    uffd: Option<Uffd>,
+    /// Whether write-protect mode registered successfully (kernel ≥ 5.7, anonymous memory).
+    wp: AtomicBool,
+}
+
+impl CpuSide {
+    pub(crate) fn new(mode: CpuMode) -> Result<Self, CpuError> {
+        match mode {
+            CpuMode::Manual => Ok(CpuSide { uffd: None, wp: AtomicBool::new(false) }),
+            CpuMode::Userfaultfd => match Uffd::open() {
+                Ok(u) => Ok(CpuSide { uffd: Some(u), wp: AtomicBool::new(true) }),
+                Err((dev, syscall)) => Err(CpuError::Unavailable { dev, syscall }),
+            },
+        }
+    }
+
+    fn wp(&self) -> bool {
+        self.wp.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_uffd(&self) -> bool {
+        self.uffd.is_some()
+    }
+
+    pub(crate) fn raw_fd(&self) -> Option<RawFd> {
+        self.uffd.as_ref().map(|u| u.raw_fd())
+    }
+
+    /// Register a region (missing + write-protect modes; missing only if WP is refused).
+    pub(crate) fn register_shared(&self, va: u64, len: u64) -> Result<(), CpuError> {
+        let Some(u) = &self.uffd else { return Ok(()) };
+        match u.register(va, len, MODE_MISSING | MODE_WP) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(target: "gmem", va, error = %e, "uffd WP mode refused; missing mode only");
+                self.wp.store(false, Ordering::Relaxed);
+                u.register(va, len, MODE_MISSING)
+                    .map_err(|e| CpuError::Register { va, len, reason: e.to_string() })
+            }
+        }
+    }
+
+    pub(crate) fn unregister(&self, va: u64, len: u64) {
+        if let Some(u) = &self.uffd {
+            if let Err(e) = u.unregister(va, len) {
+                tracing::warn!(target: "gmem", va, error = %e, "uffd unregister failed");
+            }
+        }
+    }
+
+    /// Drop CPU pages: later touches fault (uffd) or read zeros (manual).
+    pub(crate) fn zap(&self, va: u64, len: u64) -> Result<(), CpuError> {
+        // SAFETY: [va, va+len) lies inside a region mapping the manager owns; discarding
+        // its pages is the point, and no Rust reference to region memory exists.
+        let rc = unsafe { libc::madvise(va as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            return Err(CpuError::Zap { va, source: io::Error::last_os_error() });
+        }
+        Ok(())
+    }
+
+    /// Install `len` bytes from `src` at the hole `va` and wake waiters; with `wp` the
+    /// installed page is write-protected before anyone is woken.
+    ///
+    /// # Safety
+    /// `src` must be readable for `len` bytes; `[va, va+len)` must lie in a registered
+    /// region of the manager.
+    pub(crate) unsafe fn install(&self, va: u64, src: *const u8, len: u64, wp: bool) -> Result<(), CpuError> {
+        match &self.uffd {
+            Some(u) => {
+                // SAFETY: the caller guarantees `src`.
+                if let Err(e) = unsafe { u.copy(va, src, len) } {
+                    return Err(CpuError::Install { va, reason: e.to_string() });
+                }
+                if wp && self.wp() {
+                    u.write_protect(va, len, true).map_err(|e| CpuError::Protect { va, reason: e.to_string() })?;
+                }
+                u.wake(va, len).map_err(|e| CpuError::Install { va, reason: e.to_string() })
+            }
+            None => {
+                // SAFETY: the caller guarantees both ranges; they do not overlap (staging
+                // pool vs region).
+                unsafe { std::ptr::copy_nonoverlapping(src, va as *mut u8, len as usize) };
+                Ok(())
+            }
+        }
+    }
+
+    /// Install zero pages at the hole `va`.
+    ///
+    /// # Safety
+    /// `[va, va+len)` must lie in a registered region of the manager.
+    pub(crate) unsafe fn install_zero(&self, va: u64, len: u64) -> Result<(), CpuError> {
+        match &self.uffd {
+            Some(u) => u.zeropage(va, len).map_err(|e| CpuError::Install { va, reason: e.to_string() }),
+            None => {
+                // SAFETY: the caller guarantees the range.
+                unsafe { std::ptr::write_bytes(va as *mut u8, 0, len as usize) };
+                Ok(())
+            }
+        }
+    }
+
+    /// Write-protect present pages (no-op without WP support).
+    pub(crate) fn protect(&self, va: u64, len: u64) -> Result<(), CpuError> {
+        match &self.uffd {
+            Some(u) if self.wp() => u
+                .write_protect(va, len, true)
+                .map_err(|e| CpuError::Protect { va, reason: e.to_string() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Remove write protection and wake writers.
+    pub(crate) fn unprotect(&self, va: u64, len: u64) -> Result<(), CpuError> {
+        match &self.uffd {
+            Some(u) if self.wp() => u
+                .write_protect(va, len, false)
+                .map_err(|e| CpuError::Protect { va, reason: e.to_string() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Wake threads blocked on `[va, va+len)` (after a fault that needed no install).
+    pub(crate) fn wake(&self, va: u64, len: u64) {
+        if let Some(u) = &self.uffd {
+            let _ = u.wake(va, len);
+        }
+    }
+}
+
+/// The handler thread: polls the userfaultfd and a shutdown eventfd.
+pub(crate) struct Handler {
+    stop_fd: RawFd,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Handler {
+    pub(crate) fn start(inner: Arc<Inner>, uffd_fd: RawFd) -> Result<Self, CpuError> {
+        // SAFETY: eventfd(2) with valid flags returns a new descriptor or -1.
+        let stop_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if stop_fd < 0 {
+            return Err(CpuError::Thread(io::Error::last_os_error()));
+        }
+        let join = std::thread::Builder::new()
+            .name("gmem-uffd".into())
+            .spawn(move || handler_loop(&inner, uffd_fd, stop_fd))
+            .map_err(CpuError::Thread)?;
+        Ok(Handler { stop_fd, join: Some(join) })
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let one: u64 = 1;
+        // SAFETY: stop_fd is our eventfd; writing 8 bytes from a valid u64 is its protocol.
+        unsafe { libc::write(self.stop_fd, (&one as *const u64).cast(), 8) };
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+        // SAFETY: we own stop_fd and close it once, after the thread stopped using it.
+        unsafe { libc::close(self.stop_fd) };
+    }
+}
+
+fn handler_loop(inner: &Inner, uffd_fd: RawFd, stop_fd: RawFd) {
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: uffd_fd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: stop_fd, events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: `fds` is a valid array of two pollfd structures.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if rc < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::error!(target: "gmem", "uffd poll failed; handler exits");
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        let Some(uffd) = inner.cpu.uffd.as_ref() else { return };
+        let mut faults = Vec::new();
+        loop {
+            faults.clear();
+            if let Err(e) = uffd.read_faults(&mut faults) {
+                tracing::error!(target: "gmem", error = %e, "uffd read failed");
+                break;
+            }
+            if faults.is_empty() {
+                break;
+            }
+            for f in &faults {
+                let va = f.addr & !(PAGE_SIZE - 1);
+                inner.serve_cpu_fault(va, f.write || f.wp, !f.wp);
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The generic unified-memory manager of GMEM, in user space.
+//!
+//! GMEM (Generalized Memory Management, LKML RFC Nov 2023) observes that every
+//! accelerator driver re-implements the same memory manager: a unified virtual
+//! address space shared by the CPU and the device, a logical page table saying
+//! where each page lives, device page faults resolved by migrating pages, eviction
+//! of device memory to host DRAM when it runs out, and memory hints. This crate is
+//! that manager. It knows nothing of any particular device: everything
+//! device-specific goes through the [`GmMmu`] trait of device hooks, so the same
+//! fault handling, migration and swap code runs against a cycle-accurate RTL
+//! co-simulation or a real board.
+//!
+//! # Model
+//! * A device registers with its hooks ([`GmMmu`]) and its memory; the manager owns a
+//!   buddy allocator over that memory ([`buddy`]).
+//! * An address space ([`SpaceId`]) gets `PEER_SHARED` regions from [`Gmem::mmap`]: real
+//!   host pointers the CPU uses directly, placed where every attached device can
+//!   translate them, so a pointer means the same bytes everywhere.
+//! * The logical page table ([`page_table`]) records where each page lives: nowhere yet,
+//!   the CPU, one device, or both as read-only duplicates. Range attributes set by
+//!   [`Gmem::hmadvise`] live beside it ([`attrs`]).
+//! * Device faults arrive in batches ([`Gmem::dev_fault`], [`fault`]) and are resolved
+//!   by phased migration; CPU touches of device-resident pages are caught by a
+//!   userfaultfd handler thread ([`cpu`], [`migrate`]).
+//! * Device memory is oversubscribed by evicting pages to the host in access-LRU order
+//!   ([`evict`]); dense 2 MiB regions are prefetched ([`prefetch`]); pages that bounce
+//!   between CPU and device are throttled, then pinned and mapped remotely ([`thrash`]).
+//! * Everything is observable as `tracing` events and counters ([`events`]).
+//!
+//! [`softdev`] is a device in software (page table, TLB, DMA over host memory, fault
+//! injection) used by the tests and benchmarks, and a reference for device crates.
+
+pub mod attrs;
+pub mod buddy;
+pub mod cpu;
+pub mod events;
+pub mod evict;
+pub mod fault;
+pub mod manager;
+pub mod migrate;
+pub mod mmu;
+pub mod page_table;
+pub mod prefetch;
+pub mod softdev;
+pub mod thrash;
+mod uffd;
+
+pub use attrs::{DeviceId, Node, RangeAttrs};
+pub use cpu::{CpuError, CpuMode};
+pub use events::CounterSnapshot;
+pub use fault::{Access, DeviceFault, FaultError, FaultResolution};
+pub use manager::{Clock, Config, Gmem, GmemError, Hint, MapFlags, PageInfo, SpaceId};
+pub use migrate::MigrateError;
+pub use mmu::{
+    Asid, CopyOp, DeviceInfo, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, InvalidationBatch,
+    MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+};
+pub use page_table::Residency;
+pub use thrash::ThrashConfig;

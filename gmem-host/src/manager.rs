@@ -1,0 +1,834 @@
+//! The manager: devices, address spaces, `PEER_SHARED` regions and hints.
+//!
+//! # Locking
+//! One mutex ([`Inner::state`], "the invalidation lock") guards every table: devices,
+//! spaces, logical page tables, attributes, LRUs, the staging pool. Migrations drop it
+//! while the device copies (phase 2) and re-take it to commit, re-checking each page's
+//! sequence number. A page being migrated carries `MIGRATING`: a CPU write to a page
+//! being copied *out* of the CPU invalidates the migration (sequence bump, the commit
+//! rolls back and retries); anything else that needs such a page waits on
+//! [`Inner::cv`] (CPU faults on pages coming back) or answers retry (device faults).
+//! `munmap` waits until no migration touches the region, so nothing is freed under a
+//! DMA in flight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use bitflags::bitflags;
+use mmap_rs::{MmapFlags, MmapMut, MmapOptions};
+
+use crate::attrs::{AttrTree, DeviceId, Node, RangeAttrs};
+use crate::buddy::{Buddy, BuddyError};
+use crate::cpu::{CpuError, CpuMode, CpuSide, Handler};
+use crate::events::{CounterSnapshot, Counters};
+use crate::evict::Lru;
+use crate::migrate::MigrateError;
+use crate::mmu::{
+    Asid, DeviceInfo, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, MmuError, PAGE_SIZE,
+    HUGE_PAGE_SIZE, Prot,
+};
+use crate::page_table::{PageFlags, PageTable, Residency};
+use crate::thrash::{ThrashConfig, ThrashTracker};
+
+/// Monotonic time source, in nanoseconds. Tests pass a manual clock; co-simulation
+/// passes the transport's cycle clock.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Manager configuration. Defaults follow NVIDIA UVM where UVM documents one.
+#[derive(Clone)]
+pub struct Config {
+    /// How CPU touches of device-resident pages are caught.
+    pub cpu: CpuMode,
+    /// Pages in the DMA staging pool (device→host copies land there first).
+    pub staging_pages: usize,
+    /// Prefetch the rest of a 2 MiB region once more than this percentage of it is on the
+    /// device or faulted in the batch (UVM: 51). `None` disables prefetch.
+    pub prefetch_threshold_pct: Option<u8>,
+    /// Thrashing detection parameters.
+    pub thrash: ThrashConfig,
+    /// Optional hooks a device must declare to be registered.
+    pub require_hooks: Hooks,
+    /// Lowest virtual address used for regions (regions live in `[va_base, 2^va_bits)`).
+    pub va_base: u64,
+    /// Commit attempts per page before a fault is answered retry without progress.
+    pub max_commit_retries: u32,
+    /// Time source.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("cpu", &self.cpu)
+            .field("staging_pages", &self.staging_pages)
+            .field("prefetch_threshold_pct", &self.prefetch_threshold_pct)
+            .field("thrash", &self.thrash)
+            .field("require_hooks", &self.require_hooks)
+            .field("va_base", &format_args!("{:#x}", self.va_base))
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let start = std::time::Instant::now();
+        Config {
+            cpu: CpuMode::Userfaultfd,
+            staging_pages: 512,
+            prefetch_threshold_pct: Some(51),
+            thrash: ThrashConfig::default(),
+            require_hooks: Hooks::empty(),
+            va_base: 1 << 36,
+            max_commit_retries: 4,
+            clock: Arc::new(move || start.elapsed().as_nanos() as u64),
+        }
+    }
+}
+
+/// An address space (a process's unified VA space in the RFC).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpaceId(pub u32);
+
+bitflags! {
+    /// Flags of [`Gmem::mmap`].
+    #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+    pub struct MapFlags: u32 {
+        /// The region is managed by GMEM (shared between CPU and devices). Required.
+        const PEER_SHARED = 1;
+    }
+}
+
+/// `hmadvise` hints.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// Migrate the range to the node now.
+    Prefetch,
+    /// Drop device copies of the range (on `node`, or on every device for `Node::Cpu`),
+    /// keeping the data correct (it moves to the CPU).
+    DontNeed,
+    /// Set the preferred location to the node.
+    PreferredLocation,
+    /// Clear the preferred location.
+    UnsetPreferredLocation,
+    /// Add the (device) node to the accessed-by set: it maps pages remotely.
+    AccessedBy,
+    /// Remove the node from the accessed-by set.
+    UnsetAccessedBy,
+    /// Mark read-mostly: device read faults duplicate pages.
+    ReadMostly,
+    /// Clear read-mostly.
+    UnsetReadMostly,
+}
+
+/// Errors of the manager's API. Every error leaves the manager's state unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum GmemError {
+    /// Zero length.
+    #[error("zero-length range at {va:#x}")]
+    ZeroLength {
+        /// Address.
+        va: u64,
+    },
+    /// Address or length not page-aligned.
+    #[error("range [{va:#x}, +{len:#x}) is not 4 KiB-aligned")]
+    Unaligned {
+        /// Address.
+        va: u64,
+        /// Length.
+        len: u64,
+    },
+    /// `va + len` overflows.
+    #[error("range {va:#x} + {len:#x} overflows")]
+    Overflow {
+        /// Address.
+        va: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Some page of the range is not in a `PEER_SHARED` region of the space.
+    #[error("address {va:#x} is not in a PEER_SHARED region of space {space}")]
+    NotManaged {
+        /// First unmanaged address.
+        va: u64,
+        /// Space.
+        space: u32,
+    },
+    /// `munmap` must name a whole region.
+    #[error("munmap [{va:#x}, +{len:#x}) does not match a whole region")]
+    PartialUnmap {
+        /// Address.
+        va: u64,
+        /// Length.
+        len: u64,
+    },
+    /// `mmap` without `PEER_SHARED`: only opt-in regions are managed.
+    #[error("mmap flags {0:?} lack PEER_SHARED")]
+    Flags(MapFlags),
+    /// Unknown address space.
+    #[error("unknown address space {0}")]
+    UnknownSpace(u32),
+    /// Unknown device / node.
+    #[error("unknown node {0}")]
+    UnknownNode(Node),
+    /// The device is not attached to the space.
+    #[error("device {dev} is not attached to space {space}")]
+    NotAttached {
+        /// Device.
+        dev: u8,
+        /// Space.
+        space: u32,
+    },
+    /// The device is already attached.
+    #[error("device {dev} is already attached to space {space}")]
+    AlreadyAttached {
+        /// Device.
+        dev: u8,
+        /// Space.
+        space: u32,
+    },
+    /// The hint needs a device node.
+    #[error("hint {hint:?} needs a device node, got {node}")]
+    HintNode {
+        /// Hint.
+        hint: Hint,
+        /// Node.
+        node: Node,
+    },
+    /// No free virtual range of this length inside every attached device's VA window.
+    #[error("no free virtual range of {len:#x} bytes below {limit:#x}")]
+    NoVirtualSpace {
+        /// Length.
+        len: u64,
+        /// Window end.
+        limit: u64,
+    },
+    /// An existing region lies outside the attaching device's VA window.
+    #[error("region at {va:#x} is outside device {dev}'s {bits}-bit VA window")]
+    VaWindow {
+        /// Region.
+        va: u64,
+        /// Device.
+        dev: u8,
+        /// Its VA bits.
+        bits: u8,
+    },
+    /// Too many devices (the logical page table stores an 8-bit device index; masks 32).
+    #[error("too many devices (max 32)")]
+    TooManyDevices,
+    /// A device lacks an optional hook the configuration requires.
+    #[error("device `{name}` lacks required hooks {missing:?}")]
+    MissingHooks {
+        /// Device name.
+        name: String,
+        /// Missing hooks.
+        missing: Hooks,
+    },
+    /// A device's info is unusable.
+    #[error("device `{name}`: {reason}")]
+    BadDeviceInfo {
+        /// Device name.
+        name: String,
+        /// Reason.
+        reason: String,
+    },
+    /// A device hook failed.
+    #[error("device {dev} hook `{hook}` failed")]
+    Hook {
+        /// Device.
+        dev: u8,
+        /// Hook.
+        hook: &'static str,
+        /// The device's error.
+        #[source]
+        source: MmuError,
+    },
+    /// Host memory mapping failed.
+    #[error("host mmap of {len:#x} bytes failed: {reason}")]
+    HostMap {
+        /// Length.
+        len: u64,
+        /// Reason.
+        reason: String,
+    },
+    /// CPU side error.
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    /// Device memory description error.
+    #[error(transparent)]
+    Buddy(#[from] BuddyError),
+    /// A migration failed (data was kept where it was).
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    /// A prefetch to a device failed for a page (data was kept where it was).
+    #[error(transparent)]
+    Fault(#[from] crate::fault::FaultError),
+}
+
+/// What the manager knows about one page, for tests and the CLI.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Residency.
+    pub residency: Residency,
+    /// The device holding (or remotely mapping) it.
+    pub device: Option<DeviceId>,
+    /// Its device frame, when on a device.
+    pub device_pa: Option<u64>,
+    /// Rights of the device mapping (empty = unmapped).
+    pub prot: Prot,
+    /// Mapped remotely by `device`.
+    pub remote: bool,
+    /// Pinned on the CPU by the thrashing detector.
+    pub pinned: bool,
+    /// Part of a 2 MiB device mapping.
+    pub huge: bool,
+}
+
+pub(crate) struct DeviceSlot {
+    pub(crate) mmu: Arc<dyn GmMmu>,
+    pub(crate) info: DeviceInfo,
+    pub(crate) buddy: Buddy,
+    pub(crate) lru: Lru,
+    pub(crate) asids: HashMap<Asid, u32>,
+}
+
+pub(crate) struct Region {
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+    pub(crate) host: HostRegionId,
+    /// Owns the host mapping; only raw pointers into it are ever formed.
+    pub(crate) _map: MmapMut,
+    /// Migrations touching the region (munmap waits for zero).
+    pub(crate) inflight: u32,
+    pub(crate) dying: bool,
+}
+
+pub(crate) struct Space {
+    pub(crate) pt: PageTable,
+    pub(crate) attrs: AttrTree,
+    pub(crate) regions: BTreeMap<u64, Region>,
+    pub(crate) devices: Vec<(DeviceId, Asid)>,
+}
+
+impl Space {
+    pub(crate) fn region_of(&self, va: u64) -> Option<&Region> {
+        self.regions.range(..=va).next_back().map(|(_, r)| r).filter(|r| va < r.start + r.len)
+    }
+
+    pub(crate) fn region_of_mut(&mut self, va: u64) -> Option<&mut Region> {
+        self.regions
+            .range_mut(..=va)
+            .next_back()
+            .map(|(_, r)| r)
+            .filter(|r| va < r.start + r.len)
+    }
+
+    pub(crate) fn asid_of(&self, dev: DeviceId) -> Option<Asid> {
+        self.devices.iter().find(|(d, _)| *d == dev).map(|(_, a)| *a)
+    }
+}
+
+pub(crate) struct Staging {
+    pub(crate) map: MmapMut,
+    pub(crate) free: Vec<u32>,
+}
+
+impl Staging {
+    pub(crate) fn base(&self) -> u64 {
+        self.map.as_ptr() as u64
+    }
+}
+
+/// The staging pool's host-region id.
+pub(crate) const STAGING_ID: HostRegionId = HostRegionId(0);
+
+pub(crate) struct State {
+    pub(crate) devices: Vec<DeviceSlot>,
+    pub(crate) spaces: BTreeMap<u32, Space>,
+    pub(crate) next_space: u32,
+    pub(crate) next_host: u32,
+    /// Region start -> (space, end), over all spaces (the host VA space is one).
+    pub(crate) by_va: BTreeMap<u64, (u32, u64)>,
+    pub(crate) staging: Staging,
+    pub(crate) thrash: ThrashTracker,
+}
+
+impl State {
+    pub(crate) fn space(&self, s: SpaceId) -> Result<&Space, GmemError> {
+        self.spaces.get(&s.0).ok_or(GmemError::UnknownSpace(s.0))
+    }
+
+    pub(crate) fn dev(&self, d: DeviceId) -> Result<&DeviceSlot, GmemError> {
+        self.devices.get(d.0 as usize).ok_or(GmemError::UnknownNode(Node::Device(d)))
+    }
+
+    /// The space owning host address `va`.
+    pub(crate) fn space_of_va(&self, va: u64) -> Option<u32> {
+        self.by_va.range(..=va).next_back().filter(|(_, (_, end))| va < *end).map(|(_, (s, _))| *s)
+    }
+}
+
+/// Shared manager state; see the module docs for locking.
+pub(crate) struct Inner {
+    /// The invalidation lock: guards all tables.
+    pub(crate) state: Mutex<State>,
+    /// Signalled whenever a migration finalizes.
+    pub(crate) cv: Condvar,
+    pub(crate) cfg: Config,
+    pub(crate) counters: Counters,
+    pub(crate) cpu: CpuSide,
+}
+
+impl Inner {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.cfg.clock)()
+    }
+}
+
+/// The generic unified-memory manager. Cheap to share: all methods take `&self`.
+pub struct Gmem {
+    pub(crate) inner: Arc<Inner>,
+    _handler: Option<Handler>,
+}
+
+fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
+    if len == 0 {
+        return Err(GmemError::ZeroLength { va });
+    }
+    if va % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        return Err(GmemError::Unaligned { va, len });
+    }
+    if va.checked_add(len).is_none() {
+        return Err(GmemError::Overflow { va, len });
+    }
+    Ok(())
+}
+
+impl Gmem {
+    /// A manager with no devices. With [`CpuMode::Userfaultfd`] this opens the
+    /// userfaultfd and starts the handler thread, or fails with [`CpuError::Unavailable`].
+    pub fn new(cfg: Config) -> Result<Self, GmemError> {
+        let cpu = CpuSide::new(cfg.cpu)?;
+        let pages = cfg.staging_pages.max(1);
+        let map = MmapOptions::new(pages * PAGE_SIZE as usize)
+            .and_then(|o| o.map_mut())
+            .map_err(|e| GmemError::HostMap { len: pages as u64 * PAGE_SIZE, reason: e.to_string() })?;
+        let staging = Staging { map, free: (0..pages as u32).rev().collect() };
+        let state = State {
+            devices: Vec::new(),
+            spaces: BTreeMap::new(),
+            next_space: 1,
+            next_host: 1,
+            by_va: BTreeMap::new(),
+            staging,
+            thrash: ThrashTracker::new(cfg.thrash),
+        };
+        let inner = Arc::new(Inner {
+            state: Mutex::new(state),
+            cv: Condvar::new(),
+            cfg,
+            counters: Counters::default(),
+            cpu,
+        });
+        let handler = match inner.cpu.raw_fd() {
+            Some(fd) => Some(Handler::start(inner.clone(), fd)?),
+            None => None,
+        };
+        Ok(Gmem { inner, _handler: handler })
+    }
+
+    /// Whether CPU faults are served by userfaultfd.
+    pub fn uses_userfaultfd(&self) -> bool {
+        self.inner.cpu.is_uffd()
+    }
+
+    /// Register a device: validate its info and hooks, build the buddy allocator over its
+    /// memory, and map the staging pool for its DMA.
+    pub fn register_device(&self, mmu: Arc<dyn GmMmu>) -> Result<DeviceId, GmemError> {
+        let info = mmu.info();
+        let missing = self.inner.cfg.require_hooks - info.hooks;
+        if !missing.is_empty() {
+            return Err(GmemError::MissingHooks { name: info.name, missing });
+        }
+        if !(32..=64).contains(&info.va_bits) {
+            return Err(GmemError::BadDeviceInfo {
+                name: info.name,
+                reason: format!("va_bits {} outside 32..=64", info.va_bits),
+            });
+        }
+        if info.mem_ranges.iter().any(|r| r.end / PAGE_SIZE > u64::from(u32::MAX)) {
+            return Err(GmemError::BadDeviceInfo {
+                name: info.name,
+                reason: "device memory above 16 TiB".into(),
+            });
+        }
+        let buddy = Buddy::new(&info.mem_ranges)?;
+        let mut g = self.inner.lock();
+        if g.devices.len() >= 32 {
+            return Err(GmemError::TooManyDevices);
+        }
+        let id = DeviceId(g.devices.len() as u8);
+        if info.hooks.contains(Hooks::DMA_MAP_HOST) {
+            let region = HostRegion {
+                id: STAGING_ID,
+                kind: HostRegionKind::Staging,
+                va: g.staging.base(),
+                len: g.staging.map.size() as u64,
+            };
+            mmu.dma_map_host(&region)
+                .map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
+        }
+        tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
+        g.devices.push(DeviceSlot { mmu, info, buddy, lru: Lru::default(), asids: HashMap::new() });
+        Ok(id)
+    }
+
+    /// Create an empty address space.
+    pub fn create_space(&self) -> SpaceId {
+        let mut g = self.inner.lock();
+        let id = g.next_space;
+        g.next_space += 1;
+        g.spaces.insert(
+            id,
+            Space { pt: PageTable::new(), attrs: AttrTree::new(), regions: BTreeMap::new(), devices: Vec::new() },
+        );
+        SpaceId(id)
+    }
+
+    /// Attach a device to a space: create its page table (ASID) and make every existing
+    /// region reachable on it. Returns the ASID the device chose.
+    pub fn attach(&self, space: SpaceId, dev: DeviceId) -> Result<Asid, GmemError> {
+        let mut g = self.inner.lock();
+        let slot = g.dev(dev)?;
+        let (mmu, info) = (slot.mmu.clone(), slot.info.clone());
+        let sp = g.space(space)?;
+        if sp.asid_of(dev).is_some() {
+            return Err(GmemError::AlreadyAttached { dev: dev.0, space: space.0 });
+        }
+        let limit = 1u64.checked_shl(u32::from(info.va_bits)).unwrap_or(u64::MAX);
+        if let Some(r) = sp.regions.values().find(|r| r.start + r.len > limit) {
+            return Err(GmemError::VaWindow { va: r.start, dev: dev.0, bits: info.va_bits });
+        }
+        let regions: Vec<(u64, u64, HostRegionId)> =
+            sp.regions.values().map(|r| (r.start, r.len, r.host)).collect();
+        let hook = |hook: &'static str| move |source| GmemError::Hook { dev: dev.0, hook, source };
+        let asid = mmu.pmap_create().map_err(hook("pmap_create"))?;
+        let mut done = Vec::new();
+        let mut fail = None;
+        for &(va, len, host) in &regions {
+            if let Err(e) = region_on_device(&mmu, &info, asid, va, len, host, dev) {
+                fail = Some(e);
+                break;
+            }
+            done.push((va, len, host));
+        }
+        if let Some(e) = fail {
+            for (va, len, host) in done {
+                region_off_device(&mmu, &info, asid, va, len, host);
+            }
+            let _ = mmu.pmap_destroy(asid);
+            return Err(e);
+        }
+        g.devices[dev.0 as usize].asids.insert(asid, space.0);
+        if let Some(sp) = g.spaces.get_mut(&space.0) {
+            sp.devices.push((dev, asid));
+        }
+        Ok(asid)
+    }
+
+    /// Map `len` bytes of managed memory (rounded up to pages) and return a host pointer
+    /// the CPU uses directly. The same address is the device virtual address.
+    pub fn mmap(&self, space: SpaceId, len: u64, flags: MapFlags) -> Result<*mut u8, GmemError> {
+        if !flags.contains(MapFlags::PEER_SHARED) {
+            return Err(GmemError::Flags(flags));
+        }
+        if len == 0 {
+            return Err(GmemError::ZeroLength { va: 0 });
+        }
+        let len = len.checked_add(PAGE_SIZE - 1).ok_or(GmemError::Overflow { va: 0, len })? & !(PAGE_SIZE - 1);
+        let mut g = self.inner.lock();
+        let sp = g.space(space)?;
+        let mut limit = 1u64 << 47;
+        let devs: Vec<(DeviceId, Asid)> = sp.devices.clone();
+        for (d, _) in &devs {
+            let bits = g.devices[d.0 as usize].info.va_bits;
+            limit = limit.min(1u64.checked_shl(u32::from(bits)).unwrap_or(u64::MAX));
+        }
+        let map = place_region(&g.by_va, self.inner.cfg.va_base, limit, len)?;
+        let va = map.as_ptr() as u64;
+        let host = HostRegionId(g.next_host);
+        // Register with the CPU side, then every attached device; undo on failure.
+        // (CpuSide needs &mut only to downgrade WP support; it is behind the Arc here, so
+        // registration uses a shared path.)
+        cpu_register(&self.inner.cpu, va, len)?;
+        let mut done: Vec<(DeviceId, Asid)> = Vec::new();
+        for &(d, asid) in &devs {
+            let slot = &g.devices[d.0 as usize];
+            if let Err(e) = region_on_device(&slot.mmu, &slot.info, asid, va, len, host, d) {
+                for &(d2, a2) in &done {
+                    let s2 = &g.devices[d2.0 as usize];
+                    region_off_device(&s2.mmu, &s2.info, a2, va, len, host);
+                }
+                self.inner.cpu.unregister(va, len);
+                return Err(e);
+            }
+            done.push((d, asid));
+        }
+        g.next_host += 1;
+        g.by_va.insert(va, (space.0, va + len));
+        let region = Region { start: va, len, host, _map: map, inflight: 0, dying: false };
+        if let Some(sp) = g.spaces.get_mut(&space.0) {
+            sp.regions.insert(va, region);
+        }
+        tracing::debug!(target: "gmem", space = space.0, va = format_args!("{va:#x}"), len, "mmap");
+        Ok(va as *mut u8)
+    }
+
+    /// Unmap a whole region: wait for migrations touching it, release every device
+    /// mapping and frame, then drop the host memory.
+    pub fn munmap(&self, space: SpaceId, ptr: *mut u8, len: u64) -> Result<(), GmemError> {
+        let va = ptr as u64;
+        check_range(va, len)?;
+        let mut g = self.inner.lock();
+        {
+            let sp = g.space(space)?;
+            let r = sp.regions.get(&va).ok_or(GmemError::NotManaged { va, space: space.0 })?;
+            if r.len != len || r.dying {
+                return Err(if r.dying {
+                    GmemError::NotManaged { va, space: space.0 }
+                } else {
+                    GmemError::PartialUnmap { va, len }
+                });
+            }
+        }
+        if let Some(r) = g.spaces.get_mut(&space.0).and_then(|s| s.regions.get_mut(&va)) {
+            r.dying = true;
+        }
+        loop {
+            let busy = g.spaces.get(&space.0).and_then(|s| s.regions.get(&va)).map_or(0, |r| r.inflight);
+            if busy == 0 {
+                break;
+            }
+            g = self.inner.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        crate::migrate::teardown_range(&self.inner, &mut g, space.0, va, len);
+        let Some(sp) = g.spaces.get_mut(&space.0) else { return Ok(()) };
+        let Some(region) = sp.regions.remove(&va) else { return Ok(()) };
+        let devs = sp.devices.clone();
+        sp.pt.remove(va / PAGE_SIZE, len / PAGE_SIZE);
+        sp.attrs.clear(va, va + len);
+        g.by_va.remove(&va);
+        for (d, asid) in devs {
+            let slot = &g.devices[d.0 as usize];
+            region_off_device(&slot.mmu, &slot.info, asid, va, len, region.host);
+        }
+        self.inner.cpu.unregister(va, len);
+        drop(g);
+        drop(region);
+        Ok(())
+    }
+
+    /// Memory hints (RFC `hmadvise`). Validates the range and node first; an error leaves
+    /// every table unchanged (a failed PREFETCH/DONTNEED keeps data where it was).
+    pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<(), GmemError> {
+        check_range(va, len)?;
+        let g = self.inner.lock();
+        let sp = g.space(space)?;
+        if let Node::Device(d) = node {
+            g.dev(d)?;
+            if sp.asid_of(d).is_none() {
+                return Err(GmemError::NotAttached { dev: d.0, space: space.0 });
+            }
+        }
+        // Every page must be managed.
+        let mut at = va;
+        while at < va + len {
+            match sp.region_of(at) {
+                Some(r) if !r.dying => at = r.start + r.len,
+                _ => return Err(GmemError::NotManaged { va: at, space: space.0 }),
+            }
+        }
+        let dev_node = |hint| match node {
+            Node::Device(d) => Ok(d),
+            Node::Cpu => Err(GmemError::HintNode { hint, node }),
+        };
+        let attr_change: Option<Box<dyn Fn(&mut RangeAttrs)>> = match hint {
+            Hint::PreferredLocation => Some(Box::new(move |a| a.preferred = Some(node))),
+            Hint::UnsetPreferredLocation => Some(Box::new(|a| a.preferred = None)),
+            Hint::AccessedBy => {
+                let d = dev_node(hint)?;
+                Some(Box::new(move |a| a.accessed_by |= 1 << d.0))
+            }
+            Hint::UnsetAccessedBy => {
+                let d = dev_node(hint)?;
+                Some(Box::new(move |a| a.accessed_by &= !(1 << d.0)))
+            }
+            Hint::ReadMostly => Some(Box::new(|a| a.read_mostly = true)),
+            Hint::UnsetReadMostly => Some(Box::new(|a| a.read_mostly = false)),
+            Hint::Prefetch | Hint::DontNeed => None,
+        };
+        drop(g);
+        if let Some(f) = attr_change {
+            let mut g = self.inner.lock();
+            if let Some(sp) = g.spaces.get_mut(&space.0) {
+                sp.attrs.apply(va, va + len, f);
+            }
+            return Ok(());
+        }
+        match (hint, node) {
+            (Hint::Prefetch, Node::Device(d)) => crate::fault::prefetch_to_device(&self.inner, space.0, d, va, len),
+            (Hint::Prefetch, Node::Cpu) | (Hint::DontNeed, Node::Cpu) => {
+                crate::migrate::range_to_host(&self.inner, space.0, None, va, len)
+            }
+            (Hint::DontNeed, Node::Device(d)) => {
+                crate::migrate::range_to_host(&self.inner, space.0, Some(d), va, len)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Manual CPU coherence ([`CpuMode::Manual`], or to pre-fault a range): make
+    /// `[va, va+len)` CPU-accessible (for writing if `write`), as the userfaultfd handler
+    /// would on a touch.
+    pub fn cpu_access(&self, va: u64, len: u64, write: bool) -> Result<(), GmemError> {
+        let start = va & !(PAGE_SIZE - 1);
+        let end = va.checked_add(len).ok_or(GmemError::Overflow { va, len })?;
+        if len == 0 {
+            return Err(GmemError::ZeroLength { va });
+        }
+        let mut p = start;
+        while p < end {
+            self.inner.cpu_fault(p, write)?;
+            p += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// Handle a batch of device faults; see [`crate::fault`].
+    pub fn dev_fault(&self, dev: DeviceId, faults: &[crate::fault::DeviceFault]) -> Vec<crate::fault::FaultResolution> {
+        crate::fault::handle_batch(&self.inner, dev, faults)
+    }
+
+    /// Evict up to `pages` pages from `dev` to the host by its LRU (what device-memory
+    /// pressure does); returns how many were evicted.
+    pub fn evict(&self, dev: DeviceId, pages: usize) -> Result<usize, GmemError> {
+        crate::migrate::evict(&self.inner, dev, pages, &Default::default())
+    }
+
+    /// Unpin pages whose thrashing went quiet; call periodically (fault handling does it
+    /// lazily per page too). Returns how many were unpinned.
+    pub fn maintenance(&self) -> usize {
+        crate::thrash::unpin_quiet(&self.inner)
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// What the manager knows about the page holding `va`.
+    pub fn page_info(&self, space: SpaceId, va: u64) -> Option<PageInfo> {
+        let g = self.inner.lock();
+        let sp = g.spaces.get(&space.0)?;
+        sp.region_of(va)?;
+        let e = sp.pt.get(va / PAGE_SIZE);
+        let holds = e.on_device() || e.flags.contains(PageFlags::REMOTE);
+        Some(PageInfo {
+            residency: e.state,
+            device: holds.then_some(DeviceId(e.dev)),
+            device_pa: e.on_device().then(|| e.pa()),
+            prot: e.prot(),
+            remote: e.flags.contains(PageFlags::REMOTE),
+            pinned: e.flags.contains(PageFlags::PINNED),
+            huge: e.flags.contains(PageFlags::HUGE),
+        })
+    }
+
+    /// Free and total 4 KiB frames of a device.
+    pub fn device_pages(&self, dev: DeviceId) -> Option<(u64, u64)> {
+        let g = self.inner.lock();
+        g.devices.get(dev.0 as usize).map(|s| (s.buddy.free_pages(), s.buddy.total_pages()))
+    }
+
+    /// Heap bytes of the space's logical page table and attribute tree (for the
+    /// bytes-per-page budget).
+    pub fn metadata_bytes(&self, space: SpaceId) -> Option<usize> {
+        let g = self.inner.lock();
+        let sp = g.spaces.get(&space.0)?;
+        Some(sp.pt.heap_bytes() + sp.attrs.ranges().len() * 48 + sp.regions.len() * std::mem::size_of::<Region>())
+    }
+}
+
+fn cpu_register(cpu: &CpuSide, va: u64, len: u64) -> Result<(), CpuError> {
+    cpu.register_shared(va, len)
+}
+
+/// Reserve the VA on the device and make the region reachable for its DMA.
+fn region_on_device(
+    mmu: &Arc<dyn GmMmu>,
+    info: &DeviceInfo,
+    asid: Asid,
+    va: u64,
+    len: u64,
+    host: HostRegionId,
+    dev: DeviceId,
+) -> Result<(), GmemError> {
+    if info.hooks.contains(Hooks::PEER_VA) {
+        mmu.peer_va_alloc_fixed(asid, va, len)
+            .map_err(|source| GmemError::Hook { dev: dev.0, hook: "peer_va_alloc_fixed", source })?;
+    }
+    if info.hooks.contains(Hooks::DMA_MAP_HOST) {
+        let r = HostRegion { id: host, kind: HostRegionKind::PeerShared, va, len };
+        if let Err(source) = mmu.dma_map_host(&r) {
+            if info.hooks.contains(Hooks::PEER_VA) {
+                let _ = mmu.peer_va_free(asid, va, len);
+            }
+            return Err(GmemError::Hook { dev: dev.0, hook: "dma_map_host", source });
+        }
+    }
+    Ok(())
+}
+
+fn region_off_device(mmu: &Arc<dyn GmMmu>, info: &DeviceInfo, asid: Asid, va: u64, len: u64, host: HostRegionId) {
+    if info.hooks.contains(Hooks::DMA_MAP_HOST) {
+        if let Err(e) = mmu.dma_unmap_host(host) {
+            tracing::warn!(target: "gmem", error = %e, "dma_unmap_host failed");
+        }
+    }
+    if info.hooks.contains(Hooks::PEER_VA) {
+        if let Err(e) = mmu.peer_va_free(asid, va, len) {
+            tracing::warn!(target: "gmem", error = %e, "peer_va_free failed");
+        }
+    }
+}
+
+/// Find a 2 MiB-aligned free range in `[base, limit)` and map it there (the address is
+/// a hint; a range the kernel placed elsewhere is dropped and the next gap tried).
+fn place_region(by_va: &BTreeMap<u64, (u32, u64)>, base: u64, limit: u64, len: u64) -> Result<MmapMut, GmemError> {
+    let align = |x: u64| x.div_ceil(HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
+    let mut at = align(base);
+    for _ in 0..256 {
+        // Skip regions overlapping [at, at+len).
+        while let Some((_, &(_, end))) = by_va.range(..at.saturating_add(len)).next_back().filter(|(_, (_, e))| *e > at) {
+            at = align(end);
+        }
+        let Some(end) = at.checked_add(len) else { break };
+        if end > limit {
+            break;
+        }
+        let opts = MmapOptions::new(len as usize)
+            .map_err(|e| GmemError::HostMap { len, reason: e.to_string() })?
+            .with_address(at as usize)
+            .with_flags(MmapFlags::NO_RESERVE);
+        match opts.map_mut() {
+            Ok(m) if m.as_ptr() as u64 == at => return Ok(m),
+            Ok(_) => {}
+            Err(e) => return Err(GmemError::HostMap { len, reason: e.to_string() }),
+        }
+        at = align(at + len.max(HUGE_PAGE_SIZE));
+    }
+    Err(GmemError::NoVirtualSpace { len, limit })
+}

@@ -1,0 +1,482 @@
+//! A device in software: a [`GmMmu`] over host memory, with a page table, a TLB that
+//! keeps stale entries until invalidated, a "DMA engine" (memcpy), accessed bits, and
+//! injectable hook failures.
+//!
+//! The tests and benchmarks drive the manager with it, and it is a compact reference for
+//! what a device crate implements. Its loads and stores go through the TLB first, so a
+//! manager that forgets an invalidation reads stale data, exactly like hardware would.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::attrs::DeviceId;
+use crate::fault::{Access, DeviceFault, FaultError, FaultResolution};
+use crate::manager::Gmem;
+use crate::mmu::{
+    Asid, CopyOp, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, HostRegion, HostRegionId, Hooks, MemAddr, MmuError,
+    PAGE_SIZE, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Pte {
+    target: MemAddr,
+    size: PageSize,
+    prot: Prot,
+}
+
+#[derive(Default)]
+struct Space {
+    /// Keyed by the mapping's first VA.
+    ptes: BTreeMap<u64, Pte>,
+    reserved: Vec<(u64, u64)>,
+}
+
+struct Dev {
+    mem: Vec<u8>,
+    spaces: HashMap<Asid, Space>,
+    /// (asid, 4 KiB VA) -> (translated base address, prot)
+    tlb: HashMap<(Asid, u64), (MemAddr, Prot)>,
+    host: HashMap<HostRegionId, HostRegion>,
+    next_asid: u32,
+    /// hook -> (calls to let pass, failures to inject)
+    inject: HashMap<&'static str, (u32, u32)>,
+    calls: HashMap<&'static str, u64>,
+    accessed: HashSet<(Asid, u64)>,
+}
+
+/// Configuration of a [`SoftDevice`].
+#[derive(Clone, Debug)]
+pub struct SoftConfig {
+    /// Device memory bytes (multiple of 4 KiB).
+    pub mem_bytes: u64,
+    /// VA bits.
+    pub va_bits: u8,
+    /// Optional hooks to declare.
+    pub hooks: Hooks,
+    /// 2 MiB mappings.
+    pub huge_pages: bool,
+}
+
+impl Default for SoftConfig {
+    fn default() -> Self {
+        SoftConfig { mem_bytes: 16 << 20, va_bits: 39, hooks: Hooks::all(), huge_pages: true }
+    }
+}
+
+/// The software device.
+pub struct SoftDevice {
+    cfg: SoftConfig,
+    dev: Mutex<Dev>,
+}
+
+/// A device access that faulted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SoftFault {
+    /// Address.
+    pub va: u64,
+    /// Access.
+    pub access: Access,
+}
+
+impl SoftDevice {
+    /// A device with `cfg`.
+    pub fn new(cfg: SoftConfig) -> Self {
+        let mem = vec![0u8; cfg.mem_bytes as usize];
+        SoftDevice {
+            cfg,
+            dev: Mutex::new(Dev {
+                mem,
+                spaces: HashMap::new(),
+                tlb: HashMap::new(),
+                host: HashMap::new(),
+                next_asid: 1,
+                inject: HashMap::new(),
+                calls: HashMap::new(),
+                accessed: HashSet::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Dev> {
+        self.dev.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make the next `count` calls of `hook` fail (after letting `skip` calls pass).
+    pub fn inject_failure(&self, hook: &'static str, skip: u32, count: u32) {
+        self.lock().inject.insert(hook, (skip, count));
+    }
+
+    /// Calls made to `hook` so far.
+    pub fn calls(&self, hook: &'static str) -> u64 {
+        self.lock().calls.get(hook).copied().unwrap_or(0)
+    }
+
+    /// Translate through the page table only (no TLB): target byte address and rights.
+    pub fn translate(&self, asid: Asid, va: u64) -> Option<(MemAddr, Prot)> {
+        let d = self.lock();
+        walk(&d, asid, va)
+    }
+
+    /// Valid mappings in `asid` (a huge mapping counts once).
+    pub fn mappings(&self, asid: Asid) -> usize {
+        self.lock().spaces.get(&asid).map_or(0, |s| s.ptes.len())
+    }
+
+    /// TLB entries that disagree with the page table (must be 0 after every manager call).
+    pub fn stale_tlb_entries(&self) -> usize {
+        let d = self.lock();
+        d.tlb.iter().filter(|((a, va), t)| walk(&d, *a, *va) != Some(**t)).count()
+    }
+
+    /// Perform a load (`data = None`, result in `buf`) or store of `buf.len()` bytes at
+    /// `va`, one page at a time; returns the first fault.
+    pub fn access(&self, asid: Asid, va: u64, buf: &mut [u8], write: bool) -> Result<(), SoftFault> {
+        let mut d = self.lock();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = va + done as u64;
+            let page = a & !(PAGE_SIZE - 1);
+            let n = ((page + PAGE_SIZE - a) as usize).min(buf.len() - done);
+            let access = if write { Access::Write } else { Access::Read };
+            let need = if write { Prot::WRITE } else { Prot::READ };
+            let hit = d.tlb.get(&(asid, page)).copied();
+            let (base, prot) = match hit {
+                Some(t) => t,
+                None => match walk(&d, asid, page) {
+                    Some(t) => {
+                        d.tlb.insert((asid, page), t);
+                        t
+                    }
+                    None => return Err(SoftFault { va: a, access }),
+                },
+            };
+            if !prot.contains(need) {
+                return Err(SoftFault { va: a, access });
+            }
+            d.accessed.insert((asid, page));
+            let off = a - page;
+            let chunk = &mut buf[done..done + n];
+            match base {
+                MemAddr::Device(pa) => {
+                    let at = (pa + off) as usize;
+                    if write {
+                        d.mem[at..at + n].copy_from_slice(chunk);
+                    } else {
+                        chunk.copy_from_slice(&d.mem[at..at + n]);
+                    }
+                }
+                MemAddr::Host { region, offset } => {
+                    let Some(p) = host_ptr(&d, region, offset + off, n as u64) else {
+                        return Err(SoftFault { va: a, access });
+                    };
+                    // SAFETY: `p` points into a registered host region, `n` bytes in
+                    // bounds; the manager keeps remotely mapped pages present.
+                    unsafe {
+                        if write {
+                            std::ptr::copy_nonoverlapping(chunk.as_ptr(), p, n);
+                        } else {
+                            std::ptr::copy_nonoverlapping(p, chunk.as_mut_ptr(), n);
+                        }
+                    }
+                }
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Run an access to completion the way hardware would: on a fault, hand it to the
+    /// manager and replay; an abort is returned.
+    pub fn run(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8], write: bool) -> Result<(), FaultError> {
+        let mut spins = 0u32;
+        loop {
+            match self.access(asid, va, buf, write) {
+                Ok(()) => return Ok(()),
+                Err(f) => {
+                    let r = gm.dev_fault(dev, &[DeviceFault { asid, va: f.va, access: f.access, tag: 0 }]);
+                    if let Some(FaultResolution::Abort(e)) = r.into_iter().next() {
+                        return Err(e);
+                    }
+                    spins += 1;
+                    if spins > 64 {
+                        std::thread::yield_now();
+                    }
+                    if spins > 100_000 {
+                        return Err(FaultError::NotManaged { va: f.va });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Load `buf.len()` bytes at `va`, resolving faults through `gm`.
+    pub fn load(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8]) -> Result<(), FaultError> {
+        self.run(gm, dev, asid, va, buf, false)
+    }
+
+    /// Store `data` at `va`, resolving faults through `gm`.
+    pub fn store(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, data: &[u8]) -> Result<(), FaultError> {
+        let mut buf = data.to_vec();
+        self.run(gm, dev, asid, va, &mut buf, true)
+    }
+
+    fn enter(&self, hook: &'static str) -> Result<std::sync::MutexGuard<'_, Dev>, MmuError> {
+        let mut d = self.lock();
+        *d.calls.entry(hook).or_default() += 1;
+        if let Some((skip, count)) = d.inject.get_mut(hook) {
+            if *skip > 0 {
+                *skip -= 1;
+            } else if *count > 0 {
+                *count -= 1;
+                return Err(MmuError::Injected { hook });
+            }
+        }
+        Ok(d)
+    }
+
+    fn check_frame(&self, pa: u64, size: PageSize) -> Result<(), MmuError> {
+        if pa % size.bytes() != 0 || pa + size.bytes() > self.cfg.mem_bytes {
+            return Err(MmuError::PageTable { va: pa, reason: format!("bad frame {pa:#x}") });
+        }
+        Ok(())
+    }
+}
+
+fn walk(d: &Dev, asid: Asid, va: u64) -> Option<(MemAddr, Prot)> {
+    let sp = d.spaces.get(&asid)?;
+    let page = va & !(PAGE_SIZE - 1);
+    if let Some(p) = sp.ptes.get(&page).filter(|p| p.size == PageSize::Base) {
+        return Some((p.target, p.prot));
+    }
+    let huge = va & !(HUGE_PAGE_SIZE - 1);
+    let p = sp.ptes.get(&huge).filter(|p| p.size == PageSize::Huge)?;
+    let off = page - huge;
+    let t = match p.target {
+        MemAddr::Device(pa) => MemAddr::Device(pa + off),
+        MemAddr::Host { region, offset } => MemAddr::Host { region, offset: offset + off },
+    };
+    Some((t, p.prot))
+}
+
+fn host_ptr(d: &Dev, region: HostRegionId, offset: u64, len: u64) -> Option<*mut u8> {
+    let r = d.host.get(&region)?;
+    (offset + len <= r.len).then(|| (r.va + offset) as *mut u8)
+}
+
+fn read_at(d: &Dev, a: MemAddr, len: u64) -> Result<Vec<u8>, String> {
+    match a {
+        MemAddr::Device(pa) => d
+            .mem
+            .get(pa as usize..(pa + len) as usize)
+            .map(|s| s.to_vec())
+            .ok_or_else(|| format!("device read {pa:#x} out of range")),
+        MemAddr::Host { region, offset } => {
+            let p = host_ptr(d, region, offset, len).ok_or_else(|| format!("host {a} not registered"))?;
+            let mut v = vec![0u8; len as usize];
+            // SAFETY: `p` is in bounds of a registered region (checked by host_ptr); the
+            // manager only names present pages.
+            unsafe { std::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), len as usize) };
+            Ok(v)
+        }
+    }
+}
+
+fn write_at(d: &mut Dev, a: MemAddr, data: &[u8]) -> Result<(), String> {
+    match a {
+        MemAddr::Device(pa) => {
+            let s = d
+                .mem
+                .get_mut(pa as usize..pa as usize + data.len())
+                .ok_or_else(|| format!("device write {pa:#x} out of range"))?;
+            s.copy_from_slice(data);
+            Ok(())
+        }
+        MemAddr::Host { region, offset } => {
+            let p = host_ptr(d, region, offset, data.len() as u64).ok_or_else(|| format!("host {a} not registered"))?;
+            // SAFETY: in bounds of a registered region (checked by host_ptr).
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+            Ok(())
+        }
+    }
+}
+
+impl GmMmu for SoftDevice {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            name: "softdev".into(),
+            mem_ranges: vec![0..self.cfg.mem_bytes],
+            va_bits: self.cfg.va_bits,
+            huge_pages: self.cfg.huge_pages,
+            hooks: self.cfg.hooks,
+        }
+    }
+
+    fn pmap_create(&self) -> Result<Asid, MmuError> {
+        let mut d = self.enter("pmap_create")?;
+        let a = Asid(d.next_asid);
+        d.next_asid += 1;
+        d.spaces.insert(a, Space::default());
+        Ok(a)
+    }
+
+    fn pmap_destroy(&self, asid: Asid) -> Result<(), MmuError> {
+        let mut d = self.enter("pmap_destroy")?;
+        d.spaces.remove(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        d.tlb.retain(|(a, _), _| *a != asid);
+        Ok(())
+    }
+
+    fn pmap_enter(&self, asid: Asid, va: u64, target: MemAddr, size: PageSize, prot: Prot) -> Result<(), MmuError> {
+        if let MemAddr::Device(pa) = target {
+            self.check_frame(pa, size)?;
+        } else if !self.cfg.hooks.contains(Hooks::HOST_MAPPING) {
+            return Err(MmuError::Unsupported { hook: "pmap_enter(host)" });
+        }
+        let peer_va = self.cfg.hooks.contains(Hooks::PEER_VA);
+        let mut d = self.enter("pmap_enter")?;
+        if va % size.bytes() != 0 {
+            return Err(MmuError::PageTable { va, reason: "misaligned".into() });
+        }
+        if walk(&d, asid, va).is_some() || (size == PageSize::Huge && {
+            let sp = d.spaces.get(&asid);
+            sp.is_some_and(|s| s.ptes.range(va..va + HUGE_PAGE_SIZE).next().is_some())
+        }) {
+            return Err(MmuError::PageTable { va, reason: "already mapped".into() });
+        }
+        let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        if peer_va && !sp.reserved.iter().any(|&(s, l)| s <= va && va + size.bytes() <= s + l) {
+            return Err(MmuError::PageTable { va, reason: "outside reserved VA".into() });
+        }
+        sp.ptes.insert(va, Pte { target, size, prot });
+        Ok(())
+    }
+
+    fn pmap_release(&self, asid: Asid, va: u64, size: PageSize) -> Result<TlbFlush, MmuError> {
+        let mut d = self.enter("pmap_release")?;
+        let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        match sp.ptes.get(&va) {
+            Some(p) if p.size == size => {
+                sp.ptes.remove(&va);
+                Ok(TlbFlush::new(asid, va, size.bytes()))
+            }
+            _ => Ok(TlbFlush::none(asid)),
+        }
+    }
+
+    fn pmap_protect(&self, asid: Asid, va: u64, size: PageSize, prot: Prot) -> Result<TlbFlush, MmuError> {
+        let mut d = self.enter("pmap_protect")?;
+        let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        let p = sp
+            .ptes
+            .get_mut(&va)
+            .filter(|p| p.size == size)
+            .ok_or_else(|| MmuError::PageTable { va, reason: "protect of unmapped page".into() })?;
+        let narrowed = !prot.contains(p.prot);
+        p.prot = prot;
+        Ok(if narrowed { TlbFlush::new(asid, va, size.bytes()) } else { TlbFlush::none(asid) })
+    }
+
+    fn tlb_invl(&self, asid: Asid, range: VaRange) -> Result<(), MmuError> {
+        let mut d = self.enter("tlb_invl")?;
+        d.tlb.retain(|(a, va), _| !(*a == asid && *va >= range.start && *va < range.end()));
+        Ok(())
+    }
+
+    fn tlb_invl_coalesced(&self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
+        let mut d = self.enter("tlb_invl_coalesced")?;
+        d.tlb.retain(|(a, va), _| !(*a == asid && ranges.iter().any(|r| *va >= r.start && *va < r.end())));
+        Ok(())
+    }
+
+    fn prepare_page(&self, pa: u64, size: PageSize, how: Prepare) -> Result<(), MmuError> {
+        self.check_frame(pa, size)?;
+        let mut d = self.enter("prepare_page")?;
+        let data = match how {
+            Prepare::Zero => vec![0u8; size.bytes() as usize],
+            Prepare::CopyFrom(src) => read_at(&d, src, size.bytes())
+                .map_err(|reason| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?,
+        };
+        write_at(&mut d, MemAddr::Device(pa), &data)
+            .map_err(|reason| MmuError::Dma { index: 0, src: MemAddr::Device(pa), dst: MemAddr::Device(pa), reason })
+    }
+
+    fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
+        let mut d = self.enter("copy_batch")?;
+        for (index, op) in ops.iter().enumerate() {
+            let data = read_at(&d, op.src, op.len)
+                .map_err(|reason| MmuError::Dma { index, src: op.src, dst: op.dst, reason })?;
+            write_at(&mut d, op.dst, &data).map_err(|reason| MmuError::Dma { index, src: op.src, dst: op.dst, reason })?;
+        }
+        Ok(())
+    }
+
+    fn peer_va_alloc_fixed(&self, asid: Asid, va: u64, len: u64) -> Result<(), MmuError> {
+        let mut d = self.enter("peer_va_alloc_fixed")?;
+        let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        if sp.reserved.iter().any(|&(s, l)| va < s + l && s < va + len) {
+            return Err(MmuError::PageTable { va, reason: "VA already reserved".into() });
+        }
+        sp.reserved.push((va, len));
+        Ok(())
+    }
+
+    fn peer_va_free(&self, asid: Asid, va: u64, len: u64) -> Result<(), MmuError> {
+        let mut d = self.enter("peer_va_free")?;
+        let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        if sp.ptes.range(va..va + len).next().is_some() {
+            return Err(MmuError::PageTable { va, reason: "freeing VA with live mappings".into() });
+        }
+        sp.reserved.retain(|&(s, l)| (s, l) != (va, len));
+        Ok(())
+    }
+
+    fn alloc_page(&self, _pa: u64, _size: PageSize) -> Result<(), MmuError> {
+        self.enter("alloc_page").map(|_| ())
+    }
+
+    fn free_page(&self, _pa: u64, _size: PageSize) {
+        let mut d = self.lock();
+        *d.calls.entry("free_page").or_default() += 1;
+    }
+
+    fn peer_map(&self, asid: Asid, ops: &[PeerMapOp]) -> Result<(), MmuError> {
+        drop(self.enter("peer_map")?);
+        for (i, op) in ops.iter().enumerate() {
+            let r = self.prepare_page(op.pa, op.size, op.fill).and_then(|_| {
+                self.pmap_enter(asid, op.va, MemAddr::Device(op.pa), op.size, op.prot)
+            });
+            if let Err(e) = r {
+                for done in &ops[..i] {
+                    let _ = self.pmap_release(asid, done.va, done.size).map(TlbFlush::ignore);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn peer_unmap(&self, asid: Asid, pages: &[(u64, PageSize)]) -> Result<Vec<TlbFlush>, MmuError> {
+        drop(self.enter("peer_unmap")?);
+        pages.iter().map(|&(va, size)| self.pmap_release(asid, va, size)).collect()
+    }
+
+    fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
+        let mut d = self.enter("dma_map_host")?;
+        d.host.insert(region.id, *region);
+        Ok(())
+    }
+
+    fn dma_unmap_host(&self, id: HostRegionId) -> Result<(), MmuError> {
+        let mut d = self.enter("dma_unmap_host")?;
+        d.host.remove(&id);
+        Ok(())
+    }
+
+    fn test_and_clear_accessed(&self, asid: Asid, vas: &[u64], out: &mut [bool]) -> Result<(), MmuError> {
+        let mut d = self.enter("test_and_clear_accessed")?;
+        for (va, o) in vas.iter().zip(out.iter_mut()) {
+            *o = d.accessed.remove(&(asid, *va & !(PAGE_SIZE - 1)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Thrashing detection: pages bouncing between the CPU and a device.
+//!
+//! An *event* is a fault that needs a page to cross between the CPU and a device (a
+//! device fault on a CPU-resident page, a CPU fault on a device-resident page). When a
+//! page collects [`ThrashConfig::threshold`] events within [`ThrashConfig::window_ns`]
+//! (UVM: 3 in 500 µs) it is *detected*:
+//!
+//! 1. first detection: **throttle** — for [`ThrashConfig::throttle_ns`] device faults on
+//!    the page are answered *retry* without migrating, so the CPU side gets to finish;
+//! 2. a second detection before the page went quiet: **pin** — the page stays on the CPU
+//!    and devices map it remotely (access in place over the host port, when the device
+//!    declares [`Hooks::HOST_MAPPING`](crate::Hooks::HOST_MAPPING));
+//! 3. after [`ThrashConfig::unpin_after_ns`] without events the page is **unpinned**
+//!    (lazily on the next fault, or by [`Gmem::maintenance`](crate::Gmem::maintenance),
+//!    which also releases the remote mappings so the next device touch migrates again).
+//!
+//! Time comes from [`Config::clock`](crate::Config), so tests and co-simulation are
+//! deterministic.
+
+use std::collections::HashMap;
+
+use crate::evict::PageKey;
+use crate::manager::Inner;
+use crate::mmu::{InvalidationBatch, PAGE_SIZE, PageSize};
+use crate::page_table::PageFlags;
+
+/// Thrashing parameters (defaults from UVM where it has one).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ThrashConfig {
+    /// Off switch.
+    pub enabled: bool,
+    /// Events that make a detection.
+    pub threshold: u32,
+    /// Window the events must fall in, ns (UVM: 500 µs).
+    pub window_ns: u64,
+    /// Throttle duration after the first detection, ns.
+    pub throttle_ns: u64,
+    /// Quiet time after which a pinned page is unpinned, ns.
+    pub unpin_after_ns: u64,
+}
+
+impl Default for ThrashConfig {
+    fn default() -> Self {
+        ThrashConfig {
+            enabled: true,
+            threshold: 3,
+            window_ns: 500_000,
+            throttle_ns: 1_000_000,
+            unpin_after_ns: 100_000_000,
+        }
+    }
+}
+
+/// What to do with the event just recorded.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Migrate as usual.
+    Migrate,
+    /// Don't migrate now (device faults answer retry).
+    Throttle,
+    /// Pin on the CPU and map remotely.
+    Pin,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PageThrash {
+    count: u32,
+    window_start: u64,
+    last_event: u64,
+    throttled_until: u64,
+    detections: u32,
+}
+
+/// Per-page event history (only pages with recent events have an entry).
+#[derive(Debug)]
+pub(crate) struct ThrashTracker {
+    cfg: ThrashConfig,
+    pages: HashMap<PageKey, PageThrash>,
+    records: u64,
+}
+
+impl ThrashTracker {
+    pub(crate) fn new(cfg: ThrashConfig) -> Self {
+        ThrashTracker { cfg, pages: HashMap::new(), records: 0 }
+    }
+
+    /// Record an event on `page` at `now` and return the verdict.
+    pub(crate) fn record(&mut self, page: PageKey, now: u64) -> Verdict {
+        if !self.cfg.enabled {
+            return Verdict::Migrate;
+        }
+        self.records += 1;
+        if self.records % 4096 == 0 {
+            let horizon = self.cfg.unpin_after_ns.max(self.cfg.window_ns);
+            self.pages.retain(|_, p| now.saturating_sub(p.last_event) < horizon);
+        }
+        let cfg = self.cfg;
+        let p = self.pages.entry(page).or_default();
+        if now < p.throttled_until {
+            p.last_event = now;
+            return Verdict::Throttle;
+        }
+        if now.saturating_sub(p.last_event) > cfg.unpin_after_ns {
+            p.detections = 0;
+        }
+        if p.count == 0 || now.saturating_sub(p.window_start) > cfg.window_ns {
+            p.count = 0;
+            p.window_start = now;
+        }
+        p.count += 1;
+        p.last_event = now;
+        if p.count < cfg.threshold {
+            return Verdict::Migrate;
+        }
+        p.count = 0;
+        p.detections += 1;
+        if p.detections == 1 {
+            p.throttled_until = now + cfg.throttle_ns;
+            Verdict::Throttle
+        } else {
+            Verdict::Pin
+        }
+    }
+
+    /// Whether `page` is in its throttle period.
+    #[cfg(test)]
+    pub(crate) fn throttled(&self, page: PageKey, now: u64) -> bool {
+        self.pages.get(&page).is_some_and(|p| now < p.throttled_until)
+    }
+
+    /// Whether `page` had no event for the unpin period.
+    pub(crate) fn quiet(&self, page: PageKey, now: u64) -> bool {
+        self.pages.get(&page).is_none_or(|p| now.saturating_sub(p.last_event) >= self.cfg.unpin_after_ns)
+    }
+
+    /// Forget `page`'s history (after unpinning or unmapping).
+    pub(crate) fn forget(&mut self, page: PageKey) {
+        self.pages.remove(&page);
+    }
+}
+
+/// Unpin every quiet pinned page and release its remote mappings.
+pub(crate) fn unpin_quiet(inner: &Inner) -> usize {
+    let now = inner.now();
+    let mut g = inner.lock();
+    let mut pinned = Vec::new();
+    for (&s, sp) in &g.spaces {
+        for r in sp.regions.values() {
+            for (vpn, e) in sp.pt.touched(r.start / PAGE_SIZE, r.len / PAGE_SIZE) {
+                if e.flags.contains(PageFlags::PINNED) && !e.flags.contains(PageFlags::MIGRATING) {
+                    pinned.push((s, vpn, e));
+                }
+            }
+        }
+    }
+    let mut n = 0;
+    let st = &mut *g;
+    let mut batches: HashMap<u8, InvalidationBatch> = HashMap::new();
+    for (s, vpn, e) in pinned {
+        if !st.thrash.quiet((s, vpn), now) {
+            continue;
+        }
+        let Some(sp) = st.spaces.get_mut(&s) else { continue };
+        if e.flags.contains(PageFlags::REMOTE) {
+            let slot = &st.devices[e.dev as usize];
+            if let Some(asid) = sp.asid_of(crate::DeviceId(e.dev)) {
+                match slot.mmu.pmap_release(asid, vpn * PAGE_SIZE, PageSize::Base) {
+                    Ok(t) => batches.entry(e.dev).or_default().push(t),
+                    Err(_) => continue,
+                }
+            }
+        }
+        sp.pt.update(vpn, |e| {
+            e.flags.remove(PageFlags::PINNED | PageFlags::REMOTE);
+            e.prot = 0;
+        });
+        st.thrash.forget((s, vpn));
+        n += 1;
+    }
+    for (d, b) in batches {
+        let slot = &st.devices[d as usize];
+        if let Err(e) = b.flush(slot.mmu.as_ref()) {
+            tracing::warn!(target: "gmem", error = %e, "TLB flush after unpin failed");
+        }
+    }
+    crate::events::add(&inner.counters.unpins, n as u64);
+    if n > 0 {
+        tracing::info!(target: "gmem", pages = n, "thrash: unpinned");
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladder_throttle_then_pin_then_quiet() {
+        let cfg = ThrashConfig { window_ns: 100, throttle_ns: 50, unpin_after_ns: 1000, ..Default::default() };
+        let mut t = ThrashTracker::new(cfg);
+        let p = (1, 7);
+        assert_eq!(t.record(p, 0), Verdict::Migrate);
+        assert_eq!(t.record(p, 10), Verdict::Migrate);
+        assert_eq!(t.record(p, 20), Verdict::Throttle);
+        assert!(t.throttled(p, 30));
+        assert_eq!(t.record(p, 40), Verdict::Throttle);
+        assert!(!t.throttled(p, 70));
+        assert_eq!(t.record(p, 80), Verdict::Migrate);
+        assert_eq!(t.record(p, 90), Verdict::Migrate);
+        assert_eq!(t.record(p, 100), Verdict::Pin);
+        assert!(!t.quiet(p, 500));
+        assert!(t.quiet(p, 1100));
+        // Events spread wider than the window never detect.
+        let q = (1, 8);
+        for i in 0..10 {
+            assert_eq!(t.record(q, i * 200), Verdict::Migrate);
+        }
+    }
+}
