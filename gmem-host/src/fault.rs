@@ -225,6 +225,8 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
     let mut pending: Vec<(PageKey, bool)> = items.to_vec();
     let attempts = inner.cfg.max_commit_retries + 4;
     let mut allow_prefetch = allow_prefetch;
+    // Thrashing events are counted once per page per call, not per re-plan.
+    let mut recorded: HashSet<PageKey> = HashSet::new();
     for _attempt in 0..attempts {
         if pending.is_empty() {
             break;
@@ -236,6 +238,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         let mut fix: Vec<(PageKey, bool)> = Vec::new();
         let mut other: Vec<PageKey> = Vec::new();
         let mut writes: HashSet<PageKey> = HashSet::new();
+        let mut spurious: Vec<u64> = Vec::new();
         let hooks = g.devices[dev.0 as usize].info.hooks;
         for &(key, write) in &pending {
             let (s, vpn) = key;
@@ -257,6 +260,8 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             let need = if write { Prot::READ | Prot::WRITE } else { Prot::READ };
             let mine = e.dev == dev.0 && (e.on_device() || e.flags.contains(PageFlags::REMOTE));
             if mine && e.prot().contains(need) {
+                // Spurious: the device TLB may hold an older, narrower entry.
+                spurious.push(va);
                 if e.on_device() {
                     st.devices[dev.0 as usize].lru.touch(key);
                 }
@@ -285,7 +290,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
                 remote.push((key, write));
                 continue;
             }
-            if e.state == Residency::Cpu {
+            if e.state == Residency::Cpu && recorded.insert(key) {
                 match st.thrash.record(key, now) {
                     Verdict::Migrate => {}
                     Verdict::Throttle => {
@@ -323,6 +328,15 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             continue;
         }
         let mut batches = Batches::new();
+        if !spurious.is_empty() {
+            // One range per space is enough: pending is sorted, all in one space per key.
+            if let Some(asid) = g.spaces.get(&pending[0].0.0).and_then(|sp| sp.asid_of(dev)) {
+                let b = batches.entry(dev.0).or_default();
+                for va in &spurious {
+                    b.push(crate::mmu::TlbFlush::new(asid, *va, PAGE_SIZE));
+                }
+            }
+        }
         for (key, write) in remote {
             let r = map_remote(inner, &mut g, dev, key, write);
             outcome.insert(key, r.map_or_else(|e| Outcome::Abort(Arc::new(e)), |_| Outcome::Done));

@@ -747,6 +747,12 @@ impl Gmem {
         })
     }
 
+    /// The hint attributes in force at `va`.
+    pub fn range_attrs(&self, space: SpaceId, va: u64) -> Option<RangeAttrs> {
+        let g = self.inner.lock();
+        g.spaces.get(&space.0).map(|sp| sp.attrs.get(va))
+    }
+
     /// Free and total 4 KiB frames of a device.
     pub fn device_pages(&self, dev: DeviceId) -> Option<(u64, u64)> {
         let g = self.inner.lock();

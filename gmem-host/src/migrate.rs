@@ -535,6 +535,7 @@ impl Inner {
         let page = va & !(PAGE_SIZE - 1);
         let vpn = page / PAGE_SIZE;
         add(&self.counters.cpu_faults, 1);
+        let mut recorded = false;
         loop {
             let mut g = self.lock();
             let Some(s) = g.space_of_va(page) else {
@@ -597,30 +598,33 @@ impl Inner {
                 }
                 Residency::Dup => {
                     drop(g);
-                    to_host(self, &[(s, vpn)], Cause::Advise)?;
-                    add(&self.counters.collapses, 1);
+                    if to_host(self, &[(s, vpn)], Cause::Advise)? > 0 {
+                        add(&self.counters.collapses, 1);
+                        return Ok(());
+                    }
                     continue;
                 }
                 Residency::Device => {
-                    let verdict = st.thrash.record((s, vpn), now);
+                    let verdict = if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now) };
+                    recorded = true;
                     if verdict != Verdict::Migrate {
                         add(&self.counters.thrash_events, 1);
                         tracing::info!(target: "gmem", va = format_args!("{page:#x}"), ?verdict, "thrashing (cpu side)");
                     }
+                    if verdict == Verdict::Pin {
+                        sp.pt.update(vpn, |e| e.flags.insert(PageFlags::PINNED));
+                        add(&self.counters.pins, 1);
+                    }
                     drop(g);
                     let n = to_host(self, &[(s, vpn)], Cause::CpuFault { dup: read_mostly && !write })?;
-                    if verdict == Verdict::Pin {
-                        let mut g = self.lock();
-                        if let Some(sp) = g.spaces.get_mut(&s) {
-                            sp.pt.update(vpn, |e| e.flags.insert(PageFlags::PINNED));
-                            add(&self.counters.pins, 1);
-                        }
+                    if n > 0 {
+                        // Installed (and the toucher woken) under the commit lock: done. Not
+                        // looping avoids acting on a state the woken thread already changed.
+                        return Ok(());
                     }
-                    if n == 0 {
-                        // Staging pool exhausted or raced: wait for a finalize and retry.
-                        let g = self.lock();
-                        let _ = self.cv.wait_timeout(g, std::time::Duration::from_millis(5));
-                    }
+                    // Staging pool exhausted or raced: wait for a finalize and retry.
+                    let g = self.lock();
+                    let _ = self.cv.wait_timeout(g, std::time::Duration::from_millis(5));
                     continue;
                 }
             }

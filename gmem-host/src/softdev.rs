@@ -371,9 +371,11 @@ impl GmMmu for SoftDevice {
             .get_mut(&va)
             .filter(|p| p.size == size)
             .ok_or_else(|| MmuError::PageTable { va, reason: "protect of unmapped page".into() })?;
-        let narrowed = !prot.contains(p.prot);
+        // The TLB caches rights too, and this device does not re-walk on a permission
+        // fault: any change needs an invalidation.
+        let changed = prot != p.prot;
         p.prot = prot;
-        Ok(if narrowed { TlbFlush::new(asid, va, size.bytes()) } else { TlbFlush::none(asid) })
+        Ok(if changed { TlbFlush::new(asid, va, size.bytes()) } else { TlbFlush::none(asid) })
     }
 
     fn tlb_invl(&self, asid: Asid, range: VaRange) -> Result<(), MmuError> {

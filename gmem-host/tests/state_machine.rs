@@ -1,0 +1,265 @@
+//! Model-based property test: random sequences of CPU reads/writes (through
+//! userfaultfd), device reads/writes and raw fault batches, hints, evictions and
+//! munmap/mmap, against a reference model of data and attributes. After every step:
+//! data read equals data last written, each page has exactly one writable owner, no
+//! device mapping exists where the model says none, no stale TLB entry, and device
+//! memory accounting balances.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::*;
+use gmem_host::softdev::SoftConfig;
+use gmem_host::{Access, Config, DeviceFault, Hint, MapFlags, MemAddr, Node, Prot, Residency};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+const REGIONS: usize = 2;
+const PAGES: u64 = 12;
+const DEV_PAGES: u64 = 16;
+
+#[derive(Debug, Clone)]
+enum Op {
+    CpuRead { r: usize, pg: u64, off: u16 },
+    CpuWrite { r: usize, pg: u64, off: u16, val: u8 },
+    DevRead { r: usize, pg: u64, off: u16 },
+    DevWrite { r: usize, pg: u64, off: u16, val: u8 },
+    Batch { r: usize, pages: Vec<(u64, bool)> },
+    Advise { r: usize, pg: u64, n: u64, hint: u8 },
+    Evict { n: u8 },
+    Remap { r: usize },
+    Maintain,
+}
+
+fn off() -> impl Strategy<Value = u16> {
+    prop_oneof![Just(0u16), Just(1), Just(4095), 0..4096u16]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let r = 0..REGIONS;
+    let pg = 0..PAGES;
+    prop_oneof![
+        3 => (r.clone(), pg.clone(), off()).prop_map(|(r, pg, off)| Op::CpuRead { r, pg, off }),
+        3 => (r.clone(), pg.clone(), off(), any::<u8>()).prop_map(|(r, pg, off, val)| Op::CpuWrite { r, pg, off, val }),
+        3 => (r.clone(), pg.clone(), off()).prop_map(|(r, pg, off)| Op::DevRead { r, pg, off }),
+        3 => (r.clone(), pg.clone(), off(), any::<u8>()).prop_map(|(r, pg, off, val)| Op::DevWrite { r, pg, off, val }),
+        1 => (r.clone(), prop::collection::vec((pg.clone(), any::<bool>()), 1..24)).prop_map(|(r, pages)| Op::Batch { r, pages }),
+        2 => (r.clone(), pg.clone(), 1..5u64, 0..9u8).prop_map(|(r, pg, n, hint)| Op::Advise { r, pg, n, hint }),
+        1 => (1..8u8).prop_map(|n| Op::Evict { n }),
+        1 => r.prop_map(|r| Op::Remap { r }),
+        1 => Just(Op::Maintain),
+    ]
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+struct ModelAttrs {
+    read_mostly: bool,
+    accessed_by: bool,
+    preferred_cpu: bool,
+}
+
+struct Model {
+    ptrs: [*mut u8; REGIONS],
+    data: [HashMap<u64, u8>; REGIONS],
+    attrs: [Vec<ModelAttrs>; REGIONS],
+}
+
+fn region_len() -> u64 {
+    PAGES * 4096
+}
+
+fn check_invariants(r: &Rig, m: &Model) -> Result<(), TestCaseError> {
+    let mut on_dev = 0;
+    for (ri, &p) in m.ptrs.iter().enumerate() {
+        let va0 = p as u64;
+        for pg in 0..PAGES {
+            let va = va0 + pg * 4096;
+            let info = r.gm.page_info(r.space, va).expect("managed");
+            let tr = r.dev.translate(r.asid, va);
+            let mut resident = 0u8;
+            // SAFETY: `va` is a page of a live mapping; mincore only reads residency.
+            let rc = unsafe { libc::mincore(va as *mut libc::c_void, 4096, &mut resident) };
+            prop_assert_eq!(rc, 0);
+            match info.residency {
+                Residency::Device => {
+                    on_dev += 1;
+                    prop_assert_eq!(resident & 1, 0, "CPU copy of device page {:#x} still present", va);
+                    if let Some((t, _)) = tr {
+                        prop_assert_eq!(t, MemAddr::Device(info.device_pa.expect("pa")));
+                    }
+                }
+                Residency::Dup => {
+                    on_dev += 1;
+                    if let Some((_, prot)) = tr {
+                        prop_assert!(!prot.contains(Prot::WRITE), "duplicated page {:#x} writable on device", va);
+                    }
+                }
+                Residency::Cpu | Residency::Unpopulated => match tr {
+                    None => prop_assert!(!info.remote),
+                    Some((MemAddr::Host { .. }, _)) => prop_assert!(info.remote, "host mapping without REMOTE at {:#x}", va),
+                    Some((MemAddr::Device(pa), _)) => {
+                        return Err(TestCaseError::fail(format!("CPU-owned page {va:#x} mapped to device frame {pa:#x}")));
+                    }
+                },
+            }
+            let a = r.gm.range_attrs(r.space, va).expect("attrs");
+            let want = m.attrs[ri][pg as usize];
+            prop_assert_eq!(a.read_mostly, want.read_mostly);
+            prop_assert_eq!(a.accessed_by != 0, want.accessed_by);
+            prop_assert_eq!(a.preferred == Some(Node::Cpu), want.preferred_cpu);
+        }
+    }
+    let (free, total) = r.gm.device_pages(r.id).expect("dev");
+    prop_assert_eq!(free + on_dev, total, "device memory accounting");
+    prop_assert_eq!(r.dev.stale_tlb_entries(), 0);
+    Ok(())
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let now = Arc::new(AtomicU64::new(0));
+    let clock = now.clone();
+    // Deterministic time: every step adds 200 µs and every clock read 10 µs, so a
+    // throttled page is released after a bounded number of device replays.
+    let cfg = Config {
+        clock: Arc::new(move || clock.fetch_add(10_000, Ordering::Relaxed)),
+        staging_pages: 8,
+        ..Default::default()
+    };
+    let r = rig_with(cfg, SoftConfig { mem_bytes: DEV_PAGES * 4096, ..Default::default() });
+    let mut m = Model {
+        ptrs: [std::ptr::null_mut(); REGIONS],
+        data: Default::default(),
+        attrs: Default::default(),
+    };
+    for i in 0..REGIONS {
+        m.ptrs[i] = r.gm.mmap(r.space, region_len(), MapFlags::PEER_SHARED).expect("mmap");
+        m.attrs[i] = vec![ModelAttrs::default(); PAGES as usize];
+    }
+    for (step, op) in ops.into_iter().enumerate() {
+        now.fetch_add(200_000, Ordering::Relaxed);
+        let shown = format!("{op:?}");
+        match op {
+            Op::CpuRead { r: ri, pg, off } => {
+                let o = pg * 4096 + u64::from(off);
+                let got = cpu_read(m.ptrs[ri], o as usize);
+                prop_assert_eq!(got, m.data[ri].get(&o).copied().unwrap_or(0), "cpu read r{} {:#x}", ri, o);
+            }
+            Op::CpuWrite { r: ri, pg, off, val } => {
+                let o = pg * 4096 + u64::from(off);
+                cpu_write(m.ptrs[ri], o as usize, val);
+                m.data[ri].insert(o, val);
+                let info = r.gm.page_info(r.space, m.ptrs[ri] as u64 + pg * 4096).expect("info");
+                prop_assert_eq!(info.residency, Residency::Cpu);
+            }
+            Op::DevRead { r: ri, pg, off } => {
+                let o = pg * 4096 + u64::from(off);
+                let mut b = [0u8; 1];
+                r.dev.load(&r.gm, r.id, r.asid, m.ptrs[ri] as u64 + o, &mut b).expect("device load");
+                prop_assert_eq!(b[0], m.data[ri].get(&o).copied().unwrap_or(0), "device read r{} {:#x}", ri, o);
+            }
+            Op::DevWrite { r: ri, pg, off, val } => {
+                let o = pg * 4096 + u64::from(off);
+                r.dev.store(&r.gm, r.id, r.asid, m.ptrs[ri] as u64 + o, &[val]).expect("device store");
+                m.data[ri].insert(o, val);
+                let info = r.gm.page_info(r.space, m.ptrs[ri] as u64 + pg * 4096).expect("info");
+                prop_assert!(
+                    (info.residency == Residency::Device && info.prot.contains(Prot::WRITE)) || info.remote,
+                    "after a device write: {:?}", info
+                );
+            }
+            Op::Batch { r: ri, pages } => {
+                let faults: Vec<DeviceFault> = pages
+                    .iter()
+                    .map(|&(pg, w)| DeviceFault {
+                        asid: r.asid,
+                        va: m.ptrs[ri] as u64 + pg * 4096 + 3,
+                        access: if w { Access::Write } else { Access::Read },
+                        tag: pg,
+                    })
+                    .collect();
+                let res = r.gm.dev_fault(r.id, &faults);
+                prop_assert!(res.iter().all(|x| x.is_retry()), "{:?}", res);
+            }
+            Op::Advise { r: ri, pg, n, hint } => {
+                let n = n.min(PAGES - pg);
+                let va = m.ptrs[ri] as u64 + pg * 4096;
+                let dev = Node::Device(r.id);
+                let (node, h) = match hint {
+                    0 => (dev, Hint::Prefetch),
+                    1 => (Node::Cpu, Hint::Prefetch),
+                    2 => (Node::Cpu, Hint::DontNeed),
+                    3 => (Node::Cpu, Hint::ReadMostly),
+                    4 => (Node::Cpu, Hint::UnsetReadMostly),
+                    5 => (dev, Hint::AccessedBy),
+                    6 => (dev, Hint::UnsetAccessedBy),
+                    7 => (Node::Cpu, Hint::PreferredLocation),
+                    _ => (Node::Cpu, Hint::UnsetPreferredLocation),
+                };
+                r.gm.hmadvise(r.space, node, va, n * 4096, h).expect("hmadvise");
+                for p in pg..pg + n {
+                    let a = &mut m.attrs[ri][p as usize];
+                    match hint {
+                        3 => a.read_mostly = true,
+                        4 => a.read_mostly = false,
+                        5 => a.accessed_by = true,
+                        6 => a.accessed_by = false,
+                        7 => a.preferred_cpu = true,
+                        8 => a.preferred_cpu = false,
+                        _ => {}
+                    }
+                    let info = r.gm.page_info(r.space, m.ptrs[ri] as u64 + p * 4096).expect("info");
+                    if hint == 1 || hint == 2 {
+                        prop_assert!(!matches!(info.residency, Residency::Device | Residency::Dup) && !info.remote);
+                    }
+                }
+            }
+            Op::Evict { n } => {
+                r.gm.evict(r.id, usize::from(n)).expect("evict");
+            }
+            Op::Remap { r: ri } => {
+                let old = m.ptrs[ri];
+                r.gm.munmap(r.space, old, region_len()).expect("munmap");
+                for pg in 0..PAGES {
+                    prop_assert!(r.dev.translate(r.asid, old as u64 + pg * 4096).is_none(), "mapping survived munmap");
+                }
+                m.ptrs[ri] = r.gm.mmap(r.space, region_len(), MapFlags::PEER_SHARED).expect("mmap");
+                m.data[ri].clear();
+                m.attrs[ri] = vec![ModelAttrs::default(); PAGES as usize];
+            }
+            Op::Maintain => {
+                now.fetch_add(200_000_000, Ordering::Relaxed);
+                r.gm.maintenance();
+            }
+        }
+        check_invariants(&r, &m).map_err(|e| TestCaseError::fail(format!("after step {step} {shown}: {e}")))?;
+    }
+    // Final sweep: every written byte reads back on the CPU.
+    for ri in 0..REGIONS {
+        for (&o, &v) in &m.data[ri] {
+            prop_assert_eq!(cpu_read(m.ptrs[ri], o as usize), v);
+        }
+    }
+    for ri in 0..REGIONS {
+        r.gm.munmap(r.space, m.ptrs[ri], region_len()).expect("munmap");
+    }
+    prop_assert_eq!(r.gm.device_pages(r.id), Some((DEV_PAGES, DEV_PAGES)));
+    prop_assert_eq!(r.dev.mappings(r.asid), 0);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        max_shrink_iters: 4000,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/state_machine.txt"))),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn manager_matches_model(ops in prop::collection::vec(op(), 1..60)) {
+        run(ops)?;
+    }
+}
