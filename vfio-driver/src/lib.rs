@@ -1,7 +1,32 @@
 //! Reaching a real PCIe FPGA NPU from user space through Linux VFIO.
 //!
-//! VFIO lets an unprivileged-by-design user process own a PCI device: it maps the
-//! device's BARs for MMIO, programs the IOMMU so the device can DMA into chosen host
-//! buffers at chosen I/O virtual addresses (IOVAs), and receives interrupts through
-//! eventfds. This crate implements the NPU's transport trait over VFIO so the same
-//! driver and manager code that runs against the co-simulation drives a board.
+//! VFIO lets a user process own a PCI device: it maps the device's BARs for MMIO,
+//! programs the IOMMU so the device can DMA into chosen host buffers at chosen I/O
+//! virtual addresses (IOVAs), and receives interrupts through eventfds. The IOMMU
+//! confines the device to exactly those buffers, which is what makes handing a bus
+//! master to user space safe; it also remaps the device's MSI writes, which is why VFIO
+//! insists on interrupt remapping.
+//!
+//! Layers, bottom up:
+//! - [`sysfs`]: pre-flight diagnosis from sysfs and `/dev` (module loaded, device bound
+//!   to vfio-pci, IOMMU group viable, permissions, interrupt remapping), with typed
+//!   [`VfioError`]s that say how to fix the host;
+//! - [`sys`]: the raw VFIO ioctls and OS calls the `pci-driver` crate lacks;
+//! - [`VfioPci`]: the generic layer for any PCI function (tested against QEMU's `edu`
+//!   device by `scripts/vfio-guest-test.sh`);
+//! - [`VfioDevice`]: the NPU, implementing [`npu::DeviceIo`] so the same driver and
+//!   manager code that runs on the co-simulation drives a board.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod bdf;
+mod error;
+mod npu_dev;
+mod pci;
+pub mod sys;
+pub mod sysfs;
+
+pub use bdf::{Bdf, BdfError};
+pub use error::{GroupMember, VfioError};
+pub use npu_dev::{CSR_BAR, KNOWN_MAJOR, NPU_VECTORS, VfioDevice, check_identity, npu_open_options};
+pub use pci::{IrqKind, IrqMode, OpenOptions, VfioPci, usable_window};
