@@ -63,10 +63,14 @@ impl Default for SoftConfig {
     }
 }
 
+/// A callback run at the start of the next `copy_batch` (outside the device lock).
+pub type CopyHook = Box<dyn FnOnce() + Send>;
+
 /// The software device.
 pub struct SoftDevice {
     cfg: SoftConfig,
     dev: Mutex<Dev>,
+    copy_hook: Mutex<Option<CopyHook>>,
 }
 
 /// A device access that faulted.
@@ -94,7 +98,14 @@ impl SoftDevice {
                 calls: HashMap::new(),
                 accessed: HashSet::new(),
             }),
+            copy_hook: Mutex::new(None),
         }
+    }
+
+    /// Run `f` at the start of the next `copy_batch`, while the manager's lock is
+    /// dropped (to race a CPU write against a migration).
+    pub fn on_next_copy(&self, f: CopyHook) {
+        *self.copy_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Dev> {
@@ -403,6 +414,10 @@ impl GmMmu for SoftDevice {
     }
 
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
+        let hook = self.copy_hook.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = hook {
+            f();
+        }
         let mut d = self.enter("copy_batch")?;
         for (index, op) in ops.iter().enumerate() {
             let data = read_at(&d, op.src, op.len)
