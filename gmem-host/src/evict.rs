@@ -8,7 +8,9 @@
 //! location is this device go last. Cost: one hash-map entry and one ordered-map entry
 //! per device-resident page (kept outside the logical page table).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::hash::{FastMap, FastSet};
 
 use crate::attrs::{DeviceId, Node};
 use crate::manager::State;
@@ -22,7 +24,7 @@ pub(crate) type PageKey = (u32, u64);
 #[derive(Debug, Default)]
 pub(crate) struct Lru {
     clock: u64,
-    stamp: HashMap<PageKey, u64>,
+    stamp: FastMap<PageKey, u64>,
     order: BTreeMap<u64, PageKey>,
 }
 
@@ -60,7 +62,7 @@ impl Lru {
 }
 
 /// Choose up to `n` victims on `dev`.
-pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &HashSet<PageKey>) -> Vec<PageKey> {
+pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &FastSet<PageKey>) -> Vec<PageKey> {
     let window = (2 * n + 16).min(g.devices[dev.0 as usize].lru.len());
     let mut cands = g.devices[dev.0 as usize].lru.oldest(window);
     // Second chance from accessed bits.
@@ -70,7 +72,7 @@ pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &Has
         for &(s, v) in &cands {
             by_space.entry(s).or_default().push(v);
         }
-        let mut used = HashSet::new();
+        let mut used = FastSet::default();
         for (s, vpns) in by_space {
             let Some(asid) = g.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else { continue };
             let vas: Vec<u64> = vpns.iter().map(|v| v * PAGE_SIZE).collect();

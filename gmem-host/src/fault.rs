@@ -22,7 +22,9 @@
 //!    mapping for a whole chunk), drop the CPU copies;
 //! 4. **finalize or roll back**: clear flags, free frames of failed pages, wake waiters.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::hash::{FastMap, FastSet};
 use std::sync::Arc;
 
 use crate::attrs::{DeviceId, Node};
@@ -221,12 +223,12 @@ struct Planned {
 
 /// Bring `items` to `dev` (see the module docs). One outcome per item.
 fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_prefetch: bool) -> Vec<Outcome> {
-    let mut outcome: HashMap<PageKey, Outcome> = items.iter().map(|(k, _)| (*k, Outcome::Retry)).collect();
+    let mut outcome: FastMap<PageKey, Outcome> = items.iter().map(|(k, _)| (*k, Outcome::Retry)).collect();
     let mut pending: Vec<(PageKey, bool)> = items.to_vec();
     let attempts = inner.cfg.max_commit_retries + 4;
     let mut allow_prefetch = allow_prefetch;
     // Thrashing events are counted once per page per call, not per re-plan.
-    let mut recorded: HashSet<PageKey> = HashSet::new();
+    let mut recorded: FastSet<PageKey> = FastSet::default();
     for _attempt in 0..attempts {
         if pending.is_empty() {
             break;
@@ -237,7 +239,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         let mut remote: Vec<(PageKey, bool)> = Vec::new();
         let mut fix: Vec<(PageKey, bool)> = Vec::new();
         let mut other: Vec<PageKey> = Vec::new();
-        let mut writes: HashSet<PageKey> = HashSet::new();
+        let mut writes: FastSet<PageKey> = FastSet::default();
         let mut spurious: Vec<u64> = Vec::new();
         let hooks = g.devices[dev.0 as usize].info.hooks;
         for &(key, write) in &pending {
@@ -351,7 +353,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         let cap = (g.devices[dev.0 as usize].buddy.total_pages() as usize / 2).max(1);
         if allow_prefetch && !migrate.is_empty() {
             if let Some(pct) = inner.cfg.prefetch_threshold_pct {
-                let taken: HashSet<PageKey> = pending.iter().map(|(k, _)| *k).collect();
+                let taken: FastSet<PageKey> = pending.iter().map(|(k, _)| *k).collect();
                 let before = migrate.len();
                 expand(&g, dev, pct, &mut migrate, &taken);
                 if migrate.len() > cap.max(before) {
@@ -366,7 +368,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         // Device memory: evict LRU pages outside this batch if short.
         let free = g.devices[dev.0 as usize].buddy.free_pages() as usize;
         if migrate.len() > free {
-            let exclude: HashSet<PageKey> =
+            let exclude: FastSet<PageKey> =
                 pending.iter().map(|(k, _)| *k).chain(migrate.iter().map(|m| m.key)).collect();
             let want = migrate.len() - free;
             drop(g);
@@ -498,8 +500,8 @@ fn collect(
     g: &mut State,
     dev: DeviceId,
     migrate: &[Mig],
-    writes: &HashSet<PageKey>,
-    outcome: &mut HashMap<PageKey, Outcome>,
+    writes: &FastSet<PageKey>,
+    outcome: &mut FastMap<PageKey, Outcome>,
 ) -> Vec<Planned> {
     let State { devices, spaces, .. } = g;
     let slot = &mut devices[dev.0 as usize];
@@ -510,7 +512,8 @@ fn collect(
         by_chunk.entry((m.key.0, m.key.1 / PAGES_PER_HUGE)).or_default().push(m);
     }
     let mut planned = Vec::new();
-    for ((s, _chunk), ms) in by_chunk {
+    for ((s, _chunk), mut ms) in by_chunk {
+        ms.sort_by_key(|m| m.key);
         let Some(sp) = spaces.get_mut(&s) else { continue };
         let whole = huge_ok && ms.len() as u64 == PAGES_PER_HUGE && ms.iter().all(|m| !m.dup);
         let block = if whole { slot.buddy.alloc(crate::buddy::MAX_ORDER) } else { None };
@@ -537,13 +540,6 @@ fn collect(
             }
             let e = sp.pt.get(vpn);
             let from_cpu = e.state == Residency::Cpu;
-            if from_cpu {
-                if let Err(source) = inner.cpu.protect(va, PAGE_SIZE) {
-                    crate::migrate::free_frame(slot, pa);
-                    outcome.insert(m.key, Outcome::Abort(Arc::new(MigrateError::Install { va, source })));
-                    continue;
-                }
-            }
             let ne = sp.pt.update(vpn, |e| {
                 e.flags.insert(PageFlags::MIGRATING | PageFlags::FROM_CPU);
                 if from_cpu {
@@ -564,6 +560,48 @@ fn collect(
                 done_under_lock: false,
             });
         }
+    }
+    // Write-protect the CPU copies being copied out, in runs (one ioctl per run).
+    let mut runs: Vec<(u32, u64, u64, Vec<usize>)> = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        if !p.from_cpu {
+            continue;
+        }
+        let (s, vpn) = p.mig.key;
+        match runs.last_mut() {
+            Some((rs, start, n, idx)) if *rs == s && *start + *n == vpn => {
+                *n += 1;
+                idx.push(i);
+            }
+            _ => runs.push((s, vpn, 1, vec![i])),
+        }
+    }
+    let mut dropped: FastSet<usize> = FastSet::default();
+    for (s, start, n, idx) in runs {
+        if let Err(source) = inner.cpu.protect(start * PAGE_SIZE, n * PAGE_SIZE) {
+            let err = Arc::new(MigrateError::Install { va: start * PAGE_SIZE, source });
+            for i in idx {
+                let p = &planned[i];
+                crate::migrate::free_frame(slot, p.pa);
+                if let Some(sp) = spaces.get_mut(&s) {
+                    sp.pt.update(p.mig.key.1, |e| {
+                        e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU | PageFlags::CPU_WP)
+                    });
+                    if let Some(r) = sp.region_of_mut(p.mig.key.1 * PAGE_SIZE) {
+                        r.inflight = r.inflight.saturating_sub(1);
+                    }
+                }
+                outcome.insert(p.mig.key, Outcome::Abort(err.clone()));
+                dropped.insert(i);
+            }
+        }
+    }
+    if !dropped.is_empty() {
+        let mut i = 0;
+        planned.retain(|_| {
+            i += 1;
+            !dropped.contains(&(i - 1))
+        });
     }
     // First-touch pages: one peer_map call, under the lock (no other copy can race).
     if slot.info.hooks.contains(Hooks::PEER_MAP) {
@@ -598,8 +636,8 @@ fn collect(
 }
 
 /// Phases 2-4. Returns the pages to retry (sequence number changed).
-fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned>, outcome: &mut HashMap<PageKey, Outcome>) -> HashSet<PageKey> {
-    let mut retry = HashSet::new();
+fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned>, outcome: &mut FastMap<PageKey, Outcome>) -> FastSet<PageKey> {
+    let mut retry = FastSet::default();
     if planned.is_empty() {
         return retry;
     }
@@ -629,7 +667,7 @@ fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned>, outcome:
         })
     };
     let mut prep_err: HashMap<usize, Arc<MigrateError>> = HashMap::new();
-    let mut zeroed_huge: HashSet<u64> = HashSet::new();
+    let mut zeroed_huge: FastSet<u64> = FastSet::default();
     for (i, p) in planned.iter().enumerate() {
         if !p.zero || p.done_under_lock {
             continue;
@@ -680,7 +718,7 @@ fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned>, outcome:
             huge_blocks.entry(planned[i].pa & !(HUGE_PAGE_SIZE - 1)).or_default().push(i);
         }
     }
-    let mut mapped_huge: HashSet<usize> = HashSet::new();
+    let mut mapped_huge: FastSet<usize> = FastSet::default();
     let slot_mmu = st.devices[dev.0 as usize].mmu.clone();
     for (_, idx) in huge_blocks {
         if idx.len() as u64 != PAGES_PER_HUGE {

@@ -36,6 +36,7 @@ pub mod cpu;
 pub mod events;
 pub mod evict;
 pub mod fault;
+pub mod hash;
 pub mod manager;
 pub mod migrate;
 pub mod mmu;

@@ -15,6 +15,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::hash::FastSet;
+
 use crate::attrs::DeviceId;
 use crate::cpu::CpuError;
 use crate::events::add;
@@ -482,7 +484,7 @@ pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u
 }
 
 /// Evict up to `n` LRU pages from `dev`, never those in `exclude`.
-pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &HashSet<PageKey>) -> Result<usize, GmemError> {
+pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<PageKey>) -> Result<usize, GmemError> {
     let victims = {
         let mut g = inner.lock();
         g.dev(dev)?;

@@ -8,7 +8,9 @@
 //! accessed-by this device) join the batch as prefetches. A chunk brought in whole is
 //! then eligible for a 2 MiB device mapping.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::hash::FastSet;
 
 use crate::attrs::{DeviceId, Node};
 use crate::evict::PageKey;
@@ -28,7 +30,7 @@ pub(crate) struct Mig {
 }
 
 /// Add prefetch candidates for dense chunks to `migrate`.
-pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>, taken: &HashSet<PageKey>) {
+pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
     let mut per_chunk: BTreeMap<(u32, u64), u64> = BTreeMap::new();
     for m in migrate.iter() {
         *per_chunk.entry((m.key.0, m.key.1 / PAGES_PER_HUGE)).or_default() += 1;

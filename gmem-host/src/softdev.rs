@@ -6,7 +6,9 @@
 //! what a device crate implements. Its loads and stores go through the TLB first, so a
 //! manager that forgets an invalidation reads stale data, exactly like hardware would.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::hash::{FastMap, FastSet};
 use std::sync::Mutex;
 
 use crate::attrs::DeviceId;
@@ -35,13 +37,13 @@ struct Dev {
     mem: Vec<u8>,
     spaces: HashMap<Asid, Space>,
     /// (asid, 4 KiB VA) -> (translated base address, prot)
-    tlb: HashMap<(Asid, u64), (MemAddr, Prot)>,
+    tlb: FastMap<(Asid, u64), (MemAddr, Prot)>,
     host: HashMap<HostRegionId, HostRegion>,
     next_asid: u32,
     /// hook -> (calls to let pass, failures to inject)
     inject: HashMap<&'static str, (u32, u32)>,
-    calls: HashMap<&'static str, u64>,
-    accessed: HashSet<(Asid, u64)>,
+    calls: FastMap<&'static str, u64>,
+    accessed: FastSet<(Asid, u64)>,
 }
 
 /// Configuration of a [`SoftDevice`].
@@ -91,12 +93,12 @@ impl SoftDevice {
             dev: Mutex::new(Dev {
                 mem,
                 spaces: HashMap::new(),
-                tlb: HashMap::new(),
+                tlb: FastMap::default(),
                 host: HashMap::new(),
                 next_asid: 1,
                 inject: HashMap::new(),
-                calls: HashMap::new(),
-                accessed: HashSet::new(),
+                calls: FastMap::default(),
+                accessed: FastSet::default(),
             }),
             copy_hook: Mutex::new(None),
         }
@@ -234,13 +236,24 @@ impl SoftDevice {
     fn enter(&self, hook: &'static str) -> Result<std::sync::MutexGuard<'_, Dev>, MmuError> {
         let mut d = self.lock();
         *d.calls.entry(hook).or_default() += 1;
+        if d.inject.is_empty() {
+            return Ok(d);
+        }
+        let (mut fail, mut done) = (false, false);
         if let Some((skip, count)) = d.inject.get_mut(hook) {
             if *skip > 0 {
                 *skip -= 1;
             } else if *count > 0 {
                 *count -= 1;
-                return Err(MmuError::Injected { hook });
+                fail = true;
+                done = *count == 0;
             }
+        }
+        if done {
+            d.inject.remove(hook);
+        }
+        if fail {
+            return Err(MmuError::Injected { hook });
         }
         Ok(d)
     }
@@ -272,6 +285,20 @@ fn walk(d: &Dev, asid: Asid, va: u64) -> Option<(MemAddr, Prot)> {
 fn host_ptr(d: &Dev, region: HostRegionId, offset: u64, len: u64) -> Option<*mut u8> {
     let r = d.host.get(&region)?;
     (offset + len <= r.len).then(|| (r.va + offset) as *mut u8)
+}
+
+/// A raw pointer to `len` bytes at `a` (device memory or a registered host region).
+fn raw_at(d: &mut Dev, a: MemAddr, len: u64) -> Result<*mut u8, String> {
+    match a {
+        MemAddr::Device(pa) => {
+            if pa.checked_add(len).is_none_or(|e| e > d.mem.len() as u64) {
+                return Err(format!("device range {pa:#x}+{len:#x} out of range"));
+            }
+            // SAFETY: in bounds of `mem`, checked above.
+            Ok(unsafe { d.mem.as_mut_ptr().add(pa as usize) })
+        }
+        MemAddr::Host { region, offset } => host_ptr(d, region, offset, len).ok_or_else(|| format!("host {a} not registered")),
+    }
 }
 
 fn read_at(d: &Dev, a: MemAddr, len: u64) -> Result<Vec<u8>, String> {
@@ -405,7 +432,10 @@ impl GmMmu for SoftDevice {
         self.check_frame(pa, size)?;
         let mut d = self.enter("prepare_page")?;
         let data = match how {
-            Prepare::Zero => vec![0u8; size.bytes() as usize],
+            Prepare::Zero => {
+                d.mem[pa as usize..(pa + size.bytes()) as usize].fill(0);
+                return Ok(());
+            }
             Prepare::CopyFrom(src) => read_at(&d, src, size.bytes())
                 .map_err(|reason| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?,
         };
@@ -420,9 +450,12 @@ impl GmMmu for SoftDevice {
         }
         let mut d = self.enter("copy_batch")?;
         for (index, op) in ops.iter().enumerate() {
-            let data = read_at(&d, op.src, op.len)
-                .map_err(|reason| MmuError::Dma { index, src: op.src, dst: op.dst, reason })?;
-            write_at(&mut d, op.dst, &data).map_err(|reason| MmuError::Dma { index, src: op.src, dst: op.dst, reason })?;
+            let err = |reason: String| MmuError::Dma { index, src: op.src, dst: op.dst, reason };
+            let src = raw_at(&mut d, op.src, op.len).map_err(err)?;
+            let dst = raw_at(&mut d, op.dst, op.len).map_err(err)?;
+            // SAFETY: both ranges are in bounds (checked by raw_at); the manager never
+            // passes overlapping source and destination.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, op.len as usize) };
         }
         Ok(())
     }
