@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# VFIO without a board: runs vfio-driver against a real kernel VFIO stack in a QEMU guest.
+#
+# Boots Debian 12's kernel under QEMU (TCG; KVM does not work on these hosts) on a q35
+# machine with an emulated Intel IOMMU that remaps interrupts
+# (intel-iommu,intremap=on,caching-mode=on + kernel-irqchip=split) and QEMU's `edu`
+# PCI device. The initramfs holds only the VFIO modules and one statically linked test
+# binary (vfio-driver's `vfio-guest-test`) that runs as /init: it checks the error paths
+# (VFIO not loaded, device unbound, group node missing, unprivileged caller, ...), binds
+# edu to vfio-pci, then drives it through vfio-driver's generic layer (BAR MMIO, MSI and
+# INTx through eventfds, DMA both ways through IOMMU mappings, DMA to an unmapped IOVA
+# blocked) and powers off.
+#
+# Everything it needs is downloaded with `apt-get download` and unpacked with
+# `dpkg-deb -x` into scripts/.cache/vfio-guest (git-ignored, reused between runs):
+# installed packages are never replaced (`apt-get install qemu-system-x86` would remove
+# the preinstalled backports qemu-utils).
+#
+# Exit status 0 only if every check in the guest passed. Env: VFIO_GUEST_CACHE (cache
+# folder), VFIO_GUEST_TIMEOUT (seconds for the guest, default 300), VFIO_GUEST_LOG
+# (serial log file, default $CACHE/guest.log).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root_dir=$PWD
+start=$(date +%s.%N)
+
+CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
+TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
+LOG=${VFIO_GUEST_LOG:-$CACHE/guest.log}
+TARGET=x86_64-unknown-linux-gnu
+MIN_CHECKS=31 # the guest binary runs this many checks or more; fewer means it stopped early
+mkdir -p "$CACHE/debs"
+
+say() { printf 'vfio-guest: %s\n' "$*"; }
+die() { printf 'vfio-guest: error: %s\n' "$*" >&2; echo "vfio-guest: 0 passed, 1 failed"; exit 1; }
+
+# --- 1. packages (resolved once, then cached) -------------------------------------------
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
+
+resolve_packages() {
+  # The kernel: whatever linux-image-amd64 points at today.
+  local kpkg
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  if [ -z "$kpkg" ]; then
+    say "apt lists are empty; running apt-get update"
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  [ -n "$kpkg" ] || die "cannot find Debian's linux-image-amd64 in the apt lists"
+  # QEMU and the shared libraries it needs that are not installed on this host.
+  declare -A seen
+  local queue=(qemu-system-x86 qemu-system-common qemu-system-data seabios) need=() p d
+  while [ ${#queue[@]} -gt 0 ]; do
+    p=${queue[0]}; queue=("${queue[@]:1}")
+    [ -n "${seen[$p]:-}" ] && continue
+    seen[$p]=1; need+=("$p")
+    # Only qemu-system-common's TCG accelerator module is used; its deps serve the rest.
+    [ "$p" = qemu-system-common ] && continue
+    for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+                 --no-replaces --no-enhances "$p" 2>/dev/null |
+               awk '$1 ~ /Depends:$/ && $2 !~ /^</ {print $2}'); do
+      installed "$d" || [ -n "${seen[$d]:-}" ] || queue+=("$d")
+    done
+  done
+  printf '%s\n' "$kpkg" "${need[@]}" > "$CACHE/packages.txt.new"
+  mv "$CACHE/packages.txt.new" "$CACHE/packages.txt"
+}
+
+[ -s "$CACHE/packages.txt" ] || resolve_packages
+mapfile -t pkgs < "$CACHE/packages.txt"
+kpkg=${pkgs[0]}
+
+missing=()
+for p in "${pkgs[@]}"; do
+  compgen -G "$CACHE/debs/${p}_*.deb" >/dev/null || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "downloading ${#missing[@]} Debian packages: ${missing[*]}"
+  # As root apt warns that its _apt user cannot write here; that is harmless.
+  (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >/dev/null 2>"$CACHE/apt.err") ||
+    { cat "$CACHE/apt.err" >&2; die "apt-get download failed (run 'apt-get update' first?)"; }
+fi
+
+# --- 2. unpack into the work folder (never installed) ----------------------------------
+stamp="$CACHE/root/.unpacked-$(cat "$CACHE/packages.txt" | md5sum | cut -c1-12)"
+if [ ! -e "$stamp" ]; then
+  say "unpacking into $CACHE/root"
+  rm -rf "$CACHE/root" "$CACHE/vmlinux"
+  mkdir -p "$CACHE/root"
+  for p in "${pkgs[@]}"; do
+    for deb in "$CACHE"/debs/"${p}"_*.deb; do dpkg-deb -x "$deb" "$CACHE/root"; done
+  done
+  touch "$stamp"
+fi
+R=$CACHE/root
+kver=${kpkg#linux-image-}
+vmlinuz=$R/boot/vmlinuz-$kver
+moddir=$R/lib/modules/$kver/kernel
+[ -f "$vmlinuz" ] || die "no kernel at $vmlinuz"
+
+# An uncompressed vmlinux (booted through its PVH entry) starts ~3 s faster than the
+# bzImage: cut the XZ stream out of the bzImage.
+is_elf() { [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]; }
+if ! is_elf "$CACHE/vmlinux"; then
+  off=$(LC_ALL=C grep -obUaP '\xFD7zXZ\x00' "$vmlinuz" | head -1 | cut -d: -f1 || true)
+  # xz complains about the bytes after the stream; the kernel image before them is whole.
+  [ -n "$off" ] && { tail -c +$((off + 1)) "$vmlinuz" | xz -dc > "$CACHE/vmlinux.tmp" 2>/dev/null || true; }
+  if is_elf "$CACHE/vmlinux.tmp"; then mv "$CACHE/vmlinux.tmp" "$CACHE/vmlinux"; else rm -f "$CACHE/vmlinux.tmp"; fi
+fi
+kernel=$vmlinuz
+is_elf "$CACHE/vmlinux" && kernel=$CACHE/vmlinux
+
+export LD_LIBRARY_PATH=$R/usr/lib/x86_64-linux-gnu:$R/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export QEMU_MODULE_DIR=$R/usr/lib/x86_64-linux-gnu/qemu
+qemu=$R/usr/bin/qemu-system-x86_64
+if ldd "$qemu" | grep -q 'not found'; then
+  ldd "$qemu" | grep 'not found' >&2
+  rm -f "$CACHE/packages.txt" "$stamp"
+  die "QEMU lacks shared libraries (package list reset; run again)"
+fi
+
+# --- 3. the test binary: static glibc (pci-driver does not build for musl) ---------------
+say "building vfio-guest-test (static, $TARGET)"
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build -q --release --locked -p vfio-driver --bin vfio-guest-test --target "$TARGET" ||
+  die "cargo build of vfio-guest-test failed"
+bin=$root_dir/target/$TARGET/release/vfio-guest-test
+is_elf "$bin" || die "no binary at $bin"
+
+# --- 4. initramfs: /init + the VFIO modules in dependency order --------------------------
+mods=(virt/lib/irqbypass.ko drivers/vfio/vfio.ko drivers/vfio/vfio_iommu_type1.ko
+      drivers/vfio/vfio_virqfd.ko drivers/vfio/pci/vfio-pci-core.ko drivers/vfio/pci/vfio-pci.ko)
+entries=(dev= proc= sys= modules= "init=$bin")
+i=10
+for m in "${mods[@]}"; do
+  src=$moddir/$m
+  if [ ! -f "$src" ] && [ -f "$src.xz" ]; then xz -dc "$src.xz" > "$CACHE/$(basename "$m")"; src=$CACHE/$(basename "$m"); fi
+  [ -f "$src" ] || die "kernel module $m missing in $kpkg"
+  entries+=("modules/$i-$(basename "$m")=$src")
+  i=$((i + 10))
+done
+"$bin" --mkcpio "$CACHE/initrd.cpio" "${entries[@]}" || die "cannot write the initramfs"
+
+# --- 5. boot ------------------------------------------------------------------------------
+say "booting $(basename "$kernel") ($kver) under QEMU $("$qemu" --version | awk 'NR==1 {print $4}') TCG"
+boot_start=$(date +%s.%N)
+set +e
+timeout "$TIMEOUT" "$qemu" \
+  -L "$R/usr/share/seabios" -L "$R/usr/share/qemu" \
+  -machine q35,accel=tcg,kernel-irqchip=split -cpu max -m 512 -smp 1 \
+  -nodefaults -nographic -no-reboot -serial stdio -monitor none \
+  -device intel-iommu,intremap=on,caching-mode=on \
+  -device edu \
+  -kernel "$kernel" -initrd "$CACHE/initrd.cpio" \
+  -append "console=ttyS0 intel_iommu=on quiet panic=-1 rdinit=/init" \
+  </dev/null > "$LOG" 2>&1
+qrc=$?
+set -e
+end=$(date +%s.%N)
+
+tr -d '\r' < "$LOG" | grep -aE '^(PASS|FAIL|failed checks|checks took)' | sed 's/^/  /' || true
+result=$(grep -a '^RESULT:' "$LOG" | tail -1 | tr -d '\r' || true)
+passed=$(sed -nE 's/^RESULT: ([0-9]+) passed, ([0-9]+) failed.*/\1/p' <<<"$result")
+failed=$(sed -nE 's/^RESULT: ([0-9]+) passed, ([0-9]+) failed.*/\2/p' <<<"$result")
+awk -v s="$start" -v b="$boot_start" -v e="$end" -v lf="$LOG" \
+  'BEGIN {printf "vfio-guest: guest %.1f s, total %.1f s (log: %s)\n", e - b, e - s, lf}'
+if [ -z "$result" ]; then
+  tail -n 30 "$LOG" | sed 's/^/  | /' >&2
+  [ $qrc -eq 124 ] && say "QEMU timed out after ${TIMEOUT}s"
+  echo "vfio-guest: 0 passed, 1 failed"
+  exit 1
+fi
+if [ "$failed" != 0 ] || [ "$passed" -lt "$MIN_CHECKS" ]; then
+  [ "$passed" -lt "$MIN_CHECKS" ] && say "only $passed checks ran (expected at least $MIN_CHECKS)"
+  echo "vfio-guest: $passed passed, $((failed > 0 ? failed : 1)) failed"
+  exit 1
+fi
+echo "vfio-guest: $passed passed, 0 failed"
