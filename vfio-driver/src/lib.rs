@@ -29,4 +29,4 @@ pub mod sysfs;
 pub use bdf::{Bdf, BdfError};
 pub use error::{GroupMember, VfioError};
 pub use npu_dev::{CSR_BAR, KNOWN_MAJOR, NPU_VECTORS, VfioDevice, check_identity, npu_open_options};
-pub use pci::{IrqKind, IrqMode, OpenOptions, VfioPci, usable_window};
+pub use pci::{IrqKind, IrqMode, OpenOptions, VfioPci, iova_allocator, usable_pieces};

@@ -88,7 +88,8 @@ pub struct VfioPci {
     fds: VfioFds,
     ranges: Vec<IovaRange>,
     iova: IovaAllocator,
-    iova_window: Range<u64>,
+    /// The usable parts of the IOVA window.
+    iova_pieces: Vec<Range<u64>>,
     /// Live DMA mappings: IOVA → length.
     maps: BTreeMap<u64, usize>,
     epoch: Instant,
@@ -107,15 +108,47 @@ fn open_error(e: io::Error, what: &str, info: &DeviceInfo) -> VfioError {
     }
 }
 
-/// Intersects `window` with the IOMMU's ranges; picks the range holding its start,
-/// else the first range inside it. Returns [start, end).
-pub fn usable_window(window: &Range<u64>, ranges: &[IovaRange]) -> Option<Range<u64>> {
+/// The parts of `window` that the IOMMU can translate: its intersections with the
+/// (inclusive) `ranges`, shrunk to whole pages, IOVA 0 excluded, in address order.
+pub fn usable_pieces(window: &Range<u64>, ranges: &[IovaRange]) -> Vec<Range<u64>> {
     let clip = |r: &IovaRange| {
-        let start = window.start.max(r.first).max(IOVA_PAGE).next_multiple_of(IOVA_PAGE);
+        let start = window.start.max(r.first).max(IOVA_PAGE).checked_next_multiple_of(IOVA_PAGE)?;
         let end = window.end.min(r.last.saturating_add(1)) & !(IOVA_PAGE - 1);
         (start < end).then_some(start..end)
     };
-    ranges.iter().filter_map(clip).next()
+    let mut v: Vec<Range<u64>> = ranges.iter().filter_map(clip).collect();
+    v.sort_by_key(|r| r.start);
+    v
+}
+
+/// An [`IovaAllocator`] over `pieces` (from [`usable_pieces`]) that never hands out an
+/// address in the gaps between them (e.g. the x86 MSI window 0xfee00000-0xfeefffff).
+///
+/// The shared allocator manages one range, so the gaps are reserved by allocating them:
+/// on a fresh first-fit allocator, allocating the space before a gap and then the gap
+/// itself returns exactly those ranges; the fillers are freed afterwards. Allocations
+/// therefore start at the window's start, as in simulation.
+pub fn iova_allocator(pieces: &[Range<u64>]) -> Option<IovaAllocator> {
+    let (first, last) = (pieces.first()?, pieces.last()?);
+    let mut a = IovaAllocator::new(first.start, last.end);
+    let mut fillers = Vec::new();
+    let mut cursor = first.start;
+    for w in pieces.windows(2) {
+        let gap = w[0].end..w[1].start;
+        if gap.start > cursor {
+            let f = a.alloc(gap.start - cursor).ok()?;
+            fillers.push(f);
+            (f == cursor).then_some(())?;
+        }
+        if gap.end > gap.start {
+            (a.alloc(gap.end - gap.start).ok()? == gap.start).then_some(())?;
+        }
+        cursor = gap.end;
+    }
+    for f in fillers {
+        a.free(f).ok()?;
+    }
+    Some(a)
 }
 
 impl VfioPci {
@@ -128,7 +161,8 @@ impl VfioPci {
             .map_err(|e| open_error(e, "cannot open", &info))?;
         let (ranges, _pgsizes) =
             sys::iommu_iova_ranges(&fds.container).map_err(|e| VfioError::os("VFIO_IOMMU_GET_INFO", e))?;
-        let win = usable_window(&opts.iova_window, &ranges).ok_or_else(|| VfioError::NoIovaWindow {
+        let pieces = usable_pieces(&opts.iova_window, &ranges);
+        let iova = iova_allocator(&pieces).ok_or_else(|| VfioError::NoIovaWindow {
             start: opts.iova_window.start,
             end: opts.iova_window.end,
             ranges: ranges.iter().map(|r| format!("[{:#x}, {:#x}]", r.first, r.last)).collect::<Vec<_>>().join(" "),
@@ -140,8 +174,8 @@ impl VfioPci {
             dev,
             fds,
             ranges,
-            iova: IovaAllocator::new(win.start, win.end),
-            iova_window: win,
+            iova,
+            iova_pieces: pieces,
             maps: BTreeMap::new(),
             epoch: Instant::now(),
         };
@@ -170,9 +204,9 @@ impl VfioPci {
         &self.ranges
     }
 
-    /// The IOVA window DMA mappings are allocated from.
-    pub fn iova_window(&self) -> Range<u64> {
-        self.iova_window.clone()
+    /// The parts of the IOVA window that DMA mappings are allocated from.
+    pub fn iova_window(&self) -> &[Range<u64>] {
+        &self.iova_pieces
     }
 
     /// Size of BAR `bar` in bytes (None if absent).
@@ -416,13 +450,28 @@ mod tests {
     #[test]
     fn the_iova_window_is_clipped_to_the_iommu_ranges_and_pages() {
         let r = [IovaRange { first: 0, last: 0xfedf_ffff }, IovaRange { first: 0xfef0_0000, last: (1 << 48) - 1 }];
-        assert_eq!(usable_window(&(0..1 << 40), &r), Some(0x1000..0xfee0_0000), "IOVA 0 skipped, inclusive end");
-        assert_eq!(usable_window(&(0x1000..1 << 28), &r), Some(0x1000..1 << 28), "edu's 28-bit DMA mask");
-        assert_eq!(usable_window(&(0xff00_0000..1 << 40), &r), Some(0xff00_0000..1 << 40));
+        assert_eq!(usable_pieces(&(0..1 << 40), &r), [0x1000..0xfee0_0000, 0xfef0_0000..1 << 40], "IOVA 0 skipped, inclusive ends");
+        assert_eq!(usable_pieces(&(0x1000..1 << 28), &r), [0x1000..1 << 28], "edu's 28-bit DMA mask");
+        assert_eq!(usable_pieces(&(0xff00_0000..1 << 40), &r), [0xff00_0000..1 << 40]);
         let full = [IovaRange { first: 0, last: u64::MAX }];
-        assert_eq!(usable_window(&(0..u64::MAX), &full), Some(0x1000..!0xfff), "no overflow at the top");
-        assert_eq!(usable_window(&(0xfee0_0000..0xfef0_0000), &r), None, "inside the MSI hole");
-        assert_eq!(usable_window(&(0x1000..0x1800), &r), None, "less than a page");
+        assert_eq!(usable_pieces(&(0..u64::MAX), &full), [0x1000..!0xfff], "no overflow at the top");
+        assert!(usable_pieces(&(0xfee0_0000..0xfef0_0000), &r).is_empty(), "inside the MSI hole");
+        assert!(usable_pieces(&(0x1000..0x1800), &r).is_empty(), "less than a page");
+        assert!(iova_allocator(&[]).is_none());
+    }
+
+    #[test]
+    fn the_allocator_starts_at_the_window_and_never_enters_a_gap() {
+        let pieces = [0x1000..0x5000, 0x8000..0x9000, 0xa000..0x10000];
+        let mut a = iova_allocator(&pieces).unwrap();
+        assert_eq!(a.alloc(0x1000).unwrap(), 0x1000, "same first IOVA as the simulation");
+        assert_eq!(a.alloc(0x4000).unwrap(), 0xa000, "too big for [0x2000, 0x5000): skips both gaps");
+        assert_eq!(a.alloc(0x3000).unwrap(), 0x2000);
+        assert_eq!(a.alloc(0x1000).unwrap(), 0x8000, "the 1-page piece between the gaps");
+        assert_eq!(a.alloc(0x2000).unwrap(), 0xe000);
+        assert!(a.alloc(0x1000).is_err(), "full: nothing left outside the gaps");
+        let mut single = iova_allocator(&[0x1000..0x3000]).unwrap();
+        assert_eq!(single.alloc(0x2000).unwrap(), 0x1000);
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub fn run(c: &mut Checks, bdf: &str) {
     c.check("IOMMU IOVA ranges (inclusive ends) and the 28-bit window", {
         let r = d.iova_ranges();
         let w = d.iova_window();
-        if r.is_empty() || w != (0x1000..1 << 28) {
+        if r.is_empty() || w != [0x1000..1 << 28] {
             Err(format!("ranges {r:x?}, window {w:#x?}"))
         } else {
             Ok(format!("{} ranges, first [{:#x}, {:#x}], window {w:#x?}", r.len(), r[0].first, r[0].last))
@@ -208,6 +208,12 @@ pub fn run(c: &mut Checks, bdf: &str) {
         Ok(_) => Err("opened twice".into()),
     });
     drop(d);
+    c.check("NPU host window [4 KiB, 2^40) minus the IOMMU's reserved ranges", (|| {
+        let d = VfioPci::open(bdf, &OpenOptions { irq: IrqMode::Off, ..OpenOptions::default() }).map_err(e2s)?;
+        let w = d.iova_window().to_vec();
+        let text = w.iter().map(|r| format!("[{:#x}, {:#x})", r.start, r.end)).collect::<Vec<_>>().join(" ");
+        if w.len() >= 2 && w[0] == (0x1000..0xfee0_0000) && w[1].start >= 0xfef0_0000 { Ok(text) } else { Err(text) }
+    })());
     c.check("NPU layer refuses edu: ID register mismatch (wrong bitstream)", match vfio_driver::VfioDevice::open(bdf) {
         Err(e @ VfioError::IdMismatch { .. }) => Ok(e.to_string()),
         Err(e) => Err(format!("other error: {e}")),
