@@ -176,6 +176,7 @@ impl Buddy {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one memory range is the common case
 mod tests {
     use super::*;
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::manager::Inner;
+use crate::state::Inner;
 use crate::mmu::PAGE_SIZE;
 use crate::uffd::{MODE_MISSING, MODE_WP, Uffd};
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::hash::{FastMap, FastSet};
 
 use crate::attrs::{DeviceId, Node};
-use crate::manager::State;
+use crate::state::State;
 use crate::mmu::{Hooks, PAGE_SIZE};
 use crate::page_table::PageFlags;
 

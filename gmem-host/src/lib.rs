@@ -39,10 +39,12 @@ pub mod fault;
 pub mod hash;
 pub mod manager;
 pub mod migrate;
+mod migrate_in;
 pub mod mmu;
 pub mod page_table;
 pub mod prefetch;
 pub mod softdev;
+mod state;
 pub mod thrash;
 mod uffd;
 

@@ -12,10 +12,10 @@
 //! DMA in flight.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bitflags::bitflags;
-use mmap_rs::{MmapFlags, MmapMut, MmapOptions};
+use mmap_rs::MmapOptions;
 
 use crate::attrs::{AttrTree, DeviceId, Node, RangeAttrs};
 use crate::buddy::{Buddy, BuddyError};
@@ -23,11 +23,12 @@ use crate::cpu::{CpuError, CpuMode, CpuSide, Handler};
 use crate::events::{CounterSnapshot, Counters};
 use crate::evict::Lru;
 use crate::migrate::MigrateError;
-use crate::mmu::{
-    Asid, DeviceInfo, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, MmuError, PAGE_SIZE,
-    HUGE_PAGE_SIZE, Prot,
-};
+use crate::mmu::{Asid, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, MmuError, PAGE_SIZE, Prot};
 use crate::page_table::{PageFlags, PageTable, Residency};
+use crate::state::{
+    DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State, cpu_register, place_region, region_off_device,
+    region_on_device,
+};
 use crate::thrash::{ThrashConfig, ThrashTracker};
 
 /// Monotonic time source, in nanoseconds. Tests pass a manual clock; co-simulation
@@ -283,110 +284,8 @@ pub struct PageInfo {
     pub huge: bool,
 }
 
-pub(crate) struct DeviceSlot {
-    pub(crate) mmu: Arc<dyn GmMmu>,
-    pub(crate) info: DeviceInfo,
-    pub(crate) buddy: Buddy,
-    pub(crate) lru: Lru,
-    pub(crate) asids: HashMap<Asid, u32>,
-}
-
-pub(crate) struct Region {
-    pub(crate) start: u64,
-    pub(crate) len: u64,
-    pub(crate) host: HostRegionId,
-    /// Owns the host mapping; only raw pointers into it are ever formed.
-    pub(crate) _map: MmapMut,
-    /// Migrations touching the region (munmap waits for zero).
-    pub(crate) inflight: u32,
-    pub(crate) dying: bool,
-}
-
-pub(crate) struct Space {
-    pub(crate) pt: PageTable,
-    pub(crate) attrs: AttrTree,
-    pub(crate) regions: BTreeMap<u64, Region>,
-    pub(crate) devices: Vec<(DeviceId, Asid)>,
-}
-
-impl Space {
-    pub(crate) fn region_of(&self, va: u64) -> Option<&Region> {
-        self.regions.range(..=va).next_back().map(|(_, r)| r).filter(|r| va < r.start + r.len)
-    }
-
-    pub(crate) fn region_of_mut(&mut self, va: u64) -> Option<&mut Region> {
-        self.regions
-            .range_mut(..=va)
-            .next_back()
-            .map(|(_, r)| r)
-            .filter(|r| va < r.start + r.len)
-    }
-
-    pub(crate) fn asid_of(&self, dev: DeviceId) -> Option<Asid> {
-        self.devices.iter().find(|(d, _)| *d == dev).map(|(_, a)| *a)
-    }
-}
-
-pub(crate) struct Staging {
-    pub(crate) map: MmapMut,
-    pub(crate) free: Vec<u32>,
-}
-
-impl Staging {
-    pub(crate) fn base(&self) -> u64 {
-        self.map.as_ptr() as u64
-    }
-}
-
-/// The staging pool's host-region id.
-pub(crate) const STAGING_ID: HostRegionId = HostRegionId(0);
-
-pub(crate) struct State {
-    pub(crate) devices: Vec<DeviceSlot>,
-    pub(crate) spaces: BTreeMap<u32, Space>,
-    pub(crate) next_space: u32,
-    pub(crate) next_host: u32,
-    /// Region start -> (space, end), over all spaces (the host VA space is one).
-    pub(crate) by_va: BTreeMap<u64, (u32, u64)>,
-    pub(crate) staging: Staging,
-    pub(crate) thrash: ThrashTracker,
-}
-
-impl State {
-    pub(crate) fn space(&self, s: SpaceId) -> Result<&Space, GmemError> {
-        self.spaces.get(&s.0).ok_or(GmemError::UnknownSpace(s.0))
-    }
-
-    pub(crate) fn dev(&self, d: DeviceId) -> Result<&DeviceSlot, GmemError> {
-        self.devices.get(d.0 as usize).ok_or(GmemError::UnknownNode(Node::Device(d)))
-    }
-
-    /// The space owning host address `va`.
-    pub(crate) fn space_of_va(&self, va: u64) -> Option<u32> {
-        self.by_va.range(..=va).next_back().filter(|(_, (_, end))| va < *end).map(|(_, (s, _))| *s)
-    }
-}
-
-/// Shared manager state; see the module docs for locking.
-pub(crate) struct Inner {
-    /// The invalidation lock: guards all tables.
-    pub(crate) state: Mutex<State>,
-    /// Signalled whenever a migration finalizes.
-    pub(crate) cv: Condvar,
-    pub(crate) cfg: Config,
-    pub(crate) counters: Counters,
-    pub(crate) cpu: CpuSide,
-}
-
-impl Inner {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn now(&self) -> u64 {
-        (self.cfg.clock)()
-    }
-}
+/// A change to the attributes of a range.
+type AttrEdit = Box<dyn Fn(&mut RangeAttrs)>;
 
 /// The generic unified-memory manager. Cheap to share: all methods take `&self`.
 pub struct Gmem {
@@ -655,7 +554,7 @@ impl Gmem {
             Node::Device(d) => Ok(d),
             Node::Cpu => Err(GmemError::HintNode { hint, node }),
         };
-        let attr_change: Option<Box<dyn Fn(&mut RangeAttrs)>> = match hint {
+        let attr_change: Option<AttrEdit> = match hint {
             Hint::PreferredLocation => Some(Box::new(move |a| a.preferred = Some(node))),
             Hint::UnsetPreferredLocation => Some(Box::new(|a| a.preferred = None)),
             Hint::AccessedBy => {
@@ -766,75 +665,4 @@ impl Gmem {
         let sp = g.spaces.get(&space.0)?;
         Some(sp.pt.heap_bytes() + sp.attrs.ranges().len() * 48 + sp.regions.len() * std::mem::size_of::<Region>())
     }
-}
-
-fn cpu_register(cpu: &CpuSide, va: u64, len: u64) -> Result<(), CpuError> {
-    cpu.register_shared(va, len)
-}
-
-/// Reserve the VA on the device and make the region reachable for its DMA.
-fn region_on_device(
-    mmu: &Arc<dyn GmMmu>,
-    info: &DeviceInfo,
-    asid: Asid,
-    va: u64,
-    len: u64,
-    host: HostRegionId,
-    dev: DeviceId,
-) -> Result<(), GmemError> {
-    if info.hooks.contains(Hooks::PEER_VA) {
-        mmu.peer_va_alloc_fixed(asid, va, len)
-            .map_err(|source| GmemError::Hook { dev: dev.0, hook: "peer_va_alloc_fixed", source })?;
-    }
-    if info.hooks.contains(Hooks::DMA_MAP_HOST) {
-        let r = HostRegion { id: host, kind: HostRegionKind::PeerShared, va, len };
-        if let Err(source) = mmu.dma_map_host(&r) {
-            if info.hooks.contains(Hooks::PEER_VA) {
-                let _ = mmu.peer_va_free(asid, va, len);
-            }
-            return Err(GmemError::Hook { dev: dev.0, hook: "dma_map_host", source });
-        }
-    }
-    Ok(())
-}
-
-fn region_off_device(mmu: &Arc<dyn GmMmu>, info: &DeviceInfo, asid: Asid, va: u64, len: u64, host: HostRegionId) {
-    if info.hooks.contains(Hooks::DMA_MAP_HOST) {
-        if let Err(e) = mmu.dma_unmap_host(host) {
-            tracing::warn!(target: "gmem", error = %e, "dma_unmap_host failed");
-        }
-    }
-    if info.hooks.contains(Hooks::PEER_VA) {
-        if let Err(e) = mmu.peer_va_free(asid, va, len) {
-            tracing::warn!(target: "gmem", error = %e, "peer_va_free failed");
-        }
-    }
-}
-
-/// Find a 2 MiB-aligned free range in `[base, limit)` and map it there (the address is
-/// a hint; a range the kernel placed elsewhere is dropped and the next gap tried).
-fn place_region(by_va: &BTreeMap<u64, (u32, u64)>, base: u64, limit: u64, len: u64) -> Result<MmapMut, GmemError> {
-    let align = |x: u64| x.div_ceil(HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
-    let mut at = align(base);
-    for _ in 0..256 {
-        // Skip regions overlapping [at, at+len).
-        while let Some((_, &(_, end))) = by_va.range(..at.saturating_add(len)).next_back().filter(|(_, (_, e))| *e > at) {
-            at = align(end);
-        }
-        let Some(end) = at.checked_add(len) else { break };
-        if end > limit {
-            break;
-        }
-        let opts = MmapOptions::new(len as usize)
-            .map_err(|e| GmemError::HostMap { len, reason: e.to_string() })?
-            .with_address(at as usize)
-            .with_flags(MmapFlags::NO_RESERVE);
-        match opts.map_mut() {
-            Ok(m) if m.as_ptr() as u64 == at => return Ok(m),
-            Ok(_) => {}
-            Err(e) => return Err(GmemError::HostMap { len, reason: e.to_string() }),
-        }
-        at = align(at + len.max(HUGE_PAGE_SIZE));
-    }
-    Err(GmemError::NoVirtualSpace { len, limit })
 }

@@ -21,7 +21,8 @@ use crate::attrs::DeviceId;
 use crate::cpu::CpuError;
 use crate::events::add;
 use crate::evict::{PageKey, pick_victims};
-use crate::manager::{DeviceSlot, GmemError, Inner, STAGING_ID, State};
+use crate::manager::GmemError;
+use crate::state::{DeviceSlot, Inner, STAGING_ID, State};
 use crate::mmu::{CopyOp, GmMmu, Hooks, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PageSize, Prot};
 use crate::page_table::{PageFlags, Residency};
 use crate::thrash::Verdict;
@@ -123,13 +124,15 @@ pub(crate) fn flush_all(inner: &Inner, st: &State, batches: Batches) -> Result<(
             b.flush(st.devices[d as usize].mmu.as_ref()).ok();
             continue;
         }
-        let n = b.coalesced().iter().map(|(_, r)| r.len()).sum::<usize>();
-        add(&inner.counters.tlb_ranges, n as u64);
-        if let Err(source) = b.flush(st.devices[d as usize].mmu.as_ref()) {
-            add(&inner.counters.hook_errors, 1);
-            first.get_or_insert(MigrateError::Invalidate { dev: d, source });
-        } else {
-            tracing::trace!(target: "gmem", dev = d, ranges = n, "tlb invalidation");
+        match b.flush(st.devices[d as usize].mmu.as_ref()) {
+            Ok(n) => {
+                add(&inner.counters.tlb_ranges, n as u64);
+                tracing::trace!(target: "gmem", dev = d, ranges = n, "tlb invalidation");
+            }
+            Err(source) => {
+                add(&inner.counters.hook_errors, 1);
+                first.get_or_insert(MigrateError::Invalidate { dev: d, source });
+            }
         }
     }
     first.map_or(Ok(()), Err)

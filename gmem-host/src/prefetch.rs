@@ -14,7 +14,7 @@ use crate::hash::FastSet;
 
 use crate::attrs::{DeviceId, Node};
 use crate::evict::PageKey;
-use crate::manager::State;
+use crate::state::State;
 use crate::mmu::{PAGE_SIZE, PAGES_PER_HUGE};
 use crate::page_table::{PageFlags, Residency};
 

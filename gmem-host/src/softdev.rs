@@ -339,6 +339,7 @@ fn write_at(d: &mut Dev, a: MemAddr, data: &[u8]) -> Result<(), String> {
 }
 
 impl GmMmu for SoftDevice {
+    #[allow(clippy::single_range_in_vec_init)] // one contiguous memory range
     fn info(&self) -> DeviceInfo {
         DeviceInfo {
             name: "softdev".into(),

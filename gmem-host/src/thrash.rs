@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use crate::evict::PageKey;
-use crate::manager::Inner;
+use crate::state::Inner;
 use crate::mmu::{InvalidationBatch, PAGE_SIZE, PageSize};
 use crate::page_table::PageFlags;
 

@@ -1,0 +1,386 @@
+//! Host → device migration phases for the fault path (see [`crate::fault`]):
+//! collect/unmap, copy, commit with sequence-number re-check, finalize or roll back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::attrs::DeviceId;
+use crate::events::add;
+use crate::evict::PageKey;
+use crate::fault::Outcome;
+use crate::hash::{FastMap, FastSet};
+use crate::migrate::{Batches, MigrateError, coalesce, flush_all};
+use crate::mmu::{HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, Prot};
+use crate::page_table::{PageFlags, Residency};
+use crate::prefetch::Mig;
+use crate::state::{Inner, State};
+
+/// A page collected for migration to the device.
+pub(crate) struct Planned {
+    mig: Mig,
+    write: bool,
+    pa: u64,
+    seq: u32,
+    from_cpu: bool,
+    zero: bool,
+    huge: bool,
+    done_under_lock: bool,
+}
+
+/// Phase 1: frames, CPU write protection, MIGRATING marks; first-touch pages with
+/// `peer_map` finish here.
+pub(crate) fn collect(
+    inner: &Inner,
+    g: &mut State,
+    dev: DeviceId,
+    migrate: &[Mig],
+    writes: &FastSet<PageKey>,
+    outcome: &mut FastMap<PageKey, Outcome>,
+) -> Vec<Planned> {
+    let State { devices, spaces, .. } = g;
+    let slot = &mut devices[dev.0 as usize];
+    let huge_ok = slot.info.huge_pages;
+    // Group by chunk to find whole chunks.
+    let mut by_chunk: BTreeMap<(u32, u64), Vec<&Mig>> = BTreeMap::new();
+    for m in migrate {
+        by_chunk.entry((m.key.0, m.key.1 / PAGES_PER_HUGE)).or_default().push(m);
+    }
+    let mut planned = Vec::new();
+    for ((s, _chunk), mut ms) in by_chunk {
+        ms.sort_by_key(|m| m.key);
+        let Some(sp) = spaces.get_mut(&s) else { continue };
+        let whole = huge_ok && ms.len() as u64 == PAGES_PER_HUGE && ms.iter().all(|m| !m.dup);
+        let block = if whole { slot.buddy.alloc(crate::buddy::MAX_ORDER) } else { None };
+        for (i, m) in ms.iter().enumerate() {
+            let (_, vpn) = m.key;
+            let va = vpn * PAGE_SIZE;
+            let pa = match block {
+                Some(b) => b + i as u64 * PAGE_SIZE,
+                None => match slot.buddy.alloc(0) {
+                    Some(p) => p,
+                    None => {
+                        outcome.insert(m.key, Outcome::Retry);
+                        continue;
+                    }
+                },
+            };
+            if slot.info.hooks.contains(Hooks::PAGE_NOTIFY) {
+                if let Err(source) = slot.mmu.alloc_page(pa, PageSize::Base) {
+                    add(&inner.counters.hook_errors, 1);
+                    let _ = slot.buddy.free(pa, 0);
+                    outcome.insert(m.key, Outcome::Abort(Arc::new(MigrateError::AllocPage { dev: dev.0, pa, source })));
+                    continue;
+                }
+            }
+            let e = sp.pt.get(vpn);
+            let from_cpu = e.state == Residency::Cpu;
+            let ne = sp.pt.update(vpn, |e| {
+                e.flags.insert(PageFlags::MIGRATING | PageFlags::FROM_CPU);
+                if from_cpu {
+                    e.flags.insert(PageFlags::CPU_WP);
+                }
+            });
+            if let Some(r) = sp.region_of_mut(va) {
+                r.inflight += 1;
+            }
+            planned.push(Planned {
+                mig: **m,
+                write: writes.contains(&m.key),
+                pa,
+                seq: ne.seq,
+                from_cpu,
+                zero: !from_cpu,
+                huge: block.is_some(),
+                done_under_lock: false,
+            });
+        }
+    }
+    // Write-protect the CPU copies being copied out, in runs (one ioctl per run).
+    let mut runs: Vec<(u32, u64, u64, Vec<usize>)> = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        if !p.from_cpu {
+            continue;
+        }
+        let (s, vpn) = p.mig.key;
+        match runs.last_mut() {
+            Some((rs, start, n, idx)) if *rs == s && *start + *n == vpn => {
+                *n += 1;
+                idx.push(i);
+            }
+            _ => runs.push((s, vpn, 1, vec![i])),
+        }
+    }
+    let mut dropped: FastSet<usize> = FastSet::default();
+    for (s, start, n, idx) in runs {
+        if let Err(source) = inner.cpu.protect(start * PAGE_SIZE, n * PAGE_SIZE) {
+            let err = Arc::new(MigrateError::Install { va: start * PAGE_SIZE, source });
+            for i in idx {
+                let p = &planned[i];
+                crate::migrate::free_frame(slot, p.pa);
+                if let Some(sp) = spaces.get_mut(&s) {
+                    sp.pt.update(p.mig.key.1, |e| {
+                        e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU | PageFlags::CPU_WP)
+                    });
+                    if let Some(r) = sp.region_of_mut(p.mig.key.1 * PAGE_SIZE) {
+                        r.inflight = r.inflight.saturating_sub(1);
+                    }
+                }
+                outcome.insert(p.mig.key, Outcome::Abort(err.clone()));
+                dropped.insert(i);
+            }
+        }
+    }
+    if !dropped.is_empty() {
+        let mut i = 0;
+        planned.retain(|_| {
+            i += 1;
+            !dropped.contains(&(i - 1))
+        });
+    }
+    // First-touch pages: one peer_map call, under the lock (no other copy can race).
+    if slot.info.hooks.contains(Hooks::PEER_MAP) {
+        let mut by_space: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, p) in planned.iter().enumerate() {
+            if p.zero && !p.huge {
+                by_space.entry(p.mig.key.0).or_default().push(i);
+            }
+        }
+        for (s, idx) in by_space {
+            let Some(asid) = spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else { continue };
+            let ops: Vec<PeerMapOp> = idx
+                .iter()
+                .map(|&i| PeerMapOp {
+                    va: planned[i].mig.key.1 * PAGE_SIZE,
+                    pa: planned[i].pa,
+                    size: PageSize::Base,
+                    prot: Prot::READ | Prot::WRITE,
+                    fill: Prepare::Zero,
+                })
+                .collect();
+            match slot.mmu.peer_map(asid, &ops) {
+                Ok(()) => idx.iter().for_each(|&i| planned[i].done_under_lock = true),
+                Err(e) => {
+                    add(&inner.counters.hook_errors, 1);
+                    tracing::warn!(target: "gmem", error = %e, "peer_map failed; falling back to prepare+enter");
+                }
+            }
+        }
+    }
+    planned
+}
+
+/// Phases 2-4. Returns the pages to retry (sequence number changed).
+pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned>, outcome: &mut FastMap<PageKey, Outcome>) -> FastSet<PageKey> {
+    let mut retry = FastSet::default();
+    if planned.is_empty() {
+        return retry;
+    }
+    // Phase 2: copy (lock dropped).
+    let (mmu, hosts) = {
+        let g = inner.lock();
+        let mmu = g.devices[dev.0 as usize].mmu.clone();
+        let hosts: Vec<Option<(crate::mmu::HostRegionId, u64)>> = planned
+            .iter()
+            .map(|p| {
+                let va = p.mig.key.1 * PAGE_SIZE;
+                g.spaces.get(&p.mig.key.0).and_then(|sp| sp.region_of(va)).map(|r| (r.host, va - r.start))
+            })
+            .collect();
+        (mmu, hosts)
+    };
+    let ops = coalesce(planned.iter().zip(&hosts).filter(|(p, _)| p.from_cpu).filter_map(|(p, h)| {
+        h.map(|(region, offset)| (MemAddr::Host { region, offset }, MemAddr::Device(p.pa)))
+    }));
+    let copy_err = if ops.is_empty() {
+        None
+    } else {
+        mmu.copy_batch(&ops).err().map(|source| {
+            add(&inner.counters.hook_errors, 1);
+            let va = planned.iter().find(|p| p.from_cpu).map_or(0, |p| p.mig.key.1 * PAGE_SIZE);
+            Arc::new(MigrateError::Copy { va, dev: dev.0, source })
+        })
+    };
+    let mut prep_err: HashMap<usize, Arc<MigrateError>> = HashMap::new();
+    let mut zeroed_huge: FastSet<u64> = FastSet::default();
+    for (i, p) in planned.iter().enumerate() {
+        if !p.zero || p.done_under_lock {
+            continue;
+        }
+        let r = if p.huge {
+            let block = p.pa & !(HUGE_PAGE_SIZE - 1);
+            let all_zero = planned.iter().filter(|q| q.huge && q.pa & !(HUGE_PAGE_SIZE - 1) == block).all(|q| q.zero);
+            if all_zero {
+                if !zeroed_huge.insert(block) {
+                    continue;
+                }
+                mmu.prepare_page(block, PageSize::Huge, Prepare::Zero)
+            } else {
+                mmu.prepare_page(p.pa, PageSize::Base, Prepare::Zero)
+            }
+        } else {
+            mmu.prepare_page(p.pa, PageSize::Base, Prepare::Zero)
+        };
+        if let Err(source) = r {
+            add(&inner.counters.hook_errors, 1);
+            prep_err.insert(i, Arc::new(MigrateError::Prepare { va: p.mig.key.1 * PAGE_SIZE, dev: dev.0, source }));
+        }
+    }
+
+    // Phase 3: commit.
+    let mut g = inner.lock();
+    let st = &mut *g;
+    let mut ok: Vec<usize> = Vec::new();
+    let mut failed: Vec<(usize, Option<Arc<MigrateError>>)> = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        let (s, vpn) = p.mig.key;
+        let cur = st.spaces.get(&s).map(|sp| sp.pt.get(vpn));
+        let err = if p.from_cpu { copy_err.clone() } else { prep_err.get(&i).cloned() };
+        if let Some(e) = err {
+            failed.push((i, Some(e)));
+        } else if cur.is_none_or(|c| c.seq != p.seq) {
+            add(&inner.counters.seq_retries, 1);
+            retry.insert(p.mig.key);
+            failed.push((i, None));
+        } else {
+            ok.push(i);
+        }
+    }
+    // Map: whole chunks with one huge mapping, the rest page by page.
+    let mut huge_blocks: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for &i in &ok {
+        if planned[i].huge {
+            huge_blocks.entry(planned[i].pa & !(HUGE_PAGE_SIZE - 1)).or_default().push(i);
+        }
+    }
+    let mut mapped_huge: FastSet<usize> = FastSet::default();
+    let slot_mmu = st.devices[dev.0 as usize].mmu.clone();
+    for (_, idx) in huge_blocks {
+        if idx.len() as u64 != PAGES_PER_HUGE {
+            continue;
+        }
+        let (s, vpn0) = planned[idx[0]].mig.key;
+        let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else { continue };
+        let va = (vpn0 * PAGE_SIZE) & !(HUGE_PAGE_SIZE - 1);
+        let pa = planned[idx[0]].pa & !(HUGE_PAGE_SIZE - 1);
+        if slot_mmu.pmap_enter(asid, va, MemAddr::Device(pa), PageSize::Huge, Prot::READ | Prot::WRITE).is_ok() {
+            mapped_huge.extend(idx);
+            add(&inner.counters.huge_maps, 1);
+        }
+    }
+    let mut committed = Vec::new();
+    for &i in &ok {
+        let p = &planned[i];
+        let (s, vpn) = p.mig.key;
+        let va = vpn * PAGE_SIZE;
+        let prot = if p.mig.dup { Prot::READ } else { Prot::READ | Prot::WRITE };
+        if !mapped_huge.contains(&i) && !p.done_under_lock {
+            let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else {
+                failed.push((i, None));
+                continue;
+            };
+            if let Err(source) = slot_mmu.pmap_enter(asid, va, MemAddr::Device(p.pa), PageSize::Base, prot) {
+                add(&inner.counters.hook_errors, 1);
+                failed.push((i, Some(Arc::new(MigrateError::Map { va, dev: dev.0, source }))));
+                continue;
+            }
+        }
+        committed.push(i);
+    }
+    // Drop the CPU copies of moved (not duplicated) pages, in runs.
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &i in &committed {
+        let p = &planned[i];
+        if p.from_cpu && !p.mig.dup {
+            let va = p.mig.key.1 * PAGE_SIZE;
+            match runs.last_mut() {
+                Some((s, l)) if *s + *l == va => *l += PAGE_SIZE,
+                _ => runs.push((va, PAGE_SIZE)),
+            }
+        }
+    }
+    for (va, len) in runs {
+        if let Err(e) = inner.cpu.zap(va, len) {
+            tracing::error!(target: "gmem", error = %e, "dropping CPU copies");
+        }
+    }
+    let now = inner.now();
+    let _ = now;
+    for &i in &committed {
+        let p = &planned[i];
+        let (s, vpn) = p.mig.key;
+        let huge = mapped_huge.contains(&i);
+        let prot = if p.mig.dup { Prot::READ } else { Prot::READ | Prot::WRITE };
+        if let Some(sp) = st.spaces.get_mut(&s) {
+            sp.pt.update(vpn, |e| {
+                e.state = if p.mig.dup { Residency::Dup } else { Residency::Device };
+                e.dev = dev.0;
+                e.pfn = (p.pa / PAGE_SIZE) as u32;
+                e.prot = prot.bits();
+                e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU | PageFlags::REMOTE);
+                e.flags.set(PageFlags::HUGE, huge);
+                if !p.mig.dup {
+                    e.flags.remove(PageFlags::CPU_WP);
+                }
+            });
+            if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
+                r.inflight = r.inflight.saturating_sub(1);
+            }
+        }
+        st.devices[dev.0 as usize].lru.touch(p.mig.key);
+        if p.from_cpu {
+            add(&inner.counters.pages_h2d, 1);
+        } else {
+            add(&inner.counters.zero_fills, 1);
+        }
+        if p.mig.dup {
+            add(&inner.counters.read_dups, 1);
+        }
+        if p.mig.prefetch {
+            add(&inner.counters.prefetched, 1);
+        }
+        let _ = p.write;
+        outcome.insert(p.mig.key, Outcome::Done);
+    }
+    // Phase 4: roll back failures (data stays on the CPU; frames return).
+    let mut batches = Batches::new();
+    for (i, err) in failed {
+        let p = &planned[i];
+        let (s, vpn) = p.mig.key;
+        let va = vpn * PAGE_SIZE;
+        if p.done_under_lock {
+            if let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) {
+                if let Ok(t) = slot_mmu.pmap_release(asid, va, PageSize::Base) {
+                    batches.entry(dev.0).or_default().push(t);
+                }
+            }
+        }
+        crate::migrate::free_frame(&mut st.devices[dev.0 as usize], p.pa);
+        if let Some(sp) = st.spaces.get_mut(&s) {
+            let e = sp.pt.get(vpn);
+            let unprotect = e.flags.contains(PageFlags::CPU_WP) && e.state == Residency::Cpu;
+            sp.pt.update(vpn, |e| {
+                e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU);
+                if unprotect {
+                    e.flags.remove(PageFlags::CPU_WP);
+                }
+            });
+            if unprotect {
+                if let Err(e) = inner.cpu.unprotect(va, PAGE_SIZE) {
+                    tracing::error!(target: "gmem", error = %e, "rollback unprotect");
+                }
+            }
+            if let Some(r) = sp.region_of_mut(va) {
+                r.inflight = r.inflight.saturating_sub(1);
+            }
+        }
+        if let Some(e) = err {
+            outcome.insert(p.mig.key, Outcome::Abort(e));
+        }
+    }
+    if let Err(e) = flush_all(inner, st, batches) {
+        tracing::error!(target: "gmem", error = %e, "rollback flush");
+    }
+    inner.cv.notify_all();
+    tracing::debug!(target: "gmem", dev = dev.0, pages = committed.len(), retry = retry.len(), "migrate to device");
+    retry
+}
