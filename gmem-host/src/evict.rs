@@ -85,9 +85,10 @@ pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &Fas
                 }
             }
         }
+        // Second chance, keeping the candidates' relative (LRU) order.
         let lru = &mut g.devices[dev.0 as usize].lru;
-        for &p in &used {
-            lru.touch(p);
+        for p in cands.iter().filter(|p| used.contains(*p)) {
+            lru.touch(*p);
         }
         // Accessed pages move to the back; try the rest first.
         cands.sort_by_key(|p| used.contains(p));

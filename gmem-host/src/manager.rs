@@ -397,6 +397,29 @@ impl Gmem {
         SpaceId(id)
     }
 
+    /// Destroy a space: unmap every region (bringing nothing back: the memory goes away),
+    /// then destroy each device's page table. Unknown spaces are a typed error.
+    pub fn destroy_space(&self, space: SpaceId) -> Result<(), GmemError> {
+        let regions: Vec<(u64, u64)> = {
+            let g = self.inner.lock();
+            g.space(space)?.regions.values().map(|r| (r.start, r.len)).collect()
+        };
+        for (va, len) in regions {
+            self.munmap(space, va as *mut u8, len)?;
+        }
+        let mut g = self.inner.lock();
+        let Some(sp) = g.spaces.remove(&space.0) else { return Ok(()) };
+        let mut first = None;
+        for (d, asid) in sp.devices {
+            let slot = &mut g.devices[d.0 as usize];
+            slot.asids.remove(&asid);
+            if let Err(source) = slot.mmu.pmap_destroy(asid) {
+                first.get_or_insert(GmemError::Hook { dev: d.0, hook: "pmap_destroy", source });
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
     /// Attach a device to a space: create its page table (ASID) and make every existing
     /// region reachable on it. Returns the ASID the device chose.
     pub fn attach(&self, space: SpaceId, dev: DeviceId) -> Result<Asid, GmemError> {

@@ -168,13 +168,37 @@ pub(crate) fn region_off_device(mmu: &Arc<dyn GmMmu>, info: &DeviceInfo, asid: A
 
 /// Find a 2 MiB-aligned free range in `[base, limit)` and map it there (the address is
 /// a hint; a range the kernel placed elsewhere is dropped and the next gap tried).
+/// The process's mapped ranges, from `/proc/self/maps` (empty if unreadable).
+fn process_maps() -> Vec<(u64, u64)> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
+    text.lines()
+        .filter_map(|l| {
+            let r = l.split_whitespace().next()?;
+            let (a, b) = r.split_once('-')?;
+            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+        })
+        .collect()
+}
+
+/// Find a 2 MiB-aligned free range of `len` bytes in `[base, limit)` — free both of this
+/// manager's regions and of every other mapping of the process — and map it there. The
+/// address is only a hint to the kernel (no `MAP_FIXED`: never clobber a mapping); if
+/// another thread took the gap meanwhile, the search runs again.
 pub(crate) fn place_region(by_va: &BTreeMap<u64, (u32, u64)>, base: u64, limit: u64, len: u64) -> Result<MmapMut, GmemError> {
     let align = |x: u64| x.div_ceil(HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
-    let mut at = align(base);
-    for _ in 0..256 {
-        // Skip regions overlapping [at, at+len).
-        while let Some((_, &(_, end))) = by_va.range(..at.saturating_add(len)).next_back().filter(|(_, (_, e))| *e > at) {
-            at = align(end);
+    for _ in 0..8 {
+        let mut taken = process_maps();
+        taken.extend(by_va.iter().map(|(&s, &(_, e))| (s, e)));
+        taken.sort_unstable();
+        let mut at = align(base);
+        for &(s, e) in &taken {
+            if e <= at {
+                continue;
+            }
+            if s >= at.saturating_add(len) {
+                break;
+            }
+            at = align(e);
         }
         let Some(end) = at.checked_add(len) else { break };
         if end > limit {
@@ -186,10 +210,9 @@ pub(crate) fn place_region(by_va: &BTreeMap<u64, (u32, u64)>, base: u64, limit: 
             .with_flags(MmapFlags::NO_RESERVE);
         match opts.map_mut() {
             Ok(m) if m.as_ptr() as u64 == at => return Ok(m),
-            Ok(_) => {}
+            Ok(_) => continue,
             Err(e) => return Err(GmemError::HostMap { len, reason: e.to_string() }),
         }
-        at = align(at + len.max(HUGE_PAGE_SIZE));
     }
     Err(GmemError::NoVirtualSpace { len, limit })
 }
