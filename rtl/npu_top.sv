@@ -1,9 +1,9 @@
 // Top of the NPU: everything between the hard-IP interfaces of a board.
 //
-// First light: the AXI4-Lite CSR slave, the generated CSR block, identification and
-// capability registers, interrupt status, performance counters and error-injection
-// counters. The DMA engine (host- and device-memory AXI4 masters), the MMU and the
-// compute unit attach to the CSR outputs listed under "units to come" below.
+// The AXI4-Lite CSR slave and generated CSR block, identification and capability
+// registers, interrupt status, performance counters, error-injection counters, and the
+// DMA engine on the host-memory and device-memory AXI4 masters. The MMU and the compute
+// unit attach to the CSR outputs listed under "units to come" below.
 module npu_top #(
   parameter int unsigned DataWidth  = 512,
   parameter int unsigned DevMemMiB  = 256,
@@ -11,7 +11,10 @@ module npu_top #(
   parameter int unsigned TlbEntries = 32,
   parameter int unsigned DmaChannels = 3,
   parameter int unsigned CuInflight = 4,
-  localparam int unsigned NumIrq    = 7
+  parameter int unsigned AxiIdWidth = 4,
+  parameter int unsigned MaxReadBursts = 16,
+  localparam int unsigned NumIrq    = 7,
+  localparam int unsigned StrbWidth = DataWidth / 8
 ) (
   input  logic                    clk_i,
   input  logic                    rst_ni,
@@ -33,6 +36,66 @@ module npu_top #(
   input  logic                    s_axil_rready_i,
   output logic [31:0]             s_axil_rdata_o,
   output logic [1:0]              s_axil_rresp_o,
+  // AXI4 host-memory master (addresses are host IOVAs)
+  output logic [AxiIdWidth-1:0]   m_axi_host_awid_o,
+  output logic [63:0]             m_axi_host_awaddr_o,
+  output logic [7:0]              m_axi_host_awlen_o,
+  output logic [2:0]              m_axi_host_awsize_o,
+  output logic [1:0]              m_axi_host_awburst_o,
+  output logic                    m_axi_host_awvalid_o,
+  input  logic                    m_axi_host_awready_i,
+  output logic [DataWidth-1:0]    m_axi_host_wdata_o,
+  output logic [StrbWidth-1:0]    m_axi_host_wstrb_o,
+  output logic                    m_axi_host_wlast_o,
+  output logic                    m_axi_host_wvalid_o,
+  input  logic                    m_axi_host_wready_i,
+  input  logic [AxiIdWidth-1:0]   m_axi_host_bid_i,
+  input  logic [1:0]              m_axi_host_bresp_i,
+  input  logic                    m_axi_host_bvalid_i,
+  output logic                    m_axi_host_bready_o,
+  output logic [AxiIdWidth-1:0]   m_axi_host_arid_o,
+  output logic [63:0]             m_axi_host_araddr_o,
+  output logic [7:0]              m_axi_host_arlen_o,
+  output logic [2:0]              m_axi_host_arsize_o,
+  output logic [1:0]              m_axi_host_arburst_o,
+  output logic                    m_axi_host_arvalid_o,
+  input  logic                    m_axi_host_arready_i,
+  input  logic [AxiIdWidth-1:0]   m_axi_host_rid_i,
+  input  logic [DataWidth-1:0]    m_axi_host_rdata_i,
+  input  logic [1:0]              m_axi_host_rresp_i,
+  input  logic                    m_axi_host_rlast_i,
+  input  logic                    m_axi_host_rvalid_i,
+  output logic                    m_axi_host_rready_o,
+  // AXI4 device-memory master (device-physical addresses)
+  output logic [AxiIdWidth-1:0]   m_axi_dev_awid_o,
+  output logic [39:0]             m_axi_dev_awaddr_o,
+  output logic [7:0]              m_axi_dev_awlen_o,
+  output logic [2:0]              m_axi_dev_awsize_o,
+  output logic [1:0]              m_axi_dev_awburst_o,
+  output logic                    m_axi_dev_awvalid_o,
+  input  logic                    m_axi_dev_awready_i,
+  output logic [DataWidth-1:0]    m_axi_dev_wdata_o,
+  output logic [StrbWidth-1:0]    m_axi_dev_wstrb_o,
+  output logic                    m_axi_dev_wlast_o,
+  output logic                    m_axi_dev_wvalid_o,
+  input  logic                    m_axi_dev_wready_i,
+  input  logic [AxiIdWidth-1:0]   m_axi_dev_bid_i,
+  input  logic [1:0]              m_axi_dev_bresp_i,
+  input  logic                    m_axi_dev_bvalid_i,
+  output logic                    m_axi_dev_bready_o,
+  output logic [AxiIdWidth-1:0]   m_axi_dev_arid_o,
+  output logic [39:0]             m_axi_dev_araddr_o,
+  output logic [7:0]              m_axi_dev_arlen_o,
+  output logic [2:0]              m_axi_dev_arsize_o,
+  output logic [1:0]              m_axi_dev_arburst_o,
+  output logic                    m_axi_dev_arvalid_o,
+  input  logic                    m_axi_dev_arready_i,
+  input  logic [AxiIdWidth-1:0]   m_axi_dev_rid_i,
+  input  logic [DataWidth-1:0]    m_axi_dev_rdata_i,
+  input  logic [1:0]              m_axi_dev_rresp_i,
+  input  logic                    m_axi_dev_rlast_i,
+  input  logic                    m_axi_dev_rvalid_i,
+  output logic                    m_axi_dev_rready_o,
   // Interrupt vectors, one per INT_CAUSE (level; MSI-X vector i on a board)
   output logic [NumIrq-1:0]       irq_o
 );
@@ -40,8 +103,11 @@ module npu_top #(
   localparam int unsigned NumCounters = 24;
   localparam int unsigned DataBytesLog2 = $clog2(DataWidth / 8);
 
-  if (DataWidth < 64 || DataWidth > 1024 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_data_width
-    $error("DataWidth must be a power of two in 64..1024");
+  if (DataWidth < 256 || DataWidth > 1024 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_data_width
+    $error("DataWidth must be a power of two in 256..1024");
+  end
+  if (AxiIdWidth < 3 || AxiIdWidth > 8) begin : gen_bad_id_width
+    $error("AxiIdWidth must be in 3..8 (6 host-port requesters)");
   end
   if (DevMemMiB < 1 || DevMemMiB > 65535) begin : gen_bad_dev_mem
     $error("DevMemMiB must be in 1..65535");
@@ -108,8 +174,16 @@ module npu_top #(
   logic              int_ack_we;
   logic [NumIrq-1:0] cause_set;
 
-  // No unit raises a cause yet: the DMA engine, MMU and compute unit drive these.
-  assign cause_set = '0;
+  // Causes: FAULT, CMD and KERNEL come with the MMU and compute unit.
+  logic [2:0] dma_irq, dma_dev_err;
+  logic       dev_err_any_q;
+  always_comb begin : causes
+    cause_set = '0;
+    cause_set[npu_reg_pkg::INT_CAUSE_DMA0] = dma_irq[0];
+    cause_set[npu_reg_pkg::INT_CAUSE_DMA1] = dma_irq[1];
+    cause_set[npu_reg_pkg::INT_CAUSE_DMA2] = dma_irq[2];
+    cause_set[npu_reg_pkg::INT_CAUSE_ERROR] = |dma_dev_err && !dev_err_any_q;
+  end
 
   npu_irq #(
     .NumCauses(NumIrq)
@@ -125,7 +199,10 @@ module npu_top #(
   );
 
   // ---------------------------------------------------------------- performance counters
-  logic [NumCounters*8-1:0]  perf_inc;
+  logic [NumCounters*16-1:0] perf_inc;
+  logic [3*13-1:0]           dma_bytes;
+  logic [2:0]                dma_busy, dma_stall;
+  logic [3:0]                port_beats;
   logic [NumCounters*32-1:0] perf_lo;
   logic [NumCounters-1:0]    perf_lo_re;
   logic [31:0]               perf_hi_shadow, perf_ctrl_wd;
@@ -133,13 +210,26 @@ module npu_top #(
 
   always_comb begin : perf_events
     perf_inc = '0;
-    perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*8 +: 8]       = 8'd1;
-    perf_inc[npu_reg_pkg::PERF_CTR_CSR_ACCESSES*8 +: 8] = 8'(reg_we || reg_re);
+    perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = 16'd1;
+    perf_inc[npu_reg_pkg::PERF_CTR_CSR_ACCESSES*16 +: 16]  = 16'(reg_we || reg_re);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA0_BYTES*16 +: 16]    = 16'(dma_bytes[0*13 +: 13]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA0_BUSY*16 +: 16]     = 16'(dma_busy[0]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA0_STALL*16 +: 16]    = 16'(dma_stall[0]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA1_BYTES*16 +: 16]    = 16'(dma_bytes[1*13 +: 13]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA1_BUSY*16 +: 16]     = 16'(dma_busy[1]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA1_STALL*16 +: 16]    = 16'(dma_stall[1]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA2_BYTES*16 +: 16]    = 16'(dma_bytes[2*13 +: 13]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA2_BUSY*16 +: 16]     = 16'(dma_busy[2]);
+    perf_inc[npu_reg_pkg::PERF_CTR_DMA2_STALL*16 +: 16]    = 16'(dma_stall[2]);
+    perf_inc[npu_reg_pkg::PERF_CTR_HOST_RD_BYTES*16 +: 16] = port_beats[0] ? 16'(StrbWidth) : 16'd0;
+    perf_inc[npu_reg_pkg::PERF_CTR_HOST_WR_BYTES*16 +: 16] = port_beats[1] ? 16'(StrbWidth) : 16'd0;
+    perf_inc[npu_reg_pkg::PERF_CTR_DEV_RD_BYTES*16 +: 16]  = port_beats[2] ? 16'(StrbWidth) : 16'd0;
+    perf_inc[npu_reg_pkg::PERF_CTR_DEV_WR_BYTES*16 +: 16]  = port_beats[3] ? 16'(StrbWidth) : 16'd0;
   end
 
   npu_perf #(
     .NumCounters(NumCounters),
-    .IncWidth(8)
+    .IncWidth(16)
   ) u_perf (
     .clk_i,
     .rst_ni,
@@ -152,11 +242,11 @@ module npu_top #(
 
   // ---------------------------------------------------------------- error injection
   localparam int unsigned NumErrInj = 6;  // host rd, host wr, dev rd, dev wr, ptw, poison
-  logic [NumErrInj-1:0]    errinj_we, errinj_event, errinj_inject;
+  logic [NumErrInj-1:0]    errinj_we, errinj_consume, errinj_armed;
   logic [NumErrInj*32-1:0] errinj_wd, errinj_count;
 
-  // No unit consumes injections yet: the memory ports and the walker will.
-  assign errinj_event = '0;
+  // The page-table walker (index 4) consumes its injections with the MMU.
+  assign errinj_consume[4] = 1'b0;
 
   for (genvar i = 0; i < NumErrInj; i++) begin : gen_errinj
     npu_errinj_counter u_counter (
@@ -165,8 +255,8 @@ module npu_top #(
       .soft_reset_i (soft_reset),
       .we_i     (errinj_we[i]),
       .wd_i     (errinj_wd[i*32 +: 32]),
-      .event_i  (errinj_event[i]),
-      .inject_o (errinj_inject[i]),
+      .consume_i (errinj_consume[i]),
+      .armed_o   (errinj_armed[i]),
       .count_o  (errinj_count[i*32 +: 32])
     );
   end
@@ -175,21 +265,157 @@ module npu_top #(
   // CSR outputs that the DMA engine, MMU and compute unit will consume. Until those
   // units exist the registers are plain storage that software can read back.
   /* verilator lint_off UNUSEDSIGNAL */
-  logic [31:0] scratch_q, ctrl_q, dma_ch_ctrl_wd, errinj_hang_q;
+  logic [31:0] scratch_q, ctrl_q, errinj_hang_q;
   logic [31:0] cmdq_base_lo_q, cmdq_base_hi_q, cmdq_size_log2_q, cmdq_tail_q;
   logic [31:0] fq_base_lo_q, fq_base_hi_q, fq_size_log2_q, fq_head_q;
   logic [31:0] kq_base_lo_q, kq_base_hi_q, kq_size_log2_q, kq_tail_q;
   logic [31:0] kcq_base_lo_q, kcq_base_hi_q, kcq_size_log2_q, kcq_head_q;
-  logic [DmaChannels*32-1:0] dma_desc_base_lo_q, dma_desc_base_hi_q, dma_desc_size_log2_q;
-  logic [DmaChannels*32-1:0] dma_desc_tail_q, dma_cpl_base_lo_q, dma_cpl_base_hi_q;
-  logic [DmaChannels*32-1:0] dma_cpl_size_log2_q, dma_cpl_head_q;
-  logic [DmaChannels-1:0]    dma_ch_ctrl_we;
   logic [16*32-1:0]          ptroot_q;
-  logic [NumErrInj-1:0]      errinj_inject_unused;
+  logic                      errinj_ptw_armed_unused;
   // INT_MASK/INT_ACK bits above the last cause are reserved.
   logic [31:0]               int_mask_q, int_ack_wd;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign errinj_inject_unused = errinj_inject;
+  assign errinj_ptw_armed_unused = errinj_armed[4];
+
+  // ---------------------------------------------------------------- DMA engine
+  logic [DmaChannels*32-1:0] dma_desc_base_lo_q, dma_desc_base_hi_q, dma_desc_size_log2_q;
+  logic [DmaChannels*32-1:0] dma_desc_tail_q, dma_cpl_base_lo_q, dma_cpl_base_hi_q;
+  logic [DmaChannels*32-1:0] dma_cpl_size_log2_q, dma_cpl_head_q;
+  logic [DmaChannels*32-1:0] dma_desc_head, dma_cpl_tail, dma_ch_status;
+  logic [DmaChannels-1:0]    dma_ch_ctrl_we;
+  logic [31:0]               dma_ch_ctrl_wd;
+  logic                      dma_busy_any;
+
+  npu_dma #(
+    .DataWidth   (DataWidth),
+    .DevMemMiB   (DevMemMiB),
+    .IdWidth     (AxiIdWidth),
+    .MaxRdBursts (MaxReadBursts)
+  ) u_dma (
+    .clk_i,
+    .rst_ni,
+    .soft_reset_i          (soft_reset),
+    .enable_i              (ctrl_q[npu_reg_pkg::REG_CTRL_DMA_EN_LSB]),
+    .hang_i                (errinj_hang_q[npu_reg_pkg::REG_ERRINJ_HANG_DMA_LSB]),
+    .desc_base_lo_i        (dma_desc_base_lo_q),
+    .desc_base_hi_i        (dma_desc_base_hi_q),
+    .desc_size_log2_i      (dma_desc_size_log2_q),
+    .desc_tail_i           (dma_desc_tail_q),
+    .desc_head_o           (dma_desc_head),
+    .cpl_base_lo_i         (dma_cpl_base_lo_q),
+    .cpl_base_hi_i         (dma_cpl_base_hi_q),
+    .cpl_size_log2_i       (dma_cpl_size_log2_q),
+    .cpl_head_i            (dma_cpl_head_q),
+    .cpl_tail_o            (dma_cpl_tail),
+    .ch_status_o           (dma_ch_status),
+    .ch_ctrl_we_i          (dma_ch_ctrl_we),
+    .ch_ctrl_wd_i          (dma_ch_ctrl_wd),
+    .irq_o                 (dma_irq),
+    .dev_err_o             (dma_dev_err),
+    .busy_o                (dma_busy_any),
+    .host_rd_err_armed_i   (errinj_armed[0]),
+    .host_rd_err_consume_o (errinj_consume[0]),
+    .host_wr_err_armed_i   (errinj_armed[1]),
+    .host_wr_err_consume_o (errinj_consume[1]),
+    .dev_rd_err_armed_i    (errinj_armed[2]),
+    .dev_rd_err_consume_o  (errinj_consume[2]),
+    .dev_wr_err_armed_i    (errinj_armed[3]),
+    .dev_wr_err_consume_o  (errinj_consume[3]),
+    .poison_armed_i        (errinj_armed[5]),
+    .poison_consume_o      (errinj_consume[5]),
+    .ch_bytes_o            (dma_bytes),
+    .ch_busy_o             (dma_busy),
+    .ch_stall_o            (dma_stall),
+    .port_beats_o          (port_beats),
+    .m_axi_host_awid_o,
+    .m_axi_host_awaddr_o,
+    .m_axi_host_awlen_o,
+    .m_axi_host_awsize_o,
+    .m_axi_host_awburst_o,
+    .m_axi_host_awvalid_o,
+    .m_axi_host_awready_i,
+    .m_axi_host_wdata_o,
+    .m_axi_host_wstrb_o,
+    .m_axi_host_wlast_o,
+    .m_axi_host_wvalid_o,
+    .m_axi_host_wready_i,
+    .m_axi_host_bid_i,
+    .m_axi_host_bresp_i,
+    .m_axi_host_bvalid_i,
+    .m_axi_host_bready_o,
+    .m_axi_host_arid_o,
+    .m_axi_host_araddr_o,
+    .m_axi_host_arlen_o,
+    .m_axi_host_arsize_o,
+    .m_axi_host_arburst_o,
+    .m_axi_host_arvalid_o,
+    .m_axi_host_arready_i,
+    .m_axi_host_rid_i,
+    .m_axi_host_rdata_i,
+    .m_axi_host_rresp_i,
+    .m_axi_host_rlast_i,
+    .m_axi_host_rvalid_i,
+    .m_axi_host_rready_o,
+    .m_axi_dev_awid_o,
+    .m_axi_dev_awaddr_o,
+    .m_axi_dev_awlen_o,
+    .m_axi_dev_awsize_o,
+    .m_axi_dev_awburst_o,
+    .m_axi_dev_awvalid_o,
+    .m_axi_dev_awready_i,
+    .m_axi_dev_wdata_o,
+    .m_axi_dev_wstrb_o,
+    .m_axi_dev_wlast_o,
+    .m_axi_dev_wvalid_o,
+    .m_axi_dev_wready_i,
+    .m_axi_dev_bid_i,
+    .m_axi_dev_bresp_i,
+    .m_axi_dev_bvalid_i,
+    .m_axi_dev_bready_o,
+    .m_axi_dev_arid_o,
+    .m_axi_dev_araddr_o,
+    .m_axi_dev_arlen_o,
+    .m_axi_dev_arsize_o,
+    .m_axi_dev_arburst_o,
+    .m_axi_dev_arvalid_o,
+    .m_axi_dev_arready_i,
+    .m_axi_dev_rid_i,
+    .m_axi_dev_rdata_i,
+    .m_axi_dev_rresp_i,
+    .m_axi_dev_rlast_i,
+    .m_axi_dev_rvalid_i,
+    .m_axi_dev_rready_o
+  );
+
+  // ---------------------------------------------------------------- status and device errors
+  logic [31:0] status, err_info_d, err_info_q;
+  logic        dev_err_any_d;
+  always_comb begin : status_logic
+    status = '0;
+    status[npu_reg_pkg::REG_STATUS_DMA_BUSY_LSB] = dma_busy_any;
+    status[npu_reg_pkg::REG_STATUS_ERROR_LSB]    = err_info_q != '0;
+    dev_err_any_d = |dma_dev_err;
+    err_info_d    = err_info_q;
+    if (soft_reset) begin
+      err_info_d = '0;
+    end else if (err_info_q == '0) begin
+      for (int unsigned c = 0; c < 3; c++) begin
+        if (dma_dev_err[c] && err_info_d == '0) begin
+          err_info_d = {16'd0, 8'(3 + c), 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE)};
+        end
+      end
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : status_ff
+    if (!rst_ni) begin
+      err_info_q    <= '0;
+      dev_err_any_q <= 1'b0;
+    end else begin
+      err_info_q    <= err_info_d;
+      dev_err_any_q <= dev_err_any_d;
+    end
+  end
 
   // ---------------------------------------------------------------- CSR block
   npu_csr u_csr (
@@ -207,14 +433,14 @@ module npu_top #(
     .caps1_i                (caps1),
     .scratch_q_o            (scratch_q),
     .ctrl_q_o               (ctrl_q),
-    .status_i               ('0),
+    .status_i               (status),
     .reset_we_o             (reset_we),
     .reset_wd_o             (reset_wd),
     .int_status_i           (int_status),
     .int_mask_q_o           (int_mask_q),
     .int_ack_we_o           (int_ack_we),
     .int_ack_wd_o           (int_ack_wd),
-    .err_info_i             ('0),
+    .err_info_i             (err_info_q),
     .cmdq_base_lo_q_o       (cmdq_base_lo_q),
     .cmdq_base_hi_q_o       (cmdq_base_hi_q),
     .cmdq_size_log2_q_o     (cmdq_size_log2_q),
@@ -238,14 +464,14 @@ module npu_top #(
     .dma_desc_base_lo_q_o   (dma_desc_base_lo_q),
     .dma_desc_base_hi_q_o   (dma_desc_base_hi_q),
     .dma_desc_size_log2_q_o (dma_desc_size_log2_q),
-    .dma_desc_head_i        ('0),
+    .dma_desc_head_i        (dma_desc_head),
     .dma_desc_tail_q_o      (dma_desc_tail_q),
     .dma_cpl_base_lo_q_o    (dma_cpl_base_lo_q),
     .dma_cpl_base_hi_q_o    (dma_cpl_base_hi_q),
     .dma_cpl_size_log2_q_o  (dma_cpl_size_log2_q),
     .dma_cpl_head_q_o       (dma_cpl_head_q),
-    .dma_cpl_tail_i         ('0),
-    .dma_ch_status_i        ('0),
+    .dma_cpl_tail_i         (dma_cpl_tail),
+    .dma_ch_status_i        (dma_ch_status),
     .dma_ch_ctrl_we_o       (dma_ch_ctrl_we),
     .dma_ch_ctrl_wd_o       (dma_ch_ctrl_wd),
     .ptroot_q_o             (ptroot_q),

@@ -10,6 +10,7 @@
 //! way of reaching the device (Verilator co-simulation, VFIO board) implements.
 
 mod device_io;
+pub mod dma;
 mod dma_buf;
 mod iova;
 mod regmap;

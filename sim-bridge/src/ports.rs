@@ -34,6 +34,85 @@ impl<T: Copy> Port<T> {
     }
 }
 
+/// Words of one 512-bit data beat as Verilator stores it (`VlWide<16>`).
+pub(crate) type Beat = [u32; 16];
+
+/// One AXI4 master port of `npu_top` (`m_axi_host_*` or `m_axi_dev_*`).
+pub(crate) struct AxiMasterPorts {
+    pub awid: Port<u8>,
+    pub awaddr: Port<u64>,
+    pub awlen: Port<u8>,
+    pub awsize: Port<u8>,
+    pub awburst: Port<u8>,
+    pub awvalid: Port<u8>,
+    pub awready: Port<u8>,
+    pub wdata: Port<Beat>,
+    pub wstrb: Port<u64>,
+    pub wlast: Port<u8>,
+    pub wvalid: Port<u8>,
+    pub wready: Port<u8>,
+    pub bid: Port<u8>,
+    pub bresp: Port<u8>,
+    pub bvalid: Port<u8>,
+    pub bready: Port<u8>,
+    pub arid: Port<u8>,
+    pub araddr: Port<u64>,
+    pub arlen: Port<u8>,
+    pub arsize: Port<u8>,
+    pub arburst: Port<u8>,
+    pub arvalid: Port<u8>,
+    pub arready: Port<u8>,
+    pub rid: Port<u8>,
+    pub rdata: Port<Beat>,
+    pub rresp: Port<u8>,
+    pub rlast: Port<u8>,
+    pub rvalid: Port<u8>,
+    pub rready: Port<u8>,
+}
+
+impl AxiMasterPorts {
+    /// Binds `m_axi_<which>_*`.
+    pub(crate) fn bind(m: &Model, which: &'static str) -> Result<Self, ModelError> {
+        let host = which == "host";
+        macro_rules! p {
+            ($h:literal, $d:literal) => {
+                Port::bind(m, if host { $h } else { $d })?
+            };
+        }
+        Ok(Self {
+            awid: p!("m_axi_host_awid_o", "m_axi_dev_awid_o"),
+            awaddr: p!("m_axi_host_awaddr_o", "m_axi_dev_awaddr_o"),
+            awlen: p!("m_axi_host_awlen_o", "m_axi_dev_awlen_o"),
+            awsize: p!("m_axi_host_awsize_o", "m_axi_dev_awsize_o"),
+            awburst: p!("m_axi_host_awburst_o", "m_axi_dev_awburst_o"),
+            awvalid: p!("m_axi_host_awvalid_o", "m_axi_dev_awvalid_o"),
+            awready: p!("m_axi_host_awready_i", "m_axi_dev_awready_i"),
+            wdata: p!("m_axi_host_wdata_o", "m_axi_dev_wdata_o"),
+            wstrb: p!("m_axi_host_wstrb_o", "m_axi_dev_wstrb_o"),
+            wlast: p!("m_axi_host_wlast_o", "m_axi_dev_wlast_o"),
+            wvalid: p!("m_axi_host_wvalid_o", "m_axi_dev_wvalid_o"),
+            wready: p!("m_axi_host_wready_i", "m_axi_dev_wready_i"),
+            bid: p!("m_axi_host_bid_i", "m_axi_dev_bid_i"),
+            bresp: p!("m_axi_host_bresp_i", "m_axi_dev_bresp_i"),
+            bvalid: p!("m_axi_host_bvalid_i", "m_axi_dev_bvalid_i"),
+            bready: p!("m_axi_host_bready_o", "m_axi_dev_bready_o"),
+            arid: p!("m_axi_host_arid_o", "m_axi_dev_arid_o"),
+            araddr: p!("m_axi_host_araddr_o", "m_axi_dev_araddr_o"),
+            arlen: p!("m_axi_host_arlen_o", "m_axi_dev_arlen_o"),
+            arsize: p!("m_axi_host_arsize_o", "m_axi_dev_arsize_o"),
+            arburst: p!("m_axi_host_arburst_o", "m_axi_dev_arburst_o"),
+            arvalid: p!("m_axi_host_arvalid_o", "m_axi_dev_arvalid_o"),
+            arready: p!("m_axi_host_arready_i", "m_axi_dev_arready_i"),
+            rid: p!("m_axi_host_rid_i", "m_axi_dev_rid_i"),
+            rdata: p!("m_axi_host_rdata_i", "m_axi_dev_rdata_i"),
+            rresp: p!("m_axi_host_rresp_i", "m_axi_dev_rresp_i"),
+            rlast: p!("m_axi_host_rlast_i", "m_axi_dev_rlast_i"),
+            rvalid: p!("m_axi_host_rvalid_i", "m_axi_dev_rvalid_i"),
+            rready: p!("m_axi_host_rready_o", "m_axi_dev_rready_o"),
+        })
+    }
+}
+
 /// Every port of `npu_top`.
 pub(crate) struct TopPorts {
     pub clk: Port<u8>,
@@ -56,6 +135,8 @@ pub(crate) struct TopPorts {
     pub rdata: Port<u32>,
     pub rresp: Port<u8>,
     pub irq: Port<u8>,
+    pub host: AxiMasterPorts,
+    pub dev: AxiMasterPorts,
 }
 
 impl TopPorts {
@@ -82,6 +163,8 @@ impl TopPorts {
             rdata: Port::bind(m, "s_axil_rdata_o")?,
             rresp: Port::bind(m, "s_axil_rresp_o")?,
             irq: Port::bind(m, "irq_o")?,
+            host: AxiMasterPorts::bind(m, "host")?,
+            dev: AxiMasterPorts::bind(m, "dev")?,
         })
     }
 }

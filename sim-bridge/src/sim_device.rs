@@ -1,7 +1,10 @@
 //! `SimDevice`: the Verilated NPU clocked by Rust, with an AXI4-Lite CSR master.
 
+use crate::axi_slave::{AxiSlave, BeatStore, PortStats};
+use crate::memory::{BEAT, DeviceMemory, HostMemory, Unmapped};
 use crate::model::{Model, ModelError};
 use crate::ports::TopPorts;
+use crate::timing::TimingModel;
 use std::path::PathBuf;
 
 /// How to build a simulated device.
@@ -11,11 +14,35 @@ pub struct SimConfig {
     pub waves: Option<PathBuf>,
     /// Cycles a CSR transaction may take before it is reported as hung.
     pub csr_timeout_cycles: u64,
+    /// Timing of the memory ports.
+    pub timing: TimingModel,
+    /// Bytes of device memory behind the device port. Must match the RTL's DevMemMiB
+    /// (256 MiB by default): the RTL refuses descriptors beyond its own size, the
+    /// bridge answers SLVERR beyond this one.
+    pub dev_mem_bytes: usize,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self { waves: None, csr_timeout_cycles: 1_000 }
+        Self { waves: None, csr_timeout_cycles: 1_000, timing: TimingModel::default(), dev_mem_bytes: 256 << 20 }
+    }
+}
+
+impl BeatStore for HostMemory {
+    fn read_beat(&self, addr: u64) -> Result<[u8; BEAT], Unmapped> {
+        HostMemory::read_beat(self, addr)
+    }
+    fn write_beat(&mut self, addr: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped> {
+        HostMemory::write_beat(self, addr, data, strb)
+    }
+}
+
+impl BeatStore for DeviceMemory {
+    fn read_beat(&self, addr: u64) -> Result<[u8; BEAT], Unmapped> {
+        DeviceMemory::read_beat(self, addr)
+    }
+    fn write_beat(&mut self, addr: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped> {
+        DeviceMemory::write_beat(self, addr, data, strb)
     }
 }
 
@@ -53,6 +80,25 @@ pub enum SimError {
         /// The budget.
         cycles: u64,
     },
+    /// The device-memory backing store could not be mapped.
+    #[error("cannot allocate {bytes:#x} bytes of simulated device memory")]
+    DeviceMemory {
+        /// Requested size.
+        bytes: usize,
+        /// Cause.
+        #[source]
+        source: mmap_rs::Error,
+    },
+    /// A backdoor access fell outside device memory.
+    #[error("device memory access [{addr:#x}, +{len:#x}) is outside the {size:#x}-byte device memory")]
+    DeviceMemoryRange {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: usize,
+        /// Device memory size.
+        size: usize,
+    },
     /// An assertion inside the RTL failed.
     #[error("an RTL assertion failed at cycle {cycle} (see the simulator's message above)")]
     Assertion {
@@ -73,6 +119,11 @@ pub struct SimDevice {
     /// Half-cycles since creation: the waveform's time axis (never reset).
     trace_time: u64,
     cfg: SimConfig,
+    pub(crate) host_mem: HostMemory,
+    pub(crate) dev_mem: DeviceMemory,
+    host_port: AxiSlave,
+    dev_port: AxiSlave,
+    pub(crate) iova: npu::IovaAllocator,
 }
 
 const RESET_CYCLES: u64 = 4;
@@ -85,13 +136,28 @@ impl SimDevice {
             model.trace_open(path)?;
         }
         let ports = TopPorts::bind(&model)?;
-        let mut dev = Self { ports, model, cycle: 0, trace_time: 0, cfg };
+        let dev_mem = DeviceMemory::new(cfg.dev_mem_bytes)
+            .map_err(|source| SimError::DeviceMemory { bytes: cfg.dev_mem_bytes, source })?;
+        let mut dev = Self {
+            ports,
+            model,
+            cycle: 0,
+            trace_time: 0,
+            host_mem: HostMemory::default(),
+            dev_mem,
+            host_port: AxiSlave::new(cfg.timing.host, cfg.timing.host_stalls),
+            dev_port: AxiSlave::new(cfg.timing.dev, cfg.timing.dev_stalls),
+            iova: npu::IovaAllocator::npu_default(),
+            cfg,
+        };
         dev.reset();
         Ok(dev)
     }
 
     /// Holds reset for a few cycles, then releases it; the cycle count restarts at 0.
     pub fn reset(&mut self) {
+        self.host_port.clear();
+        self.dev_port.clear();
         self.ports.rst_n.set(0);
         for _ in 0..RESET_CYCLES {
             self.tick();
@@ -108,8 +174,6 @@ impl SimDevice {
 
     /// Current level of the interrupt vectors (bit i = vector i).
     pub fn irq_lines(&mut self) -> u8 {
-        self.ports.clk.set(0);
-        self.model.eval();
         self.ports.irq.get()
     }
 
@@ -120,19 +184,23 @@ impl SimDevice {
         }
     }
 
-    /// Low phase: inputs set by the caller settle; outputs then show what the next
-    /// rising edge will see.
+    /// Low phase: the memory ports drive their side, inputs set by the caller settle;
+    /// outputs then show what the next rising edge will see.
     #[inline]
     fn low(&mut self) {
+        self.host_port.drive(&self.ports.host, self.cycle, &self.host_mem);
+        self.dev_port.drive(&self.ports.dev, self.cycle, &self.dev_mem);
         self.ports.clk.set(0);
         self.model.eval();
         self.trace_time += 1;
         self.model.trace_dump(self.trace_time);
     }
 
-    /// Rising edge: registers capture.
+    /// Rising edge: the memory ports record this edge's handshakes; registers capture.
     #[inline]
     fn high(&mut self) {
+        self.host_port.sample(&self.ports.host, self.cycle, &mut self.host_mem);
+        self.dev_port.sample(&self.ports.dev, self.cycle, &mut self.dev_mem);
         self.ports.clk.set(1);
         self.model.eval();
         self.cycle += 1;
@@ -240,6 +308,48 @@ impl SimDevice {
         let lo = self.csr_read32(lo_off)?;
         let hi = self.csr_read32(hi_off)?;
         Ok((u64::from(hi) << 32) | u64::from(lo))
+    }
+
+    /// Level of the interrupt vectors after the last edge (bit i = vector i).
+    #[inline]
+    pub(crate) fn irq_now(&self) -> u8 {
+        self.ports.irq.get()
+    }
+
+    /// Advances one cycle (memory ports serviced).
+    #[inline]
+    pub(crate) fn tick_pub(&mut self) {
+        self.tick();
+    }
+
+    /// The timing model in force.
+    pub fn timing(&self) -> &TimingModel {
+        &self.cfg.timing
+    }
+
+    /// Traffic statistics of the host-memory and device-memory ports.
+    pub fn port_stats(&self) -> (PortStats, PortStats) {
+        (self.host_port.stats(), self.dev_port.stats())
+    }
+
+    /// True when no burst is in flight on either memory port.
+    pub fn ports_idle(&self) -> bool {
+        self.host_port.idle() && self.dev_port.idle()
+    }
+
+    /// Backdoor read of device memory (no device cycles pass; for tests and dumps).
+    pub fn dev_mem_read(&self, addr: u64, out: &mut [u8]) -> Result<(), SimError> {
+        self.dev_mem.peek(addr, out).map_err(|Unmapped| SimError::DeviceMemoryRange {
+            addr,
+            len: out.len(),
+            size: self.dev_mem.size(),
+        })
+    }
+
+    /// Backdoor write of device memory (no device cycles pass; for tests and set-up).
+    pub fn dev_mem_write(&mut self, addr: u64, data: &[u8]) -> Result<(), SimError> {
+        let size = self.dev_mem.size();
+        self.dev_mem.poke(addr, data).map_err(|Unmapped| SimError::DeviceMemoryRange { addr, len: data.len(), size })
     }
 
     /// Flushes the waveform (also done on drop).

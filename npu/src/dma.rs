@@ -1,0 +1,384 @@
+//! Driver of the NPU's DMA engine: descriptor and completion rings in host memory.
+//!
+//! Each channel owns a descriptor ring (32-byte `DMA_DESC` records, host-produced) and
+//! a completion ring (16-byte `DMA_CPL` records, device-produced), both in DMA-mapped
+//! host memory. [`Dma::submit`] writes a descriptor and rings the doorbell
+//! (`DMA_DESC_TAIL`); [`Dma::completions`] collects what the engine wrote back. Every
+//! record read from the device is validated before use.
+
+use crate::device_io::{DeviceIo, IoError};
+use crate::dma_buf::{DmaBufError, DmaBuffer};
+use crate::regs;
+
+/// Where a DMA address points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaAddr {
+    /// Host memory, by IOVA.
+    Host(u64),
+    /// Device memory, by device-physical address.
+    Device(u64),
+}
+
+/// One transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaDesc {
+    /// Source (ignored for zero-fill).
+    pub src: DmaAddr,
+    /// Destination.
+    pub dst: DmaAddr,
+    /// Bytes, 1 ..= 16 MiB.
+    pub len: u32,
+    /// Write zeros instead of copying.
+    pub zero_fill: bool,
+    /// Interrupt when done.
+    pub irq: bool,
+    /// Software tag echoed in the completion.
+    pub tag: u16,
+}
+
+impl DmaDesc {
+    /// A copy of `len` bytes.
+    pub fn copy(src: DmaAddr, dst: DmaAddr, len: u32, tag: u16) -> Self {
+        Self { src, dst, len, zero_fill: false, irq: false, tag }
+    }
+
+    /// A zero-fill of `len` bytes at `dst`.
+    pub fn zero(dst: DmaAddr, len: u32, tag: u16) -> Self {
+        Self { src: DmaAddr::Device(0), dst, len, zero_fill: true, irq: false, tag }
+    }
+
+    /// The 32-byte record.
+    pub fn encode(&self) -> [u8; regs::dma_desc::SIZE] {
+        let mut rec = [0u8; regs::dma_desc::SIZE];
+        let (src, src_host) = match self.src {
+            DmaAddr::Host(a) => (a, true),
+            DmaAddr::Device(a) => (a, false),
+        };
+        let (dst, dst_host) = match self.dst {
+            DmaAddr::Host(a) => (a, true),
+            DmaAddr::Device(a) => (a, false),
+        };
+        let mut flags = 0u64;
+        for (on, bit) in [
+            (self.zero_fill, regs::dma_flag::ZERO_FILL),
+            (self.irq, regs::dma_flag::IRQ),
+            (src_host && !self.zero_fill, regs::dma_flag::SRC_HOST),
+            (dst_host, regs::dma_flag::DST_HOST),
+        ] {
+            if on {
+                flags |= 1 << bit;
+            }
+        }
+        regs::dma_desc::SRC.set(&mut rec, if self.zero_fill { 0 } else { src });
+        regs::dma_desc::DST.set(&mut rec, dst);
+        regs::dma_desc::LEN.set(&mut rec, u64::from(self.len));
+        regs::dma_desc::FLAGS.set(&mut rec, flags);
+        regs::dma_desc::TAG.set(&mut rec, u64::from(self.tag));
+        rec
+    }
+}
+
+/// Error codes of a completion (`DMA_ERROR`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaStatus {
+    /// Success.
+    Ok,
+    /// Host-port read error (unmapped IOVA, injected).
+    HostRead,
+    /// Host-port write error.
+    HostWrite,
+    /// Device-port read error.
+    DevRead,
+    /// Device-port write error.
+    DevWrite,
+    /// The descriptor could not be fetched.
+    DescFetch,
+    /// Malformed descriptor.
+    BadDesc,
+    /// Poisoned source data.
+    Poison,
+}
+
+impl DmaStatus {
+    fn from_code(code: u64) -> Option<Self> {
+        use regs::dma_error as e;
+        Some(match code {
+            e::OK => Self::Ok,
+            e::HOST_RD => Self::HostRead,
+            e::HOST_WR => Self::HostWrite,
+            e::DEV_RD => Self::DevRead,
+            e::DEV_WR => Self::DevWrite,
+            e::DESC_FETCH => Self::DescFetch,
+            e::BAD_DESC => Self::BadDesc,
+            e::POISON => Self::Poison,
+            _ => return None,
+        })
+    }
+}
+
+/// A validated completion record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaCompletion {
+    /// Channel.
+    pub channel: usize,
+    /// Descriptor tag.
+    pub tag: u16,
+    /// Outcome.
+    pub status: DmaStatus,
+    /// Destination bytes written.
+    pub bytes: u32,
+    /// Ring index of the descriptor.
+    pub index: u16,
+}
+
+/// Errors of the DMA driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DmaError {
+    /// Transport failure.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// Ring memory could not be allocated.
+    #[error(transparent)]
+    Buffer(#[from] DmaBufError),
+    /// No such channel.
+    #[error("DMA channel {channel} does not exist (the device has {count})")]
+    NoChannel {
+        /// Requested.
+        channel: usize,
+        /// Available.
+        count: usize,
+    },
+    /// The descriptor ring is full; collect completions first.
+    #[error("DMA channel {channel}: descriptor ring full ({capacity} in flight)")]
+    RingFull {
+        /// Channel.
+        channel: usize,
+        /// Descriptors the ring holds.
+        capacity: usize,
+    },
+    /// Zero or > 16 MiB length.
+    #[error("DMA length {len:#x} is outside 1 ..= 16 MiB")]
+    BadLength {
+        /// Requested.
+        len: u32,
+    },
+    /// The device wrote a completion that cannot be right.
+    #[error("DMA channel {channel}: malformed completion at index {slot}: {why}")]
+    BadCompletion {
+        /// Channel.
+        channel: usize,
+        /// Completion ring slot.
+        slot: u16,
+        /// What is wrong.
+        why: String,
+    },
+    /// The device register reported an index outside the ring.
+    #[error("DMA channel {channel}: completion tail {tail} is outside the {size}-entry ring")]
+    BadTail {
+        /// Channel.
+        channel: usize,
+        /// Register value.
+        tail: u32,
+        /// Ring size.
+        size: u32,
+    },
+    /// Completions did not arrive within the budget.
+    #[error("DMA channel {channel}: {missing} completion(s) missing after {budget_ns} ns of device time")]
+    Timeout {
+        /// Channel.
+        channel: usize,
+        /// Outstanding descriptors.
+        missing: usize,
+        /// Budget.
+        budget_ns: u64,
+    },
+}
+
+struct Channel {
+    desc: DmaBuffer,
+    desc_iova: u64,
+    cpl: DmaBuffer,
+    cpl_iova: u64,
+    tail: u16,
+    cpl_head: u16,
+    in_flight: usize,
+}
+
+/// Number of channels of the v1 device.
+pub const CHANNELS: usize = 3;
+
+/// The DMA engine's rings, set up on a device.
+pub struct Dma {
+    channels: Vec<Channel>,
+    size_log2: u32,
+}
+
+impl Dma {
+    /// Allocates and maps rings of 2^`size_log2` entries per channel, programs the
+    /// ring registers and enables the engine (CTRL.DMA_EN).
+    pub fn init<T: DeviceIo + ?Sized>(io: &mut T, size_log2: u32) -> Result<Self, DmaError> {
+        let entries = 1usize << size_log2;
+        let mut channels = Vec::with_capacity(CHANNELS);
+        for ch in 0..CHANNELS as u32 {
+            let desc = DmaBuffer::new(entries * regs::dma_desc::SIZE)?;
+            let cpl = DmaBuffer::new(entries * regs::dma_cpl::SIZE)?;
+            let desc_iova = io.dma_map(&desc)?;
+            let cpl_iova = io.dma_map(&cpl)?;
+            let at = |r: crate::Reg| r.at(ch).unwrap_or(r.offset);
+            io.write64(at(regs::DMA_DESC_BASE_LO), desc_iova)?;
+            io.write32(at(regs::DMA_DESC_SIZE_LOG2), size_log2)?;
+            io.write64(at(regs::DMA_CPL_BASE_LO), cpl_iova)?;
+            io.write32(at(regs::DMA_CPL_SIZE_LOG2), size_log2)?;
+            let tail = io.read32(at(regs::DMA_DESC_HEAD))? as u16;
+            io.write32(at(regs::DMA_DESC_TAIL), u32::from(tail))?;
+            let cpl_head = io.read32(at(regs::DMA_CPL_TAIL))? as u16;
+            io.write32(at(regs::DMA_CPL_HEAD), u32::from(cpl_head))?;
+            channels.push(Channel { desc, desc_iova, cpl, cpl_iova, tail, cpl_head, in_flight: 0 });
+        }
+        let ctrl = io.read32(regs::CTRL.offset)?;
+        io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 1))?;
+        Ok(Self { channels, size_log2 })
+    }
+
+    fn mask(&self) -> u16 {
+        ((1u32 << self.size_log2) - 1) as u16
+    }
+
+    fn channel(&mut self, channel: usize) -> Result<&mut Channel, DmaError> {
+        self.channels.get_mut(channel).ok_or(DmaError::NoChannel { channel, count: CHANNELS })
+    }
+
+    /// Descriptors submitted on `channel` whose completion has not been collected.
+    pub fn in_flight(&self, channel: usize) -> usize {
+        self.channels.get(channel).map_or(0, |c| c.in_flight)
+    }
+
+    /// Queues descriptors on `channel` and rings the doorbell once.
+    pub fn submit<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize, descs: &[DmaDesc]) -> Result<(), DmaError> {
+        let mask = self.mask();
+        let capacity = usize::from(mask);
+        for d in descs {
+            if d.len == 0 || d.len > 1 << 24 {
+                return Err(DmaError::BadLength { len: d.len });
+            }
+        }
+        let ch = self.channel(channel)?;
+        if ch.in_flight + descs.len() > capacity {
+            return Err(DmaError::RingFull { channel, capacity });
+        }
+        for d in descs {
+            let slot = usize::from(ch.tail & mask);
+            ch.desc.write(slot * regs::dma_desc::SIZE, &d.encode())?;
+            ch.tail = ch.tail.wrapping_add(1) & mask;
+            ch.in_flight += 1;
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        let tail = u32::from(ch.tail);
+        io.write32(regs::DMA_DESC_TAIL.at(channel as u32).unwrap_or(0), tail)?;
+        Ok(())
+    }
+
+    /// Collects the completions the device has written on `channel` (possibly none).
+    pub fn completions<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize) -> Result<Vec<DmaCompletion>, DmaError> {
+        let mask = self.mask();
+        let size = u32::from(mask) + 1;
+        let tail_reg = io.read32(regs::DMA_CPL_TAIL.at(channel as u32).unwrap_or(0))?;
+        let ch = self.channel(channel)?;
+        if tail_reg >= size {
+            return Err(DmaError::BadTail { channel, tail: tail_reg, size });
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        let tail = tail_reg as u16;
+        let mut out = Vec::new();
+        while ch.cpl_head != tail {
+            let slot = ch.cpl_head;
+            let mut rec = [0u8; regs::dma_cpl::SIZE];
+            ch.cpl.read(usize::from(slot) * regs::dma_cpl::SIZE, &mut rec)?;
+            let field = |f: crate::Field| f.get(&rec).unwrap_or(0);
+            let bad = |why: String| DmaError::BadCompletion { channel, slot, why };
+            let status = DmaStatus::from_code(field(regs::dma_cpl::ERROR))
+                .ok_or_else(|| bad(format!("unknown error code {}", field(regs::dma_cpl::ERROR))))?;
+            let index = field(regs::dma_cpl::INDEX);
+            if index >= u64::from(size) {
+                return Err(bad(format!("descriptor index {index} outside the ring")));
+            }
+            if ch.in_flight == 0 {
+                return Err(bad("completion without a descriptor in flight".into()));
+            }
+            out.push(DmaCompletion {
+                channel,
+                tag: field(regs::dma_cpl::TAG) as u16,
+                status,
+                bytes: field(regs::dma_cpl::BYTES) as u32,
+                index: index as u16,
+            });
+            ch.in_flight -= 1;
+            ch.cpl_head = (slot + 1) & mask;
+        }
+        if !out.is_empty() {
+            let head = u32::from(ch.cpl_head);
+            io.write32(regs::DMA_CPL_HEAD.at(channel as u32).unwrap_or(0), head)?;
+        }
+        Ok(out)
+    }
+
+    /// Waits until every descriptor submitted on the given channels has completed, or
+    /// until a completion reports an error (its channel then halts until
+    /// [`Dma::resume`]), letting device time pass; returns the completions collected,
+    /// in arrival order per channel.
+    pub fn wait_idle<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channels: &[usize], budget_ns: u64) -> Result<Vec<DmaCompletion>, DmaError> {
+        let start = io.now_ns();
+        let mut all = Vec::new();
+        loop {
+            for &c in channels {
+                all.extend(self.completions(io, c)?);
+            }
+            let pending: usize = channels.iter().map(|&c| self.in_flight(c)).sum();
+            if pending == 0 || all.iter().any(|c: &DmaCompletion| c.status != DmaStatus::Ok) {
+                return Ok(all);
+            }
+            if io.now_ns().saturating_sub(start) > budget_ns {
+                let channel = channels.iter().copied().find(|&c| self.in_flight(c) > 0).unwrap_or(0);
+                return Err(DmaError::Timeout { channel, missing: pending, budget_ns });
+            }
+            io.advance(200)?;
+        }
+    }
+
+    /// After an error completion: continue with the channel's next descriptor.
+    pub fn resume<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize) -> Result<(), DmaError> {
+        self.channel(channel)?;
+        io.write32(regs::DMA_CH_CTRL.at(channel as u32).unwrap_or(0), 1 << regs::dma_ch_ctrl::RESUME.lsb)?;
+        Ok(())
+    }
+
+    /// Unmaps the rings (call before dropping if the device stays in use).
+    pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), DmaError> {
+        let ctrl = io.read32(regs::CTRL.offset)?;
+        io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 0))?;
+        for ch in &self.channels {
+            io.dma_unmap(ch.desc_iova)?;
+            io.dma_unmap(ch.cpl_iova)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptor_encoding_matches_the_record_layout() {
+        let d = DmaDesc { src: DmaAddr::Host(0x1234_5000), dst: DmaAddr::Device(0x40_0000), len: 4096, zero_fill: false, irq: true, tag: 0xBEEF };
+        let rec = d.encode();
+        assert_eq!(u64::from_le_bytes(rec[0..8].try_into().unwrap()), 0x1234_5000);
+        assert_eq!(u64::from_le_bytes(rec[8..16].try_into().unwrap()), 0x40_0000);
+        assert_eq!(u32::from_le_bytes(rec[16..20].try_into().unwrap()), 4096);
+        assert_eq!(u16::from_le_bytes(rec[20..22].try_into().unwrap()), 0b0110, "IRQ + SRC_HOST");
+        assert_eq!(u16::from_le_bytes(rec[22..24].try_into().unwrap()), 0xBEEF);
+        assert_eq!(&rec[24..], &[0u8; 8]);
+        let z = DmaDesc::zero(DmaAddr::Host(0x2000), 10, 1).encode();
+        assert_eq!(u16::from_le_bytes(z[20..22].try_into().unwrap()), 0b1001, "ZERO_FILL + DST_HOST");
+    }
+}

@@ -1,0 +1,277 @@
+// AXI4 master multiplexer: NumReq requesters share one AXI4 master port.
+//
+// Requester r always uses AXI ID r, so responses route back by ID and each
+// requester sees its own responses in issue order. AR and AW are granted separately,
+// round-robin per burst. After an AW is granted its owner's W beats follow back to
+// back; the next AW is granted once the last W beat has gone. Requesters accept every
+// R and B beat routed to them (they reserve room before asking), so RREADY and BREADY
+// are held high.
+//
+// Error injection (ERRINJ_*): requesters flagged in `DataReq` carry data bursts. While
+// `rd_err_armed_i` is set, the next granted data read burst is not sent: the requester
+// gets `req_ar_err_o` in the handshake cycle and must treat the burst as failed (no R
+// beats will come). `wr_err_armed_i` does the same for a write burst: its W beats are
+// swallowed and `req_aw_err_o` tells the requester to expect no B. While
+// `rd_poison_armed_i` is set, the next data read burst that is sent is flagged
+// poisoned with `req_ar_poison_o`. Each such event pulses the matching `*_consume_o`.
+module npu_axi_mux #(
+  parameter int unsigned NumReq    = 4,
+  parameter int unsigned AddrWidth = 64,
+  parameter int unsigned DataWidth = 512,
+  parameter int unsigned IdWidth   = 4,
+  parameter logic [NumReq-1:0] DataReq = '0,
+  localparam int unsigned StrbWidth = DataWidth / 8,
+  localparam int unsigned ReqIdx    = NumReq > 1 ? $clog2(NumReq) : 1
+) (
+  input  logic                          clk_i,
+  input  logic                          rst_ni,
+  // requester side
+  input  logic [NumReq-1:0]             req_ar_valid_i,
+  output logic [NumReq-1:0]             req_ar_ready_o,
+  input  logic [NumReq*AddrWidth-1:0]   req_ar_addr_i,
+  input  logic [NumReq*8-1:0]           req_ar_len_i,
+  output logic [NumReq-1:0]             req_ar_err_o,
+  output logic [NumReq-1:0]             req_ar_poison_o,
+  output logic [NumReq-1:0]             req_r_valid_o,
+  output logic [DataWidth-1:0]          req_r_data_o,
+  output logic [1:0]                    req_r_resp_o,
+  output logic                          req_r_last_o,
+  input  logic [NumReq-1:0]             req_aw_valid_i,
+  output logic [NumReq-1:0]             req_aw_ready_o,
+  input  logic [NumReq*AddrWidth-1:0]   req_aw_addr_i,
+  input  logic [NumReq*8-1:0]           req_aw_len_i,
+  output logic [NumReq-1:0]             req_aw_err_o,
+  input  logic [NumReq-1:0]             req_w_valid_i,
+  output logic [NumReq-1:0]             req_w_ready_o,
+  input  logic [NumReq*DataWidth-1:0]   req_w_data_i,
+  input  logic [NumReq*StrbWidth-1:0]   req_w_strb_i,
+  input  logic [NumReq-1:0]             req_w_last_i,
+  output logic [NumReq-1:0]             req_b_valid_o,
+  output logic [1:0]                    req_b_resp_o,
+  // error injection
+  input  logic                          rd_err_armed_i,
+  output logic                          rd_err_consume_o,
+  input  logic                          wr_err_armed_i,
+  output logic                          wr_err_consume_o,
+  input  logic                          rd_poison_armed_i,
+  output logic                          rd_poison_consume_o,
+  // activity for performance counters
+  output logic                          rd_beat_o,
+  output logic                          wr_beat_o,
+  // AXI4 master port
+  output logic [IdWidth-1:0]            m_axi_awid_o,
+  output logic [AddrWidth-1:0]          m_axi_awaddr_o,
+  output logic [7:0]                    m_axi_awlen_o,
+  output logic [2:0]                    m_axi_awsize_o,
+  output logic [1:0]                    m_axi_awburst_o,
+  output logic                          m_axi_awvalid_o,
+  input  logic                          m_axi_awready_i,
+  output logic [DataWidth-1:0]          m_axi_wdata_o,
+  output logic [StrbWidth-1:0]          m_axi_wstrb_o,
+  output logic                          m_axi_wlast_o,
+  output logic                          m_axi_wvalid_o,
+  input  logic                          m_axi_wready_i,
+  input  logic [IdWidth-1:0]            m_axi_bid_i,
+  input  logic [1:0]                    m_axi_bresp_i,
+  input  logic                          m_axi_bvalid_i,
+  output logic                          m_axi_bready_o,
+  output logic [IdWidth-1:0]            m_axi_arid_o,
+  output logic [AddrWidth-1:0]          m_axi_araddr_o,
+  output logic [7:0]                    m_axi_arlen_o,
+  output logic [2:0]                    m_axi_arsize_o,
+  output logic [1:0]                    m_axi_arburst_o,
+  output logic                          m_axi_arvalid_o,
+  input  logic                          m_axi_arready_i,
+  input  logic [IdWidth-1:0]            m_axi_rid_i,
+  input  logic [DataWidth-1:0]          m_axi_rdata_i,
+  input  logic [1:0]                    m_axi_rresp_i,
+  input  logic                          m_axi_rlast_i,
+  input  logic                          m_axi_rvalid_i,
+  output logic                          m_axi_rready_o
+);
+
+  if (NumReq < 1 || (1 << IdWidth) < NumReq) begin : gen_bad_ids
+    $error("NumReq must be in 1..2^IdWidth");
+  end
+
+  localparam logic [2:0] BeatSize = 3'($clog2(StrbWidth));
+
+  // ---------------------------------------------------------------- round-robin pick
+  // Returns the first requester at or after `start` (cyclically) whose bit is set.
+  function automatic logic [ReqIdx-1:0] rr_pick(logic [NumReq-1:0] req, logic [ReqIdx-1:0] start);
+    logic [ReqIdx-1:0] pick;
+    logic              found;
+    logic [ReqIdx:0]   idx;
+    pick  = '0;
+    found = 1'b0;
+    for (int unsigned k = 0; k < NumReq; k++) begin
+      idx = {1'b0, start} + (ReqIdx + 1)'(k);
+      if (idx >= (ReqIdx + 1)'(NumReq)) begin
+        idx = idx - (ReqIdx + 1)'(NumReq);
+      end
+      if (!found && req[idx[ReqIdx-1:0]]) begin
+        pick  = idx[ReqIdx-1:0];
+        found = 1'b1;
+      end
+    end
+    rr_pick = pick;
+  endfunction
+
+  // ---------------------------------------------------------------- read address
+  logic [ReqIdx-1:0] ar_next_d, ar_next_q, ar_sel;
+  logic              ar_any, ar_is_data, ar_inject, ar_fire;
+
+  // A presented burst stays selected until accepted (AXI: no change while valid).
+  logic              ar_hold_d, ar_hold_q;
+  logic [ReqIdx-1:0] ar_hold_sel_q;
+  assign ar_any     = |req_ar_valid_i;
+  assign ar_sel     = ar_hold_q ? ar_hold_sel_q : rr_pick(req_ar_valid_i, ar_next_q);
+  assign ar_hold_d  = m_axi_arvalid_o && !m_axi_arready_i;
+  assign ar_is_data = DataReq[ar_sel];
+  assign ar_inject  = ar_any && ar_is_data && rd_err_armed_i;
+
+  assign m_axi_arid_o    = IdWidth'(ar_sel);
+  assign m_axi_araddr_o  = req_ar_addr_i[ar_sel*AddrWidth +: AddrWidth];
+  assign m_axi_arlen_o   = req_ar_len_i[ar_sel*8 +: 8];
+  assign m_axi_arsize_o  = BeatSize;
+  assign m_axi_arburst_o = 2'b01;
+  assign m_axi_arvalid_o = ar_any && !ar_inject;
+  assign ar_fire         = ar_inject || (m_axi_arvalid_o && m_axi_arready_i);
+
+  always_comb begin : ar_grant
+    req_ar_ready_o  = '0;
+    req_ar_err_o    = '0;
+    req_ar_poison_o = '0;
+    ar_next_d       = ar_next_q;
+    if (ar_fire) begin
+      req_ar_ready_o[ar_sel]  = 1'b1;
+      req_ar_err_o[ar_sel]    = ar_inject;
+      req_ar_poison_o[ar_sel] = !ar_inject && ar_is_data && rd_poison_armed_i;
+      ar_next_d               = (int'(ar_sel) == NumReq - 1) ? '0 : ar_sel + 1'b1;
+    end
+  end
+
+  assign rd_err_consume_o    = ar_fire && ar_inject;
+  assign rd_poison_consume_o = ar_fire && !ar_inject && ar_is_data && rd_poison_armed_i;
+
+  // ---------------------------------------------------------------- read data
+  assign m_axi_rready_o = 1'b1;
+  always_comb begin : r_route
+    req_r_valid_o = '0;
+    if (m_axi_rvalid_i && int'(m_axi_rid_i) < NumReq) begin
+      req_r_valid_o[m_axi_rid_i[ReqIdx-1:0]] = 1'b1;
+    end
+  end
+  assign req_r_data_o = m_axi_rdata_i;
+  assign req_r_resp_o = m_axi_rresp_i;
+  assign req_r_last_o = m_axi_rlast_i;
+  assign rd_beat_o    = m_axi_rvalid_i;
+
+  // ---------------------------------------------------------------- write address + data
+  logic [ReqIdx-1:0] aw_next_d, aw_next_q, aw_sel, w_owner_d, w_owner_q;
+  logic              w_busy_d, w_busy_q, w_swallow_d, w_swallow_q;
+  logic              aw_any, aw_is_data, aw_inject, aw_fire, w_fire_last;
+
+  logic              aw_hold_d, aw_hold_q;
+  logic [ReqIdx-1:0] aw_hold_sel_q;
+  assign aw_any     = |req_aw_valid_i && !w_busy_q;
+  assign aw_sel     = aw_hold_q ? aw_hold_sel_q : rr_pick(req_aw_valid_i, aw_next_q);
+  assign aw_hold_d  = m_axi_awvalid_o && !m_axi_awready_i;
+  assign aw_is_data = DataReq[aw_sel];
+  assign aw_inject  = aw_any && aw_is_data && wr_err_armed_i;
+
+  assign m_axi_awid_o    = IdWidth'(aw_sel);
+  assign m_axi_awaddr_o  = req_aw_addr_i[aw_sel*AddrWidth +: AddrWidth];
+  assign m_axi_awlen_o   = req_aw_len_i[aw_sel*8 +: 8];
+  assign m_axi_awsize_o  = BeatSize;
+  assign m_axi_awburst_o = 2'b01;
+  assign m_axi_awvalid_o = aw_any && !aw_inject;
+  assign aw_fire         = aw_inject || (m_axi_awvalid_o && m_axi_awready_i);
+
+  assign m_axi_wdata_o  = req_w_data_i[w_owner_q*DataWidth +: DataWidth];
+  assign m_axi_wstrb_o  = req_w_strb_i[w_owner_q*StrbWidth +: StrbWidth];
+  assign m_axi_wlast_o  = req_w_last_i[w_owner_q];
+  assign m_axi_wvalid_o = w_busy_q && !w_swallow_q && req_w_valid_i[w_owner_q];
+  assign w_fire_last    = w_busy_q && req_w_valid_i[w_owner_q] && req_w_last_i[w_owner_q]
+                          && (w_swallow_q || m_axi_wready_i);
+
+  always_comb begin : aw_grant
+    req_aw_ready_o = '0;
+    req_aw_err_o   = '0;
+    req_w_ready_o  = '0;
+    aw_next_d      = aw_next_q;
+    w_owner_d      = w_owner_q;
+    w_busy_d       = w_busy_q;
+    w_swallow_d    = w_swallow_q;
+    if (w_busy_q) begin
+      req_w_ready_o[w_owner_q] = w_swallow_q || m_axi_wready_i;
+      if (w_fire_last) begin
+        w_busy_d    = 1'b0;
+        w_swallow_d = 1'b0;
+      end
+    end else if (aw_fire) begin
+      req_aw_ready_o[aw_sel] = 1'b1;
+      req_aw_err_o[aw_sel]   = aw_inject;
+      aw_next_d              = (int'(aw_sel) == NumReq - 1) ? '0 : aw_sel + 1'b1;
+      w_owner_d              = aw_sel;
+      w_busy_d               = 1'b1;
+      w_swallow_d            = aw_inject;
+    end
+  end
+
+  assign wr_err_consume_o = aw_fire && aw_inject;
+  assign wr_beat_o        = m_axi_wvalid_o && m_axi_wready_i;
+
+  // ---------------------------------------------------------------- write response
+  assign m_axi_bready_o = 1'b1;
+  always_comb begin : b_route
+    req_b_valid_o = '0;
+    if (m_axi_bvalid_i && int'(m_axi_bid_i) < NumReq) begin
+      req_b_valid_o[m_axi_bid_i[ReqIdx-1:0]] = 1'b1;
+    end
+  end
+  assign req_b_resp_o = m_axi_bresp_i;
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+    if (!rst_ni) begin
+      ar_next_q     <= '0;
+      aw_next_q     <= '0;
+      ar_hold_q     <= 1'b0;
+      ar_hold_sel_q <= '0;
+      aw_hold_q     <= 1'b0;
+      aw_hold_sel_q <= '0;
+      w_owner_q   <= '0;
+      w_busy_q    <= 1'b0;
+      w_swallow_q <= 1'b0;
+    end else begin
+      ar_next_q     <= ar_next_d;
+      aw_next_q     <= aw_next_d;
+      ar_hold_q     <= ar_hold_d;
+      ar_hold_sel_q <= ar_sel;
+      aw_hold_q     <= aw_hold_d;
+      aw_hold_sel_q <= aw_sel;
+      w_owner_q   <= w_owner_d;
+      w_busy_q    <= w_busy_d;
+      w_swallow_q <= w_swallow_d;
+    end
+  end
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  a_rid_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_rvalid_i |-> int'(m_axi_rid_i) < NumReq);
+  a_bid_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_bvalid_i |-> int'(m_axi_bid_i) < NumReq);
+  a_ar_onehot: assert property (@(posedge clk_i) disable iff (!rst_ni) $onehot0(req_ar_ready_o));
+  a_aw_stable: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_awvalid_o && !m_axi_awready_i |=> m_axi_awvalid_o && $stable(m_axi_awaddr_o));
+  // Bursts never cross a 4 KiB boundary.
+  a_no_4k_cross_ar: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_arvalid_o |-> 14'(m_axi_araddr_o[11:0]) + (14'(m_axi_arlen_o) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1));
+  a_no_4k_cross_aw: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_awvalid_o |-> 14'(m_axi_awaddr_o[11:0]) + (14'(m_axi_awlen_o) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1));
+  a_ar_stable: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_arvalid_o && !m_axi_arready_i |=> m_axi_arvalid_o && $stable(m_axi_araddr_o));
+`endif
+
+endmodule

@@ -1,0 +1,417 @@
+// DMA engine: three channels sharing the host-memory and device-memory AXI4 masters.
+//
+// Host port requesters (AXI ID = index): 0..2 channel data, 3..5 channel rings
+// (descriptor fetch, completion write). Device port requesters: 0..2 channel data.
+// Each channel's data requester is steered to the host or device port per descriptor
+// (its aperture flags). Error injection applies to data bursts only.
+module npu_dma #(
+  parameter int unsigned DataWidth   = 512,
+  parameter int unsigned DevMemMiB   = 256,
+  parameter int unsigned IdWidth     = 4,
+  parameter int unsigned MaxRdBursts = 16,
+  localparam int unsigned NumCh      = 3,
+  localparam int unsigned StrbWidth  = DataWidth / 8,
+  localparam int unsigned NumHostReq = 2 * NumCh
+) (
+  input  logic                      clk_i,
+  input  logic                      rst_ni,
+  input  logic                      soft_reset_i,
+  input  logic                      enable_i,
+  input  logic                      hang_i,
+  // per-channel CSRs (size and index registers: bits above the register masks are 0)
+  input  logic [NumCh*32-1:0]       desc_base_lo_i,
+  input  logic [NumCh*32-1:0]       desc_base_hi_i,
+  /* verilator lint_off UNUSEDSIGNAL */
+  input  logic [NumCh*32-1:0]       desc_size_log2_i,
+  input  logic [NumCh*32-1:0]       desc_tail_i,
+  /* verilator lint_on UNUSEDSIGNAL */
+  output logic [NumCh*32-1:0]       desc_head_o,
+  input  logic [NumCh*32-1:0]       cpl_base_lo_i,
+  input  logic [NumCh*32-1:0]       cpl_base_hi_i,
+  /* verilator lint_off UNUSEDSIGNAL */
+  input  logic [NumCh*32-1:0]       cpl_size_log2_i,
+  input  logic [NumCh*32-1:0]       cpl_head_i,
+  /* verilator lint_on UNUSEDSIGNAL */
+  output logic [NumCh*32-1:0]       cpl_tail_o,
+  output logic [NumCh*32-1:0]       ch_status_o,
+  input  logic [NumCh-1:0]          ch_ctrl_we_i,
+  input  logic [31:0]               ch_ctrl_wd_i,
+  output logic [NumCh-1:0]          irq_o,
+  output logic [NumCh-1:0]          dev_err_o,
+  output logic                      busy_o,
+  // error injection (armed/consume per port and direction)
+  input  logic                      host_rd_err_armed_i,
+  output logic                      host_rd_err_consume_o,
+  input  logic                      host_wr_err_armed_i,
+  output logic                      host_wr_err_consume_o,
+  input  logic                      dev_rd_err_armed_i,
+  output logic                      dev_rd_err_consume_o,
+  input  logic                      dev_wr_err_armed_i,
+  output logic                      dev_wr_err_consume_o,
+  input  logic                      poison_armed_i,
+  output logic                      poison_consume_o,
+  // performance
+  output logic [NumCh*13-1:0]       ch_bytes_o,
+  output logic [NumCh-1:0]          ch_busy_o,
+  output logic [NumCh-1:0]          ch_stall_o,
+  output logic [3:0]                port_beats_o,   // host rd, host wr, dev rd, dev wr
+  // host-memory master
+  output logic [IdWidth-1:0]        m_axi_host_awid_o,
+  output logic [63:0]               m_axi_host_awaddr_o,
+  output logic [7:0]                m_axi_host_awlen_o,
+  output logic [2:0]                m_axi_host_awsize_o,
+  output logic [1:0]                m_axi_host_awburst_o,
+  output logic                      m_axi_host_awvalid_o,
+  input  logic                      m_axi_host_awready_i,
+  output logic [DataWidth-1:0]      m_axi_host_wdata_o,
+  output logic [StrbWidth-1:0]      m_axi_host_wstrb_o,
+  output logic                      m_axi_host_wlast_o,
+  output logic                      m_axi_host_wvalid_o,
+  input  logic                      m_axi_host_wready_i,
+  input  logic [IdWidth-1:0]        m_axi_host_bid_i,
+  input  logic [1:0]                m_axi_host_bresp_i,
+  input  logic                      m_axi_host_bvalid_i,
+  output logic                      m_axi_host_bready_o,
+  output logic [IdWidth-1:0]        m_axi_host_arid_o,
+  output logic [63:0]               m_axi_host_araddr_o,
+  output logic [7:0]                m_axi_host_arlen_o,
+  output logic [2:0]                m_axi_host_arsize_o,
+  output logic [1:0]                m_axi_host_arburst_o,
+  output logic                      m_axi_host_arvalid_o,
+  input  logic                      m_axi_host_arready_i,
+  input  logic [IdWidth-1:0]        m_axi_host_rid_i,
+  input  logic [DataWidth-1:0]      m_axi_host_rdata_i,
+  input  logic [1:0]                m_axi_host_rresp_i,
+  input  logic                      m_axi_host_rlast_i,
+  input  logic                      m_axi_host_rvalid_i,
+  output logic                      m_axi_host_rready_o,
+  // device-memory master
+  output logic [IdWidth-1:0]        m_axi_dev_awid_o,
+  output logic [39:0]               m_axi_dev_awaddr_o,
+  output logic [7:0]                m_axi_dev_awlen_o,
+  output logic [2:0]                m_axi_dev_awsize_o,
+  output logic [1:0]                m_axi_dev_awburst_o,
+  output logic                      m_axi_dev_awvalid_o,
+  input  logic                      m_axi_dev_awready_i,
+  output logic [DataWidth-1:0]      m_axi_dev_wdata_o,
+  output logic [StrbWidth-1:0]      m_axi_dev_wstrb_o,
+  output logic                      m_axi_dev_wlast_o,
+  output logic                      m_axi_dev_wvalid_o,
+  input  logic                      m_axi_dev_wready_i,
+  input  logic [IdWidth-1:0]        m_axi_dev_bid_i,
+  input  logic [1:0]                m_axi_dev_bresp_i,
+  input  logic                      m_axi_dev_bvalid_i,
+  output logic                      m_axi_dev_bready_o,
+  output logic [IdWidth-1:0]        m_axi_dev_arid_o,
+  output logic [39:0]               m_axi_dev_araddr_o,
+  output logic [7:0]                m_axi_dev_arlen_o,
+  output logic [2:0]                m_axi_dev_arsize_o,
+  output logic [1:0]                m_axi_dev_arburst_o,
+  output logic                      m_axi_dev_arvalid_o,
+  input  logic                      m_axi_dev_arready_i,
+  input  logic [IdWidth-1:0]        m_axi_dev_rid_i,
+  input  logic [DataWidth-1:0]      m_axi_dev_rdata_i,
+  input  logic [1:0]                m_axi_dev_rresp_i,
+  input  logic                      m_axi_dev_rlast_i,
+  input  logic                      m_axi_dev_rvalid_i,
+  output logic                      m_axi_dev_rready_o
+);
+
+  // ---------------------------------------------------------------- requester buses
+  // host mux (h_ar_err/h_ar_poison/h_aw_err of the ring requesters 3..5 stay 0: the
+  // mux injects errors into data requesters only)
+  logic [NumHostReq-1:0]           h_ar_valid, h_ar_ready, h_r_valid;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [NumHostReq-1:0]           h_ar_err, h_ar_poison, h_aw_err;
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [NumHostReq*64-1:0]        h_ar_addr, h_aw_addr;
+  logic [NumHostReq*8-1:0]         h_ar_len, h_aw_len;
+  logic [NumHostReq-1:0]           h_aw_valid, h_aw_ready, h_w_valid, h_w_ready, h_w_last, h_b_valid;
+  logic [NumHostReq*DataWidth-1:0] h_w_data;
+  logic [NumHostReq*StrbWidth-1:0] h_w_strb;
+  logic [DataWidth-1:0]            h_r_data;
+  logic [1:0]                      h_r_resp, h_b_resp;
+  logic                            h_r_last;
+  // device mux
+  logic [NumCh-1:0]                d_ar_valid, d_ar_ready, d_ar_err, d_ar_poison, d_r_valid;
+  logic [NumCh*64-1:0]             d_ar_addr, d_aw_addr;
+  logic [NumCh*8-1:0]              d_ar_len, d_aw_len;
+  logic [NumCh-1:0]                d_aw_valid, d_aw_ready, d_aw_err, d_w_valid, d_w_ready, d_w_last, d_b_valid;
+  logic [NumCh*DataWidth-1:0]      d_w_data;
+  logic [NumCh*StrbWidth-1:0]      d_w_strb;
+  logic [DataWidth-1:0]            d_r_data;
+  logic [1:0]                      d_r_resp, d_b_resp;
+  logic                            d_r_last;
+  logic [63:0]                     d_awaddr64, d_araddr64;
+  logic                            poison_consume_host, poison_consume_dev;
+
+  logic [NumCh-1:0] ch_busy, ch_halted;
+
+  for (genvar c = 0; c < NumCh; c++) begin : gen_ch
+    logic                 rd_host, wr_host;
+    logic                 rd_ar_valid, wr_aw_valid, wr_w_valid, wr_w_last;
+    logic [63:0]          rd_ar_addr, wr_aw_addr;
+    logic [7:0]           rd_ar_len, wr_aw_len;
+    logic [DataWidth-1:0] wr_w_data;
+    logic [StrbWidth-1:0] wr_w_strb;
+    logic [15:0]          desc_head, cpl_tail;
+
+    npu_dma_channel #(
+      .DataWidth   (DataWidth),
+      .DevMemBytes (DevMemMiB * 1024 * 1024),
+      .MaxRdBursts (MaxRdBursts)
+    ) u_channel (
+      .clk_i,
+      .rst_ni,
+      .soft_reset_i,
+      .enable_i,
+      .hang_i,
+      .resume_i         (ch_ctrl_we_i[c] && ch_ctrl_wd_i[npu_reg_pkg::REG_DMA_CH_CTRL_RESUME_LSB]),
+      .desc_base_i      ({desc_base_hi_i[c*32 +: 32], desc_base_lo_i[c*32 +: 32]}),
+      .desc_size_log2_i (desc_size_log2_i[c*32 +: 5]),
+      .desc_tail_i      (desc_tail_i[c*32 +: 16]),
+      .desc_head_o      (desc_head),
+      .cpl_base_i       ({cpl_base_hi_i[c*32 +: 32], cpl_base_lo_i[c*32 +: 32]}),
+      .cpl_size_log2_i  (cpl_size_log2_i[c*32 +: 5]),
+      .cpl_head_i       (cpl_head_i[c*32 +: 16]),
+      .cpl_tail_o       (cpl_tail),
+      .busy_o           (ch_busy[c]),
+      .halted_o         (ch_halted[c]),
+      .irq_o            (irq_o[c]),
+      .dev_err_o        (dev_err_o[c]),
+      .bytes_done_o     (ch_bytes_o[c*13 +: 13]),
+      .stall_o          (ch_stall_o[c]),
+      .ring_ar_valid_o  (h_ar_valid[NumCh+c]),
+      .ring_ar_ready_i  (h_ar_ready[NumCh+c]),
+      .ring_ar_addr_o   (h_ar_addr[(NumCh+c)*64 +: 64]),
+      .ring_r_valid_i   (h_r_valid[NumCh+c]),
+      .ring_r_data_i    (h_r_data),
+      .ring_r_resp_i    (h_r_resp),
+      .ring_aw_valid_o  (h_aw_valid[NumCh+c]),
+      .ring_aw_ready_i  (h_aw_ready[NumCh+c]),
+      .ring_aw_addr_o   (h_aw_addr[(NumCh+c)*64 +: 64]),
+      .ring_w_valid_o   (h_w_valid[NumCh+c]),
+      .ring_w_ready_i   (h_w_ready[NumCh+c]),
+      .ring_w_data_o    (h_w_data[(NumCh+c)*DataWidth +: DataWidth]),
+      .ring_w_strb_o    (h_w_strb[(NumCh+c)*StrbWidth +: StrbWidth]),
+      .ring_b_valid_i   (h_b_valid[NumCh+c]),
+      .ring_b_resp_i    (h_b_resp),
+      .rd_host_o        (rd_host),
+      .rd_ar_valid_o    (rd_ar_valid),
+      .rd_ar_ready_i    (rd_host ? h_ar_ready[c] : d_ar_ready[c]),
+      .rd_ar_addr_o     (rd_ar_addr),
+      .rd_ar_len_o      (rd_ar_len),
+      .rd_ar_err_i      (rd_host ? h_ar_err[c] : d_ar_err[c]),
+      .rd_ar_poison_i   (rd_host ? h_ar_poison[c] : d_ar_poison[c]),
+      .rd_r_valid_i     (h_r_valid[c] || d_r_valid[c]),
+      .rd_r_data_i      (h_r_valid[c] ? h_r_data : d_r_data),
+      .rd_r_resp_i      (h_r_valid[c] ? h_r_resp : d_r_resp),
+      .rd_r_last_i      (h_r_valid[c] ? h_r_last : d_r_last),
+      .wr_host_o        (wr_host),
+      .wr_aw_valid_o    (wr_aw_valid),
+      .wr_aw_ready_i    (wr_host ? h_aw_ready[c] : d_aw_ready[c]),
+      .wr_aw_addr_o     (wr_aw_addr),
+      .wr_aw_len_o      (wr_aw_len),
+      .wr_aw_err_i      (wr_host ? h_aw_err[c] : d_aw_err[c]),
+      .wr_w_valid_o     (wr_w_valid),
+      .wr_w_ready_i     (wr_host ? h_w_ready[c] : d_w_ready[c]),
+      .wr_w_data_o      (wr_w_data),
+      .wr_w_strb_o      (wr_w_strb),
+      .wr_w_last_o      (wr_w_last),
+      .wr_b_valid_i     (h_b_valid[c] || d_b_valid[c]),
+      .wr_b_resp_i      (h_b_valid[c] ? h_b_resp : d_b_resp)
+    );
+
+    assign h_ar_valid[c]            = rd_ar_valid && rd_host;
+    assign d_ar_valid[c]            = rd_ar_valid && !rd_host;
+    assign h_ar_addr[c*64 +: 64]    = rd_ar_addr;
+    assign d_ar_addr[c*64 +: 64]    = rd_ar_addr;
+    assign h_ar_len[c*8 +: 8]       = rd_ar_len;
+    assign d_ar_len[c*8 +: 8]       = rd_ar_len;
+    assign h_aw_valid[c]            = wr_aw_valid && wr_host;
+    assign d_aw_valid[c]            = wr_aw_valid && !wr_host;
+    assign h_aw_addr[c*64 +: 64]    = wr_aw_addr;
+    assign d_aw_addr[c*64 +: 64]    = wr_aw_addr;
+    assign h_aw_len[c*8 +: 8]       = wr_aw_len;
+    assign d_aw_len[c*8 +: 8]       = wr_aw_len;
+    assign h_w_valid[c]             = wr_w_valid && wr_host;
+    assign d_w_valid[c]             = wr_w_valid && !wr_host;
+    assign h_w_data[c*DataWidth +: DataWidth] = wr_w_data;
+    assign d_w_data[c*DataWidth +: DataWidth] = wr_w_data;
+    assign h_w_strb[c*StrbWidth +: StrbWidth] = wr_w_strb;
+    assign d_w_strb[c*StrbWidth +: StrbWidth] = wr_w_strb;
+    assign h_w_last[c]              = wr_w_last;
+    assign d_w_last[c]              = wr_w_last;
+    // ring requesters: single-beat bursts
+    assign h_ar_len[(NumCh+c)*8 +: 8] = 8'd0;
+    assign h_aw_len[(NumCh+c)*8 +: 8] = 8'd0;
+    assign h_w_last[NumCh+c]          = 1'b1;
+
+    assign desc_head_o[c*32 +: 32] = 32'(desc_head);
+    assign cpl_tail_o[c*32 +: 32]  = 32'(cpl_tail);
+    assign ch_status_o[c*32 +: 32] = {30'd0, ch_halted[c], ch_busy[c]};
+  end
+
+  assign ch_busy_o = ch_busy;
+  assign busy_o    = |ch_busy;
+
+  npu_axi_mux #(
+    .NumReq    (NumHostReq),
+    .AddrWidth (64),
+    .DataWidth (DataWidth),
+    .IdWidth   (IdWidth),
+    .DataReq   (NumHostReq'((1 << NumCh) - 1))
+  ) u_host_mux (
+    .clk_i,
+    .rst_ni,
+    .req_ar_valid_i      (h_ar_valid),
+    .req_ar_ready_o      (h_ar_ready),
+    .req_ar_addr_i       (h_ar_addr),
+    .req_ar_len_i        (h_ar_len),
+    .req_ar_err_o        (h_ar_err),
+    .req_ar_poison_o     (h_ar_poison),
+    .req_r_valid_o       (h_r_valid),
+    .req_r_data_o        (h_r_data),
+    .req_r_resp_o        (h_r_resp),
+    .req_r_last_o        (h_r_last),
+    .req_aw_valid_i      (h_aw_valid),
+    .req_aw_ready_o      (h_aw_ready),
+    .req_aw_addr_i       (h_aw_addr),
+    .req_aw_len_i        (h_aw_len),
+    .req_aw_err_o        (h_aw_err),
+    .req_w_valid_i       (h_w_valid),
+    .req_w_ready_o       (h_w_ready),
+    .req_w_data_i        (h_w_data),
+    .req_w_strb_i        (h_w_strb),
+    .req_w_last_i        (h_w_last),
+    .req_b_valid_o       (h_b_valid),
+    .req_b_resp_o        (h_b_resp),
+    .rd_err_armed_i      (host_rd_err_armed_i),
+    .rd_err_consume_o    (host_rd_err_consume_o),
+    .wr_err_armed_i      (host_wr_err_armed_i),
+    .wr_err_consume_o    (host_wr_err_consume_o),
+    .rd_poison_armed_i   (poison_armed_i),
+    .rd_poison_consume_o (poison_consume_host),
+    .rd_beat_o           (port_beats_o[0]),
+    .wr_beat_o           (port_beats_o[1]),
+    .m_axi_awid_o        (m_axi_host_awid_o),
+    .m_axi_awaddr_o      (m_axi_host_awaddr_o),
+    .m_axi_awlen_o       (m_axi_host_awlen_o),
+    .m_axi_awsize_o      (m_axi_host_awsize_o),
+    .m_axi_awburst_o     (m_axi_host_awburst_o),
+    .m_axi_awvalid_o     (m_axi_host_awvalid_o),
+    .m_axi_awready_i     (m_axi_host_awready_i),
+    .m_axi_wdata_o       (m_axi_host_wdata_o),
+    .m_axi_wstrb_o       (m_axi_host_wstrb_o),
+    .m_axi_wlast_o       (m_axi_host_wlast_o),
+    .m_axi_wvalid_o      (m_axi_host_wvalid_o),
+    .m_axi_wready_i      (m_axi_host_wready_i),
+    .m_axi_bid_i         (m_axi_host_bid_i),
+    .m_axi_bresp_i       (m_axi_host_bresp_i),
+    .m_axi_bvalid_i      (m_axi_host_bvalid_i),
+    .m_axi_bready_o      (m_axi_host_bready_o),
+    .m_axi_arid_o        (m_axi_host_arid_o),
+    .m_axi_araddr_o      (m_axi_host_araddr_o),
+    .m_axi_arlen_o       (m_axi_host_arlen_o),
+    .m_axi_arsize_o      (m_axi_host_arsize_o),
+    .m_axi_arburst_o     (m_axi_host_arburst_o),
+    .m_axi_arvalid_o     (m_axi_host_arvalid_o),
+    .m_axi_arready_i     (m_axi_host_arready_i),
+    .m_axi_rid_i         (m_axi_host_rid_i),
+    .m_axi_rdata_i       (m_axi_host_rdata_i),
+    .m_axi_rresp_i       (m_axi_host_rresp_i),
+    .m_axi_rlast_i       (m_axi_host_rlast_i),
+    .m_axi_rvalid_i      (m_axi_host_rvalid_i),
+    .m_axi_rready_o      (m_axi_host_rready_o)
+  );
+
+  npu_axi_mux #(
+    .NumReq    (NumCh),
+    .AddrWidth (64),
+    .DataWidth (DataWidth),
+    .IdWidth   (IdWidth),
+    .DataReq   ({NumCh{1'b1}})
+  ) u_dev_mux (
+    .clk_i,
+    .rst_ni,
+    .req_ar_valid_i      (d_ar_valid),
+    .req_ar_ready_o      (d_ar_ready),
+    .req_ar_addr_i       (d_ar_addr),
+    .req_ar_len_i        (d_ar_len),
+    .req_ar_err_o        (d_ar_err),
+    .req_ar_poison_o     (d_ar_poison),
+    .req_r_valid_o       (d_r_valid),
+    .req_r_data_o        (d_r_data),
+    .req_r_resp_o        (d_r_resp),
+    .req_r_last_o        (d_r_last),
+    .req_aw_valid_i      (d_aw_valid),
+    .req_aw_ready_o      (d_aw_ready),
+    .req_aw_addr_i       (d_aw_addr),
+    .req_aw_len_i        (d_aw_len),
+    .req_aw_err_o        (d_aw_err),
+    .req_w_valid_i       (d_w_valid),
+    .req_w_ready_o       (d_w_ready),
+    .req_w_data_i        (d_w_data),
+    .req_w_strb_i        (d_w_strb),
+    .req_w_last_i        (d_w_last),
+    .req_b_valid_o       (d_b_valid),
+    .req_b_resp_o        (d_b_resp),
+    .rd_err_armed_i      (dev_rd_err_armed_i),
+    .rd_err_consume_o    (dev_rd_err_consume_o),
+    .wr_err_armed_i      (dev_wr_err_armed_i),
+    .wr_err_consume_o    (dev_wr_err_consume_o),
+    .rd_poison_armed_i   (poison_armed_i && !poison_consume_host),
+    .rd_poison_consume_o (poison_consume_dev),
+    .rd_beat_o           (port_beats_o[2]),
+    .wr_beat_o           (port_beats_o[3]),
+    .m_axi_awid_o        (m_axi_dev_awid_o),
+    .m_axi_awaddr_o      (d_awaddr64),
+    .m_axi_awlen_o       (m_axi_dev_awlen_o),
+    .m_axi_awsize_o      (m_axi_dev_awsize_o),
+    .m_axi_awburst_o     (m_axi_dev_awburst_o),
+    .m_axi_awvalid_o     (m_axi_dev_awvalid_o),
+    .m_axi_awready_i     (m_axi_dev_awready_i),
+    .m_axi_wdata_o       (m_axi_dev_wdata_o),
+    .m_axi_wstrb_o       (m_axi_dev_wstrb_o),
+    .m_axi_wlast_o       (m_axi_dev_wlast_o),
+    .m_axi_wvalid_o      (m_axi_dev_wvalid_o),
+    .m_axi_wready_i      (m_axi_dev_wready_i),
+    .m_axi_bid_i         (m_axi_dev_bid_i),
+    .m_axi_bresp_i       (m_axi_dev_bresp_i),
+    .m_axi_bvalid_i      (m_axi_dev_bvalid_i),
+    .m_axi_bready_o      (m_axi_dev_bready_o),
+    .m_axi_arid_o        (m_axi_dev_arid_o),
+    .m_axi_araddr_o      (d_araddr64),
+    .m_axi_arlen_o       (m_axi_dev_arlen_o),
+    .m_axi_arsize_o      (m_axi_dev_arsize_o),
+    .m_axi_arburst_o     (m_axi_dev_arburst_o),
+    .m_axi_arvalid_o     (m_axi_dev_arvalid_o),
+    .m_axi_arready_i     (m_axi_dev_arready_i),
+    .m_axi_rid_i         (m_axi_dev_rid_i),
+    .m_axi_rdata_i       (m_axi_dev_rdata_i),
+    .m_axi_rresp_i       (m_axi_dev_rresp_i),
+    .m_axi_rlast_i       (m_axi_dev_rlast_i),
+    .m_axi_rvalid_i      (m_axi_dev_rvalid_i),
+    .m_axi_rready_o      (m_axi_dev_rready_o)
+  );
+
+  // Device-physical addresses are 40 bits; descriptors were range-checked against
+  // device memory, so the upper address bits are zero here.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [63:0] d_awaddr_upper_unused, d_araddr_upper_unused;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign d_awaddr_upper_unused = d_awaddr64;
+  assign d_araddr_upper_unused = d_araddr64;
+  assign m_axi_dev_awaddr_o = d_awaddr64[39:0];
+  assign m_axi_dev_araddr_o = d_araddr64[39:0];
+  assign poison_consume_o   = poison_consume_host || poison_consume_dev;
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  a_dev_addr_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_dev_arvalid_o |-> d_araddr64[63:40] == '0);
+  a_one_poison: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      !(poison_consume_host && poison_consume_dev));
+`endif
+
+endmodule
