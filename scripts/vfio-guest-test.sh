@@ -28,7 +28,7 @@ CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
 TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
 LOG=${VFIO_GUEST_LOG:-$CACHE/guest.log}
 TARGET=x86_64-unknown-linux-gnu
-MIN_CHECKS=32 # the guest binary runs this many checks or more; fewer means it stopped early
+MIN_CHECKS=36 # the guest binary runs this many checks or more; fewer means it stopped early
 mkdir -p "$CACHE/debs"
 
 say() { printf 'vfio-guest: %s\n' "$*"; }
@@ -151,6 +151,7 @@ timeout "$TIMEOUT" "$qemu" \
   -nodefaults -nographic -no-reboot -serial stdio -monitor none \
   -device intel-iommu,intremap=on,caching-mode=on \
   -device edu \
+  -device nvme,serial=vfio-guest \
   -kernel "$kernel" -initrd "$CACHE/initrd.cpio" \
   -append "console=ttyS0 intel_iommu=on quiet panic=-1 rdinit=/init" \
   </dev/null > "$LOG" 2>&1
@@ -158,7 +159,7 @@ qrc=$?
 set -e
 end=$(date +%s.%N)
 
-tr -d '\r' < "$LOG" | grep -aE '^(PASS|FAIL|failed checks|checks took)' | sed 's/^/  /' || true
+tr -d '\r' < "$LOG" | grep -aE '^(PASS|FAIL|failed checks|checks took|  pci )' | sed 's/^/  /' || true
 result=$(grep -a '^RESULT:' "$LOG" | tail -1 | tr -d '\r' || true)
 passed=$(sed -nE 's/^RESULT: ([0-9]+) passed, ([0-9]+) failed.*/\1/p' <<<"$result")
 failed=$(sed -nE 's/^RESULT: ([0-9]+) passed, ([0-9]+) failed.*/\2/p' <<<"$result")

@@ -64,6 +64,22 @@ pub fn find_pci(vendor: u16, device: u16) -> Option<String> {
     hits.into_iter().next()
 }
 
+/// One line per PCI function: address, IDs, IOMMU group, driver.
+pub fn pci_inventory() -> Vec<String> {
+    let Ok(entries) = fs::read_dir("/sys/bus/pci/devices") else { return Vec::new() };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let rd = |f: &str| fs::read_to_string(e.path().join(f)).unwrap_or_default().trim().trim_start_matches("0x").to_owned();
+            let group = vfio_driver::sysfs::iommu_group(&e.path()).map_or("-".into(), |g| g.to_string());
+            let driver = vfio_driver::sysfs::bound_driver(&e.path()).unwrap_or_else(|| "-".into());
+            format!("{} [{}:{}] class {} group {group} driver {driver}", e.file_name().to_string_lossy(), rd("vendor"), rd("device"), rd("class"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Binds `bdf` to vfio-pci with driver_override (what `docs/board.md` tells users to do).
 pub fn bind_vfio(bdf: &str) -> io::Result<()> {
     fs::write(format!("/sys/bus/pci/devices/{bdf}/driver_override"), "vfio-pci")?;

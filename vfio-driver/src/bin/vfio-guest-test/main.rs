@@ -5,7 +5,8 @@
 //! The binary is statically linked and runs as the guest's `/init`: it mounts the
 //! kernel file systems, checks the error paths that need the host in a particular
 //! state (VFIO not loaded, device unbound, group node missing, unprivileged caller),
-//! loads the VFIO modules, binds `edu` to vfio-pci, runs the device checks of `edu.rs`,
+//! loads the VFIO modules, binds `edu` to vfio-pci, runs the device checks of `edu.rs`
+//! (then MSI-X with QEMU's NVMe controller, `nvme.rs`),
 //! prints one line per check and a `RESULT: N passed, M failed` line, and powers off.
 //!
 //! Other modes: `--probe-open BDF` (the unprivileged child of the permission check) and
@@ -13,6 +14,7 @@
 
 mod edu;
 mod guest;
+mod nvme;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -79,6 +81,9 @@ fn run_guest() -> ! {
         finish(c);
     };
     c.pass("find the edu device (1234:11e8)", &bdf);
+    for line in guest::pci_inventory() {
+        println!("  pci {line}");
+    }
 
     c.check("VFIO not loaded: VfioMissing", expect_err(VfioPci::open(&bdf, &opts), |e| matches!(e, VfioError::VfioMissing { .. })));
     match guest::load_modules(Path::new("/modules")) {
@@ -128,6 +133,20 @@ fn run_guest() -> ! {
         if out.status.success() { Ok(text) } else { Err(format!("child: {text} {}", String::from_utf8_lossy(&out.stderr))) }
     })());
     edu::run(&mut c, &bdf);
+    match guest::find_pci(nvme::VENDOR, nvme::DEVICE) {
+        None => c.fail("NVMe: bind to vfio-pci", "no 1b36:0010 device on the bus"),
+        Some(nvme_bdf) => {
+            let bound = guest::bind_vfio(&nvme_bdf).map_err(|e| e.to_string()).and_then(|()| {
+                let drv = vfio_driver::sysfs::bound_driver(&Path::new("/sys/bus/pci/devices").join(&nvme_bdf));
+                if drv.as_deref() == Some("vfio-pci") { Ok(nvme_bdf.clone()) } else { Err(format!("driver {drv:?}")) }
+            });
+            let ok = bound.is_ok();
+            c.check("NVMe: bind to vfio-pci", bound);
+            if ok {
+                nvme::run(&mut c, &nvme_bdf);
+            }
+        }
+    }
     finish(c);
 }
 
