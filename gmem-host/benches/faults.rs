@@ -17,14 +17,65 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gmem_host::softdev::{SoftConfig, SoftDevice};
-use gmem_host::{Access, Config, CpuMode, DeviceFault, Gmem, Hint, MapFlags, Node, ThrashConfig};
+use gmem_host::{
+    Access, Asid, Config, CopyOp, CpuMode, DeviceFault, DeviceInfo, Gmem, GmMmu, Hint, Hooks, MapFlags, MemAddr,
+    MmuError, Node, PageSize, Prepare, Prot, ThrashConfig, TlbFlush, VaRange,
+};
+
+/// A device whose hooks do nothing: isolates the manager's own cost (plus the
+/// userfaultfd/madvise system calls) from any device work.
+struct NullDevice {
+    pages: u64,
+}
+
+impl GmMmu for NullDevice {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            name: "null".into(),
+            mem_ranges: std::iter::once(0..self.pages * 4096).collect(),
+            va_bits: 39,
+            huge_pages: false,
+            hooks: Hooks::empty(),
+        }
+    }
+    fn pmap_create(&self) -> Result<Asid, MmuError> {
+        Ok(Asid(1))
+    }
+    fn pmap_destroy(&self, _: Asid) -> Result<(), MmuError> {
+        Ok(())
+    }
+    fn pmap_enter(&self, _: Asid, _: u64, _: MemAddr, _: PageSize, _: Prot) -> Result<(), MmuError> {
+        Ok(())
+    }
+    fn pmap_release(&self, asid: Asid, va: u64, size: PageSize) -> Result<TlbFlush, MmuError> {
+        Ok(TlbFlush::new(asid, va, size.bytes()))
+    }
+    fn pmap_protect(&self, asid: Asid, va: u64, size: PageSize, _: Prot) -> Result<TlbFlush, MmuError> {
+        Ok(TlbFlush::new(asid, va, size.bytes()))
+    }
+    fn tlb_invl(&self, _: Asid, _: VaRange) -> Result<(), MmuError> {
+        Ok(())
+    }
+    fn prepare_page(&self, _: u64, _: PageSize, _: Prepare) -> Result<(), MmuError> {
+        Ok(())
+    }
+    fn copy_batch(&self, _: &[CopyOp]) -> Result<(), MmuError> {
+        Ok(())
+    }
+}
 
 const BATCH: u64 = 256;
 
-fn manager(cpu: CpuMode, mem_pages: u64, va_bits: u8) -> (Gmem, gmem_host::DeviceId, gmem_host::SpaceId, gmem_host::Asid) {
+type Rig = (Gmem, gmem_host::DeviceId, gmem_host::SpaceId, gmem_host::Asid);
+
+fn manager(cpu: CpuMode, mem_pages: u64, va_bits: u8) -> Rig {
+    let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: mem_pages * 4096, va_bits, ..Default::default() }));
+    manager_with(cpu, dev)
+}
+
+fn manager_with(cpu: CpuMode, dev: Arc<dyn GmMmu>) -> Rig {
     let cfg = Config { cpu, thrash: ThrashConfig { enabled: false, ..Default::default() }, ..Default::default() };
     let gm = Gmem::new(cfg).expect("manager");
-    let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: mem_pages * 4096, va_bits, ..Default::default() }));
     let id = gm.register_device(dev).expect("register");
     let space = gm.create_space();
     let asid = gm.attach(space, id).expect("attach");
@@ -39,8 +90,16 @@ fn bench_faults(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault_batch_256");
     g.throughput(Throughput::Elements(BATCH));
     g.measurement_time(Duration::from_secs(3));
-    for (name, cpu) in [("uffd", CpuMode::Userfaultfd), ("manual", CpuMode::Manual)] {
-        let (gm, id, space, asid) = manager(cpu, 4 * BATCH, 39);
+    for (name, cpu, null) in [
+        ("uffd", CpuMode::Userfaultfd, false),
+        ("manual", CpuMode::Manual, false),
+        ("uffd_nulldev", CpuMode::Userfaultfd, true),
+    ] {
+        let (gm, id, space, asid) = if null {
+            manager_with(cpu, Arc::new(NullDevice { pages: 4 * BATCH }))
+        } else {
+            manager(cpu, 4 * BATCH, 39)
+        };
         let len = BATCH * 4096;
         let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
         let va = p as u64;
