@@ -28,7 +28,7 @@ CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
 TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
 LOG=${VFIO_GUEST_LOG:-$CACHE/guest.log}
 TARGET=x86_64-unknown-linux-gnu
-MIN_CHECKS=36 # the guest binary runs this many checks or more; fewer means it stopped early
+MIN_CHECKS=40 # the guest binary runs this many checks or more; fewer means it stopped early
 mkdir -p "$CACHE/debs"
 
 say() { printf 'vfio-guest: %s\n' "$*"; }
@@ -130,13 +130,19 @@ is_elf "$bin" || die "no binary at $bin"
 # --- 4. initramfs: /init + the VFIO modules in dependency order --------------------------
 mods=(virt/lib/irqbypass.ko drivers/vfio/vfio.ko drivers/vfio/vfio_iommu_type1.ko
       drivers/vfio/vfio_virqfd.ko drivers/vfio/pci/vfio-pci-core.ko drivers/vfio/pci/vfio-pci.ko)
-entries=(dev= proc= sys= modules= "init=$bin")
+entries=(dev= proc= sys= modules= modules-uio= "init=$bin")
 i=10
 for m in "${mods[@]}"; do
   src=$moddir/$m
   if [ ! -f "$src" ] && [ -f "$src.xz" ]; then xz -dc "$src.xz" > "$CACHE/$(basename "$m")"; src=$CACHE/$(basename "$m"); fi
   [ -f "$src" ] || die "kernel module $m missing in $kpkg"
   entries+=("modules/$i-$(basename "$m")=$src")
+  i=$((i + 10))
+done
+# Host driver for the group-viability check, loaded by the guest when it gets there.
+for m in drivers/uio/uio.ko drivers/uio/uio_pci_generic.ko; do
+  [ -f "$moddir/$m" ] || die "kernel module $m missing in $kpkg"
+  entries+=("modules-uio/$i-$(basename "$m")=$moddir/$m")
   i=$((i + 10))
 done
 "$bin" --mkcpio "$CACHE/initrd.cpio" "${entries[@]}" || die "cannot write the initramfs"
@@ -152,6 +158,9 @@ timeout "$TIMEOUT" "$qemu" \
   -device intel-iommu,intremap=on,caching-mode=on \
   -device edu \
   -device nvme,serial=vfio-guest \
+  -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=4 \
+  -device pcie-pci-bridge,id=br1,bus=rp1 \
+  -device edu,bus=br1,addr=1 -device edu,bus=br1,addr=2 \
   -kernel "$kernel" -initrd "$CACHE/initrd.cpio" \
   -append "console=ttyS0 intel_iommu=on quiet panic=-1 rdinit=/init" \
   </dev/null > "$LOG" 2>&1

@@ -50,9 +50,14 @@ pub fn load_modules(dir: &Path) -> io::Result<Vec<String>> {
 
 /// Finds the first PCI function with the given IDs under `/sys/bus/pci/devices`.
 pub fn find_pci(vendor: u16, device: u16) -> Option<String> {
+    find_all_pci(vendor, device).into_iter().next()
+}
+
+/// Every PCI function with the given IDs, in address order.
+pub fn find_all_pci(vendor: u16, device: u16) -> Vec<String> {
     let want = (format!("{vendor:#06x}"), format!("{device:#06x}"));
-    let mut hits: Vec<String> = fs::read_dir("/sys/bus/pci/devices")
-        .ok()?
+    let Ok(entries) = fs::read_dir("/sys/bus/pci/devices") else { return Vec::new() };
+    let mut hits: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| {
             let rd = |f: &str| fs::read_to_string(e.path().join(f)).unwrap_or_default().trim().to_owned();
@@ -61,7 +66,7 @@ pub fn find_pci(vendor: u16, device: u16) -> Option<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     hits.sort();
-    hits.into_iter().next()
+    hits
 }
 
 /// One line per PCI function: address, IDs, IOMMU group, driver.

@@ -6,7 +6,8 @@
 //! kernel file systems, checks the error paths that need the host in a particular
 //! state (VFIO not loaded, device unbound, group node missing, unprivileged caller),
 //! loads the VFIO modules, binds `edu` to vfio-pci, runs the device checks of `edu.rs`
-//! (then MSI-X with QEMU's NVMe controller, `nvme.rs`),
+//! (then MSI-X with QEMU's NVMe controller, `nvme.rs`, and IOMMU group viability with two
+//! more edu devices behind one bridge, `viable.rs`),
 //! prints one line per check and a `RESULT: N passed, M failed` line, and powers off.
 //!
 //! Other modes: `--probe-open BDF` (the unprivileged child of the permission check) and
@@ -15,6 +16,7 @@
 mod edu;
 mod guest;
 mod nvme;
+mod viable;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -146,6 +148,10 @@ fn run_guest() -> ! {
                 nvme::run(&mut c, &nvme_bdf);
             }
         }
+    }
+    match guest::find_all_pci(edu::VENDOR, edu::DEVICE).as_slice() {
+        [_, a, b, ..] => viable::run(&mut c, a, b),
+        other => c.fail("shared group: two edu devices behind a PCIe-to-PCI bridge", format!("found {other:?}")),
     }
     finish(c);
 }
