@@ -417,7 +417,7 @@ fn map_remote(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey, _write
         }
         sp.pt.update(vpn, |e| e.state = Residency::Cpu);
     }
-    let prot = Prot::READ | Prot::WRITE;
+    let prot = crate::mmu::RW;
     devices[dev.0 as usize].mmu.pmap_enter(asid, va, target, PageSize::Base, prot).map_err(|source| {
         add(&inner.counters.hook_errors, 1);
         MigrateError::Map { va, dev: dev.0, source }
@@ -443,14 +443,14 @@ fn fix_local(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey, write: 
     let e = sp.pt.get(vpn);
     let map_err = |source| MigrateError::Map { va, dev: dev.0, source };
     if e.flags.contains(PageFlags::REMOTE) {
-        let prot = Prot::READ | Prot::WRITE;
+        let prot = crate::mmu::RW;
         let t = slot.mmu.pmap_protect(asid, va, PageSize::Base, prot).map_err(map_err)?;
         batches.entry(dev.0).or_default().push(t);
         sp.pt.update(vpn, |e| e.prot = prot.bits());
         return Ok(());
     }
     let collapse = e.state == Residency::Dup && write;
-    let prot = if e.state == Residency::Dup && !write { Prot::READ } else { Prot::READ | Prot::WRITE };
+    let prot = if e.state == Residency::Dup && !write { crate::mmu::RO } else { crate::mmu::RW };
     if e.prot == 0 {
         let size = PageSize::Base;
         if e.flags.contains(PageFlags::HUGE) {

@@ -23,7 +23,7 @@ use crate::events::add;
 use crate::evict::{PageKey, pick_victims};
 use crate::manager::GmemError;
 use crate::state::{DeviceSlot, Inner, STAGING_ID, State};
-use crate::mmu::{CopyOp, GmMmu, Hooks, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PageSize, Prot};
+use crate::mmu::{CopyOp, GmMmu, Hooks, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PageSize};
 use crate::page_table::{PageFlags, Residency};
 use crate::thrash::Verdict;
 
@@ -417,12 +417,12 @@ fn narrow_to_read(inner: &Inner, st: &mut State, s: u32, vpn: u64, batches: &mut
     let e = sp.pt.get(vpn);
     let Some(asid) = sp.asid_of(DeviceId(e.dev)) else { return Ok(()) };
     let va = vpn * PAGE_SIZE;
-    let tok = devices[e.dev as usize].mmu.pmap_protect(asid, va, PageSize::Base, Prot::READ).map_err(|source| {
+    let tok = devices[e.dev as usize].mmu.pmap_protect(asid, va, PageSize::Base, crate::mmu::RO).map_err(|source| {
         add(&inner.counters.hook_errors, 1);
         MigrateError::Unmap { va, dev: e.dev, source }
     })?;
     batches.entry(e.dev).or_default().push(tok);
-    sp.pt.update(vpn, |e| e.prot = Prot::READ.bits());
+    sp.pt.update(vpn, |e| e.prot = crate::mmu::RO.bits());
     Ok(())
 }
 

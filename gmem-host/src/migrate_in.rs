@@ -10,7 +10,7 @@ use crate::evict::PageKey;
 use crate::fault::Outcome;
 use crate::hash::{FastMap, FastSet};
 use crate::migrate::{Batches, MigrateError, coalesce, flush_all};
-use crate::mmu::{HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, Prot};
+use crate::mmu::{HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare};
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
 use crate::state::{Inner, State};
@@ -153,7 +153,7 @@ pub(crate) fn collect(
                     va: planned[i].mig.key.1 * PAGE_SIZE,
                     pa: planned[i].pa,
                     size: PageSize::Base,
-                    prot: Prot::READ | Prot::WRITE,
+                    prot: crate::mmu::RW,
                     fill: Prepare::Zero,
                 })
                 .collect();
@@ -262,7 +262,7 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
         let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else { continue };
         let va = (vpn0 * PAGE_SIZE) & !(HUGE_PAGE_SIZE - 1);
         let pa = planned[idx[0]].pa & !(HUGE_PAGE_SIZE - 1);
-        if slot_mmu.pmap_enter(asid, va, MemAddr::Device(pa), PageSize::Huge, Prot::READ | Prot::WRITE).is_ok() {
+        if slot_mmu.pmap_enter(asid, va, MemAddr::Device(pa), PageSize::Huge, crate::mmu::RW).is_ok() {
             mapped_huge.extend(idx);
             add(&inner.counters.huge_maps, 1);
         }
@@ -272,7 +272,7 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
         let p = &planned[i];
         let (s, vpn) = p.mig.key;
         let va = vpn * PAGE_SIZE;
-        let prot = if p.mig.dup { Prot::READ } else { Prot::READ | Prot::WRITE };
+        let prot = if p.mig.dup { crate::mmu::RO } else { crate::mmu::RW };
         if !mapped_huge.contains(&i) && !p.done_under_lock {
             let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else {
                 failed.push((i, None));
@@ -309,7 +309,7 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
         let p = &planned[i];
         let (s, vpn) = p.mig.key;
         let huge = mapped_huge.contains(&i);
-        let prot = if p.mig.dup { Prot::READ } else { Prot::READ | Prot::WRITE };
+        let prot = if p.mig.dup { crate::mmu::RO } else { crate::mmu::RW };
         if let Some(sp) = st.spaces.get_mut(&s) {
             sp.pt.update(vpn, |e| {
                 e.state = if p.mig.dup { Residency::Dup } else { Residency::Device };

@@ -91,6 +91,13 @@ bitflags! {
     }
 }
 
+/// Rights of the manager's writable device mappings. Managed memory is data; it is
+/// mapped executable too because the device's fetches (kernel descriptors) are
+/// ordinary reads of shared memory, and an exec fault must not livelock.
+pub const RW: Prot = Prot::READ.union(Prot::WRITE).union(Prot::EXEC);
+/// Rights of read-only (read-duplicated) device mappings.
+pub const RO: Prot = Prot::READ.union(Prot::EXEC);
+
 /// A page size the device MMU maps.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PageSize {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use gmem_host::softdev::SoftConfig;
-use gmem_host::{Access, Config, DeviceFault, Hint, MapFlags, Node, Prot, Residency, ThrashConfig};
+use gmem_host::{Access, Config, DeviceFault, Hint, MapFlags, Node, Residency, ThrashConfig};
 
 fn resident(va: u64) -> bool {
     let mut v = 0u8;
@@ -29,7 +29,7 @@ fn read_mostly_duplicates_and_writes_collapse() {
     r.dev.load(&r.gm, r.id, r.asid, va, &mut b).expect("load");
     assert_eq!(b[0], 11);
     let i = r.gm.page_info(r.space, va).expect("info");
-    assert_eq!((i.residency, i.prot), (Residency::Dup, Prot::READ));
+    assert_eq!((i.residency, i.prot), (Residency::Dup, gmem_host::mmu::RO));
     let faults = r.gm.counters().cpu_faults;
     assert_eq!(cpu_read(p, 0), 11);
     assert_eq!(r.gm.counters().cpu_faults, faults, "a duplicated page reads without faulting");
@@ -43,7 +43,7 @@ fn read_mostly_duplicates_and_writes_collapse() {
     assert_eq!(b[0], 12);
     r.dev.store(&r.gm, r.id, r.asid, va, &[13]).expect("store");
     let i = r.gm.page_info(r.space, va).expect("info");
-    assert_eq!((i.residency, i.prot), (Residency::Device, Prot::READ | Prot::WRITE));
+    assert_eq!((i.residency, i.prot), (Residency::Device, gmem_host::mmu::RW));
     assert!(!resident(va), "CPU copy dropped");
     // A CPU read brings it back as a duplicate (read-mostly), data intact.
     assert_eq!(cpu_read(p, 0), 13);
