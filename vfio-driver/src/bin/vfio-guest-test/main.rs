@@ -10,11 +10,15 @@
 //! more edu devices behind one bridge, `viable.rs`),
 //! prints one line per check and a `RESULT: N passed, M failed` line, and powers off.
 //!
+//! Booted with `vfio_guest=nointremap` on the kernel command line (an IOMMU without
+//! interrupt remapping), it runs the checks of `intremap.rs` instead.
+//!
 //! Other modes: `--probe-open BDF` (the unprivileged child of the permission check) and
 //! `--mkcpio OUT NAME=SRC...` (writes the initramfs; a directory is `NAME=`).
 
 mod edu;
 mod guest;
+mod intremap;
 mod nvme;
 mod viable;
 
@@ -83,6 +87,10 @@ fn run_guest() -> ! {
         finish(c);
     };
     c.pass("find the edu device (1234:11e8)", &bdf);
+    if std::fs::read_to_string("/proc/cmdline").unwrap_or_default().contains("vfio_guest=nointremap") {
+        intremap::guest(&mut c);
+        finish(c);
+    }
     for line in guest::pci_inventory() {
         println!("  pci {line}");
     }
