@@ -347,6 +347,9 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
                 let taken: FastSet<PageKey> = pending.iter().map(|(k, _)| *k).collect();
                 let before = migrate.len();
                 expand(&g, dev, pct, &mut migrate, &taken);
+                if migrate.len() > before {
+                    tracing::debug!(target: "gmem", dev = dev.0, pages = migrate.len() - before, "prefetch");
+                }
                 if migrate.len() > cap.max(before) {
                     migrate.truncate(cap.max(before));
                 }

@@ -502,31 +502,70 @@ pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<Pa
 }
 
 /// munmap helper: release every mapping and frame of `[va, va+len)` (lock held, nothing
-/// in flight).
+/// in flight). Base mappings go in one `peer_unmap` per device when it has one; a 2 MiB
+/// mapping is released whole. A frame whose mapping could not be released is leaked
+/// (kept allocated, never reused) rather than handed out while the device may reach it.
 pub(crate) fn teardown_range(inner: &Inner, st: &mut State, s: u32, va: u64, len: u64) {
     let touched = match st.spaces.get(&s) {
         Some(sp) => sp.pt.touched(va / PAGE_SIZE, len / PAGE_SIZE),
         None => return,
     };
     let mut batches = Batches::new();
-    for &(vpn, _) in &touched {
-        if let Err(e) = release_mapping(inner, st, s, vpn, &mut batches) {
-            tracing::error!(target: "gmem", error = %e, "munmap: release failed; frame leaked to keep it unused");
+    let mut singles: Vec<(u8, u64, PageSize)> = Vec::new();
+    let mut bulk: HashMap<u8, Vec<(u64, PageSize)>> = HashMap::new();
+    let mut huge_done: FastSet<u64> = FastSet::default();
+    for &(vpn, e) in &touched {
+        if e.prot == 0 {
             continue;
         }
-        let e = st.spaces.get(&s).map(|sp| sp.pt.get(vpn)).unwrap_or_default();
-        if e.on_device() && e.prot == 0 {
-            let slot = &mut st.devices[e.dev as usize];
-            free_frame(slot, e.pa());
-            slot.lru.remove((s, vpn));
-            if let Some(sp) = st.spaces.get_mut(&s) {
-                sp.pt.update(vpn, |e| e.state = Residency::Cpu);
+        if e.flags.contains(PageFlags::HUGE) {
+            let chunk = vpn / crate::mmu::PAGES_PER_HUGE;
+            if huge_done.insert(chunk) {
+                singles.push((e.dev, chunk * crate::mmu::HUGE_PAGE_SIZE, PageSize::Huge));
+            }
+        } else if st.devices[e.dev as usize].info.hooks.contains(Hooks::PEER_MAP) {
+            bulk.entry(e.dev).or_default().push((vpn * PAGE_SIZE, PageSize::Base));
+        } else {
+            singles.push((e.dev, vpn * PAGE_SIZE, PageSize::Base));
+        }
+    }
+    let asid = |st: &State, d: u8| st.spaces.get(&s).and_then(|sp| sp.asid_of(DeviceId(d)));
+    for (d, pages) in bulk {
+        let Some(a) = asid(st, d) else { continue };
+        match st.devices[d as usize].mmu.peer_unmap(a, &pages) {
+            Ok(tokens) => tokens.into_iter().for_each(|t| batches.entry(d).or_default().push(t)),
+            Err(e) => {
+                add(&inner.counters.hook_errors, 1);
+                tracing::warn!(target: "gmem", error = %e, "peer_unmap failed; releasing page by page");
+                singles.extend(pages.into_iter().map(|(v, sz)| (d, v, sz)));
             }
         }
-        st.thrash.forget((s, vpn));
+    }
+    let mut leaked: FastSet<u64> = FastSet::default();
+    for (d, v, size) in singles {
+        let Some(a) = asid(st, d) else { continue };
+        match st.devices[d as usize].mmu.pmap_release(a, v, size) {
+            Ok(t) => batches.entry(d).or_default().push(t),
+            Err(e) => {
+                add(&inner.counters.hook_errors, 1);
+                tracing::error!(target: "gmem", va = format_args!("{v:#x}"), error = %e, "munmap: release failed; frame leaked");
+                let pages = size.bytes() / PAGE_SIZE;
+                leaked.extend((0..pages).map(|i| v / PAGE_SIZE + i));
+            }
+        }
     }
     if let Err(e) = flush_all(inner, st, batches) {
         tracing::error!(target: "gmem", error = %e, "munmap: TLB flush failed");
+    }
+    for &(vpn, e) in &touched {
+        if e.on_device() {
+            let slot = &mut st.devices[e.dev as usize];
+            slot.lru.remove((s, vpn));
+            if !leaked.contains(&vpn) {
+                free_frame(slot, e.pa());
+            }
+        }
+        st.thrash.forget((s, vpn));
     }
 }
 

@@ -529,7 +529,9 @@ pub trait GmMmu: Send + Sync {
         Err(MmuError::Unsupported { hook: "peer_map" })
     }
 
-    /// Optional ([`Hooks::PEER_MAP`]). Release a batch of mappings; one token covers all.
+    /// Optional ([`Hooks::PEER_MAP`]). Release a batch of base-page mappings (the
+    /// manager uses it when a region is unmapped); one token per page, which the manager
+    /// coalesces before invalidating.
     fn peer_unmap(&self, asid: Asid, pages: &[(u64, PageSize)]) -> Result<Vec<TlbFlush>, MmuError> {
         let _ = (asid, pages);
         Err(MmuError::Unsupported { hook: "peer_unmap" })

@@ -31,7 +31,12 @@ fn cpu_device_roundtrip_through_userfaultfd() {
     }
     assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, Residency::Cpu);
     assert_eq!(r.dev.stale_tlb_entries(), 0);
+    // Put half the pages back on the device, then unmap: one batched peer_unmap.
+    for i in 0..32u64 {
+        r.dev.store(&r.gm, r.id, r.asid, va + i * 4096, &[1]).expect("store");
+    }
     r.gm.munmap(r.space, p, len).expect("munmap");
+    assert_eq!(r.dev.calls("peer_unmap"), 1);
     assert_eq!(r.gm.device_pages(r.id), Some((256, 256)));
     assert_eq!(r.dev.mappings(r.asid), 0);
 }
