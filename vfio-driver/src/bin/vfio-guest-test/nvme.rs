@@ -56,6 +56,10 @@ fn wait_ready(d: &VfioPci, want: bool, timeout: Duration) -> Result<Duration, St
 /// The IDENTIFY round trip; `sq`, `cq`, `id` are mapped at `iovas`.
 fn identify(d: &mut VfioPci, bufs: [&DmaBuffer; 3], iovas: [u64; 3]) -> R {
     let [sq, cq, id] = bufs;
+    // Fresh queues: a controller (re)start expects an empty CQ with phase 0 entries.
+    for b in bufs {
+        b.write(0, &[0; 4096]).map_err(e2s)?;
+    }
     let cap = d.read64(0, CAP).map_err(e2s)?;
     let vs = d.read32(0, VS).map_err(e2s)?;
     let stride = 4u64 << ((cap >> 32) & 0xf);
@@ -137,8 +141,22 @@ pub fn run(c: &mut Checks, bdf: &str) {
         }
     }
     if iovas.len() == 3 {
-        let r = identify(&mut d, [&bufs[0], &bufs[1], &bufs[2]], [iovas[0], iovas[1], iovas[2]]);
-        c.check("NVMe: IDENTIFY by DMA, completion through MSI-X eventfd", r);
+        let (b3, i3) = ([&bufs[0], &bufs[1], &bufs[2]], [iovas[0], iovas[1], iovas[2]]);
+        c.check("NVMe: IDENTIFY by DMA, completion through MSI-X eventfd", identify(&mut d, b3, i3));
+        c.check("NVMe: function reset (FLR) through VFIO, then IDENTIFY again", (|| {
+            if !d.reset_supported() {
+                return Err("VFIO reports no reset for the NVMe controller".into());
+            }
+            d.write32(0, CC, CC_ENABLE).map_err(e2s)?;
+            wait_ready(&d, true, Duration::from_secs(2))?;
+            d.reset().map_err(e2s)?;
+            let (cc, csts) = (d.read32(0, CC).map_err(e2s)?, d.read32(0, CSTS).map_err(e2s)?);
+            if cc != 0 || csts & 1 != 0 {
+                return Err(format!("after reset CC {cc:#x} CSTS {csts:#x}: the controller was not reset"));
+            }
+            let r = identify(&mut d, b3, i3).map_err(|e| format!("after reset: {e}"))?;
+            Ok(format!("CC.EN 1 -> 0; BAR, DMA maps and MSI-X survive: {}", r.split(", completion").nth(1).unwrap_or(&r).trim_start_matches(" + ")))
+        })());
     }
     // Make sure the controller is off before its queues go away, even after a failure.
     let _ = d.write32(0, CC, 0);
