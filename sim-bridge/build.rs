@@ -93,6 +93,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file(manifest.join("csrc/shim.cpp"))
+        .file(manifest.join("csrc/bare_harness.cpp"))
         .include(&obj)
         .include(&include)
         .include(include.join("vltstd"))

@@ -47,6 +47,16 @@ pub struct PortStats {
     pub write_beats: u64,
     /// Bursts answered with an error (unmapped address).
     pub error_bursts: u64,
+    /// Bursts that broke the port's rules (not INCR, not full-width beats, or crossing
+    /// a 4 KiB boundary). Always 0 for a correct RTL.
+    pub protocol_violations: u64,
+}
+
+/// True if a burst is INCR with full 64-byte beats and stays within one 4 KiB page.
+fn burst_ok(addr: u64, len: u8, size: u8, burst: u8) -> bool {
+    let start = addr & !(BEAT as u64 - 1);
+    let end = start + (u64::from(len) + 1) * BEAT as u64;
+    size == 6 && burst == 1 && (start >> 12) == ((end - 1) >> 12)
 }
 
 /// The slave side of one AXI4 port.
@@ -167,6 +177,9 @@ impl AxiSlave {
     /// Records the handshakes the RTL made at this edge.
     pub(crate) fn sample(&mut self, p: &AxiMasterPorts, cycle: u64, mem: &mut dyn BeatStore) {
         if p.arvalid.get() == 1 && p.arready.get() == 1 {
+            if !burst_ok(p.araddr.get(), p.arlen.get(), p.arsize.get(), p.arburst.get()) {
+                self.stats.protocol_violations += 1;
+            }
             self.reads.push_back(ReadBurst {
                 id: p.arid.get(),
                 addr: p.araddr.get() & !(BEAT as u64 - 1),
@@ -190,6 +203,9 @@ impl AxiSlave {
             }
         }
         if p.awvalid.get() == 1 && p.awready.get() == 1 {
+            if !burst_ok(p.awaddr.get(), p.awlen.get(), p.awsize.get(), p.awburst.get()) {
+                self.stats.protocol_violations += 1;
+            }
             self.writes.push_back(WriteBurst {
                 id: p.awid.get(),
                 addr: p.awaddr.get() & !(BEAT as u64 - 1),

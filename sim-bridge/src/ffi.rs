@@ -20,3 +20,30 @@ unsafe extern "C" {
     /// Flushes and closes the trace.
     pub fn npu_trace_close(handle: *mut c_void);
 }
+
+/// Result of the bare C++ harness (`csrc/bare_harness.cpp`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NpuBareResult {
+    /// Device cycles of the copy phase.
+    pub cycles: u64,
+    /// Wall time of the copy phase.
+    pub wall_ns: u64,
+    /// 1 if every copy completed.
+    pub ok: i32,
+}
+
+unsafe extern "C" {
+    /// Runs the H2D+D2H copy workload in the bare C++ harness.
+    #[allow(clippy::too_many_arguments)]
+    pub fn npu_bare_dma_run(
+        bytes: u64,
+        rounds: u32,
+        host_rd_lat: u64,
+        host_wr_lat: u64,
+        host_bw: u64,
+        dev_rd_lat: u64,
+        dev_wr_lat: u64,
+        dev_bw: u64,
+    ) -> NpuBareResult;
+}

@@ -13,6 +13,7 @@
 //! repeatable.
 
 mod axi_slave;
+pub mod cosim;
 mod ffi;
 mod memory;
 mod model;

@@ -1,0 +1,202 @@
+//! `gmem profile dma`: DMA throughput of the RTL engine against the modelled link.
+//!
+//! For each direction and transfer size the profiler queues enough descriptors of that
+//! size to move about 1 MiB (at least one), rings the doorbell once and counts device
+//! cycles until the last descriptor's completion interrupt. Throughput is bytes per
+//! cycle; efficiency divides it by the peak of the link that limits the direction
+//! (host port per direction for H2D/D2H, twice that for both at once, the device port
+//! for D2D), all measured in the co-simulation's cycle domain in one run.
+
+use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
+use npu::{DeviceIo, DmaBuffer, regs};
+use serde::Serialize;
+use sim_bridge::{NOMINAL_HZ, SimConfig, SimDevice, TimingModel};
+
+/// Transfer directions profiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Host memory → device memory (channel 0).
+    H2d,
+    /// Device memory → host memory (channel 1).
+    D2h,
+    /// Device memory → device memory (channel 2).
+    D2d,
+    /// H2D and D2H at once (channels 0 and 1).
+    Both,
+}
+
+/// One measured case.
+#[derive(Clone, Debug, Serialize)]
+pub struct DmaCase {
+    /// Direction.
+    pub direction: Direction,
+    /// Bytes per descriptor.
+    pub size_bytes: u64,
+    /// Descriptors queued.
+    pub descriptors: u64,
+    /// Bytes moved in total.
+    pub bytes: u64,
+    /// Device cycles from doorbell to the last completion interrupt.
+    pub cycles: u64,
+    /// bytes / cycles.
+    pub bytes_per_cycle: f64,
+    /// Peak of the limiting link in the timing model.
+    pub link_peak_bytes_per_cycle: f64,
+    /// bytes_per_cycle / link peak.
+    pub efficiency: f64,
+    /// Throughput at the nominal 250 MHz clock, GB/s.
+    pub gbps_at_nominal_clock: f64,
+    /// The timing model that produced the figure.
+    pub timing: String,
+}
+
+/// Errors of the profiler.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// Simulation failure.
+    #[error(transparent)]
+    Sim(#[from] sim_bridge::SimError),
+    /// Transport failure.
+    #[error(transparent)]
+    Io(#[from] npu::IoError),
+    /// DMA driver failure.
+    #[error(transparent)]
+    Dma(#[from] npu::dma::DmaError),
+    /// Host buffer failure.
+    #[error(transparent)]
+    Buffer(#[from] npu::DmaBufError),
+    /// A descriptor did not complete OK.
+    #[error("DMA {direction:?} {size} B: descriptor {tag} completed with {status:?}")]
+    Failed {
+        /// Direction.
+        direction: Direction,
+        /// Size.
+        size: u64,
+        /// Tag.
+        tag: u16,
+        /// Status.
+        status: DmaStatus,
+    },
+    /// The interrupt never came.
+    #[error("DMA {direction:?} {size} B: no completion interrupt within the budget")]
+    Timeout {
+        /// Direction.
+        direction: Direction,
+        /// Size.
+        size: u64,
+    },
+}
+
+/// Sizes of the default sweep.
+pub const DEFAULT_SIZES: &[u64] = &[4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 2 << 20];
+
+const TOTAL: u64 = 1 << 20;
+const BUF: usize = 4 << 20;
+
+struct Bench {
+    dev: SimDevice,
+    dma: Dma,
+    _src: DmaBuffer,
+    _dst: DmaBuffer,
+    src_iova: u64,
+    dst_iova: u64,
+}
+
+fn channel_irq(ch: usize) -> u32 {
+    1 << (regs::int_cause::DMA0 as u32 + ch as u32)
+}
+
+impl Bench {
+    fn new(timing: TimingModel) -> Result<Self, ProfileError> {
+        let mut dev = SimDevice::new(SimConfig { timing, ..SimConfig::default() })?;
+        let dma = Dma::init(&mut dev, 9)?;
+        let src = DmaBuffer::new(BUF)?;
+        let dst = DmaBuffer::new(BUF)?;
+        let src_iova = dev.dma_map(&src)?;
+        let dst_iova = dev.dma_map(&dst)?;
+        dev.write32(regs::INT_MASK.offset, 0b111 << regs::int_cause::DMA0)?;
+        Ok(Self { dev, dma, _src: src, _dst: dst, src_iova, dst_iova })
+    }
+
+    fn descs(&self, ch: usize, size: u64, count: u64) -> Vec<DmaDesc> {
+        (0..count)
+            .map(|i| {
+                let off = (i * size) % (BUF as u64 - size).max(1);
+                let (src, dst) = match ch {
+                    0 => (DmaAddr::Host(self.src_iova + off), DmaAddr::Device(off)),
+                    1 => (DmaAddr::Device(off + (64 << 20)), DmaAddr::Host(self.dst_iova + off)),
+                    _ => (DmaAddr::Device(off), DmaAddr::Device(off + (128 << 20))),
+                };
+                let mut d = DmaDesc::copy(src, dst, size as u32, i as u16);
+                d.irq = i + 1 == count;
+                d
+            })
+            .collect()
+    }
+
+    fn case(&mut self, direction: Direction, size: u64) -> Result<DmaCase, ProfileError> {
+        let count = (TOTAL / size).clamp(1, 500);
+        let channels: &[usize] = match direction {
+            Direction::H2d => &[0],
+            Direction::D2h => &[1],
+            Direction::D2d => &[2],
+            Direction::Both => &[0, 1],
+        };
+        let batches: Vec<Vec<DmaDesc>> = channels.iter().map(|&c| self.descs(c, size, count)).collect();
+        let start = self.dev.cycles();
+        for (&c, b) in channels.iter().zip(&batches) {
+            self.dma.submit(&mut self.dev, c, b)?;
+        }
+        let mut waiting: u32 = channels.iter().map(|&c| channel_irq(c)).sum();
+        let mut end = start;
+        while waiting != 0 {
+            let fired = self.dev.wait_irq(waiting, 1_000_000_000)?;
+            if fired == 0 {
+                return Err(ProfileError::Timeout { direction, size });
+            }
+            end = self.dev.cycles();
+            self.dev.write32(regs::INT_ACK.offset, fired)?;
+            waiting &= !fired;
+        }
+        let done = self.dma.wait_idle(&mut self.dev, channels, 1_000_000_000)?;
+        if let Some(bad) = done.iter().find(|c| c.status != DmaStatus::Ok) {
+            return Err(ProfileError::Failed { direction, size, tag: bad.tag, status: bad.status });
+        }
+        let bytes = size * count * channels.len() as u64;
+        let cycles = (end - start).max(1);
+        let timing = *self.dev.timing();
+        let peak = match direction {
+            Direction::H2d | Direction::D2h => timing.host.bytes_per_cycle as f64,
+            Direction::Both => 2.0 * timing.host.bytes_per_cycle as f64,
+            Direction::D2d => timing.dev.bytes_per_cycle as f64,
+        };
+        let bpc = bytes as f64 / cycles as f64;
+        Ok(DmaCase {
+            direction,
+            size_bytes: size,
+            descriptors: count * channels.len() as u64,
+            bytes,
+            cycles,
+            bytes_per_cycle: bpc,
+            link_peak_bytes_per_cycle: peak,
+            efficiency: bpc / peak,
+            gbps_at_nominal_clock: bpc * NOMINAL_HZ as f64 / 1e9,
+            timing: timing.describe(),
+        })
+    }
+}
+
+/// Runs the sweep: every direction × every size, on one simulated device.
+pub fn sweep(sizes: &[u64], timing: TimingModel, mut progress: impl FnMut(&DmaCase)) -> Result<Vec<DmaCase>, ProfileError> {
+    let mut bench = Bench::new(timing)?;
+    let mut out = Vec::new();
+    for direction in [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both] {
+        for &size in sizes {
+            let case = bench.case(direction, size)?;
+            progress(&case);
+            out.push(case);
+        }
+    }
+    Ok(out)
+}
