@@ -42,6 +42,68 @@ pub fn npu_open_options() -> OpenOptions {
     OpenOptions { irq: IrqMode::Auto, vectors: NPU_VECTORS, map_bars: vec![CSR_BAR], ..OpenOptions::default() }
 }
 
+/// What the NPU's interrupt wait needs underneath; [`VfioDevice`] provides it over VFIO
+/// and the unit tests over a scripted fake.
+trait IrqSource {
+    /// Reads a CSR.
+    fn csr(&mut self, offset: u32) -> Result<u32, IoError>;
+    /// Interrupt mechanism and vector count, None when polling.
+    fn irq(&self) -> Option<(IrqKind, u32)>;
+    /// Waits for any of `vectors` (0 = just sleep) for at most `timeout`.
+    fn wait_vectors(&mut self, vectors: u32, timeout: Duration) -> Result<u32, IoError>;
+    /// Device time, nanoseconds.
+    fn now(&self) -> u64;
+}
+
+/// How long a polling wait (no interrupts) sleeps between status reads.
+const POLL: Duration = Duration::from_micros(10);
+
+/// `DeviceIo::wait_irq` for the NPU: waits until `INT_STATUS & INT_MASK & mask` is
+/// non-zero or `budget_ns` passes, and returns those causes.
+///
+/// Level semantics, as in simulation: a cause already pending counts even if its
+/// message was consumed earlier. With one MSI-X vector per cause it waits on exactly the
+/// vectors in `mask`; with a shared vector (MSI, INTx) on vector 0; with no interrupts it
+/// polls INT_STATUS every [`POLL`]. A wake-up for another cause only re-checks the level.
+fn wait_causes(src: &mut impl IrqSource, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
+    let deadline = src.now().saturating_add(budget_ns);
+    let per_cause = matches!(src.irq(), Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
+    loop {
+        let level = src.csr(regs::INT_STATUS.offset)? & src.csr(regs::INT_MASK.offset)? & mask;
+        if level != 0 {
+            return Ok(level);
+        }
+        let now = src.now();
+        if now >= deadline {
+            return Ok(0);
+        }
+        let left = Duration::from_nanos(deadline - now);
+        match src.irq() {
+            None => src.wait_vectors(0, left.min(POLL))?,
+            Some(_) => src.wait_vectors(if per_cause { mask } else { 1 }, left)?,
+        };
+    }
+}
+
+impl IrqSource for VfioDevice {
+    fn csr(&mut self, offset: u32) -> Result<u32, IoError> {
+        self.read32(offset)
+    }
+    fn irq(&self) -> Option<(IrqKind, u32)> {
+        self.pci.irq_kind()
+    }
+    fn wait_vectors(&mut self, vectors: u32, timeout: Duration) -> Result<u32, IoError> {
+        if vectors == 0 {
+            std::thread::sleep(timeout);
+            return Ok(0);
+        }
+        Ok(self.pci.wait_irq(vectors, timeout)?)
+    }
+    fn now(&self) -> u64 {
+        self.pci.now_ns()
+    }
+}
+
 /// The NPU behind VFIO.
 pub struct VfioDevice {
     pci: VfioPci,
@@ -91,12 +153,6 @@ impl VfioDevice {
         IoError::Csr { kind, offset, reason: e.to_string() }
     }
 
-    /// Causes pending and enabled (INT_STATUS & INT_MASK): the level of the lines.
-    fn pending(&mut self) -> Result<u32, IoError> {
-        let s = self.read32(regs::INT_STATUS.offset)?;
-        let m = self.read32(regs::INT_MASK.offset)?;
-        Ok(s & m)
-    }
 }
 
 impl DeviceIo for VfioDevice {
@@ -128,28 +184,7 @@ impl DeviceIo for VfioDevice {
     }
 
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
-        let deadline = self.pci.now_ns().saturating_add(budget_ns);
-        let per_cause = matches!(self.pci.irq_kind(), Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
-        loop {
-            // Level semantics, as in simulation: a cause already pending counts even
-            // if its message was consumed by an earlier wait.
-            let level = self.pending()? & mask;
-            if level != 0 {
-                return Ok(level);
-            }
-            let now = self.pci.now_ns();
-            if now >= deadline {
-                return Ok(0);
-            }
-            let left = Duration::from_nanos(deadline - now);
-            if self.pci.irq_kind().is_none() {
-                // No interrupts: poll the status register every 10 µs.
-                std::thread::sleep(left.min(Duration::from_micros(10)));
-                continue;
-            }
-            let vectors = if per_cause { mask } else { 1 };
-            self.pci.wait_irq(vectors, left)?;
-        }
+        wait_causes(self, mask, budget_ns)
     }
 
     fn now_ns(&self) -> u64 {
@@ -205,6 +240,106 @@ mod tests {
         assert!(matches!(&e, IoError::Device(m) if m.contains("allow_unsafe_interrupts")), "{e}");
         let e: IoError = VfioError::os("mmap BAR0", std::io::Error::from_raw_os_error(libc::EINVAL)).into();
         assert!(matches!(&e, IoError::Os { what, .. } if what == "mmap BAR0"), "{e}");
+    }
+
+    /// Scripted device: INT_STATUS bits appear at given times and signal a vector.
+    struct Fake {
+        now: u64,
+        status: u32,
+        mask_reg: u32,
+        irq: Option<(IrqKind, u32)>,
+        /// (time, cause): at `time` cause bit is set and its vector fires.
+        events: Vec<(u64, u32)>,
+        /// Vector masks waited on.
+        waits: Vec<u32>,
+    }
+
+    impl Fake {
+        fn new(irq: Option<(IrqKind, u32)>, events: &[(u64, u32)]) -> Self {
+            Self { now: 0, status: 0, mask_reg: 0x7f, irq, events: events.to_vec(), waits: Vec::new() }
+        }
+    }
+
+    impl IrqSource for Fake {
+        fn csr(&mut self, offset: u32) -> Result<u32, IoError> {
+            match offset {
+                o if o == regs::INT_STATUS.offset => Ok(self.status),
+                o if o == regs::INT_MASK.offset => Ok(self.mask_reg),
+                _ => Err(IoError::CsrOutOfRange { offset, size: 0 }),
+            }
+        }
+        fn irq(&self) -> Option<(IrqKind, u32)> {
+            self.irq
+        }
+        fn wait_vectors(&mut self, vectors: u32, timeout: Duration) -> Result<u32, IoError> {
+            self.waits.push(vectors);
+            let end = self.now + timeout.as_nanos() as u64;
+            let shared = !matches!(self.irq, Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
+            self.events.sort();
+            if let Some(i) = self.events.iter().position(|&(t, _)| t <= end) {
+                let (t, cause) = self.events.remove(i);
+                self.now = self.now.max(t);
+                self.status |= 1 << cause;
+                let vector = if shared { 0 } else { cause };
+                return Ok((1 << vector) & vectors);
+            }
+            self.now = end;
+            Ok(0)
+        }
+        fn now(&self) -> u64 {
+            self.now
+        }
+    }
+
+    const MSIX: Option<(IrqKind, u32)> = Some((IrqKind::MsiX, NPU_VECTORS));
+
+    #[test]
+    fn a_pending_enabled_cause_returns_at_once_and_a_masked_one_never() {
+        let mut f = Fake::new(MSIX, &[]);
+        f.status = 1 << 2 | 1 << 4;
+        f.mask_reg = 1 << 2;
+        assert_eq!(wait_causes(&mut f, 0x7f, 1_000).unwrap(), 1 << 2, "level: no message needed");
+        assert!(f.waits.is_empty());
+        assert_eq!(wait_causes(&mut f, 1 << 4, 5_000).unwrap(), 0, "INT_MASK gates the line");
+        assert_eq!(f.now, 5_000, "the whole budget passed");
+    }
+
+    #[test]
+    fn msix_waits_on_the_asked_vectors_and_ignores_other_causes() {
+        let mut f = Fake::new(MSIX, &[(300, 0), (800, 3)]);
+        assert_eq!(wait_causes(&mut f, 1 << 3, 10_000).unwrap(), 1 << 3);
+        assert_eq!(f.now, 800);
+        assert_eq!(f.waits, [1 << 3, 1 << 3], "cause 0's vector was not asked for; its wake-up only re-checked");
+        assert_eq!(wait_causes(&mut f, 1 << 0, 10).unwrap(), 1, "cause 0 stayed pending (level)");
+    }
+
+    #[test]
+    fn a_shared_vector_is_demultiplexed_through_int_status() {
+        for irq in [Some((IrqKind::Msi, 1)), Some((IrqKind::Intx, 1)), Some((IrqKind::MsiX, 2))] {
+            let mut f = Fake::new(irq, &[(50, 1), (70, 5)]);
+            assert_eq!(wait_causes(&mut f, 1 << 5, 1_000).unwrap(), 1 << 5, "{irq:?}");
+            assert!(f.waits.iter().all(|&v| v == 1), "{irq:?} waits on vector 0 only: {:?}", f.waits);
+        }
+    }
+
+    #[test]
+    fn without_interrupts_it_polls_and_times_out_on_budget() {
+        let mut f = Fake::new(None, &[(25_000, 6)]);
+        assert_eq!(wait_causes(&mut f, 1 << 6, 1_000_000).unwrap(), 1 << 6);
+        assert!(f.waits.iter().all(|&v| v == 0), "polling sleeps, it waits on no vector");
+        assert!(f.now >= 25_000 && f.now < 25_000 + POLL.as_nanos() as u64);
+        let mut f = Fake::new(None, &[]);
+        assert_eq!(wait_causes(&mut f, 0x7f, 35_000).unwrap(), 0);
+        assert_eq!(f.now, 35_000);
+        assert_eq!(f.waits.len(), 4, "10 µs polls: 10+10+10+5");
+        assert_eq!(wait_causes(&mut f, 0x7f, 0).unwrap(), 0, "zero budget checks once");
+    }
+
+    #[test]
+    fn the_transport_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<VfioDevice>();
+        send::<crate::VfioPci>();
     }
 
     #[test]
