@@ -130,7 +130,7 @@ say "building vfio-guest-test (static, $TARGET)"
 CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build -q --release --locked -p vfio-driver --bin vfio-guest-test --target "$TARGET" ||
   die "cargo build of vfio-guest-test failed"
-bin=$root_dir/target/$TARGET/release/vfio-guest-test
+bin=${CARGO_TARGET_DIR:-$root_dir/target}/$TARGET/release/vfio-guest-test
 is_elf "$bin" || die "no binary at $bin"
 
 # --- 4. initramfs: /init + the VFIO modules in dependency order --------------------------

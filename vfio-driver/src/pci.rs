@@ -95,7 +95,13 @@ pub struct VfioPci {
     epoch: Instant,
 }
 
-fn open_error(e: io::Error, what: &str, info: &DeviceInfo) -> VfioError {
+fn open_error(e: io::Error, what: &str, info: &DeviceInfo, paths: &HostPaths) -> VfioError {
+    // pci-driver reports a non-viable group (VFIO_GROUP_GET_STATUS) as text only. The
+    // kernel judged differently from the sysfs rules: name every other group member.
+    if e.raw_os_error().is_none() && e.to_string().contains("not viable") {
+        let others = crate::sysfs::group_members(paths, info.group, &info.bdf);
+        return VfioError::GroupNotViable { group: info.group, bdf: info.bdf, others };
+    }
     match e.raw_os_error() {
         Some(libc::EACCES) => VfioError::PermissionDenied {
             path: format!("/dev/vfio/{}", info.group).into(),
@@ -158,7 +164,7 @@ impl VfioPci {
         let info = preflight(&opts.paths, &bdf, &Credentials::current())?;
         let sysfs_dir = opts.paths.device_dir(&bdf);
         let (dev, fds) = sys::capture_vfio_fds(|| VfioPciDevice::open(&sysfs_dir))
-            .map_err(|e| open_error(e, "cannot open", &info))?;
+            .map_err(|e| open_error(e, "cannot open", &info, &opts.paths))?;
         let (ranges, _pgsizes) =
             sys::iommu_iova_ranges(&fds.container).map_err(|e| VfioError::os("VFIO_IOMMU_GET_INFO", e))?;
         let pieces = usable_pieces(&opts.iova_window, &ranges);

@@ -13,6 +13,9 @@ use crate::bdf::Bdf;
 use crate::error::{GroupMember, VfioError};
 
 /// Where the kernel's interfaces live (normally `/sys` and `/dev`).
+///
+/// Only the pre-flight reads these roots; the VFIO open itself (pci-driver) always uses
+/// the real `/dev/vfio`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPaths {
     /// sysfs mount point.
@@ -139,17 +142,20 @@ fn driver_keeps_group_viable(driver: Option<&str>) -> bool {
 
 /// Devices of `group` other than `bdf` whose drivers make the group non-viable.
 pub fn group_blockers(paths: &HostPaths, group: u32, bdf: &Bdf) -> Vec<GroupMember> {
+    let mut v = group_members(paths, group, bdf);
+    v.retain(|m| !driver_keeps_group_viable(m.driver.as_deref()));
+    v
+}
+
+/// Every device of `group` other than `bdf`, with its driver, in address order.
+pub fn group_members(paths: &HostPaths, group: u32, bdf: &Bdf) -> Vec<GroupMember> {
     let dir = paths.sysfs.join("kernel/iommu_groups").join(group.to_string()).join("devices");
     let Ok(entries) = fs::read_dir(&dir) else { return Vec::new() };
     let mut out: Vec<GroupMember> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy() != bdf.to_string())
-        .filter_map(|e| {
-            // Entries are symlinks to the device directories; follow them for `driver`.
-            let driver = bound_driver(&e.path());
-            (!driver_keeps_group_viable(driver.as_deref()))
-                .then(|| GroupMember { bdf: e.file_name().to_string_lossy().into_owned(), driver })
-        })
+        // Entries are symlinks to the device directories; follow them for `driver`.
+        .map(|e| GroupMember { bdf: e.file_name().to_string_lossy().into_owned(), driver: bound_driver(&e.path()) })
         .collect();
     out.sort_by(|a, b| a.bdf.cmp(&b.bdf));
     out
@@ -363,6 +369,8 @@ mod tests {
             other => panic!("unexpected {other}"),
         }
         assert!(e.to_string().contains("0000:06:00.1 (driver ixgbe), 0000:06:00.3 (driver e1000e)"), "{e}");
+        let all: Vec<_> = group_members(&h.paths, 9, &bdf("06:00.0")).into_iter().map(|m| m.bdf).collect();
+        assert_eq!(all, ["0000:00:1c.0", "0000:06:00.1", "0000:06:00.2", "0000:06:00.3"], "itself excluded, sorted");
     }
 
     #[test]
