@@ -5,16 +5,17 @@
 # two guests side by side:
 #  - main: q35 with an emulated Intel IOMMU that remaps interrupts
 #    (intel-iommu,intremap=on,caching-mode=on + kernel-irqchip=split), QEMU's `edu` PCI
-#    device, an NVMe controller (for MSI-X) and two more edu devices behind one
-#    PCIe-to-PCI bridge (sharing an IOMMU group);
+#    device, an NVMe controller (for MSI-X), a watchdog with a 16-byte BAR0, and two
+#    more edu devices behind one PCIe-to-PCI bridge (sharing an IOMMU group);
 #  - nointremap: the same IOMMU without interrupt remapping.
 # The initramfs holds only the VFIO modules (+ uio_pci_generic) and one statically linked
 # test binary (vfio-driver's `vfio-guest-test`) that runs as /init: it checks the error
 # paths (VFIO not loaded, device unbound, group node missing, unprivileged caller, busy
-# group, group not viable, no interrupt remapping, wrong ID register), binds devices to
-# vfio-pci, drives them through vfio-driver's generic layer (BAR MMIO 32/64-bit, MSI,
-# MSI-X and INTx through eventfds, DMA both ways through IOMMU mappings with data and
-# guard bytes verified, DMA to an unmapped IOVA blocked) and powers off.
+# group, group not viable, no interrupt remapping, BAR0 too small, wrong ID register),
+# binds devices to vfio-pci, drives them through vfio-driver's generic layer (BAR MMIO
+# 32/64-bit, MSI, MSI-X and INTx through eventfds, DMA both ways through IOMMU mappings
+# with data and guard bytes verified, DMA to an unmapped IOVA blocked, function reset)
+# and powers off.
 #
 # Everything it needs is downloaded with `apt-get download` and unpacked with
 # `dpkg-deb -x` into scripts/.cache/vfio-guest (git-ignored, reused between runs):
@@ -33,7 +34,7 @@ CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
 TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
 TARGET=x86_64-unknown-linux-gnu
 # Each guest runs at least this many checks; fewer means it stopped early.
-MIN_CHECKS=41
+MIN_CHECKS=42
 MIN_CHECKS_NOIR=6
 mkdir -p "$CACHE/debs"
 
@@ -161,7 +162,7 @@ boot() { # name intremap(on|off) extra-append
   local iommu=intel-iommu,caching-mode=on,intremap=off irqchip=
   [ "$2" = on ] && iommu=intel-iommu,caching-mode=on,intremap=on irqchip=,kernel-irqchip=split
   local extra=()
-  [ "$1" = main ] && extra=(-device nvme,serial=vfio-guest
+  [ "$1" = main ] && extra=(-device nvme,serial=vfio-guest -device i6300esb
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=4 -device pcie-pci-bridge,id=br1,bus=rp1
     -device edu,bus=br1,addr=1 -device edu,bus=br1,addr=2)
   timeout "$TIMEOUT" "$qemu" \

@@ -118,7 +118,8 @@ impl VfioDevice {
 
     /// Opens the NPU at `bdf` with explicit options (BAR0 is always mapped).
     pub fn open_with(bdf: &str, opts: &OpenOptions) -> Result<Self, VfioError> {
-        let mut pci = VfioPci::open(bdf, &OpenOptions { map_bars: vec![], ..opts.clone() })?;
+        // Identity first: no interrupts are set up for a wrong bitstream.
+        let mut pci = VfioPci::open(bdf, &OpenOptions { map_bars: vec![], irq: IrqMode::Off, ..opts.clone() })?;
         let b = pci.info().bdf;
         let size = pci.bar_size(CSR_BAR).ok_or(VfioError::BarUnusable { bdf: b, bar: CSR_BAR, problem: "absent" })?;
         let need = u64::from(regs::CSR_BYTES);
@@ -129,6 +130,7 @@ impl VfioDevice {
         let id = pci.read32(CSR_BAR, u64::from(regs::ID.offset))?;
         let version = pci.read32(CSR_BAR, u64::from(regs::VERSION.offset))?;
         check_identity(b, size, id, version)?;
+        pci.enable_irqs(opts.irq, opts.vectors)?;
         Ok(Self { name: format!("vfio {b}"), pci })
     }
 

@@ -37,7 +37,7 @@ pub enum IrqKind {
 pub enum IrqMode {
     /// None (poll only).
     Off,
-    /// The best the device offers: MSI-X, else MSI, else INTx.
+    /// The best the device offers: MSI-X, else MSI, else INTx, else none (poll).
     Auto,
     /// Exactly this mechanism, or fail.
     Only(IrqKind),
@@ -308,7 +308,8 @@ impl VfioPci {
             IrqMode::Only(IrqKind::MsiX) => "MSI-X",
             IrqMode::Only(IrqKind::Msi) => "MSI",
             IrqMode::Only(IrqKind::Intx) => "INTx",
-            _ => "MSI-X, MSI or INTx",
+            // Auto on a device without interrupts: callers poll.
+            _ => return Ok(None),
         };
         Err(VfioError::NoInterrupts { bdf: self.info.bdf, wanted })
     }

@@ -157,6 +157,15 @@ fn run_guest() -> ! {
             }
         }
     }
+    c.check("NPU layer refuses a 16-byte BAR0: BarTooSmall (i6300esb watchdog)", (|| {
+        let wdt = guest::find_pci(0x8086, 0x25ab).ok_or("no i6300esb (8086:25ab) on the bus")?;
+        guest::bind_vfio(&wdt).map_err(|e| format!("bind {wdt}: {e}"))?;
+        match vfio_driver::VfioDevice::open(&wdt) {
+            Err(e @ VfioError::BarTooSmall { size: 16, need: 4096, .. }) => Ok(e.to_string()),
+            Err(e) => Err(format!("wrong error: {e}")),
+            Ok(_) => Err("accepted a 16-byte BAR0".into()),
+        }
+    })());
     match guest::find_all_pci(edu::VENDOR, edu::DEVICE).as_slice() {
         [_, a, b, ..] => viable::run(&mut c, a, b),
         other => c.fail("shared group: two edu devices behind a PCIe-to-PCI bridge", format!("found {other:?}")),
