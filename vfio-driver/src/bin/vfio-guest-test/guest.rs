@@ -180,3 +180,53 @@ pub fn write_cpio(out: &Path, entries: &[(String, Option<String>)]) -> io::Resul
     put(&mut w, "TRAILER!!!", 0, &[])?;
     w.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a newc archive back into (name, mode, data).
+    fn parse(b: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+        let hex = |s: &[u8]| u32::from_str_radix(std::str::from_utf8(s).unwrap(), 16).unwrap();
+        let mut out = Vec::new();
+        let mut off = 0;
+        loop {
+            let h = &b[off..off + 110];
+            assert_eq!(&h[..6], b"070701", "magic at {off}");
+            let (mode, size, namesize) = (hex(&h[14..22]), hex(&h[54..62]) as usize, hex(&h[94..102]) as usize);
+            let name = String::from_utf8(b[off + 110..off + 110 + namesize - 1].to_vec()).unwrap();
+            off = (off + 110 + namesize).next_multiple_of(4);
+            let data = b[off..off + size].to_vec();
+            off = (off + size).next_multiple_of(4);
+            if name == "TRAILER!!!" {
+                assert_eq!(off, b.len(), "nothing after the trailer");
+                return out;
+            }
+            out.push((name, mode, data));
+        }
+    }
+
+    #[test]
+    fn cpio_archives_round_trip_with_directories_modes_and_padding() {
+        let dir = std::env::temp_dir().join(format!("vfio-guest-cpio-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("init");
+        fs::write(&exe, b"#!x").unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.join("m.ko");
+        fs::write(&data, b"12345").unwrap();
+        let out = dir.join("a.cpio");
+        let s = |p: &Path| Some(p.to_string_lossy().into_owned());
+        write_cpio(&out, &[("modules".into(), None), ("init".into(), s(&exe)), ("modules/10-m.ko".into(), s(&data))]).unwrap();
+        let got = parse(&fs::read(&out).unwrap());
+        assert_eq!(
+            got,
+            [
+                ("modules".to_owned(), 0o040755, vec![]),
+                ("init".to_owned(), 0o100755, b"#!x".to_vec()),
+                ("modules/10-m.ko".to_owned(), 0o100644, b"12345".to_vec()),
+            ]
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -16,6 +16,8 @@
 //! Other modes: `--probe-open BDF` (the unprivileged child of the permission check) and
 //! `--mkcpio OUT NAME=SRC...` (writes the initramfs; a directory is `NAME=`).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod edu;
 mod guest;
 mod intremap;
