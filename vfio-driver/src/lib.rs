@@ -16,6 +16,10 @@
 //!   device by `scripts/vfio-guest-test.sh`);
 //! - [`VfioDevice`]: the NPU, implementing [`npu::DeviceIo`] so the same driver and
 //!   manager code that runs on the co-simulation drives a board.
+//!
+//! Binaries: `vfio-npu-info BDF` (board bring-up check, `docs/board.md`) and
+//! `vfio-guest-test` (the `/init` of the QEMU guest that `scripts/vfio-guest-test.sh`
+//! boots to test this crate on a real kernel VFIO stack without a board).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
