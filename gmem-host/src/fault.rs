@@ -359,6 +359,10 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             pending.clear();
             break;
         }
+        // Everything else in `pending` is settled for this call; re-plans only revisit
+        // the pages still to migrate.
+        let to_migrate: FastSet<PageKey> = migrate.iter().filter(|m| !m.prefetch).map(|m| m.key).collect();
+        pending.retain(|(k, _)| to_migrate.contains(k));
         // Device memory: evict LRU pages outside this batch if short.
         let free = g.devices[dev.0 as usize].buddy.free_pages() as usize;
         if migrate.len() > free {
@@ -367,32 +371,28 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             let want = migrate.len() - free;
             drop(g);
             let got = evict(inner, dev, want, &exclude).unwrap_or(0);
+            // The lock was dropped: the plan is stale either way, so re-plan.
+            allow_prefetch = false;
             if got > 0 {
                 continue;
             }
-            g = inner.lock();
-            let free = g.devices[dev.0 as usize].buddy.free_pages() as usize;
-            migrate.retain(|m| !m.prefetch);
-            allow_prefetch = false;
-            if migrate.len() > free {
-                // Keep what fits; the rest answer retry (the device replays them after
-                // the pages it now has were used or evicted).
-                for m in migrate.drain(free..) {
-                    outcome.insert(m.key, Outcome::Retry);
-                }
-                if migrate.is_empty() {
-                    let err = Arc::new(MigrateError::NoDeviceMemory { va: pending[0].0.1 * PAGE_SIZE, dev: dev.0 });
-                    let inflight = g.spaces.values().any(|sp| sp.regions.values().any(|r| r.inflight > 0));
-                    if !inflight {
-                        for (k, _) in &pending {
-                            if matches!(outcome.get(k), Some(Outcome::Retry)) {
-                                outcome.insert(*k, Outcome::Abort(err.clone()));
-                            }
-                        }
+            // Nothing could be evicted. Victims exist unless every frame is in flight
+            // (another thread's migration): wait for a finalize and re-plan. Only a
+            // device with nothing evictable and nothing in flight can never progress.
+            let g = inner.lock();
+            let slot = &g.devices[dev.0 as usize];
+            let inflight = g.spaces.values().any(|sp| sp.regions.values().any(|r| r.inflight > 0));
+            if slot.lru.len() == 0 && !inflight && slot.buddy.free_pages() == 0 {
+                let err = Arc::new(MigrateError::NoDeviceMemory { va: pending[0].0.1 * PAGE_SIZE, dev: dev.0 });
+                for (k, _) in &pending {
+                    if matches!(outcome.get(k), Some(Outcome::Retry)) {
+                        outcome.insert(*k, Outcome::Abort(err.clone()));
                     }
-                    break;
                 }
+                break;
             }
+            let _ = inner.cv.wait_timeout(g, std::time::Duration::from_millis(2));
+            continue;
         }
         let planned = collect(inner, &mut g, dev, &migrate, &writes, &mut outcome);
         drop(g);

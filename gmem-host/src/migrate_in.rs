@@ -9,7 +9,7 @@ use crate::events::add;
 use crate::evict::PageKey;
 use crate::fault::Outcome;
 use crate::hash::{FastMap, FastSet};
-use crate::migrate::{Batches, MigrateError, coalesce, flush_all};
+use crate::migrate::{MigrateError, coalesce};
 use crate::mmu::{HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare};
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
@@ -24,6 +24,8 @@ pub(crate) struct Planned {
     from_cpu: bool,
     zero: bool,
     huge: bool,
+    /// Zero-filled, mapped and committed in phase 1 by `peer_map` (then dropped from
+    /// the plan).
     done_under_lock: bool,
 }
 
@@ -158,7 +160,29 @@ pub(crate) fn collect(
                 })
                 .collect();
             match slot.mmu.peer_map(asid, &ops) {
-                Ok(()) => idx.iter().for_each(|&i| planned[i].done_under_lock = true),
+                Ok(()) => {
+                    // Mapped and visible: commit now, under the same lock hold, so no CPU
+                    // touch can slip between the mapping and the commit.
+                    let Some(sp) = spaces.get_mut(&s) else { continue };
+                    for &i in &idx {
+                        let p = &mut planned[i];
+                        p.done_under_lock = true;
+                        let (_, vpn) = p.mig.key;
+                        sp.pt.update(vpn, |e| {
+                            e.state = Residency::Device;
+                            e.dev = dev.0;
+                            e.pfn = (p.pa / PAGE_SIZE) as u32;
+                            e.prot = crate::mmu::RW.bits();
+                            e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU | PageFlags::HUGE);
+                        });
+                        if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
+                            r.inflight = r.inflight.saturating_sub(1);
+                        }
+                        slot.lru.touch(p.mig.key);
+                        add(&inner.counters.zero_fills, 1);
+                        outcome.insert(p.mig.key, Outcome::Done);
+                    }
+                }
                 Err(e) => {
                     add(&inner.counters.hook_errors, 1);
                     tracing::warn!(target: "gmem", error = %e, "peer_map failed; falling back to prepare+enter");
@@ -166,6 +190,7 @@ pub(crate) fn collect(
             }
         }
     }
+    planned.retain(|p| !p.done_under_lock);
     planned
 }
 
@@ -203,7 +228,7 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
     let mut prep_err: HashMap<usize, Arc<MigrateError>> = HashMap::new();
     let mut zeroed_huge: FastSet<u64> = FastSet::default();
     for (i, p) in planned.iter().enumerate() {
-        if !p.zero || p.done_under_lock {
+        if !p.zero {
             continue;
         }
         let r = if p.huge {
@@ -273,7 +298,7 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
         let (s, vpn) = p.mig.key;
         let va = vpn * PAGE_SIZE;
         let prot = if p.mig.dup { crate::mmu::RO } else { crate::mmu::RW };
-        if !mapped_huge.contains(&i) && !p.done_under_lock {
+        if !mapped_huge.contains(&i) {
             let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else {
                 failed.push((i, None));
                 continue;
@@ -341,19 +366,12 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
         let _ = p.write;
         outcome.insert(p.mig.key, Outcome::Done);
     }
-    // Phase 4: roll back failures (data stays on the CPU; frames return).
-    let mut batches = Batches::new();
+    // Phase 4: roll back failures (data stays on the CPU; frames return). No failed page
+    // was mapped (huge mappings are only made for blocks whose every page succeeded).
     for (i, err) in failed {
         let p = &planned[i];
         let (s, vpn) = p.mig.key;
         let va = vpn * PAGE_SIZE;
-        if p.done_under_lock {
-            if let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) {
-                if let Ok(t) = slot_mmu.pmap_release(asid, va, PageSize::Base) {
-                    batches.entry(dev.0).or_default().push(t);
-                }
-            }
-        }
         crate::migrate::free_frame(&mut st.devices[dev.0 as usize], p.pa);
         if let Some(sp) = st.spaces.get_mut(&s) {
             let e = sp.pt.get(vpn);
@@ -376,9 +394,6 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
         if let Some(e) = err {
             outcome.insert(p.mig.key, Outcome::Abort(e));
         }
-    }
-    if let Err(e) = flush_all(inner, st, batches) {
-        tracing::error!(target: "gmem", error = %e, "rollback flush");
     }
     inner.cv.notify_all();
     tracing::debug!(target: "gmem", dev = dev.0, pages = committed.len(), retry = retry.len(), "migrate to device");
