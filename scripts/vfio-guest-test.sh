@@ -34,7 +34,7 @@ CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
 TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
 TARGET=x86_64-unknown-linux-gnu
 # Each guest runs at least this many checks; fewer means it stopped early.
-MIN_CHECKS=42
+MIN_CHECKS=43
 MIN_CHECKS_NOIR=6
 mkdir -p "$CACHE/debs"
 

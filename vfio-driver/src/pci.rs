@@ -385,11 +385,11 @@ impl VfioPci {
         // SAFETY: the range is page aligned and the caller keeps it alive until unmap
         // (this function's contract); the IOVA range is freshly allocated, so it
         // overlaps no live mapping.
-        let r = unsafe { self.dev.iommu().map(iova, len, host, Permissions::ReadWrite) };
+        let r = unsafe { sys::dma_map(&self.fds.container, host as usize, iova, len as u64) };
         if let Err(e) = r {
             let _ = self.iova.free(iova);
             let hint = if e.raw_os_error() == Some(libc::ENOMEM) {
-                " (locked-memory limit? raise `ulimit -l`)"
+                " (locked-memory limit exhausted? raise `ulimit -l`)"
             } else {
                 ""
             };
@@ -405,10 +405,12 @@ impl VfioPci {
     /// Removes the DMA mapping that starts at `iova`.
     pub fn dma_unmap(&mut self, iova: u64) -> Result<(), npu::IoError> {
         let len = *self.maps.get(&iova).ok_or(npu::IoError::NotMapped { iova })?;
-        self.dev.iommu().unmap(iova, len).map_err(|source| npu::IoError::Os {
-            what: format!("VFIO_IOMMU_UNMAP_DMA of IOVA {iova:#x} ({len:#x} bytes)"),
-            source,
-        })?;
+        let what = || format!("VFIO_IOMMU_UNMAP_DMA of IOVA {iova:#x} ({len:#x} bytes)");
+        let done = sys::dma_unmap(&self.fds.container, iova, len as u64)
+            .map_err(|source| npu::IoError::Os { what: what(), source })?;
+        if done != len as u64 {
+            return Err(npu::IoError::Device(format!("{}: the kernel unmapped {done:#x} bytes", what())));
+        }
         self.maps.remove(&iova);
         self.iova.free(iova)?;
         Ok(())

@@ -6,6 +6,8 @@
 //! - the IOMMU's usable IOVA ranges with the kernel's inclusive ends (pci-driver drops
 //!   IOVA 0 and reads the ends as exclusive);
 //! - whether the device supports `VFIO_DEVICE_RESET`;
+//! - DMA map/unmap that keep the errno (pci-driver wraps it into text, which hides the
+//!   ENOMEM of an exhausted locked-memory limit);
 //! - eventfds and waiting on them with a nanosecond timeout;
 //! - volatile 32/64-bit MMIO accessors.
 //!
@@ -26,6 +28,10 @@ const fn vfio_io(n: libc::c_ulong) -> libc::c_ulong {
 const VFIO_DEVICE_GET_INFO: libc::c_ulong = vfio_io(7);
 const VFIO_DEVICE_SET_IRQS: libc::c_ulong = vfio_io(10);
 const VFIO_IOMMU_GET_INFO: libc::c_ulong = vfio_io(12);
+const VFIO_IOMMU_MAP_DMA: libc::c_ulong = vfio_io(13);
+const VFIO_IOMMU_UNMAP_DMA: libc::c_ulong = vfio_io(14);
+const VFIO_DMA_MAP_FLAG_READ: u32 = 1 << 0;
+const VFIO_DMA_MAP_FLAG_WRITE: u32 = 1 << 1;
 
 const VFIO_DEVICE_FLAGS_RESET: u32 = 1 << 0;
 const VFIO_IRQ_SET_DATA_NONE: u32 = 1 << 0;
@@ -52,6 +58,23 @@ struct VfioIrqSet {
     index: u32,
     start: u32,
     count: u32,
+}
+
+#[repr(C)]
+struct VfioDmaMap {
+    argsz: u32,
+    flags: u32,
+    vaddr: u64,
+    iova: u64,
+    size: u64,
+}
+
+#[repr(C)]
+struct VfioDmaUnmap {
+    argsz: u32,
+    flags: u32,
+    iova: u64,
+    size: u64,
 }
 
 #[repr(C)]
@@ -163,6 +186,34 @@ pub fn intx_unmask(device: &OwnedFd) -> io::Result<()> {
     // no trailing data, so the header is the whole argument.
     let r = unsafe { libc::ioctl(device.as_raw_fd(), VFIO_DEVICE_SET_IRQS, &set) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Maps `size` bytes of this process at `vaddr` to `iova` for device reads and writes.
+///
+/// # Safety
+/// The host range must stay mapped (and must not be reused for anything the device may
+/// not touch) until [`dma_unmap`] of the same IOVA range: the device can access it at
+/// any time in between.
+pub unsafe fn dma_map(container: &OwnedFd, vaddr: usize, iova: u64, size: u64) -> io::Result<()> {
+    let m = VfioDmaMap {
+        argsz: size_of::<VfioDmaMap>() as u32,
+        flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        vaddr: vaddr as u64,
+        iova,
+        size,
+    };
+    // SAFETY: the kernel reads argsz bytes of `m`; it pins the pages of the host range,
+    // whose lifetime the caller guarantees.
+    let r = unsafe { libc::ioctl(container.as_raw_fd(), VFIO_IOMMU_MAP_DMA, &m) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Removes the mappings in `[iova, iova + size)`; returns the bytes unmapped.
+pub fn dma_unmap(container: &OwnedFd, iova: u64, size: u64) -> io::Result<u64> {
+    let mut u = VfioDmaUnmap { argsz: size_of::<VfioDmaUnmap>() as u32, flags: 0, iova, size };
+    // SAFETY: the kernel reads and writes back (size) argsz bytes of `u`.
+    let r = unsafe { libc::ioctl(container.as_raw_fd(), VFIO_IOMMU_UNMAP_DMA, &mut u) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(u.size) }
 }
 
 /// Reads the IOMMU's usable IOVA ranges (sorted, ends inclusive) and its page sizes.
@@ -315,6 +366,8 @@ mod tests {
         assert_eq!(VFIO_DEVICE_GET_INFO, 0x3b6b);
         assert_eq!(VFIO_DEVICE_SET_IRQS, 0x3b6e);
         assert_eq!(VFIO_IOMMU_GET_INFO, 0x3b70);
+        assert_eq!((VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA), (0x3b71, 0x3b72));
+        assert_eq!((size_of::<VfioDmaMap>(), size_of::<VfioDmaUnmap>()), (32, 24));
         assert_eq!(size_of::<VfioIommuType1Info>(), 24);
         assert_eq!(size_of::<VfioIrqSet>(), 20);
     }

@@ -13,7 +13,8 @@
 //! Booted with `vfio_guest=nointremap` on the kernel command line (an IOMMU without
 //! interrupt remapping), it runs the checks of `intremap.rs` instead.
 //!
-//! Other modes: `--probe-open BDF` (the unprivileged child of the permission check) and
+//! Other modes: `--probe-open BDF` and `--probe-unprivileged BDF` (the unprivileged
+//! children of the permission and memlock checks) and
 //! `--mkcpio OUT NAME=SRC...` (writes the initramfs; a directory is `NAME=`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -22,6 +23,7 @@ mod edu;
 mod guest;
 mod intremap;
 mod nvme;
+mod unpriv;
 mod viable;
 
 use std::path::Path;
@@ -64,7 +66,8 @@ impl Checks {
     }
 }
 
-const NOBODY: u32 = 65534;
+/// uid/gid of the unprivileged checks.
+pub const NOBODY: u32 = 65534;
 
 fn expect_err(r: Result<VfioPci, VfioError>, want: impl Fn(&VfioError) -> bool) -> Result<String, String> {
     match r {
@@ -145,6 +148,7 @@ fn run_guest() -> ! {
         if out.status.success() { Ok(text) } else { Err(format!("child: {text} {}", String::from_utf8_lossy(&out.stderr))) }
     })());
     edu::run(&mut c, &bdf);
+    unpriv::run(&mut c, &bdf);
     match guest::find_pci(nvme::VENDOR, nvme::DEVICE) {
         None => c.fail("NVMe: bind to vfio-pci", "no 1b36:0010 device on the bus"),
         Some(nvme_bdf) => {
@@ -228,6 +232,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("--probe-open") if args.len() == 2 => probe_open(&args[1]),
+        Some("--probe-unprivileged") if args.len() == 2 => unpriv::child(&args[1]),
         Some("--mkcpio") => mkcpio(&args[1..]),
         Some("--guest") => run_guest(),
         None if std::process::id() == 1 => run_guest(),
