@@ -29,6 +29,40 @@
 //!
 //! [`softdev`] is a device in software (page table, TLB, DMA over host memory, fault
 //! injection) used by the tests and benchmarks, and a reference for device crates.
+//!
+//! # Using it
+//! ```no_run
+//! use std::sync::Arc;
+//! use gmem_host::softdev::{SoftConfig, SoftDevice};
+//! use gmem_host::{Access, Config, DeviceFault, Gmem, Hint, MapFlags, Node};
+//!
+//! let gm = Gmem::new(Config::default())?;             // starts the userfaultfd thread
+//! let dev = Arc::new(SoftDevice::new(SoftConfig::default()));
+//! let id = gm.register_device(dev.clone())?;          // hooks checked here
+//! let space = gm.create_space();
+//! let asid = gm.attach(space, id)?;                   // device page table
+//! let p = gm.mmap(space, 1 << 20, MapFlags::PEER_SHARED)?;
+//! unsafe { p.write(42) };                             // the CPU uses it directly
+//! // The device faulted on `p`: hand the manager its fault queue, replay per answer.
+//! let answers = gm.dev_fault(id, &[DeviceFault { asid, va: p as u64, access: Access::Read, tag: 0 }]);
+//! assert!(answers[0].is_retry());
+//! gm.hmadvise(space, Node::Cpu, p as u64, 1 << 20, Hint::DontNeed)?;
+//! # Ok::<(), gmem_host::GmemError>(())
+//! ```
+//!
+//! # Host memory a device reaches
+//! Devices name host memory as a registered region plus an offset
+//! ([`MemAddr::Host`]); see [`mmu`] for the two kinds (the manager's DMA staging pool,
+//! mapped eagerly; `PEER_SHARED` regions, whose pages are only named while present).
+//!
+//! # Limits (today)
+//! * A page's data lives on at most one device at a time (read duplication is CPU +
+//!   one device); a fault from a second device moves the page through the host.
+//! * Thrashing throttles device faults only; CPU faults are never delayed.
+//! * Without userfaultfd write-protect support (kernels < 5.7) a CPU write racing an
+//!   outbound copy can be lost; registration logs a warning when WP is refused.
+//! * Device memory above 16 TiB is refused (frame numbers are 32-bit in the 12-byte
+//!   page entry).
 
 pub mod attrs;
 pub mod buddy;

@@ -1,13 +1,13 @@
 //! The manager: devices, address spaces, `PEER_SHARED` regions and hints.
 //!
 //! # Locking
-//! One mutex ([`Inner::state`], "the invalidation lock") guards every table: devices,
+//! One mutex (`Inner::state`, "the invalidation lock") guards every table: devices,
 //! spaces, logical page tables, attributes, LRUs, the staging pool. Migrations drop it
 //! while the device copies (phase 2) and re-take it to commit, re-checking each page's
 //! sequence number. A page being migrated carries `MIGRATING`: a CPU write to a page
 //! being copied *out* of the CPU invalidates the migration (sequence bump, the commit
 //! rolls back and retries); anything else that needs such a page waits on
-//! [`Inner::cv`] (CPU faults on pages coming back) or answers retry (device faults).
+//! `Inner::cv` (CPU faults on pages coming back) or answers retry (device faults).
 //! `munmap` waits until no migration touches the region, so nothing is freed under a
 //! DMA in flight.
 
