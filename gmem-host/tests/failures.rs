@@ -236,3 +236,51 @@ fn missing_required_hook_rejected_at_registration() {
     let bad = std::sync::Arc::new(gmem_host::softdev::SoftDevice::new(SoftConfig { mem_bytes: 4095, ..Default::default() }));
     assert!(matches!(gm.register_device(bad), Err(GmemError::Buddy(_))));
 }
+
+#[test]
+fn read_duplication_narrowing_failure_is_retried_by_the_handler() {
+    let (r, p) = setup(Hooks::all());
+    let va = p as u64;
+    r.gm.hmadvise(r.space, Node::Cpu, va, PAGES * 4096, Hint::ReadMostly).expect("advise");
+    r.dev.store(&r.gm, r.id, r.asid, va, &[0x77]).expect("store");
+    assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, Residency::Device);
+    r.dev.inject_failure("pmap_protect", 0, 1);
+    // The CPU read wants a read-only duplicate; narrowing fails once, the handler backs
+    // off and retries; the reader just sees its data.
+    assert_eq!(cpu_read(p, 0), 0x77);
+    assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, Residency::Dup);
+    assert!(r.gm.counters().hook_errors >= 1);
+    assert_eq!(r.dev.stale_tlb_entries(), 0);
+}
+
+#[test]
+fn prefetch_hint_failure_is_typed_and_retryable() {
+    let (r, p) = setup(Hooks::all());
+    let va = p as u64;
+    r.dev.inject_failure("copy_batch", 0, 1);
+    let e = r.gm.hmadvise(r.space, Node::Device(r.id), va, PAGES * 4096, Hint::Prefetch).expect_err("fails");
+    assert!(
+        matches!(&e, GmemError::Fault(FaultError::Migration { source, .. }) if matches!(**source, MigrateError::Copy { .. })),
+        "{e:?}"
+    );
+    assert_eq!(on_device(&r, va), 0);
+    assert_eq!(r.gm.device_pages(r.id), Some((64, 64)));
+    r.gm.hmadvise(r.space, Node::Device(r.id), va, PAGES * 4096, Hint::Prefetch).expect("retry");
+    assert_eq!(on_device(&r, va), PAGES);
+    assert_data(&r, p);
+}
+
+#[test]
+fn accessed_bit_failure_does_not_stop_eviction() {
+    let r = rig(4);
+    let p = r.gm.mmap(r.space, 8 * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    r.dev.inject_failure("test_and_clear_accessed", 0, 10);
+    for pg in 0..8u64 {
+        r.dev.store(&r.gm, r.id, r.asid, va + pg * 4096, &[pg as u8]).expect("store");
+    }
+    for pg in 0..8usize {
+        assert_eq!(cpu_read(p, pg * 4096), pg as u8);
+    }
+    assert!(r.gm.counters().evictions >= 4);
+}
