@@ -63,24 +63,28 @@ const POLL: Duration = Duration::from_micros(10);
 ///
 /// Level semantics, as in simulation: a cause already pending counts even if its
 /// message was consumed earlier. With one MSI-X vector per cause it waits on exactly the
-/// vectors in `mask`; with a shared vector (MSI, INTx) on vector 0; with no interrupts it
+/// vectors in `mask`; with a shared vector (MSI, INTx) on vector 0, unless another cause
+/// already holds that vector asserted; with no interrupts (or that busy shared vector) it
 /// polls INT_STATUS every [`POLL`]. A wake-up for another cause only re-checks the level.
 fn wait_causes(src: &mut impl IrqSource, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
     let deadline = src.now().saturating_add(budget_ns);
     let per_cause = matches!(src.irq(), Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
     loop {
-        let level = src.csr(regs::INT_STATUS.offset)? & src.csr(regs::INT_MASK.offset)? & mask;
-        if level != 0 {
-            return Ok(level);
+        let asserted = src.csr(regs::INT_STATUS.offset)? & src.csr(regs::INT_MASK.offset)?;
+        if asserted & mask != 0 {
+            return Ok(asserted & mask);
         }
         let now = src.now();
         if now >= deadline {
             return Ok(0);
         }
         let left = Duration::from_nanos(deadline - now);
+        // A shared vector held up by a cause outside `mask` sends no new message when a
+        // wanted cause arrives (one message per rising edge): poll until it drops.
+        let line_busy = !per_cause && asserted != 0;
         match src.irq() {
-            None => src.wait_vectors(0, left.min(POLL))?,
-            Some(_) => src.wait_vectors(if per_cause { mask } else { 1 }, left)?,
+            Some(_) if !line_busy => src.wait_vectors(if per_cause { mask } else { 1 }, left)?,
+            _ => src.wait_vectors(0, left.min(POLL))?,
         };
     }
 }
@@ -320,8 +324,22 @@ mod tests {
         for irq in [Some((IrqKind::Msi, 1)), Some((IrqKind::Intx, 1)), Some((IrqKind::MsiX, 2))] {
             let mut f = Fake::new(irq, &[(50, 1), (70, 5)]);
             assert_eq!(wait_causes(&mut f, 1 << 5, 1_000).unwrap(), 1 << 5, "{irq:?}");
-            assert!(f.waits.iter().all(|&v| v == 1), "{irq:?} waits on vector 0 only: {:?}", f.waits);
+            assert_eq!(f.waits[0], 1, "{irq:?} blocks on vector 0 while the line is low");
+            assert!(f.waits[1..].iter().all(|&v| v == 0), "{irq:?} polls once cause 1 holds the line: {:?}", f.waits);
         }
+    }
+
+    #[test]
+    fn a_shared_vector_held_by_another_cause_is_polled_not_waited_on() {
+        let mut f = Fake::new(Some((IrqKind::Msi, 1)), &[(40_000, 3)]);
+        f.status = 1 << 0; // cause 0 pending and enabled: the shared line is high
+        assert_eq!(wait_causes(&mut f, 1 << 3, 1_000_000).unwrap(), 1 << 3);
+        assert!(f.waits.iter().all(|&v| v == 0), "no blocking wait for an edge that cannot come: {:?}", f.waits);
+        assert!(f.now < 40_000 + POLL.as_nanos() as u64, "found within one poll period");
+        let mut f = Fake::new(MSIX, &[(40_000, 3)]);
+        f.status = 1 << 0;
+        assert_eq!(wait_causes(&mut f, 1 << 3, 1_000_000).unwrap(), 1 << 3);
+        assert_eq!(f.waits, [1 << 3], "per-cause vectors have their own edges");
     }
 
     #[test]
