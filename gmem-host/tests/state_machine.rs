@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
-use gmem_host::softdev::SoftConfig;
-use gmem_host::{Access, Config, DeviceFault, Hint, MapFlags, MemAddr, Node, Prot, Residency};
+use gmem_host::softdev::{SoftConfig, SoftDevice};
+use gmem_host::{
+    Access, Asid, Config, DeviceFault, DeviceId, Gmem, Hint, MapFlags, MemAddr, Node, Prot, Residency, SpaceId,
+};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -25,11 +27,11 @@ const DEV_PAGES: u64 = 16;
 enum Op {
     CpuRead { r: usize, pg: u64, off: u16 },
     CpuWrite { r: usize, pg: u64, off: u16, val: u8 },
-    DevRead { r: usize, pg: u64, off: u16 },
-    DevWrite { r: usize, pg: u64, off: u16, val: u8 },
-    Batch { r: usize, pages: Vec<(u64, bool)> },
-    Advise { r: usize, pg: u64, n: u64, hint: u8 },
-    Evict { n: u8 },
+    DevRead { d: usize, r: usize, pg: u64, off: u16 },
+    DevWrite { d: usize, r: usize, pg: u64, off: u16, val: u8 },
+    Batch { d: usize, r: usize, pages: Vec<(u64, bool)> },
+    Advise { d: usize, r: usize, pg: u64, n: u64, hint: u8 },
+    Evict { d: usize, n: u8 },
     Remap { r: usize },
     Maintain,
 }
@@ -38,17 +40,24 @@ fn off() -> impl Strategy<Value = u16> {
     prop_oneof![Just(0u16), Just(1), Just(4095), 0..4096u16]
 }
 
+/// Device 0 most of the time, device 1 sometimes.
+fn dev() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(0usize), 1 => Just(1usize)]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     let r = 0..REGIONS;
     let pg = 0..PAGES;
     prop_oneof![
         3 => (r.clone(), pg.clone(), off()).prop_map(|(r, pg, off)| Op::CpuRead { r, pg, off }),
         3 => (r.clone(), pg.clone(), off(), any::<u8>()).prop_map(|(r, pg, off, val)| Op::CpuWrite { r, pg, off, val }),
-        3 => (r.clone(), pg.clone(), off()).prop_map(|(r, pg, off)| Op::DevRead { r, pg, off }),
-        3 => (r.clone(), pg.clone(), off(), any::<u8>()).prop_map(|(r, pg, off, val)| Op::DevWrite { r, pg, off, val }),
-        1 => (r.clone(), prop::collection::vec((pg.clone(), any::<bool>()), 1..24)).prop_map(|(r, pages)| Op::Batch { r, pages }),
-        2 => (r.clone(), pg.clone(), 1..5u64, 0..9u8).prop_map(|(r, pg, n, hint)| Op::Advise { r, pg, n, hint }),
-        1 => (1..8u8).prop_map(|n| Op::Evict { n }),
+        3 => (dev(), r.clone(), pg.clone(), off()).prop_map(|(d, r, pg, off)| Op::DevRead { d, r, pg, off }),
+        3 => (dev(), r.clone(), pg.clone(), off(), any::<u8>())
+            .prop_map(|(d, r, pg, off, val)| Op::DevWrite { d, r, pg, off, val }),
+        1 => (dev(), r.clone(), prop::collection::vec((pg.clone(), any::<bool>()), 1..24))
+            .prop_map(|(d, r, pages)| Op::Batch { d, r, pages }),
+        2 => (dev(), r.clone(), pg.clone(), 1..5u64, 0..9u8).prop_map(|(d, r, pg, n, hint)| Op::Advise { d, r, pg, n, hint }),
+        1 => (dev(), 1..8u8).prop_map(|(d, n)| Op::Evict { d, n }),
         1 => r.prop_map(|r| Op::Remap { r }),
         1 => Just(Op::Maintain),
     ]
@@ -57,8 +66,14 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
 struct ModelAttrs {
     read_mostly: bool,
-    accessed_by: bool,
+    /// Bit per device.
+    accessed_by: u32,
     preferred_cpu: bool,
+}
+
+struct Rigs {
+    gm: Gmem,
+    space: SpaceId,
 }
 
 struct Model {
@@ -71,50 +86,56 @@ fn region_len() -> u64 {
     PAGES * 4096
 }
 
-fn check_invariants(r: &Rig, m: &Model) -> Result<(), TestCaseError> {
-    let mut on_dev = 0;
+/// The devices: (device, id, asid).
+type Devs = Vec<(Arc<SoftDevice>, DeviceId, Asid)>;
+
+fn check_invariants(gm: &Gmem, space: SpaceId, devs: &Devs, m: &Model) -> Result<(), TestCaseError> {
+    let mut on_dev = vec![0u64; devs.len()];
     for (ri, &p) in m.ptrs.iter().enumerate() {
         let va0 = p as u64;
         for pg in 0..PAGES {
             let va = va0 + pg * 4096;
-            let info = r.gm.page_info(r.space, va).expect("managed");
-            let tr = r.dev.translate(r.asid, va);
+            let info = gm.page_info(space, va).expect("managed");
             let mut resident = 0u8;
             // SAFETY: `va` is a page of a live mapping; mincore only reads residency.
             let rc = unsafe { libc::mincore(va as *mut libc::c_void, 4096, &mut resident) };
             prop_assert_eq!(rc, 0);
-            match info.residency {
-                Residency::Device => {
-                    on_dev += 1;
-                    prop_assert_eq!(resident & 1, 0, "CPU copy of device page {:#x} still present", va);
-                    if let Some((t, _)) = tr {
-                        prop_assert_eq!(t, MemAddr::Device(info.device_pa.expect("pa")));
-                    }
-                }
-                Residency::Dup => {
-                    on_dev += 1;
-                    if let Some((_, prot)) = tr {
-                        prop_assert!(!prot.contains(Prot::WRITE), "duplicated page {:#x} writable on device", va);
-                    }
-                }
-                Residency::Cpu | Residency::Unpopulated => match tr {
-                    None => prop_assert!(!info.remote),
-                    Some((MemAddr::Host { .. }, _)) => prop_assert!(info.remote, "host mapping without REMOTE at {:#x}", va),
-                    Some((MemAddr::Device(pa), _)) => {
-                        return Err(TestCaseError::fail(format!("CPU-owned page {va:#x} mapped to device frame {pa:#x}")));
-                    }
-                },
+            if matches!(info.residency, Residency::Device | Residency::Dup) {
+                on_dev[info.device.expect("holder").0 as usize] += 1;
             }
-            let a = r.gm.range_attrs(r.space, va).expect("attrs");
+            if info.residency == Residency::Device {
+                prop_assert_eq!(resident & 1, 0, "CPU copy of device page {:#x} still present", va);
+            }
+            // At most one device maps the page, and only the one the table names.
+            for (d, (dev, id, asid)) in devs.iter().enumerate() {
+                let tr = dev.translate(*asid, va);
+                let Some((target, prot)) = tr else { continue };
+                prop_assert_eq!(info.device, Some(*id), "page {:#x} mapped on device {} it is not on", va, d);
+                match info.residency {
+                    Residency::Device => prop_assert_eq!(target, MemAddr::Device(info.device_pa.expect("pa"))),
+                    Residency::Dup => {
+                        prop_assert!(!prot.contains(Prot::WRITE), "duplicated page {:#x} writable on device", va)
+                    }
+                    Residency::Cpu | Residency::Unpopulated => {
+                        prop_assert!(info.remote && matches!(target, MemAddr::Host { .. }), "CPU-owned page {:#x} -> {:?}", va, target)
+                    }
+                }
+            }
+            if info.remote {
+                prop_assert!(matches!(info.residency, Residency::Cpu));
+            }
+            let a = gm.range_attrs(space, va).expect("attrs");
             let want = m.attrs[ri][pg as usize];
             prop_assert_eq!(a.read_mostly, want.read_mostly);
-            prop_assert_eq!(a.accessed_by != 0, want.accessed_by);
+            prop_assert_eq!(a.accessed_by, want.accessed_by);
             prop_assert_eq!(a.preferred == Some(Node::Cpu), want.preferred_cpu);
         }
     }
-    let (free, total) = r.gm.device_pages(r.id).expect("dev");
-    prop_assert_eq!(free + on_dev, total, "device memory accounting");
-    prop_assert_eq!(r.dev.stale_tlb_entries(), 0);
+    for (d, (dev, id, _)) in devs.iter().enumerate() {
+        let (free, total) = gm.device_pages(*id).expect("dev");
+        prop_assert_eq!(free + on_dev[d], total, "device {} memory accounting", d);
+        prop_assert_eq!(dev.stale_tlb_entries(), 0);
+    }
     Ok(())
 }
 
@@ -128,7 +149,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         staging_pages: 8,
         ..Default::default()
     };
-    let r = rig_with(cfg, SoftConfig { mem_bytes: DEV_PAGES * 4096, ..Default::default() });
+    let gm = Gmem::new(cfg).expect("manager");
+    let space = gm.create_space();
+    let mut devs: Devs = Vec::new();
+    for pages in [DEV_PAGES, DEV_PAGES / 2] {
+        let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: pages * 4096, ..Default::default() }));
+        let id = gm.register_device(dev.clone()).expect("register");
+        let asid = gm.attach(space, id).expect("attach");
+        devs.push((dev, id, asid));
+    }
+    let r = Rigs { gm, space };
     let mut m = Model {
         ptrs: [std::ptr::null_mut(); REGIONS],
         data: Default::default(),
@@ -154,39 +184,43 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let info = r.gm.page_info(r.space, m.ptrs[ri] as u64 + pg * 4096).expect("info");
                 prop_assert_eq!(info.residency, Residency::Cpu);
             }
-            Op::DevRead { r: ri, pg, off } => {
+            Op::DevRead { d, r: ri, pg, off } => {
                 let o = pg * 4096 + u64::from(off);
                 let mut b = [0u8; 1];
-                r.dev.load(&r.gm, r.id, r.asid, m.ptrs[ri] as u64 + o, &mut b).expect("device load");
+                let (dev, id, asid) = &devs[d];
+                dev.load(&r.gm, *id, *asid, m.ptrs[ri] as u64 + o, &mut b).expect("device load");
                 prop_assert_eq!(b[0], m.data[ri].get(&o).copied().unwrap_or(0), "device read r{} {:#x}", ri, o);
             }
-            Op::DevWrite { r: ri, pg, off, val } => {
+            Op::DevWrite { d, r: ri, pg, off, val } => {
                 let o = pg * 4096 + u64::from(off);
-                r.dev.store(&r.gm, r.id, r.asid, m.ptrs[ri] as u64 + o, &[val]).expect("device store");
+                let (dev, id, asid) = &devs[d];
+                dev.store(&r.gm, *id, *asid, m.ptrs[ri] as u64 + o, &[val]).expect("device store");
                 m.data[ri].insert(o, val);
                 let info = r.gm.page_info(r.space, m.ptrs[ri] as u64 + pg * 4096).expect("info");
                 prop_assert!(
                     (info.residency == Residency::Device && info.prot.contains(Prot::WRITE)) || info.remote,
                     "after a device write: {:?}", info
                 );
+                prop_assert_eq!(info.device, Some(*id));
             }
-            Op::Batch { r: ri, pages } => {
+            Op::Batch { d, r: ri, pages } => {
+                let (_, id, asid) = &devs[d];
                 let faults: Vec<DeviceFault> = pages
                     .iter()
                     .map(|&(pg, w)| DeviceFault {
-                        asid: r.asid,
+                        asid: *asid,
                         va: m.ptrs[ri] as u64 + pg * 4096 + 3,
                         access: if w { Access::Write } else { Access::Read },
                         tag: pg,
                     })
                     .collect();
-                let res = r.gm.dev_fault(r.id, &faults);
+                let res = r.gm.dev_fault(*id, &faults);
                 prop_assert!(res.iter().all(|x| x.is_retry()), "{:?}", res);
             }
-            Op::Advise { r: ri, pg, n, hint } => {
+            Op::Advise { d, r: ri, pg, n, hint } => {
                 let n = n.min(PAGES - pg);
                 let va = m.ptrs[ri] as u64 + pg * 4096;
-                let dev = Node::Device(r.id);
+                let dev = Node::Device(devs[d].1);
                 let (node, h) = match hint {
                     0 => (dev, Hint::Prefetch),
                     1 => (Node::Cpu, Hint::Prefetch),
@@ -204,8 +238,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     match hint {
                         3 => a.read_mostly = true,
                         4 => a.read_mostly = false,
-                        5 => a.accessed_by = true,
-                        6 => a.accessed_by = false,
+                        5 => a.accessed_by |= 1 << d,
+                        6 => a.accessed_by &= !(1 << d),
                         7 => a.preferred_cpu = true,
                         8 => a.preferred_cpu = false,
                         _ => {}
@@ -216,14 +250,16 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                 }
             }
-            Op::Evict { n } => {
-                r.gm.evict(r.id, usize::from(n)).expect("evict");
+            Op::Evict { d, n } => {
+                r.gm.evict(devs[d].1, usize::from(n)).expect("evict");
             }
             Op::Remap { r: ri } => {
                 let old = m.ptrs[ri];
                 r.gm.munmap(r.space, old, region_len()).expect("munmap");
                 for pg in 0..PAGES {
-                    prop_assert!(r.dev.translate(r.asid, old as u64 + pg * 4096).is_none(), "mapping survived munmap");
+                    for (dev, _, asid) in &devs {
+                        prop_assert!(dev.translate(*asid, old as u64 + pg * 4096).is_none(), "mapping survived munmap");
+                    }
                 }
                 m.ptrs[ri] = r.gm.mmap(r.space, region_len(), MapFlags::PEER_SHARED).expect("mmap");
                 m.data[ri].clear();
@@ -234,7 +270,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 r.gm.maintenance();
             }
         }
-        check_invariants(&r, &m).map_err(|e| TestCaseError::fail(format!("after step {step} {shown}: {e}")))?;
+        check_invariants(&r.gm, r.space, &devs, &m).map_err(|e| TestCaseError::fail(format!("after step {step} {shown}: {e}")))?;
     }
     // Final sweep: every written byte reads back on the CPU.
     for ri in 0..REGIONS {
@@ -245,8 +281,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for ri in 0..REGIONS {
         r.gm.munmap(r.space, m.ptrs[ri], region_len()).expect("munmap");
     }
-    prop_assert_eq!(r.gm.device_pages(r.id), Some((DEV_PAGES, DEV_PAGES)));
-    prop_assert_eq!(r.dev.mappings(r.asid), 0);
+    for (dev, id, asid) in &devs {
+        let (free, total) = r.gm.device_pages(*id).expect("dev");
+        prop_assert_eq!(free, total);
+        prop_assert_eq!(dev.mappings(*asid), 0);
+    }
     Ok(())
 }
 
