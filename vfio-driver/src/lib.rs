@@ -15,7 +15,9 @@
 //! - [`VfioPci`]: the generic layer for any PCI function (tested against QEMU's `edu`
 //!   device by `scripts/vfio-guest-test.sh`);
 //! - [`VfioDevice`]: the NPU, implementing [`npu::DeviceIo`] so the same driver and
-//!   manager code that runs on the co-simulation drives a board.
+//!   manager code that runs on the co-simulation drives a board;
+//! - [`bringup`]: identification, SCRATCH and DMA-loopback checks over any
+//!   [`npu::DeviceIo`], tested on the co-simulated RTL, run on a board by `vfio-npu-info`.
 //!
 //! Binaries: `vfio-npu-info BDF` (board bring-up check, `docs/board.md`) and
 //! `vfio-guest-test` (the `/init` of the QEMU guest that `scripts/vfio-guest-test.sh`
@@ -24,6 +26,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod bdf;
+pub mod bringup;
 mod error;
 mod npu_dev;
 mod pci;
