@@ -5,6 +5,8 @@
 //!   the figure is manager + userfaultfd/madvise system calls + 1 MiB of memcpy).
 //!   Throughput is reported per fault (element). Thrashing detection is off: the bench
 //!   bounces the same pages on purpose.
+//! * `cpu_fault_back_256/uffd/read`: 256 CPU reads of device-resident pages, each
+//!   served by the userfaultfd handler thread (D2H copy to staging + UFFDIO_COPY).
 //! * `reserve_1tib`: mmap + munmap of a never-touched 1 TiB PEER_SHARED region.
 //! * Printed (not timed): logical page table bytes per tracked page, and the manager's
 //!   metadata for a 1 TiB reservation.
@@ -142,6 +144,36 @@ fn bench_faults(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_cpu_fault_back(c: &mut Criterion) {
+    let mut g = c.benchmark_group("cpu_fault_back_256");
+    g.throughput(Throughput::Elements(BATCH));
+    g.measurement_time(Duration::from_secs(3));
+    let (gm, id, space, _asid) = manager(CpuMode::Userfaultfd, 4 * BATCH, 39);
+    let len = BATCH * 4096;
+    let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    // Each iteration: the device holds all 256 pages; the CPU reads one byte of each,
+    // every read blocking in userfaultfd until the handler brought the page back.
+    g.bench_function("uffd/read", |b| {
+        b.iter_custom(|iters| {
+            let mut t = Duration::ZERO;
+            for _ in 0..iters {
+                gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).expect("to device");
+                let s = Instant::now();
+                let mut sum = 0u64;
+                for i in 0..BATCH as usize {
+                    // SAFETY: inside the live region; the read faults through userfaultfd.
+                    sum += u64::from(unsafe { std::ptr::read_volatile(p.add(i * 4096)) });
+                }
+                t += s.elapsed();
+                criterion::black_box(sum);
+            }
+            t
+        })
+    });
+    g.finish();
+}
+
 fn bench_reserve(c: &mut Criterion) {
     let (gm, _id, space, _asid) = manager(CpuMode::Userfaultfd, 1024, 47);
     c.bench_function("reserve_1tib", |b| {
@@ -179,5 +211,5 @@ fn sizes(_c: &mut Criterion) {
     report_sizes();
 }
 
-criterion_group!(benches, sizes, bench_faults, bench_reserve);
+criterion_group!(benches, sizes, bench_faults, bench_cpu_fault_back, bench_reserve);
 criterion_main!(benches);

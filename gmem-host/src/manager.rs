@@ -53,6 +53,9 @@ pub struct Config {
     pub va_base: u64,
     /// Commit attempts per page before a fault is answered retry without progress.
     pub max_commit_retries: u32,
+    /// On a CPU fault, also bring back up to this many following device-resident pages
+    /// of the region (same device) in the same copy batch. 0 disables.
+    pub cpu_fault_ahead: usize,
     /// Time source.
     pub clock: Clock,
 }
@@ -81,6 +84,7 @@ impl Default for Config {
             require_hooks: Hooks::empty(),
             va_base: 1 << 36,
             max_commit_retries: 4,
+            cpu_fault_ahead: 15,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
         }
     }
@@ -315,7 +319,7 @@ impl Gmem {
         let map = MmapOptions::new(pages * PAGE_SIZE as usize)
             .and_then(|o| o.map_mut())
             .map_err(|e| GmemError::HostMap { len: pages as u64 * PAGE_SIZE, reason: e.to_string() })?;
-        let staging = Staging { map, free: (0..pages as u32).rev().collect() };
+        let staging = Staging { map, free: (0..pages as u32).collect() };
         let state = State {
             devices: Vec::new(),
             spaces: BTreeMap::new(),

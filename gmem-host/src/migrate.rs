@@ -244,11 +244,16 @@ struct Out {
 /// Move `pages` to the host (see the module docs). Pages that are not on a device are
 /// skipped; pages mid-migration are skipped. Returns how many pages left a device.
 pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<usize, MigrateError> {
+    to_host_keys(inner, pages, cause).map(|k| k.len())
+}
+
+/// [`to_host`], returning the pages that left a device (or lost a remote mapping).
+pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<Vec<PageKey>, MigrateError> {
     let mut g = inner.lock();
     let mut batches = Batches::new();
     let mut outs: Vec<Out> = Vec::new();
     let mut dup_frees: Vec<(PageKey, u8, u64)> = Vec::new();
-    let mut moved = 0usize;
+    let mut moved: Vec<PageKey> = Vec::new();
     let mut err = None;
     // Phase 1: collect/unmap.
     for &(s, vpn) in pages {
@@ -264,7 +269,7 @@ pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<
                     err = Some(x);
                     break;
                 }
-                moved += 1;
+                moved.push((s, vpn));
             }
             Residency::Dup => {
                 if let Err(x) = release_mapping(inner, &mut g, s, vpn, &mut batches) {
@@ -275,14 +280,14 @@ pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<
             }
             Residency::Device => {
                 let dup = matches!(cause, Cause::CpuFault { dup: true });
-                let Some(slot) = g.staging.free.pop() else { break };
+                let Some(slot) = g.staging.free.pop_first() else { break };
                 let r = if dup && e.prot != 0 && !e.flags.contains(PageFlags::HUGE) {
                     narrow_to_read(inner, &mut g, s, vpn, &mut batches)
                 } else {
                     release_mapping(inner, &mut g, s, vpn, &mut batches)
                 };
                 if let Err(x) = r {
-                    g.staging.free.push(slot);
+                    g.staging.free.insert(slot);
                     err = Some(x);
                     break;
                 }
@@ -319,7 +324,7 @@ pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<
         if let Err(e) = inner.cpu.unprotect(vpn * PAGE_SIZE, PAGE_SIZE) {
             tracing::warn!(target: "gmem", error = %e, "unprotect after dup drop");
         }
-        moved += 1;
+        moved.push((s, vpn));
     }
     if outs.is_empty() {
         return err.map_or(Ok(moved), Err);
@@ -347,61 +352,81 @@ pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<
         }
     }
 
-    // Phase 3: commit.
+    // Phase 3: commit. Pages whose sequence number moved (or whose copy failed) roll
+    // back; the rest are installed in runs (contiguous VA and staging slots: one
+    // UFFDIO_COPY and one wake per run).
     let mut g = inner.lock();
-    let now = inner.now();
+    let mut ok: Vec<&Out> = Vec::new();
     for o in &outs {
-        let (s, vpn) = o.key;
-        let va = vpn * PAGE_SIZE;
-        let seq_ok = g.spaces.get(&s).is_some_and(|sp| sp.pt.get(vpn).seq == o.seq);
+        let seq_ok = g.spaces.get(&o.key.0).is_some_and(|sp| sp.pt.get(o.key.1).seq == o.seq);
         if failed.contains(&o.dev) || !seq_ok {
             if !seq_ok {
                 add(&inner.counters.seq_retries, 1);
             }
             finalize(&mut g, o, false);
-            continue;
-        }
-        let src = (staging + u64::from(o.slot) * PAGE_SIZE) as *const u8;
-        // SAFETY: `src` is a staging slot we own (one page); `va` is a hole of a live
-        // region (munmap waits for inflight == 0).
-        if let Err(source) = unsafe { inner.cpu.install(va, src, PAGE_SIZE, o.dup) } {
-            err.get_or_insert(MigrateError::Install { va, source });
-            finalize(&mut g, o, false);
-            continue;
-        }
-        if let Some(sp) = g.spaces.get_mut(&s) {
-            sp.pt.update(vpn, |e| {
-                if o.dup {
-                    e.state = Residency::Dup;
-                    e.flags.insert(PageFlags::CPU_WP);
-                } else {
-                    e.state = Residency::Cpu;
-                    e.prot = 0;
-                    e.flags.remove(PageFlags::HUGE | PageFlags::CPU_WP);
-                }
-            });
-        }
-        if o.dup {
-            add(&inner.counters.read_dups, 1);
         } else {
-            let slot = &mut g.devices[o.dev as usize];
-            free_frame(slot, o.pa);
-            slot.lru.remove(o.key);
+            ok.push(o);
         }
-        if matches!(cause, Cause::CpuFault { .. }) {
-            let _ = now;
+    }
+    let mut runs: Vec<&[&Out]> = Vec::new();
+    let mut start = 0;
+    for i in 1..=ok.len() {
+        let breaks = i == ok.len() || {
+            let (p, q) = (ok[i - 1], ok[i]);
+            q.key != (p.key.0, p.key.1 + 1) || q.slot != p.slot + 1 || q.dup != p.dup
+        };
+        if breaks {
+            runs.push(&ok[start..i]);
+            start = i;
         }
-        add(&inner.counters.pages_d2h, 1);
-        if cause == Cause::Evict {
-            add(&inner.counters.evictions, 1);
+    }
+    for run in runs {
+        let first = run[0];
+        let va = first.key.1 * PAGE_SIZE;
+        let src = (staging + u64::from(first.slot) * PAGE_SIZE) as *const u8;
+        let len = run.len() as u64 * PAGE_SIZE;
+        // SAFETY: `src` covers staging slots this call owns (contiguous, checked above);
+        // `[va, va+len)` are holes of a live region (munmap waits for inflight == 0).
+        if let Err(source) = unsafe { inner.cpu.install(va, src, len, first.dup) } {
+            err.get_or_insert(MigrateError::Install { va, source });
+            for o in run {
+                finalize(&mut g, o, false);
+            }
+            continue;
         }
-        finalize(&mut g, o, true);
-        moved += 1;
+        for o in run {
+            let (s, vpn) = o.key;
+            if let Some(sp) = g.spaces.get_mut(&s) {
+                sp.pt.update(vpn, |e| {
+                    if o.dup {
+                        e.state = Residency::Dup;
+                        e.flags.insert(PageFlags::CPU_WP);
+                    } else {
+                        e.state = Residency::Cpu;
+                        e.prot = 0;
+                        e.flags.remove(PageFlags::HUGE | PageFlags::CPU_WP);
+                    }
+                });
+            }
+            if o.dup {
+                add(&inner.counters.read_dups, 1);
+            } else {
+                let slot = &mut g.devices[o.dev as usize];
+                free_frame(slot, o.pa);
+                slot.lru.remove(o.key);
+            }
+            add(&inner.counters.pages_d2h, 1);
+            if cause == Cause::Evict {
+                add(&inner.counters.evictions, 1);
+            }
+            finalize(&mut g, o, true);
+            moved.push(o.key);
+        }
     }
     inner.cv.notify_all();
-    tracing::debug!(target: "gmem", ?cause, pages = outs.len(), moved, "migrate to host");
+    tracing::debug!(target: "gmem", ?cause, pages = outs.len(), moved = moved.len(), "migrate to host");
     match err {
-        Some(e) if moved == 0 => Err(e),
+        Some(e) if moved.is_empty() => Err(e),
         Some(e) => {
             tracing::warn!(target: "gmem", error = %e, "partial migration to host");
             Ok(moved)
@@ -428,7 +453,7 @@ fn narrow_to_read(inner: &Inner, st: &mut State, s: u32, vpn: u64, batches: &mut
 
 /// Clear MIGRATING, give back the staging slot and the region's inflight count.
 fn finalize(g: &mut State, o: &Out, _ok: bool) {
-    g.staging.free.push(o.slot);
+    g.staging.free.insert(o.slot);
     if let Some(sp) = g.spaces.get_mut(&o.key.0) {
         sp.pt.update(o.key.1, |e| e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU));
         if let Some(r) = sp.region_of_mut(o.key.1 * PAGE_SIZE) {
@@ -659,9 +684,24 @@ impl Inner {
                         sp.pt.update(vpn, |e| e.flags.insert(PageFlags::PINNED));
                         add(&self.counters.pins, 1);
                     }
+                    let dup = read_mostly && !write;
+                    // Fault-ahead: the following device-resident pages of the region on the
+                    // same device come along in the same copy batch (sequential CPU reads
+                    // of device results then fault once per window, not once per page).
+                    let mut pages = vec![(s, vpn)];
+                    if !dup {
+                        let end = sp.region_of(page).map_or(page, |r| r.start + r.len) / PAGE_SIZE;
+                        for v in vpn + 1..(vpn + 1 + self.cfg.cpu_fault_ahead as u64).min(end) {
+                            let n = sp.pt.get(v);
+                            if n.state != Residency::Device || n.dev != e.dev || n.flags.contains(PageFlags::MIGRATING) {
+                                break;
+                            }
+                            pages.push((s, v));
+                        }
+                    }
                     drop(g);
-                    let n = to_host(self, &[(s, vpn)], Cause::CpuFault { dup: read_mostly && !write })?;
-                    if n > 0 {
+                    let moved = to_host_keys(self, &pages, Cause::CpuFault { dup })?;
+                    if moved.contains(&(s, vpn)) {
                         // Installed (and the toucher woken) under the commit lock: done. Not
                         // looping avoids acting on a state the woken thread already changed.
                         return Ok(());

@@ -64,7 +64,8 @@ impl Space {
 
 pub(crate) struct Staging {
     pub(crate) map: MmapMut,
-    pub(crate) free: Vec<u32>,
+    /// Free slots; lowest first, so a batch gets contiguous slots when it can.
+    pub(crate) free: std::collections::BTreeSet<u32>,
 }
 
 impl Staging {

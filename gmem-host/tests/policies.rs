@@ -171,10 +171,14 @@ fn dense_chunk_is_prefetched_and_mapped_huge_then_demoted() {
     assert_eq!(r.dev.mappings(r.asid), mappings + 1);
     assert!(r.gm.page_info(r.space, qa).expect("info").huge);
     r.dev.store(&r.gm, r.id, r.asid, qa + 7 * 4096, &[42]).expect("store");
-    // CPU touch of one page demotes the 2 MiB mapping into 511 base mappings.
+    // CPU touch of one page demotes the 2 MiB mapping into base mappings; the touched
+    // page and the fault-ahead window behind it (15 pages by default) come back.
     assert_eq!(cpu_read(q, 7 * 4096), 42);
     assert!(!r.gm.page_info(r.space, qa).expect("info").huge);
-    assert_eq!(r.dev.mappings(r.asid), mappings + 511);
+    let ahead = Config::default().cpu_fault_ahead;
+    assert_eq!(r.dev.mappings(r.asid), mappings + 511 - ahead);
+    assert_eq!(r.gm.page_info(r.space, qa + (8 + ahead as u64) * 4096).expect("info").residency, Residency::Device);
+    assert_eq!(r.gm.page_info(r.space, qa + (7 + ahead as u64) * 4096).expect("info").residency, Residency::Cpu);
     let mut b = [1u8; 1];
     r.dev.load(&r.gm, r.id, r.asid, qa + 8 * 4096, &mut b).expect("load");
     assert_eq!(b[0], 0);
