@@ -109,6 +109,7 @@ impl IrqSource for VfioDevice {
 }
 
 /// The NPU behind VFIO.
+#[derive(Debug)]
 pub struct VfioDevice {
     pci: VfioPci,
     name: String,

@@ -441,6 +441,20 @@ impl VfioPci {
     }
 }
 
+impl std::fmt::Debug for VfioPci {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VfioPci")
+            .field("bdf", &self.info.bdf.to_string())
+            .field("ids", &format_args!("{:04x}:{:04x}", self.info.vendor, self.info.device))
+            .field("group", &self.info.group)
+            .field("bars", &self.bars.iter().map(|(b, m)| (*b, m.len())).collect::<Vec<_>>())
+            .field("irq", &self.irq_kind())
+            .field("iova_window", &self.iova_pieces)
+            .field("dma_mappings", &self.maps.len())
+            .finish()
+    }
+}
+
 impl Drop for VfioPci {
     fn drop(&mut self) {
         // Best effort: closing the container drops every mapping anyway.
