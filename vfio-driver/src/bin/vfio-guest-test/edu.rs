@@ -114,7 +114,7 @@ fn first_diff(a: &[u8], b: &[u8]) -> String {
 pub fn run(c: &mut Checks, bdf: &str) {
     let mut d = match VfioPci::open(bdf, &edu_options(IrqMode::Only(IrqKind::Msi))) {
         Ok(d) => {
-            c.pass("open edu through VFIO (pci-driver + sysfs pre-flight)", format!("group {}", d.info().group));
+            c.pass("open edu through VFIO (pci-driver + sysfs pre-flight)", format!("{d:?}"));
             d
         }
         Err(e) => return c.fail("open edu through VFIO (pci-driver + sysfs pre-flight)", e.to_string()),
