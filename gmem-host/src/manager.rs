@@ -297,6 +297,18 @@ pub struct Gmem {
     _handler: Option<Handler>,
 }
 
+impl std::fmt::Debug for Gmem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.inner.lock();
+        f.debug_struct("Gmem")
+            .field("devices", &g.devices.iter().map(|d| d.info.name.as_str()).collect::<Vec<_>>())
+            .field("spaces", &g.spaces.len())
+            .field("regions", &g.by_va.len())
+            .field("userfaultfd", &self.inner.cpu.is_uffd())
+            .finish()
+    }
+}
+
 fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
     if len == 0 {
         return Err(GmemError::ZeroLength { va });

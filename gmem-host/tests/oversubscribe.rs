@@ -91,3 +91,35 @@ fn batch_larger_than_device_memory_completes() {
     assert_eq!(free + on_device_pages(&r, va, pages), total);
     r.gm.munmap(r.space, p, len).expect("munmap");
 }
+
+#[test]
+fn huge_mapped_chunks_under_pressure() {
+    let r = rig(1024); // two 2 MiB blocks of device memory
+    let chunks = 4u64;
+    let len = chunks * (2 << 20);
+    let p = r.gm.mmap(r.space, len, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    for pg in 0..chunks * 512 {
+        cpu_write(p, (pg * 4096) as usize + 3, pg as u8 ^ 0x33);
+    }
+    for round in 0..2u64 {
+        for c in 0..chunks {
+            let f: Vec<DeviceFault> = (0..512)
+                .map(|i| DeviceFault { asid: r.asid, va: va + (c * 512 + i) * 4096, access: Access::Write, tag: i })
+                .collect();
+            assert!(r.gm.dev_fault(r.id, &f).iter().all(|x| x.is_retry()), "round {round} chunk {c}");
+            let mut b = [0u8; 1];
+            r.dev.load(&r.gm, r.id, r.asid, va + c * (2 << 20) + 3, &mut b).expect("load");
+            assert_eq!(b[0], (c * 512) as u8 ^ 0x33);
+            let (free, total) = r.gm.device_pages(r.id).expect("dev");
+            assert_eq!(free + on_device_pages(&r, va, chunks * 512), total);
+            assert_eq!(r.dev.stale_tlb_entries(), 0);
+        }
+    }
+    assert!(r.gm.counters().huge_maps >= 2, "{:?}", r.gm.counters());
+    for pg in 0..chunks * 512 {
+        assert_eq!(cpu_read(p, (pg * 4096) as usize + 3), pg as u8 ^ 0x33, "page {pg}");
+    }
+    r.gm.munmap(r.space, p, len).expect("munmap");
+    assert_eq!(r.gm.device_pages(r.id), Some((1024, 1024)));
+}
