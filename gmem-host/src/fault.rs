@@ -196,17 +196,24 @@ pub(crate) fn prefetch_to_device(inner: &Inner, s: u32, dev: DeviceId, va: u64, 
         let g = inner.lock();
         (g.dev(dev)?.buddy.total_pages() as usize / 2).clamp(1, 4096)
     };
-    let items: Vec<(PageKey, bool)> = (va / PAGE_SIZE..(va + len) / PAGE_SIZE).map(|v| ((s, v), true)).collect();
-    for slice in items.chunks(cap) {
+    // Read access: pages migrate with full rights, except read-mostly ones, which are
+    // duplicated. Slices are built lazily: a huge range never materialises a page list.
+    let (first, end) = (va / PAGE_SIZE, (va + len) / PAGE_SIZE);
+    let mut at = first;
+    while at < end {
+        let stop = (at + cap as u64).min(end);
+        let slice: Vec<(PageKey, bool)> = (at..stop).map(|v| ((s, v), false)).collect();
         for _ in 0..8 {
-            let outs = to_device(inner, dev, slice, false);
-            if let Some(Outcome::Abort(e)) = outs.iter().find(|o| matches!(o, Outcome::Abort(_))) {
+            let outs = to_device(inner, dev, &slice, false);
+            if let Some((i, Outcome::Abort(e))) = outs.iter().enumerate().find(|(_, o)| matches!(o, Outcome::Abort(_))) {
+                let va = slice[i].0.1 * PAGE_SIZE;
                 return Err(GmemError::Fault(FaultError::Migration { va, source: e.clone() }));
             }
             if outs.iter().all(|o| matches!(o, Outcome::Done)) {
                 break;
             }
         }
+        at = stop;
     }
     add(&inner.counters.advised_prefetch, len / PAGE_SIZE);
     Ok(())

@@ -249,3 +249,23 @@ fn manual_mode_without_userfaultfd() {
     r.gm.cpu_access(va, 2, false).expect("access");
     assert_eq!((cpu_read(p, 0), cpu_read(p, 1)), (5, 6));
 }
+
+#[test]
+fn prefetching_a_read_mostly_range_duplicates_it() {
+    let r = rig(64);
+    let p = r.gm.mmap(r.space, 4 * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    for pg in 0..4usize {
+        cpu_write(p, pg * 4096, pg as u8 + 1);
+    }
+    r.gm.hmadvise(r.space, Node::Cpu, va, 4 * 4096, Hint::ReadMostly).expect("advise");
+    r.gm.hmadvise(r.space, Node::Device(r.id), va, 4 * 4096, Hint::Prefetch).expect("prefetch");
+    for pg in 0..4u64 {
+        assert_eq!(r.gm.page_info(r.space, va + pg * 4096).expect("info").residency, Residency::Dup);
+        assert!(resident(va + pg * 4096), "CPU copy kept");
+    }
+    let faults = r.gm.counters().faults;
+    let mut b = [0u8; 1];
+    r.dev.load(&r.gm, r.id, r.asid, va + 2 * 4096, &mut b).expect("load");
+    assert_eq!((b[0], r.gm.counters().faults), (3, faults), "device reads its copy without faulting");
+}
