@@ -238,7 +238,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         let mut fix: Vec<(PageKey, bool)> = Vec::new();
         let mut other: Vec<PageKey> = Vec::new();
         let mut writes: FastSet<PageKey> = FastSet::default();
-        let mut spurious: Vec<u64> = Vec::new();
+        let mut spurious: Vec<PageKey> = Vec::new();
         let hooks = g.devices[dev.0 as usize].info.hooks;
         for &(key, write) in &pending {
             let (s, vpn) = key;
@@ -261,7 +261,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             let mine = e.dev == dev.0 && (e.on_device() || e.flags.contains(PageFlags::REMOTE));
             if mine && e.prot().contains(need) {
                 // Spurious: the device TLB may hold an older, narrower entry.
-                spurious.push(va);
+                spurious.push(key);
                 if e.on_device() {
                     st.devices[dev.0 as usize].lru.touch(key);
                 }
@@ -328,13 +328,9 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             continue;
         }
         let mut batches = Batches::new();
-        if !spurious.is_empty() {
-            // One range per space is enough: pending is sorted, all in one space per key.
-            if let Some(asid) = g.spaces.get(&pending[0].0.0).and_then(|sp| sp.asid_of(dev)) {
-                let b = batches.entry(dev.0).or_default();
-                for va in &spurious {
-                    b.push(crate::mmu::TlbFlush::new(asid, *va, PAGE_SIZE));
-                }
+        for &(s, vpn) in &spurious {
+            if let Some(asid) = g.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) {
+                batches.entry(dev.0).or_default().push(crate::mmu::TlbFlush::new(asid, vpn * PAGE_SIZE, PAGE_SIZE));
             }
         }
         for (key, write) in remote {
