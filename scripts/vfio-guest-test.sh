@@ -5,7 +5,8 @@
 # two guests side by side:
 #  - main: q35 with an emulated Intel IOMMU that remaps interrupts
 #    (intel-iommu,intremap=on,caching-mode=on + kernel-irqchip=split), QEMU's `edu` PCI
-#    device, an NVMe controller (for MSI-X), a watchdog with a 16-byte BAR0, and two
+#    device, an NVMe controller (for MSI-X), a watchdog with a 16-byte BAR0, a VGA whose
+#    RAM BAR0 is made to look like an NPU (for the NPU layer's success path), and two
 #    more edu devices behind one PCIe-to-PCI bridge (sharing an IOMMU group);
 #  - nointremap: the same IOMMU without interrupt remapping.
 # The initramfs holds only the VFIO modules (+ uio_pci_generic) and one statically linked
@@ -34,7 +35,7 @@ CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
 TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
 TARGET=x86_64-unknown-linux-gnu
 # Each guest runs at least this many checks; fewer means it stopped early.
-MIN_CHECKS=43
+MIN_CHECKS=51
 MIN_CHECKS_NOIR=6
 mkdir -p "$CACHE/debs"
 
@@ -162,7 +163,7 @@ boot() { # name intremap(on|off) extra-append
   local iommu=intel-iommu,caching-mode=on,intremap=off irqchip=
   [ "$2" = on ] && iommu=intel-iommu,caching-mode=on,intremap=on irqchip=,kernel-irqchip=split
   local extra=()
-  [ "$1" = main ] && extra=(-device nvme,serial=vfio-guest -device i6300esb
+  [ "$1" = main ] && extra=(-device nvme,serial=vfio-guest -device i6300esb -device VGA,addr=6
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=4 -device pcie-pci-bridge,id=br1,bus=rp1
     -device edu,bus=br1,addr=1 -device edu,bus=br1,addr=2)
   timeout "$TIMEOUT" "$qemu" \

@@ -7,7 +7,8 @@
 //! state (VFIO not loaded, device unbound, group node missing, unprivileged caller),
 //! loads the VFIO modules, binds `edu` to vfio-pci, runs the device checks of `edu.rs`
 //! (then MSI-X with QEMU's NVMe controller, `nvme.rs`, and IOMMU group viability with two
-//! more edu devices behind one bridge, `viable.rs`),
+//! more edu devices behind one bridge, `viable.rs`, and the NPU layer on an NPU-shaped RAM
+//! BAR, `npu_ram.rs`),
 //! prints one line per check and a `RESULT: N passed, M failed` line, and powers off.
 //!
 //! Booted with `vfio_guest=nointremap` on the kernel command line (an IOMMU without
@@ -22,6 +23,7 @@
 mod edu;
 mod guest;
 mod intremap;
+mod npu_ram;
 mod nvme;
 mod unpriv;
 mod viable;
@@ -172,6 +174,20 @@ fn run_guest() -> ! {
             Ok(_) => Err("accepted a 16-byte BAR0".into()),
         }
     })());
+    match guest::find_pci(npu_ram::VENDOR, npu_ram::DEVICE) {
+        None => c.fail("NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci", "no 1234:1111 device on the bus"),
+        Some(vga) => {
+            let bound = guest::bind_vfio(&vga).map_err(|e| e.to_string()).and_then(|()| {
+                let drv = vfio_driver::sysfs::bound_driver(&Path::new("/sys/bus/pci/devices").join(&vga));
+                if drv.as_deref() == Some("vfio-pci") { Ok(vga.clone()) } else { Err(format!("driver {drv:?}")) }
+            });
+            let ok = bound.is_ok();
+            c.check("NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci", bound);
+            if ok {
+                npu_ram::run(&mut c, &vga);
+            }
+        }
+    }
     match guest::find_all_pci(edu::VENDOR, edu::DEVICE).as_slice() {
         [_, a, b, ..] => viable::run(&mut c, a, b),
         other => c.fail("shared group: two edu devices behind a PCIe-to-PCI bridge", format!("found {other:?}")),
