@@ -22,7 +22,6 @@
 //!    mapping for a whole chunk), drop the CPU copies;
 //! 4. **finalize or roll back**: clear flags, free frames of failed pages, wake waiters.
 
-use std::collections::BTreeMap;
 
 use crate::hash::{FastMap, FastSet};
 use std::sync::Arc;
@@ -130,7 +129,8 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
     add(&inner.counters.fault_batches, 1);
     add(&inner.counters.faults, faults.len() as u64);
     let mut res = vec![FaultResolution::Retry; faults.len()];
-    let mut pages: BTreeMap<PageKey, (bool, Vec<usize>)> = BTreeMap::new();
+    // (page, fault index) for every valid fault; sorted, equal pages are duplicates.
+    let mut recs: Vec<(PageKey, u32)> = Vec::with_capacity(faults.len());
     let cap;
     {
         let g = inner.lock();
@@ -151,37 +151,43 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
                 res[i] = FaultResolution::Abort(FaultError::NotManaged { va: f.va });
                 continue;
             }
-            let ent = pages.entry((s, f.va / PAGE_SIZE)).or_default();
-            ent.0 |= f.access == Access::Write;
-            ent.1.push(i);
+            recs.push(((s, f.va / PAGE_SIZE), i as u32));
         }
     }
-    let valid: usize = pages.values().map(|(_, v)| v.len()).sum();
-    add(&inner.counters.duplicate_faults, (valid - pages.len()) as u64);
-    tracing::debug!(target: "gmem", dev = dev.0, faults = faults.len(), pages = pages.len(), "fault batch");
-    let items: Vec<(PageKey, bool)> = pages.iter().map(|(k, (w, _))| (*k, *w)).collect();
-    for slice in items.chunks(cap) {
-        let outcomes = to_device(inner, dev, slice, true);
-        for ((key, _), out) in slice.iter().zip(outcomes) {
-            let va = key.1 * PAGE_SIZE;
-            let r = match out {
-                Outcome::Done | Outcome::Retry => FaultResolution::Retry,
-                Outcome::NotManaged => FaultResolution::Abort(FaultError::NotManaged { va }),
-                Outcome::Abort(source) => FaultResolution::Abort(FaultError::Migration { va, source }),
-            };
-            if let Some((_, idx)) = pages.get(key) {
-                for &i in idx {
-                    // Report the faulting address exactly as the device gave it.
-                    res[i] = match &r {
-                        FaultResolution::Abort(FaultError::NotManaged { .. }) => {
-                            FaultResolution::Abort(FaultError::NotManaged { va: faults[i].va })
-                        }
-                        FaultResolution::Abort(FaultError::Migration { source, .. }) => {
-                            FaultResolution::Abort(FaultError::Migration { va: faults[i].va, source: source.clone() })
-                        }
-                        other => other.clone(),
-                    };
+    recs.sort_unstable();
+    // One representative per page (the strongest access wins); `groups[k]` is the range
+    // of `recs` behind `items[k]`.
+    let mut items: Vec<(PageKey, bool)> = Vec::with_capacity(recs.len());
+    let mut groups: Vec<(usize, usize)> = Vec::with_capacity(recs.len());
+    for (j, &(key, i)) in recs.iter().enumerate() {
+        let write = faults[i as usize].access == Access::Write;
+        match items.last_mut() {
+            Some((k, w)) if *k == key => {
+                *w |= write;
+                if let Some(g) = groups.last_mut() {
+                    g.1 = j + 1;
                 }
+            }
+            _ => {
+                items.push((key, write));
+                groups.push((j, j + 1));
+            }
+        }
+    }
+    add(&inner.counters.duplicate_faults, (recs.len() - items.len()) as u64);
+    tracing::debug!(target: "gmem", dev = dev.0, faults = faults.len(), pages = items.len(), "fault batch");
+    for (slice, gslice) in items.chunks(cap).zip(groups.chunks(cap)) {
+        let outcomes = to_device(inner, dev, slice, true);
+        for (&(from, to), out) in gslice.iter().zip(outcomes) {
+            for &(_, i) in &recs[from..to] {
+                let i = i as usize;
+                // Report the faulting address exactly as the device gave it.
+                let va = faults[i].va;
+                res[i] = match &out {
+                    Outcome::Done | Outcome::Retry => FaultResolution::Retry,
+                    Outcome::NotManaged => FaultResolution::Abort(FaultError::NotManaged { va }),
+                    Outcome::Abort(source) => FaultResolution::Abort(FaultError::Migration { va, source: source.clone() }),
+                };
             }
         }
     }

@@ -378,7 +378,9 @@ impl InvalidationBatch {
     /// The coalesced ranges, sorted, per ASID.
     pub fn coalesced(&self) -> Vec<(Asid, Vec<VaRange>)> {
         let mut v = self.ranges.clone();
-        v.sort();
+        if !v.is_sorted() {
+            v.sort_unstable();
+        }
         let mut out: Vec<(Asid, Vec<VaRange>)> = Vec::new();
         for (asid, r) in v {
             match out.last_mut() {
