@@ -151,20 +151,7 @@ fn run_guest() -> ! {
     })());
     edu::run(&mut c, &bdf);
     unpriv::run(&mut c, &bdf);
-    match guest::find_pci(nvme::VENDOR, nvme::DEVICE) {
-        None => c.fail("NVMe: bind to vfio-pci", "no 1b36:0010 device on the bus"),
-        Some(nvme_bdf) => {
-            let bound = guest::bind_vfio(&nvme_bdf).map_err(|e| e.to_string()).and_then(|()| {
-                let drv = vfio_driver::sysfs::bound_driver(&Path::new("/sys/bus/pci/devices").join(&nvme_bdf));
-                if drv.as_deref() == Some("vfio-pci") { Ok(nvme_bdf.clone()) } else { Err(format!("driver {drv:?}")) }
-            });
-            let ok = bound.is_ok();
-            c.check("NVMe: bind to vfio-pci", bound);
-            if ok {
-                nvme::run(&mut c, &nvme_bdf);
-            }
-        }
-    }
+    with_bound(&mut c, "NVMe: bind to vfio-pci", (nvme::VENDOR, nvme::DEVICE), nvme::run);
     c.check("NPU layer refuses a 16-byte BAR0: BarTooSmall (i6300esb watchdog)", (|| {
         let wdt = guest::find_pci(0x8086, 0x25ab).ok_or("no i6300esb (8086:25ab) on the bus")?;
         guest::bind_vfio(&wdt).map_err(|e| format!("bind {wdt}: {e}"))?;
@@ -174,25 +161,31 @@ fn run_guest() -> ! {
             Ok(_) => Err("accepted a 16-byte BAR0".into()),
         }
     })());
-    match guest::find_pci(npu_ram::VENDOR, npu_ram::DEVICE) {
-        None => c.fail("NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci", "no 1234:1111 device on the bus"),
-        Some(vga) => {
-            let bound = guest::bind_vfio(&vga).map_err(|e| e.to_string()).and_then(|()| {
-                let drv = vfio_driver::sysfs::bound_driver(&Path::new("/sys/bus/pci/devices").join(&vga));
-                if drv.as_deref() == Some("vfio-pci") { Ok(vga.clone()) } else { Err(format!("driver {drv:?}")) }
-            });
-            let ok = bound.is_ok();
-            c.check("NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci", bound);
-            if ok {
-                npu_ram::run(&mut c, &vga);
-            }
-        }
-    }
+    with_bound(&mut c, "NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci", (npu_ram::VENDOR, npu_ram::DEVICE), npu_ram::run);
     match guest::find_all_pci(edu::VENDOR, edu::DEVICE).as_slice() {
         [_, a, b, ..] => viable::run(&mut c, a, b),
         other => c.fail("shared group: two edu devices behind a PCIe-to-PCI bridge", format!("found {other:?}")),
     }
     finish(c);
+}
+
+/// Finds the first device with `ids`, binds it to vfio-pci (one check named `name`),
+/// and on success runs `checks` on it.
+fn with_bound(c: &mut Checks, name: &str, ids: (u16, u16), checks: fn(&mut Checks, &str)) {
+    let bound = guest::find_pci(ids.0, ids.1)
+        .ok_or_else(|| format!("no {:04x}:{:04x} device on the bus", ids.0, ids.1))
+        .and_then(|bdf| {
+            guest::bind_vfio(&bdf).map_err(|e| format!("bind {bdf}: {e}"))?;
+            match vfio_driver::sysfs::bound_driver(&Path::new("/sys/bus/pci/devices").join(&bdf)) {
+                Some(d) if d == "vfio-pci" => Ok(bdf),
+                other => Err(format!("{bdf} bound to {other:?}")),
+            }
+        });
+    let bdf = bound.clone().ok();
+    c.check(name, bound);
+    if let Some(bdf) = bdf {
+        checks(c, &bdf);
+    }
 }
 
 fn finish(c: Checks) -> ! {
