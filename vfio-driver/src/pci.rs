@@ -298,9 +298,20 @@ impl VfioPci {
             if n == 0 {
                 continue;
             }
-            let fds: Vec<OwnedFd> = (0..n).map(|_| sys::eventfd()).collect::<io::Result<_>>().map_err(|e| VfioError::os("eventfd", e))?;
-            let raw: Vec<i32> = fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-            mech.enable(&raw).map_err(|e| VfioError::os(format!("enable {kind:?} interrupts ({n} vectors)"), e))?;
+            let make = |n: usize| -> Result<Vec<OwnedFd>, VfioError> {
+                (0..n).map(|_| sys::eventfd()).collect::<io::Result<_>>().map_err(|e| VfioError::os("eventfd", e))
+            };
+            let enable = |fds: &[OwnedFd]| mech.enable(&fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect::<Vec<i32>>());
+            let mut fds = make(n)?;
+            if let Err(e) = enable(&fds) {
+                // The platform may grant fewer vectors than the device offers (multi-MSI
+                // without interrupt remapping: ENOSPC); one shared vector still works.
+                if n == 1 {
+                    return Err(VfioError::os(format!("enable {kind:?} interrupts (1 vector)"), e));
+                }
+                fds = make(1)?;
+                enable(&fds).map_err(|e| VfioError::os(format!("enable {kind:?} interrupts ({n} or 1 vectors)"), e))?;
+            }
             self.irqs = Some(Irqs { kind, fds, intx_masked: false });
             return Ok(Some(kind));
         }
