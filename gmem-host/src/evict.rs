@@ -3,61 +3,104 @@
 //! UVM orders its eviction list by allocation time. Here every device fault that finds
 //! or brings a page touches it, and before choosing victims the manager asks devices
 //! that report accessed bits ([`Hooks::ACCESSED_BITS`]) which of the oldest candidates
-//! were used since the last look: those get a second chance. Victims never include pages
-//! of the batch in progress (`exclude`) or pages mid-migration; pages whose preferred
-//! location is this device go last. Cost: one hash-map entry and one ordered-map entry
-//! per device-resident page (kept outside the logical page table).
+//! were used since the last look: those get a second chance (CLOCK). Victims never
+//! include pages of the batch in progress (`exclude`) or pages mid-migration; pages
+//! whose preferred location is this device go last.
+//!
+//! The list is intrusive and indexed by device frame number: one 24-byte node per
+//! device frame, allocated at registration, O(1) touch/remove without hashing. It is
+//! kept outside the logical page table (whose budget is per tracked page).
 
 use std::collections::BTreeMap;
 
-use crate::hash::{FastMap, FastSet};
-
 use crate::attrs::{DeviceId, Node};
-use crate::state::State;
+use crate::hash::FastSet;
 use crate::mmu::{Hooks, PAGE_SIZE};
 use crate::page_table::PageFlags;
+use crate::state::State;
 
 /// A page: (space, virtual page number).
 pub(crate) type PageKey = (u32, u64);
 
-/// Access-ordered set of pages.
-#[derive(Debug, Default)]
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct LruNode {
+    prev: u32,
+    next: u32,
+    space: u32,
+    linked: bool,
+    vpn: u64,
+}
+
+/// Access-ordered list of device frames (head = least recently used).
+#[derive(Debug)]
 pub(crate) struct Lru {
-    clock: u64,
-    stamp: FastMap<PageKey, u64>,
-    order: BTreeMap<u64, PageKey>,
+    nodes: Vec<LruNode>,
+    head: u32,
+    tail: u32,
+    len: usize,
 }
 
 impl Lru {
-    /// Mark `page` most recently used (inserting it if absent).
-    pub(crate) fn touch(&mut self, page: PageKey) {
-        self.clock += 1;
-        if let Some(old) = self.stamp.insert(page, self.clock) {
-            self.order.remove(&old);
-        }
-        self.order.insert(self.clock, page);
+    /// A list for frames `0..frames`.
+    pub(crate) fn new(frames: u64) -> Self {
+        let node = LruNode { prev: NIL, next: NIL, space: 0, linked: false, vpn: 0 };
+        Lru { nodes: vec![node; frames as usize], head: NIL, tail: NIL, len: 0 }
     }
 
-    /// Forget `page`.
-    pub(crate) fn remove(&mut self, page: PageKey) {
-        if let Some(old) = self.stamp.remove(&page) {
-            self.order.remove(&old);
+    fn unlink(&mut self, f: u32) {
+        let LruNode { prev, next, .. } = self.nodes[f as usize];
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+        self.nodes[f as usize].linked = false;
+        self.len -= 1;
+    }
+
+    /// Mark the page in frame `pfn` most recently used (inserting it if absent).
+    pub(crate) fn touch(&mut self, page: PageKey, pfn: u32) {
+        let Some(n) = self.nodes.get(pfn as usize) else { return };
+        if n.linked {
+            self.unlink(pfn);
+        }
+        let tail = self.tail;
+        self.nodes[pfn as usize] = LruNode { prev: tail, next: NIL, space: page.0, linked: true, vpn: page.1 };
+        match tail {
+            NIL => self.head = pfn,
+            t => self.nodes[t as usize].next = pfn,
+        }
+        self.tail = pfn;
+        self.len += 1;
+    }
+
+    /// Forget frame `pfn`.
+    pub(crate) fn remove(&mut self, pfn: u32) {
+        if self.nodes.get(pfn as usize).is_some_and(|n| n.linked) {
+            self.unlink(pfn);
         }
     }
 
-    /// Pages tracked.
+    /// Frames tracked.
     pub(crate) fn len(&self) -> usize {
-        self.stamp.len()
+        self.len
     }
 
-    /// Whether `page` is tracked.
-    #[cfg(test)]
-    pub(crate) fn contains(&self, page: PageKey) -> bool {
-        self.stamp.contains_key(&page)
-    }
-
-    fn oldest(&self, n: usize) -> Vec<PageKey> {
-        self.order.values().take(n).copied().collect()
+    /// The `n` least recently used (page, frame) pairs, oldest first.
+    fn oldest(&self, n: usize) -> Vec<(PageKey, u32)> {
+        let mut out = Vec::with_capacity(n.min(self.len));
+        let mut f = self.head;
+        while f != NIL && out.len() < n {
+            let node = self.nodes[f as usize];
+            out.push(((node.space, node.vpn), f));
+            f = node.next;
+        }
+        out
     }
 }
 
@@ -69,7 +112,7 @@ pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &Fas
     let slot = &g.devices[dev.0 as usize];
     if slot.info.hooks.contains(Hooks::ACCESSED_BITS) && !cands.is_empty() {
         let mut by_space: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        for &(s, v) in &cands {
+        for &((s, v), _) in &cands {
             by_space.entry(s).or_default().push(v);
         }
         let mut used = FastSet::default();
@@ -87,21 +130,21 @@ pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &Fas
         }
         // Second chance, keeping the candidates' relative (LRU) order.
         let lru = &mut g.devices[dev.0 as usize].lru;
-        for p in cands.iter().filter(|p| used.contains(*p)) {
-            lru.touch(*p);
+        for &(p, f) in cands.iter().filter(|(p, _)| used.contains(p)) {
+            lru.touch(p, f);
         }
         // Accessed pages move to the back; try the rest first.
-        cands.sort_by_key(|p| used.contains(p));
+        cands.sort_by_key(|(p, _)| used.contains(p));
     }
     let mut first = Vec::new();
     let mut later = Vec::new();
-    for p in cands {
+    for (p, f) in cands {
         if exclude.contains(&p) {
             continue;
         }
         let Some(sp) = g.spaces.get(&p.0) else { continue };
         let e = sp.pt.get(p.1);
-        if e.flags.contains(PageFlags::MIGRATING) || !e.on_device() || e.dev != dev.0 {
+        if e.flags.contains(PageFlags::MIGRATING) || !e.on_device() || e.dev != dev.0 || e.pfn != f {
             continue;
         }
         if sp.attrs.get(p.1 * PAGE_SIZE).preferred == Some(Node::Device(dev)) {
@@ -121,15 +164,28 @@ mod tests {
 
     #[test]
     fn lru_orders_by_touch() {
-        let mut l = Lru::default();
-        l.touch((1, 1));
-        l.touch((1, 2));
-        l.touch((1, 3));
-        l.touch((1, 1));
-        assert_eq!(l.oldest(3), vec![(1, 2), (1, 3), (1, 1)]);
-        l.remove((1, 3));
-        assert_eq!(l.oldest(3), vec![(1, 2), (1, 1)]);
-        assert!(l.contains((1, 1)));
+        let mut l = Lru::new(8);
+        l.touch((1, 10), 1);
+        l.touch((1, 20), 2);
+        l.touch((1, 30), 3);
+        l.touch((1, 10), 1);
+        assert_eq!(l.oldest(3), vec![((1, 20), 2), ((1, 30), 3), ((1, 10), 1)]);
+        l.remove(3);
+        assert_eq!(l.oldest(3), vec![((1, 20), 2), ((1, 10), 1)]);
+        l.remove(3);
         assert_eq!(l.len(), 2);
+        // A frame reused for another page.
+        l.touch((2, 5), 2);
+        assert_eq!(l.oldest(3), vec![((1, 10), 1), ((2, 5), 2)]);
+        l.remove(1);
+        l.remove(2);
+        assert_eq!((l.len(), l.oldest(3)), (0, vec![]));
+        l.touch((1, 1), 99); // out of range: ignored
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn node_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<LruNode>(), 24);
     }
 }

@@ -269,7 +269,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
                 // Spurious: the device TLB may hold an older, narrower entry.
                 spurious.push(key);
                 if e.on_device() {
-                    st.devices[dev.0 as usize].lru.touch(key);
+                    st.devices[dev.0 as usize].lru.touch(key, e.pfn);
                 }
                 outcome.insert(key, Outcome::Done);
                 continue;
@@ -492,6 +492,6 @@ fn fix_local(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey, write: 
             e.flags.remove(PageFlags::CPU_WP);
         }
     });
-    slot.lru.touch(key);
+    slot.lru.touch(key, e.pfn);
     Ok(())
 }

@@ -397,7 +397,8 @@ impl Gmem {
                 .map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
         }
         tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
-        g.devices.push(DeviceSlot { mmu, info, buddy, lru: Lru::default(), asids: HashMap::new() });
+        let frames = info.mem_ranges.iter().map(|r| r.end / PAGE_SIZE).max().unwrap_or(0);
+        g.devices.push(DeviceSlot { mmu, info, buddy, lru: Lru::new(frames), asids: HashMap::new() });
         Ok(id)
     }
 

@@ -314,7 +314,7 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     for ((s, vpn), dev, pa) in dup_frees {
         let slot = &mut g.devices[dev as usize];
         free_frame(slot, pa);
-        slot.lru.remove((s, vpn));
+        slot.lru.remove((pa / PAGE_SIZE) as u32);
         if let Some(sp) = g.spaces.get_mut(&s) {
             sp.pt.update(vpn, |e| {
                 e.state = Residency::Cpu;
@@ -413,7 +413,7 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
             } else {
                 let slot = &mut g.devices[o.dev as usize];
                 free_frame(slot, o.pa);
-                slot.lru.remove(o.key);
+                slot.lru.remove((o.pa / PAGE_SIZE) as u32);
             }
             add(&inner.counters.pages_d2h, 1);
             if cause == Cause::Evict {
@@ -585,7 +585,7 @@ pub(crate) fn teardown_range(inner: &Inner, st: &mut State, s: u32, va: u64, len
     for &(vpn, e) in &touched {
         if e.on_device() {
             let slot = &mut st.devices[e.dev as usize];
-            slot.lru.remove((s, vpn));
+            slot.lru.remove(e.pfn);
             if !leaked.contains(&vpn) {
                 free_frame(slot, e.pa());
             }

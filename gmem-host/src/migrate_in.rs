@@ -178,7 +178,7 @@ pub(crate) fn collect(
                         if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
                             r.inflight = r.inflight.saturating_sub(1);
                         }
-                        slot.lru.touch(p.mig.key);
+                        slot.lru.touch(p.mig.key, (p.pa / PAGE_SIZE) as u32);
                         add(&inner.counters.zero_fills, 1);
                         outcome.insert(p.mig.key, Outcome::Done);
                     }
@@ -359,7 +359,7 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
                 r.inflight = r.inflight.saturating_sub(1);
             }
         }
-        st.devices[dev.0 as usize].lru.touch(p.mig.key);
+        st.devices[dev.0 as usize].lru.touch(p.mig.key, (p.pa / PAGE_SIZE) as u32);
         if p.from_cpu {
             add(&inner.counters.pages_h2d, 1);
         } else {
