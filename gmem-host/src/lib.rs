@@ -70,7 +70,7 @@ pub mod cpu;
 pub mod events;
 pub mod evict;
 pub mod fault;
-pub mod hash;
+mod hash;
 pub mod manager;
 pub mod migrate;
 mod migrate_in;

@@ -706,3 +706,25 @@ impl Gmem {
         Some(sp.pt.heap_bytes() + sp.attrs.ranges().len() * 48 + sp.regions.len() * std::mem::size_of::<Region>())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn manager_is_shareable_across_threads() {
+        send_sync::<Gmem>();
+    }
+
+    #[test]
+    fn range_checks() {
+        assert!(matches!(check_range(0x1000, 0), Err(GmemError::ZeroLength { va: 0x1000 })));
+        assert!(matches!(check_range(0x1001, 0x1000), Err(GmemError::Unaligned { .. })));
+        assert!(matches!(check_range(u64::MAX - 0xfff, 0x2000), Err(GmemError::Overflow { .. })));
+        assert!(check_range(0x1000, 0x1000).is_ok());
+        let e = GmemError::NotManaged { va: 0xdead_b000, space: 3 };
+        assert_eq!(e.to_string(), "address 0xdeadb000 is not in a PEER_SHARED region of space 3");
+    }
+}

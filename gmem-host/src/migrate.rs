@@ -11,6 +11,11 @@
 //!    rolls the page back: its data stays in the device frame (unmapped; the next device
 //!    fault maps it again), so nothing is lost.
 //!
+//! Pages are installed in runs (contiguous addresses and staging slots share one
+//! `UFFDIO_COPY` and one wake), and a CPU fault brings back a window of following
+//! device-resident pages with it ([`Config::cpu_fault_ahead`](crate::Config)), so a
+//! sequential CPU read of device results faults once per window.
+//!
 //! Host → device migration lives in [`crate::fault`].
 
 use std::collections::{HashMap, HashSet};
