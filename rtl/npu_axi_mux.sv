@@ -174,7 +174,8 @@ module npu_axi_mux #(
 
   logic              aw_hold_d, aw_hold_q;
   logic [ReqIdx-1:0] aw_hold_sel_q;
-  assign aw_any     = |req_aw_valid_i && !w_busy_q;
+  // The next AW may be granted in the cycle the current burst's last W beat goes.
+  assign aw_any     = |req_aw_valid_i && (!w_busy_q || w_fire_last);
   assign aw_sel     = aw_hold_q ? aw_hold_sel_q : rr_pick(req_aw_valid_i, aw_next_q);
   assign aw_hold_d  = m_axi_awvalid_o && !m_axi_awready_i;
   assign aw_is_data = DataReq[aw_sel];
@@ -209,7 +210,8 @@ module npu_axi_mux #(
         w_busy_d    = 1'b0;
         w_swallow_d = 1'b0;
       end
-    end else if (aw_fire) begin
+    end
+    if (aw_fire) begin
       req_aw_ready_o[aw_sel] = 1'b1;
       req_aw_err_o[aw_sel]   = aw_inject;
       aw_next_d              = (int'(aw_sel) == NumReq - 1) ? '0 : aw_sel + 1'b1;

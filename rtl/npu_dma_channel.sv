@@ -1,28 +1,33 @@
-// One DMA channel: fetches descriptors from its ring, moves the data, writes completions.
+// One DMA channel: a pipeline of descriptors from its ring to its completion ring.
 //
-// Per descriptor: FETCH reads the 32-byte DMA_DESC at DESC_BASE + HEAD*32 (ring port),
-// checks it (BAD_DESC), then RUN moves the data with three concurrent parts:
-//   - the read issuer requests the source in bursts that never cross 4 KiB, as long as
-//     the beat FIFO has room for every requested beat;
-//   - the aligner shifts source beats into destination-aligned beats (a 2-beat window
-//     and a byte shift fixed per descriptor) and pushes them into the FIFO; ZERO_FILL
-//     pushes zero beats instead of reading;
-//   - the write issuer cuts the destination at every 4 KiB boundary and sends a chunk
-//     only when all of its beats are in the FIFO (store-and-forward), with byte strobes
-//     for the unaligned head and tail.
-// On any error the channel stops issuing, drains what is in flight, writes an error
-// completion and halts until RESUME. CPL writes the 16-byte DMA_CPL at
-// CPL_BASE + CPL_TAIL*16 once every data write has its response, then advances
-// CPL_TAIL and raises the interrupt pulse (IRQ flag or error).
+// Up to `Slots` descriptors are in flight at once, each in one of these stages (slot
+// pointers advance in ring order):
+//   fetch    reads 32-byte DMA_DESC records (several fetches outstanding) and checks them;
+//   read     requests a descriptor's source in bursts that never cross 4 KiB, as long as
+//            the beat FIFO has room for every requested beat; the next descriptor's reads
+//            start as soon as this one's are issued;
+//   receive  stores returning source beats in the FIFO (responses return in order);
+//   write    cuts the destination at every 4 KiB boundary and sends a chunk once all of
+//            its source beats are in the FIFO (store-and-forward); each destination beat
+//            is two adjacent source beats shifted by (SRC - DST) mod beat size, with byte
+//            strobes on the unaligned head and tail; ZERO_FILL sends zeros;
+//   complete once every write of the descriptor has its response, writes the 16-byte
+//            DMA_CPL (completion writes are pipelined); CPL_TAIL advances and the
+//            interrupt pulses when each completion write is acknowledged.
+// An error in a descriptor stops new fetches and reads; descriptors before it finish,
+// its error completion is written, everything after it is drained and discarded, HEAD is
+// rewound to the descriptor after the failed one, and the channel halts until RESUME.
 module npu_dma_channel #(
   parameter int unsigned DataWidth   = 512,
   parameter int unsigned DevMemBytes = 256 * 1024 * 1024,
   parameter int unsigned FifoBeats   = 512,
   parameter int unsigned MaxRdBursts = 16,
-  parameter int unsigned MaxWrBursts = 8,
+  parameter int unsigned MaxWrBursts = 16,
+  parameter int unsigned Slots       = 16,
   localparam int unsigned StrbWidth  = DataWidth / 8,
   localparam int unsigned OffBits    = $clog2(StrbWidth),
-  localparam int unsigned FifoIdx    = $clog2(FifoBeats)
+  localparam int unsigned FifoIdx    = $clog2(FifoBeats),
+  localparam int unsigned SlotIdx    = $clog2(Slots)
 ) (
   input  logic                 clk_i,
   input  logic                 rst_ni,
@@ -93,109 +98,158 @@ module npu_dma_channel #(
   if (DataWidth < 256 || DataWidth > 1024 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_width
     $error("npu_dma_channel needs DataWidth in 256..1024, a power of two (a descriptor fits one beat)");
   end
-  if (FifoBeats < 2 * 4096 / StrbWidth || (FifoBeats & (FifoBeats - 1)) != 0) begin : gen_bad_fifo
-    $error("FifoBeats must be a power of two holding at least two 4 KiB chunks");
+  if (FifoBeats < 4 * 4096 / StrbWidth || (FifoBeats & (FifoBeats - 1)) != 0) begin : gen_bad_fifo
+    $error("FifoBeats must be a power of two holding at least four 4 KiB chunks");
+  end
+  if (Slots < 2 || Slots > 64 || (Slots & (Slots - 1)) != 0) begin : gen_bad_slots
+    $error("Slots must be a power of two in 2..64");
   end
 
-  localparam logic [1:0] RespOkay = 2'b00;
-  localparam logic [31:0] MaxLen  = 32'h0100_0000;  // 16 MiB
-  localparam logic [7:0] ErrOk        = 8'(npu_reg_pkg::DMA_ERROR_OK);
-  localparam logic [7:0] ErrHostRd    = 8'(npu_reg_pkg::DMA_ERROR_HOST_RD);
-  localparam logic [7:0] ErrHostWr    = 8'(npu_reg_pkg::DMA_ERROR_HOST_WR);
-  localparam logic [7:0] ErrDevRd     = 8'(npu_reg_pkg::DMA_ERROR_DEV_RD);
-  localparam logic [7:0] ErrDevWr     = 8'(npu_reg_pkg::DMA_ERROR_DEV_WR);
-  localparam logic [7:0] ErrDescFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
-  localparam logic [7:0] ErrBadDesc   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
-  localparam logic [7:0] ErrPoison    = 8'(npu_reg_pkg::DMA_ERROR_POISON);
-  localparam int unsigned FlagZero    = npu_reg_pkg::DMA_FLAG_ZERO_FILL;
-  localparam int unsigned FlagIrq     = npu_reg_pkg::DMA_FLAG_IRQ;
-  localparam int unsigned FlagSrcHost = npu_reg_pkg::DMA_FLAG_SRC_HOST;
-  localparam int unsigned FlagDstHost = npu_reg_pkg::DMA_FLAG_DST_HOST;
-  localparam int unsigned BeatsPer4k  = 4096 / StrbWidth;
+  localparam logic [1:0]  RespOkay     = 2'b00;
+  localparam logic [31:0] MaxLen       = 32'h0100_0000;  // 16 MiB
+  localparam logic [7:0]  ErrOk        = 8'(npu_reg_pkg::DMA_ERROR_OK);
+  localparam logic [7:0]  ErrHostRd    = 8'(npu_reg_pkg::DMA_ERROR_HOST_RD);
+  localparam logic [7:0]  ErrHostWr    = 8'(npu_reg_pkg::DMA_ERROR_HOST_WR);
+  localparam logic [7:0]  ErrDevRd     = 8'(npu_reg_pkg::DMA_ERROR_DEV_RD);
+  localparam logic [7:0]  ErrDevWr     = 8'(npu_reg_pkg::DMA_ERROR_DEV_WR);
+  localparam logic [7:0]  ErrDescFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
+  localparam logic [7:0]  ErrBadDesc   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
+  localparam logic [7:0]  ErrPoison    = 8'(npu_reg_pkg::DMA_ERROR_POISON);
+  localparam int unsigned FlagZero     = npu_reg_pkg::DMA_FLAG_ZERO_FILL;
+  localparam int unsigned FlagIrq      = npu_reg_pkg::DMA_FLAG_IRQ;
+  localparam int unsigned FlagSrcHost  = npu_reg_pkg::DMA_FLAG_SRC_HOST;
+  localparam int unsigned FlagDstHost  = npu_reg_pkg::DMA_FLAG_DST_HOST;
+  localparam int unsigned BeatsPer4k   = 4096 / StrbWidth;
 
-  typedef enum logic [2:0] {
-    StIdle, StFetch, StFetchWait, StRun, StCpl, StCplW, StCplB, StHalted
-  } state_e;
+  typedef logic [SlotIdx:0] sptr_t;  // slot pointer with wrap bit
 
-  // ---------------------------------------------------------------- state
-  state_e        state_d, state_q;
-  logic          draining_d, draining_q;   // soft reset: finish in-flight bursts, then idle
-  logic          dev_err_d, dev_err_q;     // completion write failed: stuck until soft reset
-  logic [15:0]   head_d, head_q, cpl_tail_d, cpl_tail_q, index_d, index_q;
-  logic [63:0]   src_d, src_q, dst_d, dst_q;
-  logic [31:0]   len_d, len_q;
-  logic [15:0]   flags_d, flags_q, tag_d, tag_q;
-  logic [7:0]    err_d, err_q;
-  logic [31:0]   bytes_ok_d, bytes_ok_q;
+  typedef struct packed {
+    logic [63:0] src;
+    logic [63:0] dst;
+    logic [31:0] len;
+    logic [15:0] flags;
+    logic [15:0] tag;
+    logic [15:0] index;      // ring index of the descriptor
+    logic [7:0]  err;
+    logic [31:0] rd_beats;   // source beats requested that will be answered
+    logic [31:0] rcvd;       // source beats received
+    logic [31:0] bytes_ok;   // destination bytes acknowledged OKAY
+    logic [7:0]  b_pend;     // write bursts awaiting their response
+  } slot_t;
 
-  // read issuer
-  logic [63:0]   rd_addr_d, rd_addr_q;           // next source beat address (aligned)
-  logic [31:0]   rd_left_d, rd_left_q;           // source beats not yet requested
-  logic [FifoIdx:0] rd_beats_fly_d, rd_beats_fly_q;  // requested, not yet received
-  logic [7:0]    rd_bursts_fly_d, rd_bursts_fly_q;
-  // aligner
-  logic [DataWidth-1:0] prev_d, prev_q;
-  logic [31:0]   src_seen_d, src_seen_q;         // source beats received
-  logic [31:0]   pushed_d, pushed_q;             // destination beats pushed
-  logic          flush_d, flush_q;
-  logic [DataWidth-1:0] flush_data_d, flush_data_q;
-  // write issuer
-  logic [63:0]   wr_addr_d, wr_addr_q;           // next destination beat address (aligned)
-  logic [31:0]   wr_left_d, wr_left_q;           // destination beats not yet sent
-  logic          w_active_d, w_active_q;
-  logic [8:0]    w_beats_d, w_beats_q;           // beats left in the current burst
-  logic [12:0]   w_bytes_d, w_bytes_q;           // bytes of the current burst
-  logic          w_swallowed_d, w_swallowed_q;   // burst failed by injection (no B)
-  logic [7:0]    b_fly_d, b_fly_q;
-  // per-burst byte counts awaiting their B, oldest first
-  logic [MaxWrBursts*13-1:0] bq_d, bq_q;
-  logic [7:0]    bq_n_d, bq_n_q;
+  // Slots live in one flat vector (Yosys does not support packed arrays of structs);
+  // a slot is always read and written whole through a `slot_t` variable.
+  localparam int unsigned SlotW = 320;
+  logic [Slots*SlotW-1:0] slot_d, slot_q;
 
-  // beat FIFO of destination-aligned data
+  // Slot access by pointer, as a mux over constant slices (synthesis-friendly).
+  function automatic slot_t get_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p);
+    get_slot = '0;
+    for (int unsigned i = 0; i < Slots; i++) begin
+      if (p == SlotIdx'(i)) get_slot = v[i*SlotW +: SlotW];
+    end
+  endfunction
+
+  function automatic logic [Slots*SlotW-1:0] put_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p,
+                                                      slot_t val);
+    put_slot = v;
+    for (int unsigned i = 0; i < Slots; i++) begin
+      if (p == SlotIdx'(i)) put_slot[i*SlotW +: SlotW] = val;
+    end
+  endfunction
+
+  // ---------------------------------------------------------------- pipeline pointers
+  sptr_t fe_d, fe_q;   // next slot to allocate (fetch issued)
+  sptr_t fi_d, fi_q;   // next slot to fill (fetch answered)
+  sptr_t rd_d, rd_q;   // slot whose reads are being issued
+  sptr_t rx_d, rx_q;   // slot receiving source beats
+  sptr_t wr_d, wr_q;   // slot being written
+  sptr_t cp_d, cp_q;   // next completion to write
+  sptr_t cb_d, cb_q;   // oldest slot: completion awaiting its write response
+
+  function automatic logic [SlotIdx:0] age(sptr_t p, sptr_t base);
+    age = p - base;
+  endfunction
+
+  // ---------------------------------------------------------------- channel state
+  logic        halting_d, halting_q;   // an error was recorded in slot halt_slot
+  sptr_t       halt_d, halt_q;
+  logic        halted_d, halted_q;     // waiting for RESUME
+  logic        draining_d, draining_q; // soft reset: finish in-flight bursts, then clear
+  logic        dev_err_d, dev_err_q;   // completion write failed: stuck until soft reset
+  logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
+  logic [15:0] fidx_d, fidx_q;         // ring index of the next descriptor to fetch
+  logic [15:0] cpl_tail_d, cpl_tail_q;
+  logic [7:0]  fetch_fly_d, fetch_fly_q;
+  logic [7:0]  cpl_fly_d, cpl_fly_q;
+
+  // read stage
+  logic        rd_started_d, rd_started_q;
+  logic [63:0] rd_addr_d, rd_addr_q;
+  logic [31:0] rd_left_d, rd_left_q;
+  logic [FifoIdx+1:0] rd_beats_fly_d, rd_beats_fly_q;
+  logic [7:0]  rd_bursts_fly_d, rd_bursts_fly_q;
+
+  // write stage
+  logic        wr_started_d, wr_started_q;
+  logic [63:0] wr_addr_d, wr_addr_q;
+  logic [31:0] wr_left_d, wr_left_q;     // destination beats not yet issued in an AW
+  logic [31:0] sent_d, sent_q;           // destination beats sent
+  logic [FifoIdx:0] rp0_d, rp0_q;        // FIFO pointer of the slot's first source beat
+  logic        w_active_d, w_active_q;
+  logic [8:0]  w_beats_d, w_beats_q;
+  logic [12:0] w_bytes_d, w_bytes_q;
+  logic        w_swallowed_d, w_swallowed_q;
+  // write bursts awaiting B, oldest first: {slot, bytes}
+  localparam int unsigned BqW = SlotIdx + 13;
+  logic [MaxWrBursts*BqW-1:0] bq_d, bq_q;
+  logic [7:0]  bq_n_d, bq_n_q;
+
+  // completion stage
+  logic        cw_pend_d, cw_pend_q;     // AW accepted, W beat pending
+  logic [DataWidth-1:0] cw_data_d, cw_data_q;
+  logic [StrbWidth-1:0] cw_strb_d, cw_strb_q;
+
+  // beat FIFO of source data
   logic [DataWidth-1:0] fifo_mem [FifoBeats];
-  logic [FifoIdx-1:0]   fifo_wr_q, fifo_rd_q;
-  logic [FifoIdx:0]     fifo_cnt_q;
-  logic                 fifo_push, fifo_pop, fifo_clear;
-  logic [DataWidth-1:0] fifo_push_data;
-
-  // ---------------------------------------------------------------- descriptor geometry
-  logic [OffBits-1:0] src_off, dst_off, end_off, sh;
-  logic               off_neg;                   // src_off < dst_off
-  logic [31:0]        n_src_beats, n_dst_beats;
-  assign src_off = src_q[OffBits-1:0];
-  assign dst_off = dst_q[OffBits-1:0];
-  assign end_off = OffBits'(dst_q + 64'(len_q));  // byte offset of the end within its beat
-  assign off_neg = src_off < dst_off;
-  assign sh      = src_off - dst_off;             // modulo StrbWidth
-  assign n_src_beats = 32'((64'(src_off) + 64'(len_q) + 64'(StrbWidth) - 64'd1) >> OffBits);
-  assign n_dst_beats = 32'((64'(dst_off) + 64'(len_q) + 64'(StrbWidth) - 64'd1) >> OffBits);
-
-  logic zero_fill, src_host, dst_host;
-  assign zero_fill = flags_q[FlagZero];
-  assign src_host  = flags_q[FlagSrcHost];
-  assign dst_host  = flags_q[FlagDstHost];
+  logic [FifoIdx:0]     fifo_wr_d, fifo_wr_q, fifo_rel_d, fifo_rel_q;
+  logic                 fifo_push;
 
   // ---------------------------------------------------------------- ring geometry
-  logic [15:0] size_mask_desc, size_mask_cpl;
-  logic        rings_ok, desc_pending, cpl_full;
-  assign size_mask_desc = 16'((32'd1 << desc_size_log2_i) - 1);
-  assign size_mask_cpl  = 16'((32'd1 << cpl_size_log2_i) - 1);
-  assign rings_ok     = desc_size_log2_i >= 5'd1 && desc_size_log2_i <= 5'd16
-                        && cpl_size_log2_i >= 5'd1 && cpl_size_log2_i <= 5'd16;
-  assign desc_pending = (head_q & size_mask_desc) != (desc_tail_i & size_mask_desc);
-  assign cpl_full     = ((cpl_tail_q + 16'd1) & size_mask_cpl) == (cpl_head_i & size_mask_cpl);
+  logic [15:0] dmask, cmask;
+  logic        rings_ok, fetch_pending, cpl_room;
+  assign dmask    = 16'((32'd1 << desc_size_log2_i) - 1);
+  assign cmask    = 16'((32'd1 << cpl_size_log2_i) - 1);
+  assign rings_ok = desc_size_log2_i >= 5'd1 && desc_size_log2_i <= 5'd16
+                    && cpl_size_log2_i >= 5'd1 && cpl_size_log2_i <= 5'd16;
+  assign fetch_pending = (fidx_q & dmask) != (desc_tail_i & dmask);
+  assign cpl_room = ((cpl_tail_q + 16'(cpl_fly_q) + 16'd1) & cmask) != (cpl_head_i & cmask);
 
-  logic [63:0] desc_addr, cpl_addr;
-  assign desc_addr = desc_base_i + {43'd0, head_q & size_mask_desc, 5'd0};
-  assign cpl_addr  = cpl_base_i + {44'd0, cpl_tail_q & size_mask_cpl, 4'd0};
+  // Beat-aligned ring addresses use the upper bits, the byte offset within the beat the
+  // lower ones; each is consumed in part.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [63:0] fetch_addr, fill_addr, cpl_addr;
+  /* verilator lint_on UNUSEDSIGNAL */
 
-  // Descriptor fields from the fetched beat.
+  // Views of the slots at the fill, completion-response and halt pointers (each read
+  // in part). Slots are always read and written whole by a dynamic index.
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t fs, bs, hs;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign fs = get_slot(slot_q, fi_q[SlotIdx-1:0]);
+  assign bs = get_slot(slot_q, cb_q[SlotIdx-1:0]);
+  assign hs = get_slot(slot_q, halt_q[SlotIdx-1:0]);
+  assign fetch_addr = desc_base_i + {43'd0, fidx_q & dmask, 5'd0};
+  assign fill_addr  = desc_base_i + {43'd0, fs.index & dmask, 5'd0};
+  assign cpl_addr   = cpl_base_i + {44'd0, (cpl_tail_q + 16'(cpl_fly_q)) & cmask, 4'd0};
+
+  // Descriptor fields from a fetched beat.
   logic [191:0] desc_raw;  // bits 255:192 of DMA_DESC are reserved
-  assign desc_raw = 192'(ring_r_data_i >> {desc_addr[OffBits-1:0], 3'b000});
+  assign desc_raw = 192'(ring_r_data_i >> {fill_addr[OffBits-1:0], 3'b000});
 
   function automatic logic range_bad(logic [63:0] addr, logic [31:0] len, logic host);
     logic [64:0] end_addr;
-    end_addr = {1'b0, addr} + {33'd0, len};
+    end_addr  = {1'b0, addr} + {33'd0, len};
     range_bad = host ? end_addr[64] : end_addr > 65'(DevMemBytes);
   endfunction
 
@@ -212,59 +266,94 @@ module npu_dma_channel #(
                    || (!f_flags[FlagZero] && range_bad(f_src, f_len, f_flags[FlagSrcHost]))
                    || range_bad(f_dst, f_len, f_flags[FlagDstHost]);
 
-  // ---------------------------------------------------------------- read issuer
+  function automatic logic [31:0] beats_of(logic [OffBits-1:0] off, logic [31:0] len);
+    beats_of = 32'((64'(off) + 64'(len) + 64'(StrbWidth) - 64'd1) >> OffBits);
+  endfunction
+
+  // ---------------------------------------------------------------- read stage
+  // Stage views of a slot: each stage reads only the fields it needs.
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t       rs;  // slot in the read stage
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic        rs_ok, rd_can;
   logic [31:0] rd_to_4k, rd_burst;
-  logic [FifoIdx+1:0] fifo_reserved;
-  logic        rd_can;
+  logic [FifoIdx+2:0] fifo_reserved;
+  assign rs       = get_slot(slot_q, rd_q[SlotIdx-1:0]);
+  assign rs_ok    = rd_q != fi_q && rd_started_q;
   assign rd_to_4k = 32'(BeatsPer4k) - 32'(rd_addr_q[11:OffBits]);
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
-  assign fifo_reserved = (FifoIdx + 2)'(fifo_cnt_q) + (FifoIdx + 2)'(rd_beats_fly_q) + (FifoIdx + 2)'(2);
-  assign rd_can   = state_q == StRun && !draining_q && !hang_i && err_q == ErrOk && !zero_fill
-                    && rd_left_q != 0 && rd_bursts_fly_q < 8'(MaxRdBursts)
-                    && 33'(fifo_reserved) + 33'(rd_burst) <= 33'(FifoBeats);
-  assign rd_host_o     = src_host;
+  assign fifo_reserved = (FifoIdx + 3)'(FifoIdx'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
+  assign rd_can   = rs_ok && !halting_q && !draining_q && !hang_i && rd_left_q != 0
+                    && rd_bursts_fly_q < 8'(MaxRdBursts)
+                    && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
+  assign rd_host_o     = rs.flags[FlagSrcHost];
   assign rd_ar_valid_o = rd_can;
   assign rd_ar_addr_o  = rd_addr_q;
   assign rd_ar_len_o   = 8'(rd_burst - 32'd1);
 
-  // ---------------------------------------------------------------- aligner
-  logic                 r_beat, r_ok, r_last_src;
-  logic [2*DataWidth-1:0] window;
-  logic [DataWidth-1:0] shifted, shifted_tail;
-  assign r_beat     = rd_r_valid_i;
-  assign r_ok       = rd_r_resp_i == RespOkay;
-  assign r_last_src = src_seen_q + 32'd1 == n_src_beats;
-  assign window       = {rd_r_data_i, (src_seen_q == 0 ? {DataWidth{1'b0}} : prev_q)};
-  // Both cases use the window {s_i, s_(i-1)} shifted by sh bytes: for src_off >= dst_off
-  // it yields destination beat i-1, otherwise destination beat i.
-  assign shifted      = window[{1'b0, sh, 3'b000} +: DataWidth];
-  assign shifted_tail = DataWidth'({{DataWidth{1'b0}}, rd_r_data_i} >> {sh, 3'b000});
+  // ---------------------------------------------------------------- write stage
+  // Stage views of a slot: each stage reads only the fields it needs.
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t       ws;  // slot in the write stage
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [OffBits-1:0] w_src_off, w_dst_off, w_end_off, w_sh;
+  logic        w_neg, w_zero, w_allowed;
+  logic [31:0] w_ns, w_nd, w_to_4k, w_chunk, w_need;
+  assign ws        = get_slot(slot_q, wr_q[SlotIdx-1:0]);
+  assign w_src_off = ws.src[OffBits-1:0];
+  assign w_dst_off = ws.dst[OffBits-1:0];
+  assign w_end_off = OffBits'(ws.dst + 64'(ws.len));
+  assign w_neg     = w_src_off < w_dst_off;
+  assign w_sh      = w_src_off - w_dst_off;
+  assign w_zero    = ws.flags[FlagZero];
+  assign w_ns      = beats_of(ws.src[OffBits-1:0], ws.len);
+  assign w_nd      = beats_of(ws.dst[OffBits-1:0], ws.len);
+  assign w_to_4k   = 32'(BeatsPer4k) - 32'(wr_addr_q[11:OffBits]);
+  assign w_chunk   = wr_left_q < w_to_4k ? wr_left_q : w_to_4k;
+  // Source beats needed before the chunk may be sent: up to and including the upper
+  // half of its last beat's window.
+  logic [31:0] w_need_raw;
+  assign w_need_raw = (w_nd - wr_left_q) + w_chunk + (w_neg ? 32'd0 : 32'd1);
+  assign w_need     = w_need_raw < w_ns ? w_need_raw : w_ns;
+  // Slots after the one that failed are never written.
+  assign w_allowed  = !halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q);
 
-  // ---------------------------------------------------------------- write issuer
-  logic [31:0] wr_to_4k, wr_chunk;
-  logic        aw_can, w_first, w_lastbeat;
-  logic [StrbWidth-1:0] strb_head, strb_tail;
-  assign wr_to_4k = 32'(BeatsPer4k) - 32'(wr_addr_q[11:OffBits]);
-  assign wr_chunk = wr_left_q < wr_to_4k ? wr_left_q : wr_to_4k;
-  assign aw_can   = state_q == StRun && !draining_q && !hang_i && err_q == ErrOk && !w_active_q
-                    && wr_left_q != 0 && 33'(fifo_cnt_q) >= 33'(wr_chunk) && bq_n_q < 8'(MaxWrBursts);
-  assign wr_host_o     = dst_host;
+  logic aw_can;
+  assign aw_can = wr_started_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q && !hang_i
+                  && !w_active_q && wr_left_q != 0 && bq_n_q < 8'(MaxWrBursts)
+                  && (w_zero || ws.rcvd >= w_need);
+  assign wr_host_o     = ws.flags[FlagDstHost];
   assign wr_aw_valid_o = aw_can;
   assign wr_aw_addr_o  = wr_addr_q;
-  assign wr_aw_len_o   = 8'(wr_chunk - 32'd1);
+  assign wr_aw_len_o   = 8'(w_chunk - 32'd1);
 
-  // The beat being sent is the descriptor's first/last destination beat?
-  assign w_first    = wr_left_q + 32'(w_beats_q) == n_dst_beats;
-  assign w_lastbeat = wr_left_q == 0 && w_beats_q == 9'd1;
-  assign strb_head  = {StrbWidth{1'b1}} << dst_off;
-  assign strb_tail  = end_off == '0 ? {StrbWidth{1'b1}} : ~({StrbWidth{1'b1}} << end_off);
+  // Data of destination beat `sent_q`: source beats k+c and k+c+1 (c = -1 if the source
+  // offset is below the destination offset, else 0), shifted by w_sh bytes.
+  logic [31:0]          lo_idx, hi_idx;
+  logic                 lo_in, hi_in;
+  logic [DataWidth-1:0] lo_beat, hi_beat, w_data;
+  logic [2*DataWidth-1:0] window;
+  assign lo_idx  = w_neg ? sent_q - 32'd1 : sent_q;
+  assign hi_idx  = lo_idx + 32'd1;
+  assign lo_in   = !(w_neg && sent_q == 0) && lo_idx < w_ns;
+  assign hi_in   = hi_idx < w_ns;
+  assign lo_beat = lo_in ? fifo_mem[rp0_q[FifoIdx-1:0] + FifoIdx'(lo_idx)] : '0;
+  assign hi_beat = hi_in ? fifo_mem[rp0_q[FifoIdx-1:0] + FifoIdx'(hi_idx)] : '0;
+  assign window  = {hi_beat, lo_beat};
+  assign w_data  = w_zero ? '0 : window[{1'b0, w_sh, 3'b000} +: DataWidth];
+
+  logic                 w_first, w_last_beat;
+  logic [StrbWidth-1:0] strb_head, strb_tail;
+  assign w_first     = sent_q == 0;
+  assign w_last_beat = sent_q + 32'd1 == w_nd;
+  assign strb_head   = {StrbWidth{1'b1}} << w_dst_off;
+  assign strb_tail   = w_end_off == '0 ? {StrbWidth{1'b1}} : ~({StrbWidth{1'b1}} << w_end_off);
   assign wr_w_valid_o = w_active_q;
-  assign wr_w_data_o  = fifo_mem[fifo_rd_q];
+  assign wr_w_data_o  = w_data;
   assign wr_w_strb_o  = draining_q ? '0
-                        : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_lastbeat ? strb_tail : {StrbWidth{1'b1}});
+                        : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
   assign wr_w_last_o  = w_beats_q == 9'd1;
 
-  // Bytes a chunk of `beats` beats starting at wr_addr_q writes.
   function automatic logic [12:0] chunk_bytes(logic [8:0] beats, logic first, logic last,
                                               logic [OffBits-1:0] head_off, logic [OffBits-1:0] tail_off);
     logic [13:0] b;
@@ -274,335 +363,425 @@ module npu_dma_channel #(
     chunk_bytes = 13'(b);
   endfunction
 
-  // ---------------------------------------------------------------- ring traffic
-  assign ring_ar_valid_o = state_q == StFetch && !hang_i;
-  assign ring_ar_addr_o  = {desc_addr[63:OffBits], {OffBits{1'b0}}};
-  assign ring_aw_valid_o = state_q == StCpl && !cpl_full && !hang_i;
-  assign ring_aw_addr_o  = {cpl_addr[63:OffBits], {OffBits{1'b0}}};
-  assign ring_w_valid_o  = state_q == StCplW;
+  // ---------------------------------------------------------------- completion stage
+  // Stage views of a slot: each stage reads only the fields it needs.
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t cs;  // slot whose completion is next
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic  cp_can;
+  assign cs     = get_slot(slot_q, cp_q[SlotIdx-1:0]);
+  assign cp_can = cp_q != wr_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q
+                  && (!halting_q || age(cp_q, cb_q) <= age(halt_q, cb_q));
   logic [127:0] cpl_rec;
-  assign cpl_rec = {48'd0, index_q, bytes_ok_q, 8'd0, err_q, tag_q};
-  assign ring_w_data_o = DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
-  assign ring_w_strb_o = StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
+  assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
+
+  assign ring_aw_valid_o = cp_can;
+  assign ring_aw_addr_o  = {cpl_addr[63:OffBits], {OffBits{1'b0}}};
+  assign ring_w_valid_o  = cw_pend_q;
+  assign ring_w_data_o   = cw_data_q;
+  assign ring_w_strb_o   = cw_strb_q;
+
+  // ---------------------------------------------------------------- fetch stage
+  logic fetch_can;
+  assign fetch_can = enable_i && rings_ok && fetch_pending && !halting_q && !halted_q && !draining_q
+                     && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
+  assign ring_ar_valid_o = fetch_can;
+  assign ring_ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
 
   // ---------------------------------------------------------------- next state
-  logic run_done;
-  assign run_done = (wr_left_q == 0 || err_q != ErrOk) && !w_active_q && b_fly_q == 0
-                    && rd_bursts_fly_q == 0 && !flush_q
-                    && (err_q != ErrOk || pushed_q == n_dst_beats || zero_fill);
-
+  logic quiet;  // nothing in flight on any port
   always_comb begin : next_state
-    state_d        = state_q;
-    draining_d     = draining_q;
-    dev_err_d      = dev_err_q;
-    head_d         = head_q;
-    cpl_tail_d     = cpl_tail_q;
-    index_d        = index_q;
-    src_d          = src_q;
-    dst_d          = dst_q;
-    len_d          = len_q;
-    flags_d        = flags_q;
-    tag_d          = tag_q;
-    err_d          = err_q;
-    bytes_ok_d     = bytes_ok_q;
-    rd_addr_d      = rd_addr_q;
-    rd_left_d      = rd_left_q;
-    rd_beats_fly_d = rd_beats_fly_q;
+    sptr_t      idx;
+    logic [7:0] code;
+    slot_t      tmp;
+    slot_d          = slot_q;
+    fe_d            = fe_q;
+    fi_d            = fi_q;
+    rd_d            = rd_q;
+    rx_d            = rx_q;
+    wr_d            = wr_q;
+    cp_d            = cp_q;
+    cb_d            = cb_q;
+    halting_d       = halting_q;
+    halt_d          = halt_q;
+    halted_d        = halted_q;
+    draining_d      = draining_q;
+    dev_err_d       = dev_err_q;
+    head_d          = head_q;
+    fidx_d          = fidx_q;
+    cpl_tail_d      = cpl_tail_q;
+    fetch_fly_d     = fetch_fly_q;
+    cpl_fly_d       = cpl_fly_q;
+    rd_started_d    = rd_started_q;
+    rd_addr_d       = rd_addr_q;
+    rd_left_d       = rd_left_q;
+    rd_beats_fly_d  = rd_beats_fly_q;
     rd_bursts_fly_d = rd_bursts_fly_q;
-    prev_d         = prev_q;
-    src_seen_d     = src_seen_q;
-    pushed_d       = pushed_q;
-    flush_d        = flush_q;
-    flush_data_d   = flush_data_q;
-    wr_addr_d      = wr_addr_q;
-    wr_left_d      = wr_left_q;
-    w_active_d     = w_active_q;
-    w_beats_d      = w_beats_q;
-    w_bytes_d      = w_bytes_q;
-    w_swallowed_d  = w_swallowed_q;
-    b_fly_d        = b_fly_q;
-    bq_d           = bq_q;
-    bq_n_d         = bq_n_q;
-    fifo_push      = 1'b0;
-    fifo_push_data = '0;
-    fifo_pop       = 1'b0;
-    fifo_clear     = 1'b0;
-    irq_o          = 1'b0;
-    bytes_done_o   = '0;
+    wr_started_d    = wr_started_q;
+    wr_addr_d       = wr_addr_q;
+    wr_left_d       = wr_left_q;
+    sent_d          = sent_q;
+    rp0_d           = rp0_q;
+    w_active_d      = w_active_q;
+    w_beats_d       = w_beats_q;
+    w_bytes_d       = w_bytes_q;
+    w_swallowed_d   = w_swallowed_q;
+    bq_d            = bq_q;
+    bq_n_d          = bq_n_q;
+    cw_pend_d       = cw_pend_q;
+    cw_data_d       = cw_data_q;
+    cw_strb_d       = cw_strb_q;
+    fifo_wr_d       = fifo_wr_q;
+    fifo_rel_d      = fifo_rel_q;
+    fifo_push       = 1'b0;
+    irq_o           = 1'b0;
+    bytes_done_o    = '0;
+    idx             = '0;
+    code            = ErrOk;
+    tmp             = '0;
 
-    // ---- read issue and responses
+    // ---- fetch: issue, then fill
+    if (ring_ar_valid_o && ring_ar_ready_i) begin
+      tmp       = '0;
+      tmp.index = fidx_q & dmask;
+      slot_d = put_slot(slot_d, fe_q[SlotIdx-1:0], tmp);
+      fe_d        = fe_q + 1'b1;
+      fidx_d      = (fidx_q + 16'd1) & dmask;
+      fetch_fly_d = fetch_fly_d + 8'd1;
+    end
+    if (ring_r_valid_i) begin
+      idx       = fi_q;
+      tmp       = get_slot(slot_d, idx[SlotIdx-1:0]);
+      tmp.src   = f_src;
+      tmp.dst   = f_dst;
+      tmp.len   = f_len;
+      tmp.flags = f_flags;
+      tmp.tag   = f_tag;
+      code = ring_r_resp_i != RespOkay ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
+      tmp.err   = code;
+      slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
+      if (code != ErrOk) begin
+        if (!halting_d || age(idx, cb_q) < age(halt_d, cb_q)) begin
+          halting_d = 1'b1;
+          halt_d    = idx;
+        end
+      end
+      fi_d        = fi_q + 1'b1;
+      fetch_fly_d = fetch_fly_d - 8'd1;
+      head_d      = (fs.index + 16'd1) & dmask;
+    end
+
+    // ---- read stage
+    if (rd_q != fi_q && !rd_started_q) begin
+      rd_started_d = 1'b1;
+      rd_addr_d    = {rs.src[63:OffBits], {OffBits{1'b0}}};
+      rd_left_d    = (rs.err != ErrOk || rs.flags[FlagZero]) ? 32'd0 : beats_of(rs.src[OffBits-1:0], rs.len);
+    end
     if (rd_ar_valid_o && rd_ar_ready_i) begin
       rd_addr_d = rd_addr_q + (64'(rd_burst) << OffBits);
       rd_left_d = rd_left_q - rd_burst;
+      code      = ErrOk;
+      tmp       = get_slot(slot_d, rd_q[SlotIdx-1:0]);
       if (rd_ar_err_i) begin
-        if (err_d == ErrOk) err_d = src_host ? ErrHostRd : ErrDevRd;
+        code      = rs.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
+        rd_left_d = '0;
       end else begin
-        rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 1)'(rd_burst);
+        tmp.rd_beats    = tmp.rd_beats + rd_burst;
+        rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst);
         rd_bursts_fly_d = rd_bursts_fly_d + 8'd1;
-        if (rd_ar_poison_i && err_d == ErrOk) err_d = ErrPoison;
-      end
-    end
-    if (r_beat) begin
-      rd_beats_fly_d = rd_beats_fly_d - 1'b1;
-      if (rd_r_last_i) rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
-      if (!r_ok && err_d == ErrOk) err_d = src_host ? ErrHostRd : ErrDevRd;
-      src_seen_d = src_seen_q + 32'd1;
-      prev_d     = rd_r_data_i;
-      if (err_d == ErrOk && !draining_q) begin
-        // Destination beat from this source beat (see the header).
-        if (off_neg || src_seen_q != 0) begin
-          fifo_push      = 1'b1;
-          fifo_push_data = shifted;
-        end
-        // The last source beat may complete one more destination beat.
-        if (r_last_src && pushed_q + 32'(fifo_push) < n_dst_beats) begin
-          if (fifo_push) begin
-            flush_d      = 1'b1;
-            flush_data_d = shifted_tail;
-          end else begin
-            fifo_push      = 1'b1;
-            fifo_push_data = shifted_tail;
-          end
+        if (rd_ar_poison_i) begin
+          code      = ErrPoison;
+          rd_left_d = '0;
         end
       end
-    end else if (flush_q) begin
-      fifo_push      = 1'b1;
-      fifo_push_data = flush_data_q;
-      flush_d        = 1'b0;
-    end else if (state_q == StRun && zero_fill && err_q == ErrOk && !draining_q
-                 && pushed_q < n_dst_beats && 33'(fifo_cnt_q) + 33'd1 < 33'(FifoBeats)) begin
-      fifo_push = 1'b1;
+      if (code != ErrOk && tmp.err == ErrOk) tmp.err = code;
+      slot_d = put_slot(slot_d, rd_q[SlotIdx-1:0], tmp);
+      if (code != ErrOk) begin
+        if (!halting_d || age(rd_q, cb_q) < age(halt_d, cb_q)) begin
+          halting_d = 1'b1;
+          halt_d    = rd_q;
+        end
+      end
     end
-    if (fifo_push) pushed_d = pushed_q + 32'd1;
+    // After an error the read stage may still step past the failed slot (so later
+    // stages can finish it) but no further.
+    if (rd_started_q && rd_left_q == 0 && !(rd_ar_valid_o && rd_ar_ready_i)
+        && (!halting_q || age(rd_q, cb_q) <= age(halt_q, cb_q))) begin
+      rd_d         = rd_q + 1'b1;
+      rd_started_d = 1'b0;
+    end
 
-    // ---- write issue
+    // ---- receive stage
+    if (rd_r_valid_i) begin
+      fifo_push       = 1'b1;
+      fifo_wr_d       = fifo_wr_q + 1'b1;
+      rd_beats_fly_d  = rd_beats_fly_d - 1'b1;
+      if (rd_r_last_i) rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
+      tmp      = get_slot(slot_d, rx_q[SlotIdx-1:0]);
+      tmp.rcvd = tmp.rcvd + 32'd1;
+      if (rd_r_resp_i != RespOkay && tmp.err == ErrOk) begin
+        tmp.err = tmp.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
+      end
+      slot_d = put_slot(slot_d, rx_q[SlotIdx-1:0], tmp);
+      if (rd_r_resp_i != RespOkay) begin
+        if (!halting_d || age(rx_q, cb_q) < age(halt_d, cb_q)) begin
+          halting_d = 1'b1;
+          halt_d    = rx_q;
+        end
+      end
+    end
+    // The receive stage moves on once the read stage has moved past the slot and every
+    // requested beat is in.
+    tmp = get_slot(slot_d, rx_q[SlotIdx-1:0]);
+    if (rx_q != rd_q && tmp.rcvd == tmp.rd_beats) begin
+      rx_d = rx_q + 1'b1;
+    end
+
+    // ---- write stage
+    if (wr_q != fi_q && !wr_started_q && w_allowed) begin
+      wr_started_d = 1'b1;
+      wr_addr_d    = {ws.dst[63:OffBits], {OffBits{1'b0}}};
+      wr_left_d    = ws.err != ErrOk ? 32'd0 : w_nd;
+      sent_d       = '0;
+      rp0_d        = fifo_rel_q;
+    end
     if (wr_aw_valid_o && wr_aw_ready_i) begin
       w_active_d    = 1'b1;
-      w_beats_d     = 9'(wr_chunk);
-      w_bytes_d     = chunk_bytes(9'(wr_chunk), wr_left_q == n_dst_beats, wr_left_q == wr_chunk, dst_off, end_off);
+      w_beats_d     = 9'(w_chunk);
+      w_bytes_d     = chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
       w_swallowed_d = wr_aw_err_i;
-      if (wr_aw_err_i && err_d == ErrOk) err_d = dst_host ? ErrHostWr : ErrDevWr;
-      wr_addr_d     = wr_addr_q + (64'(wr_chunk) << OffBits);
-      wr_left_d     = wr_left_q - wr_chunk;
+      wr_addr_d     = wr_addr_q + (64'(w_chunk) << OffBits);
+      wr_left_d     = wr_left_q - w_chunk;
+      tmp = get_slot(slot_d, wr_q[SlotIdx-1:0]);
+      if (wr_aw_err_i) begin
+        if (tmp.err == ErrOk) tmp.err = ws.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+        slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
+        if (!halting_d || age(wr_q, cb_q) < age(halt_d, cb_q)) begin
+          halting_d = 1'b1;
+          halt_d    = wr_q;
+        end
+      end else begin
+        tmp.b_pend = tmp.b_pend + 8'd1;
+        slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
+        bq_d[bq_n_q*BqW +: BqW] = {SlotIdx'(wr_q[SlotIdx-1:0]), w_bytes_d};
+        bq_n_d = bq_n_q + 8'd1;
+      end
     end
     if (w_active_q && wr_w_ready_i) begin
-      fifo_pop  = 1'b1;
+      sent_d    = sent_q + 32'd1;
       w_beats_d = w_beats_q - 9'd1;
-      if (w_beats_q == 9'd1) begin
-        w_active_d = 1'b0;
-        if (!w_swallowed_q) begin
-          b_fly_d = b_fly_d + 8'd1;
-          bq_d[bq_n_q*13 +: 13] = w_bytes_q;
-          bq_n_d = bq_n_q + 8'd1;
-        end
+      if (w_beats_q == 9'd1) w_active_d = 1'b0;
+      // Source beat k+c is not needed after destination beat k.
+      if (!w_zero && !(w_neg && sent_q == 0) && lo_idx < w_ns) begin
+        fifo_rel_d = fifo_rel_q + 1'b1;
       end
     end
+    // Slot done: nothing left to send and every source beat received; release the rest.
+    if (wr_started_q && (wr_left_q == 0 || ws.err != ErrOk) && !w_active_q
+        && (rx_q != wr_q) && w_allowed) begin
+      fifo_rel_d   = rp0_q + (FifoIdx + 1)'(ws.rd_beats);
+      wr_d         = wr_q + 1'b1;
+      wr_started_d = 1'b0;
+    end
+
+    // ---- write responses
     if (wr_b_valid_i) begin
-      b_fly_d = b_fly_d - 8'd1;
-      if (wr_b_resp_i == RespOkay && err_d == ErrOk && !draining_q) begin
-        bytes_ok_d   = bytes_ok_d + 32'(bq_q[12:0]);
-        bytes_done_o = bq_q[12:0];
-      end else if (wr_b_resp_i != RespOkay && err_d == ErrOk) begin
-        err_d = dst_host ? ErrHostWr : ErrDevWr;
+      idx = sptr_t'(bq_q[SlotIdx+12:13]);
+      tmp        = get_slot(slot_d, idx[SlotIdx-1:0]);
+      tmp.b_pend = tmp.b_pend - 8'd1;
+      if (wr_b_resp_i == RespOkay) begin
+        if (tmp.err == ErrOk) begin
+          tmp.bytes_ok = tmp.bytes_ok + 32'(bq_q[12:0]);
+          bytes_done_o = bq_q[12:0];
+        end
+      end else if (tmp.err == ErrOk) begin
+        tmp.err = tmp.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
       end
-      bq_d   = bq_d >> 13;
+      slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
+      bq_d   = bq_d >> BqW;
       bq_n_d = bq_n_d - 8'd1;
     end
 
-    // ---- descriptor sequencing
-    unique case (state_q)
-      StIdle: begin
-        if (enable_i && rings_ok && desc_pending && !hang_i && !draining_q) begin
-          state_d = StFetch;
-        end
+    // ---- completions
+    if (ring_aw_valid_o && ring_aw_ready_i) begin
+      cw_pend_d = 1'b1;
+      cw_data_d = DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
+      cw_strb_d = StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
+      cp_d      = cp_q + 1'b1;
+      cpl_fly_d = cpl_fly_d + 8'd1;
+      // A write error found by a late response still lands in this completion's slot
+      // before the record is built (b_pend == 0 guarantees every response is in).
+    end
+    if (cw_pend_q && ring_w_ready_i) begin
+      cw_pend_d = 1'b0;
+    end
+    if (ring_b_valid_i) begin
+      cpl_fly_d = cpl_fly_d - 8'd1;
+      if (ring_b_resp_i != RespOkay) begin
+        dev_err_d = 1'b1;
+        halted_d  = 1'b1;
+        halting_d = 1'b1;
+        halt_d    = cb_q;
+      end else begin
+        cpl_tail_d = (cpl_tail_q + 16'd1) & cmask;
+        irq_o      = bs.flags[FlagIrq] || bs.err != ErrOk;
+        if (bs.err != ErrOk) halted_d = 1'b1;
       end
-      StFetch: begin
-        if (ring_ar_ready_i) state_d = StFetchWait;
+      cb_d = cb_q + 1'b1;
+    end
+
+    // ---- after an error completion: drain and discard the rest, rewind HEAD
+    if ((halted_q || draining_q) && quiet) begin
+      fe_d = cb_q;
+      fi_d = cb_q;
+      rd_d = cb_q;
+      rx_d = cb_q;
+      wr_d = cb_q;
+      cp_d = cb_q;
+      rd_started_d = 1'b0;
+      wr_started_d = 1'b0;
+      rd_left_d    = '0;
+      wr_left_d    = '0;
+      fifo_rel_d   = fifo_wr_q;
+      if (halting_q && !draining_q) begin
+        head_d = (hs.index + 16'd1) & dmask;
+        fidx_d = head_d;
       end
-      StFetchWait: begin
-        if (ring_r_valid_i) begin
-          index_d    = head_q & size_mask_desc;
-          head_d     = (head_q + 16'd1) & size_mask_desc;
-          src_d      = f_src;
-          dst_d      = f_dst;
-          len_d      = f_len;
-          flags_d    = f_flags;
-          tag_d      = f_tag;
-          bytes_ok_d = '0;
-          fifo_clear = 1'b1;
-          if (ring_r_resp_i != RespOkay) begin
-            err_d   = ErrDescFetch;
-            tag_d   = '0;
-            state_d = StCpl;
-          end else if (f_bad) begin
-            err_d   = ErrBadDesc;
-            state_d = StCpl;
-          end else begin
-            err_d      = ErrOk;
-            rd_addr_d  = {f_src[63:OffBits], {OffBits{1'b0}}};
-            rd_left_d  = 32'((64'(f_src[OffBits-1:0]) + 64'(f_len) + 64'(StrbWidth) - 64'd1) >> OffBits);
-            wr_addr_d  = {f_dst[63:OffBits], {OffBits{1'b0}}};
-            wr_left_d  = 32'((64'(f_dst[OffBits-1:0]) + 64'(f_len) + 64'(StrbWidth) - 64'd1) >> OffBits);
-            src_seen_d = '0;
-            pushed_d   = '0;
-            state_d    = StRun;
-          end
-        end
-      end
-      StRun: begin
-        if (run_done) state_d = StCpl;
-      end
-      StCpl: begin
-        if (ring_aw_valid_o && ring_aw_ready_i) state_d = StCplW;
-      end
-      StCplW: begin
-        if (ring_w_ready_i) state_d = StCplB;
-      end
-      StCplB: begin
-        if (ring_b_valid_i) begin
-          if (ring_b_resp_i != RespOkay) begin
-            dev_err_d = 1'b1;
-            state_d   = StHalted;
-          end else begin
-            cpl_tail_d = (cpl_tail_q + 16'd1) & size_mask_cpl;
-            irq_o      = flags_q[FlagIrq] || err_q != ErrOk;
-            state_d    = err_q != ErrOk ? StHalted : StIdle;
-          end
-        end
-      end
-      StHalted: begin
-        if (resume_i && !dev_err_q) state_d = StIdle;
-      end
-      default: state_d = StIdle;
-    endcase
+      halting_d = 1'b0;
+    end
+    if (halted_q && !halting_q && resume_i && !dev_err_q) begin
+      halted_d = 1'b0;
+    end
 
     // ---- soft reset: forget everything once in-flight bursts have drained
-    if (soft_reset_i) begin
-      draining_d = 1'b1;
-    end
-    if (draining_d && !w_active_d && b_fly_d == 0 && rd_bursts_fly_d == 0
-        && state_q != StFetchWait && state_q != StCplW && state_q != StCplB) begin
+    if (soft_reset_i) draining_d = 1'b1;
+    if (draining_q && quiet) begin
       draining_d = 1'b0;
       dev_err_d  = 1'b0;
-      state_d    = StIdle;
+      halted_d   = 1'b0;
+      halting_d  = 1'b0;
       head_d     = '0;
+      fidx_d     = '0;
       cpl_tail_d = '0;
-      err_d      = ErrOk;
-      rd_left_d  = '0;
-      wr_left_d  = '0;
-      flush_d    = 1'b0;
-      fifo_clear = 1'b1;
     end
   end
+
+  assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
+                 && bq_n_q == 0 && cpl_fly_q == 0 && !cw_pend_q
+                 && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i);
 
   // ---------------------------------------------------------------- registers
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
-      state_q         <= StIdle;
+      slot_q          <= '0;
+      fe_q            <= '0;
+      fi_q            <= '0;
+      rd_q            <= '0;
+      rx_q            <= '0;
+      wr_q            <= '0;
+      cp_q            <= '0;
+      cb_q            <= '0;
+      halting_q       <= 1'b0;
+      halt_q          <= '0;
+      halted_q        <= 1'b0;
       draining_q      <= 1'b0;
       dev_err_q       <= 1'b0;
       head_q          <= '0;
+      fidx_q          <= '0;
       cpl_tail_q      <= '0;
-      index_q         <= '0;
-      src_q           <= '0;
-      dst_q           <= '0;
-      len_q           <= '0;
-      flags_q         <= '0;
-      tag_q           <= '0;
-      err_q           <= ErrOk;
-      bytes_ok_q      <= '0;
+      fetch_fly_q     <= '0;
+      cpl_fly_q       <= '0;
+      rd_started_q    <= 1'b0;
       rd_addr_q       <= '0;
       rd_left_q       <= '0;
       rd_beats_fly_q  <= '0;
       rd_bursts_fly_q <= '0;
-      prev_q          <= '0;
-      src_seen_q      <= '0;
-      pushed_q        <= '0;
-      flush_q         <= 1'b0;
-      flush_data_q    <= '0;
+      wr_started_q    <= 1'b0;
       wr_addr_q       <= '0;
       wr_left_q       <= '0;
+      sent_q          <= '0;
+      rp0_q           <= '0;
       w_active_q      <= 1'b0;
       w_beats_q       <= '0;
       w_bytes_q       <= '0;
       w_swallowed_q   <= 1'b0;
-      b_fly_q         <= '0;
       bq_q            <= '0;
       bq_n_q          <= '0;
+      cw_pend_q       <= 1'b0;
+      cw_data_q       <= '0;
+      cw_strb_q       <= '0;
+      fifo_wr_q       <= '0;
+      fifo_rel_q      <= '0;
     end else begin
-      state_q         <= state_d;
+      slot_q          <= slot_d;
+      fe_q            <= fe_d;
+      fi_q            <= fi_d;
+      rd_q            <= rd_d;
+      rx_q            <= rx_d;
+      wr_q            <= wr_d;
+      cp_q            <= cp_d;
+      cb_q            <= cb_d;
+      halting_q       <= halting_d;
+      halt_q          <= halt_d;
+      halted_q        <= halted_d;
       draining_q      <= draining_d;
       dev_err_q       <= dev_err_d;
       head_q          <= head_d;
+      fidx_q          <= fidx_d;
       cpl_tail_q      <= cpl_tail_d;
-      index_q         <= index_d;
-      src_q           <= src_d;
-      dst_q           <= dst_d;
-      len_q           <= len_d;
-      flags_q         <= flags_d;
-      tag_q           <= tag_d;
-      err_q           <= err_d;
-      bytes_ok_q      <= bytes_ok_d;
+      fetch_fly_q     <= fetch_fly_d;
+      cpl_fly_q       <= cpl_fly_d;
+      rd_started_q    <= rd_started_d;
       rd_addr_q       <= rd_addr_d;
       rd_left_q       <= rd_left_d;
       rd_beats_fly_q  <= rd_beats_fly_d;
       rd_bursts_fly_q <= rd_bursts_fly_d;
-      prev_q          <= prev_d;
-      src_seen_q      <= src_seen_d;
-      pushed_q        <= pushed_d;
-      flush_q         <= flush_d;
-      flush_data_q    <= flush_data_d;
+      wr_started_q    <= wr_started_d;
       wr_addr_q       <= wr_addr_d;
       wr_left_q       <= wr_left_d;
+      sent_q          <= sent_d;
+      rp0_q           <= rp0_d;
       w_active_q      <= w_active_d;
       w_beats_q       <= w_beats_d;
       w_bytes_q       <= w_bytes_d;
       w_swallowed_q   <= w_swallowed_d;
-      b_fly_q         <= b_fly_d;
       bq_q            <= bq_d;
       bq_n_q          <= bq_n_d;
+      cw_pend_q       <= cw_pend_d;
+      cw_data_q       <= cw_data_d;
+      cw_strb_q       <= cw_strb_d;
+      fifo_wr_q       <= fifo_wr_d;
+      fifo_rel_q      <= fifo_rel_d;
     end
   end
 
-  // Beat FIFO: storage without reset (a RAM), pointers with reset.
+  // Beat FIFO storage: a RAM without reset.
   always_ff @(posedge clk_i) begin : fifo_ram
-    if (fifo_push) fifo_mem[fifo_wr_q] <= fifo_push_data;
-  end
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin : fifo_ptrs
-    if (!rst_ni) begin
-      fifo_wr_q  <= '0;
-      fifo_rd_q  <= '0;
-      fifo_cnt_q <= '0;
-    end else if (fifo_clear) begin
-      fifo_wr_q  <= '0;
-      fifo_rd_q  <= '0;
-      fifo_cnt_q <= '0;
-    end else begin
-      fifo_wr_q  <= fifo_wr_q + FifoIdx'(fifo_push);
-      fifo_rd_q  <= fifo_rd_q + FifoIdx'(fifo_pop);
-      fifo_cnt_q <= fifo_cnt_q + (FifoIdx + 1)'(fifo_push) - (FifoIdx + 1)'(fifo_pop);
-    end
+    if (fifo_push) fifo_mem[fifo_wr_q[FifoIdx-1:0]] <= rd_r_data_i;
   end
 
   assign desc_head_o = head_q;
   assign cpl_tail_o  = cpl_tail_q;
-  assign busy_o      = (state_q != StIdle && state_q != StHalted) || draining_q || desc_pending && enable_i && state_q == StIdle;
-  assign halted_o    = state_q == StHalted;
+  assign busy_o      = fe_q != cb_q || draining_q || (halting_q && !halted_q)
+                       || (enable_i && rings_ok && fetch_pending && !halted_q);
+  assign halted_o    = halted_q;
   assign dev_err_o   = dev_err_q;
-  assign stall_o     = state_q != StIdle && state_q != StHalted && !rd_r_valid_i && !(wr_w_valid_o && wr_w_ready_i);
+  assign stall_o     = busy_o && !rd_r_valid_i && !(wr_w_valid_o && wr_w_ready_i);
 
   // ---- assertions
 `ifndef SYNTHESIS
   a_fifo_no_overflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      fifo_push && !fifo_pop |-> fifo_cnt_q < (FifoIdx + 1)'(FifoBeats));
-  a_fifo_no_underflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      fifo_pop |-> fifo_cnt_q != 0);
-  a_no_unexpected_r: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      rd_r_valid_i |-> rd_beats_fly_q != 0);
+      (FifoIdx + 1)'(fifo_wr_q - fifo_rel_q) <= (FifoIdx + 1)'(FifoBeats));
+  a_beat_has_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      rd_r_valid_i |-> rd_beats_fly_q != 0 && rx_q != fi_q);
   a_no_unexpected_b: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      wr_b_valid_i |-> b_fly_q != 0);
-  a_known_state: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(state_q));
+      wr_b_valid_i |-> bq_n_q != 0);
+  a_slots_in_order: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      age(cp_q, cb_q) <= age(wr_q, cb_q) && age(wr_q, cb_q) <= age(rx_q, cb_q)
+      && age(rx_q, cb_q) <= age(rd_q, cb_q) && age(rd_q, cb_q) <= age(fi_q, cb_q)
+      && age(fi_q, cb_q) <= age(fe_q, cb_q));
+  a_slot_width: assert property (@(posedge clk_i) $bits(slot_t) == SlotW);
+  a_swallowed_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(w_swallowed_q));
 `endif
 
 endmodule

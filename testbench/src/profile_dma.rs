@@ -1,7 +1,7 @@
 //! `gmem profile dma`: DMA throughput of the RTL engine against the modelled link.
 //!
 //! For each direction and transfer size the profiler queues enough descriptors of that
-//! size to move about 1 MiB (at least one), rings the doorbell once and counts device
+//! size to move about 4 MiB (at most 500 descriptors, at least one), rings the doorbell once and counts device
 //! cycles until the last descriptor's completion interrupt. Throughput is bytes per
 //! cycle; efficiency divides it by the peak of the link that limits the direction
 //! (host port per direction for H2D/D2H, twice that for both at once, the device port
@@ -91,8 +91,10 @@ pub enum ProfileError {
 /// Sizes of the default sweep.
 pub const DEFAULT_SIZES: &[u64] = &[4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 2 << 20];
 
-const TOTAL: u64 = 1 << 20;
-const BUF: usize = 4 << 20;
+const TOTAL: u64 = 4 << 20;
+/// Largest transfer size the profiler's buffers allow.
+pub const MAX_SIZE: u64 = 4 << 20;
+const BUF: usize = 8 << 20;
 
 struct Bench {
     dev: SimDevice,
@@ -122,7 +124,7 @@ impl Bench {
     fn descs(&self, ch: usize, size: u64, count: u64) -> Vec<DmaDesc> {
         (0..count)
             .map(|i| {
-                let off = (i * size) % (BUF as u64 - size).max(1);
+                let off = (i * size) % (BUF as u64 / 2);
                 let (src, dst) = match ch {
                     0 => (DmaAddr::Host(self.src_iova + off), DmaAddr::Device(off)),
                     1 => (DmaAddr::Device(off + (64 << 20)), DmaAddr::Host(self.dst_iova + off)),
