@@ -23,6 +23,17 @@ macro_rules! counters {
             }
         }
 
+        impl std::fmt::Display for CounterSnapshot {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                for (name, v) in self.pairs() {
+                    if v != 0 {
+                        writeln!(f, "{name:>18} {v}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+
         impl CounterSnapshot {
             /// `(name, value)` pairs in declaration order, for printing.
             pub fn pairs(&self) -> Vec<(&'static str, u64)> {
