@@ -679,7 +679,7 @@ impl Inner {
                     continue;
                 }
                 Residency::Device => {
-                    let verdict = if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now) };
+                    let verdict = if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now, true) };
                     recorded = true;
                     if verdict != Verdict::Migrate {
                         add(&self.counters.thrash_events, 1);

@@ -1,7 +1,8 @@
 //! Thrashing detection: pages bouncing between the CPU and a device.
 //!
 //! An *event* is a fault that needs a page to cross between the CPU and a device (a
-//! device fault on a CPU-resident page, a CPU fault on a device-resident page). When a
+//! CPU fault on a device-resident page; a device fault on a CPU-resident page the CPU
+//! took back recently — eviction churn does not count). When a
 //! page collects [`ThrashConfig::threshold`] events within [`ThrashConfig::window_ns`]
 //! (UVM: 3 in 500 µs) it is *detected*:
 //!
@@ -84,9 +85,12 @@ impl ThrashTracker {
         ThrashTracker { cfg, pages: HashMap::new(), records: 0 }
     }
 
-    /// Record an event on `page` at `now` and return the verdict.
-    pub(crate) fn record(&mut self, page: PageKey, now: u64) -> Verdict {
-        if !self.cfg.enabled {
+    /// Record an event on `page` at `now` and return the verdict. `cpu_side` says the
+    /// event is a CPU fault taking the page from a device. A device fault only counts on
+    /// a page the CPU took back recently (it has history here): a page that returns to
+    /// the host by eviction and is faulted again is memory pressure, not ping-pong.
+    pub(crate) fn record(&mut self, page: PageKey, now: u64, cpu_side: bool) -> Verdict {
+        if !self.cfg.enabled || (!cpu_side && !self.pages.contains_key(&page)) {
             return Verdict::Migrate;
         }
         self.records += 1;
@@ -199,21 +203,25 @@ mod tests {
         let cfg = ThrashConfig { window_ns: 100, throttle_ns: 50, unpin_after_ns: 1000, ..Default::default() };
         let mut t = ThrashTracker::new(cfg);
         let p = (1, 7);
-        assert_eq!(t.record(p, 0), Verdict::Migrate);
-        assert_eq!(t.record(p, 10), Verdict::Migrate);
-        assert_eq!(t.record(p, 20), Verdict::Throttle);
+        // Device faults on a page the CPU never took back are not events.
+        for i in 0..5 {
+            assert_eq!(t.record(p, i, false), Verdict::Migrate);
+        }
+        assert_eq!(t.record(p, 0, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 10, false), Verdict::Migrate);
+        assert_eq!(t.record(p, 20, true), Verdict::Throttle);
         assert!(t.throttled(p, 30));
-        assert_eq!(t.record(p, 40), Verdict::Throttle);
+        assert_eq!(t.record(p, 40, false), Verdict::Throttle);
         assert!(!t.throttled(p, 70));
-        assert_eq!(t.record(p, 80), Verdict::Migrate);
-        assert_eq!(t.record(p, 90), Verdict::Migrate);
-        assert_eq!(t.record(p, 100), Verdict::Pin);
+        assert_eq!(t.record(p, 80, false), Verdict::Migrate);
+        assert_eq!(t.record(p, 90, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 100, false), Verdict::Pin);
         assert!(!t.quiet(p, 500));
         assert!(t.quiet(p, 1100));
         // Events spread wider than the window never detect.
         let q = (1, 8);
         for i in 0..10 {
-            assert_eq!(t.record(q, i * 200), Verdict::Migrate);
+            assert_eq!(t.record(q, i * 200, i % 2 == 0), Verdict::Migrate);
         }
     }
 }

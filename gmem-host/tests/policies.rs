@@ -97,12 +97,17 @@ fn thrashing_throttles_then_pins_then_unpins() {
     let dev_write = || r.gm.dev_fault(r.id, &[DeviceFault { asid: r.asid, va, access: Access::Write, tag: 0 }]);
     let state = || r.gm.page_info(r.space, va).expect("info");
     at(0);
-    assert!(dev_write()[0].is_retry());
+    assert!(dev_write()[0].is_retry()); // first placement: not a bounce
     assert_eq!(state().residency, Residency::Device);
+    at(5_000);
+    cpu_write(p, 0, 2); // bounce 1 (CPU takes it back)
     at(10_000);
-    cpu_write(p, 0, 2); // bounce 2
+    assert!(dev_write()[0].is_retry()); // bounce 2
+    assert_eq!(state().residency, Residency::Device);
+    at(15_000);
+    cpu_write(p, 0, 2); // bounce 3: detected; the CPU side is never delayed
     at(20_000);
-    assert!(dev_write()[0].is_retry()); // bounce 3: throttled
+    assert!(dev_write()[0].is_retry()); // throttled: the device is told to retry
     assert_eq!(state().residency, Residency::Cpu);
     at(30_000);
     dev_write();
@@ -115,7 +120,7 @@ fn thrashing_throttles_then_pins_then_unpins() {
     assert_eq!(cpu_read(p, 0), 2);
     cpu_write(p, 0, 3);
     at(2_020_000);
-    dev_write();
+    dev_write(); // third bounce in the window again: second detection -> pin
     let s = state();
     assert!(s.pinned && s.remote && s.residency == Residency::Cpu, "{s:?}");
     assert_eq!(r.gm.counters().pins, 1);
