@@ -283,7 +283,8 @@ module npu_dma_channel #(
   assign rd_to_4k = 32'(BeatsPer4k) - 32'(rd_addr_q[11:OffBits]);
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
   assign fifo_reserved = (FifoIdx + 3)'(FifoIdx'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
-  assign rd_can   = rs_ok && !halting_q && !draining_q && !hang_i && rd_left_q != 0
+  // After an error only descriptors older than the failed one keep reading.
+  assign rd_can   = rs_ok && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
   assign rd_host_o     = rs.flags[FlagSrcHost];
@@ -316,7 +317,8 @@ module npu_dma_channel #(
   assign w_need_raw = (w_nd - wr_left_q) + w_chunk + (w_neg ? 32'd0 : 32'd1);
   assign w_need     = w_need_raw < w_ns ? w_need_raw : w_ns;
   // Slots after the one that failed are never written.
-  assign w_allowed  = !halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q);
+  // (Once halted, the failed slot has completed and ages no longer compare.)
+  assign w_allowed  = !halted_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
 
   logic aw_can;
   assign aw_can = wr_started_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q && !hang_i
@@ -370,7 +372,7 @@ module npu_dma_channel #(
   /* verilator lint_on UNUSEDSIGNAL */
   logic  cp_can;
   assign cs     = get_slot(slot_q, cp_q[SlotIdx-1:0]);
-  assign cp_can = cp_q != wr_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q
+  assign cp_can = cp_q != wr_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
                   && (!halting_q || age(cp_q, cb_q) <= age(halt_q, cb_q));
   logic [127:0] cpl_rec;
   assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
@@ -506,7 +508,7 @@ module npu_dma_channel #(
     // After an error the read stage may still step past the failed slot (so later
     // stages can finish it) but no further.
     if (rd_started_q && rd_left_q == 0 && !(rd_ar_valid_o && rd_ar_ready_i)
-        && (!halting_q || age(rd_q, cb_q) <= age(halt_q, cb_q))) begin
+        && !halted_q && (!halting_q || age(rd_q, cb_q) <= age(halt_q, cb_q))) begin
       rd_d         = rd_q + 1'b1;
       rd_started_d = 1'b0;
     end
