@@ -430,6 +430,16 @@ impl Drop for InvalidationBatch {
 /// All hooks may be called from several threads (the manager's fault path, the
 /// userfaultfd handler thread); the manager never calls two hooks for the *same page*
 /// concurrently. Hooks must not call back into the manager.
+///
+/// Errors: every hook reports failure as an [`MmuError`] and must leave the device as if
+/// the call had not happened (or, for batches, say which element failed). The manager
+/// treats an error as "this step did not happen": it rolls the operation back, keeps the
+/// data where it was, returns the frames it allocated, and reports a typed error to its
+/// caller ([`FaultResolution::Abort`](crate::FaultResolution) naming the VA for a fault,
+/// [`GmemError`](crate::GmemError) for API calls). Page-table and copy hooks are called
+/// with the manager's lock held except [`GmMmu::copy_batch`] and zero-filling
+/// [`GmMmu::prepare_page`] (phase 2 of a migration), so a slow device stalls other
+/// faults only while it copies nothing.
 pub trait GmMmu: Send + Sync {
     /// Required. Static facts about the device; called once, at registration.
     fn info(&self) -> DeviceInfo;
