@@ -438,8 +438,8 @@ impl Drop for InvalidationBatch {
 /// caller ([`FaultResolution::Abort`](crate::FaultResolution) naming the VA for a fault,
 /// [`GmemError`](crate::GmemError) for API calls). Page-table and copy hooks are called
 /// with the manager's lock held except [`GmMmu::copy_batch`] and zero-filling
-/// [`GmMmu::prepare_page`] (phase 2 of a migration), so a slow device stalls other
-/// faults only while it copies nothing.
+/// [`GmMmu::prepare_page`] (phase 2 of a migration), so other faults never wait
+/// behind a slow DMA copy.
 pub trait GmMmu: Send + Sync {
     /// Required. Static facts about the device; called once, at registration.
     fn info(&self) -> DeviceInfo;
