@@ -1,0 +1,68 @@
+//! The `gmem` binary as users run it: output shapes and argument errors.
+
+use std::process::Command;
+
+fn gmem(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gmem")).args(args).output().expect("gmem runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn demo_reads_the_identification_from_the_rtl() {
+    let (ok, out, err) = gmem(&["demo"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("0x3155504e \"NPU1\""), "{out}");
+    assert!(out.contains("scratch        wrote 0x6d656d67, read 0x6d656d67  ok"), "{out}");
+}
+
+#[test]
+fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
+    let (ok, out, err) = gmem(&["profile", "dma", "--json", "--sizes", "64K"]);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let dirs: Vec<&str> = lines.iter().map(|v| v["direction"].as_str().unwrap_or("")).collect();
+    assert_eq!(dirs, ["h2d", "d2h", "d2d", "both"]);
+    for v in &lines {
+        for key in ["size_bytes", "cycles", "bytes_per_cycle", "link_peak_bytes_per_cycle", "efficiency", "gbps_at_nominal_clock", "timing"] {
+            assert!(!v[key].is_null(), "missing {key} in {v}");
+        }
+        assert_eq!(v["size_bytes"], 65536);
+        let eff = v["efficiency"].as_f64().unwrap_or(-1.0);
+        assert!(eff > 0.0 && eff <= 1.0, "efficiency {eff}");
+        let expect = v["bytes_per_cycle"].as_f64().unwrap_or(0.0) / v["link_peak_bytes_per_cycle"].as_f64().unwrap_or(1.0);
+        assert!((eff - expect).abs() < 1e-9, "efficiency is bytes/cycle over the link peak");
+        assert!(v["timing"].as_str().unwrap_or("").contains("rd_lat=250"), "timing model named");
+    }
+}
+
+#[test]
+fn profile_dma_plot_writes_an_svg() {
+    let path = std::env::temp_dir().join(format!("gmem-dma-{}.svg", std::process::id()));
+    let (ok, _, err) = gmem(&["profile", "dma", "--sizes", "4K,16K", "--plot", path.to_str().unwrap_or("x.svg")]);
+    assert!(ok, "{err}");
+    let svg = std::fs::read_to_string(&path).expect("svg written");
+    assert!(svg.starts_with("<svg") && svg.contains("efficiency"), "an SVG with labelled axes");
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn profile_cosim_json_reports_a_ratio() {
+    let (ok, out, err) = gmem(&["profile", "cosim", "--json", "--size", "64K", "--rounds", "1"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(v["bridge_cycles"], v["bare_cycles"], "same workload, same cycles");
+    assert!(v["ratio"].as_f64().unwrap_or(0.0) > 0.0);
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors_with_nonzero_exit() {
+    let (ok, _, err) = gmem(&["profile", "dma", "--sizes", "lots"]);
+    assert!(!ok);
+    assert!(err.contains("`lots` is not a size"), "{err}");
+    let (ok, _, err) = gmem(&["profile", "dma", "--sizes", "8M"]);
+    assert!(!ok);
+    assert!(err.contains("pick sizes up to 4M"), "{err}");
+    let (ok, _, err) = gmem(&["demo", "--waves", "/nonexistent-dir/x.fst"]);
+    assert!(!ok);
+    assert!(err.contains("cannot write waveform file /nonexistent-dir/x.fst"), "{err}");
+}
