@@ -126,9 +126,11 @@ pub trait DeviceIo {
     /// fault (error response), never touch the old memory.
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError>;
 
-    /// Waits until one of the interrupt vectors in `mask` fires or `budget_ns` of device
-    /// time passes; returns the vectors that fired (0 = the budget ran out). Simulated
-    /// devices run while this waits.
+    /// Waits until one of the interrupt vectors in `mask` is pending or `budget_ns` of
+    /// device time passes; returns the pending vectors within `mask` (0 = the budget ran
+    /// out). Vector i carries interrupt cause i and is pending while INT_STATUS[i] and
+    /// INT_MASK[i] are both set (level semantics): the driver acknowledges a cause by
+    /// writing INT_ACK, not by waiting. Simulated devices run while this waits.
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError>;
 
     /// Device time now, in nanoseconds (see [`Clock`]).
