@@ -6,6 +6,7 @@
 //! of the README's quick start.
 
 mod demo;
+mod info;
 mod plot;
 mod profile_dma;
 
@@ -33,6 +34,16 @@ enum Command {
         /// Write an FST waveform of the run (open with GTKWave or Surfer).
         #[arg(long, value_name = "FILE")]
         waves: Option<PathBuf>,
+    },
+    /// Identification, capabilities, status and counters of a device.
+    ///
+    /// Reads everything through the transport, exactly as the driver does: the
+    /// co-simulated RTL by default, or a board with `--backend vfio:0000:01:00.0`
+    /// (bound to vfio-pci; see docs/board.md).
+    Info {
+        /// `rtl` (Verilator co-simulation) or `vfio:<PCI address>`.
+        #[arg(long, default_value = "rtl")]
+        backend: info::Backend,
     },
     /// Measure device performance in the co-simulation's cycle domain.
     #[command(subcommand)]
@@ -128,6 +139,23 @@ fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -
     Ok(())
 }
 
+fn run_info(backend: &info::Backend) -> Result<(), String> {
+    let text = match backend {
+        info::Backend::Rtl => {
+            let mut dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig::default()).map_err(|e| e.to_string())?;
+            let mut t = info::report(&mut dev).map_err(|e| e.to_string())?;
+            t.push_str(&format!("timing model  {}\n", dev.timing().describe()));
+            t
+        }
+        info::Backend::Vfio(bdf) => {
+            let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            info::report(&mut dev).map_err(|e| e.to_string())?
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
 fn run_profile_cosim(json: bool, size: u64, rounds: u32) -> Result<(), String> {
     use sim_bridge::cosim;
     let timing = sim_bridge::TimingModel::default();
@@ -165,6 +193,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { waves } => demo::run(waves).map_err(|e| e.to_string()),
+        Command::Info { backend } => run_info(&backend),
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
     };

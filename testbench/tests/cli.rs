@@ -66,3 +66,22 @@ fn bad_arguments_are_one_line_errors_with_nonzero_exit() {
     assert!(!ok);
     assert!(err.contains("cannot write waveform file /nonexistent-dir/x.fst"), "{err}");
 }
+
+#[test]
+fn info_reads_the_rtl_and_refuses_bad_backends() {
+    let (ok, out, err) = gmem(&["info"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ID            0x3155504e \"NPU1\""), "{out}");
+    assert!(out.contains("3 DMA channels, 16 ASIDs, 32 TLB entries, 512-bit data path, 256 MiB device memory"), "{out}");
+    assert!(out.contains("timing model  clock=250MHz"), "{out}");
+    let (ok, _, err) = gmem(&["info", "--backend", "fpga"]);
+    assert!(!ok);
+    assert!(err.contains("unknown backend `fpga`"), "{err}");
+    let (ok, _, err) = gmem(&["info", "--backend", "vfio:zz:99"]);
+    assert!(!ok);
+    assert!(err.contains("malformed PCI address"), "{err}");
+    // A well-formed address of a device this machine does not have: a clear VFIO error.
+    let (ok, _, err) = gmem(&["info", "--backend", "vfio:0000:7f:1f.7"]);
+    assert!(!ok);
+    assert!(err.lines().count() >= 1 && err.starts_with("gmem: error:"), "{err}");
+}
