@@ -340,6 +340,7 @@ impl Gmem {
             by_va: BTreeMap::new(),
             staging,
             thrash: ThrashTracker::new(cfg.thrash),
+            quarantined_va: Vec::new(),
         };
         let inner = Arc::new(Inner {
             state: Mutex::new(state),
@@ -466,7 +467,7 @@ impl Gmem {
         }
         if let Some(e) = fail {
             for (va, len, host) in done {
-                region_off_device(&mmu, &info, asid, va, len, host);
+                let _ = region_off_device(&mmu, &info, asid, va, len, host);
             }
             let _ = mmu.pmap_destroy(asid);
             return Err(e);
@@ -496,7 +497,7 @@ impl Gmem {
             let bits = g.devices[d.0 as usize].info.va_bits;
             limit = limit.min(1u64.checked_shl(u32::from(bits)).unwrap_or(u64::MAX));
         }
-        let map = place_region(&g.by_va, self.inner.cfg.va_base, limit, len)?;
+        let map = place_region(&g.by_va, &g.quarantined_va, self.inner.cfg.va_base, limit, len)?;
         let va = map.as_ptr() as u64;
         let host = HostRegionId(g.next_host);
         // Register with the CPU side, then every attached device; undo on failure.
@@ -509,7 +510,7 @@ impl Gmem {
             if let Err(e) = region_on_device(&slot.mmu, &slot.info, asid, va, len, host, d) {
                 for &(d2, a2) in &done {
                     let s2 = &g.devices[d2.0 as usize];
-                    region_off_device(&s2.mmu, &s2.info, a2, va, len, host);
+                    let _ = region_off_device(&s2.mmu, &s2.info, a2, va, len, host);
                 }
                 self.inner.cpu.unregister(va, len);
                 return Err(e);
@@ -560,9 +561,15 @@ impl Gmem {
         sp.pt.remove(va / PAGE_SIZE, len / PAGE_SIZE);
         sp.attrs.clear(va, va + len);
         g.by_va.remove(&va);
+        let mut quarantine = false;
         for (d, asid) in devs {
             let slot = &g.devices[d.0 as usize];
-            region_off_device(&slot.mmu, &slot.info, asid, va, len, region.host);
+            if !region_off_device(&slot.mmu, &slot.info, asid, va, len, region.host) {
+                quarantine = true;
+            }
+        }
+        if quarantine {
+            g.quarantined_va.push((va, va + len));
         }
         self.inner.cpu.unregister(va, len);
         drop(g);

@@ -123,21 +123,35 @@ pub(crate) type Batches = HashMap<u8, InvalidationBatch>;
 
 /// Flush every batch; the first error wins (all are attempted).
 pub(crate) fn flush_all(inner: &Inner, st: &State, batches: Batches) -> Result<(), MigrateError> {
+    /// Attempts per coalesced group: an invalidation that keeps failing leaves stale
+    /// translations, so it is retried before the caller has to give up.
+    const ATTEMPTS: u32 = 3;
     let mut first = None;
     for (d, b) in batches {
-        if b.is_empty() {
-            b.flush(st.devices[d as usize].mmu.as_ref()).ok();
-            continue;
-        }
-        match b.flush(st.devices[d as usize].mmu.as_ref()) {
-            Ok(n) => {
-                add(&inner.counters.tlb_ranges, n as u64);
-                tracing::trace!(target: "gmem", dev = d, ranges = n, "tlb invalidation");
+        let mmu = st.devices[d as usize].mmu.as_ref();
+        let mut n = 0;
+        for (asid, ranges) in b.take_coalesced() {
+            n += ranges.len();
+            let mut last = None;
+            for _ in 0..ATTEMPTS {
+                match mmu.tlb_invl_coalesced(asid, &ranges) {
+                    Ok(()) => {
+                        last = None;
+                        break;
+                    }
+                    Err(e) => {
+                        add(&inner.counters.hook_errors, 1);
+                        last = Some(e);
+                    }
+                }
             }
-            Err(source) => {
-                add(&inner.counters.hook_errors, 1);
+            if let Some(source) = last {
                 first.get_or_insert(MigrateError::Invalidate { dev: d, source });
             }
+        }
+        if n > 0 {
+            add(&inner.counters.tlb_ranges, n as u64);
+            tracing::trace!(target: "gmem", dev = d, ranges = n, "tlb invalidation");
         }
     }
     first.map_or(Ok(()), Err)
@@ -585,7 +599,9 @@ pub(crate) fn teardown_range(inner: &Inner, st: &mut State, s: u32, va: u64, len
         }
     }
     if let Err(e) = flush_all(inner, st, batches) {
-        tracing::error!(target: "gmem", error = %e, "munmap: TLB flush failed");
+        // Stale translations may still reach these frames: never hand them out again.
+        tracing::error!(target: "gmem", error = %e, "munmap: TLB flush failed; frames quarantined");
+        leaked.extend(touched.iter().filter(|(_, e)| e.on_device()).map(|(v, _)| *v));
     }
     for &(vpn, e) in &touched {
         if e.on_device() {

@@ -397,6 +397,14 @@ impl InvalidationBatch {
         out
     }
 
+    /// Take the coalesced ranges out, leaving the batch empty (for callers that issue the
+    /// invalidations themselves, e.g. with retries).
+    pub fn take_coalesced(mut self) -> Vec<(Asid, Vec<VaRange>)> {
+        let groups = self.coalesced();
+        self.ranges.clear();
+        groups
+    }
+
     /// Issue the invalidations. On error the remaining ranges are still attempted and the
     /// first error is returned.
     pub fn flush(mut self, mmu: &dyn GmMmu) -> Result<usize, MmuError> {

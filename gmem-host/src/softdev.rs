@@ -507,8 +507,19 @@ impl GmMmu for SoftDevice {
     }
 
     fn peer_unmap(&self, asid: Asid, pages: &[(u64, PageSize)]) -> Result<Vec<TlbFlush>, MmuError> {
-        drop(self.enter("peer_unmap")?);
-        pages.iter().map(|&(va, size)| self.pmap_release(asid, va, size)).collect()
+        // One page-table update for the whole batch: all or nothing.
+        let mut d = self.enter("peer_unmap")?;
+        let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
+        Ok(pages
+            .iter()
+            .map(|&(va, size)| match sp.ptes.get(&va) {
+                Some(p) if p.size == size => {
+                    sp.ptes.remove(&va);
+                    TlbFlush::new(asid, va, size.bytes())
+                }
+                _ => TlbFlush::none(asid),
+            })
+            .collect())
     }
 
     fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {

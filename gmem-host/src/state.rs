@@ -86,6 +86,8 @@ pub(crate) struct State {
     pub(crate) by_va: BTreeMap<u64, (u32, u64)>,
     pub(crate) staging: Staging,
     pub(crate) thrash: ThrashTracker,
+    /// VA ranges a device refused to free (`peer_va_free`): never placed again.
+    pub(crate) quarantined_va: Vec<(u64, u64)>,
 }
 
 impl State {
@@ -154,21 +156,34 @@ pub(crate) fn region_on_device(
     Ok(())
 }
 
-pub(crate) fn region_off_device(mmu: &Arc<dyn GmMmu>, info: &DeviceInfo, asid: Asid, va: u64, len: u64, host: HostRegionId) {
+/// Undo [`region_on_device`]. Each hook is tried a few times; returns `false` when the
+/// device kept the VA reserved (the caller then never reuses that range).
+pub(crate) fn region_off_device(mmu: &Arc<dyn GmMmu>, info: &DeviceInfo, asid: Asid, va: u64, len: u64, host: HostRegionId) -> bool {
+    const ATTEMPTS: usize = 3;
     if info.hooks.contains(Hooks::DMA_MAP_HOST) {
-        if let Err(e) = mmu.dma_unmap_host(host) {
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match mmu.dma_unmap_host(host) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        if let Some(e) = last {
+            // The region's host memory is unmapped next; the device keeps a dead IOMMU
+            // mapping that nothing will name again.
             tracing::warn!(target: "gmem", error = %e, "dma_unmap_host failed");
         }
     }
-    if info.hooks.contains(Hooks::PEER_VA) {
-        if let Err(e) = mmu.peer_va_free(asid, va, len) {
-            tracing::warn!(target: "gmem", error = %e, "peer_va_free failed");
-        }
+    if info.hooks.contains(Hooks::PEER_VA) && !(0..ATTEMPTS).any(|_| mmu.peer_va_free(asid, va, len).is_ok()) {
+        tracing::error!(target: "gmem", va = format_args!("{va:#x}"), len, "peer_va_free keeps failing; VA range quarantined");
+        return false;
     }
+    true
 }
 
-/// Find a 2 MiB-aligned free range in `[base, limit)` and map it there (the address is
-/// a hint; a range the kernel placed elsewhere is dropped and the next gap tried).
 /// The process's mapped ranges, from `/proc/self/maps` (empty if unreadable).
 fn process_maps() -> Vec<(u64, u64)> {
     let Ok(text) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
@@ -185,11 +200,18 @@ fn process_maps() -> Vec<(u64, u64)> {
 /// manager's regions and of every other mapping of the process — and map it there. The
 /// address is only a hint to the kernel (no `MAP_FIXED`: never clobber a mapping); if
 /// another thread took the gap meanwhile, the search runs again.
-pub(crate) fn place_region(by_va: &BTreeMap<u64, (u32, u64)>, base: u64, limit: u64, len: u64) -> Result<MmapMut, GmemError> {
+pub(crate) fn place_region(
+    by_va: &BTreeMap<u64, (u32, u64)>,
+    quarantined: &[(u64, u64)],
+    base: u64,
+    limit: u64,
+    len: u64,
+) -> Result<MmapMut, GmemError> {
     let align = |x: u64| x.div_ceil(HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
     for _ in 0..8 {
         let mut taken = process_maps();
         taken.extend(by_va.iter().map(|(&s, &(_, e))| (s, e)));
+        taken.extend_from_slice(quarantined);
         taken.sort_unstable();
         let mut at = align(base);
         for &(s, e) in &taken {

@@ -117,7 +117,8 @@ fn host_migration_hooks_fail_then_retry() {
             assert!(fault(&r, va + pg * 4096, Access::Write).is_retry());
         }
         assert_eq!(on_device(&r, va), PAGES);
-        r.dev.inject_failure(hook, 0, 1);
+        // Invalidations are retried three times before the operation gives up.
+        r.dev.inject_failure(hook, 0, if hook == "tlb_invl_coalesced" { 3 } else { 1 });
         let e = r.gm.hmadvise(r.space, Node::Cpu, va, PAGES * 4096, Hint::DontNeed).expect_err(hook);
         let src = match e {
             GmemError::Migrate(MigrateError::Copy { source, .. })
