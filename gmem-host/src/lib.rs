@@ -70,6 +70,7 @@ pub mod cpu;
 pub mod events;
 pub mod evict;
 pub mod fault;
+mod inspect;
 mod hash;
 pub mod manager;
 pub mod migrate;
