@@ -35,7 +35,10 @@
 //!     it should map the pages it is handed lazily. The manager only names such a page
 //!     (as a copy source or a remote-mapping target) while the page is present and
 //!     CPU-owned, and keeps it present until the copy returned or the mapping was released
-//!     and its TLB flush completed.
+//!     and its TLB flush completed. A pin or IOMMU mapping a device takes for such a
+//!     page must be dropped by then too (when `copy_batch` returns; in `pmap_release`
+//!     for a remote mapping): the manager may drop the CPU page right afterwards, and a
+//!     pin would keep the old physical page alive behind the process's back.
 
 use std::fmt;
 
