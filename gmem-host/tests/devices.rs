@@ -113,3 +113,37 @@ fn metadata_budgets() {
     r.gm.munmap(r.space, big, 1 << 40).expect("munmap");
     assert!(one - r.gm.metadata_bytes(r.space).expect("space") < 16 << 10);
 }
+
+#[test]
+fn munmap_waits_for_dma_in_flight() {
+    let r = Arc::new(rig(64));
+    let p = r.gm.mmap(r.space, 8 * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    for pg in 0..8usize {
+        cpu_write(p, pg * 4096, 1);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The copy signals that it started, then takes its time.
+    r.dev.on_next_copy(Box::new(move || {
+        tx.send(()).expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }));
+    let r2 = r.clone();
+    let faulter = std::thread::spawn(move || {
+        let f: Vec<DeviceFault> =
+            (0..8).map(|pg| DeviceFault { asid: r2.asid, va: va + pg * 4096, access: Access::Read, tag: pg }).collect();
+        r2.gm.dev_fault(r2.id, &f)
+    });
+    rx.recv().expect("copy started");
+    let t = std::time::Instant::now();
+    r.gm.munmap(r.space, p, 8 * 4096).expect("munmap");
+    assert!(t.elapsed() >= std::time::Duration::from_millis(30), "munmap did not wait for the copy");
+    let res = faulter.join().expect("faulter");
+    assert_eq!(res.len(), 8);
+    // Afterwards the range is gone for the device too, and nothing leaked.
+    let again = r.gm.dev_fault(r.id, &[DeviceFault { asid: r.asid, va, access: Access::Read, tag: 0 }]);
+    assert!(matches!(again[0], gmem_host::FaultResolution::Abort(gmem_host::FaultError::NotManaged { .. })));
+    assert_eq!(r.gm.device_pages(r.id), Some((64, 64)));
+    assert_eq!(r.dev.mappings(r.asid), 0);
+    assert_eq!(r.dev.stale_tlb_entries(), 0);
+}
