@@ -43,10 +43,13 @@ pub(crate) struct Lru {
 }
 
 impl Lru {
-    /// A list for frames `0..frames`.
-    pub(crate) fn new(frames: u64) -> Self {
+    /// A list for frames `0..frames`; `None` if the host cannot allocate it.
+    pub(crate) fn new(frames: u64) -> Option<Self> {
         let node = LruNode { prev: NIL, next: NIL, space: 0, linked: false, vpn: 0 };
-        Lru { nodes: vec![node; frames as usize], head: NIL, tail: NIL, len: 0 }
+        let mut nodes = Vec::new();
+        nodes.try_reserve_exact(usize::try_from(frames).ok()?).ok()?;
+        nodes.resize(frames as usize, node);
+        Some(Lru { nodes, head: NIL, tail: NIL, len: 0 })
     }
 
     fn unlink(&mut self, f: u32) {
@@ -164,7 +167,7 @@ mod tests {
 
     #[test]
     fn lru_orders_by_touch() {
-        let mut l = Lru::new(8);
+        let mut l = Lru::new(8).expect("lru");
         l.touch((1, 10), 1);
         l.touch((1, 20), 2);
         l.touch((1, 30), 3);

@@ -382,6 +382,13 @@ impl Gmem {
             });
         }
         let buddy = Buddy::new(&info.mem_ranges)?;
+        let frames = info.mem_ranges.iter().map(|r| r.end / PAGE_SIZE).max().unwrap_or(0);
+        let Some(lru) = Lru::new(frames) else {
+            return Err(GmemError::BadDeviceInfo {
+                name: info.name,
+                reason: format!("cannot allocate eviction state for {frames} frames"),
+            });
+        };
         let mut g = self.inner.lock();
         if g.devices.len() >= 32 {
             return Err(GmemError::TooManyDevices);
@@ -398,8 +405,7 @@ impl Gmem {
                 .map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
         }
         tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
-        let frames = info.mem_ranges.iter().map(|r| r.end / PAGE_SIZE).max().unwrap_or(0);
-        g.devices.push(DeviceSlot { mmu, info, buddy, lru: Lru::new(frames), asids: HashMap::new() });
+        g.devices.push(DeviceSlot { mmu, info, buddy, lru, asids: HashMap::new() });
         Ok(id)
     }
 
