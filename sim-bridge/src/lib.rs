@@ -18,11 +18,13 @@ mod ffi;
 mod memory;
 mod model;
 mod ports;
+pub mod refmodel;
 mod sim_device;
 mod sim_io;
 mod timing;
 
 pub use axi_slave::PortStats;
 pub use model::ModelError;
+pub use refmodel::{ModelConfig, ModelDevice};
 pub use sim_device::{SimConfig, SimDevice, SimError};
 pub use timing::{NOMINAL_HZ, PortTiming, StallPattern, TimingModel};

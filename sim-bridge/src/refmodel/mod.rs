@@ -1,0 +1,254 @@
+//! `ModelDevice`: an untimed, transaction-level Rust model of the NPU's CSR block and
+//! DMA engine, behind the same [`npu::DeviceIo`] transport as the RTL.
+//!
+//! It exists for differential testing against [`crate::SimDevice`] and for fast tests
+//! of the layers above — never as a substitute where the RTL is claimed. Same register
+//! semantics (decode, masks, SLVERR on holes, `wo` pulses, error-injection counters,
+//! INT_STATUS/MASK/ACK level semantics, soft reset), same DMA results (memory contents,
+//! completion records, HEAD/TAIL, HALTED/RESUME, ERR_INFO), but no timing: work runs
+//! when device time is let pass ([`DeviceIo::advance`], [`DeviceIo::wait_irq`]), in
+//! zero time, so a doorbell write alone changes nothing until then.
+//!
+//! **Time.** `now_ns` is a virtual clock that only `advance` and `wait_irq` move
+//! (`wait_irq` returns at once, without moving the clock, when a vector is already
+//! pending after running the work; otherwise it moves the clock by the whole budget).
+//! Same calls, same answers.
+//!
+//! **Approximate.** Performance counters: CYCLES is virtual time at the nominal clock;
+//! DMAc_BYTES is exact; HOST_/DEV_ RD/WR_BYTES count the beats the RTL would move for
+//! data, descriptor fetches and completions; CSR_ACCESSES counts every access; the
+//! DMAc BUSY/STALL counters stay 0 (they measure timing). Where the RTL's outcome of a
+//! failure depends on timing (BYTES and the partly written destination of a descriptor
+//! that fails after some of its writes, data of discarded later descriptors), the
+//! model follows the convention documented in its `dma` module.
+//! The MMU, command queue, fault queue and compute unit are not modelled (neither is
+//! their RTL at this revision): their ro registers read 0, like the RTL's.
+
+mod csr;
+mod dma;
+mod mem;
+
+use crate::timing::NOMINAL_HZ;
+use dma::{CHANNELS, Channel};
+use mem::{DevMem, HostMap};
+use npu::{Clock, DeviceIo, IoError, regs};
+
+const NS_PER_CYCLE: u64 = 1_000_000_000 / NOMINAL_HZ;
+
+/// Errors of the model's backdoor accesses.
+#[derive(Debug, thiserror::Error)]
+pub enum RefModelError {
+    /// A backdoor access fell outside device memory.
+    #[error("device memory access [{addr:#x}, +{len:#x}) is outside the {size:#x}-byte device memory")]
+    DeviceMemoryRange {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: usize,
+        /// Device memory size.
+        size: u64,
+    },
+}
+
+/// How to build a model device.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// Bytes of device memory (a multiple of 1 MiB; the RTL default is 256 MiB).
+    pub dev_mem_bytes: u64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { dev_mem_bytes: 256 << 20 }
+    }
+}
+
+/// The NPU as an untimed Rust model (see the module documentation).
+pub struct ModelDevice {
+    rw: csr::RwStore,
+    host: HostMap,
+    dev: DevMem,
+    iova: npu::IovaAllocator,
+    chans: [Channel; CHANNELS],
+    /// Remaining events of ERRINJ_HOST_RD .. ERRINJ_POISON.
+    errinj: [u32; 6],
+    int_status: u32,
+    err_info: u32,
+    perf: [u64; regs::PERF_LO.count as usize],
+    perf_hi_shadow: u32,
+    /// Virtual time of the last reset or PERF_CTRL.CLEAR (for the CYCLES counter).
+    perf_epoch_ns: u64,
+    now_ns: u64,
+}
+
+impl ModelDevice {
+    /// A device after reset.
+    pub fn new(cfg: ModelConfig) -> Self {
+        Self {
+            rw: csr::RwStore::new(),
+            host: HostMap::default(),
+            dev: DevMem::new(cfg.dev_mem_bytes),
+            iova: npu::IovaAllocator::npu_default(),
+            chans: Default::default(),
+            errinj: [0; 6],
+            int_status: 0,
+            err_info: 0,
+            perf: [0; regs::PERF_LO.count as usize],
+            perf_hi_shadow: 0,
+            perf_epoch_ns: 0,
+            now_ns: 0,
+        }
+    }
+
+    /// Backdoor read of device memory (no device time passes).
+    pub fn dev_mem_read(&self, addr: u64, out: &mut [u8]) -> Result<(), RefModelError> {
+        self.dev.read(addr, out).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: out.len(), size: self.dev.size() })
+    }
+
+    /// Backdoor write of device memory (no device time passes).
+    pub fn dev_mem_write(&mut self, addr: u64, data: &[u8]) -> Result<(), RefModelError> {
+        let size = self.dev.size();
+        self.dev.write(addr, data).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: data.len(), size })
+    }
+
+    /// Level of the interrupt vectors (bit i = vector i): INT_STATUS & INT_MASK.
+    pub fn irq_lines(&self) -> u32 {
+        self.int_status & self.rw.get(regs::INT_MASK, 0)
+    }
+
+    /// Executes all work the device can do now.
+    fn run(&mut self) {
+        self.run_dma();
+    }
+
+    /// RESET.SOFT (spec §13), completed at once: transfers forgotten, ring indices 0,
+    /// HALTED, INT_STATUS, ERR_INFO and the error-injection counters cleared; CTRL,
+    /// masks, bases, sizes, counters and device memory kept.
+    fn soft_reset(&mut self) {
+        self.dma_soft_reset();
+        self.rw.soft_reset();
+        self.errinj = [0; 6];
+        self.int_status = 0;
+        self.err_info = 0;
+    }
+
+    fn perf_csr_access(&mut self) {
+        self.perf[regs::perf_ctr::CSR_ACCESSES as usize] += 1;
+    }
+
+    fn perf_value(&self, i: u32) -> u64 {
+        if u64::from(i) == regs::perf_ctr::CYCLES {
+            (self.now_ns - self.perf_epoch_ns) / NS_PER_CYCLE
+        } else {
+            self.perf[i as usize]
+        }
+    }
+
+    fn perf_clear(&mut self) {
+        self.perf = [0; regs::PERF_LO.count as usize];
+        self.perf_epoch_ns = self.now_ns;
+    }
+
+    /// Port traffic of `bytes` (whole beats): read or write, host or device port.
+    fn perf_port(&mut self, read: bool, host: bool, bytes: u64) {
+        use regs::perf_ctr as p;
+        let i = match (read, host) {
+            (true, true) => p::HOST_RD_BYTES,
+            (false, true) => p::HOST_WR_BYTES,
+            (true, false) => p::DEV_RD_BYTES,
+            (false, false) => p::DEV_WR_BYTES,
+        };
+        self.perf[i as usize] += bytes;
+    }
+
+    fn perf_dma_bytes(&mut self, ch: usize, bytes: u64) {
+        let i = regs::perf_ctr::DMA0_BYTES + 3 * ch as u64;
+        self.perf[i as usize] += bytes;
+    }
+}
+
+impl Default for ModelDevice {
+    fn default() -> Self {
+        Self::new(ModelConfig::default())
+    }
+}
+
+fn check_offset(offset: u32) -> Result<(), IoError> {
+    if offset >= regs::CSR_BYTES {
+        return Err(IoError::CsrOutOfRange { offset, size: regs::CSR_BYTES });
+    }
+    Ok(())
+}
+
+impl DeviceIo for ModelDevice {
+    fn name(&self) -> String {
+        "model".into()
+    }
+
+    fn read32(&mut self, offset: u32) -> Result<u32, IoError> {
+        check_offset(offset)?;
+        self.csr_read(offset)
+            .map_err(|csr::SlvErr| IoError::Csr { kind: "read", offset, reason: "AXI response 0b10".into() })
+    }
+
+    fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
+        check_offset(offset)?;
+        self.csr_write(offset, value)
+            .map_err(|csr::SlvErr| IoError::Csr { kind: "write", offset, reason: "AXI response 0b10".into() })
+    }
+
+    unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
+        let page = npu::IOVA_PAGE as usize;
+        if len == 0 || len % page != 0 || (host as usize) % page != 0 {
+            return Err(IoError::BadHostRange { addr: host as usize, len, reason: "must be a non-empty, page-aligned range" });
+        }
+        let iova = self.iova.alloc(len as u64)?;
+        // SAFETY: the caller's contract (DeviceIo::dma_map_raw) keeps the range valid
+        // until dma_unmap, which removes it from the map first.
+        unsafe { self.host.map(iova, host, len) };
+        Ok(iova)
+    }
+
+    fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
+        if !self.host.unmap(iova) {
+            return Err(IoError::NotMapped { iova });
+        }
+        self.iova.free(iova)?;
+        Ok(())
+    }
+
+    fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
+        self.run();
+        let fired = self.irq_lines() & mask;
+        if fired == 0 {
+            self.now_ns += budget_ns.div_ceil(NS_PER_CYCLE) * NS_PER_CYCLE;
+        }
+        Ok(fired)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn advance(&mut self, ns: u64) -> Result<(), IoError> {
+        self.run();
+        self.now_ns += ns.div_ceil(NS_PER_CYCLE) * NS_PER_CYCLE;
+        Ok(())
+    }
+
+    fn clock(&self) -> Clock {
+        Clock::Simulated { hz: NOMINAL_HZ }
+    }
+
+    fn reset(&mut self) -> Result<(), IoError> {
+        let host = std::mem::take(&mut self.host);
+        let iova = self.iova.clone();
+        let size = self.dev.size();
+        let dev = std::mem::replace(&mut self.dev, DevMem::new(size));
+        *self = Self { host, iova, dev, ..Self::new(ModelConfig { dev_mem_bytes: size }) };
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
