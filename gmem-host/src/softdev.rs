@@ -75,6 +75,22 @@ pub struct SoftDevice {
     copy_hook: Mutex<Option<CopyHook>>,
 }
 
+/// Why [`SoftDevice::run`] (and `load`/`store`) gave up.
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum SoftError {
+    /// The manager aborted the access.
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+    /// The access kept faulting although the manager answered retry every time.
+    #[error("no progress at {va:#x} after {replays} replays")]
+    NoProgress {
+        /// Faulting address.
+        va: u64,
+        /// Replays attempted.
+        replays: u32,
+    },
+}
+
 /// A device access that faulted.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct SoftFault {
@@ -200,7 +216,7 @@ impl SoftDevice {
 
     /// Run an access to completion the way hardware would: on a fault, hand it to the
     /// manager and replay; an abort is returned.
-    pub fn run(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8], write: bool) -> Result<(), FaultError> {
+    pub fn run(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8], write: bool) -> Result<(), SoftError> {
         let mut spins = 0u32;
         loop {
             match self.access(asid, va, buf, write) {
@@ -208,14 +224,14 @@ impl SoftDevice {
                 Err(f) => {
                     let r = gm.dev_fault(dev, &[DeviceFault { asid, va: f.va, access: f.access, tag: 0 }]);
                     if let Some(FaultResolution::Abort(e)) = r.into_iter().next() {
-                        return Err(e);
+                        return Err(SoftError::Fault(e));
                     }
                     spins += 1;
                     if spins > 64 {
                         std::thread::yield_now();
                     }
                     if spins > 100_000 {
-                        return Err(FaultError::NotManaged { va: f.va });
+                        return Err(SoftError::NoProgress { va: f.va, replays: spins });
                     }
                 }
             }
@@ -223,12 +239,12 @@ impl SoftDevice {
     }
 
     /// Load `buf.len()` bytes at `va`, resolving faults through `gm`.
-    pub fn load(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8]) -> Result<(), FaultError> {
+    pub fn load(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8]) -> Result<(), SoftError> {
         self.run(gm, dev, asid, va, buf, false)
     }
 
     /// Store `data` at `va`, resolving faults through `gm`.
-    pub fn store(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, data: &[u8]) -> Result<(), FaultError> {
+    pub fn store(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, data: &[u8]) -> Result<(), SoftError> {
         let mut buf = data.to_vec();
         self.run(gm, dev, asid, va, &mut buf, true)
     }

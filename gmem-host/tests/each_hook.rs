@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use gmem_host::softdev::{SoftConfig, SoftDevice};
+use gmem_host::softdev::{SoftConfig, SoftDevice, SoftError};
 use gmem_host::{Config, FaultError, Gmem, GmemError, Hint, MapFlags, Node, Residency};
 
 const HOOKS: [&str; 16] = [
@@ -42,9 +42,9 @@ fn twice<T>(what: &str, errors: &mut Vec<String>, mut f: impl FnMut() -> Result<
     }
 }
 
-fn dev_twice(what: &str, errors: &mut Vec<String>, mut f: impl FnMut() -> Result<(), FaultError>) {
+fn dev_twice(what: &str, errors: &mut Vec<String>, mut f: impl FnMut() -> Result<(), SoftError>) {
     if let Err(e) = f() {
-        assert!(matches!(e, FaultError::Migration { .. }), "{what}: untyped {e:?}");
+        assert!(matches!(e, SoftError::Fault(FaultError::Migration { .. })), "{what}: untyped {e:?}");
         errors.push(format!("{what}: {e}"));
         f().unwrap_or_else(|e2| panic!("{what}: retry failed: {e2}"));
     }
