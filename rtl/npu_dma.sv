@@ -1,13 +1,12 @@
-// DMA engine: three channels sharing the host-memory and device-memory AXI4 masters.
+// DMA engine: three channels, as requesters on the host-memory and device-memory ports.
 //
-// Host port requesters (AXI ID = index): 0..2 channel data, 3..5 channel rings
-// (descriptor fetch, completion write). Device port requesters: 0..2 channel data.
-// Each channel's data requester is steered to the host or device port per descriptor
-// (its aperture flags). Error injection applies to data bursts only.
+// Host port requesters (the top's multiplexer gives requester i AXI ID i): 0..2 channel
+// data, 3..5 channel rings (descriptor fetch, completion write). Device port
+// requesters: 0..2 channel data. Each channel's data requester is steered to the host
+// or device port per descriptor (its aperture flags).
 module npu_dma #(
   parameter int unsigned DataWidth   = 512,
   parameter int unsigned DevMemMiB   = 256,
-  parameter int unsigned IdWidth     = 4,
   parameter int unsigned MaxRdBursts = 16,
   localparam int unsigned NumCh      = 3,
   localparam int unsigned StrbWidth  = DataWidth / 8,
@@ -39,88 +38,61 @@ module npu_dma #(
   output logic [NumCh-1:0]          irq_o,
   output logic [NumCh-1:0]          dev_err_o,
   output logic                      busy_o,
-  // error injection (armed/consume per port and direction)
-  input  logic                      host_rd_err_armed_i,
-  output logic                      host_rd_err_consume_o,
-  input  logic                      host_wr_err_armed_i,
-  output logic                      host_wr_err_consume_o,
-  input  logic                      dev_rd_err_armed_i,
-  output logic                      dev_rd_err_consume_o,
-  input  logic                      dev_wr_err_armed_i,
-  output logic                      dev_wr_err_consume_o,
-  input  logic                      poison_armed_i,
-  output logic                      poison_consume_o,
   // performance
   output logic [NumCh*13-1:0]       ch_bytes_o,
   output logic [NumCh-1:0]          ch_busy_o,
   output logic [NumCh-1:0]          ch_stall_o,
-  output logic [3:0]                port_beats_o,   // host rd, host wr, dev rd, dev wr
-  // host-memory master
-  output logic [IdWidth-1:0]        m_axi_host_awid_o,
-  output logic [63:0]               m_axi_host_awaddr_o,
-  output logic [7:0]                m_axi_host_awlen_o,
-  output logic [2:0]                m_axi_host_awsize_o,
-  output logic [1:0]                m_axi_host_awburst_o,
-  output logic                      m_axi_host_awvalid_o,
-  input  logic                      m_axi_host_awready_i,
-  output logic [DataWidth-1:0]      m_axi_host_wdata_o,
-  output logic [StrbWidth-1:0]      m_axi_host_wstrb_o,
-  output logic                      m_axi_host_wlast_o,
-  output logic                      m_axi_host_wvalid_o,
-  input  logic                      m_axi_host_wready_i,
-  input  logic [IdWidth-1:0]        m_axi_host_bid_i,
-  input  logic [1:0]                m_axi_host_bresp_i,
-  input  logic                      m_axi_host_bvalid_i,
-  output logic                      m_axi_host_bready_o,
-  output logic [IdWidth-1:0]        m_axi_host_arid_o,
-  output logic [63:0]               m_axi_host_araddr_o,
-  output logic [7:0]                m_axi_host_arlen_o,
-  output logic [2:0]                m_axi_host_arsize_o,
-  output logic [1:0]                m_axi_host_arburst_o,
-  output logic                      m_axi_host_arvalid_o,
-  input  logic                      m_axi_host_arready_i,
-  input  logic [IdWidth-1:0]        m_axi_host_rid_i,
-  input  logic [DataWidth-1:0]      m_axi_host_rdata_i,
-  input  logic [1:0]                m_axi_host_rresp_i,
-  input  logic                      m_axi_host_rlast_i,
-  input  logic                      m_axi_host_rvalid_i,
-  output logic                      m_axi_host_rready_o,
-  // device-memory master
-  output logic [IdWidth-1:0]        m_axi_dev_awid_o,
-  output logic [39:0]               m_axi_dev_awaddr_o,
-  output logic [7:0]                m_axi_dev_awlen_o,
-  output logic [2:0]                m_axi_dev_awsize_o,
-  output logic [1:0]                m_axi_dev_awburst_o,
-  output logic                      m_axi_dev_awvalid_o,
-  input  logic                      m_axi_dev_awready_i,
-  output logic [DataWidth-1:0]      m_axi_dev_wdata_o,
-  output logic [StrbWidth-1:0]      m_axi_dev_wstrb_o,
-  output logic                      m_axi_dev_wlast_o,
-  output logic                      m_axi_dev_wvalid_o,
-  input  logic                      m_axi_dev_wready_i,
-  input  logic [IdWidth-1:0]        m_axi_dev_bid_i,
-  input  logic [1:0]                m_axi_dev_bresp_i,
-  input  logic                      m_axi_dev_bvalid_i,
-  output logic                      m_axi_dev_bready_o,
-  output logic [IdWidth-1:0]        m_axi_dev_arid_o,
-  output logic [39:0]               m_axi_dev_araddr_o,
-  output logic [7:0]                m_axi_dev_arlen_o,
-  output logic [2:0]                m_axi_dev_arsize_o,
-  output logic [1:0]                m_axi_dev_arburst_o,
-  output logic                      m_axi_dev_arvalid_o,
-  input  logic                      m_axi_dev_arready_i,
-  input  logic [IdWidth-1:0]        m_axi_dev_rid_i,
-  input  logic [DataWidth-1:0]      m_axi_dev_rdata_i,
-  input  logic [1:0]                m_axi_dev_rresp_i,
-  input  logic                      m_axi_dev_rlast_i,
-  input  logic                      m_axi_dev_rvalid_i,
-  output logic                      m_axi_dev_rready_o
+  // host-port requesters 0..2*NumCh-1 (see npu_axi_mux for the protocol)
+  output logic [NumHostReq-1:0]           h_ar_valid_o,
+  input  logic [NumHostReq-1:0]           h_ar_ready_i,
+  output logic [NumHostReq*64-1:0]        h_ar_addr_o,
+  output logic [NumHostReq*8-1:0]         h_ar_len_o,
+  input  logic [NumHostReq-1:0]           h_ar_err_i,
+  input  logic [NumHostReq-1:0]           h_ar_poison_i,
+  input  logic [NumHostReq-1:0]           h_r_valid_i,
+  input  logic [DataWidth-1:0]            h_r_data_i,
+  input  logic [1:0]                      h_r_resp_i,
+  input  logic                            h_r_last_i,
+  output logic [NumHostReq-1:0]           h_aw_valid_o,
+  input  logic [NumHostReq-1:0]           h_aw_ready_i,
+  output logic [NumHostReq*64-1:0]        h_aw_addr_o,
+  output logic [NumHostReq*8-1:0]         h_aw_len_o,
+  input  logic [NumHostReq-1:0]           h_aw_err_i,
+  output logic [NumHostReq-1:0]           h_w_valid_o,
+  input  logic [NumHostReq-1:0]           h_w_ready_i,
+  output logic [NumHostReq*DataWidth-1:0] h_w_data_o,
+  output logic [NumHostReq*StrbWidth-1:0] h_w_strb_o,
+  output logic [NumHostReq-1:0]           h_w_last_o,
+  input  logic [NumHostReq-1:0]           h_b_valid_i,
+  input  logic [1:0]                      h_b_resp_i,
+  // device-port requesters 0..NumCh-1
+  output logic [NumCh-1:0]                d_ar_valid_o,
+  input  logic [NumCh-1:0]                d_ar_ready_i,
+  output logic [NumCh*64-1:0]             d_ar_addr_o,
+  output logic [NumCh*8-1:0]              d_ar_len_o,
+  input  logic [NumCh-1:0]                d_ar_err_i,
+  input  logic [NumCh-1:0]                d_ar_poison_i,
+  input  logic [NumCh-1:0]                d_r_valid_i,
+  input  logic [DataWidth-1:0]            d_r_data_i,
+  input  logic [1:0]                      d_r_resp_i,
+  input  logic                            d_r_last_i,
+  output logic [NumCh-1:0]                d_aw_valid_o,
+  input  logic [NumCh-1:0]                d_aw_ready_i,
+  output logic [NumCh*64-1:0]             d_aw_addr_o,
+  output logic [NumCh*8-1:0]              d_aw_len_o,
+  input  logic [NumCh-1:0]                d_aw_err_i,
+  output logic [NumCh-1:0]                d_w_valid_o,
+  input  logic [NumCh-1:0]                d_w_ready_i,
+  output logic [NumCh*DataWidth-1:0]      d_w_data_o,
+  output logic [NumCh*StrbWidth-1:0]      d_w_strb_o,
+  output logic [NumCh-1:0]                d_w_last_o,
+  input  logic [NumCh-1:0]                d_b_valid_i,
+  input  logic [1:0]                      d_b_resp_i
 );
 
-  // ---------------------------------------------------------------- requester buses
-  // host mux (h_ar_err/h_ar_poison/h_aw_err of the ring requesters 3..5 stay 0: the
-  // mux injects errors into data requesters only)
+  // Local names for the requester buses (ports), so the channel wiring reads plainly.
   logic [NumHostReq-1:0]           h_ar_valid, h_ar_ready, h_r_valid;
+  // Injection flags of the ring requesters 3..5 stay 0: the mux injects into data only.
   /* verilator lint_off UNUSEDSIGNAL */
   logic [NumHostReq-1:0]           h_ar_err, h_ar_poison, h_aw_err;
   /* verilator lint_on UNUSEDSIGNAL */
@@ -132,7 +104,6 @@ module npu_dma #(
   logic [DataWidth-1:0]            h_r_data;
   logic [1:0]                      h_r_resp, h_b_resp;
   logic                            h_r_last;
-  // device mux
   logic [NumCh-1:0]                d_ar_valid, d_ar_ready, d_ar_err, d_ar_poison, d_r_valid;
   logic [NumCh*64-1:0]             d_ar_addr, d_aw_addr;
   logic [NumCh*8-1:0]              d_ar_len, d_aw_len;
@@ -142,8 +113,51 @@ module npu_dma #(
   logic [DataWidth-1:0]            d_r_data;
   logic [1:0]                      d_r_resp, d_b_resp;
   logic                            d_r_last;
-  logic [63:0]                     d_awaddr64, d_araddr64;
-  logic                            poison_consume_host, poison_consume_dev;
+
+  assign h_ar_valid_o = h_ar_valid;
+  assign h_ar_ready   = h_ar_ready_i;
+  assign h_ar_addr_o  = h_ar_addr;
+  assign h_ar_len_o   = h_ar_len;
+  assign h_ar_err     = h_ar_err_i;
+  assign h_ar_poison  = h_ar_poison_i;
+  assign h_r_valid    = h_r_valid_i;
+  assign h_r_data     = h_r_data_i;
+  assign h_r_resp     = h_r_resp_i;
+  assign h_r_last     = h_r_last_i;
+  assign h_aw_valid_o = h_aw_valid;
+  assign h_aw_ready   = h_aw_ready_i;
+  assign h_aw_addr_o  = h_aw_addr;
+  assign h_aw_len_o   = h_aw_len;
+  assign h_aw_err     = h_aw_err_i;
+  assign h_w_valid_o  = h_w_valid;
+  assign h_w_ready    = h_w_ready_i;
+  assign h_w_data_o   = h_w_data;
+  assign h_w_strb_o   = h_w_strb;
+  assign h_w_last_o   = h_w_last;
+  assign h_b_valid    = h_b_valid_i;
+  assign h_b_resp     = h_b_resp_i;
+  assign d_ar_valid_o = d_ar_valid;
+  assign d_ar_ready   = d_ar_ready_i;
+  assign d_ar_addr_o  = d_ar_addr;
+  assign d_ar_len_o   = d_ar_len;
+  assign d_ar_err     = d_ar_err_i;
+  assign d_ar_poison  = d_ar_poison_i;
+  assign d_r_valid    = d_r_valid_i;
+  assign d_r_data     = d_r_data_i;
+  assign d_r_resp     = d_r_resp_i;
+  assign d_r_last     = d_r_last_i;
+  assign d_aw_valid_o = d_aw_valid;
+  assign d_aw_ready   = d_aw_ready_i;
+  assign d_aw_addr_o  = d_aw_addr;
+  assign d_aw_len_o   = d_aw_len;
+  assign d_aw_err     = d_aw_err_i;
+  assign d_w_valid_o  = d_w_valid;
+  assign d_w_ready    = d_w_ready_i;
+  assign d_w_data_o   = d_w_data;
+  assign d_w_strb_o   = d_w_strb;
+  assign d_w_last_o   = d_w_last;
+  assign d_b_valid    = d_b_valid_i;
+  assign d_b_resp     = d_b_resp_i;
 
   logic [NumCh-1:0] ch_busy, ch_halted;
 
@@ -255,163 +269,11 @@ module npu_dma #(
   assign ch_busy_o = ch_busy;
   assign busy_o    = |ch_busy;
 
-  npu_axi_mux #(
-    .NumReq    (NumHostReq),
-    .AddrWidth (64),
-    .DataWidth (DataWidth),
-    .IdWidth   (IdWidth),
-    .DataReq   (NumHostReq'((1 << NumCh) - 1))
-  ) u_host_mux (
-    .clk_i,
-    .rst_ni,
-    .req_ar_valid_i      (h_ar_valid),
-    .req_ar_ready_o      (h_ar_ready),
-    .req_ar_addr_i       (h_ar_addr),
-    .req_ar_len_i        (h_ar_len),
-    .req_ar_err_o        (h_ar_err),
-    .req_ar_poison_o     (h_ar_poison),
-    .req_r_valid_o       (h_r_valid),
-    .req_r_data_o        (h_r_data),
-    .req_r_resp_o        (h_r_resp),
-    .req_r_last_o        (h_r_last),
-    .req_aw_valid_i      (h_aw_valid),
-    .req_aw_ready_o      (h_aw_ready),
-    .req_aw_addr_i       (h_aw_addr),
-    .req_aw_len_i        (h_aw_len),
-    .req_aw_err_o        (h_aw_err),
-    .req_w_valid_i       (h_w_valid),
-    .req_w_ready_o       (h_w_ready),
-    .req_w_data_i        (h_w_data),
-    .req_w_strb_i        (h_w_strb),
-    .req_w_last_i        (h_w_last),
-    .req_b_valid_o       (h_b_valid),
-    .req_b_resp_o        (h_b_resp),
-    .rd_err_armed_i      (host_rd_err_armed_i),
-    .rd_err_consume_o    (host_rd_err_consume_o),
-    .wr_err_armed_i      (host_wr_err_armed_i),
-    .wr_err_consume_o    (host_wr_err_consume_o),
-    .rd_poison_armed_i   (poison_armed_i),
-    .rd_poison_consume_o (poison_consume_host),
-    .rd_beat_o           (port_beats_o[0]),
-    .wr_beat_o           (port_beats_o[1]),
-    .m_axi_awid_o        (m_axi_host_awid_o),
-    .m_axi_awaddr_o      (m_axi_host_awaddr_o),
-    .m_axi_awlen_o       (m_axi_host_awlen_o),
-    .m_axi_awsize_o      (m_axi_host_awsize_o),
-    .m_axi_awburst_o     (m_axi_host_awburst_o),
-    .m_axi_awvalid_o     (m_axi_host_awvalid_o),
-    .m_axi_awready_i     (m_axi_host_awready_i),
-    .m_axi_wdata_o       (m_axi_host_wdata_o),
-    .m_axi_wstrb_o       (m_axi_host_wstrb_o),
-    .m_axi_wlast_o       (m_axi_host_wlast_o),
-    .m_axi_wvalid_o      (m_axi_host_wvalid_o),
-    .m_axi_wready_i      (m_axi_host_wready_i),
-    .m_axi_bid_i         (m_axi_host_bid_i),
-    .m_axi_bresp_i       (m_axi_host_bresp_i),
-    .m_axi_bvalid_i      (m_axi_host_bvalid_i),
-    .m_axi_bready_o      (m_axi_host_bready_o),
-    .m_axi_arid_o        (m_axi_host_arid_o),
-    .m_axi_araddr_o      (m_axi_host_araddr_o),
-    .m_axi_arlen_o       (m_axi_host_arlen_o),
-    .m_axi_arsize_o      (m_axi_host_arsize_o),
-    .m_axi_arburst_o     (m_axi_host_arburst_o),
-    .m_axi_arvalid_o     (m_axi_host_arvalid_o),
-    .m_axi_arready_i     (m_axi_host_arready_i),
-    .m_axi_rid_i         (m_axi_host_rid_i),
-    .m_axi_rdata_i       (m_axi_host_rdata_i),
-    .m_axi_rresp_i       (m_axi_host_rresp_i),
-    .m_axi_rlast_i       (m_axi_host_rlast_i),
-    .m_axi_rvalid_i      (m_axi_host_rvalid_i),
-    .m_axi_rready_o      (m_axi_host_rready_o)
-  );
-
-  npu_axi_mux #(
-    .NumReq    (NumCh),
-    .AddrWidth (64),
-    .DataWidth (DataWidth),
-    .IdWidth   (IdWidth),
-    .DataReq   ({NumCh{1'b1}})
-  ) u_dev_mux (
-    .clk_i,
-    .rst_ni,
-    .req_ar_valid_i      (d_ar_valid),
-    .req_ar_ready_o      (d_ar_ready),
-    .req_ar_addr_i       (d_ar_addr),
-    .req_ar_len_i        (d_ar_len),
-    .req_ar_err_o        (d_ar_err),
-    .req_ar_poison_o     (d_ar_poison),
-    .req_r_valid_o       (d_r_valid),
-    .req_r_data_o        (d_r_data),
-    .req_r_resp_o        (d_r_resp),
-    .req_r_last_o        (d_r_last),
-    .req_aw_valid_i      (d_aw_valid),
-    .req_aw_ready_o      (d_aw_ready),
-    .req_aw_addr_i       (d_aw_addr),
-    .req_aw_len_i        (d_aw_len),
-    .req_aw_err_o        (d_aw_err),
-    .req_w_valid_i       (d_w_valid),
-    .req_w_ready_o       (d_w_ready),
-    .req_w_data_i        (d_w_data),
-    .req_w_strb_i        (d_w_strb),
-    .req_w_last_i        (d_w_last),
-    .req_b_valid_o       (d_b_valid),
-    .req_b_resp_o        (d_b_resp),
-    .rd_err_armed_i      (dev_rd_err_armed_i),
-    .rd_err_consume_o    (dev_rd_err_consume_o),
-    .wr_err_armed_i      (dev_wr_err_armed_i),
-    .wr_err_consume_o    (dev_wr_err_consume_o),
-    .rd_poison_armed_i   (poison_armed_i && !poison_consume_host),
-    .rd_poison_consume_o (poison_consume_dev),
-    .rd_beat_o           (port_beats_o[2]),
-    .wr_beat_o           (port_beats_o[3]),
-    .m_axi_awid_o        (m_axi_dev_awid_o),
-    .m_axi_awaddr_o      (d_awaddr64),
-    .m_axi_awlen_o       (m_axi_dev_awlen_o),
-    .m_axi_awsize_o      (m_axi_dev_awsize_o),
-    .m_axi_awburst_o     (m_axi_dev_awburst_o),
-    .m_axi_awvalid_o     (m_axi_dev_awvalid_o),
-    .m_axi_awready_i     (m_axi_dev_awready_i),
-    .m_axi_wdata_o       (m_axi_dev_wdata_o),
-    .m_axi_wstrb_o       (m_axi_dev_wstrb_o),
-    .m_axi_wlast_o       (m_axi_dev_wlast_o),
-    .m_axi_wvalid_o      (m_axi_dev_wvalid_o),
-    .m_axi_wready_i      (m_axi_dev_wready_i),
-    .m_axi_bid_i         (m_axi_dev_bid_i),
-    .m_axi_bresp_i       (m_axi_dev_bresp_i),
-    .m_axi_bvalid_i      (m_axi_dev_bvalid_i),
-    .m_axi_bready_o      (m_axi_dev_bready_o),
-    .m_axi_arid_o        (m_axi_dev_arid_o),
-    .m_axi_araddr_o      (d_araddr64),
-    .m_axi_arlen_o       (m_axi_dev_arlen_o),
-    .m_axi_arsize_o      (m_axi_dev_arsize_o),
-    .m_axi_arburst_o     (m_axi_dev_arburst_o),
-    .m_axi_arvalid_o     (m_axi_dev_arvalid_o),
-    .m_axi_arready_i     (m_axi_dev_arready_i),
-    .m_axi_rid_i         (m_axi_dev_rid_i),
-    .m_axi_rdata_i       (m_axi_dev_rdata_i),
-    .m_axi_rresp_i       (m_axi_dev_rresp_i),
-    .m_axi_rlast_i       (m_axi_dev_rlast_i),
-    .m_axi_rvalid_i      (m_axi_dev_rvalid_i),
-    .m_axi_rready_o      (m_axi_dev_rready_o)
-  );
-
-  // Device-physical addresses are 40 bits; descriptors were range-checked against
-  // device memory, so the upper address bits are zero here.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [63:0] d_awaddr_upper_unused, d_araddr_upper_unused;
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign d_awaddr_upper_unused = d_awaddr64;
-  assign d_araddr_upper_unused = d_araddr64;
-  assign m_axi_dev_awaddr_o = d_awaddr64[39:0];
-  assign m_axi_dev_araddr_o = d_araddr64[39:0];
-  assign poison_consume_o   = poison_consume_host || poison_consume_dev;
-
   // ---- assertions
 `ifndef SYNTHESIS
-  a_dev_addr_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_dev_arvalid_o |-> d_araddr64[63:40] == '0);
-  a_one_poison: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      !(poison_consume_host && poison_consume_dev));
+  // A channel's data requester asks one port at a time.
+  a_one_port_per_channel: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      (h_ar_valid[NumCh-1:0] & d_ar_valid) == '0 && (h_aw_valid[NumCh-1:0] & d_aw_valid) == '0);
 `endif
 
 endmodule

@@ -174,15 +174,16 @@ module npu_top #(
   logic              int_ack_we;
   logic [NumIrq-1:0] cause_set;
 
-  // Causes: FAULT, CMD and KERNEL come with the MMU and compute unit.
+  // Causes FAULT and KERNEL come with the MMU and compute unit.
   logic [2:0] dma_irq, dma_dev_err;
-  logic       dev_err_any_q;
+  logic       dev_err_any_d, dev_err_any_q;
   always_comb begin : causes
     cause_set = '0;
     cause_set[npu_reg_pkg::INT_CAUSE_DMA0] = dma_irq[0];
     cause_set[npu_reg_pkg::INT_CAUSE_DMA1] = dma_irq[1];
     cause_set[npu_reg_pkg::INT_CAUSE_DMA2] = dma_irq[2];
-    cause_set[npu_reg_pkg::INT_CAUSE_ERROR] = |dma_dev_err && !dev_err_any_q;
+    cause_set[npu_reg_pkg::INT_CAUSE_CMD]  = cmdq_irq;
+    cause_set[npu_reg_pkg::INT_CAUSE_ERROR] = dev_err_any_d && !dev_err_any_q;
   end
 
   npu_irq #(
@@ -212,6 +213,7 @@ module npu_top #(
     perf_inc = '0;
     perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = 16'd1;
     perf_inc[npu_reg_pkg::PERF_CTR_CSR_ACCESSES*16 +: 16]  = 16'(reg_we || reg_re);
+    perf_inc[npu_reg_pkg::PERF_CTR_CMDS*16 +: 16]          = 16'(cmd_done);
     perf_inc[npu_reg_pkg::PERF_CTR_DMA0_BYTES*16 +: 16]    = 16'(dma_bytes[0*13 +: 13]);
     perf_inc[npu_reg_pkg::PERF_CTR_DMA0_BUSY*16 +: 16]     = 16'(dma_busy[0]);
     perf_inc[npu_reg_pkg::PERF_CTR_DMA0_STALL*16 +: 16]    = 16'(dma_stall[0]);
@@ -266,7 +268,6 @@ module npu_top #(
   // units exist the registers are plain storage that software can read back.
   /* verilator lint_off UNUSEDSIGNAL */
   logic [31:0] scratch_q, ctrl_q, errinj_hang_q;
-  logic [31:0] cmdq_base_lo_q, cmdq_base_hi_q, cmdq_size_log2_q, cmdq_tail_q;
   logic [31:0] fq_base_lo_q, fq_base_hi_q, fq_size_log2_q, fq_head_q;
   logic [31:0] kq_base_lo_q, kq_base_hi_q, kq_size_log2_q, kq_tail_q;
   logic [31:0] kcq_base_lo_q, kcq_base_hi_q, kcq_size_log2_q, kcq_head_q;
@@ -289,115 +290,331 @@ module npu_top #(
   npu_dma #(
     .DataWidth   (DataWidth),
     .DevMemMiB   (DevMemMiB),
-    .IdWidth     (AxiIdWidth),
     .MaxRdBursts (MaxReadBursts)
   ) u_dma (
     .clk_i,
     .rst_ni,
-    .soft_reset_i          (soft_reset),
-    .enable_i              (ctrl_q[npu_reg_pkg::REG_CTRL_DMA_EN_LSB]),
-    .hang_i                (errinj_hang_q[npu_reg_pkg::REG_ERRINJ_HANG_DMA_LSB]),
-    .desc_base_lo_i        (dma_desc_base_lo_q),
-    .desc_base_hi_i        (dma_desc_base_hi_q),
-    .desc_size_log2_i      (dma_desc_size_log2_q),
-    .desc_tail_i           (dma_desc_tail_q),
-    .desc_head_o           (dma_desc_head),
-    .cpl_base_lo_i         (dma_cpl_base_lo_q),
-    .cpl_base_hi_i         (dma_cpl_base_hi_q),
-    .cpl_size_log2_i       (dma_cpl_size_log2_q),
-    .cpl_head_i            (dma_cpl_head_q),
-    .cpl_tail_o            (dma_cpl_tail),
-    .ch_status_o           (dma_ch_status),
-    .ch_ctrl_we_i          (dma_ch_ctrl_we),
-    .ch_ctrl_wd_i          (dma_ch_ctrl_wd),
-    .irq_o                 (dma_irq),
-    .dev_err_o             (dma_dev_err),
-    .busy_o                (dma_busy_any),
-    .host_rd_err_armed_i   (errinj_armed[0]),
-    .host_rd_err_consume_o (errinj_consume[0]),
-    .host_wr_err_armed_i   (errinj_armed[1]),
-    .host_wr_err_consume_o (errinj_consume[1]),
-    .dev_rd_err_armed_i    (errinj_armed[2]),
-    .dev_rd_err_consume_o  (errinj_consume[2]),
-    .dev_wr_err_armed_i    (errinj_armed[3]),
-    .dev_wr_err_consume_o  (errinj_consume[3]),
-    .poison_armed_i        (errinj_armed[5]),
-    .poison_consume_o      (errinj_consume[5]),
-    .ch_bytes_o            (dma_bytes),
-    .ch_busy_o             (dma_busy),
-    .ch_stall_o            (dma_stall),
-    .port_beats_o          (port_beats),
-    .m_axi_host_awid_o,
-    .m_axi_host_awaddr_o,
-    .m_axi_host_awlen_o,
-    .m_axi_host_awsize_o,
-    .m_axi_host_awburst_o,
-    .m_axi_host_awvalid_o,
-    .m_axi_host_awready_i,
-    .m_axi_host_wdata_o,
-    .m_axi_host_wstrb_o,
-    .m_axi_host_wlast_o,
-    .m_axi_host_wvalid_o,
-    .m_axi_host_wready_i,
-    .m_axi_host_bid_i,
-    .m_axi_host_bresp_i,
-    .m_axi_host_bvalid_i,
-    .m_axi_host_bready_o,
-    .m_axi_host_arid_o,
-    .m_axi_host_araddr_o,
-    .m_axi_host_arlen_o,
-    .m_axi_host_arsize_o,
-    .m_axi_host_arburst_o,
-    .m_axi_host_arvalid_o,
-    .m_axi_host_arready_i,
-    .m_axi_host_rid_i,
-    .m_axi_host_rdata_i,
-    .m_axi_host_rresp_i,
-    .m_axi_host_rlast_i,
-    .m_axi_host_rvalid_i,
-    .m_axi_host_rready_o,
-    .m_axi_dev_awid_o,
-    .m_axi_dev_awaddr_o,
-    .m_axi_dev_awlen_o,
-    .m_axi_dev_awsize_o,
-    .m_axi_dev_awburst_o,
-    .m_axi_dev_awvalid_o,
-    .m_axi_dev_awready_i,
-    .m_axi_dev_wdata_o,
-    .m_axi_dev_wstrb_o,
-    .m_axi_dev_wlast_o,
-    .m_axi_dev_wvalid_o,
-    .m_axi_dev_wready_i,
-    .m_axi_dev_bid_i,
-    .m_axi_dev_bresp_i,
-    .m_axi_dev_bvalid_i,
-    .m_axi_dev_bready_o,
-    .m_axi_dev_arid_o,
-    .m_axi_dev_araddr_o,
-    .m_axi_dev_arlen_o,
-    .m_axi_dev_arsize_o,
-    .m_axi_dev_arburst_o,
-    .m_axi_dev_arvalid_o,
-    .m_axi_dev_arready_i,
-    .m_axi_dev_rid_i,
-    .m_axi_dev_rdata_i,
-    .m_axi_dev_rresp_i,
-    .m_axi_dev_rlast_i,
-    .m_axi_dev_rvalid_i,
-    .m_axi_dev_rready_o
+    .soft_reset_i     (soft_reset),
+    .enable_i         (ctrl_q[npu_reg_pkg::REG_CTRL_DMA_EN_LSB]),
+    .hang_i           (errinj_hang_q[npu_reg_pkg::REG_ERRINJ_HANG_DMA_LSB]),
+    .desc_base_lo_i   (dma_desc_base_lo_q),
+    .desc_base_hi_i   (dma_desc_base_hi_q),
+    .desc_size_log2_i (dma_desc_size_log2_q),
+    .desc_tail_i      (dma_desc_tail_q),
+    .desc_head_o      (dma_desc_head),
+    .cpl_base_lo_i    (dma_cpl_base_lo_q),
+    .cpl_base_hi_i    (dma_cpl_base_hi_q),
+    .cpl_size_log2_i  (dma_cpl_size_log2_q),
+    .cpl_head_i       (dma_cpl_head_q),
+    .cpl_tail_o       (dma_cpl_tail),
+    .ch_status_o      (dma_ch_status),
+    .ch_ctrl_we_i     (dma_ch_ctrl_we),
+    .ch_ctrl_wd_i     (dma_ch_ctrl_wd),
+    .irq_o            (dma_irq),
+    .dev_err_o        (dma_dev_err),
+    .busy_o           (dma_busy_any),
+    .ch_bytes_o       (dma_bytes),
+    .ch_busy_o        (dma_busy),
+    .ch_stall_o       (dma_stall),
+    .h_ar_valid_o     (h_ar_valid[5:0]),
+    .h_ar_ready_i     (h_ar_ready[5:0]),
+    .h_ar_addr_o      (h_ar_addr[6*64-1:0]),
+    .h_ar_len_o       (h_ar_len[6*8-1:0]),
+    .h_ar_err_i       (h_ar_err[5:0]),
+    .h_ar_poison_i    (h_ar_poison[5:0]),
+    .h_r_valid_i      (h_r_valid[5:0]),
+    .h_r_data_i       (h_r_data),
+    .h_r_resp_i       (h_r_resp),
+    .h_r_last_i       (h_r_last),
+    .h_aw_valid_o     (h_aw_valid[5:0]),
+    .h_aw_ready_i     (h_aw_ready[5:0]),
+    .h_aw_addr_o      (h_aw_addr[6*64-1:0]),
+    .h_aw_len_o       (h_aw_len[6*8-1:0]),
+    .h_aw_err_i       (h_aw_err[5:0]),
+    .h_w_valid_o      (h_w_valid[5:0]),
+    .h_w_ready_i      (h_w_ready[5:0]),
+    .h_w_data_o       (h_w_data[6*DataWidth-1:0]),
+    .h_w_strb_o       (h_w_strb[6*StrbWidth-1:0]),
+    .h_w_last_o       (h_w_last[5:0]),
+    .h_b_valid_i      (h_b_valid[5:0]),
+    .h_b_resp_i       (h_b_resp),
+    .d_ar_valid_o     (d_ar_valid),
+    .d_ar_ready_i     (d_ar_ready),
+    .d_ar_addr_o      (d_ar_addr),
+    .d_ar_len_o       (d_ar_len),
+    .d_ar_err_i       (d_ar_err),
+    .d_ar_poison_i    (d_ar_poison),
+    .d_r_valid_i      (d_r_valid),
+    .d_r_data_i       (d_r_data),
+    .d_r_resp_i       (d_r_resp),
+    .d_r_last_i       (d_r_last),
+    .d_aw_valid_o     (d_aw_valid),
+    .d_aw_ready_i     (d_aw_ready),
+    .d_aw_addr_o      (d_aw_addr),
+    .d_aw_len_o       (d_aw_len),
+    .d_aw_err_i       (d_aw_err),
+    .d_w_valid_o      (d_w_valid),
+    .d_w_ready_i      (d_w_ready),
+    .d_w_data_o       (d_w_data),
+    .d_w_strb_o       (d_w_strb),
+    .d_w_last_o       (d_w_last),
+    .d_b_valid_i      (d_b_valid),
+    .d_b_resp_i       (d_b_resp)
   );
+
+  // ---------------------------------------------------------------- command queue
+  logic [31:0] cmdq_base_lo_q, cmdq_base_hi_q;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0] cmdq_size_log2_q, cmdq_tail_q;  // bits above the register masks are 0
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [15:0] cmdq_head;
+  logic        cmdq_busy, cmdq_irq, cmd_done;
+  logic [7:0]  cmdq_err_code;
+  // The MMU consumes these; until it exists an invalidation or replay has nothing to
+  // act on and takes effect at once.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic        inval_valid, replay_valid, replay_abort;
+  logic [1:0]  inval_scope;
+  logic [15:0] inval_asid, replay_reqid;
+  logic [63:0] inval_va;
+  logic [31:0] inval_pages;
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  npu_cmdq #(
+    .DataWidth(DataWidth)
+  ) u_cmdq (
+    .clk_i,
+    .rst_ni,
+    .soft_reset_i   (soft_reset),
+    .enable_i       (ctrl_q[npu_reg_pkg::REG_CTRL_CMDQ_EN_LSB]),
+    .base_i         ({cmdq_base_hi_q, cmdq_base_lo_q}),
+    .size_log2_i    (cmdq_size_log2_q[4:0]),
+    .tail_i         (cmdq_tail_q[15:0]),
+    .head_o         (cmdq_head),
+    .busy_o         (cmdq_busy),
+    .irq_o          (cmdq_irq),
+    .dev_err_code_o (cmdq_err_code),
+    .cmd_done_o     (cmd_done),
+    .inval_valid_o  (inval_valid),
+    .inval_ready_i  (1'b1),
+    .inval_scope_o  (inval_scope),
+    .inval_asid_o   (inval_asid),
+    .inval_va_o     (inval_va),
+    .inval_pages_o  (inval_pages),
+    .replay_valid_o (replay_valid),
+    .replay_ready_i (1'b1),
+    .replay_reqid_o (replay_reqid),
+    .replay_abort_o (replay_abort),
+    .mmu_quiet_i    (1'b1),
+    .ar_valid_o     (h_ar_valid[6]),
+    .ar_ready_i     (h_ar_ready[6]),
+    .ar_addr_o      (h_ar_addr[6*64 +: 64]),
+    .r_valid_i      (h_r_valid[6]),
+    .r_data_i       (h_r_data),
+    .r_resp_i       (h_r_resp),
+    .aw_valid_o     (h_aw_valid[6]),
+    .aw_ready_i     (h_aw_ready[6]),
+    .aw_addr_o      (h_aw_addr[6*64 +: 64]),
+    .w_valid_o      (h_w_valid[6]),
+    .w_ready_i      (h_w_ready[6]),
+    .w_data_o       (h_w_data[6*DataWidth +: DataWidth]),
+    .w_strb_o       (h_w_strb[6*StrbWidth +: StrbWidth]),
+    .b_valid_i      (h_b_valid[6]),
+    .b_resp_i       (h_b_resp)
+  );
+  assign h_ar_len[6*8 +: 8] = 8'd0;
+  assign h_aw_len[6*8 +: 8] = 8'd0;
+  assign h_w_last[6]        = 1'b1;
+
+  // ---------------------------------------------------------------- memory ports
+  // Host port requesters (AXI ID = index): 0..2 DMA data, 3..5 DMA rings, 6 command
+  // queue. Device port requesters: 0..2 DMA data.
+  localparam int unsigned NumHostReq = 7;
+  logic [NumHostReq-1:0]           h_ar_valid, h_ar_ready, h_r_valid;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [NumHostReq-1:0]           h_ar_err, h_ar_poison, h_aw_err;  // data requesters only
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [NumHostReq*64-1:0]        h_ar_addr, h_aw_addr;
+  logic [NumHostReq*8-1:0]         h_ar_len, h_aw_len;
+  logic [NumHostReq-1:0]           h_aw_valid, h_aw_ready, h_w_valid, h_w_ready, h_w_last, h_b_valid;
+  logic [NumHostReq*DataWidth-1:0] h_w_data;
+  logic [NumHostReq*StrbWidth-1:0] h_w_strb;
+  logic [DataWidth-1:0]            h_r_data, d_r_data;
+  logic [1:0]                      h_r_resp, h_b_resp, d_r_resp, d_b_resp;
+  logic                            h_r_last, d_r_last;
+  logic [2:0]                      d_ar_valid, d_ar_ready, d_ar_err, d_ar_poison, d_r_valid;
+  logic [3*64-1:0]                 d_ar_addr, d_aw_addr;
+  logic [3*8-1:0]                  d_ar_len, d_aw_len;
+  logic [2:0]                      d_aw_valid, d_aw_ready, d_aw_err, d_w_valid, d_w_ready, d_w_last, d_b_valid;
+  logic [3*DataWidth-1:0]          d_w_data;
+  logic [3*StrbWidth-1:0]          d_w_strb;
+  logic [63:0]                     d_awaddr64, d_araddr64;
+  logic                            poison_consume_host, poison_consume_dev;
+
+  npu_axi_mux #(
+    .NumReq    (NumHostReq),
+    .AddrWidth (64),
+    .DataWidth (DataWidth),
+    .IdWidth   (AxiIdWidth),
+    .DataReq   (7'b000_0111)
+  ) u_host_mux (
+    .clk_i,
+    .rst_ni,
+    .req_ar_valid_i      (h_ar_valid),
+    .req_ar_ready_o      (h_ar_ready),
+    .req_ar_addr_i       (h_ar_addr),
+    .req_ar_len_i        (h_ar_len),
+    .req_ar_err_o        (h_ar_err),
+    .req_ar_poison_o     (h_ar_poison),
+    .req_r_valid_o       (h_r_valid),
+    .req_r_data_o        (h_r_data),
+    .req_r_resp_o        (h_r_resp),
+    .req_r_last_o        (h_r_last),
+    .req_aw_valid_i      (h_aw_valid),
+    .req_aw_ready_o      (h_aw_ready),
+    .req_aw_addr_i       (h_aw_addr),
+    .req_aw_len_i        (h_aw_len),
+    .req_aw_err_o        (h_aw_err),
+    .req_w_valid_i       (h_w_valid),
+    .req_w_ready_o       (h_w_ready),
+    .req_w_data_i        (h_w_data),
+    .req_w_strb_i        (h_w_strb),
+    .req_w_last_i        (h_w_last),
+    .req_b_valid_o       (h_b_valid),
+    .req_b_resp_o        (h_b_resp),
+    .rd_err_armed_i      (errinj_armed[0]),
+    .rd_err_consume_o    (errinj_consume[0]),
+    .wr_err_armed_i      (errinj_armed[1]),
+    .wr_err_consume_o    (errinj_consume[1]),
+    .rd_poison_armed_i   (errinj_armed[5]),
+    .rd_poison_consume_o (poison_consume_host),
+    .rd_beat_o           (port_beats[0]),
+    .wr_beat_o           (port_beats[1]),
+    .m_axi_awid_o        (m_axi_host_awid_o),
+    .m_axi_awaddr_o      (m_axi_host_awaddr_o),
+    .m_axi_awlen_o       (m_axi_host_awlen_o),
+    .m_axi_awsize_o      (m_axi_host_awsize_o),
+    .m_axi_awburst_o     (m_axi_host_awburst_o),
+    .m_axi_awvalid_o     (m_axi_host_awvalid_o),
+    .m_axi_awready_i     (m_axi_host_awready_i),
+    .m_axi_wdata_o       (m_axi_host_wdata_o),
+    .m_axi_wstrb_o       (m_axi_host_wstrb_o),
+    .m_axi_wlast_o       (m_axi_host_wlast_o),
+    .m_axi_wvalid_o      (m_axi_host_wvalid_o),
+    .m_axi_wready_i      (m_axi_host_wready_i),
+    .m_axi_bid_i         (m_axi_host_bid_i),
+    .m_axi_bresp_i       (m_axi_host_bresp_i),
+    .m_axi_bvalid_i      (m_axi_host_bvalid_i),
+    .m_axi_bready_o      (m_axi_host_bready_o),
+    .m_axi_arid_o        (m_axi_host_arid_o),
+    .m_axi_araddr_o      (m_axi_host_araddr_o),
+    .m_axi_arlen_o       (m_axi_host_arlen_o),
+    .m_axi_arsize_o      (m_axi_host_arsize_o),
+    .m_axi_arburst_o     (m_axi_host_arburst_o),
+    .m_axi_arvalid_o     (m_axi_host_arvalid_o),
+    .m_axi_arready_i     (m_axi_host_arready_i),
+    .m_axi_rid_i         (m_axi_host_rid_i),
+    .m_axi_rdata_i       (m_axi_host_rdata_i),
+    .m_axi_rresp_i       (m_axi_host_rresp_i),
+    .m_axi_rlast_i       (m_axi_host_rlast_i),
+    .m_axi_rvalid_i      (m_axi_host_rvalid_i),
+    .m_axi_rready_o      (m_axi_host_rready_o)
+  );
+
+  npu_axi_mux #(
+    .NumReq    (3),
+    .AddrWidth (64),
+    .DataWidth (DataWidth),
+    .IdWidth   (AxiIdWidth),
+    .DataReq   (3'b111)
+  ) u_dev_mux (
+    .clk_i,
+    .rst_ni,
+    .req_ar_valid_i      (d_ar_valid),
+    .req_ar_ready_o      (d_ar_ready),
+    .req_ar_addr_i       (d_ar_addr),
+    .req_ar_len_i        (d_ar_len),
+    .req_ar_err_o        (d_ar_err),
+    .req_ar_poison_o     (d_ar_poison),
+    .req_r_valid_o       (d_r_valid),
+    .req_r_data_o        (d_r_data),
+    .req_r_resp_o        (d_r_resp),
+    .req_r_last_o        (d_r_last),
+    .req_aw_valid_i      (d_aw_valid),
+    .req_aw_ready_o      (d_aw_ready),
+    .req_aw_addr_i       (d_aw_addr),
+    .req_aw_len_i        (d_aw_len),
+    .req_aw_err_o        (d_aw_err),
+    .req_w_valid_i       (d_w_valid),
+    .req_w_ready_o       (d_w_ready),
+    .req_w_data_i        (d_w_data),
+    .req_w_strb_i        (d_w_strb),
+    .req_w_last_i        (d_w_last),
+    .req_b_valid_o       (d_b_valid),
+    .req_b_resp_o        (d_b_resp),
+    .rd_err_armed_i      (errinj_armed[2]),
+    .rd_err_consume_o    (errinj_consume[2]),
+    .wr_err_armed_i      (errinj_armed[3]),
+    .wr_err_consume_o    (errinj_consume[3]),
+    .rd_poison_armed_i   (errinj_armed[5] && !poison_consume_host),
+    .rd_poison_consume_o (poison_consume_dev),
+    .rd_beat_o           (port_beats[2]),
+    .wr_beat_o           (port_beats[3]),
+    .m_axi_awid_o        (m_axi_dev_awid_o),
+    .m_axi_awaddr_o      (d_awaddr64),
+    .m_axi_awlen_o       (m_axi_dev_awlen_o),
+    .m_axi_awsize_o      (m_axi_dev_awsize_o),
+    .m_axi_awburst_o     (m_axi_dev_awburst_o),
+    .m_axi_awvalid_o     (m_axi_dev_awvalid_o),
+    .m_axi_awready_i     (m_axi_dev_awready_i),
+    .m_axi_wdata_o       (m_axi_dev_wdata_o),
+    .m_axi_wstrb_o       (m_axi_dev_wstrb_o),
+    .m_axi_wlast_o       (m_axi_dev_wlast_o),
+    .m_axi_wvalid_o      (m_axi_dev_wvalid_o),
+    .m_axi_wready_i      (m_axi_dev_wready_i),
+    .m_axi_bid_i         (m_axi_dev_bid_i),
+    .m_axi_bresp_i       (m_axi_dev_bresp_i),
+    .m_axi_bvalid_i      (m_axi_dev_bvalid_i),
+    .m_axi_bready_o      (m_axi_dev_bready_o),
+    .m_axi_arid_o        (m_axi_dev_arid_o),
+    .m_axi_araddr_o      (d_araddr64),
+    .m_axi_arlen_o       (m_axi_dev_arlen_o),
+    .m_axi_arsize_o      (m_axi_dev_arsize_o),
+    .m_axi_arburst_o     (m_axi_dev_arburst_o),
+    .m_axi_arvalid_o     (m_axi_dev_arvalid_o),
+    .m_axi_arready_i     (m_axi_dev_arready_i),
+    .m_axi_rid_i         (m_axi_dev_rid_i),
+    .m_axi_rdata_i       (m_axi_dev_rdata_i),
+    .m_axi_rresp_i       (m_axi_dev_rresp_i),
+    .m_axi_rlast_i       (m_axi_dev_rlast_i),
+    .m_axi_rvalid_i      (m_axi_dev_rvalid_i),
+    .m_axi_rready_o      (m_axi_dev_rready_o)
+  );
+
+  // Device-physical addresses are 40 bits; descriptors were range-checked against
+  // device memory, so the upper address bits are zero here.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [63:0] d_awaddr_upper_unused, d_araddr_upper_unused;
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign d_awaddr_upper_unused = d_awaddr64;
+  assign d_araddr_upper_unused = d_araddr64;
+  assign m_axi_dev_awaddr_o = d_awaddr64[39:0];
+  assign m_axi_dev_araddr_o = d_araddr64[39:0];
+  assign errinj_consume[5]  = poison_consume_host || poison_consume_dev;
 
   // ---------------------------------------------------------------- status and device errors
   logic [31:0] status, err_info_d, err_info_q;
-  logic        dev_err_any_d;
   always_comb begin : status_logic
     status = '0;
-    status[npu_reg_pkg::REG_STATUS_DMA_BUSY_LSB] = dma_busy_any;
+    status[npu_reg_pkg::REG_STATUS_DMA_BUSY_LSB]  = dma_busy_any;
+    status[npu_reg_pkg::REG_STATUS_CMDQ_BUSY_LSB] = cmdq_busy;
     status[npu_reg_pkg::REG_STATUS_ERROR_LSB]    = err_info_q != '0;
-    dev_err_any_d = |dma_dev_err;
+    dev_err_any_d = (|dma_dev_err || cmdq_err_code != '0) && !soft_reset;
     err_info_d    = err_info_q;
     if (soft_reset) begin
       err_info_d = '0;
+    end else if (err_info_q == '0 && cmdq_err_code != '0) begin
+      err_info_d = {16'd0, 8'd0, cmdq_err_code};
     end else if (err_info_q == '0) begin
       for (int unsigned c = 0; c < 3; c++) begin
         if (dma_dev_err[c] && err_info_d == '0) begin
@@ -444,7 +661,7 @@ module npu_top #(
     .cmdq_base_lo_q_o       (cmdq_base_lo_q),
     .cmdq_base_hi_q_o       (cmdq_base_hi_q),
     .cmdq_size_log2_q_o     (cmdq_size_log2_q),
-    .cmdq_head_i            ('0),
+    .cmdq_head_i            (32'(cmdq_head)),
     .cmdq_tail_q_o          (cmdq_tail_q),
     .fq_base_lo_q_o         (fq_base_lo_q),
     .fq_base_hi_q_o         (fq_base_hi_q),

@@ -9,6 +9,7 @@
 //! DMA descriptors and kernel descriptors, and the [`DeviceIo`] transport trait that every
 //! way of reaching the device (Verilator co-simulation, VFIO board) implements.
 
+pub mod cmdq;
 mod device_io;
 pub mod dma;
 mod dma_buf;

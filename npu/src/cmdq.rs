@@ -1,0 +1,224 @@
+//! Driver of the NPU's command queue: TLB invalidations, fences and fault replays.
+//!
+//! Commands are 16-byte `CMD` records in a ring in DMA-mapped host memory; the device
+//! executes them in order. A FENCE completes only after every earlier command took
+//! effect and then writes a 32-bit value to host memory — [`CmdQueue::fence`] uses a
+//! fresh sequence number each time and waits (in device time) until it appears.
+
+use crate::device_io::{DeviceIo, IoError};
+use crate::dma_buf::{DmaBufError, DmaBuffer};
+use crate::regs;
+
+/// Which TLB entries an invalidation drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalScope {
+    /// Every entry of every ASID.
+    All,
+    /// Every entry of one ASID.
+    Asid(u16),
+    /// Entries of one ASID overlapping `pages` 4 KiB pages from `va`.
+    Range {
+        /// Address space.
+        asid: u16,
+        /// First virtual address (page aligned).
+        va: u64,
+        /// Number of 4 KiB pages (≥ 1).
+        pages: u32,
+    },
+}
+
+/// One command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// TLB invalidation.
+    Inval(InvalScope),
+    /// Completion barrier: writes `data` to IOVA `addr` (4-byte aligned).
+    Fence {
+        /// Value written.
+        data: u32,
+        /// Host IOVA of the 32-bit word.
+        addr: u64,
+        /// Raise interrupt cause CMD when done.
+        irq: bool,
+    },
+    /// Resume (retry) or fail (abort) the faulting request `reqid`.
+    Replay {
+        /// Requester ID from the fault record.
+        reqid: u16,
+        /// Fail the request instead of retrying it.
+        abort: bool,
+    },
+}
+
+impl Command {
+    /// The 16-byte record.
+    pub fn encode(&self) -> [u8; regs::cmd::SIZE] {
+        let mut rec = [0u8; regs::cmd::SIZE];
+        let (op, flags, asid, arg, addr) = match *self {
+            Command::Inval(InvalScope::All) => (regs::cmd_opcode::INVAL, regs::inval_scope::ALL, 0, 0, 0),
+            Command::Inval(InvalScope::Asid(a)) => (regs::cmd_opcode::INVAL, regs::inval_scope::ASID, a, 0, 0),
+            Command::Inval(InvalScope::Range { asid, va, pages }) => {
+                (regs::cmd_opcode::INVAL, regs::inval_scope::RANGE, asid, u64::from(pages), va)
+            }
+            Command::Fence { data, addr, irq } => (regs::cmd_opcode::FENCE, u64::from(irq), 0, u64::from(data), addr),
+            Command::Replay { reqid, abort } => {
+                let action = if abort { regs::replay_action::ABORT } else { regs::replay_action::RETRY };
+                (regs::cmd_opcode::REPLAY, action, 0, u64::from(reqid), 0)
+            }
+        };
+        regs::cmd::OPCODE.set(&mut rec, op);
+        regs::cmd::FLAGS.set(&mut rec, flags);
+        regs::cmd::ASID.set(&mut rec, u64::from(asid));
+        regs::cmd::ARG.set(&mut rec, arg);
+        regs::cmd::ADDR.set(&mut rec, addr);
+        rec
+    }
+}
+
+/// Errors of the command queue driver.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdqError {
+    /// Transport failure.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// Ring memory could not be allocated.
+    #[error(transparent)]
+    Buffer(#[from] DmaBufError),
+    /// Not enough free entries; wait for the device to consume some.
+    #[error("command queue full: {needed} entries needed, {free} free")]
+    Full {
+        /// Entries asked for.
+        needed: usize,
+        /// Entries free.
+        free: usize,
+    },
+    /// A fence did not complete within the budget.
+    #[error("FENCE {seq} did not complete within {budget_ns} ns of device time")]
+    FenceTimeout {
+        /// Sequence number of the fence.
+        seq: u32,
+        /// Budget.
+        budget_ns: u64,
+    },
+    /// The device stopped the queue with a device error.
+    #[error("the command queue stopped with a device error (ERR_INFO {err_info:#010x})")]
+    DeviceError {
+        /// ERR_INFO register.
+        err_info: u32,
+    },
+}
+
+/// The command queue ring, set up on a device.
+pub struct CmdQueue {
+    ring: DmaBuffer,
+    ring_iova: u64,
+    fence: DmaBuffer,
+    fence_iova: u64,
+    size_log2: u32,
+    tail: u16,
+    seq: u32,
+}
+
+impl CmdQueue {
+    /// Allocates a ring of 2^`size_log2` entries and a fence word, programs the
+    /// registers and enables the queue (CTRL.CMDQ_EN).
+    pub fn init<T: DeviceIo + ?Sized>(io: &mut T, size_log2: u32) -> Result<Self, CmdqError> {
+        let ring = DmaBuffer::new((1usize << size_log2) * regs::cmd::SIZE)?;
+        let fence = DmaBuffer::new(4096)?;
+        let ring_iova = io.dma_map(&ring)?;
+        let fence_iova = io.dma_map(&fence)?;
+        io.write64(regs::CMDQ_BASE_LO.offset, ring_iova)?;
+        io.write32(regs::CMDQ_SIZE_LOG2.offset, size_log2)?;
+        let tail = io.read32(regs::CMDQ_HEAD.offset)? as u16;
+        io.write32(regs::CMDQ_TAIL.offset, u32::from(tail))?;
+        let ctrl = io.read32(regs::CTRL.offset)?;
+        io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 1))?;
+        Ok(Self { ring, ring_iova, fence, fence_iova, size_log2, tail, seq: 0 })
+    }
+
+    fn mask(&self) -> u16 {
+        ((1u32 << self.size_log2) - 1) as u16
+    }
+
+    /// Entries the ring can take now.
+    pub fn free<T: DeviceIo + ?Sized>(&self, io: &mut T) -> Result<usize, CmdqError> {
+        let head = io.read32(regs::CMDQ_HEAD.offset)? as u16 & self.mask();
+        let used = self.tail.wrapping_sub(head) & self.mask();
+        Ok(usize::from(self.mask() - used))
+    }
+
+    /// Writes the commands and rings the doorbell once.
+    pub fn submit<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), CmdqError> {
+        let free = self.free(io)?;
+        if cmds.len() > free {
+            return Err(CmdqError::Full { needed: cmds.len(), free });
+        }
+        for c in cmds {
+            let slot = usize::from(self.tail & self.mask());
+            self.ring.write(slot * regs::cmd::SIZE, &c.encode())?;
+            self.tail = self.tail.wrapping_add(1) & self.mask();
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        io.write32(regs::CMDQ_TAIL.offset, u32::from(self.tail))?;
+        Ok(())
+    }
+
+    /// Submits `cmds` followed by a FENCE and waits until the fence has completed, i.e.
+    /// until every command took effect. Returns the fence's sequence number.
+    pub fn run_fenced<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command], budget_ns: u64) -> Result<u32, CmdqError> {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        let seq = self.seq;
+        let mut all = cmds.to_vec();
+        all.push(Command::Fence { data: seq, addr: self.fence_iova, irq: false });
+        self.submit(io, &all)?;
+        let start = io.now_ns();
+        loop {
+            if self.fence.read_u32(0)? == seq {
+                return Ok(seq);
+            }
+            let status = io.read32(regs::STATUS.offset)?;
+            if regs::status::ERROR.get32(status) == 1 {
+                return Err(CmdqError::DeviceError { err_info: io.read32(regs::ERR_INFO.offset)? });
+            }
+            if io.now_ns().saturating_sub(start) > budget_ns {
+                return Err(CmdqError::FenceTimeout { seq, budget_ns });
+            }
+            io.advance(100)?;
+        }
+    }
+
+    /// IOVA of the fence word (for fences written by hand).
+    pub fn fence_iova(&self) -> u64 {
+        self.fence_iova
+    }
+
+    /// Unmaps the ring (disable the queue first if the device stays in use).
+    pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), CmdqError> {
+        let ctrl = io.read32(regs::CTRL.offset)?;
+        io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 0))?;
+        io.dma_unmap(self.ring_iova)?;
+        io.dma_unmap(self.fence_iova)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_encode_per_the_record_layout() {
+        let r = Command::Inval(InvalScope::Range { asid: 7, va: 0x4000_0000, pages: 3 }).encode();
+        assert_eq!(r[0], 1, "INVAL");
+        assert_eq!(r[1], 2, "scope RANGE");
+        assert_eq!(u16::from_le_bytes([r[2], r[3]]), 7);
+        assert_eq!(u32::from_le_bytes(r[4..8].try_into().unwrap()), 3);
+        assert_eq!(u64::from_le_bytes(r[8..16].try_into().unwrap()), 0x4000_0000);
+        let f = Command::Fence { data: 0xAB, addr: 0x1_0004, irq: true }.encode();
+        assert_eq!((f[0], f[1]), (2, 1));
+        assert_eq!(u32::from_le_bytes(f[4..8].try_into().unwrap()), 0xAB);
+        let p = Command::Replay { reqid: 0x103, abort: true }.encode();
+        assert_eq!((p[0], p[1]), (3, 1));
+        assert_eq!(u32::from_le_bytes(p[4..8].try_into().unwrap()), 0x103);
+    }
+}

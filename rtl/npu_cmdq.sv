@@ -1,0 +1,242 @@
+// Command queue engine: fetches 16-byte commands from the host ring and executes them
+// in order (docs/device.md §8).
+//
+//   INVAL   hands scope/ASID/VA/page count to the MMU and waits until it is accepted;
+//   FENCE   waits until every earlier command has taken effect (`mmu_quiet_i`: no
+//           invalidation pending, no stale refill in flight), writes ARG (32 bit) to the
+//           IOVA ADDR, waits for the write response, then pulses the CMD interrupt if
+//           FLAGS bit 0 is set;
+//   REPLAY  hands the requester ID and action (retry/abort) to the MMU.
+// HEAD advances as each command is read in. A command that cannot be fetched, an unknown
+// opcode or scope, a misaligned FENCE address, or a failed FENCE write is a device error:
+// the queue stops (ERR_INFO unit 0) until soft reset.
+module npu_cmdq #(
+  parameter int unsigned DataWidth = 512,
+  localparam int unsigned StrbWidth = DataWidth / 8,
+  localparam int unsigned OffBits   = $clog2(StrbWidth)
+) (
+  input  logic                 clk_i,
+  input  logic                 rst_ni,
+  input  logic                 soft_reset_i,
+  input  logic                 enable_i,
+  // ring registers
+  input  logic [63:0]          base_i,
+  input  logic [4:0]           size_log2_i,
+  input  logic [15:0]          tail_i,
+  output logic [15:0]          head_o,
+  output logic                 busy_o,
+  output logic                 irq_o,
+  output logic [7:0]           dev_err_code_o,
+  output logic                 cmd_done_o,
+  // MMU side
+  output logic                 inval_valid_o,
+  input  logic                 inval_ready_i,
+  output logic [1:0]           inval_scope_o,
+  output logic [15:0]          inval_asid_o,
+  output logic [63:0]          inval_va_o,
+  output logic [31:0]          inval_pages_o,
+  output logic                 replay_valid_o,
+  input  logic                 replay_ready_i,
+  output logic [15:0]          replay_reqid_o,
+  output logic                 replay_abort_o,
+  input  logic                 mmu_quiet_i,
+  // host-port requester (single-beat bursts)
+  output logic                 ar_valid_o,
+  input  logic                 ar_ready_i,
+  output logic [63:0]          ar_addr_o,
+  input  logic                 r_valid_i,
+  input  logic [DataWidth-1:0] r_data_i,
+  input  logic [1:0]           r_resp_i,
+  output logic                 aw_valid_o,
+  input  logic                 aw_ready_i,
+  output logic [63:0]          aw_addr_o,
+  output logic                 w_valid_o,
+  input  logic                 w_ready_i,
+  output logic [DataWidth-1:0] w_data_o,
+  output logic [StrbWidth-1:0] w_strb_o,
+  input  logic                 b_valid_i,
+  input  logic [1:0]           b_resp_i
+);
+
+  if (DataWidth < 128 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_width
+    $error("npu_cmdq needs a power-of-two DataWidth of at least 128 (a command fits one beat)");
+  end
+
+  localparam logic [7:0] OpInval  = 8'(npu_reg_pkg::CMD_OPCODE_INVAL);
+  localparam logic [7:0] OpFence  = 8'(npu_reg_pkg::CMD_OPCODE_FENCE);
+  localparam logic [7:0] OpReplay = 8'(npu_reg_pkg::CMD_OPCODE_REPLAY);
+  localparam logic [7:0] ErrFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
+  localparam logic [7:0] ErrBad   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
+  localparam logic [7:0] ErrWrite = 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE);
+
+  typedef enum logic [3:0] {
+    StIdle, StFetch, StFetchWait, StDecode, StInval, StReplay, StFenceWait, StFenceAw, StFenceW,
+    StFenceB, StError
+  } state_e;
+
+  state_e        state_d, state_q;
+  logic [15:0]   head_d, head_q;
+  logic [127:0]  cmd_d, cmd_q;
+  logic          draining_d, draining_q;
+  logic [7:0]    err_code_d, err_code_q;
+
+  logic [15:0] mask;
+  logic        ring_ok, pending;
+  logic [63:0] fetch_addr;
+  assign mask       = 16'((32'd1 << size_log2_i) - 1);
+  assign ring_ok    = size_log2_i >= 5'd1 && size_log2_i <= 5'd16;
+  assign pending    = (head_q & mask) != (tail_i & mask);
+  assign fetch_addr = base_i + {44'd0, head_q & mask, 4'd0};
+
+  // Command fields (CMD record).
+  logic [7:0]  opcode, flags;
+  logic [15:0] asid;
+  logic [31:0] arg;
+  logic [63:0] addr;
+  assign opcode = cmd_q[7:0];
+  assign flags  = cmd_q[15:8];
+  assign asid   = cmd_q[31:16];
+  assign arg    = cmd_q[63:32];
+  assign addr   = cmd_q[127:64];
+
+  // The fetched command sits at byte (fetch address mod beat size) of the beat.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [63:0] fetch_addr_q;  // only the in-beat offset is used after the fetch
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  always_comb begin : next_state
+    state_d        = state_q;
+    head_d         = head_q;
+    cmd_d          = cmd_q;
+    draining_d     = draining_q;
+    err_code_d     = err_code_q;
+    irq_o          = 1'b0;
+    cmd_done_o     = 1'b0;
+    unique case (state_q)
+      StIdle: begin
+        if (enable_i && ring_ok && pending && !draining_q) state_d = StFetch;
+      end
+      StFetch: begin
+        if (ar_ready_i) state_d = StFetchWait;
+      end
+      StFetchWait: begin
+        if (r_valid_i) begin
+          cmd_d  = 128'(r_data_i >> {fetch_addr_q[OffBits-1:0], 3'b000});
+          head_d = (head_q + 16'd1) & mask;
+          if (r_resp_i != 2'b00) begin
+            err_code_d = ErrFetch;
+            state_d    = StError;
+          end else begin
+            state_d = StDecode;
+          end
+        end
+      end
+      StDecode: begin
+        if (opcode == OpInval && flags[7:2] == '0 && flags[1:0] != 2'd3) begin
+          state_d = StInval;
+        end else if (opcode == OpFence && flags[7:1] == '0 && addr[1:0] == 2'b00) begin
+          state_d = StFenceWait;
+        end else if (opcode == OpReplay && flags[7:1] == '0) begin
+          state_d = StReplay;
+        end else begin
+          err_code_d = ErrBad;
+          state_d    = StError;
+        end
+      end
+      StInval: begin
+        if (inval_ready_i) begin
+          cmd_done_o = 1'b1;
+          state_d    = StIdle;
+        end
+      end
+      StReplay: begin
+        if (replay_ready_i) begin
+          cmd_done_o = 1'b1;
+          state_d    = StIdle;
+        end
+      end
+      StFenceWait: begin
+        if (mmu_quiet_i) state_d = StFenceAw;
+      end
+      StFenceAw: begin
+        if (aw_ready_i) state_d = StFenceW;
+      end
+      StFenceW: begin
+        if (w_ready_i) state_d = StFenceB;
+      end
+      StFenceB: begin
+        if (b_valid_i) begin
+          if (b_resp_i != 2'b00) begin
+            err_code_d = ErrWrite;
+            state_d    = StError;
+          end else begin
+            irq_o      = flags[0];
+            cmd_done_o = 1'b1;
+            state_d    = StIdle;
+          end
+        end
+      end
+      StError: ;
+      default: state_d = StIdle;
+    endcase
+
+    // Soft reset: let an outstanding read or write response arrive, then forget all.
+    if (soft_reset_i) draining_d = 1'b1;
+    if (draining_d && state_q != StFetchWait && state_q != StFenceW && state_q != StFenceB
+        && !(state_q == StFetch && ar_ready_i) && !(state_q == StFenceAw && aw_ready_i)) begin
+      draining_d = 1'b0;
+      state_d    = StIdle;
+      head_d     = '0;
+      err_code_d = '0;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+    if (!rst_ni) begin
+      state_q      <= StIdle;
+      head_q       <= '0;
+      cmd_q        <= '0;
+      draining_q   <= 1'b0;
+      err_code_q   <= '0;
+      fetch_addr_q <= '0;
+    end else begin
+      state_q      <= state_d;
+      head_q       <= head_d;
+      cmd_q        <= cmd_d;
+      draining_q   <= draining_d;
+      err_code_q   <= err_code_d;
+      fetch_addr_q <= state_q == StFetch ? fetch_addr : fetch_addr_q;
+    end
+  end
+
+  assign head_o         = head_q;
+  assign busy_o         = state_q != StIdle && state_q != StError || draining_q
+                          || (enable_i && ring_ok && pending);
+  assign dev_err_code_o = err_code_q;
+
+  assign ar_valid_o = state_q == StFetch;
+  assign ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
+  assign aw_valid_o = state_q == StFenceAw;
+  assign aw_addr_o  = {addr[63:OffBits], {OffBits{1'b0}}};
+  assign w_valid_o  = state_q == StFenceW;
+  assign w_data_o   = DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
+  assign w_strb_o   = draining_q ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
+
+  assign inval_valid_o  = state_q == StInval;
+  assign inval_scope_o  = flags[1:0];
+  assign inval_asid_o   = asid;
+  assign inval_va_o     = addr;
+  assign inval_pages_o  = arg;
+  assign replay_valid_o = state_q == StReplay;
+  assign replay_reqid_o = arg[15:0];
+  assign replay_abort_o = flags[0];
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  a_state_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(state_q));
+  a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StFetchWait);
+  a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
+  a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni) ring_ok |-> (head_q & ~mask) == '0);
+`endif
+
+endmodule
