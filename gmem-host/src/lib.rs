@@ -62,7 +62,9 @@
 //! * Without userfaultfd write-protect support (kernels < 5.7) a CPU write racing an
 //!   outbound copy can be lost; registration logs a warning when WP is refused.
 //! * Device memory above 16 TiB is refused (frame numbers are 32-bit in the 12-byte
-//!   page entry).
+//!   page entry); eviction state costs 24 bytes of host memory per device frame.
+//! * A CPU fault whose page cannot be brought back (the device keeps failing) is retried
+//!   with back-off; the touching thread stays blocked (killable) meanwhile.
 
 pub mod attrs;
 pub mod buddy;
