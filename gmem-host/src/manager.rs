@@ -183,6 +183,12 @@ pub enum GmemError {
         /// Space.
         space: u32,
     },
+    /// A page is mid-migration; try again.
+    #[error("page {va:#x} is busy (mid-migration); retry")]
+    Busy {
+        /// The page.
+        va: u64,
+    },
     /// The device is already attached.
     #[error("device {dev} is already attached to space {space}")]
     AlreadyAttached {
@@ -483,6 +489,51 @@ impl Gmem {
             sp.devices.push((dev, asid));
         }
         Ok(asid)
+    }
+
+    /// Detach a device from a space: its pages come back to the host (data kept), its
+    /// remote mappings go, the regions are unregistered from it and its page table is
+    /// destroyed. The space and its regions stay usable by the CPU and other devices.
+    pub fn detach(&self, space: SpaceId, dev: DeviceId) -> Result<(), GmemError> {
+        let regions: Vec<(u64, u64)> = {
+            let g = self.inner.lock();
+            g.dev(dev)?;
+            let sp = g.space(space)?;
+            if sp.asid_of(dev).is_none() {
+                return Err(GmemError::NotAttached { dev: dev.0, space: space.0 });
+            }
+            sp.regions.values().map(|r| (r.start, r.len)).collect()
+        };
+        for &(va, len) in &regions {
+            crate::migrate::range_to_host(&self.inner, space.0, Some(dev), va, len)?;
+        }
+        let mut g = self.inner.lock();
+        let Some(sp) = g.spaces.get(&space.0) else { return Err(GmemError::UnknownSpace(space.0)) };
+        let Some(asid) = sp.asid_of(dev) else { return Err(GmemError::NotAttached { dev: dev.0, space: space.0 }) };
+        // Anything still held (mid-migration by another thread) makes this a retryable error.
+        for &(va, len) in &regions {
+            let busy = sp.pt.touched(va / PAGE_SIZE, len / PAGE_SIZE).into_iter().find(|(_, e)| {
+                e.dev == dev.0 && (e.on_device() || e.flags.contains(crate::page_table::PageFlags::REMOTE))
+            });
+            if let Some((vpn, _)) = busy {
+                return Err(GmemError::Busy { va: vpn * PAGE_SIZE });
+            }
+        }
+        let hosts: Vec<(u64, u64, HostRegionId)> = sp.regions.values().map(|r| (r.start, r.len, r.host)).collect();
+        let slot = &g.devices[dev.0 as usize];
+        let (mmu, info) = (slot.mmu.clone(), slot.info.clone());
+        let mut quarantined = Vec::new();
+        for (va, len, host) in hosts {
+            if !region_off_device(&mmu, &info, asid, va, len, host) {
+                quarantined.push((va, va + len));
+            }
+        }
+        g.quarantined_va.extend(quarantined);
+        g.devices[dev.0 as usize].asids.remove(&asid);
+        if let Some(sp) = g.spaces.get_mut(&space.0) {
+            sp.devices.retain(|(d, _)| *d != dev);
+        }
+        mmu.pmap_destroy(asid).map_err(|source| GmemError::Hook { dev: dev.0, hook: "pmap_destroy", source })
     }
 
     /// Map `len` bytes of managed memory (rounded up to pages) and return a host pointer

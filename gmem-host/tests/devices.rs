@@ -147,3 +147,41 @@ fn munmap_waits_for_dma_in_flight() {
     assert_eq!(r.dev.mappings(r.asid), 0);
     assert_eq!(r.dev.stale_tlb_entries(), 0);
 }
+
+#[test]
+fn detach_brings_pages_home_and_keeps_the_space_usable() {
+    let gm = Gmem::new(Config::default()).expect("gm");
+    let d0 = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 64 * 4096, ..Default::default() }));
+    let d1 = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 64 * 4096, ..Default::default() }));
+    let i0 = gm.register_device(d0.clone()).expect("reg");
+    let i1 = gm.register_device(d1.clone()).expect("reg");
+    let s = gm.create_space();
+    let a0 = gm.attach(s, i0).expect("attach");
+    let a1 = gm.attach(s, i1).expect("attach");
+    let p = gm.mmap(s, 8 * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    gm.hmadvise(s, Node::Device(i1), va + 4 * 4096, 4 * 4096, Hint::AccessedBy).expect("advise");
+    for pg in 0..4u64 {
+        d1.store(&gm, i1, a1, va + pg * 4096, &[pg as u8 + 1]).expect("store");
+    }
+    d1.store(&gm, i1, a1, va + 5 * 4096, &[9]).expect("remote store");
+    d0.store(&gm, i0, a0, va + 6 * 4096, &[6]).expect("store");
+    gm.detach(s, i1).expect("detach");
+    assert_eq!(gm.device_pages(i1), Some((64, 64)));
+    assert_eq!(d1.mappings(a1), 0);
+    assert_eq!(d1.calls("pmap_destroy"), 1);
+    for pg in 0..4usize {
+        assert_eq!(cpu_read(p, pg * 4096), pg as u8 + 1);
+    }
+    assert_eq!(cpu_read(p, 5 * 4096), 9);
+    // dev0 untouched; dev1's ASID is gone.
+    assert_eq!(gm.page_info(s, va + 6 * 4096).expect("info").device, Some(i0));
+    let res = gm.dev_fault(i1, &[DeviceFault { asid: a1, va, access: Access::Read, tag: 0 }]);
+    assert!(matches!(res[0], gmem_host::FaultResolution::Abort(gmem_host::FaultError::UnknownAsid { .. })));
+    assert!(matches!(gm.detach(s, i1), Err(GmemError::NotAttached { .. })));
+    // Re-attaching works.
+    let a1b = gm.attach(s, i1).expect("re-attach");
+    let mut b = [0u8; 1];
+    d1.load(&gm, i1, a1b, va + 4096, &mut b).expect("load");
+    assert_eq!(b[0], 2);
+}
