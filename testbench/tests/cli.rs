@@ -13,6 +13,7 @@ fn demo_reads_the_identification_from_the_rtl() {
     assert!(ok, "{err}");
     assert!(out.contains("0x3155504e \"NPU1\""), "{out}");
     assert!(out.contains("scratch        wrote 0x6d656d67, read 0x6d656d67  ok"), "{out}");
+    assert!(out.contains("all 2048 pages byte-exact after the round trip"), "{out}");
 }
 
 #[test]
