@@ -16,6 +16,7 @@ mod dma_buf;
 mod iova;
 mod regmap;
 pub mod regs;
+pub mod sv39;
 
 pub use device_io::{Clock, DeviceIo, IoError};
 pub use dma_buf::{DmaBufError, DmaBuffer};

@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench -p sim-bridge --bench cosim`.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sim_bridge::TimingModel;
 use sim_bridge::cosim::{bare_dma, bridge_dma};

@@ -1,6 +1,8 @@
 //! The RTL command queue: ordered execution, FENCE completion writes, interrupts and
 //! device errors.
 
+#![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
+
 use npu::cmdq::{CmdQueue, Command, InvalScope};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{SimConfig, SimDevice};

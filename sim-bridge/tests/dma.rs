@@ -1,5 +1,7 @@
 //! The RTL DMA engine through the bridge: data, alignment, guards, errors, timing.
 
+#![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
+
 use npu::dma::{DmaAddr, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{SimConfig, SimDevice, StallPattern, TimingModel};

@@ -174,10 +174,10 @@ fn migrate_pages(dev: &mut SimDevice) -> Result<(), DemoError> {
     println!("  result         all {PAGES} pages byte-exact after the round trip");
     println!(
         "  port traffic   host {} MiB read, {} MiB written; device {} MiB read, {} MiB written",
-        host.read_beats * 64 >> 20,
-        host.write_beats * 64 >> 20,
-        devp.read_beats * 64 >> 20,
-        devp.write_beats * 64 >> 20
+        (host.read_beats * 64) >> 20,
+        (host.write_beats * 64) >> 20,
+        (devp.read_beats * 64) >> 20,
+        (devp.write_beats * 64) >> 20
     );
     dma.release(dev).map_err(dev_err)?;
     dev.dma_unmap(src_iova).map_err(dev_err)?;

@@ -1,5 +1,7 @@
 //! The `gmem` binary as users run it: output shapes and argument errors.
 
+#![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
+
 use std::process::Command;
 
 fn gmem(args: &[&str]) -> (bool, String, String) {
