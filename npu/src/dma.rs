@@ -367,6 +367,86 @@ impl Dma {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_io::FakeIo;
+
+    /// Rings on a fake device, with the completion ring's IOVA.
+    fn setup() -> (FakeIo, Dma, u64) {
+        let mut io = FakeIo::new();
+        let dma = Dma::init(&mut io, 3).unwrap();
+        let cpl_iova = u64::from(io.regs[&regs::DMA_CPL_BASE_LO.offset]) | u64::from(io.regs[&(regs::DMA_CPL_BASE_LO.offset + 4)]) << 32;
+        (io, dma, cpl_iova)
+    }
+
+    fn cpl(tag: u16, error: u8, bytes: u32, index: u16) -> [u8; 16] {
+        let mut r = [0u8; 16];
+        r[0..2].copy_from_slice(&tag.to_le_bytes());
+        r[2] = error;
+        r[4..8].copy_from_slice(&bytes.to_le_bytes());
+        r[8..10].copy_from_slice(&index.to_le_bytes());
+        r
+    }
+
+    fn one_descriptor(io: &mut FakeIo, dma: &mut Dma) {
+        dma.submit(io, 0, &[DmaDesc::copy(DmaAddr::Host(0x1000), DmaAddr::Device(0), 64, 5)]).unwrap();
+    }
+
+    #[test]
+    fn a_valid_completion_is_collected_and_acknowledged() {
+        let (mut io, mut dma, cpl_iova) = setup();
+        one_descriptor(&mut io, &mut dma);
+        io.device_write(cpl_iova, &cpl(5, 0, 64, 0));
+        io.regs.insert(regs::DMA_CPL_TAIL.offset, 1);
+        let c = dma.completions(&mut io, 0).unwrap();
+        assert_eq!(c, [DmaCompletion { channel: 0, tag: 5, status: DmaStatus::Ok, bytes: 64, index: 0 }]);
+        assert_eq!(io.regs[&regs::DMA_CPL_HEAD.offset], 1, "CPL_HEAD written back");
+        assert_eq!(dma.in_flight(0), 0);
+    }
+
+    #[test]
+    fn malformed_completions_from_a_misbehaving_device_are_refused() {
+        let (mut io, mut dma, cpl_iova) = setup();
+        // A completion although nothing was submitted.
+        io.device_write(cpl_iova, &cpl(1, 0, 64, 0));
+        io.regs.insert(regs::DMA_CPL_TAIL.offset, 1);
+        let err = dma.completions(&mut io, 0).unwrap_err();
+        assert!(err.to_string().contains("completion without a descriptor in flight"), "{err}");
+
+        let (mut io, mut dma, cpl_iova) = setup();
+        one_descriptor(&mut io, &mut dma);
+        io.device_write(cpl_iova, &cpl(5, 0x77, 64, 0));
+        io.regs.insert(regs::DMA_CPL_TAIL.offset, 1);
+        let err = dma.completions(&mut io, 0).unwrap_err();
+        assert!(err.to_string().contains("unknown error code 119"), "{err}");
+        assert_eq!(dma.in_flight(0), 1, "nothing consumed from a bad record");
+
+        let (mut io, mut dma, cpl_iova) = setup();
+        one_descriptor(&mut io, &mut dma);
+        io.device_write(cpl_iova, &cpl(5, 0, 64, 200));
+        io.regs.insert(regs::DMA_CPL_TAIL.offset, 1);
+        let err = dma.completions(&mut io, 0).unwrap_err();
+        assert!(err.to_string().contains("descriptor index 200 outside the ring"), "{err}");
+
+        let (mut io, mut dma, _) = setup();
+        io.regs.insert(regs::DMA_CPL_TAIL.offset, 9);
+        let err = dma.completions(&mut io, 0).unwrap_err();
+        assert!(matches!(err, DmaError::BadTail { channel: 0, tail: 9, size: 8 }), "{err}");
+    }
+
+    #[test]
+    fn bad_submissions_are_typed_errors() {
+        let (mut io, mut dma, _) = setup();
+        let d = DmaDesc::copy(DmaAddr::Host(0x1000), DmaAddr::Device(0), 64, 1);
+        assert!(matches!(dma.submit(&mut io, 3, &[d]), Err(DmaError::NoChannel { channel: 3, count: 3 })));
+        let zero = DmaDesc { len: 0, ..d };
+        assert!(matches!(dma.submit(&mut io, 0, &[zero]), Err(DmaError::BadLength { len: 0 })));
+        let huge = DmaDesc { len: (1 << 24) + 1, ..d };
+        assert!(matches!(dma.submit(&mut io, 0, &[huge]), Err(DmaError::BadLength { .. })));
+        assert!(matches!(dma.submit(&mut io, 0, &[d; 8]), Err(DmaError::RingFull { channel: 0, capacity: 7 })));
+        assert_eq!(dma.in_flight(0), 0, "a refused submission queues nothing");
+        dma.submit(&mut io, 0, &[d; 7]).unwrap();
+        let err = dma.wait_idle(&mut io, &[0], 10_000).unwrap_err();
+        assert!(matches!(err, DmaError::Timeout { channel: 0, missing: 7, budget_ns: 10_000 }), "{err}");
+    }
 
     #[test]
     fn descriptor_encoding_matches_the_record_layout() {

@@ -13,6 +13,8 @@ pub mod cmdq;
 mod device_io;
 pub mod dma;
 mod dma_buf;
+#[cfg(test)]
+mod fake_io;
 mod iova;
 mod regmap;
 pub mod regs;

@@ -321,3 +321,18 @@ fn performance_counters_count_dma_bytes_and_port_traffic() {
     let host_rd = ctr(&mut r, regs::perf_ctr::HOST_RD_BYTES);
     assert!(host_rd >= u64::from(len), "source beats plus the descriptor fetch: {host_rd}");
 }
+
+#[test]
+fn a_hung_engine_is_detected_by_timeout_and_recovered_by_soft_reset() {
+    let mut r = rig(TimingModel::default());
+    r.dev.write32(regs::ERRINJ_HANG.offset, 1 << regs::errinj_hang::DMA.lsb).unwrap();
+    r.dma.submit(&mut r.dev, 0, &[DmaDesc::copy(DmaAddr::Host(r.src_iova), DmaAddr::Device(0), 4096, 1)]).unwrap();
+    let err = r.dma.wait_idle(&mut r.dev, &[0], 200_000).unwrap_err();
+    assert!(matches!(err, npu::dma::DmaError::Timeout { channel: 0, missing: 1, budget_ns: 200_000 }), "{err}");
+    // Soft reset clears the hang and the rings; the data path works again.
+    r.dev.write32(regs::RESET.offset, 1).unwrap();
+    r.dev.advance(1_000).unwrap();
+    assert_eq!(r.dev.read32(regs::ERRINJ_HANG.offset).unwrap(), 0, "soft reset clears ERRINJ_HANG");
+    r.dma = npu::dma::Dma::init(&mut r.dev, 8).unwrap();
+    r.round_trip(0, 0x2000, 0, 4096);
+}
