@@ -70,22 +70,25 @@ impl Rig {
     }
 }
 
+/// (source offset, device address, destination offset, length): 1 byte, beat and
+/// 4 KiB boundaries, unaligned heads and tails, multi-MiB.
+const CASES: &[(usize, u64, usize, usize)] = &[
+    (0, 0, 0, 1),
+    (0, 0, 0, 64),
+    (3, 0x1000, 5, 1),
+    (63, 0x2001, 1, 2),
+    (0, 0x3000, 0, 4096),
+    (1, 0x5003, 4095, 4096),
+    (4000, 0x7FF0, 100, 200),
+    (17, 0x1_0000 + 45, 33, 3 * 4096 + 77),
+    (0, 0x20_0000, 0, 64 * 1024),
+    (4095, 0x40_0001, 2, 2 * 1024 * 1024 + 3),
+];
+
 #[test]
 fn copies_of_many_sizes_and_alignments_keep_guards() {
     let mut r = rig(TimingModel::default());
-    let cases: &[(usize, u64, usize, usize)] = &[
-        (0, 0, 0, 1),
-        (0, 0, 0, 64),
-        (3, 0x1000, 5, 1),
-        (63, 0x2001, 1, 2),
-        (0, 0x3000, 0, 4096),
-        (1, 0x5003, 4095, 4096),
-        (4000, 0x7FF0, 100, 200),
-        (17, 0x1_0000 + 45, 33, 3 * 4096 + 77),
-        (0, 0x20_0000, 0, 64 * 1024),
-        (4095, 0x40_0001, 2, 2 * 1024 * 1024 + 3),
-    ];
-    for &(s, d, o, l) in cases {
+    for &(s, d, o, l) in CASES {
         r.round_trip(s, d, o, l);
     }
     let (host, dev) = r.dev.port_stats();
@@ -138,15 +141,18 @@ fn concurrent_h2d_and_d2h_on_two_channels() {
 
 #[test]
 fn copies_survive_random_stalls_on_both_ports() {
-    for seed in [1u64, 2, 3] {
+    for seed in [1u64, 2] {
         let timing = TimingModel {
             host_stalls: Some(StallPattern { seed, percent: 30 }),
             dev_stalls: Some(StallPattern { seed: seed + 100, percent: 45 }),
             ..TimingModel::default()
         };
         let mut r = rig(timing);
-        r.round_trip(13, 0x3_0005, 7, 3 * 4096 + 11);
-        r.round_trip(0, 0, 0, 64 * 1024);
+        for &(s, d, o, l) in CASES {
+            r.round_trip(s, d, o, l);
+        }
+        let (host, dev) = r.dev.port_stats();
+        assert_eq!((host.protocol_violations, dev.protocol_violations), (0, 0));
     }
 }
 
