@@ -67,6 +67,8 @@ struct Side<D: DeviceIo> {
     src_iova: u64,
     dst: DmaBuffer,
     dst_iova: u64,
+    /// An error completion was read and its channel not yet resumed.
+    resume_due: [bool; 3],
 }
 
 impl<D: DeviceIo> Side<D> {
@@ -78,7 +80,7 @@ impl<D: DeviceIo> Side<D> {
         dst.write(0, &vec![GUARD; MIB]).expect("fill");
         let src_iova = io.dma_map(&src).expect("map");
         let dst_iova = io.dma_map(&dst).expect("map");
-        Self { io, dma, _src: src, src_iova, dst, dst_iova }
+        Self { io, dma, _src: src, src_iova, dst, dst_iova, resume_due: [false; 3] }
     }
 
     fn reg(&mut self, r: npu::Reg, i: u32) -> u32 {
@@ -103,18 +105,24 @@ impl<D: DeviceIo> Side<D> {
         loop {
             for &ch in &chans {
                 let c = self.dma.completions(&mut self.io, ch).expect("completions");
+                if c.iter().any(|c| c.status != DmaStatus::Ok) {
+                    self.resume_due[ch] = true;
+                }
                 out.get_mut(&ch).expect("channel").extend(c);
             }
             if chans.iter().all(|&c| self.dma.in_flight(c) == 0) {
                 return (out, ignored);
             }
+            // RESUME only after reading an error completion (a channel that halts
+            // between our completion read and our status read must not be resumed yet).
             for &ch in &chans {
-                let halted = regs::dma_ch_status::HALTED.get32(self.reg(regs::DMA_CH_STATUS, ch as u32)) == 1;
-                if halted && self.dma.in_flight(ch) > 0 {
+                if self.resume_due[ch] && self.dma.in_flight(ch) > 0 {
                     self.dma.resume(&mut self.io, ch).expect("resume");
                     self.io.advance(20).expect("advance");
                     if regs::dma_ch_status::HALTED.get32(self.reg(regs::DMA_CH_STATUS, ch as u32)) == 1 {
                         ignored += 1;
+                    } else {
+                        self.resume_due[ch] = false;
                     }
                 }
             }
@@ -149,14 +157,15 @@ fn chunks(addr: u64, len: u64) -> Vec<u64> {
 }
 
 /// `ports`: (source on the host port, destination on the host port) of the channel.
-fn gen_desc(rng: &mut Rng, window: usize, s: &Side<ModelDevice>, ports: (bool, bool)) -> DmaDesc {
+fn gen_desc(rng: &mut Rng, window: usize, s: &Side<ModelDevice>, ports: (bool, bool), max_len: u64) -> DmaDesc {
     let len = match rng.below(10) {
         0 => 1,
         1 | 2 => 1 + rng.below(256),
         3 | 4 => 4096 - 64 + rng.below(129),
         5 | 6 => 1 + rng.below(8192),
         _ => 1 + rng.below(40 << 10),
-    } as usize;
+    }
+    .min(max_len) as usize;
     let mut place = |room: usize| -> usize {
         if rng.chance(35) {
             let lines = room / 4096;
@@ -223,16 +232,20 @@ fn random_dma_batches_agree_with_the_model() {
         // destination port per batch.
         let mut ports: Vec<(bool, bool)> = (0..3).map(|_| (rng.chance(50), rng.chance(50))).collect();
         let mut batch: Vec<(usize, DmaDesc)> = Vec::new();
+        // RTL bug (module docs): a descriptor of more than 512 source beats that fails
+        // with a read-data or write error hangs its channel; batches that can fail
+        // that way keep descriptors within the beat FIFO.
+        let max_len = if mode >= 5 { 32_000 } else { 40 << 10 };
         let victim = rng.below(n as u64) as usize;
         let victim_src = rng.chance(50);
-        for k in 0..n {
+        let chans: Vec<usize> = (0..n).map(|_| if single { ch0 } else { rng.below(3) as usize }).collect();
+        if mode == 5 {
+            // The unmapped IOVA is on the host port.
+            if victim_src { ports[chans[victim]].0 = true } else { ports[chans[victim]].1 = true }
+        }
+        for &ch in &chans {
             let w = windows.remove(rng.below(windows.len() as u64) as usize);
-            let ch = if single { ch0 } else { rng.below(3) as usize };
-            if mode == 5 && k == victim {
-                // The unmapped IOVA is on the host port.
-                if victim_src { ports[ch].0 = true } else { ports[ch].1 = true }
-            }
-            batch.push((ch, gen_desc(&mut rng, w, &model, ports[ch])));
+            batch.push((ch, gen_desc(&mut rng, w, &model, ports[ch], max_len)));
         }
         let inj = match mode {
             4 => {
