@@ -14,7 +14,37 @@
 //! either its old or its new value, and nothing outside it changes. Those ranges are then
 //! copied from the RTL into the model so the next batch starts equal.
 //!
-//! `MODEL_DIFF_BATCHES` (default 110) and `MODEL_DIFF_SEED` widen a run.
+//! `MODEL_DIFF_BATCHES` (default 110) and `MODEL_DIFF_SEED` widen a run, e.g.
+//! `MODEL_DIFF_BATCHES=600 MODEL_DIFF_SEED=7 cargo test -p sim-bridge --test model_diff`.
+//!
+//! **RTL bugs this test found and steers around** (each workaround is marked in the
+//! code; remove it when the RTL is fixed, and the test will check the fix):
+//! 1. Mixed ports in one channel: `npu_dma` feeds a channel `h_r_valid || d_r_valid`
+//!    (and `h_b_valid || d_b_valid`), and the channel assumes its responses come back in
+//!    issue order. A host-read descriptor followed by a device-read one in the same
+//!    channel gets the device data first and stores it as the first descriptor's source:
+//!    [H→D 4096, D→H 4096] on channel 0 completes OK twice with the two payloads
+//!    swapped. Same-cycle beats (or B responses) of both ports lose one of them and can
+//!    hang the channel. Batches keep one source port and one destination port per channel.
+//! 2. A write error reported in a B response (unmapped destination IOVA) marks the
+//!    descriptor but does not start halting: later descriptors keep running and their
+//!    completions are written after the error completion, and the channel halts with
+//!    HEAD past them ([D→unmapped host 5452, zero-fill host 117] on channel 0: completions
+//!    {HOST_WR idx 0, OK idx 1}, then HALTED with nothing to resume). Spec §9.4 discards
+//!    them and rewinds HEAD. Such a victim runs last in its channel.
+//! 3. A zero-fill between two copies of one channel hangs it: [D→D 8043 B, zero-fill
+//!    4096 B, D→D 54 B] completes the first and stays BUSY forever with both ports idle.
+//!    Each channel runs its copies first, then its zero-fills.
+//! 4. A descriptor of more than 512 source beats (the beat FIFO) that fails with a read
+//!    data error (unmapped source) or an injected write error never completes: its read
+//!    stage keeps `rd_left != 0` and cannot step past the failed slot. Error batches keep
+//!    descriptors within 32 000 bytes.
+//! 5. RESUME written while the halted channel is still draining later descriptors'
+//!    bursts is ignored (`halted_q && !halting_q && resume_i`), and software cannot see
+//!    the draining (HALTED=1, BUSY=0). The harness re-writes RESUME until HALTED clears
+//!    and reports how often the RTL ignored it.
+//! 6. RESET.SOFT does not clear INT_STATUS (`npu_irq` has no soft-reset input); spec §13
+//!    says it is 0 afterwards. The CSR test prints the RTL value and checks the model.
 
 use npu::dma::{Dma, DmaAddr, DmaCompletion, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
@@ -397,4 +427,83 @@ fn random_dma_batches_agree_with_the_model() {
     );
     assert!(st.descs >= 300 || batches < 110, "the default run covers at least 300 descriptors");
     assert!(st.errors.len() >= 5, "the default run produces most error kinds: {:?}", st.errors);
+}
+
+/// Every offset of the 4 KiB CSR space: value or error kind, as one comparable word.
+fn sweep<D: DeviceIo>(io: &mut D, skip_perf: bool) -> Vec<(u32, Result<u32, String>)> {
+    (0..regs::CSR_BYTES)
+        .step_by(4)
+        .chain([0x002, 0x011, 0xFFF])
+        .filter(|&off| !(skip_perf && (regs::PERF_LO.offset..regs::CSR_BYTES).contains(&off)))
+        .map(|off| {
+            let r = io.read32(off).map_err(|e| match e {
+                npu::IoError::Csr { kind, offset, .. } => format!("{kind} {offset:#x} refused"),
+                other => other.to_string(),
+            });
+            (off, r)
+        })
+        .collect()
+}
+
+#[test]
+fn csr_space_agrees_after_reset_writes_and_soft_reset() {
+    let mut rtl = SimDevice::new(SimConfig::default()).expect("RTL model");
+    let mut model = ModelDevice::default();
+    assert_eq!(sweep(&mut rtl, true), sweep(&mut model, true), "after reset");
+    // Write a pattern to every register offset (and to the holes), except the pulses
+    // that would reset or clear what we compare.
+    let mut rng = Rng(99);
+    for off in (0..regs::CSR_BYTES).step_by(4) {
+        if [regs::RESET.offset, regs::PERF_CTRL.offset].contains(&off) {
+            continue;
+        }
+        let mut v = rng.next() as u32;
+        if off == regs::CTRL.offset {
+            // The RTL runs while the other registers are written; keep every unit off.
+            v = 0; // no unit fetches from the random ring registers
+        }
+        let a = rtl.write32(off, v).map_err(|e| e.to_string().contains("refused") || matches!(e, npu::IoError::Csr { .. }));
+        let b = model.write32(off, v).map_err(|e| matches!(e, npu::IoError::Csr { .. }));
+        assert_eq!(a.is_ok(), b.is_ok(), "write to {off:#x}");
+    }
+    rtl.advance(2_000).expect("advance");
+    model.advance(2_000).expect("advance");
+    assert_eq!(sweep(&mut rtl, true), sweep(&mut model, true), "after writing every register");
+    // PERF_HI is the shadow of the last PERF_LO read, in both.
+    for io in [&mut rtl as &mut dyn DeviceIo, &mut model] {
+        io.read32(regs::PERF_LO.at(regs::perf_ctr::DMA0_BYTES as u32).expect("element")).expect("read");
+    }
+    assert_eq!(rtl.read32(regs::PERF_HI.at(7).expect("element")).expect("read"), model.read32(regs::PERF_HI.at(7).expect("element")).expect("read"));
+    // A pending DMA interrupt cause before the soft reset.
+    let mut rings = Vec::new();
+    for io in [&mut rtl as &mut dyn DeviceIo, &mut model] {
+        for r in INJ.iter().chain(&[regs::ERRINJ_HANG]) {
+            io.write32(r.offset, 0).expect("disarm the random injections");
+        }
+        let mut dma = Dma::init(io, 2).expect("rings");
+        let mut d = DmaDesc::zero(DmaAddr::Device(0x1000), 100, 5);
+        d.irq = true;
+        dma.submit(io, 1, &[d]).expect("submit");
+        let c = dma.wait_idle(io, &[1], BUDGET_NS).expect("completes");
+        assert_eq!((c.len(), c[0].status), (1, DmaStatus::Ok));
+        assert_eq!(io.read32(regs::INT_STATUS.offset).expect("read") & (1 << regs::int_cause::DMA1), 1 << regs::int_cause::DMA1);
+        rings.push(dma);
+    }
+    rtl.write32(regs::RESET.offset, 1).expect("soft reset");
+    model.write32(regs::RESET.offset, 1).expect("soft reset");
+    rtl.advance(2_000).expect("advance");
+    model.advance(2_000).expect("advance");
+    let (a, b) = (sweep(&mut rtl, true), sweep(&mut model, true));
+    for ((off, x), (_, y)) in a.iter().zip(&b) {
+        // RTL bug (module docs): RESET.SOFT leaves INT_STATUS as it was; spec §13 and the
+        // model clear it. Every other register agrees.
+        if *off == regs::INT_STATUS.offset {
+            assert_eq!(y, &Ok(0), "the model clears INT_STATUS on soft reset");
+            if x != y {
+                eprintln!("known RTL discrepancy: INT_STATUS after RESET.SOFT reads {x:?} (spec §13: 0)");
+            }
+            continue;
+        }
+        assert_eq!(x, y, "after soft reset, offset {off:#x}");
+    }
 }

@@ -133,8 +133,7 @@ impl ModelDevice {
                 v as u32
             }
             "PERF_HI" => self.perf_hi_shadow,
-            // CMDQ_HEAD, FQ_TAIL, KQ_HEAD, KCQ_TAIL: units of the MMU revision, not in
-            // this RTL (its CSR block ties them to 0).
+            // CMDQ_HEAD, FQ_TAIL, KQ_HEAD, KCQ_TAIL: units the model does not have.
             _ => 0,
         }
     }

@@ -21,8 +21,14 @@
 //! failure depends on timing (BYTES and the partly written destination of a descriptor
 //! that fails after some of its writes, data of discarded later descriptors), the
 //! model follows the convention documented in its `dma` module.
-//! The MMU, command queue, fault queue and compute unit are not modelled (neither is
-//! their RTL at this revision): their ro registers read 0, like the RTL's.
+//! The MMU, command queue, fault queue and compute unit are not modelled: their
+//! registers are plain storage, their device-owned indices read 0 and enabling them in
+//! CTRL does nothing (the RTL's command queue engine arrived after this model).
+//!
+//! Where the model follows the spec and the RTL does not (found by
+//! `tests/model_diff.rs`, whose module docs list the RTL bugs): RESET.SOFT clears
+//! INT_STATUS; a write error reported late still discards later descriptors; RESUME is
+//! never ignored after the error completion is visible.
 
 mod csr;
 mod dma;

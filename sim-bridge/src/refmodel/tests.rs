@@ -13,7 +13,7 @@ fn pattern(i: usize) -> u8 {
 struct Rig {
     dev: ModelDevice,
     dma: Dma,
-    src: DmaBuffer,
+    _src: DmaBuffer,
     src_iova: u64,
     dst: DmaBuffer,
     dst_iova: u64,
@@ -28,7 +28,7 @@ fn rig() -> Rig {
     dst.write(0, &vec![0xA5; 64 << 10]).unwrap();
     let src_iova = dev.dma_map(&src).unwrap();
     let dst_iova = dev.dma_map(&dst).unwrap();
-    Rig { dev, dma, src, src_iova, dst, dst_iova }
+    Rig { dev, dma, _src: src, src_iova, dst, dst_iova }
 }
 
 impl Rig {
@@ -133,17 +133,14 @@ fn injected_errors_count_bursts_not_descriptors() {
     assert_eq!(c, [(1, DmaStatus::HostRead, 0, 0)]);
     assert_eq!(r.dev.read32(regs::ERRINJ_HOST_RD.offset).unwrap(), 2, "the first burst failed, nothing more issued");
     r.dev.write32(regs::ERRINJ_HOST_RD.offset, 0).unwrap();
-    r.dev.write32(regs::ERRINJ_DEV_WR.offset, 2).unwrap();
     r.dma.resume(&mut r.dev, 0).unwrap();
-    // Destination 0x1001 + 4096 crosses one 4 KiB line: chunks of 4095 and 1 bytes.
-    r.dev.write32(regs::ERRINJ_DEV_WR.offset, 0).unwrap();
     let c = r.run(0, &[DmaDesc::copy(DmaAddr::Host(s + 1), DmaAddr::Device(0x1001), 4096, 2)]);
     assert_eq!(c, [(2, DmaStatus::Ok, 4096, 1)]);
+    // Destination 0x3001 + 4096 crosses one 4 KiB line: two write bursts; the first fails.
     r.dev.write32(regs::ERRINJ_DEV_WR.offset, 2).unwrap();
-    r.dev.write32(regs::ERRINJ_POISON.offset, 0).unwrap();
     let c = r.run(0, &[DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device(0x3001), 4096, 3)]);
     assert_eq!(c, [(3, DmaStatus::DevWrite, 0, 2)]);
-    assert_eq!(r.dev.read32(regs::ERRINJ_DEV_WR.offset).unwrap(), 1);
+    assert_eq!(r.dev.read32(regs::ERRINJ_DEV_WR.offset).unwrap(), 1, "no burst after the failed one");
     r.dev.write32(regs::ERRINJ_DEV_WR.offset, 0).unwrap();
     r.dev.write32(regs::ERRINJ_POISON.offset, 1).unwrap();
     r.dma.resume(&mut r.dev, 0).unwrap();
@@ -156,33 +153,30 @@ fn injected_errors_count_bursts_not_descriptors() {
 
 #[test]
 fn write_error_counts_the_chunks_before_it() {
-    let mut r = rig();
-    let s = r.src_iova;
-    r.dev.write32(regs::ERRINJ_DEV_WR.offset, 0).unwrap();
-    // Chunks: 0x0FF0..0x1000 (16), 0x1000..0x2000 (4096), 0x2000..0x2010 (16).
-    r.dev.write32(regs::ERRINJ_DEV_WR.offset, 0).unwrap();
-    let dev_write_fail_third = |r: &mut Rig| {
-        // Two successful writes by an earlier descriptor, then the third chunk fails.
-        r.dev.write32(regs::ERRINJ_DEV_WR.offset, 0).unwrap();
-    };
-    dev_write_fail_third(&mut r);
-    // Fail the last chunk: arm after the first two by using a different port first.
-    r.dev.write32(regs::ERRINJ_HOST_WR.offset, 1).unwrap();
-    let c = r.run(1, &[DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(r.dst_iova + 0xFF0), 4128, 7)]);
-    assert_eq!(c, [(7, DmaStatus::HostWrite, 0, 0)], "the first chunk failed");
-    r.dev.write32(regs::ERRINJ_HOST_WR.offset, 0).unwrap();
-    r.dma.resume(&mut r.dev, 1).unwrap();
-    // An unmapped page in the middle of the destination: chunks before it count.
-    let mut dev2 = ModelDevice::default();
-    let mut dma2 = Dma::init(&mut dev2, 4).unwrap();
-    let a = DmaBuffer::new(4096).unwrap();
-    let a_iova = dev2.dma_map(&a).unwrap();
-    let c = {
-        dma2.submit(&mut dev2, 0, &[DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(a_iova + 0xFF0), 32, 9)]).unwrap();
-        dma2.wait_idle(&mut dev2, &[0], BUDGET).unwrap()
-    };
-    assert_eq!((c[0].status, c[0].bytes), (DmaStatus::HostWrite, 16), "the mapped first chunk was written");
-    let _ = s;
+    let mut d = ModelDevice::default();
+    let mut dma = Dma::init(&mut d, 4).unwrap();
+    let buf = DmaBuffer::new(8192).unwrap();
+    buf.write(0, &[0xA5; 8192]).unwrap();
+    let iova = d.dma_map(&buf).unwrap();
+    d.dev_mem_write(0, &(0..8192).map(pattern).collect::<Vec<_>>()).unwrap();
+    // Chunks of [iova + 0xFF0, +4128): 16 bytes, 4096 bytes, then 16 bytes past the mapping.
+    let desc = DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(iova + 0xFF0), 4128, 7);
+    d.write32(regs::ERRINJ_HOST_WR.offset, 1).unwrap();
+    dma.submit(&mut d, 1, &[desc]).unwrap();
+    let c = dma.wait_idle(&mut d, &[1], BUDGET).unwrap();
+    assert_eq!((c[0].status, c[0].bytes), (DmaStatus::HostWrite, 0), "the first chunk's burst was injected");
+    let mut got = vec![0u8; 8192];
+    buf.read(0, &mut got).unwrap();
+    assert!(got.iter().all(|&b| b == 0xA5), "an injected write burst modifies nothing, and nothing follows it");
+    dma.resume(&mut d, 1).unwrap();
+    dma.submit(&mut d, 1, &[desc]).unwrap();
+    let c = dma.wait_idle(&mut d, &[1], BUDGET).unwrap();
+    assert_eq!((c[0].status, c[0].bytes, c[0].index), (DmaStatus::HostWrite, 4112, 1), "two chunks acknowledged");
+    buf.read(0, &mut got).unwrap();
+    for (i, &b) in got.iter().enumerate() {
+        let want = if i >= 0xFF0 { pattern(i - 0xFF0) } else { 0xA5 };
+        assert_eq!(b, want, "byte {i}");
+    }
 }
 
 #[test]
