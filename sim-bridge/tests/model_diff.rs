@@ -35,10 +35,13 @@
 //! 3. A zero-fill between two copies of one channel hangs it: [D→D 8043 B, zero-fill
 //!    4096 B, D→D 54 B] completes the first and stays BUSY forever with both ports idle.
 //!    Each channel runs its copies first, then its zero-fills.
-//! 4. A descriptor of more than 512 source beats (the beat FIFO) that fails with a read
-//!    data error (unmapped source) or an injected write error never completes: its read
-//!    stage keeps `rd_left != 0` and cannot step past the failed slot. Error batches keep
-//!    descriptors within 32 000 bytes.
+//! 4. A descriptor that fails with a read-data error (unmapped source) or an injected
+//!    write error while some of its read bursts are not yet issued (it needs more than
+//!    the 512-beat FIFO, or earlier descriptors still fill it) never completes: its read
+//!    stage keeps `rd_left != 0` and cannot step past the failed slot. Fresh device,
+//!    channel 0, [unmapped host 34753 B → device]: BUSY forever; [host 7837 B → device,
+//!    unmapped host 32000 B → device]: the first completes, then BUSY forever. Error
+//!    batches keep each channel's batch within the FIFO.
 //! 5. RESUME written while the halted channel is still draining later descriptors'
 //!    bursts is ignored (`halted_q && !halting_q && resume_i`), and software cannot see
 //!    the draining (HALTED=1, BUSY=0). The harness re-writes RESUME until HALTED clears
@@ -281,10 +284,10 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         // destination port per batch.
         let mut ports: Vec<(bool, bool)> = (0..3).map(|_| (rng.chance(50), rng.chance(50))).collect();
         let mut batch: Vec<(usize, DmaDesc)> = Vec::new();
-        // RTL bug (module docs): a descriptor of more than 512 source beats that fails
-        // with a read-data or write error hangs its channel; batches that can fail
-        // that way keep descriptors within the beat FIFO.
-        let max_len = if mode >= 5 { 32_000 } else { 40 << 10 };
+        // RTL bug (module docs): a descriptor that fails with a read-data or write error
+        // before all its reads were issued hangs its channel; batches that can fail that
+        // way keep every channel's whole batch within the beat FIFO (6 × 66 beats ≤ 512).
+        let max_len = if mode >= 5 { 4160 } else { 40 << 10 };
         let victim = rng.below(n as u64) as usize;
         let victim_src = rng.chance(50);
         let chans: Vec<usize> = (0..n).map(|_| if single { ch0 } else { rng.below(3) as usize }).collect();
