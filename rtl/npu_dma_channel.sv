@@ -6,7 +6,9 @@
 //   read     requests a descriptor's source in bursts that never cross 4 KiB, as long as
 //            the beat FIFO has room for every requested beat; the next descriptor's reads
 //            start as soon as this one's are issued;
-//   receive  stores returning source beats in the FIFO (responses return in order);
+//   receive  stores returning source beats in the FIFO; each beat belongs to the slot of
+//            the oldest read burst in flight (responses return in order on one port, and
+//            a channel keeps its reads — and its writes — on one port at a time);
 //   write    cuts the destination at every 4 KiB boundary and sends a chunk once all of
 //            its source beats are in the FIFO (store-and-forward); each destination beat
 //            is two adjacent source beats shifted by (SRC - DST) mod beat size, with byte
@@ -162,7 +164,6 @@ module npu_dma_channel #(
   sptr_t fe_d, fe_q;   // next slot to allocate (fetch issued)
   sptr_t fi_d, fi_q;   // next slot to fill (fetch answered)
   sptr_t rd_d, rd_q;   // slot whose reads are being issued
-  sptr_t rx_d, rx_q;   // slot receiving source beats
   sptr_t wr_d, wr_q;   // slot being written
   sptr_t cp_d, cp_q;   // next completion to write
   sptr_t cb_d, cb_q;   // oldest slot: completion awaiting its write response
@@ -189,6 +190,12 @@ module npu_dma_channel #(
   logic [31:0] rd_left_d, rd_left_q;
   logic [FifoIdx+1:0] rd_beats_fly_d, rd_beats_fly_q;
   logic [7:0]  rd_bursts_fly_d, rd_bursts_fly_q;
+  logic        rd_fly_host_d, rd_fly_host_q;  // port of the reads in flight
+  // Slot of each read burst in flight, oldest at rbq_head.
+  localparam int unsigned RbqIdx = $clog2(MaxRdBursts);
+  logic [MaxRdBursts*(SlotIdx+1)-1:0] rbq_d, rbq_q;
+  logic [RbqIdx-1:0] rbq_head_d, rbq_head_q;
+  sptr_t       rx;  // slot of the beat arriving now
 
   // write stage
   logic        wr_started_d, wr_started_q;
@@ -200,6 +207,7 @@ module npu_dma_channel #(
   logic [8:0]  w_beats_d, w_beats_q;
   logic [12:0] w_bytes_d, w_bytes_q;
   logic        w_swallowed_d, w_swallowed_q;
+  logic        wr_fly_host_d, wr_fly_host_q;  // port of the writes in flight
   // write bursts awaiting B, oldest first: {slot, bytes}
   localparam int unsigned BqW = SlotIdx + 13;
   logic [MaxWrBursts*BqW-1:0] bq_d, bq_q;
@@ -286,6 +294,7 @@ module npu_dma_channel #(
   // After an error only descriptors older than the failed one keep reading.
   assign rd_can   = rs_ok && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
+                    && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs.flags[FlagSrcHost])
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
   assign rd_host_o     = rs.flags[FlagSrcHost];
   assign rd_ar_valid_o = rd_can;
@@ -323,6 +332,7 @@ module npu_dma_channel #(
   logic aw_can;
   assign aw_can = wr_started_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q && !hang_i
                   && !w_active_q && wr_left_q != 0 && bq_n_q < 8'(MaxWrBursts)
+                  && (bq_n_q == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
                   && (w_zero || ws.rcvd >= w_need);
   assign wr_host_o     = ws.flags[FlagDstHost];
   assign wr_aw_valid_o = aw_can;
@@ -390,6 +400,8 @@ module npu_dma_channel #(
   assign ring_ar_valid_o = fetch_can;
   assign ring_ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
 
+  assign rx = rbq_q[32'(rbq_head_q)*(SlotIdx+1) +: (SlotIdx+1)];
+
   // ---------------------------------------------------------------- next state
   logic quiet;  // nothing in flight on any port
   always_comb begin : next_state
@@ -400,7 +412,6 @@ module npu_dma_channel #(
     fe_d            = fe_q;
     fi_d            = fi_q;
     rd_d            = rd_q;
-    rx_d            = rx_q;
     wr_d            = wr_q;
     cp_d            = cp_q;
     cb_d            = cb_q;
@@ -419,6 +430,10 @@ module npu_dma_channel #(
     rd_left_d       = rd_left_q;
     rd_beats_fly_d  = rd_beats_fly_q;
     rd_bursts_fly_d = rd_bursts_fly_q;
+    rd_fly_host_d   = rd_fly_host_q;
+    rbq_d           = rbq_q;
+    rbq_head_d      = rbq_head_q;
+    wr_fly_host_d   = wr_fly_host_q;
     wr_started_d    = wr_started_q;
     wr_addr_d       = wr_addr_q;
     wr_left_d       = wr_left_q;
@@ -479,6 +494,9 @@ module npu_dma_channel #(
       rd_addr_d    = {rs.src[63:OffBits], {OffBits{1'b0}}};
       rd_left_d    = (rs.err != ErrOk || rs.flags[FlagZero]) ? 32'd0 : beats_of(rs.src[OffBits-1:0], rs.len);
     end
+    if (halting_q && rd_q == halt_q && rd_started_q) begin
+      rd_left_d = '0;  // the failed slot issues no more reads
+    end
     if (rd_ar_valid_o && rd_ar_ready_i) begin
       rd_addr_d = rd_addr_q + (64'(rd_burst) << OffBits);
       rd_left_d = rd_left_q - rd_burst;
@@ -490,7 +508,9 @@ module npu_dma_channel #(
       end else begin
         tmp.rd_beats    = tmp.rd_beats + rd_burst;
         rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst);
+        rbq_d[32'(RbqIdx'(rbq_head_q + RbqIdx'(rd_bursts_fly_q)))*(SlotIdx+1) +: (SlotIdx+1)] = rd_q;
         rd_bursts_fly_d = rd_bursts_fly_d + 8'd1;
+        rd_fly_host_d   = rs.flags[FlagSrcHost];
         if (rd_ar_poison_i) begin
           code      = ErrPoison;
           rd_left_d = '0;
@@ -518,27 +538,23 @@ module npu_dma_channel #(
       fifo_push       = 1'b1;
       fifo_wr_d       = fifo_wr_q + 1'b1;
       rd_beats_fly_d  = rd_beats_fly_d - 1'b1;
-      if (rd_r_last_i) rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
-      tmp      = get_slot(slot_d, rx_q[SlotIdx-1:0]);
+      if (rd_r_last_i) begin
+        rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
+        rbq_head_d      = rbq_head_q + 1'b1;
+      end
+      tmp      = get_slot(slot_d, rx[SlotIdx-1:0]);
       tmp.rcvd = tmp.rcvd + 32'd1;
       if (rd_r_resp_i != RespOkay && tmp.err == ErrOk) begin
         tmp.err = tmp.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
       end
-      slot_d = put_slot(slot_d, rx_q[SlotIdx-1:0], tmp);
+      slot_d = put_slot(slot_d, rx[SlotIdx-1:0], tmp);
       if (rd_r_resp_i != RespOkay) begin
-        if (!halting_d || age(rx_q, cb_q) < age(halt_d, cb_q)) begin
+        if (!halting_d || age(rx, cb_q) < age(halt_d, cb_q)) begin
           halting_d = 1'b1;
-          halt_d    = rx_q;
+          halt_d    = rx;
         end
       end
     end
-    // The receive stage moves on once the read stage has moved past the slot and every
-    // requested beat is in.
-    tmp = get_slot(slot_d, rx_q[SlotIdx-1:0]);
-    if (rx_q != rd_q && tmp.rcvd == tmp.rd_beats) begin
-      rx_d = rx_q + 1'b1;
-    end
-
     // ---- write stage
     if (wr_q != fi_q && !wr_started_q && w_allowed) begin
       wr_started_d = 1'b1;
@@ -552,6 +568,7 @@ module npu_dma_channel #(
       w_beats_d     = 9'(w_chunk);
       w_bytes_d     = chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
       w_swallowed_d = wr_aw_err_i;
+      wr_fly_host_d = ws.flags[FlagDstHost];
       wr_addr_d     = wr_addr_q + (64'(w_chunk) << OffBits);
       wr_left_d     = wr_left_q - w_chunk;
       tmp = get_slot(slot_d, wr_q[SlotIdx-1:0]);
@@ -580,7 +597,7 @@ module npu_dma_channel #(
     end
     // Slot done: nothing left to send and every source beat received; release the rest.
     if (wr_started_q && (wr_left_q == 0 || ws.err != ErrOk) && !w_active_q
-        && (rx_q != wr_q) && w_allowed) begin
+        && wr_q != rd_q && ws.rcvd == ws.rd_beats && w_allowed) begin
       fifo_rel_d   = rp0_q + (FifoIdx + 1)'(ws.rd_beats);
       wr_d         = wr_q + 1'b1;
       wr_started_d = 1'b0;
@@ -596,8 +613,12 @@ module npu_dma_channel #(
           tmp.bytes_ok = tmp.bytes_ok + 32'(bq_q[12:0]);
           bytes_done_o = bq_q[12:0];
         end
-      end else if (tmp.err == ErrOk) begin
-        tmp.err = tmp.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      end else begin
+        if (tmp.err == ErrOk) tmp.err = tmp.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+        if (!halting_d || age(idx, cb_q) < age(halt_d, cb_q)) begin
+          halting_d = 1'b1;
+          halt_d    = idx;
+        end
       end
       slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
       bq_d   = bq_d >> BqW;
@@ -637,7 +658,6 @@ module npu_dma_channel #(
       fe_d = cb_q;
       fi_d = cb_q;
       rd_d = cb_q;
-      rx_d = cb_q;
       wr_d = cb_q;
       cp_d = cb_q;
       rd_started_d = 1'b0;
@@ -679,7 +699,6 @@ module npu_dma_channel #(
       fe_q            <= '0;
       fi_q            <= '0;
       rd_q            <= '0;
-      rx_q            <= '0;
       wr_q            <= '0;
       cp_q            <= '0;
       cb_q            <= '0;
@@ -698,6 +717,10 @@ module npu_dma_channel #(
       rd_left_q       <= '0;
       rd_beats_fly_q  <= '0;
       rd_bursts_fly_q <= '0;
+      rd_fly_host_q   <= 1'b0;
+      rbq_q           <= '0;
+      rbq_head_q      <= '0;
+      wr_fly_host_q   <= 1'b0;
       wr_started_q    <= 1'b0;
       wr_addr_q       <= '0;
       wr_left_q       <= '0;
@@ -719,7 +742,6 @@ module npu_dma_channel #(
       fe_q            <= fe_d;
       fi_q            <= fi_d;
       rd_q            <= rd_d;
-      rx_q            <= rx_d;
       wr_q            <= wr_d;
       cp_q            <= cp_d;
       cb_q            <= cb_d;
@@ -738,6 +760,10 @@ module npu_dma_channel #(
       rd_left_q       <= rd_left_d;
       rd_beats_fly_q  <= rd_beats_fly_d;
       rd_bursts_fly_q <= rd_bursts_fly_d;
+      rd_fly_host_q   <= rd_fly_host_d;
+      rbq_q           <= rbq_d;
+      rbq_head_q      <= rbq_head_d;
+      wr_fly_host_q   <= wr_fly_host_d;
       wr_started_q    <= wr_started_d;
       wr_addr_q       <= wr_addr_d;
       wr_left_q       <= wr_left_d;
@@ -775,12 +801,12 @@ module npu_dma_channel #(
   a_fifo_no_overflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
       (FifoIdx + 1)'(fifo_wr_q - fifo_rel_q) <= (FifoIdx + 1)'(FifoBeats));
   a_beat_has_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      rd_r_valid_i |-> rd_beats_fly_q != 0 && rx_q != fi_q);
+      rd_r_valid_i |-> rd_beats_fly_q != 0 && rd_bursts_fly_q != 0);
   a_no_unexpected_b: assert property (@(posedge clk_i) disable iff (!rst_ni)
       wr_b_valid_i |-> bq_n_q != 0);
   a_slots_in_order: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      age(cp_q, cb_q) <= age(wr_q, cb_q) && age(wr_q, cb_q) <= age(rx_q, cb_q)
-      && age(rx_q, cb_q) <= age(rd_q, cb_q) && age(rd_q, cb_q) <= age(fi_q, cb_q)
+      age(cp_q, cb_q) <= age(wr_q, cb_q) && age(wr_q, cb_q) <= age(rd_q, cb_q)
+      && age(rd_q, cb_q) <= age(fi_q, cb_q)
       && age(fi_q, cb_q) <= age(fe_q, cb_q));
   a_slot_width: assert property (@(posedge clk_i) $bits(slot_t) == SlotW);
   a_swallowed_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(w_swallowed_q));

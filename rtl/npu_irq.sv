@@ -2,13 +2,14 @@
 //
 // A cause bit is set by a one-cycle pulse from its unit and cleared by writing 1 to
 // its INT_ACK bit; a set and an ack in the same cycle leave the bit set so no event
-// is lost. Vector i of `irq_o` is high while cause i is pending and enabled (level
+// is lost. A soft reset clears every pending cause. Vector i of `irq_o` is high while cause i is pending and enabled (level
 // semantics; a board's MSI-X bridge sends one message per rising edge).
 module npu_irq #(
   parameter int unsigned NumCauses = 7
 ) (
   input  logic                 clk_i,
   input  logic                 rst_ni,
+  input  logic                 soft_reset_i,
   input  logic [NumCauses-1:0] cause_set_i,
   input  logic                 ack_we_i,
   input  logic [NumCauses-1:0] ack_wd_i,
@@ -27,7 +28,7 @@ module npu_irq #(
   assign ack = ack_we_i ? ack_wd_i : '0;
 
   always_comb begin : next_pending
-    pending_d = (pending_q & ~ack) | cause_set_i;
+    pending_d = soft_reset_i ? '0 : (pending_q & ~ack) | cause_set_i;
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
@@ -46,7 +47,7 @@ module npu_irq #(
   a_irq_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(irq_o));
   // A cause that fires is pending in the next cycle, whatever the ack said.
   a_no_lost_cause: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      |cause_set_i |=> (pending_q & $past(cause_set_i)) == $past(cause_set_i));
+      |cause_set_i && !soft_reset_i |=> (pending_q & $past(cause_set_i)) == $past(cause_set_i));
 `endif
 
 endmodule

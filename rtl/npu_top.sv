@@ -191,6 +191,7 @@ module npu_top #(
   ) u_irq (
     .clk_i,
     .rst_ni,
+    .soft_reset_i (soft_reset),
     .cause_set_i (cause_set),
     .ack_we_i    (int_ack_we),
     .ack_wd_i    (int_ack_wd[NumIrq-1:0]),

@@ -162,3 +162,19 @@ fn soft_reset_clears_host_ring_indices_and_injections_but_keeps_configuration() 
     assert_eq!(dev.csr_read32(regs::ERRINJ_HANG.offset).unwrap(), 0);
     assert_eq!(dev.csr_read32(regs::CMDQ_BASE_LO.offset).unwrap(), 0x1000, "ring bases survive");
 }
+
+#[test]
+fn soft_reset_clears_pending_interrupts() {
+    let mut dev = device();
+    // A device error (command fetch from an unmapped ring) raises cause ERROR.
+    dev.csr_write32(regs::CMDQ_SIZE_LOG2.offset, 2).unwrap();
+    dev.csr_write32(regs::CMDQ_BASE_LO.offset, 0x4000_0000).unwrap();
+    dev.csr_write32(regs::CTRL.offset, 1 << regs::ctrl::CMDQ_EN.lsb).unwrap();
+    dev.csr_write32(regs::CMDQ_TAIL.offset, 1).unwrap();
+    dev.step(2_000);
+    assert_ne!(dev.csr_read32(regs::INT_STATUS.offset).unwrap() & (1 << regs::int_cause::ERROR), 0);
+    dev.csr_write32(regs::RESET.offset, 1).unwrap();
+    dev.step(10);
+    assert_eq!(dev.csr_read32(regs::INT_STATUS.offset).unwrap(), 0);
+    assert_eq!(dev.csr_read32(regs::ERR_INFO.offset).unwrap(), 0);
+}

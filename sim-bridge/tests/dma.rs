@@ -342,3 +342,71 @@ fn a_hung_engine_is_detected_by_timeout_and_recovered_by_soft_reset() {
     r.dma = npu::dma::Dma::init(&mut r.dev, 8).unwrap();
     r.round_trip(0, 0x2000, 0, 4096);
 }
+
+#[test]
+fn zero_fills_between_copies_on_one_channel() {
+    let mut r = rig(TimingModel::default());
+    for (a, z, b) in [(5000u32, 3000u32, 7000u32), (64, 1, 64), (40_000, 100, 33_000), (4096, 4096, 4096)] {
+        let descs = [
+            DmaDesc::copy(DmaAddr::Host(r.src_iova + 3), DmaAddr::Device(0x10_0000), a, 1),
+            DmaDesc::zero(DmaAddr::Device(0x20_0005), z, 2),
+            DmaDesc::copy(DmaAddr::Host(r.src_iova + 100_000), DmaAddr::Device(0x30_0007), b, 3),
+        ];
+        let c = r.run(0, &descs);
+        assert_eq!(c.iter().map(|c| (c.tag, c.status, c.bytes)).collect::<Vec<_>>(), [(1, DmaStatus::Ok, a), (2, DmaStatus::Ok, z), (3, DmaStatus::Ok, b)]);
+        let mut got = vec![0u8; b as usize];
+        r.dev.dev_mem_read(0x30_0007, &mut got).unwrap();
+        assert!(got.iter().enumerate().all(|(i, &x)| x == pattern(1, 100_000 + i)), "copy after the zero-fill");
+    }
+}
+
+#[test]
+fn one_channel_alternating_ports_keeps_every_byte_in_order() {
+    let mut r = rig(TimingModel::default());
+    // Stage a device-resident source first.
+    r.run(2, &[DmaDesc::copy(DmaAddr::Host(r.src_iova + 500_000), DmaAddr::Device(0x80_0000), 100_000, 9)]);
+    let descs = [
+        DmaDesc::copy(DmaAddr::Host(r.src_iova + 1), DmaAddr::Device(0x10_0000), 30_000, 1),
+        DmaDesc::copy(DmaAddr::Device(0x80_0000), DmaAddr::Host(r.dst_iova + 3), 20_000, 2),
+        DmaDesc::copy(DmaAddr::Host(r.src_iova + 7), DmaAddr::Host(r.dst_iova + 40_000), 9_000, 3),
+        DmaDesc::copy(DmaAddr::Device(0x80_0000 + 5), DmaAddr::Device(0x20_0000), 50_000, 4),
+    ];
+    let c = r.run(0, &descs);
+    assert!(c.iter().all(|c| c.status == DmaStatus::Ok), "{c:?}");
+    let mut dev = vec![0u8; 50_000];
+    r.dev.dev_mem_read(0x10_0000, &mut dev[..30_000]).unwrap();
+    assert!(dev[..30_000].iter().enumerate().all(|(i, &b)| b == pattern(1, 1 + i)), "host → device");
+    r.dev.dev_mem_read(0x20_0000, &mut dev).unwrap();
+    assert!(dev.iter().enumerate().all(|(i, &b)| b == pattern(1, 500_005 + i)), "device → device");
+    let mut host = vec![0u8; 50_000];
+    r.dst.read(0, &mut host).unwrap();
+    assert!(host[3..20_003].iter().enumerate().all(|(i, &b)| b == pattern(1, 500_000 + i)), "device → host");
+    assert!(host[40_000..49_000].iter().enumerate().all(|(i, &b)| b == pattern(1, 7 + i)), "host → host");
+}
+
+#[test]
+fn errors_in_large_descriptors_complete_and_stop_later_ones() {
+    let mut r = rig(TimingModel::default());
+    for (inj, status) in [(regs::ERRINJ_HOST_RD, DmaStatus::HostRead), (regs::ERRINJ_DEV_WR, DmaStatus::DevWrite)] {
+        r.dev.write32(inj.offset, 3).unwrap();
+        let big = |t: u16| DmaDesc::copy(DmaAddr::Host(r.src_iova), DmaAddr::Device(0x40_0000), 256 * 1024, t);
+        r.dma.submit(&mut r.dev, 0, &[big(1), big(2)]).unwrap();
+        let c = r.dma.wait_idle(&mut r.dev, &[0], BUDGET_NS).unwrap();
+        assert_eq!(c.last().map(|c| c.status), Some(status), "{c:?}");
+        r.dev.write32(inj.offset, 0).unwrap();
+        r.dma.resume(&mut r.dev, 0).unwrap();
+        let rest = r.dma.wait_idle(&mut r.dev, &[0], BUDGET_NS).unwrap();
+        assert!(rest.iter().all(|c| c.status == DmaStatus::Ok), "{rest:?}");
+        assert_eq!(r.dma.in_flight(0), 0);
+    }
+    // A write error in a B response (unmapped host destination) halts the channel too.
+    let bad = DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(0x9_0000_0000), 8192, 5);
+    let ok = DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(r.dst_iova), 8192, 6);
+    r.dma.submit(&mut r.dev, 1, &[bad, ok]).unwrap();
+    let c = r.dma.wait_idle(&mut r.dev, &[1], BUDGET_NS).unwrap();
+    assert_eq!(c.iter().map(|c| (c.tag, c.status)).collect::<Vec<_>>(), [(5, DmaStatus::HostWrite)]);
+    assert_eq!(r.dev.read32(regs::DMA_DESC_HEAD.at(1).unwrap()).unwrap(), 1, "HEAD after the failed one");
+    r.dma.resume(&mut r.dev, 1).unwrap();
+    let c = r.dma.wait_idle(&mut r.dev, &[1], BUDGET_NS).unwrap();
+    assert_eq!(c.iter().map(|c| (c.tag, c.status)).collect::<Vec<_>>(), [(6, DmaStatus::Ok)]);
+}
