@@ -116,6 +116,13 @@ impl<D: DeviceIo> Side<D> {
         Self { io, dma, _src: src, src_iova, dst, dst_iova, resume_due: [false; 3] }
     }
 
+    /// PERF counters DMA0..2_BYTES, HOST_RD/WR_BYTES, DEV_RD/WR_BYTES.
+    fn traffic(&mut self) -> [u64; 7] {
+        use regs::perf_ctr as p;
+        [p::DMA0_BYTES, p::DMA1_BYTES, p::DMA2_BYTES, p::HOST_RD_BYTES, p::HOST_WR_BYTES, p::DEV_RD_BYTES, p::DEV_WR_BYTES]
+            .map(|i| self.io.read64(regs::PERF_LO.at(i as u32).expect("counter")).expect("read"))
+    }
+
     fn reg(&mut self, r: npu::Reg, i: u32) -> u32 {
         self.io.read32(r.at(i).expect("element")).expect("CSR read")
     }
@@ -226,6 +233,8 @@ struct Stats {
     errors: BTreeMap<String, usize>,
     bytes_differ: usize,
     resume_ignored: u32,
+    /// Batches whose traffic counters were compared.
+    perf_batches: usize,
 }
 
 fn dev_region<D: DeviceIo>(read: impl Fn(&D, u64, &mut [u8]), io: &D) -> Vec<u8> {
@@ -268,7 +277,7 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
     rtl.io.write32(regs::INT_MASK.offset, mask).expect("mask");
     model.io.write32(regs::INT_MASK.offset, mask).expect("mask");
     let mut next_index = [0u16; 3];
-    let mut st = Stats { descs: 0, errors: BTreeMap::new(), bytes_differ: 0, resume_ignored: 0 };
+    let mut st = Stats { descs: 0, errors: BTreeMap::new(), bytes_differ: 0, resume_ignored: 0, perf_batches: 0 };
     let rtl_read = |io: &SimDevice, a: u64, out: &mut [u8]| io.dev_mem_read(a, out).expect("backdoor");
     let model_read = |io: &ModelDevice, a: u64, out: &mut [u8]| io.dev_mem_read(a, out).expect("backdoor");
 
@@ -350,6 +359,7 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         let old_dev = dev_region(model_read, &model.io);
 
         // ---- run on both
+        let perf_before = (rtl.traffic(), model.traffic());
         let (c_rtl, ignored) = rtl.run(&batch);
         st.resume_ignored += ignored;
         let (c_model, _) = model.run(&batch);
@@ -384,6 +394,15 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
                 assert!(prefix.contains(&u64::from(x.bytes)), "{ctx}: RTL BYTES is not a sum of leading chunks");
                 failed.push((d, x.bytes));
             }
+        }
+
+        // ---- traffic counters (exact while nothing failed: failures change what the
+        // RTL has in flight when it halts)
+        if failed.is_empty() {
+            let d = |after: [u64; 7], before: [u64; 7]| -> Vec<u64> { after.iter().zip(before).map(|(a, b)| a - b).collect() };
+            let (r, m) = (d(rtl.traffic(), perf_before.0), d(model.traffic(), perf_before.1));
+            assert_eq!(r, m, "batch {b}: DMA0..2_BYTES, HOST_RD/WR, DEV_RD/WR bytes\n batch {batch:?}");
+            st.perf_batches += 1;
         }
 
         // ---- registers
@@ -444,8 +463,8 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         }
     }
     eprintln!(
-        "model_diff: {} batches, {} descriptors, error completions {:?}, failed-descriptor BYTES differing from the model {}, RESUME writes ignored by the RTL {}",
-        batches, st.descs, st.errors, st.bytes_differ, st.resume_ignored
+        "model_diff: {} batches, {} descriptors, error completions {:?}, failed-descriptor BYTES differing from the model {}, RESUME writes ignored by the RTL {}, batches with equal traffic counters {}",
+        batches, st.descs, st.errors, st.bytes_differ, st.resume_ignored, st.perf_batches
     );
     st
 }

@@ -15,9 +15,11 @@
 //! Same calls, same answers.
 //!
 //! **Approximate.** Performance counters: CYCLES is virtual time at the nominal clock;
-//! DMAc_BYTES is exact; HOST_/DEV_ RD/WR_BYTES count the beats the RTL would move for
-//! data, descriptor fetches and completions; CSR_ACCESSES counts every access; the
-//! DMAc BUSY/STALL counters stay 0 (they measure timing). Where the RTL's outcome of a
+//! DMAc_BYTES and HOST_/DEV_ RD/WR_BYTES (whole beats of data, descriptor fetches and
+//! completions) equal the RTL's while descriptors complete OK (the differential test
+//! checks it) and differ after failures, where the RTL's in-flight work depends on
+//! timing; CSR_ACCESSES counts every access; the DMAc BUSY/STALL counters stay 0 (they
+//! measure timing). Where the RTL's outcome of a
 //! failure depends on timing (BYTES and the partly written destination of a descriptor
 //! that fails after some of its writes, data of discarded later descriptors), the
 //! model follows the convention documented in its `dma` module.
