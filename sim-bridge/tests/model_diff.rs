@@ -48,6 +48,11 @@
 //!    and reports how often the RTL ignored it.
 //! 6. RESET.SOFT does not clear INT_STATUS (`npu_irq` has no soft-reset input); spec §13
 //!    says it is 0 afterwards. The CSR test prints the RTL value and checks the model.
+//! 7. After a DMA completion write failed (completion ring on an unmapped IOVA),
+//!    RESET.SOFT clears ERR_INFO, but the channel's `dev_err` flag clears only when its
+//!    drain ends, a cycle or more later, and `npu_top` latches ERR_INFO {CPL_WRITE, 3+ch}
+//!    and STATUS.ERROR again: soft reset does not recover from the device error the spec
+//!    (§12.3) says it recovers from. The ring test prints the RTL values.
 
 use npu::dma::{Dma, DmaAddr, DmaCompletion, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
@@ -546,4 +551,101 @@ fn csr_space_agrees_after_reset_writes_and_soft_reset() {
         }
         assert_eq!(x, y, "after soft reset, offset {off:#x}");
     }
+}
+
+/// Ring-level failures and back-pressure, programmed register by register: a
+/// descriptor ring on an unmapped IOVA (DESC_FETCH, TAG 0), a completion ring on an
+/// unmapped IOVA (ERR_INFO, RESUME refused until soft reset), and a full completion ring.
+/// Returns every observation, labelled, to compare between the devices.
+fn ring_scenario<D: DeviceIo>(io: &mut D) -> Vec<(String, u64)> {
+    let mut seen = Vec::new();
+    let bufs: Vec<DmaBuffer> = (0..4).map(|_| DmaBuffer::new(4096).expect("buffer")).collect();
+    let iovas: Vec<u64> = bufs.iter().map(|b| io.dma_map(b).expect("map")).collect();
+    let at = |r: npu::Reg, ch: u32| r.at(ch).expect("element");
+    let ring = |io: &mut D, ch: u32, desc: u64, dlog: u32, cpl: u64, clog: u32| {
+        io.write64(at(regs::DMA_DESC_BASE_LO, ch), desc).expect("csr");
+        io.write32(at(regs::DMA_DESC_SIZE_LOG2, ch), dlog).expect("csr");
+        io.write64(at(regs::DMA_CPL_BASE_LO, ch), cpl).expect("csr");
+        io.write32(at(regs::DMA_CPL_SIZE_LOG2, ch), clog).expect("csr");
+    };
+    let observe = |io: &mut D, label: &str, seen: &mut Vec<(String, u64)>| {
+        io.advance(50_000).expect("advance");
+        for ch in 0..3 {
+            for r in [regs::DMA_DESC_HEAD, regs::DMA_CPL_TAIL, regs::DMA_CH_STATUS] {
+                seen.push((format!("{label}: {}[{ch}]", r.name), u64::from(io.read32(at(r, ch)).expect("csr"))));
+            }
+        }
+        for r in [regs::INT_STATUS, regs::ERR_INFO, regs::STATUS] {
+            seen.push((format!("{label}: {}", r.name), u64::from(io.read32(r.offset).expect("csr"))));
+        }
+        for (k, b) in bufs.iter().enumerate().skip(1) {
+            for slot in 0..4 {
+                let mut rec = [0u8; 16];
+                b.read(slot * 16, &mut rec).expect("read");
+                seen.push((format!("{label}: cpl buffer {k} slot {slot}"), u128::from_le_bytes(rec) as u64 ^ (u128::from_le_bytes(rec) >> 64) as u64));
+            }
+        }
+    };
+    // Descriptors: zero-fills of device memory, in buffer 0.
+    for i in 0..8u64 {
+        let mut d = DmaDesc::zero(DmaAddr::Device(i * 64), 64, 0x100 + i as u16);
+        d.irq = i == 0;
+        bufs[0].write(i as usize * 32, &d.encode()).expect("write");
+    }
+    io.write32(regs::INT_MASK.offset, 0x7F).expect("csr");
+    ring(io, 0, BOGUS_IOVA, 3, iovas[1], 2);
+    ring(io, 1, iovas[0], 3, BOGUS_IOVA, 2);
+    ring(io, 2, iovas[0], 3, iovas[3], 1);
+    io.write32(regs::CTRL.offset, 1 << regs::ctrl::DMA_EN.lsb).expect("csr");
+    for ch in 0..3 {
+        io.write32(at(regs::DMA_DESC_TAIL, ch), 3).expect("doorbell");
+    }
+    observe(io, "doorbells", &mut seen);
+    for ch in 0..3 {
+        io.write32(at(regs::DMA_CH_CTRL, ch), 1).expect("resume");
+    }
+    observe(io, "resume all", &mut seen);
+    // Channel 2's ring of 2 completions holds one: consume it, twice.
+    for head in [1, 0] {
+        io.write32(at(regs::DMA_CPL_HEAD, 2), head).expect("csr");
+        observe(io, &format!("cpl head {head}"), &mut seen);
+    }
+    io.write32(regs::RESET.offset, 1).expect("soft reset");
+    observe(io, "soft reset", &mut seen);
+    for iova in iovas {
+        io.dma_unmap(iova).expect("unmap");
+    }
+    seen
+}
+
+#[test]
+fn ring_fetch_and_completion_failures_agree() {
+    let mut rtl = SimDevice::new(SimConfig::default()).expect("RTL model");
+    let a = ring_scenario(&mut rtl);
+    let b = ring_scenario(&mut ModelDevice::default());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        // RTL bug (module docs): soft reset keeps INT_STATUS.
+        // RTL bug 7 (module docs): after a completion-write failure, soft reset clears
+        // ERR_INFO, but the channel's error flag clears a cycle later and latches it
+        // again (ERR_INFO {CPL_WRITE, 4}, STATUS.ERROR).
+        if ["soft reset: INT_STATUS", "soft reset: ERR_INFO", "soft reset: STATUS"].contains(&x.0.as_str()) {
+            assert_eq!(y.1, 0, "{}: the model follows spec §13", y.0);
+            if x.1 != 0 {
+                eprintln!("known RTL discrepancy: {} = {:#x} after RESET.SOFT (spec §13: 0)", x.0, x.1);
+            }
+            continue;
+        }
+        // After a failed completion write the channel is dead until soft reset and the
+        // spec leaves HEAD open: the RTL's ends past every completion write that was in
+        // flight (timing), the model's after the descriptor whose completion failed.
+        if x.0.ends_with("DMA_DESC_HEAD[1]") && !x.0.starts_with("soft reset") {
+            continue;
+        }
+        assert_eq!(x, y, "rtl vs model");
+    }
+    let get = |k: &str| b.iter().find(|(l, _)| l == k).map(|(_, v)| *v);
+    assert_eq!(get("doorbells: ERR_INFO"), Some((4 << 8) | regs::dma_error::CPL_WRITE), "channel 1 could not write its completion");
+    assert_eq!(get("doorbells: DMA_CH_STATUS[0]"), Some(0b10), "channel 0 halted on DESC_FETCH");
+    assert_eq!(get("resume all: DMA_CH_STATUS[1]"), Some(0b10), "RESUME refused after a completion write failure");
 }
