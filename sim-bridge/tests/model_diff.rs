@@ -30,13 +30,14 @@
 //!
 //! Open (worked around by default; `MODEL_DIFF_STRICT=ports,victim` or `all` lifts the
 //! workarounds):
-//! 2. A write error reported in a B response (unmapped destination IOVA) does not
-//!    discard the descriptor after it: `MODEL_DIFF_STRICT=victim MODEL_DIFF_BATCHES=300
-//!    MODEL_DIFF_SEED=1`, channel 1 [D→H 4160, D→H 4131, D→unmapped host 4160 (index 22),
-//!    zero-fill host 4147 (index 23)]: the RTL writes {HOST_WR, index 22}, then {OK, index
-//!    23}, and ends with HEAD = 23 — so RESUME would run index 23 a second time (spec
-//!    §9.4: later descriptors are discarded, HEAD = failed + 1, no completion for them).
-//!    Workaround: such a victim runs last in its channel.
+//! 2. After a write error reported in a B response (unmapped destination IOVA) with a
+//!    later descriptor in flight, HEAD can end one short: `MODEL_DIFF_STRICT=victim
+//!    MODEL_DIFF_BATCHES=300 MODEL_DIFF_SEED=1`, batch 109, channel 2 [H→unmapped host
+//!    15013 B (index 51), H→H 4043 B (index 52)]: the RTL writes {HOST_WR, 51}, and after
+//!    the harness's RESUME (re-written while HALTED stays 1, see 5) {OK, 52}, yet ends
+//!    with HEAD = 52 instead of 53, so a further RESUME would fetch index 52 again. With
+//!    a single RESUME 100 µs after the error the same pair behaves (HEAD 2 of 2), so the
+//!    drain racing RESUME is involved. Workaround: such a victim runs last in its channel.
 //! 5. RESUME written while the halted channel still drains later descriptors' bursts is
 //!    ignored (`halted_q && !halting_q && resume_i`), and software cannot see the drain
 //!    (HALTED = 1, BUSY = 0). The harness re-writes RESUME until HALTED clears and reports
@@ -47,10 +48,11 @@
 //!    INT_STATUS.ERROR again: soft reset does not recover from the device error that
 //!    spec §12.3 says it recovers from. The ring test prints the RTL values.
 //! 8. With per-descriptor ports (one-port-at-a-time switching), under random port stalls
-//!    `u_dev_mux.a_ar_stable` (`npu_axi_mux.sv`) fails: `MODEL_DIFF_STRICT=ports
-//!    MODEL_DIFF_BATCHES=300 MODEL_DIFF_SEED=2`, test
-//!    `random_dma_batches_agree_under_port_stalls`, cycle 51829. Workaround: one source
-//!    port and one destination port per channel and batch.
+//!    `a_ar_stable` (`npu_axi_mux.sv:275`, in `u_dev_mux` for seed 1, `u_host_mux` for
+//!    seeds 6 and 7) fails: `MODEL_DIFF_STRICT=ports MODEL_DIFF_BATCHES=300
+//!    MODEL_DIFF_SEED=1`, test `random_dma_batches_agree_under_port_stalls` (an AR
+//!    request changes while valid and not yet accepted). Workaround: one source port and
+//!    one destination port per channel and batch.
 
 use npu::dma::{Dma, DmaAddr, DmaCompletion, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
