@@ -562,6 +562,14 @@ fn csr_space_agrees_after_reset_writes_and_soft_reset() {
         // INT_STATUS included (RTL bug 6, fixed: soft reset left it set).
         assert_eq!(x, y, "after soft reset, offset {off:#x}");
     }
+    // Hardware reset: every register back to its reset value, mappings kept.
+    DeviceIo::reset(&mut rtl).expect("reset");
+    model.reset().expect("reset");
+    assert_eq!((rtl.now_ns(), model.now_ns()), (0, 0), "device time restarts at reset");
+    assert_eq!(sweep(&mut rtl, true), sweep(&mut model, true), "after hardware reset");
+    for (io, dma) in [&mut rtl as &mut dyn DeviceIo, &mut model].into_iter().zip(rings) {
+        dma.release(io).expect("the ring mappings survived the reset");
+    }
 }
 
 /// Ring-level failures and back-pressure, programmed register by register: a
