@@ -624,6 +624,12 @@ fn ring_scenario<D: DeviceIo>(io: &mut D) -> Vec<(String, u64)> {
         io.write32(at(regs::DMA_CH_CTRL, ch), 1).expect("resume");
     }
     observe(io, "resume all", &mut seen);
+    // Channel 0 halted again (index 1 could not be fetched either): drop its pending
+    // work by moving TAIL back to HEAD, then RESUME: nothing more runs.
+    let head = io.read32(at(regs::DMA_DESC_HEAD, 0)).expect("csr");
+    io.write32(at(regs::DMA_DESC_TAIL, 0), head).expect("csr");
+    io.write32(at(regs::DMA_CH_CTRL, 0), 1).expect("resume");
+    observe(io, "tail rewound", &mut seen);
     // Channel 2's ring of 2 completions holds one: consume it, twice.
     for head in [1, 0] {
         io.write32(at(regs::DMA_CPL_HEAD, 2), head).expect("csr");
@@ -666,4 +672,6 @@ fn ring_fetch_and_completion_failures_agree() {
     assert_eq!(get("doorbells: ERR_INFO"), Some((4 << 8) | regs::dma_error::CPL_WRITE), "channel 1 could not write its completion");
     assert_eq!(get("doorbells: DMA_CH_STATUS[0]"), Some(0b10), "channel 0 halted on DESC_FETCH");
     assert_eq!(get("resume all: DMA_CH_STATUS[1]"), Some(0b10), "RESUME refused after a completion write failure");
+    assert_eq!(get("tail rewound: DMA_CH_STATUS[0]"), Some(0), "dropped work: idle, not halted");
+    assert_eq!(get("tail rewound: DMA_DESC_HEAD[0]"), Some(2));
 }
