@@ -53,6 +53,18 @@
 //!    MODEL_DIFF_SEED=1`, test `random_dma_batches_agree_under_port_stalls` (an AR
 //!    request changes while valid and not yet accepted). Workaround: one source port and
 //!    one destination port per channel and batch.
+//! 9. Long runs only (not worked around): a descriptor of more than 512 source beats
+//!    whose destination is an unmapped host IOVA never completes, its channel stays BUSY:
+//!    `MODEL_DIFF_BATCHES=1000 MODEL_DIFF_SEED=202` (channel 2: H→unmapped host 37045 B)
+//!    or `=204` (channel 1: 36245 B), and seed 201 in the stall test (33132 B). A fresh
+//!    device runs the same descriptor to its HOST_WR completion, so the channel's history
+//!    (FIFO pointers) matters.
+//! 10. Long runs only: `MODEL_DIFF_BATCHES=1000 MODEL_DIFF_SEED=214` fails
+//!    `gen_ch[1].u_channel.a_fifo_no_overflow` (`npu_dma_channel.sv:801`) in batch 626,
+//!    channel 1 [zero-fill device 35650 B, D→D 33429 B from 843794, D→D 26 B], no error
+//!    and no injection armed; the same three descriptors pass on a fresh device.
+//!
+//! `MODEL_DIFF_TRACE=1` prints every batch before it runs.
 
 use npu::dma::{Dma, DmaAddr, DmaCompletion, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
@@ -383,6 +395,9 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         let old_dev = dev_region(model_read, &model.io);
 
         // ---- run on both
+        if std::env::var_os("MODEL_DIFF_TRACE").is_some() {
+            eprintln!("batch {b}: {batch:?} inj {inj:?}");
+        }
         let perf_before = (rtl.traffic(), model.traffic());
         let (c_rtl, ignored) = rtl.run(&batch);
         st.resume_ignored += ignored;
