@@ -182,8 +182,9 @@ module npu_cmdq #(
 
     // Soft reset: let an outstanding read or write response arrive, then forget all.
     if (soft_reset_i) draining_d = 1'b1;
-    if (draining_d && state_q != StFetchWait && state_q != StFenceW && state_q != StFenceB
-        && !(state_q == StFetch && ar_ready_i) && !(state_q == StFenceAw && aw_ready_i)) begin
+    // A shown AR/AW stays shown until accepted (AXI), so those states drain too.
+    if (draining_d && state_q != StFetch && state_q != StFetchWait && state_q != StFenceAw
+        && state_q != StFenceW && state_q != StFenceB) begin
       draining_d = 1'b0;
       state_d    = StIdle;
       head_d     = '0;

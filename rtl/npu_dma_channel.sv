@@ -178,6 +178,11 @@ module npu_dma_channel #(
   logic        halted_d, halted_q;     // waiting for RESUME
   logic        draining_d, draining_q; // soft reset: finish in-flight bursts, then clear
   logic        dev_err_d, dev_err_q;   // completion write failed: stuck until soft reset
+  logic        resume_pend_d, resume_pend_q;  // RESUME written while the channel drains
+  // A request shown to a port stays shown until accepted (AXI valid/ready rule), even if
+  // the condition that raised it has gone since.
+  logic        rd_pres_d, rd_pres_q, aw_pres_d, aw_pres_q;
+  logic        fetch_pres_d, fetch_pres_q, cpl_pres_d, cpl_pres_q;
   logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
   logic [15:0] fidx_d, fidx_q;         // ring index of the next descriptor to fetch
   logic [15:0] cpl_tail_d, cpl_tail_q;
@@ -209,7 +214,7 @@ module npu_dma_channel #(
   logic        w_swallowed_d, w_swallowed_q;
   logic        wr_fly_host_d, wr_fly_host_q;  // port of the writes in flight
   // write bursts awaiting B, oldest first: {slot, bytes}
-  localparam int unsigned BqW = SlotIdx + 13;
+  localparam int unsigned BqW = SlotIdx + 1 + 13;  // full slot pointer (with wrap bit)
   logic [MaxWrBursts*BqW-1:0] bq_d, bq_q;
   logic [7:0]  bq_n_d, bq_n_q;
 
@@ -297,7 +302,7 @@ module npu_dma_channel #(
                     && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs.flags[FlagSrcHost])
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
   assign rd_host_o     = rs.flags[FlagSrcHost];
-  assign rd_ar_valid_o = rd_can;
+  assign rd_ar_valid_o = rd_can || rd_pres_q;
   assign rd_ar_addr_o  = rd_addr_q;
   assign rd_ar_len_o   = 8'(rd_burst - 32'd1);
 
@@ -335,7 +340,7 @@ module npu_dma_channel #(
                   && (bq_n_q == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
                   && (w_zero || ws.rcvd >= w_need);
   assign wr_host_o     = ws.flags[FlagDstHost];
-  assign wr_aw_valid_o = aw_can;
+  assign wr_aw_valid_o = aw_can || aw_pres_q;
   assign wr_aw_addr_o  = wr_addr_q;
   assign wr_aw_len_o   = 8'(w_chunk - 32'd1);
 
@@ -387,7 +392,7 @@ module npu_dma_channel #(
   logic [127:0] cpl_rec;
   assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
 
-  assign ring_aw_valid_o = cp_can;
+  assign ring_aw_valid_o = cp_can || cpl_pres_q;
   assign ring_aw_addr_o  = {cpl_addr[63:OffBits], {OffBits{1'b0}}};
   assign ring_w_valid_o  = cw_pend_q;
   assign ring_w_data_o   = cw_data_q;
@@ -397,7 +402,7 @@ module npu_dma_channel #(
   logic fetch_can;
   assign fetch_can = enable_i && rings_ok && fetch_pending && !halting_q && !halted_q && !draining_q
                      && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
-  assign ring_ar_valid_o = fetch_can;
+  assign ring_ar_valid_o = fetch_can || fetch_pres_q;
   assign ring_ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
 
   assign rx = rbq_q[32'(rbq_head_q)*(SlotIdx+1) +: (SlotIdx+1)];
@@ -420,6 +425,11 @@ module npu_dma_channel #(
     halted_d        = halted_q;
     draining_d      = draining_q;
     dev_err_d       = dev_err_q;
+    resume_pend_d   = resume_pend_q;
+    rd_pres_d       = rd_ar_valid_o && !rd_ar_ready_i;
+    aw_pres_d       = wr_aw_valid_o && !wr_aw_ready_i;
+    fetch_pres_d    = ring_ar_valid_o && !ring_ar_ready_i;
+    cpl_pres_d      = ring_aw_valid_o && !ring_aw_ready_i;
     head_d          = head_q;
     fidx_d          = fidx_q;
     cpl_tail_d      = cpl_tail_q;
@@ -494,7 +504,7 @@ module npu_dma_channel #(
       rd_addr_d    = {rs.src[63:OffBits], {OffBits{1'b0}}};
       rd_left_d    = (rs.err != ErrOk || rs.flags[FlagZero]) ? 32'd0 : beats_of(rs.src[OffBits-1:0], rs.len);
     end
-    if (halting_q && rd_q == halt_q && rd_started_q) begin
+    if (halting_q && rd_q == halt_q && rd_started_q && !rd_pres_q) begin
       rd_left_d = '0;  // the failed slot issues no more reads
     end
     if (rd_ar_valid_o && rd_ar_ready_i) begin
@@ -582,7 +592,7 @@ module npu_dma_channel #(
       end else begin
         tmp.b_pend = tmp.b_pend + 8'd1;
         slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
-        bq_d[bq_n_q*BqW +: BqW] = {SlotIdx'(wr_q[SlotIdx-1:0]), w_bytes_d};
+        bq_d[bq_n_q*BqW +: BqW] = {wr_q, w_bytes_d};
         bq_n_d = bq_n_q + 8'd1;
       end
     end
@@ -605,7 +615,7 @@ module npu_dma_channel #(
 
     // ---- write responses
     if (wr_b_valid_i) begin
-      idx = sptr_t'(bq_q[SlotIdx+12:13]);
+      idx = bq_q[SlotIdx+13:13];
       tmp        = get_slot(slot_d, idx[SlotIdx-1:0]);
       tmp.b_pend = tmp.b_pend - 8'd1;
       if (wr_b_resp_i == RespOkay) begin
@@ -671,16 +681,23 @@ module npu_dma_channel #(
       end
       halting_d = 1'b0;
     end
-    if (halted_q && !halting_q && resume_i && !dev_err_q) begin
-      halted_d = 1'b0;
+    if (halted_q && resume_i) resume_pend_d = 1'b1;
+    if (halted_q && !halting_q && (resume_i || resume_pend_q) && !dev_err_q) begin
+      halted_d      = 1'b0;
+      resume_pend_d = 1'b0;
     end
 
     // ---- soft reset: forget everything once in-flight bursts have drained
-    if (soft_reset_i) draining_d = 1'b1;
+    if (soft_reset_i) begin
+      draining_d    = 1'b1;
+      dev_err_d     = 1'b0;  // reported state clears at once; ERR_INFO must not re-latch
+      resume_pend_d = 1'b0;
+    end
     if (draining_q && quiet) begin
-      draining_d = 1'b0;
-      dev_err_d  = 1'b0;
-      halted_d   = 1'b0;
+      draining_d    = 1'b0;
+      dev_err_d     = 1'b0;
+      resume_pend_d = 1'b0;
+      halted_d      = 1'b0;
       halting_d  = 1'b0;
       head_d     = '0;
       fidx_d     = '0;
@@ -689,6 +706,7 @@ module npu_dma_channel #(
   end
 
   assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
+                 && !rd_pres_q && !aw_pres_q && !fetch_pres_q && !cpl_pres_q
                  && bq_n_q == 0 && cpl_fly_q == 0 && !cw_pend_q
                  && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i);
 
@@ -707,6 +725,11 @@ module npu_dma_channel #(
       halted_q        <= 1'b0;
       draining_q      <= 1'b0;
       dev_err_q       <= 1'b0;
+      resume_pend_q   <= 1'b0;
+      rd_pres_q       <= 1'b0;
+      aw_pres_q       <= 1'b0;
+      fetch_pres_q    <= 1'b0;
+      cpl_pres_q      <= 1'b0;
       head_q          <= '0;
       fidx_q          <= '0;
       cpl_tail_q      <= '0;
@@ -750,6 +773,11 @@ module npu_dma_channel #(
       halted_q        <= halted_d;
       draining_q      <= draining_d;
       dev_err_q       <= dev_err_d;
+      resume_pend_q   <= resume_pend_d;
+      rd_pres_q       <= rd_pres_d;
+      aw_pres_q       <= aw_pres_d;
+      fetch_pres_q    <= fetch_pres_d;
+      cpl_pres_q      <= cpl_pres_d;
       head_q          <= head_d;
       fidx_q          <= fidx_d;
       cpl_tail_q      <= cpl_tail_d;
@@ -809,6 +837,10 @@ module npu_dma_channel #(
       && age(rd_q, cb_q) <= age(fi_q, cb_q)
       && age(fi_q, cb_q) <= age(fe_q, cb_q));
   a_slot_width: assert property (@(posedge clk_i) $bits(slot_t) == SlotW);
+  a_rd_valid_held: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      rd_ar_valid_o && !rd_ar_ready_i |=> rd_ar_valid_o && $stable(rd_ar_addr_o) && $stable(rd_ar_len_o));
+  a_aw_valid_held: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      wr_aw_valid_o && !wr_aw_ready_i |=> wr_aw_valid_o && $stable(wr_aw_addr_o) && $stable(wr_aw_len_o));
   a_swallowed_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(w_swallowed_q));
 `endif
 

@@ -17,52 +17,22 @@
 //! `MODEL_DIFF_BATCHES` (default 200; half of it under random port stalls) and `MODEL_DIFF_SEED` widen a run, e.g.
 //! `MODEL_DIFF_BATCHES=600 MODEL_DIFF_SEED=7 cargo test -p sim-bridge --test model_diff`.
 //!
-//! **RTL bugs this test found.** Fixed in `b820eca` (the test now checks the fixes):
-//! 1. A channel reading from the host port and then from the device port stored the
-//!    device data as the first descriptor's source ([H→D 4096, D→H 4096] on channel 0
-//!    completed OK twice with the payloads swapped): `npu_dma` merged both ports' R and
-//!    B channels and the channel assumed issue order.
-//! 3. A zero-fill between two copies of one channel hung it ([D→D 8043 B, zero-fill
-//!    4096 B, D→D 54 B]: BUSY forever with both ports idle).
-//! 4. A descriptor that failed (read-data error, injected write error) with reads left to
-//!    issue hung its channel ([unmapped host 34753 B → device]).
-//! 6. RESET.SOFT did not clear INT_STATUS.
+//! **RTL bugs this test found, all fixed and checked here with default settings (several
+//! also have a targeted regression test in `tests/dma.rs`):** payloads swapped when one channel read from both ports (responses
+//! of two ports arrive in no common order); a zero-fill between two copies hung the
+//! channel (beats attributed to the wrong slot); a failing descriptor with reads left to
+//! issue hung it; RESET.SOFT left INT_STATUS set; a write error in a B response did not
+//! stop later descriptors; the write-response queue dropped the slot pointer's wrap bit,
+//! so after a write error HEAD could end one short and a later descriptor completed twice;
+//! RESUME written while the channel drained was lost (it now takes effect after the
+//! drain); soft reset did not clear a completion-write device error; AR/AW requests were
+//! withdrawn before being accepted (AXI rule, `a_ar_stable`); and, in long runs, a hang on
+//! a large unmapped destination and a beat-FIFO overflow (both from the wrap-bit bug).
 //!
-//! Open (worked around by default; `MODEL_DIFF_STRICT=ports,victim` or `all` lifts the
-//! workarounds):
-//! 2. After a write error reported in a B response (unmapped destination IOVA) with a
-//!    later descriptor in flight, HEAD can end one short: `MODEL_DIFF_STRICT=victim
-//!    MODEL_DIFF_BATCHES=300 MODEL_DIFF_SEED=1`, batch 109, channel 2 [H→unmapped host
-//!    15013 B (index 51), H→H 4043 B (index 52)]: the RTL writes {HOST_WR, 51}, and after
-//!    the harness's RESUME (re-written while HALTED stays 1, see 5) {OK, 52}, yet ends
-//!    with HEAD = 52 instead of 53, so a further RESUME would fetch index 52 again. With
-//!    a single RESUME 100 µs after the error the same pair behaves (HEAD 2 of 2), so the
-//!    drain racing RESUME is involved. Workaround: such a victim runs last in its channel.
-//! 5. RESUME written while the halted channel still drains later descriptors' bursts is
-//!    ignored (`halted_q && !halting_q && resume_i`), and software cannot see the drain
-//!    (HALTED = 1, BUSY = 0). The harness re-writes RESUME until HALTED clears and reports
-//!    how often the RTL ignored it.
-//! 7. After a DMA completion write failed (completion ring on an unmapped IOVA),
-//!    RESET.SOFT clears ERR_INFO, but the channel's `dev_err` clears only when its drain
-//!    ends and `npu_top` latches ERR_INFO {CPL_WRITE, 3+ch}, STATUS.ERROR and
-//!    INT_STATUS.ERROR again: soft reset does not recover from the device error that
-//!    spec §12.3 says it recovers from. The ring test prints the RTL values.
-//! 8. With per-descriptor ports (one-port-at-a-time switching), under random port stalls
-//!    `a_ar_stable` (`npu_axi_mux.sv:275`, in `u_dev_mux` for seed 1, `u_host_mux` for
-//!    seeds 6 and 7) fails: `MODEL_DIFF_STRICT=ports MODEL_DIFF_BATCHES=300
-//!    MODEL_DIFF_SEED=1`, test `random_dma_batches_agree_under_port_stalls` (an AR
-//!    request changes while valid and not yet accepted). Workaround: one source port and
-//!    one destination port per channel and batch.
-//! 9. Long runs only (not worked around): a descriptor of more than 512 source beats
-//!    whose destination is an unmapped host IOVA never completes, its channel stays BUSY:
-//!    `MODEL_DIFF_BATCHES=1000 MODEL_DIFF_SEED=202` (channel 2: H→unmapped host 37045 B)
-//!    or `=204` (channel 1: 36245 B), and seed 201 in the stall test (33132 B). A fresh
-//!    device runs the same descriptor to its HOST_WR completion, so the channel's history
-//!    (FIFO pointers) matters.
-//! 10. Long runs only: `MODEL_DIFF_BATCHES=1000 MODEL_DIFF_SEED=214` fails
-//!    `gen_ch[1].u_channel.a_fifo_no_overflow` (`npu_dma_channel.sv:801`) in batch 626,
-//!    channel 1 [zero-fill device 35650 B, D→D 33429 B from 843794, D→D 26 B], no error
-//!    and no injection armed; the same three descriptors pass on a fresh device.
+//! The generator keeps two optional restrictions from the time those bugs were open —
+//! `MODEL_DIFF_RELAX=ports` (one source and one destination port per channel and batch)
+//! and `MODEL_DIFF_RELAX=victim` (an unmapped destination runs last in its channel) —
+//! off by default.
 //!
 //! `MODEL_DIFF_TRACE=1` prints every batch before it runs.
 
@@ -81,8 +51,8 @@ const BOGUS_IOVA: u64 = 0xF_0000_0000;
 const DEV_MEM: u64 = 256 << 20;
 const BUDGET_NS: u64 = 20_000_000;
 
-/// Workarounds for the open RTL bugs listed in the module docs; each can be switched
-/// off (`MODEL_DIFF_STRICT=ports,victim` or `all`) to check a fix.
+/// Optional generator restrictions from when the RTL bugs in the module docs were open;
+/// on only with `MODEL_DIFF_RELAX=ports,victim` (or `all`).
 struct Workarounds {
     /// Bug 8: one source port and one destination port per channel and batch.
     ports: bool,
@@ -92,8 +62,8 @@ struct Workarounds {
 
 impl Workarounds {
     fn from_env() -> Self {
-        let strict = std::env::var("MODEL_DIFF_STRICT").unwrap_or_default();
-        let on = |name: &str| !strict.split(',').any(|s| s == name || s == "all");
+        let relax = std::env::var("MODEL_DIFF_RELAX").unwrap_or_default();
+        let on = |name: &str| relax.split(',').any(|s| s == name || s == "all");
         Self { ports: on("ports"), victim: on("victim") }
     }
 }
@@ -163,7 +133,7 @@ impl<D: DeviceIo> Side<D> {
 
     /// Submits the batch, collects completions, RESUMEs after each error completion
     /// until every descriptor has completed. Returns completions per channel and the
-    /// number of RESUME writes the channel ignored (it was still draining).
+    /// number of RESUMEs that waited for a drain (HALTED still set right after the write).
     fn run(&mut self, batch: &[(usize, DmaDesc)]) -> (BTreeMap<usize, Vec<DmaCompletion>>, u32) {
         let mut out: BTreeMap<usize, Vec<DmaCompletion>> = BTreeMap::new();
         for ch in 0..3 {
@@ -191,12 +161,13 @@ impl<D: DeviceIo> Side<D> {
             // between our completion read and our status read must not be resumed yet).
             for &ch in &chans {
                 if self.resume_due[ch] && self.dma.in_flight(ch) > 0 {
+                    // One RESUME is enough: written while the channel still drains later
+                    // descriptors, it takes effect when the drain ends.
                     self.dma.resume(&mut self.io, ch).expect("resume");
+                    self.resume_due[ch] = false;
                     self.io.advance(20).expect("advance");
                     if regs::dma_ch_status::HALTED.get32(self.reg(regs::DMA_CH_STATUS, ch as u32)) == 1 {
                         ignored += 1;
-                    } else {
-                        self.resume_due[ch] = false;
                     }
                 }
             }
@@ -324,7 +295,7 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         let ch0 = rng.below(3) as usize;
         let mut windows: Vec<usize> = (0..WINDOWS).collect();
         let chans_pre: Vec<usize> = (0..n).map(|_| if single { ch0 } else { rng.below(3) as usize }).collect();
-        // Each descriptor picks its ports; while RTL bug 8 is open (module docs) a
+        // Each descriptor picks its ports; with MODEL_DIFF_RELAX=ports (module docs) a
         // channel keeps one source port and one destination port per batch.
         let mut ports: Vec<(bool, bool)> = (0..n).map(|_| (rng.chance(50), rng.chance(50))).collect();
         if wa.ports {
@@ -373,7 +344,7 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
             6..=9 => Some((INJ[rng.below(5) as usize], 1 + rng.below(3) as u32)),
             _ => None,
         };
-        // While RTL bug 2 is open (module docs) an unmapped destination runs last in its
+        // With MODEL_DIFF_RELAX=victim (module docs) an unmapped destination runs last in its
         // channel.
         let late_victim = wa.victim && mode == 5 && !victim_src;
         let mut keyed: Vec<(bool, (usize, DmaDesc))> =
@@ -502,7 +473,7 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         }
     }
     eprintln!(
-        "model_diff: {} batches, {} descriptors, error completions {:?}, failed-descriptor BYTES differing from the model {}, RESUME writes ignored by the RTL {}, batches with equal traffic counters {}",
+        "model_diff: {} batches, {} descriptors, error completions {:?}, failed-descriptor BYTES differing from the model {}, RESUMEs that waited for a drain {}, batches with equal traffic counters {}",
         batches, st.descs, st.errors, st.bytes_differ, st.resume_ignored, st.perf_batches
     );
     st
@@ -665,15 +636,8 @@ fn ring_fetch_and_completion_failures_agree() {
     let b = ring_scenario(&mut ModelDevice::default());
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
-        // RTL bug 7 (module docs): after a completion-write failure, soft reset clears
-        // ERR_INFO, but the channel's error flag clears a cycle later and latches it
-        // again (ERR_INFO {CPL_WRITE, 4}, STATUS.ERROR).
         if ["soft reset: INT_STATUS", "soft reset: ERR_INFO", "soft reset: STATUS"].contains(&x.0.as_str()) {
-            assert_eq!(y.1, 0, "{}: the model follows spec §13", y.0);
-            if x.1 != 0 {
-                eprintln!("known RTL discrepancy: {} = {:#x} after RESET.SOFT (spec §13: 0)", x.0, x.1);
-            }
-            continue;
+            assert_eq!((x.1, y.1), (0, 0), "{}: soft reset recovers from the device error (spec §13)", x.0);
         }
         // After a failed completion write the channel is dead until soft reset and the
         // spec leaves HEAD open: the RTL's ends past every completion write that was in
