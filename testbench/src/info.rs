@@ -9,6 +9,8 @@ use npu::{DeviceIo, regs};
 pub enum Backend {
     /// The Verilated RTL (default).
     Rtl,
+    /// The untimed Rust reference model of the device.
+    Model,
     /// A board through VFIO, by PCI address.
     Vfio(String),
 }
@@ -18,12 +20,13 @@ impl std::str::FromStr for Backend {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "rtl" => Ok(Self::Rtl),
+            "model" => Ok(Self::Model),
             _ => match s.strip_prefix("vfio:") {
                 Some(bdf) => {
                     bdf.parse::<vfio_driver::Bdf>().map_err(|e| format!("malformed PCI address in `{s}`: {e}"))?;
                     Ok(Self::Vfio(bdf.to_string()))
                 }
-                None => Err(format!("unknown backend `{s}`: use `rtl` or `vfio:<domain:bus:dev.fn>`, e.g. vfio:0000:01:00.0")),
+                None => Err(format!("unknown backend `{s}`: use `rtl`, `model` or `vfio:<domain:bus:dev.fn>`, e.g. vfio:0000:01:00.0")),
             },
         }
     }

@@ -41,7 +41,8 @@ enum Command {
     /// co-simulated RTL by default, or a board with `--backend vfio:0000:01:00.0`
     /// (bound to vfio-pci; see docs/board.md).
     Info {
-        /// `rtl` (Verilator co-simulation) or `vfio:<PCI address>`.
+        /// `rtl` (Verilator co-simulation), `model` (Rust reference model) or
+        /// `vfio:<PCI address>`.
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
     },
@@ -146,6 +147,10 @@ fn run_info(backend: &info::Backend) -> Result<(), String> {
             let mut t = info::report(&mut dev).map_err(|e| e.to_string())?;
             t.push_str(&format!("timing model  {}\n", dev.timing().describe()));
             t
+        }
+        info::Backend::Model => {
+            let mut dev = sim_bridge::ModelDevice::default();
+            info::report(&mut dev).map_err(|e| e.to_string())?
         }
         info::Backend::Vfio(bdf) => {
             let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;

@@ -77,6 +77,10 @@ fn info_reads_the_rtl_and_refuses_bad_backends() {
     assert!(out.contains("ID            0x3155504e \"NPU1\""), "{out}");
     assert!(out.contains("3 DMA channels, 16 ASIDs, 32 TLB entries, 512-bit data path, 256 MiB device memory"), "{out}");
     assert!(out.contains("timing model  clock=250MHz"), "{out}");
+    let (ok, model, err) = gmem(&["info", "--backend", "model"]);
+    assert!(ok, "{err}");
+    let caps = |t: &str| t.lines().find(|l| l.starts_with("capabilities")).map(str::to_string);
+    assert_eq!(caps(&model), caps(&out), "the reference model reports the RTL's capabilities");
     let (ok, _, err) = gmem(&["info", "--backend", "fpga"]);
     assert!(!ok);
     assert!(err.contains("unknown backend `fpga`"), "{err}");
