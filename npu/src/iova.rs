@@ -18,6 +18,14 @@ pub enum IovaError {
         /// Required granularity.
         align: u64,
     },
+    /// A reservation overlaps a live allocation or leaves the managed range.
+    #[error("IOVA range [{start:#x}, {end:#x}) cannot be reserved: it overlaps an allocation or leaves the managed range")]
+    Unavailable {
+        /// Start of the requested range.
+        start: u64,
+        /// End of the requested range.
+        end: u64,
+    },
     /// No hole large enough remains.
     #[error("IOVA space exhausted: no free range of {len:#x} bytes in [{start:#x}, {end:#x})")]
     Exhausted {
@@ -82,6 +90,21 @@ impl IovaAllocator {
         Ok(cursor)
     }
 
+    /// Takes `[start, end)` out of circulation (e.g. an IOMMU hole such as the x86 MSI
+    /// window) so no allocation ever returns it. Page granular.
+    pub fn reserve(&mut self, start: u64, end: u64) -> Result<(), IovaError> {
+        let bad = IovaError::Unavailable { start, end };
+        if start % IOVA_PAGE != 0 || end % IOVA_PAGE != 0 || start >= end || start < self.start || end > self.end {
+            return Err(bad);
+        }
+        let overlaps = self.live.range(..end).next_back().is_some_and(|(&s, &l)| s + l > start);
+        if overlaps {
+            return Err(bad);
+        }
+        self.live.insert(start, end - start);
+        Ok(())
+    }
+
     /// Frees the allocation starting at `iova`, returning its length.
     pub fn free(&mut self, iova: u64) -> Result<u64, IovaError> {
         self.live.remove(&iova).ok_or(IovaError::NotAllocated { iova })
@@ -108,6 +131,18 @@ mod tests {
         assert_eq!(a.alloc(0x1000).unwrap(), 0x1000, "the hole is reused");
         assert_eq!(a.alloc(0x2000).unwrap(), 0x4000, "too big for the remaining hole");
         assert_eq!(a.allocated(), 0x4000);
+    }
+
+    #[test]
+    fn reserved_ranges_are_never_handed_out() {
+        let mut a = IovaAllocator::new(0, 0x10_0000);
+        a.reserve(0x2000, 0x4000).unwrap();
+        assert_eq!(a.alloc(0x1000).unwrap(), 0x1000);
+        assert_eq!(a.alloc(0x1000).unwrap(), 0x4000, "skips the reserved hole");
+        assert_eq!(a.alloc(0x3000).unwrap(), 0x5000);
+        assert_eq!(a.reserve(0x6000, 0x7000), Err(IovaError::Unavailable { start: 0x6000, end: 0x7000 }), "overlaps an allocation");
+        assert_eq!(a.reserve(0x8000, 0x8800), Err(IovaError::Unavailable { start: 0x8000, end: 0x8800 }), "not page granular");
+        assert_eq!(a.reserve(0xF_F000, 0x20_0000), Err(IovaError::Unavailable { start: 0xF_F000, end: 0x20_0000 }), "outside");
     }
 
     #[test]

@@ -128,31 +128,15 @@ pub fn usable_pieces(window: &Range<u64>, ranges: &[IovaRange]) -> Vec<Range<u64
 }
 
 /// An [`IovaAllocator`] over `pieces` (from [`usable_pieces`]) that never hands out an
-/// address in the gaps between them (e.g. the x86 MSI window 0xfee00000-0xfeefffff).
-///
-/// The shared allocator manages one range, so the gaps are reserved by allocating them:
-/// on a fresh first-fit allocator, allocating the space before a gap and then the gap
-/// itself returns exactly those ranges; the fillers are freed afterwards. Allocations
-/// therefore start at the window's start, as in simulation.
+/// address in the gaps between them (e.g. the x86 MSI window 0xfee00000-0xfeefffff): the
+/// gaps are reserved. Allocations start at the window's start, as in simulation.
 pub fn iova_allocator(pieces: &[Range<u64>]) -> Option<IovaAllocator> {
     let (first, last) = (pieces.first()?, pieces.last()?);
     let mut a = IovaAllocator::new(first.start, last.end);
-    let mut fillers = Vec::new();
-    let mut cursor = first.start;
     for w in pieces.windows(2) {
-        let gap = w[0].end..w[1].start;
-        if gap.start > cursor {
-            let f = a.alloc(gap.start - cursor).ok()?;
-            fillers.push(f);
-            (f == cursor).then_some(())?;
+        if w[1].start > w[0].end {
+            a.reserve(w[0].end, w[1].start).ok()?;
         }
-        if gap.end > gap.start {
-            (a.alloc(gap.end - gap.start).ok()? == gap.start).then_some(())?;
-        }
-        cursor = gap.end;
-    }
-    for f in fillers {
-        a.free(f).ok()?;
     }
     Some(a)
 }
