@@ -47,8 +47,12 @@ module npu_dma #(
   input  logic [NumHostReq-1:0]           h_ar_ready_i,
   output logic [NumHostReq*64-1:0]        h_ar_addr_o,
   output logic [NumHostReq*8-1:0]         h_ar_len_o,
+  // Injection flags of the ring requesters 3..5 stay 0: the mux injects into data only.
+  /* verilator lint_off UNUSEDSIGNAL */
   input  logic [NumHostReq-1:0]           h_ar_err_i,
   input  logic [NumHostReq-1:0]           h_ar_poison_i,
+  input  logic [NumHostReq-1:0]           h_aw_err_i,
+  /* verilator lint_on UNUSEDSIGNAL */
   input  logic [NumHostReq-1:0]           h_r_valid_i,
   input  logic [DataWidth-1:0]            h_r_data_i,
   input  logic [1:0]                      h_r_resp_i,
@@ -57,7 +61,6 @@ module npu_dma #(
   input  logic [NumHostReq-1:0]           h_aw_ready_i,
   output logic [NumHostReq*64-1:0]        h_aw_addr_o,
   output logic [NumHostReq*8-1:0]         h_aw_len_o,
-  input  logic [NumHostReq-1:0]           h_aw_err_i,
   output logic [NumHostReq-1:0]           h_w_valid_o,
   input  logic [NumHostReq-1:0]           h_w_ready_i,
   output logic [NumHostReq*DataWidth-1:0] h_w_data_o,
@@ -89,75 +92,6 @@ module npu_dma #(
   input  logic [NumCh-1:0]                d_b_valid_i,
   input  logic [1:0]                      d_b_resp_i
 );
-
-  // Local names for the requester buses (ports), so the channel wiring reads plainly.
-  logic [NumHostReq-1:0]           h_ar_valid, h_ar_ready, h_r_valid;
-  // Injection flags of the ring requesters 3..5 stay 0: the mux injects into data only.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [NumHostReq-1:0]           h_ar_err, h_ar_poison, h_aw_err;
-  /* verilator lint_on UNUSEDSIGNAL */
-  logic [NumHostReq*64-1:0]        h_ar_addr, h_aw_addr;
-  logic [NumHostReq*8-1:0]         h_ar_len, h_aw_len;
-  logic [NumHostReq-1:0]           h_aw_valid, h_aw_ready, h_w_valid, h_w_ready, h_w_last, h_b_valid;
-  logic [NumHostReq*DataWidth-1:0] h_w_data;
-  logic [NumHostReq*StrbWidth-1:0] h_w_strb;
-  logic [DataWidth-1:0]            h_r_data;
-  logic [1:0]                      h_r_resp, h_b_resp;
-  logic                            h_r_last;
-  logic [NumCh-1:0]                d_ar_valid, d_ar_ready, d_ar_err, d_ar_poison, d_r_valid;
-  logic [NumCh*64-1:0]             d_ar_addr, d_aw_addr;
-  logic [NumCh*8-1:0]              d_ar_len, d_aw_len;
-  logic [NumCh-1:0]                d_aw_valid, d_aw_ready, d_aw_err, d_w_valid, d_w_ready, d_w_last, d_b_valid;
-  logic [NumCh*DataWidth-1:0]      d_w_data;
-  logic [NumCh*StrbWidth-1:0]      d_w_strb;
-  logic [DataWidth-1:0]            d_r_data;
-  logic [1:0]                      d_r_resp, d_b_resp;
-  logic                            d_r_last;
-
-  assign h_ar_valid_o = h_ar_valid;
-  assign h_ar_ready   = h_ar_ready_i;
-  assign h_ar_addr_o  = h_ar_addr;
-  assign h_ar_len_o   = h_ar_len;
-  assign h_ar_err     = h_ar_err_i;
-  assign h_ar_poison  = h_ar_poison_i;
-  assign h_r_valid    = h_r_valid_i;
-  assign h_r_data     = h_r_data_i;
-  assign h_r_resp     = h_r_resp_i;
-  assign h_r_last     = h_r_last_i;
-  assign h_aw_valid_o = h_aw_valid;
-  assign h_aw_ready   = h_aw_ready_i;
-  assign h_aw_addr_o  = h_aw_addr;
-  assign h_aw_len_o   = h_aw_len;
-  assign h_aw_err     = h_aw_err_i;
-  assign h_w_valid_o  = h_w_valid;
-  assign h_w_ready    = h_w_ready_i;
-  assign h_w_data_o   = h_w_data;
-  assign h_w_strb_o   = h_w_strb;
-  assign h_w_last_o   = h_w_last;
-  assign h_b_valid    = h_b_valid_i;
-  assign h_b_resp     = h_b_resp_i;
-  assign d_ar_valid_o = d_ar_valid;
-  assign d_ar_ready   = d_ar_ready_i;
-  assign d_ar_addr_o  = d_ar_addr;
-  assign d_ar_len_o   = d_ar_len;
-  assign d_ar_err     = d_ar_err_i;
-  assign d_ar_poison  = d_ar_poison_i;
-  assign d_r_valid    = d_r_valid_i;
-  assign d_r_data     = d_r_data_i;
-  assign d_r_resp     = d_r_resp_i;
-  assign d_r_last     = d_r_last_i;
-  assign d_aw_valid_o = d_aw_valid;
-  assign d_aw_ready   = d_aw_ready_i;
-  assign d_aw_addr_o  = d_aw_addr;
-  assign d_aw_len_o   = d_aw_len;
-  assign d_aw_err     = d_aw_err_i;
-  assign d_w_valid_o  = d_w_valid;
-  assign d_w_ready    = d_w_ready_i;
-  assign d_w_data_o   = d_w_data;
-  assign d_w_strb_o   = d_w_strb;
-  assign d_w_last_o   = d_w_last;
-  assign d_b_valid    = d_b_valid_i;
-  assign d_b_resp     = d_b_resp_i;
 
   logic [NumCh-1:0] ch_busy, ch_halted;
 
@@ -195,71 +129,71 @@ module npu_dma #(
       .dev_err_o        (dev_err_o[c]),
       .bytes_done_o     (ch_bytes_o[c*13 +: 13]),
       .stall_o          (ch_stall_o[c]),
-      .ring_ar_valid_o  (h_ar_valid[NumCh+c]),
-      .ring_ar_ready_i  (h_ar_ready[NumCh+c]),
-      .ring_ar_addr_o   (h_ar_addr[(NumCh+c)*64 +: 64]),
-      .ring_r_valid_i   (h_r_valid[NumCh+c]),
-      .ring_r_data_i    (h_r_data),
-      .ring_r_resp_i    (h_r_resp),
-      .ring_aw_valid_o  (h_aw_valid[NumCh+c]),
-      .ring_aw_ready_i  (h_aw_ready[NumCh+c]),
-      .ring_aw_addr_o   (h_aw_addr[(NumCh+c)*64 +: 64]),
-      .ring_w_valid_o   (h_w_valid[NumCh+c]),
-      .ring_w_ready_i   (h_w_ready[NumCh+c]),
-      .ring_w_data_o    (h_w_data[(NumCh+c)*DataWidth +: DataWidth]),
-      .ring_w_strb_o    (h_w_strb[(NumCh+c)*StrbWidth +: StrbWidth]),
-      .ring_b_valid_i   (h_b_valid[NumCh+c]),
-      .ring_b_resp_i    (h_b_resp),
+      .ring_ar_valid_o  (h_ar_valid_o[NumCh+c]),
+      .ring_ar_ready_i  (h_ar_ready_i[NumCh+c]),
+      .ring_ar_addr_o   (h_ar_addr_o[(NumCh+c)*64 +: 64]),
+      .ring_r_valid_i   (h_r_valid_i[NumCh+c]),
+      .ring_r_data_i    (h_r_data_i),
+      .ring_r_resp_i    (h_r_resp_i),
+      .ring_aw_valid_o  (h_aw_valid_o[NumCh+c]),
+      .ring_aw_ready_i  (h_aw_ready_i[NumCh+c]),
+      .ring_aw_addr_o   (h_aw_addr_o[(NumCh+c)*64 +: 64]),
+      .ring_w_valid_o   (h_w_valid_o[NumCh+c]),
+      .ring_w_ready_i   (h_w_ready_i[NumCh+c]),
+      .ring_w_data_o    (h_w_data_o[(NumCh+c)*DataWidth +: DataWidth]),
+      .ring_w_strb_o    (h_w_strb_o[(NumCh+c)*StrbWidth +: StrbWidth]),
+      .ring_b_valid_i   (h_b_valid_i[NumCh+c]),
+      .ring_b_resp_i    (h_b_resp_i),
       .rd_host_o        (rd_host),
       .rd_ar_valid_o    (rd_ar_valid),
-      .rd_ar_ready_i    (rd_host ? h_ar_ready[c] : d_ar_ready[c]),
+      .rd_ar_ready_i    (rd_host ? h_ar_ready_i[c] : d_ar_ready_i[c]),
       .rd_ar_addr_o     (rd_ar_addr),
       .rd_ar_len_o      (rd_ar_len),
-      .rd_ar_err_i      (rd_host ? h_ar_err[c] : d_ar_err[c]),
-      .rd_ar_poison_i   (rd_host ? h_ar_poison[c] : d_ar_poison[c]),
-      .rd_r_valid_i     (h_r_valid[c] || d_r_valid[c]),
-      .rd_r_data_i      (h_r_valid[c] ? h_r_data : d_r_data),
-      .rd_r_resp_i      (h_r_valid[c] ? h_r_resp : d_r_resp),
-      .rd_r_last_i      (h_r_valid[c] ? h_r_last : d_r_last),
+      .rd_ar_err_i      (rd_host ? h_ar_err_i[c] : d_ar_err_i[c]),
+      .rd_ar_poison_i   (rd_host ? h_ar_poison_i[c] : d_ar_poison_i[c]),
+      .rd_r_valid_i     (h_r_valid_i[c] || d_r_valid_i[c]),
+      .rd_r_data_i      (h_r_valid_i[c] ? h_r_data_i : d_r_data_i),
+      .rd_r_resp_i      (h_r_valid_i[c] ? h_r_resp_i : d_r_resp_i),
+      .rd_r_last_i      (h_r_valid_i[c] ? h_r_last_i : d_r_last_i),
       .wr_host_o        (wr_host),
       .wr_aw_valid_o    (wr_aw_valid),
-      .wr_aw_ready_i    (wr_host ? h_aw_ready[c] : d_aw_ready[c]),
+      .wr_aw_ready_i    (wr_host ? h_aw_ready_i[c] : d_aw_ready_i[c]),
       .wr_aw_addr_o     (wr_aw_addr),
       .wr_aw_len_o      (wr_aw_len),
-      .wr_aw_err_i      (wr_host ? h_aw_err[c] : d_aw_err[c]),
+      .wr_aw_err_i      (wr_host ? h_aw_err_i[c] : d_aw_err_i[c]),
       .wr_w_valid_o     (wr_w_valid),
-      .wr_w_ready_i     (wr_host ? h_w_ready[c] : d_w_ready[c]),
+      .wr_w_ready_i     (wr_host ? h_w_ready_i[c] : d_w_ready_i[c]),
       .wr_w_data_o      (wr_w_data),
       .wr_w_strb_o      (wr_w_strb),
       .wr_w_last_o      (wr_w_last),
-      .wr_b_valid_i     (h_b_valid[c] || d_b_valid[c]),
-      .wr_b_resp_i      (h_b_valid[c] ? h_b_resp : d_b_resp)
+      .wr_b_valid_i     (h_b_valid_i[c] || d_b_valid_i[c]),
+      .wr_b_resp_i      (h_b_valid_i[c] ? h_b_resp_i : d_b_resp_i)
     );
 
-    assign h_ar_valid[c]            = rd_ar_valid && rd_host;
-    assign d_ar_valid[c]            = rd_ar_valid && !rd_host;
-    assign h_ar_addr[c*64 +: 64]    = rd_ar_addr;
-    assign d_ar_addr[c*64 +: 64]    = rd_ar_addr;
-    assign h_ar_len[c*8 +: 8]       = rd_ar_len;
-    assign d_ar_len[c*8 +: 8]       = rd_ar_len;
-    assign h_aw_valid[c]            = wr_aw_valid && wr_host;
-    assign d_aw_valid[c]            = wr_aw_valid && !wr_host;
-    assign h_aw_addr[c*64 +: 64]    = wr_aw_addr;
-    assign d_aw_addr[c*64 +: 64]    = wr_aw_addr;
-    assign h_aw_len[c*8 +: 8]       = wr_aw_len;
-    assign d_aw_len[c*8 +: 8]       = wr_aw_len;
-    assign h_w_valid[c]             = wr_w_valid && wr_host;
-    assign d_w_valid[c]             = wr_w_valid && !wr_host;
-    assign h_w_data[c*DataWidth +: DataWidth] = wr_w_data;
-    assign d_w_data[c*DataWidth +: DataWidth] = wr_w_data;
-    assign h_w_strb[c*StrbWidth +: StrbWidth] = wr_w_strb;
-    assign d_w_strb[c*StrbWidth +: StrbWidth] = wr_w_strb;
-    assign h_w_last[c]              = wr_w_last;
-    assign d_w_last[c]              = wr_w_last;
+    assign h_ar_valid_o[c]            = rd_ar_valid && rd_host;
+    assign d_ar_valid_o[c]            = rd_ar_valid && !rd_host;
+    assign h_ar_addr_o[c*64 +: 64]    = rd_ar_addr;
+    assign d_ar_addr_o[c*64 +: 64]    = rd_ar_addr;
+    assign h_ar_len_o[c*8 +: 8]       = rd_ar_len;
+    assign d_ar_len_o[c*8 +: 8]       = rd_ar_len;
+    assign h_aw_valid_o[c]            = wr_aw_valid && wr_host;
+    assign d_aw_valid_o[c]            = wr_aw_valid && !wr_host;
+    assign h_aw_addr_o[c*64 +: 64]    = wr_aw_addr;
+    assign d_aw_addr_o[c*64 +: 64]    = wr_aw_addr;
+    assign h_aw_len_o[c*8 +: 8]       = wr_aw_len;
+    assign d_aw_len_o[c*8 +: 8]       = wr_aw_len;
+    assign h_w_valid_o[c]             = wr_w_valid && wr_host;
+    assign d_w_valid_o[c]             = wr_w_valid && !wr_host;
+    assign h_w_data_o[c*DataWidth +: DataWidth] = wr_w_data;
+    assign d_w_data_o[c*DataWidth +: DataWidth] = wr_w_data;
+    assign h_w_strb_o[c*StrbWidth +: StrbWidth] = wr_w_strb;
+    assign d_w_strb_o[c*StrbWidth +: StrbWidth] = wr_w_strb;
+    assign h_w_last_o[c]              = wr_w_last;
+    assign d_w_last_o[c]              = wr_w_last;
     // ring requesters: single-beat bursts
-    assign h_ar_len[(NumCh+c)*8 +: 8] = 8'd0;
-    assign h_aw_len[(NumCh+c)*8 +: 8] = 8'd0;
-    assign h_w_last[NumCh+c]          = 1'b1;
+    assign h_ar_len_o[(NumCh+c)*8 +: 8] = 8'd0;
+    assign h_aw_len_o[(NumCh+c)*8 +: 8] = 8'd0;
+    assign h_w_last_o[NumCh+c]          = 1'b1;
 
     assign desc_head_o[c*32 +: 32] = 32'(desc_head);
     assign cpl_tail_o[c*32 +: 32]  = 32'(cpl_tail);
@@ -273,7 +207,7 @@ module npu_dma #(
 `ifndef SYNTHESIS
   // A channel's data requester asks one port at a time.
   a_one_port_per_channel: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      (h_ar_valid[NumCh-1:0] & d_ar_valid) == '0 && (h_aw_valid[NumCh-1:0] & d_aw_valid) == '0);
+      (h_ar_valid_o[NumCh-1:0] & d_ar_valid_o) == '0 && (h_aw_valid_o[NumCh-1:0] & d_aw_valid_o) == '0);
 `endif
 
 endmodule

@@ -92,13 +92,11 @@ pub fn bridge_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, 
     let h2d_src = base + 0x10000;
     let d2h_dst = h2d_src + 2 * bytes;
     for c in 0..2u32 {
-        let b = 0x200 + 0x40 * c;
-        dev.write32(b, ring(u64::from(c)) as u32)?;
-        dev.write32(b + 4, (ring(u64::from(c)) >> 32) as u32)?;
-        dev.write32(b + 8, 6)?;
-        dev.write32(b + 0x14, cpl(u64::from(c)) as u32)?;
-        dev.write32(b + 0x18, (cpl(u64::from(c)) >> 32) as u32)?;
-        dev.write32(b + 0x1C, 6)?;
+        let at = |r: npu::Reg| r.at(c).unwrap_or(r.offset);
+        dev.write64(at(regs::DMA_DESC_BASE_LO), ring(u64::from(c)))?;
+        dev.write32(at(regs::DMA_DESC_SIZE_LOG2), 6)?;
+        dev.write64(at(regs::DMA_CPL_BASE_LO), cpl(u64::from(c)))?;
+        dev.write32(at(regs::DMA_CPL_SIZE_LOG2), 6)?;
     }
     dev.write32(regs::INT_MASK.offset, 0b01100)?;
     dev.write32(regs::CTRL.offset, 1 << 2)?;
@@ -118,8 +116,8 @@ pub fn bridge_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, 
         put(0, slot, h2d_src, 0, 0b0110)?;
         put(1, slot, bytes, d2h_dst, 0b1010)?;
         let next = ((slot + 1) % 64) as u32;
-        dev.write32(0x210, next)?;
-        dev.write32(0x250, next)?;
+        dev.write32(regs::DMA_DESC_TAIL.offset, next)?;
+        dev.write32(regs::DMA_DESC_TAIL.offset + regs::DMA_DESC_TAIL.stride, next)?;
         let mut seen = 0u32;
         let budget_ns = (100 * bytes + 100_000) * 4;
         while seen != 0b1100 {
@@ -130,8 +128,8 @@ pub fn bridge_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, 
             seen |= fired;
         }
         dev.write32(regs::INT_ACK.offset, 0b01100)?;
-        dev.write32(0x220, next)?;
-        dev.write32(0x260, next)?;
+        dev.write32(regs::DMA_CPL_HEAD.offset, next)?;
+        dev.write32(regs::DMA_CPL_HEAD.offset + regs::DMA_CPL_HEAD.stride, next)?;
     }
     let run = CosimRun { cycles: dev.cycles() - start, wall: start_wall.elapsed() };
     dev.dma_unmap(base)?;

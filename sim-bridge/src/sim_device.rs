@@ -208,8 +208,9 @@ impl SimDevice {
         self.model.trace_dump(self.trace_time);
     }
 
+    /// Advances one cycle (memory ports serviced).
     #[inline]
-    fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         self.low();
         self.high();
     }
@@ -314,12 +315,6 @@ impl SimDevice {
     #[inline]
     pub(crate) fn irq_now(&self) -> u8 {
         self.ports.irq.get()
-    }
-
-    /// Advances one cycle (memory ports serviced).
-    #[inline]
-    pub(crate) fn tick_pub(&mut self) {
-        self.tick();
     }
 
     /// The timing model in force.

@@ -65,7 +65,7 @@ impl DeviceIo for SimDevice {
             if fired != 0 {
                 return Ok(fired);
             }
-            self.tick_pub();
+            self.tick();
         }
         Ok(0)
     }

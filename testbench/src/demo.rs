@@ -2,6 +2,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
+use crate::info::{id_string, version_string};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{SimConfig, SimDevice, SimError};
 use std::path::PathBuf;
@@ -37,19 +38,6 @@ pub enum DemoError {
         /// Read back.
         read: u32,
     },
-}
-
-fn version_string(v: u32) -> String {
-    format!(
-        "{}.{}.{}",
-        regs::version::MAJOR.get32(v),
-        regs::version::MINOR.get32(v),
-        regs::version::PATCH.get32(v)
-    )
-}
-
-fn id_string(id: u32) -> String {
-    id.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect()
 }
 
 /// Runs the demo: identification over the CSR port, then a page-migration round trip

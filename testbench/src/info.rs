@@ -32,6 +32,16 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// "major.minor.patch" of a VERSION register value.
+pub fn version_string(v: u32) -> String {
+    format!("{}.{}.{}", regs::version::MAJOR.get32(v), regs::version::MINOR.get32(v), regs::version::PATCH.get32(v))
+}
+
+/// The ID register as the ASCII it spells ("NPU1").
+pub fn id_string(id: u32) -> String {
+    id.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect()
+}
+
 /// Everything `gmem info` prints, read from the device.
 pub fn report<T: DeviceIo + ?Sized>(io: &mut T) -> Result<String, npu::IoError> {
     use std::fmt::Write;
@@ -41,7 +51,7 @@ pub fn report<T: DeviceIo + ?Sized>(io: &mut T) -> Result<String, npu::IoError> 
     let caps1 = io.read32(regs::CAPS1.offset)?;
     let status = io.read32(regs::STATUS.offset)?;
     let err_info = io.read32(regs::ERR_INFO.offset)?;
-    let ascii: String = id.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect();
+    let ascii = id_string(id);
     let mut s = String::new();
     writeln!(s, "device        {}", io.name()).ok();
     writeln!(
@@ -50,14 +60,7 @@ pub fn report<T: DeviceIo + ?Sized>(io: &mut T) -> Result<String, npu::IoError> 
         if id == regs::NPU_ID { "" } else { "  (not an NPU of this project: wrong bitstream?)" }
     )
     .ok();
-    writeln!(
-        s,
-        "version       {}.{}.{}",
-        regs::version::MAJOR.get32(version),
-        regs::version::MINOR.get32(version),
-        regs::version::PATCH.get32(version)
-    )
-    .ok();
+    writeln!(s, "version       {}", version_string(version)).ok();
     writeln!(
         s,
         "capabilities  {} DMA channels, {} ASIDs, {} TLB entries, {}-bit data path, {} MiB device memory, host window at 2^{}",
@@ -83,10 +86,9 @@ pub fn report<T: DeviceIo + ?Sized>(io: &mut T) -> Result<String, npu::IoError> 
         ("dev wr bytes", regs::perf_ctr::DEV_WR_BYTES),
         ("CSR accesses", regs::perf_ctr::CSR_ACCESSES),
     ] {
-        let off = regs::PERF_LO.at(idx as u32).unwrap_or(regs::PERF_LO.offset);
-        let lo = io.read32(off)?;
-        let hi = io.read32(regs::PERF_HI.at(idx as u32).unwrap_or(regs::PERF_HI.offset))?;
-        writeln!(s, "  {name:<14}{}", (u64::from(hi) << 32) | u64::from(lo)).ok();
+        // PERF_HI[i] follows PERF_LO[i]: one LO-then-HI pair, as the latch expects.
+        let value = io.read64(regs::PERF_LO.at(idx as u32).unwrap_or(regs::PERF_LO.offset))?;
+        writeln!(s, "  {name:<14}{value}").ok();
     }
     Ok(s)
 }
