@@ -20,6 +20,8 @@ module npu_axi_mux #(
   parameter int unsigned DataWidth = 512,
   parameter int unsigned IdWidth   = 4,
   parameter logic [NumReq-1:0] DataReq = '0,
+  parameter logic [NumReq-1:0] PoisonReq = DataReq,
+  parameter int unsigned LockReq   = 0,
   localparam int unsigned StrbWidth = DataWidth / 8,
   localparam int unsigned ReqIdx    = NumReq > 1 ? $clog2(NumReq) : 1
 ) (
@@ -55,6 +57,9 @@ module npu_axi_mux #(
   output logic                          wr_err_consume_o,
   input  logic                          rd_poison_armed_i,
   output logic                          rd_poison_consume_o,
+  // write lock
+  input  logic                          lock_req_i,
+  output logic                          lock_ok_o,
   // activity for performance counters
   output logic                          rd_beat_o,
   output logic                          wr_beat_o,
@@ -119,7 +124,7 @@ module npu_axi_mux #(
 
   // ---------------------------------------------------------------- read address
   logic [ReqIdx-1:0] ar_next_d, ar_next_q, ar_sel;
-  logic              ar_any, ar_is_data, ar_inject, ar_fire;
+  logic              ar_any, ar_is_data, ar_poison, ar_inject, ar_fire;
 
   // A presented burst stays selected until accepted (AXI: no change while valid).
   logic              ar_hold_d, ar_hold_q;
@@ -128,6 +133,7 @@ module npu_axi_mux #(
   assign ar_sel     = ar_hold_q ? ar_hold_sel_q : rr_pick(req_ar_valid_i, ar_next_q);
   assign ar_hold_d  = m_axi_arvalid_o && !m_axi_arready_i;
   assign ar_is_data = DataReq[ar_sel];
+  assign ar_poison  = PoisonReq[ar_sel] && rd_poison_armed_i;
   assign ar_inject  = ar_any && ar_is_data && rd_err_armed_i;
 
   assign m_axi_arid_o    = IdWidth'(ar_sel);
@@ -146,13 +152,13 @@ module npu_axi_mux #(
     if (ar_fire) begin
       req_ar_ready_o[ar_sel]  = 1'b1;
       req_ar_err_o[ar_sel]    = ar_inject;
-      req_ar_poison_o[ar_sel] = !ar_inject && ar_is_data && rd_poison_armed_i;
+      req_ar_poison_o[ar_sel] = !ar_inject && ar_poison;
       ar_next_d               = (int'(ar_sel) == NumReq - 1) ? '0 : ar_sel + 1'b1;
     end
   end
 
   assign rd_err_consume_o    = ar_fire && ar_inject;
-  assign rd_poison_consume_o = ar_fire && !ar_inject && ar_is_data && rd_poison_armed_i;
+  assign rd_poison_consume_o = ar_fire && !ar_inject && ar_poison;
 
   // ---------------------------------------------------------------- read data
   assign m_axi_rready_o = 1'b1;
@@ -174,9 +180,19 @@ module npu_axi_mux #(
 
   logic              aw_hold_d, aw_hold_q;
   logic [ReqIdx-1:0] aw_hold_sel_q;
+  logic [NumReq-1:0] aw_valid;
+  // Under the write lock only the lock owner's AW may be granted (a shown AW stays).
+  always_comb begin : aw_lock_mask
+    aw_valid = req_aw_valid_i;
+    if (lock_req_i && !aw_hold_q) begin
+      for (int unsigned r = 0; r < NumReq; r++) begin
+        if (r != LockReq) aw_valid[r] = 1'b0;
+      end
+    end
+  end
   // The next AW may be granted in the cycle the current burst's last W beat goes.
-  assign aw_any     = |req_aw_valid_i && (!w_busy_q || w_fire_last);
-  assign aw_sel     = aw_hold_q ? aw_hold_sel_q : rr_pick(req_aw_valid_i, aw_next_q);
+  assign aw_any     = |aw_valid && (!w_busy_q || w_fire_last);
+  assign aw_sel     = aw_hold_q ? aw_hold_sel_q : rr_pick(aw_valid, aw_next_q);
   assign aw_hold_d  = m_axi_awvalid_o && !m_axi_awready_i;
   assign aw_is_data = DataReq[aw_sel];
   assign aw_inject  = aw_any && aw_is_data && wr_err_armed_i;
@@ -234,6 +250,15 @@ module npu_axi_mux #(
   end
   assign req_b_resp_o = m_axi_bresp_i;
 
+  // Write bursts sent and not yet answered (injected ones get no response).
+  logic [7:0] wr_open_d, wr_open_q;
+  always_comb begin : wr_open_count
+    wr_open_d = wr_open_q;
+    if (m_axi_awvalid_o && m_axi_awready_i) wr_open_d = wr_open_d + 8'd1;
+    if (m_axi_bvalid_i) wr_open_d = wr_open_d - 8'd1;
+  end
+  assign lock_ok_o = lock_req_i && !aw_hold_q && !w_busy_q && wr_open_q == '0;
+
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       ar_next_q     <= '0;
@@ -245,6 +270,7 @@ module npu_axi_mux #(
       w_owner_q   <= '0;
       w_busy_q    <= 1'b0;
       w_swallow_q <= 1'b0;
+      wr_open_q   <= '0;
     end else begin
       ar_next_q     <= ar_next_d;
       aw_next_q     <= aw_next_d;
@@ -255,6 +281,7 @@ module npu_axi_mux #(
       w_owner_q   <= w_owner_d;
       w_busy_q    <= w_busy_d;
       w_swallow_q <= w_swallow_d;
+      wr_open_q   <= wr_open_d;
     end
   end
 
@@ -264,6 +291,10 @@ module npu_axi_mux #(
       m_axi_rvalid_i |-> int'(m_axi_rid_i) < NumReq);
   a_bid_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       m_axi_bvalid_i |-> int'(m_axi_bid_i) < NumReq);
+  a_wr_open_no_underflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      m_axi_bvalid_i |-> wr_open_q != '0 || (m_axi_awvalid_o && m_axi_awready_i));
+  a_lock_only_owner: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      lock_ok_o && m_axi_awvalid_o |-> int'(m_axi_awid_o) == LockReq);
   a_ar_onehot: assert property (@(posedge clk_i) disable iff (!rst_ni) $onehot0(req_ar_ready_o));
   a_aw_stable: assert property (@(posedge clk_i) disable iff (!rst_ni)
       m_axi_awvalid_o && !m_axi_awready_i |=> m_axi_awvalid_o && $stable(m_axi_awaddr_o));

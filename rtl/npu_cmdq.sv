@@ -39,6 +39,7 @@ module npu_cmdq #(
   input  logic                 replay_ready_i,
   output logic [15:0]          replay_reqid_o,
   output logic                 replay_abort_o,
+  output logic                 fence_start_o,  // a FENCE starts waiting (next cycle on)
   input  logic                 mmu_quiet_i,
   // host-port requester (single-beat bursts)
   output logic                 ar_valid_o,
@@ -223,6 +224,7 @@ module npu_cmdq #(
   assign w_data_o   = DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
   assign w_strb_o   = draining_q ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
 
+  assign fence_start_o  = state_q == StDecode && state_d == StFenceWait;
   assign inval_valid_o  = state_q == StInval;
   assign inval_scope_o  = flags[1:0];
   assign inval_asid_o   = asid;

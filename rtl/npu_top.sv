@@ -1,9 +1,9 @@
 // Top of the NPU: everything between the hard-IP interfaces of a board.
 //
 // The AXI4-Lite CSR slave and generated CSR block, identification and capability
-// registers, interrupt status, performance counters, error-injection counters, and the
-// DMA engine on the host-memory and device-memory AXI4 masters. The MMU and the compute
-// unit attach to the CSR outputs listed under "units to come" below.
+// registers, interrupt status, performance counters, error-injection counters, the
+// DMA engine, the command queue, the MMU (TLB, walker, fault queue) and the compute
+// unit, sharing the host-memory and device-memory AXI4 masters.
 module npu_top #(
   parameter int unsigned DataWidth  = 512,
   parameter int unsigned DevMemMiB  = 256,
@@ -103,11 +103,11 @@ module npu_top #(
   localparam int unsigned NumCounters = 24;
   localparam int unsigned DataBytesLog2 = $clog2(DataWidth / 8);
 
-  if (DataWidth < 256 || DataWidth > 1024 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_data_width
-    $error("DataWidth must be a power of two in 256..1024");
+  if (DataWidth != 512) begin : gen_bad_data_width
+    $error("DataWidth must be 512 in this revision (a compute-unit line is one beat)");
   end
-  if (AxiIdWidth < 3 || AxiIdWidth > 8) begin : gen_bad_id_width
-    $error("AxiIdWidth must be in 3..8 (6 host-port requesters)");
+  if (AxiIdWidth < 4 || AxiIdWidth > 8) begin : gen_bad_id_width
+    $error("AxiIdWidth must be in 4..8 (10 host-port requesters)");
   end
   if (DevMemMiB < 1 || DevMemMiB > 65535) begin : gen_bad_dev_mem
     $error("DevMemMiB must be in 1..65535");
@@ -174,11 +174,12 @@ module npu_top #(
   logic              int_ack_we;
   logic [NumIrq-1:0] cause_set;
 
-  // Causes FAULT and KERNEL come with the MMU and compute unit.
   logic [2:0] dma_irq, dma_dev_err;
   logic       dev_err_any_d, dev_err_any_q;
   always_comb begin : causes
     cause_set = '0;
+    cause_set[npu_reg_pkg::INT_CAUSE_FAULT]  = fault_irq;
+    cause_set[npu_reg_pkg::INT_CAUSE_KERNEL] = cu_irq;
     cause_set[npu_reg_pkg::INT_CAUSE_DMA0] = dma_irq[0];
     cause_set[npu_reg_pkg::INT_CAUSE_DMA1] = dma_irq[1];
     cause_set[npu_reg_pkg::INT_CAUSE_DMA2] = dma_irq[2];
@@ -215,6 +216,14 @@ module npu_top #(
     perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = 16'd1;
     perf_inc[npu_reg_pkg::PERF_CTR_CSR_ACCESSES*16 +: 16]  = 16'(reg_we || reg_re);
     perf_inc[npu_reg_pkg::PERF_CTR_CMDS*16 +: 16]          = 16'(cmd_done);
+    perf_inc[npu_reg_pkg::PERF_CTR_TLB_HITS*16 +: 16]      = 16'(tlb_hit);
+    perf_inc[npu_reg_pkg::PERF_CTR_TLB_MISSES*16 +: 16]    = 16'(tlb_miss);
+    perf_inc[npu_reg_pkg::PERF_CTR_PTW_WALKS*16 +: 16]     = 16'(walk_start);
+    perf_inc[npu_reg_pkg::PERF_CTR_PTW_CYCLES*16 +: 16]    = 16'(walk_busy);
+    perf_inc[npu_reg_pkg::PERF_CTR_FAULTS*16 +: 16]        = 16'(fault_irq);
+    perf_inc[npu_reg_pkg::PERF_CTR_REPLAYS*16 +: 16]       = 16'(replay_done);
+    perf_inc[npu_reg_pkg::PERF_CTR_KERNEL_BUSY*16 +: 16]   = 16'(kernel_busy);
+    perf_inc[npu_reg_pkg::PERF_CTR_KERNEL_STALL*16 +: 16]  = 16'(kernel_stall);
     perf_inc[npu_reg_pkg::PERF_CTR_DMA0_BYTES*16 +: 16]    = 16'(dma_bytes[0*13 +: 13]);
     perf_inc[npu_reg_pkg::PERF_CTR_DMA0_BUSY*16 +: 16]     = 16'(dma_busy[0]);
     perf_inc[npu_reg_pkg::PERF_CTR_DMA0_STALL*16 +: 16]    = 16'(dma_stall[0]);
@@ -248,8 +257,6 @@ module npu_top #(
   logic [NumErrInj-1:0]    errinj_we, errinj_consume, errinj_armed;
   logic [NumErrInj*32-1:0] errinj_wd, errinj_count;
 
-  // The page-table walker (index 4) consumes its injections with the MMU.
-  assign errinj_consume[4] = 1'b0;
 
   for (genvar i = 0; i < NumErrInj; i++) begin : gen_errinj
     npu_errinj_counter u_counter (
@@ -264,20 +271,17 @@ module npu_top #(
     );
   end
 
-  // ---------------------------------------------------------------- units to come
-  // CSR outputs that the DMA engine, MMU and compute unit will consume. Until those
-  // units exist the registers are plain storage that software can read back.
+  // ---------------------------------------------------------------- plain CSR storage
   /* verilator lint_off UNUSEDSIGNAL */
+  // SCRATCH is storage only; bits above the register masks read 0.
   logic [31:0] scratch_q, ctrl_q, errinj_hang_q;
   logic [31:0] fq_base_lo_q, fq_base_hi_q, fq_size_log2_q, fq_head_q;
   logic [31:0] kq_base_lo_q, kq_base_hi_q, kq_size_log2_q, kq_tail_q;
   logic [31:0] kcq_base_lo_q, kcq_base_hi_q, kcq_size_log2_q, kcq_head_q;
   logic [16*32-1:0]          ptroot_q;
-  logic                      errinj_ptw_armed_unused;
   // INT_MASK/INT_ACK bits above the last cause are reserved.
   logic [31:0]               int_mask_q, int_ack_wd;
   /* verilator lint_on UNUSEDSIGNAL */
-  assign errinj_ptw_armed_unused = errinj_armed[4];
 
   // ---------------------------------------------------------------- DMA engine
   logic [DmaChannels*32-1:0] dma_desc_base_lo_q, dma_desc_base_hi_q, dma_desc_size_log2_q;
@@ -339,27 +343,27 @@ module npu_top #(
     .h_w_last_o       (h_w_last[5:0]),
     .h_b_valid_i      (h_b_valid[5:0]),
     .h_b_resp_i       (h_b_resp),
-    .d_ar_valid_o     (d_ar_valid),
-    .d_ar_ready_i     (d_ar_ready),
-    .d_ar_addr_o      (d_ar_addr),
-    .d_ar_len_o       (d_ar_len),
-    .d_ar_err_i       (d_ar_err),
-    .d_ar_poison_i    (d_ar_poison),
-    .d_r_valid_i      (d_r_valid),
+    .d_ar_valid_o     (d_ar_valid[2:0]),
+    .d_ar_ready_i     (d_ar_ready[2:0]),
+    .d_ar_addr_o      (d_ar_addr[3*64-1:0]),
+    .d_ar_len_o       (d_ar_len[3*8-1:0]),
+    .d_ar_err_i       (d_ar_err[2:0]),
+    .d_ar_poison_i    (d_ar_poison[2:0]),
+    .d_r_valid_i      (d_r_valid[2:0]),
     .d_r_data_i       (d_r_data),
     .d_r_resp_i       (d_r_resp),
     .d_r_last_i       (d_r_last),
-    .d_aw_valid_o     (d_aw_valid),
-    .d_aw_ready_i     (d_aw_ready),
-    .d_aw_addr_o      (d_aw_addr),
-    .d_aw_len_o       (d_aw_len),
-    .d_aw_err_i       (d_aw_err),
-    .d_w_valid_o      (d_w_valid),
-    .d_w_ready_i      (d_w_ready),
-    .d_w_data_o       (d_w_data),
-    .d_w_strb_o       (d_w_strb),
-    .d_w_last_o       (d_w_last),
-    .d_b_valid_i      (d_b_valid),
+    .d_aw_valid_o     (d_aw_valid[2:0]),
+    .d_aw_ready_i     (d_aw_ready[2:0]),
+    .d_aw_addr_o      (d_aw_addr[3*64-1:0]),
+    .d_aw_len_o       (d_aw_len[3*8-1:0]),
+    .d_aw_err_i       (d_aw_err[2:0]),
+    .d_w_valid_o      (d_w_valid[2:0]),
+    .d_w_ready_i      (d_w_ready[2:0]),
+    .d_w_data_o       (d_w_data[3*DataWidth-1:0]),
+    .d_w_strb_o       (d_w_strb[3*StrbWidth-1:0]),
+    .d_w_last_o       (d_w_last[2:0]),
+    .d_b_valid_i      (d_b_valid[2:0]),
     .d_b_resp_i       (d_b_resp)
   );
 
@@ -371,15 +375,11 @@ module npu_top #(
   logic [15:0] cmdq_head;
   logic        cmdq_busy, cmdq_irq, cmd_done;
   logic [7:0]  cmdq_err_code;
-  // The MMU consumes these; until it exists an invalidation or replay has nothing to
-  // act on and takes effect at once.
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic        inval_valid, replay_valid, replay_abort;
+  logic        inval_valid, inval_ready, replay_valid, replay_ready, replay_abort, fence_start;
   logic [1:0]  inval_scope;
   logic [15:0] inval_asid, replay_reqid;
   logic [63:0] inval_va;
   logic [31:0] inval_pages;
-  /* verilator lint_on UNUSEDSIGNAL */
 
   npu_cmdq #(
     .DataWidth(DataWidth)
@@ -397,16 +397,17 @@ module npu_top #(
     .dev_err_code_o (cmdq_err_code),
     .cmd_done_o     (cmd_done),
     .inval_valid_o  (inval_valid),
-    .inval_ready_i  (1'b1),
+    .inval_ready_i  (inval_ready),
     .inval_scope_o  (inval_scope),
     .inval_asid_o   (inval_asid),
     .inval_va_o     (inval_va),
     .inval_pages_o  (inval_pages),
     .replay_valid_o (replay_valid),
-    .replay_ready_i (1'b1),
+    .replay_ready_i (replay_ready),
     .replay_reqid_o (replay_reqid),
     .replay_abort_o (replay_abort),
-    .mmu_quiet_i    (1'b1),
+    .fence_start_o  (fence_start),
+    .mmu_quiet_i    (mmu_quiet),
     .ar_valid_o     (h_ar_valid[6]),
     .ar_ready_i     (h_ar_ready[6]),
     .ar_addr_o      (h_ar_addr[6*64 +: 64]),
@@ -427,10 +428,237 @@ module npu_top #(
   assign h_aw_len[6*8 +: 8] = 8'd0;
   assign h_w_last[6]        = 1'b1;
 
+  // ---------------------------------------------------------------- MMU
+  localparam int unsigned SlotW = CuInflight > 1 ? $clog2(CuInflight) : 1;
+  logic                  tr_req_valid, tr_req_ready, tr_req_write, tr_rsp_valid, tr_rsp_abort;
+  logic [SlotW-1:0]      tr_req_slot, tr_rsp_slot;
+  logic [15:0]           tr_req_asid, fq_tail, kq_head, kcq_tail;
+  logic [63:0]           tr_req_va;
+  logic [40:0]           tr_rsp_pa;
+  logic                  fault_irq, faults_pending, fq_dev_err, stale_walk;
+  logic                  tlb_hit, tlb_miss, walk_start, walk_busy, replay_done;
+  logic                  dev_lock_req, dev_lock_ok;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic                  mmu_busy;  // for the waveform; STATUS has no MMU bit
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  npu_mmu #(
+    .DataWidth  (DataWidth),
+    .DevMemMiB  (DevMemMiB),
+    .NumAsids   (NumAsids),
+    .TlbEntries (TlbEntries),
+    .Slots      (CuInflight)
+  ) u_mmu (
+    .clk_i,
+    .rst_ni,
+    .soft_reset_i     (soft_reset),
+    .mmu_en_i         (ctrl_q[npu_reg_pkg::REG_CTRL_MMU_EN_LSB]),
+    .fq_en_i          (ctrl_q[npu_reg_pkg::REG_CTRL_FQ_EN_LSB]),
+    .ptroot_i         (ptroot_q),
+    .hang_i           (errinj_hang_q[npu_reg_pkg::REG_ERRINJ_HANG_PTW_LSB]),
+    .errinj_armed_i   (errinj_armed[4]),
+    .errinj_consume_o (errinj_consume[4]),
+    .fq_base_i        ({fq_base_hi_q, fq_base_lo_q}),
+    .fq_size_log2_i   (fq_size_log2_q[4:0]),
+    .fq_head_i        (fq_head_q[15:0]),
+    .fq_tail_o        (fq_tail),
+    .fault_irq_o      (fault_irq),
+    .faults_pending_o (faults_pending),
+    .dev_err_o        (fq_dev_err),
+    .tr_req_valid_i   (tr_req_valid),
+    .tr_req_ready_o   (tr_req_ready),
+    .tr_req_slot_i    (tr_req_slot),
+    .tr_req_asid_i    (tr_req_asid),
+    .tr_req_va_i      (tr_req_va),
+    .tr_req_write_i   (tr_req_write),
+    .tr_rsp_valid_o   (tr_rsp_valid),
+    .tr_rsp_slot_o    (tr_rsp_slot),
+    .tr_rsp_abort_o   (tr_rsp_abort),
+    .tr_rsp_pa_o      (tr_rsp_pa),
+    .inval_valid_i    (inval_valid),
+    .inval_ready_o    (inval_ready),
+    .inval_scope_i    (inval_scope),
+    .inval_asid_i     (inval_asid),
+    .inval_va_i       (inval_va),
+    .inval_pages_i    (inval_pages),
+    .replay_valid_i   (replay_valid),
+    .replay_ready_o   (replay_ready),
+    .replay_reqid_i   (replay_reqid),
+    .replay_abort_i   (replay_abort),
+    .stale_walk_o     (stale_walk),
+    .busy_o           (mmu_busy),
+    .tlb_hit_o        (tlb_hit),
+    .tlb_miss_o       (tlb_miss),
+    .walk_start_o     (walk_start),
+    .walk_busy_o      (walk_busy),
+    .replay_o         (replay_done),
+    .d_ar_valid_o     (d_ar_valid[4]),
+    .d_ar_ready_i     (d_ar_ready[4]),
+    .d_ar_addr_o      (d_ar_addr[4*64 +: 64]),
+    .d_r_valid_i      (d_r_valid[4]),
+    .d_r_data_i       (d_r_data),
+    .d_r_resp_i       (d_r_resp),
+    .d_aw_valid_o     (d_aw_valid[4]),
+    .d_aw_ready_i     (d_aw_ready[4]),
+    .d_aw_addr_o      (d_aw_addr[4*64 +: 64]),
+    .d_w_valid_o      (d_w_valid[4]),
+    .d_w_ready_i      (d_w_ready[4]),
+    .d_w_data_o       (d_w_data[4*DataWidth +: DataWidth]),
+    .d_w_strb_o       (d_w_strb[4*StrbWidth +: StrbWidth]),
+    .d_b_valid_i      (d_b_valid[4]),
+    .d_b_resp_i       (d_b_resp),
+    .d_lock_req_o     (dev_lock_req),
+    .d_lock_ok_i      (dev_lock_ok),
+    .h_aw_valid_o     (h_aw_valid[8]),
+    .h_aw_ready_i     (h_aw_ready[8]),
+    .h_aw_addr_o      (h_aw_addr[8*64 +: 64]),
+    .h_w_valid_o      (h_w_valid[8]),
+    .h_w_ready_i      (h_w_ready[8]),
+    .h_w_data_o       (h_w_data[8*DataWidth +: DataWidth]),
+    .h_w_strb_o       (h_w_strb[8*StrbWidth +: StrbWidth]),
+    .h_b_valid_i      (h_b_valid[8]),
+    .h_b_resp_i       (h_b_resp)
+  );
+  assign d_ar_len[4*8 +: 8]    = 8'd0;
+  assign d_aw_len[4*8 +: 8]    = 8'd0;
+  assign d_w_last[4]           = 1'b1;
+  assign h_ar_valid[8]         = 1'b0;  // the fault queue only writes
+  assign h_ar_addr[8*64 +: 64] = '0;
+  assign h_ar_len[8*8 +: 8]    = 8'd0;
+  assign h_aw_len[8*8 +: 8]    = 8'd0;
+  assign h_w_last[8]           = 1'b1;
+
+  // ---------------------------------------------------------------- compute unit
+  logic [CuInflight-1:0]  cu_xlated, cu_data_done;
+  logic                   cu_irq, cu_busy, kernel_busy, kernel_stall;
+  logic [7:0]             cu_err_code;
+  logic [1:0]             cu_ar_valid, cu_ar_ready, cu_ar_err, cu_r_valid, cu_aw_valid, cu_aw_ready;
+  logic [1:0]             cu_aw_err, cu_w_valid, cu_w_ready;
+  logic [2*64-1:0]        cu_ar_addr, cu_aw_addr;
+  logic [2*DataWidth-1:0] cu_w_data;
+  logic [2*StrbWidth-1:0] cu_w_strb;
+
+  npu_cu #(
+    .Slots(CuInflight)
+  ) u_cu (
+    .clk_i,
+    .rst_ni,
+    .soft_reset_i    (soft_reset),
+    .enable_i        (ctrl_q[npu_reg_pkg::REG_CTRL_CU_EN_LSB]),
+    .hang_i          (errinj_hang_q[npu_reg_pkg::REG_ERRINJ_HANG_CU_LSB]),
+    .kq_base_i       ({kq_base_hi_q, kq_base_lo_q}),
+    .kq_size_log2_i  (kq_size_log2_q[4:0]),
+    .kq_tail_i       (kq_tail_q[15:0]),
+    .kq_head_o       (kq_head),
+    .kcq_base_i      ({kcq_base_hi_q, kcq_base_lo_q}),
+    .kcq_size_log2_i (kcq_size_log2_q[4:0]),
+    .kcq_head_i      (kcq_head_q[15:0]),
+    .kcq_tail_o      (kcq_tail),
+    .irq_o           (cu_irq),
+    .dev_err_code_o  (cu_err_code),
+    .busy_o          (cu_busy),
+    .kernel_busy_o   (kernel_busy),
+    .kernel_stall_o  (kernel_stall),
+    .tr_req_valid_o  (tr_req_valid),
+    .tr_req_ready_i  (tr_req_ready),
+    .tr_req_slot_o   (tr_req_slot),
+    .tr_req_asid_o   (tr_req_asid),
+    .tr_req_va_o     (tr_req_va),
+    .tr_req_write_o  (tr_req_write),
+    .tr_rsp_valid_i  (tr_rsp_valid),
+    .tr_rsp_slot_i   (tr_rsp_slot),
+    .tr_rsp_abort_i  (tr_rsp_abort),
+    .tr_rsp_pa_i     (tr_rsp_pa),
+    .xlated_o        (cu_xlated),
+    .data_done_o     (cu_data_done),
+    .ar_valid_o      (cu_ar_valid),
+    .ar_ready_i      (cu_ar_ready),
+    .ar_addr_o       (cu_ar_addr),
+    .ar_err_i        (cu_ar_err),
+    .r_valid_i       (cu_r_valid),
+    .r_data_i        ({d_r_data, h_r_data}),
+    .r_resp_i        ({d_r_resp, h_r_resp}),
+    .aw_valid_o      (cu_aw_valid),
+    .aw_ready_i      (cu_aw_ready),
+    .aw_addr_o       (cu_aw_addr),
+    .aw_err_i        (cu_aw_err),
+    .w_valid_o       (cu_w_valid),
+    .w_ready_i       (cu_w_ready),
+    .w_data_o        (cu_w_data),
+    .w_strb_o        (cu_w_strb),
+    .b_valid_i       ({d_b_valid[3], h_b_valid[7]}),
+    .b_resp_i        ({d_b_resp, h_b_resp}),
+    .q_ar_valid_o    (h_ar_valid[9]),
+    .q_ar_ready_i    (h_ar_ready[9]),
+    .q_ar_addr_o     (h_ar_addr[9*64 +: 64]),
+    .q_r_valid_i     (h_r_valid[9]),
+    .q_r_data_i      (h_r_data),
+    .q_r_resp_i      (h_r_resp),
+    .q_aw_valid_o    (h_aw_valid[9]),
+    .q_aw_ready_i    (h_aw_ready[9]),
+    .q_aw_addr_o     (h_aw_addr[9*64 +: 64]),
+    .q_w_valid_o     (h_w_valid[9]),
+    .q_w_ready_i     (h_w_ready[9]),
+    .q_w_data_o      (h_w_data[9*DataWidth +: DataWidth]),
+    .q_w_strb_o      (h_w_strb[9*StrbWidth +: StrbWidth]),
+    .q_b_valid_i     (h_b_valid[9]),
+    .q_b_resp_i      (h_b_resp)
+  );
+  // CU data: host requester 7 and device requester 3, single-beat bursts.
+  assign h_ar_valid[7]                      = cu_ar_valid[0];
+  assign h_ar_addr[7*64 +: 64]              = cu_ar_addr[0 +: 64];
+  assign h_aw_valid[7]                      = cu_aw_valid[0];
+  assign h_aw_addr[7*64 +: 64]              = cu_aw_addr[0 +: 64];
+  assign h_w_valid[7]                       = cu_w_valid[0];
+  assign h_w_data[7*DataWidth +: DataWidth] = cu_w_data[0 +: DataWidth];
+  assign h_w_strb[7*StrbWidth +: StrbWidth] = cu_w_strb[0 +: StrbWidth];
+  assign d_ar_valid[3]                      = cu_ar_valid[1];
+  assign d_ar_addr[3*64 +: 64]              = cu_ar_addr[64 +: 64];
+  assign d_aw_valid[3]                      = cu_aw_valid[1];
+  assign d_aw_addr[3*64 +: 64]              = cu_aw_addr[64 +: 64];
+  assign d_w_valid[3]                       = cu_w_valid[1];
+  assign d_w_data[3*DataWidth +: DataWidth] = cu_w_data[DataWidth +: DataWidth];
+  assign d_w_strb[3*StrbWidth +: StrbWidth] = cu_w_strb[StrbWidth +: StrbWidth];
+  assign cu_ar_ready = {d_ar_ready[3], h_ar_ready[7]};
+  assign cu_ar_err   = {d_ar_err[3], h_ar_err[7]};
+  assign cu_r_valid  = {d_r_valid[3], h_r_valid[7]};
+  assign cu_aw_ready = {d_aw_ready[3], h_aw_ready[7]};
+  assign cu_aw_err   = {d_aw_err[3], h_aw_err[7]};
+  assign cu_w_ready  = {d_w_ready[3], h_w_ready[7]};
+  assign h_ar_len[7*8 +: 8] = 8'd0;
+  assign h_aw_len[7*8 +: 8] = 8'd0;
+  assign h_w_last[7]        = 1'b1;
+  assign d_ar_len[3*8 +: 8] = 8'd0;
+  assign d_aw_len[3*8 +: 8] = 8'd0;
+  assign d_w_last[3]        = 1'b1;
+  assign h_ar_len[9*8 +: 8] = 8'd0;
+  assign h_aw_len[9*8 +: 8] = 8'd0;
+  assign h_w_last[9]        = 1'b1;
+
+  // ---------------------------------------------------------------- FENCE condition
+  // A FENCE waits for every stale walk and for the compute-unit accesses translated
+  // before it began: the slots holding a translation then, including one the MMU is
+  // answering in that cycle (docs/device.md 8).
+  logic [CuInflight-1:0] fence_snap_d, fence_snap_q, answering;
+  logic                  mmu_quiet;
+  always_comb begin : fence_tracking
+    answering = '0;
+    if (tr_rsp_valid && !tr_rsp_abort) answering[tr_rsp_slot] = 1'b1;
+    fence_snap_d = fence_start ? (cu_xlated | answering) : (fence_snap_q & ~cu_data_done);
+    if (soft_reset) fence_snap_d = '0;
+  end
+  assign mmu_quiet = !stale_walk && fence_snap_q == '0;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : fence_ff
+    if (!rst_ni) fence_snap_q <= '0;
+    else         fence_snap_q <= fence_snap_d;
+  end
+
   // ---------------------------------------------------------------- memory ports
   // Host port requesters (AXI ID = index): 0..2 DMA data, 3..5 DMA rings, 6 command
-  // queue. Device port requesters: 0..2 DMA data.
-  localparam int unsigned NumHostReq = 7;
+  // queue, 7 compute-unit data, 8 fault queue, 9 kernel queue. Device port requesters:
+  // 0..2 DMA data, 3 compute-unit data, 4 page-table walker.
+  localparam int unsigned NumHostReq = 10;
+  localparam int unsigned NumDevReq  = 5;
   logic [NumHostReq-1:0]           h_ar_valid, h_ar_ready, h_r_valid;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [NumHostReq-1:0]           h_ar_err, h_ar_poison, h_aw_err;  // data requesters only
@@ -443,21 +671,30 @@ module npu_top #(
   logic [DataWidth-1:0]            h_r_data, d_r_data;
   logic [1:0]                      h_r_resp, h_b_resp, d_r_resp, d_b_resp;
   logic                            h_r_last, d_r_last;
-  logic [2:0]                      d_ar_valid, d_ar_ready, d_ar_err, d_ar_poison, d_r_valid;
-  logic [3*64-1:0]                 d_ar_addr, d_aw_addr;
-  logic [3*8-1:0]                  d_ar_len, d_aw_len;
-  logic [2:0]                      d_aw_valid, d_aw_ready, d_aw_err, d_w_valid, d_w_ready, d_w_last, d_b_valid;
-  logic [3*DataWidth-1:0]          d_w_data;
-  logic [3*StrbWidth-1:0]          d_w_strb;
+  logic [NumDevReq-1:0]            d_ar_valid, d_ar_ready, d_r_valid;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [NumDevReq-1:0]            d_ar_err, d_ar_poison, d_aw_err;  // data requesters only
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [NumDevReq*64-1:0]         d_ar_addr, d_aw_addr;
+  logic [NumDevReq*8-1:0]          d_ar_len, d_aw_len;
+  logic [NumDevReq-1:0]            d_aw_valid, d_aw_ready, d_w_valid, d_w_ready, d_w_last, d_b_valid;
+  logic [NumDevReq*DataWidth-1:0]  d_w_data;
+  logic [NumDevReq*StrbWidth-1:0]  d_w_strb;
   logic [63:0]                     d_awaddr64, d_araddr64;
   logic                            poison_consume_host, poison_consume_dev;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic                            host_lock_ok_unused;  // nobody locks the host port
+  logic [1:0]                      fq_read_unused;       // the fault queue never reads
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign fq_read_unused = {h_ar_ready[8], h_r_valid[8]};
 
   npu_axi_mux #(
     .NumReq    (NumHostReq),
     .AddrWidth (64),
     .DataWidth (DataWidth),
     .IdWidth   (AxiIdWidth),
-    .DataReq   (7'b000_0111)
+    .DataReq   (10'b00_1000_0111),
+    .PoisonReq (10'b00_0000_0111)
   ) u_host_mux (
     .clk_i,
     .rst_ni,
@@ -489,6 +726,8 @@ module npu_top #(
     .wr_err_consume_o    (errinj_consume[1]),
     .rd_poison_armed_i   (errinj_armed[5]),
     .rd_poison_consume_o (poison_consume_host),
+    .lock_req_i          (1'b0),
+    .lock_ok_o           (host_lock_ok_unused),
     .rd_beat_o           (port_beats[0]),
     .wr_beat_o           (port_beats[1]),
     .m_axi_awid_o        (m_axi_host_awid_o),
@@ -523,11 +762,13 @@ module npu_top #(
   );
 
   npu_axi_mux #(
-    .NumReq    (3),
+    .NumReq    (NumDevReq),
     .AddrWidth (64),
     .DataWidth (DataWidth),
     .IdWidth   (AxiIdWidth),
-    .DataReq   (3'b111)
+    .DataReq   (5'b0_1111),
+    .PoisonReq (5'b0_0111),
+    .LockReq   (4)
   ) u_dev_mux (
     .clk_i,
     .rst_ni,
@@ -559,6 +800,8 @@ module npu_top #(
     .wr_err_consume_o    (errinj_consume[3]),
     .rd_poison_armed_i   (errinj_armed[5] && !poison_consume_host),
     .rd_poison_consume_o (poison_consume_dev),
+    .lock_req_i          (dev_lock_req),
+    .lock_ok_o           (dev_lock_ok),
     .rd_beat_o           (port_beats[2]),
     .wr_beat_o           (port_beats[3]),
     .m_axi_awid_o        (m_axi_dev_awid_o),
@@ -609,13 +852,20 @@ module npu_top #(
     status = '0;
     status[npu_reg_pkg::REG_STATUS_DMA_BUSY_LSB]  = dma_busy_any;
     status[npu_reg_pkg::REG_STATUS_CMDQ_BUSY_LSB] = cmdq_busy;
+    status[npu_reg_pkg::REG_STATUS_CU_BUSY_LSB]   = cu_busy;
+    status[npu_reg_pkg::REG_STATUS_FAULTS_PENDING_LSB] = faults_pending;
     status[npu_reg_pkg::REG_STATUS_ERROR_LSB]    = err_info_q != '0;
-    dev_err_any_d = (|dma_dev_err || cmdq_err_code != '0) && !soft_reset;
+    dev_err_any_d = (|dma_dev_err || cmdq_err_code != '0 || fq_dev_err || cu_err_code != '0)
+                    && !soft_reset;
     err_info_d    = err_info_q;
     if (soft_reset) begin
       err_info_d = '0;
     end else if (err_info_q == '0 && cmdq_err_code != '0) begin
       err_info_d = {16'd0, 8'd0, cmdq_err_code};
+    end else if (err_info_q == '0 && fq_dev_err) begin
+      err_info_d = {16'd0, 8'd1, 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE)};
+    end else if (err_info_q == '0 && cu_err_code != '0) begin
+      err_info_d = {16'd0, 8'd2, cu_err_code};
     end else if (err_info_q == '0) begin
       for (int unsigned c = 0; c < 3; c++) begin
         if (dma_dev_err[c] && err_info_d == '0) begin
@@ -668,17 +918,17 @@ module npu_top #(
     .fq_base_hi_q_o         (fq_base_hi_q),
     .fq_size_log2_q_o       (fq_size_log2_q),
     .fq_head_q_o            (fq_head_q),
-    .fq_tail_i              ('0),
+    .fq_tail_i              (32'(fq_tail)),
     .kq_base_lo_q_o         (kq_base_lo_q),
     .kq_base_hi_q_o         (kq_base_hi_q),
     .kq_size_log2_q_o       (kq_size_log2_q),
-    .kq_head_i              ('0),
+    .kq_head_i              (32'(kq_head)),
     .kq_tail_q_o            (kq_tail_q),
     .kcq_base_lo_q_o        (kcq_base_lo_q),
     .kcq_base_hi_q_o        (kcq_base_hi_q),
     .kcq_size_log2_q_o      (kcq_size_log2_q),
     .kcq_head_q_o           (kcq_head_q),
-    .kcq_tail_i             ('0),
+    .kcq_tail_i             (32'(kcq_tail)),
     .dma_desc_base_lo_q_o   (dma_desc_base_lo_q),
     .dma_desc_base_hi_q_o   (dma_desc_base_hi_q),
     .dma_desc_size_log2_q_o (dma_desc_size_log2_q),

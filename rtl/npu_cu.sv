@@ -1,0 +1,492 @@
+// Compute unit: kernel queue, group dispatch, slots, completion queue (docs/device.md 10).
+//
+// While enabled the unit fetches one 64-byte KDESC at a time from the kernel queue,
+// checks it, and cuts the kernel into groups (at most 16 elements, each contiguous
+// operand within one 64-byte line). Group g goes to slot g mod Slots, strictly in
+// order, when that slot is idle. Slots translate through the MMU and reach memory
+// through one requester per port. When every group is done (or the first failure has
+// let the running groups finish) the unit writes the 32-byte KCPL, moves KCQ_TAIL and
+// raises cause KERNEL if asked or on failure.
+module npu_cu #(
+  parameter int unsigned Slots = 4,
+  localparam int unsigned DataWidth = 512,
+  localparam int unsigned StrbWidth = DataWidth / 8,
+  localparam int unsigned SlotW     = Slots > 1 ? $clog2(Slots) : 1
+) (
+  input  logic                 clk_i,
+  input  logic                 rst_ni,
+  input  logic                 soft_reset_i,
+  input  logic                 enable_i,
+  input  logic                 hang_i,
+  input  logic [63:0]          kq_base_i,
+  input  logic [4:0]           kq_size_log2_i,
+  input  logic [15:0]          kq_tail_i,
+  output logic [15:0]          kq_head_o,
+  input  logic [63:0]          kcq_base_i,
+  input  logic [4:0]           kcq_size_log2_i,
+  input  logic [15:0]          kcq_head_i,
+  output logic [15:0]          kcq_tail_o,
+  output logic                 irq_o,
+  output logic [7:0]           dev_err_code_o,
+  output logic                 busy_o,
+  output logic                 kernel_busy_o,
+  output logic                 kernel_stall_o,
+  // MMU translation port
+  output logic                 tr_req_valid_o,
+  input  logic                 tr_req_ready_i,
+  output logic [SlotW-1:0]     tr_req_slot_o,
+  output logic [15:0]          tr_req_asid_o,
+  output logic [63:0]          tr_req_va_o,
+  output logic                 tr_req_write_o,
+  input  logic                 tr_rsp_valid_i,
+  input  logic [SlotW-1:0]     tr_rsp_slot_i,
+  input  logic                 tr_rsp_abort_i,
+  input  logic [40:0]          tr_rsp_pa_i,
+  // FENCE tracking: slots holding a translation whose memory response is not in yet
+  output logic [Slots-1:0]     xlated_o,
+  output logic [Slots-1:0]     data_done_o,
+  // data requesters: index 0 host port, 1 device port
+  output logic [1:0]           ar_valid_o,
+  input  logic [1:0]           ar_ready_i,
+  output logic [2*64-1:0]      ar_addr_o,
+  input  logic [1:0]           ar_err_i,
+  input  logic [1:0]           r_valid_i,
+  input  logic [2*DataWidth-1:0] r_data_i,
+  input  logic [3:0]           r_resp_i,
+  output logic [1:0]           aw_valid_o,
+  input  logic [1:0]           aw_ready_i,
+  output logic [2*64-1:0]      aw_addr_o,
+  input  logic [1:0]           aw_err_i,
+  output logic [1:0]           w_valid_o,
+  input  logic [1:0]           w_ready_i,
+  output logic [2*DataWidth-1:0] w_data_o,
+  output logic [2*StrbWidth-1:0] w_strb_o,
+  input  logic [1:0]           b_valid_i,
+  input  logic [3:0]           b_resp_i,
+  // ring requester on the host port (KDESC fetch, KCPL write)
+  output logic                 q_ar_valid_o,
+  input  logic                 q_ar_ready_i,
+  output logic [63:0]          q_ar_addr_o,
+  input  logic                 q_r_valid_i,
+  input  logic [DataWidth-1:0] q_r_data_i,
+  input  logic [1:0]           q_r_resp_i,
+  output logic                 q_aw_valid_o,
+  input  logic                 q_aw_ready_i,
+  output logic [63:0]          q_aw_addr_o,
+  output logic                 q_w_valid_o,
+  input  logic                 q_w_ready_i,
+  output logic [DataWidth-1:0] q_w_data_o,
+  output logic [StrbWidth-1:0] q_w_strb_o,
+  input  logic                 q_b_valid_i,
+  input  logic [1:0]           q_b_resp_i
+);
+
+  localparam logic [7:0] OpCopy   = 8'(npu_reg_pkg::KERNEL_OPCODE_COPY);
+  localparam logic [7:0] OpFill   = 8'(npu_reg_pkg::KERNEL_OPCODE_FILL);
+  localparam logic [7:0] OpAdd    = 8'(npu_reg_pkg::KERNEL_OPCODE_ADD);
+  localparam logic [7:0] OpScale  = 8'(npu_reg_pkg::KERNEL_OPCODE_SCALE);
+  localparam logic [7:0] OpReduce = 8'(npu_reg_pkg::KERNEL_OPCODE_REDUCE_SUM);
+  localparam logic [7:0] OpGather = 8'(npu_reg_pkg::KERNEL_OPCODE_GATHER);
+  localparam logic [7:0] OpTouch  = 8'(npu_reg_pkg::KERNEL_OPCODE_STRIDED_TOUCH);
+  localparam logic [7:0] StOk     = 8'(npu_reg_pkg::KERNEL_STATUS_OK);
+  localparam logic [7:0] StAbort  = 8'(npu_reg_pkg::KERNEL_STATUS_FAULT_ABORT);
+  localparam logic [7:0] StBad    = 8'(npu_reg_pkg::KERNEL_STATUS_BAD_DESC);
+  localparam logic [7:0] StMemErr = 8'(npu_reg_pkg::KERNEL_STATUS_MEM_ERROR);
+  localparam logic [7:0] ErrFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
+  localparam logic [7:0] ErrWrite = 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE);
+
+  typedef enum logic [3:0] {
+    KIdle, KFetch, KFetchWait, KCheck, KRun, KFinal, KFinalWait, KCplAw, KCplW, KCplB, KError
+  } state_e;
+
+  state_e       state_d, state_q;
+  logic [15:0]  head_d, head_q, tail_d, tail_q, kq_mask, kcq_mask;
+  logic [511:0] desc_d, desc_q;
+  logic [7:0]   status_d, status_q, err_d, err_q;
+  logic         flush_d, flush_q;
+  logic [31:0]  next_i_d, next_i_q, done_d, done_q;
+  logic [63:0]  cur_a_d, cur_a_q, cur_b_d, cur_b_q, cur_c_d, cur_c_q, fail_va_d, fail_va_q;
+  logic [SlotW-1:0] disp_d, disp_q;
+  logic         failed_d, failed_q;
+
+  // Descriptor fields (KDESC record).
+  logic [7:0]  opcode, flags;
+  logic [15:0] asid, tag;
+  logic [31:0] count, stride, scalar;
+  logic [63:0] a, b, c;
+  assign opcode = desc_q[7:0];
+  assign flags  = desc_q[15:8];
+  assign asid   = desc_q[31:16];
+  assign tag    = desc_q[47:32];
+  assign count  = desc_q[95:64];
+  assign stride = desc_q[127:96];
+  assign a      = desc_q[191:128];
+  assign b      = desc_q[255:192];
+  assign c      = desc_q[319:256];
+  assign scalar = desc_q[351:320];
+
+  // Operands each operation reads or writes as contiguous arrays.
+  logic use_a, use_b, use_c, desc_ok;
+  assign use_a = opcode == OpCopy || opcode == OpAdd || opcode == OpScale || opcode == OpReduce;
+  assign use_b = opcode == OpAdd || opcode == OpGather;
+  assign use_c = opcode == OpCopy || opcode == OpFill || opcode == OpAdd || opcode == OpScale
+                 || opcode == OpGather;
+  assign desc_ok = opcode >= OpCopy && opcode <= OpTouch && flags[7:2] == '0
+                   && ((!use_a && opcode != OpGather && opcode != OpTouch) || a[1:0] == '0)
+                   && (!use_b || b[1:0] == '0)
+                   && ((!use_c && !(opcode == OpReduce && c != '0)) || c[1:0] == '0)
+                   && (opcode != OpTouch || stride[1:0] == '0);
+
+  // ---------------------------------------------------------------- group size
+  function automatic logic [4:0] line_left(logic [3:0] word);
+    line_left = 5'd16 - 5'(word);
+  endfunction
+  logic [4:0]  group_n;
+  logic [31:0] remaining;
+  assign remaining = count - next_i_q;
+  always_comb begin : group_size
+    group_n = remaining < 32'd16 ? 5'(remaining) : 5'd16;
+    if (opcode == OpTouch) group_n = 5'd1;
+    if (use_a && line_left(cur_a_q[5:2]) < group_n) group_n = line_left(cur_a_q[5:2]);
+    if (use_b && line_left(cur_b_q[5:2]) < group_n) group_n = line_left(cur_b_q[5:2]);
+    if (use_c && line_left(cur_c_q[5:2]) < group_n) group_n = line_left(cur_c_q[5:2]);
+  end
+
+  // ---------------------------------------------------------------- slots
+  logic [Slots-1:0]          s_idle, s_waiting, s_done, s_fail, s_abort, s_start, s_tr_valid;
+  logic [Slots-1:0]          s_tr_ready, s_m_valid, s_m_host, s_m_write, s_m_ready, s_rsp, s_err;
+  logic [Slots*5-1:0]        s_done_n;
+  logic [Slots*64-1:0]       s_fail_va, s_sum, s_tr_va, s_m_addr, s_m_wstrb;
+  logic [Slots*DataWidth-1:0] s_m_wdata;
+  logic [Slots-1:0]          s_tr_write;
+  logic                      final_start, dispatch, issue_en;
+  logic [63:0]               total;
+  logic [1:0][Slots-1:0]     p_ready, p_rsp, p_err;
+  logic [1:0]                p_idle;
+
+  assign issue_en = !hang_i && !flush_q && !soft_reset_i;
+  assign dispatch = state_q == KRun && !failed_q && next_i_q != count && s_idle[disp_q] && issue_en;
+
+  always_comb begin : sum_slots
+    total = '0;
+    for (int unsigned s = 0; s < Slots; s++) total = total + s_sum[s*64 +: 64];
+  end
+
+  for (genvar s = 0; s < Slots; s++) begin : gen_slot
+    assign s_start[s] = (dispatch && disp_q == SlotW'(s)) || (final_start && s == 0);
+    assign s_rsp[s]   = p_rsp[0][s] || p_rsp[1][s];
+    assign s_err[s]   = p_rsp[0][s] ? p_err[0][s] : p_err[1][s];
+    assign s_m_ready[s] = p_ready[0][s] || p_ready[1][s];
+    npu_cu_slot u_slot (
+      .clk_i,
+      .rst_ni,
+      .flush_i       (soft_reset_i),
+      .opcode_i      (opcode),
+      .store_i       (flags[npu_reg_pkg::KERNEL_FLAG_WRITE]),
+      .a_base_i      (a),
+      .scalar_i      (scalar),
+      .final_value_i (total[31:0]),
+      .clear_sum_i   (state_q == KCheck),
+      .start_i       (s_start[s]),
+      .final_i       (final_start),
+      .n_i           (group_n),
+      .va_a_i        (cur_a_q),
+      .va_b_i        (cur_b_q),
+      .va_c_i        (final_start ? c : cur_c_q),
+      .idle_o        (s_idle[s]),
+      .waiting_o     (s_waiting[s]),
+      .done_o        (s_done[s]),
+      .done_n_o      (s_done_n[s*5 +: 5]),
+      .fail_o        (s_fail[s]),
+      .fail_abort_o  (s_abort[s]),
+      .fail_va_o     (s_fail_va[s*64 +: 64]),
+      .sum_o         (s_sum[s*64 +: 64]),
+      .tr_valid_o    (s_tr_valid[s]),
+      .tr_ready_i    (s_tr_ready[s]),
+      .tr_va_o       (s_tr_va[s*64 +: 64]),
+      .tr_write_o    (s_tr_write[s]),
+      .tr_rsp_i      (tr_rsp_valid_i && tr_rsp_slot_i == SlotW'(s)),
+      .tr_abort_i    (tr_rsp_abort_i),
+      .tr_pa_i       (tr_rsp_pa_i),
+      .m_valid_o     (s_m_valid[s]),
+      .m_ready_i     (s_m_ready[s]),
+      .m_host_o      (s_m_host[s]),
+      .m_addr_o      (s_m_addr[s*64 +: 64]),
+      .m_write_o     (s_m_write[s]),
+      .m_wdata_o     (s_m_wdata[s*DataWidth +: DataWidth]),
+      .m_wstrb_o     (s_m_wstrb[s*64 +: 64]),
+      .m_xlated_o    (xlated_o[s]),
+      .m_rsp_i       (s_rsp[s]),
+      .m_err_i       (s_err[s]),
+      .m_rdata_i     (p_rsp[0][s] ? r_data_i[0 +: DataWidth] : r_data_i[DataWidth +: DataWidth])
+    );
+  end
+  assign data_done_o = s_rsp;
+
+  // Translation requests: round-robin among slots.
+  logic [SlotW-1:0] tr_next_d, tr_next_q, tr_pick;
+  logic             tr_found;
+  always_comb begin : tr_arb
+    logic [SlotW:0] idx;
+    tr_pick  = '0;
+    tr_found = 1'b0;
+    for (int unsigned k = 0; k < Slots; k++) begin
+      idx = {1'b0, tr_next_q} + (SlotW + 1)'(k);
+      if (idx >= (SlotW + 1)'(Slots)) idx = idx - (SlotW + 1)'(Slots);
+      if (!tr_found && s_tr_valid[idx[SlotW-1:0]]) begin
+        tr_pick  = idx[SlotW-1:0];
+        tr_found = 1'b1;
+      end
+    end
+    s_tr_ready = '0;
+    tr_next_d  = tr_next_q;
+    if (tr_found && issue_en && tr_req_ready_i) begin
+      s_tr_ready[tr_pick] = 1'b1;
+      tr_next_d = (int'(tr_pick) == Slots - 1) ? '0 : tr_pick + 1'b1;
+    end
+  end
+  assign tr_req_valid_o = tr_found && issue_en;
+  assign tr_req_slot_o  = tr_pick;
+  assign tr_req_asid_o  = asid;
+  assign tr_req_va_o    = s_tr_va[tr_pick*64 +: 64];
+  assign tr_req_write_o = s_tr_write[tr_pick];
+
+  // Data requesters: port 0 = host (host-window addresses), 1 = device.
+  for (genvar p = 0; p < 2; p++) begin : gen_port
+    npu_cu_port #(
+      .Slots(Slots)
+    ) u_port (
+      .clk_i,
+      .rst_ni,
+      .issue_en_i  (issue_en),
+      .req_valid_i (s_m_valid & (p == 0 ? s_m_host : ~s_m_host)),
+      .req_addr_i  (s_m_addr),
+      .req_write_i (s_m_write),
+      .req_wdata_i (s_m_wdata),
+      .req_wstrb_i (s_m_wstrb),
+      .req_ready_o (p_ready[p]),
+      .rsp_valid_o (p_rsp[p]),
+      .rsp_err_o   (p_err[p]),
+      .idle_o      (p_idle[p]),
+      .ar_valid_o  (ar_valid_o[p]),
+      .ar_ready_i  (ar_ready_i[p]),
+      .ar_addr_o   (ar_addr_o[p*64 +: 64]),
+      .ar_err_i    (ar_err_i[p]),
+      .r_valid_i   (r_valid_i[p]),
+      .r_resp_i    (r_resp_i[p*2 +: 2]),
+      .aw_valid_o  (aw_valid_o[p]),
+      .aw_ready_i  (aw_ready_i[p]),
+      .aw_addr_o   (aw_addr_o[p*64 +: 64]),
+      .aw_err_i    (aw_err_i[p]),
+      .w_valid_o   (w_valid_o[p]),
+      .w_ready_i   (w_ready_i[p]),
+      .w_data_o    (w_data_o[p*DataWidth +: DataWidth]),
+      .w_strb_o    (w_strb_o[p*StrbWidth +: StrbWidth]),
+      .b_valid_i   (b_valid_i[p]),
+      .b_resp_i    (b_resp_i[p*2 +: 2])
+    );
+  end
+
+  // ---------------------------------------------------------------- kernel sequence
+  logic        kq_ring_ok, kcq_ring_ok, pending, kcq_full, all_idle;
+  logic [63:0] fetch_addr, cpl_addr;
+  logic [255:0] kcpl;
+  assign kq_mask     = 16'((32'd1 << kq_size_log2_i) - 1);
+  assign kcq_mask    = 16'((32'd1 << kcq_size_log2_i) - 1);
+  assign kq_ring_ok  = kq_size_log2_i >= 5'd1 && kq_size_log2_i <= 5'd16;
+  assign kcq_ring_ok = kcq_size_log2_i >= 5'd1 && kcq_size_log2_i <= 5'd16;
+  assign pending     = (head_q & kq_mask) != (kq_tail_i & kq_mask);
+  assign kcq_full    = ((tail_q + 16'd1) & kcq_mask) == (kcq_head_i & kcq_mask);
+  assign fetch_addr  = kq_base_i + {42'd0, head_q & kq_mask, 6'd0};
+  assign cpl_addr    = kcq_base_i + {43'd0, tail_q & kcq_mask, 5'd0};
+  assign all_idle    = &s_idle;
+  always_comb begin : completion_record
+    kcpl          = '0;
+    kcpl[15:0]    = tag;
+    kcpl[23:16]   = status_q;
+    kcpl[47:32]   = asid;
+    kcpl[127:64]  = (status_q == StOk && (opcode == OpReduce || opcode == OpTouch)) ? total : '0;
+    kcpl[191:128] = (status_q == StAbort || status_q == StMemErr) ? fail_va_q : '0;
+    kcpl[223:192] = done_q;
+  end
+
+  always_comb begin : next_state
+    state_d     = state_q;
+    head_d      = head_q;
+    tail_d      = tail_q;
+    desc_d      = desc_q;
+    status_d    = status_q;
+    err_d       = err_q;
+    flush_d     = flush_q || soft_reset_i;
+    next_i_d    = next_i_q;
+    done_d      = done_q;
+    cur_a_d     = cur_a_q;
+    cur_b_d     = cur_b_q;
+    cur_c_d     = cur_c_q;
+    disp_d      = disp_q;
+    failed_d    = failed_q;
+    fail_va_d   = fail_va_q;
+    final_start = 1'b0;
+    irq_o       = 1'b0;
+
+    // Slot reports: groups done, and the first failure.
+    for (int unsigned s = 0; s < Slots; s++) begin
+      if (s_done[s]) done_d = done_d + 32'(s_done_n[s*5 +: 5]);
+    end
+    for (int unsigned s = 0; s < Slots; s++) begin
+      if (s_fail[s] && !failed_d) begin
+        failed_d  = 1'b1;
+        fail_va_d = s_fail_va[s*64 +: 64];
+        status_d  = s_abort[s] ? StAbort : StMemErr;
+      end
+    end
+
+    unique case (state_q)
+      KIdle: begin
+        if (enable_i && kq_ring_ok && pending && issue_en) state_d = KFetch;
+      end
+      KFetch: if (q_ar_ready_i) state_d = KFetchWait;
+      KFetchWait: begin
+        if (q_r_valid_i) begin
+          desc_d = q_r_data_i;
+          head_d = (head_q + 16'd1) & kq_mask;
+          if (q_r_resp_i != 2'b00) begin
+            err_d   = ErrFetch;
+            state_d = KError;
+          end else begin
+            state_d = KCheck;
+          end
+        end
+      end
+      KCheck: begin
+        next_i_d = '0;
+        done_d   = '0;
+        cur_a_d  = a;
+        cur_b_d  = b;
+        cur_c_d  = c;
+        disp_d   = '0;
+        failed_d = 1'b0;
+        fail_va_d = '0;
+        status_d = desc_ok ? StOk : StBad;
+        state_d  = desc_ok && count != '0 ? KRun : KCplAw;
+      end
+      KRun: begin
+        if (dispatch) begin
+          next_i_d = next_i_q + 32'(group_n);
+          cur_a_d  = cur_a_q + (opcode == OpTouch ? {32'd0, stride} : 64'(group_n) << 2);
+          cur_b_d  = cur_b_q + (64'(group_n) << 2);
+          cur_c_d  = cur_c_q + (64'(group_n) << 2);
+          disp_d   = (int'(disp_q) == Slots - 1) ? '0 : disp_q + 1'b1;
+        end else if ((next_i_q == count || failed_q) && all_idle) begin
+          state_d = opcode == OpReduce && c != '0 && !failed_q ? KFinal : KCplAw;
+        end
+      end
+      KFinal: begin
+        if (issue_en) begin
+          final_start = 1'b1;
+          state_d     = KFinalWait;
+        end
+      end
+      KFinalWait: if (all_idle) state_d = KCplAw;
+      KCplAw: begin
+        if (kcq_ring_ok && !kcq_full && q_aw_ready_i) state_d = KCplW;
+      end
+      KCplW: if (q_w_ready_i) state_d = KCplB;
+      KCplB: begin
+        if (q_b_valid_i) begin
+          if (q_b_resp_i != 2'b00) begin
+            err_d   = ErrWrite;
+            state_d = KError;
+          end else begin
+            tail_d  = (tail_q + 16'd1) & kcq_mask;
+            irq_o   = flags[npu_reg_pkg::KERNEL_FLAG_IRQ] || status_q != StOk;
+            state_d = KIdle;
+          end
+        end
+      end
+      KError: ;
+      default: state_d = KIdle;
+    endcase
+
+    // Soft reset: shown AR/AW and open bursts finish, slots drain, then all is forgotten.
+    if (flush_d) begin
+      irq_o = 1'b0;
+      if (state_q != KFetch && state_q != KFetchWait && state_q != KCplW && state_q != KCplB
+          && !(state_q == KCplAw && q_aw_valid_o)) begin
+        state_d = KIdle;
+      end
+      if (state_d == KIdle && all_idle && &p_idle && !soft_reset_i) flush_d = 1'b0;
+      head_d = '0;
+      tail_d = '0;
+      err_d  = '0;
+    end
+  end
+
+  assign kq_head_o      = head_q;
+  assign kcq_tail_o     = tail_q;
+  assign dev_err_code_o = err_q;
+  assign kernel_busy_o  = state_q != KIdle && state_q != KError;
+  assign kernel_stall_o = kernel_busy_o && !all_idle && (s_waiting | s_idle) == '1 && !(|s_rsp);
+  assign busy_o         = kernel_busy_o || flush_q || (enable_i && kq_ring_ok && pending);
+
+  assign q_ar_valid_o = state_q == KFetch;
+  assign q_ar_addr_o  = fetch_addr;  // 64-byte aligned: one KDESC is one beat
+  assign q_aw_valid_o = state_q == KCplAw && kcq_ring_ok && !kcq_full;
+  assign q_aw_addr_o  = {cpl_addr[63:6], 6'd0};
+  assign q_w_valid_o  = state_q == KCplW;
+  assign q_w_data_o   = DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};
+  assign q_w_strb_o   = flush_q ? '0 : StrbWidth'({32{1'b1}}) << cpl_addr[5:0];
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+    if (!rst_ni) begin
+      state_q   <= KIdle;
+      head_q    <= '0;
+      tail_q    <= '0;
+      desc_q    <= '0;
+      status_q  <= '0;
+      err_q     <= '0;
+      flush_q   <= 1'b0;
+      next_i_q  <= '0;
+      done_q    <= '0;
+      cur_a_q   <= '0;
+      cur_b_q   <= '0;
+      cur_c_q   <= '0;
+      disp_q    <= '0;
+      failed_q  <= 1'b0;
+      fail_va_q <= '0;
+      tr_next_q <= '0;
+    end else begin
+      state_q   <= state_d;
+      head_q    <= head_d;
+      tail_q    <= tail_d;
+      desc_q    <= desc_d;
+      status_q  <= status_d;
+      err_q     <= err_d;
+      flush_q   <= flush_d;
+      next_i_q  <= next_i_d;
+      done_q    <= done_d;
+      cur_a_q   <= cur_a_d;
+      cur_b_q   <= cur_b_d;
+      cur_c_q   <= cur_c_d;
+      disp_q    <= disp_d;
+      failed_q  <= failed_d;
+      fail_va_q <= fail_va_d;
+      tr_next_q <= tr_next_d;
+    end
+  end
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  a_state_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(state_q));
+  a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      kq_ring_ok |-> (head_q & ~kq_mask) == '0);
+  a_tail_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      kcq_ring_ok |-> (tail_q & ~kcq_mask) == '0);
+  a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) q_r_valid_i |-> state_q == KFetchWait);
+  a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) q_b_valid_i |-> state_q == KCplB);
+  a_group_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      dispatch |-> group_n >= 5'd1 && 32'(group_n) <= remaining);
+  a_no_tr_x: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(tr_req_valid_o));
+`endif
+
+endmodule

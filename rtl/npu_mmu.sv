@@ -1,0 +1,465 @@
+// MMU: TLB + page-table walker + replayable faults (docs/device.md 6, 7).
+//
+// Requesters (the compute unit's slots) present one translation at a time on a shared
+// port; each slot has at most one request in the MMU. A TLB hit that passes the
+// permission check answers in the next cycle. Anything else goes to the walk FIFO; the
+// walker serves it in order. A walk that faults leaves its slot stalled: the fault
+// writer puts a FAULT record in the fault-queue ring (waiting while the ring is full or
+// disabled, never dropping) and raises cause FAULT; the slot then waits for its REPLAY:
+// RETRY queues a new walk, ABORT answers the requester with an abort.
+//
+// Answers leave through one registered port, one per cycle: a walk result first, then a
+// REPLAY ABORT, then a TLB hit (the front end and the command port wait meanwhile).
+module npu_mmu #(
+  parameter int unsigned DataWidth  = 512,
+  parameter int unsigned DevMemMiB  = 256,
+  parameter int unsigned NumAsids   = 16,
+  parameter int unsigned TlbEntries = 32,
+  parameter int unsigned Slots      = 4,
+  localparam int unsigned SlotW     = Slots > 1 ? $clog2(Slots) : 1,
+  localparam int unsigned StrbWidth = DataWidth / 8,
+  localparam int unsigned OffBits   = $clog2(StrbWidth)
+) (
+  input  logic                 clk_i,
+  input  logic                 rst_ni,
+  input  logic                 soft_reset_i,
+  input  logic                 mmu_en_i,
+  input  logic                 fq_en_i,
+  input  logic [16*32-1:0]     ptroot_i,
+  input  logic                 hang_i,
+  input  logic                 errinj_armed_i,
+  output logic                 errinj_consume_o,
+  // fault queue ring
+  input  logic [63:0]          fq_base_i,
+  input  logic [4:0]           fq_size_log2_i,
+  input  logic [15:0]          fq_head_i,
+  output logic [15:0]          fq_tail_o,
+  output logic                 fault_irq_o,
+  output logic                 faults_pending_o,
+  output logic                 dev_err_o,
+  // translation port
+  input  logic                 tr_req_valid_i,
+  output logic                 tr_req_ready_o,
+  input  logic [SlotW-1:0]     tr_req_slot_i,
+  input  logic [15:0]          tr_req_asid_i,
+  input  logic [63:0]          tr_req_va_i,
+  input  logic                 tr_req_write_i,
+  output logic                 tr_rsp_valid_o,
+  output logic [SlotW-1:0]     tr_rsp_slot_o,
+  output logic                 tr_rsp_abort_o,
+  output logic [40:0]          tr_rsp_pa_o,
+  // command queue
+  input  logic                 inval_valid_i,
+  output logic                 inval_ready_o,
+  input  logic [1:0]           inval_scope_i,
+  input  logic [15:0]          inval_asid_i,
+  /* verilator lint_off UNUSEDSIGNAL */
+  input  logic [63:0]          inval_va_i,     // RANGE compares VA bits 38:12 only
+  /* verilator lint_on UNUSEDSIGNAL */
+  input  logic [31:0]          inval_pages_i,
+  input  logic                 replay_valid_i,
+  output logic                 replay_ready_o,
+  input  logic [15:0]          replay_reqid_i,
+  input  logic                 replay_abort_i,
+  output logic                 stale_walk_o,
+  output logic                 busy_o,
+  // performance events
+  output logic                 tlb_hit_o,
+  output logic                 tlb_miss_o,
+  output logic                 walk_start_o,
+  output logic                 walk_busy_o,
+  output logic                 replay_o,
+  // device port (walker)
+  output logic                 d_ar_valid_o,
+  input  logic                 d_ar_ready_i,
+  output logic [63:0]          d_ar_addr_o,
+  input  logic                 d_r_valid_i,
+  input  logic [DataWidth-1:0] d_r_data_i,
+  input  logic [1:0]           d_r_resp_i,
+  output logic                 d_aw_valid_o,
+  input  logic                 d_aw_ready_i,
+  output logic [63:0]          d_aw_addr_o,
+  output logic                 d_w_valid_o,
+  input  logic                 d_w_ready_i,
+  output logic [DataWidth-1:0] d_w_data_o,
+  output logic [StrbWidth-1:0] d_w_strb_o,
+  input  logic                 d_b_valid_i,
+  input  logic [1:0]           d_b_resp_i,
+  output logic                 d_lock_req_o,
+  input  logic                 d_lock_ok_i,
+  // host port (fault records)
+  output logic                 h_aw_valid_o,
+  input  logic                 h_aw_ready_i,
+  output logic [63:0]          h_aw_addr_o,
+  output logic                 h_w_valid_o,
+  input  logic                 h_w_ready_i,
+  output logic [DataWidth-1:0] h_w_data_o,
+  output logic [StrbWidth-1:0] h_w_strb_o,
+  input  logic                 h_b_valid_i,
+  input  logic [1:0]           h_b_resp_i
+);
+
+  localparam int unsigned TlbIdxW = TlbEntries > 1 ? $clog2(TlbEntries) : 1;
+  localparam int unsigned FifoW   = SlotW + 1;  // depth 2^SlotW >= Slots, plus wrap bit
+
+  // Where each slot's request is.
+  typedef enum logic [1:0] { SlIdle, SlWalk, SlFault, SlReplay } slot_e;
+
+  slot_e       slot_d [Slots];
+  slot_e       slot_q [Slots];
+  logic [15:0] req_asid_q [Slots];
+  logic [63:0] req_va_q   [Slots];
+  logic        req_write_q [Slots];
+  logic [11:0] f_cause_q [Slots];
+  logic [1:0]  f_level_q [Slots];
+  logic [63:0] f_pte_q   [Slots];
+
+  // ---------------------------------------------------------------- TLB lookup
+  logic               lu_hit, lu_super, lu_r, lu_w, lu_d, lu_ok, canonical;
+  logic [TlbIdxW-1:0] lu_idx;
+  logic [28:0]        lu_ppn;
+  logic               accept;
+  assign canonical = tr_req_va_i[63:39] == {25{tr_req_va_i[38]}};
+  assign lu_ok     = lu_hit && canonical && mmu_en_i && int'(tr_req_asid_i) < NumAsids
+                     && (tr_req_write_i ? lu_w && lu_d : lu_r);
+
+  // ---------------------------------------------------------------- walker
+  logic             ptw_res, ptw_fault, ptw_ready, ptw_stale;
+  logic [SlotW-1:0] ptw_tag;
+  logic [11:0]      ptw_cause;
+  logic [1:0]       ptw_level;
+  logic [63:0]      ptw_pte;
+
+  // Walk FIFO of slot numbers.
+  logic [SlotW-1:0] wq_mem [2**SlotW];
+  logic [FifoW-1:0] wq_wr_d, wq_wr_q, wq_rd_d, wq_rd_q;
+  logic             wq_push, wq_empty;
+  logic [SlotW-1:0] wq_push_slot, wq_head;
+  assign wq_empty = wq_wr_q == wq_rd_q;
+  assign wq_head  = wq_mem[wq_rd_q[SlotW-1:0]];
+
+  // ---------------------------------------------------------------- replay
+  logic             replay_fire, replay_hit;
+  logic [SlotW-1:0] replay_slot;
+  assign replay_slot = replay_reqid_i[SlotW-1:0];
+  assign replay_hit  = replay_reqid_i[15:8] == 8'd1 && int'(replay_reqid_i[7:0]) < Slots
+                       && slot_q[replay_slot] == SlReplay;
+
+  // One answer per cycle: walk result > replay abort > TLB hit.
+  assign replay_ready_o = !ptw_res;
+  assign replay_fire    = replay_valid_i && replay_ready_o;
+  assign tr_req_ready_o = !ptw_res && !replay_valid_i && !soft_reset_i;
+  assign accept         = tr_req_valid_i && tr_req_ready_o;
+  assign inval_ready_o  = 1'b1;
+
+  // ---------------------------------------------------------------- fault writer
+  typedef enum logic [2:0] { FwIdle, FwAw, FwW, FwB, FwError } fw_e;
+  fw_e              fw_d, fw_q;
+  logic [SlotW-1:0] fq_mem [2**SlotW];
+  logic [FifoW-1:0] fq_wr_d, fq_wr_q, fq_rd_d, fq_rd_q;
+  logic [15:0]      tail_d, tail_q, fq_mask;
+  logic [31:0]      seq_d, seq_q;
+  logic             fq_ring_ok, fq_full, fw_flush_d, fw_flush_q;
+  logic [SlotW-1:0] fw_slot;
+  logic [63:0]      fw_addr;
+  logic [255:0]     record;
+  logic             fault_written;
+  assign fq_mask    = 16'((32'd1 << fq_size_log2_i) - 1);
+  assign fq_ring_ok = fq_size_log2_i >= 5'd1 && fq_size_log2_i <= 5'd16;
+  assign fq_full    = ((tail_q + 16'd1) & fq_mask) == (fq_head_i & fq_mask);
+  assign fw_slot    = fq_mem[fq_rd_q[SlotW-1:0]];
+  assign fw_addr    = fq_base_i + {43'd0, tail_q & fq_mask, 5'd0};
+  always_comb begin : fault_record
+    record          = '0;
+    record[11:0]    = f_cause_q[fw_slot];
+    record[12]      = req_write_q[fw_slot];
+    record[15:14]   = f_level_q[fw_slot];
+    record[31:16]   = req_asid_q[fw_slot];
+    record[47:32]   = {8'd1, 8'(fw_slot)};
+    record[95:64]   = seq_q;
+    record[191:128] = req_va_q[fw_slot];
+    record[255:192] = f_pte_q[fw_slot];
+  end
+
+  always_comb begin : fault_writer
+    fw_d            = fw_q;
+    fq_rd_d         = fq_rd_q;
+    tail_d          = tail_q;
+    seq_d           = seq_q;
+    fw_flush_d      = fw_flush_q || soft_reset_i;
+    fault_irq_o     = 1'b0;
+    fault_written = 1'b0;
+    unique case (fw_q)
+      FwIdle: begin
+        if (fq_wr_q != fq_rd_q && fq_en_i && fq_ring_ok && !fq_full && !soft_reset_i) fw_d = FwAw;
+      end
+      FwAw: if (h_aw_ready_i) fw_d = FwW;
+      FwW:  if (h_w_ready_i) fw_d = FwB;
+      FwB: begin
+        if (h_b_valid_i) begin
+          if (fw_flush_q) begin
+            fw_d = FwIdle;
+          end else if (h_b_resp_i != 2'b00) begin
+            fw_d = FwError;
+          end else begin
+            fq_rd_d         = fq_rd_q + 1'b1;
+            tail_d          = (tail_q + 16'd1) & fq_mask;
+            seq_d           = seq_q + 32'd1;
+            fault_irq_o     = 1'b1;
+            fault_written = 1'b1;
+            fw_d            = FwIdle;
+          end
+        end
+      end
+      FwError: ;
+      default: fw_d = FwIdle;
+    endcase
+    if (fw_q == FwError && soft_reset_i) fw_d = FwIdle;
+    if (fw_d == FwIdle || fw_d == FwError) fw_flush_d = 1'b0;
+    if (soft_reset_i) begin
+      fq_rd_d = '0;
+      tail_d  = '0;
+      seq_d   = '0;
+    end
+  end
+
+  assign h_aw_valid_o = fw_q == FwAw;
+  assign h_aw_addr_o  = {fw_addr[63:OffBits], {OffBits{1'b0}}};
+  assign h_w_valid_o  = fw_q == FwW;
+  assign h_w_data_o   = DataWidth'(record) << {fw_addr[OffBits-1:0], 3'b000};
+  assign h_w_strb_o   = fw_flush_q ? '0 : StrbWidth'({32{1'b1}}) << fw_addr[OffBits-1:0];
+  assign fq_tail_o    = tail_q;
+  assign dev_err_o    = fw_q == FwError;
+
+  // ---------------------------------------------------------------- slots and queues
+  logic             rsp_valid_d, rsp_valid_q, rsp_abort_d, rsp_abort_q;
+  logic [SlotW-1:0] rsp_slot_d, rsp_slot_q;
+  logic [40:0]      rsp_pa_d, rsp_pa_q;
+  logic             fill, fq_push;
+
+  always_comb begin : slots
+    for (int unsigned s = 0; s < Slots; s++) slot_d[s] = slot_q[s];
+    wq_wr_d      = wq_wr_q;
+    wq_rd_d      = wq_rd_q;
+    fq_wr_d      = fq_wr_q;
+    wq_push      = 1'b0;
+    wq_push_slot = tr_req_slot_i;
+    fq_push      = 1'b0;
+    fill         = 1'b0;
+    rsp_valid_d  = 1'b0;
+    rsp_slot_d   = rsp_slot_q;
+    rsp_abort_d  = 1'b0;
+    rsp_pa_d     = rsp_pa_q;
+    replay_o     = replay_fire;
+    tlb_hit_o    = 1'b0;
+    tlb_miss_o   = 1'b0;
+
+    if (ptw_ready && !wq_empty) wq_rd_d = wq_rd_q + 1'b1;
+
+    if (ptw_res) begin
+      rsp_slot_d = ptw_tag;
+      if (ptw_fault) begin
+        slot_d[ptw_tag] = SlFault;
+        fq_push         = 1'b1;
+      end else begin
+        slot_d[ptw_tag] = SlIdle;
+        fill            = !inval_valid_i;
+        rsp_valid_d     = 1'b1;
+        rsp_pa_d        = ptw_level == 2'd1
+                          ? {ptw_pte[38:19], req_va_q[ptw_tag][20:0]}
+                          : {ptw_pte[38:10], req_va_q[ptw_tag][11:0]};
+      end
+    end else if (replay_fire && replay_hit) begin
+      if (replay_abort_i) begin
+        slot_d[replay_slot] = SlIdle;
+        rsp_valid_d         = 1'b1;
+        rsp_slot_d          = replay_slot;
+        rsp_abort_d         = 1'b1;
+      end else begin
+        slot_d[replay_slot] = SlWalk;
+        wq_push             = 1'b1;
+        wq_push_slot        = replay_slot;
+      end
+    end else if (accept) begin
+      if (lu_ok) begin
+        tlb_hit_o   = 1'b1;
+        rsp_valid_d = 1'b1;
+        rsp_slot_d  = tr_req_slot_i;
+        rsp_pa_d    = lu_super ? {lu_ppn[28:9], tr_req_va_i[20:0]} : {lu_ppn, tr_req_va_i[11:0]};
+      end else begin
+        tlb_miss_o                = 1'b1;
+        slot_d[tr_req_slot_i] = SlWalk;
+        wq_push                   = 1'b1;
+      end
+    end
+    if (wq_push) wq_wr_d = wq_wr_q + 1'b1;
+    if (fq_push) fq_wr_d = fq_wr_q + 1'b1;
+    if (fault_written) slot_d[fw_slot] = SlReplay;
+
+    if (soft_reset_i) begin
+      for (int unsigned s = 0; s < Slots; s++) slot_d[s] = SlIdle;
+      wq_wr_d     = '0;
+      wq_rd_d     = '0;
+      fq_wr_d     = '0;
+      rsp_valid_d = 1'b0;
+    end
+  end
+
+  npu_tlb #(
+    .Entries(TlbEntries)
+  ) u_tlb (
+    .clk_i,
+    .rst_ni,
+    .lu_asid_i     (tr_req_asid_i),
+    .lu_vpn_i      (tr_req_va_i[38:12]),
+    .lu_hit_o      (lu_hit),
+    .lu_idx_o      (lu_idx),
+    .lu_super_o    (lu_super),
+    .lu_ppn_o      (lu_ppn),
+    .lu_r_o        (lu_r),
+    .lu_w_o        (lu_w),
+    .lu_d_o        (lu_d),
+    .drop_i        (accept && lu_hit && !lu_ok && !ptw_res && !(replay_fire && replay_hit)),
+    .drop_idx_i    (lu_idx),
+    .fill_i        (fill && !soft_reset_i),
+    .fill_asid_i   (req_asid_q[ptw_tag]),
+    .fill_vpn_i    (req_va_q[ptw_tag][38:12]),
+    .fill_super_i  (ptw_level == 2'd1),
+    .fill_ppn_i    (ptw_pte[38:10]),
+    .fill_r_i      (ptw_pte[npu_reg_pkg::PTE_BIT_R]),
+    .fill_w_i      (ptw_pte[npu_reg_pkg::PTE_BIT_W]),
+    .fill_d_i      (ptw_pte[npu_reg_pkg::PTE_BIT_D]),
+    .inval_i       (inval_valid_i),
+    .inval_scope_i (inval_scope_i),
+    .inval_asid_i  (inval_asid_i),
+    .inval_vpn_i   (inval_va_i[38:12]),
+    .inval_pages_i (inval_pages_i),
+    .flush_i       (soft_reset_i)
+  );
+
+  npu_ptw #(
+    .DataWidth (DataWidth),
+    .DevMemMiB (DevMemMiB),
+    .NumAsids  (NumAsids),
+    .TagWidth  (SlotW)
+  ) u_ptw (
+    .clk_i,
+    .rst_ni,
+    .flush_i          (soft_reset_i),
+    .mmu_en_i,
+    .ptroot_i,
+    .hang_i,
+    .errinj_armed_i,
+    .errinj_consume_o,
+    .inval_i          (inval_valid_i),
+    .stale_o          (ptw_stale),
+    .busy_o           (walk_busy_o),
+    .walk_start_o,
+    .walk_valid_i     (!wq_empty),
+    .walk_ready_o     (ptw_ready),
+    .walk_tag_i       (wq_head),
+    .walk_asid_i      (req_asid_q[wq_head]),
+    .walk_va_i        (req_va_q[wq_head]),
+    .walk_write_i     (req_write_q[wq_head]),
+    .res_valid_o      (ptw_res),
+    .res_tag_o        (ptw_tag),
+    .res_fault_o      (ptw_fault),
+    .res_cause_o      (ptw_cause),
+    .res_level_o      (ptw_level),
+    .res_pte_o        (ptw_pte),
+    .ar_valid_o       (d_ar_valid_o),
+    .ar_ready_i       (d_ar_ready_i),
+    .ar_addr_o        (d_ar_addr_o),
+    .r_valid_i        (d_r_valid_i),
+    .r_data_i         (d_r_data_i),
+    .r_resp_i         (d_r_resp_i),
+    .aw_valid_o       (d_aw_valid_o),
+    .aw_ready_i       (d_aw_ready_i),
+    .aw_addr_o        (d_aw_addr_o),
+    .w_valid_o        (d_w_valid_o),
+    .w_ready_i        (d_w_ready_i),
+    .w_data_o         (d_w_data_o),
+    .w_strb_o         (d_w_strb_o),
+    .b_valid_i        (d_b_valid_i),
+    .b_resp_i         (d_b_resp_i),
+    .lock_req_o       (d_lock_req_o),
+    .lock_ok_i        (d_lock_ok_i)
+  );
+
+  assign stale_walk_o     = ptw_stale;
+  assign tr_rsp_valid_o   = rsp_valid_q;
+  assign tr_rsp_slot_o    = rsp_slot_q;
+  assign tr_rsp_abort_o   = rsp_abort_q;
+  assign tr_rsp_pa_o      = rsp_pa_q;
+
+  always_comb begin : pending
+    faults_pending_o = 1'b0;
+    busy_o           = walk_busy_o || !wq_empty || fw_q != FwIdle && fw_q != FwError || rsp_valid_q;
+    for (int unsigned s = 0; s < Slots; s++) begin
+      if (slot_q[s] == SlFault || slot_q[s] == SlReplay) faults_pending_o = 1'b1;
+    end
+  end
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+    if (!rst_ni) begin
+      for (int unsigned s = 0; s < Slots; s++) slot_q[s] <= SlIdle;
+      wq_wr_q     <= '0;
+      wq_rd_q     <= '0;
+      fq_wr_q     <= '0;
+      fq_rd_q     <= '0;
+      fw_q        <= FwIdle;
+      fw_flush_q  <= 1'b0;
+      tail_q      <= '0;
+      seq_q       <= '0;
+      rsp_valid_q <= 1'b0;
+      rsp_slot_q  <= '0;
+      rsp_abort_q <= 1'b0;
+      rsp_pa_q    <= '0;
+    end else begin
+      for (int unsigned s = 0; s < Slots; s++) slot_q[s] <= slot_d[s];
+      wq_wr_q     <= wq_wr_d;
+      wq_rd_q     <= wq_rd_d;
+      fq_wr_q     <= fq_wr_d;
+      fq_rd_q     <= fq_rd_d;
+      fw_q        <= fw_d;
+      fw_flush_q  <= fw_flush_d;
+      tail_q      <= tail_d;
+      seq_q       <= seq_d;
+      rsp_valid_q <= rsp_valid_d;
+      rsp_slot_q  <= rsp_slot_d;
+      rsp_abort_q <= rsp_abort_d;
+      rsp_pa_q    <= rsp_pa_d;
+    end
+  end
+
+  // Request and fault payloads: written when a slot enters, read while it is inside.
+  always_ff @(posedge clk_i) begin : payload_ff
+    if (accept) begin
+      req_asid_q[tr_req_slot_i]  <= tr_req_asid_i;
+      req_va_q[tr_req_slot_i]    <= tr_req_va_i;
+      req_write_q[tr_req_slot_i] <= tr_req_write_i;
+    end
+    if (wq_push) wq_mem[wq_wr_q[SlotW-1:0]] <= wq_push_slot;
+    if (fq_push) begin
+      fq_mem[fq_wr_q[SlotW-1:0]] <= ptw_tag;
+      f_cause_q[ptw_tag]         <= ptw_cause;
+      f_level_q[ptw_tag]         <= ptw_level;
+      f_pte_q[ptw_tag]           <= ptw_pte;
+    end
+  end
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  a_req_from_idle_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      accept |-> slot_q[tr_req_slot_i] == SlIdle);
+  a_req_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      tr_req_valid_i |-> !$isunknown({tr_req_slot_i, tr_req_asid_i, tr_req_va_i, tr_req_write_i}));
+  a_wq_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      FifoW'(wq_wr_q - wq_rd_q) <= FifoW'(Slots));
+  a_fq_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      FifoW'(fq_wr_q - fq_rd_q) <= FifoW'(Slots));
+  a_tail_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      fq_ring_ok |-> (tail_q & ~fq_mask) == '0);
+`endif
+
+endmodule

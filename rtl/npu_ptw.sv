@@ -1,0 +1,331 @@
+// Page-table walker: Sv39 over device memory, with the hardware A/D update
+// (docs/device.md 6.2, 6.4, 6.5).
+//
+// One walk at a time. Every PTE read is one beat on the device port (the PTE sits at
+// its byte lane); the response is registered before it is checked. A leaf whose A (or,
+// for a write, D) is clear is updated atomically: the walker takes the device port's
+// write lock, waits until no other write is open, re-reads the PTE, re-checks it and
+// writes it back with A/D set. An INVAL during a walk marks it stale: the walk finishes
+// its outstanding access, drops its result and starts again from the root. A soft reset
+// (`flush_i`) lets the outstanding access finish, then idles without a result.
+module npu_ptw #(
+  parameter int unsigned DataWidth = 512,
+  parameter int unsigned DevMemMiB = 256,
+  parameter int unsigned NumAsids  = 16,
+  parameter int unsigned TagWidth  = 2,
+  localparam int unsigned StrbWidth = DataWidth / 8,
+  localparam int unsigned OffBits   = $clog2(StrbWidth)
+) (
+  input  logic                 clk_i,
+  input  logic                 rst_ni,
+  input  logic                 flush_i,
+  input  logic                 mmu_en_i,
+  input  logic [16*32-1:0]     ptroot_i,
+  input  logic                 hang_i,
+  input  logic                 errinj_armed_i,
+  output logic                 errinj_consume_o,
+  input  logic                 inval_i,
+  output logic                 stale_o,
+  output logic                 busy_o,
+  output logic                 walk_start_o,
+  // walk request; the tag comes back with the result
+  input  logic                 walk_valid_i,
+  output logic                 walk_ready_o,
+  input  logic [TagWidth-1:0]  walk_tag_i,
+  input  logic [15:0]          walk_asid_i,
+  input  logic [63:0]          walk_va_i,
+  input  logic                 walk_write_i,
+  // result (one-cycle pulse): a fault, or the leaf PTE as written back
+  output logic                 res_valid_o,
+  output logic [TagWidth-1:0]  res_tag_o,
+  output logic                 res_fault_o,
+  output logic [11:0]          res_cause_o,
+  output logic [1:0]           res_level_o,
+  output logic [63:0]          res_pte_o,
+  // device-port requester (1-beat bursts)
+  output logic                 ar_valid_o,
+  input  logic                 ar_ready_i,
+  output logic [63:0]          ar_addr_o,
+  input  logic                 r_valid_i,
+  input  logic [DataWidth-1:0] r_data_i,
+  input  logic [1:0]           r_resp_i,
+  output logic                 aw_valid_o,
+  input  logic                 aw_ready_i,
+  output logic [63:0]          aw_addr_o,
+  output logic                 w_valid_o,
+  input  logic                 w_ready_i,
+  output logic [DataWidth-1:0] w_data_o,
+  output logic [StrbWidth-1:0] w_strb_o,
+  input  logic                 b_valid_i,
+  input  logic [1:0]           b_resp_i,
+  output logic                 lock_req_o,
+  input  logic                 lock_ok_i
+);
+
+  localparam logic [40:0] DevMemBytes = 41'(DevMemMiB) << 20;
+  localparam logic [11:0] CauseAccessR = 12'(npu_reg_pkg::FAULT_CAUSE_READ_ACCESS);
+  localparam logic [11:0] CauseAccessW = 12'(npu_reg_pkg::FAULT_CAUSE_WRITE_ACCESS);
+  localparam logic [11:0] CausePageR   = 12'(npu_reg_pkg::FAULT_CAUSE_READ_PAGE);
+  localparam logic [11:0] CausePageW   = 12'(npu_reg_pkg::FAULT_CAUSE_WRITE_PAGE);
+  localparam logic [11:0] CauseAsid    = 12'(npu_reg_pkg::FAULT_CAUSE_ASID_INVALID);
+  localparam int unsigned BitV = npu_reg_pkg::PTE_BIT_V;
+  localparam int unsigned BitR = npu_reg_pkg::PTE_BIT_R;
+  localparam int unsigned BitW = npu_reg_pkg::PTE_BIT_W;
+  localparam int unsigned BitX = npu_reg_pkg::PTE_BIT_X;
+  localparam int unsigned BitA = npu_reg_pkg::PTE_BIT_A;
+  localparam int unsigned BitD = npu_reg_pkg::PTE_BIT_D;
+
+  typedef enum logic [3:0] {
+    StIdle, StStart, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData, StWriteResp
+  } state_e;
+
+  state_e              state_d, state_q;
+  logic [TagWidth-1:0] tag_d, tag_q;
+  logic [15:0]         asid_d, asid_q;
+  logic [63:0]         va_d, va_q, pte_d, pte_q;
+  logic                write_d, write_q, rd_err_d, rd_err_q, stale_d, stale_q, flush_d, flush_q;
+  logic                locked_d, locked_q;
+  logic [1:0]          level_d, level_q;
+  logic [40:0]         table_d, table_q;  // device-physical address of the current table
+
+  // ---------------------------------------------------------------- the current PTE
+  logic [8:0]  vpn_i;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [40:0] pte_addr;  // bits 2:0 are 0
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic [40:0] target;    // PPN << 12, for a pointer or a leaf
+  logic        is_ptr, needs_update;
+  logic [11:0] page_fault, access_fault;
+  always_comb begin : pte_view
+    unique case (level_q)
+      2'd2:    vpn_i = va_q[38:30];
+      2'd1:    vpn_i = va_q[29:21];
+      default: vpn_i = va_q[20:12];
+    endcase
+  end
+  assign pte_addr     = table_q + {29'd0, vpn_i, 3'b000};
+  assign target       = {pte_q[38:10], 12'd0};  // meaningful while PPN < 2^29 (ppn_small)
+  assign is_ptr       = !pte_q[BitR] && !pte_q[BitW] && !pte_q[BitX];
+  assign needs_update = !pte_q[BitA] || (write_q && !pte_q[BitD]);
+  assign page_fault   = write_q ? CausePageW : CausePageR;
+  assign access_fault = write_q ? CauseAccessW : CauseAccessR;
+  logic [63:0] pte_updated;
+  assign pte_updated = pte_q | (64'd1 << BitA) | (64'(write_q) << BitD);
+
+  // A leaf's page must lie wholly in device memory or in the host window (an aligned
+  // page with PPN in [2^28, 2^29) always does).
+  logic [40:0] page_bytes;
+  logic        ppn_small, page_ok;
+  assign ppn_small  = pte_q[53:39] == '0;
+  assign page_bytes = level_q == 2'd1 ? 41'h20_0000 : 41'h1000;
+  assign page_ok    = ppn_small && (target[40] || target + page_bytes <= DevMemBytes);
+
+  // Root table of the walk's ASID.
+  logic [31:0] root;
+  logic        asid_ok;
+  assign asid_ok = mmu_en_i && int'(asid_q) < NumAsids;
+  assign root    = ptroot_i[asid_q[3:0]*32 +: 32];
+
+  // ---------------------------------------------------------------- next state
+  always_comb begin : next_state
+    logic finish, fault;
+    logic [11:0] cause;
+    logic [1:0]  flevel;
+    logic [63:0] fpte;
+    state_d          = state_q;
+    tag_d            = tag_q;
+    asid_d           = asid_q;
+    va_d             = va_q;
+    write_d          = write_q;
+    pte_d            = pte_q;
+    rd_err_d         = rd_err_q;
+    level_d          = level_q;
+    table_d          = table_q;
+    locked_d         = locked_q;
+    stale_d          = stale_q || (inval_i && state_q != StIdle);
+    flush_d          = flush_q || flush_i;
+    errinj_consume_o = 1'b0;
+    walk_start_o     = 1'b0;
+    finish           = 1'b0;
+    fault            = 1'b0;
+    cause            = '0;
+    flevel           = level_q;
+    fpte             = '0;
+    unique case (state_q)
+      StIdle: begin
+        if (walk_valid_i && walk_ready_o) begin
+          tag_d   = walk_tag_i;
+          asid_d  = walk_asid_i;
+          va_d    = walk_va_i;
+          write_d = walk_write_i;
+          state_d = StStart;
+        end
+      end
+      StStart: begin
+        walk_start_o = 1'b1;
+        level_d      = 2'd2;
+        locked_d     = 1'b0;
+        table_d      = 41'({root[27:0], 12'd0});
+        if (errinj_armed_i) begin
+          errinj_consume_o = 1'b1;
+          {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
+        end else if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
+          {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
+        end else if (va_q[63:39] != {25{va_q[38]}}) begin
+          {finish, fault, cause, flevel} = {1'b1, 1'b1, page_fault, 2'd2};
+        end else if (41'({root[27:0], 12'd0}) + 41'h1000 > DevMemBytes) begin
+          {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
+        end else begin
+          state_d = StRead;
+        end
+      end
+      StRead: begin
+        if (ar_ready_i) state_d = StReadWait;
+      end
+      StReadWait: begin
+        if (r_valid_i) begin
+          pte_d    = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
+          rd_err_d = r_resp_i != 2'b00;
+          state_d  = StCheck;
+        end
+      end
+      StCheck: begin
+        finish = 1'b1;
+        fault  = 1'b1;
+        fpte   = pte_q;
+        if (rd_err_q) begin
+          cause = access_fault;
+          fpte  = '0;
+        end else if (!pte_q[BitV] || (pte_q[BitW] && !pte_q[BitR]) || pte_q[63:54] != '0) begin
+          cause = page_fault;
+        end else if (is_ptr) begin
+          if (level_q == 2'd0) begin
+            cause = page_fault;
+          end else if (!ppn_small || target + 41'h1000 > DevMemBytes) begin
+            cause = access_fault;
+          end else begin
+            // Descend (under the lock, the re-read PTE changed into a pointer: release it).
+            {finish, fault} = 2'b00;
+            locked_d = 1'b0;
+            level_d  = level_q - 2'd1;
+            table_d  = target;
+            state_d  = StRead;
+          end
+        end else if (level_q == 2'd2 || (level_q == 2'd1 && pte_q[18:10] != '0)
+                     || (write_q ? !pte_q[BitW] : !pte_q[BitR])) begin
+          cause = page_fault;
+        end else if (!page_ok) begin
+          cause = access_fault;
+        end else if (needs_update) begin
+          {finish, fault} = 2'b00;
+          state_d = locked_q ? StWrite : StLock;
+        end else begin
+          fault = 1'b0;
+        end
+      end
+      StLock: begin
+        if (lock_ok_i) begin
+          locked_d = 1'b1;
+          state_d  = StRead;  // re-read under the lock
+        end
+      end
+      StWrite: begin
+        if (aw_ready_i) state_d = StWriteData;
+      end
+      StWriteData: begin
+        if (w_ready_i) state_d = StWriteResp;
+      end
+      StWriteResp: begin
+        if (b_valid_i) begin
+          finish = 1'b1;
+          if (b_resp_i != 2'b00) begin
+            {fault, cause, fpte} = {1'b1, access_fault, pte_q};
+          end else begin
+            pte_d = pte_updated;
+          end
+        end
+      end
+      default: state_d = StIdle;
+    endcase
+
+    // Waiting for the lock is a decision point too: a flush or INVAL ends it.
+    if (state_q == StLock && (flush_q || stale_q)) finish = 1'b1;
+
+    res_valid_o = 1'b0;
+    res_fault_o = fault;
+    res_cause_o = cause;
+    res_level_o = flevel;
+    res_pte_o   = fault ? fpte : pte_d;
+    if (finish) begin
+      locked_d = 1'b0;
+      if (flush_q) begin
+        state_d = StIdle;
+      end else if (stale_q || inval_i) begin
+        stale_d = 1'b0;
+        state_d = StStart;  // walk again from the root
+      end else begin
+        res_valid_o = 1'b1;
+        state_d     = StIdle;
+      end
+    end
+    if (state_d == StIdle) begin
+      stale_d = 1'b0;
+      flush_d = 1'b0;  // nothing left to drain
+    end
+  end
+
+  assign walk_ready_o = state_q == StIdle && !flush_q && !flush_i && !hang_i;
+  assign res_tag_o    = tag_q;
+  assign stale_o      = stale_q;
+  assign busy_o       = state_q != StIdle;
+  assign lock_req_o   = state_q == StLock || locked_q;
+
+  assign ar_valid_o = state_q == StRead;
+  assign ar_addr_o  = {23'd0, pte_addr[40:OffBits], {OffBits{1'b0}}};
+  assign aw_valid_o = state_q == StWrite;
+  assign aw_addr_o  = ar_addr_o;
+  assign w_valid_o  = state_q == StWriteData;
+  assign w_data_o   = DataWidth'(pte_updated) << {pte_addr[OffBits-1:3], 6'd0};
+  assign w_strb_o   = flush_q ? '0 : StrbWidth'(8'hFF) << {pte_addr[OffBits-1:3], 3'd0};
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+    if (!rst_ni) begin
+      state_q  <= StIdle;
+      tag_q    <= '0;
+      asid_q   <= '0;
+      va_q     <= '0;
+      write_q  <= 1'b0;
+      pte_q    <= '0;
+      rd_err_q <= 1'b0;
+      level_q  <= 2'd2;
+      table_q  <= '0;
+      locked_q <= 1'b0;
+      stale_q  <= 1'b0;
+      flush_q  <= 1'b0;
+    end else begin
+      state_q  <= state_d;
+      tag_q    <= tag_d;
+      asid_q   <= asid_d;
+      va_q     <= va_d;
+      write_q  <= write_d;
+      pte_q    <= pte_d;
+      rd_err_q <= rd_err_d;
+      level_q  <= level_d;
+      table_q  <= table_d;
+      locked_q <= locked_d;
+      stale_q  <= stale_d;
+      flush_q  <= flush_d;
+    end
+  end
+
+  // ---- assertions
+`ifndef SYNTHESIS
+  a_state_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(state_q));
+  a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StReadWait);
+  a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StWriteResp);
+  a_write_locked: assert property (@(posedge clk_i) disable iff (!rst_ni) aw_valid_o |-> locked_q);
+  a_result_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      res_valid_o |-> !$isunknown({res_fault_o, res_pte_o}));
+`endif
+
+endmodule
