@@ -32,16 +32,25 @@
 //! INT_STATUS; a write error reported late still discards later descriptors; RESUME is
 //! never ignored after the error completion is visible.
 
+mod cmdq;
 mod csr;
+mod cu;
 mod dma;
+mod fq;
 mod mem;
+mod mmu;
 
 use crate::timing::NOMINAL_HZ;
+use cmdq::CmdQueue;
+use cu::ComputeUnit;
 use dma::{CHANNELS, Channel};
+use fq::FaultQueue;
 use mem::{DevMem, HostMap};
 use npu::{Clock, DeviceIo, IoError, regs};
 
 const NS_PER_CYCLE: u64 = 1_000_000_000 / NOMINAL_HZ;
+/// Bytes of one data beat of the memory ports.
+const BEAT: u64 = 1 << csr::DATA_BYTES_LOG2;
 
 /// Errors of the model's backdoor accesses.
 #[derive(Debug, thiserror::Error)]
@@ -63,21 +72,28 @@ pub enum RefModelError {
 pub struct ModelConfig {
     /// Bytes of device memory (a multiple of 1 MiB; the RTL default is 256 MiB).
     pub dev_mem_bytes: u64,
+    /// Compute-unit request slots, 1..=255 (RTL parameter `CuInflight`, reported in
+    /// CAPS1.CU_INFLIGHT; the RTL default is 4).
+    pub cu_inflight: u32,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { dev_mem_bytes: 256 << 20 }
+        Self { dev_mem_bytes: 256 << 20, cu_inflight: 4 }
     }
 }
 
 /// The NPU as an untimed Rust model (see the module documentation).
 pub struct ModelDevice {
+    cfg: ModelConfig,
     rw: csr::RwStore,
     host: HostMap,
     dev: DevMem,
     iova: npu::IovaAllocator,
     chans: [Channel; CHANNELS],
+    cmdq: CmdQueue,
+    fq: FaultQueue,
+    cu: ComputeUnit,
     /// Remaining events of ERRINJ_HOST_RD .. ERRINJ_POISON.
     errinj: [u32; 6],
     int_status: u32,
@@ -91,13 +107,20 @@ pub struct ModelDevice {
 
 impl ModelDevice {
     /// A device after reset.
+    ///
+    /// # Panics
+    /// If `cfg.cu_inflight` is outside 1..=255 (an RTL elaboration error).
     pub fn new(cfg: ModelConfig) -> Self {
+        assert!((1..=255).contains(&cfg.cu_inflight), "CuInflight {} is outside 1..=255", cfg.cu_inflight);
         Self {
             rw: csr::RwStore::new(),
             host: HostMap::default(),
             dev: DevMem::new(cfg.dev_mem_bytes),
             iova: npu::IovaAllocator::npu_default(),
             chans: Default::default(),
+            cmdq: CmdQueue::default(),
+            fq: FaultQueue::default(),
+            cu: ComputeUnit::new(cfg.cu_inflight),
             errinj: [0; 6],
             int_status: 0,
             err_info: 0,
@@ -105,6 +128,7 @@ impl ModelDevice {
             perf_hi_shadow: 0,
             perf_epoch_ns: 0,
             now_ns: 0,
+            cfg,
         }
     }
 
@@ -124,20 +148,73 @@ impl ModelDevice {
         self.int_status & self.rw.get(regs::INT_MASK, 0)
     }
 
-    /// Executes all work the device can do now.
+    /// Executes all work the device can do now: every unit in turn until none can make
+    /// progress (the order only matters where the RTL's outcome is timing-dependent).
     fn run(&mut self) {
-        self.run_dma();
+        loop {
+            let mut progress = self.run_dma();
+            progress |= self.run_cmdq();
+            progress |= self.run_cu();
+            progress |= self.run_fq();
+            if !progress {
+                return;
+            }
+        }
     }
 
-    /// RESET.SOFT (spec §13), completed at once: transfers forgotten, ring indices 0,
-    /// HALTED, INT_STATUS, ERR_INFO and the error-injection counters cleared; CTRL,
-    /// masks, bases, sizes, counters and device memory kept.
+    /// RESET.SOFT (spec §13), completed at once: transfers, commands, stalled requests,
+    /// fault records not yet written and the current kernel forgotten, ring indices and
+    /// SEQ 0, HALTED, INT_STATUS, ERR_INFO and the error-injection counters cleared;
+    /// CTRL, masks, bases, sizes, roots, counters and device memory kept.
     fn soft_reset(&mut self) {
         self.dma_soft_reset();
+        self.cmdq = CmdQueue::default();
+        self.fq = FaultQueue::default();
+        self.cu = ComputeUnit::new(self.cfg.cu_inflight);
         self.rw.soft_reset();
         self.errinj = [0; 6];
         self.int_status = 0;
         self.err_info = 0;
+    }
+
+    /// A device error of `unit` (spec §12.3): ERR_INFO latches {code, unit} if it is
+    /// empty, and INT_STATUS.ERROR is set for the first one (the RTL raises it on the
+    /// rising edge of "any unit in error", and every unit error also fills ERR_INFO).
+    /// The caller stops its unit.
+    fn device_error(&mut self, unit: u32, code: u64) {
+        if self.err_info == 0 {
+            self.err_info = regs::err_info::UNIT.put32(0, unit) | regs::err_info::CODE.put32(0, code as u32);
+            self.int_status |= 1 << regs::int_cause::ERROR;
+        }
+    }
+
+    /// A host ring (spec §4) as (base IOVA, index mask), or `None` if its SIZE_LOG2 is
+    /// outside 1..16 (the ring then counts as disabled).
+    fn ring(&self, base_lo: npu::Reg, base_hi: npu::Reg, size_log2: npu::Reg) -> Option<(u64, u16)> {
+        let log2 = self.rw.get(size_log2, 0);
+        (1..=16).contains(&log2).then(|| (self.rw.get64(base_lo, base_hi, 0), ((1u32 << log2) - 1) as u16))
+    }
+
+    fn ctrl(&self, enable: npu::Field) -> bool {
+        enable.get32(self.rw.get(regs::CTRL, 0)) == 1
+    }
+
+    /// Reads a ring entry or record of up to one beat at `addr` over the host port (one
+    /// beat of traffic; the IOMMU checks the whole beat). False on an error response.
+    fn host_record_read(&mut self, addr: u64, out: &mut [u8]) -> bool {
+        self.perf_port(true, true, BEAT);
+        self.host.reachable(addr & !(BEAT - 1), BEAT as usize) && self.host.read(addr, out).is_ok()
+    }
+
+    /// Writes a record of up to one beat at `addr` over the host port (one beat with byte
+    /// strobes). False on an error response.
+    fn host_record_write(&mut self, addr: u64, rec: &[u8]) -> bool {
+        self.perf_port(false, true, BEAT);
+        self.host.reachable(addr & !(BEAT - 1), BEAT as usize) && self.host.write(addr, rec).is_ok()
+    }
+
+    fn perf_count(&mut self, ctr: u64) {
+        self.perf[ctr as usize] += 1;
     }
 
     fn perf_csr_access(&mut self) {
@@ -253,7 +330,7 @@ impl DeviceIo for ModelDevice {
         let iova = self.iova.clone();
         let size = self.dev.size();
         let dev = std::mem::replace(&mut self.dev, DevMem::new(size));
-        *self = Self { host, iova, dev, ..Self::new(ModelConfig { dev_mem_bytes: size }) };
+        *self = Self { host, iova, dev, ..Self::new(self.cfg.clone()) };
         Ok(())
     }
 }
