@@ -66,7 +66,7 @@ pub(crate) struct Slot {
 }
 
 enum Work {
-    Group(Group),
+    Group(Box<Group>),
     /// REDUCE_SUM's store of RESULT[31:0] to c[0].
     FinalStore,
 }
@@ -255,7 +255,7 @@ impl ComputeUnit {
             }
             let n = k.d.group_len(k.next_elem);
             let g = Group { first: k.next_elem, n, step: 0, a: [0; GROUP_MAX], b: [0; GROUP_MAX], x: [0; GROUP_MAX] };
-            self.slots[s].work = Some(Work::Group(g));
+            self.slots[s].work = Some(Work::Group(Box::new(g)));
             k.next_elem += n as u64;
             k.next_group += 1;
             progress = true;

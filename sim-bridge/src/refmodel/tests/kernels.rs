@@ -13,6 +13,9 @@ const B: u64 = VA + 0x2008;
 const C: u64 = VA + 0x4004;
 const GUARD: u32 = 0xA5A5_A5A5;
 
+/// c[i] from a, b and i.
+type Expect = fn(&[u32], &[u32], usize) -> u32;
+
 fn pa(va: u64) -> u64 {
     PA + (va - VA)
 }
@@ -39,7 +42,7 @@ fn every_operation_matches_plain_rust() {
     let b: Vec<u32> = (0..N).map(|i| word(i + 7)).collect();
     let idx: Vec<u32> = (0..N).map(|i| word(i + 3) % N as u32).collect();
     let k = |op, b, scalar| Kd { op, asid: 1, tag: op as u16, count: N as u32, a: A, b, c: C, scalar, ..Kd::default() };
-    let cases: [(Kd, &[u32], fn(&[u32], &[u32], usize) -> u32); 5] = [
+    let cases: [(Kd, &[u32], Expect); 5] = [
         (k(op::COPY, B, 0), &b, |a, _, i| a[i]),
         (k(op::FILL, B, 0xF00D), &b, |_, _, _| 0xF00D),
         (k(op::ADD, B, 0), &b, |a, b, i| a[i].wrapping_add(b[i])),

@@ -76,7 +76,7 @@ struct Ring {
 
 impl Ring {
     fn new(dev: &mut ModelDevice, log2: u32, entry: usize, base_lo: npu::Reg, size: npu::Reg) -> Self {
-        let buf = DmaBuffer::new(((entry << log2) as usize).next_multiple_of(PAGE as usize)).unwrap();
+        let buf = DmaBuffer::new((entry << log2).next_multiple_of(PAGE as usize)).unwrap();
         let iova = dev.dma_map(&buf).unwrap();
         dev.write64(base_lo.offset, iova).unwrap();
         dev.write32(size.offset, log2).unwrap();
