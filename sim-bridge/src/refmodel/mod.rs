@@ -1,31 +1,46 @@
-//! `ModelDevice`: an untimed, transaction-level Rust model of the NPU's CSR block and
-//! DMA engine, behind the same [`npu::DeviceIo`] transport as the RTL.
+//! `ModelDevice`: an untimed, transaction-level Rust model of the whole NPU — CSR
+//! block, command queue, MMU, fault queue, compute unit and DMA engine — behind the same
+//! [`npu::DeviceIo`] transport as the RTL.
 //!
 //! It exists for differential testing against [`crate::SimDevice`] and for fast tests
 //! of the layers above — never as a substitute where the RTL is claimed. Same register
 //! semantics (decode, masks, SLVERR on holes, `wo` pulses, error-injection counters,
-//! INT_STATUS/MASK/ACK level semantics, soft reset), same DMA results (memory contents,
-//! completion records, HEAD/TAIL, HALTED/RESUME, ERR_INFO), but no timing: work runs
-//! when device time is let pass ([`DeviceIo::advance`], [`DeviceIo::wait_irq`]), in
-//! zero time, so a doorbell write alone changes nothing until then.
+//! INT_STATUS/MASK/ACK level semantics, soft reset), same results (memory contents,
+//! records, ring indices, HALTED/RESUME, ERR_INFO, interrupt causes), but no timing:
+//! work runs when device time is let pass ([`DeviceIo::advance`],
+//! [`DeviceIo::wait_irq`]), in zero time, so a doorbell write alone changes nothing
+//! until then. Each unit lives in its own module, whose documentation gives its rules
+//! and the conventions it picks where the RTL's outcome is timing-dependent: `cmdq`
+//! (§8), `mmu` (§6, Sv39 walk and A/D update), `fq` (§7), `cu` (§10, groups, slots,
+//! replays), `dma` (§9). Device errors of every unit latch ERR_INFO through one path
+//! (§12.3; INT_STATUS.ERROR for the first).
 //!
 //! **Time.** `now_ns` is a virtual clock that only `advance` and `wait_irq` move
 //! (`wait_irq` returns at once, without moving the clock, when a vector is already
 //! pending after running the work; otherwise it moves the clock by the whole budget).
 //! Same calls, same answers.
 //!
-//! **Approximate.** Performance counters: CYCLES is virtual time at the nominal clock;
-//! DMAc_BYTES and HOST_/DEV_ RD/WR_BYTES (whole beats of data, descriptor fetches and
-//! completions) equal the RTL's while descriptors complete OK (the differential test
-//! checks it) and differ after failures, where the RTL's in-flight work depends on
-//! timing; CSR_ACCESSES counts every access; the DMAc BUSY/STALL counters stay 0 (they
-//! measure timing). Where the RTL's outcome of a
-//! failure depends on timing (BYTES and the partly written destination of a descriptor
-//! that fails after some of its writes, data of discarded later descriptors), the
-//! model follows the convention documented in its `dma` module.
-//! The MMU, command queue, fault queue and compute unit are not modelled: their
-//! registers are plain storage, their device-owned indices read 0 and enabling them in
-//! CTRL does nothing (the RTL's command queue engine arrived after this model).
+//! **Approximate.**
+//! - No TLB: every compute-unit request walks the page tables. Results differ from the
+//!   RTL's only for software that edits PTEs without the invalidation §6.3 requires;
+//!   but ERRINJ_PTW events are consumed by every walk here, by TLB misses only in the
+//!   RTL, and INVAL has nothing to act on.
+//! - Timing-dependent outcomes follow one deterministic schedule (`cu`): which groups
+//!   complete after a kernel's first failure (DONE), and the order of the fault records
+//!   of slots that stall together (slot order here; compare sets, sorted by REQID with
+//!   SEQ renumbered). A REPLAY reaches only a stall whose record has been written.
+//! - Performance counters: CYCLES is virtual time at the nominal clock;
+//!   DMAc_BYTES and HOST_/DEV_ RD/WR_BYTES (whole beats of data, descriptor fetches and
+//!   completions) equal the RTL's while descriptors complete OK (the differential test
+//!   checks it) and differ after failures, where the RTL's in-flight work depends on
+//!   timing; device-port bytes also count a walk per request (no TLB); CMDS, REPLAYS,
+//!   FAULTS and PTW_WALKS (one per walk) count events; CSR_ACCESSES counts every
+//!   access; TLB_HITS/MISSES, PTW_CYCLES, KERNEL_BUSY/STALL and the DMAc BUSY/STALL
+//!   counters stay 0 (they measure timing or the TLB).
+//! - Where the RTL's outcome of a DMA failure depends on timing (BYTES and the partly
+//!   written destination of a descriptor that fails after some of its writes, data of
+//!   discarded later descriptors), the model follows the convention documented in its
+//!   `dma` module.
 //!
 //! Where the model follows the spec and the RTL does not (found by
 //! `tests/model_diff.rs`, whose module docs list the RTL bugs): RESET.SOFT clears
