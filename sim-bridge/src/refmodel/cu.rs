@@ -55,6 +55,9 @@ pub(crate) struct Stall {
     pub(crate) write: bool,
     /// Its fault record has been written (only then does a REPLAY reach it).
     pub(crate) recorded: bool,
+    /// Stalls are numbered as they happen; records are written in this order (the
+    /// RTL's walk FIFO).
+    pub(crate) order: u64,
 }
 
 /// One request slot.
@@ -227,12 +230,14 @@ pub(crate) struct ComputeUnit {
     kernel: Option<Kernel>,
     /// CuInflight slots.
     pub(crate) slots: Vec<Slot>,
+    /// Stalls so far (numbers [`Stall::order`]).
+    stalls: u64,
 }
 
 impl ComputeUnit {
     /// An idle unit with `slots` request slots.
     pub(crate) fn new(slots: u32) -> Self {
-        Self { head: 0, kcq_tail: 0, stopped: false, kernel: None, slots: (0..slots).map(|_| Slot::default()).collect() }
+        Self { head: 0, kcq_tail: 0, stopped: false, kernel: None, slots: (0..slots).map(|_| Slot::default()).collect(), stalls: 0 }
     }
 
     fn fail(&mut self, slot: usize, status: u64, va: u64) {
@@ -441,7 +446,9 @@ impl ModelDevice {
             let asid = self.cu.kernel.as_ref().map_or(0, |k| k.d.asid);
             match self.translate(asid, req.va, req.write) {
                 Err(fault) => {
-                    let stall = Stall { fault, asid, va: req.va, write: req.write, recorded: false };
+                    let order = self.cu.stalls;
+                    self.cu.stalls += 1;
+                    let stall = Stall { fault, asid, va: req.va, write: req.write, recorded: false, order };
                     self.cu.slots[slot].stall = Some(stall);
                     break;
                 }

@@ -1,9 +1,10 @@
 //! The model's fault queue writer (spec §7): a FAULT record for each stalled request.
 //!
 //! A request that faults stalls in its compute-unit slot ([`super::cu`]); the writer
-//! turns stalls into records while CTRL.FQ_EN = 1 and the ring has room, in slot order
-//! (the RTL's order follows its walk FIFO and is timing-dependent; the set of records
-//! is not). It never drops a record: a full ring leaves the request stalled without a
+//! turns stalls into records while CTRL.FQ_EN = 1 and the ring has room, in the order
+//! the stalls happened, like the RTL's walk FIFO (slots that stall in one pass of the
+//! unit stall in slot order; in the RTL that order is timing-dependent, the set of
+//! records is not). It never drops a record: a full ring leaves the request stalled without a
 //! record until software moves FQ_HEAD. A record write that fails is a device error
 //! {CPL_WRITE, 1}, after which the writer writes nothing until soft reset.
 
@@ -31,9 +32,12 @@ impl ModelDevice {
     /// Writes records for stalled requests while the ring allows; true if any was written
     /// (or the writer stopped).
     pub(crate) fn run_fq(&mut self) -> bool {
+        let mut waiting: Vec<(u64, usize)> =
+            self.cu.slots.iter().enumerate().filter_map(|(i, s)| s.stall.filter(|s| !s.recorded).map(|s| (s.order, i))).collect();
+        waiting.sort_unstable();
         let mut progress = false;
-        for slot in 0..self.cu.slots.len() {
-            let Some(stall) = self.cu.slots[slot].stall.filter(|s| !s.recorded) else { continue };
+        for (_, slot) in waiting {
+            let Some(stall) = self.cu.slots[slot].stall else { continue };
             if self.fq.dev_err || !self.ctrl(regs::ctrl::FQ_EN) {
                 return progress;
             }

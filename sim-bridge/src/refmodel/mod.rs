@@ -27,8 +27,9 @@
 //!   RTL, and INVAL has nothing to act on.
 //! - Timing-dependent outcomes follow one deterministic schedule (`cu`): which groups
 //!   complete after a kernel's first failure (DONE), and the order of the fault records
-//!   of slots that stall together (slot order here; compare sets, sorted by REQID with
-//!   SEQ renumbered). A REPLAY reaches only a stall whose record has been written.
+//!   of slots that stall together (slot order here; records of later stalls follow in
+//!   stall order; compare batches as sets, sorted by REQID with SEQ renumbered). A
+//!   REPLAY reaches only a stall whose record has been written.
 //! - Performance counters: CYCLES is virtual time at the nominal clock;
 //!   DMAc_BYTES and HOST_/DEV_ RD/WR_BYTES (whole beats of data, descriptor fetches and
 //!   completions) equal the RTL's while descriptors complete OK (the differential test

@@ -65,15 +65,21 @@ fn full_fault_queue_back_pressures_without_dropping() {
     r.submit(&[copy(128)]);
     r.step();
     let mut all = Vec::new();
-    for i in 0..4 {
+    for i in 0..5 {
         assert_eq!(status(&mut r), (1, 1));
         let f = r.faults();
         assert_eq!(f.len(), 1, "one record fits a 2-entry ring (batch {i})");
         assert_eq!(f[0].seq, i, "SEQ runs on");
         all.extend(f);
+        if i == 0 {
+            // Slot 0 retries and faults again: its new record queues behind slots 1-3.
+            r.replay(&[0x100], false);
+        }
         r.step();
     }
     assert!(r.faults().is_empty());
+    assert_eq!(all.iter().map(|f| f.reqid).collect::<Vec<_>>(), [0x100, 0x101, 0x102, 0x103, 0x100], "records follow the stalls");
+    all.pop();
     assert_eq!(batch(all, 0), (0..4).map(|s| unmapped(&mut r, s, u32::from(s))).collect::<Vec<_>>());
     // With FQ_EN = 0 the record is held, and written when the queue is enabled again.
     r.replay(&[0x100], false);
@@ -83,7 +89,7 @@ fn full_fault_queue_back_pressures_without_dropping() {
     assert_eq!(status(&mut r), (1, 1));
     r.ctrl(regs::ctrl::FQ_EN, true);
     r.step();
-    assert_eq!(r.faults(), [unmapped(&mut r, 0, 4)], "the retry faulted again");
+    assert_eq!(r.faults(), [unmapped(&mut r, 0, 5)], "the retry faulted again");
 }
 
 #[test]
