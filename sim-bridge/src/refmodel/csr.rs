@@ -15,8 +15,7 @@ use npu::{Access, Reg};
 /// RTL parameters the model reports in CAPS0/CAPS1 (defaults of `npu_top`).
 pub(crate) const DATA_BYTES_LOG2: u32 = 6;
 const TLB_ENTRIES: u32 = 32;
-const NUM_ASIDS: u32 = 16;
-const CU_INFLIGHT: u32 = 4;
+pub(crate) const NUM_ASIDS: u32 = 16;
 const HOST_WINDOW_SHIFT: u32 = 40;
 
 /// Error-injection counters, in register order (ERRINJ_HOST_RD .. ERRINJ_POISON).
@@ -26,7 +25,7 @@ pub(crate) enum Inj {
     HostWr = 1,
     DevRd = 2,
     DevWr = 3,
-    // 4 is ERRINJ_PTW: the walker is not in this revision; its count is plain storage.
+    Ptw = 4,
     Poison = 5,
 }
 
@@ -114,10 +113,15 @@ impl ModelDevice {
         let ch = i as usize;
         match r.name {
             "CAPS0" => (DATA_BYTES_LOG2 << 24) | (TLB_ENTRIES << 16) | (NUM_ASIDS << 8) | CHANNELS as u32,
-            "CAPS1" => (HOST_WINDOW_SHIFT << 24) | (CU_INFLIGHT << 16) | (self.dev.size() >> 20) as u32 & 0xFFFF,
+            "CAPS1" => (HOST_WINDOW_SHIFT << 24) | (self.cfg.cu_inflight << 16) | (self.dev.size() >> 20) as u32 & 0xFFFF,
             "STATUS" => {
-                let busy = (0..CHANNELS).any(|c| self.channel_busy(c));
-                regs::status::DMA_BUSY.put32(0, u32::from(busy)) | regs::status::ERROR.put32(0, u32::from(self.err_info != 0))
+                use regs::status as s;
+                let dma_busy = (0..CHANNELS).any(|c| self.channel_busy(c));
+                s::CMDQ_BUSY.put32(0, u32::from(self.cmdq_busy()))
+                    | s::DMA_BUSY.put32(0, u32::from(dma_busy))
+                    | s::CU_BUSY.put32(0, u32::from(self.cu_busy()))
+                    | s::FAULTS_PENDING.put32(0, u32::from(self.faults_pending()))
+                    | s::ERROR.put32(0, u32::from(self.err_info != 0))
             }
             "INT_STATUS" => self.int_status,
             "ERR_INFO" => self.err_info,
@@ -133,7 +137,10 @@ impl ModelDevice {
                 v as u32
             }
             "PERF_HI" => self.perf_hi_shadow,
-            // CMDQ_HEAD, FQ_TAIL, KQ_HEAD, KCQ_TAIL: units the model does not have.
+            "CMDQ_HEAD" => u32::from(self.cmdq.head),
+            "FQ_TAIL" => u32::from(self.fq.tail),
+            "KQ_HEAD" => u32::from(self.cu.head),
+            "KCQ_TAIL" => u32::from(self.cu.kcq_tail),
             _ => 0,
         }
     }

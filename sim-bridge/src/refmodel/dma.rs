@@ -23,8 +23,8 @@
 //! nothing of it is written (BYTES = 0); after a write error the chunks before the
 //! failing one are written and counted, the ones after it are not written.
 
-use super::ModelDevice;
 use super::csr::Inj;
+use super::{BEAT, ModelDevice};
 use super::mem::Unreachable;
 use npu::regs::{self, dma_error as e, dma_flag as f};
 use std::collections::VecDeque;
@@ -33,7 +33,6 @@ use std::collections::VecDeque;
 pub(crate) const CHANNELS: usize = 3;
 /// Descriptors a channel holds between fetch and completion (the RTL's `Slots`).
 const SLOTS: usize = 16;
-const BEAT: u64 = 1 << super::csr::DATA_BYTES_LOG2;
 const MAX_LEN: u64 = 1 << 24;
 
 /// A descriptor that has been executed and awaits its completion write.
@@ -143,16 +142,18 @@ impl ModelDevice {
         }
     }
 
-    /// Runs every channel until none can make progress.
-    pub(crate) fn run_dma(&mut self) {
+    /// Runs every channel until none can make progress; true if any did.
+    pub(crate) fn run_dma(&mut self) -> bool {
+        let mut any = false;
         loop {
             let mut progress = false;
             for ch in 0..CHANNELS {
                 progress |= self.step_channel(ch);
             }
             if !progress {
-                return;
+                return any;
             }
+            any = true;
         }
     }
 
@@ -201,16 +202,9 @@ impl ModelDevice {
         let c = &mut self.chans[ch];
         c.done.pop_front();
         if !ok {
-            let first = !self.chans.iter().any(|c| c.dev_err);
-            let c = &mut self.chans[ch];
-            c.dev_err = true;
+            self.chans[ch].dev_err = true;
             self.halt(ch, d.index, dmask);
-            if self.err_info == 0 {
-                self.err_info = regs::err_info::UNIT.put32(0, 3 + ch as u32) | regs::err_info::CODE.put32(0, e::CPL_WRITE as u32);
-            }
-            if first {
-                self.int_status |= 1 << regs::int_cause::ERROR;
-            }
+            self.device_error(3 + ch as u32, e::CPL_WRITE);
             return;
         }
         c.cpl_tail = c.cpl_tail.wrapping_add(1) & cmask;

@@ -1,4 +1,12 @@
-//! Direct tests of the model through its `DeviceIo` face, with the driver's DMA rings.
+//! Direct tests of the model through its `DeviceIo` face and its device-memory
+//! backdoor: the DMA engine with the driver's rings here, the other units in the
+//! submodules with local ring helpers ([`rig`]).
+
+mod commands;
+mod faults;
+mod kernels;
+mod mmu;
+mod rig;
 
 use super::*;
 use npu::DmaBuffer;
