@@ -6,9 +6,18 @@ use crate::device_io::{Clock, DeviceIo, IoError};
 use crate::iova::IovaAllocator;
 use std::collections::{BTreeMap, HashMap};
 
+/// One CSR access, as the driver made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CsrOp {
+    Read(u32),
+    Write(u32, u32),
+}
+
 /// The fake device.
 pub(crate) struct FakeIo {
     pub regs: HashMap<u32, u32>,
+    /// Every CSR access in program order (for protocol-order tests).
+    pub log: Vec<CsrOp>,
     maps: BTreeMap<u64, (usize, usize)>,
     iova: IovaAllocator,
     now: u64,
@@ -16,7 +25,7 @@ pub(crate) struct FakeIo {
 
 impl FakeIo {
     pub(crate) fn new() -> Self {
-        Self { regs: HashMap::new(), maps: BTreeMap::new(), iova: IovaAllocator::npu_default(), now: 0 }
+        Self { regs: HashMap::new(), log: Vec::new(), maps: BTreeMap::new(), iova: IovaAllocator::npu_default(), now: 0 }
     }
 
     /// Writes `data` at `iova` as the device would (through the DMA mapping).
@@ -35,9 +44,11 @@ impl DeviceIo for FakeIo {
         "fake".into()
     }
     fn read32(&mut self, offset: u32) -> Result<u32, IoError> {
+        self.log.push(CsrOp::Read(offset));
         Ok(*self.regs.get(&offset).unwrap_or(&0))
     }
     fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
+        self.log.push(CsrOp::Write(offset, value));
         self.regs.insert(offset, value);
         Ok(())
     }

@@ -6,7 +6,8 @@
 //! Software talks to it through 32-bit control/status registers and rings in host
 //! memory. This crate holds the register constants generated from the single register
 //! description (`rtl/npu_regs.toml`), the binary formats of commands, fault records,
-//! DMA descriptors and kernel descriptors, and the [`DeviceIo`] transport trait that every
+//! DMA descriptors, kernel descriptors and completions, the drivers of its
+//! queues (commands, faults, DMA, kernels), and the [`DeviceIo`] transport trait that every
 //! way of reaching the device (Verilator co-simulation, VFIO board) implements.
 
 pub mod cmdq;
@@ -15,7 +16,10 @@ pub mod dma;
 mod dma_buf;
 #[cfg(test)]
 mod fake_io;
+pub mod fault;
 mod iova;
+pub mod kernel;
+mod record;
 mod regmap;
 pub mod regs;
 pub mod sv39;
@@ -23,4 +27,5 @@ pub mod sv39;
 pub use device_io::{Clock, DeviceIo, IoError};
 pub use dma_buf::{DmaBufError, DmaBuffer};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};
+pub use record::RecordError;
 pub use regmap::{Access, Field, Reg};
