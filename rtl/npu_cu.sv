@@ -305,7 +305,7 @@ module npu_cu #(
     kcpl[15:0]    = tag;
     kcpl[23:16]   = status_q;
     kcpl[47:32]   = asid;
-    kcpl[127:64]  = (status_q == StOk && (opcode == OpReduce || opcode == OpTouch)) ? total : '0;
+    kcpl[127:64]  = (opcode == OpReduce || opcode == OpTouch) ? total : '0;
     kcpl[191:128] = (status_q == StAbort || status_q == StMemErr) ? fail_va_q : '0;
     kcpl[223:192] = done_q;
   end

@@ -392,8 +392,10 @@ module npu_mmu #(
   assign tr_rsp_abort_o   = rsp_abort_q;
   assign tr_rsp_pa_o      = rsp_pa_q;
 
+  logic [Slots-1:0] slot_idle;
   always_comb begin : pending
     faults_pending_o = 1'b0;
+    for (int unsigned s = 0; s < Slots; s++) slot_idle[s] = slot_q[s] == SlIdle;
     busy_o           = walk_busy_o || !wq_empty || fw_q != FwIdle && fw_q != FwError || rsp_valid_q;
     for (int unsigned s = 0; s < Slots; s++) begin
       if (slot_q[s] == SlFault || slot_q[s] == SlReplay) faults_pending_o = 1'b1;
@@ -451,7 +453,7 @@ module npu_mmu #(
   // ---- assertions
 `ifndef SYNTHESIS
   a_req_from_idle_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      accept |-> slot_q[tr_req_slot_i] == SlIdle);
+      accept |-> slot_idle[tr_req_slot_i]);
   a_req_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       tr_req_valid_i |-> !$isunknown({tr_req_slot_i, tr_req_asid_i, tr_req_va_i, tr_req_write_i}));
   a_wq_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)

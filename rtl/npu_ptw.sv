@@ -166,11 +166,11 @@ module npu_ptw #(
         level_d      = 2'd2;
         locked_d     = 1'b0;
         table_d      = 41'({root[27:0], 12'd0});
-        if (errinj_armed_i) begin
+        if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
+          {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
+        end else if (errinj_armed_i) begin
           errinj_consume_o = 1'b1;
           {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
-        end else if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
-          {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
         end else if (va_q[63:39] != {25{va_q[38]}}) begin
           {finish, fault, cause, flevel} = {1'b1, 1'b1, page_fault, 2'd2};
         end else if (41'({root[27:0], 12'd0}) + 41'h1000 > DevMemBytes) begin

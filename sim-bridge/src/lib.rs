@@ -13,6 +13,7 @@
 //! repeatable.
 
 mod axi_slave;
+mod backdoor;
 pub mod cosim;
 mod ffi;
 mod memory;
@@ -24,6 +25,7 @@ mod sim_io;
 mod timing;
 
 pub use axi_slave::PortStats;
+pub use backdoor::{BackdoorTables, DevMemBackdoor};
 pub use model::ModelError;
 pub use refmodel::{ModelConfig, ModelDevice};
 pub use sim_device::{SimConfig, SimDevice, SimError};

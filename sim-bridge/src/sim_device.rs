@@ -332,6 +332,11 @@ impl SimDevice {
         self.host_port.idle() && self.dev_port.idle()
     }
 
+    /// Bytes of device memory behind the device port.
+    pub fn dev_mem_bytes(&self) -> u64 {
+        self.dev_mem.size() as u64
+    }
+
     /// Backdoor read of device memory (no device cycles pass; for tests and dumps).
     pub fn dev_mem_read(&self, addr: u64, out: &mut [u8]) -> Result<(), SimError> {
         self.dev_mem.peek(addr, out).map_err(|Unmapped| SimError::DeviceMemoryRange {

@@ -148,6 +148,11 @@ impl ModelDevice {
         }
     }
 
+    /// Bytes of device memory.
+    pub fn dev_mem_bytes(&self) -> u64 {
+        self.dev.size()
+    }
+
     /// Backdoor read of device memory (no device time passes).
     pub fn dev_mem_read(&self, addr: u64, out: &mut [u8]) -> Result<(), RefModelError> {
         self.dev.read(addr, out).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: out.len(), size: self.dev.size() })

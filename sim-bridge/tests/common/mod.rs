@@ -1,0 +1,224 @@
+//! Shared set-up for the MMU and compute-unit tests: the same rig drives the Verilated
+//! RTL and the reference model (anything that is a `DeviceIo` with a device-memory
+//! backdoor), so scenario code is written once.
+
+#![allow(dead_code)] // each test binary uses its own part of the rig
+#![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
+
+use npu::cmdq::{CmdQueue, Command, InvalScope};
+use npu::fault::{FaultQueue, FaultRecord};
+use npu::kernel::{Kernel, KernelCompletion, KernelQueue};
+use npu::sv39::{self, Access, TableBuilder};
+use npu::{DeviceIo, DmaBuffer, regs};
+use sim_bridge::{BackdoorTables, DevMemBackdoor};
+
+/// Device-time budget for one wait.
+pub const BUDGET_NS: u64 = 50_000_000;
+/// Page tables are allocated from here up (device-physical).
+pub const TABLE_BASE: u64 = 200 << 20;
+
+/// Page-table roots and a bump allocator of table pages in device memory.
+pub struct Tables {
+    next: u64,
+    pub roots: [Option<u64>; 16],
+}
+
+impl Tables {
+    fn alloc<D: DevMemBackdoor>(&mut self, dev: &mut D) -> u64 {
+        let t = self.next;
+        self.next += sv39::PAGE;
+        dev.backdoor_write(t, &[0u8; sv39::PAGE as usize]).unwrap();
+        t
+    }
+
+    /// Root of `asid` (created and written to PTROOT on first use).
+    pub fn root<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16) -> u64 {
+        if let Some(r) = self.roots[usize::from(asid)] {
+            return r;
+        }
+        let r = self.alloc(dev);
+        self.roots[usize::from(asid)] = Some(r);
+        let v = regs::ptroot::PPN.put32(0, (r >> 12) as u32);
+        dev.write32(regs::PTROOT.offset + 4 * u32::from(asid), regs::ptroot::VALID.put32(v, 1)).unwrap();
+        r
+    }
+
+    /// Maps one 4 KiB or 2 MiB page.
+    pub fn map<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16, va: u64, pa: u64, size: u64, write: bool) {
+        let root = self.root(dev, asid);
+        let mut next = self.next;
+        let mut alloc = || {
+            let t = next;
+            next += sv39::PAGE;
+            Some(t)
+        };
+        TableBuilder { mem: &mut ZeroingTables(dev), root }.map(va, pa, size, write, &mut alloc).unwrap();
+        self.next = next;
+    }
+
+    /// Removes the leaf at `va`; returns its PTE.
+    pub fn unmap<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16, va: u64) -> Option<u64> {
+        let root = self.root(dev, asid);
+        let mut b = TableBuilder { mem: &mut BackdoorTables(dev), root };
+        b.unmap(va).unwrap().map(|p| p.0)
+    }
+
+    /// Address of the leaf PTE of `va` (which must be mapped).
+    pub fn leaf_at<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16, va: u64) -> u64 {
+        let mut table = self.root(dev, asid);
+        for level in (0..=2u32).rev() {
+            let at = table + ((va >> (12 + 9 * level)) & 0x1FF) * 8;
+            let pte = sv39::Pte(read_u64(dev, at));
+            if !pte.is_pointer() {
+                return at;
+            }
+            table = pte.target();
+        }
+        panic!("{va:#x} has no leaf");
+    }
+
+    /// The independent software walk of `va` in `asid` over the device's memory.
+    pub fn oracle<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16, va: u64, access: Access) -> Result<sv39::Translation, sv39::WalkFault> {
+        let root = self.root(dev, asid);
+        let size = dev.dev_mem_size();
+        sv39::walk(&BackdoorTables(dev), root, va, access, size)
+    }
+}
+
+/// Table memory that zeroes each new table page as the builder links it in (a pointer
+/// PTE is only ever written for a freshly allocated table).
+struct ZeroingTables<'a, D: DevMemBackdoor>(&'a mut D);
+
+impl<D: DevMemBackdoor> sv39::TableMemory for ZeroingTables<'_, D> {
+    type Error = D::Error;
+    fn read_pte(&self, pa: u64) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.0.backdoor_read(pa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn write_pte(&mut self, pa: u64, pte: u64) -> Result<(), Self::Error> {
+        let p = sv39::Pte(pte);
+        if p.valid() && p.is_pointer() {
+            self.0.backdoor_write(p.target(), &[0u8; sv39::PAGE as usize])?;
+        }
+        self.0.backdoor_write(pa, &pte.to_le_bytes())
+    }
+}
+
+pub fn read_u64<D: DevMemBackdoor>(dev: &D, at: u64) -> u64 {
+    let mut b = [0u8; 8];
+    dev.backdoor_read(at, &mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+pub fn put_words<D: DevMemBackdoor>(dev: &mut D, pa: u64, words: &[u32]) {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    dev.backdoor_write(pa, &bytes).unwrap();
+}
+
+pub fn words<D: DevMemBackdoor>(dev: &D, pa: u64, n: usize) -> Vec<u32> {
+    let mut bytes = vec![0u8; n * 4];
+    dev.backdoor_read(pa, &mut bytes).unwrap();
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// What the fault handler of [`Rig::run`] answers.
+pub enum Reply {
+    Retry,
+    Abort,
+}
+
+/// A device with its command, fault and kernel queues set up and the MMU on.
+pub struct Rig<D: DeviceIo + DevMemBackdoor> {
+    pub dev: D,
+    pub cmdq: CmdQueue,
+    pub fq: FaultQueue,
+    pub kq: KernelQueue,
+    pub tables: Tables,
+    /// Device time let pass after a fault interrupt before the batch is read, so every
+    /// slot that is going to fault before software answers has faulted (the set of
+    /// records is then independent of timing, docs/device.md 7).
+    pub settle_ns: u64,
+}
+
+impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
+    pub fn new(dev: D) -> Self {
+        Self::with_fq(dev, 6)
+    }
+
+    pub fn with_fq(mut dev: D, fq_log2: u32) -> Self {
+        let cmdq = CmdQueue::init(&mut dev, 6).unwrap();
+        let fq = FaultQueue::init(&mut dev, fq_log2).unwrap();
+        let kq = KernelQueue::init(&mut dev, 4).unwrap();
+        let ctrl = dev.read32(regs::CTRL.offset).unwrap();
+        dev.write32(regs::CTRL.offset, regs::ctrl::MMU_EN.put32(ctrl, 1)).unwrap();
+        let mask = (1 << regs::int_cause::FAULT) | (1 << regs::int_cause::KERNEL) | (1 << regs::int_cause::CMD);
+        dev.write32(regs::INT_MASK.offset, mask).unwrap();
+        Self { dev, cmdq, fq, kq, tables: Tables { next: TABLE_BASE, roots: [None; 16] }, settle_ns: 0 }
+    }
+
+    pub fn map(&mut self, asid: u16, va: u64, pa: u64, size: u64, write: bool) {
+        self.tables.map(&mut self.dev, asid, va, pa, size, write);
+    }
+
+    /// Maps `pages` consecutive 4 KiB pages.
+    pub fn map_range(&mut self, asid: u16, va: u64, pa: u64, pages: u64, write: bool) {
+        for p in 0..pages {
+            self.map(asid, va + p * sv39::PAGE, pa + p * sv39::PAGE, sv39::PAGE, write);
+        }
+    }
+
+    /// Runs commands and waits for their FENCE.
+    pub fn fenced(&mut self, cmds: &[Command]) {
+        self.cmdq.run_fenced(&mut self.dev, cmds, BUDGET_NS).unwrap();
+    }
+
+    pub fn inval_all(&mut self) {
+        self.fenced(&[Command::Inval(InvalScope::All)]);
+    }
+
+    /// Submits `kernel`, answers its faults with `on_fault` (which may edit page
+    /// tables), and returns its completion and every fault record seen.
+    pub fn run(&mut self, kernel: Kernel, on_fault: &mut dyn FnMut(&mut D, &mut Tables, &FaultRecord) -> Reply) -> (KernelCompletion, Vec<FaultRecord>) {
+        self.kq.submit(&mut self.dev, &[kernel.with_irq()]).unwrap();
+        let mut seen = Vec::new();
+        let wake = (1 << regs::int_cause::FAULT) | (1 << regs::int_cause::KERNEL);
+        let deadline = self.dev.now_ns() + BUDGET_NS;
+        loop {
+            let pending = self.dev.read32(regs::FQ_TAIL.offset).unwrap() != self.dev.read32(regs::FQ_HEAD.offset).unwrap();
+            if pending && self.settle_ns > 0 {
+                self.dev.advance(self.settle_ns).unwrap();
+            }
+            let faults = self.fq.drain(&mut self.dev).unwrap();
+            if !faults.is_empty() {
+                let mut replies = Vec::new();
+                for f in &faults {
+                    let abort = matches!(on_fault(&mut self.dev, &mut self.tables, f), Reply::Abort);
+                    replies.push(f.replay(abort));
+                }
+                self.cmdq.submit(&mut self.dev, &replies).unwrap();
+                seen.extend(faults);
+            }
+            let done = self.kq.completions(&mut self.dev).unwrap();
+            if let Some(c) = done.into_iter().next() {
+                return (c, seen);
+            }
+            assert!(self.dev.now_ns() < deadline, "kernel did not complete; faults so far: {seen:#?}");
+            self.dev.wait_irq(wake, 20_000).unwrap();
+        }
+    }
+
+    /// Runs a kernel that must not fault.
+    pub fn run_clean(&mut self, kernel: Kernel) -> KernelCompletion {
+        let (c, faults) = self.run(kernel, &mut |_, _, f| panic!("unexpected fault {f:?}"));
+        assert!(faults.is_empty());
+        c
+    }
+}
+
+/// A host buffer mapped for the device.
+pub fn host_buffer<D: DeviceIo>(dev: &mut D, len: usize) -> (DmaBuffer, u64) {
+    let buf = DmaBuffer::new(len).unwrap();
+    let iova = dev.dma_map(&buf).unwrap();
+    (buf, iova)
+}
