@@ -36,6 +36,9 @@
 //!
 //! `MODEL_DIFF_TRACE=1` prints every batch before it runs.
 
+mod common;
+
+use common::Rng;
 use npu::dma::{Dma, DmaAddr, DmaCompletion, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{ModelDevice, SimConfig, SimDevice, StallPattern, TimingModel};
@@ -65,25 +68,6 @@ impl Workarounds {
         let relax = std::env::var("MODEL_DIFF_RELAX").unwrap_or_default();
         let on = |name: &str| relax.split(',').any(|s| s == name || s == "all");
         Self { ports: on("ports"), victim: on("victim") }
-    }
-}
-
-/// splitmix64: small, seedable, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
     }
 }
 

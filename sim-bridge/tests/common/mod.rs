@@ -12,6 +12,25 @@ use npu::sv39::{self, Access, TableBuilder};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{BackdoorTables, DevMemBackdoor};
 
+/// splitmix64: small, seedable, no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
 /// Device-time budget for one wait.
 pub const BUDGET_NS: u64 = 50_000_000;
 /// Page tables are allocated from here up (device-physical).
@@ -19,7 +38,7 @@ pub const TABLE_BASE: u64 = 200 << 20;
 
 /// Page-table roots and a bump allocator of table pages in device memory.
 pub struct Tables {
-    next: u64,
+    pub next: u64,
     pub roots: [Option<u64>; 16],
 }
 
@@ -177,27 +196,35 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
         self.fenced(&[Command::Inval(InvalScope::All)]);
     }
 
-    /// Submits `kernel`, answers its faults with `on_fault` (which may edit page
-    /// tables), and returns its completion and every fault record seen.
-    pub fn run(&mut self, kernel: Kernel, on_fault: &mut dyn FnMut(&mut D, &mut Tables, &FaultRecord) -> Reply) -> (KernelCompletion, Vec<FaultRecord>) {
+    /// Submits `kernel`, answers each batch of its faults (sorted by REQID) with one
+    /// reply from `on_batch` (which may edit page tables first), and returns its
+    /// completion and every fault batch seen.
+    pub fn run(&mut self, kernel: Kernel, on_batch: &mut dyn FnMut(&mut D, &mut Tables, &[FaultRecord]) -> Reply) -> (KernelCompletion, Vec<Vec<FaultRecord>>) {
+        self.run_with(kernel, &[], on_batch)
+    }
+
+    /// [`Rig::run`], with `cmds` submitted to the command queue right after the kernel
+    /// (so an invalidation can meet the kernel's walks).
+    pub fn run_with(&mut self, kernel: Kernel, cmds: &[Command], on_batch: &mut dyn FnMut(&mut D, &mut Tables, &[FaultRecord]) -> Reply) -> (KernelCompletion, Vec<Vec<FaultRecord>>) {
         self.kq.submit(&mut self.dev, &[kernel.with_irq()]).unwrap();
+        if !cmds.is_empty() {
+            self.cmdq.submit(&mut self.dev, cmds).unwrap();
+        }
         let mut seen = Vec::new();
         let wake = (1 << regs::int_cause::FAULT) | (1 << regs::int_cause::KERNEL);
         let deadline = self.dev.now_ns() + BUDGET_NS;
         loop {
             let pending = self.dev.read32(regs::FQ_TAIL.offset).unwrap() != self.dev.read32(regs::FQ_HEAD.offset).unwrap();
             if pending && self.settle_ns > 0 {
-                self.dev.advance(self.settle_ns).unwrap();
+                self.settle();
             }
-            let faults = self.fq.drain(&mut self.dev).unwrap();
+            let mut faults = self.fq.drain(&mut self.dev).unwrap();
             if !faults.is_empty() {
-                let mut replies = Vec::new();
-                for f in &faults {
-                    let abort = matches!(on_fault(&mut self.dev, &mut self.tables, f), Reply::Abort);
-                    replies.push(f.replay(abort));
-                }
+                faults.sort_by_key(|f| f.reqid);
+                let abort = matches!(on_batch(&mut self.dev, &mut self.tables, &faults), Reply::Abort);
+                let replies: Vec<Command> = faults.iter().map(|f| f.replay(abort)).collect();
                 self.cmdq.submit(&mut self.dev, &replies).unwrap();
-                seen.extend(faults);
+                seen.push(faults);
             }
             let done = self.kq.completions(&mut self.dev).unwrap();
             if let Some(c) = done.into_iter().next() {
@@ -208,9 +235,31 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
         }
     }
 
+    /// Lets device time pass until no memory port has moved a beat and no fault record
+    /// has been written for `settle_ns`: every slot is then stalled on a fault or idle.
+    pub fn settle(&mut self) {
+        let activity = |dev: &mut D| -> u64 {
+            let mut sum = u64::from(dev.read32(regs::FQ_TAIL.offset).unwrap());
+            for c in [regs::perf_ctr::HOST_RD_BYTES, regs::perf_ctr::HOST_WR_BYTES, regs::perf_ctr::DEV_RD_BYTES, regs::perf_ctr::DEV_WR_BYTES] {
+                let lo = dev.read32(regs::PERF_LO.offset + 8 * c as u32).unwrap();
+                sum = sum.wrapping_add(u64::from(lo));
+            }
+            sum
+        };
+        let mut last = activity(&mut self.dev);
+        loop {
+            self.dev.advance(self.settle_ns).unwrap();
+            let now = activity(&mut self.dev);
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
     /// Runs a kernel that must not fault.
     pub fn run_clean(&mut self, kernel: Kernel) -> KernelCompletion {
-        let (c, faults) = self.run(kernel, &mut |_, _, f| panic!("unexpected fault {f:?}"));
+        let (c, faults) = self.run(kernel, &mut |_, _, f| panic!("unexpected faults {f:?}"));
         assert!(faults.is_empty());
         c
     }
