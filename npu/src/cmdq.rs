@@ -187,6 +187,12 @@ impl CmdQueue {
         }
     }
 
+    /// After a soft reset (§13) the device has zeroed CMDQ_HEAD and CMDQ_TAIL and
+    /// forgotten unexecuted commands: start again at index 0.
+    pub fn after_soft_reset(&mut self) {
+        self.tail = 0;
+    }
+
     /// IOVA of the fence word (for fences written by hand).
     pub fn fence_iova(&self) -> u64 {
         self.fence_iova
