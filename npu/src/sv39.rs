@@ -131,6 +131,55 @@ fn vpn(va: u64, level: u8) -> u64 {
 /// (from step 2; the ASID checks of step 1 are the caller's). `dev_mem` is the device
 /// memory size in bytes.
 pub fn walk<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_mem: u64) -> Result<Translation, WalkFault> {
+    walk_observed(mem, root_pa, va, access, dev_mem, &mut |_| {})
+}
+
+/// One PTE read by a walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkStep {
+    /// Level of the table (2 = root).
+    pub level: u8,
+    /// Device-physical address of the PTE.
+    pub at: u64,
+    /// The PTE read (0 if the read failed).
+    pub pte: Pte,
+}
+
+/// [`walk`], also returning every PTE it read, in order.
+pub fn walk_traced<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_mem: u64) -> (Vec<WalkStep>, Result<Translation, WalkFault>) {
+    let mut steps = Vec::new();
+    let result = walk_observed(mem, root_pa, va, access, dev_mem, &mut |s| steps.push(s));
+    (steps, result)
+}
+
+/// Renders a traced walk as readable text: the VA, each level's PTE with its flags and
+/// target, and the result.
+pub fn render_trace(va: u64, access: Access, steps: &[WalkStep], result: &Result<Translation, WalkFault>) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!("{access:?} {va:#018x}\n");
+    for s in steps {
+        let p = s.pte;
+        let kind = if !p.valid() {
+            "invalid".to_string()
+        } else if p.is_pointer() {
+            format!("pointer -> table {:#x}", p.target())
+        } else {
+            format!("leaf -> {:#x}", p.target())
+        };
+        let _ = writeln!(out, "  L{} [{:#010x}] = {:#018x} {} {}", s.level, s.at, p.0, flags(p), kind);
+    }
+    let _ = match result {
+        Ok(t) => writeln!(out, "  => PA {:#x} ({} page{})", t.pa, if t.page_size == HUGE { "2 MiB" } else { "4 KiB" }, if t.needs_ad_update { ", A/D update" } else { "" }),
+        Err(f) => writeln!(out, "  => fault cause {} at level {} (PTE {:#x})", f.cause, f.level, f.pte.0),
+    };
+    out
+}
+
+fn flags(p: Pte) -> String {
+    ["V", "R", "W", "X", "U", "G", "A", "D"].iter().enumerate().map(|(i, f)| if p.0 >> i & 1 == 1 { *f } else { "-" }).collect()
+}
+
+fn walk_observed<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_mem: u64, observe: &mut dyn FnMut(WalkStep)) -> Result<Translation, WalkFault> {
     let (page_fault, access_fault) = match access {
         Access::Read => (regs::fault_cause::READ_PAGE, regs::fault_cause::READ_ACCESS),
         Access::Write => (regs::fault_cause::WRITE_PAGE, regs::fault_cause::WRITE_ACCESS),
@@ -146,10 +195,15 @@ pub fn walk<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_
         return fault(access_fault, 2, Pte(0));
     }
     loop {
-        let pte = match mem.read_pte(table + vpn(va, level) * 8) {
+        let at = table + vpn(va, level) * 8;
+        let pte = match mem.read_pte(at) {
             Ok(v) => Pte(v),
-            Err(_) => return fault(access_fault, level, Pte(0)),
+            Err(_) => {
+                observe(WalkStep { level, at, pte: Pte(0) });
+                return fault(access_fault, level, Pte(0));
+            }
         };
+        observe(WalkStep { level, at, pte });
         if !pte.valid() || (pte.writable() && !pte.readable()) || pte.reserved_set() {
             return fault(page_fault, level, pte);
         }
