@@ -293,7 +293,7 @@ fn compare_memory(rtl: &Side<SimDevice>, model: &Side<ModelDevice>, step: usize,
         model.rig.dev.backdoor_read(base, &mut b).unwrap();
         if a != b {
             let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
-            let at = base + i as u64 & !7;
+            let at = (base + i as u64) & !7;
             panic!(
                 "step {step}: device memory differs first at {:#x}: RTL {:#018x} model {:#018x}",
                 at,
@@ -321,6 +321,10 @@ fn rtl_and_model_agree_on_random_page_tables_and_kernels() {
     let (mut kernels, mut faults, mut aborted) = (0usize, 0usize, 0usize);
     for step in 0..ops {
         let op = gen_op(&mut rng, &model.maps);
+        if std::env::var("MMU_DIFF_DEBUG_STEP").ok().and_then(|v| v.parse::<usize>().ok()) == Some(step) {
+            common::DEBUG.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprintln!("step {step}: {op:?}");
+        }
         if trace {
             eprintln!("step {step}: {op:?}");
         }

@@ -12,6 +12,9 @@ use npu::sv39::{self, Access, TableBuilder};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{BackdoorTables, DevMemBackdoor};
 
+/// Print the device's counters while settling (for debugging a diverging step).
+pub static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// splitmix64: small, seedable, no dependency.
 pub struct Rng(pub u64);
 
@@ -215,10 +218,15 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
         let deadline = self.dev.now_ns() + BUDGET_NS;
         loop {
             let pending = self.dev.read32(regs::FQ_TAIL.offset).unwrap() != self.dev.read32(regs::FQ_HEAD.offset).unwrap();
-            if pending && self.settle_ns > 0 {
-                self.settle();
+            // Read the batch only after the check that decided to settle (a record may
+            // arrive between the two register reads).
+            let mut faults = Vec::new();
+            if pending {
+                if self.settle_ns > 0 {
+                    self.settle();
+                }
+                faults = self.fq.drain(&mut self.dev).unwrap();
             }
-            let mut faults = self.fq.drain(&mut self.dev).unwrap();
             if !faults.is_empty() {
                 faults.sort_by_key(|f| f.reqid);
                 let abort = matches!(on_batch(&mut self.dev, &mut self.tables, &faults), Reply::Abort);
@@ -250,6 +258,12 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
         loop {
             self.dev.advance(self.settle_ns).unwrap();
             let now = activity(&mut self.dev);
+            if DEBUG.load(std::sync::atomic::Ordering::Relaxed) {
+                let c: Vec<u32> = (0..9).map(|i| self.dev.read32(regs::PERF_LO.offset + 8 * i).unwrap()).collect();
+                let st = self.dev.read32(regs::STATUS.offset).unwrap();
+                let fq = (self.dev.read32(regs::FQ_HEAD.offset).unwrap(), self.dev.read32(regs::FQ_TAIL.offset).unwrap());
+                eprintln!("settle: t={} activity {now} status {st:#x} fq {fq:?} counters {c:?}", self.dev.now_ns());
+            }
             if now == last {
                 return;
             }
