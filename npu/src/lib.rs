@@ -11,6 +11,7 @@
 //! way of reaching the device (Verilator co-simulation, VFIO board) implements.
 
 pub mod cmdq;
+pub mod device;
 mod device_io;
 pub mod dma;
 mod dma_buf;
@@ -24,6 +25,7 @@ mod regmap;
 pub mod regs;
 pub mod sv39;
 
+pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};
 pub use device_io::{Clock, DeviceIo, IoError};
 pub use dma_buf::{DmaBufError, DmaBuffer};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};

@@ -358,6 +358,13 @@ impl SimDevice {
     }
 }
 
+// SAFETY: a SimDevice exclusively owns its Verilated model (built single-threaded, no
+// `--threads`), the port pointers into it and its device-memory mapping; every access
+// goes through `&mut self`, so moving the whole device to another thread moves that
+// exclusive ownership with it. The host-memory map holds pointers into process memory
+// that the `dma_map_raw` contract keeps valid, from any thread.
+unsafe impl Send for SimDevice {}
+
 impl Drop for SimDevice {
     fn drop(&mut self) {
         self.model.trace_close();

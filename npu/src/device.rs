@@ -1,0 +1,668 @@
+//! `NpuDevice`: the NPU as a GMEM device — [`GmMmu`] over any [`DeviceIo`] transport.
+//!
+//! The same driver runs on the Verilated RTL, the reference model and a board:
+//! - **page tables** are Sv39 tables in device memory, one root per ASID; the driver
+//!   edits a shadow copy and writes the changed PTEs with the DMA engine (the host has
+//!   no window onto device memory), zero-filling new table pages first;
+//! - **TLB invalidation** goes through the command queue (INVAL per range, one FENCE
+//!   per call, so a coalesced batch costs one round trip);
+//! - **migration, eviction, swap and `prepare_page`** are batches of DMA descriptors,
+//!   host→device on channel 0, device→host on channel 1, device→device on channel 2,
+//!   all channels at once; zero-fill uses the engine's ZERO_FILL;
+//! - **device faults**: [`NpuDevice::service_faults`] reads the fault-queue batch,
+//!   hands it to [`Gmem::dev_fault`] and answers each record with REPLAY RETRY or ABORT;
+//! - **kernels**: [`NpuDevice::launch`] submits a kernel and services its faults until
+//!   its completion arrives;
+//! - **recovery**: [`NpuDevice::recover`] soft-resets the device and re-synchronises
+//!   the queues; device memory (page tables and resident data) survives a soft reset.
+//!
+//! Device memory is split: the top `table_bytes` hold page tables (never handed to the
+//! manager), the rest is the manager's (`DeviceInfo::mem_ranges`).
+
+mod shadow;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use gmem_host::{
+    Access as GmAccess, Asid, CopyOp, DeviceFault, DeviceId, DeviceInfo, GmMmu, Gmem, HostRegion, HostRegionId, Hooks,
+    MemAddr, MmuError, PageSize, Prepare, Prot, TlbFlush, VaRange,
+};
+
+use crate::cmdq::{CmdQueue, CmdqError, Command, InvalScope};
+use crate::dma::{Dma, DmaAddr, DmaDesc, DmaError, DmaStatus};
+use crate::fault::{FaultError, FaultQueue, FaultRecord};
+use crate::kernel::{Kernel, KernelCompletion, KernelError, KernelQueue, KernelStatus};
+use crate::sv39::{self, HUGE, PAGE, Pte, TableBuilder};
+use crate::{DeviceIo, DmaBuffer, IoError, regs};
+use shadow::{Changes, Shadow};
+
+/// Device-physical base of the host window (PTE targets in host memory).
+const HOST_WINDOW: u64 = 1 << 40;
+/// ASIDs the v1 device has (PTROOT elements); ASID 0 is left unused.
+const ASIDS: usize = 16;
+/// PTE writes staged per DMA batch (one 4 KiB staging page of 8-byte PTEs).
+const STAGED_PTES: usize = 512;
+/// Largest DMA descriptor (16 MiB, docs/device.md 9.2).
+const MAX_DESC: u64 = 1 << 24;
+
+/// Errors of the NPU driver outside the `GmMmu` hooks.
+#[derive(Debug, thiserror::Error)]
+pub enum NpuError {
+    /// The transport failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The identification register does not name an NPU.
+    #[error("device ID {found:#010x} is not an NPU (expected {expected:#010x})")]
+    NotAnNpu {
+        /// ID read.
+        found: u32,
+        /// ID expected.
+        expected: u32,
+    },
+    /// The device has less memory than the page-table region needs.
+    #[error("device memory {dev_mem:#x} is too small for a {tables:#x}-byte page-table region")]
+    TooSmall {
+        /// Device memory bytes.
+        dev_mem: u64,
+        /// Page-table region bytes.
+        tables: u64,
+    },
+    /// A queue driver failed.
+    #[error("command queue: {0}")]
+    Cmdq(#[from] CmdqError),
+    /// A queue driver failed.
+    #[error("fault queue: {0}")]
+    Fault(#[from] FaultError),
+    /// A queue driver failed.
+    #[error("kernel queue: {0}")]
+    Kernel(#[from] KernelError),
+    /// A queue driver failed.
+    #[error("DMA: {0}")]
+    Dma(#[from] DmaError),
+    /// A buffer could not be allocated.
+    #[error("host buffer: {0}")]
+    Buffer(#[from] crate::DmaBufError),
+    /// A kernel ended because a fault was aborted; `reason` is the manager's verdict.
+    #[error("kernel aborted at VA {va:#x}: {reason}")]
+    KernelAborted {
+        /// Faulting VA.
+        va: u64,
+        /// Why the manager refused the access.
+        reason: String,
+    },
+    /// A kernel's data access failed after translation.
+    #[error("kernel memory error at VA {va:#x}")]
+    KernelMemError {
+        /// VA of the failed access.
+        va: u64,
+    },
+    /// A kernel descriptor was refused by the device.
+    #[error("kernel descriptor refused by the device (BAD_DESC)")]
+    KernelBadDesc,
+    /// No completion within the budget (device time).
+    #[error("no kernel completion within {budget_ns} ns of device time")]
+    Timeout {
+        /// The budget.
+        budget_ns: u64,
+    },
+}
+
+/// How to set up an [`NpuDevice`].
+#[derive(Clone, Debug)]
+pub struct NpuConfig {
+    /// Name in events and errors.
+    pub name: String,
+    /// Bytes at the top of device memory reserved for page tables.
+    pub table_bytes: u64,
+    /// Bytes of device memory handed to the manager (from 0); `None` = all below the
+    /// page-table region.
+    pub managed_bytes: Option<u64>,
+    /// Device-time budget of one wait (a DMA batch, a FENCE, a kernel).
+    pub budget_ns: u64,
+}
+
+impl Default for NpuConfig {
+    fn default() -> Self {
+        Self { name: "npu0".into(), table_bytes: 8 << 20, managed_bytes: None, budget_ns: 1_000_000_000 }
+    }
+}
+
+/// Counters of the driver's own work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NpuStats {
+    /// Fault records read.
+    pub faults: u64,
+    /// Fault batches handed to the manager.
+    pub batches: u64,
+    /// Faults the manager aborted.
+    pub aborted: u64,
+    /// DMA bytes moved by `copy_batch` and `prepare_page`.
+    pub dma_bytes: u64,
+    /// PTEs written.
+    pub pte_writes: u64,
+    /// INVAL commands sent.
+    pub invalidations: u64,
+    /// Kernels completed.
+    pub kernels: u64,
+}
+
+struct Inner<T: DeviceIo> {
+    io: T,
+    cmdq: CmdQueue,
+    fq: FaultQueue,
+    kq: KernelQueue,
+    dma: Dma,
+    shadow: Shadow,
+    roots: [Option<u64>; ASIDS],
+    hosts: HashMap<HostRegionId, (u64, u64)>,
+    staging: DmaBuffer,
+    staging_iova: u64,
+    stats: NpuStats,
+    /// Why the manager aborted the last faults, by VA page (for kernel errors).
+    aborts: HashMap<u64, String>,
+}
+
+/// The NPU as a GMEM device (see the module docs).
+pub struct NpuDevice<T: DeviceIo> {
+    cfg: NpuConfig,
+    dev_mem: u64,
+    table_base: u64,
+    inner: Mutex<Inner<T>>,
+}
+
+fn mmu_err(hook: &'static str) -> impl Fn(String) -> MmuError {
+    move |reason| MmuError::PageTable { va: 0, reason: format!("{hook}: {reason}") }
+}
+
+impl<T: DeviceIo> NpuDevice<T> {
+    /// Identifies the device, sets up every queue and enables the MMU.
+    pub fn open(mut io: T, cfg: NpuConfig) -> Result<Self, NpuError> {
+        let id = io.read32(regs::ID.offset)?;
+        if id != regs::ID.reset as u32 {
+            return Err(NpuError::NotAnNpu { found: id, expected: regs::ID.reset as u32 });
+        }
+        let caps1 = io.read32(regs::CAPS1.offset)?;
+        let dev_mem = u64::from(regs::caps1::DEV_MEM_MIB.get32(caps1)) << 20;
+        if dev_mem <= cfg.table_bytes {
+            return Err(NpuError::TooSmall { dev_mem, tables: cfg.table_bytes });
+        }
+        let table_base = dev_mem - cfg.table_bytes;
+        let dma = Dma::init(&mut io, 8)?;
+        let cmdq = CmdQueue::init(&mut io, 8)?;
+        let fq = FaultQueue::init(&mut io, 9)?;
+        let kq = KernelQueue::init(&mut io, 4)?;
+        let ctrl = io.read32(regs::CTRL.offset)?;
+        io.write32(regs::CTRL.offset, regs::ctrl::MMU_EN.put32(ctrl, 1))?;
+        let mask = io.read32(regs::INT_MASK.offset)? | 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL;
+        io.write32(regs::INT_MASK.offset, mask)?;
+        let staging = DmaBuffer::new(STAGED_PTES * 8)?;
+        let staging_iova = io.dma_map(&staging)?;
+        let inner = Inner {
+            io,
+            cmdq,
+            fq,
+            kq,
+            dma,
+            shadow: Shadow::new(table_base, cfg.table_bytes),
+            roots: [None; ASIDS],
+            hosts: HashMap::new(),
+            staging,
+            staging_iova,
+            stats: NpuStats::default(),
+            aborts: HashMap::new(),
+        };
+        Ok(Self { cfg, dev_mem, table_base, inner: Mutex::new(inner) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        // A panic while holding the lock leaves the device in an unknown state; the
+        // data is still the driver's best knowledge, so keep using it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` with the transport (for counters, waveforms, backdoors in tests).
+    pub fn with_io<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock().io)
+    }
+
+    /// Driver counters.
+    pub fn stats(&self) -> NpuStats {
+        self.lock().stats
+    }
+
+    /// Bytes of device memory.
+    pub fn dev_mem_bytes(&self) -> u64 {
+        self.dev_mem
+    }
+
+    /// Reads the fault-queue batch, hands it to the manager and answers every record
+    /// with REPLAY (RETRY, or ABORT when the manager refused the access). Returns the
+    /// number of records served.
+    pub fn service_faults(&self, gm: &Gmem, id: DeviceId) -> Result<usize, NpuError> {
+        let records = {
+            let mut g = self.lock();
+            let g = &mut *g;
+            g.fq.drain(&mut g.io)?
+        };
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let faults: Vec<DeviceFault> = records.iter().map(to_device_fault).collect();
+        // The manager calls back into our hooks: the lock must not be held here.
+        let answers = gm.dev_fault(id, &faults);
+        let mut g = self.lock();
+        let g = &mut *g;
+        let mut cmds = Vec::with_capacity(records.len());
+        for (r, a) in records.iter().zip(&answers) {
+            let abort = !a.is_retry();
+            if let gmem_host::FaultResolution::Abort(e) = a {
+                g.aborts.insert(r.va & !(PAGE - 1), e.to_string());
+                g.stats.aborted += 1;
+            }
+            cmds.push(r.replay(abort));
+        }
+        g.stats.faults += records.len() as u64;
+        g.stats.batches += 1;
+        for chunk in cmds.chunks(64) {
+            g.cmdq.submit(&mut g.io, chunk)?;
+        }
+        Ok(records.len())
+    }
+
+    /// Runs `kernel` on the compute unit, serving its device faults through `gm`, and
+    /// returns its completion. A kernel whose fault the manager aborted, or whose data
+    /// access failed, is an error naming the VA.
+    pub fn launch(&self, gm: &Gmem, id: DeviceId, kernel: Kernel) -> Result<KernelCompletion, NpuError> {
+        let start = {
+            let mut g = self.lock();
+            let g = &mut *g;
+            g.kq.submit(&mut g.io, &[kernel.with_irq()])?;
+            g.io.now_ns()
+        };
+        let wake = 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL;
+        loop {
+            let done = {
+                let mut g = self.lock();
+                let g = &mut *g;
+                g.io.wait_irq(wake, 5_000)?;
+                let done = g.kq.completions(&mut g.io)?;
+                if g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
+                    return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
+                }
+                done
+            };
+            if let Some(c) = done.into_iter().next() {
+                let mut g = self.lock();
+                g.stats.kernels += 1;
+                return match c.status {
+                    KernelStatus::Ok => Ok(c),
+                    KernelStatus::FaultAbort => {
+                        let reason = g.aborts.get(&(c.fault_va & !(PAGE - 1))).cloned().unwrap_or_else(|| "aborted".into());
+                        Err(NpuError::KernelAborted { va: c.fault_va, reason })
+                    }
+                    KernelStatus::MemError => Err(NpuError::KernelMemError { va: c.fault_va }),
+                    KernelStatus::BadDesc => Err(NpuError::KernelBadDesc),
+                };
+            }
+            self.service_faults(gm, id)?;
+        }
+    }
+
+    /// Soft-resets the device after an unrecoverable error and re-synchronises the
+    /// queues. Page tables and resident data in device memory survive.
+    pub fn recover(&self) -> Result<(), NpuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        g.io.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb)?;
+        let start = g.io.now_ns();
+        loop {
+            let s = g.io.read32(regs::STATUS.offset)?;
+            let busy = regs::status::CMDQ_BUSY.get32(s) | regs::status::DMA_BUSY.get32(s) | regs::status::CU_BUSY.get32(s);
+            if busy == 0 {
+                break;
+            }
+            if g.io.now_ns() - start > self.cfg.budget_ns {
+                return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
+            }
+            g.io.advance(1_000)?;
+        }
+        g.cmdq.after_soft_reset();
+        g.fq.after_soft_reset();
+        g.kq.after_soft_reset();
+        g.dma = Dma::init(&mut g.io, 8)?;
+        Ok(())
+    }
+
+    /// The page tables of `asid` as they are *in device memory* (read back with the
+    /// DMA engine), rendered as sorted text: VA range, level, flags, target kind. Device
+    /// frame numbers and host addresses are redacted unless `raw`.
+    pub fn pte_dump(&self, asid: Asid, raw: bool) -> Result<String, MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let Some(root) = g.roots.get(asid.0 as usize).copied().flatten() else {
+            return Err(MmuError::UnknownAsid(asid.0));
+        };
+        // Read every table page the shadow knows under this root from the device.
+        let mut pages: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut stack = vec![root];
+        while let Some(t) = stack.pop() {
+            let bytes = g.read_device(t, PAGE as usize).map_err(mmu_err("pte_dump"))?;
+            for i in 0..512 {
+                let p = Pte(u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])));
+                if p.valid() && p.is_pointer() && !pages.contains_key(&p.target()) {
+                    stack.push(p.target());
+                }
+            }
+            pages.insert(t, bytes);
+        }
+        let mem = ReadBack(pages);
+        let maps = sv39::dump(&mem, root).map_err(|_| MmuError::PageTable { va: 0, reason: "table outside the read-back".into() })?;
+        let mut out = String::new();
+        for m in maps {
+            let p = m.pte;
+            let flags: String = ["V", "R", "W", "X", "U", "G", "A", "D"]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| if p.0 >> i & 1 == 1 { *f } else { "-" })
+                .collect();
+            let target = if p.target() >= HOST_WINDOW {
+                if raw { format!("host iova {:#x}", p.target() - HOST_WINDOW) } else { "host page".into() }
+            } else if raw {
+                format!("device {:#x}", p.target())
+            } else {
+                "device frame".into()
+            };
+            let size = if m.size == HUGE { "2M" } else { "4K" };
+            out += &format!("{:#014x}..{:#014x} L{} {size} {flags} -> {target}\n", m.va, m.va + m.size, m.level);
+        }
+        Ok(out)
+    }
+}
+
+struct ReadBack(HashMap<u64, Vec<u8>>);
+
+impl sv39::TableMemory for ReadBack {
+    type Error = ();
+    fn read_pte(&self, pa: u64) -> Result<u64, ()> {
+        let page = self.0.get(&(pa & !(PAGE - 1))).ok_or(())?;
+        let i = (pa & (PAGE - 1)) as usize;
+        Ok(u64::from_le_bytes(page[i..i + 8].try_into().map_err(|_| ())?))
+    }
+    fn write_pte(&mut self, _: u64, _: u64) -> Result<(), ()> {
+        Err(())
+    }
+}
+
+fn to_device_fault(r: &FaultRecord) -> DeviceFault {
+    DeviceFault {
+        asid: Asid(u32::from(r.asid)),
+        va: r.va,
+        access: if r.write { GmAccess::Write } else { GmAccess::Read },
+        tag: u64::from(r.reqid),
+    }
+}
+
+impl<T: DeviceIo> Inner<T> {
+    fn budget(&self) -> u64 {
+        1_000_000_000
+    }
+
+    /// The DMA address of `a`.
+    fn dma_addr(&self, a: MemAddr) -> Result<DmaAddr, String> {
+        match a {
+            MemAddr::Device(pa) => Ok(DmaAddr::Device(pa)),
+            MemAddr::Host { region, offset } => {
+                let (iova, len) = self.hosts.get(&region).ok_or_else(|| format!("host region {} not registered", region.0))?;
+                if offset >= *len {
+                    return Err(format!("offset {offset:#x} beyond host region {}", region.0));
+                }
+                Ok(DmaAddr::Host(iova + offset))
+            }
+        }
+    }
+
+    /// The PTE target (device-physical or host window) of `a`.
+    fn pte_target(&self, a: MemAddr) -> Result<u64, String> {
+        match self.dma_addr(a)? {
+            DmaAddr::Device(pa) => Ok(pa),
+            DmaAddr::Host(iova) => Ok(HOST_WINDOW + iova),
+        }
+    }
+
+    /// Runs descriptors on the channels their directions select, all at once, and
+    /// waits; the error names the first failed element (`tag` = index in `descs`).
+    fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, String)> {
+        let mut per: [Vec<DmaDesc>; 3] = Default::default();
+        for &(d, _) in descs {
+            let ch = match (d.src, d.dst) {
+                (DmaAddr::Host(_), DmaAddr::Device(_)) => 0,
+                (DmaAddr::Device(_), DmaAddr::Device(_)) => 2,
+                _ => 1,
+            };
+            per[ch].push(d);
+        }
+        let first = descs.first().map_or(0, |d| d.1);
+        let budget = self.budget();
+        for (ch, list) in per.iter().enumerate() {
+            for chunk in list.chunks(128) {
+                self.dma.submit(&mut self.io, ch, chunk).map_err(|e| (first, e.to_string()))?;
+                let cpls = self.dma.wait_idle(&mut self.io, &[ch], budget).map_err(|e| (first, e.to_string()))?;
+                if let Some(bad) = cpls.iter().find(|c| c.status != DmaStatus::Ok) {
+                    let _ = self.dma.resume(&mut self.io, ch);
+                    return Err((usize::from(bad.tag), format!("{:?}", bad.status)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Zero-fills new table pages, then writes the changed PTEs (in that order, so a
+    /// pointer never names an unzeroed table).
+    fn commit(&mut self, changes: &Changes) -> Result<(), String> {
+        let zero: Vec<(DmaDesc, usize)> =
+            changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
+        if !zero.is_empty() {
+            self.run_dma(&zero).map_err(|(_, e)| e)?;
+        }
+        for chunk in changes.writes.chunks(STAGED_PTES) {
+            let mut descs = Vec::with_capacity(chunk.len());
+            for (i, &(pa, pte)) in chunk.iter().enumerate() {
+                self.staging.write(i * 8, &pte.to_le_bytes()).map_err(|e| e.to_string())?;
+                descs.push((DmaDesc::copy(DmaAddr::Host(self.staging_iova + i as u64 * 8), DmaAddr::Device(pa), 8, 0), 0));
+            }
+            self.run_dma(&descs).map_err(|(_, e)| e)?;
+            self.stats.pte_writes += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes of device memory through the staging page.
+    fn read_device(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, String> {
+        let mut out = vec![0u8; len];
+        for (i, chunk) in out.chunks_mut(STAGED_PTES * 8).enumerate() {
+            let at = pa + (i * STAGED_PTES * 8) as u64;
+            let d = DmaDesc::copy(DmaAddr::Device(at), DmaAddr::Host(self.staging_iova), chunk.len() as u32, 0);
+            self.run_dma(&[(d, 0)]).map_err(|(_, e)| e)?;
+            self.staging.read(0, chunk).map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    }
+
+    fn root(&self, asid: Asid) -> Result<u64, MmuError> {
+        self.roots.get(asid.0 as usize).copied().flatten().ok_or(MmuError::UnknownAsid(asid.0))
+    }
+
+    /// One INVAL per range, then one FENCE.
+    fn invalidate(&mut self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
+        let cmds: Vec<Command> = ranges
+            .iter()
+            .map(|r| Command::Inval(InvalScope::Range { asid: asid.0 as u16, va: r.start, pages: r.len.div_ceil(PAGE).min(u64::from(u32::MAX)) as u32 }))
+            .collect();
+        let budget = self.budget();
+        for chunk in cmds.chunks(128) {
+            self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(|_| MmuError::Timeout { hook: "tlb_invl" })?;
+        }
+        self.stats.invalidations += cmds.len() as u64;
+        Ok(())
+    }
+}
+
+impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
+    fn info(&self) -> DeviceInfo {
+        let managed = self.cfg.managed_bytes.unwrap_or(self.table_base).min(self.table_base);
+        DeviceInfo {
+            name: self.cfg.name.clone(),
+            mem_ranges: vec![0..managed],
+            va_bits: 39,
+            huge_pages: true,
+            hooks: Hooks::TLB_COALESCED | Hooks::DMA_MAP_HOST | Hooks::HOST_MAPPING,
+        }
+    }
+
+    fn pmap_create(&self) -> Result<Asid, MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let asid = (1..ASIDS).find(|&a| g.roots[a].is_none()).ok_or(MmuError::NoResources { what: "ASIDs" })?;
+        let root = g.shadow.alloc().ok_or(MmuError::NoResources { what: "page-table memory" })?;
+        let zero = Changes { new_tables: vec![root], writes: Vec::new() };
+        g.commit(&zero).map_err(mmu_err("pmap_create"))?;
+        let v = regs::ptroot::VALID.put32(regs::ptroot::PPN.put32(0, (root >> 12) as u32), 1);
+        g.io.write32(regs::PTROOT.offset + 4 * asid as u32, v).map_err(|e| mmu_err("pmap_create")(e.to_string()))?;
+        g.roots[asid] = Some(root);
+        Ok(Asid(asid as u32))
+    }
+
+    fn pmap_destroy(&self, asid: Asid) -> Result<(), MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let root = g.root(asid)?;
+        g.io.write32(regs::PTROOT.offset + 4 * asid.0, 0).map_err(|e| mmu_err("pmap_destroy")(e.to_string()))?;
+        let budget = g.budget();
+        g.cmdq
+            .run_fenced(&mut g.io, &[Command::Inval(InvalScope::Asid(asid.0 as u16))], budget)
+            .map_err(|_| MmuError::Timeout { hook: "pmap_destroy" })?;
+        g.shadow.free_tree(root);
+        g.roots[asid.0 as usize] = None;
+        Ok(())
+    }
+
+    fn pmap_enter(&self, asid: Asid, va: u64, target: MemAddr, size: PageSize, prot: Prot) -> Result<(), MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let root = g.root(asid)?;
+        let pa = g.pte_target(target).map_err(|reason| MmuError::PageTable { va, reason })?;
+        let write = prot.contains(Prot::WRITE);
+        let (r, changes) = g.shadow.edit(|mem, alloc| TableBuilder { mem, root }.map(va, pa, size.bytes(), write, alloc));
+        r.map_err(|e| match e {
+            sv39::MapError::NoTableMemory => MmuError::NoResources { what: "page-table memory" },
+            e => MmuError::PageTable { va, reason: e.to_string() },
+        })?;
+        g.commit(&changes).map_err(|reason| MmuError::PageTable { va, reason })
+    }
+
+    fn pmap_release(&self, asid: Asid, va: u64, size: PageSize) -> Result<TlbFlush, MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let root = g.root(asid)?;
+        let (r, changes) = g.shadow.edit(|mem, _| TableBuilder { mem, root }.unmap(va));
+        let old = r.map_err(|e| MmuError::PageTable { va, reason: e.to_string() })?;
+        g.commit(&changes).map_err(|reason| MmuError::PageTable { va, reason })?;
+        Ok(match old {
+            Some(_) => TlbFlush::new(asid, va, size.bytes()),
+            None => TlbFlush::none(asid),
+        })
+    }
+
+    fn pmap_protect(&self, asid: Asid, va: u64, size: PageSize, prot: Prot) -> Result<TlbFlush, MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let root = g.root(asid)?;
+        let Some((at, _)) = g.shadow.leaf(root, va) else {
+            return Ok(TlbFlush::none(asid));
+        };
+        let old = g.shadow.pte(at);
+        let w = 1u64 << regs::pte_bit::W;
+        let d = 1u64 << regs::pte_bit::D;
+        let new = if prot.contains(Prot::WRITE) { old | w | d } else { old & !w };
+        if new == old {
+            return Ok(TlbFlush::none(asid));
+        }
+        let (_, changes) = g.shadow.edit(|mem, _| sv39::TableMemory::write_pte(mem, at, new));
+        g.commit(&changes).map_err(|reason| MmuError::PageTable { va, reason })?;
+        Ok(if new & w == 0 { TlbFlush::new(asid, va, size.bytes()) } else { TlbFlush::none(asid) })
+    }
+
+    fn tlb_invl(&self, asid: Asid, range: VaRange) -> Result<(), MmuError> {
+        self.lock().invalidate(asid, &[range])
+    }
+
+    fn tlb_invl_coalesced(&self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
+        self.lock().invalidate(asid, ranges)
+    }
+
+    fn prepare_page(&self, pa: u64, size: PageSize, how: Prepare) -> Result<(), MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let len = size.bytes();
+        let d = match how {
+            Prepare::Zero => DmaDesc::zero(DmaAddr::Device(pa), len as u32, 0),
+            Prepare::CopyFrom(src) => {
+                let s = g.dma_addr(src).map_err(|reason| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?;
+                DmaDesc::copy(s, DmaAddr::Device(pa), len as u32, 0)
+            }
+        };
+        let src = match how {
+            Prepare::CopyFrom(s) => s,
+            Prepare::Zero => MemAddr::Device(pa),
+        };
+        g.run_dma(&[(d, 0)]).map_err(|(_, reason)| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?;
+        g.stats.dma_bytes += len;
+        Ok(())
+    }
+
+    fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let mut descs = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let err = |reason: String| MmuError::Dma { index: i, src: op.src, dst: op.dst, reason };
+            let (s, d) = (g.dma_addr(op.src).map_err(err)?, g.dma_addr(op.dst).map_err(err)?);
+            let mut off = 0;
+            while off < op.len {
+                let n = (op.len - off).min(MAX_DESC);
+                let shift = |a: DmaAddr| match a {
+                    DmaAddr::Host(x) => DmaAddr::Host(x + off),
+                    DmaAddr::Device(x) => DmaAddr::Device(x + off),
+                };
+                descs.push((DmaDesc::copy(shift(s), shift(d), n as u32, i as u16), i));
+                off += n;
+            }
+        }
+        let bytes: u64 = ops.iter().map(|o| o.len).sum();
+        g.run_dma(&descs).map_err(|(index, reason)| {
+            let op = ops.get(index).copied().unwrap_or(CopyOp { src: MemAddr::Device(0), dst: MemAddr::Device(0), len: 0 });
+            MmuError::Dma { index, src: op.src, dst: op.dst, reason }
+        })?;
+        g.stats.dma_bytes += bytes;
+        Ok(())
+    }
+
+    fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
+        let mut g = self.lock();
+        // SAFETY: the manager keeps a registered region mapped until `dma_unmap_host`
+        // and names only present pages of it in copies and mappings (gmem_host::mmu).
+        let iova = unsafe { g.io.dma_map_raw(region.va as *mut u8, region.len as usize) }
+            .map_err(|e| MmuError::PageTable { va: region.va, reason: e.to_string() })?;
+        g.hosts.insert(region.id, (iova, region.len));
+        Ok(())
+    }
+
+    fn dma_unmap_host(&self, id: HostRegionId) -> Result<(), MmuError> {
+        let mut g = self.lock();
+        let Some((iova, _)) = g.hosts.remove(&id) else {
+            return Ok(());
+        };
+        g.io.dma_unmap(iova).map_err(|e| MmuError::PageTable { va: 0, reason: e.to_string() })
+    }
+}
