@@ -100,6 +100,12 @@ pub enum NpuError {
     /// A kernel descriptor was refused by the device.
     #[error("kernel descriptor refused by the device (BAD_DESC)")]
     KernelBadDesc,
+    /// Writing page tables to the device failed.
+    #[error("page-table write failed: {reason}")]
+    PageTables {
+        /// Why.
+        reason: String,
+    },
     /// No completion within the budget (device time).
     #[error("no kernel completion within {budget_ns} ns of device time")]
     Timeout {
@@ -158,6 +164,8 @@ struct Inner<T: DeviceIo> {
     hosts: HashMap<HostRegionId, (u64, u64)>,
     staging: DmaBuffer,
     staging_iova: u64,
+    /// Table edits not yet written to the device (see [`Inner::flush_ptes`]).
+    pending: Changes,
     stats: NpuStats,
     /// Why the manager aborted the last faults, by VA page (for kernel errors).
     aborts: HashMap<u64, String>,
@@ -209,6 +217,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             hosts: HashMap::new(),
             staging,
             staging_iova,
+            pending: Changes::default(),
             stats: NpuStats::default(),
             aborts: HashMap::new(),
         };
@@ -253,6 +262,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let answers = gm.dev_fault(id, &faults);
         let mut g = self.lock();
         let g = &mut *g;
+        g.flush_ptes().map_err(|reason| NpuError::PageTables { reason })?;
         let mut cmds = Vec::with_capacity(records.len());
         for (r, a) in records.iter().zip(&answers) {
             let abort = !a.is_retry();
@@ -277,6 +287,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let start = {
             let mut g = self.lock();
             let g = &mut *g;
+            g.flush_ptes().map_err(|reason| NpuError::PageTables { reason })?;
             g.kq.submit(&mut g.io, &[kernel.with_irq()])?;
             g.io.now_ns()
         };
@@ -343,6 +354,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let Some(root) = g.roots.get(asid.0 as usize).copied().flatten() else {
             return Err(MmuError::UnknownAsid(asid.0));
         };
+        g.flush_ptes().map_err(mmu_err("pte_dump"))?;
         // Read every table page the shadow knows under this root from the device.
         let mut pages: HashMap<u64, Vec<u8>> = HashMap::new();
         let mut stack = vec![root];
@@ -457,22 +469,54 @@ impl<T: DeviceIo> Inner<T> {
         Ok(())
     }
 
-    /// Zero-fills new table pages, then writes the changed PTEs (in that order, so a
-    /// pointer never names an unzeroed table).
-    fn commit(&mut self, changes: &Changes) -> Result<(), String> {
+    /// Queues table edits; they reach the device at the next [`Inner::flush_ptes`].
+    fn stage(&mut self, changes: Changes) {
+        self.pending.new_tables.extend(changes.new_tables);
+        self.pending.writes.extend(changes.writes);
+    }
+
+    /// Writes the queued table edits to the device: zero-fills new table pages first (so
+    /// a pointer never names an unzeroed table), then writes the changed PTEs, merged
+    /// into runs of adjacent PTEs (one DMA descriptor per run, the last value of each
+    /// PTE wins).
+    ///
+    /// Deferring the writes to here is what lets a fault batch, a prefetch or an
+    /// eviction cost one DMA round trip instead of one per page. It is called before
+    /// anything the device may do with the new tables: before REPLAY commands, before a
+    /// kernel launch, before an INVAL (so a released PTE is gone from memory before its
+    /// TLB entries are), before a dump, and when an ASID is destroyed.
+    fn flush_ptes(&mut self) -> Result<(), String> {
+        let changes = std::mem::take(&mut self.pending);
         let zero: Vec<(DmaDesc, usize)> =
             changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
         if !zero.is_empty() {
             self.run_dma(&zero).map_err(|(_, e)| e)?;
         }
-        for chunk in changes.writes.chunks(STAGED_PTES) {
-            let mut descs = Vec::with_capacity(chunk.len());
-            for (i, &(pa, pte)) in chunk.iter().enumerate() {
-                self.staging.write(i * 8, &pte.to_le_bytes()).map_err(|e| e.to_string())?;
-                descs.push((DmaDesc::copy(DmaAddr::Host(self.staging_iova + i as u64 * 8), DmaAddr::Device(pa), 8, 0), 0));
+        let latest: std::collections::BTreeMap<u64, u64> = changes.writes.iter().copied().collect();
+        let mut runs: Vec<(u64, Vec<u64>)> = Vec::new();
+        for (pa, pte) in latest {
+            match runs.last_mut() {
+                Some((start, vals)) if *start + 8 * vals.len() as u64 == pa && pa % PAGE != 0 => vals.push(pte),
+                _ => runs.push((pa, vec![pte])),
             }
+        }
+        let mut used = 0usize;
+        let mut descs = Vec::new();
+        for (start, vals) in &runs {
+            if used + vals.len() > STAGED_PTES {
+                self.run_dma(&descs).map_err(|(_, e)| e)?;
+                descs.clear();
+                used = 0;
+            }
+            let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+            self.staging.write(used * 8, &bytes).map_err(|e| e.to_string())?;
+            let src = DmaAddr::Host(self.staging_iova + used as u64 * 8);
+            descs.push((DmaDesc::copy(src, DmaAddr::Device(*start), bytes.len() as u32, 0), 0));
+            used += vals.len();
+            self.stats.pte_writes += vals.len() as u64;
+        }
+        if !descs.is_empty() {
             self.run_dma(&descs).map_err(|(_, e)| e)?;
-            self.stats.pte_writes += chunk.len() as u64;
         }
         Ok(())
     }
@@ -495,6 +539,7 @@ impl<T: DeviceIo> Inner<T> {
 
     /// One INVAL per range, then one FENCE.
     fn invalidate(&mut self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
+        self.flush_ptes().map_err(mmu_err("tlb_invl"))?;
         let cmds: Vec<Command> = ranges
             .iter()
             .map(|r| Command::Inval(InvalScope::Range { asid: asid.0 as u16, va: r.start, pages: r.len.div_ceil(PAGE).min(u64::from(u32::MAX)) as u32 }))
@@ -525,8 +570,8 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let g = &mut *g;
         let asid = (1..ASIDS).find(|&a| g.roots[a].is_none()).ok_or(MmuError::NoResources { what: "ASIDs" })?;
         let root = g.shadow.alloc().ok_or(MmuError::NoResources { what: "page-table memory" })?;
-        let zero = Changes { new_tables: vec![root], writes: Vec::new() };
-        g.commit(&zero).map_err(mmu_err("pmap_create"))?;
+        g.stage(Changes { new_tables: vec![root], writes: Vec::new() });
+        g.flush_ptes().map_err(mmu_err("pmap_create"))?;
         let v = regs::ptroot::VALID.put32(regs::ptroot::PPN.put32(0, (root >> 12) as u32), 1);
         g.io.write32(regs::PTROOT.offset + 4 * asid as u32, v).map_err(|e| mmu_err("pmap_create")(e.to_string()))?;
         g.roots[asid] = Some(root);
@@ -537,6 +582,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let mut g = self.lock();
         let g = &mut *g;
         let root = g.root(asid)?;
+        g.flush_ptes().map_err(mmu_err("pmap_destroy"))?;
         g.io.write32(regs::PTROOT.offset + 4 * asid.0, 0).map_err(|e| mmu_err("pmap_destroy")(e.to_string()))?;
         let budget = g.budget();
         g.cmdq
@@ -558,7 +604,8 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             sv39::MapError::NoTableMemory => MmuError::NoResources { what: "page-table memory" },
             e => MmuError::PageTable { va, reason: e.to_string() },
         })?;
-        g.commit(&changes).map_err(|reason| MmuError::PageTable { va, reason })
+        g.stage(changes);
+        Ok(())
     }
 
     fn pmap_release(&self, asid: Asid, va: u64, size: PageSize) -> Result<TlbFlush, MmuError> {
@@ -567,7 +614,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let root = g.root(asid)?;
         let (r, changes) = g.shadow.edit(|mem, _| TableBuilder { mem, root }.unmap(va));
         let old = r.map_err(|e| MmuError::PageTable { va, reason: e.to_string() })?;
-        g.commit(&changes).map_err(|reason| MmuError::PageTable { va, reason })?;
+        g.stage(changes);
         Ok(match old {
             Some(_) => TlbFlush::new(asid, va, size.bytes()),
             None => TlbFlush::none(asid),
@@ -589,7 +636,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             return Ok(TlbFlush::none(asid));
         }
         let (_, changes) = g.shadow.edit(|mem, _| sv39::TableMemory::write_pte(mem, at, new));
-        g.commit(&changes).map_err(|reason| MmuError::PageTable { va, reason })?;
+        g.stage(changes);
         Ok(if new & w == 0 { TlbFlush::new(asid, va, size.bytes()) } else { TlbFlush::none(asid) })
     }
 

@@ -29,8 +29,27 @@ fn read(p: *const u32, i: usize) -> u32 {
     unsafe { p.add(i).read() }
 }
 
-fn dump<T: DeviceIo + Send + 'static>(s: &Stack<T>) -> String {
-    s.npu.pte_dump(s.asid, false).unwrap()
+/// The NPU's page-table dump with each VA written relative to the named region that
+/// holds it (region placement depends on what else the process mapped).
+fn dump<T: DeviceIo + Send + 'static>(s: &Stack<T>, regions: &[(&str, *mut u32, u64)]) -> String {
+    dump_of(&s.npu.pte_dump(s.asid, false).unwrap(), regions)
+}
+
+fn dump_of(text: &str, regions: &[(&str, *mut u32, u64)]) -> String {
+    let rel = |va: u64| {
+        regions
+            .iter()
+            .find(|(_, p, len)| (*p as u64..*p as u64 + len).contains(&va))
+            .map_or(format!("{va:#x}"), |(name, p, _)| format!("{name}+{:#08x}", va - *p as u64))
+    };
+    let mut out = String::new();
+    for line in text.lines() {
+        let (range, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let (a, b) = range.split_once("..").unwrap_or((range, range));
+        let va = |x: &str| u64::from_str_radix(x.trim_start_matches("0x"), 16).unwrap_or(0);
+        out += &format!("{}..{} {rest}\n", rel(va(a)), rel(va(b) - 1));
+    }
+    out
 }
 
 /// Device memory of 16 MiB, working set 64 MiB: a stream (copy) and a gather.
@@ -67,7 +86,7 @@ fn prefetch_hint<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     let cpl = s.npu.launch(&s.gm, s.id, Kernel::reduce_sum(s.asid.0 as u16, a as u64, 0, n as u32)).unwrap();
     assert_eq!(s.npu.stats().faults, before, "no device faults after PREFETCH");
     assert_eq!(cpl.result, (0..n as u64).sum::<u64>());
-    dump(&s)
+    dump(&s, &[("a", a, 2 * MIB)])
 }
 
 /// CPU and NPU alternately touch one word per page; with ACCESSED_BY the pages stay on
@@ -113,7 +132,7 @@ fn two_spaces<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
         e => panic!("expected an abort naming {p1:?}, got {e}"),
     }
     assert_eq!(read(p1, 7), 7, "space 1's data intact");
-    dump(&s)
+    dump(&s, &[("p1", p1, 64 * 1024)])
 }
 
 /// Two NPUs in one space: data written by one is read by the other.
@@ -128,7 +147,8 @@ fn two_npus<T: DeviceIo + Send + 'static>(s: Stack<T>, second: T) -> String {
     assert_eq!(cpl.result, 7 * n as u64, "NPU 1 read what NPU 0 wrote");
     let info = s.gm.page_info(s.space, p as u64).unwrap();
     assert_eq!(info.device, Some(id2), "the page moved to the second NPU");
-    format!("npu0:\n{}npu1:\n{}", dump(&s), npu2.pte_dump(asid2, false).unwrap())
+    let r = [("p", p, n as u64 * 4)];
+    format!("npu0:\n{}npu1:\n{}", dump(&s, &r), dump_of(&npu2.pte_dump(asid2, false).unwrap(), &r))
 }
 
 /// A fully populated 2 MiB block is mapped with one superpage PTE and demoted when part
@@ -139,10 +159,11 @@ fn huge_pages<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     let n = (2 * MIB / 4) as u32;
     s.gm.hmadvise(s.space, Node::Device(s.id), base, 2 * MIB, Hint::Prefetch).unwrap();
     s.npu.launch(&s.gm, s.id, Kernel::fill(s.asid.0 as u16, base, n, 3)).unwrap();
-    let whole = dump(&s);
+    let r = [("p", p, 4 * MIB)];
+    let whole = dump(&s, &r);
     assert!(whole.contains(" L1 2M "), "one superpage PTE:\n{whole}");
     s.gm.hmadvise(s.space, Node::Cpu, base + 4096, 4096, Hint::DontNeed).unwrap();
-    let split = dump(&s);
+    let split = dump(&s, &r);
     assert!(!split.contains(" L1 2M ") && split.lines().count() >= 511, "demoted:\n{split}");
     assert_eq!(read(base as *const u32, 1024), 3);
     format!("after prefetch:\n{whole}after DONTNEED of one page:\n{} lines of 4K mappings\n", split.lines().count())
@@ -192,3 +213,4 @@ fn cfg() -> NpuConfig {
 }
 
 scenarios!(oversubscription, prefetch_hint, pingpong, two_spaces, huge_pages);
+
