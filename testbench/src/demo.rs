@@ -1,11 +1,13 @@
 //! `gmem demo`: first light of the co-simulated NPU.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
 use crate::info::{id_string, version_string};
-use npu::{DeviceIo, DmaBuffer, regs};
+use gmem_host::{Config, Gmem, MapFlags};
+use indicatif::{ProgressBar, ProgressStyle};
+use npu::kernel::Kernel;
+use npu::{NpuConfig, NpuDevice, regs};
 use sim_bridge::{SimConfig, SimDevice, SimError};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,11 +26,17 @@ pub enum DemoError {
     /// A transport, DMA or buffer operation failed.
     #[error("{0}")]
     Device(String),
-    /// A page came back different from what was sent.
-    #[error("page {page} differs after the host → device → host round trip")]
+    /// An element of a result differs from what the CPU computes.
+    #[error("{scenario}: element {index} is {got:#x}, expected {want:#x}")]
     Corrupt {
-        /// Page index.
-        page: usize,
+        /// Which scenario.
+        scenario: &'static str,
+        /// Element index.
+        index: usize,
+        /// Value read by the CPU.
+        got: u32,
+        /// Expected value.
+        want: u32,
     },
     /// The scratch register did not keep what was written.
     #[error("scratch register read back {read:#010x} after writing {wrote:#010x}")]
@@ -40,8 +48,8 @@ pub enum DemoError {
     },
 }
 
-/// Runs the demo: identification over the CSR port, then a page-migration round trip
-/// through the DMA engine; prints a short report.
+/// Runs the demo: identification over the CSR port, then the two unified-memory
+/// scenarios on the RTL through the manager; prints a short report of each.
 pub fn run(waves: Option<PathBuf>) -> Result<(), DemoError> {
     let mut dev = SimDevice::new(SimConfig { waves: waves.clone(), ..SimConfig::default() })?;
     let id = dev.csr_read32(regs::ID.offset)?;
@@ -81,94 +89,132 @@ pub fn run(waves: Option<PathBuf>) -> Result<(), DemoError> {
     if !ok {
         return Err(DemoError::Scratch { wrote: probe, read: echoed });
     }
-    migrate_pages(&mut dev)?;
-    dev.finish();
+    let npu = NpuDevice::open(dev, NpuConfig::default()).map_err(dev_err)?;
+    sharing(npu)?;
+    let dev = SimDevice::new(SimConfig::default())?;
+    let npu = NpuDevice::open(dev, NpuConfig { managed_bytes: Some(OVERSUB_DEVICE_BYTES), ..NpuConfig::default() }).map_err(dev_err)?;
+    oversubscription(npu)?;
     Ok(())
 }
-
-/// Pages moved by the demo's round trip (8 MiB).
-const PAGES: usize = 2048;
-const PAGE: usize = 4096;
 
 fn dev_err(e: impl std::fmt::Display) -> DemoError {
     DemoError::Device(e.to_string())
 }
 
-/// Moves `PAGES` pages host → device, device → device and device → host with the RTL
-/// DMA engine, one 4 KiB descriptor per page as page migration does, and checks every
-/// byte on the way back.
-fn migrate_pages(dev: &mut SimDevice) -> Result<(), DemoError> {
-    let bytes = PAGES * PAGE;
-    let src = DmaBuffer::new(bytes).map_err(dev_err)?;
-    let dst = DmaBuffer::new(bytes).map_err(dev_err)?;
-    let data: Vec<u8> = (0..bytes).map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8).collect();
-    src.write(0, &data).map_err(dev_err)?;
-    let src_iova = dev.dma_map(&src).map_err(dev_err)?;
-    let dst_iova = dev.dma_map(&dst).map_err(dev_err)?;
-    let mut dma = Dma::init(dev, 9).map_err(dev_err)?;
-    let second_copy = (bytes as u64).next_multiple_of(1 << 21);
+/// Elements per array in scenario 1 (1 MiB each).
+const SHARING_ELEMS: usize = 256 * 1024;
+/// Scenario 2: managed device memory, and the array size (two arrays: 4× oversubscribed).
+const OVERSUB_DEVICE_BYTES: u64 = 4 << 20;
+const OVERSUB_ARRAY_BYTES: u64 = 8 << 20;
+/// Elements per kernel launch (progress granularity).
+const CHUNK: usize = 16 * 1024;
 
-    println!("\npage migration through the RTL DMA engine ({PAGES} pages of 4 KiB, one descriptor each)");
-    println!("  timing model   {}", dev.timing().describe());
-    let bar = ProgressBar::new(3 * PAGES as u64);
-    bar.set_style(
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} pages {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let legs: [(&str, usize, DmaAddr, DmaAddr); 3] = [
-        ("host → device  ", 0, DmaAddr::Host(src_iova), DmaAddr::Device(0)),
-        ("device → device", 2, DmaAddr::Device(0), DmaAddr::Device(second_copy)),
-        ("device → host  ", 1, DmaAddr::Device(second_copy), DmaAddr::Host(dst_iova)),
-    ];
-    let mut lines = Vec::new();
-    for (name, ch, from, to) in legs {
-        bar.set_message(name.trim().to_string());
-        let start = dev.cycles();
-        for batch in (0..PAGES).collect::<Vec<_>>().chunks(500) {
-            let descs: Vec<DmaDesc> = batch
-                .iter()
-                .map(|&p| {
-                    let off = (p * PAGE) as u64;
-                    let at = |a: DmaAddr| match a {
-                        DmaAddr::Host(x) => DmaAddr::Host(x + off),
-                        DmaAddr::Device(x) => DmaAddr::Device(x + off),
-                    };
-                    DmaDesc::copy(at(from), at(to), PAGE as u32, p as u16)
-                })
-                .collect();
-            dma.submit(dev, ch, &descs).map_err(dev_err)?;
-            let done = dma.wait_idle(dev, &[ch], 1_000_000_000).map_err(dev_err)?;
-            if let Some(bad) = done.iter().find(|c| c.status != DmaStatus::Ok) {
-                return Err(DemoError::Device(format!("{name}: page {} completed with {:?}", bad.tag, bad.status)));
-            }
-            bar.inc(batch.len() as u64);
-        }
-        let cycles = dev.cycles() - start;
-        let bpc = bytes as f64 / cycles as f64;
-        lines.push(format!(
-            "  {name} {cycles:>8} cycles  {bpc:>5.1} B/cycle = {:>5.2} GB/s at 250 MHz",
-            bpc * sim_bridge::NOMINAL_HZ as f64 / 1e9
-        ));
+/// One manager with the NPU registered and attached to a fresh space.
+struct Stack {
+    gm: Gmem,
+    npu: Arc<NpuDevice<SimDevice>>,
+    id: gmem_host::DeviceId,
+    space: gmem_host::SpaceId,
+    asid: u16,
+}
+
+fn stack(npu: NpuDevice<SimDevice>) -> Result<Stack, DemoError> {
+    let gm = Gmem::new(Config::default()).map_err(dev_err)?;
+    let npu = Arc::new(npu);
+    let id = gm.register_device(npu.clone()).map_err(dev_err)?;
+    let space = gm.create_space();
+    let asid = gm.attach(space, id).map_err(dev_err)?.0 as u16;
+    Ok(Stack { gm, npu, id, space, asid })
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    let t = format!("  {{bar:40}} {{pos}}/{{len}} {what}");
+    b.set_style(ProgressStyle::with_template(&t).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    b
+}
+
+/// Runs `make(first, count)` kernels over `n` elements in chunks, ticking `bar`.
+fn run_chunked(s: &Stack, n: usize, bar: &ProgressBar, make: impl Fn(u64, u32) -> Kernel) -> Result<(), DemoError> {
+    for first in (0..n).step_by(CHUNK) {
+        let count = CHUNK.min(n - first);
+        s.npu.launch(&s.gm, s.id, make(first as u64 * 4, count as u32)).map_err(dev_err)?;
+        bar.inc(count as u64);
     }
     bar.finish_and_clear();
-    for l in lines {
-        println!("{l}");
+    Ok(())
+}
+
+fn report(s: &Stack, start_cycles: u64) {
+    let k = s.gm.counters();
+    let st = s.npu.stats();
+    let cycles = s.npu.with_io(|d| d.cycles()) - start_cycles;
+    println!("  device faults  {} in {} batches ({} aborted)", st.faults, st.batches, st.aborted);
+    println!("  pages moved    host→device {}, device→host {}, evictions {}, prefetched {}", k.pages_h2d, k.pages_d2h, k.evictions, k.prefetched);
+    println!("  DMA            {:.1} MiB moved, {} PTEs written, {} TLB invalidations", st.dma_bytes as f64 / (1 << 20) as f64, st.pte_writes, st.invalidations);
+    println!("  cycles         {cycles} ({:.2} ms at 250 MHz)", cycles as f64 / sim_bridge::NOMINAL_HZ as f64 * 1e3);
+}
+
+fn check(scenario: &'static str, p: *const u32, n: usize, want: impl Fn(usize) -> u32) -> Result<(), DemoError> {
+    for index in 0..n {
+        // SAFETY: p is a managed region of at least n words; a CPU read of a device
+        // page faults it back through userfaultfd.
+        let got = unsafe { p.add(index).read() };
+        if got != want(index) {
+            return Err(DemoError::Corrupt { scenario, index, got, want: want(index) });
+        }
     }
-    let mut back = vec![0u8; bytes];
-    dst.read(0, &mut back).map_err(dev_err)?;
-    if let Some(page) = (0..PAGES).find(|&p| back[p * PAGE..(p + 1) * PAGE] != data[p * PAGE..(p + 1) * PAGE]) {
-        return Err(DemoError::Corrupt { page });
+    Ok(())
+}
+
+/// Scenario 1: malloc-style sharing — the CPU fills a and b in a `PEER_SHARED` region,
+/// the NPU computes c = a + b (its faults migrate pages with the RTL DMA engine), the CPU
+/// reads c back through userfaultfd. No explicit copy anywhere.
+fn sharing(npu: NpuDevice<SimDevice>) -> Result<(), DemoError> {
+    let s = stack(npu)?;
+    let start = s.npu.with_io(|d| d.cycles());
+    let n = SHARING_ELEMS;
+    let bytes = n as u64 * 4;
+    let p = s.gm.mmap(s.space, 3 * bytes, MapFlags::PEER_SHARED).map_err(dev_err)? as *mut u32;
+    // SAFETY: the region holds 3 arrays of n words.
+    let (a, b, c) = unsafe { (p, p.add(n), p.add(2 * n)) };
+    for i in 0..n {
+        // SAFETY: i < n, inside a and b; the CPU owns these fresh pages.
+        unsafe {
+            a.add(i).write(i as u32);
+            b.add(i).write(0x4000_0000 ^ (i as u32).wrapping_mul(31));
+        }
     }
-    let (host, devp) = dev.port_stats();
-    println!("  result         all {PAGES} pages byte-exact after the round trip");
+    println!("\nscenario 1: malloc-style sharing (3 × {} KiB PEER_SHARED; CPU writes a, b; NPU c = a + b; CPU reads c)", bytes >> 10);
+    let bar = bar(n as u64, "elements");
+    run_chunked(&s, n, &bar, |off, count| Kernel::add(s.asid, a as u64 + off, b as u64 + off, c as u64 + off, count))?;
+    check("sharing", c, n, |i| (i as u32).wrapping_add(0x4000_0000 ^ (i as u32).wrapping_mul(31)))?;
+    println!("  result         c = a + b for all {n} elements, read back by the CPU (userfaultfd)");
+    report(&s, start);
+    Ok(())
+}
+
+/// Scenario 2: oversubscription — a copy streams two arrays, together 4× the device
+/// memory the manager may use; pages are evicted to the host and faulted back.
+fn oversubscription(npu: NpuDevice<SimDevice>) -> Result<(), DemoError> {
+    let s = stack(npu)?;
+    let start = s.npu.with_io(|d| d.cycles());
+    let n = (OVERSUB_ARRAY_BYTES / 4) as usize;
+    let a = s.gm.mmap(s.space, OVERSUB_ARRAY_BYTES, MapFlags::PEER_SHARED).map_err(dev_err)? as *mut u32;
+    let c = s.gm.mmap(s.space, OVERSUB_ARRAY_BYTES, MapFlags::PEER_SHARED).map_err(dev_err)? as *mut u32;
+    for i in 0..n {
+        // SAFETY: i < n, inside a.
+        unsafe { a.add(i).write((i as u32).wrapping_mul(2_654_435_761)) };
+    }
     println!(
-        "  port traffic   host {} MiB read, {} MiB written; device {} MiB read, {} MiB written",
-        (host.read_beats * 64) >> 20,
-        (host.write_beats * 64) >> 20,
-        (devp.read_beats * 64) >> 20,
-        (devp.write_beats * 64) >> 20
+        "\nscenario 2: oversubscription (device memory {} MiB, working set {} MiB: copy a -> c)",
+        OVERSUB_DEVICE_BYTES >> 20,
+        2 * OVERSUB_ARRAY_BYTES >> 20
     );
-    dma.release(dev).map_err(dev_err)?;
-    dev.dma_unmap(src_iova).map_err(dev_err)?;
-    dev.dma_unmap(dst_iova).map_err(dev_err)?;
+    let bar = bar(n as u64, "elements");
+    run_chunked(&s, n, &bar, |off, count| Kernel::copy(s.asid, a as u64 + off, c as u64 + off, count))?;
+    check("oversubscription", c, n, |i| (i as u32).wrapping_mul(2_654_435_761))?;
+    println!("  result         every byte of c equals a ({} MiB), read back by the CPU", OVERSUB_ARRAY_BYTES >> 20);
+    report(&s, start);
     Ok(())
 }

@@ -10,12 +10,16 @@ fn gmem(args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn demo_reads_the_identification_from_the_rtl() {
+fn demo_identifies_the_rtl_and_runs_both_unified_memory_scenarios() {
     let (ok, out, err) = gmem(&["demo"]);
     assert!(ok, "{err}");
     assert!(out.contains("0x3155504e \"NPU1\""), "{out}");
     assert!(out.contains("scratch        wrote 0x6d656d67, read 0x6d656d67  ok"), "{out}");
-    assert!(out.contains("all 2048 pages byte-exact after the round trip"), "{out}");
+    assert!(out.contains("c = a + b for all 262144 elements, read back by the CPU"), "{out}");
+    assert!(out.contains("every byte of c equals a (8 MiB), read back by the CPU"), "{out}");
+    let evictions: Vec<&str> = out.lines().filter(|l| l.contains("evictions")).collect();
+    assert_eq!(evictions.len(), 2, "{out}");
+    assert!(evictions[0].contains("evictions 0,") && !evictions[1].contains("evictions 0,"), "only scenario 2 evicts: {out}");
 }
 
 #[test]
