@@ -187,8 +187,8 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// Identifies the device, sets up every queue and enables the MMU.
     pub fn open(mut io: T, cfg: NpuConfig) -> Result<Self, NpuError> {
         let id = io.read32(regs::ID.offset)?;
-        if id != regs::ID.reset as u32 {
-            return Err(NpuError::NotAnNpu { found: id, expected: regs::ID.reset as u32 });
+        if id != regs::ID.reset {
+            return Err(NpuError::NotAnNpu { found: id, expected: regs::ID.reset });
         }
         let caps1 = io.read32(regs::CAPS1.offset)?;
         let dev_mem = u64::from(regs::caps1::DEV_MEM_MIB.get32(caps1)) << 20;
@@ -558,7 +558,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let managed = self.cfg.managed_bytes.unwrap_or(self.table_base).min(self.table_base);
         DeviceInfo {
             name: self.cfg.name.clone(),
-            mem_ranges: vec![0..managed],
+            mem_ranges: std::iter::once(0..managed).collect(),
             va_bits: 39,
             huge_pages: true,
             hooks: Hooks::TLB_COALESCED | Hooks::DMA_MAP_HOST | Hooks::HOST_MAPPING,

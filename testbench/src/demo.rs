@@ -209,7 +209,7 @@ fn oversubscription(npu: NpuDevice<SimDevice>) -> Result<(), DemoError> {
     println!(
         "\nscenario 2: oversubscription (device memory {} MiB, working set {} MiB: copy a -> c)",
         OVERSUB_DEVICE_BYTES >> 20,
-        2 * OVERSUB_ARRAY_BYTES >> 20
+        (2 * OVERSUB_ARRAY_BYTES) >> 20
     );
     let bar = bar(n as u64, "elements");
     run_chunked(&s, n, &bar, |off, count| Kernel::copy(s.asid, a as u64 + off, c as u64 + off, count))?;
