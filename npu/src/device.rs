@@ -341,7 +341,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         g.cmdq.after_soft_reset();
         g.fq.after_soft_reset();
         g.kq.after_soft_reset();
-        g.dma = Dma::init(&mut g.io, 8)?;
+        g.dma.after_soft_reset();
         Ok(())
     }
 
@@ -456,17 +456,41 @@ impl<T: DeviceIo> Inner<T> {
         }
         let first = descs.first().map_or(0, |d| d.1);
         let budget = self.budget();
-        for (ch, list) in per.iter().enumerate() {
-            for chunk in list.chunks(128) {
-                self.dma.submit(&mut self.io, ch, chunk).map_err(|e| (first, e.to_string()))?;
-                let cpls = self.dma.wait_idle(&mut self.io, &[ch], budget).map_err(|e| (first, e.to_string()))?;
-                if let Some(bad) = cpls.iter().find(|c| c.status != DmaStatus::Ok) {
-                    let _ = self.dma.resume(&mut self.io, ch);
-                    return Err((usize::from(bad.tag), format!("{:?}", bad.status)));
+        // Rounds of up to 128 descriptors per channel, all channels running at once.
+        let mut offset = [0usize; 3];
+        loop {
+            let mut active = Vec::new();
+            for ch in 0..3 {
+                let rest = &per[ch][offset[ch]..];
+                if rest.is_empty() {
+                    continue;
+                }
+                let n = rest.len().min(128);
+                self.dma.submit(&mut self.io, ch, &rest[..n]).map_err(|e| (first, e.to_string()))?;
+                offset[ch] += n;
+                active.push(ch);
+            }
+            if active.is_empty() {
+                return Ok(());
+            }
+            // A failed descriptor halts its channel and discards the later ones; RESUME
+            // runs those again, so every descriptor ends with a completion and the rings
+            // stay consistent for the next batch.
+            let mut failed = None;
+            loop {
+                let cpls = self.dma.wait_idle(&mut self.io, &active, budget).map_err(|e| (first, e.to_string()))?;
+                for bad in cpls.iter().filter(|c| c.status != DmaStatus::Ok) {
+                    failed.get_or_insert((usize::from(bad.tag), format!("{:?}", bad.status)));
+                    self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.to_string()))?;
+                }
+                if active.iter().all(|&c| self.dma.in_flight(c) == 0) {
+                    break;
                 }
             }
+            if let Some(f) = failed {
+                return Err(f);
+            }
         }
-        Ok(())
     }
 
     /// Queues table edits; they reach the device at the next [`Inner::flush_ptes`].

@@ -345,6 +345,20 @@ impl Dma {
         }
     }
 
+    /// After a soft reset (§13) every ring index is 0 and the device forgot the
+    /// descriptors in flight: start again at index 0 (the rings stay programmed).
+    /// Returns how many descriptors were in flight (now void).
+    pub fn after_soft_reset(&mut self) -> usize {
+        let mut lost = 0;
+        for ch in &mut self.channels {
+            lost += ch.in_flight;
+            ch.tail = 0;
+            ch.cpl_head = 0;
+            ch.in_flight = 0;
+        }
+        lost
+    }
+
     /// After an error completion: continue with the channel's next descriptor.
     pub fn resume<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize) -> Result<(), DmaError> {
         self.channel(channel)?;
