@@ -23,6 +23,7 @@ pub mod kernel;
 mod record;
 mod regmap;
 pub mod regs;
+pub mod session;
 pub mod sv39;
 
 pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};

@@ -1,13 +1,13 @@
 //! `gmem demo`: first light of the co-simulated NPU.
 
 use crate::info::{id_string, version_string};
-use gmem_host::{Config, Gmem, MapFlags};
+use gmem_host::Config;
 use indicatif::{ProgressBar, ProgressStyle};
 use npu::kernel::Kernel;
-use npu::{NpuConfig, NpuDevice, regs};
+use npu::session::Session;
+use npu::{NpuConfig, regs};
 use sim_bridge::{SimConfig, SimDevice, SimError};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +89,9 @@ pub fn run(waves: Option<PathBuf>) -> Result<(), DemoError> {
     if !ok {
         return Err(DemoError::Scratch { wrote: probe, read: echoed });
     }
-    let npu = NpuDevice::open(dev, NpuConfig::default()).map_err(dev_err)?;
-    sharing(npu)?;
+    sharing(stack(NpuConfig::default(), dev)?)?;
     let dev = SimDevice::new(SimConfig::default())?;
-    let npu = NpuDevice::open(dev, NpuConfig { managed_bytes: Some(OVERSUB_DEVICE_BYTES), ..NpuConfig::default() }).map_err(dev_err)?;
-    oversubscription(npu)?;
+    oversubscription(stack(NpuConfig { managed_bytes: Some(OVERSUB_DEVICE_BYTES), ..NpuConfig::default() }, dev)?)?;
     Ok(())
 }
 
@@ -109,22 +107,10 @@ const OVERSUB_ARRAY_BYTES: u64 = 8 << 20;
 /// Elements per kernel launch (progress granularity).
 const CHUNK: usize = 16 * 1024;
 
-/// One manager with the NPU registered and attached to a fresh space.
-struct Stack {
-    gm: Gmem,
-    npu: Arc<NpuDevice<SimDevice>>,
-    id: gmem_host::DeviceId,
-    space: gmem_host::SpaceId,
-    asid: u16,
-}
+type Stack = Session<SimDevice>;
 
-fn stack(npu: NpuDevice<SimDevice>) -> Result<Stack, DemoError> {
-    let gm = Gmem::new(Config::default()).map_err(dev_err)?;
-    let npu = Arc::new(npu);
-    let id = gm.register_device(npu.clone()).map_err(dev_err)?;
-    let space = gm.create_space();
-    let asid = gm.attach(space, id).map_err(dev_err)?.0 as u16;
-    Ok(Stack { gm, npu, id, space, asid })
+fn stack(npu_cfg: NpuConfig, dev: SimDevice) -> Result<Stack, DemoError> {
+    Session::open(dev, npu_cfg, Config::default()).map_err(dev_err)
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -138,7 +124,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 fn run_chunked(s: &Stack, n: usize, bar: &ProgressBar, make: impl Fn(u64, u32) -> Kernel) -> Result<(), DemoError> {
     for first in (0..n).step_by(CHUNK) {
         let count = CHUNK.min(n - first);
-        s.npu.launch(&s.gm, s.id, make(first as u64 * 4, count as u32)).map_err(dev_err)?;
+        s.launch(make(first as u64 * 4, count as u32)).map_err(dev_err)?;
         bar.inc(count as u64);
     }
     bar.finish_and_clear();
@@ -170,12 +156,11 @@ fn check(scenario: &'static str, p: *const u32, n: usize, want: impl Fn(usize) -
 /// Scenario 1: malloc-style sharing — the CPU fills a and b in a `PEER_SHARED` region,
 /// the NPU computes c = a + b (its faults migrate pages with the RTL DMA engine), the CPU
 /// reads c back through userfaultfd. No explicit copy anywhere.
-fn sharing(npu: NpuDevice<SimDevice>) -> Result<(), DemoError> {
-    let s = stack(npu)?;
+fn sharing(s: Stack) -> Result<(), DemoError> {
     let start = s.npu.with_io(|d| d.cycles());
     let n = SHARING_ELEMS;
     let bytes = n as u64 * 4;
-    let p = s.gm.mmap(s.space, 3 * bytes, MapFlags::PEER_SHARED).map_err(dev_err)? as *mut u32;
+    let p = s.alloc(3 * bytes).map_err(dev_err)?;
     // SAFETY: the region holds 3 arrays of n words.
     let (a, b, c) = unsafe { (p, p.add(n), p.add(2 * n)) };
     for i in 0..n {
@@ -196,12 +181,11 @@ fn sharing(npu: NpuDevice<SimDevice>) -> Result<(), DemoError> {
 
 /// Scenario 2: oversubscription — a copy streams two arrays, together 4× the device
 /// memory the manager may use; pages are evicted to the host and faulted back.
-fn oversubscription(npu: NpuDevice<SimDevice>) -> Result<(), DemoError> {
-    let s = stack(npu)?;
+fn oversubscription(s: Stack) -> Result<(), DemoError> {
     let start = s.npu.with_io(|d| d.cycles());
     let n = (OVERSUB_ARRAY_BYTES / 4) as usize;
-    let a = s.gm.mmap(s.space, OVERSUB_ARRAY_BYTES, MapFlags::PEER_SHARED).map_err(dev_err)? as *mut u32;
-    let c = s.gm.mmap(s.space, OVERSUB_ARRAY_BYTES, MapFlags::PEER_SHARED).map_err(dev_err)? as *mut u32;
+    let a = s.alloc(OVERSUB_ARRAY_BYTES).map_err(dev_err)?;
+    let c = s.alloc(OVERSUB_ARRAY_BYTES).map_err(dev_err)?;
     for i in 0..n {
         // SAFETY: i < n, inside a.
         unsafe { a.add(i).write((i as u32).wrapping_mul(2_654_435_761)) };

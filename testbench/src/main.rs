@@ -24,12 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Bring up the co-simulated NPU and show what it reports about itself.
+    /// The main job: the co-simulated NPU sharing memory with the CPU.
     ///
-    /// Builds the Verilated RTL model, resets it, and talks to it only through its
-    /// AXI4-Lite CSR port, exactly as a driver talks to a board through BAR0: reads the
-    /// identification and capability registers, checks a scratch-register write, and
-    /// prints the device clock cycles the exchange took.
+    /// Builds the Verilated RTL model and talks to it only through its AXI4-Lite CSR
+    /// port and rings in host memory, exactly as a driver talks to a board: reads the
+    /// identification, then runs two scenarios through the GMEM manager — the CPU and
+    /// the NPU sharing a `PEER_SHARED` region (c = a + b), and a copy whose working set
+    /// is 4x the device memory — and reports faults, migrations, evictions, DMA bytes
+    /// and cycles.
     Demo {
         /// Write an FST waveform of the run (open with GTKWave or Surfer).
         #[arg(long, value_name = "FILE")]

@@ -18,7 +18,7 @@ fn recovers_from_a_hang<T: DeviceIo + Send + 'static>(s: Stack<T>) {
         // SAFETY: i < n, inside the region.
         unsafe { p.add(i).write(i as u32) };
     }
-    let asid = s.asid.0 as u16;
+    let asid = s.asid;
     // c = a * 3 lands on the device; then the compute unit hangs.
     s.npu.launch(&s.gm, s.id, Kernel::scale(asid, p as u64, q as u64, n as u32, 3)).unwrap();
     s.npu.with_io(|io| io.write32(regs::ERRINJ_HANG.offset, 1 << regs::errinj_hang::CU.lsb)).unwrap();

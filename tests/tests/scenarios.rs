@@ -32,7 +32,7 @@ fn read(p: *const u32, i: usize) -> u32 {
 /// The NPU's page-table dump with each VA written relative to the named region that
 /// holds it (region placement depends on what else the process mapped).
 fn dump<T: DeviceIo + Send + 'static>(s: &Stack<T>, regions: &[(&str, *mut u32, u64)]) -> String {
-    dump_of(&s.npu.pte_dump(s.asid, false).unwrap(), regions)
+    dump_of(&s.npu.pte_dump(gmem_host::Asid(u32::from(s.asid)), false).unwrap(), regions)
 }
 
 fn dump_of(text: &str, regions: &[(&str, *mut u32, u64)]) -> String {
@@ -58,7 +58,7 @@ fn oversubscription<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     let a = region(&s, 32 * MIB);
     let c = region(&s, 32 * MIB);
     fill(a, words, |i| (i as u32).wrapping_mul(2_654_435_761));
-    let asid = s.asid.0 as u16;
+    let asid = s.asid;
     s.npu.launch(&s.gm, s.id, Kernel::copy(asid, a as u64, c as u64, words as u32)).unwrap();
     let idx = region(&s, 64 * 1024);
     let out = region(&s, 64 * 1024);
@@ -83,7 +83,7 @@ fn prefetch_hint<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     fill(a, n, |i| i as u32);
     s.gm.hmadvise(s.space, Node::Device(s.id), a as u64, 2 * MIB, Hint::Prefetch).unwrap();
     let before = s.npu.stats().faults;
-    let cpl = s.npu.launch(&s.gm, s.id, Kernel::reduce_sum(s.asid.0 as u16, a as u64, 0, n as u32)).unwrap();
+    let cpl = s.npu.launch(&s.gm, s.id, Kernel::reduce_sum(s.asid, a as u64, 0, n as u32)).unwrap();
     assert_eq!(s.npu.stats().faults, before, "no device faults after PREFETCH");
     assert_eq!(cpl.result, (0..n as u64).sum::<u64>());
     dump(&s, &[("a", a, 2 * MIB)])
@@ -101,7 +101,7 @@ fn pingpong<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
         let k0 = s.gm.counters();
         for round in 0..4u32 {
             fill(p, pages * 1024, |i| if i % 1024 == 0 { round } else { 0 });
-            let k = Kernel::strided_touch(s.asid.0 as u16, p as u64, 4096, pages as u32, Some(round + 100));
+            let k = Kernel::strided_touch(s.asid, p as u64, 4096, pages as u32, Some(round + 100));
             s.npu.launch(&s.gm, s.id, k).unwrap();
             assert_eq!(read(p, 5 * 1024), round + 100, "the CPU sees the NPU's store");
         }
@@ -121,10 +121,10 @@ fn two_spaces<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     fill(p1, 1024, |i| i as u32);
     let space2 = s.gm.create_space();
     let asid2 = s.gm.attach(space2, s.id).unwrap();
-    assert_ne!(asid2, s.asid);
+    assert_ne!(asid2.0, u32::from(s.asid));
     let p2 = s.gm.mmap(space2, 64 * 1024, MapFlags::PEER_SHARED).unwrap() as *mut u32;
     // Legal in its own space...
-    s.npu.launch(&s.gm, s.id, Kernel::copy(s.asid.0 as u16, p1 as u64, p1 as u64 + 8192, 1024)).unwrap();
+    s.npu.launch(&s.gm, s.id, Kernel::copy(s.asid, p1 as u64, p1 as u64 + 8192, 1024)).unwrap();
     // ...but ASID 2 reading space 1's VA is refused, naming the address.
     let err = s.npu.launch(&s.gm, s.id, Kernel::copy(asid2.0 as u16, p1 as u64, p2 as u64, 16)).unwrap_err();
     match err {
@@ -142,7 +142,7 @@ fn two_npus<T: DeviceIo + Send + 'static>(s: Stack<T>, second: T) -> String {
     let asid2 = s.gm.attach(s.space, id2).unwrap();
     let n = 16 * 1024usize;
     let p = region(&s, n as u64 * 4);
-    s.npu.launch(&s.gm, s.id, Kernel::fill(s.asid.0 as u16, p as u64, n as u32, 7)).unwrap();
+    s.npu.launch(&s.gm, s.id, Kernel::fill(s.asid, p as u64, n as u32, 7)).unwrap();
     let cpl = npu2.launch(&s.gm, id2, Kernel::reduce_sum(asid2.0 as u16, p as u64, 0, n as u32)).unwrap();
     assert_eq!(cpl.result, 7 * n as u64, "NPU 1 read what NPU 0 wrote");
     let info = s.gm.page_info(s.space, p as u64).unwrap();
@@ -158,7 +158,7 @@ fn huge_pages<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     let base = (p as u64).next_multiple_of(2 * MIB);
     let n = (2 * MIB / 4) as u32;
     s.gm.hmadvise(s.space, Node::Device(s.id), base, 2 * MIB, Hint::Prefetch).unwrap();
-    s.npu.launch(&s.gm, s.id, Kernel::fill(s.asid.0 as u16, base, n, 3)).unwrap();
+    s.npu.launch(&s.gm, s.id, Kernel::fill(s.asid, base, n, 3)).unwrap();
     let r = [("p", p, 4 * MIB)];
     let whole = dump(&s, &r);
     assert!(whole.contains(" L1 2M "), "one superpage PTE:\n{whole}");

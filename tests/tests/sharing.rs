@@ -22,7 +22,7 @@ fn sharing<T: DeviceIo + Send + 'static>(s: Stack<T>) {
             b.add(i).write(0x1000_0000 + i as u32);
         }
     }
-    let k = Kernel::add(s.asid.0 as u16, a as u64, b as u64, c as u64, n as u32);
+    let k = Kernel::add(s.asid, a as u64, b as u64, c as u64, n as u32);
     let cpl = s.npu.launch(&s.gm, s.id, k).unwrap();
     assert_eq!(cpl.done, n as u32);
     for i in 0..n {

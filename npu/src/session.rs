@@ -1,0 +1,62 @@
+//! A ready-to-use unified-memory session: a GMEM manager with one NPU registered and
+//! attached to a fresh address space — what workloads, demos and tests start from.
+
+use std::sync::Arc;
+
+use gmem_host::{Config, DeviceId, Gmem, GmemError, MapFlags, SpaceId};
+
+use crate::kernel::{Kernel, KernelCompletion};
+use crate::{DeviceIo, NpuConfig, NpuDevice, NpuError};
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The manager refused (userfaultfd unavailable, registration rejected, ...).
+    #[error("manager: {0}")]
+    Manager(#[from] GmemError),
+    /// The NPU could not be opened.
+    #[error("NPU: {0}")]
+    Npu(#[from] NpuError),
+}
+
+/// A manager, one NPU on transport `T`, and an address space the NPU is attached to.
+pub struct Session<T: DeviceIo + Send + 'static> {
+    /// The manager.
+    pub gm: Gmem,
+    /// The NPU (also registered with the manager).
+    pub npu: Arc<NpuDevice<T>>,
+    /// The NPU's id in the manager.
+    pub id: DeviceId,
+    /// The address space.
+    pub space: SpaceId,
+    /// The NPU's ASID for the space.
+    pub asid: u16,
+}
+
+impl<T: DeviceIo + Send + 'static> Session<T> {
+    /// Opens the NPU on `io`, starts a manager with `gm_cfg`, registers the NPU and
+    /// attaches a fresh address space.
+    pub fn open(io: T, npu_cfg: NpuConfig, gm_cfg: Config) -> Result<Self, SessionError> {
+        let npu = Arc::new(NpuDevice::open(io, npu_cfg)?);
+        let gm = Gmem::new(gm_cfg)?;
+        let id = gm.register_device(npu.clone())?;
+        let space = gm.create_space();
+        let asid = gm.attach(space, id)?;
+        Ok(Self { gm, npu, id, space, asid: asid.0 as u16 })
+    }
+
+    /// A `PEER_SHARED` region of `bytes`: a real host pointer the NPU translates too.
+    pub fn alloc(&self, bytes: u64) -> Result<*mut u32, GmemError> {
+        Ok(self.gm.mmap(self.space, bytes, MapFlags::PEER_SHARED)? as *mut u32)
+    }
+
+    /// Runs a kernel, serving its faults (see [`NpuDevice::launch`]).
+    pub fn launch(&self, kernel: Kernel) -> Result<KernelCompletion, NpuError> {
+        self.npu.launch(&self.gm, self.id, kernel)
+    }
+
+    /// Device time now (ns).
+    pub fn now_ns(&self) -> u64 {
+        self.npu.with_io(|io| io.now_ns())
+    }
+}
