@@ -9,6 +9,7 @@ mod demo;
 mod info;
 mod plot;
 mod profile_dma;
+mod workloads;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -48,9 +49,70 @@ enum Command {
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
     },
+    /// Run a unified-memory workload on the NPU and summarise what it cost.
+    ///
+    /// The CPU writes inputs into `PEER_SHARED` memory, the NPU runs kernels on it (its
+    /// page faults are resolved by the GMEM manager migrating pages with the DMA
+    /// engine), and the CPU checks every result (pages come back through userfaultfd).
+    /// The summary gives device time, faults, migrations, evictions and DMA bytes.
+    ///
+    /// Example: `gmem run --workload oversubscribe --device-mem 4M --size 16M`
+    Run {
+        /// stream | gather | oversubscribe | pingpong | prefetch | thrash
+        #[arg(long, value_enum)]
+        workload: workloads::Workload,
+        /// `rtl` (Verilator co-simulation), `model` (Rust reference model) or
+        /// `vfio:<PCI address>`.
+        #[arg(long, default_value = "rtl")]
+        backend: info::Backend,
+        /// Device memory the manager may use (K/M/G suffixes).
+        #[arg(long, default_value = "16M", value_parser = parse_size)]
+        device_mem: u64,
+        /// Bytes of managed memory the workload uses (K/M/G suffixes).
+        #[arg(long, default_value = "4M", value_parser = parse_size)]
+        size: u64,
+        /// Seed of the input data and indices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write an FST waveform of the run (rtl backend only).
+        #[arg(long, value_name = "FILE")]
+        waves: Option<PathBuf>,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Device page tables.
+    #[command(subcommand)]
+    Pte(PteCmd),
     /// Measure device performance in the co-simulation's cycle domain.
     #[command(subcommand)]
     Profile(ProfileCmd),
+}
+
+#[derive(Subcommand)]
+enum PteCmd {
+    /// Run a workload, then print the NPU's page tables as they are in device memory.
+    ///
+    /// The tables are read back with the DMA engine and rendered sorted by VA: range,
+    /// level, size, flags (V R W X U G A D) and target (device frame or host page).
+    /// Frame numbers and host addresses are redacted unless `--raw`.
+    Dump {
+        /// The workload to run first.
+        #[arg(long, value_enum, default_value = "stream")]
+        workload: workloads::Workload,
+        /// Bytes the workload uses.
+        #[arg(long, default_value = "64K", value_parser = parse_size)]
+        size: u64,
+        /// `rtl`, `model` or `vfio:<PCI address>`.
+        #[arg(long, default_value = "rtl")]
+        backend: info::Backend,
+        /// ASID to dump (default: the workload's address space).
+        #[arg(long)]
+        asid: Option<u32>,
+        /// Show device frame numbers and host IOVAs.
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,11 +258,79 @@ fn run_profile_cosim(json: bool, size: u64, rounds: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// What `gmem run` / `gmem pte dump` do with an open session.
+enum Job {
+    Run { workload: workloads::Workload, size: u64, device_mem: u64, seed: u64, json: bool },
+    Dump { workload: workloads::Workload, size: u64, asid: Option<u32>, raw: bool },
+}
+
+fn job_on<T: npu::DeviceIo + Send + 'static>(s: &npu::session::Session<T>, job: &Job, backend: &str) -> Result<(), String> {
+    match *job {
+        Job::Run { workload, size, device_mem, seed, json } => {
+            if !json {
+                println!("gmem run: {workload:?} over {} KiB on {backend} (device memory {} KiB, seed {seed})", size >> 10, device_mem >> 10);
+            }
+            let sum = workloads::run(s, workload, size, device_mem, seed, json).map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&sum).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", sum.table());
+            }
+        }
+        Job::Dump { workload, size, asid, raw } => {
+            workloads::run(s, workload, size, u64::MAX, 1, true).map_err(|e| e.to_string())?;
+            let asid = gmem_host::Asid(asid.unwrap_or(u32::from(s.asid)));
+            let text = s.npu.pte_dump(asid, raw).map_err(|e| format!("{e} (this run's address space is ASID {})", s.asid))?;
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job: Job) -> Result<(), String> {
+    use npu::session::Session;
+    if let Some(w) = &waves {
+        if !matches!(backend, info::Backend::Rtl) {
+            return Err("--waves needs the rtl backend (only the co-simulation has waveforms)".into());
+        }
+        std::fs::File::create(w).map_err(|e| format!("cannot write the waveform file {}: {e}; pick a writable path", w.display()))?;
+    }
+    let dev_limit = 256u64 << 20;
+    if device_mem >= dev_limit - (8 << 20) {
+        return Err(format!("--device-mem {} MiB does not fit: the NPU has {} MiB, 8 MiB of which hold page tables", device_mem >> 20, dev_limit >> 20));
+    }
+    let thrash = matches!(job, Job::Run { workload: workloads::Workload::Thrash, .. });
+    let gm_cfg = gmem_host::Config { thrash: gmem_host::ThrashConfig { enabled: thrash, ..Default::default() }, ..Default::default() };
+    let npu_cfg = npu::NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
+    match backend {
+        info::Backend::Rtl => {
+            let dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig { waves, ..Default::default() }).map_err(|e| e.to_string())?;
+            let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
+            job_on(&s, &job, "the Verilated RTL")
+        }
+        info::Backend::Model => {
+            let s = Session::open(sim_bridge::ModelDevice::default(), npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
+            job_on(&s, &job, "the reference model")
+        }
+        info::Backend::Vfio(bdf) => {
+            let dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
+            job_on(&s, &job, bdf)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { waves } => demo::run(waves).map_err(|e| e.to_string()),
         Command::Info { backend } => run_info(&backend),
+        Command::Run { workload, backend, device_mem, size, seed, waves, json } => {
+            run_job(&backend, device_mem, waves, Job::Run { workload, size, device_mem, seed, json })
+        }
+        Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw }) => {
+            run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw })
+        }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
     };
