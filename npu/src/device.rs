@@ -126,11 +126,17 @@ pub struct NpuConfig {
     pub managed_bytes: Option<u64>,
     /// Device-time budget of one wait (a DMA batch, a FENCE, a kernel).
     pub budget_ns: u64,
+    /// Host software time charged per fault batch, in device time (the timing model's
+    /// "host cost per fault batch", design brief §4). On a board real time passes
+    /// anyway; in co-simulation it also guarantees progress when the manager answers a
+    /// batch without changing anything (throttling): the device cannot re-fault in zero
+    /// time.
+    pub host_ns_per_batch: u64,
 }
 
 impl Default for NpuConfig {
     fn default() -> Self {
-        Self { name: "npu0".into(), table_bytes: 8 << 20, managed_bytes: None, budget_ns: 1_000_000_000 }
+        Self { name: "npu0".into(), table_bytes: 8 << 20, managed_bytes: None, budget_ns: 1_000_000_000, host_ns_per_batch: 1_000 }
     }
 }
 
@@ -274,6 +280,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         }
         g.stats.faults += records.len() as u64;
         g.stats.batches += 1;
+        g.io.advance(self.cfg.host_ns_per_batch)?;
         for chunk in cmds.chunks(64) {
             g.cmdq.submit(&mut g.io, chunk)?;
         }

@@ -35,9 +35,13 @@ pub struct Session<T: DeviceIo + Send + 'static> {
 
 impl<T: DeviceIo + Send + 'static> Session<T> {
     /// Opens the NPU on `io`, starts a manager with `gm_cfg`, registers the NPU and
-    /// attaches a fresh address space.
-    pub fn open(io: T, npu_cfg: NpuConfig, gm_cfg: Config) -> Result<Self, SessionError> {
+    /// attaches a fresh address space. The manager's clock becomes the device's
+    /// ([`DeviceIo::now_ns`]: cycles in co-simulation, wall time on a board), so its
+    /// time windows (thrashing detection) are measured where the device runs.
+    pub fn open(io: T, npu_cfg: NpuConfig, mut gm_cfg: Config) -> Result<Self, SessionError> {
         let npu = Arc::new(NpuDevice::open(io, npu_cfg)?);
+        let clock = npu.clone();
+        gm_cfg.clock = Arc::new(move || clock.with_io(|io| io.now_ns()));
         let gm = Gmem::new(gm_cfg)?;
         let id = gm.register_device(npu.clone())?;
         let space = gm.create_space();

@@ -96,3 +96,62 @@ fn info_reads_the_rtl_and_refuses_bad_backends() {
     assert!(!ok);
     assert!(err.lines().count() >= 1 && err.starts_with("gmem: error:"), "{err}");
 }
+
+#[test]
+fn run_json_reports_a_checked_workload_with_the_documented_fields() {
+    let (ok, out, err) = gmem(&["run", "--workload", "oversubscribe", "--backend", "model", "--device-mem", "1M", "--size", "2M", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["workload"], "oversubscribe");
+    assert_eq!(v["correct"], true);
+    for key in ["size_bytes", "kernels", "elements", "device_ns", "cycles", "faults", "batches", "pages_h2d", "pages_d2h", "evictions", "dma_bytes"] {
+        assert!(v[key].is_u64(), "missing {key} in {v}");
+    }
+    assert!(v["evictions"].as_u64().unwrap() > 0, "2x oversubscribed: pages were evicted");
+    assert_eq!(v["elements"], 2 * 1024 * 1024 / 8);
+}
+
+#[test]
+fn run_on_the_rtl_prints_the_summary_table() {
+    let (ok, out, err) = gmem(&["run", "--workload", "gather", "--size", "64K"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("on the Verilated RTL"), "{out}");
+    assert!(out.contains("result             correct (checked on the CPU)"), "{out}");
+    assert!(out.contains("device faults"), "{out}");
+}
+
+#[test]
+fn prefetch_workload_takes_no_fault_during_its_kernels() {
+    let (ok, out, err) = gmem(&["run", "--workload", "prefetch", "--backend", "model", "--size", "1M", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["faults_during_kernels"], 0);
+}
+
+#[test]
+fn run_rejects_bad_input_with_one_actionable_line() {
+    for (args, want) in [
+        (&["run", "--workload", "bogus"][..], "invalid value 'bogus'"),
+        (&["run", "--workload", "stream", "--backend", "vfio:zz"][..], "malformed PCI address"),
+        (&["run", "--workload", "stream", "--waves", "/nonexistent-dir/x.fst"][..], "cannot write the waveform file"),
+        (&["run", "--workload", "oversubscribe", "--backend", "model", "--size", "4M"][..], "larger than --device-mem"),
+        (&["run", "--workload", "stream", "--device-mem", "300M"][..], "does not fit"),
+        (&["run", "--workload", "stream", "--size", "12K", "--backend", "model"][..], "multiple of 8 KiB"),
+        (&["run", "--workload", "stream", "--backend", "vfio:0000:7f:00.0"][..], "0000:7f:00.0"),
+    ] {
+        let (ok, _, err) = gmem(args);
+        assert!(!ok, "{args:?} must fail");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn pte_dump_renders_the_device_tables() {
+    let (ok, out, err) = gmem(&["pte", "dump", "--backend", "model", "--workload", "prefetch", "--size", "2M"]);
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.contains(" L1 2M VRW---AD -> device frame")), "a superpage after the 2 MiB prefetch: {out}");
+    let (ok, out, _) = gmem(&["pte", "dump", "--backend", "model", "--size", "16K", "--raw"]);
+    assert!(ok && out.contains("-> device 0x"), "{out}");
+    let (ok, _, err) = gmem(&["pte", "dump", "--backend", "model", "--asid", "9"]);
+    assert!(!ok && err.contains("unknown ASID 9"), "{err}");
+}
