@@ -9,6 +9,7 @@ mod demo;
 mod info;
 mod plot;
 mod profile_dma;
+mod profile_faults;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -135,6 +136,24 @@ enum ProfileCmd {
         #[arg(long, value_delimiter = ',', value_parser = parse_size)]
         sizes: Option<Vec<u64>>,
     },
+    /// Unified-memory figures on the RTL: fault-driven streaming, prefetch, CPU
+    /// fault-back, oversubscription, ping-pong hints, thrashing control, host cost.
+    ///
+    /// Every figure is measured in this run, in the co-simulation's cycle domain, and
+    /// printed next to its target and the CUDA unified-memory anchor it competes with.
+    /// Efficiencies are bytes moved ÷ device cycles ÷ the host link's bytes/cycle of the
+    /// timing model (printed). `host_us_per_fault` is host wall time of the manager.
+    Faults {
+        /// One JSON object per figure on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the efficiencies as an SVG.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+        /// Bytes per measured stream (K/M suffixes).
+        #[arg(long, default_value = "4M", value_parser = parse_size)]
+        size: u64,
+    },
     /// Speed of the co-simulation itself: the Rust bridge vs a bare C++ harness.
     ///
     /// Runs the same DMA workload (host→device and device→host copies at once) on the
@@ -199,6 +218,34 @@ fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -
         plot::dma_efficiency(&cases, &path)?;
         if !json {
             println!("plot: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64) -> Result<(), String> {
+    if size % (64 << 10) != 0 || size > (32 << 20) {
+        return Err(format!("--size {size} must be a multiple of 64K up to 32M"));
+    }
+    if let Some(p) = &plot {
+        std::fs::File::create(p).map_err(|e| format!("cannot write the plot {}: {e}; pick a writable path", p.display()))?;
+    }
+    if !json {
+        println!("unified-memory profile on the Verilated RTL — timing model: {}", sim_bridge::TimingModel::default().describe());
+        println!("{:<26} {:>9}  {:<9} anchor", "figure", "value", "target");
+    }
+    let figures = profile_faults::run(size, |f| {
+        if json {
+            println!("{}", serde_json::to_string(f).unwrap_or_default());
+        } else {
+            println!("{:<26} {:>9.3}  {:<9} {}", f.name, f.value, f.target, f.anchor);
+            println!("{:<26} {}", "", f.how);
+        }
+    })?;
+    if let Some(p) = plot {
+        plot::fault_figures(&figures, &p)?;
+        if !json {
+            println!("plot: {}", p.display());
         }
     }
     Ok(())
@@ -333,6 +380,7 @@ fn main() -> ExitCode {
         }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
+        Command::Profile(ProfileCmd::Faults { json, plot, size }) => run_profile_faults(json, plot, size),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

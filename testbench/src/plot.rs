@@ -48,3 +48,36 @@ pub fn dma_efficiency(cases: &[DmaCase], path: &Path) -> Result<(), String> {
     root.draw(&Text::new(timing, (12, 500), ("sans-serif", 12))).map_err(|e| e.to_string())?;
     root.present().map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
+
+/// The ratio figures of `gmem profile faults` as horizontal bars, each against its
+/// target (speedups and the per-fault cost are on their own scales, so only the
+/// efficiency-like ratios in [0, 1] are drawn; the rest are printed in the caption).
+pub fn fault_figures(figures: &[crate::profile_faults::Figure], path: &Path) -> Result<(), String> {
+    let ratios: Vec<&crate::profile_faults::Figure> = figures.iter().filter(|f| f.name.ends_with("efficiency")).collect();
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Unified-memory efficiency on the RTL (fraction of the modelled link)", ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(220)
+        .build_cartesian_2d(0.0f64..1.05, (0..ratios.len()).into_segmented())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => ratios.get(*i).map_or(String::new(), |f| f.name.to_string()),
+            _ => String::new(),
+        })
+        .x_desc("bytes/cycle ÷ link peak")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(ratios.iter().enumerate().map(|(i, f)| {
+            Rectangle::new([(0.0, SegmentValue::Exact(i)), (f.value.min(1.05), SegmentValue::Exact(i + 1))], BLUE.mix(0.6).filled())
+        }))
+        .map_err(|e| e.to_string())?;
+    let others: Vec<String> = figures.iter().filter(|f| !f.name.ends_with("efficiency")).map(|f| format!("{} {:.3}", f.name, f.value)).collect();
+    root.draw(&Text::new(others.join("   "), (12, 400), ("sans-serif", 12))).map_err(|e| e.to_string())?;
+    root.present().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

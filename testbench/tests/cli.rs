@@ -155,3 +155,41 @@ fn pte_dump_renders_the_device_tables() {
     let (ok, _, err) = gmem(&["pte", "dump", "--backend", "model", "--asid", "9"]);
     assert!(!ok && err.contains("unknown ASID 9"), "{err}");
 }
+
+#[test]
+fn profile_faults_json_reports_every_figure_from_a_real_run() {
+    let (ok, out, err) = gmem(&["profile", "faults", "--json", "--size", "64K"]);
+    assert!(ok, "{err}");
+    let figs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let names: Vec<&str> = figs.iter().map(|f| f["name"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        names,
+        [
+            "fault_stream_efficiency",
+            "prefetch_efficiency",
+            "cpu_faultback_efficiency",
+            "oversubscription_cost",
+            "pingpong_hint_speedup",
+            "thrash_adaptive_speedup",
+            "host_us_per_fault"
+        ]
+    );
+    for f in &figs {
+        let v = f["value"].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite(), "{f}");
+        assert!(!f["target"].as_str().unwrap_or("").is_empty() && !f["anchor"].as_str().unwrap_or("").is_empty(), "{f}");
+    }
+    // Efficiencies are fractions of the link; a prefetch moves data at a real rate.
+    for f in &figs[..3] {
+        let v = f["value"].as_f64().unwrap_or(-1.0);
+        assert!(v > 0.0 && v <= 1.0, "{f}");
+    }
+    assert!(figs[1]["value"].as_f64().unwrap_or(0.0) > figs[0]["value"].as_f64().unwrap_or(1.0), "prefetch beats fault-driven streaming");
+    assert!(figs[4]["value"].as_f64().unwrap_or(0.0) > 1.0, "ACCESSED_BY helps ping-pong");
+}
+
+#[test]
+fn profile_faults_rejects_odd_sizes() {
+    let (ok, _, err) = gmem(&["profile", "faults", "--size", "100K"]);
+    assert!(!ok && err.contains("multiple of 64K"), "{err}");
+}
