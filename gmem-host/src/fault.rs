@@ -37,7 +37,7 @@ use crate::mmu::{
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::migrate_in::{collect, copy_and_commit};
-use crate::prefetch::{Mig, expand};
+use crate::prefetch::{Mig, expand, expand_blocks};
 use crate::thrash::Verdict;
 
 /// The access that faulted.
@@ -352,8 +352,14 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         }
         let cap = (g.devices[dev.0 as usize].buddy.total_pages() as usize / 2).max(1);
         if allow_prefetch && !migrate.is_empty() {
+            let taken: FastSet<PageKey> = pending.iter().map(|(k, _)| *k).collect();
+            let faulted = migrate.len();
+            let block = inner.cfg.dev_fault_block_pages.clamp(1, crate::mmu::PAGES_PER_HUGE).next_power_of_two();
+            if block > 1 {
+                expand_blocks(&g, dev, block, &mut migrate, &taken);
+                migrate.truncate(cap.max(faulted));
+            }
             if let Some(pct) = inner.cfg.prefetch_threshold_pct {
-                let taken: FastSet<PageKey> = pending.iter().map(|(k, _)| *k).collect();
                 let before = migrate.len();
                 expand(&g, dev, pct, &mut migrate, &taken);
                 if migrate.len() > before {

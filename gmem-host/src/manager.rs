@@ -53,6 +53,10 @@ pub struct Config {
     pub va_base: u64,
     /// Commit attempts per page before a fault is answered retry without progress.
     pub max_commit_retries: u32,
+    /// On a device fault, migrate the whole aligned block of this many pages around the
+    /// faulting page (the pages of it that may move), like UVM's 64 KiB big pages; 1
+    /// migrates only faulted pages. Rounded up to a power of two, at most 512 (2 MiB).
+    pub dev_fault_block_pages: u64,
     /// On a CPU fault, also bring back up to this many following device-resident pages
     /// of the region (same device) in the same copy batch. 0 disables.
     pub cpu_fault_ahead: usize,
@@ -85,6 +89,7 @@ impl Default for Config {
             va_base: 1 << 36,
             max_commit_retries: 4,
             cpu_fault_ahead: 15,
+            dev_fault_block_pages: 1,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
         }
     }

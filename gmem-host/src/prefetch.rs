@@ -35,6 +35,7 @@ pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>,
     for m in migrate.iter() {
         *per_chunk.entry((m.key.0, m.key.1 / PAGES_PER_HUGE)).or_default() += 1;
     }
+    let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
     for ((s, chunk), faulted) in per_chunk {
         let Some(sp) = st.spaces.get(&s) else { continue };
         let dense = u64::from(sp.pt.chunk_on_device(chunk)) + faulted;
@@ -43,26 +44,61 @@ pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>,
         }
         let base = chunk * PAGES_PER_HUGE;
         for vpn in base..base + PAGES_PER_HUGE {
-            let key = (s, vpn);
-            let va = vpn * PAGE_SIZE;
-            if taken.contains(&key) {
+            if seen.contains(&(s, vpn)) {
                 continue;
             }
-            let Some(r) = sp.region_of(va) else { continue };
-            if r.dying {
-                continue;
+            if let Some(m) = candidate(st, s, dev, vpn, taken) {
+                seen.insert(m.key);
+                migrate.push(m);
             }
-            let e = sp.pt.get(vpn);
-            if !matches!(e.state, Residency::Cpu | Residency::Unpopulated)
-                || e.flags.intersects(PageFlags::MIGRATING | PageFlags::PINNED | PageFlags::REMOTE)
-            {
-                continue;
-            }
-            let a = sp.attrs.get(va);
-            if a.preferred == Some(Node::Cpu) || a.accessed_by(dev) {
-                continue;
-            }
-            migrate.push(Mig { key, dup: a.read_mostly && e.state == Residency::Cpu, prefetch: true });
         }
     }
+}
+
+/// Fault-ahead: every faulted page brings the migratable pages of its aligned block of
+/// `block_pages` pages along (UVM's 64 KiB big-page granularity), so a stream of faults
+/// on one page becomes one migration of the block.
+pub(crate) fn expand_blocks(st: &State, dev: DeviceId, block_pages: u64, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
+    let mut blocks: Vec<(u32, u64)> = migrate.iter().filter(|m| !m.prefetch).map(|m| (m.key.0, m.key.1 / block_pages)).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
+    for (s, block) in blocks {
+        for vpn in block * block_pages..(block + 1) * block_pages {
+            if seen.contains(&(s, vpn)) {
+                continue;
+            }
+            if let Some(m) = candidate(st, s, dev, vpn, taken) {
+                seen.insert(m.key);
+                migrate.push(m);
+            }
+        }
+    }
+}
+
+/// The page `vpn` of space `s` as a prefetch, if it may move to `dev`: inside a live
+/// region, on the CPU or unpopulated, not migrating, pinned or mapped remotely, and
+/// neither preferring the CPU nor accessed-by `dev`.
+fn candidate(st: &State, s: u32, dev: DeviceId, vpn: u64, taken: &FastSet<PageKey>) -> Option<Mig> {
+    let key = (s, vpn);
+    let va = vpn * PAGE_SIZE;
+    if taken.contains(&key) {
+        return None;
+    }
+    let sp = st.spaces.get(&s)?;
+    let r = sp.region_of(va)?;
+    if r.dying {
+        return None;
+    }
+    let e = sp.pt.get(vpn);
+    if !matches!(e.state, Residency::Cpu | Residency::Unpopulated)
+        || e.flags.intersects(PageFlags::MIGRATING | PageFlags::PINNED | PageFlags::REMOTE)
+    {
+        return None;
+    }
+    let a = sp.attrs.get(va);
+    if a.preferred == Some(Node::Cpu) || a.accessed_by(dev) {
+        return None;
+    }
+    Some(Mig { key, dup: a.read_mostly && e.state == Residency::Cpu, prefetch: true })
 }

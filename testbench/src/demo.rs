@@ -1,10 +1,9 @@
 //! `gmem demo`: first light of the co-simulated NPU.
 
 use crate::info::{id_string, version_string};
-use gmem_host::Config;
 use indicatif::{ProgressBar, ProgressStyle};
 use npu::kernel::Kernel;
-use npu::session::Session;
+use npu::session::{Session, manager_config};
 use npu::{NpuConfig, regs};
 use sim_bridge::{SimConfig, SimDevice, SimError};
 use std::path::PathBuf;
@@ -110,7 +109,7 @@ const CHUNK: usize = 16 * 1024;
 type Stack = Session<SimDevice>;
 
 fn stack(npu_cfg: NpuConfig, dev: SimDevice) -> Result<Stack, DemoError> {
-    Session::open(dev, npu_cfg, Config::default()).map_err(dev_err)
+    Session::open(dev, npu_cfg, manager_config()).map_err(dev_err)
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {

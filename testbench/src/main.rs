@@ -347,7 +347,7 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
         return Err(format!("--device-mem {} MiB does not fit: the NPU has {} MiB, 8 MiB of which hold page tables", device_mem >> 20, dev_limit >> 20));
     }
     let thrash = matches!(job, Job::Run { workload: workloads::Workload::Thrash, .. });
-    let gm_cfg = gmem_host::Config { thrash: gmem_host::ThrashConfig { enabled: thrash, ..Default::default() }, ..Default::default() };
+    let gm_cfg = gmem_host::Config { thrash: gmem_host::ThrashConfig { enabled: thrash, ..Default::default() }, ..npu::session::manager_config() };
     let npu_cfg = npu::NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
     match backend {
         info::Backend::Rtl => {

@@ -5,9 +5,8 @@
 //! crate's `tests/` folder; the library holds the shared set-up: an [`npu::session`] on
 //! the Verilated RTL or on the reference model.
 
-use gmem_host::Config;
 use npu::NpuConfig;
-use npu::session::Session;
+use npu::session::{Session, manager_config};
 use sim_bridge::{ModelDevice, SimConfig, SimDevice};
 
 /// A manager with one NPU attached to one address space.
@@ -15,10 +14,10 @@ pub type Stack<T> = Session<T>;
 
 /// The stack on the Verilated RTL.
 pub fn rtl(cfg: NpuConfig) -> Stack<SimDevice> {
-    Session::open(SimDevice::new(SimConfig::default()).expect("RTL model builds"), cfg, Config::default()).expect("session opens")
+    Session::open(SimDevice::new(SimConfig::default()).expect("RTL model builds"), cfg, manager_config()).expect("session opens")
 }
 
 /// The stack on the reference model.
 pub fn model(cfg: NpuConfig) -> Stack<ModelDevice> {
-    Session::open(ModelDevice::new(Default::default()), cfg, Config::default()).expect("session opens")
+    Session::open(ModelDevice::new(Default::default()), cfg, manager_config()).expect("session opens")
 }
