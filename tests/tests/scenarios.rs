@@ -93,7 +93,7 @@ fn prefetch_hint<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
 /// the CPU and the NPU maps them remotely (through the host window).
 fn pingpong<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     let pages = 64usize;
-    let moved = |s: &Stack<T>, hinted: bool| -> u64 {
+    let moved = |s: &Stack<T>, hinted: bool| -> (u64, *mut u32) {
         let p = region(s, pages as u64 * 4096);
         if hinted {
             s.gm.hmadvise(s.space, Node::Device(s.id), p as u64, pages as u64 * 4096, Hint::AccessedBy).unwrap();
@@ -106,13 +106,17 @@ fn pingpong<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
             assert_eq!(read(p, 5 * 1024), round + 100, "the CPU sees the NPU's store");
         }
         let k1 = s.gm.counters();
-        (k1.pages_h2d - k0.pages_h2d) + (k1.pages_d2h - k0.pages_d2h)
+        ((k1.pages_h2d - k0.pages_h2d) + (k1.pages_d2h - k0.pages_d2h), p)
     };
-    let unhinted = moved(&s, false);
-    let hinted = moved(&s, true);
+    let (unhinted, _) = moved(&s, false);
+    let (hinted, p) = moved(&s, true);
     assert!(unhinted >= 4 * pages as u64, "un-hinted pages move every round: {unhinted}");
     assert_eq!(hinted, 0, "with ACCESSED_BY no page moves");
-    format!("un-hinted moves >= {}: true\nhinted moves: {hinted}\n", 4 * pages)
+    // The hinted pages are mapped remotely: the NPU reaches them in host memory.
+    let tables = dump(&s, &[("hinted", p, pages as u64 * 4096)]);
+    let remote: Vec<&str> = tables.lines().filter(|l| l.starts_with("hinted+")).collect();
+    assert_eq!(remote.len(), pages, "every hinted page mapped remotely:\n{tables}");
+    format!("un-hinted moves >= {}: true\nhinted moves: {hinted}\n{}\n", 4 * pages, remote.join("\n"))
 }
 
 /// Two address spaces on one NPU: a kernel in one can't reach the other's data.
@@ -131,8 +135,9 @@ fn two_spaces<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
         NpuError::KernelAborted { va, .. } => assert_eq!(va, p1 as u64),
         e => panic!("expected an abort naming {p1:?}, got {e}"),
     }
+    let tables = dump(&s, &[("p1", p1, 64 * 1024)]);
     assert_eq!(read(p1, 7), 7, "space 1's data intact");
-    dump(&s, &[("p1", p1, 64 * 1024)])
+    tables
 }
 
 /// Two NPUs in one space: data written by one is read by the other.
