@@ -8,6 +8,10 @@
 // writes it back with A/D set. An INVAL during a walk marks it stale: the walk finishes
 // its outstanding access, drops its result and starts again from the root. A soft reset
 // (`flush_i`) lets the outstanding access finish, then idles without a result.
+//
+// A two-entry walk cache keeps the last level-1 and level-0 table addresses found (per
+// ASID and VA prefix), so walks of neighbouring pages start lower and cost one or two
+// PTE reads instead of three. Any INVAL and any soft reset empty it.
 module npu_ptw #(
   parameter int unsigned DataWidth = 512,
   parameter int unsigned DevMemMiB = 256,
@@ -126,6 +130,17 @@ module npu_ptw #(
   assign asid_ok = mmu_en_i && int'(asid_q) < NumAsids;
   assign root    = ptroot_i[asid_q[3:0]*32 +: 32];
 
+  // ---------------------------------------------------------------- walk cache
+  // c1: the level-1 table of (ASID, VA[38:30]); c0: the level-0 table of (ASID, VA[38:21]).
+  logic        c1_valid_d, c1_valid_q, c0_valid_d, c0_valid_q;
+  logic [15:0] c1_asid_q, c0_asid_q;
+  logic [8:0]  c1_tag_q;
+  logic [17:0] c0_tag_q;
+  logic [40:0] c1_table_q, c0_table_q;
+  logic        c1_fill, c0_fill, c1_hit, c0_hit;
+  assign c1_hit = c1_valid_q && c1_asid_q == asid_q && c1_tag_q == va_q[38:30];
+  assign c0_hit = c0_valid_q && c0_asid_q == asid_q && c0_tag_q == va_q[38:21];
+
   // ---------------------------------------------------------------- next state
   always_comb begin : next_state
     logic finish, fault;
@@ -144,6 +159,8 @@ module npu_ptw #(
     locked_d         = locked_q;
     stale_d          = stale_q || (inval_i && state_q != StIdle);
     flush_d          = flush_q || flush_i;
+    c1_fill          = 1'b0;
+    c0_fill          = 1'b0;
     errinj_consume_o = 1'b0;
     walk_start_o     = 1'b0;
     finish           = 1'b0;
@@ -177,6 +194,13 @@ module npu_ptw #(
           {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
         end else begin
           state_d = StRead;
+          if (c0_hit) begin
+            level_d = 2'd0;
+            table_d = c0_table_q;
+          end else if (c1_hit) begin
+            level_d = 2'd1;
+            table_d = c1_table_q;
+          end
         end
       end
       StRead: begin
@@ -210,6 +234,8 @@ module npu_ptw #(
             level_d  = level_q - 2'd1;
             table_d  = target;
             state_d  = StRead;
+            c1_fill  = level_q == 2'd2;
+            c0_fill  = level_q == 2'd1;
           end
         end else if (level_q == 2'd2 || (level_q == 2'd1 && pte_q[18:10] != '0)
                      || (write_q ? !pte_q[BitW] : !pte_q[BitR])) begin
@@ -288,8 +314,35 @@ module npu_ptw #(
   assign w_data_o   = DataWidth'(pte_updated) << {pte_addr[OffBits-1:3], 6'd0};
   assign w_strb_o   = flush_q ? '0 : StrbWidth'(8'hFF) << {pte_addr[OffBits-1:3], 3'd0};
 
+  // A fill from a walk that an INVAL hits in the same cycle, or that is stale, is dropped.
+  always_comb begin : walk_cache
+    c1_valid_d = c1_valid_q;
+    c0_valid_d = c0_valid_q;
+    if (c1_fill && !stale_q) c1_valid_d = 1'b1;
+    if (c0_fill && !stale_q) c0_valid_d = 1'b1;
+    if (inval_i || flush_i || flush_q) begin
+      c1_valid_d = 1'b0;
+      c0_valid_d = 1'b0;
+    end
+  end
+
+  always_ff @(posedge clk_i) begin : walk_cache_payload
+    if (c1_fill) begin
+      c1_asid_q  <= asid_q;
+      c1_tag_q   <= va_q[38:30];
+      c1_table_q <= target;
+    end
+    if (c0_fill) begin
+      c0_asid_q  <= asid_q;
+      c0_tag_q   <= va_q[38:21];
+      c0_table_q <= target;
+    end
+  end
+
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
+      c1_valid_q <= 1'b0;
+      c0_valid_q <= 1'b0;
       state_q  <= StIdle;
       tag_q    <= '0;
       asid_q   <= '0;
@@ -303,6 +356,8 @@ module npu_ptw #(
       stale_q  <= 1'b0;
       flush_q  <= 1'b0;
     end else begin
+      c1_valid_q <= c1_valid_d;
+      c0_valid_q <= c0_valid_d;
       state_q  <= state_d;
       tag_q    <= tag_d;
       asid_q   <= asid_d;

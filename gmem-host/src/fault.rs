@@ -37,7 +37,7 @@ use crate::mmu::{
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::migrate_in::{collect, copy_and_commit};
-use crate::prefetch::{Mig, expand, expand_blocks};
+use crate::prefetch::{Mig, expand, expand_blocks, expand_tree};
 use crate::thrash::Verdict;
 
 /// The access that faulted.
@@ -361,7 +361,11 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
             }
             if let Some(pct) = inner.cfg.prefetch_threshold_pct {
                 let before = migrate.len();
-                expand(&g, dev, pct, &mut migrate, &taken);
+                if inner.cfg.prefetch_tree {
+                    expand_tree(&g, dev, pct, &mut migrate, &taken);
+                } else {
+                    expand(&g, dev, pct, &mut migrate, &taken);
+                }
                 if migrate.len() > before {
                     tracing::debug!(target: "gmem", dev = dev.0, pages = migrate.len() - before, "prefetch");
                 }

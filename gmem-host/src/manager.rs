@@ -53,6 +53,9 @@ pub struct Config {
     pub va_base: u64,
     /// Commit attempts per page before a fault is answered retry without progress.
     pub max_commit_retries: u32,
+    /// Density prefetch over a tree of aligned subregions (64 KiB .. 2 MiB, UVM's
+    /// prefetch tree) instead of whole 2 MiB chunks only.
+    pub prefetch_tree: bool,
     /// On a device fault, migrate the whole aligned block of this many pages around the
     /// faulting page (the pages of it that may move), like UVM's 64 KiB big pages; 1
     /// migrates only faulted pages. Rounded up to a power of two, at most 512 (2 MiB).
@@ -90,6 +93,7 @@ impl Default for Config {
             max_commit_retries: 4,
             cpu_fault_ahead: 15,
             dev_fault_block_pages: 1,
+            prefetch_tree: false,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
         }
     }

@@ -55,6 +55,50 @@ pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>,
     }
 }
 
+/// Tree density prefetch (UVM's prefetch tree): inside each 2 MiB chunk of the batch,
+/// every naturally aligned subregion of 32 .. 512 pages that holds a page of the batch
+/// and is more than `pct` % present (on a device, or migrating in this batch — counting
+/// what smaller levels already added) is brought in whole. A stream therefore migrates
+/// in doubling steps instead of block by block.
+pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
+    let mut chunks: Vec<(u32, u64)> = migrate.iter().map(|m| (m.key.0, m.key.1 / PAGES_PER_HUGE)).collect();
+    chunks.sort_unstable();
+    chunks.dedup();
+    let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
+    for (s, chunk) in chunks {
+        let Some(sp) = st.spaces.get(&s) else { continue };
+        let base = chunk * PAGES_PER_HUGE;
+        let n = PAGES_PER_HUGE as usize;
+        let mut present: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64)) || sp.pt.get(base + i as u64).on_device()).collect();
+        let batch: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64))).collect();
+        let mut level = 32usize;
+        while level <= n {
+            for sub in (0..n).step_by(level) {
+                let range = sub..sub + level;
+                if !batch[range.clone()].iter().any(|&b| b) {
+                    continue;
+                }
+                let dense = present[range.clone()].iter().filter(|&&p| p).count();
+                if dense * 100 <= usize::from(pct) * level || dense == level {
+                    continue;
+                }
+                for i in range {
+                    let key = (s, base + i as u64);
+                    if seen.contains(&key) {
+                        continue;
+                    }
+                    if let Some(m) = candidate(st, s, dev, key.1, taken) {
+                        seen.insert(key);
+                        present[i] = true;
+                        migrate.push(m);
+                    }
+                }
+            }
+            level *= 2;
+        }
+    }
+}
+
 /// Fault-ahead: every faulted page brings the migratable pages of its aligned block of
 /// `block_pages` pages along (UVM's 64 KiB big-page granularity), so a stream of faults
 /// on one page becomes one migration of the block.

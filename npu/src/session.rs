@@ -20,11 +20,12 @@ pub enum SessionError {
 }
 
 /// The manager configuration the NPU stack uses by default: [`Config::default`] with
-/// device faults migrating whole 64 KiB blocks (`dev_fault_block_pages` = 16). The NPU's
-/// compute unit keeps only a few requests in flight, all usually on one page, so
-/// without fault-ahead a stream migrates one page per fault round trip.
+/// device faults migrating whole 64 KiB blocks (`dev_fault_block_pages` = 16) and the
+/// density prefetch tree (`prefetch_tree`). The NPU's compute unit keeps only a few
+/// requests in flight, all usually on one page, so without fault-ahead a stream
+/// migrates one page per fault round trip; the tree then doubles the step.
 pub fn manager_config() -> Config {
-    Config { dev_fault_block_pages: 16, ..Config::default() }
+    Config { dev_fault_block_pages: 16, prefetch_tree: true, ..Config::default() }
 }
 
 /// A manager, one NPU on transport `T`, and an address space the NPU is attached to.
