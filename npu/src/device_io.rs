@@ -114,16 +114,25 @@ pub trait DeviceIo {
     /// any time in between, so the caller must not hold Rust references into it.
     unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError>;
 
-    /// Makes a [`DmaBuffer`] reachable by device DMA; the buffer must outlive the
-    /// mapping (unmap before dropping it).
+    /// Makes a [`DmaBuffer`] reachable by device DMA. The transport keeps a handle to
+    /// the buffer until [`DeviceIo::dma_unmap`], so the memory stays valid for the
+    /// device even if the caller drops its own handle first.
     fn dma_map(&mut self, buf: &DmaBuffer) -> Result<u64, IoError> {
-        // SAFETY: a DmaBuffer is page aligned, lives until dropped and is only accessed
-        // through copies; the contract above asks callers to unmap before dropping.
-        unsafe { self.dma_map_raw(buf.as_ptr(), buf.len()) }
+        // SAFETY: a DmaBuffer is page aligned and only ever accessed through copies (no
+        // Rust references into it); the clone kept below holds the memory until
+        // `dma_unmap` has removed the mapping.
+        let iova = unsafe { self.dma_map_raw(buf.as_ptr(), buf.len()) }?;
+        self.dma_keep(iova, buf.clone());
+        Ok(iova)
     }
 
+    /// Keeps `owner` alive until `dma_unmap(iova)` (implementations hold it in a
+    /// [`DmaOwners`](crate::DmaOwners) and release it after the mapping is gone).
+    fn dma_keep(&mut self, iova: u64, owner: DmaBuffer);
+
     /// Removes the mapping at `iova`; later device accesses to it fail like an IOMMU
-    /// fault (error response), never touch the old memory.
+    /// fault (error response), never touch the old memory. A buffer kept for it by
+    /// [`DeviceIo::dma_map`] is released afterwards.
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError>;
 
     /// Waits until one of the interrupt vectors in `mask` is pending or `budget_ns` of

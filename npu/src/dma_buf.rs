@@ -34,9 +34,37 @@ pub enum DmaBufError {
 }
 
 /// Page-aligned, zero-initialised anonymous host memory for device DMA.
+///
+/// A `DmaBuffer` is a shared handle: clones name the same memory, which is unmapped
+/// when the last handle goes. [`DeviceIo::dma_map`](crate::DeviceIo::dma_map) keeps a
+/// handle until the matching `dma_unmap`, so dropping a buffer that a device still has
+/// mapped cannot free memory the device may access.
+#[derive(Clone)]
 pub struct DmaBuffer {
-    map: MmapMut,
+    map: std::sync::Arc<MmapMut>,
     len: usize,
+}
+
+/// The buffers a transport keeps alive while they are mapped (by IOVA).
+#[derive(Default)]
+pub struct DmaOwners(std::collections::HashMap<u64, DmaBuffer>);
+
+impl std::fmt::Debug for DmaOwners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DmaOwners({} buffers)", self.0.len())
+    }
+}
+
+impl DmaOwners {
+    /// Keeps `buf` alive until [`DmaOwners::release`] of `iova`.
+    pub fn keep(&mut self, iova: u64, buf: DmaBuffer) {
+        self.0.insert(iova, buf);
+    }
+
+    /// Drops the handle kept for `iova` (after the mapping is gone).
+    pub fn release(&mut self, iova: u64) {
+        self.0.remove(&iova);
+    }
 }
 
 impl DmaBuffer {
@@ -51,7 +79,7 @@ impl DmaBuffer {
             .map_err(|source| DmaBufError::Map { len: rounded, source })?
             .map_mut()
             .map_err(|source| DmaBufError::Map { len: rounded, source })?;
-        Ok(Self { map, len: rounded })
+        Ok(Self { map: std::sync::Arc::new(map), len: rounded })
     }
 
     /// Size in bytes (a multiple of the page size).

@@ -21,11 +21,12 @@ pub(crate) struct FakeIo {
     maps: BTreeMap<u64, (usize, usize)>,
     iova: IovaAllocator,
     now: u64,
+    owners: crate::DmaOwners,
 }
 
 impl FakeIo {
     pub(crate) fn new() -> Self {
-        Self { regs: HashMap::new(), log: Vec::new(), maps: BTreeMap::new(), iova: IovaAllocator::npu_default(), now: 0 }
+        Self { regs: HashMap::new(), log: Vec::new(), maps: BTreeMap::new(), iova: IovaAllocator::npu_default(), now: 0, owners: Default::default() }
     }
 
     /// Writes `data` at `iova` as the device would (through the DMA mapping).
@@ -57,9 +58,13 @@ impl DeviceIo for FakeIo {
         self.maps.insert(iova, (host as usize, len));
         Ok(iova)
     }
+    fn dma_keep(&mut self, iova: u64, owner: crate::DmaBuffer) {
+        self.owners.keep(iova, owner);
+    }
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
         self.maps.remove(&iova).ok_or(IoError::NotMapped { iova })?;
         self.iova.free(iova)?;
+        self.owners.release(iova);
         Ok(())
     }
     fn wait_irq(&mut self, _mask: u32, budget_ns: u64) -> Result<u32, IoError> {

@@ -28,7 +28,7 @@ pub mod sv39;
 
 pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};
 pub use device_io::{Clock, DeviceIo, IoError};
-pub use dma_buf::{DmaBufError, DmaBuffer};
+pub use dma_buf::{DmaBufError, DmaBuffer, DmaOwners};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};
 pub use record::RecordError;
 pub use regmap::{Access, Field, Reg};

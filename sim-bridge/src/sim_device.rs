@@ -124,6 +124,8 @@ pub struct SimDevice {
     host_port: AxiSlave,
     dev_port: AxiSlave,
     pub(crate) iova: npu::IovaAllocator,
+    /// Buffers mapped by `dma_map`, kept alive until their unmap (dropped last).
+    pub(crate) owners: npu::DmaOwners,
 }
 
 const RESET_CYCLES: u64 = 4;
@@ -149,6 +151,7 @@ impl SimDevice {
             dev_port: AxiSlave::new(cfg.timing.dev, cfg.timing.dev_stalls),
             iova: npu::IovaAllocator::npu_default(),
             cfg,
+            owners: npu::DmaOwners::default(),
         };
         dev.reset();
         Ok(dev)

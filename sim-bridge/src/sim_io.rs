@@ -50,11 +50,16 @@ impl DeviceIo for SimDevice {
         Ok(iova)
     }
 
+    fn dma_keep(&mut self, iova: u64, owner: npu::DmaBuffer) {
+        self.owners.keep(iova, owner);
+    }
+
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
         if !self.host_mem.unmap(iova) {
             return Err(IoError::NotMapped { iova });
         }
         self.iova.free(iova)?;
+        self.owners.release(iova);
         Ok(())
     }
 

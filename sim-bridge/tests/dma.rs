@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
-use npu::dma::{DmaAddr, DmaDesc, DmaStatus};
+use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{SimConfig, SimDevice, StallPattern, TimingModel};
 
@@ -409,4 +409,21 @@ fn errors_in_large_descriptors_complete_and_stop_later_ones() {
     r.dma.resume(&mut r.dev, 1).unwrap();
     let c = r.dma.wait_idle(&mut r.dev, &[1], BUDGET_NS).unwrap();
     assert_eq!(c.iter().map(|c| (c.tag, c.status)).collect::<Vec<_>>(), [(6, DmaStatus::Ok)]);
+}
+
+/// A buffer whose handle is dropped while it is still mapped stays valid for the device
+/// until the unmap (the transport keeps a handle): the DMA engine writing into it after
+/// the drop neither crashes nor errors.
+#[test]
+fn a_mapped_buffer_outlives_its_dropped_handle() {
+    let mut dev = SimDevice::new(SimConfig::default()).unwrap();
+    let buf = DmaBuffer::new(1 << 20).unwrap();
+    let iova = dev.dma_map(&buf).unwrap();
+    drop(buf);
+    let mut dma = Dma::init(&mut dev, 4).unwrap();
+    dma.submit(&mut dev, 1, &[DmaDesc::zero(DmaAddr::Host(iova), 1 << 20, 1)]).unwrap();
+    let cpls = dma.wait_idle(&mut dev, &[1], 10_000_000).unwrap();
+    assert_eq!(cpls.len(), 1);
+    assert_eq!(cpls[0].status, DmaStatus::Ok);
+    dev.dma_unmap(iova).unwrap();
 }

@@ -113,6 +113,9 @@ impl IrqSource for VfioDevice {
 pub struct VfioDevice {
     pci: VfioPci,
     name: String,
+    /// Buffers mapped by `dma_map`; declared last, so they are freed only after the
+    /// IOMMU mappings are gone with `pci`.
+    owners: npu::DmaOwners,
 }
 
 impl VfioDevice {
@@ -136,7 +139,7 @@ impl VfioDevice {
         let version = pci.read32(CSR_BAR, u64::from(regs::VERSION.offset))?;
         check_identity(b, size, id, version)?;
         pci.enable_irqs(opts.irq, opts.vectors)?;
-        Ok(Self { name: format!("vfio {b}"), pci })
+        Ok(Self { name: format!("vfio {b}"), pci, owners: npu::DmaOwners::default() })
     }
 
     /// The generic layer underneath (IOVA ranges, interrupt kind, raw BAR access).
@@ -186,8 +189,14 @@ impl DeviceIo for VfioDevice {
         unsafe { self.pci.dma_map_raw(host, len) }
     }
 
+    fn dma_keep(&mut self, iova: u64, owner: npu::DmaBuffer) {
+        self.owners.keep(iova, owner);
+    }
+
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
-        self.pci.dma_unmap(iova)
+        self.pci.dma_unmap(iova)?;
+        self.owners.release(iova);
+        Ok(())
     }
 
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {

@@ -119,6 +119,8 @@ pub struct ModelDevice {
     /// Virtual time of the last reset or PERF_CTRL.CLEAR (for the CYCLES counter).
     perf_epoch_ns: u64,
     now_ns: u64,
+    /// Buffers mapped by `dma_map`, kept alive until their unmap.
+    owners: npu::DmaOwners,
 }
 
 impl ModelDevice {
@@ -145,6 +147,7 @@ impl ModelDevice {
             perf_epoch_ns: 0,
             now_ns: 0,
             cfg,
+            owners: npu::DmaOwners::default(),
         }
     }
 
@@ -315,11 +318,16 @@ impl DeviceIo for ModelDevice {
         Ok(iova)
     }
 
+    fn dma_keep(&mut self, iova: u64, owner: npu::DmaBuffer) {
+        self.owners.keep(iova, owner);
+    }
+
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
         if !self.host.unmap(iova) {
             return Err(IoError::NotMapped { iova });
         }
         self.iova.free(iova)?;
+        self.owners.release(iova);
         Ok(())
     }
 
