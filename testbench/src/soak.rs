@@ -100,8 +100,11 @@ enum Op {
 
 impl Op {
     fn random(g: &mut Rng) -> Op {
+        // Mostly short spans (the Verilated NPU runs ~150 k cycles/s; a soak step should
+        // cost a few thousand cycles), now and then a long one crossing many pages.
         let span = |g: &mut Rng| {
-            let n = 1 + g.below(REGION_WORDS as u64) as usize;
+            let max = if g.below(16) == 0 { REGION_WORDS } else { 384 };
+            let n = 1 + g.below(max as u64) as usize;
             let at = g.below((REGION_WORDS - n + 1) as u64) as usize;
             (at, n)
         };
@@ -117,7 +120,7 @@ impl Op {
         match g.below(100) {
             0..30 => {
                 let (at, n) = span(g);
-                Op::Write { r: g.below(REGIONS as u64) as usize, at, n: n.min(2048), base: g.next() as u32 }
+                Op::Write { r: g.below(REGIONS as u64) as usize, at, n, base: g.next() as u32 }
             }
             30..45 => {
                 let (a, _, c) = three(g);
