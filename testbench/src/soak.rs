@@ -6,9 +6,12 @@
 //! (prefetch to the NPU or the CPU, DONTNEED). Each stack has its own
 //! [`Injector`] with the same seed and rules. An operation that fails is *recovered*:
 //! the NPU is soft-reset when the failure came from the device, then the operation runs
-//! again with injection paused. After every step the bytes the step wrote are read
-//! back on both stacks (through the CPU, so pages fault back) and compared with the
-//! expected contents; every 64 steps every region is compared whole.
+//! again with injection paused. After every step every byte of every region is
+//! compared with the expected contents on both stacks *where it lives*: pages on the
+//! CPU through their host mapping, pages on the NPU in device memory through the test
+//! backdoor — so checking moves nothing and costs no device time. CPU reads that fault
+//! pages back are operations of their own (`Read`), and the end of the run reads
+//! everything through the CPU.
 //!
 //! A *mismatch* is a wrong byte on either stack; a *hang* is an operation that still
 //! fails after recovery. Both must stay 0.
@@ -16,11 +19,12 @@
 use std::time::Instant;
 
 use gmem_host::inject::{HOOK_SITES, Injector, RTL_SITES};
-use gmem_host::{Hint, Node};
+use gmem_host::{Hint, Node, Residency};
 use npu::inject::FaultyIo;
 use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
+use sim_bridge::DevMemBackdoor;
 use serde::Serialize;
 
 /// Soak parameters.
@@ -96,6 +100,7 @@ enum Op {
     Add { a: usize, b: usize, c: usize, at: usize, n: usize },
     Scale { a: usize, c: usize, at: usize, n: usize, k: u32 },
     Hint { r: usize, which: u8 },
+    Read { r: usize, at: usize, n: usize },
 }
 
 impl Op {
@@ -103,7 +108,7 @@ impl Op {
         // Mostly short spans (the Verilated NPU runs ~150 k cycles/s; a soak step should
         // cost a few thousand cycles), now and then a long one crossing many pages.
         let span = |g: &mut Rng| {
-            let max = if g.below(16) == 0 { REGION_WORDS } else { 384 };
+            let max = if g.below(32) == 0 { REGION_WORDS } else { 128 };
             let n = 1 + g.below(max as u64) as usize;
             let at = g.below((REGION_WORDS - n + 1) as u64) as usize;
             (at, n)
@@ -141,34 +146,33 @@ impl Op {
                 let (at, n) = span(g);
                 Op::Scale { a, c, at, n, k: g.next() as u32 | 1 }
             }
-            _ => Op::Hint { r: g.below(REGIONS as u64) as usize, which: g.below(3) as u8 },
+            85..93 => Op::Hint { r: g.below(REGIONS as u64) as usize, which: g.below(3) as u8 },
+            _ => {
+                let (at, n) = span(g);
+                Op::Read { r: g.below(REGIONS as u64) as usize, at, n }
+            }
         }
     }
 
-    /// Applies the op to the expected contents; returns the region and span it wrote.
-    fn expect(&self, m: &mut [Vec<u32>]) -> Option<(usize, usize, usize)> {
+    /// Applies the op to the expected contents.
+    fn expect(&self, m: &mut [Vec<u32>]) {
         match *self {
             Op::Write { r, at, n, base } => {
                 (0..n).for_each(|i| m[r][at + i] = base.wrapping_add(i as u32));
-                Some((r, at, n))
             }
             Op::Copy { a, c, at, n } => {
                 (at..at + n).for_each(|i| m[c][i] = m[a][i]);
-                Some((c, at, n))
             }
             Op::Fill { c, at, n, v } => {
                 m[c][at..at + n].fill(v);
-                Some((c, at, n))
             }
             Op::Add { a, b, c, at, n } => {
                 (at..at + n).for_each(|i| m[c][i] = m[a][i].wrapping_add(m[b][i]));
-                Some((c, at, n))
             }
             Op::Scale { a, c, at, n, k } => {
                 (at..at + n).for_each(|i| m[c][i] = m[a][i].wrapping_mul(k));
-                Some((c, at, n))
             }
-            Op::Hint { .. } => None,
+            Op::Hint { .. } | Op::Read { .. } => {}
         }
     }
 }
@@ -180,7 +184,7 @@ struct Stack<T: DeviceIo + Send + 'static> {
     regions: Vec<*mut u32>,
 }
 
-impl<T: DeviceIo + Send + 'static> Stack<T> {
+impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
     fn open(io: T, cfg: &SoakConfig) -> Result<Self, String> {
         let inj = Injector::new(cfg.seed);
         let npu = NpuConfig { managed_bytes: Some(DEVICE_MEM), budget_ns: 4_000_000, ..Default::default() };
@@ -236,6 +240,8 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
                 };
                 self.s.gm.hmadvise(self.s.space, node, va, len, hint).map_err(|e| e.to_string())
             }
+            // Checked by the caller (it needs the expected contents).
+            Op::Read { .. } => Ok(()),
             _ => Ok(()),
         }
     }
@@ -254,7 +260,41 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
         (true, !ok)
     }
 
-    /// Wrong words in `[at, at+n)` of region `r`.
+    /// Region `r` as it is now, read where each page lives without moving it.
+    fn peek(&self, r: usize) -> Result<Vec<u32>, String> {
+        let mut out = vec![0u32; REGION_WORDS];
+        let base = self.regions[r] as u64;
+        for (page, words) in out.chunks_mut(1024).enumerate() {
+            let va = base + page as u64 * 4096;
+            let info = self.s.gm.page_info(self.s.space, va).ok_or_else(|| format!("{va:#x} is not managed"))?;
+            let mut bytes = [0u8; 4096];
+            match (info.residency, info.device_pa) {
+                (Residency::Device, Some(pa)) => {
+                    self.s.npu.with_io(|io| io.inner().backdoor_read(pa, &mut bytes)).map_err(|e| e.to_string())?;
+                }
+                (Residency::Device, None) => return Err(format!("{va:#x} on the device without a frame")),
+                (Residency::Unpopulated, _) => {}
+                // SAFETY: the page is present on the CPU (CPU-resident or a read
+                // duplicate): reading it through the region does not fault.
+                _ => unsafe { std::ptr::copy_nonoverlapping(va as *const u8, bytes.as_mut_ptr(), 4096) },
+            }
+            for (w, b) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+                *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Wrong words of every region, read where they live.
+    fn peek_mismatches(&self, want: &[Vec<u32>]) -> Result<u64, String> {
+        let mut bad = 0;
+        for (r, w) in want.iter().enumerate() {
+            bad += self.peek(r)?.iter().zip(w).filter(|(a, b)| a != b).count() as u64;
+        }
+        Ok(bad)
+    }
+
+    /// Wrong words in `[at, at+n)` of region `r`, read through the CPU.
     fn mismatches(&self, want: &[u32], r: usize, at: usize, n: usize) -> u64 {
         (at..at + n)
             .filter(|&i| {
@@ -268,8 +308,8 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
 /// Runs the soak; `progress` is called every 256 operations with the report so far.
 pub fn run<A, B>(rtl: A, model: B, cfg: &SoakConfig, mut progress: impl FnMut(&SoakReport)) -> Result<SoakReport, String>
 where
-    A: DeviceIo + Send + 'static,
-    B: DeviceIo + Send + 'static,
+    A: DeviceIo + DevMemBackdoor + Send + 'static,
+    B: DeviceIo + DevMemBackdoor + Send + 'static,
 {
     let t0 = Instant::now();
     let a = Stack::open(rtl, cfg)?;
@@ -280,7 +320,7 @@ where
     let c0 = a.s.now_ns();
     for step in 0..cfg.ops {
         let op = Op::random(&mut g);
-        let wrote = op.expect(&mut want);
+        op.expect(&mut want);
         if matches!(op, Op::Copy { .. } | Op::Fill { .. } | Op::Add { .. } | Op::Scale { .. }) {
             rep.kernels += 1;
         }
@@ -288,14 +328,10 @@ where
             rep.recoveries += u64::from(recovered);
             rep.hangs += u64::from(hung);
         }
-        if let Some((r, at, n)) = wrote {
+        if let Op::Read { r, at, n } = op {
             rep.data_mismatches += a.mismatches(&want[r], r, at, n) + b.mismatches(&want[r], r, at, n);
         }
-        if step % 64 == 63 {
-            for (r, w) in want.iter().enumerate() {
-                rep.data_mismatches += a.mismatches(w, r, 0, REGION_WORDS) + b.mismatches(w, r, 0, REGION_WORDS);
-            }
-        }
+        rep.data_mismatches += a.peek_mismatches(&want)? + b.peek_mismatches(&want)?;
         rep.ops = step + 1;
         if step % 256 == 255 {
             fill_counts(&mut rep, &a, &b, c0, t0);
@@ -309,7 +345,7 @@ where
     Ok(rep)
 }
 
-fn fill_counts<A: DeviceIo + Send + 'static, B: DeviceIo + Send + 'static>(
+fn fill_counts<A: DeviceIo + DevMemBackdoor + Send + 'static, B: DeviceIo + DevMemBackdoor + Send + 'static>(
     rep: &mut SoakReport,
     a: &Stack<A>,
     b: &Stack<B>,

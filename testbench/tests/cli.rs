@@ -196,13 +196,13 @@ fn profile_faults_rejects_odd_sizes() {
 
 #[test]
 fn soak_with_injection_recovers_every_failure_and_loses_no_data() {
-    let (ok, out, err) = gmem(&["soak", "--ops", "800", "--seed", "2", "--inject", "3000", "--json"]);
+    let (ok, out, err) = gmem(&["soak", "--ops", "1500", "--seed", "2", "--inject", "3000", "--json"]);
     assert!(ok, "{err}{out}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
-    assert_eq!(v["ops"], 800);
+    assert_eq!(v["ops"], 1500);
     assert_eq!(v["data_mismatches"], 0, "{v}");
     assert_eq!(v["hangs"], 0, "{v}");
-    assert!(v["kernels"].as_u64().unwrap() > 300, "{v}");
+    assert!(v["kernels"].as_u64().unwrap() > 600, "{v}");
     let injected = v["injected_rtl"].as_u64().unwrap() + v["injected_model"].as_u64().unwrap();
     assert!(injected > 10, "faults were injected on both stacks: {v}");
     assert!(v["recoveries"].as_u64().unwrap() > 0 && v["device_resets"].as_u64().unwrap() > 0, "{v}");
