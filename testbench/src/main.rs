@@ -10,6 +10,7 @@ mod info;
 mod plot;
 mod profile_dma;
 mod profile_faults;
+mod serve;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,10 @@ enum Command {
         /// Write an FST waveform of the run (open with GTKWave or Surfer).
         #[arg(long, value_name = "FILE")]
         waves: Option<PathBuf>,
+        /// `rtl` (Verilator co-simulation), `model` or `vfio:<PCI address>` (a board, or
+        /// the RTL behind QEMU's vfio-user client).
+        #[arg(long, default_value = "rtl")]
+        backend: info::Backend,
     },
     /// Identification, capabilities, status and counters of a device.
     ///
@@ -85,6 +90,18 @@ enum Command {
     /// Device page tables.
     #[command(subcommand)]
     Pte(PteCmd),
+    /// Serve the co-simulated NPU to a VMM as a PCI device over vfio-user.
+    ///
+    /// Example: `gmem serve --vfio-user /tmp/npu.sock`, then QEMU with
+    /// `-device vfio-user-pci,socket=/tmp/npu.sock` (see docs/vfio-user.md).
+    Serve {
+        /// UNIX socket to listen on (must not exist).
+        #[arg(long, value_name = "SOCKET")]
+        vfio_user: PathBuf,
+        /// Write an FST waveform of the run.
+        #[arg(long, value_name = "FILE")]
+        waves: Option<PathBuf>,
+    },
     /// Measure device performance in the co-simulation's cycle domain.
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -370,7 +387,7 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { waves } => demo::run(waves).map_err(|e| e.to_string()),
+        Command::Demo { waves, backend } => demo::run(waves, &backend).map_err(|e| serve::chain(&e)),
         Command::Info { backend } => run_info(&backend),
         Command::Run { workload, backend, device_mem, size, seed, waves, json } => {
             run_job(&backend, device_mem, waves, Job::Run { workload, size, device_mem, seed, json })
@@ -378,6 +395,7 @@ fn main() -> ExitCode {
         Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw }) => {
             run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw })
         }
+        Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
         Command::Profile(ProfileCmd::Faults { json, plot, size }) => run_profile_faults(json, plot, size),
