@@ -71,13 +71,39 @@ pub fn run(waves: Option<PathBuf>, backend: &Backend) -> Result<(), DemoError> {
             oversubscription(stack(oversub_cfg(), sim_bridge::ModelDevice::default())?, device_cycles)
         }
         Backend::Vfio(bdf) => {
-            let open = || vfio_driver::VfioDevice::open(bdf).map_err(dev_err);
+            let open = || {
+                let mut d = vfio_driver::VfioDevice::open(bdf).map_err(dev_err)?;
+                quiesce(&mut d).map_err(dev_err)?;
+                Ok::<_, DemoError>(d)
+            };
             let mut dev = open()?;
             identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, None)?;
-            sharing(stack(NpuConfig::default(), dev)?, device_cycles)?;
-            oversubscription(stack(oversub_cfg(), open()?)?, device_cycles)
+            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::VFIO_BUDGET_NS, ..c };
+            sharing(stack(slow(NpuConfig::default()), dev)?, device_cycles)?;
+            oversubscription(stack(slow(oversub_cfg()), open()?)?, device_cycles)
         }
     }
+}
+
+/// Brings a device another process left configured back to its post-reset state: a
+/// board (or the RTL behind vfio-user) outlives the process that drove it, and the
+/// driver refuses queues that are still enabled. Disables every unit and address
+/// space, soft-resets (device.md §13) and waits for the busy bits to clear.
+pub fn quiesce<T: DeviceIo>(io: &mut T) -> Result<(), npu::IoError> {
+    io.write32(regs::CTRL.offset, 0)?;
+    io.write32(regs::INT_MASK.offset, 0)?;
+    for asid in 0..regs::PTROOT.count {
+        io.write32(regs::PTROOT.offset + regs::PTROOT.stride * asid, 0)?;
+    }
+    io.write32(regs::RESET.offset, regs::reset::SOFT.put32(0, 1))?;
+    let deadline = io.now_ns() + 1_000_000_000;
+    while io.read32(regs::STATUS.offset)? & 0b111 != 0 {
+        if io.now_ns() > deadline {
+            return Err(npu::IoError::Device("the soft reset did not finish within 1 s".into()));
+        }
+        io.advance(10_000)?;
+    }
+    Ok(())
 }
 
 fn oversub_cfg() -> NpuConfig {

@@ -191,6 +191,11 @@ enum ProfileCmd {
     },
 }
 
+/// Wall-clock budget of one kernel on a VFIO device: a board needs far less, but the
+/// RTL behind QEMU's vfio-user (every fault round trip through a software CPU) more
+/// than the 1 s default.
+const VFIO_BUDGET_NS: u64 = 120_000_000_000;
+
 /// Parses "4096", "64K", "2M".
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -377,7 +382,9 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
             job_on(&s, &job, "the reference model")
         }
         info::Backend::Vfio(bdf) => {
-            let dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            demo::quiesce(&mut dev).map_err(|e| e.to_string())?;
+            let npu_cfg = npu::NpuConfig { budget_ns: VFIO_BUDGET_NS, ..npu_cfg };
             let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
             job_on(&s, &job, bdf)
         }

@@ -153,6 +153,9 @@ impl State {
 
     /// DMA_MAP: maps the client's fd range and adds it to the RTL's IOVA map.
     pub(crate) fn dma_map(&mut self, iova: u64, size: u64, offset: u64, fd: Option<File>) -> Result<(), VfioUserError> {
+        if std::env::var_os("GMEM_SERVE_TRACE").is_some() {
+            eprintln!("gmem serve: DMA_MAP {iova:#x} +{size:#x} fd {} offset {offset:#x}", fd.is_some());
+        }
         let fd = fd.ok_or(VfioUserError::DmaWithoutFd { iova, size })?;
         let m = FdMapping::new(&fd, offset, iova, size)?;
         // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device mapping
@@ -167,6 +170,9 @@ impl State {
     /// like the kernel's type-1 IOMMU: nothing there is not an error, cutting a mapping
     /// in two is.
     pub(crate) fn dma_unmap(&mut self, iova: u64, size: u64, all: bool) -> Result<(), VfioUserError> {
+        if std::env::var_os("GMEM_SERVE_TRACE").is_some() {
+            eprintln!("gmem serve: DMA_UNMAP {iova:#x} +{size:#x}{}", if all { " (all)" } else { "" });
+        }
         let end = iova.saturating_add(size);
         let victims: Vec<u64> = if all {
             self.dma.keys().copied().collect()
