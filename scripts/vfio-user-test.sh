@@ -140,7 +140,7 @@ else
   bad "gmem serve exited with status $serve_rc (log: $CACHE/serve.log)"
 fi
 section "gmem demo (sharing + oversubscription)" | grep -E '^(scenario|  (result|device faults|pages moved|DMA  |cycles))' | sed 's/^/  guest demo: /' || true
-sed -n '2,$p' "$CACHE/serve.log" | sed 's/^/  server: /'
+sed -n '/^gmem serve: client disconnected/,$p' "$CACHE/serve.log" | sed 's/^/  server: /'
 end=$(date +%s.%N)
 awk -v s="$start" -v b="$boot_start" -v e="$boot_end" -v t="$end" \
   'BEGIN {printf "vfio-user: guest %.1f s, total %.1f s\n", e - b, t - s}'

@@ -17,9 +17,11 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 
-/// Cycles the RTL runs after any message even when it looks idle (an interrupt raised
-/// just after the busy bits drop, a register write taking effect).
-const GRANT_CYCLES: u64 = 2_048;
+/// Cycles the RTL runs after any message even when it looks idle (a register write
+/// taking effect), and after the busy bits drop (a completion's interrupt follows its
+/// record by a few cycles; a waiting client sends no message to get it).
+const GRANT_CYCLES: u64 = 256;
+const TAIL_CYCLES: u64 = 2_048;
 /// Cycles stepped per turn of the clock thread while holding the device.
 const CHUNK_CYCLES: u64 = 256;
 /// STATUS bits meaning "work is queued or running": CMDQ_BUSY, DMA_BUSY, CU_BUSY.
@@ -269,7 +271,7 @@ impl Backend {
     fn with<R>(&mut self, f: impl FnOnce(&mut State) -> Result<R, VfioUserError>) -> Result<R, std::io::Error> {
         let mut st = self.lock();
         let r = f(&mut st);
-        st.grant = GRANT_CYCLES;
+        st.grant = st.grant.max(GRANT_CYCLES);
         drop(st);
         self.shared.1.notify_one();
         r.map_err(|e| {
@@ -335,9 +337,11 @@ pub(crate) fn clock(shared: Shared) {
     let (lock, cv) = &*shared;
     let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
     while !st.stop {
-        let work = st.grant > 0 || st.busy().unwrap_or(false);
-        if work {
-            let n = if st.grant > 0 { st.grant.min(CHUNK_CYCLES) } else { CHUNK_CYCLES };
+        if st.busy().unwrap_or(false) {
+            st.grant = st.grant.max(TAIL_CYCLES);
+        }
+        if st.grant > 0 {
+            let n = st.grant.min(CHUNK_CYCLES);
             st.run(n);
             st.grant = st.grant.saturating_sub(n);
             // Let the protocol thread in between chunks.
