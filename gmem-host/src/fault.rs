@@ -297,7 +297,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
                 continue;
             }
             if e.state == Residency::Cpu && recorded.insert(key) {
-                match st.thrash.record(key, now, false) {
+                match st.thrash.record(key, now, false, can_remote) {
                     Verdict::Migrate => {}
                     Verdict::Throttle => {
                         add(&inner.counters.throttled, 1);

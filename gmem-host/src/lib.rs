@@ -72,6 +72,7 @@ pub mod cpu;
 pub mod events;
 pub mod evict;
 pub mod fault;
+pub mod inject;
 mod inspect;
 mod hash;
 pub mod manager;

@@ -615,6 +615,11 @@ pub(crate) fn teardown_range(inner: &Inner, st: &mut State, s: u32, va: u64, len
     }
 }
 
+/// Whether device slot `dev` can map host pages remotely (thrashing pins at once).
+fn remote_capable(devices: &[crate::state::DeviceSlot], dev: u8) -> bool {
+    devices.get(dev as usize).is_some_and(|d| d.info.hooks.contains(crate::Hooks::HOST_MAPPING))
+}
+
 impl Inner {
     /// Resolve a CPU touch of `va` (lock taken inside; may migrate).
     pub(crate) fn cpu_fault(&self, va: u64, write: bool) -> Result<(), GmemError> {
@@ -695,7 +700,8 @@ impl Inner {
                     continue;
                 }
                 Residency::Device => {
-                    let verdict = if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now, true) };
+                    let remote_ok = remote_capable(&st.devices, e.dev);
+                    let verdict = if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now, true, remote_ok) };
                     recorded = true;
                     if verdict != Verdict::Migrate {
                         add(&self.counters.thrash_events, 1);
@@ -722,6 +728,21 @@ impl Inner {
                     }
                     drop(g);
                     let moved = to_host_keys(self, &pages, Cause::CpuFault { dup })?;
+                    if pages.len() > 1 {
+                        // The pages that came along bounced as much as the faulted one.
+                        let mut g = self.lock();
+                        let st = &mut *g;
+                        let remote_ok = remote_capable(&st.devices, e.dev);
+                        for &key in moved.iter().filter(|&&k| k != (s, vpn)) {
+                            if st.thrash.record(key, now, true, remote_ok) == Verdict::Pin
+                                && let Some(sp) = st.spaces.get_mut(&key.0)
+                            {
+                                sp.pt.update(key.1, |e| e.flags.insert(PageFlags::PINNED));
+                                add(&self.counters.pins, 1);
+                                add(&self.counters.thrash_events, 1);
+                            }
+                        }
+                    }
                     if moved.contains(&(s, vpn)) {
                         // Installed (and the toucher woken) under the commit lock: done. Not
                         // looping avoids acting on a state the woken thread already changed.

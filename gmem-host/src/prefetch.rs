@@ -71,6 +71,24 @@ pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<
         let n = PAGES_PER_HUGE as usize;
         let mut present: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64)) || sp.pt.get(base + i as u64).on_device()).collect();
         let batch: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64))).collect();
+        // A stream that filled the previous chunk and enters this one takes it whole
+        // (like readahead): one migration and one 2 MiB mapping instead of the doubling
+        // steps, which pay a fault round trip each and leave 4 KiB mappings behind.
+        let stream = chunk > 0
+            && sp.pt.chunk_on_device(chunk) == 0
+            && sp.pt.chunk_on_device(chunk - 1) == PAGES_PER_HUGE as u32
+            && sp.region_of(base * PAGE_SIZE).is_some_and(|r| r.start < base * PAGE_SIZE);
+        if stream {
+            for vpn in base..base + PAGES_PER_HUGE {
+                if !seen.contains(&(s, vpn))
+                    && let Some(m) = candidate(st, s, dev, vpn, taken)
+                {
+                    seen.insert(m.key);
+                    migrate.push(m);
+                }
+            }
+            continue;
+        }
         let mut level = 32usize;
         while level <= n {
             for sub in (0..n).step_by(level) {

@@ -6,11 +6,14 @@
 //! page collects [`ThrashConfig::threshold`] events within [`ThrashConfig::window_ns`]
 //! (UVM: 3 in 500 µs) it is *detected*:
 //!
-//! 1. first detection: **throttle** — for [`ThrashConfig::throttle_ns`] device faults on
-//!    the page are answered *retry* without migrating, so the CPU side gets to finish;
-//! 2. a second detection before the page went quiet: **pin** — the page stays on the CPU
-//!    and devices map it remotely (access in place over the host port, when the device
-//!    declares [`Hooks::HOST_MAPPING`](crate::Hooks::HOST_MAPPING));
+//! 1. on a device that can map host memory ([`Hooks::HOST_MAPPING`](crate::Hooks::HOST_MAPPING)),
+//!    the first detection **pins**: the page stays on the CPU and the device maps it
+//!    remotely (access in place over the host port) — one remote access per touch is
+//!    far cheaper than two migrations per round;
+//! 2. otherwise the first detection **throttles** — for [`ThrashConfig::throttle_ns`]
+//!    device faults on the page are answered *retry* without migrating, so the CPU side
+//!    gets to finish — and a second detection before the page went quiet pins it (on
+//!    the CPU, the device faulting it in each time it needs it);
 //! 3. after [`ThrashConfig::unpin_after_ns`] without events the page is **unpinned**
 //!    (lazily on the next fault, or by [`Gmem::maintenance`](crate::Gmem::maintenance),
 //!    which also releases the remote mappings so the next device touch migrates again).
@@ -89,7 +92,8 @@ impl ThrashTracker {
     /// event is a CPU fault taking the page from a device. A device fault only counts on
     /// a page the CPU took back recently (it has history here): a page that returns to
     /// the host by eviction and is faulted again is memory pressure, not ping-pong.
-    pub(crate) fn record(&mut self, page: PageKey, now: u64, cpu_side: bool) -> Verdict {
+    /// `remote_ok` says the device involved can map the page remotely (pin at once).
+    pub(crate) fn record(&mut self, page: PageKey, now: u64, cpu_side: bool, remote_ok: bool) -> Verdict {
         if !self.cfg.enabled || (!cpu_side && !self.pages.contains_key(&page)) {
             return Verdict::Migrate;
         }
@@ -118,7 +122,7 @@ impl ThrashTracker {
         }
         p.count = 0;
         p.detections += 1;
-        if p.detections == 1 {
+        if p.detections == 1 && !remote_ok {
             p.throttled_until = now + cfg.throttle_ns;
             Verdict::Throttle
         } else {
@@ -205,23 +209,28 @@ mod tests {
         let p = (1, 7);
         // Device faults on a page the CPU never took back are not events.
         for i in 0..5 {
-            assert_eq!(t.record(p, i, false), Verdict::Migrate);
+            assert_eq!(t.record(p, i, false, false), Verdict::Migrate);
         }
-        assert_eq!(t.record(p, 0, true), Verdict::Migrate);
-        assert_eq!(t.record(p, 10, false), Verdict::Migrate);
-        assert_eq!(t.record(p, 20, true), Verdict::Throttle);
+        assert_eq!(t.record(p, 0, true, false), Verdict::Migrate);
+        assert_eq!(t.record(p, 10, false, false), Verdict::Migrate);
+        assert_eq!(t.record(p, 20, true, false), Verdict::Throttle);
         assert!(t.throttled(p, 30));
-        assert_eq!(t.record(p, 40, false), Verdict::Throttle);
+        assert_eq!(t.record(p, 40, false, false), Verdict::Throttle);
         assert!(!t.throttled(p, 70));
-        assert_eq!(t.record(p, 80, false), Verdict::Migrate);
-        assert_eq!(t.record(p, 90, true), Verdict::Migrate);
-        assert_eq!(t.record(p, 100, false), Verdict::Pin);
+        assert_eq!(t.record(p, 80, false, false), Verdict::Migrate);
+        assert_eq!(t.record(p, 90, true, false), Verdict::Migrate);
+        assert_eq!(t.record(p, 100, false, false), Verdict::Pin);
         assert!(!t.quiet(p, 500));
         assert!(t.quiet(p, 1100));
+        // A device that maps host memory pins at the first detection.
+        let r = (1, 9);
+        assert_eq!(t.record(r, 0, true, true), Verdict::Migrate);
+        assert_eq!(t.record(r, 10, false, true), Verdict::Migrate);
+        assert_eq!(t.record(r, 20, true, true), Verdict::Pin);
         // Events spread wider than the window never detect.
         let q = (1, 8);
         for i in 0..10 {
-            assert_eq!(t.record(q, i * 200, i % 2 == 0), Verdict::Migrate);
+            assert_eq!(t.record(q, i * 200, i % 2 == 0, false), Verdict::Migrate);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use gmem_host::softdev::SoftConfig;
-use gmem_host::{Access, Config, DeviceFault, Hint, MapFlags, Node, Residency, ThrashConfig};
+use gmem_host::{Access, Config, DeviceFault, Hint, Hooks, MapFlags, Node, Residency, ThrashConfig};
 
 fn resident(va: u64) -> bool {
     let mut v = 0u8;
@@ -80,8 +80,9 @@ fn accessed_by_and_preferred_cpu_map_remotely() {
     }
 }
 
-#[test]
-fn thrashing_throttles_then_pins_then_unpins() {
+/// A manager on a fake clock with UVM's thrashing parameters, one page of `PEER_SHARED`
+/// memory the CPU wrote, and a software device declaring `hooks`.
+fn thrash_rig(hooks: Hooks) -> (Rig, Arc<AtomicU64>, *mut u8) {
     let now = Arc::new(AtomicU64::new(0));
     let c = now.clone();
     let cfg = Config {
@@ -89,41 +90,38 @@ fn thrashing_throttles_then_pins_then_unpins() {
         thrash: ThrashConfig { window_ns: 500_000, throttle_ns: 1_000_000, unpin_after_ns: 100_000_000, ..Default::default() },
         ..Default::default()
     };
-    let r = rig_with(cfg, SoftConfig { mem_bytes: 64 * 4096, ..Default::default() });
+    let r = rig_with(cfg, SoftConfig { mem_bytes: 64 * 4096, hooks, ..Default::default() });
     let p = r.gm.mmap(r.space, 4096, MapFlags::PEER_SHARED).expect("mmap");
-    let va = p as u64;
     cpu_write(p, 0, 1);
+    (r, now, p)
+}
+
+fn dev_write(r: &Rig, va: u64) -> bool {
+    r.gm.dev_fault(r.id, &[DeviceFault { asid: r.asid, va, access: Access::Write, tag: 0 }])[0].is_retry()
+}
+
+#[test]
+fn thrashing_pins_at_first_detection_on_a_device_that_maps_host_memory() {
+    let (r, now, p) = thrash_rig(Hooks::all());
+    let va = p as u64;
     let at = |t: u64| now.store(t, Ordering::Relaxed);
-    let dev_write = || r.gm.dev_fault(r.id, &[DeviceFault { asid: r.asid, va, access: Access::Write, tag: 0 }]);
     let state = || r.gm.page_info(r.space, va).expect("info");
     at(0);
-    assert!(dev_write()[0].is_retry()); // first placement: not a bounce
+    assert!(dev_write(&r, va)); // first placement: not a bounce
     assert_eq!(state().residency, Residency::Device);
     at(5_000);
     cpu_write(p, 0, 2); // bounce 1 (CPU takes it back)
     at(10_000);
-    assert!(dev_write()[0].is_retry()); // bounce 2
+    assert!(dev_write(&r, va)); // bounce 2
     assert_eq!(state().residency, Residency::Device);
     at(15_000);
-    cpu_write(p, 0, 2); // bounce 3: detected; the CPU side is never delayed
+    cpu_write(p, 0, 3); // bounce 3: detected; the CPU side is never delayed
+    assert_eq!(r.gm.counters().pins, 1);
     at(20_000);
-    assert!(dev_write()[0].is_retry()); // throttled: the device is told to retry
-    assert_eq!(state().residency, Residency::Cpu);
-    at(30_000);
-    dev_write();
-    assert_eq!(state().residency, Residency::Cpu, "still throttled");
-    assert!(r.gm.counters().throttled >= 2);
-    at(2_000_000);
-    dev_write();
-    assert_eq!(state().residency, Residency::Device, "throttle over");
-    at(2_010_000);
-    assert_eq!(cpu_read(p, 0), 2);
-    cpu_write(p, 0, 3);
-    at(2_020_000);
-    dev_write(); // third bounce in the window again: second detection -> pin
+    assert!(dev_write(&r, va));
     let s = state();
     assert!(s.pinned && s.remote && s.residency == Residency::Cpu, "{s:?}");
-    assert_eq!(r.gm.counters().pins, 1);
+    assert_eq!(r.gm.counters().throttled, 0, "no throttle when the page can be shared in place");
     // Pinned: device and CPU share the page in place, no more migrations.
     let h2d = r.gm.counters().pages_h2d;
     r.dev.store(&r.gm, r.id, r.asid, va, &[9]).expect("store");
@@ -138,6 +136,40 @@ fn thrashing_throttles_then_pins_then_unpins() {
     r.dev.store(&r.gm, r.id, r.asid, va, &[10]).expect("store");
     assert_eq!(state().residency, Residency::Device);
     assert_eq!(cpu_read(p, 0), 10);
+}
+
+#[test]
+fn thrashing_throttles_first_on_a_device_without_host_mapping() {
+    let (r, now, p) = thrash_rig(Hooks::all() - Hooks::HOST_MAPPING);
+    let va = p as u64;
+    let at = |t: u64| now.store(t, Ordering::Relaxed);
+    let state = || r.gm.page_info(r.space, va).expect("info");
+    at(0);
+    assert!(dev_write(&r, va));
+    at(5_000);
+    cpu_write(p, 0, 2); // bounce 1
+    at(10_000);
+    assert!(dev_write(&r, va)); // bounce 2
+    at(15_000);
+    cpu_write(p, 0, 2); // bounce 3: detected
+    at(20_000);
+    assert!(dev_write(&r, va)); // throttled: the device is told to retry
+    assert_eq!(state().residency, Residency::Cpu);
+    at(30_000);
+    dev_write(&r, va);
+    assert_eq!(state().residency, Residency::Cpu, "still throttled");
+    assert!(r.gm.counters().throttled >= 2);
+    at(2_000_000);
+    dev_write(&r, va);
+    assert_eq!(state().residency, Residency::Device, "throttle over");
+    at(2_010_000);
+    assert_eq!(cpu_read(p, 0), 2);
+    cpu_write(p, 0, 3);
+    at(2_020_000);
+    assert!(dev_write(&r, va)); // second detection: pinned, but it cannot be mapped remotely
+    let s = state();
+    assert!(s.pinned && !s.remote, "{s:?}");
+    assert_eq!(r.gm.counters().pins, 1);
 }
 
 #[test]

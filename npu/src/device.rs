@@ -132,11 +132,19 @@ pub struct NpuConfig {
     /// batch without changing anything (throttling): the device cannot re-fault in zero
     /// time.
     pub host_ns_per_batch: u64,
+    /// How long the driver waits for more fault records after the first one of a batch
+    /// (UVM gathers a batch the same way): the compute unit's other requests usually
+    /// fault within a few walks of each other, and a record that arrives after the batch
+    /// was answered costs a whole second round trip (its page is already mapped). The
+    /// wait ends early once every in-flight request of the CU (CAPS1.CU_INFLIGHT) has
+    /// reported, or after three quiet steps of [`FAULT_COALESCE_STEP_NS`]. The MMU writes
+    /// one record per host write round trip (about 500 ns at the default timing).
+    pub fault_coalesce_ns: u64,
 }
 
 impl Default for NpuConfig {
     fn default() -> Self {
-        Self { name: "npu0".into(), table_bytes: 8 << 20, managed_bytes: None, budget_ns: 1_000_000_000, host_ns_per_batch: 1_000 }
+        Self { name: "npu0".into(), table_bytes: 8 << 20, managed_bytes: None, budget_ns: 1_000_000_000, host_ns_per_batch: 1_000, fault_coalesce_ns: 2_000 }
     }
 }
 
@@ -157,6 +165,8 @@ pub struct NpuStats {
     pub invalidations: u64,
     /// Kernels completed.
     pub kernels: u64,
+    /// Soft resets (hang or error recovery).
+    pub recoveries: u64,
 }
 
 struct Inner<T: DeviceIo> {
@@ -175,13 +185,19 @@ struct Inner<T: DeviceIo> {
     stats: NpuStats,
     /// Why the manager aborted the last faults, by VA page (for kernel errors).
     aborts: HashMap<u64, String>,
+    /// [`NpuConfig::budget_ns`], for the waits inside hooks.
+    budget_ns: u64,
 }
+
+/// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
+pub const FAULT_COALESCE_STEP_NS: u64 = 250;
 
 /// The NPU as a GMEM device (see the module docs).
 pub struct NpuDevice<T: DeviceIo> {
     cfg: NpuConfig,
     dev_mem: u64,
     table_base: u64,
+    cu_inflight: usize,
     inner: Mutex<Inner<T>>,
 }
 
@@ -198,6 +214,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         }
         let caps1 = io.read32(regs::CAPS1.offset)?;
         let dev_mem = u64::from(regs::caps1::DEV_MEM_MIB.get32(caps1)) << 20;
+        let cu_inflight = regs::caps1::CU_INFLIGHT.get32(caps1).max(1) as usize;
         if dev_mem <= cfg.table_bytes {
             return Err(NpuError::TooSmall { dev_mem, tables: cfg.table_bytes });
         }
@@ -226,8 +243,9 @@ impl<T: DeviceIo> NpuDevice<T> {
             pending: Changes::default(),
             stats: NpuStats::default(),
             aborts: HashMap::new(),
+            budget_ns: cfg.budget_ns,
         };
-        Ok(Self { cfg, dev_mem, table_base, inner: Mutex::new(inner) })
+        Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<T>> {
@@ -258,7 +276,18 @@ impl<T: DeviceIo> NpuDevice<T> {
         let records = {
             let mut g = self.lock();
             let g = &mut *g;
-            g.fq.drain(&mut g.io)?
+            let mut records = g.fq.drain(&mut g.io)?;
+            // Gather the rest of the batch (see NpuConfig::fault_coalesce_ns).
+            let step = FAULT_COALESCE_STEP_NS;
+            let (mut waited, mut quiet) = (0, 0);
+            while !records.is_empty() && records.len() < self.cu_inflight && waited < self.cfg.fault_coalesce_ns && quiet < 3 {
+                g.io.advance(step)?;
+                waited += step;
+                let more = g.fq.drain(&mut g.io)?;
+                quiet = if more.is_empty() { quiet + 1 } else { 0 };
+                records.extend(more);
+            }
+            records
         };
         if records.is_empty() {
             return Ok(0);
@@ -330,26 +359,7 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// Soft-resets the device after an unrecoverable error and re-synchronises the
     /// queues. Page tables and resident data in device memory survive.
     pub fn recover(&self) -> Result<(), NpuError> {
-        let mut g = self.lock();
-        let g = &mut *g;
-        g.io.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb)?;
-        let start = g.io.now_ns();
-        loop {
-            let s = g.io.read32(regs::STATUS.offset)?;
-            let busy = regs::status::CMDQ_BUSY.get32(s) | regs::status::DMA_BUSY.get32(s) | regs::status::CU_BUSY.get32(s);
-            if busy == 0 {
-                break;
-            }
-            if g.io.now_ns() - start > self.cfg.budget_ns {
-                return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
-            }
-            g.io.advance(1_000)?;
-        }
-        g.cmdq.after_soft_reset();
-        g.fq.after_soft_reset();
-        g.kq.after_soft_reset();
-        g.dma.after_soft_reset();
-        Ok(())
+        self.lock().soft_reset()
     }
 
     /// The page tables of `asid` as they are *in device memory* (read back with the
@@ -424,7 +434,30 @@ fn to_device_fault(r: &FaultRecord) -> DeviceFault {
 
 impl<T: DeviceIo> Inner<T> {
     fn budget(&self) -> u64 {
-        1_000_000_000
+        self.budget_ns
+    }
+
+    /// RESET.SOFT, wait for every engine to drain, and re-synchronise the queues.
+    fn soft_reset(&mut self) -> Result<(), NpuError> {
+        self.io.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb)?;
+        let start = self.io.now_ns();
+        loop {
+            let s = self.io.read32(regs::STATUS.offset)?;
+            let busy = regs::status::CMDQ_BUSY.get32(s) | regs::status::DMA_BUSY.get32(s) | regs::status::CU_BUSY.get32(s);
+            if busy == 0 {
+                break;
+            }
+            if self.io.now_ns() - start > self.budget_ns {
+                return Err(NpuError::Timeout { budget_ns: self.budget_ns });
+            }
+            self.io.advance(1_000)?;
+        }
+        self.cmdq.after_soft_reset();
+        self.fq.after_soft_reset();
+        self.kq.after_soft_reset();
+        self.dma.after_soft_reset();
+        self.stats.recoveries += 1;
+        Ok(())
     }
 
     /// The DMA address of `a`.
@@ -485,7 +518,16 @@ impl<T: DeviceIo> Inner<T> {
             // stay consistent for the next batch.
             let mut failed = None;
             loop {
-                let cpls = self.dma.wait_idle(&mut self.io, &active, budget).map_err(|e| (first, e.to_string()))?;
+                let cpls = match self.dma.wait_idle(&mut self.io, &active, budget) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // No completion within the budget: the engine stopped answering.
+                        // Reset it so the rings are consistent again, and fail the batch
+                        // (the manager rolls it back; the data is still at the source).
+                        let reset = self.soft_reset().map_err(|r| format!("; the soft reset failed too: {r}")).err();
+                        return Err((first, format!("{e}{}", reset.unwrap_or_default())));
+                    }
+                };
                 for bad in cpls.iter().filter(|c| c.status != DmaStatus::Ok) {
                     failed.get_or_insert((usize::from(bad.tag), format!("{:?}", bad.status)));
                     self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.to_string()))?;
@@ -518,6 +560,18 @@ impl<T: DeviceIo> Inner<T> {
     /// TLB entries are), before a dump, and when an ASID is destroyed.
     fn flush_ptes(&mut self) -> Result<(), String> {
         let changes = std::mem::take(&mut self.pending);
+        // On failure the edits stay queued (the shadow already holds them): the next
+        // flush writes them again, so device tables never silently lag the shadow.
+        let keep = changes.clone();
+        let r = self.write_ptes(changes);
+        if r.is_err() {
+            let later = std::mem::replace(&mut self.pending, keep);
+            self.stage(later);
+        }
+        r
+    }
+
+    fn write_ptes(&mut self, changes: Changes) -> Result<(), String> {
         let zero: Vec<(DmaDesc, usize)> =
             changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
         if !zero.is_empty() {

@@ -446,6 +446,43 @@ mod tests {
         assert!(matches!(err, DmaError::BadTail { channel: 0, tail: 9, size: 8 }), "{err}");
     }
 
+    proptest::proptest! {
+        /// A misbehaving device writes arbitrary completion records and an arbitrary
+        /// tail: the driver never panics, never consumes more completions than it has
+        /// descriptors in flight, and every completion it accepts is well-formed.
+        #[test]
+        fn arbitrary_completion_rings_never_corrupt_the_driver(
+            submitted in 0usize..8,
+            tail in 0u32..12,
+            ring in proptest::collection::vec(proptest::array::uniform16(proptest::prelude::any::<u8>()), 8),
+        ) {
+            let (mut io, mut dma, cpl_iova) = setup();
+            for _ in 0..submitted.min(7) {
+                one_descriptor(&mut io, &mut dma);
+            }
+            for (slot, rec) in ring.iter().enumerate() {
+                io.device_write(cpl_iova + slot as u64 * 16, rec);
+            }
+            io.regs.insert(regs::DMA_CPL_TAIL.offset, tail);
+            let before = dma.in_flight(0);
+            match dma.completions(&mut io, 0) {
+                Ok(c) => {
+                    proptest::prop_assert!(c.len() <= before as usize);
+                    proptest::prop_assert_eq!(dma.in_flight(0) as usize, before as usize - c.len());
+                    // Completion k is slot k (the head starts at 0), exactly as written.
+                    for (k, x) in c.iter().enumerate() {
+                        let rec = &ring[k];
+                        proptest::prop_assert!(x.index < 8, "index {} outside the ring", x.index);
+                        proptest::prop_assert_eq!(x.tag, u16::from_le_bytes([rec[0], rec[1]]));
+                        proptest::prop_assert_eq!(Some(x.status), DmaStatus::from_code(u64::from(rec[2])));
+                        proptest::prop_assert_eq!(x.index, u16::from_le_bytes([rec[8], rec[9]]));
+                    }
+                }
+                Err(_) => proptest::prop_assert!(dma.in_flight(0) <= before),
+            }
+        }
+    }
+
     #[test]
     fn bad_submissions_are_typed_errors() {
         let (mut io, mut dma, _) = setup();

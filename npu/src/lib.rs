@@ -18,6 +18,7 @@ mod dma_buf;
 #[cfg(test)]
 mod fake_io;
 pub mod fault;
+pub mod inject;
 mod iova;
 pub mod kernel;
 mod record;

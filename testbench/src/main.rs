@@ -11,6 +11,7 @@ mod plot;
 mod profile_dma;
 mod profile_faults;
 mod serve;
+mod soak;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -83,6 +84,36 @@ enum Command {
         /// Write an FST waveform of the run (rtl backend only).
         #[arg(long, value_name = "FILE")]
         waves: Option<PathBuf>,
+        /// One JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Random operations on the RTL and the reference model side by side, with fault
+    /// injection, checking data after every step.
+    ///
+    /// Both stacks (manager + NPU driver + device) run the same seeded sequence of CPU
+    /// writes, kernels and hints over 6 regions of 64 KiB with 256 KiB of device memory
+    /// (so pages are evicted). `--inject PPM` makes every hook and every device error
+    /// site fail with that probability per million; failed operations are recovered
+    /// (device reset, then a re-run). Prints ops, injected faults, recoveries, data
+    /// mismatches and hangs; exits non-zero unless both of the last are 0.
+    ///
+    /// Example: `gmem soak --ops 100000 --seed 7 --inject 2000`
+    Soak {
+        /// Operations to run.
+        #[arg(long, default_value_t = 20_000)]
+        ops: u64,
+        /// Seed of the operations and of the injectors.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Failure probability per injection-site consultation, in parts per million.
+        #[arg(long, default_value_t = 0)]
+        inject: u32,
+        /// Extra rule SITE=count:SKIP:TIMES | SITE=rate:PPM | SITE=range:LO:HI
+        /// (sites: hook:<GmMmu hook>, io:read32|write32|dma_map|dma_unmap|wait_irq,
+        /// rtl:host_rd|host_wr|dev_rd|dev_wr|walk|poison|hang_dma|hang_cu). Repeatable.
+        #[arg(long = "rule", value_name = "RULE")]
+        rules: Vec<String>,
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -273,6 +304,29 @@ fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64) -> Result<()
     Ok(())
 }
 
+fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
+    for r in &cfg.rules {
+        gmem_host::inject::Injector::new(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
+    }
+    let rtl = sim_bridge::SimDevice::new(sim_bridge::SimConfig::default()).map_err(|e| e.to_string())?;
+    let bar = if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
+    let rep = soak::run(rtl, sim_bridge::ModelDevice::default(), &cfg, |r| {
+        bar.set_position(r.ops);
+        bar.set_message(format!("{} injected, {} mismatches", r.injected_rtl + r.injected_model, r.data_mismatches));
+    })?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string(&rep).unwrap_or_default());
+    } else {
+        println!("soak: seed {}, inject {} ppm, RTL and reference model side by side", cfg.seed, cfg.inject_ppm);
+        print!("{}", rep.table());
+    }
+    if rep.data_mismatches != 0 || rep.hangs != 0 {
+        return Err(format!("soak failed: {} data mismatches, {} hangs", rep.data_mismatches, rep.hangs));
+    }
+    Ok(())
+}
+
 fn run_info(backend: &info::Backend) -> Result<(), String> {
     let text = match backend {
         info::Backend::Rtl => {
@@ -369,7 +423,7 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
         return Err(format!("--device-mem {} MiB does not fit: the NPU has {} MiB, 8 MiB of which hold page tables", device_mem >> 20, dev_limit >> 20));
     }
     let thrash = matches!(job, Job::Run { workload: workloads::Workload::Thrash, .. });
-    let gm_cfg = gmem_host::Config { thrash: gmem_host::ThrashConfig { enabled: thrash, ..Default::default() }, ..npu::session::manager_config() };
+    let gm_cfg = npu::session::manager_config_thrashing(thrash);
     let npu_cfg = npu::NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
     match backend {
         info::Backend::Rtl => {
@@ -403,6 +457,7 @@ fn main() -> ExitCode {
             run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw })
         }
         Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
+        Command::Soak { ops, seed, inject, rules, json } => run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules }, json),
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
         Command::Profile(ProfileCmd::Faults { json, plot, size }) => run_profile_faults(json, plot, size),

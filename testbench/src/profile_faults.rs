@@ -33,7 +33,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 fn session(device_mem: u64, thrash: bool) -> Result<Session<SimDevice>, String> {
-    let gm = Config { thrash: ThrashConfig { enabled: thrash, ..Default::default() }, ..npu::session::manager_config() };
+    let gm = npu::session::manager_config_thrashing(thrash);
     let npu = NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
     Session::open(SimDevice::new(SimConfig::default()).map_err(err)?, npu, gm).map_err(err)
 }

@@ -193,3 +193,35 @@ fn profile_faults_rejects_odd_sizes() {
     let (ok, _, err) = gmem(&["profile", "faults", "--size", "100K"]);
     assert!(!ok && err.contains("multiple of 64K"), "{err}");
 }
+
+#[test]
+fn soak_with_injection_recovers_every_failure_and_loses_no_data() {
+    let (ok, out, err) = gmem(&["soak", "--ops", "800", "--seed", "2", "--inject", "3000", "--json"]);
+    assert!(ok, "{err}{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["ops"], 800);
+    assert_eq!(v["data_mismatches"], 0, "{v}");
+    assert_eq!(v["hangs"], 0, "{v}");
+    assert!(v["kernels"].as_u64().unwrap() > 300, "{v}");
+    let injected = v["injected_rtl"].as_u64().unwrap() + v["injected_model"].as_u64().unwrap();
+    assert!(injected > 10, "faults were injected on both stacks: {v}");
+    assert!(v["recoveries"].as_u64().unwrap() > 0 && v["device_resets"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["rtl_cycles"].as_u64().unwrap() > 1_000_000, "{v}");
+}
+
+#[test]
+fn soak_targeted_rules_fire_where_asked_and_bad_rules_are_refused() {
+    // Every third DMA batch copy fails once on each stack, and a walk error on the first
+    // kernel: all recovered, nothing lost.
+    let (ok, out, err) =
+        gmem(&["soak", "--ops", "120", "--seed", "5", "--rule", "hook:copy_batch=count:2:3", "--rule", "rtl:walk=count:0:1", "--json"]);
+    assert!(ok, "{err}{out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["injected_rtl"], 4, "{v}");
+    assert_eq!(v["injected_model"], 4, "{v}");
+    assert_eq!((v["data_mismatches"].as_u64(), v["hangs"].as_u64()), (Some(0), Some(0)), "{v}");
+    for (rule, want) in [("hook:nope=rate:1", "unknown injection site"), ("io:read32=range:9:3", "bad injection rule")] {
+        let (ok, _, err) = gmem(&["soak", "--ops", "1", "--rule", rule]);
+        assert!(!ok && err.contains(want) && err.lines().count() == 1, "{rule}: {err}");
+    }
+}

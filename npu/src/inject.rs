@@ -1,0 +1,134 @@
+//! Fault injection for the NPU stack: a [`DeviceIo`] wrapper that fails transport
+//! operations and arms the device's own error-injection registers, both driven by a
+//! [`gmem_host::inject::Injector`] (the one interface, documented there).
+//!
+//! - `io:*` sites fail the operation *before* it reaches the device, with
+//!   [`IoError::Device`] (the device never saw it).
+//! - `rtl:*` sites are consulted at each work submission (a doorbell write: DMA
+//!   descriptor tail, kernel-queue tail, command-queue tail). When one fires, the wrapper
+//!   first writes the matching ERRINJ register (device.md §12) so the hardware itself
+//!   fails the next burst, walk, or hangs the unit; the doorbell then goes through.
+//!   `rtl:hang_*` sets ERRINJ_HANG, which only a soft reset clears: the driver must
+//!   detect the hang by its time budget and recover.
+
+use gmem_host::inject::Injector;
+
+use crate::regs;
+use crate::{Clock, DeviceIo, DmaBuffer, IoError};
+
+/// A transport whose operations fail when the injector says so (see the module docs).
+pub struct FaultyIo<T> {
+    io: T,
+    inj: Injector,
+}
+
+impl<T: DeviceIo> FaultyIo<T> {
+    /// Wraps `io`.
+    pub fn new(io: T, inj: Injector) -> Self {
+        FaultyIo { io, inj }
+    }
+
+    /// The wrapped transport (for backdoors and counters in tests).
+    pub fn inner(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// The injector.
+    pub fn injector(&self) -> &Injector {
+        &self.inj
+    }
+
+    fn fail(&self, site: &'static str, addr: Option<u64>) -> Result<(), IoError> {
+        if self.inj.fire(site, addr) { Err(IoError::Device(format!("injected failure at {site}"))) } else { Ok(()) }
+    }
+
+    /// Arms the ERRINJ registers whose `rtl:` site fires for a submission to `unit`.
+    fn arm(&mut self, unit: Unit) -> Result<(), IoError> {
+        let sites: &[(&str, u32, u32)] = match unit {
+            Unit::Dma => &[
+                ("rtl:host_rd", regs::ERRINJ_HOST_RD.offset, 1),
+                ("rtl:host_wr", regs::ERRINJ_HOST_WR.offset, 1),
+                ("rtl:dev_rd", regs::ERRINJ_DEV_RD.offset, 1),
+                ("rtl:dev_wr", regs::ERRINJ_DEV_WR.offset, 1),
+                ("rtl:poison", regs::ERRINJ_POISON.offset, 1),
+                ("rtl:hang_dma", regs::ERRINJ_HANG.offset, 1 << regs::errinj_hang::DMA.lsb),
+            ],
+            Unit::Kernel => &[
+                ("rtl:walk", regs::ERRINJ_PTW.offset, 1),
+                ("rtl:hang_cu", regs::ERRINJ_HANG.offset, 1 << regs::errinj_hang::CU.lsb),
+            ],
+            Unit::Commands => &[],
+        };
+        for &(site, offset, value) in sites {
+            if self.inj.fire(site, None) {
+                self.io.write32(offset, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Dma,
+    Kernel,
+    Commands,
+}
+
+fn doorbell(offset: u32) -> Option<Unit> {
+    let dma = (0..regs::DMA_DESC_TAIL.count).any(|i| offset == regs::DMA_DESC_TAIL.offset + i * regs::DMA_DESC_TAIL.stride);
+    if dma {
+        Some(Unit::Dma)
+    } else if offset == regs::KQ_TAIL.offset {
+        Some(Unit::Kernel)
+    } else if offset == regs::CMDQ_TAIL.offset {
+        Some(Unit::Commands)
+    } else {
+        None
+    }
+}
+
+impl<T: DeviceIo> DeviceIo for FaultyIo<T> {
+    fn name(&self) -> String {
+        format!("{} (fault injection)", self.io.name())
+    }
+    fn read32(&mut self, offset: u32) -> Result<u32, IoError> {
+        self.fail("io:read32", Some(u64::from(offset)))?;
+        self.io.read32(offset)
+    }
+    fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
+        self.fail("io:write32", Some(u64::from(offset)))?;
+        if let Some(unit) = doorbell(offset) {
+            self.arm(unit)?;
+        }
+        self.io.write32(offset, value)
+    }
+    unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
+        self.fail("io:dma_map", Some(host as u64))?;
+        // SAFETY: the caller's contract is forwarded unchanged.
+        unsafe { self.io.dma_map_raw(host, len) }
+    }
+    fn dma_keep(&mut self, iova: u64, owner: DmaBuffer) {
+        self.io.dma_keep(iova, owner)
+    }
+    fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
+        self.fail("io:dma_unmap", Some(iova))?;
+        self.io.dma_unmap(iova)
+    }
+    fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
+        self.fail("io:wait_irq", None)?;
+        self.io.wait_irq(mask, budget_ns)
+    }
+    fn now_ns(&self) -> u64 {
+        self.io.now_ns()
+    }
+    fn advance(&mut self, ns: u64) -> Result<(), IoError> {
+        self.io.advance(ns)
+    }
+    fn clock(&self) -> Clock {
+        self.io.clock()
+    }
+    fn reset(&mut self) -> Result<(), IoError> {
+        self.io.reset()
+    }
+}
