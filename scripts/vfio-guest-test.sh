@@ -33,7 +33,6 @@ start=$(date +%s.%N)
 
 CACHE=${VFIO_GUEST_CACHE:-$root_dir/scripts/.cache/vfio-guest}
 TIMEOUT=${VFIO_GUEST_TIMEOUT:-300}
-TARGET=x86_64-unknown-linux-gnu
 # Each guest runs at least this many checks; fewer means it stopped early.
 MIN_CHECKS=51
 MIN_CHECKS_NOIR=6
@@ -41,20 +40,14 @@ mkdir -p "$CACHE/debs"
 
 say() { printf 'vfio-guest: %s\n' "$*"; }
 die() { printf 'vfio-guest: error: %s\n' "$*" >&2; echo "vfio-guest: 0 passed, 1 failed"; exit 1; }
+. scripts/lib/guest.sh
 
 # --- 1. packages (resolved once, then cached) -------------------------------------------
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
 
 resolve_packages() {
-  # The kernel: whatever linux-image-amd64 points at today.
   local kpkg
-  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  if [ -z "$kpkg" ]; then
-    say "apt lists are empty; running apt-get update"
-    apt-get update -qq >/dev/null || die "apt-get update failed"
-    kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  fi
-  [ -n "$kpkg" ] || die "cannot find Debian's linux-image-amd64 in the apt lists"
+  kpkg=$(guest_kernel_pkg)
   # QEMU and the shared libraries it needs that are not installed on this host.
   declare -A seen
   local queue=(qemu-system-x86 qemu-system-common qemu-system-data seabios) need=() p d
@@ -78,82 +71,42 @@ resolve_packages() {
 mapfile -t pkgs < "$CACHE/packages.txt"
 kpkg=${pkgs[0]}
 
-missing=()
-for p in "${pkgs[@]}"; do
-  compgen -G "$CACHE/debs/${p}_*.deb" >/dev/null || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "downloading ${#missing[@]} Debian packages: ${missing[*]}"
-  # As root apt warns that its _apt user cannot write here; that is harmless.
-  (cd "$CACHE/debs" && apt-get download -qq "${missing[@]}" >/dev/null 2>"$CACHE/apt.err") ||
-    { cat "$CACHE/apt.err" >&2; die "apt-get download failed (run 'apt-get update' first?)"; }
-fi
+guest_download "$CACHE/debs" "${pkgs[@]}"
 
 # --- 2. unpack into the work folder (never installed) ----------------------------------
-stamp="$CACHE/root/.unpacked-$(cat "$CACHE/packages.txt" | md5sum | cut -c1-12)"
-if [ ! -e "$stamp" ]; then
-  say "unpacking into $CACHE/root"
-  rm -rf "$CACHE/root" "$CACHE/vmlinux"
-  mkdir -p "$CACHE/root"
-  for p in "${pkgs[@]}"; do
-    for deb in "$CACHE"/debs/"${p}"_*.deb; do dpkg-deb -x "$deb" "$CACHE/root"; done
-  done
-  touch "$stamp"
-fi
+guest_unpack "$CACHE/root" "$CACHE/debs" "${pkgs[@]}"
 R=$CACHE/root
 kver=${kpkg#linux-image-}
 vmlinuz=$R/boot/vmlinuz-$kver
 moddir=$R/lib/modules/$kver/kernel
 [ -f "$vmlinuz" ] || die "no kernel at $vmlinuz"
 
-# An uncompressed vmlinux (booted through its PVH entry) starts ~3 s faster than the
-# bzImage: cut the XZ stream out of the bzImage.
-is_elf() { [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = '177ELF' ]; }
-if ! is_elf "$CACHE/vmlinux"; then
-  off=$(LC_ALL=C grep -obUaP '\xFD7zXZ\x00' "$vmlinuz" | head -1 | cut -d: -f1 || true)
-  # xz complains about the bytes after the stream; the kernel image before them is whole.
-  [ -n "$off" ] && { tail -c +$((off + 1)) "$vmlinuz" | xz -dc > "$CACHE/vmlinux.tmp" 2>/dev/null || true; }
-  if is_elf "$CACHE/vmlinux.tmp"; then mv "$CACHE/vmlinux.tmp" "$CACHE/vmlinux"; else rm -f "$CACHE/vmlinux.tmp"; fi
-fi
-kernel=$vmlinuz
-is_elf "$CACHE/vmlinux" && kernel=$CACHE/vmlinux
+kernel=$(guest_kernel "$vmlinuz" "$CACHE/vmlinux")
 
 export LD_LIBRARY_PATH=$R/usr/lib/x86_64-linux-gnu:$R/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export QEMU_MODULE_DIR=$R/usr/lib/x86_64-linux-gnu/qemu
 qemu=$R/usr/bin/qemu-system-x86_64
 if ldd "$qemu" | grep -q 'not found'; then
   ldd "$qemu" | grep 'not found' >&2
-  rm -f "$CACHE/packages.txt" "$stamp"
+  rm -f "$CACHE/packages.txt" "$R"/.unpacked-*
   die "QEMU lacks shared libraries (package list reset; run again)"
 fi
 
 # --- 3. the test binary: static glibc (pci-driver does not build for musl) ---------------
 say "building vfio-guest-test (static, $TARGET)"
-CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build -q --release --locked -p vfio-driver --bin vfio-guest-test --target "$TARGET" ||
-  die "cargo build of vfio-guest-test failed"
-bin=${CARGO_TARGET_DIR:-$root_dir/target}/$TARGET/release/vfio-guest-test
+bin=$(guest_build vfio-driver:vfio-guest-test)/vfio-guest-test
 is_elf "$bin" || die "no binary at $bin"
 
 # --- 4. initramfs: /init + the VFIO modules in dependency order --------------------------
-mods=(virt/lib/irqbypass.ko drivers/vfio/vfio.ko drivers/vfio/vfio_iommu_type1.ko
-      drivers/vfio/vfio_virqfd.ko drivers/vfio/pci/vfio-pci-core.ko drivers/vfio/pci/vfio-pci.ko)
-entries=(dev= proc= sys= modules= modules-uio= "init=$bin")
-i=10
-for m in "${mods[@]}"; do
-  src=$moddir/$m
-  if [ ! -f "$src" ] && [ -f "$src.xz" ]; then xz -dc "$src.xz" > "$CACHE/$(basename "$m")"; src=$CACHE/$(basename "$m"); fi
-  [ -f "$src" ] || die "kernel module $m missing in $kpkg"
-  entries+=("modules/$i-$(basename "$m")=$src")
-  i=$((i + 10))
-done
 # Host driver for the group-viability check, loaded by the guest when it gets there.
+uio=(modules-uio=)
+i=70
 for m in drivers/uio/uio.ko drivers/uio/uio_pci_generic.ko; do
   [ -f "$moddir/$m" ] || die "kernel module $m missing in $kpkg"
-  entries+=("modules-uio/$i-$(basename "$m")=$moddir/$m")
+  uio+=("modules-uio/$i-$(basename "$m")=$moddir/$m")
   i=$((i + 10))
 done
-"$bin" --mkcpio "$CACHE/initrd.cpio" "${entries[@]}" || die "cannot write the initramfs"
+guest_initramfs "$CACHE/initrd.cpio" "$moddir" "$CACHE" "$bin" "${uio[@]}"
 
 # --- 5. boot: the main guest, and one whose IOMMU cannot remap interrupts --------------
 # Each boot runs the same /init; `vfio_guest=nointremap` selects the second set of checks.

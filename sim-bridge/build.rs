@@ -105,6 +105,19 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", obj.display());
     println!("cargo:rustc-link-lib=static:+verbatim={prefix}__ALL.a");
     println!("cargo:rustc-link-lib=static=verilated_rt");
-    println!("cargo:rustc-link-lib=dylib=stdc++");
-    println!("cargo:rustc-link-lib=dylib=z");
+    // A static glibc build (`-C target-feature=+crt-static`, the gmem that runs inside
+    // the vfio-user guest) must take libstdc++ and zlib as archives too: a dylib there
+    // gives a half-static binary that crashes at start-up.
+    let crt_static = std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|x| x == "crt-static"));
+    if crt_static {
+        for lib in ["libstdc++.a", "libz.a"] {
+            let out = Command::new("g++").arg(format!("-print-file-name={lib}")).output();
+            if let Some(dir) = out.ok().and_then(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).parent().map(PathBuf::from)) {
+                println!("cargo:rustc-link-search=native={}", dir.display());
+            }
+        }
+    }
+    let kind = if crt_static { "static" } else { "dylib" };
+    println!("cargo:rustc-link-lib={kind}=stdc++");
+    println!("cargo:rustc-link-lib={kind}=z");
 }

@@ -772,10 +772,22 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             }
         }
         let bytes: u64 = ops.iter().map(|o| o.len).sum();
-        g.run_dma(&descs).map_err(|(index, reason)| {
+        // Host pages a pinning transport maps only while the copies run (dma_map_lazy).
+        let held = host_spans(&descs);
+        for (k, &(iova, len, write)) in held.iter().enumerate() {
+            if let Err(e) = g.io.dma_hold(iova, len, write) {
+                held[..k].iter().for_each(|&(i, l, _)| drop(g.io.dma_release(i, l)));
+                let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+                return Err(MmuError::PageTable { va: 0, reason: format!("copy_batch: map IOVA {iova:#x} (+{len:#x}): {e}{why}") });
+            }
+        }
+        let ran = g.run_dma(&descs);
+        let released: Result<(), IoError> = held.iter().try_for_each(|&(i, l, _)| g.io.dma_release(i, l));
+        ran.map_err(|(index, reason)| {
             let op = ops.get(index).copied().unwrap_or(CopyOp { src: MemAddr::Device(0), dst: MemAddr::Device(0), len: 0 });
             MmuError::Dma { index, src: op.src, dst: op.dst, reason }
         })?;
+        released.map_err(|e| MmuError::PageTable { va: 0, reason: format!("copy_batch: unmap after the copies: {e}") })?;
         g.stats.dma_bytes += bytes;
         Ok(())
     }
@@ -784,7 +796,13 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let mut g = self.lock();
         // SAFETY: the manager keeps a registered region mapped until `dma_unmap_host`
         // and names only present pages of it in copies and mappings (gmem_host::mmu).
-        let iova = unsafe { g.io.dma_map_raw(region.va as *mut u8, region.len as usize) }
+        // A PEER_SHARED region's pages come and go: never pin it whole (dma_map_lazy).
+        let iova = unsafe {
+            match region.kind {
+                gmem_host::HostRegionKind::PeerShared => g.io.dma_map_lazy(region.va as *mut u8, region.len as usize),
+                gmem_host::HostRegionKind::Staging => g.io.dma_map_raw(region.va as *mut u8, region.len as usize),
+            }
+        }
             .map_err(|e| MmuError::PageTable { va: region.va, reason: e.to_string() })?;
         g.hosts.insert(region.id, (iova, region.len));
         Ok(())
@@ -796,5 +814,46 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             return Ok(());
         };
         g.io.dma_unmap(iova).map_err(|e| MmuError::PageTable { va: 0, reason: e.to_string() })
+    }
+}
+
+/// The host IOVA ranges `descs` touch as (IOVA, length, written), sorted, overlaps
+/// merged (for `DeviceIo::dma_hold`; touching ranges stay apart, as they may belong to
+/// different regions).
+fn host_spans(descs: &[(DmaDesc, usize)]) -> Vec<(u64, u64, bool)> {
+    let mut spans = Vec::new();
+    for (d, _) in descs {
+        for (a, write) in [(d.src, false), (d.dst, true)] {
+            if let DmaAddr::Host(iova) = a {
+                spans.push((iova, iova + u64::from(d.len), write));
+            }
+        }
+    }
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64, bool)> = Vec::new();
+    for (s, e, w) in spans {
+        match out.last_mut() {
+            Some(last) if s < last.1 => {
+                last.1 = last.1.max(e);
+                last.2 |= w;
+            }
+            _ => out.push((s, e, w)),
+        }
+    }
+    out.into_iter().map(|(s, e, w)| (s, e - s, w)).collect()
+}
+
+#[cfg(test)]
+mod host_span_tests {
+    use super::*;
+
+    #[test]
+    fn host_spans_merge_overlaps_keep_touching_ranges_apart_and_mark_writes() {
+        let h2d = |src, len| (DmaDesc::copy(DmaAddr::Host(src), DmaAddr::Device(0), len, 0), 0);
+        let d2h = |dst, len| (DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(dst), len, 0), 0);
+        let descs = [h2d(0x3000, 0x1000), h2d(0x1000, 0x2000), d2h(0x2000, 0x1000), h2d(0x8000, 0x1000)];
+        assert_eq!(host_spans(&descs), vec![(0x1000, 0x2000, true), (0x3000, 0x1000, false), (0x8000, 0x1000, false)]);
+        let d2d = (DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Device(0x1000), 0x1000, 0), 0);
+        assert!(host_spans(&[d2d]).is_empty());
     }
 }

@@ -126,6 +126,35 @@ pub trait DeviceIo {
         Ok(iova)
     }
 
+    /// Makes host memory whose pages may be absent or replaced while it is registered
+    /// (a `PEER_SHARED` region, see `gmem_host::mmu`) reachable by DMA and returns its
+    /// IOVA. A transport that does not pin memory (simulation) maps it whole now, the
+    /// default; one that pins (an IOMMU behind VFIO) only reserves the IOVA range and
+    /// maps pages while a DMA uses them, between [`DeviceIo::dma_hold`] and
+    /// [`DeviceIo::dma_release`]. [`DeviceIo::dma_unmap`] ends it either way.
+    ///
+    /// # Safety
+    /// As [`DeviceIo::dma_map_raw`]; the pages of a held range must be present.
+    unsafe fn dma_map_lazy(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
+        // SAFETY: forwarded under the same contract.
+        unsafe { self.dma_map_raw(host, len) }
+    }
+
+    /// Maps `[iova, iova+len)` of a [`DeviceIo::dma_map_lazy`] range for a DMA that is
+    /// about to run, device-writable only if `write` (no-op where that range is mapped
+    /// whole, and outside such ranges). Read-only matters: the manager write-protects a
+    /// CPU page it is copying out, and a writable pin of it would fail.
+    fn dma_hold(&mut self, iova: u64, len: u64, write: bool) -> Result<(), IoError> {
+        let _ = (iova, len, write);
+        Ok(())
+    }
+
+    /// Ends a [`DeviceIo::dma_hold`] once the DMA is over.
+    fn dma_release(&mut self, iova: u64, len: u64) -> Result<(), IoError> {
+        let _ = (iova, len);
+        Ok(())
+    }
+
     /// Keeps `owner` alive until `dma_unmap(iova)` (implementations hold it in a
     /// [`DmaOwners`](crate::DmaOwners) and release it after the mapping is gone).
     fn dma_keep(&mut self, iova: u64, owner: DmaBuffer);

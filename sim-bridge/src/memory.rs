@@ -35,6 +35,12 @@ impl HostMemory {
         self.map.remove(&iova).is_some()
     }
 
+    /// True if `[iova, iova+len)` intersects a mapping.
+    pub(crate) fn overlaps(&self, iova: u64, len: usize) -> bool {
+        let end = iova.saturating_add(len as u64);
+        self.map.range(..end).next_back().is_some_and(|(&start, &(_, size))| start.saturating_add(size as u64) > iova)
+    }
+
     /// Host address of `[iova, iova+len)` if one mapping covers it.
     fn lookup(&self, iova: u64, len: usize) -> Result<*mut u8, Unmapped> {
         let (&start, &(host, size)) = self.map.range(..=iova).next_back().ok_or(Unmapped)?;

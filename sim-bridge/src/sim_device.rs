@@ -99,6 +99,14 @@ pub enum SimError {
         /// Device memory size.
         size: usize,
     },
+    /// A host-memory mapping at a caller-chosen IOVA is empty, wraps, or overlaps one.
+    #[error("host mapping at IOVA {iova:#x} of {len:#x} bytes is empty, wraps or overlaps an existing mapping")]
+    IovaConflict {
+        /// Requested IOVA.
+        iova: u64,
+        /// Requested length.
+        len: usize,
+    },
     /// An assertion inside the RTL failed.
     #[error("an RTL assertion failed at cycle {cycle} (see the simulator's message above)")]
     Assertion {
@@ -353,6 +361,29 @@ impl SimDevice {
     pub fn dev_mem_write(&mut self, addr: u64, data: &[u8]) -> Result<(), SimError> {
         let size = self.dev_mem.size();
         self.dev_mem.poke(addr, data).map_err(|Unmapped| SimError::DeviceMemoryRange { addr, len: data.len(), size })
+    }
+
+    /// Maps host memory at an IOVA the caller chooses (a vfio-user client's DMA map),
+    /// bypassing the IOVA allocator that [`npu::DeviceIo::dma_map`] uses: the RTL's
+    /// host-memory port then reads and writes `host..host+len` for `iova..iova+len`.
+    ///
+    /// # Safety
+    /// `host..host+len` must stay valid for reads and writes (no Rust reference to it
+    /// may exist) until [`Self::unmap_host_region`] removes the mapping or the device is
+    /// dropped.
+    pub unsafe fn map_host_region(&mut self, iova: u64, host: *mut u8, len: usize) -> Result<(), SimError> {
+        if len == 0 || iova.checked_add(len as u64).is_none() || self.host_mem.overlaps(iova, len) {
+            return Err(SimError::IovaConflict { iova, len });
+        }
+        // SAFETY: the caller keeps the range valid until unmap_host_region or drop.
+        unsafe { self.host_mem.map(iova, host, len) };
+        Ok(())
+    }
+
+    /// Removes a mapping made by [`Self::map_host_region`] starting at `iova`; false if
+    /// there was none. Device accesses to it answer SLVERR from now on.
+    pub fn unmap_host_region(&mut self, iova: u64) -> bool {
+        self.host_mem.unmap(iova)
     }
 
     /// Flushes the waveform (also done on drop).

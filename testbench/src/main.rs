@@ -10,6 +10,7 @@ mod info;
 mod plot;
 mod profile_dma;
 mod profile_faults;
+mod serve;
 mod soak;
 mod workloads;
 
@@ -39,6 +40,10 @@ enum Command {
         /// Write an FST waveform of the run (open with GTKWave or Surfer).
         #[arg(long, value_name = "FILE")]
         waves: Option<PathBuf>,
+        /// `rtl` (Verilator co-simulation), `model` or `vfio:<PCI address>` (a board, or
+        /// the RTL behind QEMU's vfio-user client).
+        #[arg(long, default_value = "rtl")]
+        backend: info::Backend,
     },
     /// Identification, capabilities, status and counters of a device.
     ///
@@ -116,6 +121,18 @@ enum Command {
     /// Device page tables.
     #[command(subcommand)]
     Pte(PteCmd),
+    /// Serve the co-simulated NPU to a VMM as a PCI device over vfio-user.
+    ///
+    /// Example: `gmem serve --vfio-user /tmp/npu.sock`, then QEMU with
+    /// `-device vfio-user-pci,socket=/tmp/npu.sock` (see docs/vfio-user.md).
+    Serve {
+        /// UNIX socket to listen on (must not exist).
+        #[arg(long, value_name = "SOCKET")]
+        vfio_user: PathBuf,
+        /// Write an FST waveform of the run.
+        #[arg(long, value_name = "FILE")]
+        waves: Option<PathBuf>,
+    },
     /// Measure device performance in the co-simulation's cycle domain.
     #[command(subcommand)]
     Profile(ProfileCmd),
@@ -204,6 +221,11 @@ enum ProfileCmd {
         rounds: u32,
     },
 }
+
+/// Wall-clock budget of one kernel on a VFIO device: a board needs far less, but the
+/// RTL behind QEMU's vfio-user (every fault round trip through a software CPU) more
+/// than the 1 s default.
+const VFIO_BUDGET_NS: u64 = 120_000_000_000;
 
 /// Parses "4096", "64K", "2M".
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -414,7 +436,9 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
             job_on(&s, &job, "the reference model")
         }
         info::Backend::Vfio(bdf) => {
-            let dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            demo::quiesce(&mut dev).map_err(|e| e.to_string())?;
+            let npu_cfg = npu::NpuConfig { budget_ns: VFIO_BUDGET_NS, ..npu_cfg };
             let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
             job_on(&s, &job, bdf)
         }
@@ -424,7 +448,7 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { waves } => demo::run(waves).map_err(|e| e.to_string()),
+        Command::Demo { waves, backend } => demo::run(waves, &backend).map_err(|e| serve::chain(&e)),
         Command::Info { backend } => run_info(&backend),
         Command::Run { workload, backend, device_mem, size, seed, waves, json } => {
             run_job(&backend, device_mem, waves, Job::Run { workload, size, device_mem, seed, json })
@@ -432,6 +456,7 @@ fn main() -> ExitCode {
         Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw }) => {
             run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw })
         }
+        Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
         Command::Soak { ops, seed, inject, rules, json } => run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules }, json),
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),

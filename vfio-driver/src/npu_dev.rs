@@ -6,6 +6,7 @@
 //! With fewer vectors (MSI or INTx) all causes share vector 0 and [`DeviceIo::wait_irq`]
 //! tells them apart by reading INT_STATUS, so callers see the same per-cause bits.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use npu::{Clock, DeviceIo, IoError, regs};
@@ -113,6 +114,9 @@ impl IrqSource for VfioDevice {
 pub struct VfioDevice {
     pci: VfioPci,
     name: String,
+    /// Ranges of `dma_map_lazy`: IOVA start -> (host address, length). Only their
+    /// IOVA is reserved; `dma_hold` maps pieces while a DMA runs.
+    lazy: BTreeMap<u64, (usize, u64)>,
     /// Buffers mapped by `dma_map`; declared last, so they are freed only after the
     /// IOMMU mappings are gone with `pci`.
     owners: npu::DmaOwners,
@@ -139,7 +143,7 @@ impl VfioDevice {
         let version = pci.read32(CSR_BAR, u64::from(regs::VERSION.offset))?;
         check_identity(b, size, id, version)?;
         pci.enable_irqs(opts.irq, opts.vectors)?;
-        Ok(Self { name: format!("vfio {b}"), pci, owners: npu::DmaOwners::default() })
+        Ok(Self { name: format!("vfio {b}"), pci, lazy: BTreeMap::new(), owners: npu::DmaOwners::default() })
     }
 
     /// The generic layer underneath (IOVA ranges, interrupt kind, raw BAR access).
@@ -193,7 +197,40 @@ impl DeviceIo for VfioDevice {
         self.owners.keep(iova, owner);
     }
 
+    unsafe fn dma_map_lazy(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
+        if len == 0 || len % npu::IOVA_PAGE as usize != 0 || host as usize % npu::IOVA_PAGE as usize != 0 {
+            return Err(IoError::BadHostRange { addr: host as usize, len, reason: "must be a non-empty, page-aligned range" });
+        }
+        let iova = self.pci.iova_reserve(len as u64)?;
+        self.lazy.insert(iova, (host as usize, len as u64));
+        Ok(iova)
+    }
+
+    fn dma_hold(&mut self, iova: u64, len: u64, write: bool) -> Result<(), IoError> {
+        let Some((&base, &(host, size))) = self.lazy.range(..=iova).next_back() else { return Ok(()) };
+        if iova >= base + size {
+            return Ok(()); // not a lazy range: mapped whole already
+        }
+        if iova + len > base + size {
+            return Err(IoError::BadHostRange { addr: host, len: len as usize, reason: "DMA hold beyond its lazily mapped region" });
+        }
+        let at = (host + (iova - base) as usize) as *mut u8;
+        // SAFETY: the dma_map_lazy contract keeps the region mapped and the pages of a
+        // held range present until dma_release, which unmaps exactly this piece.
+        unsafe { self.pci.dma_map_at(at, iova, len, write) }
+    }
+
+    fn dma_release(&mut self, iova: u64, len: u64) -> Result<(), IoError> {
+        match self.lazy.range(..=iova).next_back() {
+            Some((&base, &(_, size))) if iova < base + size => self.pci.dma_unmap_at(iova, len),
+            _ => Ok(()),
+        }
+    }
+
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
+        if self.lazy.remove(&iova).is_some() {
+            return self.pci.iova_free(iova);
+        }
         self.pci.dma_unmap(iova)?;
         self.owners.release(iova);
         Ok(())

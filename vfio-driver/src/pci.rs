@@ -411,6 +411,42 @@ impl VfioPci {
         Ok(())
     }
 
+    /// Reserves `len` bytes of IOVA space without mapping anything (for ranges mapped
+    /// piecewise with [`VfioPci::dma_map_at`]); [`VfioPci::iova_free`] returns it.
+    pub fn iova_reserve(&mut self, len: u64) -> Result<u64, npu::IoError> {
+        Ok(self.iova.alloc(len)?)
+    }
+
+    /// Returns IOVA space from [`VfioPci::iova_reserve`] (unmap its pieces first).
+    pub fn iova_free(&mut self, iova: u64) -> Result<(), npu::IoError> {
+        self.iova.free(iova)?;
+        Ok(())
+    }
+
+    /// Maps `len` bytes at `host` to `iova` (device-writable if `write`), inside a range
+    /// from [`VfioPci::iova_reserve`] that has nothing mapped there;
+    /// [`VfioPci::dma_unmap_at`] removes it.
+    ///
+    /// # Safety
+    /// As [`VfioPci::dma_map_raw`], until `dma_unmap_at(iova, len)`.
+    pub unsafe fn dma_map_at(&mut self, host: *mut u8, iova: u64, len: u64, write: bool) -> Result<(), npu::IoError> {
+        // SAFETY: the caller's contract; the IOVA range is reserved and unmapped.
+        unsafe { sys::dma_map_prot(&self.fds.container, host as usize, iova, len, write) }.map_err(|source| npu::IoError::Os {
+            what: format!("VFIO_IOMMU_MAP_DMA of {len:#x} bytes at host {:#x} to IOVA {iova:#x} (device {})", host as usize, if write { "read/write" } else { "read-only" }),
+            source,
+        })
+    }
+
+    /// Removes a mapping made by [`VfioPci::dma_map_at`] (the IOVA stays reserved).
+    pub fn dma_unmap_at(&mut self, iova: u64, len: u64) -> Result<(), npu::IoError> {
+        let what = || format!("VFIO_IOMMU_UNMAP_DMA of IOVA {iova:#x} ({len:#x} bytes)");
+        let done = sys::dma_unmap(&self.fds.container, iova, len).map_err(|source| npu::IoError::Os { what: what(), source })?;
+        if done != len {
+            return Err(npu::IoError::Device(format!("{}: the kernel unmapped {done:#x} bytes", what())));
+        }
+        Ok(())
+    }
+
     /// Live DMA mappings as (IOVA, length), in IOVA order.
     pub fn dma_mappings(&self) -> Vec<(u64, usize)> {
         self.maps.iter().map(|(&i, &l)| (i, l)).collect()

@@ -195,9 +195,19 @@ pub fn intx_unmask(device: &OwnedFd) -> io::Result<()> {
 /// not touch) until [`dma_unmap`] of the same IOVA range: the device can access it at
 /// any time in between.
 pub unsafe fn dma_map(container: &OwnedFd, vaddr: usize, iova: u64, size: u64) -> io::Result<()> {
+    // SAFETY: forwarded under the same contract.
+    unsafe { dma_map_prot(container, vaddr, iova, size, true) }
+}
+
+/// [`dma_map`], device-writable only if `write` (a read-only mapping pins without
+/// FOLL_WRITE, so pages the process keeps write-protected can be mapped).
+///
+/// # Safety
+/// As [`dma_map`].
+pub unsafe fn dma_map_prot(container: &OwnedFd, vaddr: usize, iova: u64, size: u64, write: bool) -> io::Result<()> {
     let m = VfioDmaMap {
         argsz: size_of::<VfioDmaMap>() as u32,
-        flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        flags: VFIO_DMA_MAP_FLAG_READ | if write { VFIO_DMA_MAP_FLAG_WRITE } else { 0 },
         vaddr: vaddr as u64,
         iova,
         size,

@@ -12,7 +12,9 @@
 //! prints one line per check and a `RESULT: N passed, M failed` line, and powers off.
 //!
 //! Booted with `vfio_guest=nointremap` on the kernel command line (an IOMMU without
-//! interrupt remapping), it runs the checks of `intremap.rs` instead.
+//! interrupt remapping), it runs the checks of `intremap.rs` instead; with
+//! `vfio_guest=exec` it runs the command list of `scripts/vfio-user-test.sh` against
+//! the NPU served over vfio-user (`exec.rs`).
 //!
 //! Other modes: `--probe-open BDF` and `--probe-unprivileged BDF` (the unprivileged
 //! children of the permission and memlock checks) and
@@ -21,6 +23,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod edu;
+mod exec;
 mod guest;
 mod intremap;
 mod npu_ram;
@@ -88,6 +91,9 @@ fn run_guest() -> ! {
     // The firmware leaves the serial line mid-row: start our report on a fresh line.
     println!();
     let mut c = Checks::new();
+    if std::fs::read_to_string("/proc/cmdline").unwrap_or_default().contains("vfio_guest=exec") {
+        exec::guest(c);
+    }
     let opts = OpenOptions::default();
     let Some(bdf) = guest::find_pci(edu::VENDOR, edu::DEVICE) else {
         c.fail("find the edu device (1234:11e8)", "not on the PCI bus");
