@@ -467,8 +467,8 @@ mod tests {
             let before = dma.in_flight(0);
             match dma.completions(&mut io, 0) {
                 Ok(c) => {
-                    proptest::prop_assert!(c.len() <= before as usize);
-                    proptest::prop_assert_eq!(dma.in_flight(0) as usize, before as usize - c.len());
+                    proptest::prop_assert!(c.len() <= before);
+                    proptest::prop_assert_eq!(dma.in_flight(0), before - c.len());
                     // Completion k is slot k (the head starts at 0), exactly as written.
                     for (k, x) in c.iter().enumerate() {
                         let rec = &ring[k];
