@@ -104,23 +104,38 @@ struct ArmedRule {
     fired: u64,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    rules: Vec<ArmedRule>,
-    rng: u64,
-    counts: BTreeMap<String, u64>,
-    paused: u32,
-}
+/// splitmix64: the small seeded generator behind [`Trigger::Rate`], also used by the
+/// soak to draw its operations (same seed, same sequence, on every machine).
+#[derive(Clone, Debug, Default)]
+pub struct SplitMix64(u64);
 
-impl State {
-    fn next_random(&mut self) -> u64 {
-        // splitmix64
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
+impl SplitMix64 {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+
+    /// A number in `[0, n)` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<ArmedRule>,
+    rng: SplitMix64,
+    counts: BTreeMap<String, u64>,
+    paused: u32,
 }
 
 /// A shared set of injection rules (see the module docs).
@@ -132,7 +147,7 @@ pub struct Injector {
 impl Injector {
     /// An injector with no rules; `seed` drives [`Trigger::Rate`].
     pub fn new(seed: u64) -> Self {
-        Injector { state: Arc::new(Mutex::new(State { rng: seed, ..State::default() })) }
+        Injector { state: Arc::new(Mutex::new(State { rng: SplitMix64::new(seed), ..State::default() })) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -198,7 +213,7 @@ impl Injector {
                     r.seen += 1;
                     r.seen > skip && r.fired < times
                 }
-                Trigger::Rate { per_million } => g.next_random() % 1_000_000 < u64::from(per_million),
+                Trigger::Rate { per_million } => g.rng.below(1_000_000) < u64::from(per_million),
                 Trigger::Range { lo, hi } => addr.is_some_and(|a| (lo..hi).contains(&a)),
             };
             if fires {
@@ -246,9 +261,10 @@ impl<M: GmMmu + ?Sized> FaultyMmu<M> {
         FaultyMmu { inner, inj }
     }
 
-    fn check(&self, hook: &'static str, addr: Option<u64>) -> Result<(), MmuError> {
-        // Sites are "hook:<name>"; the static table holds exactly these strings.
-        let site = HOOK_SITES.iter().find(|s| s.strip_prefix("hook:") == Some(hook)).copied().unwrap_or(hook);
+    /// Fails with [`MmuError::Injected`] when the injector fires for `site` (`"hook:<name>"`).
+    fn check(&self, site: &'static str, addr: Option<u64>) -> Result<(), MmuError> {
+        debug_assert!(HOOK_SITES.contains(&site), "{site} missing from HOOK_SITES");
+        let hook = site.strip_prefix("hook:").unwrap_or(site);
         if self.inj.fire(site, addr) { Err(MmuError::Injected { hook }) } else { Ok(()) }
     }
 }
@@ -265,74 +281,74 @@ impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
         self.inner.info()
     }
     fn pmap_create(&self) -> Result<Asid, MmuError> {
-        self.check("pmap_create", None)?;
+        self.check("hook:pmap_create", None)?;
         self.inner.pmap_create()
     }
     fn pmap_destroy(&self, asid: Asid) -> Result<(), MmuError> {
-        self.check("pmap_destroy", None)?;
+        self.check("hook:pmap_destroy", None)?;
         self.inner.pmap_destroy(asid)
     }
     fn pmap_enter(&self, asid: Asid, va: u64, target: MemAddr, size: PageSize, prot: Prot) -> Result<(), MmuError> {
-        self.check("pmap_enter", Some(va))?;
+        self.check("hook:pmap_enter", Some(va))?;
         self.inner.pmap_enter(asid, va, target, size, prot)
     }
     fn pmap_release(&self, asid: Asid, va: u64, size: PageSize) -> Result<TlbFlush, MmuError> {
-        self.check("pmap_release", Some(va))?;
+        self.check("hook:pmap_release", Some(va))?;
         self.inner.pmap_release(asid, va, size)
     }
     fn pmap_protect(&self, asid: Asid, va: u64, size: PageSize, prot: Prot) -> Result<TlbFlush, MmuError> {
-        self.check("pmap_protect", Some(va))?;
+        self.check("hook:pmap_protect", Some(va))?;
         self.inner.pmap_protect(asid, va, size, prot)
     }
     fn tlb_invl(&self, asid: Asid, range: VaRange) -> Result<(), MmuError> {
-        self.check("tlb_invl", Some(range.start))?;
+        self.check("hook:tlb_invl", Some(range.start))?;
         self.inner.tlb_invl(asid, range)
     }
     fn prepare_page(&self, pa: u64, size: PageSize, how: Prepare) -> Result<(), MmuError> {
-        self.check("prepare_page", Some(pa))?;
+        self.check("hook:prepare_page", Some(pa))?;
         self.inner.prepare_page(pa, size, how)
     }
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
-        self.check("copy_batch", ops.first().and_then(|o| mem_addr(&o.dst)))?;
+        self.check("hook:copy_batch", ops.first().and_then(|o| mem_addr(&o.dst)))?;
         self.inner.copy_batch(ops)
     }
     fn tlb_invl_coalesced(&self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
-        self.check("tlb_invl", ranges.first().map(|r| r.start))?;
+        self.check("hook:tlb_invl", ranges.first().map(|r| r.start))?;
         self.inner.tlb_invl_coalesced(asid, ranges)
     }
     fn peer_va_alloc_fixed(&self, asid: Asid, va: u64, len: u64) -> Result<(), MmuError> {
-        self.check("peer_va_alloc_fixed", Some(va))?;
+        self.check("hook:peer_va_alloc_fixed", Some(va))?;
         self.inner.peer_va_alloc_fixed(asid, va, len)
     }
     fn peer_va_free(&self, asid: Asid, va: u64, len: u64) -> Result<(), MmuError> {
-        self.check("peer_va_free", Some(va))?;
+        self.check("hook:peer_va_free", Some(va))?;
         self.inner.peer_va_free(asid, va, len)
     }
     fn alloc_page(&self, pa: u64, size: PageSize) -> Result<(), MmuError> {
-        self.check("alloc_page", Some(pa))?;
+        self.check("hook:alloc_page", Some(pa))?;
         self.inner.alloc_page(pa, size)
     }
     fn free_page(&self, pa: u64, size: PageSize) {
         self.inner.free_page(pa, size)
     }
     fn peer_map(&self, asid: Asid, ops: &[PeerMapOp]) -> Result<(), MmuError> {
-        self.check("peer_map", ops.first().map(|o| o.va))?;
+        self.check("hook:peer_map", ops.first().map(|o| o.va))?;
         self.inner.peer_map(asid, ops)
     }
     fn peer_unmap(&self, asid: Asid, pages: &[(u64, PageSize)]) -> Result<Vec<TlbFlush>, MmuError> {
-        self.check("peer_unmap", pages.first().map(|p| p.0))?;
+        self.check("hook:peer_unmap", pages.first().map(|p| p.0))?;
         self.inner.peer_unmap(asid, pages)
     }
     fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
-        self.check("dma_map_host", None)?;
+        self.check("hook:dma_map_host", None)?;
         self.inner.dma_map_host(region)
     }
     fn dma_unmap_host(&self, id: HostRegionId) -> Result<(), MmuError> {
-        self.check("dma_unmap_host", None)?;
+        self.check("hook:dma_unmap_host", None)?;
         self.inner.dma_unmap_host(id)
     }
     fn test_and_clear_accessed(&self, asid: Asid, vas: &[u64], out: &mut [bool]) -> Result<(), MmuError> {
-        self.check("test_and_clear_accessed", vas.first().copied())?;
+        self.check("hook:test_and_clear_accessed", vas.first().copied())?;
         self.inner.test_and_clear_accessed(asid, vas, out)
     }
 }

@@ -562,16 +562,15 @@ impl<T: DeviceIo> Inner<T> {
         let changes = std::mem::take(&mut self.pending);
         // On failure the edits stay queued (the shadow already holds them): the next
         // flush writes them again, so device tables never silently lag the shadow.
-        let keep = changes.clone();
-        let r = self.write_ptes(changes);
+        let r = self.write_ptes(&changes);
         if r.is_err() {
-            let later = std::mem::replace(&mut self.pending, keep);
+            let later = std::mem::replace(&mut self.pending, changes);
             self.stage(later);
         }
         r
     }
 
-    fn write_ptes(&mut self, changes: Changes) -> Result<(), String> {
+    fn write_ptes(&mut self, changes: &Changes) -> Result<(), String> {
         let zero: Vec<(DmaDesc, usize)> =
             changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
         if !zero.is_empty() {

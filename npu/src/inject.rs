@@ -4,8 +4,8 @@
 //!
 //! - `io:*` sites fail the operation *before* it reaches the device, with
 //!   [`IoError::Device`] (the device never saw it).
-//! - `rtl:*` sites are consulted at each work submission (a doorbell write: DMA
-//!   descriptor tail, kernel-queue tail, command-queue tail). When one fires, the wrapper
+//! - `rtl:*` sites are consulted at each work submission that can meet them (a
+//!   doorbell write: DMA descriptor tail, kernel-queue tail). When one fires, the wrapper
 //!   first writes the matching ERRINJ register (device.md §12) so the hardware itself
 //!   fails the next burst, walk, or hangs the unit; the doorbell then goes through.
 //!   `rtl:hang_*` sets ERRINJ_HANG, which only a soft reset clears: the driver must
@@ -57,7 +57,6 @@ impl<T: DeviceIo> FaultyIo<T> {
                 ("rtl:walk", regs::ERRINJ_PTW.offset, 1),
                 ("rtl:hang_cu", regs::ERRINJ_HANG.offset, 1 << regs::errinj_hang::CU.lsb),
             ],
-            Unit::Commands => &[],
         };
         for &(site, offset, value) in sites {
             if self.inj.fire(site, None) {
@@ -72,7 +71,6 @@ impl<T: DeviceIo> FaultyIo<T> {
 enum Unit {
     Dma,
     Kernel,
-    Commands,
 }
 
 fn doorbell(offset: u32) -> Option<Unit> {
@@ -81,8 +79,6 @@ fn doorbell(offset: u32) -> Option<Unit> {
         Some(Unit::Dma)
     } else if offset == regs::KQ_TAIL.offset {
         Some(Unit::Kernel)
-    } else if offset == regs::CMDQ_TAIL.offset {
-        Some(Unit::Commands)
     } else {
         None
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gmem_host::inject::{FaultyMmu, Injector};
-use gmem_host::{Config, DeviceId, Gmem, GmemError, MapFlags, SpaceId, ThrashConfig};
+use gmem_host::{Config, DeviceId, Gmem, GmemError, GmMmu, MapFlags, SpaceId, ThrashConfig};
 
 use crate::inject::FaultyIo;
 use crate::kernel::{Kernel, KernelCompletion};
@@ -61,32 +61,33 @@ impl<T: DeviceIo + Send + 'static> Session<T> {
     /// attaches a fresh address space. The manager's clock becomes the device's
     /// ([`DeviceIo::now_ns`]: cycles in co-simulation, wall time on a board), so its
     /// time windows (thrashing detection) are measured where the device runs.
-    pub fn open(io: T, npu_cfg: NpuConfig, mut gm_cfg: Config) -> Result<Self, SessionError> {
+    pub fn open(io: T, npu_cfg: NpuConfig, gm_cfg: Config) -> Result<Self, SessionError> {
         let npu = Arc::new(NpuDevice::open(io, npu_cfg)?);
-        let clock = npu.clone();
-        gm_cfg.clock = Arc::new(move || clock.with_io(|io| io.now_ns()));
-        let gm = Gmem::new(gm_cfg)?;
-        let id = gm.register_device(npu.clone())?;
-        let space = gm.create_space();
-        let asid = gm.attach(space, id)?;
-        Ok(Self { gm, npu, id, space, asid: asid.0 as u16 })
+        Self::assemble(npu.clone(), npu, gm_cfg)
     }
 
     /// Like [`Session::open`], with fault injection on every layer: the transport is
     /// wrapped in [`FaultyIo`] and the NPU is registered with the manager through
     /// [`FaultyMmu`], both consulting `inj` (see [`gmem_host::inject`]). Injection is
     /// paused while the session opens.
-    pub fn open_faulty(io: T, npu_cfg: NpuConfig, mut gm_cfg: Config, inj: &Injector) -> Result<Session<FaultyIo<T>>, SessionError> {
+    pub fn open_faulty(io: T, npu_cfg: NpuConfig, gm_cfg: Config, inj: &Injector) -> Result<Session<FaultyIo<T>>, SessionError> {
         inj.paused(|| {
             let npu = Arc::new(NpuDevice::open(FaultyIo::new(io, inj.clone()), npu_cfg)?);
-            let clock = npu.clone();
-            gm_cfg.clock = Arc::new(move || clock.with_io(|io| io.now_ns()));
-            let gm = Gmem::new(gm_cfg)?;
-            let id = gm.register_device(Arc::new(FaultyMmu::new(npu.clone(), inj.clone())))?;
-            let space = gm.create_space();
-            let asid = gm.attach(space, id)?;
-            Ok(Session { gm, npu, id, space, asid: asid.0 as u16 })
+            let mmu = Arc::new(FaultyMmu::new(npu.clone(), inj.clone()));
+            Session::assemble(npu, mmu, gm_cfg)
         })
+    }
+
+    /// A manager on the NPU's clock, `mmu` (the NPU, or a wrapper of it) registered, and
+    /// a fresh address space attached.
+    fn assemble(npu: Arc<NpuDevice<T>>, mmu: Arc<dyn GmMmu>, mut gm_cfg: Config) -> Result<Self, SessionError> {
+        let clock = npu.clone();
+        gm_cfg.clock = Arc::new(move || clock.with_io(|io| io.now_ns()));
+        let gm = Gmem::new(gm_cfg)?;
+        let id = gm.register_device(mmu)?;
+        let space = gm.create_space();
+        let asid = gm.attach(space, id)?;
+        Ok(Self { gm, npu, id, space, asid: asid.0 as u16 })
     }
 
     /// A `PEER_SHARED` region of `bytes`: a real host pointer the NPU translates too.

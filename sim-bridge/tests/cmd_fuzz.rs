@@ -8,21 +8,13 @@
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
+mod common;
+
+use common::Rng;
 use npu::{DeviceIo, DmaBuffer, regs};
 use sim_bridge::{ModelDevice, SimConfig, SimDevice};
 
 const RING_LOG2: u32 = 4;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 /// A raw command ring on `io` (what `npu::cmdq::CmdQueue` does, without its checks).
 struct Ring {

@@ -20,7 +20,7 @@ pub(crate) struct Shadow {
 }
 
 /// What one edit changed: new table pages (to zero on the device first) and PTE writes.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct Changes {
     pub(crate) new_tables: Vec<u64>,
     pub(crate) writes: Vec<(u64, u64)>,
