@@ -104,6 +104,17 @@ impl<T: DeviceIo> DeviceIo for FaultyIo<T> {
         // SAFETY: the caller's contract is forwarded unchanged.
         unsafe { self.io.dma_map_raw(host, len) }
     }
+    unsafe fn dma_map_lazy(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
+        self.fail("io:dma_map", Some(host as u64))?;
+        // SAFETY: the caller's contract is forwarded unchanged.
+        unsafe { self.io.dma_map_lazy(host, len) }
+    }
+    fn dma_hold(&mut self, iova: u64, len: u64, write: bool) -> Result<(), IoError> {
+        self.io.dma_hold(iova, len, write)
+    }
+    fn dma_release(&mut self, iova: u64, len: u64) -> Result<(), IoError> {
+        self.io.dma_release(iova, len)
+    }
     fn dma_keep(&mut self, iova: u64, owner: DmaBuffer) {
         self.io.dma_keep(iova, owner)
     }
