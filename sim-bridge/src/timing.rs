@@ -64,6 +64,20 @@ impl Default for TimingModel {
 }
 
 impl TimingModel {
+    /// A short link for correctness runs (the soak): host read 16 / write 8 cycles,
+    /// device read 8 / write 4, bandwidth and outstanding limits as the default. The
+    /// RTL does the same work in about a quarter of the cycles of the nominal PCIe
+    /// latencies, so a soak runs four times more operations in the same wall time.
+    /// Not for performance figures.
+    pub fn short_link() -> Self {
+        let d = Self::default();
+        Self {
+            host: PortTiming { read_latency: 16, write_latency: 8, ..d.host },
+            dev: PortTiming { read_latency: 8, write_latency: 4, ..d.dev },
+            ..d
+        }
+    }
+
     /// One line naming every parameter, for reports.
     pub fn describe(&self) -> String {
         let port = |p: &PortTiming| {
@@ -123,6 +137,14 @@ mod tests {
         assert!((2_700..3_300).contains(&hits), "{hits}");
         let mut a = Rng::new(7);
         assert!((0..100).all(|_| a.next() == b.next()));
+    }
+
+    #[test]
+    fn short_link_only_shortens_latencies() {
+        let (d, s) = (TimingModel::default(), TimingModel::short_link());
+        assert!(s.host.read_latency < d.host.read_latency && s.dev.read_latency < d.dev.read_latency);
+        assert_eq!((s.host.bytes_per_cycle, s.host.max_outstanding), (d.host.bytes_per_cycle, d.host.max_outstanding));
+        assert_eq!((s.host_stalls, s.dev_stalls), (None, None));
     }
 
     #[test]

@@ -98,7 +98,7 @@ enum Command {
     /// (device reset, then a re-run). Prints ops, injected faults, recoveries, data
     /// mismatches and hangs; exits non-zero unless both of the last are 0.
     ///
-    /// Example: `gmem soak --ops 100000 --seed 7 --inject 2000`
+    /// Example: `gmem soak --ops 1000000 --seed 1 --inject 2000`
     Soak {
         /// Operations to run.
         #[arg(long, default_value_t = 20_000)]
@@ -114,6 +114,10 @@ enum Command {
         /// rtl:host_rd|host_wr|dev_rd|dev_wr|walk|poison|hang_dma|hang_cu). Repeatable.
         #[arg(long = "rule", value_name = "RULE")]
         rules: Vec<String>,
+        /// Timing of the RTL's memory ports: `short` (host latency 16 cycles, about 4×
+        /// the operations per second) or `nominal` (250 cycles, as in the demo).
+        #[arg(long, value_enum, default_value = "short")]
+        link: soak::Link,
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -308,7 +312,8 @@ fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
     for r in &cfg.rules {
         gmem_host::inject::Injector::new(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
     }
-    let rtl = sim_bridge::SimDevice::new(sim_bridge::SimConfig::default()).map_err(|e| e.to_string())?;
+    let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
+    let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
     let bar = if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
     let rep = soak::run(rtl, sim_bridge::ModelDevice::default(), &cfg, |r| {
         bar.set_position(r.ops);
@@ -457,7 +462,9 @@ fn main() -> ExitCode {
             run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw })
         }
         Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
-        Command::Soak { ops, seed, inject, rules, json } => run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules }, json),
+        Command::Soak { ops, seed, inject, rules, link, json } => {
+            run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules, link }, json)
+        }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
         Command::Profile(ProfileCmd::Faults { json, plot, size }) => run_profile_faults(json, plot, size),

@@ -15,6 +15,10 @@
 //!
 //! A *mismatch* is a wrong byte on either stack; a *hang* is an operation that still
 //! fails after recovery. Both must stay 0.
+//!
+//! The RTL runs behind a short link by default ([`Link::Short`]: host latency 16
+//! cycles instead of 250), which does the same work in about a quarter of the cycles;
+//! `--link nominal` soaks with the default PCIe timing.
 
 use std::time::Instant;
 
@@ -24,7 +28,7 @@ use npu::inject::FaultyIo;
 use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
-use sim_bridge::DevMemBackdoor;
+use sim_bridge::{DevMemBackdoor, TimingModel};
 use serde::Serialize;
 
 /// Soak parameters.
@@ -38,6 +42,38 @@ pub struct SoakConfig {
     pub inject_ppm: u32,
     /// Extra injection rules (`SITE=count:SKIP:TIMES` …, see `gmem_host::inject`).
     pub rules: Vec<String>,
+    /// Timing of the RTL's memory ports.
+    pub link: Link,
+}
+
+/// Timing of the RTL's memory ports during a soak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Link {
+    /// [`TimingModel::short_link`]: host latency 16 cycles; about 4× the operations per
+    /// second of `nominal`.
+    Short,
+    /// [`TimingModel::default`]: host latency 250 cycles (1 µs), as in the demo and the
+    /// profilers.
+    Nominal,
+}
+
+impl Link {
+    /// The RTL's port timing.
+    pub fn timing(self) -> TimingModel {
+        match self {
+            Link::Short => TimingModel::short_link(),
+            Link::Nominal => TimingModel::default(),
+        }
+    }
+
+    /// Device-time budget of one wait: a hung engine is detected after this long. About
+    /// four times the slowest operation seen in long soaks (`max_op_cycles`).
+    fn budget_ns(self) -> u64 {
+        match self {
+            Link::Short => 400_000,
+            Link::Nominal => 4_000_000,
+        }
+    }
 }
 
 /// What a soak did.
@@ -61,6 +97,11 @@ pub struct SoakReport {
     pub hangs: u64,
     /// RTL device cycles at the nominal clock.
     pub rtl_cycles: u64,
+    /// RTL cycles of the slowest operation that needed no recovery (what the wait
+    /// budget must cover).
+    pub max_op_cycles: u64,
+    /// The RTL's port timing ([`TimingModel::describe`]).
+    pub timing: String,
     /// Wall time, seconds.
     pub wall_s: f64,
 }
@@ -173,7 +214,7 @@ struct Stack<T: DeviceIo + Send + 'static> {
 impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
     fn open(io: T, cfg: &SoakConfig) -> Result<Self, String> {
         let inj = Injector::new(cfg.seed);
-        let npu = NpuConfig { managed_bytes: Some(DEVICE_MEM), budget_ns: 4_000_000, ..Default::default() };
+        let npu = NpuConfig { managed_bytes: Some(DEVICE_MEM), budget_ns: cfg.link.budget_ns(), ..Default::default() };
         let s = Session::open_faulty(io, npu, npu::session::manager_config(), &inj).map_err(|e| e.to_string())?;
         let regions = (0..REGIONS)
             .map(|_| s.alloc((REGION_WORDS * 4) as u64).map_err(|e| e.to_string()))
@@ -301,7 +342,7 @@ where
     let b = Stack::open(model, cfg)?;
     let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
     let mut g = SplitMix64::new(cfg.seed ^ 0x50a6);
-    let mut rep = SoakReport::default();
+    let mut rep = SoakReport { timing: cfg.link.timing().describe(), ..Default::default() };
     let c0 = a.s.now_ns();
     for step in 0..cfg.ops {
         let op = Op::random(&mut g);
@@ -309,7 +350,12 @@ where
         if matches!(op, Op::Copy { .. } | Op::Fill { .. } | Op::Add { .. } | Op::Scale { .. }) {
             rep.kernels += 1;
         }
-        for (recovered, hung) in [a.run(&op), b.run(&op)] {
+        let before = a.s.now_ns();
+        let results = [a.run(&op), b.run(&op)];
+        if !results[0].0 {
+            rep.max_op_cycles = rep.max_op_cycles.max(ns_to_cycles(a.s.now_ns() - before));
+        }
+        for (recovered, hung) in results {
             rep.recoveries += u64::from(recovered);
             rep.hangs += u64::from(hung);
         }
@@ -340,20 +386,26 @@ fn fill_counts<A: DeviceIo + DevMemBackdoor + Send + 'static, B: DeviceIo + DevM
     rep.injected_rtl = a.inj.total();
     rep.injected_model = b.inj.total();
     rep.device_resets = a.s.npu.stats().recoveries + b.s.npu.stats().recoveries;
-    rep.rtl_cycles = (a.s.now_ns() - c0) * sim_bridge::NOMINAL_HZ / 1_000_000_000;
+    rep.rtl_cycles = ns_to_cycles(a.s.now_ns() - c0);
     rep.wall_s = t0.elapsed().as_secs_f64();
+}
+
+fn ns_to_cycles(ns: u64) -> u64 {
+    ns * sim_bridge::NOMINAL_HZ / 1_000_000_000
 }
 
 impl SoakReport {
     /// The end-of-run table.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 9] = [
+        let rows: [(&str, String); 11] = [
             ("ops", format!("{} ({} kernels)", self.ops, self.kernels)),
             ("injected faults", format!("{} on the RTL, {} on the model", self.injected_rtl, self.injected_model)),
             ("recoveries", format!("{} ({} device resets)", self.recoveries, self.device_resets)),
             ("data mismatches", self.data_mismatches.to_string()),
             ("hangs", self.hangs.to_string()),
             ("RTL cycles", self.rtl_cycles.to_string()),
+            ("slowest clean op", format!("{} cycles", self.max_op_cycles)),
+            ("RTL port timing", self.timing.clone()),
             ("wall time", format!("{:.1} s", self.wall_s)),
             ("ops/s", format!("{:.0}", self.ops as f64 / self.wall_s.max(1e-9))),
             ("verdict", if self.data_mismatches == 0 && self.hangs == 0 { "PASS".into() } else { "FAIL".into() }),
