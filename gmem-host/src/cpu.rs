@@ -9,12 +9,17 @@
 //! copying out, and read-duplicated pages, are write-protected (`UFFDIO_WRITEPROTECT`), so
 //! a CPU write is noticed too. No signal handler is installed.
 //!
+//! A page the manager cannot bring back (its device keeps failing) is *poisoned*: its
+//! CPU page is replaced by a shared mapping of an empty memfd, so any touch raises a
+//! kernel SIGBUS (`BUS_ADRERR`, `si_addr` = the touched address) in the touching thread,
+//! as a hardware memory error would. Unmapping the region removes it.
+//!
 //! [`CpuMode::Manual`] replaces the userfaultfd with explicit calls
 //! ([`Gmem::cpu_access`](crate::Gmem::cpu_access)) for hosts without userfaultfd; the
 //! manager's logic is the same.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -85,6 +90,15 @@ pub enum CpuError {
     /// Starting the handler thread failed.
     #[error("starting the userfaultfd handler thread failed: {0}")]
     Thread(#[source] io::Error),
+    /// Replacing a CPU page with a SIGBUS page failed.
+    #[error("poisoning CPU page {va:#x} failed: {source}")]
+    Poison {
+        /// Page.
+        va: u64,
+        /// OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The CPU-side primitive operations, over userfaultfd or plain memory.
@@ -218,6 +232,36 @@ impl CpuSide {
         if let Some(u) = &self.uffd {
             let _ = u.wake(va, len);
         }
+    }
+
+    /// Replace the CPU page at `va` (a hole of a live region) with a page whose every
+    /// access raises SIGBUS: a shared mapping of an empty memfd, past its end.
+    pub(crate) fn poison(&self, va: u64) -> Result<(), CpuError> {
+        let err = |source| CpuError::Poison { va, source };
+        // SAFETY: memfd_create with a NUL-terminated name and valid flags.
+        let fd = unsafe { libc::memfd_create(c"gmem-poison".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` is a new descriptor we own; OwnedFd closes it once.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: MAP_FIXED over one page of a region the manager owns and that holds no
+        // data on the CPU (the page is device-resident, a hole); no Rust reference to
+        // region memory exists. The mapping keeps the file alive after `fd` closes.
+        let p = unsafe {
+            libc::mmap(
+                va as *mut libc::c_void,
+                PAGE_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(err(io::Error::last_os_error()));
+        }
+        Ok(())
     }
 }
 

@@ -90,6 +90,9 @@ counters! {
     hook_errors,
     /// Huge (2 MiB) device mappings created.
     huge_maps,
+    /// Pages poisoned: a CPU fault gave up bringing them back from their device after
+    /// [`crate::Config::cpu_fault_attempts`] failed attempts; the toucher got SIGBUS.
+    poisoned,
 }
 
 /// Add `n` to a counter.

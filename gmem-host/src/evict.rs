@@ -147,7 +147,9 @@ pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &Fas
         }
         let Some(sp) = g.spaces.get(&p.0) else { continue };
         let e = sp.pt.get(p.1);
-        if e.flags.contains(PageFlags::MIGRATING) || !e.on_device() || e.dev != dev.0 || e.pfn != f {
+        // Poisoned pages never leave the device (the copy back is what failed).
+        let stuck = e.flags.intersects(PageFlags::MIGRATING | PageFlags::POISONED);
+        if stuck || !e.on_device() || e.dev != dev.0 || e.pfn != f {
             continue;
         }
         if sp.attrs.get(p.1 * PAGE_SIZE).preferred == Some(Node::Device(dev)) {

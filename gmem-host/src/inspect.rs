@@ -102,6 +102,7 @@ impl Gmem {
             remote: e.flags.contains(PageFlags::REMOTE),
             pinned: e.flags.contains(PageFlags::PINNED),
             huge: e.flags.contains(PageFlags::HUGE),
+            poisoned: e.flags.contains(PageFlags::POISONED),
         })
     }
 

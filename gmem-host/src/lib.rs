@@ -64,7 +64,11 @@
 //! * Device memory above 16 TiB is refused (frame numbers are 32-bit in the 12-byte
 //!   page entry); eviction state costs 24 bytes of host memory per device frame.
 //! * A CPU fault whose page cannot be brought back (the device keeps failing) is retried
-//!   with back-off; the touching thread stays blocked (killable) meanwhile.
+//!   with back-off ([`Config::cpu_fault_attempts`], about 1 s by default); then the page
+//!   is *poisoned* ([`page_table::PageFlags::POISONED`], counter `poisoned`, an error log line) and
+//!   the touching thread gets SIGBUS at the page, like a hardware memory error. The data
+//!   stays on the device, which keeps using it; a poisoned page never leaves the device
+//!   (typed [`MigrateError::Poisoned`]) until its region is unmapped.
 
 pub mod attrs;
 pub mod buddy;

@@ -63,6 +63,10 @@ pub struct Config {
     /// On a CPU fault, also bring back up to this many following device-resident pages
     /// of the region (same device) in the same copy batch. 0 disables.
     pub cpu_fault_ahead: usize,
+    /// Attempts (with back-off 1, 2, 4 … 128 ms between them) to bring a page back for a
+    /// CPU touch before the page is poisoned and the touching thread gets SIGBUS, like a
+    /// hardware memory error (see [`crate::page_table::PageFlags::POISONED`]). At least 1.
+    pub cpu_fault_attempts: u32,
     /// Time source.
     pub clock: Clock,
 }
@@ -92,6 +96,7 @@ impl Default for Config {
             va_base: 1 << 36,
             max_commit_retries: 4,
             cpu_fault_ahead: 15,
+            cpu_fault_attempts: 12,
             dev_fault_block_pages: 1,
             prefetch_tree: false,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
@@ -262,6 +267,14 @@ pub enum GmemError {
         #[source]
         source: MmuError,
     },
+    /// The page is poisoned: the CPU gave up bringing it back from its device.
+    #[error("page {va:#x} is poisoned: its data could not be brought back from device {dev}")]
+    Poisoned {
+        /// Page.
+        va: u64,
+        /// The device holding the data.
+        dev: u8,
+    },
     /// Host memory mapping failed.
     #[error("host mmap of {len:#x} bytes failed: {reason}")]
     HostMap {
@@ -301,6 +314,8 @@ pub struct PageInfo {
     pub pinned: bool,
     /// Part of a 2 MiB device mapping.
     pub huge: bool,
+    /// Poisoned: the CPU could not get it back from `device` (touches raise SIGBUS).
+    pub poisoned: bool,
 }
 
 /// A change to the attributes of a range.

@@ -46,6 +46,14 @@ pub enum MigrateError {
         #[source]
         source: MmuError,
     },
+    /// The page is poisoned ([`crate::page_table::PageFlags::POISONED`]): it does not leave its device.
+    #[error("page {va:#x} is poisoned on device {dev}")]
+    Poisoned {
+        /// Page.
+        va: u64,
+        /// Device.
+        dev: u8,
+    },
     /// A TLB invalidation failed.
     #[error("TLB invalidation on device {dev} failed")]
     Invalidate {
@@ -296,6 +304,9 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
                     break;
                 }
                 dup_frees.push(((s, vpn), e.dev, e.pa()));
+            }
+            Residency::Device if e.flags.contains(PageFlags::POISONED) => {
+                err.get_or_insert(MigrateError::Poisoned { va: vpn * PAGE_SIZE, dev: e.dev });
             }
             Residency::Device => {
                 let dup = matches!(cause, Cause::CpuFault { dup: true });
@@ -645,6 +656,9 @@ impl Inner {
                 return Err(GmemError::NotManaged { va, space: s });
             }
             let e = sp.pt.get(vpn);
+            if e.flags.contains(PageFlags::POISONED) {
+                return Err(GmemError::Poisoned { va: page, dev: e.dev });
+            }
             let read_mostly = sp.attrs.get(page).read_mostly;
             if e.flags.contains(PageFlags::MIGRATING) {
                 if e.flags.contains(PageFlags::FROM_CPU) {
@@ -768,16 +782,52 @@ impl Inner {
     }
 
     /// The userfaultfd handler's entry: resolve, retrying with back-off on device errors
-    /// (the faulting thread stays blocked, its data safe on the device).
+    /// (the faulting thread stays blocked, its data safe on the device). After
+    /// [`crate::Config::cpu_fault_attempts`] failures the page is poisoned: the thread
+    /// is woken into a SIGBUS at the page, never left blocked for ever.
     pub(crate) fn serve_cpu_fault(&self, va: u64, write: bool, missing: bool) {
-        for attempt in 0u32.. {
+        let attempts = self.cfg.cpu_fault_attempts.max(1);
+        for attempt in 0..attempts {
             match self.cpu_fault_inner(va, write, missing) {
                 Ok(()) | Err(GmemError::NotManaged { .. }) => return,
+                Err(GmemError::Poisoned { .. }) => {
+                    // Queued before the page was poisoned: the re-run touch hits SIGBUS.
+                    self.cpu.wake(va & !(PAGE_SIZE - 1), PAGE_SIZE);
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(target: "gmem", va = format_args!("{va:#x}"), error = %e, attempt, "CPU fault failed; retrying");
-                    std::thread::sleep(std::time::Duration::from_millis(1u64 << attempt.min(7)));
+                    if attempt + 1 < attempts {
+                        std::thread::sleep(std::time::Duration::from_millis(1u64 << attempt.min(7)));
+                    }
                 }
             }
         }
+        self.poison(va & !(PAGE_SIZE - 1));
+    }
+
+    /// Poison a device-resident page the CPU could not get back: its CPU page becomes a
+    /// SIGBUS page and the blocked toucher is woken into it. A page that left the
+    /// device meanwhile is only woken (its next touch faults normally).
+    fn poison(&self, page: u64) {
+        let mut g = self.lock();
+        let vpn = page / PAGE_SIZE;
+        let space = g.space_of_va(page);
+        if let Some(sp) = space.and_then(|s| g.spaces.get_mut(&s)) {
+            let e = sp.pt.get(vpn);
+            if e.state == Residency::Device && !e.flags.intersects(PageFlags::MIGRATING | PageFlags::POISONED) {
+                match self.cpu.poison(page) {
+                    Ok(()) => {
+                        sp.pt.update(vpn, |e| e.flags.insert(PageFlags::POISONED));
+                        add(&self.counters.poisoned, 1);
+                        tracing::error!(target: "gmem", va = format_args!("{page:#x}"), dev = e.dev,
+                            "page poisoned: its data could not be brought back from the device; CPU touches get SIGBUS");
+                    }
+                    Err(err) => tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "poisoning failed"),
+                }
+            }
+        }
+        drop(g);
+        self.cpu.wake(page, PAGE_SIZE);
     }
 }

@@ -49,6 +49,11 @@ bitflags! {
         const HUGE = 1 << 4;
         /// The manager write-protected the CPU page (userfaultfd WP).
         const CPU_WP = 1 << 5;
+        /// Poisoned: the CPU gave up bringing the page back from device `dev` (the copy
+        /// kept failing). The data stays on the device, which keeps its mapping; CPU
+        /// touches raise SIGBUS at the page and migrations off the device are refused,
+        /// until the region is unmapped.
+        const POISONED = 1 << 6;
     }
 }
 

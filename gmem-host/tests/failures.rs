@@ -285,3 +285,91 @@ fn accessed_bit_failure_does_not_stop_eviction() {
     }
     assert!(r.gm.counters().evictions >= 4);
 }
+
+/// Where the child's SIGBUS handler stores `si_addr` and `si_code`.
+static SIGBUS_ADDR: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SIGBUS_CODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    use std::sync::atomic::Ordering;
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let (addr, code) = unsafe { ((*info).si_addr() as u64, (*info).si_code) };
+    SIGBUS_CODE.store(code, Ordering::SeqCst);
+    SIGBUS_ADDR.store(addr, Ordering::SeqCst);
+    // The faulting access cannot complete: park this thread (the process exits).
+    loop {
+        // SAFETY: pause(2) is async-signal-safe.
+        unsafe { libc::pause() };
+    }
+}
+
+/// The child half of the poisoning test (runs in its own process: it takes a SIGBUS).
+fn poison_child() -> ! {
+    use std::sync::atomic::Ordering;
+    // SAFETY: installs a handler for SIGBUS only, with a zeroed, then filled sigaction.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigbus as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        assert_eq!(libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()), 0);
+    }
+    let cfg = Config { cpu_fault_attempts: 3, ..Default::default() };
+    let r = rig_with(cfg, SoftConfig { mem_bytes: 64 * 4096, hooks: Hooks::all(), ..Default::default() });
+    let p = r.gm.mmap(r.space, PAGES * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    for pg in 0..PAGES {
+        cpu_write(p, (pg * 4096) as usize, 0x40 + pg as u8);
+        assert!(fault(&r, va + pg * 4096, Access::Write).is_retry());
+    }
+    assert_eq!(on_device(&r, va), PAGES);
+    // The device can no longer copy anything back.
+    r.dev.inject_failure("copy_batch", 0, u32::MAX);
+    let touched = va + 2 * 4096 + 5;
+    let p2 = p as usize;
+    std::thread::spawn(move || cpu_read(p2 as *mut u8, 2 * 4096 + 5));
+    let t0 = std::time::Instant::now();
+    while SIGBUS_ADDR.load(Ordering::SeqCst) == 0 {
+        assert!(t0.elapsed().as_secs() < 20, "the toucher was left blocked: no SIGBUS");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(SIGBUS_ADDR.load(Ordering::SeqCst), touched, "si_addr is the touched address");
+    assert_eq!(SIGBUS_CODE.load(Ordering::SeqCst), libc::BUS_ADRERR);
+    let page = va + 2 * 4096;
+    let info = r.gm.page_info(r.space, page).expect("managed");
+    assert!(info.poisoned && info.residency == Residency::Device, "{info:?}");
+    assert_eq!(r.gm.counters().poisoned, 1);
+    assert!(r.gm.counters().hook_errors >= 3, "every attempt tried the copy");
+    // Only that page: its neighbours are neither poisoned nor moved.
+    assert!(!r.gm.page_info(r.space, page + 4096).expect("managed").poisoned);
+    // The data stayed on the device, which still reads it.
+    let mut b = [0u8; 1];
+    r.dev.load(&r.gm, r.id, r.asid, page, &mut b).expect("device read");
+    assert_eq!(b[0], 0x42);
+    // Migrating it off the device is refused, typed, naming the page.
+    let e = r.gm.hmadvise(r.space, Node::Cpu, page, 4096, Hint::Prefetch).expect_err("poisoned");
+    assert!(matches!(e, GmemError::Migrate(MigrateError::Poisoned { va: v, .. }) if v == page), "{e:?}");
+    // Once the device works again the other pages come back as usual.
+    r.dev.inject_failure("copy_batch", 0, 0);
+    assert_eq!(cpu_read(p, 3 * 4096), 0x43);
+    // munmap clears the poison and returns every frame.
+    r.gm.munmap(r.space, p, PAGES * 4096).expect("munmap");
+    assert_eq!(r.gm.device_pages(r.id), Some((64, 64)));
+    println!("poison child: ok");
+    // SAFETY: _exit ends the process without running the parked thread's destructors.
+    unsafe { libc::_exit(0) }
+}
+
+#[test]
+fn cpu_fault_that_cannot_succeed_poisons_the_page_and_raises_sigbus() {
+    const NAME: &str = "cpu_fault_that_cannot_succeed_poisons_the_page_and_raises_sigbus";
+    if std::env::var_os("GMEM_POISON_CHILD").is_some() {
+        poison_child();
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", NAME, "--nocapture", "--test-threads", "1"])
+        .env("GMEM_POISON_CHILD", "1")
+        .output()
+        .expect("run the child");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("poison child: ok"), "{:?}\n{text}", out.status);
+}
