@@ -90,6 +90,10 @@ counters! {
     hook_errors,
     /// Huge (2 MiB) device mappings created.
     huge_maps,
+    /// Device faults answered retry after their migration failed with a device error.
+    dma_retries,
+    /// Pages mapped remotely because their migration kept failing.
+    dma_fallbacks,
     /// Pages poisoned: a CPU fault gave up bringing them back from their device after
     /// [`crate::Config::cpu_fault_attempts`] failed attempts; the toucher got SIGBUS.
     poisoned,

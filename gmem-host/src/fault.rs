@@ -177,7 +177,7 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
     add(&inner.counters.duplicate_faults, (recs.len() - items.len()) as u64);
     tracing::debug!(target: "gmem", dev = dev.0, faults = faults.len(), pages = items.len(), "fault batch");
     for (slice, gslice) in items.chunks(cap).zip(groups.chunks(cap)) {
-        let outcomes = to_device(inner, dev, slice, true);
+        let outcomes = retry_or_fall_back(inner, dev, slice, to_device(inner, dev, slice, true));
         for (&(from, to), out) in gslice.iter().zip(outcomes) {
             for &(_, i) in &recs[from..to] {
                 let i = i as usize;
@@ -194,6 +194,51 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
     let aborts = res.iter().filter(|r| !r.is_retry()).count();
     add(&inner.counters.fault_aborts, aborts as u64);
     res
+}
+
+/// Whether a failed migration is the device's doing (worth another try).
+fn device_error(e: &MigrateError) -> bool {
+    matches!(
+        e,
+        MigrateError::Copy { .. }
+            | MigrateError::Map { .. }
+            | MigrateError::Prepare { .. }
+            | MigrateError::AllocPage { .. }
+            | MigrateError::Unmap { .. }
+            | MigrateError::Invalidate { .. }
+    )
+}
+
+/// A device fault whose migration failed with a device error is answered retry (the
+/// page is still valid where it was) up to [`crate::Config::dev_fault_dma_retries`]
+/// times in a row; then it falls back to a remote mapping on a device that maps host
+/// memory (the next fault takes it, see `to_device`), or is aborted.
+fn retry_or_fall_back(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], mut outs: Vec<Outcome>) -> Vec<Outcome> {
+    let mut g = inner.lock();
+    let remote_ok = g.devices[dev.0 as usize].info.hooks.contains(Hooks::HOST_MAPPING);
+    let retries = inner.cfg.dev_fault_dma_retries;
+    for ((key, _), out) in items.iter().zip(outs.iter_mut()) {
+        match out {
+            Outcome::Done => {
+                g.dma_failures.remove(key);
+            }
+            Outcome::Abort(e) if device_error(e) => {
+                let n = g.dma_failures.entry(*key).or_insert(0);
+                *n += 1;
+                let fall_back = *n == retries + 1 && remote_ok;
+                if *n <= retries || fall_back {
+                    add(&inner.counters.dma_retries, 1);
+                    add(&inner.counters.dma_fallbacks, u64::from(fall_back));
+                    tracing::warn!(target: "gmem", va = format_args!("{:#x}", key.1 * PAGE_SIZE), error = %e, fall_back, "device fault: migration failed; retry");
+                    *out = Outcome::Retry;
+                } else {
+                    g.dma_failures.remove(key);
+                }
+            }
+            _ => {}
+        }
+    }
+    outs
 }
 
 /// hmadvise(PREFETCH, device): migrate `[va, va+len)` to `dev`.
@@ -292,7 +337,8 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
                 pinned = false;
             }
             let can_remote = hooks.contains(Hooks::HOST_MAPPING);
-            if can_remote && (pinned || a.preferred == Some(Node::Cpu) || a.accessed_by(dev)) {
+            let failing = st.dma_failures.get(&key).is_some_and(|&n| n > inner.cfg.dev_fault_dma_retries);
+            if can_remote && (pinned || failing || a.preferred == Some(Node::Cpu) || a.accessed_by(dev)) {
                 remote.push((key, write));
                 continue;
             }

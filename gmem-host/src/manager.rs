@@ -63,6 +63,11 @@ pub struct Config {
     /// On a CPU fault, also bring back up to this many following device-resident pages
     /// of the region (same device) in the same copy batch. 0 disables.
     pub cpu_fault_ahead: usize,
+    /// Device faults in a row whose migration may fail with a device error (a failed
+    /// copy, mapping or frame preparation) before the fault stops being answered retry.
+    /// Then a device that maps host memory ([`Hooks::HOST_MAPPING`]) maps the page
+    /// remotely — its data never left the CPU — and any other device's fault is aborted.
+    pub dev_fault_dma_retries: u32,
     /// Attempts (with back-off 1, 2, 4 … 128 ms between them) to bring a page back for a
     /// CPU touch before the page is poisoned and the touching thread gets SIGBUS, like a
     /// hardware memory error (see [`crate::page_table::PageFlags::POISONED`]). At least 1.
@@ -97,6 +102,7 @@ impl Default for Config {
             max_commit_retries: 4,
             cpu_fault_ahead: 15,
             cpu_fault_attempts: 12,
+            dev_fault_dma_retries: 3,
             dev_fault_block_pages: 1,
             prefetch_tree: false,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
@@ -370,6 +376,7 @@ impl Gmem {
             by_va: BTreeMap::new(),
             staging,
             thrash: ThrashTracker::new(cfg.thrash),
+            dma_failures: Default::default(),
             quarantined_va: Vec::new(),
         };
         let inner = Arc::new(Inner {

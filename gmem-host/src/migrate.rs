@@ -624,6 +624,8 @@ pub(crate) fn teardown_range(inner: &Inner, st: &mut State, s: u32, va: u64, len
         }
         st.thrash.forget((s, vpn));
     }
+    let (first, end) = (va / PAGE_SIZE, (va + len) / PAGE_SIZE);
+    st.dma_failures.retain(|&(ks, v), _| ks != s || !(first..end).contains(&v));
 }
 
 /// Whether device slot `dev` can map host pages remotely (thrashing pins at once).

@@ -86,6 +86,9 @@ pub(crate) struct State {
     pub(crate) by_va: BTreeMap<u64, (u32, u64)>,
     pub(crate) staging: Staging,
     pub(crate) thrash: ThrashTracker,
+    /// Device faults in a row whose migration failed with a device error, per page
+    /// (see [`crate::Config::dev_fault_dma_retries`]); cleared by a success.
+    pub(crate) dma_failures: crate::hash::FastMap<crate::evict::PageKey, u32>,
     /// VA ranges a device refused to free (`peer_va_free`): never placed again.
     pub(crate) quarantined_va: Vec<(u64, u64)>,
 }

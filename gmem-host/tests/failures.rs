@@ -60,21 +60,54 @@ fn device_fault_hooks_fail_then_retry() {
         let (r, p) = setup(Hooks::all());
         let va = p as u64 + 4096;
         r.dev.inject_failure(hook, 0, 1);
-        let err = expect_abort(fault(&r, va + 5, Access::Write), va + 5);
-        let src = match &err {
-            MigrateError::Copy { source, .. } | MigrateError::Map { source, .. } | MigrateError::AllocPage { source, .. } => {
-                source.clone()
-            }
-            other => panic!("{hook}: unexpected {other:?}"),
-        };
-        assert_eq!(src, MmuError::Injected { hook }, "{hook}");
+        // The failed migration rolls back and the fault is answered retry.
+        assert!(fault(&r, va + 5, Access::Write).is_retry(), "{hook}");
         assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, Residency::Cpu, "{hook}");
+        assert_eq!((r.gm.counters().dma_retries, r.gm.counters().hook_errors), (1, 1), "{hook}");
         assert_balanced(&r, p as u64);
+        // The device's replay faults again, and this time the page moves.
         assert!(fault(&r, va + 5, Access::Write).is_retry(), "{hook}: retry");
         assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, Residency::Device);
         assert_balanced(&r, p as u64);
         assert_data(&r, p);
         assert_balanced(&r, p as u64);
+    }
+}
+
+#[test]
+fn device_fault_whose_migration_keeps_failing_falls_back_to_a_remote_mapping_or_aborts() {
+    for remote in [true, false] {
+        let hooks = if remote { Hooks::all() } else { Hooks::all() - Hooks::HOST_MAPPING };
+        let (r, p) = setup(hooks);
+        let va = p as u64 + 4096;
+        r.dev.inject_failure("copy_batch", 0, 1000);
+        let retries = Config::default().dev_fault_dma_retries;
+        for n in 1..=retries {
+            assert!(fault(&r, va, Access::Read).is_retry(), "remote={remote}: attempt {n}");
+        }
+        let info = r.gm.page_info(r.space, va).expect("info");
+        assert_eq!((info.residency, info.remote), (Residency::Cpu, false), "still on the CPU, untouched");
+        let res = fault(&r, va, Access::Read);
+        if remote {
+            // The next fault maps the CPU page in place: the data never moved.
+            assert!(res.is_retry());
+            assert_eq!(r.gm.counters().dma_fallbacks, 1);
+            assert!(fault(&r, va, Access::Read).is_retry());
+            let info = r.gm.page_info(r.space, va).expect("info");
+            assert_eq!((info.residency, info.remote), (Residency::Cpu, true), "{info:?}");
+            let mut b = [0u8; 1];
+            r.dev.load(&r.gm, r.id, r.asid, va, &mut b).expect("remote load");
+            assert_eq!(b[0], 0x41);
+        } else {
+            let err = expect_abort(res, va);
+            assert!(matches!(err, MigrateError::Copy { .. }), "{err:?}");
+            assert_eq!(r.gm.counters().dma_fallbacks, 0);
+            // An abort starts the count again: the next kernel gets retries of its own.
+            assert!(fault(&r, va, Access::Read).is_retry());
+        }
+        assert_balanced(&r, p as u64);
+        r.dev.inject_failure("copy_batch", 0, 0);
+        assert_data(&r, p);
     }
 }
 
@@ -88,9 +121,9 @@ fn zero_fill_prepare_failure() {
     let p = r.gm.mmap(r.space, 4096, MapFlags::PEER_SHARED).expect("mmap");
     let va = p as u64;
     r.dev.inject_failure("prepare_page", 0, 1);
-    let err = expect_abort(fault(&r, va, Access::Read), va);
-    assert!(matches!(err, MigrateError::Prepare { va: v, source: MmuError::Injected { hook: "prepare_page" }, .. } if v == va));
-    assert_eq!(r.gm.device_pages(r.id), Some((64, 64)));
+    assert!(fault(&r, va, Access::Read).is_retry());
+    assert_eq!(r.gm.counters().dma_retries, 1);
+    assert_eq!(r.gm.device_pages(r.id), Some((64, 64)), "the frame went back");
     assert!(fault(&r, va, Access::Read).is_retry());
     let mut b = [1u8; 16];
     r.dev.load(&r.gm, r.id, r.asid, va, &mut b).expect("load");
