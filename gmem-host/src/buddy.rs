@@ -112,6 +112,11 @@ impl Buddy {
         self.free_pages
     }
 
+    /// Free blocks of exactly `order` (for [`MAX_ORDER`]: every free 2 MiB block).
+    pub fn free_blocks(&self, order: u8) -> usize {
+        self.free.get(order as usize).map_or(0, |s| s.len())
+    }
+
     /// Allocate a block of `order`; `None` when no block that large is free.
     pub fn alloc(&mut self, order: u8) -> Option<u64> {
         if order > MAX_ORDER {

@@ -107,6 +107,62 @@ impl Lru {
     }
 }
 
+/// How many broken-up full chunks [`note_full_chunks`] remembers.
+pub(crate) const RECENT_FULL: usize = 64;
+
+/// Remember the chunks of `victims` that are wholly on a device now (before eviction
+/// breaks them up), for the prefetcher's stream rule.
+pub(crate) fn note_full_chunks(g: &mut State, victims: &[PageKey]) {
+    let per = crate::mmu::PAGES_PER_HUGE;
+    for &(s, vpn) in victims {
+        let key = (s, vpn / per);
+        let full = g.spaces.get(&s).is_some_and(|sp| u64::from(sp.pt.chunk_on_device(key.1)) == per);
+        if full && !g.recent_full.contains(&key) {
+            if g.recent_full.len() == RECENT_FULL {
+                g.recent_full.pop_front();
+            }
+            g.recent_full.push_back(key);
+        }
+    }
+}
+
+/// Victims that empty up to `blocks` naturally aligned 2 MiB blocks of `dev`'s memory,
+/// so that whole chunks can arrive as 2 MiB mappings (UVM evicts root chunks the same
+/// way). Blocks are taken in the LRU order of their oldest page; a block holding a
+/// page that cannot leave now (mid-migration, poisoned, in the batch) is passed over.
+pub(crate) fn pick_victim_blocks(g: &State, dev: DeviceId, blocks: usize, exclude: &FastSet<PageKey>) -> Vec<PageKey> {
+    let per = crate::mmu::PAGES_PER_HUGE as u32;
+    let lru = &g.devices[dev.0 as usize].lru;
+    let mut done: FastSet<u32> = FastSet::default();
+    let mut out = Vec::new();
+    for (_, f) in lru.oldest(lru.len()) {
+        if done.len() == blocks {
+            break;
+        }
+        let block = f / per;
+        if !done.insert(block) {
+            continue;
+        }
+        let mut pages = Vec::new();
+        let movable = (block * per..(block + 1) * per).all(|pf| match lru.nodes.get(pf as usize) {
+            Some(n) if n.linked => {
+                let key = (n.space, n.vpn);
+                let e = g.spaces.get(&n.space).map(|sp| sp.pt.get(n.vpn));
+                pages.push(key);
+                !exclude.contains(&key)
+                    && e.is_some_and(|e| e.on_device() && e.pfn == pf && !e.flags.intersects(PageFlags::MIGRATING | PageFlags::POISONED))
+            }
+            _ => true,
+        });
+        if movable {
+            out.extend(pages);
+        } else {
+            done.remove(&block);
+        }
+    }
+    out
+}
+
 /// Choose up to `n` victims on `dev`.
 pub(crate) fn pick_victims(g: &mut State, dev: DeviceId, n: usize, exclude: &FastSet<PageKey>) -> Vec<PageKey> {
     let window = (2 * n + 16).min(g.devices[dev.0 as usize].lru.len());

@@ -31,7 +31,7 @@ use crate::events::add;
 use crate::evict::PageKey;
 use crate::manager::GmemError;
 use crate::state::{Inner, State};
-use crate::migrate::{Batches, Cause, MigrateError, evict, flush_all, to_host};
+use crate::migrate::{Batches, Cause, MigrateError, evict, evict_blocks, flush_all, to_host};
 use crate::mmu::{
     Asid, HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PageSize, Prot,
 };
@@ -196,6 +196,16 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
     res
 }
 
+/// Chunks of which `migrate` moves all 512 pages (none duplicated): each wants a free
+/// 2 MiB block (see `migrate_in::collect`).
+fn whole_chunks(migrate: &[Mig]) -> usize {
+    let mut per_chunk: FastMap<(u32, u64), u64> = FastMap::default();
+    for m in migrate.iter().filter(|m| !m.dup) {
+        *per_chunk.entry((m.key.0, m.key.1 / crate::mmu::PAGES_PER_HUGE)).or_default() += 1;
+    }
+    per_chunk.values().filter(|&&n| n == crate::mmu::PAGES_PER_HUGE).count()
+}
+
 /// Whether a failed migration is the device's doing (worth another try).
 fn device_error(e: &MigrateError) -> bool {
     matches!(
@@ -278,6 +288,7 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
     let mut allow_prefetch = allow_prefetch;
     // Thrashing events are counted once per page per call, not per re-plan.
     let mut recorded: FastSet<PageKey> = FastSet::default();
+    let mut blocks_tried = false;
     for _attempt in 0..attempts {
         if pending.is_empty() {
             break;
@@ -428,6 +439,22 @@ fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_pref
         // the pages still to migrate.
         let to_migrate: FastSet<PageKey> = migrate.iter().filter(|m| !m.prefetch).map(|m| m.key).collect();
         pending.retain(|(k, _)| to_migrate.contains(k));
+        // Whole chunks arrive as 2 MiB mappings only into free 2 MiB blocks: if short,
+        // evict whole blocks once per call (page-granular eviction below would leave
+        // every block partly used when two streams share device memory).
+        let slot = &g.devices[dev.0 as usize];
+        let whole = if slot.info.huge_pages && !blocks_tried { whole_chunks(&migrate) } else { 0 };
+        let free_blocks = slot.buddy.free_blocks(crate::buddy::MAX_ORDER);
+        if whole > free_blocks {
+            blocks_tried = true;
+            let exclude: FastSet<PageKey> =
+                pending.iter().map(|(k, _)| *k).chain(migrate.iter().map(|m| m.key)).collect();
+            drop(g);
+            if evict_blocks(inner, dev, whole - free_blocks, &exclude).unwrap_or(0) > 0 {
+                continue;
+            }
+            g = inner.lock();
+        }
         // Device memory: evict LRU pages outside this batch if short.
         let free = g.devices[dev.0 as usize].buddy.free_pages() as usize;
         if migrate.len() > free {

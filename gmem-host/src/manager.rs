@@ -377,6 +377,7 @@ impl Gmem {
             staging,
             thrash: ThrashTracker::new(cfg.thrash),
             dma_failures: Default::default(),
+            recent_full: Default::default(),
             quarantined_va: Vec::new(),
         };
         let inner = Arc::new(Inner {

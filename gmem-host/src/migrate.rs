@@ -546,13 +546,32 @@ pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<Pa
     let victims = {
         let mut g = inner.lock();
         g.dev(dev)?;
-        pick_victims(&mut g, dev, n, exclude)
+        let v = pick_victims(&mut g, dev, n, exclude);
+        crate::evict::note_full_chunks(&mut g, &v);
+        v
     };
     if victims.is_empty() {
         return Ok(0);
     }
     let moved = to_host(inner, &victims, Cause::Evict)?;
     tracing::debug!(target: "gmem", dev = dev.0, asked = n, moved, "eviction");
+    Ok(moved)
+}
+
+/// Evict whole 2 MiB blocks of `dev`'s memory (see [`crate::evict::pick_victim_blocks`]);
+/// returns the pages moved.
+pub(crate) fn evict_blocks(inner: &Inner, dev: DeviceId, blocks: usize, exclude: &FastSet<PageKey>) -> Result<usize, GmemError> {
+    let victims = {
+        let mut g = inner.lock();
+        let v = crate::evict::pick_victim_blocks(&g, dev, blocks, exclude);
+        crate::evict::note_full_chunks(&mut g, &v);
+        v
+    };
+    if victims.is_empty() {
+        return Ok(0);
+    }
+    let moved = to_host(inner, &victims, Cause::Evict)?;
+    tracing::debug!(target: "gmem", dev = dev.0, blocks, moved, "eviction");
     Ok(moved)
 }
 

@@ -73,10 +73,12 @@ pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<
         let batch: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64))).collect();
         // A stream that filled the previous chunk and enters this one takes it whole
         // (like readahead): one migration and one 2 MiB mapping instead of the doubling
-        // steps, which pay a fault round trip each and leave 4 KiB mappings behind.
-        let stream = chunk > 0
+        // steps, which pay a fault round trip each and leave 4 KiB mappings behind. A
+        // previous chunk that eviction has since broken up still counts as filled.
+        let prev_full = chunk > 0
+            && (sp.pt.chunk_on_device(chunk - 1) == PAGES_PER_HUGE as u32 || st.recent_full.contains(&(s, chunk - 1)));
+        let stream = prev_full
             && sp.pt.chunk_on_device(chunk) == 0
-            && sp.pt.chunk_on_device(chunk - 1) == PAGES_PER_HUGE as u32
             && sp.region_of(base * PAGE_SIZE).is_some_and(|r| r.start < base * PAGE_SIZE);
         if stream {
             for vpn in base..base + PAGES_PER_HUGE {

@@ -89,6 +89,10 @@ pub(crate) struct State {
     /// Device faults in a row whose migration failed with a device error, per page
     /// (see [`crate::Config::dev_fault_dma_retries`]); cleared by a success.
     pub(crate) dma_failures: crate::hash::FastMap<crate::evict::PageKey, u32>,
+    /// (space, 2 MiB chunk) pairs that were wholly on a device when eviction broke them
+    /// up, newest last (at most [`crate::evict::RECENT_FULL`]): the stream rule treats
+    /// them as full, so a stream under oversubscription still moves chunk by chunk.
+    pub(crate) recent_full: std::collections::VecDeque<crate::evict::PageKey>,
     /// VA ranges a device refused to free (`peer_va_free`): never placed again.
     pub(crate) quarantined_va: Vec<(u64, u64)>,
 }
