@@ -97,6 +97,12 @@ counters! {
     /// Pages poisoned: a CPU fault gave up bringing them back from their device after
     /// [`crate::Config::cpu_fault_attempts`] failed attempts; the toucher got SIGBUS.
     poisoned,
+    /// Devices declared lost ([`crate::Gmem::device_lost`]).
+    devices_lost,
+    /// Pages whose only copy was on a lost device (now SIGBUS pages).
+    pages_lost,
+    /// Read-duplicated pages of a lost device served by their CPU copy from then on.
+    pages_recovered,
 }
 
 /// Add `n` to a counter.

@@ -89,6 +89,14 @@ pub enum FaultError {
         /// Address.
         va: u64,
     },
+    /// The device was declared lost ([`crate::Gmem::device_lost`]).
+    #[error("fault at {va:#x}: device {dev} is lost")]
+    DeviceLost {
+        /// Address.
+        va: u64,
+        /// Device.
+        dev: u8,
+    },
     /// Resolving the fault failed; the page's data is intact where it was.
     #[error("fault at {va:#x}: migration failed")]
     Migration {
@@ -140,6 +148,12 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
             }
             return res;
         };
+        if slot.lost {
+            for (r, f) in res.iter_mut().zip(faults) {
+                *r = FaultResolution::Abort(FaultError::DeviceLost { va: f.va, dev: dev.0 });
+            }
+            return res;
+        }
         cap = (slot.buddy.total_pages() as usize / 2).clamp(1, 4096);
         for (i, f) in faults.iter().enumerate() {
             let Some(&s) = slot.asids.get(&f.asid) else {
@@ -255,7 +269,7 @@ fn retry_or_fall_back(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], m
 pub(crate) fn prefetch_to_device(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Result<(), GmemError> {
     let cap = {
         let g = inner.lock();
-        (g.dev(dev)?.buddy.total_pages() as usize / 2).clamp(1, 4096)
+        (g.live_dev(dev)?.buddy.total_pages() as usize / 2).clamp(1, 4096)
     };
     // Read access: pages migrate with full rights, except read-mostly ones, which are
     // duplicated. Slices are built lazily: a huge range never materialises a page list.

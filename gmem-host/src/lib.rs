@@ -77,6 +77,7 @@ pub mod events;
 pub mod evict;
 pub mod fault;
 pub mod inject;
+pub mod lost;
 mod inspect;
 mod hash;
 pub mod manager;
@@ -95,6 +96,7 @@ pub use cpu::{CpuError, CpuMode};
 pub use events::CounterSnapshot;
 pub use fault::{Access, DeviceFault, FaultError, FaultResolution};
 pub use manager::{Clock, Config, Gmem, GmemError, Hint, MapFlags, PageInfo, SpaceId};
+pub use lost::{LossReport, LostRange};
 pub use migrate::MigrateError;
 pub use mmu::{
     Asid, CopyOp, DeviceInfo, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, InvalidationBatch,

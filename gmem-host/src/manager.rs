@@ -281,6 +281,12 @@ pub enum GmemError {
         /// The device holding the data.
         dev: u8,
     },
+    /// The device was declared lost ([`Gmem::device_lost`]): it is never called again.
+    #[error("device {dev} is lost (it stopped answering and could not be reset)")]
+    DeviceLost {
+        /// Device.
+        dev: u8,
+    },
     /// Host memory mapping failed.
     #[error("host mmap of {len:#x} bytes failed: {reason}")]
     HostMap {
@@ -443,7 +449,7 @@ impl Gmem {
                 .map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
         }
         tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
-        g.devices.push(DeviceSlot { mmu, info, buddy, lru, asids: HashMap::new() });
+        g.devices.push(DeviceSlot { mmu, info, buddy, lru, asids: HashMap::new(), lost: false });
         Ok(id)
     }
 
@@ -475,6 +481,9 @@ impl Gmem {
         for (d, asid) in sp.devices {
             let slot = &mut g.devices[d.0 as usize];
             slot.asids.remove(&asid);
+            if slot.lost {
+                continue;
+            }
             if let Err(source) = slot.mmu.pmap_destroy(asid) {
                 first.get_or_insert(GmemError::Hook { dev: d.0, hook: "pmap_destroy", source });
             }
@@ -486,7 +495,7 @@ impl Gmem {
     /// region reachable on it. Returns the ASID the device chose.
     pub fn attach(&self, space: SpaceId, dev: DeviceId) -> Result<Asid, GmemError> {
         let mut g = self.inner.lock();
-        let slot = g.dev(dev)?;
+        let slot = g.live_dev(dev)?;
         let (mmu, info) = (slot.mmu.clone(), slot.info.clone());
         let sp = g.space(space)?;
         if sp.asid_of(dev).is_some() {
@@ -527,15 +536,27 @@ impl Gmem {
     /// remote mappings go, the regions are unregistered from it and its page table is
     /// destroyed. The space and its regions stay usable by the CPU and other devices.
     pub fn detach(&self, space: SpaceId, dev: DeviceId) -> Result<(), GmemError> {
-        let regions: Vec<(u64, u64)> = {
+        let (regions, lost): (Vec<(u64, u64)>, bool) = {
             let g = self.inner.lock();
-            g.dev(dev)?;
+            let lost = g.dev(dev)?.lost;
             let sp = g.space(space)?;
             if sp.asid_of(dev).is_none() {
                 return Err(GmemError::NotAttached { dev: dev.0, space: space.0 });
             }
-            sp.regions.values().map(|r| (r.start, r.len)).collect()
+            (sp.regions.values().map(|r| (r.start, r.len)).collect(), lost)
         };
+        if lost {
+            // Nothing comes back from a lost device and nothing is asked of it: only the
+            // bookkeeping goes (its lost pages stay SIGBUS pages until munmap).
+            let mut g = self.inner.lock();
+            if let Some(sp) = g.spaces.get_mut(&space.0)
+                && let Some(i) = sp.devices.iter().position(|(d, _)| *d == dev)
+            {
+                let (_, asid) = sp.devices.remove(i);
+                g.devices[dev.0 as usize].asids.remove(&asid);
+            }
+            return Ok(());
+        }
         for &(va, len) in &regions {
             crate::migrate::range_to_host(&self.inner, space.0, Some(dev), va, len)?;
         }
@@ -653,7 +674,7 @@ impl Gmem {
         let mut quarantine = false;
         for (d, asid) in devs {
             let slot = &g.devices[d.0 as usize];
-            if !region_off_device(&slot.mmu, &slot.info, asid, va, len, region.host) {
+            if !slot.lost && !region_off_device(&slot.mmu, &slot.info, asid, va, len, region.host) {
                 quarantine = true;
             }
         }
@@ -673,7 +694,7 @@ impl Gmem {
         let g = self.inner.lock();
         let sp = g.space(space)?;
         if let Node::Device(d) = node {
-            g.dev(d)?;
+            g.live_dev(d)?;
             if sp.asid_of(d).is_none() {
                 return Err(GmemError::NotAttached { dev: d.0, space: space.0 });
             }
@@ -757,6 +778,14 @@ impl Gmem {
     /// lazily per page too). Returns how many were unpinned.
     pub fn maintenance(&self) -> usize {
         crate::thrash::unpin_quiet(&self.inner)
+    }
+
+    /// Declare device `dev` lost: it stopped answering and its driver could not reset
+    /// it. The device is never called again; read-duplicated pages fall back to their
+    /// CPU copy, pages that lived only on the device become SIGBUS pages, and the
+    /// report names them (see [`crate::lost`]). Call it outside the device's hooks.
+    pub fn device_lost(&self, dev: DeviceId) -> Result<crate::lost::LossReport, GmemError> {
+        crate::lost::device_lost(&self.inner, dev)
     }
 
     /// Counters.

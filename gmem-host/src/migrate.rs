@@ -171,7 +171,7 @@ pub(crate) fn free_frame(slot: &mut DeviceSlot, pa: u64) {
         tracing::error!(target: "gmem", error = %e, "freeing device frame");
         return;
     }
-    if slot.info.hooks.contains(Hooks::PAGE_NOTIFY) {
+    if slot.info.hooks.contains(Hooks::PAGE_NOTIFY) && !slot.lost {
         slot.mmu.free_page(pa, PageSize::Base);
     }
 }
@@ -545,7 +545,7 @@ pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u
 pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<PageKey>) -> Result<usize, GmemError> {
     let victims = {
         let mut g = inner.lock();
-        g.dev(dev)?;
+        g.live_dev(dev)?;
         let v = pick_victims(&mut g, dev, n, exclude);
         crate::evict::note_full_chunks(&mut g, &v);
         v

@@ -24,6 +24,8 @@ pub(crate) struct DeviceSlot {
     pub(crate) buddy: Buddy,
     pub(crate) lru: Lru,
     pub(crate) asids: HashMap<Asid, u32>,
+    /// Declared lost ([`crate::Gmem::device_lost`]): never called again.
+    pub(crate) lost: bool,
 }
 
 pub(crate) struct Region {
@@ -104,6 +106,15 @@ impl State {
 
     pub(crate) fn dev(&self, d: DeviceId) -> Result<&DeviceSlot, GmemError> {
         self.devices.get(d.0 as usize).ok_or(GmemError::UnknownNode(Node::Device(d)))
+    }
+
+    /// Like [`State::dev`], refusing a device that was declared lost.
+    pub(crate) fn live_dev(&self, d: DeviceId) -> Result<&DeviceSlot, GmemError> {
+        let slot = self.dev(d)?;
+        if slot.lost {
+            return Err(GmemError::DeviceLost { dev: d.0 });
+        }
+        Ok(slot)
     }
 
     /// The space owning host address `va`.

@@ -112,6 +112,10 @@ pub enum NpuError {
         /// The budget.
         budget_ns: u64,
     },
+    /// The device was declared lost ([`NpuDevice::mark_lost`]): its reset failed and
+    /// nothing is sent to it any more.
+    #[error("the NPU is lost: it stopped answering and could not be reset")]
+    Lost,
 }
 
 /// How to set up an [`NpuDevice`].
@@ -187,6 +191,8 @@ struct Inner<T: DeviceIo> {
     aborts: HashMap<u64, String>,
     /// [`NpuConfig::budget_ns`], for the waits inside hooks.
     budget_ns: u64,
+    /// Declared lost ([`NpuDevice::mark_lost`]): kernels are refused.
+    lost: bool,
 }
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
@@ -244,6 +250,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             stats: NpuStats::default(),
             aborts: HashMap::new(),
             budget_ns: cfg.budget_ns,
+            lost: false,
         };
         Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
     }
@@ -323,6 +330,9 @@ impl<T: DeviceIo> NpuDevice<T> {
         let start = {
             let mut g = self.lock();
             let g = &mut *g;
+            if g.lost {
+                return Err(NpuError::Lost);
+            }
             g.flush_ptes().map_err(|reason| NpuError::PageTables { reason })?;
             g.kq.submit(&mut g.io, &[kernel.with_irq()])?;
             g.io.now_ns()
@@ -359,7 +369,23 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// Soft-resets the device after an unrecoverable error and re-synchronises the
     /// queues. Page tables and resident data in device memory survive.
     pub fn recover(&self) -> Result<(), NpuError> {
-        self.lock().soft_reset()
+        let mut g = self.lock();
+        if g.lost {
+            return Err(NpuError::Lost);
+        }
+        g.soft_reset()
+    }
+
+    /// Stops using the device for good (its reset failed): kernels and recovery are
+    /// refused with [`NpuError::Lost`] from now on. The manager is told separately
+    /// ([`gmem_host::Gmem::device_lost`]; [`crate::session::Session::recover`] does both).
+    pub fn mark_lost(&self) {
+        self.lock().lost = true;
+    }
+
+    /// Whether [`NpuDevice::mark_lost`] was called.
+    pub fn is_lost(&self) -> bool {
+        self.lock().lost
     }
 
     /// The page tables of `asid` as they are *in device memory* (read back with the

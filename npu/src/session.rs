@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gmem_host::inject::{FaultyMmu, Injector};
-use gmem_host::{Config, DeviceId, Gmem, GmemError, GmMmu, MapFlags, SpaceId, ThrashConfig};
+use gmem_host::{Config, DeviceId, Gmem, GmemError, GmMmu, LossReport, MapFlags, SpaceId, ThrashConfig};
 
 use crate::inject::FaultyIo;
 use crate::kernel::{Kernel, KernelCompletion};
@@ -104,4 +104,34 @@ impl<T: DeviceIo + Send + 'static> Session<T> {
     pub fn now_ns(&self) -> u64 {
         self.npu.with_io(|io| io.now_ns())
     }
+
+    /// Brings the NPU back after an unrecoverable error (a hang, a timeout): a soft
+    /// reset, which keeps device memory, so nothing is lost. If the reset fails too (the
+    /// device stopped answering), the NPU is declared lost to itself and to the manager,
+    /// which recovers what has a good copy on the CPU and reports the rest
+    /// ([`gmem_host::lost`]).
+    pub fn recover(&self) -> Result<Recovery, SessionError> {
+        match self.npu.recover() {
+            Ok(()) => Ok(Recovery::Reset),
+            Err(cause) => {
+                self.npu.mark_lost();
+                let report = self.gm.device_lost(self.id)?;
+                Ok(Recovery::Lost { cause, report })
+            }
+        }
+    }
+}
+
+/// What [`Session::recover`] did.
+#[derive(Debug)]
+pub enum Recovery {
+    /// The soft reset worked: device memory and every page in it survived.
+    Reset,
+    /// The reset failed: the device is lost and the manager settled its pages.
+    Lost {
+        /// Why the reset failed.
+        cause: NpuError,
+        /// Pages recovered from CPU copies and pages lost, by range.
+        report: LossReport,
+    },
 }

@@ -5,6 +5,8 @@
 //! crate's `tests/` folder; the library holds the shared set-up: an [`npu::session`] on
 //! the Verilated RTL or on the reference model.
 
+pub mod sigbus;
+
 use npu::NpuConfig;
 use npu::session::{Session, manager_config};
 use sim_bridge::{ModelDevice, SimConfig, SimDevice};

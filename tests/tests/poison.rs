@@ -9,29 +9,10 @@
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
 use gmem_host::{GmemError, Hint, MapFlags, MigrateError, Node, Residency};
 use npu::kernel::Kernel;
 use npu::{DeviceIo, NpuConfig, regs};
-use tests::Stack;
-
-/// What the SIGBUS handler saw: `si_addr` and `si_code`.
-static SIGBUS_ADDR: AtomicU64 = AtomicU64::new(0);
-static SIGBUS_CODE: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    let (addr, code) = unsafe { ((*info).si_addr() as u64, (*info).si_code) };
-    SIGBUS_CODE.store(code, Ordering::SeqCst);
-    SIGBUS_ADDR.store(addr, Ordering::SeqCst);
-    // The access cannot complete: park this thread; the process ends with _exit.
-    loop {
-        // SAFETY: pause(2) is async-signal-safe.
-        unsafe { libc::pause() };
-    }
-}
+use tests::{Stack, sigbus};
 
 const N: usize = 8 * 1024; // words: 8 pages per region
 
@@ -44,15 +25,9 @@ fn read(p: *mut u32, i: usize) -> u32 {
     unsafe { p.add(i).read_volatile() }
 }
 
-/// The child: must end in `_exit(0)` after printing "poison: ok".
-fn poisoned_page_raises_sigbus<T: DeviceIo + Send + 'static>(s: Stack<T>) -> ! {
-    // SAFETY: installs a handler for SIGBUS only, from a zeroed sigaction.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigbus as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO;
-        assert_eq!(libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()), 0);
-    }
+/// The child: ends in [`sigbus::pass`].
+fn poisoned_page_raises_sigbus<T: DeviceIo + Send + 'static>(s: Stack<T>, name: &str) -> std::convert::Infallible {
+    sigbus::install();
     let (a, c, d) = (region(&s), region(&s), region(&s));
     for i in 0..N {
         // SAFETY: i < N, inside the region.
@@ -63,15 +38,9 @@ fn poisoned_page_raises_sigbus<T: DeviceIo + Send + 'static>(s: Stack<T>) -> ! {
     // From now on every DMA read burst is poisoned: nothing leaves device memory.
     s.npu.with_io(|io| io.write32(regs::ERRINJ_POISON.offset, u32::MAX)).unwrap();
     let touched = c as u64 + (2 * 1024 + 5) * 4;
-    let c_addr = c as usize;
-    std::thread::spawn(move || read(c_addr as *mut u32, 2 * 1024 + 5));
-    let t0 = Instant::now();
-    while SIGBUS_ADDR.load(Ordering::SeqCst) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the toucher was left blocked: no SIGBUS");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(SIGBUS_ADDR.load(Ordering::SeqCst), touched, "si_addr is the touched address");
-    assert_eq!(SIGBUS_CODE.load(Ordering::SeqCst), libc::BUS_ADRERR);
+    let (addr, code) = sigbus::touch_expecting_sigbus(touched);
+    assert_eq!(addr, touched, "si_addr is the touched address");
+    assert_eq!(code, libc::BUS_ADRERR);
     let page = touched & !4095;
     let info = s.gm.page_info(s.space, page).unwrap();
     assert!(info.poisoned && info.residency == Residency::Device, "{info:?}");
@@ -98,35 +67,17 @@ fn poisoned_page_raises_sigbus<T: DeviceIo + Send + 'static>(s: Stack<T>) -> ! {
     }
     let (free, total) = s.gm.device_pages(s.id).unwrap();
     assert_eq!(free, total, "no device frame leaked");
-    println!("poison: ok");
-    // SAFETY: _exit ends the process without unwinding the parked thread.
-    unsafe { libc::_exit(0) }
-}
-
-/// Runs `case` in a child process (this binary, this test only) and checks it passed.
-fn in_child(name: &str, case: fn() -> !) {
-    if std::env::var("GMEM_POISON_CASE").is_ok_and(|c| c == name) {
-        case();
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
-        .env("GMEM_POISON_CASE", name)
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("poison: ok"), "{:?}\n{text}", out.status);
+    sigbus::pass(name)
 }
 
 #[test]
 fn rtl_page_that_cannot_come_back_raises_sigbus_and_loses_nothing_else() {
-    in_child("rtl_page_that_cannot_come_back_raises_sigbus_and_loses_nothing_else", || {
-        poisoned_page_raises_sigbus(tests::rtl(NpuConfig::default()))
-    });
+    let name = "rtl_page_that_cannot_come_back_raises_sigbus_and_loses_nothing_else";
+    sigbus::in_child(name, || poisoned_page_raises_sigbus(tests::rtl(NpuConfig::default()), name));
 }
 
 #[test]
 fn model_page_that_cannot_come_back_raises_sigbus_and_loses_nothing_else() {
-    in_child("model_page_that_cannot_come_back_raises_sigbus_and_loses_nothing_else", || {
-        poisoned_page_raises_sigbus(tests::model(NpuConfig::default()))
-    });
+    let name = "model_page_that_cannot_come_back_raises_sigbus_and_loses_nothing_else";
+    sigbus::in_child(name, || poisoned_page_raises_sigbus(tests::model(NpuConfig::default()), name));
 }
