@@ -8,7 +8,7 @@
 //! | layer | sites | address passed to [`Trigger::Range`] |
 //! |---|---|---|
 //! | `hook:` (any [`GmMmu`], through [`FaultyMmu`]) | [`HOOK_SITES`] | VA for page-table hooks, device address for frame hooks, first destination for `copy_batch` |
-//! | `io:` (any `npu::DeviceIo`, through `npu::inject::FaultyIo`) | `io:read32` `io:write32` `io:dma_map` `io:dma_unmap` `io:wait_irq` | CSR offset, or host address for `dma_map` |
+//! | `io:` (any `npu::DeviceIo`, through `npu::inject::FaultyIo`) | `io:read32` `io:write32` `io:dma_map` `io:dma_unmap` `io:dma_hold` `io:dma_release` `io:wait_irq` `io:advance` `io:reset` | CSR offset, host address for `dma_map`, IOVA for `dma_unmap`/`dma_hold`/`dma_release` |
 //! | `rtl:` (the device's own error-injection registers, armed by `npu::inject`) | `rtl:host_rd` `rtl:host_wr` `rtl:dev_rd` `rtl:dev_wr` `rtl:walk` `rtl:poison` `rtl:hang_dma` `rtl:hang_cu` | none (consulted once per work submission) |
 //!
 //! Every decision is counted per site ([`Injector::counts`]); the same seed and the same
@@ -87,7 +87,17 @@ pub const HOOK_SITES: &[&str] = &[
 ];
 
 /// Transport sites (consulted by `npu::inject::FaultyIo`).
-pub const IO_SITES: &[&str] = &["io:read32", "io:write32", "io:dma_map", "io:dma_unmap", "io:wait_irq"];
+pub const IO_SITES: &[&str] = &[
+    "io:read32",
+    "io:write32",
+    "io:dma_map",
+    "io:dma_unmap",
+    "io:dma_hold",
+    "io:dma_release",
+    "io:wait_irq",
+    "io:advance",
+    "io:reset",
+];
 
 /// Device error-injection sites (armed by `npu::inject` at work submissions).
 pub const RTL_SITES: &[&str] =

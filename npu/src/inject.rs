@@ -110,9 +110,11 @@ impl<T: DeviceIo> DeviceIo for FaultyIo<T> {
         unsafe { self.io.dma_map_lazy(host, len) }
     }
     fn dma_hold(&mut self, iova: u64, len: u64, write: bool) -> Result<(), IoError> {
+        self.fail("io:dma_hold", Some(iova))?;
         self.io.dma_hold(iova, len, write)
     }
     fn dma_release(&mut self, iova: u64, len: u64) -> Result<(), IoError> {
+        self.fail("io:dma_release", Some(iova))?;
         self.io.dma_release(iova, len)
     }
     fn dma_keep(&mut self, iova: u64, owner: DmaBuffer) {
@@ -130,12 +132,51 @@ impl<T: DeviceIo> DeviceIo for FaultyIo<T> {
         self.io.now_ns()
     }
     fn advance(&mut self, ns: u64) -> Result<(), IoError> {
+        self.fail("io:advance", None)?;
         self.io.advance(ns)
     }
     fn clock(&self) -> Clock {
         self.io.clock()
     }
     fn reset(&mut self) -> Result<(), IoError> {
+        self.fail("io:reset", None)?;
         self.io.reset()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_io::FakeIo;
+    use gmem_host::inject::IO_SITES;
+
+    /// Calls the transport operation behind `site` once.
+    fn call(io: &mut FaultyIo<FakeIo>, site: &str, buf: &DmaBuffer) -> Result<(), IoError> {
+        match site {
+            "io:read32" => io.read32(0x10).map(drop),
+            "io:write32" => io.write32(0x10, 1),
+            "io:dma_map" => io.dma_map(buf).map(drop),
+            "io:dma_unmap" => io.dma_unmap(0x1000),
+            "io:dma_hold" => io.dma_hold(0x1000, 4096, true),
+            "io:dma_release" => io.dma_release(0x1000, 4096),
+            "io:wait_irq" => io.wait_irq(1, 10).map(drop),
+            "io:advance" => io.advance(10),
+            "io:reset" => io.reset(),
+            other => panic!("no transport operation for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_transport_site_fails_exactly_when_its_rule_says() {
+        let buf = DmaBuffer::new(4096).expect("buffer");
+        for &site in IO_SITES {
+            let inj = Injector::new(1);
+            inj.add_text(&format!("{site}=count:1:1")).expect("rule");
+            let mut io = FaultyIo::new(FakeIo::new(), inj.clone());
+            // The first call passes (skip 1), the second fails, the third passes again.
+            let r: Vec<bool> = (0..3).map(|_| call(&mut io, site, &buf).is_err_and(|e| e.to_string().contains(site))).collect();
+            assert_eq!(r, [false, true, false], "{site}");
+            assert_eq!(inj.counts().get(site).copied(), Some(1), "{site}");
+        }
     }
 }

@@ -110,7 +110,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         inject: u32,
         /// Extra rule SITE=count:SKIP:TIMES | SITE=rate:PPM | SITE=range:LO:HI
-        /// (sites: hook:<GmMmu hook>, io:read32|write32|dma_map|dma_unmap|wait_irq,
+        /// (sites: hook:<GmMmu hook>, io:read32|write32|dma_map|dma_unmap|dma_hold|dma_release|wait_irq|advance|reset,
         /// rtl:host_rd|host_wr|dev_rd|dev_wr|walk|poison|hang_dma|hang_cu). Repeatable.
         #[arg(long = "rule", value_name = "RULE")]
         rules: Vec<String>,
