@@ -171,7 +171,9 @@ impl CpuSide {
     /// # Safety
     /// `src` must be readable for `len` bytes; `[va, va+len)` must lie in a registered
     /// region of the manager.
-    pub(crate) unsafe fn install(&self, va: u64, src: *const u8, len: u64, wp: bool) -> Result<(), CpuError> {
+    ///
+    /// With `wake` false, threads blocked on the range stay blocked until [`CpuSide::wake`].
+    pub(crate) unsafe fn install(&self, va: u64, src: *const u8, len: u64, wp: bool, wake: bool) -> Result<(), CpuError> {
         match &self.uffd {
             Some(u) => {
                 // SAFETY: the caller guarantees `src`.
@@ -180,6 +182,9 @@ impl CpuSide {
                 }
                 if wp && self.wp() {
                     u.write_protect(va, len, true).map_err(|e| CpuError::Protect { va, reason: e.to_string() })?;
+                }
+                if !wake {
+                    return Ok(());
                 }
                 u.wake(va, len).map_err(|e| CpuError::Install { va, reason: e.to_string() })
             }

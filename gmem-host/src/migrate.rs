@@ -417,7 +417,9 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
         let len = run.len() as u64 * PAGE_SIZE;
         // SAFETY: `src` covers staging slots this call owns (contiguous, checked above);
         // `[va, va+len)` are holes of a live region (munmap waits for inflight == 0).
-        if let Err(source) = unsafe { inner.cpu.install(va, src, len, first.dup) } {
+        // A CPU fault wakes its toucher itself, after its bookkeeping (see `cpu_fault_inner`).
+        let wake = !matches!(cause, Cause::CpuFault { .. });
+        if let Err(source) = unsafe { inner.cpu.install(va, src, len, first.dup, wake) } {
             err.get_or_insert(MigrateError::Install { va, source });
             for o in run {
                 finalize(&mut g, o, false);
@@ -762,6 +764,9 @@ impl Inner {
                         }
                     }
                     drop(g);
+                    // Installed without waking: the toucher (and any thread blocked on a
+                    // page that came along) runs on only once the bounces are recorded, so
+                    // what it does next never races this thread's bookkeeping.
                     let moved = to_host_keys(self, &pages, Cause::CpuFault { dup })?;
                     if pages.len() > 1 {
                         // The pages that came along bounced as much as the faulted one.
@@ -778,9 +783,12 @@ impl Inner {
                             }
                         }
                     }
+                    for &(_, v) in &moved {
+                        self.cpu.wake(v * PAGE_SIZE, PAGE_SIZE);
+                    }
                     if moved.contains(&(s, vpn)) {
-                        // Installed (and the toucher woken) under the commit lock: done. Not
-                        // looping avoids acting on a state the woken thread already changed.
+                        // Installed under the commit lock and woken: done. Not looping
+                        // avoids acting on a state the woken thread already changed.
                         return Ok(());
                     }
                     // Staging pool exhausted or raced: wait for a finalize and retry.
