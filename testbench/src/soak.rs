@@ -66,8 +66,9 @@ impl Link {
         }
     }
 
-    /// Device-time budget of one wait: a hung engine is detected after this long. About
-    /// four times the slowest operation seen in long soaks (`max_op_cycles`).
+    /// Device-time budget of one wait: a hung engine is detected after this long. On the
+    /// short link, 2.5× the slowest whole operation of a 10⁶-op soak (`max_op_cycles`
+    /// 40 060 cycles = 160 µs; one wait is only part of an operation).
     fn budget_ns(self) -> u64 {
         match self {
             Link::Short => 400_000,
