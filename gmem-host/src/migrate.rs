@@ -415,10 +415,10 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
         let va = first.key.1 * PAGE_SIZE;
         let src = (staging + u64::from(first.slot) * PAGE_SIZE) as *const u8;
         let len = run.len() as u64 * PAGE_SIZE;
-        // SAFETY: `src` covers staging slots this call owns (contiguous, checked above);
-        // `[va, va+len)` are holes of a live region (munmap waits for inflight == 0).
         // A CPU fault wakes its toucher itself, after its bookkeeping (see `cpu_fault_inner`).
         let wake = !matches!(cause, Cause::CpuFault { .. });
+        // SAFETY: `src` covers staging slots this call owns (contiguous, checked above);
+        // `[va, va+len)` are holes of a live region (munmap waits for inflight == 0).
         if let Err(source) = unsafe { inner.cpu.install(va, src, len, first.dup, wake) } {
             err.get_or_insert(MigrateError::Install { va, source });
             for o in run {
