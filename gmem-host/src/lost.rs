@@ -22,7 +22,7 @@ use crate::attrs::DeviceId;
 use crate::events::add;
 use crate::manager::{GmemError, SpaceId};
 use crate::mmu::PAGE_SIZE;
-use crate::page_table::{PageFlags, Residency};
+use crate::page_table::{PageEntry, PageFlags, Residency};
 use crate::state::Inner;
 
 /// A range of an address space whose data was only on a lost device.
@@ -79,62 +79,46 @@ pub(crate) fn device_lost(inner: &Inner, dev: DeviceId) -> Result<LossReport, Gm
     let mut rep = LossReport::default();
     let st = &mut *g;
     for s in spaces {
-        let Some(sp) = st.spaces.get_mut(&s) else { continue };
-        let regions: Vec<(u64, u64)> = sp.regions.values().map(|r| (r.start, r.len)).collect();
-        for (start, len) in regions {
-            for (vpn, e) in sp.pt.touched(start / PAGE_SIZE, len / PAGE_SIZE) {
-                if e.dev != dev.0 {
-                    continue;
+        let Some(sp) = st.spaces.get(&s) else { continue };
+        let held: Vec<(u64, PageEntry)> = sp
+            .regions
+            .values()
+            .flat_map(|r| sp.pt.touched(r.start / PAGE_SIZE, r.len / PAGE_SIZE))
+            .filter(|(_, e)| e.dev == dev.0)
+            .collect();
+        for (vpn, e) in held {
+            let page = vpn * PAGE_SIZE;
+            // Whatever the page was, the device no longer maps it.
+            if let Some(sp) = st.spaces.get_mut(&s) {
+                sp.pt.update(vpn, |e| {
+                    e.prot = 0;
+                    e.flags.remove(PageFlags::HUGE | PageFlags::REMOTE);
+                });
+            }
+            match e.state {
+                // The CPU copy is identical and authoritative from now on.
+                Residency::Dup => {
+                    crate::migrate::drop_dup_copy(inner, st, s, vpn, dev.0, e.pa());
+                    rep.recovered_pages += 1;
                 }
-                let page = vpn * PAGE_SIZE;
-                let slot = &mut st.devices[dev.0 as usize];
-                match e.state {
-                    Residency::Dup => {
-                        // The CPU copy is identical and authoritative from now on.
-                        if e.flags.contains(PageFlags::CPU_WP)
-                            && let Err(err) = inner.cpu.unprotect(page, PAGE_SIZE)
-                        {
-                            tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "device lost: write-unprotect failed");
-                        }
-                        slot.lru.remove(e.pfn);
-                        if let Err(err) = slot.buddy.free(e.pa(), 0) {
-                            tracing::error!(target: "gmem", error = %err, "device lost: freeing a duplicate's frame");
-                        }
-                        sp.pt.update(vpn, |e| {
-                            e.state = Residency::Cpu;
-                            e.pfn = 0;
-                            e.prot = 0;
-                            e.flags.remove(PageFlags::CPU_WP | PageFlags::HUGE | PageFlags::REMOTE);
-                        });
-                        rep.recovered_pages += 1;
+                Residency::Device => {
+                    if !e.flags.contains(PageFlags::POISONED)
+                        && let Err(err) = inner.cpu.poison(page)
+                    {
+                        tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "device lost: poisoning failed");
                     }
-                    Residency::Device => {
-                        if !e.flags.contains(PageFlags::POISONED)
-                            && let Err(err) = inner.cpu.poison(page)
-                        {
-                            tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "device lost: poisoning failed");
-                        }
-                        slot.lru.remove(e.pfn);
-                        sp.pt.update(vpn, |e| {
-                            e.prot = 0;
-                            e.flags.remove(PageFlags::HUGE);
-                            e.flags.insert(PageFlags::POISONED);
-                        });
-                        rep.lost_pages += 1;
-                        match rep.lost.last_mut() {
-                            Some(r) if r.space.0 == s && r.va + r.len == page => r.len += PAGE_SIZE,
-                            _ => rep.lost.push(LostRange { space: SpaceId(s), va: page, len: PAGE_SIZE }),
-                        }
+                    st.devices[dev.0 as usize].lru.remove(e.pfn);
+                    if let Some(sp) = st.spaces.get_mut(&s) {
+                        sp.pt.update(vpn, |e| e.flags.insert(PageFlags::POISONED));
                     }
-                    Residency::Cpu | Residency::Unpopulated if e.flags.contains(PageFlags::REMOTE) => {
-                        sp.pt.update(vpn, |e| {
-                            e.prot = 0;
-                            e.flags.remove(PageFlags::REMOTE | PageFlags::HUGE);
-                        });
-                        rep.remote_dropped += 1;
+                    rep.lost_pages += 1;
+                    match rep.lost.last_mut() {
+                        Some(r) if r.space.0 == s && r.va + r.len == page => r.len += PAGE_SIZE,
+                        _ => rep.lost.push(LostRange { space: SpaceId(s), va: page, len: PAGE_SIZE }),
                     }
-                    Residency::Cpu | Residency::Unpopulated => {}
                 }
+                Residency::Cpu | Residency::Unpopulated if e.flags.contains(PageFlags::REMOTE) => rep.remote_dropped += 1,
+                Residency::Cpu | Residency::Unpopulated => {}
             }
         }
     }

@@ -165,6 +165,23 @@ pub(crate) fn flush_all(inner: &Inner, st: &State, batches: Batches) -> Result<(
     first.map_or(Ok(()), Err)
 }
 
+/// A read-duplicated page (device mapping already gone) keeps only its CPU copy: the
+/// device frame is freed, the page becomes CPU-resident and writable again.
+pub(crate) fn drop_dup_copy(inner: &Inner, st: &mut State, s: u32, vpn: u64, dev: u8, pa: u64) {
+    let slot = &mut st.devices[dev as usize];
+    free_frame(slot, pa);
+    slot.lru.remove((pa / PAGE_SIZE) as u32);
+    if let Some(sp) = st.spaces.get_mut(&s) {
+        sp.pt.update(vpn, |e| {
+            e.state = Residency::Cpu;
+            e.flags.remove(PageFlags::CPU_WP);
+        });
+    }
+    if let Err(e) = inner.cpu.unprotect(vpn * PAGE_SIZE, PAGE_SIZE) {
+        tracing::warn!(target: "gmem", error = %e, "unprotect after dup drop");
+    }
+}
+
 /// Return a frame to the allocator (and tell the device).
 pub(crate) fn free_frame(slot: &mut DeviceSlot, pa: u64) {
     if let Err(e) = slot.buddy.free(pa, 0) {
@@ -342,18 +359,7 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
         return Err(err.unwrap_or(MigrateError::NoDeviceMemory { va: 0, dev: 0 }));
     }
     for ((s, vpn), dev, pa) in dup_frees {
-        let slot = &mut g.devices[dev as usize];
-        free_frame(slot, pa);
-        slot.lru.remove((pa / PAGE_SIZE) as u32);
-        if let Some(sp) = g.spaces.get_mut(&s) {
-            sp.pt.update(vpn, |e| {
-                e.state = Residency::Cpu;
-                e.flags.remove(PageFlags::CPU_WP);
-            });
-        }
-        if let Err(e) = inner.cpu.unprotect(vpn * PAGE_SIZE, PAGE_SIZE) {
-            tracing::warn!(target: "gmem", error = %e, "unprotect after dup drop");
-        }
+        drop_dup_copy(inner, &mut g, s, vpn, dev, pa);
         moved.push((s, vpn));
     }
     if outs.is_empty() {
@@ -783,8 +789,10 @@ impl Inner {
                             }
                         }
                     }
-                    for &(_, v) in &moved {
-                        self.cpu.wake(v * PAGE_SIZE, PAGE_SIZE);
+                    let mut vpns: Vec<u64> = moved.iter().map(|&(_, v)| v).collect();
+                    vpns.sort_unstable();
+                    for run in vpns.chunk_by(|a, b| b == &(a + 1)) {
+                        self.cpu.wake(run[0] * PAGE_SIZE, run.len() as u64 * PAGE_SIZE);
                     }
                     if moved.contains(&(s, vpn)) {
                         // Installed under the commit lock and woken: done. Not looping
