@@ -106,21 +106,27 @@ impl<T: DeviceIo + Send + 'static> Session<T> {
     }
 
     /// Brings the NPU back after an unrecoverable error (a hang, a timeout): a soft
-    /// reset, which keeps device memory, so nothing is lost. If the reset fails too (the
-    /// device stopped answering), the NPU is declared lost to itself and to the manager,
-    /// which recovers what has a good copy on the CPU and reports the rest
-    /// ([`gmem_host::lost`]).
+    /// reset, which keeps device memory, so nothing is lost. A reset that fails is tried
+    /// again ([`RESET_ATTEMPTS`] in all: one transient MMIO error must not cost the
+    /// device); if every attempt fails (the device stopped answering), the NPU is
+    /// declared lost to itself and to the manager, which recovers what has a good copy
+    /// on the CPU and reports the rest ([`gmem_host::lost`]).
     pub fn recover(&self) -> Result<Recovery, SessionError> {
-        match self.npu.recover() {
-            Ok(()) => Ok(Recovery::Reset),
-            Err(cause) => {
-                self.npu.mark_lost();
-                let report = self.gm.device_lost(self.id)?;
-                Ok(Recovery::Lost { cause, report })
+        let mut cause = None;
+        for _ in 0..RESET_ATTEMPTS {
+            match self.npu.recover() {
+                Ok(()) => return Ok(Recovery::Reset),
+                Err(e) => cause = Some(e),
             }
         }
+        self.npu.mark_lost();
+        let report = self.gm.device_lost(self.id)?;
+        Ok(Recovery::Lost { cause: cause.unwrap_or(NpuError::Lost), report })
     }
 }
+
+/// Soft resets [`Session::recover`] tries before it declares the device lost.
+pub const RESET_ATTEMPTS: usize = 3;
 
 /// What [`Session::recover`] did.
 #[derive(Debug)]

@@ -48,7 +48,11 @@ fn device_stops_answering<T: DeviceIo + Send + 'static>(io: T, name: &str) -> st
         assert_eq!(info(only, pg).residency, Residency::Device, "only page {pg}");
     }
 
-    // Every MMIO read fails from now on: the reset cannot complete.
+    // One failed MMIO read costs one reset attempt, not the device.
+    inj.add_text("io:read32=count:0:1").unwrap();
+    assert!(matches!(s.recover().unwrap(), Recovery::Reset));
+    assert!(!s.npu.is_lost());
+    // Every MMIO read fails from now on: no reset can complete.
     inj.add_text("io:read32=count:0:4000000000").unwrap();
     let Recovery::Lost { cause, report } = s.recover().unwrap() else { panic!("the reset cannot have worked") };
     assert!(matches!(cause, NpuError::Io(_)), "{cause}");
