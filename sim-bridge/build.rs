@@ -27,14 +27,18 @@ fn run(cmd: &mut Command, what: &str) {
 fn verilator() -> (String, PathBuf) {
     let bin = std::env::var("VERILATOR").unwrap_or_else(|_| "verilator".into());
     let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|_| {
-        fail("Verilator not found (looked for `verilator` on PATH or $VERILATOR). Run `scripts/setup.sh` to install it.")
+        fail(
+            "Verilator not found (looked for `verilator` on PATH or $VERILATOR). Run `scripts/setup.sh` to install it.",
+        )
     });
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let major: u32 = version.split_whitespace().nth(1).and_then(|v| v.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major: u32 =
+        version.split_whitespace().nth(1).and_then(|v| v.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0);
     if major < 5 {
         fail(&format!("Verilator 5 or newer is required, found `{version}`. Run `scripts/setup.sh`."));
     }
-    let root = Command::new(&bin).arg("--getenv").arg("VERILATOR_ROOT").output().unwrap_or_else(|e| fail(&e.to_string()));
+    let root =
+        Command::new(&bin).arg("--getenv").arg("VERILATOR_ROOT").output().unwrap_or_else(|e| fail(&e.to_string()));
     let root = PathBuf::from(String::from_utf8_lossy(&root.stdout).trim());
     println!("cargo:rerun-if-env-changed=VERILATOR");
     (bin, root)
@@ -82,11 +86,15 @@ fn main() {
     run(&mut make, "make (Verilated model)");
 
     let archive = obj.join("libverilated_rt.a");
-    let newest_obj = runtime.iter().filter_map(|o| std::fs::metadata(obj.join(o)).and_then(|m| m.modified()).ok()).max();
+    let newest_obj =
+        runtime.iter().filter_map(|o| std::fs::metadata(obj.join(o)).and_then(|m| m.modified()).ok()).max();
     let archive_time = std::fs::metadata(&archive).and_then(|m| m.modified()).ok();
     if archive_time.is_none() || newest_obj > archive_time {
         let _ = std::fs::remove_file(&archive);
-        run(Command::new("ar").arg("rcs").arg(&archive).args(runtime.iter().map(|o| obj.join(o))), "ar (Verilator runtime)");
+        run(
+            Command::new("ar").arg("rcs").arg(&archive).args(runtime.iter().map(|o| obj.join(o))),
+            "ar (Verilator runtime)",
+        );
     }
 
     let include = vroot.join("include");
@@ -112,7 +120,10 @@ fn main() {
     if crt_static {
         for lib in ["libstdc++.a", "libz.a"] {
             let out = Command::new("g++").arg(format!("-print-file-name={lib}")).output();
-            if let Some(dir) = out.ok().and_then(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).parent().map(PathBuf::from)) {
+            if let Some(dir) = out
+                .ok()
+                .and_then(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).parent().map(PathBuf::from))
+            {
                 println!("cargo:rustc-link-search=native={}", dir.display());
             }
         }

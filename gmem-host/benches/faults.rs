@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gmem_host::softdev::{SoftConfig, SoftDevice};
 use gmem_host::{
-    Access, Asid, Config, CopyOp, CpuMode, DeviceFault, DeviceInfo, Gmem, GmMmu, Hint, Hooks, MapFlags, MemAddr,
+    Access, Asid, Config, CopyOp, CpuMode, DeviceFault, DeviceInfo, GmMmu, Gmem, Hint, Hooks, MapFlags, MemAddr,
     MmuError, Node, PageSize, Prepare, Prot, ThrashConfig, TlbFlush, VaRange,
 };
 

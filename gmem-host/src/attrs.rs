@@ -92,8 +92,7 @@ impl AttrTree {
         self.split_at(start);
         self.split_at(end);
         // Pieces inside, gaps included.
-        let inside: Vec<(u64, (u64, RangeAttrs))> =
-            self.map.range(start..end).map(|(&s, &v)| (s, v)).collect();
+        let inside: Vec<(u64, (u64, RangeAttrs))> = self.map.range(start..end).map(|(&s, &v)| (s, v)).collect();
         let mut pieces = Vec::new();
         let mut at = start;
         for (s, (e, a)) in inside {

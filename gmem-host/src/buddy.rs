@@ -80,12 +80,7 @@ impl Buddy {
                 return Err(BuddyError::Overlap { at: w[1].start });
             }
         }
-        let mut b = Buddy {
-            free: Default::default(),
-            ranges: sorted.clone(),
-            total_pages: 0,
-            free_pages: 0,
-        };
+        let mut b = Buddy { free: Default::default(), ranges: sorted.clone(), total_pages: 0, free_pages: 0 };
         for r in &sorted {
             let mut at = r.start;
             while at < r.end {
@@ -210,10 +205,7 @@ mod tests {
     #[test]
     fn typed_errors() {
         assert_eq!(Buddy::new(&[1..4096]).err(), Some(BuddyError::BadRange { start: 1, end: 4096 }));
-        assert_eq!(
-            Buddy::new(&[0..8192, 4096..12288]).err(),
-            Some(BuddyError::Overlap { at: 4096 })
-        );
+        assert_eq!(Buddy::new(&[0..8192, 4096..12288]).err(), Some(BuddyError::Overlap { at: 4096 }));
         let mut b = Buddy::new(&[0..8192]).expect("buddy");
         assert_eq!(b.free(0, 0), Err(BuddyError::DoubleFree { pa: 0, order: 0 }));
         assert_eq!(b.free(8192, 0), Err(BuddyError::BadBlock { pa: 8192, order: 0 }));

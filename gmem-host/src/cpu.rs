@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::state::Inner;
 use crate::mmu::PAGE_SIZE;
+use crate::state::Inner;
 use crate::uffd::{MODE_MISSING, MODE_WP, Uffd};
 
 /// How CPU accesses to device-resident pages are caught.
@@ -140,8 +140,7 @@ impl CpuSide {
             Err(e) => {
                 tracing::warn!(target: "gmem", va, error = %e, "uffd WP mode refused; missing mode only");
                 self.wp.store(false, Ordering::Relaxed);
-                u.register(va, len, MODE_MISSING)
-                    .map_err(|e| CpuError::Register { va, len, reason: e.to_string() })
+                u.register(va, len, MODE_MISSING).map_err(|e| CpuError::Register { va, len, reason: e.to_string() })
             }
         }
     }
@@ -173,7 +172,14 @@ impl CpuSide {
     /// region of the manager.
     ///
     /// With `wake` false, threads blocked on the range stay blocked until [`CpuSide::wake`].
-    pub(crate) unsafe fn install(&self, va: u64, src: *const u8, len: u64, wp: bool, wake: bool) -> Result<(), CpuError> {
+    pub(crate) unsafe fn install(
+        &self,
+        va: u64,
+        src: *const u8,
+        len: u64,
+        wp: bool,
+        wake: bool,
+    ) -> Result<(), CpuError> {
         match &self.uffd {
             Some(u) => {
                 // SAFETY: the caller guarantees `src`.
@@ -215,9 +221,9 @@ impl CpuSide {
     /// Write-protect present pages (no-op without WP support).
     pub(crate) fn protect(&self, va: u64, len: u64) -> Result<(), CpuError> {
         match &self.uffd {
-            Some(u) if self.wp() => u
-                .write_protect(va, len, true)
-                .map_err(|e| CpuError::Protect { va, reason: e.to_string() }),
+            Some(u) if self.wp() => {
+                u.write_protect(va, len, true).map_err(|e| CpuError::Protect { va, reason: e.to_string() })
+            }
             _ => Ok(()),
         }
     }
@@ -225,9 +231,9 @@ impl CpuSide {
     /// Remove write protection and wake writers.
     pub(crate) fn unprotect(&self, va: u64, len: u64) -> Result<(), CpuError> {
         match &self.uffd {
-            Some(u) if self.wp() => u
-                .write_protect(va, len, false)
-                .map_err(|e| CpuError::Protect { va, reason: e.to_string() }),
+            Some(u) if self.wp() => {
+                u.write_protect(va, len, false).map_err(|e| CpuError::Protect { va, reason: e.to_string() })
+            }
             _ => Ok(()),
         }
     }

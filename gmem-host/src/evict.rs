@@ -150,7 +150,9 @@ pub(crate) fn pick_victim_blocks(g: &State, dev: DeviceId, blocks: usize, exclud
                 let e = g.spaces.get(&n.space).map(|sp| sp.pt.get(n.vpn));
                 pages.push(key);
                 !exclude.contains(&key)
-                    && e.is_some_and(|e| e.on_device() && e.pfn == pf && !e.flags.intersects(PageFlags::MIGRATING | PageFlags::POISONED))
+                    && e.is_some_and(|e| {
+                        e.on_device() && e.pfn == pf && !e.flags.intersects(PageFlags::MIGRATING | PageFlags::POISONED)
+                    })
             }
             _ => true,
         });

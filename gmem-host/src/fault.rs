@@ -22,7 +22,6 @@
 //!    mapping for a whole chunk), drop the CPU copies;
 //! 4. **finalize or roll back**: clear flags, free frames of failed pages, wake waiters.
 
-
 use crate::hash::{FastMap, FastSet};
 use std::sync::Arc;
 
@@ -30,14 +29,12 @@ use crate::attrs::{DeviceId, Node};
 use crate::events::add;
 use crate::evict::PageKey;
 use crate::manager::GmemError;
-use crate::state::{Inner, State};
 use crate::migrate::{Batches, Cause, MigrateError, evict, evict_blocks, flush_all, to_host};
-use crate::mmu::{
-    Asid, HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PageSize, Prot,
-};
-use crate::page_table::{PageFlags, Residency};
 use crate::migrate_in::{collect, copy_and_commit};
+use crate::mmu::{Asid, HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PageSize, Prot};
+use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::{Mig, expand, expand_blocks, expand_tree};
+use crate::state::{Inner, State};
 use crate::thrash::Verdict;
 
 /// The access that faulted.
@@ -200,7 +197,9 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
                 res[i] = match &out {
                     Outcome::Done | Outcome::Retry => FaultResolution::Retry,
                     Outcome::NotManaged => FaultResolution::Abort(FaultError::NotManaged { va }),
-                    Outcome::Abort(source) => FaultResolution::Abort(FaultError::Migration { va, source: source.clone() }),
+                    Outcome::Abort(source) => {
+                        FaultResolution::Abort(FaultError::Migration { va, source: source.clone() })
+                    }
                 };
             }
         }
@@ -280,7 +279,8 @@ pub(crate) fn prefetch_to_device(inner: &Inner, s: u32, dev: DeviceId, va: u64, 
         let slice: Vec<(PageKey, bool)> = (at..stop).map(|v| ((s, v), false)).collect();
         for _ in 0..8 {
             let outs = to_device(inner, dev, &slice, false);
-            if let Some((i, Outcome::Abort(e))) = outs.iter().enumerate().find(|(_, o)| matches!(o, Outcome::Abort(_))) {
+            if let Some((i, Outcome::Abort(e))) = outs.iter().enumerate().find(|(_, o)| matches!(o, Outcome::Abort(_)))
+            {
                 let va = slice[i].0.1 * PAGE_SIZE;
                 return Err(GmemError::Fault(FaultError::Migration { va, source: e.clone() }));
             }
@@ -542,7 +542,14 @@ fn map_remote(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey, _write
 
 /// The page is on `dev` but mapped without enough rights: collapse a read duplicate on a
 /// write, or (re)map.
-fn fix_local(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey, write: bool, batches: &mut Batches) -> Result<(), MigrateError> {
+fn fix_local(
+    inner: &Inner,
+    st: &mut State,
+    dev: DeviceId,
+    key: PageKey,
+    write: bool,
+    batches: &mut Batches,
+) -> Result<(), MigrateError> {
     let (s, vpn) = key;
     let va = vpn * PAGE_SIZE;
     let State { devices, spaces, .. } = st;

@@ -100,8 +100,16 @@ pub const IO_SITES: &[&str] = &[
 ];
 
 /// Device error-injection sites (armed by `npu::inject` at work submissions).
-pub const RTL_SITES: &[&str] =
-    &["rtl:host_rd", "rtl:host_wr", "rtl:dev_rd", "rtl:dev_wr", "rtl:walk", "rtl:poison", "rtl:hang_dma", "rtl:hang_cu"];
+pub const RTL_SITES: &[&str] = &[
+    "rtl:host_rd",
+    "rtl:host_wr",
+    "rtl:dev_rd",
+    "rtl:dev_wr",
+    "rtl:walk",
+    "rtl:poison",
+    "rtl:hang_dma",
+    "rtl:hang_cu",
+];
 
 fn known_sites() -> Vec<&'static str> {
     HOOK_SITES.iter().chain(IO_SITES).chain(RTL_SITES).copied().collect()

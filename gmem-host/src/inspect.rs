@@ -65,9 +65,8 @@ impl Gmem {
                 }
                 let text = describe(&e);
                 let pfn = e.on_device().then_some(u64::from(e.pfn));
-                let extends = run.as_ref().is_some_and(|(v, n, t, p)| {
-                    *v + *n == vpn && *t == text && p.map(|p| p + *n) == pfn
-                });
+                let extends =
+                    run.as_ref().is_some_and(|(v, n, t, p)| *v + *n == vpn && *t == text && p.map(|p| p + *n) == pfn);
                 if extends {
                     if let Some(r) = run.as_mut() {
                         r.1 += 1;

@@ -76,10 +76,10 @@ pub mod cpu;
 pub mod events;
 pub mod evict;
 pub mod fault;
-pub mod inject;
-pub mod lost;
-mod inspect;
 mod hash;
+pub mod inject;
+mod inspect;
+pub mod lost;
 pub mod manager;
 pub mod migrate;
 mod migrate_in;
@@ -95,12 +95,12 @@ pub use attrs::{DeviceId, Node, RangeAttrs};
 pub use cpu::{CpuError, CpuMode};
 pub use events::CounterSnapshot;
 pub use fault::{Access, DeviceFault, FaultError, FaultResolution};
-pub use manager::{Clock, Config, Gmem, GmemError, Hint, MapFlags, PageInfo, SpaceId};
 pub use lost::{LossReport, LostRange};
+pub use manager::{Clock, Config, Gmem, GmemError, Hint, MapFlags, PageInfo, SpaceId};
 pub use migrate::MigrateError;
 pub use mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, InvalidationBatch,
-    MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+    Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, InvalidationBatch, MemAddr,
+    MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 pub use page_table::Residency;
 pub use thrash::ThrashConfig;

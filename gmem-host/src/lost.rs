@@ -117,7 +117,9 @@ pub(crate) fn device_lost(inner: &Inner, dev: DeviceId) -> Result<LossReport, Gm
                         _ => rep.lost.push(LostRange { space: SpaceId(s), va: page, len: PAGE_SIZE }),
                     }
                 }
-                Residency::Cpu | Residency::Unpopulated if e.flags.contains(PageFlags::REMOTE) => rep.remote_dropped += 1,
+                Residency::Cpu | Residency::Unpopulated if e.flags.contains(PageFlags::REMOTE) => {
+                    rep.remote_dropped += 1
+                }
                 Residency::Cpu | Residency::Unpopulated => {}
             }
         }

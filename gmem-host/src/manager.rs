@@ -23,7 +23,7 @@ use crate::cpu::{CpuError, CpuMode, CpuSide, Handler};
 use crate::events::{CounterSnapshot, Counters};
 use crate::evict::Lru;
 use crate::migrate::MigrateError;
-use crate::mmu::{Asid, GmMmu, HostRegion, HostRegionId, HostRegionKind, Hooks, MmuError, PAGE_SIZE, Prot};
+use crate::mmu::{Asid, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, MmuError, PAGE_SIZE, Prot};
 use crate::page_table::{PageTable, Residency};
 use crate::state::{
     DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State, cpu_register, place_region, region_off_device,
@@ -386,13 +386,8 @@ impl Gmem {
             recent_full: Default::default(),
             quarantined_va: Vec::new(),
         };
-        let inner = Arc::new(Inner {
-            state: Mutex::new(state),
-            cv: Condvar::new(),
-            cfg,
-            counters: Counters::default(),
-            cpu,
-        });
+        let inner =
+            Arc::new(Inner { state: Mutex::new(state), cv: Condvar::new(), cfg, counters: Counters::default(), cpu });
         let handler = match inner.cpu.raw_fd() {
             Some(fd) => Some(Handler::start(inner.clone(), fd)?),
             None => None,
@@ -420,10 +415,7 @@ impl Gmem {
             });
         }
         if info.mem_ranges.iter().any(|r| r.end / PAGE_SIZE > u64::from(u32::MAX)) {
-            return Err(GmemError::BadDeviceInfo {
-                name: info.name,
-                reason: "device memory above 16 TiB".into(),
-            });
+            return Err(GmemError::BadDeviceInfo { name: info.name, reason: "device memory above 16 TiB".into() });
         }
         let buddy = Buddy::new(&info.mem_ranges)?;
         let frames = info.mem_ranges.iter().map(|r| r.end / PAGE_SIZE).max().unwrap_or(0);
@@ -445,8 +437,7 @@ impl Gmem {
                 va: g.staging.base(),
                 len: g.staging.map.size() as u64,
             };
-            mmu.dma_map_host(&region)
-                .map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
+            mmu.dma_map_host(&region).map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
         }
         tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
         g.devices.push(DeviceSlot { mmu, info, buddy, lru, asids: HashMap::new(), lost: false });
@@ -505,8 +496,7 @@ impl Gmem {
         if let Some(r) = sp.regions.values().find(|r| r.start + r.len > limit) {
             return Err(GmemError::VaWindow { va: r.start, dev: dev.0, bits: info.va_bits });
         }
-        let regions: Vec<(u64, u64, HostRegionId)> =
-            sp.regions.values().map(|r| (r.start, r.len, r.host)).collect();
+        let regions: Vec<(u64, u64, HostRegionId)> = sp.regions.values().map(|r| (r.start, r.len, r.host)).collect();
         let hook = |hook: &'static str| move |source| GmemError::Hook { dev: dev.0, hook, source };
         let asid = mmu.pmap_create().map_err(hook("pmap_create"))?;
         let mut done = Vec::new();
@@ -739,9 +729,7 @@ impl Gmem {
             (Hint::Prefetch, Node::Cpu) | (Hint::DontNeed, Node::Cpu) => {
                 crate::migrate::range_to_host(&self.inner, space.0, None, va, len)
             }
-            (Hint::DontNeed, Node::Device(d)) => {
-                crate::migrate::range_to_host(&self.inner, space.0, Some(d), va, len)
-            }
+            (Hint::DontNeed, Node::Device(d)) => crate::migrate::range_to_host(&self.inner, space.0, Some(d), va, len),
             _ => Ok(()),
         }
     }
@@ -792,7 +780,6 @@ impl Gmem {
     pub fn counters(&self) -> CounterSnapshot {
         self.inner.counters.snapshot()
     }
-
 }
 
 #[cfg(test)]

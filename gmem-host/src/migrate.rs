@@ -27,9 +27,9 @@ use crate::cpu::CpuError;
 use crate::events::add;
 use crate::evict::{PageKey, pick_victims};
 use crate::manager::GmemError;
-use crate::state::{DeviceSlot, Inner, STAGING_ID, State};
 use crate::mmu::{CopyOp, GmMmu, Hooks, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PageSize};
 use crate::page_table::{PageFlags, Residency};
+use crate::state::{DeviceSlot, Inner, STAGING_ID, State};
 use crate::thrash::Verdict;
 
 /// Errors of a migration. The data is always kept in its last good place.
@@ -194,7 +194,13 @@ pub(crate) fn free_frame(slot: &mut DeviceSlot, pa: u64) {
 }
 
 /// Turn the 2 MiB mapping covering chunk `chunk` into base mappings.
-pub(crate) fn demote_huge(inner: &Inner, st: &mut State, s: u32, chunk: u64, batches: &mut Batches) -> Result<(), MigrateError> {
+pub(crate) fn demote_huge(
+    inner: &Inner,
+    st: &mut State,
+    s: u32,
+    chunk: u64,
+    batches: &mut Batches,
+) -> Result<(), MigrateError> {
     let State { devices, spaces, .. } = st;
     let Some(sp) = spaces.get_mut(&s) else { return Ok(()) };
     let base = chunk * crate::mmu::PAGES_PER_HUGE;
@@ -215,7 +221,8 @@ pub(crate) fn demote_huge(inner: &Inner, st: &mut State, s: u32, chunk: u64, bat
         }
         let mut prot = e.prot;
         if prot != 0 && e.on_device() {
-            let r = slot.mmu.pmap_enter(asid, (base + i) * PAGE_SIZE, MemAddr::Device(e.pa()), PageSize::Base, e.prot());
+            let r =
+                slot.mmu.pmap_enter(asid, (base + i) * PAGE_SIZE, MemAddr::Device(e.pa()), PageSize::Base, e.prot());
             if r.is_err() {
                 add(&inner.counters.hook_errors, 1);
                 prot = 0; // left unmapped: the next device fault maps it again
@@ -230,7 +237,13 @@ pub(crate) fn demote_huge(inner: &Inner, st: &mut State, s: u32, chunk: u64, bat
 }
 
 /// Release the device mapping of one page (local or remote), collecting its token.
-pub(crate) fn release_mapping(inner: &Inner, st: &mut State, s: u32, vpn: u64, batches: &mut Batches) -> Result<(), MigrateError> {
+pub(crate) fn release_mapping(
+    inner: &Inner,
+    st: &mut State,
+    s: u32,
+    vpn: u64,
+    batches: &mut Batches,
+) -> Result<(), MigrateError> {
     let e = match st.spaces.get(&s) {
         Some(sp) => sp.pt.get(vpn),
         None => return Ok(()),
@@ -301,7 +314,8 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     let mut err = None;
     // Phase 1: collect/unmap.
     for &(s, vpn) in pages {
-        let Some(e) = g.spaces.get(&s).filter(|sp| sp.region_of(vpn * PAGE_SIZE).is_some()).map(|sp| sp.pt.get(vpn)) else {
+        let Some(e) = g.spaces.get(&s).filter(|sp| sp.region_of(vpn * PAGE_SIZE).is_some()).map(|sp| sp.pt.get(vpn))
+        else {
             continue;
         };
         if e.flags.contains(PageFlags::MIGRATING) {
@@ -568,7 +582,12 @@ pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<Pa
 
 /// Evict whole 2 MiB blocks of `dev`'s memory (see [`crate::evict::pick_victim_blocks`]);
 /// returns the pages moved.
-pub(crate) fn evict_blocks(inner: &Inner, dev: DeviceId, blocks: usize, exclude: &FastSet<PageKey>) -> Result<usize, GmemError> {
+pub(crate) fn evict_blocks(
+    inner: &Inner,
+    dev: DeviceId,
+    blocks: usize,
+    exclude: &FastSet<PageKey>,
+) -> Result<usize, GmemError> {
     let victims = {
         let mut g = inner.lock();
         let v = crate::evict::pick_victim_blocks(&g, dev, blocks, exclude);
@@ -744,7 +763,8 @@ impl Inner {
                 }
                 Residency::Device => {
                     let remote_ok = remote_capable(&st.devices, e.dev);
-                    let verdict = if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now, true, remote_ok) };
+                    let verdict =
+                        if recorded { Verdict::Migrate } else { st.thrash.record((s, vpn), now, true, remote_ok) };
                     recorded = true;
                     if verdict != Verdict::Migrate {
                         add(&self.counters.thrash_events, 1);
@@ -763,7 +783,8 @@ impl Inner {
                         let end = sp.region_of(page).map_or(page, |r| r.start + r.len) / PAGE_SIZE;
                         for v in vpn + 1..(vpn + 1 + self.cfg.cpu_fault_ahead as u64).min(end) {
                             let n = sp.pt.get(v);
-                            if n.state != Residency::Device || n.dev != e.dev || n.flags.contains(PageFlags::MIGRATING) {
+                            if n.state != Residency::Device || n.dev != e.dev || n.flags.contains(PageFlags::MIGRATING)
+                            {
                                 break;
                             }
                             pages.push((s, v));
@@ -860,7 +881,9 @@ impl Inner {
                         tracing::error!(target: "gmem", va = format_args!("{page:#x}"), dev = e.dev,
                             "page poisoned: its data could not be brought back from the device; CPU touches get SIGBUS");
                     }
-                    Err(err) => tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "poisoning failed"),
+                    Err(err) => {
+                        tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "poisoning failed")
+                    }
                 }
             }
         }

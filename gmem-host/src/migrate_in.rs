@@ -195,7 +195,12 @@ pub(crate) fn collect(
 }
 
 /// Phases 2-4. Returns the pages to retry (sequence number changed).
-pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned>, outcome: &mut FastMap<PageKey, Outcome>) -> FastSet<PageKey> {
+pub(crate) fn copy_and_commit(
+    inner: &Inner,
+    dev: DeviceId,
+    planned: Vec<Planned>,
+    outcome: &mut FastMap<PageKey, Outcome>,
+) -> FastSet<PageKey> {
     let mut retry = FastSet::default();
     if planned.is_empty() {
         return retry;
@@ -213,9 +218,12 @@ pub(crate) fn copy_and_commit(inner: &Inner, dev: DeviceId, planned: Vec<Planned
             .collect();
         (mmu, hosts)
     };
-    let ops = coalesce(planned.iter().zip(&hosts).filter(|(p, _)| p.from_cpu).filter_map(|(p, h)| {
-        h.map(|(region, offset)| (MemAddr::Host { region, offset }, MemAddr::Device(p.pa)))
-    }));
+    let ops =
+        coalesce(
+            planned.iter().zip(&hosts).filter(|(p, _)| p.from_cpu).filter_map(|(p, h)| {
+                h.map(|(region, offset)| (MemAddr::Host { region, offset }, MemAddr::Device(p.pa)))
+            }),
+        );
     let copy_err = if ops.is_empty() {
         None
     } else {

@@ -468,14 +468,7 @@ pub trait GmMmu: Send + Sync {
     /// frame the manager allocated (or a registered host page when the device declared
     /// [`Hooks::HOST_MAPPING`]). Must guarantee: once it returns, a device access to `va`
     /// that `prot` allows succeeds without a fault. Adding rights needs no TLB flush.
-    fn pmap_enter(
-        &self,
-        asid: Asid,
-        va: u64,
-        target: MemAddr,
-        size: PageSize,
-        prot: Prot,
-    ) -> Result<(), MmuError>;
+    fn pmap_enter(&self, asid: Asid, va: u64, target: MemAddr, size: PageSize, prot: Prot) -> Result<(), MmuError>;
 
     /// Required. Remove the mapping of the page at `va` of `size`. Must guarantee: no new
     /// translation of `va` is created from the page table; stale TLB entries may remain
@@ -485,13 +478,7 @@ pub trait GmMmu: Send + Sync {
 
     /// Required. Change the rights of an existing mapping. Narrowing returns a token that
     /// must be flushed before the manager relies on the narrowed rights.
-    fn pmap_protect(
-        &self,
-        asid: Asid,
-        va: u64,
-        size: PageSize,
-        prot: Prot,
-    ) -> Result<TlbFlush, MmuError>;
+    fn pmap_protect(&self, asid: Asid, va: u64, size: PageSize, prot: Prot) -> Result<TlbFlush, MmuError>;
 
     /// Required. Invalidate TLB entries of `asid` overlapping `range` and wait until the
     /// invalidation completed (a fence): afterwards no access uses the old translation.
@@ -576,12 +563,7 @@ pub trait GmMmu: Send + Sync {
 
     /// Optional ([`Hooks::ACCESSED_BITS`]). For each `vas[i]` report in `out[i]` whether
     /// the device accessed it since the last call, and clear the bit.
-    fn test_and_clear_accessed(
-        &self,
-        asid: Asid,
-        vas: &[u64],
-        out: &mut [bool],
-    ) -> Result<(), MmuError> {
+    fn test_and_clear_accessed(&self, asid: Asid, vas: &[u64], out: &mut [bool]) -> Result<(), MmuError> {
         let _ = (asid, vas, out);
         Err(MmuError::Unsupported { hook: "test_and_clear_accessed" })
     }

@@ -115,17 +115,15 @@ impl PageTable {
 
     /// The entry of `vpn` (a default, Unpopulated entry when never touched).
     pub fn get(&self, vpn: u64) -> PageEntry {
-        self.chunks
-            .get(&(vpn / CHUNK as u64))
-            .map(|c| c.entries[(vpn % CHUNK as u64) as usize])
-            .unwrap_or_default()
+        self.chunks.get(&(vpn / CHUNK as u64)).map(|c| c.entries[(vpn % CHUNK as u64) as usize]).unwrap_or_default()
     }
 
     /// Change the entry of `vpn`; bumps its sequence number. Returns the new entry.
     pub fn update(&mut self, vpn: u64, f: impl FnOnce(&mut PageEntry)) -> PageEntry {
-        let chunk = self.chunks.entry(vpn / CHUNK as u64).or_insert_with(|| {
-            Box::new(Chunk { entries: [PageEntry::default(); CHUNK], on_device: 0 })
-        });
+        let chunk = self
+            .chunks
+            .entry(vpn / CHUNK as u64)
+            .or_insert_with(|| Box::new(Chunk { entries: [PageEntry::default(); CHUNK], on_device: 0 }));
         let e = &mut chunk.entries[(vpn % CHUNK as u64) as usize];
         let was = e.on_device();
         f(e);

@@ -14,9 +14,9 @@ use crate::hash::FastSet;
 
 use crate::attrs::{DeviceId, Node};
 use crate::evict::PageKey;
-use crate::state::State;
 use crate::mmu::{PAGE_SIZE, PAGES_PER_HUGE};
 use crate::page_table::{PageFlags, Residency};
+use crate::state::State;
 
 /// A page the batch will migrate to the device.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -69,7 +69,8 @@ pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<
         let Some(sp) = st.spaces.get(&s) else { continue };
         let base = chunk * PAGES_PER_HUGE;
         let n = PAGES_PER_HUGE as usize;
-        let mut present: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64)) || sp.pt.get(base + i as u64).on_device()).collect();
+        let mut present: Vec<bool> =
+            (0..n).map(|i| seen.contains(&(s, base + i as u64)) || sp.pt.get(base + i as u64).on_device()).collect();
         let batch: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64))).collect();
         // A stream that filled the previous chunk and enters this one takes it whole
         // (like readahead): one migration and one 2 MiB mapping instead of the doubling
@@ -122,8 +123,15 @@ pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<
 /// Fault-ahead: every faulted page brings the migratable pages of its aligned block of
 /// `block_pages` pages along (UVM's 64 KiB big-page granularity), so a stream of faults
 /// on one page becomes one migration of the block.
-pub(crate) fn expand_blocks(st: &State, dev: DeviceId, block_pages: u64, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
-    let mut blocks: Vec<(u32, u64)> = migrate.iter().filter(|m| !m.prefetch).map(|m| (m.key.0, m.key.1 / block_pages)).collect();
+pub(crate) fn expand_blocks(
+    st: &State,
+    dev: DeviceId,
+    block_pages: u64,
+    migrate: &mut Vec<Mig>,
+    taken: &FastSet<PageKey>,
+) {
+    let mut blocks: Vec<(u32, u64)> =
+        migrate.iter().filter(|m| !m.prefetch).map(|m| (m.key.0, m.key.1 / block_pages)).collect();
     blocks.sort_unstable();
     blocks.dedup();
     let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();

@@ -15,8 +15,8 @@ use crate::attrs::DeviceId;
 use crate::fault::{Access, DeviceFault, FaultError, FaultResolution};
 use crate::manager::Gmem;
 use crate::mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, HostRegion, HostRegionId, Hooks, MemAddr, MmuError,
-    PAGE_SIZE, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+    Asid, CopyOp, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, MemAddr, MmuError, PAGE_SIZE,
+    PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -216,7 +216,15 @@ impl SoftDevice {
 
     /// Run an access to completion the way hardware would: on a fault, hand it to the
     /// manager and replay; an abort is returned.
-    pub fn run(&self, gm: &Gmem, dev: DeviceId, asid: Asid, va: u64, buf: &mut [u8], write: bool) -> Result<(), SoftError> {
+    pub fn run(
+        &self,
+        gm: &Gmem,
+        dev: DeviceId,
+        asid: Asid,
+        va: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> Result<(), SoftError> {
         let mut spins = 0u32;
         loop {
             match self.access(asid, va, buf, write) {
@@ -313,7 +321,9 @@ fn raw_at(d: &mut Dev, a: MemAddr, len: u64) -> Result<*mut u8, String> {
             // SAFETY: in bounds of `mem`, checked above.
             Ok(unsafe { d.mem.as_mut_ptr().add(pa as usize) })
         }
-        MemAddr::Host { region, offset } => host_ptr(d, region, offset, len).ok_or_else(|| format!("host {a} not registered")),
+        MemAddr::Host { region, offset } => {
+            host_ptr(d, region, offset, len).ok_or_else(|| format!("host {a} not registered"))
+        }
     }
 }
 
@@ -392,10 +402,12 @@ impl GmMmu for SoftDevice {
         if va % size.bytes() != 0 {
             return Err(MmuError::PageTable { va, reason: "misaligned".into() });
         }
-        if walk(&d, asid, va).is_some() || (size == PageSize::Huge && {
-            let sp = d.spaces.get(&asid);
-            sp.is_some_and(|s| s.ptes.range(va..va + HUGE_PAGE_SIZE).next().is_some())
-        }) {
+        if walk(&d, asid, va).is_some()
+            || (size == PageSize::Huge && {
+                let sp = d.spaces.get(&asid);
+                sp.is_some_and(|s| s.ptes.range(va..va + HUGE_PAGE_SIZE).next().is_some())
+            })
+        {
             return Err(MmuError::PageTable { va, reason: "already mapped".into() });
         }
         let sp = d.spaces.get_mut(&asid).ok_or(MmuError::UnknownAsid(asid.0))?;
@@ -453,11 +465,19 @@ impl GmMmu for SoftDevice {
                 d.mem[pa as usize..(pa + size.bytes()) as usize].fill(0);
                 return Ok(());
             }
-            Prepare::CopyFrom(src) => read_at(&d, src, size.bytes())
-                .map_err(|reason| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?,
+            Prepare::CopyFrom(src) => read_at(&d, src, size.bytes()).map_err(|reason| MmuError::Dma {
+                index: 0,
+                src,
+                dst: MemAddr::Device(pa),
+                reason,
+            })?,
         };
-        write_at(&mut d, MemAddr::Device(pa), &data)
-            .map_err(|reason| MmuError::Dma { index: 0, src: MemAddr::Device(pa), dst: MemAddr::Device(pa), reason })
+        write_at(&mut d, MemAddr::Device(pa), &data).map_err(|reason| MmuError::Dma {
+            index: 0,
+            src: MemAddr::Device(pa),
+            dst: MemAddr::Device(pa),
+            reason,
+        })
     }
 
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
@@ -509,9 +529,9 @@ impl GmMmu for SoftDevice {
     fn peer_map(&self, asid: Asid, ops: &[PeerMapOp]) -> Result<(), MmuError> {
         drop(self.enter("peer_map")?);
         for (i, op) in ops.iter().enumerate() {
-            let r = self.prepare_page(op.pa, op.size, op.fill).and_then(|_| {
-                self.pmap_enter(asid, op.va, MemAddr::Device(op.pa), op.size, op.prot)
-            });
+            let r = self
+                .prepare_page(op.pa, op.size, op.fill)
+                .and_then(|_| self.pmap_enter(asid, op.va, MemAddr::Device(op.pa), op.size, op.prot));
             if let Err(e) = r {
                 for done in &ops[..i] {
                     let _ = self.pmap_release(asid, done.va, done.size).map(TlbFlush::ignore);

@@ -14,7 +14,7 @@ use crate::cpu::{CpuError, CpuSide};
 use crate::events::Counters;
 use crate::evict::Lru;
 use crate::manager::{Config, GmemError, SpaceId};
-use crate::mmu::{Asid, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, HostRegion, HostRegionId, HostRegionKind, Hooks};
+use crate::mmu::{Asid, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, HostRegionKind};
 use crate::page_table::PageTable;
 use crate::thrash::ThrashTracker;
 
@@ -52,11 +52,7 @@ impl Space {
     }
 
     pub(crate) fn region_of_mut(&mut self, va: u64) -> Option<&mut Region> {
-        self.regions
-            .range_mut(..=va)
-            .next_back()
-            .map(|(_, r)| r)
-            .filter(|r| va < r.start + r.len)
+        self.regions.range_mut(..=va).next_back().map(|(_, r)| r).filter(|r| va < r.start + r.len)
     }
 
     pub(crate) fn asid_of(&self, dev: DeviceId) -> Option<Asid> {
@@ -159,8 +155,11 @@ pub(crate) fn region_on_device(
     dev: DeviceId,
 ) -> Result<(), GmemError> {
     if info.hooks.contains(Hooks::PEER_VA) {
-        mmu.peer_va_alloc_fixed(asid, va, len)
-            .map_err(|source| GmemError::Hook { dev: dev.0, hook: "peer_va_alloc_fixed", source })?;
+        mmu.peer_va_alloc_fixed(asid, va, len).map_err(|source| GmemError::Hook {
+            dev: dev.0,
+            hook: "peer_va_alloc_fixed",
+            source,
+        })?;
     }
     if info.hooks.contains(Hooks::DMA_MAP_HOST) {
         let r = HostRegion { id: host, kind: HostRegionKind::PeerShared, va, len };
@@ -176,7 +175,14 @@ pub(crate) fn region_on_device(
 
 /// Undo [`region_on_device`]. Each hook is tried a few times; returns `false` when the
 /// device kept the VA reserved (the caller then never reuses that range).
-pub(crate) fn region_off_device(mmu: &Arc<dyn GmMmu>, info: &DeviceInfo, asid: Asid, va: u64, len: u64, host: HostRegionId) -> bool {
+pub(crate) fn region_off_device(
+    mmu: &Arc<dyn GmMmu>,
+    info: &DeviceInfo,
+    asid: Asid,
+    va: u64,
+    len: u64,
+    host: HostRegionId,
+) -> bool {
     const ATTEMPTS: usize = 3;
     if info.hooks.contains(Hooks::DMA_MAP_HOST) {
         let mut last = None;

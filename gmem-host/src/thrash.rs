@@ -24,9 +24,9 @@
 use std::collections::HashMap;
 
 use crate::evict::PageKey;
-use crate::state::Inner;
 use crate::mmu::{InvalidationBatch, PAGE_SIZE, PageSize};
 use crate::page_table::PageFlags;
+use crate::state::Inner;
 
 /// Thrashing parameters (defaults from UVM where it has one).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

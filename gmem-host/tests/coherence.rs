@@ -105,7 +105,12 @@ fn cpu_and_device_work_concurrently_on_disjoint_pages() {
     assert_eq!(r.dev.stale_tlb_entries(), 0);
     let (free, total) = r.gm.device_pages(r.id).expect("dev");
     let on_dev = (0..PAGES)
-        .filter(|i| matches!(r.gm.page_info(r.space, va + i * 4096).map(|x| x.residency), Some(Residency::Device | Residency::Dup)))
+        .filter(|i| {
+            matches!(
+                r.gm.page_info(r.space, va + i * 4096).map(|x| x.residency),
+                Some(Residency::Device | Residency::Dup)
+            )
+        })
         .count() as u64;
     assert_eq!(free + on_dev, total);
 }
@@ -152,6 +157,10 @@ fn unprivileged_user_mode_only() {
         assert!(text.contains("userfaultfd is unavailable"), "{text}");
         assert!(text.contains("/dev/userfaultfd"), "{text}");
     } else {
-        assert!(text.contains("CHILD-UFFD-OK"), "knob={knob} stdout={text} stderr={}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            text.contains("CHILD-UFFD-OK"),
+            "knob={knob} stdout={text} stderr={}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -18,9 +18,24 @@ const PAGES: u64 = 8;
 const LEN: u64 = PAGES * 4096;
 
 const HOOKS: [&str; 18] = [
-    "alloc_page", "copy_batch", "dma_map_host", "dma_unmap_host", "peer_map", "peer_unmap", "peer_va_alloc_fixed",
-    "peer_va_free", "pmap_create", "pmap_destroy", "pmap_enter", "pmap_protect", "pmap_release", "prepare_page",
-    "test_and_clear_accessed", "tlb_invl", "tlb_invl_coalesced", "free_page",
+    "alloc_page",
+    "copy_batch",
+    "dma_map_host",
+    "dma_unmap_host",
+    "peer_map",
+    "peer_unmap",
+    "peer_va_alloc_fixed",
+    "peer_va_free",
+    "pmap_create",
+    "pmap_destroy",
+    "pmap_enter",
+    "pmap_protect",
+    "pmap_release",
+    "prepare_page",
+    "test_and_clear_accessed",
+    "tlb_invl",
+    "tlb_invl_coalesced",
+    "free_page",
 ];
 
 fn hook_calls(dev: &SoftDevice) -> Vec<u64> {

@@ -102,8 +102,9 @@ fn metadata_budgets() {
     let pages = 4096u64;
     let p = r.gm.mmap(r.space, pages * 4096, MapFlags::PEER_SHARED).expect("mmap");
     let base = r.gm.metadata_bytes(r.space).expect("space");
-    let f: Vec<DeviceFault> =
-        (0..pages).map(|pg| DeviceFault { asid: r.asid, va: p as u64 + pg * 4096, access: Access::Write, tag: 0 }).collect();
+    let f: Vec<DeviceFault> = (0..pages)
+        .map(|pg| DeviceFault { asid: r.asid, va: p as u64 + pg * 4096, access: Access::Write, tag: 0 })
+        .collect();
     assert!(r.gm.dev_fault(r.id, &f).iter().all(|x| x.is_retry()));
     let per_page = (r.gm.metadata_bytes(r.space).expect("space") - base) as f64 / pages as f64;
     assert!(per_page <= 16.0, "{per_page} bytes per page");

@@ -53,8 +53,9 @@ fn every_action_emits_an_event() {
         let p = r.gm.mmap(r.space, 8 << 20, MapFlags::PEER_SHARED).expect("mmap");
         let va = p as u64;
         // A dense batch: fault batch, prefetch, migration to the device.
-        let f: Vec<DeviceFault> =
-            (0..300).map(|pg| DeviceFault { asid: r.asid, va: va + pg * 4096, access: Access::Write, tag: pg }).collect();
+        let f: Vec<DeviceFault> = (0..300)
+            .map(|pg| DeviceFault { asid: r.asid, va: va + pg * 4096, access: Access::Write, tag: pg })
+            .collect();
         assert!(r.gm.dev_fault(r.id, &f).iter().all(|x| x.is_retry()));
         // Pressure: eviction.
         let g: Vec<DeviceFault> = (512..1300)
@@ -65,7 +66,15 @@ fn every_action_emits_an_event() {
         r.gm.hmadvise(r.space, Node::Cpu, va, 8 << 20, Hint::DontNeed).expect("dontneed");
     });
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    for want in ["device registered", "fault batch", "prefetch", "migrate to device", "eviction", "migrate to host", "tlb invalidation"] {
+    for want in [
+        "device registered",
+        "fault batch",
+        "prefetch",
+        "migrate to device",
+        "eviction",
+        "migrate to host",
+        "tlb invalidation",
+    ] {
         assert!(seen.iter().any(|m| m == want), "no `{want}` event in {seen:?}");
     }
 }

@@ -236,10 +236,13 @@ fn bad_input_is_typed_and_changes_nothing() {
     assert!(matches!(m(r.gm.attach(sp, r.id).map(|_| ())), GmemError::AlreadyAttached { .. }));
     assert!(matches!(m(r.gm.attach(sp, DeviceId(5)).map(|_| ())), GmemError::UnknownNode(_)));
     // Faults: unknown ASID, unmanaged address, unknown device.
-    let bad = r.gm.dev_fault(r.id, &[
-        DeviceFault { asid: Asid(77), va, access: Access::Read, tag: 1 },
-        DeviceFault { asid: r.asid, va: 0x1000, access: Access::Read, tag: 2 },
-    ]);
+    let bad = r.gm.dev_fault(
+        r.id,
+        &[
+            DeviceFault { asid: Asid(77), va, access: Access::Read, tag: 1 },
+            DeviceFault { asid: r.asid, va: 0x1000, access: Access::Read, tag: 2 },
+        ],
+    );
     assert!(matches!(bad[0], FaultResolution::Abort(FaultError::UnknownAsid { asid: 77, .. })));
     assert!(matches!(bad[1], FaultResolution::Abort(FaultError::NotManaged { va: 0x1000 })));
     let bad = r.gm.dev_fault(DeviceId(3), &[DeviceFault { asid: r.asid, va, access: Access::Read, tag: 1 }]);
@@ -259,15 +262,20 @@ fn bad_input_is_typed_and_changes_nothing() {
 
 #[test]
 fn missing_required_hook_rejected_at_registration() {
-    let gm = gmem_host::Gmem::new(Config { require_hooks: Hooks::HOST_MAPPING, cpu: gmem_host::CpuMode::Manual, ..Default::default() })
-        .expect("gm");
+    let gm = gmem_host::Gmem::new(Config {
+        require_hooks: Hooks::HOST_MAPPING,
+        cpu: gmem_host::CpuMode::Manual,
+        ..Default::default()
+    })
+    .expect("gm");
     let dev = std::sync::Arc::new(gmem_host::softdev::SoftDevice::new(SoftConfig {
         hooks: Hooks::all() - Hooks::HOST_MAPPING,
         ..Default::default()
     }));
     let e = gm.register_device(dev).expect_err("must be refused");
     assert!(matches!(e, GmemError::MissingHooks { missing, .. } if missing == Hooks::HOST_MAPPING), "{e:?}");
-    let bad = std::sync::Arc::new(gmem_host::softdev::SoftDevice::new(SoftConfig { mem_bytes: 4095, ..Default::default() }));
+    let bad =
+        std::sync::Arc::new(gmem_host::softdev::SoftDevice::new(SoftConfig { mem_bytes: 4095, ..Default::default() }));
     assert!(matches!(gm.register_device(bad), Err(GmemError::Buddy(_))));
 }
 

@@ -73,7 +73,12 @@ fn batch_larger_than_device_memory_completes() {
     let faults: Vec<DeviceFault> = (0..pages)
         .rev()
         .flat_map(|pg| {
-            [Access::Read, Access::Write].map(|access| DeviceFault { asid: r.asid, va: va + pg * 4096 + 8, access, tag: pg })
+            [Access::Read, Access::Write].map(|access| DeviceFault {
+                asid: r.asid,
+                va: va + pg * 4096 + 8,
+                access,
+                tag: pg,
+            })
         })
         .collect();
     let res = r.gm.dev_fault(r.id, &faults);

@@ -87,7 +87,12 @@ fn thrash_rig(hooks: Hooks) -> (Rig, Arc<AtomicU64>, *mut u8) {
     let c = now.clone();
     let cfg = Config {
         clock: Arc::new(move || c.load(Ordering::Relaxed)),
-        thrash: ThrashConfig { window_ns: 500_000, throttle_ns: 1_000_000, unpin_after_ns: 100_000_000, ..Default::default() },
+        thrash: ThrashConfig {
+            window_ns: 500_000,
+            throttle_ns: 1_000_000,
+            unpin_after_ns: 100_000_000,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let r = rig_with(cfg, SoftConfig { mem_bytes: 64 * 4096, hooks, ..Default::default() });

@@ -117,7 +117,12 @@ fn check_invariants(gm: &Gmem, space: SpaceId, devs: &Devs, m: &Model) -> Result
                         prop_assert!(!prot.contains(Prot::WRITE), "duplicated page {:#x} writable on device", va)
                     }
                     Residency::Cpu | Residency::Unpopulated => {
-                        prop_assert!(info.remote && matches!(target, MemAddr::Host { .. }), "CPU-owned page {:#x} -> {:?}", va, target)
+                        prop_assert!(
+                            info.remote && matches!(target, MemAddr::Host { .. }),
+                            "CPU-owned page {:#x} -> {:?}",
+                            va,
+                            target
+                        )
                     }
                 }
             }
@@ -159,11 +164,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         devs.push((dev, id, asid));
     }
     let r = Rigs { gm, space };
-    let mut m = Model {
-        ptrs: [std::ptr::null_mut(); REGIONS],
-        data: Default::default(),
-        attrs: Default::default(),
-    };
+    let mut m = Model { ptrs: [std::ptr::null_mut(); REGIONS], data: Default::default(), attrs: Default::default() };
     for i in 0..REGIONS {
         m.ptrs[i] = r.gm.mmap(r.space, region_len(), MapFlags::PEER_SHARED).expect("mmap");
         m.attrs[i] = vec![ModelAttrs::default(); PAGES as usize];
@@ -199,7 +200,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let info = r.gm.page_info(r.space, m.ptrs[ri] as u64 + pg * 4096).expect("info");
                 prop_assert!(
                     (info.residency == Residency::Device && info.prot.contains(Prot::WRITE)) || info.remote,
-                    "after a device write: {:?}", info
+                    "after a device write: {:?}",
+                    info
                 );
                 prop_assert_eq!(info.device, Some(*id));
             }
@@ -270,7 +272,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 r.gm.maintenance();
             }
         }
-        check_invariants(&r.gm, r.space, &devs, &m).map_err(|e| TestCaseError::fail(format!("after step {step} {shown}: {e}")))?;
+        check_invariants(&r.gm, r.space, &devs, &m)
+            .map_err(|e| TestCaseError::fail(format!("after step {step} {shown}: {e}")))?;
     }
     // Final sweep: every written byte reads back on the CPU.
     for ri in 0..REGIONS {

@@ -88,7 +88,10 @@ fn devices_and_cpus_share_pages() {
     let (free, total) = r.gm.device_pages(r.id).expect("dev");
     let on_dev = (0..PAGES)
         .filter(|i| {
-            matches!(r.gm.page_info(r.space, va + i * 4096).map(|x| x.residency), Some(Residency::Device | Residency::Dup))
+            matches!(
+                r.gm.page_info(r.space, va + i * 4096).map(|x| x.residency),
+                Some(Residency::Device | Residency::Dup)
+            )
         })
         .count() as u64;
     assert_eq!(free + on_dev, total);

@@ -165,7 +165,12 @@ impl CmdQueue {
 
     /// Submits `cmds` followed by a FENCE and waits until the fence has completed, i.e.
     /// until every command took effect. Returns the fence's sequence number.
-    pub fn run_fenced<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command], budget_ns: u64) -> Result<u32, CmdqError> {
+    pub fn run_fenced<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        cmds: &[Command],
+        budget_ns: u64,
+    ) -> Result<u32, CmdqError> {
         self.seq = self.seq.wrapping_add(1).max(1);
         let seq = self.seq;
         let mut all = cmds.to_vec();

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use gmem_host::{
-    Access as GmAccess, Asid, CopyOp, DeviceFault, DeviceId, DeviceInfo, GmMmu, Gmem, HostRegion, HostRegionId, Hooks,
+    Access as GmAccess, Asid, CopyOp, DeviceFault, DeviceId, DeviceInfo, GmMmu, Gmem, Hooks, HostRegion, HostRegionId,
     MemAddr, MmuError, PageSize, Prepare, Prot, TlbFlush, VaRange,
 };
 
@@ -148,7 +148,14 @@ pub struct NpuConfig {
 
 impl Default for NpuConfig {
     fn default() -> Self {
-        Self { name: "npu0".into(), table_bytes: 8 << 20, managed_bytes: None, budget_ns: 1_000_000_000, host_ns_per_batch: 1_000, fault_coalesce_ns: 2_000 }
+        Self {
+            name: "npu0".into(),
+            table_bytes: 8 << 20,
+            managed_bytes: None,
+            budget_ns: 1_000_000_000,
+            host_ns_per_batch: 1_000,
+            fault_coalesce_ns: 2_000,
+        }
     }
 }
 
@@ -287,7 +294,11 @@ impl<T: DeviceIo> NpuDevice<T> {
             // Gather the rest of the batch (see NpuConfig::fault_coalesce_ns).
             let step = FAULT_COALESCE_STEP_NS;
             let (mut waited, mut quiet) = (0, 0);
-            while !records.is_empty() && records.len() < self.cu_inflight && waited < self.cfg.fault_coalesce_ns && quiet < 3 {
+            while !records.is_empty()
+                && records.len() < self.cu_inflight
+                && waited < self.cfg.fault_coalesce_ns
+                && quiet < 3
+            {
                 g.io.advance(step)?;
                 waited += step;
                 let more = g.fq.drain(&mut g.io)?;
@@ -355,7 +366,8 @@ impl<T: DeviceIo> NpuDevice<T> {
                 return match c.status {
                     KernelStatus::Ok => Ok(c),
                     KernelStatus::FaultAbort => {
-                        let reason = g.aborts.get(&(c.fault_va & !(PAGE - 1))).cloned().unwrap_or_else(|| "aborted".into());
+                        let reason =
+                            g.aborts.get(&(c.fault_va & !(PAGE - 1))).cloned().unwrap_or_else(|| "aborted".into());
                         Err(NpuError::KernelAborted { va: c.fault_va, reason })
                     }
                     KernelStatus::MemError => Err(NpuError::KernelMemError { va: c.fault_va }),
@@ -412,7 +424,8 @@ impl<T: DeviceIo> NpuDevice<T> {
             pages.insert(t, bytes);
         }
         let mem = ReadBack(pages);
-        let maps = sv39::dump(&mem, root).map_err(|_| MmuError::PageTable { va: 0, reason: "table outside the read-back".into() })?;
+        let maps = sv39::dump(&mem, root)
+            .map_err(|_| MmuError::PageTable { va: 0, reason: "table outside the read-back".into() })?;
         let mut out = String::new();
         for m in maps {
             let p = m.pte;
@@ -469,7 +482,8 @@ impl<T: DeviceIo> Inner<T> {
         let start = self.io.now_ns();
         loop {
             let s = self.io.read32(regs::STATUS.offset)?;
-            let busy = regs::status::CMDQ_BUSY.get32(s) | regs::status::DMA_BUSY.get32(s) | regs::status::CU_BUSY.get32(s);
+            let busy =
+                regs::status::CMDQ_BUSY.get32(s) | regs::status::DMA_BUSY.get32(s) | regs::status::CU_BUSY.get32(s);
             if busy == 0 {
                 break;
             }
@@ -491,7 +505,8 @@ impl<T: DeviceIo> Inner<T> {
         match a {
             MemAddr::Device(pa) => Ok(DmaAddr::Device(pa)),
             MemAddr::Host { region, offset } => {
-                let (iova, len) = self.hosts.get(&region).ok_or_else(|| format!("host region {} not registered", region.0))?;
+                let (iova, len) =
+                    self.hosts.get(&region).ok_or_else(|| format!("host region {} not registered", region.0))?;
                 if offset >= *len {
                     return Err(format!("offset {offset:#x} beyond host region {}", region.0));
                 }
@@ -652,7 +667,13 @@ impl<T: DeviceIo> Inner<T> {
         self.flush_ptes().map_err(mmu_err("tlb_invl"))?;
         let cmds: Vec<Command> = ranges
             .iter()
-            .map(|r| Command::Inval(InvalScope::Range { asid: asid.0 as u16, va: r.start, pages: r.len.div_ceil(PAGE).min(u64::from(u32::MAX)) as u32 }))
+            .map(|r| {
+                Command::Inval(InvalScope::Range {
+                    asid: asid.0 as u16,
+                    va: r.start,
+                    pages: r.len.div_ceil(PAGE).min(u64::from(u32::MAX)) as u32,
+                })
+            })
             .collect();
         let budget = self.budget();
         for chunk in cmds.chunks(128) {
@@ -709,7 +730,8 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let root = g.root(asid)?;
         let pa = g.pte_target(target).map_err(|reason| MmuError::PageTable { va, reason })?;
         let write = prot.contains(Prot::WRITE);
-        let (r, changes) = g.shadow.edit(|mem, alloc| TableBuilder { mem, root }.map(va, pa, size.bytes(), write, alloc));
+        let (r, changes) =
+            g.shadow.edit(|mem, alloc| TableBuilder { mem, root }.map(va, pa, size.bytes(), write, alloc));
         r.map_err(|e| match e {
             sv39::MapError::NoTableMemory => MmuError::NoResources { what: "page-table memory" },
             e => MmuError::PageTable { va, reason: e.to_string() },
@@ -765,7 +787,12 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let d = match how {
             Prepare::Zero => DmaDesc::zero(DmaAddr::Device(pa), len as u32, 0),
             Prepare::CopyFrom(src) => {
-                let s = g.dma_addr(src).map_err(|reason| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?;
+                let s = g.dma_addr(src).map_err(|reason| MmuError::Dma {
+                    index: 0,
+                    src,
+                    dst: MemAddr::Device(pa),
+                    reason,
+                })?;
                 DmaDesc::copy(s, DmaAddr::Device(pa), len as u32, 0)
             }
         };
@@ -773,7 +800,12 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             Prepare::CopyFrom(s) => s,
             Prepare::Zero => MemAddr::Device(pa),
         };
-        g.run_dma(&[(d, 0)]).map_err(|(_, reason)| MmuError::Dma { index: 0, src, dst: MemAddr::Device(pa), reason })?;
+        g.run_dma(&[(d, 0)]).map_err(|(_, reason)| MmuError::Dma {
+            index: 0,
+            src,
+            dst: MemAddr::Device(pa),
+            reason,
+        })?;
         g.stats.dma_bytes += len;
         Ok(())
     }
@@ -803,16 +835,21 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             if let Err(e) = g.io.dma_hold(iova, len, write) {
                 held[..k].iter().for_each(|&(i, l, _)| drop(g.io.dma_release(i, l)));
                 let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-                return Err(MmuError::PageTable { va: 0, reason: format!("copy_batch: map IOVA {iova:#x} (+{len:#x}): {e}{why}") });
+                return Err(MmuError::PageTable {
+                    va: 0,
+                    reason: format!("copy_batch: map IOVA {iova:#x} (+{len:#x}): {e}{why}"),
+                });
             }
         }
         let ran = g.run_dma(&descs);
         let released: Result<(), IoError> = held.iter().try_for_each(|&(i, l, _)| g.io.dma_release(i, l));
         ran.map_err(|(index, reason)| {
-            let op = ops.get(index).copied().unwrap_or(CopyOp { src: MemAddr::Device(0), dst: MemAddr::Device(0), len: 0 });
+            let op =
+                ops.get(index).copied().unwrap_or(CopyOp { src: MemAddr::Device(0), dst: MemAddr::Device(0), len: 0 });
             MmuError::Dma { index, src: op.src, dst: op.dst, reason }
         })?;
-        released.map_err(|e| MmuError::PageTable { va: 0, reason: format!("copy_batch: unmap after the copies: {e}") })?;
+        released
+            .map_err(|e| MmuError::PageTable { va: 0, reason: format!("copy_batch: unmap after the copies: {e}") })?;
         g.stats.dma_bytes += bytes;
         Ok(())
     }
@@ -828,7 +865,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
                 gmem_host::HostRegionKind::Staging => g.io.dma_map_raw(region.va as *mut u8, region.len as usize),
             }
         }
-            .map_err(|e| MmuError::PageTable { va: region.va, reason: e.to_string() })?;
+        .map_err(|e| MmuError::PageTable { va: region.va, reason: e.to_string() })?;
         g.hosts.insert(region.id, (iova, region.len));
         Ok(())
     }

@@ -254,7 +254,12 @@ impl Dma {
     }
 
     /// Queues descriptors on `channel` and rings the doorbell once.
-    pub fn submit<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize, descs: &[DmaDesc]) -> Result<(), DmaError> {
+    pub fn submit<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        channel: usize,
+        descs: &[DmaDesc],
+    ) -> Result<(), DmaError> {
         let mask = self.mask();
         let capacity = usize::from(mask);
         for d in descs {
@@ -279,7 +284,11 @@ impl Dma {
     }
 
     /// Collects the completions the device has written on `channel` (possibly none).
-    pub fn completions<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize) -> Result<Vec<DmaCompletion>, DmaError> {
+    pub fn completions<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        channel: usize,
+    ) -> Result<Vec<DmaCompletion>, DmaError> {
         let mask = self.mask();
         let size = u32::from(mask) + 1;
         let tail_reg = io.read32(regs::DMA_CPL_TAIL.at(channel as u32).unwrap_or(0))?;
@@ -326,7 +335,12 @@ impl Dma {
     /// until a completion reports an error (its channel then halts until
     /// [`Dma::resume`]), letting device time pass; returns the completions collected,
     /// in arrival order per channel.
-    pub fn wait_idle<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channels: &[usize], budget_ns: u64) -> Result<Vec<DmaCompletion>, DmaError> {
+    pub fn wait_idle<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        channels: &[usize],
+        budget_ns: u64,
+    ) -> Result<Vec<DmaCompletion>, DmaError> {
         let start = io.now_ns();
         let mut all = Vec::new();
         loop {
@@ -387,7 +401,8 @@ mod tests {
     fn setup() -> (FakeIo, Dma, u64) {
         let mut io = FakeIo::new();
         let dma = Dma::init(&mut io, 3).unwrap();
-        let cpl_iova = u64::from(io.regs[&regs::DMA_CPL_BASE_LO.offset]) | u64::from(io.regs[&(regs::DMA_CPL_BASE_LO.offset + 4)]) << 32;
+        let cpl_iova = u64::from(io.regs[&regs::DMA_CPL_BASE_LO.offset])
+            | u64::from(io.regs[&(regs::DMA_CPL_BASE_LO.offset + 4)]) << 32;
         (io, dma, cpl_iova)
     }
 
@@ -501,7 +516,14 @@ mod tests {
 
     #[test]
     fn descriptor_encoding_matches_the_record_layout() {
-        let d = DmaDesc { src: DmaAddr::Host(0x1234_5000), dst: DmaAddr::Device(0x40_0000), len: 4096, zero_fill: false, irq: true, tag: 0xBEEF };
+        let d = DmaDesc {
+            src: DmaAddr::Host(0x1234_5000),
+            dst: DmaAddr::Device(0x40_0000),
+            len: 4096,
+            zero_fill: false,
+            irq: true,
+            tag: 0xBEEF,
+        };
         let rec = d.encode();
         assert_eq!(u64::from_le_bytes(rec[0..8].try_into().unwrap()), 0x1234_5000);
         assert_eq!(u64::from_le_bytes(rec[8..16].try_into().unwrap()), 0x40_0000);

@@ -26,7 +26,14 @@ pub(crate) struct FakeIo {
 
 impl FakeIo {
     pub(crate) fn new() -> Self {
-        Self { regs: HashMap::new(), log: Vec::new(), maps: BTreeMap::new(), iova: IovaAllocator::npu_default(), now: 0, owners: Default::default() }
+        Self {
+            regs: HashMap::new(),
+            log: Vec::new(),
+            maps: BTreeMap::new(),
+            iova: IovaAllocator::npu_default(),
+            now: 0,
+            owners: Default::default(),
+        }
     }
 
     /// Writes `data` at `iova` as the device would (through the DMA mapping).

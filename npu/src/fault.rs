@@ -40,7 +40,8 @@ pub enum FaultCause {
 }
 
 impl FaultCause {
-    const ALL: [FaultCause; 5] = [Self::ReadAccess, Self::WriteAccess, Self::ReadPage, Self::WritePage, Self::AsidInvalid];
+    const ALL: [FaultCause; 5] =
+        [Self::ReadAccess, Self::WriteAccess, Self::ReadPage, Self::WritePage, Self::AsidInvalid];
 
     /// The FAULT.CAUSE value.
     pub fn code(self) -> u16 {
@@ -112,7 +113,16 @@ impl FaultRecord {
         if (reqid >> 8) as u8 != REQID_UNIT_CU {
             return Err(RecordError::BadRequester { reqid });
         }
-        Ok(Self { cause, write, level, asid: get(rec, f::ASID) as u16, reqid, seq: get(rec, f::SEQ) as u32, va: get(rec, f::VA), pte: get(rec, f::PTE) })
+        Ok(Self {
+            cause,
+            write,
+            level,
+            asid: get(rec, f::ASID) as u16,
+            reqid,
+            seq: get(rec, f::SEQ) as u32,
+            va: get(rec, f::VA),
+            pte: get(rec, f::PTE),
+        })
     }
 
     /// The 32-byte record as the MMU writes it (for models and tests).

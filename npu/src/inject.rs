@@ -74,7 +74,8 @@ enum Unit {
 }
 
 fn doorbell(offset: u32) -> Option<Unit> {
-    let dma = (0..regs::DMA_DESC_TAIL.count).any(|i| offset == regs::DMA_DESC_TAIL.offset + i * regs::DMA_DESC_TAIL.stride);
+    let dma =
+        (0..regs::DMA_DESC_TAIL.count).any(|i| offset == regs::DMA_DESC_TAIL.offset + i * regs::DMA_DESC_TAIL.stride);
     if dma {
         Some(Unit::Dma)
     } else if offset == regs::KQ_TAIL.offset {
@@ -174,7 +175,8 @@ mod tests {
             inj.add_text(&format!("{site}=count:1:1")).expect("rule");
             let mut io = FaultyIo::new(FakeIo::new(), inj.clone());
             // The first call passes (skip 1), the second fails, the third passes again.
-            let r: Vec<bool> = (0..3).map(|_| call(&mut io, site, &buf).is_err_and(|e| e.to_string().contains(site))).collect();
+            let r: Vec<bool> =
+                (0..3).map(|_| call(&mut io, site, &buf).is_err_and(|e| e.to_string().contains(site))).collect();
             assert_eq!(r, [false, true, false], "{site}");
             assert_eq!(inj.counts().get(site).copied(), Some(1), "{site}");
         }

@@ -19,7 +19,9 @@ pub enum IovaError {
         align: u64,
     },
     /// A reservation overlaps a live allocation or leaves the managed range.
-    #[error("IOVA range [{start:#x}, {end:#x}) cannot be reserved: it overlaps an allocation or leaves the managed range")]
+    #[error(
+        "IOVA range [{start:#x}, {end:#x}) cannot be reserved: it overlaps an allocation or leaves the managed range"
+    )]
     Unavailable {
         /// Start of the requested range.
         start: u64,
@@ -140,9 +142,21 @@ mod tests {
         assert_eq!(a.alloc(0x1000).unwrap(), 0x1000);
         assert_eq!(a.alloc(0x1000).unwrap(), 0x4000, "skips the reserved hole");
         assert_eq!(a.alloc(0x3000).unwrap(), 0x5000);
-        assert_eq!(a.reserve(0x6000, 0x7000), Err(IovaError::Unavailable { start: 0x6000, end: 0x7000 }), "overlaps an allocation");
-        assert_eq!(a.reserve(0x8000, 0x8800), Err(IovaError::Unavailable { start: 0x8000, end: 0x8800 }), "not page granular");
-        assert_eq!(a.reserve(0xF_F000, 0x20_0000), Err(IovaError::Unavailable { start: 0xF_F000, end: 0x20_0000 }), "outside");
+        assert_eq!(
+            a.reserve(0x6000, 0x7000),
+            Err(IovaError::Unavailable { start: 0x6000, end: 0x7000 }),
+            "overlaps an allocation"
+        );
+        assert_eq!(
+            a.reserve(0x8000, 0x8800),
+            Err(IovaError::Unavailable { start: 0x8000, end: 0x8800 }),
+            "not page granular"
+        );
+        assert_eq!(
+            a.reserve(0xF_F000, 0x20_0000),
+            Err(IovaError::Unavailable { start: 0xF_F000, end: 0x20_0000 }),
+            "outside"
+        );
     }
 
     #[test]

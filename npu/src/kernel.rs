@@ -48,7 +48,8 @@ pub enum KernelOp {
 }
 
 impl KernelOp {
-    const ALL: [KernelOp; 7] = [Self::Copy, Self::Fill, Self::Add, Self::Scale, Self::ReduceSum, Self::Gather, Self::StridedTouch];
+    const ALL: [KernelOp; 7] =
+        [Self::Copy, Self::Fill, Self::Add, Self::Scale, Self::ReduceSum, Self::Gather, Self::StridedTouch];
 
     /// The KDESC.OPCODE value.
     pub fn code(self) -> u8 {
@@ -141,7 +142,13 @@ impl Kernel {
     /// Accesses the word at `a + i × stride` for `i < count`: a load (the completion's
     /// `result` is the sum) if `store` is `None`, else a store of the value.
     pub fn strided_touch(asid: u16, a: u64, stride: u32, count: u32, store: Option<u32>) -> Self {
-        Self { a, stride, scalar: store.unwrap_or(0), write: store.is_some(), ..Self::new(KernelOp::StridedTouch, asid, count) }
+        Self {
+            a,
+            stride,
+            scalar: store.unwrap_or(0),
+            write: store.is_some(),
+            ..Self::new(KernelOp::StridedTouch, asid, count)
+        }
     }
 
     /// The same kernel with software tag `tag`.
@@ -395,7 +402,9 @@ pub enum KernelError {
     },
     /// A completion does not carry the tag of the oldest kernel in flight: completions
     /// arrive in submission order.
-    #[error("kernel completion at KCQ slot {slot} has tag {got:#06x}, but the oldest kernel in flight (KQ index {index}) has tag {expected:#06x}")]
+    #[error(
+        "kernel completion at KCQ slot {slot} has tag {got:#06x}, but the oldest kernel in flight (KQ index {index}) has tag {expected:#06x}"
+    )]
     WrongTag {
         /// KCQ slot of the record.
         slot: u16,
@@ -407,7 +416,9 @@ pub enum KernelError {
         got: u16,
     },
     /// A completion names another ASID than its kernel's.
-    #[error("kernel completion at KCQ slot {slot} (KQ index {index}) has ASID {got}, the kernel ran in ASID {expected}")]
+    #[error(
+        "kernel completion at KCQ slot {slot} (KQ index {index}) has ASID {got}, the kernel ran in ASID {expected}"
+    )]
     WrongAsid {
         /// KCQ slot of the record.
         slot: u16,
@@ -420,7 +431,9 @@ pub enum KernelError {
     },
     /// DONE is impossible for the kernel's COUNT and status (more than COUNT; less than
     /// COUNT on success; non-zero for BadDesc, which makes no access).
-    #[error("kernel completion at KCQ slot {slot} (KQ index {index}): DONE {done} with status {status:?} for COUNT {count}")]
+    #[error(
+        "kernel completion at KCQ slot {slot} (KQ index {index}): DONE {done} with status {status:?} for COUNT {count}"
+    )]
     BadDone {
         /// KCQ slot of the record.
         slot: u16,
@@ -547,7 +560,12 @@ impl KernelQueue {
         fence(Ordering::Release);
         io.write32(regs::KQ_TAIL.offset, u32::from(tail))?;
         self.tail = tail;
-        self.pending.extend(indices.iter().zip(kernels).map(|(&index, k)| Pending { index, tag: k.tag, asid: k.asid, count: k.count }));
+        self.pending.extend(indices.iter().zip(kernels).map(|(&index, k)| Pending {
+            index,
+            tag: k.tag,
+            asid: k.asid,
+            count: k.count,
+        }));
         Ok(indices)
     }
 
@@ -590,7 +608,11 @@ impl KernelQueue {
         }
     }
 
-    fn collect<T: DeviceIo + ?Sized>(&mut self, io: &mut T, out: &mut Vec<KernelCompletion>) -> Result<(), KernelError> {
+    fn collect<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        out: &mut Vec<KernelCompletion>,
+    ) -> Result<(), KernelError> {
         io.write32(regs::INT_ACK.offset, 1 << regs::int_cause::KERNEL)?;
         let size = u32::from(self.mask()) + 1;
         let tail = io.read32(regs::KCQ_TAIL.offset)?;
@@ -632,7 +654,11 @@ impl KernelQueue {
     /// failed kernel does not stop the wait: the compute unit goes on with the next one.
     ///
     /// On an error, the completions collected so far are kept for the next call.
-    pub fn wait<T: DeviceIo + ?Sized>(&mut self, io: &mut T, budget_ns: u64) -> Result<Vec<KernelCompletion>, KernelError> {
+    pub fn wait<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        budget_ns: u64,
+    ) -> Result<Vec<KernelCompletion>, KernelError> {
         let mut got = Vec::new();
         match self.wait_into(io, budget_ns, &mut got) {
             Ok(()) => Ok(got),
@@ -644,7 +670,12 @@ impl KernelQueue {
         }
     }
 
-    fn wait_into<T: DeviceIo + ?Sized>(&mut self, io: &mut T, budget_ns: u64, got: &mut Vec<KernelCompletion>) -> Result<(), KernelError> {
+    fn wait_into<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        budget_ns: u64,
+        got: &mut Vec<KernelCompletion>,
+    ) -> Result<(), KernelError> {
         let start = io.now_ns();
         loop {
             got.extend(self.completions(io)?);

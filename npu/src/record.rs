@@ -115,8 +115,14 @@ mod tests {
     fn reserved_bits_are_found_exactly() {
         let fields = [Field { lsb: 0, width: 12 }, Field { lsb: 16, width: 8 }];
         assert_eq!(check_reserved("X", &[0xFF, 0x0F, 0x00, 0x00], &fields), Ok(()));
-        assert_eq!(check_reserved("X", &[0x00, 0x10, 0xFF, 0x00], &fields), Err(RecordError::ReservedBit { record: "X", bit: 12 }));
-        assert_eq!(check_reserved("X", &[0x00, 0x00, 0x00, 0x80], &fields), Err(RecordError::ReservedBit { record: "X", bit: 31 }));
+        assert_eq!(
+            check_reserved("X", &[0x00, 0x10, 0xFF, 0x00], &fields),
+            Err(RecordError::ReservedBit { record: "X", bit: 12 })
+        );
+        assert_eq!(
+            check_reserved("X", &[0x00, 0x00, 0x00, 0x80], &fields),
+            Err(RecordError::ReservedBit { record: "X", bit: 31 })
+        );
         assert_eq!(check_len("X", &[0; 3], 4), Err(RecordError::Length { record: "X", expected: 4, got: 3 }));
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use gmem_host::inject::{FaultyMmu, Injector};
-use gmem_host::{Config, DeviceId, Gmem, GmemError, GmMmu, LossReport, MapFlags, SpaceId, ThrashConfig};
+use gmem_host::{Config, DeviceId, GmMmu, Gmem, GmemError, LossReport, MapFlags, SpaceId, ThrashConfig};
 
 use crate::inject::FaultyIo;
 use crate::kernel::{Kernel, KernelCompletion};
@@ -70,7 +70,12 @@ impl<T: DeviceIo + Send + 'static> Session<T> {
     /// wrapped in [`FaultyIo`] and the NPU is registered with the manager through
     /// [`FaultyMmu`], both consulting `inj` (see [`gmem_host::inject`]). Injection is
     /// paused while the session opens.
-    pub fn open_faulty(io: T, npu_cfg: NpuConfig, gm_cfg: Config, inj: &Injector) -> Result<Session<FaultyIo<T>>, SessionError> {
+    pub fn open_faulty(
+        io: T,
+        npu_cfg: NpuConfig,
+        gm_cfg: Config,
+        inj: &Injector,
+    ) -> Result<Session<FaultyIo<T>>, SessionError> {
         inj.paused(|| {
             let npu = Arc::new(NpuDevice::open(FaultyIo::new(io, inj.clone()), npu_cfg)?);
             let mmu = Arc::new(FaultyMmu::new(npu.clone(), inj.clone()));

@@ -74,7 +74,10 @@ impl Pte {
     /// Leaf mapping `pa` with the given rights; A (and D if writable) pre-set so the
     /// device never needs to update them.
     pub fn leaf(pa: u64, write: bool) -> Self {
-        let mut v = (pa >> 12) << regs::pte_bit::PPN_LSB | 1 << regs::pte_bit::V | 1 << regs::pte_bit::R | 1 << regs::pte_bit::A;
+        let mut v = (pa >> 12) << regs::pte_bit::PPN_LSB
+            | 1 << regs::pte_bit::V
+            | 1 << regs::pte_bit::R
+            | 1 << regs::pte_bit::A;
         if write {
             v |= 1 << regs::pte_bit::W | 1 << regs::pte_bit::D;
         }
@@ -130,7 +133,13 @@ fn vpn(va: u64, level: u8) -> u64 {
 /// Walks the tables from `root_pa` for `va` exactly as docs/device.md §6.2 describes
 /// (from step 2; the ASID checks of step 1 are the caller's). `dev_mem` is the device
 /// memory size in bytes.
-pub fn walk<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_mem: u64) -> Result<Translation, WalkFault> {
+pub fn walk<M: TableMemory>(
+    mem: &M,
+    root_pa: u64,
+    va: u64,
+    access: Access,
+    dev_mem: u64,
+) -> Result<Translation, WalkFault> {
     walk_observed(mem, root_pa, va, access, dev_mem, &mut |_| {})
 }
 
@@ -146,7 +155,13 @@ pub struct WalkStep {
 }
 
 /// [`walk`], also returning every PTE it read, in order.
-pub fn walk_traced<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_mem: u64) -> (Vec<WalkStep>, Result<Translation, WalkFault>) {
+pub fn walk_traced<M: TableMemory>(
+    mem: &M,
+    root_pa: u64,
+    va: u64,
+    access: Access,
+    dev_mem: u64,
+) -> (Vec<WalkStep>, Result<Translation, WalkFault>) {
     let mut steps = Vec::new();
     let result = walk_observed(mem, root_pa, va, access, dev_mem, &mut |s| steps.push(s));
     (steps, result)
@@ -169,17 +184,34 @@ pub fn render_trace(va: u64, access: Access, steps: &[WalkStep], result: &Result
         let _ = writeln!(out, "  L{} [{:#010x}] = {:#018x} {} {}", s.level, s.at, p.0, flags(p), kind);
     }
     let _ = match result {
-        Ok(t) => writeln!(out, "  => PA {:#x} ({} page{})", t.pa, if t.page_size == HUGE { "2 MiB" } else { "4 KiB" }, if t.needs_ad_update { ", A/D update" } else { "" }),
+        Ok(t) => writeln!(
+            out,
+            "  => PA {:#x} ({} page{})",
+            t.pa,
+            if t.page_size == HUGE { "2 MiB" } else { "4 KiB" },
+            if t.needs_ad_update { ", A/D update" } else { "" }
+        ),
         Err(f) => writeln!(out, "  => fault cause {} at level {} (PTE {:#x})", f.cause, f.level, f.pte.0),
     };
     out
 }
 
 fn flags(p: Pte) -> String {
-    ["V", "R", "W", "X", "U", "G", "A", "D"].iter().enumerate().map(|(i, f)| if p.0 >> i & 1 == 1 { *f } else { "-" }).collect()
+    ["V", "R", "W", "X", "U", "G", "A", "D"]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| if p.0 >> i & 1 == 1 { *f } else { "-" })
+        .collect()
 }
 
-fn walk_observed<M: TableMemory>(mem: &M, root_pa: u64, va: u64, access: Access, dev_mem: u64, observe: &mut dyn FnMut(WalkStep)) -> Result<Translation, WalkFault> {
+fn walk_observed<M: TableMemory>(
+    mem: &M,
+    root_pa: u64,
+    va: u64,
+    access: Access,
+    dev_mem: u64,
+    observe: &mut dyn FnMut(WalkStep),
+) -> Result<Translation, WalkFault> {
     let (page_fault, access_fault) = match access {
         Access::Read => (regs::fault_cause::READ_PAGE, regs::fault_cause::READ_ACCESS),
         Access::Write => (regs::fault_cause::WRITE_PAGE, regs::fault_cause::WRITE_ACCESS),
@@ -281,7 +313,14 @@ impl<M: TableMemory> TableBuilder<'_, M> {
     }
 
     /// Maps `size` (4 KiB or 2 MiB) at `va` to `pa`.
-    pub fn map(&mut self, va: u64, pa: u64, size: u64, write: bool, alloc_table: &mut dyn FnMut() -> Option<u64>) -> Result<(), MapError<M::Error>> {
+    pub fn map(
+        &mut self,
+        va: u64,
+        pa: u64,
+        size: u64,
+        write: bool,
+        alloc_table: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), MapError<M::Error>> {
         if !(size == PAGE || size == HUGE) || va % size != 0 || pa % size != 0 {
             return Err(MapError::Misaligned { va, pa, size });
         }
@@ -381,7 +420,8 @@ pub fn render(maps: &[Mapping]) -> String {
             .iter()
             .map(|&(on, c)| if on { c } else { '-' })
             .collect();
-        let target = if p.target() >= HOST_WINDOW { "host window".to_string() } else { format!("dev {:#012x}", p.target()) };
+        let target =
+            if p.target() >= HOST_WINDOW { "host window".to_string() } else { format!("dev {:#012x}", p.target()) };
         s += &format!("{:#014x}..{:#014x} L{} {} {}\n", m.va, m.va + m.size, m.level, flags, target);
     }
     s

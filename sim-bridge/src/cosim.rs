@@ -84,7 +84,8 @@ pub fn bridge_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, 
     let mut timing = *t;
     timing.host.max_outstanding = 64;
     timing.dev.max_outstanding = 64;
-    let mut dev = SimDevice::new(SimConfig { timing, dev_mem_bytes: (2 * bytes + 0x1000) as usize, ..SimConfig::default() })?;
+    let mut dev =
+        SimDevice::new(SimConfig { timing, dev_mem_bytes: (2 * bytes + 0x1000) as usize, ..SimConfig::default() })?;
     let host = DmaBuffer::new((4 * bytes + 0x10_0000) as usize)?;
     let base = dev.dma_map(&host)?;
     let ring = |c: u64| base + 0x1000 * c;

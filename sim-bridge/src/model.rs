@@ -79,7 +79,8 @@ impl Model {
     /// Starts writing an FST waveform to `path`.
     pub fn trace_open(&mut self, path: &Path) -> Result<(), ModelError> {
         let shown = path.display().to_string();
-        let c = CString::new(shown.clone()).map_err(|_| ModelError::Trace { path: shown.clone(), reason: "path contains NUL" })?;
+        let c = CString::new(shown.clone())
+            .map_err(|_| ModelError::Trace { path: shown.clone(), reason: "path contains NUL" })?;
         // SAFETY: handle is live; c is NUL-terminated and outlives the call.
         match unsafe { ffi::npu_trace_open(self.handle, c.as_ptr()) } {
             0 => {

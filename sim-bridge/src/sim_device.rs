@@ -315,8 +315,12 @@ impl SimDevice {
 
     /// Reads a 64-bit performance counter (PERF_LO then PERF_HI, see the spec).
     pub fn perf_counter(&mut self, index: u32) -> Result<u64, SimError> {
-        let lo_off = npu::regs::PERF_LO.at(index).ok_or(SimError::CsrOutOfRange { offset: index, size: npu::regs::PERF_LO.count })?;
-        let hi_off = npu::regs::PERF_HI.at(index).ok_or(SimError::CsrOutOfRange { offset: index, size: npu::regs::PERF_HI.count })?;
+        let lo_off = npu::regs::PERF_LO
+            .at(index)
+            .ok_or(SimError::CsrOutOfRange { offset: index, size: npu::regs::PERF_LO.count })?;
+        let hi_off = npu::regs::PERF_HI
+            .at(index)
+            .ok_or(SimError::CsrOutOfRange { offset: index, size: npu::regs::PERF_HI.count })?;
         let lo = self.csr_read32(lo_off)?;
         let hi = self.csr_read32(hi_off)?;
         Ok((u64::from(hi) << 32) | u64::from(lo))

@@ -101,7 +101,14 @@ fn cycle_counter_matches_the_bridge_clock_and_clears() {
 #[test]
 fn error_injection_counts_are_readable_storage() {
     let mut dev = device();
-    for reg in [regs::ERRINJ_HOST_RD, regs::ERRINJ_HOST_WR, regs::ERRINJ_DEV_RD, regs::ERRINJ_DEV_WR, regs::ERRINJ_PTW, regs::ERRINJ_POISON] {
+    for reg in [
+        regs::ERRINJ_HOST_RD,
+        regs::ERRINJ_HOST_WR,
+        regs::ERRINJ_DEV_RD,
+        regs::ERRINJ_DEV_WR,
+        regs::ERRINJ_PTW,
+        regs::ERRINJ_POISON,
+    ] {
         dev.csr_write32(reg.offset, 5).unwrap();
         assert_eq!(dev.csr_read32(reg.offset).unwrap(), 5, "{}", reg.name);
     }
@@ -142,7 +149,8 @@ fn waveform_is_written_as_fst() {
     let bytes = std::fs::read(&path).unwrap();
     assert!(bytes.len() > 100, "FST has content ({} bytes)", bytes.len());
     assert_eq!(bytes[0], 0, "FST files start with a header block (type 0)");
-    let err = SimDevice::new(SimConfig { waves: Some(dir.join("no/such/dir/x.fst")), ..SimConfig::default() }).err().unwrap();
+    let err =
+        SimDevice::new(SimConfig { waves: Some(dir.join("no/such/dir/x.fst")), ..SimConfig::default() }).err().unwrap();
     assert!(err.to_string().contains("cannot write waveform file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -52,11 +52,13 @@ impl Rig {
     /// Host → device → host round trip of `len` bytes through device memory, with
     /// chosen offsets, then checks every byte of the destination buffer.
     fn round_trip(&mut self, src_off: usize, dev_addr: u64, dst_off: usize, len: usize) {
-        let h2d = DmaDesc::copy(DmaAddr::Host(self.src_iova + src_off as u64), DmaAddr::Device(dev_addr), len as u32, 1);
+        let h2d =
+            DmaDesc::copy(DmaAddr::Host(self.src_iova + src_off as u64), DmaAddr::Device(dev_addr), len as u32, 1);
         let c = self.run(0, &[h2d]);
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].status, c[0].bytes, c[0].tag), (DmaStatus::Ok, len as u32, 1), "H2D len {len}");
-        let d2h = DmaDesc::copy(DmaAddr::Device(dev_addr), DmaAddr::Host(self.dst_iova + dst_off as u64), len as u32, 2);
+        let d2h =
+            DmaDesc::copy(DmaAddr::Device(dev_addr), DmaAddr::Host(self.dst_iova + dst_off as u64), len as u32, 2);
         let c = self.run(1, &[d2h]);
         assert_eq!((c[0].status, c[0].bytes, c[0].tag), (DmaStatus::Ok, len as u32, 2), "D2H len {len}");
         let mut got = vec![0u8; BUF];
@@ -117,7 +119,11 @@ fn device_to_device_and_zero_fill() {
     assert_eq!((c[0].status, c[0].bytes), (DmaStatus::Ok, 129));
     let mut host = vec![0u8; 140];
     r.dst.read(0, &mut host).unwrap();
-    assert!(host[..7].iter().all(|&b| b == GUARD) && host[7..136].iter().all(|&b| b == 0) && host[136..].iter().all(|&b| b == GUARD));
+    assert!(
+        host[..7].iter().all(|&b| b == GUARD)
+            && host[7..136].iter().all(|&b| b == 0)
+            && host[136..].iter().all(|&b| b == GUARD)
+    );
 }
 
 #[test]
@@ -127,7 +133,9 @@ fn concurrent_h2d_and_d2h_on_two_channels() {
     // Stage data in device memory for the D2H direction first.
     r.run(0, &[DmaDesc::copy(DmaAddr::Host(r.src_iova + (1 << 20)), DmaAddr::Device(0x100_0000), len, 9)]);
     r.dma.submit(&mut r.dev, 0, &[DmaDesc::copy(DmaAddr::Host(r.src_iova), DmaAddr::Device(0), len, 1)]).unwrap();
-    r.dma.submit(&mut r.dev, 1, &[DmaDesc::copy(DmaAddr::Device(0x100_0000), DmaAddr::Host(r.dst_iova), len, 2)]).unwrap();
+    r.dma
+        .submit(&mut r.dev, 1, &[DmaDesc::copy(DmaAddr::Device(0x100_0000), DmaAddr::Host(r.dst_iova), len, 2)])
+        .unwrap();
     let c = r.dma.wait_idle(&mut r.dev, &[0, 1], BUDGET_NS).unwrap();
     assert_eq!(c.len(), 2);
     assert!(c.iter().all(|c| c.status == DmaStatus::Ok && c.bytes == len));
@@ -177,8 +185,9 @@ fn unmapped_iova_is_an_error_completion_and_later_descriptors_complete() {
 fn injected_host_read_error_fails_one_descriptor_with_its_tag() {
     let mut r = rig(TimingModel::default());
     r.dev.write32(regs::ERRINJ_HOST_RD.offset, 1).unwrap();
-    let descs: Vec<DmaDesc> =
-        (0..3).map(|i| DmaDesc::copy(DmaAddr::Host(r.src_iova + i * 8192), DmaAddr::Device(i * 8192), 8192, 10 + i as u16)).collect();
+    let descs: Vec<DmaDesc> = (0..3)
+        .map(|i| DmaDesc::copy(DmaAddr::Host(r.src_iova + i * 8192), DmaAddr::Device(i * 8192), 8192, 10 + i as u16))
+        .collect();
     r.dma.submit(&mut r.dev, 0, &descs).unwrap();
     let first = r.dma.wait_idle(&mut r.dev, &[0], BUDGET_NS).unwrap();
     assert_eq!(first.len(), 1, "the channel halts after the failed descriptor");
@@ -228,7 +237,8 @@ fn many_random_descriptors_in_flight_move_every_byte() {
         rng % m
     };
     // 120 transfers of random size and alignment: host → device regions 64 KiB apart.
-    let cases: Vec<(u64, u64, u32)> = (0..120u64).map(|i| (next(40_000), i * 65536 + next(3000), 1 + next(20_000) as u32)).collect();
+    let cases: Vec<(u64, u64, u32)> =
+        (0..120u64).map(|i| (next(40_000), i * 65536 + next(3000), 1 + next(20_000) as u32)).collect();
     let descs: Vec<DmaDesc> = cases
         .iter()
         .enumerate()
@@ -239,7 +249,11 @@ fn many_random_descriptors_in_flight_move_every_byte() {
         let done = r.dma.wait_idle(&mut r.dev, &[0], BUDGET_NS).unwrap();
         assert_eq!(done.len(), chunk.len());
         for (c, d) in done.iter().zip(chunk) {
-            assert_eq!((c.tag, c.status, c.bytes), (d.tag, DmaStatus::Ok, d.len), "completions in order with full byte counts");
+            assert_eq!(
+                (c.tag, c.status, c.bytes),
+                (d.tag, DmaStatus::Ok, d.len),
+                "completions in order with full byte counts"
+            );
         }
     }
     for (i, &(s, d, l)) in cases.iter().enumerate() {
@@ -353,7 +367,10 @@ fn zero_fills_between_copies_on_one_channel() {
             DmaDesc::copy(DmaAddr::Host(r.src_iova + 100_000), DmaAddr::Device(0x30_0007), b, 3),
         ];
         let c = r.run(0, &descs);
-        assert_eq!(c.iter().map(|c| (c.tag, c.status, c.bytes)).collect::<Vec<_>>(), [(1, DmaStatus::Ok, a), (2, DmaStatus::Ok, z), (3, DmaStatus::Ok, b)]);
+        assert_eq!(
+            c.iter().map(|c| (c.tag, c.status, c.bytes)).collect::<Vec<_>>(),
+            [(1, DmaStatus::Ok, a), (2, DmaStatus::Ok, z), (3, DmaStatus::Ok, b)]
+        );
         let mut got = vec![0u8; b as usize];
         r.dev.dev_mem_read(0x30_0007, &mut got).unwrap();
         assert!(got.iter().enumerate().all(|(i, &x)| x == pattern(1, 100_000 + i)), "copy after the zero-fill");

@@ -101,7 +101,11 @@ fn translations_match_the_software_walker<D: DeviceIo + DevMemBackdoor>(mut r: R
         let (cpl, batches) = r.run(Kernel::strided_touch(3, va, 4, 1, None), &mut |_, _, _| Reply::Abort);
         let f = batches.concat()[0];
         let want = r.tables.oracle(&mut r.dev, 3, va, Access::Read).unwrap_err();
-        assert_eq!((u64::from(f.cause as u16), f.level, f.pte, f.va), (want.cause, want.level, want.pte.0, va), "{va:#x}");
+        assert_eq!(
+            (u64::from(f.cause as u16), f.level, f.pte, f.va),
+            (want.cause, want.level, want.pte.0, va),
+            "{va:#x}"
+        );
         assert_eq!((cpl.status, cpl.fault_va), (KernelStatus::FaultAbort, va));
     }
 }
@@ -114,7 +118,16 @@ fn fault_records_are_exact<D: DeviceIo + DevMemBackdoor>(mut r: Rig<D>) {
     let (cpl, batches) = r.run(Kernel::fill(2, A + 0x40, 1, 1), &mut |_, _, _| Reply::Abort);
     let f = batches.concat();
     assert_eq!(f.len(), 1);
-    let want = FaultRecord { cause: FaultCause::WritePage, write: true, level: 0, asid: 2, reqid: 0x100, seq: f[0].seq, va: A + 0x40, pte: leaf };
+    let want = FaultRecord {
+        cause: FaultCause::WritePage,
+        write: true,
+        level: 0,
+        asid: 2,
+        reqid: 0x100,
+        seq: f[0].seq,
+        va: A + 0x40,
+        pte: leaf,
+    };
     assert_eq!(f[0], want);
     assert_eq!((cpl.status, cpl.fault_va, cpl.done), (KernelStatus::FaultAbort, A + 0x40, 0));
     // A load from an invalid PTE at level 0 (tables exist): READ_PAGE, PTE 0.
@@ -341,7 +354,11 @@ fn rtl_counters_count_lookups_walks_faults_and_replays() {
     });
     assert_eq!(cpl.status, KernelStatus::Ok);
     let records = batches.concat().len() as u64;
-    let (hits, misses, walks) = (ctr(&mut r, regs::perf_ctr::TLB_HITS), ctr(&mut r, regs::perf_ctr::TLB_MISSES), ctr(&mut r, regs::perf_ctr::PTW_WALKS));
+    let (hits, misses, walks) = (
+        ctr(&mut r, regs::perf_ctr::TLB_HITS),
+        ctr(&mut r, regs::perf_ctr::TLB_MISSES),
+        ctr(&mut r, regs::perf_ctr::PTW_WALKS),
+    );
     // 256 groups, each a load and a store: 512 requests, each looked up once (a RETRY
     // walks again without a lookup).
     assert_eq!(hits + misses, 512, "every request looked up once");
@@ -384,8 +401,8 @@ fn rtl_bad_descriptors_complete_with_bad_desc() {
     dev.write32(regs::KCQ_SIZE_LOG2.offset, 4).unwrap();
     let good = Kernel::copy(1, A, C, 16).with_tag(7);
     let bad = [
-        Kernel { a: A + 2, ..good },                                  // misaligned a
-        Kernel { c: C + 1, ..good },                                  // misaligned c
+        Kernel { a: A + 2, ..good },                                     // misaligned a
+        Kernel { c: C + 1, ..good },                                     // misaligned c
         Kernel { stride: 6, ..Kernel::strided_touch(1, A, 4, 4, None) }, // stride not a multiple of 4
     ];
     for (i, k) in bad.iter().enumerate() {

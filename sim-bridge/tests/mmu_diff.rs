@@ -101,7 +101,13 @@ fn in_region(va: u64) -> bool {
 }
 
 /// The software fault policy, a pure function of the batch, the maps and `choice`.
-fn answer<D: DeviceIo + DevMemBackdoor>(dev: &mut D, t: &mut Tables, maps: &mut BTreeMap<(u16, u64), Map>, batch: &[FaultRecord], choice: u64) -> Reply {
+fn answer<D: DeviceIo + DevMemBackdoor>(
+    dev: &mut D,
+    t: &mut Tables,
+    maps: &mut BTreeMap<(u16, u64), Map>,
+    batch: &[FaultRecord],
+    choice: u64,
+) -> Reply {
     if choice % 8 == 0 || batch.iter().any(|f| !in_region(f.va)) {
         return Reply::Abort;
     }
@@ -256,7 +262,8 @@ fn apply<D: DeviceIo + DevMemBackdoor>(s: &mut Side<D>, op: &Op) -> Option<(Kern
             s.staging.write(0, &bytes).unwrap();
             let off = rng.below(PAGE / 2);
             let len = 1 + rng.below(PAGE - off) as u32;
-            let desc = DmaDesc::copy(DmaAddr::Host(s.staging_iova), DmaAddr::Device(IN_POOL + page * PAGE + off), len, 1);
+            let desc =
+                DmaDesc::copy(DmaAddr::Host(s.staging_iova), DmaAddr::Device(IN_POOL + page * PAGE + off), len, 1);
             s.dma.submit(&mut s.rig.dev, 0, &[desc]).unwrap();
             let cpls = s.dma.wait_idle(&mut s.rig.dev, &[0], common::BUDGET_NS).unwrap();
             assert!(cpls.iter().all(|c| c.status == npu::dma::DmaStatus::Ok), "{cpls:?}");
@@ -347,6 +354,9 @@ fn rtl_and_model_agree_on_random_page_tables_and_kernels() {
     // Same number of fault records on both (SEQ is the running count).
     let seq = |d: &mut dyn DeviceIo| d.read32(regs::FQ_TAIL.offset).unwrap();
     assert_eq!(seq(&mut rtl.rig.dev), seq(&mut model.rig.dev));
-    eprintln!("mmu_diff: {ops} ops, {kernels} kernels, {faults} fault records, {aborted} kernels aborted, {} RTL cycles", rtl.rig.dev.cycles());
+    eprintln!(
+        "mmu_diff: {ops} ops, {kernels} kernels, {faults} fault records, {aborted} kernels aborted, {} RTL cycles",
+        rtl.rig.dev.cycles()
+    );
     assert!(kernels > ops / 3 && faults > ops / 10 && aborted > 0, "the mix exercised too little");
 }

@@ -107,8 +107,16 @@ impl<D: DeviceIo> Side<D> {
     /// PERF counters DMA0..2_BYTES, HOST_RD/WR_BYTES, DEV_RD/WR_BYTES.
     fn traffic(&mut self) -> [u64; 7] {
         use regs::perf_ctr as p;
-        [p::DMA0_BYTES, p::DMA1_BYTES, p::DMA2_BYTES, p::HOST_RD_BYTES, p::HOST_WR_BYTES, p::DEV_RD_BYTES, p::DEV_WR_BYTES]
-            .map(|i| self.io.read64(regs::PERF_LO.at(i as u32).expect("counter")).expect("read"))
+        [
+            p::DMA0_BYTES,
+            p::DMA1_BYTES,
+            p::DMA2_BYTES,
+            p::HOST_RD_BYTES,
+            p::HOST_WR_BYTES,
+            p::DEV_RD_BYTES,
+            p::DEV_WR_BYTES,
+        ]
+        .map(|i| self.io.read64(regs::PERF_LO.at(i as u32).expect("counter")).expect("read"))
     }
 
     fn reg(&mut self, r: npu::Reg, i: u32) -> u32 {
@@ -155,7 +163,11 @@ impl<D: DeviceIo> Side<D> {
                     }
                 }
             }
-            assert!(self.io.now_ns() - start < BUDGET_NS, "{}: batch did not finish: {batch:?}, so far {out:?}", self.io.name());
+            assert!(
+                self.io.now_ns() - start < BUDGET_NS,
+                "{}: batch did not finish: {batch:?}, so far {out:?}",
+                self.io.name()
+            );
             self.io.advance(400).expect("advance");
         }
     }
@@ -167,7 +179,9 @@ fn source_byte(d: &DmaDesc, i: usize, src_iova: u64) -> Option<u8> {
         return Some(0);
     }
     match d.src {
-        DmaAddr::Host(a) if a >= src_iova && a + d.len as u64 <= src_iova + MIB as u64 => Some(host_pattern((a - src_iova) as usize + i)),
+        DmaAddr::Host(a) if a >= src_iova && a + d.len as u64 <= src_iova + MIB as u64 => {
+            Some(host_pattern((a - src_iova) as usize + i))
+        }
         DmaAddr::Device(a) if a + d.len as u64 <= DEV_SRC + MIB as u64 => Some(dev_pattern((a - DEV_SRC) as usize + i)),
         _ => None,
     }
@@ -206,8 +220,10 @@ fn gen_desc(rng: &mut Rng, window: usize, s: &Side<ModelDevice>, ports: (bool, b
     };
     let src_off = place(MIB - len);
     let dst_off = window * WINDOW + place(WINDOW - len);
-    let src = if ports.0 { DmaAddr::Host(s.src_iova + src_off as u64) } else { DmaAddr::Device(DEV_SRC + src_off as u64) };
-    let dst = if ports.1 { DmaAddr::Host(s.dst_iova + dst_off as u64) } else { DmaAddr::Device(DEV_DST + dst_off as u64) };
+    let src =
+        if ports.0 { DmaAddr::Host(s.src_iova + src_off as u64) } else { DmaAddr::Device(DEV_SRC + src_off as u64) };
+    let dst =
+        if ports.1 { DmaAddr::Host(s.dst_iova + dst_off as u64) } else { DmaAddr::Device(DEV_DST + dst_off as u64) };
     let mut d = if rng.chance(15) { DmaDesc::zero(dst, len as u32, 0) } else { DmaDesc::copy(src, dst, len as u32, 0) };
     d.irq = rng.chance(30);
     d.tag = rng.next() as u16;
@@ -215,7 +231,8 @@ fn gen_desc(rng: &mut Rng, window: usize, s: &Side<ModelDevice>, ports: (bool, b
 }
 
 /// Error-injection registers, in the order of `regs`.
-const INJ: [npu::Reg; 5] = [regs::ERRINJ_HOST_RD, regs::ERRINJ_HOST_WR, regs::ERRINJ_DEV_RD, regs::ERRINJ_DEV_WR, regs::ERRINJ_POISON];
+const INJ: [npu::Reg; 5] =
+    [regs::ERRINJ_HOST_RD, regs::ERRINJ_HOST_WR, regs::ERRINJ_DEV_RD, regs::ERRINJ_DEV_WR, regs::ERRINJ_POISON];
 
 struct Stats {
     descs: usize,
@@ -238,7 +255,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[test]
 fn random_dma_batches_agree_with_the_model() {
-    let st = diff_run(env_or("MODEL_DIFF_SEED", 0x5EED), env_or("MODEL_DIFF_BATCHES", 200) as usize, TimingModel::default());
+    let st =
+        diff_run(env_or("MODEL_DIFF_SEED", 0x5EED), env_or("MODEL_DIFF_BATCHES", 200) as usize, TimingModel::default());
     assert!(st.descs >= 300, "the default run covers at least 300 descriptors, got {}", st.descs);
     assert!(st.errors.len() >= 6, "the default run produces every data error kind: {:?}", st.errors);
 }
@@ -364,7 +382,11 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         assert_eq!(c_rtl.keys().collect::<Vec<_>>(), c_model.keys().collect::<Vec<_>>());
         for (ch, list) in &c_model {
             let r = &c_rtl[ch];
-            assert_eq!(r.len(), list.len(), "batch {b} ch {ch}: completion count\n rtl {r:?}\n model {list:?}\n batch {batch:?}");
+            assert_eq!(
+                r.len(),
+                list.len(),
+                "batch {b} ch {ch}: completion count\n rtl {r:?}\n model {list:?}\n batch {batch:?}"
+            );
             for (x, m) in r.iter().zip(list) {
                 let ctx = format!("batch {b} ch {ch}\n rtl {x:?}\n model {m:?}\n batch {batch:?} inj {inj:?}");
                 assert_eq!((x.tag, x.status, x.index), (m.tag, m.status, m.index), "{ctx}");
@@ -393,7 +415,9 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         // ---- traffic counters (exact while nothing failed: failures change what the
         // RTL has in flight when it halts)
         if failed.is_empty() {
-            let d = |after: [u64; 7], before: [u64; 7]| -> Vec<u64> { after.iter().zip(before).map(|(a, b)| a - b).collect() };
+            let d = |after: [u64; 7], before: [u64; 7]| -> Vec<u64> {
+                after.iter().zip(before).map(|(a, b)| a - b).collect()
+            };
             let (r, m) = (d(rtl.traffic(), perf_before.0), d(model.traffic(), perf_before.1));
             assert_eq!(r, m, "batch {b}: DMA0..2_BYTES, HOST_RD/WR, DEV_RD/WR bytes\n batch {batch:?}");
             st.perf_batches += 1;
@@ -402,7 +426,12 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         // ---- registers
         for ch in 0..3u32 {
             for r in [regs::DMA_DESC_HEAD, regs::DMA_CPL_TAIL, regs::DMA_CH_STATUS] {
-                assert_eq!(rtl.reg(r, ch), model.reg(r, ch), "batch {b}: {}[{ch}]\n rtl {c_rtl:?}\n model {c_model:?}\n batch {batch:?} inj {inj:?}", r.name);
+                assert_eq!(
+                    rtl.reg(r, ch),
+                    model.reg(r, ch),
+                    "batch {b}: {}[{ch}]\n rtl {c_rtl:?}\n model {c_model:?}\n batch {batch:?} inj {inj:?}",
+                    r.name
+                );
             }
         }
         for r in INJ.iter().chain(&[regs::INT_STATUS, regs::ERR_INFO, regs::STATUS]) {
@@ -425,7 +454,9 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         // Failed destinations: check the spec's guarantees on the RTL, then resync.
         for (d, bytes) in &failed {
             let (mem_rtl, mem_model, old, base) = match d.dst {
-                DmaAddr::Host(a) if a >= model.dst_iova && a < model.dst_iova + MIB as u64 => (&mut h_rtl, &mut h_model, &old_host, (a - model.dst_iova) as usize),
+                DmaAddr::Host(a) if a >= model.dst_iova && a < model.dst_iova + MIB as u64 => {
+                    (&mut h_rtl, &mut h_model, &old_host, (a - model.dst_iova) as usize)
+                }
                 DmaAddr::Device(a) if a >= DEV_DST && a + u64::from(d.len) <= DEV_DST + MIB as u64 => {
                     (&mut d_rtl, &mut d_model.clone(), &old_dev, a as usize)
                 }
@@ -435,9 +466,16 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
                 let new = source_byte(d, i, model.src_iova);
                 let got = mem_rtl[base + i];
                 if (i as u32) < *bytes {
-                    assert_eq!(Some(got), new, "batch {b}: byte {i} of failed {d:?} is counted in BYTES {bytes} but not written");
+                    assert_eq!(
+                        Some(got),
+                        new,
+                        "batch {b}: byte {i} of failed {d:?} is counted in BYTES {bytes} but not written"
+                    );
                 } else {
-                    assert!(got == old[base + i] || Some(got) == new, "batch {b}: byte {i} of failed {d:?} is neither old nor new");
+                    assert!(
+                        got == old[base + i] || Some(got) == new,
+                        "batch {b}: byte {i} of failed {d:?} is neither old nor new"
+                    );
                 }
                 mem_model[base + i] = got;
             }
@@ -450,10 +488,16 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
         let d_model = dev_region(model_read, &model.io);
         model.dst.read(0, &mut h_model).expect("read");
         if let Some(i) = (0..MIB).find(|&i| h_rtl[i] != h_model[i]) {
-            panic!("batch {b}: host byte {i:#x} rtl {:#04x} model {:#04x}\n batch {batch:?} inj {inj:?}", h_rtl[i], h_model[i]);
+            panic!(
+                "batch {b}: host byte {i:#x} rtl {:#04x} model {:#04x}\n batch {batch:?} inj {inj:?}",
+                h_rtl[i], h_model[i]
+            );
         }
         if let Some(i) = (0..2 * MIB).find(|&i| d_rtl[i] != d_model[i]) {
-            panic!("batch {b}: device byte {i:#x} rtl {:#04x} model {:#04x}\n batch {batch:?} inj {inj:?}", d_rtl[i], d_model[i]);
+            panic!(
+                "batch {b}: device byte {i:#x} rtl {:#04x} model {:#04x}\n batch {batch:?} inj {inj:?}",
+                d_rtl[i], d_model[i]
+            );
         }
     }
     eprintln!(
@@ -496,7 +540,8 @@ fn csr_space_agrees_after_reset_writes_and_soft_reset() {
             // The RTL runs while the other registers are written; keep every unit off.
             v = 0; // no unit fetches from the random ring registers
         }
-        let a = rtl.write32(off, v).map_err(|e| e.to_string().contains("refused") || matches!(e, npu::IoError::Csr { .. }));
+        let a =
+            rtl.write32(off, v).map_err(|e| e.to_string().contains("refused") || matches!(e, npu::IoError::Csr { .. }));
         let b = model.write32(off, v).map_err(|e| matches!(e, npu::IoError::Csr { .. }));
         assert_eq!(a.is_ok(), b.is_ok(), "write to {off:#x}");
     }
@@ -507,7 +552,10 @@ fn csr_space_agrees_after_reset_writes_and_soft_reset() {
     for io in [&mut rtl as &mut dyn DeviceIo, &mut model] {
         io.read32(regs::PERF_LO.at(regs::perf_ctr::DMA0_BYTES as u32).expect("element")).expect("read");
     }
-    assert_eq!(rtl.read32(regs::PERF_HI.at(7).expect("element")).expect("read"), model.read32(regs::PERF_HI.at(7).expect("element")).expect("read"));
+    assert_eq!(
+        rtl.read32(regs::PERF_HI.at(7).expect("element")).expect("read"),
+        model.read32(regs::PERF_HI.at(7).expect("element")).expect("read")
+    );
     // A pending DMA interrupt cause before the soft reset.
     let mut rings = Vec::new();
     for io in [&mut rtl as &mut dyn DeviceIo, &mut model] {
@@ -520,7 +568,10 @@ fn csr_space_agrees_after_reset_writes_and_soft_reset() {
         dma.submit(io, 1, &[d]).expect("submit");
         let c = dma.wait_idle(io, &[1], BUDGET_NS).expect("completes");
         assert_eq!((c.len(), c[0].status), (1, DmaStatus::Ok));
-        assert_eq!(io.read32(regs::INT_STATUS.offset).expect("read") & (1 << regs::int_cause::DMA1), 1 << regs::int_cause::DMA1);
+        assert_eq!(
+            io.read32(regs::INT_STATUS.offset).expect("read") & (1 << regs::int_cause::DMA1),
+            1 << regs::int_cause::DMA1
+        );
         rings.push(dma);
     }
     rtl.write32(regs::RESET.offset, 1).expect("soft reset");
@@ -571,7 +622,10 @@ fn ring_scenario<D: DeviceIo>(io: &mut D) -> Vec<(String, u64)> {
             for slot in 0..4 {
                 let mut rec = [0u8; 16];
                 b.read(slot * 16, &mut rec).expect("read");
-                seen.push((format!("{label}: cpl buffer {k} slot {slot}"), u128::from_le_bytes(rec) as u64 ^ (u128::from_le_bytes(rec) >> 64) as u64));
+                seen.push((
+                    format!("{label}: cpl buffer {k} slot {slot}"),
+                    u128::from_le_bytes(rec) as u64 ^ (u128::from_le_bytes(rec) >> 64) as u64,
+                ));
             }
         }
     };
@@ -632,7 +686,11 @@ fn ring_fetch_and_completion_failures_agree() {
         assert_eq!(x, y, "rtl vs model");
     }
     let get = |k: &str| b.iter().find(|(l, _)| l == k).map(|(_, v)| *v);
-    assert_eq!(get("doorbells: ERR_INFO"), Some((4 << 8) | regs::dma_error::CPL_WRITE), "channel 1 could not write its completion");
+    assert_eq!(
+        get("doorbells: ERR_INFO"),
+        Some((4 << 8) | regs::dma_error::CPL_WRITE),
+        "channel 1 could not write its completion"
+    );
     assert_eq!(get("doorbells: DMA_CH_STATUS[0]"), Some(0b10), "channel 0 halted on DESC_FETCH");
     assert_eq!(get("resume all: DMA_CH_STATUS[1]"), Some(0b10), "RESUME refused after a completion write failure");
     assert_eq!(get("tail rewound: DMA_CH_STATUS[0]"), Some(0), "dropped work: idle, not halted");

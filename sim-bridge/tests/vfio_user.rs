@@ -70,7 +70,9 @@ impl Memfd {
         let file = unsafe { File::from_raw_fd(fd) };
         file.set_len(SHARED as u64).unwrap();
         // SAFETY: a fresh shared mapping of the whole file; only raw copies touch it.
-        let p = unsafe { libc::mmap(std::ptr::null_mut(), SHARED, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
+        let p = unsafe {
+            libc::mmap(std::ptr::null_mut(), SHARED, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+        };
         assert_ne!(p, libc::MAP_FAILED);
         Self { file, ptr: p.cast() }
     }

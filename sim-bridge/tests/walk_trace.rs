@@ -9,8 +9,8 @@ mod common;
 
 use common::{Reply, Rig, host_buffer, put_words, read_u64, words};
 use npu::kernel::{Kernel, KernelStatus};
-use npu::sv39::{self, Access, HUGE, PAGE};
 use npu::regs;
+use npu::sv39::{self, Access, HUGE, PAGE};
 use sim_bridge::{BackdoorTables, DevMemBackdoor, SimConfig, SimDevice};
 
 /// Traces `va` in ASID 1, runs the same access on the RTL, checks it agrees and
@@ -33,12 +33,19 @@ fn trace(r: &mut Rig<SimDevice>, va: u64, access: Access) -> String {
             }
             let leaf = steps.last().unwrap();
             let after = read_u64(&r.dev, leaf.at);
-            text += &format!("  RTL: {} ok, leaf PTE now {:#018x}\n", if store.is_some() { "store" } else { "load" }, after);
+            text += &format!(
+                "  RTL: {} ok, leaf PTE now {:#018x}\n",
+                if store.is_some() { "store" } else { "load" },
+                after
+            );
         }
         Err(f) => {
             let rec = batches.concat()[0];
             assert_eq!((u64::from(rec.cause as u16), rec.level, rec.pte, rec.va), (f.cause, f.level, f.pte.0, va));
-            text += &format!("  RTL: fault record cause {} level {} PTE {:#x}, kernel {:?}\n", rec.cause as u16, rec.level, rec.pte, cpl.status);
+            text += &format!(
+                "  RTL: fault record cause {} level {} PTE {:#x}, kernel {:?}\n",
+                rec.cause as u16, rec.level, rec.pte, cpl.status
+            );
         }
     }
     text
@@ -68,6 +75,8 @@ fn walk_traces_of_fixed_scenarios_match_the_rtl() {
     all += &trace(&mut r, 0x5000_0010, Access::Write); // host window
     // Host IOVAs come from the allocator: redact them.
     let window = (1u64 << 40) + iova;
-    let redacted = all.replace(&format!("{:#x}", window + 0x10), "<host window page> + 0x10").replace(&format!("{:#x}", window), "<host window page>");
+    let redacted = all
+        .replace(&format!("{:#x}", window + 0x10), "<host window page> + 0x10")
+        .replace(&format!("{:#x}", window), "<host window page>");
     insta::assert_snapshot!("walk__fixed_scenarios", redacted);
 }

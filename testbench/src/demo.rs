@@ -1,10 +1,10 @@
 //! `gmem demo`: first light of the co-simulated NPU.
 
+use crate::info::Backend;
 use crate::info::{id_string, version_string};
 use indicatif::{ProgressBar, ProgressStyle};
 use npu::kernel::Kernel;
 use npu::session::{Session, manager_config};
-use crate::info::Backend;
 use npu::{DeviceIo, NpuConfig, regs};
 use sim_bridge::{SimConfig, SimDevice, SimError};
 use std::path::PathBuf;
@@ -59,7 +59,12 @@ pub fn run(waves: Option<PathBuf>, backend: &Backend) -> Result<(), DemoError> {
     match backend {
         Backend::Rtl => {
             let mut dev = SimDevice::new(SimConfig { waves: waves.clone(), ..SimConfig::default() })?;
-            identify(&mut dev, "NPU co-simulation (Verilated RTL, nominal clock 250 MHz)", |d| Some(d.cycles()), waves)?;
+            identify(
+                &mut dev,
+                "NPU co-simulation (Verilated RTL, nominal clock 250 MHz)",
+                |d| Some(d.cycles()),
+                waves,
+            )?;
             sharing(stack(NpuConfig::default(), dev)?, |d| d.cycles())?;
             let dev = SimDevice::new(SimConfig::default())?;
             oversubscription(stack(oversub_cfg(), dev)?, |d| d.cycles())
@@ -119,7 +124,12 @@ fn device_cycles<T: DeviceIo>(io: &mut T) -> u64 {
 }
 
 /// Identification over the CSR port: ID, version, capabilities, a scratch round trip.
-fn identify<T: DeviceIo>(dev: &mut T, title: &str, bridge: impl Fn(&T) -> Option<u64>, waves: Option<PathBuf>) -> Result<(), DemoError> {
+fn identify<T: DeviceIo>(
+    dev: &mut T,
+    title: &str,
+    bridge: impl Fn(&T) -> Option<u64>,
+    waves: Option<PathBuf>,
+) -> Result<(), DemoError> {
     let id = dev.read32(regs::ID.offset).map_err(dev_err)?;
     let version = dev.read32(regs::VERSION.offset).map_err(dev_err)?;
     let caps0 = dev.read32(regs::CAPS0.offset).map_err(dev_err)?;
@@ -130,7 +140,11 @@ fn identify<T: DeviceIo>(dev: &mut T, title: &str, bridge: impl Fn(&T) -> Option
     let cycles = device_cycles(dev);
 
     println!("{title}");
-    println!("  ID             {id:#010x} \"{}\"{}", id_string(id), if id == regs::NPU_ID { "" } else { "  (UNEXPECTED)" });
+    println!(
+        "  ID             {id:#010x} \"{}\"{}",
+        id_string(id),
+        if id == regs::NPU_ID { "" } else { "  (UNEXPECTED)" }
+    );
     println!("  version        {}", version_string(version));
     println!(
         "  DMA channels   {}    ASIDs {}    TLB entries {}    data path {} bit",
@@ -191,7 +205,12 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Runs `make(first, count)` kernels over `n` elements in chunks, ticking `bar`.
-fn run_chunked<T: DeviceIo + Send + 'static>(s: &Stack<T>, n: usize, bar: &ProgressBar, make: impl Fn(u64, u32) -> Kernel) -> Result<(), DemoError> {
+fn run_chunked<T: DeviceIo + Send + 'static>(
+    s: &Stack<T>,
+    n: usize,
+    bar: &ProgressBar,
+    make: impl Fn(u64, u32) -> Kernel,
+) -> Result<(), DemoError> {
     for first in (0..n).step_by(CHUNK) {
         let count = CHUNK.min(n - first);
         s.launch(make(first as u64 * 4, count as u32)).map_err(dev_err)?;
@@ -206,8 +225,16 @@ fn report<T: DeviceIo + Send + 'static>(s: &Stack<T>, start_cycles: u64, cycles:
     let st = s.npu.stats();
     let cycles = s.npu.with_io(cycles).saturating_sub(start_cycles);
     println!("  device faults  {} in {} batches ({} aborted)", st.faults, st.batches, st.aborted);
-    println!("  pages moved    host→device {}, device→host {}, evictions {}, prefetched {}", k.pages_h2d, k.pages_d2h, k.evictions, k.prefetched);
-    println!("  DMA            {:.1} MiB moved, {} PTEs written, {} TLB invalidations", st.dma_bytes as f64 / (1 << 20) as f64, st.pte_writes, st.invalidations);
+    println!(
+        "  pages moved    host→device {}, device→host {}, evictions {}, prefetched {}",
+        k.pages_h2d, k.pages_d2h, k.evictions, k.prefetched
+    );
+    println!(
+        "  DMA            {:.1} MiB moved, {} PTEs written, {} TLB invalidations",
+        st.dma_bytes as f64 / (1 << 20) as f64,
+        st.pte_writes,
+        st.invalidations
+    );
     println!("  cycles         {cycles} ({:.2} ms at 250 MHz)", cycles as f64 / sim_bridge::NOMINAL_HZ as f64 * 1e3);
 }
 
@@ -240,7 +267,10 @@ fn sharing<T: DeviceIo + Send + 'static>(s: Stack<T>, cycles: Cycles<T>) -> Resu
             b.add(i).write(0x4000_0000 ^ (i as u32).wrapping_mul(31));
         }
     }
-    println!("\nscenario 1: malloc-style sharing (3 × {} KiB PEER_SHARED; CPU writes a, b; NPU c = a + b; CPU reads c)", bytes >> 10);
+    println!(
+        "\nscenario 1: malloc-style sharing (3 × {} KiB PEER_SHARED; CPU writes a, b; NPU c = a + b; CPU reads c)",
+        bytes >> 10
+    );
     let bar = bar(n as u64, "elements");
     run_chunked(&s, n, &bar, |off, count| Kernel::add(s.asid, a as u64 + off, b as u64 + off, c as u64 + off, count))?;
     check("sharing", c, n, |i| (i as u32).wrapping_add(0x4000_0000 ^ (i as u32).wrapping_mul(31)))?;

@@ -26,7 +26,9 @@ impl std::str::FromStr for Backend {
                     bdf.parse::<vfio_driver::Bdf>().map_err(|e| format!("malformed PCI address in `{s}`: {e}"))?;
                     Ok(Self::Vfio(bdf.to_string()))
                 }
-                None => Err(format!("unknown backend `{s}`: use `rtl`, `model` or `vfio:<domain:bus:dev.fn>`, e.g. vfio:0000:01:00.0")),
+                None => Err(format!(
+                    "unknown backend `{s}`: use `rtl`, `model` or `vfio:<domain:bus:dev.fn>`, e.g. vfio:0000:01:00.0"
+                )),
             },
         }
     }
@@ -72,7 +74,16 @@ pub fn report<T: DeviceIo + ?Sized>(io: &mut T) -> Result<String, npu::IoError> 
         regs::caps1::HOST_WINDOW_SHIFT.get32(caps1)
     )
     .ok();
-    writeln!(s, "status        {status:#010x}{}", if regs::status::ERROR.get32(status) == 1 { format!("  ERROR latched: ERR_INFO {err_info:#010x}") } else { String::new() }).ok();
+    writeln!(
+        s,
+        "status        {status:#010x}{}",
+        if regs::status::ERROR.get32(status) == 1 {
+            format!("  ERROR latched: ERR_INFO {err_info:#010x}")
+        } else {
+            String::new()
+        }
+    )
+    .ok();
     writeln!(s, "clock         {:?}, device time {} ns", io.clock(), io.now_ns()).ok();
     writeln!(s, "counters").ok();
     for (name, idx) in [

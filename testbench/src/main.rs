@@ -247,12 +247,18 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -> Result<(), String> {
     let sizes = sizes.unwrap_or_else(|| profile_dma::DEFAULT_SIZES.to_vec());
     if let Some(bad) = sizes.iter().find(|&&s| s > profile_dma::MAX_SIZE) {
-        return Err(format!("size {bad} is larger than the profiler's {} MiB buffers; pick sizes up to 4M", profile_dma::MAX_SIZE >> 20));
+        return Err(format!(
+            "size {bad} is larger than the profiler's {} MiB buffers; pick sizes up to 4M",
+            profile_dma::MAX_SIZE >> 20
+        ));
     }
     let timing = sim_bridge::TimingModel::default();
     if !json {
         println!("DMA profile on the Verilated RTL — timing model: {}", timing.describe());
-        println!("{:>6} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}", "dir", "size", "descs", "cycles", "B/cycle", "eff", "GB/s@250M");
+        println!(
+            "{:>6} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}",
+            "dir", "size", "descs", "cycles", "B/cycle", "eff", "GB/s@250M"
+        );
     }
     let cases = profile_dma::sweep(&sizes, timing, |c| {
         if json {
@@ -285,10 +291,14 @@ fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64) -> Result<()
         return Err(format!("--size {size} must be a multiple of 64K up to 32M"));
     }
     if let Some(p) = &plot {
-        std::fs::File::create(p).map_err(|e| format!("cannot write the plot {}: {e}; pick a writable path", p.display()))?;
+        std::fs::File::create(p)
+            .map_err(|e| format!("cannot write the plot {}: {e}; pick a writable path", p.display()))?;
     }
     if !json {
-        println!("unified-memory profile on the Verilated RTL — timing model: {}", sim_bridge::TimingModel::default().describe());
+        println!(
+            "unified-memory profile on the Verilated RTL — timing model: {}",
+            sim_bridge::TimingModel::default().describe()
+        );
         println!("{:<26} {:>9}  {:<9} anchor", "figure", "value", "target");
     }
     let figures = profile_faults::run(size, |f| {
@@ -314,7 +324,8 @@ fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
     }
     let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
     let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
-    let bar = if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
+    let bar =
+        if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
     let rep = soak::run(rtl, sim_bridge::ModelDevice::default(), &cfg, |r| {
         bar.set_position(r.ops);
         bar.set_message(format!("{} injected, {} mismatches", r.injected_rtl + r.injected_model, r.data_mismatches));
@@ -376,12 +387,25 @@ fn run_profile_cosim(json: bool, size: u64, rounds: u32) -> Result<(), String> {
         );
     } else {
         println!("co-simulation speed, {rounds} x (H2D + D2H) of {size} bytes — {}", timing.describe());
-        println!("  Rust bridge   {:>10} cycles  {:>8.3} s  {:>12.0} cycles/s", bridge.cycles, bridge.wall.as_secs_f64(), bridge.cycles_per_second());
-        println!("  bare C++      {:>10} cycles  {:>8.3} s  {:>12.0} cycles/s", bare.cycles, bare.wall.as_secs_f64(), bare.cycles_per_second());
+        println!(
+            "  Rust bridge   {:>10} cycles  {:>8.3} s  {:>12.0} cycles/s",
+            bridge.cycles,
+            bridge.wall.as_secs_f64(),
+            bridge.cycles_per_second()
+        );
+        println!(
+            "  bare C++      {:>10} cycles  {:>8.3} s  {:>12.0} cycles/s",
+            bare.cycles,
+            bare.wall.as_secs_f64(),
+            bare.cycles_per_second()
+        );
         println!("  ratio (bridge / bare)  {ratio:.3}   (target >= 0.90)");
     }
     if bare.cycles != bridge.cycles {
-        return Err(format!("the two runs simulated different cycle counts ({} vs {}): not the same workload", bridge.cycles, bare.cycles));
+        return Err(format!(
+            "the two runs simulated different cycle counts ({} vs {}): not the same workload",
+            bridge.cycles, bare.cycles
+        ));
     }
     Ok(())
 }
@@ -392,11 +416,19 @@ enum Job {
     Dump { workload: workloads::Workload, size: u64, asid: Option<u32>, raw: bool },
 }
 
-fn job_on<T: npu::DeviceIo + Send + 'static>(s: &npu::session::Session<T>, job: &Job, backend: &str) -> Result<(), String> {
+fn job_on<T: npu::DeviceIo + Send + 'static>(
+    s: &npu::session::Session<T>,
+    job: &Job,
+    backend: &str,
+) -> Result<(), String> {
     match *job {
         Job::Run { workload, size, device_mem, seed, json } => {
             if !json {
-                println!("gmem run: {workload:?} over {} KiB on {backend} (device memory {} KiB, seed {seed})", size >> 10, device_mem >> 10);
+                println!(
+                    "gmem run: {workload:?} over {} KiB on {backend} (device memory {} KiB, seed {seed})",
+                    size >> 10,
+                    device_mem >> 10
+                );
             }
             let sum = workloads::run(s, workload, size, device_mem, seed, json).map_err(|e| e.to_string())?;
             if json {
@@ -408,7 +440,8 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(s: &npu::session::Session<T>, job: 
         Job::Dump { workload, size, asid, raw } => {
             workloads::run(s, workload, size, u64::MAX, 1, true).map_err(|e| e.to_string())?;
             let asid = gmem_host::Asid(asid.unwrap_or(u32::from(s.asid)));
-            let text = s.npu.pte_dump(asid, raw).map_err(|e| format!("{e} (this run's address space is ASID {})", s.asid))?;
+            let text =
+                s.npu.pte_dump(asid, raw).map_err(|e| format!("{e} (this run's address space is ASID {})", s.asid))?;
             print!("{text}");
         }
     }
@@ -421,18 +454,24 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
         if !matches!(backend, info::Backend::Rtl) {
             return Err("--waves needs the rtl backend (only the co-simulation has waveforms)".into());
         }
-        std::fs::File::create(w).map_err(|e| format!("cannot write the waveform file {}: {e}; pick a writable path", w.display()))?;
+        std::fs::File::create(w)
+            .map_err(|e| format!("cannot write the waveform file {}: {e}; pick a writable path", w.display()))?;
     }
     let dev_limit = 256u64 << 20;
     if device_mem >= dev_limit - (8 << 20) {
-        return Err(format!("--device-mem {} MiB does not fit: the NPU has {} MiB, 8 MiB of which hold page tables", device_mem >> 20, dev_limit >> 20));
+        return Err(format!(
+            "--device-mem {} MiB does not fit: the NPU has {} MiB, 8 MiB of which hold page tables",
+            device_mem >> 20,
+            dev_limit >> 20
+        ));
     }
     let thrash = matches!(job, Job::Run { workload: workloads::Workload::Thrash, .. });
     let gm_cfg = npu::session::manager_config_thrashing(thrash);
     let npu_cfg = npu::NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
     match backend {
         info::Backend::Rtl => {
-            let dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig { waves, ..Default::default() }).map_err(|e| e.to_string())?;
+            let dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig { waves, ..Default::default() })
+                .map_err(|e| e.to_string())?;
             let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
             job_on(&s, &job, "the Verilated RTL")
         }

@@ -1,6 +1,6 @@
 //! SVG plots of profiler results (plotters).
 
-use crate::profile_dma::{DmaCase, Direction};
+use crate::profile_dma::{Direction, DmaCase};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -53,7 +53,8 @@ pub fn dma_efficiency(cases: &[DmaCase], path: &Path) -> Result<(), String> {
 /// target (speedups and the per-fault cost are on their own scales, so only the
 /// efficiency-like ratios in [0, 1] are drawn; the rest are printed in the caption).
 pub fn fault_figures(figures: &[crate::profile_faults::Figure], path: &Path) -> Result<(), String> {
-    let ratios: Vec<&crate::profile_faults::Figure> = figures.iter().filter(|f| f.name.ends_with("efficiency")).collect();
+    let ratios: Vec<&crate::profile_faults::Figure> =
+        figures.iter().filter(|f| f.name.ends_with("efficiency")).collect();
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
@@ -74,10 +75,17 @@ pub fn fault_figures(figures: &[crate::profile_faults::Figure], path: &Path) -> 
         .map_err(|e| e.to_string())?;
     chart
         .draw_series(ratios.iter().enumerate().map(|(i, f)| {
-            Rectangle::new([(0.0, SegmentValue::Exact(i)), (f.value.min(1.05), SegmentValue::Exact(i + 1))], BLUE.mix(0.6).filled())
+            Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (f.value.min(1.05), SegmentValue::Exact(i + 1))],
+                BLUE.mix(0.6).filled(),
+            )
         }))
         .map_err(|e| e.to_string())?;
-    let others: Vec<String> = figures.iter().filter(|f| !f.name.ends_with("efficiency")).map(|f| format!("{} {:.3}", f.name, f.value)).collect();
+    let others: Vec<String> = figures
+        .iter()
+        .filter(|f| !f.name.ends_with("efficiency"))
+        .map(|f| format!("{} {:.3}", f.name, f.value))
+        .collect();
     root.draw(&Text::new(others.join("   "), (12, 400), ("sans-serif", 12))).map_err(|e| e.to_string())?;
     root.present().map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -190,7 +190,11 @@ impl Bench {
 }
 
 /// Runs the sweep: every direction × every size, on one simulated device.
-pub fn sweep(sizes: &[u64], timing: TimingModel, mut progress: impl FnMut(&DmaCase)) -> Result<Vec<DmaCase>, ProfileError> {
+pub fn sweep(
+    sizes: &[u64],
+    timing: TimingModel,
+    mut progress: impl FnMut(&DmaCase),
+) -> Result<Vec<DmaCase>, ProfileError> {
     let mut bench = Bench::new(timing)?;
     let mut out = Vec::new();
     for direction in [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both] {

@@ -75,7 +75,8 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
     // (4 slots, about 3 B/cycle on a full-line stream) stays out of the figure, as a
     // GPU's does in the CUDA measurement.
     let pages = (bytes / 4096) as u32;
-    let ns = timed(&s, || s.launch(Kernel::strided_touch(s.asid, a as u64, 4096, pages, None)).map(|_| ()).map_err(err))?;
+    let ns =
+        timed(&s, || s.launch(Kernel::strided_touch(s.asid, a as u64, 4096, pages, None)).map(|_| ()).map_err(err))?;
     push(
         Figure {
             name: "fault_stream_efficiency",
@@ -124,7 +125,10 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
             value: bytes as f64 / cycles(ns) / peak,
             target: ">= 0.30",
             anchor: "CUDA UM H100: 0.08 (3.6-4.5 GB/s)",
-            how: format!("CPU reads one word per page of {} KiB the NPU filled; bytes / device cycles / {peak} B/cycle", bytes >> 10),
+            how: format!(
+                "CPU reads one word per page of {} KiB the NPU filled; bytes / device cycles / {peak} B/cycle",
+                bytes >> 10
+            ),
         },
         &mut out,
     );
@@ -146,7 +150,11 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
             value: over as f64 / fit as f64 - 1.0,
             target: "<= 0.15",
             anchor: "UVM: eviction can spin (field failure); no published ratio",
-            how: format!("COPY of {} KiB -> {} KiB with device memory 2x vs 0.5x the working set: slowdown", bytes >> 10, bytes >> 10),
+            how: format!(
+                "COPY of {} KiB -> {} KiB with device memory 2x vs 0.5x the working set: slowdown",
+                bytes >> 10,
+                bytes >> 10
+            ),
         },
         &mut out,
     );
@@ -178,7 +186,9 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
             value: plain as f64 / hinted as f64,
             target: ">= 100",
             anchor: "CUDA UM H100: 125x (100-125 ms/iter -> 0.9 ms with hints)",
-            how: "16 rounds of CPU then NPU writing one word in each of 64 pages; device time without / with ACCESSED_BY".into(),
+            how:
+                "16 rounds of CPU then NPU writing one word in each of 64 pages; device time without / with ACCESSED_BY"
+                    .into(),
         },
         &mut out,
     );
@@ -202,7 +212,11 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
 /// Wall time of `Gmem::dev_fault` per fault, batches of 256 CPU-resident pages.
 fn host_cost() -> Result<Figure, String> {
     const BATCH: u64 = 256;
-    let cfg = Config { cpu: CpuMode::Userfaultfd, thrash: ThrashConfig { enabled: false, ..Default::default() }, ..Default::default() };
+    let cfg = Config {
+        cpu: CpuMode::Userfaultfd,
+        thrash: ThrashConfig { enabled: false, ..Default::default() },
+        ..Default::default()
+    };
     let gm = Gmem::new(cfg).map_err(err)?;
     let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 4 * BATCH * 4096, ..Default::default() }));
     let id = gm.register_device(dev).map_err(err)?;
@@ -211,7 +225,8 @@ fn host_cost() -> Result<Figure, String> {
     let len = BATCH * 4096;
     let p = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
     gm.cpu_access(p, len, true).map_err(err)?;
-    let faults: Vec<DeviceFault> = (0..BATCH).map(|i| DeviceFault { asid, va: p + i * 4096 + 64, access: Access::Read, tag: i }).collect();
+    let faults: Vec<DeviceFault> =
+        (0..BATCH).map(|i| DeviceFault { asid, va: p + i * 4096 + 64, access: Access::Read, tag: i }).collect();
     let mut samples = Vec::new();
     for _ in 0..30 {
         gm.hmadvise(space, Node::Cpu, p, len, Hint::DontNeed).map_err(err)?;
@@ -228,6 +243,7 @@ fn host_cost() -> Result<Figure, String> {
         value: samples[samples.len() / 2],
         target: "<= 1",
         anchor: "UVM: ~50k faults/s (20 us/fault), isolated fault 31-44 us",
-        how: "median wall time of Gmem::dev_fault per fault, 256-fault batches of CPU-resident pages (software device)".into(),
+        how: "median wall time of Gmem::dev_fault per fault, 256-fault batches of CPU-resident pages (software device)"
+            .into(),
     })
 }

@@ -29,7 +29,10 @@ pub fn run(socket: &Path, waves: Option<PathBuf>) -> Result<(), String> {
     println!("  device cycles   {}", st.cycles);
     println!("  CSR accesses    {} reads, {} writes", st.csr_reads, st.csr_writes);
     println!("  DMA maps        {} mapped, {} unmapped", st.dma_maps, st.dma_unmaps);
-    println!("  host memory     {} bytes moved by the RTL, {} faulting bursts (unmapped IOVA)", st.host_bytes, st.dma_faults);
+    println!(
+        "  host memory     {} bytes moved by the RTL, {} faulting bursts (unmapped IOVA)",
+        st.host_bytes, st.dma_faults
+    );
     println!("  interrupts      {} messages", st.irqs_signalled);
     Ok(())
 }

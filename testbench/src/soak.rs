@@ -28,8 +28,8 @@ use npu::inject::FaultyIo;
 use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
-use sim_bridge::{DevMemBackdoor, TimingModel};
 use serde::Serialize;
+use sim_bridge::{DevMemBackdoor, TimingModel};
 
 /// Soak parameters.
 #[derive(Clone, Debug)]
@@ -116,7 +116,12 @@ const DEVICE_MEM: u64 = 256 << 10;
 /// (`io:`) sites are opt-in through `--rule`: a failed CSR access in the middle of a
 /// queue protocol is the one failure the driver answers with a device reset only.
 fn default_sites() -> Vec<&'static str> {
-    HOOK_SITES.iter().chain(RTL_SITES).copied().filter(|s| !matches!(*s, "hook:pmap_create" | "hook:dma_map_host")).collect()
+    HOOK_SITES
+        .iter()
+        .chain(RTL_SITES)
+        .copied()
+        .filter(|s| !matches!(*s, "hook:pmap_create" | "hook:dma_map_host"))
+        .collect()
 }
 
 /// One operation, applied identically to each stack.
@@ -333,7 +338,12 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
 }
 
 /// Runs the soak; `progress` is called every 256 operations with the report so far.
-pub fn run<A, B>(rtl: A, model: B, cfg: &SoakConfig, mut progress: impl FnMut(&SoakReport)) -> Result<SoakReport, String>
+pub fn run<A, B>(
+    rtl: A,
+    model: B,
+    cfg: &SoakConfig,
+    mut progress: impl FnMut(&SoakReport),
+) -> Result<SoakReport, String>
 where
     A: DeviceIo + DevMemBackdoor + Send + 'static,
     B: DeviceIo + DevMemBackdoor + Send + 'static,

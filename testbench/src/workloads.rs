@@ -138,13 +138,20 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     }
     let b = ProgressBar::new(len);
     b.set_style(
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} elements {elapsed}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("  {bar:40} {pos}/{len} elements {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b
 }
 
 /// Runs `make(byte offset, count)` kernels over `n` elements in chunks.
-fn chunked<T: DeviceIo + Send>(s: &Session<T>, n: usize, bar: &ProgressBar, sum: &mut Summary, make: impl Fn(u64, u32) -> Kernel) -> Result<u64, WorkloadError> {
+fn chunked<T: DeviceIo + Send>(
+    s: &Session<T>,
+    n: usize,
+    bar: &ProgressBar,
+    sum: &mut Summary,
+    make: impl Fn(u64, u32) -> Kernel,
+) -> Result<u64, WorkloadError> {
     let mut result = 0u64;
     for first in (0..n).step_by(CHUNK) {
         let count = CHUNK.min(n - first);
@@ -159,8 +166,16 @@ fn chunked<T: DeviceIo + Send>(s: &Session<T>, n: usize, bar: &ProgressBar, sum:
 }
 
 /// Runs `w` over `size` bytes on `s`; `quiet` hides the progress bar.
-pub fn run<T: DeviceIo + Send>(s: &Session<T>, w: Workload, size: u64, device_mem: u64, seed: u64, quiet: bool) -> Result<Summary, WorkloadError> {
-    let mut sum = Summary { workload: format!("{w:?}").to_lowercase(), size_bytes: size, correct: true, ..Summary::default() };
+pub fn run<T: DeviceIo + Send>(
+    s: &Session<T>,
+    w: Workload,
+    size: u64,
+    device_mem: u64,
+    seed: u64,
+    quiet: bool,
+) -> Result<Summary, WorkloadError> {
+    let mut sum =
+        Summary { workload: format!("{w:?}").to_lowercase(), size_bytes: size, correct: true, ..Summary::default() };
     if size < 2 * PAGE || size % (2 * PAGE) != 0 {
         return Err(WorkloadError::Size(format!("--size {size} must be a non-zero multiple of 8 KiB")));
     }
@@ -194,7 +209,9 @@ pub fn run<T: DeviceIo + Send>(s: &Session<T>, w: Workload, size: u64, device_me
             write(a, n, |i| value(seed, i));
             write(idx, lookups, |i| (mix(seed.wrapping_add(i as u64)) % n as u64) as u32);
             let bar = progress(lookups as u64, quiet);
-            chunked(s, lookups, &bar, &mut sum, |off, count| Kernel::gather(asid, a as u64, idx as u64 + off, out as u64 + off, count))?;
+            chunked(s, lookups, &bar, &mut sum, |off, count| {
+                Kernel::gather(asid, a as u64, idx as u64 + off, out as u64 + off, count)
+            })?;
             check("gather", out, lookups, |i| value(seed, (mix(seed.wrapping_add(i as u64)) % n as u64) as usize))?;
         }
         Workload::Prefetch => {
@@ -227,7 +244,12 @@ pub fn run<T: DeviceIo + Send>(s: &Session<T>, w: Workload, size: u64, device_me
                     // SAFETY: page < pages: word 0 of a page inside the region.
                     let got = unsafe { p.add(page * 1024).read() };
                     if got != round + 100 {
-                        return Err(WorkloadError::Wrong { workload: "pingpong", index: page * 1024, got, want: round + 100 });
+                        return Err(WorkloadError::Wrong {
+                            workload: "pingpong",
+                            index: page * 1024,
+                            got,
+                            want: round + 100,
+                        });
                     }
                 }
             }
@@ -267,7 +289,10 @@ impl Summary {
             ("evictions", self.evictions.to_string()),
             ("prefetched", self.prefetched.to_string()),
             ("remote maps", self.remote_maps.to_string()),
-            ("cpu faults", format!("{} (userfaultfd); DMA {:.1} MiB", self.cpu_faults, self.dma_bytes as f64 / (1 << 20) as f64)),
+            (
+                "cpu faults",
+                format!("{} (userfaultfd); DMA {:.1} MiB", self.cpu_faults, self.dma_bytes as f64 / (1 << 20) as f64),
+            ),
         ];
         rows.iter().map(|(k, v)| format!("  {k:<18} {v}\n")).collect()
     }

@@ -6,7 +6,11 @@ use std::process::Command;
 
 fn gmem(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_gmem")).args(args).output().expect("gmem runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -19,24 +23,37 @@ fn demo_identifies_the_rtl_and_runs_both_unified_memory_scenarios() {
     assert!(out.contains("every byte of c equals a (8 MiB), read back by the CPU"), "{out}");
     let evictions: Vec<&str> = out.lines().filter(|l| l.contains("evictions")).collect();
     assert_eq!(evictions.len(), 2, "{out}");
-    assert!(evictions[0].contains("evictions 0,") && !evictions[1].contains("evictions 0,"), "only scenario 2 evicts: {out}");
+    assert!(
+        evictions[0].contains("evictions 0,") && !evictions[1].contains("evictions 0,"),
+        "only scenario 2 evicts: {out}"
+    );
 }
 
 #[test]
 fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
     let (ok, out, err) = gmem(&["profile", "dma", "--json", "--sizes", "64K"]);
     assert!(ok, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let lines: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     let dirs: Vec<&str> = lines.iter().map(|v| v["direction"].as_str().unwrap_or("")).collect();
     assert_eq!(dirs, ["h2d", "d2h", "d2d", "both"]);
     for v in &lines {
-        for key in ["size_bytes", "cycles", "bytes_per_cycle", "link_peak_bytes_per_cycle", "efficiency", "gbps_at_nominal_clock", "timing"] {
+        for key in [
+            "size_bytes",
+            "cycles",
+            "bytes_per_cycle",
+            "link_peak_bytes_per_cycle",
+            "efficiency",
+            "gbps_at_nominal_clock",
+            "timing",
+        ] {
             assert!(!v[key].is_null(), "missing {key} in {v}");
         }
         assert_eq!(v["size_bytes"], 65536);
         let eff = v["efficiency"].as_f64().unwrap_or(-1.0);
         assert!(eff > 0.0 && eff <= 1.0, "efficiency {eff}");
-        let expect = v["bytes_per_cycle"].as_f64().unwrap_or(0.0) / v["link_peak_bytes_per_cycle"].as_f64().unwrap_or(1.0);
+        let expect =
+            v["bytes_per_cycle"].as_f64().unwrap_or(0.0) / v["link_peak_bytes_per_cycle"].as_f64().unwrap_or(1.0);
         assert!((eff - expect).abs() < 1e-9, "efficiency is bytes/cycle over the link peak");
         assert!(v["timing"].as_str().unwrap_or("").contains("rd_lat=250"), "timing model named");
     }
@@ -79,7 +96,10 @@ fn info_reads_the_rtl_and_refuses_bad_backends() {
     let (ok, out, err) = gmem(&["info"]);
     assert!(ok, "{err}");
     assert!(out.contains("ID            0x3155504e \"NPU1\""), "{out}");
-    assert!(out.contains("3 DMA channels, 16 ASIDs, 32 TLB entries, 512-bit data path, 256 MiB device memory"), "{out}");
+    assert!(
+        out.contains("3 DMA channels, 16 ASIDs, 32 TLB entries, 512-bit data path, 256 MiB device memory"),
+        "{out}"
+    );
     assert!(out.contains("timing model  clock=250MHz"), "{out}");
     let (ok, model, err) = gmem(&["info", "--backend", "model"]);
     assert!(ok, "{err}");
@@ -99,12 +119,35 @@ fn info_reads_the_rtl_and_refuses_bad_backends() {
 
 #[test]
 fn run_json_reports_a_checked_workload_with_the_documented_fields() {
-    let (ok, out, err) = gmem(&["run", "--workload", "oversubscribe", "--backend", "model", "--device-mem", "1M", "--size", "2M", "--json"]);
+    let (ok, out, err) = gmem(&[
+        "run",
+        "--workload",
+        "oversubscribe",
+        "--backend",
+        "model",
+        "--device-mem",
+        "1M",
+        "--size",
+        "2M",
+        "--json",
+    ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     assert_eq!(v["workload"], "oversubscribe");
     assert_eq!(v["correct"], true);
-    for key in ["size_bytes", "kernels", "elements", "device_ns", "cycles", "faults", "batches", "pages_h2d", "pages_d2h", "evictions", "dma_bytes"] {
+    for key in [
+        "size_bytes",
+        "kernels",
+        "elements",
+        "device_ns",
+        "cycles",
+        "faults",
+        "batches",
+        "pages_h2d",
+        "pages_d2h",
+        "evictions",
+        "dma_bytes",
+    ] {
         assert!(v[key].is_u64(), "missing {key} in {v}");
     }
     assert!(v["evictions"].as_u64().unwrap() > 0, "2x oversubscribed: pages were evicted");
@@ -149,7 +192,10 @@ fn run_rejects_bad_input_with_one_actionable_line() {
 fn pte_dump_renders_the_device_tables() {
     let (ok, out, err) = gmem(&["pte", "dump", "--backend", "model", "--workload", "prefetch", "--size", "2M"]);
     assert!(ok, "{err}");
-    assert!(out.lines().any(|l| l.contains(" L1 2M VRW---AD -> device frame")), "a superpage after the 2 MiB prefetch: {out}");
+    assert!(
+        out.lines().any(|l| l.contains(" L1 2M VRW---AD -> device frame")),
+        "a superpage after the 2 MiB prefetch: {out}"
+    );
     let (ok, out, _) = gmem(&["pte", "dump", "--backend", "model", "--size", "16K", "--raw"]);
     assert!(ok && out.contains("-> device 0x"), "{out}");
     let (ok, _, err) = gmem(&["pte", "dump", "--backend", "model", "--asid", "9"]);
@@ -160,7 +206,8 @@ fn pte_dump_renders_the_device_tables() {
 fn profile_faults_json_reports_every_figure_from_a_real_run() {
     let (ok, out, err) = gmem(&["profile", "faults", "--json", "--size", "64K"]);
     assert!(ok, "{err}");
-    let figs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let figs: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
     let names: Vec<&str> = figs.iter().map(|f| f["name"].as_str().unwrap_or("")).collect();
     assert_eq!(
         names,
@@ -177,14 +224,20 @@ fn profile_faults_json_reports_every_figure_from_a_real_run() {
     for f in &figs {
         let v = f["value"].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite(), "{f}");
-        assert!(!f["target"].as_str().unwrap_or("").is_empty() && !f["anchor"].as_str().unwrap_or("").is_empty(), "{f}");
+        assert!(
+            !f["target"].as_str().unwrap_or("").is_empty() && !f["anchor"].as_str().unwrap_or("").is_empty(),
+            "{f}"
+        );
     }
     // Efficiencies are fractions of the link; a prefetch moves data at a real rate.
     for f in &figs[..3] {
         let v = f["value"].as_f64().unwrap_or(-1.0);
         assert!(v > 0.0 && v <= 1.0, "{f}");
     }
-    assert!(figs[1]["value"].as_f64().unwrap_or(0.0) > figs[0]["value"].as_f64().unwrap_or(1.0), "prefetch beats fault-driven streaming");
+    assert!(
+        figs[1]["value"].as_f64().unwrap_or(0.0) > figs[0]["value"].as_f64().unwrap_or(1.0),
+        "prefetch beats fault-driven streaming"
+    );
     assert!(figs[4]["value"].as_f64().unwrap_or(0.0) > 1.0, "ACCESSED_BY helps ping-pong");
 }
 
@@ -217,7 +270,8 @@ fn soak_with_injection_recovers_every_failure_and_loses_no_data() {
 #[test]
 fn soak_is_deterministic_and_runs_on_either_link() {
     let run = |link: &str| {
-        let (ok, out, err) = gmem(&["soak", "--ops", "150", "--seed", "4", "--inject", "5000", "--link", link, "--json"]);
+        let (ok, out, err) =
+            gmem(&["soak", "--ops", "150", "--seed", "4", "--inject", "5000", "--link", link, "--json"]);
         assert!(ok, "{err}{out}");
         let mut v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
         v.as_object_mut().unwrap().remove("wall_s");
@@ -239,14 +293,25 @@ fn soak_is_deterministic_and_runs_on_either_link() {
 fn soak_targeted_rules_fire_where_asked_and_bad_rules_are_refused() {
     // Every third DMA batch copy fails once on each stack, and a walk error on the first
     // kernel: all recovered, nothing lost.
-    let (ok, out, err) =
-        gmem(&["soak", "--ops", "120", "--seed", "5", "--rule", "hook:copy_batch=count:2:3", "--rule", "rtl:walk=count:0:1", "--json"]);
+    let (ok, out, err) = gmem(&[
+        "soak",
+        "--ops",
+        "120",
+        "--seed",
+        "5",
+        "--rule",
+        "hook:copy_batch=count:2:3",
+        "--rule",
+        "rtl:walk=count:0:1",
+        "--json",
+    ]);
     assert!(ok, "{err}{out}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     assert_eq!(v["injected_rtl"], 4, "{v}");
     assert_eq!(v["injected_model"], 4, "{v}");
     assert_eq!((v["data_mismatches"].as_u64(), v["hangs"].as_u64()), (Some(0), Some(0)), "{v}");
-    for (rule, want) in [("hook:nope=rate:1", "unknown injection site"), ("io:read32=range:9:3", "bad injection rule")] {
+    for (rule, want) in [("hook:nope=rate:1", "unknown injection site"), ("io:read32=range:9:3", "bad injection rule")]
+    {
         let (ok, _, err) = gmem(&["soak", "--ops", "1", "--rule", rule]);
         assert!(!ok && err.contains(want) && err.lines().count() == 1, "{rule}: {err}");
     }

@@ -16,7 +16,8 @@ pub type Stack<T> = Session<T>;
 
 /// The stack on the Verilated RTL.
 pub fn rtl(cfg: NpuConfig) -> Stack<SimDevice> {
-    Session::open(SimDevice::new(SimConfig::default()).expect("RTL model builds"), cfg, manager_config()).expect("session opens")
+    Session::open(SimDevice::new(SimConfig::default()).expect("RTL model builds"), cfg, manager_config())
+        .expect("session opens")
 }
 
 /// The stack on the reference model.

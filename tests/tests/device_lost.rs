@@ -90,9 +90,7 @@ fn device_stops_answering<T: DeviceIo + Send + 'static>(io: T, name: &str) -> st
 #[test]
 fn rtl_device_that_stops_answering_is_declared_lost_and_reported() {
     let name = "rtl_device_that_stops_answering_is_declared_lost_and_reported";
-    sigbus::in_child(name, || {
-        device_stops_answering(sim_bridge::SimDevice::new(Default::default()).unwrap(), name)
-    });
+    sigbus::in_child(name, || device_stops_answering(sim_bridge::SimDevice::new(Default::default()).unwrap(), name));
 }
 
 #[test]

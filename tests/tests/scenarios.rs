@@ -142,7 +142,9 @@ fn two_spaces<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
 
 /// Two NPUs in one space: data written by one is read by the other.
 fn two_npus<T: DeviceIo + Send + 'static>(s: Stack<T>, second: T) -> String {
-    let npu2 = std::sync::Arc::new(npu::NpuDevice::open(second, NpuConfig { name: "npu1".into(), ..Default::default() }).unwrap());
+    let npu2 = std::sync::Arc::new(
+        npu::NpuDevice::open(second, NpuConfig { name: "npu1".into(), ..Default::default() }).unwrap(),
+    );
     let id2 = s.gm.register_device(npu2.clone()).unwrap();
     let asid2 = s.gm.attach(s.space, id2).unwrap();
     let n = 16 * 1024usize;
@@ -218,4 +220,3 @@ fn cfg() -> NpuConfig {
 }
 
 scenarios!(oversubscription, prefetch_hint, pingpong, two_spaces, huge_pages);
-

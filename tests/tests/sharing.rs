@@ -14,7 +14,8 @@ fn sharing<T: DeviceIo + Send + 'static>(s: Stack<T>) {
     let bytes = (n * 4) as u64;
     let p = s.gm.mmap(s.space, 3 * bytes, MapFlags::PEER_SHARED).unwrap();
     // SAFETY: the region holds three arrays of `bytes` bytes.
-    let (a, b, c) = unsafe { (p as *mut u32, p.add(bytes as usize) as *mut u32, p.add(2 * bytes as usize) as *mut u32) };
+    let (a, b, c) =
+        unsafe { (p as *mut u32, p.add(bytes as usize) as *mut u32, p.add(2 * bytes as usize) as *mut u32) };
     for i in 0..n {
         // SAFETY: a and b are inside the region just mapped; the CPU owns its pages.
         unsafe {

@@ -101,7 +101,11 @@ mod tests {
         assert_eq!(b, Bdf::new(1, 0, 2, 1).unwrap());
         assert_eq!(b.to_string(), "0001:00:02.1");
         assert_eq!("ABCD:EF:1A.3".parse::<Bdf>().unwrap().to_string(), "abcd:ef:1a.3");
-        assert_eq!(" 0000:00:04.0\n".parse::<Bdf>().unwrap().to_string(), "0000:00:04.0", "sysfs-style trailing newline");
+        assert_eq!(
+            " 0000:00:04.0\n".parse::<Bdf>().unwrap().to_string(),
+            "0000:00:04.0",
+            "sysfs-style trailing newline"
+        );
     }
 
     #[test]

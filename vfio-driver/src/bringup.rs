@@ -153,7 +153,12 @@ const GUARD: u8 = 0xa5;
 /// Copies `len` bytes host → device memory at `dev_addr` (channel 0) and back to a
 /// second host buffer (channel 1), then checks every byte and the guard page after it.
 /// Uses rings of 2^4 entries; maps and unmaps its own buffers.
-pub fn dma_loopback<T: DeviceIo + ?Sized>(io: &mut T, len: usize, dev_addr: u64, budget_ns: u64) -> Result<Loopback, BringupError> {
+pub fn dma_loopback<T: DeviceIo + ?Sized>(
+    io: &mut T,
+    len: usize,
+    dev_addr: u64,
+    budget_ns: u64,
+) -> Result<Loopback, BringupError> {
     let page = npu::IOVA_PAGE as usize;
     let src = DmaBuffer::new(len)?;
     let dst = DmaBuffer::new(len.next_multiple_of(page) + page)?;
@@ -180,8 +185,20 @@ pub fn dma_loopback<T: DeviceIo + ?Sized>(io: &mut T, len: usize, dev_addr: u64,
         }
     };
     let result = (|| {
-        let h2d_ns = run(io, &mut dma, 0, DmaDesc::copy(DmaAddr::Host(src_iova), DmaAddr::Device(dev_addr), len as u32, 1), "H2D")?;
-        let d2h_ns = run(io, &mut dma, 1, DmaDesc::copy(DmaAddr::Device(dev_addr), DmaAddr::Host(dst_iova), len as u32, 2), "D2H")?;
+        let h2d_ns = run(
+            io,
+            &mut dma,
+            0,
+            DmaDesc::copy(DmaAddr::Host(src_iova), DmaAddr::Device(dev_addr), len as u32, 1),
+            "H2D",
+        )?;
+        let d2h_ns = run(
+            io,
+            &mut dma,
+            1,
+            DmaDesc::copy(DmaAddr::Device(dev_addr), DmaAddr::Host(dst_iova), len as u32, 2),
+            "D2H",
+        )?;
         let mut got = vec![0u8; dst.len()];
         dst.read(0, &mut got)?;
         if let Some(offset) = (0..len).find(|&i| got[i] != data[i]) {

@@ -166,7 +166,6 @@ impl VfioDevice {
     fn csr_err(kind: &'static str, offset: u32, e: VfioError) -> IoError {
         IoError::Csr { kind, offset, reason: e.to_string() }
     }
-
 }
 
 impl DeviceIo for VfioDevice {
@@ -199,7 +198,11 @@ impl DeviceIo for VfioDevice {
 
     unsafe fn dma_map_lazy(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
         if len == 0 || len % npu::IOVA_PAGE as usize != 0 || host as usize % npu::IOVA_PAGE as usize != 0 {
-            return Err(IoError::BadHostRange { addr: host as usize, len, reason: "must be a non-empty, page-aligned range" });
+            return Err(IoError::BadHostRange {
+                addr: host as usize,
+                len,
+                reason: "must be a non-empty, page-aligned range",
+            });
         }
         let iova = self.pci.iova_reserve(len as u64)?;
         self.lazy.insert(iova, (host as usize, len as u64));
@@ -212,7 +215,11 @@ impl DeviceIo for VfioDevice {
             return Ok(()); // not a lazy range: mapped whole already
         }
         if iova + len > base + size {
-            return Err(IoError::BadHostRange { addr: host, len: len as usize, reason: "DMA hold beyond its lazily mapped region" });
+            return Err(IoError::BadHostRange {
+                addr: host,
+                len: len as usize,
+                reason: "DMA hold beyond its lazily mapped region",
+            });
         }
         let at = (host + (iova - base) as usize) as *mut u8;
         // SAFETY: the dma_map_lazy contract keeps the region mapped and the pages of a
@@ -257,7 +264,10 @@ impl DeviceIo for VfioDevice {
         self.pci.reset()?;
         let id = self.read32(regs::ID.offset)?;
         if id != regs::NPU_ID {
-            return Err(IoError::Device(format!("after reset the ID register reads {id:#010x}, expected {:#010x}", regs::NPU_ID)));
+            return Err(IoError::Device(format!(
+                "after reset the ID register reads {id:#010x}, expected {:#010x}",
+                regs::NPU_ID
+            )));
         }
         Ok(())
     }
@@ -274,7 +284,10 @@ mod tests {
     #[test]
     fn identity_checks_bar_size_then_id_then_major_version() {
         assert!(check_identity(bdf(), 4096, regs::NPU_ID, regs::NPU_VERSION).is_ok());
-        assert!(check_identity(bdf(), 1 << 20, regs::NPU_ID, regs::NPU_VERSION | 0x0305).is_ok(), "minor/patch are compatible");
+        assert!(
+            check_identity(bdf(), 1 << 20, regs::NPU_ID, regs::NPU_VERSION | 0x0305).is_ok(),
+            "minor/patch are compatible"
+        );
         let e = check_identity(bdf(), 2048, regs::NPU_ID, regs::NPU_VERSION).unwrap_err();
         assert!(matches!(e, VfioError::BarTooSmall { bar: 0, size: 2048, need: 4096, .. }), "{e}");
         assert!(e.to_string().contains("0x800 bytes, smaller than the 0x1000-byte register map"), "{e}");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use npu::{IOVA_PAGE, IovaAllocator};
 use pci_driver::backends::vfio::VfioPciDevice;
 use pci_driver::device::PciDevice;
-use pci_driver::regions::{MappedOwningPciRegion, Permissions, PciRegion};
+use pci_driver::regions::{MappedOwningPciRegion, PciRegion, Permissions};
 
 use crate::bdf::Bdf;
 use crate::error::VfioError;
@@ -214,7 +214,8 @@ impl VfioPci {
         if !region.is_mappable() {
             return Err(VfioError::BarUnusable { bdf, bar, problem: "not mappable (an I/O-space BAR?)" });
         }
-        let m = region.map(.., Permissions::ReadWrite).map_err(|e| VfioError::os(format!("mmap BAR{bar} of {bdf}"), e))?;
+        let m =
+            region.map(.., Permissions::ReadWrite).map_err(|e| VfioError::os(format!("mmap BAR{bar} of {bdf}"), e))?;
         let len = m.len();
         self.bars.insert(bar, m);
         Ok(len)
@@ -285,7 +286,8 @@ impl VfioPci {
             let make = |n: usize| -> Result<Vec<OwnedFd>, VfioError> {
                 (0..n).map(|_| sys::eventfd()).collect::<io::Result<_>>().map_err(|e| VfioError::os("eventfd", e))
             };
-            let enable = |fds: &[OwnedFd]| mech.enable(&fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect::<Vec<i32>>());
+            let enable =
+                |fds: &[OwnedFd]| mech.enable(&fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect::<Vec<i32>>());
             let mut fds = make(n)?;
             if let Err(e) = enable(&fds) {
                 // The platform may grant fewer vectors than the device offers (multi-MSI
@@ -335,13 +337,20 @@ impl VfioPci {
     /// start of the next wait, by when the caller has acknowledged the device. If the
     /// device still asserts the line, it fires again at once.
     pub fn wait_irq(&mut self, mask: u32, timeout: Duration) -> Result<u32, VfioError> {
-        let Some(irqs) = self.irqs.as_mut() else { return Err(VfioError::NoInterrupts { bdf: self.info.bdf, wanted: "any (interrupts are off)" }) };
+        let Some(irqs) = self.irqs.as_mut() else {
+            return Err(VfioError::NoInterrupts { bdf: self.info.bdf, wanted: "any (interrupts are off)" });
+        };
         if irqs.kind == IrqKind::Intx && irqs.intx_masked {
             sys::intx_unmask(&self.fds.device).map_err(|e| VfioError::os("unmask INTx", e))?;
             irqs.intx_masked = false;
         }
-        let picked: Vec<(u32, &OwnedFd)> =
-            irqs.fds.iter().enumerate().filter(|(i, _)| *i < 32 && mask & (1 << i) != 0).map(|(i, f)| (i as u32, f)).collect();
+        let picked: Vec<(u32, &OwnedFd)> = irqs
+            .fds
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < 32 && mask & (1 << i) != 0)
+            .map(|(i, f)| (i as u32, f))
+            .collect();
         if picked.is_empty() {
             std::thread::sleep(timeout);
             return Ok(0);
@@ -389,7 +398,10 @@ impl VfioPci {
                 ""
             };
             return Err(npu::IoError::Os {
-                what: format!("VFIO_IOMMU_MAP_DMA of {len:#x} bytes at host {:#x} to IOVA {iova:#x}{hint}", host as usize),
+                what: format!(
+                    "VFIO_IOMMU_MAP_DMA of {len:#x} bytes at host {:#x} to IOVA {iova:#x}{hint}",
+                    host as usize
+                ),
                 source: e,
             });
         }
@@ -431,16 +443,23 @@ impl VfioPci {
     /// As [`VfioPci::dma_map_raw`], until `dma_unmap_at(iova, len)`.
     pub unsafe fn dma_map_at(&mut self, host: *mut u8, iova: u64, len: u64, write: bool) -> Result<(), npu::IoError> {
         // SAFETY: the caller's contract; the IOVA range is reserved and unmapped.
-        unsafe { sys::dma_map_prot(&self.fds.container, host as usize, iova, len, write) }.map_err(|source| npu::IoError::Os {
-            what: format!("VFIO_IOMMU_MAP_DMA of {len:#x} bytes at host {:#x} to IOVA {iova:#x} (device {})", host as usize, if write { "read/write" } else { "read-only" }),
-            source,
+        unsafe { sys::dma_map_prot(&self.fds.container, host as usize, iova, len, write) }.map_err(|source| {
+            npu::IoError::Os {
+                what: format!(
+                    "VFIO_IOMMU_MAP_DMA of {len:#x} bytes at host {:#x} to IOVA {iova:#x} (device {})",
+                    host as usize,
+                    if write { "read/write" } else { "read-only" }
+                ),
+                source,
+            }
         })
     }
 
     /// Removes a mapping made by [`VfioPci::dma_map_at`] (the IOVA stays reserved).
     pub fn dma_unmap_at(&mut self, iova: u64, len: u64) -> Result<(), npu::IoError> {
         let what = || format!("VFIO_IOMMU_UNMAP_DMA of IOVA {iova:#x} ({len:#x} bytes)");
-        let done = sys::dma_unmap(&self.fds.container, iova, len).map_err(|source| npu::IoError::Os { what: what(), source })?;
+        let done = sys::dma_unmap(&self.fds.container, iova, len)
+            .map_err(|source| npu::IoError::Os { what: what(), source })?;
         if done != len {
             return Err(npu::IoError::Device(format!("{}: the kernel unmapped {done:#x} bytes", what())));
         }
@@ -505,7 +524,11 @@ mod tests {
     #[allow(clippy::single_range_in_vec_init)] // lists of pieces that hold one range
     fn the_iova_window_is_clipped_to_the_iommu_ranges_and_pages() {
         let r = [IovaRange { first: 0, last: 0xfedf_ffff }, IovaRange { first: 0xfef0_0000, last: (1 << 48) - 1 }];
-        assert_eq!(usable_pieces(&(0..1 << 40), &r), [0x1000..0xfee0_0000, 0xfef0_0000..1 << 40], "IOVA 0 skipped, inclusive ends");
+        assert_eq!(
+            usable_pieces(&(0..1 << 40), &r),
+            [0x1000..0xfee0_0000, 0xfef0_0000..1 << 40],
+            "IOVA 0 skipped, inclusive ends"
+        );
         assert_eq!(usable_pieces(&(0x1000..1 << 28), &r), [0x1000..1 << 28], "edu's 28-bit DMA mask");
         assert_eq!(usable_pieces(&(0xff00_0000..1 << 40), &r), [0xff00_0000..1 << 40]);
         let full = [IovaRange { first: 0, last: u64::MAX }];

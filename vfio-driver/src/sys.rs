@@ -328,7 +328,8 @@ pub fn poll_readable(fds: &[&OwnedFd], timeout: Duration) -> io::Result<u64> {
         fds.iter().map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let ts = libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
+        let ts =
+            libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
         // SAFETY: pfds is a live array of pfds.len() pollfds; ts lives across the call;
         // a null sigmask leaves the signal mask alone.
         let r = unsafe { libc::ppoll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, &ts, std::ptr::null()) };

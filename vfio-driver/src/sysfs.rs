@@ -391,7 +391,10 @@ mod tests {
         // /dev/vfio/vfio is 0644 here: not writable by others.
         fs::set_permissions(h.paths.vfio_dir().join("vfio"), fs::Permissions::from_mode(0o666)).unwrap();
         let e = preflight(&h.paths, &bdf("07:00.0"), &stranger).unwrap_err();
-        assert!(matches!(&e, VfioError::PermissionDenied { path, uid } if path == &node && *uid == owner + 1000), "{e}");
+        assert!(
+            matches!(&e, VfioError::PermissionDenied { path, uid } if path == &node && *uid == owner + 1000),
+            "{e}"
+        );
         assert!(e.to_string().contains("ulimit -l"), "{e}");
         let gid = fs::metadata(&node).unwrap().gid();
         fs::set_permissions(&node, fs::Permissions::from_mode(0o660)).unwrap();

@@ -52,11 +52,21 @@ fn constants(d: &Desc) -> String {
 fn records(d: &Desc) -> Result<String, DescError> {
     let mut s = String::new();
     for rec in &d.records {
-        writeln!(s, "**{}** ({} bytes) — {}\n\n| bits | field | meaning |\n|---|---|---|", rec.name, rec.bytes, esc(&rec.doc))
-            .ok();
+        writeln!(
+            s,
+            "**{}** ({} bytes) — {}\n\n| bits | field | meaning |\n|---|---|---|",
+            rec.name,
+            rec.bytes,
+            esc(&rec.doc)
+        )
+        .ok();
         for f in &rec.fields {
             let (msb, lsb) = f.range()?;
-            let word = if msb / 64 == lsb / 64 { format!(" (dword {}, bits {}:{})", lsb / 64, msb % 64, lsb % 64) } else { String::new() };
+            let word = if msb / 64 == lsb / 64 {
+                format!(" (dword {}, bits {}:{})", lsb / 64, msb % 64, lsb % 64)
+            } else {
+                String::new()
+            };
             writeln!(s, "| {}{word} | `{}` | {} |", f.bits, f.name, esc(&f.doc)).ok();
         }
         writeln!(s, "\nBits not listed are reserved: written as 0, ignored when read.\n").ok();

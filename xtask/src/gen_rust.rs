@@ -51,7 +51,8 @@ pub fn module(d: &Desc) -> Result<String, DescError> {
         )
         .ok();
         if !r.fields.is_empty() {
-            writeln!(s, "/// Fields of [`{}`].\npub mod {} {{\n    use super::Field;", r.name, r.name.to_lowercase()).ok();
+            writeln!(s, "/// Fields of [`{}`].\npub mod {} {{\n    use super::Field;", r.name, r.name.to_lowercase())
+                .ok();
             for f in &r.fields {
                 let (_, lsb) = f.range()?;
                 doc_lines(&mut s, "    ", &f.doc);

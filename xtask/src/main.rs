@@ -36,10 +36,7 @@ fn outputs(root: &Path) -> Result<Vec<Output>, String> {
         Output { path: root.join("rtl/npu_reg_pkg.sv"), text: gen_sv::package(&desc).map_err(|e| e.to_string())? },
         Output { path: root.join("rtl/npu_csr.sv"), text: gen_sv::csr_block(&desc) },
         Output { path: root.join("npu/src/regs.rs"), text: gen_rust::module(&desc).map_err(|e| e.to_string())? },
-        Output {
-            text: gen_docs::splice(&read(&device_md)?, &desc).map_err(|e| e.to_string())?,
-            path: device_md,
-        },
+        Output { text: gen_docs::splice(&read(&device_md)?, &desc).map_err(|e| e.to_string())?, path: device_md },
     ])
 }
 

@@ -287,7 +287,10 @@ fn validate(d: &Desc) -> Result<(), DescError> {
         check_fields(&rec.name, &rec.fields, rec.bytes * 8)?;
         for f in &rec.fields {
             if f.name == "SIZE" {
-                return Err(invalid(format!("record {}: a field may not be named SIZE (the record size constant)", rec.name)));
+                return Err(invalid(format!(
+                    "record {}: a field may not be named SIZE (the record size constant)",
+                    rec.name
+                )));
             }
             if !names.insert(format!("{}_{}_LSB", rec.name, f.name)) {
                 return Err(invalid(format!("record field {}.{} collides with a constant", rec.name, f.name)));

@@ -83,7 +83,10 @@ impl Shadow {
 
     /// Runs `f` on the tables, with new table pages taken from the allocator; returns
     /// its result and what changed.
-    pub(crate) fn edit<R>(&mut self, f: impl FnOnce(&mut EditView<'_>, &mut dyn FnMut() -> Option<u64>) -> R) -> (R, Changes) {
+    pub(crate) fn edit<R>(
+        &mut self,
+        f: impl FnOnce(&mut EditView<'_>, &mut dyn FnMut() -> Option<u64>) -> R,
+    ) -> (R, Changes) {
         let mut changes = Changes::default();
         let mut fresh = Vec::new();
         let (free, next, end) = (&mut self.free, &mut self.next, self.end);

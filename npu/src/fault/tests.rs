@@ -14,7 +14,16 @@ fn setup() -> (FakeIo, FaultQueue, u64) {
 }
 
 fn fault(seq: u32, slot: u8) -> FaultRecord {
-    FaultRecord { cause: FaultCause::WritePage, write: true, level: 0, asid: 3, reqid: 0x100 | u16::from(slot), seq, va: 0x4000_1234, pte: 0x2001 }
+    FaultRecord {
+        cause: FaultCause::WritePage,
+        write: true,
+        level: 0,
+        asid: 3,
+        reqid: 0x100 | u16::from(slot),
+        seq,
+        va: 0x4000_1234,
+        pte: 0x2001,
+    }
 }
 
 /// Plays the MMU: writes `f` at FQ `slot` and moves FQ_TAIL past it.
@@ -29,7 +38,16 @@ fn seqs(v: &[FaultRecord]) -> Vec<u32> {
 
 #[test]
 fn records_encode_per_the_layout_and_decode_back() {
-    let f = FaultRecord { cause: FaultCause::ReadAccess, write: false, level: 1, asid: 0xABCD, reqid: 0x103, seq: 0xFFFF_FFFF, va: 0xFFFF_FFC0_0000_1000, pte: 0x8000_0001 };
+    let f = FaultRecord {
+        cause: FaultCause::ReadAccess,
+        write: false,
+        level: 1,
+        asid: 0xABCD,
+        reqid: 0x103,
+        seq: 0xFFFF_FFFF,
+        va: 0xFFFF_FFC0_0000_1000,
+        pte: 0x8000_0001,
+    };
     let r = f.encode();
     assert_eq!(u16::from_le_bytes([r[0], r[1]]), 5 | 1 << 14, "CAUSE, ACCESS = read, LEVEL = 1");
     assert_eq!(u16::from_le_bytes([r[2], r[3]]), 0xABCD);
@@ -54,9 +72,15 @@ fn decode_refuses_every_malformed_record() {
     };
     assert_eq!(with(&|r| r[0] = 6), Err(RecordError::UnknownCause { cause: 6 }));
     assert_eq!(with(&|r| r[1] = 0x0F | 1 << 4), Err(RecordError::UnknownCause { cause: 0xF0F }), "CAUSE is 12 bits");
-    assert_eq!(with(&|r| r[1] &= !(1 << 4)), Err(RecordError::AccessMismatch { cause: FaultCause::WritePage, write: false }));
+    assert_eq!(
+        with(&|r| r[1] &= !(1 << 4)),
+        Err(RecordError::AccessMismatch { cause: FaultCause::WritePage, write: false })
+    );
     let read = FaultRecord { cause: FaultCause::ReadPage, write: true, ..fault(0, 1) }.encode();
-    assert_eq!(FaultRecord::decode(&read), Err(RecordError::AccessMismatch { cause: FaultCause::ReadPage, write: true }));
+    assert_eq!(
+        FaultRecord::decode(&read),
+        Err(RecordError::AccessMismatch { cause: FaultCause::ReadPage, write: true })
+    );
     for write in [false, true] {
         let a = FaultRecord { cause: FaultCause::AsidInvalid, write, level: 2, pte: 0, ..fault(0, 1) };
         assert_eq!(FaultRecord::decode(&a.encode()), Ok(a), "ASID_INVALID goes with either access");
@@ -68,8 +92,14 @@ fn decode_refuses_every_malformed_record() {
     assert_eq!(with(&|r| r[5] = 2), Err(RecordError::BadRequester { reqid: 0x201 }));
     assert_eq!(with(&|r| r[5] = 0), Err(RecordError::BadRequester { reqid: 0x001 }));
     assert_eq!(FaultRecord::decode(&good[..16]), Err(RecordError::Length { record: "FAULT", expected: 32, got: 16 }));
-    assert_eq!(RecordError::BadRequester { reqid: 0x201 }.to_string(), "FAULT record: REQID 0x0201 names unit 2, not the compute unit (1)");
-    assert_eq!(RecordError::AccessMismatch { cause: FaultCause::WritePage, write: false }.to_string(), "FAULT record: cause WritePage but ACCESS = read");
+    assert_eq!(
+        RecordError::BadRequester { reqid: 0x201 }.to_string(),
+        "FAULT record: REQID 0x0201 names unit 2, not the compute unit (1)"
+    );
+    assert_eq!(
+        RecordError::AccessMismatch { cause: FaultCause::WritePage, write: false }.to_string(),
+        "FAULT record: cause WritePage but ACCESS = read"
+    );
 }
 
 #[test]
@@ -87,7 +117,9 @@ fn init_programs_the_ring_and_keeps_other_ctrl_bits() {
     q.release(&mut io).unwrap();
     assert_eq!(io.regs[&regs::CTRL.offset], OTHER_CTRL, "release clears FQ_EN only");
     for size_log2 in [0, 17] {
-        assert!(matches!(FaultQueue::init(&mut io, size_log2), Err(FaultError::RingSize { size_log2: s }) if s == size_log2));
+        assert!(
+            matches!(FaultQueue::init(&mut io, size_log2), Err(FaultError::RingSize { size_log2: s }) if s == size_log2)
+        );
     }
 }
 
@@ -99,7 +131,11 @@ fn drain_follows_the_interrupt_handler_protocol() {
     io.log.clear();
     assert_eq!(q.drain(&mut io).unwrap(), [fault(0, 0), fault(1, 1)]);
     let ack = CsrOp::Write(regs::INT_ACK.offset, 1 << regs::int_cause::FAULT);
-    assert_eq!(io.log, [ack, CsrOp::Read(regs::FQ_TAIL.offset), CsrOp::Write(regs::FQ_HEAD.offset, 2)], "ack, then TAIL, then HEAD");
+    assert_eq!(
+        io.log,
+        [ack, CsrOp::Read(regs::FQ_TAIL.offset), CsrOp::Write(regs::FQ_HEAD.offset, 2)],
+        "ack, then TAIL, then HEAD"
+    );
     io.log.clear();
     assert_eq!(q.drain(&mut io).unwrap(), []);
     assert_eq!(io.log, [ack, CsrOp::Read(regs::FQ_TAIL.offset)]);
@@ -154,7 +190,10 @@ fn malformed_records_and_tails_are_refused() {
     io.device_write(base + 32, &bad);
     io.regs.insert(regs::FQ_TAIL.offset, 2);
     let err = q.drain(&mut io).unwrap_err();
-    assert!(matches!(err, FaultError::Malformed { slot: 1, source: RecordError::UnknownCause { cause: 0x42 } }), "{err}");
+    assert!(
+        matches!(err, FaultError::Malformed { slot: 1, source: RecordError::UnknownCause { cause: 0x42 } }),
+        "{err}"
+    );
     assert_eq!(io.regs[&regs::FQ_HEAD.offset], 1, "the bad record stays in the ring");
     post(&mut io, base, 1, &fault(1, 1));
     assert_eq!(seqs(&q.drain(&mut io).unwrap()), [0, 1], "nothing before the bad record was lost");
@@ -172,14 +211,28 @@ fn soft_reset_restarts_seq_at_zero() {
     q.drain(&mut io).unwrap();
     assert_eq!(q.after_soft_reset(), 0);
     post(&mut io, base, 0, &fault(1, 0));
-    assert!(matches!(q.drain(&mut io), Err(FaultError::SeqGap { expected: 0, seen: 1, .. })), "after a reset SEQ starts at 0");
+    assert!(
+        matches!(q.drain(&mut io), Err(FaultError::SeqGap { expected: 0, seen: 1, .. })),
+        "after a reset SEQ starts at 0"
+    );
 }
 
 fn any_fault() -> impl Strategy<Value = FaultRecord> {
-    (0..FaultCause::ALL.len(), any::<bool>(), 0u8..=2, any::<(u16, u8, u32, u64, u64)>()).prop_map(|(c, w, level, (asid, slot, seq, va, pte))| {
-        let cause = FaultCause::ALL[c];
-        FaultRecord { cause, write: cause.implies_write().unwrap_or(w), level, asid, reqid: 0x100 | u16::from(slot), seq, va, pte }
-    })
+    (0..FaultCause::ALL.len(), any::<bool>(), 0u8..=2, any::<(u16, u8, u32, u64, u64)>()).prop_map(
+        |(c, w, level, (asid, slot, seq, va, pte))| {
+            let cause = FaultCause::ALL[c];
+            FaultRecord {
+                cause,
+                write: cause.implies_write().unwrap_or(w),
+                level,
+                asid,
+                reqid: 0x100 | u16::from(slot),
+                seq,
+                va,
+                pte,
+            }
+        },
+    )
 }
 
 proptest! {

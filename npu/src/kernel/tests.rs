@@ -94,7 +94,15 @@ fn validate_checks_the_operand_rules() {
 
 #[test]
 fn completion_decode_checks_every_rule() {
-    let c = KernelCompletion { tag: 0x1234, status: KernelStatus::MemError, asid: 5, result: 1 << 40, fault_va: 0xdead_0000, done: 7, index: 0 };
+    let c = KernelCompletion {
+        tag: 0x1234,
+        status: KernelStatus::MemError,
+        asid: 5,
+        result: 1 << 40,
+        fault_va: 0xdead_0000,
+        done: 7,
+        index: 0,
+    };
     let r = c.encode();
     assert_eq!(u16::from_le_bytes([r[0], r[1]]), 0x1234);
     assert_eq!(r[2], 3);
@@ -116,9 +124,16 @@ fn completion_decode_checks_every_rule() {
         let err = KernelCompletion::decode(&KernelCompletion { status, ..c }.encode()).unwrap_err();
         assert_eq!(err, RecordError::StrayFaultVa { status, fault_va: 0xdead_0000 });
     }
-    assert_eq!(KernelCompletion::decode(&KernelCompletion { status: KernelStatus::FaultAbort, ..c }.encode()).map(|d| d.status), Ok(KernelStatus::FaultAbort));
+    assert_eq!(
+        KernelCompletion::decode(&KernelCompletion { status: KernelStatus::FaultAbort, ..c }.encode())
+            .map(|d| d.status),
+        Ok(KernelStatus::FaultAbort)
+    );
     assert_eq!(KernelCompletion::decode(&[0; 31]), Err(RecordError::Length { record: "KCPL", expected: 32, got: 31 }));
-    assert_eq!(RecordError::StrayFaultVa { status: KernelStatus::Ok, fault_va: 0x40 }.to_string(), "KCPL record: FAULT_VA is 0x40 but status Ok names no failed access");
+    assert_eq!(
+        RecordError::StrayFaultVa { status: KernelStatus::Ok, fault_va: 0x40 }.to_string(),
+        "KCPL record: FAULT_VA is 0x40 but status Ok names no failed access"
+    );
 }
 
 #[test]
@@ -133,13 +148,19 @@ fn init_programs_the_rings_and_keeps_other_ctrl_bits() {
     assert_ne!(io.regs[&regs::KQ_BASE_LO.offset], 0);
     assert_eq!(io.regs[&regs::KQ_BASE_LO.offset] % 64, 0);
     assert_eq!(io.regs[&regs::KCQ_BASE_LO.offset] % 32, 0);
-    assert_eq!((io.regs[&regs::KQ_TAIL.offset], io.regs[&regs::KCQ_HEAD.offset]), (2, 1), "rings start empty where the device stands");
+    assert_eq!(
+        (io.regs[&regs::KQ_TAIL.offset], io.regs[&regs::KCQ_HEAD.offset]),
+        (2, 1),
+        "rings start empty where the device stands"
+    );
     assert_eq!(q.free(), 3);
     assert!(matches!(KernelQueue::init(&mut io, 2), Err(KernelError::AlreadyEnabled)));
     q.release(&mut io).unwrap();
     assert_eq!(io.regs[&regs::CTRL.offset], OTHER_CTRL, "release clears CU_EN only");
     for size_log2 in [0, 17] {
-        assert!(matches!(KernelQueue::init(&mut io, size_log2), Err(KernelError::RingSize { size_log2: s }) if s == size_log2));
+        assert!(
+            matches!(KernelQueue::init(&mut io, size_log2), Err(KernelError::RingSize { size_log2: s }) if s == size_log2)
+        );
     }
 }
 
@@ -213,9 +234,15 @@ fn completions_that_break_order_or_consistency_are_refused() {
         (ok(9, 3, 16), |e| matches!(e, KernelError::WrongTag { slot: 1, index: 1, expected: 2, got: 9 })),
         (ok(2, 4, 16), |e| matches!(e, KernelError::WrongAsid { slot: 1, index: 1, expected: 3, got: 4 })),
         (ok(2, 3, 15), |e| matches!(e, KernelError::BadDone { done: 15, count: 16, status: KernelStatus::Ok, .. })),
-        (KernelCompletion { status: KernelStatus::BadDesc, ..ok(2, 3, 1) }, |e| matches!(e, KernelError::BadDone { done: 1, status: KernelStatus::BadDesc, .. })),
-        (KernelCompletion { status: KernelStatus::FaultAbort, fault_va: 0x3000, ..ok(2, 3, 17) }, |e| matches!(e, KernelError::BadDone { done: 17, .. })),
-        (KernelCompletion { fault_va: 0x3000, ..ok(2, 3, 16) }, |e| matches!(e, KernelError::Malformed { slot: 1, source: RecordError::StrayFaultVa { .. } })),
+        (KernelCompletion { status: KernelStatus::BadDesc, ..ok(2, 3, 1) }, |e| {
+            matches!(e, KernelError::BadDone { done: 1, status: KernelStatus::BadDesc, .. })
+        }),
+        (KernelCompletion { status: KernelStatus::FaultAbort, fault_va: 0x3000, ..ok(2, 3, 17) }, |e| {
+            matches!(e, KernelError::BadDone { done: 17, .. })
+        }),
+        (KernelCompletion { fault_va: 0x3000, ..ok(2, 3, 16) }, |e| {
+            matches!(e, KernelError::Malformed { slot: 1, source: RecordError::StrayFaultVa { .. } })
+        }),
     ];
     for (second, is_expected) in cases {
         let (mut io, mut q, kcq) = setup();
@@ -226,9 +253,17 @@ fn completions_that_break_order_or_consistency_are_refused() {
         assert!(is_expected(&err), "{second:?}: {err}");
         assert_eq!(io.regs[&regs::KCQ_HEAD.offset], 1, "the good record is consumed, the bad one is not");
         // The device (in this play) rewrites the record correctly: nothing was lost.
-        complete(&mut io, kcq, 1, &KernelCompletion { status: KernelStatus::FaultAbort, fault_va: 0x3008, ..ok(2, 3, 3) });
+        complete(
+            &mut io,
+            kcq,
+            1,
+            &KernelCompletion { status: KernelStatus::FaultAbort, fault_va: 0x3008, ..ok(2, 3, 3) },
+        );
         let got = q.completions(&mut io).unwrap();
-        assert_eq!(got.iter().map(|c| (c.tag, c.index, c.status)).collect::<Vec<_>>(), [(1, 0, KernelStatus::Ok), (2, 1, KernelStatus::FaultAbort)]);
+        assert_eq!(
+            got.iter().map(|c| (c.tag, c.index, c.status)).collect::<Vec<_>>(),
+            [(1, 0, KernelStatus::Ok), (2, 1, KernelStatus::FaultAbort)]
+        );
     }
 
     let (mut io, mut q, kcq) = setup();
@@ -255,7 +290,11 @@ fn wait_collects_everything_or_names_what_is_missing() {
     assert_eq!(io.now_ns() - t0, 10_000, "the budget is device time, not more");
     complete(&mut io, kcq, 3, &ok(4, 3, 16));
     let got = q.completions(&mut io).unwrap();
-    assert_eq!(got.iter().map(|c| c.tag).collect::<Vec<_>>(), [3, 4], "the completion collected before the timeout is kept");
+    assert_eq!(
+        got.iter().map(|c| c.tag).collect::<Vec<_>>(),
+        [3, 4],
+        "the completion collected before the timeout is kept"
+    );
 
     // A device error of another unit does not end the wait; one of the kernel queue does.
     q.submit(&mut io, &[add(5)]).unwrap();
@@ -278,26 +317,38 @@ fn soft_reset_forgets_kernels_in_flight() {
 }
 
 fn any_kernel() -> impl Strategy<Value = Kernel> {
-    (0..KernelOp::ALL.len(), any::<(u16, u16, u32, u32, u64, u64, u64, u32, bool, bool)>()).prop_map(|(op, (asid, tag, count, stride, a, b, c, scalar, irq, write))| Kernel {
-        op: KernelOp::ALL[op],
-        asid,
-        tag,
-        count,
-        stride,
-        a,
-        b,
-        c,
-        scalar,
-        irq,
-        write,
-    })
+    (0..KernelOp::ALL.len(), any::<(u16, u16, u32, u32, u64, u64, u64, u32, bool, bool)>()).prop_map(
+        |(op, (asid, tag, count, stride, a, b, c, scalar, irq, write))| Kernel {
+            op: KernelOp::ALL[op],
+            asid,
+            tag,
+            count,
+            stride,
+            a,
+            b,
+            c,
+            scalar,
+            irq,
+            write,
+        },
+    )
 }
 
 fn any_completion() -> impl Strategy<Value = KernelCompletion> {
-    (0..KernelStatus::ALL.len(), any::<(u16, u16, u64, u64, u32)>()).prop_map(|(s, (tag, asid, result, fault_va, done))| {
-        let status = KernelStatus::ALL[s];
-        KernelCompletion { tag, status, asid, result, fault_va: if status.names_fault_va() { fault_va } else { 0 }, done, index: 0 }
-    })
+    (0..KernelStatus::ALL.len(), any::<(u16, u16, u64, u64, u32)>()).prop_map(
+        |(s, (tag, asid, result, fault_va, done))| {
+            let status = KernelStatus::ALL[s];
+            KernelCompletion {
+                tag,
+                status,
+                asid,
+                result,
+                fault_va: if status.names_fault_va() { fault_va } else { 0 },
+                done,
+                index: 0,
+            }
+        },
+    )
 }
 
 proptest! {

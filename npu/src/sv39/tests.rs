@@ -115,9 +115,19 @@ fn builder_refuses_bad_requests_and_changes_nothing() {
     let (mut mem, mut alloc) = setup();
     let mut b = TableBuilder { mem: &mut mem, root: ROOT };
     b.map(0x20_0000, 0x40_0000, HUGE, true, &mut alloc).unwrap();
-    assert_eq!(b.map(0x20_1000, 0x1000, PAGE, true, &mut alloc), Err(MapError::AlreadyMapped(0x20_1000)), "inside a superpage");
-    assert_eq!(b.map(0x1000, 0x1800, PAGE, true, &mut alloc), Err(MapError::Misaligned { va: 0x1000, pa: 0x1800, size: PAGE }));
-    assert_eq!(b.map(0x1000, 0x2000, 8192, true, &mut alloc), Err(MapError::Misaligned { va: 0x1000, pa: 0x2000, size: 8192 }));
+    assert_eq!(
+        b.map(0x20_1000, 0x1000, PAGE, true, &mut alloc),
+        Err(MapError::AlreadyMapped(0x20_1000)),
+        "inside a superpage"
+    );
+    assert_eq!(
+        b.map(0x1000, 0x1800, PAGE, true, &mut alloc),
+        Err(MapError::Misaligned { va: 0x1000, pa: 0x1800, size: PAGE })
+    );
+    assert_eq!(
+        b.map(0x1000, 0x2000, 8192, true, &mut alloc),
+        Err(MapError::Misaligned { va: 0x1000, pa: 0x2000, size: 8192 })
+    );
     assert_eq!(b.unmap(0x20_0000).unwrap().map(|p| p.target()), Some(0x40_0000));
     assert_eq!(b.unmap(0x20_0000).unwrap(), None, "double unmap is a no-op");
     assert!(dump(&mem, ROOT).unwrap().is_empty());

@@ -29,7 +29,9 @@ pub(crate) struct CmdQueue {
 
 impl ModelDevice {
     fn cmdq_ring(&self) -> Option<(u64, u16)> {
-        self.ctrl(regs::ctrl::CMDQ_EN).then(|| self.ring(regs::CMDQ_BASE_LO, regs::CMDQ_BASE_HI, regs::CMDQ_SIZE_LOG2)).flatten()
+        self.ctrl(regs::ctrl::CMDQ_EN)
+            .then(|| self.ring(regs::CMDQ_BASE_LO, regs::CMDQ_BASE_HI, regs::CMDQ_SIZE_LOG2))
+            .flatten()
     }
 
     fn cmdq_pending(&self, mask: u16) -> bool {

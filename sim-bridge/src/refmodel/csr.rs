@@ -38,9 +38,7 @@ pub(crate) fn decode(offset: u32) -> Option<(Reg, u32)> {
     if offset % 4 != 0 {
         return None;
     }
-    regs::ALL_REGS.iter().find_map(|r| {
-        (0..r.count).find(|&i| r.offset + i * r.stride == offset).map(|i| (*r, i))
-    })
+    regs::ALL_REGS.iter().find_map(|r| (0..r.count).find(|&i| r.offset + i * r.stride == offset).map(|i| (*r, i)))
 }
 
 /// Storage of every `rw` register, indexed by word offset.
@@ -80,7 +78,15 @@ impl RwStore {
     /// Soft reset: the host-owned ring indices and ERRINJ_HANG return to 0 (the
     /// registers the TOML marks `soft_reset`); everything else is kept.
     pub(crate) fn soft_reset(&mut self) {
-        for r in [regs::CMDQ_TAIL, regs::FQ_HEAD, regs::KQ_TAIL, regs::KCQ_HEAD, regs::DMA_DESC_TAIL, regs::DMA_CPL_HEAD, regs::ERRINJ_HANG] {
+        for r in [
+            regs::CMDQ_TAIL,
+            regs::FQ_HEAD,
+            regs::KQ_TAIL,
+            regs::KCQ_HEAD,
+            regs::DMA_DESC_TAIL,
+            regs::DMA_CPL_HEAD,
+            regs::ERRINJ_HANG,
+        ] {
             for i in 0..r.count {
                 self.set(r, i, 0);
             }
@@ -113,7 +119,9 @@ impl ModelDevice {
         let ch = i as usize;
         match r.name {
             "CAPS0" => (DATA_BYTES_LOG2 << 24) | (TLB_ENTRIES << 16) | (NUM_ASIDS << 8) | CHANNELS as u32,
-            "CAPS1" => (HOST_WINDOW_SHIFT << 24) | (self.cfg.cu_inflight << 16) | (self.dev.size() >> 20) as u32 & 0xFFFF,
+            "CAPS1" => {
+                (HOST_WINDOW_SHIFT << 24) | (self.cfg.cu_inflight << 16) | (self.dev.size() >> 20) as u32 & 0xFFFF
+            }
             "STATUS" => {
                 use regs::status as s;
                 let dma_busy = (0..CHANNELS).any(|c| self.channel_busy(c));

@@ -237,7 +237,14 @@ pub(crate) struct ComputeUnit {
 impl ComputeUnit {
     /// An idle unit with `slots` request slots.
     pub(crate) fn new(slots: u32) -> Self {
-        Self { head: 0, kcq_tail: 0, stopped: false, kernel: None, slots: (0..slots).map(|_| Slot::default()).collect(), stalls: 0 }
+        Self {
+            head: 0,
+            kcq_tail: 0,
+            stopped: false,
+            kernel: None,
+            slots: (0..slots).map(|_| Slot::default()).collect(),
+            stalls: 0,
+        }
     }
 
     fn fail(&mut self, slot: usize, status: u64, va: u64) {

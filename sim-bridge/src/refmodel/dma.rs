@@ -24,8 +24,8 @@
 //! failing one are written and counted, the ones after it are not written.
 
 use super::csr::Inj;
-use super::{BEAT, ModelDevice};
 use super::mem::Unreachable;
+use super::{BEAT, ModelDevice};
 use npu::regs::{self, dma_error as e, dma_flag as f};
 use std::collections::VecDeque;
 
@@ -287,7 +287,11 @@ impl ModelDevice {
                 let off = (a - d.src) as usize;
                 let out = &mut data[off..off + n as usize];
                 let r = if src_host {
-                    if self.host.reachable(burst, burst_bytes as usize) { self.host.read(a, out) } else { Err(Unreachable) }
+                    if self.host.reachable(burst, burst_bytes as usize) {
+                        self.host.read(a, out)
+                    } else {
+                        Err(Unreachable)
+                    }
                 } else {
                     self.dev.read(a, out)
                 };
@@ -307,7 +311,11 @@ impl ModelDevice {
             let off = (a - d.dst) as usize;
             let src = &data[off..off + n as usize];
             let r = if dst_host {
-                if self.host.reachable(burst, burst_bytes as usize) { self.host.write(a, src) } else { Err(Unreachable) }
+                if self.host.reachable(burst, burst_bytes as usize) {
+                    self.host.write(a, src)
+                } else {
+                    Err(Unreachable)
+                }
             } else {
                 self.dev.write(a, src)
             };

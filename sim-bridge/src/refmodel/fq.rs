@@ -32,8 +32,13 @@ impl ModelDevice {
     /// Writes records for stalled requests while the ring allows; true if any was written
     /// (or the writer stopped).
     pub(crate) fn run_fq(&mut self) -> bool {
-        let mut waiting: Vec<(u64, usize)> =
-            self.cu.slots.iter().enumerate().filter_map(|(i, s)| s.stall.filter(|s| !s.recorded).map(|s| (s.order, i))).collect();
+        let mut waiting: Vec<(u64, usize)> = self
+            .cu
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.stall.filter(|s| !s.recorded).map(|s| (s.order, i)))
+            .collect();
         waiting.sort_unstable();
         let mut progress = false;
         for (_, slot) in waiting {

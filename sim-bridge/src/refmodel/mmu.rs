@@ -199,9 +199,24 @@ mod tests {
         d.write32(regs::CTRL.offset, 1 << regs::ctrl::MMU_EN.lsb).unwrap();
         d.write32(regs::PTROOT.at(3).unwrap(), 1 << 31 | (root >> 12) as u32).unwrap();
         let vas = [
-            0x4000_0000, 0x4000_0ABC, 0x4000_1004, 0x4020_0000, 0x4033_3334, 0x4000_2010, 0x4000_3000, 0x4000_4000,
-            0x4000_5000, 0x4000_6000, 0x4000_7000, 0xC000_0000, 0x4060_0000, 0x4080_0000, 0x8000_0FFC, 0x40_0000_0000,
-            0xFFFF_FFC0_0000_0000, 0x1234_5678,
+            0x4000_0000,
+            0x4000_0ABC,
+            0x4000_1004,
+            0x4020_0000,
+            0x4033_3334,
+            0x4000_2010,
+            0x4000_3000,
+            0x4000_4000,
+            0x4000_5000,
+            0x4000_6000,
+            0x4000_7000,
+            0xC000_0000,
+            0x4060_0000,
+            0x4080_0000,
+            0x8000_0FFC,
+            0x40_0000_0000,
+            0xFFFF_FFC0_0000_0000,
+            0x1234_5678,
         ];
         for va in vas {
             for write in [false, true] {
@@ -218,7 +233,9 @@ mod tests {
                         let pte = sv39::walk(&Mem(&mut d), root, va, acc, 64 << 20).unwrap().pte;
                         assert!(pte.accessed() && (!write || pte.dirty()), "A/D set at {va:#x}");
                     }
-                    (Err(f), Err(g)) => assert_eq!((f.cause, f.level, f.pte.0), (g.cause, g.level, g.pte), "{va:#x} write={write}"),
+                    (Err(f), Err(g)) => {
+                        assert_eq!((f.cause, f.level, f.pte.0), (g.cause, g.level, g.pte), "{va:#x} write={write}")
+                    }
                     (w, g) => panic!("{va:#x} write={write}: oracle {w:?}, model {g:?}"),
                 }
             }

@@ -158,7 +158,11 @@ impl ModelDevice {
 
     /// Backdoor read of device memory (no device time passes).
     pub fn dev_mem_read(&self, addr: u64, out: &mut [u8]) -> Result<(), RefModelError> {
-        self.dev.read(addr, out).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: out.len(), size: self.dev.size() })
+        self.dev.read(addr, out).map_err(|_| RefModelError::DeviceMemoryRange {
+            addr,
+            len: out.len(),
+            size: self.dev.size(),
+        })
     }
 
     /// Backdoor write of device memory (no device time passes).
@@ -296,20 +300,30 @@ impl DeviceIo for ModelDevice {
 
     fn read32(&mut self, offset: u32) -> Result<u32, IoError> {
         check_offset(offset)?;
-        self.csr_read(offset)
-            .map_err(|csr::SlvErr| IoError::Csr { kind: "read", offset, reason: "AXI response 0b10".into() })
+        self.csr_read(offset).map_err(|csr::SlvErr| IoError::Csr {
+            kind: "read",
+            offset,
+            reason: "AXI response 0b10".into(),
+        })
     }
 
     fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
         check_offset(offset)?;
-        self.csr_write(offset, value)
-            .map_err(|csr::SlvErr| IoError::Csr { kind: "write", offset, reason: "AXI response 0b10".into() })
+        self.csr_write(offset, value).map_err(|csr::SlvErr| IoError::Csr {
+            kind: "write",
+            offset,
+            reason: "AXI response 0b10".into(),
+        })
     }
 
     unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
         let page = npu::IOVA_PAGE as usize;
         if len == 0 || len % page != 0 || (host as usize) % page != 0 {
-            return Err(IoError::BadHostRange { addr: host as usize, len, reason: "must be a non-empty, page-aligned range" });
+            return Err(IoError::BadHostRange {
+                addr: host as usize,
+                len,
+                reason: "must be a non-empty, page-aligned range",
+            });
         }
         let iova = self.iova.alloc(len as u64)?;
         // SAFETY: the caller's contract (DeviceIo::dma_map_raw) keeps the range valid

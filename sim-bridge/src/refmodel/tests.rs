@@ -85,14 +85,26 @@ fn perf_hi_is_a_shadow_latched_by_perf_lo() {
 fn copies_in_every_direction_with_guards() {
     let mut r = rig();
     let (s, t) = (r.src_iova, r.dst_iova);
-    let c = r.run(0, &[
-        DmaDesc::copy(DmaAddr::Host(s + 3), DmaAddr::Device(0x1FFF), 9000, 1),
-        DmaDesc::copy(DmaAddr::Device(0x1FFF), DmaAddr::Device(0x10_0001), 9000, 2),
-        DmaDesc::copy(DmaAddr::Device(0x10_0001), DmaAddr::Host(t + 4095), 9000, 3),
-        DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Host(t + 20_000), 1, 4),
-        DmaDesc::zero(DmaAddr::Host(t + 4095 + 100), 10, 5),
-    ]);
-    assert_eq!(c, [(1, DmaStatus::Ok, 9000, 0), (2, DmaStatus::Ok, 9000, 1), (3, DmaStatus::Ok, 9000, 2), (4, DmaStatus::Ok, 1, 3), (5, DmaStatus::Ok, 10, 4)]);
+    let c = r.run(
+        0,
+        &[
+            DmaDesc::copy(DmaAddr::Host(s + 3), DmaAddr::Device(0x1FFF), 9000, 1),
+            DmaDesc::copy(DmaAddr::Device(0x1FFF), DmaAddr::Device(0x10_0001), 9000, 2),
+            DmaDesc::copy(DmaAddr::Device(0x10_0001), DmaAddr::Host(t + 4095), 9000, 3),
+            DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Host(t + 20_000), 1, 4),
+            DmaDesc::zero(DmaAddr::Host(t + 4095 + 100), 10, 5),
+        ],
+    );
+    assert_eq!(
+        c,
+        [
+            (1, DmaStatus::Ok, 9000, 0),
+            (2, DmaStatus::Ok, 9000, 1),
+            (3, DmaStatus::Ok, 9000, 2),
+            (4, DmaStatus::Ok, 1, 3),
+            (5, DmaStatus::Ok, 10, 4)
+        ]
+    );
     let mut got = vec![0u8; 64 << 10];
     r.dst.read(0, &mut got).unwrap();
     for (i, &b) in got.iter().enumerate() {
@@ -113,11 +125,14 @@ fn bad_descriptor_halts_and_resume_continues_after_it() {
     let s = r.src_iova;
     let mut irq = 0;
     r.dev.write32(regs::INT_MASK.offset, 0x7F).unwrap();
-    let c = r.run(2, &[
-        DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device(0), 100, 1),
-        DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device((256 << 20) - 99), 100, 2),
-        DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device(200), 100, 3),
-    ]);
+    let c = r.run(
+        2,
+        &[
+            DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device(0), 100, 1),
+            DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device((256 << 20) - 99), 100, 2),
+            DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device(200), 100, 3),
+        ],
+    );
     assert_eq!(c, [(1, DmaStatus::Ok, 100, 0), (2, DmaStatus::BadDesc, 0, 1)]);
     irq |= r.dev.wait_irq(0x7F, 1000).unwrap();
     assert_eq!(irq, 1 << 4, "DMA2 for the error completion");

@@ -134,7 +134,12 @@ impl State {
     pub(crate) fn bar0(&mut self, offset: u64, data: Access<'_>) -> Result<(), VfioUserError> {
         let len = data.len();
         if len != 4 || offset % 4 != 0 || offset + 4 > u64::from(BAR_BYTES) {
-            return Err(VfioUserError::BadAccess { region: 0, offset, len, reason: "BAR0 takes aligned 32-bit accesses" });
+            return Err(VfioUserError::BadAccess {
+                region: 0,
+                offset,
+                len,
+                reason: "BAR0 takes aligned 32-bit accesses",
+            });
         }
         let off = offset as u32;
         let r = match data {
@@ -162,7 +167,8 @@ impl State {
         let m = FdMapping::new(&fd, offset, iova, size)?;
         // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device mapping
         // first; `dev` is dropped before `dma` (field order).
-        unsafe { self.dev.map_host_region(iova, m.ptr, m.len) }.map_err(|_| VfioUserError::DmaConflict { iova, size })?;
+        unsafe { self.dev.map_host_region(iova, m.ptr, m.len) }
+            .map_err(|_| VfioUserError::DmaConflict { iova, size })?;
         self.dma.insert(iova, m);
         self.stats.dma_maps += 1;
         Ok(())
@@ -199,7 +205,14 @@ impl State {
     }
 
     /// SET_IRQS on the MSI-X index: eventfds to trigger, or none to stop.
-    pub(crate) fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: Vec<File>) -> Result<(), VfioUserError> {
+    pub(crate) fn set_irqs(
+        &mut self,
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+        fds: Vec<File>,
+    ) -> Result<(), VfioUserError> {
         let bad = |reason| VfioUserError::BadIrqs { index, flags, start, count, reason };
         let action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
         let data = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
@@ -237,7 +250,16 @@ impl State {
             Access::Read(out) => self.cfg.read(offset, out),
             Access::Write(bytes) => self.cfg.write(offset, bytes),
         };
-        if ok { Ok(()) } else { Err(VfioUserError::BadAccess { region: VFIO_PCI_CONFIG_REGION_INDEX, offset, len, reason: "outside configuration space" }) }
+        if ok {
+            Ok(())
+        } else {
+            Err(VfioUserError::BadAccess {
+                region: VFIO_PCI_CONFIG_REGION_INDEX,
+                offset,
+                len,
+                reason: "outside configuration space",
+            })
+        }
     }
 }
 
@@ -298,7 +320,12 @@ impl ServerBackend for Backend {
                 data.fill(0);
                 Ok(())
             }
-            _ => Err(VfioUserError::BadAccess { region, offset, len: data.len(), reason: "no such region or outside it" }),
+            _ => Err(VfioUserError::BadAccess {
+                region,
+                offset,
+                len: data.len(),
+                reason: "no such region or outside it",
+            }),
         })
     }
 
@@ -307,11 +334,23 @@ impl ServerBackend for Backend {
             VFIO_PCI_CONFIG_REGION_INDEX => st.config(offset, Access::Write(data)),
             VFIO_PCI_BAR0_REGION_INDEX => st.bar0(offset, Access::Write(data)),
             VFIO_PCI_BAR2_REGION_INDEX if offset.saturating_add(data.len() as u64) <= u64::from(BAR_BYTES) => Ok(()),
-            _ => Err(VfioUserError::BadAccess { region, offset, len: data.len(), reason: "no such region or outside it" }),
+            _ => Err(VfioUserError::BadAccess {
+                region,
+                offset,
+                len: data.len(),
+                reason: "no such region or outside it",
+            }),
         })
     }
 
-    fn dma_map(&mut self, _flags: DmaMapFlags, offset: u64, address: u64, size: u64, fd: Option<File>) -> Result<(), std::io::Error> {
+    fn dma_map(
+        &mut self,
+        _flags: DmaMapFlags,
+        offset: u64,
+        address: u64,
+        size: u64,
+        fd: Option<File>,
+    ) -> Result<(), std::io::Error> {
         self.with(|st| st.dma_map(address, size, offset, fd))
     }
 
@@ -327,7 +366,14 @@ impl ServerBackend for Backend {
         })
     }
 
-    fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: Vec<File>) -> Result<(), std::io::Error> {
+    fn set_irqs(
+        &mut self,
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+        fds: Vec<File>,
+    ) -> Result<(), std::io::Error> {
         self.with(|st| st.set_irqs(index, flags, start, count, fds))
     }
 }
@@ -396,7 +442,10 @@ mod tests {
         let mut st = state();
         assert!(matches!(st.dma_map(0x1000, 0x1000, 0, None), Err(VfioUserError::DmaWithoutFd { iova: 0x1000, .. })));
         st.dma_map(0x10000, 0x4000, 0x1000, Some(memfd(0x8000))).unwrap();
-        assert!(matches!(st.dma_map(0x12000, 0x1000, 0, Some(memfd(0x1000))), Err(VfioUserError::DmaConflict { iova: 0x12000, .. })));
+        assert!(matches!(
+            st.dma_map(0x12000, 0x1000, 0, Some(memfd(0x1000))),
+            Err(VfioUserError::DmaConflict { iova: 0x12000, .. })
+        ));
         assert!(matches!(st.dma_map(0x20000, 0, 0, Some(memfd(0x1000))), Err(VfioUserError::DmaBadRange { .. })));
         assert!(matches!(
             st.dma_unmap(0x11000, 0x1000, false),
@@ -417,11 +466,18 @@ mod tests {
         let mut st = state();
         let trig = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
         assert!(matches!(st.set_irqs(0, trig, 0, 1, vec![memfd(8)]), Err(VfioUserError::BadIrqs { index: 0, .. })));
-        assert!(matches!(st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 6, 2, vec![]), Err(VfioUserError::BadIrqs { start: 6, .. })));
-        assert!(matches!(st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 2, vec![memfd(8)]), Err(VfioUserError::BadIrqs { .. })));
+        assert!(matches!(
+            st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 6, 2, vec![]),
+            Err(VfioUserError::BadIrqs { start: 6, .. })
+        ));
+        assert!(matches!(
+            st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 2, vec![memfd(8)]),
+            Err(VfioUserError::BadIrqs { .. })
+        ));
         st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 1, vec![memfd(8)]).unwrap();
         assert!(st.irq_fds[0].is_some());
-        st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, vec![]).unwrap();
+        st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, vec![])
+            .unwrap();
         assert!(st.irq_fds.iter().all(Option::is_none));
     }
 }

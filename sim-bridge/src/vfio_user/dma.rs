@@ -34,7 +34,14 @@ impl FdMapping {
         // SAFETY: a fresh shared mapping at an address the kernel chooses; it aliases no
         // Rust object. Validity of fd/offset/len is checked by the kernel (error below).
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), map_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), file_off)
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                file_off,
+            )
         };
         if base == libc::MAP_FAILED {
             return Err(err(std::io::Error::last_os_error()));

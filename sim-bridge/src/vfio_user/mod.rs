@@ -24,8 +24,8 @@ pub mod config;
 mod dma;
 
 use crate::sim_device::{SimConfig, SimDevice, SimError};
-use backend::{Backend, State};
 pub use backend::ServeStats;
+use backend::{Backend, State};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use vfio_bindings::bindings::vfio::{
@@ -81,7 +81,9 @@ pub enum VfioUserError {
         source: SimError,
     },
     /// DMA_MAP without a file descriptor (the server cannot serve DMA by messages).
-    #[error("DMA map of IOVA {iova:#x} (+{size:#x}) came without a file descriptor; give the VM shareable memory (memory-backend-memfd,share=on)")]
+    #[error(
+        "DMA map of IOVA {iova:#x} (+{size:#x}) came without a file descriptor; give the VM shareable memory (memory-backend-memfd,share=on)"
+    )]
     DmaWithoutFd {
         /// IOVA.
         iova: u64,
@@ -194,7 +196,14 @@ impl NpuServer {
 
 fn region(index: u32, size: u64) -> ServerRegion {
     let flags = if size > 0 { VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE } else { 0 };
-    let info = vfio_region_info { argsz: std::mem::size_of::<vfio_region_info>() as u32, flags, index, cap_offset: 0, size, offset: 0 };
+    let info = vfio_region_info {
+        argsz: std::mem::size_of::<vfio_region_info>() as u32,
+        flags,
+        index,
+        cap_offset: 0,
+        size,
+        offset: 0,
+    };
     ServerRegion { region_info: info, sparse_areas: Vec::new(), mmap_fd: None }
 }
 

@@ -66,7 +66,15 @@ impl Tables {
     }
 
     /// Maps one 4 KiB or 2 MiB page.
-    pub fn map<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16, va: u64, pa: u64, size: u64, write: bool) {
+    pub fn map<D: DeviceIo + DevMemBackdoor>(
+        &mut self,
+        dev: &mut D,
+        asid: u16,
+        va: u64,
+        pa: u64,
+        size: u64,
+        write: bool,
+    ) {
         let root = self.root(dev, asid);
         let mut next = self.next;
         let mut alloc = || {
@@ -100,7 +108,13 @@ impl Tables {
     }
 
     /// The independent software walk of `va` in `asid` over the device's memory.
-    pub fn oracle<D: DeviceIo + DevMemBackdoor>(&mut self, dev: &mut D, asid: u16, va: u64, access: Access) -> Result<sv39::Translation, sv39::WalkFault> {
+    pub fn oracle<D: DeviceIo + DevMemBackdoor>(
+        &mut self,
+        dev: &mut D,
+        asid: u16,
+        va: u64,
+        access: Access,
+    ) -> Result<sv39::Translation, sv39::WalkFault> {
         let root = self.root(dev, asid);
         let size = dev.dev_mem_size();
         sv39::walk(&BackdoorTables(dev), root, va, access, size)
@@ -202,13 +216,22 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
     /// Submits `kernel`, answers each batch of its faults (sorted by REQID) with one
     /// reply from `on_batch` (which may edit page tables first), and returns its
     /// completion and every fault batch seen.
-    pub fn run(&mut self, kernel: Kernel, on_batch: &mut dyn FnMut(&mut D, &mut Tables, &[FaultRecord]) -> Reply) -> (KernelCompletion, Vec<Vec<FaultRecord>>) {
+    pub fn run(
+        &mut self,
+        kernel: Kernel,
+        on_batch: &mut dyn FnMut(&mut D, &mut Tables, &[FaultRecord]) -> Reply,
+    ) -> (KernelCompletion, Vec<Vec<FaultRecord>>) {
         self.run_with(kernel, &[], on_batch)
     }
 
     /// [`Rig::run`], with `cmds` submitted to the command queue right after the kernel
     /// (so an invalidation can meet the kernel's walks).
-    pub fn run_with(&mut self, kernel: Kernel, cmds: &[Command], on_batch: &mut dyn FnMut(&mut D, &mut Tables, &[FaultRecord]) -> Reply) -> (KernelCompletion, Vec<Vec<FaultRecord>>) {
+    pub fn run_with(
+        &mut self,
+        kernel: Kernel,
+        cmds: &[Command],
+        on_batch: &mut dyn FnMut(&mut D, &mut Tables, &[FaultRecord]) -> Reply,
+    ) -> (KernelCompletion, Vec<Vec<FaultRecord>>) {
         self.kq.submit(&mut self.dev, &[kernel.with_irq()]).unwrap();
         if !cmds.is_empty() {
             self.cmdq.submit(&mut self.dev, cmds).unwrap();
@@ -217,7 +240,8 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
         let wake = (1 << regs::int_cause::FAULT) | (1 << regs::int_cause::KERNEL);
         let deadline = self.dev.now_ns() + BUDGET_NS;
         loop {
-            let pending = self.dev.read32(regs::FQ_TAIL.offset).unwrap() != self.dev.read32(regs::FQ_HEAD.offset).unwrap();
+            let pending =
+                self.dev.read32(regs::FQ_TAIL.offset).unwrap() != self.dev.read32(regs::FQ_HEAD.offset).unwrap();
             // Read the batch only after the check that decided to settle (a record may
             // arrive between the two register reads).
             let mut faults = Vec::new();
@@ -248,7 +272,12 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
     pub fn settle(&mut self) {
         let activity = |dev: &mut D| -> u64 {
             let mut sum = u64::from(dev.read32(regs::FQ_TAIL.offset).unwrap());
-            for c in [regs::perf_ctr::HOST_RD_BYTES, regs::perf_ctr::HOST_WR_BYTES, regs::perf_ctr::DEV_RD_BYTES, regs::perf_ctr::DEV_WR_BYTES] {
+            for c in [
+                regs::perf_ctr::HOST_RD_BYTES,
+                regs::perf_ctr::HOST_WR_BYTES,
+                regs::perf_ctr::DEV_RD_BYTES,
+                regs::perf_ctr::DEV_WR_BYTES,
+            ] {
                 let lo = dev.read32(regs::PERF_LO.offset + 8 * c as u32).unwrap();
                 sum = sum.wrapping_add(u64::from(lo));
             }
@@ -261,7 +290,8 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
             if DEBUG.load(std::sync::atomic::Ordering::Relaxed) {
                 let c: Vec<u32> = (0..9).map(|i| self.dev.read32(regs::PERF_LO.offset + 8 * i).unwrap()).collect();
                 let st = self.dev.read32(regs::STATUS.offset).unwrap();
-                let fq = (self.dev.read32(regs::FQ_HEAD.offset).unwrap(), self.dev.read32(regs::FQ_TAIL.offset).unwrap());
+                let fq =
+                    (self.dev.read32(regs::FQ_HEAD.offset).unwrap(), self.dev.read32(regs::FQ_TAIL.offset).unwrap());
                 eprintln!("settle: t={} activity {now} status {st:#x} fq {fq:?} counters {c:?}", self.dev.now_ns());
             }
             if now == last {

@@ -40,7 +40,10 @@ fn run(bdf: &str, dma: Option<usize>) -> Result<(), String> {
     }
     let w: Vec<String> = d.pci().iova_window().iter().map(|r| format!("[{:#x}, {:#x})", r.start, r.end)).collect();
     println!("  IOVA window    {}", w.join(" "));
-    println!("  reset          {}", if d.pci().reset_supported() { "function reset supported" } else { "no function reset" });
+    println!(
+        "  reset          {}",
+        if d.pci().reset_supported() { "function reset supported" } else { "no function reset" }
+    );
     scratch(&mut d).map_err(|e| e.to_string())?;
     println!("  scratch        3 patterns read back  ok");
     if let Some(len) = dma {
@@ -71,7 +74,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((bdf, dma)) = parsed else {
-        eprintln!("usage: vfio-npu-info BDF [--dma BYTES]   (e.g. 0000:01:00.0 --dma 1M, at most 16M; see docs/board.md)");
+        eprintln!(
+            "usage: vfio-npu-info BDF [--dma BYTES]   (e.g. 0000:01:00.0 --dma 1M, at most 16M; see docs/board.md)"
+        );
         return ExitCode::from(2);
     };
     match run(bdf, dma) {

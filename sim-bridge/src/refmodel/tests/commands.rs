@@ -60,7 +60,11 @@ fn malformed_commands_stop_the_queue_until_soft_reset() {
         assert_ne!(r.fence_word(), 0x99, "nothing after {cmd:?} runs");
         assert_eq!(r.rd(regs::CMDQ_HEAD), 1);
         let s = r.rd(regs::STATUS);
-        assert_eq!(s, 1 << regs::status::CMDQ_BUSY.lsb | 1 << regs::status::ERROR.lsb, "like the RTL, a stopped queue with entries reads busy");
+        assert_eq!(
+            s,
+            1 << regs::status::CMDQ_BUSY.lsb | 1 << regs::status::ERROR.lsb,
+            "like the RTL, a stopped queue with entries reads busy"
+        );
     }
     r.soft_reset();
     assert_eq!((r.rd(regs::ERR_INFO), r.rd(regs::STATUS), r.rd(regs::CMDQ_HEAD)), (0, 0, 0));

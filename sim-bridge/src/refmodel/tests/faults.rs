@@ -78,7 +78,11 @@ fn full_fault_queue_back_pressures_without_dropping() {
         r.step();
     }
     assert!(r.faults().is_empty());
-    assert_eq!(all.iter().map(|f| f.reqid).collect::<Vec<_>>(), [0x100, 0x101, 0x102, 0x103, 0x100], "records follow the stalls");
+    assert_eq!(
+        all.iter().map(|f| f.reqid).collect::<Vec<_>>(),
+        [0x100, 0x101, 0x102, 0x103, 0x100],
+        "records follow the stalls"
+    );
     all.pop();
     assert_eq!(batch(all, 0), (0..4).map(|s| unmapped(&mut r, s, u32::from(s))).collect::<Vec<_>>());
     // With FQ_EN = 0 the record is held, and written when the queue is enabled again.
@@ -100,17 +104,28 @@ fn abort_fails_the_kernel_with_the_first_failure() {
     r.submit(&[copy(2048)]);
     r.step();
     let f = batch(r.faults(), 0);
-    assert_eq!(f.iter().map(|f| (f.reqid, f.va, f.level)).collect::<Vec<_>>(), (0..4u16).map(|s| (0x100 | s, VA + PAGE + 64 * u64::from(s), 0)).collect::<Vec<_>>());
+    assert_eq!(
+        f.iter().map(|f| (f.reqid, f.va, f.level)).collect::<Vec<_>>(),
+        (0..4u16).map(|s| (0x100 | s, VA + PAGE + 64 * u64::from(s), 0)).collect::<Vec<_>>()
+    );
     r.replay(&[0x101], true);
     r.replay(&[0x100, 0x102, 0x103], false);
     r.step();
     let again = batch(r.faults(), 4);
-    assert_eq!(again.iter().map(|f| f.reqid).collect::<Vec<_>>(), [0x100, 0x102, 0x103], "retries fault again; no new group started");
+    assert_eq!(
+        again.iter().map(|f| f.reqid).collect::<Vec<_>>(),
+        [0x100, 0x102, 0x103],
+        "retries fault again; no new group started"
+    );
     assert!(r.completions().is_empty(), "the kernel waits for its stalled slots");
     r.replay(&[0x100, 0x102, 0x103], true);
     r.step();
     let c = r.completions();
-    assert_eq!((c[0].status, c[0].fault_va, c[0].done), (ks::FAULT_ABORT, VA + PAGE + 64, 1024), "the first abort names the VA");
+    assert_eq!(
+        (c[0].status, c[0].fault_va, c[0].done),
+        (ks::FAULT_ABORT, VA + PAGE + 64, 1024),
+        "the first abort names the VA"
+    );
     assert_eq!(r.irqs(), 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL);
     assert_eq!(status(&mut r), (0, 0));
     // A REPLAY for a slot that waits for nothing is ignored.
@@ -130,7 +145,10 @@ fn write_to_read_only_page_and_reduce_store_fault_in_slot_0() {
     let f = r.faults();
     let oracle = r.oracle(1, VA + 0x800, Access::Write).unwrap_err();
     let pte = Pte::leaf(PA, false).0;
-    assert_eq!(f, [Fr { reqid: 0x100, cause: fc::WRITE_PAGE, write: true, level: 0, asid: 1, seq: 0, va: VA + 0x800, pte }]);
+    assert_eq!(
+        f,
+        [Fr { reqid: 0x100, cause: fc::WRITE_PAGE, write: true, level: 0, asid: 1, seq: 0, va: VA + 0x800, pte }]
+    );
     assert_eq!((oracle.cause, oracle.level, oracle.pte.0), (fc::WRITE_PAGE, 0, pte));
     // Make the page writable (no invalidation needed to add rights) and retry.
     let at = r.leaf_pte_addr(1, VA);
@@ -174,7 +192,16 @@ fn soft_reset_forgets_stalled_work_and_restarts_seq() {
     assert_eq!(r.faults().len(), 4);
     assert_eq!(r.rd(regs::CMDQ_HEAD), 1);
     r.soft_reset();
-    for reg in [regs::STATUS, regs::INT_STATUS, regs::FQ_TAIL, regs::KQ_HEAD, regs::KCQ_TAIL, regs::CMDQ_HEAD, regs::FQ_HEAD, regs::KQ_TAIL] {
+    for reg in [
+        regs::STATUS,
+        regs::INT_STATUS,
+        regs::FQ_TAIL,
+        regs::KQ_HEAD,
+        regs::KCQ_TAIL,
+        regs::CMDQ_HEAD,
+        regs::FQ_HEAD,
+        regs::KQ_TAIL,
+    ] {
         assert_eq!(r.rd(reg), 0, "{} after soft reset", reg.name);
     }
     r.step();

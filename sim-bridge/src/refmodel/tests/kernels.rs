@@ -52,7 +52,11 @@ fn every_operation_matches_plain_rust() {
     for (kd, bv, f) in cases {
         let a = load_operands(&mut r, bv);
         let c = r.run(kd);
-        assert_eq!(c, super::rig::Kc { tag: kd.tag, status: ks::OK, asid: 1, result: 0, fault_va: 0, done: N as u32 }, "{kd:?}");
+        assert_eq!(
+            c,
+            super::rig::Kc { tag: kd.tag, status: ks::OK, asid: 1, result: 0, fault_va: 0, done: N as u32 },
+            "{kd:?}"
+        );
         let got = r.words(pa(C) - 64, N + 32);
         assert_eq!(&got[..16], &[GUARD; 16], "guard below c, op {}", kd.op);
         assert_eq!(&got[16 + N..], &[GUARD; 16], "guard above c, op {}", kd.op);
@@ -98,7 +102,11 @@ fn bad_descriptors_end_at_once_and_empty_kernels_complete() {
     r.irqs();
     for kd in bad {
         let c = r.run(kd);
-        assert_eq!(c, super::rig::Kc { tag: 9, status: ks::BAD_DESC, asid: 1, result: 0, fault_va: 0, done: 0 }, "{kd:?}");
+        assert_eq!(
+            c,
+            super::rig::Kc { tag: 9, status: ks::BAD_DESC, asid: 1, result: 0, fault_va: 0, done: 0 },
+            "{kd:?}"
+        );
         assert_eq!(r.irqs(), 1 << regs::int_cause::KERNEL, "a status other than OK interrupts");
     }
     assert_eq!(r.words(pa(C), 16), [GUARD; 16], "no access");

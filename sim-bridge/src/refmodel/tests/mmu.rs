@@ -63,7 +63,8 @@ fn address_spaces_are_isolated() {
     assert_eq!(r.run(touch(1, 0x2000, 1, 0)).result, 100);
     assert_eq!(r.run(touch(2, 0x2000, 1, 0)).result, 200);
     // ASID 3 has no valid root, ASID 16 does not exist; MMU_EN = 0 disables every ASID.
-    let invalid = |asid, seq| Fr { reqid: 0x100, cause: fc::ASID_INVALID, write: false, level: 2, asid, seq, va: 0x2000, pte: 0 };
+    let invalid =
+        |asid, seq| Fr { reqid: 0x100, cause: fc::ASID_INVALID, write: false, level: 2, asid, seq, va: 0x2000, pte: 0 };
     for (asid, seq) in [(3, 0), (16, 1)] {
         r.submit(&[touch(asid, 0x2000, 1, 0)]);
         r.step();

@@ -221,7 +221,12 @@ impl Rig {
     }
 
     /// The oracle's translation of `va` in `asid`.
-    pub(super) fn oracle(&mut self, asid: u32, va: u64, access: sv39::Access) -> Result<sv39::Translation, sv39::WalkFault> {
+    pub(super) fn oracle(
+        &mut self,
+        asid: u32,
+        va: u64,
+        access: sv39::Access,
+    ) -> Result<sv39::Translation, sv39::WalkFault> {
         let root = self.root(asid);
         sv39::walk(&DevTables(&mut self.dev), root, va, access, 64 << 20)
     }
@@ -344,7 +349,13 @@ impl Rig {
         for &(op, flags, asid, arg, addr) in cmds {
             let mut rec = [0u8; regs::cmd::SIZE];
             use regs::cmd as f;
-            for (field, v) in [(f::OPCODE, op), (f::FLAGS, flags), (f::ASID, u64::from(asid)), (f::ARG, u64::from(arg)), (f::ADDR, addr)] {
+            for (field, v) in [
+                (f::OPCODE, op),
+                (f::FLAGS, flags),
+                (f::ASID, u64::from(asid)),
+                (f::ARG, u64::from(arg)),
+                (f::ADDR, addr),
+            ] {
                 field.set(&mut rec, v);
             }
             let i = usize::from(self.cmdq.index);
@@ -357,7 +368,8 @@ impl Rig {
 
     /// Answers faults with REPLAY commands (RETRY, or ABORT if `abort`).
     pub(super) fn replay(&mut self, reqids: &[u16], abort: bool) {
-        let cmds: Vec<_> = reqids.iter().map(|&r| (regs::cmd_opcode::REPLAY, u64::from(abort), 0, u32::from(r), 0)).collect();
+        let cmds: Vec<_> =
+            reqids.iter().map(|&r| (regs::cmd_opcode::REPLAY, u64::from(abort), 0, u32::from(r), 0)).collect();
         self.commands(&cmds);
     }
 

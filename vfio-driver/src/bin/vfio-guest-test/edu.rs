@@ -128,97 +128,146 @@ pub fn run(c: &mut Checks, bdf: &str) {
             Ok(format!("{} ranges, first [{:#x}, {:#x}], window {w:#x?}", r.len(), r[0].first, r[0].last))
         }
     });
-    c.check("BAR0 mapped, 1 MiB", match d.bar_size(0) {
-        Some(s) if s == 1 << 20 => Ok(format!("{s:#x} bytes")),
-        other => Err(format!("BAR0 size {other:?}")),
-    });
-    c.check("identification register", (|| {
-        let id = d.read32(0, ID).map_err(e2s)?;
-        if id & 0xff != 0xed {
-            return Err(format!("ID {id:#010x} lacks 0xed"));
-        }
-        Ok(format!("{id:#010x} = edu v{}.{}", id >> 24, (id >> 16) & 0xff))
-    })());
-    c.check("liveness register inverts (32-bit MMIO)", (|| {
-        for v in [0u32, 0xdead_beef, 0x1234_5678, u32::MAX] {
-            d.write32(0, LIVENESS, v).map_err(e2s)?;
-            let r = d.read32(0, LIVENESS).map_err(e2s)?;
-            if r != !v {
-                return Err(format!("wrote {v:#x}, read {r:#x}, expected {:#x}", !v));
+    c.check(
+        "BAR0 mapped, 1 MiB",
+        match d.bar_size(0) {
+            Some(s) if s == 1 << 20 => Ok(format!("{s:#x} bytes")),
+            other => Err(format!("BAR0 size {other:?}")),
+        },
+    );
+    c.check(
+        "identification register",
+        (|| {
+            let id = d.read32(0, ID).map_err(e2s)?;
+            if id & 0xff != 0xed {
+                return Err(format!("ID {id:#010x} lacks 0xed"));
             }
-        }
-        Ok("4 values".into())
-    })());
-    c.check("64-bit MMIO round trip (DMA source register)", (|| {
-        let v = 0x0123_4567_89ab_cdefu64 & ((1 << 28) - 1) | 0x0f00_0000_0000_0000;
-        d.write64(0, DMA_SRC, v).map_err(e2s)?;
-        let r = d.read64(0, DMA_SRC).map_err(e2s)?;
-        if r == v { Ok(format!("{v:#x}")) } else { Err(format!("wrote {v:#x}, read {r:#x}")) }
-    })());
-    c.check("MMIO outside BAR0 is refused", match d.read32(0, 1 << 20) {
-        Err(VfioError::MmioOutOfRange { .. }) => Ok("MmioOutOfRange".into()),
-        other => Err(format!("{other:?}")),
-    });
-    c.check("MSI through eventfd (factorial done)", (|| {
-        d.write32(0, STATUS, STATUS_IRQ_FACT).map_err(e2s)?;
-        d.write32(0, FACTORIAL, 10).map_err(e2s)?;
-        let r = wait_ack(&mut d, IRQ_FACT_DONE)?;
-        let f = d.read32(0, FACTORIAL).map_err(e2s)?;
-        let busy = d.read32(0, STATUS).map_err(e2s)? & STATUS_COMPUTING;
-        d.write32(0, STATUS, 0).map_err(e2s)?;
-        if f != 3_628_800 || busy != 0 {
-            return Err(format!("10! read {f}, computing bit {busy}"));
-        }
-        Ok(format!("{r}, 10! = {f}"))
-    })());
-    c.check("MSI through eventfd (raised by register)", (|| {
-        d.write32(0, IRQ_RAISE, 0x4).map_err(e2s)?;
-        wait_ack(&mut d, 0x4)
-    })());
-    c.check("wait_irq times out when nothing fires", (|| {
-        let t = Instant::now();
-        let f = d.wait_irq(1, Duration::from_millis(50)).map_err(e2s)?;
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        if f != 0 || ms < 50.0 { Err(format!("returned {f:#x} after {ms:.1} ms")) } else { Ok(format!("0 after {ms:.1} ms")) }
-    })());
+            Ok(format!("{id:#010x} = edu v{}.{}", id >> 24, (id >> 16) & 0xff))
+        })(),
+    );
+    c.check(
+        "liveness register inverts (32-bit MMIO)",
+        (|| {
+            for v in [0u32, 0xdead_beef, 0x1234_5678, u32::MAX] {
+                d.write32(0, LIVENESS, v).map_err(e2s)?;
+                let r = d.read32(0, LIVENESS).map_err(e2s)?;
+                if r != !v {
+                    return Err(format!("wrote {v:#x}, read {r:#x}, expected {:#x}", !v));
+                }
+            }
+            Ok("4 values".into())
+        })(),
+    );
+    c.check(
+        "64-bit MMIO round trip (DMA source register)",
+        (|| {
+            let v = 0x0123_4567_89ab_cdefu64 & ((1 << 28) - 1) | 0x0f00_0000_0000_0000;
+            d.write64(0, DMA_SRC, v).map_err(e2s)?;
+            let r = d.read64(0, DMA_SRC).map_err(e2s)?;
+            if r == v { Ok(format!("{v:#x}")) } else { Err(format!("wrote {v:#x}, read {r:#x}")) }
+        })(),
+    );
+    c.check(
+        "MMIO outside BAR0 is refused",
+        match d.read32(0, 1 << 20) {
+            Err(VfioError::MmioOutOfRange { .. }) => Ok("MmioOutOfRange".into()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    c.check(
+        "MSI through eventfd (factorial done)",
+        (|| {
+            d.write32(0, STATUS, STATUS_IRQ_FACT).map_err(e2s)?;
+            d.write32(0, FACTORIAL, 10).map_err(e2s)?;
+            let r = wait_ack(&mut d, IRQ_FACT_DONE)?;
+            let f = d.read32(0, FACTORIAL).map_err(e2s)?;
+            let busy = d.read32(0, STATUS).map_err(e2s)? & STATUS_COMPUTING;
+            d.write32(0, STATUS, 0).map_err(e2s)?;
+            if f != 3_628_800 || busy != 0 {
+                return Err(format!("10! read {f}, computing bit {busy}"));
+            }
+            Ok(format!("{r}, 10! = {f}"))
+        })(),
+    );
+    c.check(
+        "MSI through eventfd (raised by register)",
+        (|| {
+            d.write32(0, IRQ_RAISE, 0x4).map_err(e2s)?;
+            wait_ack(&mut d, 0x4)
+        })(),
+    );
+    c.check(
+        "wait_irq times out when nothing fires",
+        (|| {
+            let t = Instant::now();
+            let f = d.wait_irq(1, Duration::from_millis(50)).map_err(e2s)?;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if f != 0 || ms < 50.0 {
+                Err(format!("returned {f:#x} after {ms:.1} ms"))
+            } else {
+                Ok(format!("0 after {ms:.1} ms"))
+            }
+        })(),
+    );
     dma_checks(c, &mut d);
-    c.check("INTx through eventfd, unmasked between interrupts", (|| {
-        let k = d.enable_irqs(IrqMode::Only(IrqKind::Intx), 1).map_err(e2s)?;
-        let mut out = format!("{k:?}");
-        for round in 0..3 {
-            d.write32(0, IRQ_RAISE, 0x8).map_err(e2s)?;
-            let r = wait_ack(&mut d, 0x8).map_err(|e| format!("round {round}: {e}"))?;
-            out += &format!("; round {round}: {r}");
-        }
-        let f = d.wait_irq(1, Duration::from_millis(50)).map_err(e2s)?;
-        if f != 0 {
-            return Err(format!("spurious INTx after acknowledge: {f:#x}"));
-        }
-        d.enable_irqs(IrqMode::Only(IrqKind::Msi), 1).map_err(e2s)?;
-        Ok(out)
-    })());
-    c.check("reset: supported, or a typed ResetUnsupported", match d.reset() {
-        Ok(()) => d.read32(0, ID).map(|id| format!("reset done, ID {id:#010x}")).map_err(e2s),
-        Err(VfioError::ResetUnsupported { .. }) if !d.reset_supported() => Ok("edu has no FLR: ResetUnsupported".into()),
-        Err(e) => Err(e.to_string()),
-    });
-    c.check("second open of the same group is GroupBusy", match VfioPci::open(bdf, &edu_options(IrqMode::Off)) {
-        Err(VfioError::GroupBusy { group }) => Ok(format!("group {group}")),
-        Err(e) => Err(format!("other error: {e}")),
-        Ok(_) => Err("opened twice".into()),
-    });
+    c.check(
+        "INTx through eventfd, unmasked between interrupts",
+        (|| {
+            let k = d.enable_irqs(IrqMode::Only(IrqKind::Intx), 1).map_err(e2s)?;
+            let mut out = format!("{k:?}");
+            for round in 0..3 {
+                d.write32(0, IRQ_RAISE, 0x8).map_err(e2s)?;
+                let r = wait_ack(&mut d, 0x8).map_err(|e| format!("round {round}: {e}"))?;
+                out += &format!("; round {round}: {r}");
+            }
+            let f = d.wait_irq(1, Duration::from_millis(50)).map_err(e2s)?;
+            if f != 0 {
+                return Err(format!("spurious INTx after acknowledge: {f:#x}"));
+            }
+            d.enable_irqs(IrqMode::Only(IrqKind::Msi), 1).map_err(e2s)?;
+            Ok(out)
+        })(),
+    );
+    c.check(
+        "reset: supported, or a typed ResetUnsupported",
+        match d.reset() {
+            Ok(()) => d.read32(0, ID).map(|id| format!("reset done, ID {id:#010x}")).map_err(e2s),
+            Err(VfioError::ResetUnsupported { .. }) if !d.reset_supported() => {
+                Ok("edu has no FLR: ResetUnsupported".into())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+    );
+    c.check(
+        "second open of the same group is GroupBusy",
+        match VfioPci::open(bdf, &edu_options(IrqMode::Off)) {
+            Err(VfioError::GroupBusy { group }) => Ok(format!("group {group}")),
+            Err(e) => Err(format!("other error: {e}")),
+            Ok(_) => Err("opened twice".into()),
+        },
+    );
     drop(d);
-    c.check("NPU host window [4 KiB, 2^40) minus the IOMMU's reserved ranges", (|| {
-        let d = VfioPci::open(bdf, &OpenOptions { irq: IrqMode::Off, ..OpenOptions::default() }).map_err(e2s)?;
-        let w = d.iova_window().to_vec();
-        let text = w.iter().map(|r| format!("[{:#x}, {:#x})", r.start, r.end)).collect::<Vec<_>>().join(" ");
-        if w.len() >= 2 && w[0] == (0x1000..0xfee0_0000) && w[1].start >= 0xfef0_0000 { Ok(text) } else { Err(text) }
-    })());
-    c.check("NPU layer refuses edu: ID register mismatch (wrong bitstream)", match vfio_driver::VfioDevice::open(bdf) {
-        Err(e @ VfioError::IdMismatch { .. }) => Ok(e.to_string()),
-        Err(e) => Err(format!("other error: {e}")),
-        Ok(_) => Err("edu accepted as an NPU".into()),
-    });
+    c.check(
+        "NPU host window [4 KiB, 2^40) minus the IOMMU's reserved ranges",
+        (|| {
+            let d = VfioPci::open(bdf, &OpenOptions { irq: IrqMode::Off, ..OpenOptions::default() }).map_err(e2s)?;
+            let w = d.iova_window().to_vec();
+            let text = w.iter().map(|r| format!("[{:#x}, {:#x})", r.start, r.end)).collect::<Vec<_>>().join(" ");
+            if w.len() >= 2 && w[0] == (0x1000..0xfee0_0000) && w[1].start >= 0xfef0_0000 {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        })(),
+    );
+    c.check(
+        "NPU layer refuses edu: ID register mismatch (wrong bitstream)",
+        match vfio_driver::VfioDevice::open(bdf) {
+            Err(e @ VfioError::IdMismatch { .. }) => Ok(e.to_string()),
+            Err(e) => Err(format!("other error: {e}")),
+            Ok(_) => Err("edu accepted as an NPU".into()),
+        },
+    );
 }
 
 fn dma_checks(c: &mut Checks, d: &mut VfioPci) {
@@ -241,78 +290,111 @@ fn dma_checks(c: &mut Checks, d: &mut VfioPci) {
             return c.fail("map DMA buffers", format!("{x:?} {y:?} {w:?}"));
         }
     };
-    c.check("DMA buffers mapped at IOVAs from the shared allocator", if (ia, ib, iz) == (0x1000, 0x2000, 0x3000) {
-        Ok(format!("{ia:#x} {ib:#x} {iz:#x}"))
-    } else {
-        Err(format!("{ia:#x} {ib:#x} {iz:#x}, expected first-fit from 0x1000"))
-    });
+    c.check(
+        "DMA buffers mapped at IOVAs from the shared allocator",
+        if (ia, ib, iz) == (0x1000, 0x2000, 0x3000) {
+            Ok(format!("{ia:#x} {ib:#x} {iz:#x}"))
+        } else {
+            Err(format!("{ia:#x} {ib:#x} {iz:#x}, expected first-fit from 0x1000"))
+        },
+    );
     let p1 = pattern(1);
     let p2 = pattern(2);
     let _ = a.write(0, &p1);
     let _ = b.write(0, &[0xa5; PAGE]);
-    c.check("DMA host -> device -> host, data and guard bytes verified", (|| {
-        let r1 = dma(d, ia, EDU_BUF, false)?;
-        let r2 = dma(d, EDU_BUF, ib, true)?;
-        expect_dma(b, &p1, 0xa5)?;
-        Ok(format!("{DMA_LEN} bytes each way; H2D {r1}; D2H {r2}"))
-    })());
-    c.check("DMA host -> device with new data overwrites the device buffer", (|| {
-        let _ = a.write(0, &p2);
-        dma(d, ia, EDU_BUF, false)?;
-        dma(d, EDU_BUF, ib, true)?;
-        expect_dma(b, &p2, 0xa5)?;
-        Ok("second pattern read back".into())
-    })());
-    c.check("unmap, then unmap again is NotMapped", (|| {
-        d.dma_unmap(ib).map_err(e2s)?;
-        match d.dma_unmap(ib) {
-            Err(npu::IoError::NotMapped { iova }) if iova == ib => Ok(format!("{ib:#x}")),
-            other => Err(format!("{other:?}")),
-        }
-    })());
+    c.check(
+        "DMA host -> device -> host, data and guard bytes verified",
+        (|| {
+            let r1 = dma(d, ia, EDU_BUF, false)?;
+            let r2 = dma(d, EDU_BUF, ib, true)?;
+            expect_dma(b, &p1, 0xa5)?;
+            Ok(format!("{DMA_LEN} bytes each way; H2D {r1}; D2H {r2}"))
+        })(),
+    );
+    c.check(
+        "DMA host -> device with new data overwrites the device buffer",
+        (|| {
+            let _ = a.write(0, &p2);
+            dma(d, ia, EDU_BUF, false)?;
+            dma(d, EDU_BUF, ib, true)?;
+            expect_dma(b, &p2, 0xa5)?;
+            Ok("second pattern read back".into())
+        })(),
+    );
+    c.check(
+        "unmap, then unmap again is NotMapped",
+        (|| {
+            d.dma_unmap(ib).map_err(e2s)?;
+            match d.dma_unmap(ib) {
+                Err(npu::IoError::NotMapped { iova }) if iova == ib => Ok(format!("{ib:#x}")),
+                other => Err(format!("{other:?}")),
+            }
+        })(),
+    );
     let sentinel = vec![0x5a; PAGE];
     let _ = b.write(0, &sentinel);
     if let Some(k) = kmsg.as_mut() {
         k.drain();
     }
-    c.check("DMA device -> unmapped IOVA is blocked by the IOMMU", (|| {
-        dma(d, EDU_BUF, ib, true)?;
-        let got = read_buf(b);
-        if got != sentinel { Err(format!("host memory changed: {}", first_diff(&got, &sentinel))) } else { Ok("old buffer untouched".into()) }
-    })());
-    c.check("DMA host(unmapped IOVA) -> device reads no host data", (|| {
-        let _ = a.write(0, &pattern(3));
-        d.dma_unmap(ia).map_err(e2s)?;
-        dma(d, ia, EDU_BUF, false)?;
-        dma(d, EDU_BUF, iz, true)?;
-        let got = read_buf(z);
-        if got[..DMA_LEN] == pattern(3)[..DMA_LEN] { Err("the device read the unmapped buffer".into()) } else { Ok("device buffer did not receive it".into()) }
-    })());
-    c.check("the guest IOMMU logged DMA faults", match kmsg.as_mut() {
-        None => Err("cannot open /dev/kmsg".into()),
-        Some(k) => {
-            std::thread::sleep(Duration::from_millis(20));
-            let lines: Vec<String> = k.drain().into_iter().filter(|l| l.contains("DMAR") || l.contains("fault")).collect();
-            if lines.iter().any(|l| l.to_lowercase().contains("fault")) {
-                Ok(lines.iter().find(|l| l.contains("addr")).unwrap_or(&lines[0]).clone())
+    c.check(
+        "DMA device -> unmapped IOVA is blocked by the IOMMU",
+        (|| {
+            dma(d, EDU_BUF, ib, true)?;
+            let got = read_buf(b);
+            if got != sentinel {
+                Err(format!("host memory changed: {}", first_diff(&got, &sentinel)))
             } else {
-                Err(format!("no DMAR fault message; saw {lines:?}"))
+                Ok("old buffer untouched".into())
             }
-        }
-    });
+        })(),
+    );
+    c.check(
+        "DMA host(unmapped IOVA) -> device reads no host data",
+        (|| {
+            let _ = a.write(0, &pattern(3));
+            d.dma_unmap(ia).map_err(e2s)?;
+            dma(d, ia, EDU_BUF, false)?;
+            dma(d, EDU_BUF, iz, true)?;
+            let got = read_buf(z);
+            if got[..DMA_LEN] == pattern(3)[..DMA_LEN] {
+                Err("the device read the unmapped buffer".into())
+            } else {
+                Ok("device buffer did not receive it".into())
+            }
+        })(),
+    );
+    c.check(
+        "the guest IOMMU logged DMA faults",
+        match kmsg.as_mut() {
+            None => Err("cannot open /dev/kmsg".into()),
+            Some(k) => {
+                std::thread::sleep(Duration::from_millis(20));
+                let lines: Vec<String> =
+                    k.drain().into_iter().filter(|l| l.contains("DMAR") || l.contains("fault")).collect();
+                if lines.iter().any(|l| l.to_lowercase().contains("fault")) {
+                    Ok(lines.iter().find(|l| l.contains("addr")).unwrap_or(&lines[0]).clone())
+                } else {
+                    Err(format!("no DMAR fault message; saw {lines:?}"))
+                }
+            }
+        },
+    );
     let _ = d.dma_unmap(iz);
     let left = d.dma_mappings();
     unmap_all(d);
-    c.check("all mappings released, IOVAs reusable", (|| {
-        if !left.is_empty() {
-            return Err(format!("left: {left:x?}"));
-        }
-        let again = map(d, z)?;
-        let r = d.dma_unmap(again).map_err(e2s);
-        unmap_all(d);
-        r?;
-        if again == 0x1000 { Ok("next map gets 0x1000 again".into()) } else { Err(format!("got {again:#x}")) }
-    })());
+    c.check(
+        "all mappings released, IOVAs reusable",
+        (|| {
+            if !left.is_empty() {
+                return Err(format!("left: {left:x?}"));
+            }
+            let again = map(d, z)?;
+            let r = d.dma_unmap(again).map_err(e2s);
+            unmap_all(d);
+            r?;
+            if again == 0x1000 { Ok("next map gets 0x1000 again".into()) } else { Err(format!("got {again:#x}")) }
+        })(),
+    );
 }
 
 /// Removes every DMA mapping (so no buffer is freed while the device can reach it).

@@ -75,10 +75,18 @@ pub fn pci_inventory() -> Vec<String> {
     let mut out: Vec<String> = entries
         .filter_map(Result::ok)
         .map(|e| {
-            let rd = |f: &str| fs::read_to_string(e.path().join(f)).unwrap_or_default().trim().trim_start_matches("0x").to_owned();
+            let rd = |f: &str| {
+                fs::read_to_string(e.path().join(f)).unwrap_or_default().trim().trim_start_matches("0x").to_owned()
+            };
             let group = vfio_driver::sysfs::iommu_group(&e.path()).map_or("-".into(), |g| g.to_string());
             let driver = vfio_driver::sysfs::bound_driver(&e.path()).unwrap_or_else(|| "-".into());
-            format!("{} [{}:{}] class {} group {group} driver {driver}", e.file_name().to_string_lossy(), rd("vendor"), rd("device"), rd("class"))
+            format!(
+                "{} [{}:{}] class {} group {group} driver {driver}",
+                e.file_name().to_string_lossy(),
+                rd("vendor"),
+                rd("device"),
+                rd("class")
+            )
         })
         .collect();
     out.sort();
@@ -217,7 +225,8 @@ mod tests {
         fs::write(&data, b"12345").unwrap();
         let out = dir.join("a.cpio");
         let s = |p: &Path| Some(p.to_string_lossy().into_owned());
-        write_cpio(&out, &[("modules".into(), None), ("init".into(), s(&exe)), ("modules/10-m.ko".into(), s(&data))]).unwrap();
+        write_cpio(&out, &[("modules".into(), None), ("init".into(), s(&exe)), ("modules/10-m.ko".into(), s(&data))])
+            .unwrap();
         let got = parse(&fs::read(&out).unwrap());
         assert_eq!(
             got,

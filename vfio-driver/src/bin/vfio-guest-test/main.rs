@@ -108,7 +108,10 @@ fn run_guest() -> ! {
         println!("  pci {line}");
     }
 
-    c.check("VFIO not loaded: VfioMissing", expect_err(VfioPci::open(&bdf, &opts), |e| matches!(e, VfioError::VfioMissing { .. })));
+    c.check(
+        "VFIO not loaded: VfioMissing",
+        expect_err(VfioPci::open(&bdf, &opts), |e| matches!(e, VfioError::VfioMissing { .. })),
+    );
     match guest::load_modules(Path::new("/modules")) {
         Ok(m) => c.pass("load VFIO modules", m.join(" ")),
         Err(e) => {
@@ -116,8 +119,14 @@ fn run_guest() -> ! {
             finish(c);
         }
     }
-    c.check("malformed address: Bdf error", expect_err(VfioPci::open("00:1e", &opts), |e| matches!(e, VfioError::Bdf(_))));
-    c.check("absent device: NoDevice", expect_err(VfioPci::open("0000:00:1e.7", &opts), |e| matches!(e, VfioError::NoDevice { .. })));
+    c.check(
+        "malformed address: Bdf error",
+        expect_err(VfioPci::open("00:1e", &opts), |e| matches!(e, VfioError::Bdf(_))),
+    );
+    c.check(
+        "absent device: NoDevice",
+        expect_err(VfioPci::open("0000:00:1e.7", &opts), |e| matches!(e, VfioError::NoDevice { .. })),
+    );
     c.check(
         "unbound device: NotBound with bind commands",
         expect_err(VfioPci::open(&bdf, &opts), |e| {
@@ -125,49 +134,72 @@ fn run_guest() -> ! {
                 && e.to_string().contains("echo 1234 11e8 > /sys/bus/pci/drivers/vfio-pci/new_id")
         }),
     );
-    c.check("bind edu to vfio-pci (driver_override)", (|| {
-        guest::bind_vfio(&bdf).map_err(|e| e.to_string())?;
-        let dir = Path::new("/sys/bus/pci/devices").join(&bdf);
-        let drv = vfio_driver::sysfs::bound_driver(&dir);
-        let group = vfio_driver::sysfs::iommu_group(&dir);
-        match (drv.as_deref(), group) {
-            (Some("vfio-pci"), Some(g)) if Path::new(&format!("/dev/vfio/{g}")).exists() => Ok(format!("IOMMU group {g}")),
-            other => Err(format!("driver/group after bind: {other:?}")),
-        }
-    })());
+    c.check(
+        "bind edu to vfio-pci (driver_override)",
+        (|| {
+            guest::bind_vfio(&bdf).map_err(|e| e.to_string())?;
+            let dir = Path::new("/sys/bus/pci/devices").join(&bdf);
+            let drv = vfio_driver::sysfs::bound_driver(&dir);
+            let group = vfio_driver::sysfs::iommu_group(&dir);
+            match (drv.as_deref(), group) {
+                (Some("vfio-pci"), Some(g)) if Path::new(&format!("/dev/vfio/{g}")).exists() => {
+                    Ok(format!("IOMMU group {g}"))
+                }
+                other => Err(format!("driver/group after bind: {other:?}")),
+            }
+        })(),
+    );
     let group = vfio_driver::sysfs::iommu_group(&Path::new("/sys/bus/pci/devices").join(&bdf)).unwrap_or(u32::MAX);
     let node = format!("/dev/vfio/{group}");
     let hidden = format!("/dev/vfio/.{group}.hidden");
-    c.check("group node missing: GroupMissing", match std::fs::rename(&node, &hidden) {
-        Err(e) => Err(format!("cannot hide {node}: {e}")),
-        Ok(()) => {
-            let r = expect_err(VfioPci::open(&bdf, &opts), |e| matches!(e, VfioError::GroupMissing { .. }));
-            std::fs::rename(&hidden, &node).map_err(|e| format!("cannot restore {node}: {e}")).and(r)
-        }
-    });
-    c.check("unprivileged caller: PermissionDenied", (|| {
-        let out = Command::new("/proc/self/exe")
-            .args(["--probe-open", &bdf])
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .output()
-            .map_err(|e| format!("spawn as uid {NOBODY}: {e}"))?;
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        if out.status.success() { Ok(text) } else { Err(format!("child: {text} {}", String::from_utf8_lossy(&out.stderr))) }
-    })());
+    c.check(
+        "group node missing: GroupMissing",
+        match std::fs::rename(&node, &hidden) {
+            Err(e) => Err(format!("cannot hide {node}: {e}")),
+            Ok(()) => {
+                let r = expect_err(VfioPci::open(&bdf, &opts), |e| matches!(e, VfioError::GroupMissing { .. }));
+                std::fs::rename(&hidden, &node).map_err(|e| format!("cannot restore {node}: {e}")).and(r)
+            }
+        },
+    );
+    c.check(
+        "unprivileged caller: PermissionDenied",
+        (|| {
+            let out = Command::new("/proc/self/exe")
+                .args(["--probe-open", &bdf])
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .output()
+                .map_err(|e| format!("spawn as uid {NOBODY}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if out.status.success() {
+                Ok(text)
+            } else {
+                Err(format!("child: {text} {}", String::from_utf8_lossy(&out.stderr)))
+            }
+        })(),
+    );
     edu::run(&mut c, &bdf);
     unpriv::run(&mut c, &bdf);
     with_bound(&mut c, "NVMe: bind to vfio-pci", (nvme::VENDOR, nvme::DEVICE), nvme::run);
-    c.check("NPU layer refuses a 16-byte BAR0: BarTooSmall (i6300esb watchdog)", (|| {
-        let wdt = guest::find_pci(0x8086, 0x25ab).ok_or("no i6300esb (8086:25ab) on the bus")?;
-        guest::bind_vfio(&wdt).map_err(|e| format!("bind {wdt}: {e}"))?;
-        match vfio_driver::VfioDevice::open(&wdt) {
-            Err(e @ VfioError::BarTooSmall { size: 16, need: 4096, .. }) => Ok(e.to_string()),
-            Err(e) => Err(format!("wrong error: {e}")),
-            Ok(_) => Err("accepted a 16-byte BAR0".into()),
-        }
-    })());
-    with_bound(&mut c, "NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci", (npu_ram::VENDOR, npu_ram::DEVICE), npu_ram::run);
+    c.check(
+        "NPU layer refuses a 16-byte BAR0: BarTooSmall (i6300esb watchdog)",
+        (|| {
+            let wdt = guest::find_pci(0x8086, 0x25ab).ok_or("no i6300esb (8086:25ab) on the bus")?;
+            guest::bind_vfio(&wdt).map_err(|e| format!("bind {wdt}: {e}"))?;
+            match vfio_driver::VfioDevice::open(&wdt) {
+                Err(e @ VfioError::BarTooSmall { size: 16, need: 4096, .. }) => Ok(e.to_string()),
+                Err(e) => Err(format!("wrong error: {e}")),
+                Ok(_) => Err("accepted a 16-byte BAR0".into()),
+            }
+        })(),
+    );
+    with_bound(
+        &mut c,
+        "NPU-shaped RAM BAR: bind QEMU's VGA to vfio-pci",
+        (npu_ram::VENDOR, npu_ram::DEVICE),
+        npu_ram::run,
+    );
     match guest::find_all_pci(edu::VENDOR, edu::DEVICE).as_slice() {
         [_, a, b, ..] => viable::run(&mut c, a, b),
         other => c.fail("shared group: two edu devices behind a PCIe-to-PCI bridge", format!("found {other:?}")),

@@ -123,10 +123,13 @@ pub fn run(c: &mut Checks, bdf: &str) {
         Ok(d) => d,
         Err(e) => return c.fail("NVMe: open with interrupts on Auto", e.to_string()),
     };
-    c.check("NVMe: Auto picks MSI-X, 4 vectors", match d.irq_kind() {
-        Some((IrqKind::MsiX, 4)) => Ok("MsiX x4".into()),
-        other => Err(format!("{other:?}")),
-    });
+    c.check(
+        "NVMe: Auto picks MSI-X, 4 vectors",
+        match d.irq_kind() {
+            Some((IrqKind::MsiX, 4)) => Ok("MsiX x4".into()),
+            other => Err(format!("{other:?}")),
+        },
+    );
     let bufs: Vec<DmaBuffer> = match (0..3).map(|_| DmaBuffer::new(4096)).collect() {
         Ok(b) => b,
         Err(e) => return c.fail("NVMe: DMA buffers", e2s(e)),
@@ -143,20 +146,26 @@ pub fn run(c: &mut Checks, bdf: &str) {
     if iovas.len() == 3 {
         let (b3, i3) = ([&bufs[0], &bufs[1], &bufs[2]], [iovas[0], iovas[1], iovas[2]]);
         c.check("NVMe: IDENTIFY by DMA, completion through MSI-X eventfd", identify(&mut d, b3, i3));
-        c.check("NVMe: function reset (FLR) through VFIO, then IDENTIFY again", (|| {
-            if !d.reset_supported() {
-                return Err("VFIO reports no reset for the NVMe controller".into());
-            }
-            d.write32(0, CC, CC_ENABLE).map_err(e2s)?;
-            wait_ready(&d, true, Duration::from_secs(2))?;
-            d.reset().map_err(e2s)?;
-            let (cc, csts) = (d.read32(0, CC).map_err(e2s)?, d.read32(0, CSTS).map_err(e2s)?);
-            if cc != 0 || csts & 1 != 0 {
-                return Err(format!("after reset CC {cc:#x} CSTS {csts:#x}: the controller was not reset"));
-            }
-            let r = identify(&mut d, b3, i3).map_err(|e| format!("after reset: {e}"))?;
-            Ok(format!("CC.EN 1 -> 0; BAR, DMA maps and MSI-X survive: {}", r.split(", completion").nth(1).unwrap_or(&r).trim_start_matches(" + ")))
-        })());
+        c.check(
+            "NVMe: function reset (FLR) through VFIO, then IDENTIFY again",
+            (|| {
+                if !d.reset_supported() {
+                    return Err("VFIO reports no reset for the NVMe controller".into());
+                }
+                d.write32(0, CC, CC_ENABLE).map_err(e2s)?;
+                wait_ready(&d, true, Duration::from_secs(2))?;
+                d.reset().map_err(e2s)?;
+                let (cc, csts) = (d.read32(0, CC).map_err(e2s)?, d.read32(0, CSTS).map_err(e2s)?);
+                if cc != 0 || csts & 1 != 0 {
+                    return Err(format!("after reset CC {cc:#x} CSTS {csts:#x}: the controller was not reset"));
+                }
+                let r = identify(&mut d, b3, i3).map_err(|e| format!("after reset: {e}"))?;
+                Ok(format!(
+                    "CC.EN 1 -> 0; BAR, DMA maps and MSI-X survive: {}",
+                    r.split(", completion").nth(1).unwrap_or(&r).trim_start_matches(" + ")
+                ))
+            })(),
+        );
     }
     // Make sure the controller is off before its queues go away, even after a failure.
     let _ = d.write32(0, CC, 0);
@@ -164,8 +173,11 @@ pub fn run(c: &mut Checks, bdf: &str) {
     for i in iovas {
         let _ = d.dma_unmap(i);
     }
-    c.check("NVMe: other vectors stay quiet", match d.wait_irq(0b1110, Duration::from_millis(20)) {
-        Ok(0) => Ok("vectors 1-3: none".into()),
-        other => Err(format!("{other:?}")),
-    });
+    c.check(
+        "NVMe: other vectors stay quiet",
+        match d.wait_irq(0b1110, Duration::from_millis(20)) {
+            Ok(0) => Ok("vectors 1-3: none".into()),
+            other => Err(format!("{other:?}")),
+        },
+    );
 }

@@ -53,19 +53,25 @@ pub fn run(c: &mut Checks, bdf: &str) {
         if out.status.success() { Ok(text) } else { Err(format!("{text} {}", String::from_utf8_lossy(&out.stderr))) }
     })();
     let restored = chown(&node, 0);
-    c.check("unprivileged user with the group node: open, memlock limit, DMA map, MSI", r.and_then(|t| restored.map(|()| t)));
+    c.check(
+        "unprivileged user with the group node: open, memlock limit, DMA map, MSI",
+        r.and_then(|t| restored.map(|()| t)),
+    );
 }
 
 /// Child side (uid NOBODY): the checks; prints one line per step, exit 0 if all held.
 pub fn child(bdf: &str) -> ExitCode {
     let r = (|| -> Result<(), String> {
-        let mut d = VfioPci::open(bdf, &edu::edu_options(IrqMode::Only(IrqKind::Msi))).map_err(|e| format!("open: {e}"))?;
+        let mut d =
+            VfioPci::open(bdf, &edu::edu_options(IrqMode::Only(IrqKind::Msi))).map_err(|e| format!("open: {e}"))?;
         println!("opened as uid {NOBODY}");
         let buf = DmaBuffer::new(4096).map_err(|e| e.to_string())?;
         let old = set_memlock_soft(0)?;
         // SAFETY: `buf` outlives the mapping, which is removed below before it drops.
         match unsafe { d.dma_map_raw(buf.as_ptr(), buf.len()) } {
-            Err(npu::IoError::Os { what, source }) if source.raw_os_error() == Some(libc::ENOMEM) && what.contains("ulimit -l") => {
+            Err(npu::IoError::Os { what, source })
+                if source.raw_os_error() == Some(libc::ENOMEM) && what.contains("ulimit -l") =>
+            {
                 println!("memlock 0: ENOMEM naming ulimit -l");
             }
             Err(e) => return Err(format!("memlock 0: wrong error {e}")),

@@ -19,7 +19,8 @@ fn driver(bdf: &str) -> Option<String> {
 }
 
 fn bind(bdf: &str, drv: &str) -> Result<(), String> {
-    fs::write(format!("/sys/bus/pci/devices/{bdf}/driver_override"), drv).map_err(|e| format!("override {bdf}: {e}"))?;
+    fs::write(format!("/sys/bus/pci/devices/{bdf}/driver_override"), drv)
+        .map_err(|e| format!("override {bdf}: {e}"))?;
     fs::write("/sys/bus/pci/drivers_probe", bdf).map_err(|e| format!("probe {bdf}: {e}"))?;
     match driver(bdf) {
         Some(d) if d == drv => Ok(()),
@@ -46,24 +47,35 @@ pub fn run(c: &mut Checks, a: &str, b: &str) {
         return;
     }
     let opts = OpenOptions { irq: IrqMode::Off, ..OpenOptions::default() };
-    c.check("shared group: GroupNotViable names the sibling and its driver", match VfioPci::open(a, &opts) {
-        Err(e) => match &e {
-            VfioError::GroupNotViable { others, .. }
-                if others.iter().any(|m| m.bdf == b && m.driver.as_deref() == Some("uio_pci_generic")) =>
-            {
-                Ok(e.to_string().chars().take(170).collect())
-            }
-            _ => Err(format!("wrong or incomplete error: {e}")),
+    c.check(
+        "shared group: GroupNotViable names the sibling and its driver",
+        match VfioPci::open(a, &opts) {
+            Err(e) => match &e {
+                VfioError::GroupNotViable { others, .. }
+                    if others.iter().any(|m| m.bdf == b && m.driver.as_deref() == Some("uio_pci_generic")) =>
+                {
+                    Ok(e.to_string().chars().take(170).collect())
+                }
+                _ => Err(format!("wrong or incomplete error: {e}")),
+            },
+            Ok(_) => Err("opened a non-viable group".into()),
         },
-        Ok(_) => Err("opened a non-viable group".into()),
-    });
-    c.check("shared group: the kernel agrees it is not viable", match VfioPciDevice::open(sys.join(a)) {
-        Err(e) => Ok(format!("VFIO refused: {e}")),
-        Ok(_) => Err("the kernel let VFIO open it: the sysfs rule is too strict".into()),
-    });
+    );
+    c.check(
+        "shared group: the kernel agrees it is not viable",
+        match VfioPciDevice::open(sys.join(a)) {
+            Err(e) => Ok(format!("VFIO refused: {e}")),
+            Ok(_) => Err("the kernel let VFIO open it: the sysfs rule is too strict".into()),
+        },
+    );
     let unbound = fs::write(sys.join(b).join("driver/unbind"), b);
-    c.check("shared group: viable once the sibling is unbound", match unbound {
-        Err(e) => Err(format!("unbind {b}: {e}")),
-        Ok(()) => VfioPci::open(a, &opts).map(|d| format!("opened, group {}", d.info().group)).map_err(|e| e.to_string()),
-    });
+    c.check(
+        "shared group: viable once the sibling is unbound",
+        match unbound {
+            Err(e) => Err(format!("unbind {b}: {e}")),
+            Ok(()) => {
+                VfioPci::open(a, &opts).map(|d| format!("opened, group {}", d.info().group)).map_err(|e| e.to_string())
+            }
+        },
+    );
 }
