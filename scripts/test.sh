@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The project's test command (README "Quick start", run by CI through .ci/run):
 #   1. scripts/setup.sh            install what the project needs (idempotent)
-#   2. scripts/lint-rtl.sh         Verilator -Wall lint of every RTL module + Yosys synthesis
-#   3. cargo test --workspace      unit, co-simulation and cross-crate tests, including the
+#   2. cargo fmt --check, cargo clippy -D warnings   the Rust gate (rustfmt.toml, workspace lints)
+#   3. scripts/lint-rtl.sh         Verilator -Wall lint of every RTL module + Yosys synthesis
+#   4. cargo test --workspace      unit, co-simulation and cross-crate tests, including the
 #                                  freshness test of the generated register files
-#   4. scripts/vfio-guest-test.sh  vfio-driver against a real kernel VFIO stack in QEMU
-#   5. scripts/vfio-user-test.sh   the RTL NPU behind that stack over vfio-user (QEMU 11
+#   5. scripts/vfio-guest-test.sh  vfio-driver against a real kernel VFIO stack in QEMU
+#   6. scripts/vfio-user-test.sh   the RTL NPU behind that stack over vfio-user (QEMU 11
 #                                  from a cached trixie chroot); SKIP_VFIO_USER=1 skips it
-# Ends with one summary line "tests: N passed, N failed" over steps 3 to 5.
+# Ends with one summary line "tests: N passed, N failed" over steps 4 to 6.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --vfio-user
+cargo fmt --all --check || { echo "test: cargo fmt --check failed: run cargo fmt --all" >&2; exit 1; }
+cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/lint-rtl.sh
 
 log=$(mktemp)
