@@ -1,7 +1,8 @@
 //! Verilates the NPU RTL and links the model through the `extern "C"` shim.
 //!
 //! Steps: find Verilator (clear error pointing at `scripts/setup.sh` if missing) →
-//! `verilator --cc` of every `rtl/*.sv` into `$OUT_DIR/obj_dir` → `make` of the model
+//! `verilator --cc` of every `rtl/*.sv` and `rtl/prim/*.sv` (include path `rtl/prim` for
+//! `prim_assert.svh`) into `$OUT_DIR/obj_dir` → `make` of the model
 //! archive and of the Verilator runtime objects (make keeps them, so an RTL edit only
 //! recompiles the model) → archive the runtime as `libverilated_rt.a` → compile
 //! `csrc/shim.cpp` with `cc` → link shim, model, runtime, libstdc++ and zlib in that
@@ -64,7 +65,10 @@ fn main() {
     let jobs = std::env::var("NUM_JOBS").unwrap_or_else(|_| "2".into());
     println!("cargo:rerun-if-changed={}", rtl.display());
     println!("cargo:rerun-if-changed=csrc");
-    let sources = rtl_sources(&rtl);
+    let prim = rtl.join("prim");
+    println!("cargo:rerun-if-changed={}", prim.display());
+    let mut sources = rtl_sources(&rtl);
+    sources.extend(rtl_sources(&prim));
     for s in &sources {
         println!("cargo:rerun-if-changed={}", s.display());
     }
@@ -74,6 +78,7 @@ fn main() {
     let mut cmd = Command::new(&bin);
     cmd.args(["--cc", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--trace-fst", "--assert"])
         .args(["--top-module", TOP, "--prefix", &prefix])
+        .arg(format!("-I{}", prim.display()))
         .arg("-Mdir")
         .arg(&obj)
         .args(&sources);

@@ -5,7 +5,9 @@
 //! [`sample`](AxiSlave::sample)s which handshakes happened at the coming clock edge.
 //! Bursts are INCR with full-width beats (the RTL never issues anything else).
 
+use crate::dram::{DramModel, DramState};
 use crate::memory::{BEAT, Unmapped};
+use crate::pcie::{LinkState, PcieLink};
 use crate::ports::{AxiMasterPorts, Beat};
 use crate::timing::{PortTiming, Rng, StallPattern};
 use std::collections::VecDeque;
@@ -22,14 +24,44 @@ pub(crate) trait BeatStore {
 struct ReadBurst {
     id: u8,
     addr: u64,
+    beats: u32,
     beats_left: u32,
-    ready_at: u64,
+    /// Cycle from which each beat may be delivered (one entry for all beats in the
+    /// ideal model).
+    ready: Vec<u64>,
+}
+
+impl ReadBurst {
+    fn next_ready(&self) -> u64 {
+        let i = (self.beats - self.beats_left) as usize;
+        self.ready[i.min(self.ready.len() - 1)]
+    }
 }
 
 struct WriteBurst {
     id: u8,
     addr: u64,
     failed: bool,
+    /// No beat accepted yet.
+    first: bool,
+    /// Cycle from which the B response may go (timed models; set per beat).
+    b_at: u64,
+}
+
+/// What times a port's traffic.
+pub(crate) enum PortModel {
+    /// Fixed latencies and the [`PortTiming`] payload cap.
+    Ideal,
+    /// A PCIe link (host port).
+    Pcie(PcieLink),
+    /// A half-duplex DRAM (device port).
+    Dram(DramModel),
+}
+
+enum Timer {
+    Ideal,
+    Link(Box<LinkState>),
+    Dram(DramState),
 }
 
 struct Response {
@@ -62,6 +94,10 @@ fn burst_ok(addr: u64, len: u8, size: u8, burst: u8) -> bool {
 /// The slave side of one AXI4 port.
 pub(crate) struct AxiSlave {
     timing: PortTiming,
+    timer: Timer,
+    /// Bytes of payload per cycle the credit buckets refill (the ideal model's cap;
+    /// one beat for timed models, whose own pipes limit the rate).
+    credit_cap: u64,
     stalls: Option<(Rng, u8)>,
     reads: VecDeque<ReadBurst>,
     writes: VecDeque<WriteBurst>,
@@ -91,9 +127,16 @@ fn to_bytes(w: &Beat) -> [u8; BEAT] {
 }
 
 impl AxiSlave {
-    pub(crate) fn new(timing: PortTiming, stalls: Option<StallPattern>) -> Self {
+    pub(crate) fn new(timing: PortTiming, model: PortModel, stalls: Option<StallPattern>) -> Self {
+        let (timer, credit_cap) = match model {
+            PortModel::Ideal => (Timer::Ideal, timing.bytes_per_cycle),
+            PortModel::Pcie(l) => (Timer::Link(Box::new(LinkState::new(l))), BEAT as u64),
+            PortModel::Dram(d) => (Timer::Dram(DramState::new(d)), BEAT as u64),
+        };
         Self {
             timing,
+            timer,
+            credit_cap,
             stalls: stalls.map(|s| (Rng::new(s.seed), s.percent)),
             reads: VecDeque::new(),
             writes: VecDeque::new(),
@@ -116,6 +159,19 @@ impl AxiSlave {
         self.writes.clear();
         self.responses.clear();
         self.r_out = None;
+        match &mut self.timer {
+            Timer::Ideal => {}
+            Timer::Link(l) => l.clear(),
+            Timer::Dram(d) => d.clear(),
+        }
+    }
+
+    fn timer_w_ready(&self, cycle: u64) -> bool {
+        match &self.timer {
+            Timer::Ideal => true,
+            Timer::Link(l) => l.w_ready(cycle),
+            Timer::Dram(d) => d.w_ready(cycle),
+        }
     }
 
     /// True when nothing is in flight.
@@ -132,7 +188,7 @@ impl AxiSlave {
 
     /// Drives ready/valid/data into the RTL for the coming edge.
     pub(crate) fn drive(&mut self, p: &AxiMasterPorts, cycle: u64, mem: &dyn BeatStore) {
-        let cap = self.timing.bytes_per_cycle;
+        let cap = self.credit_cap;
         self.read_credit = (self.read_credit + cap).min(BEAT as u64 + cap);
         self.write_credit = (self.write_credit + cap).min(BEAT as u64 + cap);
 
@@ -142,11 +198,12 @@ impl AxiSlave {
         p.arready.set(u8::from(ar));
         let aw = room && !self.stall();
         p.awready.set(u8::from(aw));
-        let w = !self.writes.is_empty() && self.write_credit >= BEAT as u64 && !self.stall();
+        let w =
+            !self.writes.is_empty() && self.write_credit >= BEAT as u64 && self.timer_w_ready(cycle) && !self.stall();
         p.wready.set(u8::from(w));
 
         self.r_out = None;
-        let r_ready = self.reads.front().is_some_and(|f| f.ready_at <= cycle) && self.read_credit >= BEAT as u64;
+        let r_ready = self.reads.front().is_some_and(|f| f.next_ready() <= cycle) && self.read_credit >= BEAT as u64;
         if r_ready
             && !self.stall()
             && let Some(front) = self.reads.front()
@@ -180,12 +237,16 @@ impl AxiSlave {
             if !burst_ok(p.araddr.get(), p.arlen.get(), p.arsize.get(), p.arburst.get()) {
                 self.stats.protocol_violations += 1;
             }
-            self.reads.push_back(ReadBurst {
-                id: p.arid.get(),
-                addr: p.araddr.get() & !(BEAT as u64 - 1),
-                beats_left: u32::from(p.arlen.get()) + 1,
-                ready_at: cycle + self.timing.read_latency,
-            });
+            let addr = p.araddr.get() & !(BEAT as u64 - 1);
+            let beats = u32::from(p.arlen.get()) + 1;
+            let bytes = u64::from(beats) * BEAT as u64;
+            let mut ready = Vec::with_capacity(beats as usize);
+            match &mut self.timer {
+                Timer::Ideal => ready.push(cycle + self.timing.read_latency),
+                Timer::Link(l) => l.read(cycle, addr, bytes, BEAT as u64, &mut ready),
+                Timer::Dram(d) => d.read(cycle, bytes, BEAT as u64, &mut ready),
+            }
+            self.reads.push_back(ReadBurst { id: p.arid.get(), addr, beats, beats_left: beats, ready });
         }
         if p.rvalid.get() == 1 && p.rready.get() == 1 {
             if let (Some((_, resp, last)), Some(front)) = (self.r_out, self.reads.front_mut()) {
@@ -210,6 +271,8 @@ impl AxiSlave {
                 id: p.awid.get(),
                 addr: p.awaddr.get() & !(BEAT as u64 - 1),
                 failed: false,
+                first: true,
+                b_at: 0,
             });
         }
         if p.wvalid.get() == 1 && p.wready.get() == 1 {
@@ -222,6 +285,12 @@ impl AxiSlave {
                 if mem.write_beat(front.addr, &data, strb).is_err() {
                     front.failed = true;
                 }
+                front.b_at = match &mut self.timer {
+                    Timer::Ideal => cycle + self.timing.write_latency,
+                    Timer::Link(l) => l.write(cycle, front.addr, BEAT as u64, front.first),
+                    Timer::Dram(d) => d.write(cycle, BEAT as u64),
+                };
+                front.first = false;
                 front.addr += BEAT as u64;
                 if last {
                     let done = self.writes.pop_front();
@@ -232,7 +301,7 @@ impl AxiSlave {
                         self.responses.push_back(Response {
                             id: done.id,
                             resp: if done.failed { SLVERR } else { OKAY },
-                            ready_at: cycle + self.timing.write_latency,
+                            ready_at: done.b_at,
                         });
                     }
                 }

@@ -15,9 +15,12 @@
 mod axi_slave;
 mod backdoor;
 pub mod cosim;
+mod dram;
 mod ffi;
 mod memory;
 mod model;
+mod pcie;
+mod pipe;
 mod ports;
 pub mod refmodel;
 mod sim_device;
@@ -27,7 +30,11 @@ pub mod vfio_user;
 
 pub use axi_slave::PortStats;
 pub use backdoor::{BackdoorTables, DevMemBackdoor};
+pub use dram::DramModel;
 pub use model::ModelError;
+pub use pcie::{PcieGen, PcieLink};
 pub use refmodel::{ModelConfig, ModelDevice};
 pub use sim_device::{SimConfig, SimDevice, SimError};
-pub use timing::{NOMINAL_HZ, PortTiming, StallPattern, TimingModel};
+pub use timing::{
+    DevMem, DevMemPreset, HostLink, LinkPreset, MmioCost, NOMINAL_HZ, PortTiming, StallPattern, TimingModel,
+};

@@ -1,11 +1,13 @@
 //! `SimDevice`: the Verilated NPU clocked by Rust, with an AXI4-Lite CSR master.
 
-use crate::axi_slave::{AxiSlave, BeatStore, PortStats};
+use crate::axi_slave::{AxiSlave, BeatStore, PortModel, PortStats};
 use crate::memory::{BEAT, DeviceMemory, HostMemory, Unmapped};
 use crate::model::{Model, ModelError};
 use crate::ports::TopPorts;
-use crate::timing::TimingModel;
+use crate::timing::{DevMem, HostLink, TimingModel};
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// How to build a simulated device.
 #[derive(Clone, Debug)]
@@ -20,12 +22,35 @@ pub struct SimConfig {
     /// (256 MiB by default): the RTL refuses descriptors beyond its own size, the
     /// bridge answers SLVERR beyond this one.
     pub dev_mem_bytes: usize,
+    /// `--host-time measured`: the wall time the host spends between two transport calls
+    /// (driver, manager, userfaultfd, the test itself) passes as device time, capped at
+    /// [`MAX_HOST_GAP_NS`] per gap. Not deterministic; off by default.
+    pub measure_host_time: bool,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self { waves: None, csr_timeout_cycles: 1_000, timing: TimingModel::default(), dev_mem_bytes: 256 << 20 }
+        Self {
+            waves: None,
+            csr_timeout_cycles: 1_000,
+            timing: TimingModel::default(),
+            dev_mem_bytes: 256 << 20,
+            measure_host_time: false,
+        }
     }
+}
+
+/// Longest host gap `measure_host_time` charges at once (a debugger stop or a slow
+/// machine must not turn into hours of simulated idle cycles).
+pub const MAX_HOST_GAP_NS: u64 = 1_000_000;
+
+/// Host time measured by `measure_host_time`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostTimeStats {
+    /// Nanoseconds of host time charged as device time.
+    pub charged_ns: u64,
+    /// Gaps cut to [`MAX_HOST_GAP_NS`].
+    pub clamped_gaps: u64,
 }
 
 impl BeatStore for HostMemory {
@@ -134,6 +159,11 @@ pub struct SimDevice {
     pub(crate) iova: npu::IovaAllocator,
     /// Buffers mapped by `dma_map`, kept alive until their unmap (dropped last).
     pub(crate) owners: npu::DmaOwners,
+    /// Posted CSR writes on their way to the device: (arrival cycle, offset, value).
+    posted: VecDeque<(u64, u32, u32)>,
+    /// When the host last left the transport (`measure_host_time`).
+    pub(crate) host_left: Option<Instant>,
+    pub(crate) host_time: HostTimeStats,
 }
 
 const RESET_CYCLES: u64 = 4;
@@ -155,18 +185,23 @@ impl SimDevice {
             trace_time: 0,
             host_mem: HostMemory::default(),
             dev_mem,
-            host_port: AxiSlave::new(cfg.timing.host, cfg.timing.host_stalls),
-            dev_port: AxiSlave::new(cfg.timing.dev, cfg.timing.dev_stalls),
+            host_port: AxiSlave::new(cfg.timing.host, host_model(&cfg.timing), cfg.timing.host_stalls),
+            dev_port: AxiSlave::new(cfg.timing.dev, dev_model(&cfg.timing), cfg.timing.dev_stalls),
             iova: npu::IovaAllocator::npu_default(),
             cfg,
             owners: npu::DmaOwners::default(),
+            posted: VecDeque::new(),
+            host_left: None,
+            host_time: HostTimeStats::default(),
         };
         dev.reset();
         Ok(dev)
     }
 
     /// Holds reset for a few cycles, then releases it; the cycle count restarts at 0.
+    /// Posted CSR writes still in flight are dropped with the reset.
     pub fn reset(&mut self) {
+        self.posted.clear();
         self.host_port.clear();
         self.dev_port.clear();
         self.ports.rst_n.set(0);
@@ -193,6 +228,45 @@ impl SimDevice {
         for _ in 0..n {
             self.tick();
         }
+    }
+
+    /// Advances `n` cycles, delivering posted CSR writes as they arrive.
+    pub(crate) fn run(&mut self, n: u64) -> Result<(), SimError> {
+        let end = self.cycle + n;
+        while self.cycle < end {
+            self.deliver_posted(false)?;
+            self.tick();
+        }
+        Ok(())
+    }
+
+    /// Queues a posted CSR write that reaches the device after `flight` cycles; with no
+    /// flight time it is written at once.
+    pub(crate) fn post_write32(&mut self, offset: u32, value: u32, flight: u64) -> Result<(), SimError> {
+        self.check_offset(offset)?;
+        if flight == 0 && self.posted.is_empty() {
+            return self.csr_write32(offset, value);
+        }
+        self.posted.push_back((self.cycle + flight, offset, value));
+        Ok(())
+    }
+
+    /// Writes the posted CSR writes that have arrived (`all`: every one, as a read that
+    /// may not pass them requires).
+    pub(crate) fn deliver_posted(&mut self, all: bool) -> Result<(), SimError> {
+        while let Some(&(due, offset, value)) = self.posted.front() {
+            if !all && due > self.cycle {
+                break;
+            }
+            self.posted.pop_front();
+            self.csr_write32(offset, value)?;
+        }
+        Ok(())
+    }
+
+    /// Host time measured by `measure_host_time`.
+    pub fn host_time_stats(&self) -> HostTimeStats {
+        self.host_time
     }
 
     /// Low phase: the memory ports drive their side, inputs set by the caller settle;
@@ -337,6 +411,11 @@ impl SimDevice {
         &self.cfg.timing
     }
 
+    /// The whole configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+
     /// Traffic statistics of the host-memory and device-memory ports.
     pub fn port_stats(&self) -> (PortStats, PortStats) {
         (self.host_port.stats(), self.dev_port.stats())
@@ -393,6 +472,20 @@ impl SimDevice {
     /// Flushes the waveform (also done on drop).
     pub fn finish(&mut self) {
         self.model.trace_close();
+    }
+}
+
+fn host_model(t: &TimingModel) -> PortModel {
+    match t.link {
+        HostLink::Ideal => PortModel::Ideal,
+        HostLink::Pcie(l) => PortModel::Pcie(l),
+    }
+}
+
+fn dev_model(t: &TimingModel) -> PortModel {
+    match t.dev_mem {
+        DevMem::Ideal => PortModel::Ideal,
+        DevMem::Dram(d) => PortModel::Dram(d),
     }
 }
 

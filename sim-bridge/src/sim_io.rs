@@ -1,10 +1,68 @@
 //! `DeviceIo` for the co-simulated NPU: the driver's transport contract over the RTL.
 
-use crate::sim_device::{SimDevice, SimError};
+//!
+//! Here the bridge charges what a board would: a CSR read waits for a non-posted round
+//! trip (half before the device sees it, half after), a CSR write is posted (it reaches
+//! the device later while the host goes on; a read never passes it), an interrupt wakes
+//! the driver some time after the line rose, and with `measure_host_time` the host's own
+//! wall time between calls passes as device time.
+
+use crate::sim_device::{MAX_HOST_GAP_NS, SimDevice, SimError};
 use crate::timing::NOMINAL_HZ;
 use npu::{Clock, DeviceIo, IoError};
+use std::time::Instant;
 
 const NS_PER_CYCLE: u64 = 1_000_000_000 / NOMINAL_HZ;
+
+fn cycles(ns: u64) -> u64 {
+    ns.div_ceil(NS_PER_CYCLE)
+}
+
+impl SimDevice {
+    /// The host enters the transport: with `measure_host_time`, the wall time since it
+    /// left passes as device time.
+    fn host_enters(&mut self) -> Result<(), SimError> {
+        if let Some(left) = self.host_left.take() {
+            let gap = u64::try_from(left.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if gap > MAX_HOST_GAP_NS {
+                self.host_time.clamped_gaps += 1;
+            }
+            let gap = gap.min(MAX_HOST_GAP_NS);
+            self.host_time.charged_ns += gap;
+            self.run(cycles(gap))?;
+        }
+        Ok(())
+    }
+
+    /// The host leaves the transport.
+    fn host_leaves(&mut self) {
+        if self.config().measure_host_time {
+            self.host_left = Some(Instant::now());
+        }
+    }
+
+    fn mmio_read(&mut self, offset: u32) -> Result<u32, SimError> {
+        let round_trip = cycles(self.timing().mmio.read_ns);
+        self.run(round_trip / 2)?;
+        self.deliver_posted(true)?;
+        let v = self.csr_read32(offset)?;
+        self.run(round_trip - round_trip / 2)?;
+        Ok(v)
+    }
+
+    fn irq_wait(&mut self, mask: u32, budget_ns: u64) -> Result<u32, SimError> {
+        let budget = budget_ns.div_ceil(NS_PER_CYCLE);
+        for _ in 0..=budget {
+            let fired = u32::from(self.irq_now()) & mask;
+            if fired != 0 {
+                self.run(cycles(self.timing().mmio.irq_ns))?;
+                return Ok(fired);
+            }
+            self.run(1)?;
+        }
+        Ok(0)
+    }
+}
 
 impl From<SimError> for IoError {
     fn from(e: SimError) -> Self {
@@ -27,11 +85,18 @@ impl DeviceIo for SimDevice {
     }
 
     fn read32(&mut self, offset: u32) -> Result<u32, IoError> {
-        Ok(self.csr_read32(offset)?)
+        self.host_enters()?;
+        let v = self.mmio_read(offset)?;
+        self.host_leaves();
+        Ok(v)
     }
 
     fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
-        Ok(self.csr_write32(offset, value)?)
+        self.host_enters()?;
+        let flight = cycles(self.timing().mmio.write_ns);
+        self.post_write32(offset, value, flight)?;
+        self.host_leaves();
+        Ok(())
     }
 
     unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
@@ -64,15 +129,10 @@ impl DeviceIo for SimDevice {
     }
 
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
-        let budget = budget_ns.div_ceil(NS_PER_CYCLE);
-        for _ in 0..=budget {
-            let fired = u32::from(self.irq_now()) & mask;
-            if fired != 0 {
-                return Ok(fired);
-            }
-            self.tick();
-        }
-        Ok(0)
+        self.host_enters()?;
+        let fired = self.irq_wait(mask, budget_ns)?;
+        self.host_leaves();
+        Ok(fired)
     }
 
     fn now_ns(&self) -> u64 {
@@ -80,7 +140,9 @@ impl DeviceIo for SimDevice {
     }
 
     fn advance(&mut self, ns: u64) -> Result<(), IoError> {
-        self.step(ns.div_ceil(NS_PER_CYCLE));
+        self.host_enters()?;
+        self.run(cycles(ns))?;
+        self.host_leaves();
         Ok(())
     }
 
@@ -90,6 +152,7 @@ impl DeviceIo for SimDevice {
 
     fn reset(&mut self) -> Result<(), IoError> {
         SimDevice::reset(self);
+        self.host_left = None;
         Ok(())
     }
 }
