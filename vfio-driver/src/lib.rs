@@ -12,12 +12,19 @@
 //!   to vfio-pci, IOMMU group viable, permissions, interrupt remapping), with typed
 //!   [`VfioError`]s that say how to fix the host;
 //! - [`sys`]: the raw VFIO ioctls and OS calls the `pci-driver` crate lacks;
+//! - [`wait`]: wall-clock waits as short as the co-simulation's: below the kernel's 50 µs
+//!   timer slack they spin, longer ones sleep with the thread's slack lowered;
 //! - [`VfioPci`]: the generic layer for any PCI function (tested against QEMU's `edu`
 //!   device by `scripts/vfio-guest-test.sh`);
 //! - [`VfioDevice`]: the NPU, implementing [`npu::DeviceIo`] so the same driver and
 //!   manager code that runs on the co-simulation drives a board;
 //! - [`bringup`]: identification, SCRATCH and DMA-loopback checks over any
 //!   [`npu::DeviceIo`], tested on the co-simulated RTL, run on a board by `vfio-npu-info`.
+//!
+//! Time on a board is wall-clock time: `DeviceIo::advance(ns)` waits `ns` through
+//! [`wait::wait_for`], so the driver's 100–1000 ns waits while it polls its rings cost
+//! about what the co-simulation charges for them instead of a 50 µs+ sleep. Interrupt
+//! waits block on their eventfds.
 //!
 //! Binaries: `vfio-npu-info BDF` (board bring-up check, `docs/board.md`) and
 //! `vfio-guest-test` (the `/init` of the QEMU guest that `scripts/vfio-guest-test.sh`
@@ -32,6 +39,7 @@ mod npu_dev;
 mod pci;
 pub mod sys;
 pub mod sysfs;
+pub mod wait;
 
 pub use bdf::{Bdf, BdfError};
 pub use error::{GroupMember, VfioError};

@@ -14,6 +14,7 @@ use npu::{Clock, DeviceIo, IoError, regs};
 use crate::bdf::Bdf;
 use crate::error::VfioError;
 use crate::pci::{IrqKind, IrqMode, OpenOptions, VfioPci};
+use crate::wait;
 
 /// BAR holding the CSRs.
 pub const CSR_BAR: usize = 0;
@@ -50,13 +51,15 @@ trait IrqSource {
     fn csr(&mut self, offset: u32) -> Result<u32, IoError>;
     /// Interrupt mechanism and vector count, None when polling.
     fn irq(&self) -> Option<(IrqKind, u32)>;
-    /// Waits for any of `vectors` (0 = just sleep) for at most `timeout`.
+    /// Waits for any of `vectors` (0 = just wait) for at most `timeout`.
     fn wait_vectors(&mut self, vectors: u32, timeout: Duration) -> Result<u32, IoError>;
     /// Device time, nanoseconds.
     fn now(&self) -> u64;
 }
 
-/// How long a polling wait (no interrupts) sleeps between status reads.
+/// How long a polling wait (no interrupts) waits between status reads. Shorter than
+/// [`wait::SPIN_BELOW`], so the wait spins: a polling `wait_irq` keeps one core busy and
+/// sees a cause within 10 µs plus one CSR read.
 const POLL: Duration = Duration::from_micros(10);
 
 /// `DeviceIo::wait_irq` for the NPU: waits until `INT_STATUS & INT_MASK & mask` is
@@ -66,7 +69,8 @@ const POLL: Duration = Duration::from_micros(10);
 /// message was consumed earlier. With one MSI-X vector per cause it waits on exactly the
 /// vectors in `mask`; with a shared vector (MSI, INTx) on vector 0, unless another cause
 /// already holds that vector asserted; with no interrupts (or that busy shared vector) it
-/// polls INT_STATUS every [`POLL`]. A wake-up for another cause only re-checks the level.
+/// polls INT_STATUS every [`POLL`], spinning in between. A wake-up for another cause
+/// only re-checks the level.
 fn wait_causes(src: &mut impl IrqSource, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
     let deadline = src.now().saturating_add(budget_ns);
     let per_cause = matches!(src.irq(), Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
@@ -99,7 +103,7 @@ impl IrqSource for VfioDevice {
     }
     fn wait_vectors(&mut self, vectors: u32, timeout: Duration) -> Result<u32, IoError> {
         if vectors == 0 {
-            std::thread::sleep(timeout);
+            wait::wait_for(timeout);
             return Ok(0);
         }
         Ok(self.pci.wait_irq(vectors, timeout)?)
@@ -251,8 +255,10 @@ impl DeviceIo for VfioDevice {
         self.pci.now_ns()
     }
 
+    /// Waits `ns` of wall-clock time: a spin below [`wait::SPIN_BELOW`], else a sleep
+    /// (timer slack lowered) that ends in a spin; see [`wait::wait_for`].
     fn advance(&mut self, ns: u64) -> Result<(), IoError> {
-        std::thread::sleep(Duration::from_nanos(ns));
+        wait::wait_for(Duration::from_nanos(ns));
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use crate::bdf::Bdf;
 use crate::error::VfioError;
 use crate::sys::{self, IovaRange, VfioFds};
 use crate::sysfs::{Credentials, DeviceInfo, HostPaths, preflight};
+use crate::wait;
 
 /// Interrupt mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +334,10 @@ impl VfioPci {
     /// Waits until a vector in `mask` fires or `timeout` passes; returns the vectors
     /// that fired (bit i = vector i; 0 on timeout). Vectors outside `mask` stay pending.
     ///
+    /// It blocks in `ppoll` on the vectors' eventfds, with the thread's timer slack
+    /// lowered ([`wait::lower_timer_slack`]); with no vector in `mask` it only waits
+    /// ([`wait::wait_for`]).
+    ///
     /// INTx is level-triggered and VFIO masks it when it fires: it is unmasked at the
     /// start of the next wait, by when the caller has acknowledged the device. If the
     /// device still asserts the line, it fires again at once.
@@ -352,9 +357,12 @@ impl VfioPci {
             .map(|(i, f)| (i as u32, f))
             .collect();
         if picked.is_empty() {
-            std::thread::sleep(timeout);
+            wait::wait_for(timeout);
             return Ok(0);
         }
+        // The poll blocks until a vector fires; its timeout may expire up to the thread's
+        // timer slack late, so the slack is lowered from Linux's 50 µs (once per thread).
+        wait::lower_timer_slack();
         let list: Vec<&OwnedFd> = picked.iter().map(|(_, f)| *f).collect();
         let ready = sys::poll_readable(&list, timeout).map_err(|e| VfioError::os("poll interrupt eventfds", e))?;
         let mut fired = 0;
