@@ -369,6 +369,9 @@ impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
         self.check("hook:test_and_clear_accessed", vas.first().copied())?;
         self.inner.test_and_clear_accessed(asid, vas, out)
     }
+    fn host_work(&self, work: crate::mmu::HostWork) {
+        self.inner.host_work(work);
+    }
 }
 
 #[cfg(test)]

@@ -99,8 +99,8 @@ pub use lost::{LossReport, LostRange};
 pub use manager::{Clock, Config, Gmem, GmemError, Hint, MapFlags, PageInfo, SpaceId};
 pub use migrate::MigrateError;
 pub use mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, InvalidationBatch, MemAddr,
-    MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+    Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, InvalidationBatch,
+    MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 pub use page_table::Residency;
 pub use thrash::ThrashConfig;

@@ -681,6 +681,7 @@ impl Gmem {
     /// every table unchanged (a failed PREFETCH/DONTNEED keeps data where it was).
     pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<(), GmemError> {
         check_range(va, len)?;
+        self.inner.host_work(crate::mmu::HostWork::Hint { pages: len.div_ceil(PAGE_SIZE) });
         let g = self.inner.lock();
         let sp = g.space(space)?;
         if let Node::Device(d) = node {
@@ -753,7 +754,9 @@ impl Gmem {
 
     /// Handle a batch of device faults; see [`crate::fault`].
     pub fn dev_fault(&self, dev: DeviceId, faults: &[crate::fault::DeviceFault]) -> Vec<crate::fault::FaultResolution> {
-        crate::fault::handle_batch(&self.inner, dev, faults)
+        let answers = crate::fault::handle_batch(&self.inner, dev, faults);
+        self.inner.host_work(crate::mmu::HostWork::FaultBatch { faults: faults.len() });
+        answers
     }
 
     /// Evict up to `pages` pages from `dev` to the host by its LRU (what device-memory

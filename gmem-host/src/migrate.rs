@@ -844,6 +844,7 @@ impl Inner {
     /// [`crate::Config::cpu_fault_attempts`] failures the page is poisoned: the thread
     /// is woken into a SIGBUS at the page, never left blocked for ever.
     pub(crate) fn serve_cpu_fault(&self, va: u64, write: bool, missing: bool) {
+        self.host_work(crate::mmu::HostWork::CpuFault);
         let attempts = self.cfg.cpu_fault_attempts.max(1);
         for attempt in 0..attempts {
             match self.cpu_fault_inner(va, write, missing) {

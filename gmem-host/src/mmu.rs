@@ -436,6 +436,24 @@ impl Drop for InvalidationBatch {
     }
 }
 
+/// Host software work the manager just did between device operations, for
+/// [`GmMmu::host_work`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostWork {
+    /// A batch of `faults` device faults was handled.
+    FaultBatch {
+        /// Fault records in the batch.
+        faults: usize,
+    },
+    /// One CPU fault (a userfaultfd event) was served.
+    CpuFault,
+    /// A memory hint (`hmadvise`) over `pages` base pages was applied.
+    Hint {
+        /// Base pages in the hint's range.
+        pages: u64,
+    },
+}
+
 /// The device hooks. See the module docs for addresses and required/optional rules.
 ///
 /// All hooks may be called from several threads (the manager's fault path, the
@@ -566,6 +584,15 @@ pub trait GmMmu: Send + Sync {
     fn test_and_clear_accessed(&self, asid: Asid, vas: &[u64], out: &mut [bool]) -> Result<(), MmuError> {
         let _ = (asid, vas, out);
         Err(MmuError::Unsupported { hook: "test_and_clear_accessed" })
+    }
+
+    /// Optional (no flag needed; the default ignores it). The manager ran host software
+    /// (`work`) between device operations. Host time passes for every device, so the
+    /// manager tells each live one, without its lock held. A device on the wall clock
+    /// ignores this (the time really passed); a co-simulated device advances its clock
+    /// by the modelled cost, which is how a simulation charges host software time.
+    fn host_work(&self, work: HostWork) {
+        let _ = work;
     }
 }
 

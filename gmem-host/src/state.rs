@@ -131,6 +131,16 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Tells every live device that host software ran ([`GmMmu::host_work`]); the lock
+    /// must not be held by the caller.
+    pub(crate) fn host_work(&self, work: crate::mmu::HostWork) {
+        let devices: Vec<Arc<dyn GmMmu>> =
+            self.lock().devices.iter().filter(|d| !d.lost).map(|d| Arc::clone(&d.mmu)).collect();
+        for d in devices {
+            d.host_work(work);
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

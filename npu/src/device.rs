@@ -32,6 +32,7 @@ use gmem_host::{
 use crate::cmdq::{CmdQueue, CmdqError, Command, InvalScope};
 use crate::dma::{Dma, DmaAddr, DmaDesc, DmaError, DmaStatus};
 use crate::fault::{FaultError, FaultQueue, FaultRecord};
+use crate::host_time::{HostCosts, HostTime};
 use crate::kernel::{Kernel, KernelCompletion, KernelError, KernelQueue, KernelStatus};
 use crate::sv39::{self, HUGE, PAGE, Pte, TableBuilder};
 use crate::{DeviceIo, DmaBuffer, IoError, regs};
@@ -130,12 +131,11 @@ pub struct NpuConfig {
     pub managed_bytes: Option<u64>,
     /// Device-time budget of one wait (a DMA batch, a FENCE, a kernel).
     pub budget_ns: u64,
-    /// Host software time charged per fault batch, in device time (the timing model's
-    /// "host cost per fault batch", design brief §4). On a board real time passes
-    /// anyway; in co-simulation it also guarantees progress when the manager answers a
-    /// batch without changing anything (throttling): the device cannot re-fault in zero
-    /// time.
-    pub host_ns_per_batch: u64,
+    /// Host software time in device time (see [`crate::host_time`]): charged per fault
+    /// batch and fault, CPU fault, hint and launch when the clock is simulated. In
+    /// co-simulation it also guarantees progress when the manager answers a batch
+    /// without changing anything (throttling): the device cannot re-fault in zero time.
+    pub host_time: HostTime,
     /// How long the driver waits for more fault records after the first one of a batch
     /// (UVM gathers a batch the same way): the compute unit's other requests usually
     /// fault within a few walks of each other, and a record that arrives after the batch
@@ -153,7 +153,7 @@ impl Default for NpuConfig {
             table_bytes: 8 << 20,
             managed_bytes: None,
             budget_ns: 1_000_000_000,
-            host_ns_per_batch: 1_000,
+            host_time: HostTime::default(),
             fault_coalesce_ns: 2_000,
         }
     }
@@ -273,6 +273,21 @@ impl<T: DeviceIo> NpuDevice<T> {
         f(&mut self.lock().io)
     }
 
+    /// The modelled host costs to charge on `io`: `None` in measured mode or on a
+    /// transport whose clock is the wall clock (a board: the time really passes).
+    fn modelled_host_costs(&self, io: &T) -> Option<HostCosts> {
+        match (self.cfg.host_time, io.clock()) {
+            (HostTime::Model(c), crate::Clock::Simulated { .. }) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Writes the page-table edits staged so far to device memory (a launch does this
+    /// itself; a profiler that times a hint calls it inside the timed window).
+    pub fn flush_page_tables(&self) -> Result<(), NpuError> {
+        self.lock().flush_ptes().map_err(|reason| NpuError::PageTables { reason })
+    }
+
     /// Driver counters.
     pub fn stats(&self) -> NpuStats {
         self.lock().stats
@@ -327,7 +342,6 @@ impl<T: DeviceIo> NpuDevice<T> {
         }
         g.stats.faults += records.len() as u64;
         g.stats.batches += 1;
-        g.io.advance(self.cfg.host_ns_per_batch)?;
         for chunk in cmds.chunks(64) {
             g.cmdq.submit(&mut g.io, chunk)?;
         }
@@ -345,6 +359,9 @@ impl<T: DeviceIo> NpuDevice<T> {
                 return Err(NpuError::Lost);
             }
             g.flush_ptes().map_err(|reason| NpuError::PageTables { reason })?;
+            if let Some(c) = self.modelled_host_costs(&g.io) {
+                g.io.advance(c.launch_ns)?;
+            }
             g.kq.submit(&mut g.io, &[kernel.with_irq()])?;
             g.io.now_ns()
         };
@@ -876,6 +893,19 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             return Ok(());
         };
         g.io.dma_unmap(iova).map_err(|e| MmuError::PageTable { va: 0, reason: e.to_string() })
+    }
+
+    fn host_work(&self, work: gmem_host::HostWork) {
+        let mut g = self.lock();
+        let Some(costs) = self.modelled_host_costs(&g.io) else { return };
+        if g.lost {
+            return;
+        }
+        if let Err(e) = g.io.advance(costs.of(work)) {
+            // Time could not pass (a failing transport): the next device operation will
+            // report the same failure; nothing is lost by not charging this once.
+            tracing::warn!(target: "npu", device = %self.cfg.name, error = %e, ?work, "host time not charged");
+        }
     }
 }
 

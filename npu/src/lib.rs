@@ -18,6 +18,7 @@ mod dma_buf;
 #[cfg(test)]
 mod fake_io;
 pub mod fault;
+pub mod host_time;
 pub mod inject;
 mod iova;
 pub mod kernel;
@@ -33,6 +34,7 @@ pub mod sv39;
 pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};
 pub use device_io::{Clock, DeviceIo, IoError};
 pub use dma_buf::{DmaBufError, DmaBuffer, DmaOwners};
+pub use host_time::{HostCosts, HostTime};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};
 pub use record::RecordError;
 pub use regmap::{Access, Field, Reg};

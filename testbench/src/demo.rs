@@ -52,22 +52,23 @@ pub enum DemoError {
 /// scenarios through the manager; prints a short report of each. On the RTL (default)
 /// cycles are the bridge clock; on another backend (e.g. `vfio:BDF`, the RTL behind
 /// QEMU's vfio-user) they are the device's CYCLES counter.
-pub fn run(waves: Option<PathBuf>, backend: &Backend) -> Result<(), DemoError> {
+pub fn run(waves: Option<PathBuf>, backend: &Backend, sys: &crate::system::System) -> Result<(), DemoError> {
     if waves.is_some() && !matches!(backend, Backend::Rtl) {
         return Err(DemoError::Device("--waves needs the rtl backend (only the co-simulation has waveforms)".into()));
     }
     match backend {
         Backend::Rtl => {
-            let mut dev = SimDevice::new(SimConfig { waves: waves.clone(), ..SimConfig::default() })?;
+            let mut dev = SimDevice::new(SimConfig { waves: waves.clone(), ..sys.sim_config() })?;
             identify(
                 &mut dev,
                 "NPU co-simulation (Verilated RTL, nominal clock 250 MHz)",
                 |d| Some(d.cycles()),
                 waves,
             )?;
-            sharing(stack(NpuConfig::default(), dev)?, |d| d.cycles())?;
-            let dev = SimDevice::new(SimConfig::default())?;
-            oversubscription(stack(oversub_cfg(), dev)?, |d| d.cycles())
+            println!("model: {}\n", sys.describe());
+            sharing(stack(sys.npu(NpuConfig::default()), dev)?, |d| d.cycles())?;
+            let dev = SimDevice::new(sys.sim_config())?;
+            oversubscription(stack(sys.npu(oversub_cfg()), dev)?, |d| d.cycles())
         }
         Backend::Model => {
             let mut dev = sim_bridge::ModelDevice::default();

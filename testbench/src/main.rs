@@ -12,6 +12,7 @@ mod profile_dma;
 mod profile_faults;
 mod serve;
 mod soak;
+mod system;
 mod workloads;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
         /// the RTL behind QEMU's vfio-user client).
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
     /// Identification, capabilities, status and counters of a device.
     ///
@@ -55,6 +58,8 @@ enum Command {
         /// `vfio:<PCI address>`.
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
     /// Run a unified-memory workload on the NPU and summarise what it cost.
     ///
@@ -87,6 +92,8 @@ enum Command {
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
     /// Random operations on the RTL and the reference model side by side, with fault
     /// injection, checking data after every step.
@@ -165,6 +172,8 @@ enum PteCmd {
         /// Show device frame numbers and host IOVAs.
         #[arg(long)]
         raw: bool,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
 }
 
@@ -175,8 +184,9 @@ enum ProfileCmd {
     /// Sweeps transfer sizes from 4 KiB to 2 MiB for host→device, device→host,
     /// device→device and both directions at once. Each case queues about 4 MiB of
     /// descriptors, rings one doorbell and counts device cycles to the last completion
-    /// interrupt. Efficiency = achieved bytes/cycle ÷ peak bytes/cycle of the limiting
-    /// link in the timing model, which every line names.
+    /// interrupt. Efficiency = achieved bytes/cycle ÷ the payload rate of what limits
+    /// the direction in the system model (PCIe payload after TLP overheads per
+    /// direction, device memory for D2D), which every line names.
     Dma {
         /// One JSON object per case on stdout instead of a table.
         #[arg(long)]
@@ -187,14 +197,17 @@ enum ProfileCmd {
         /// Transfer sizes to sweep (bytes; K/M suffixes allowed), comma separated.
         #[arg(long, value_delimiter = ',', value_parser = parse_size)]
         sizes: Option<Vec<u64>>,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
     /// Unified-memory figures on the RTL: fault-driven streaming, prefetch, CPU
     /// fault-back, oversubscription, ping-pong hints, thrashing control, host cost.
     ///
     /// Every figure is measured in this run, in the co-simulation's cycle domain, and
     /// printed next to its target and the CUDA unified-memory anchor it competes with.
-    /// Efficiencies are bytes moved ÷ device cycles ÷ the host link's bytes/cycle of the
-    /// timing model (printed). `host_us_per_fault` is host wall time of the manager.
+    /// Efficiencies divide a fault-driven rate by the explicit DMA copy rate measured in
+    /// the same run on the same model (printed). `host_us_per_fault` is host wall time of
+    /// the manager at batch sizes 1, 4, 16 and 256.
     Faults {
         /// One JSON object per figure on stdout instead of a table.
         #[arg(long)]
@@ -205,6 +218,8 @@ enum ProfileCmd {
         /// Bytes per measured stream (K/M suffixes).
         #[arg(long, default_value = "4M", value_parser = parse_size)]
         size: u64,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
     /// Speed of the co-simulation itself: the Rust bridge vs a bare C++ harness.
     ///
@@ -244,7 +259,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| format!("`{s}` is zero or too large"))
 }
 
-fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -> Result<(), String> {
+fn run_profile_dma(
+    json: bool,
+    plot: Option<PathBuf>,
+    sizes: Option<Vec<u64>>,
+    sys: &system::System,
+) -> Result<(), String> {
     let sizes = sizes.unwrap_or_else(|| profile_dma::DEFAULT_SIZES.to_vec());
     if let Some(bad) = sizes.iter().find(|&&s| s > profile_dma::MAX_SIZE) {
         return Err(format!(
@@ -252,17 +272,19 @@ fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -
             profile_dma::MAX_SIZE >> 20
         ));
     }
-    let timing = sim_bridge::TimingModel::default();
     if !json {
-        println!("DMA profile on the Verilated RTL — timing model: {}", timing.describe());
+        println!("DMA profile on the Verilated RTL — model: {}", sys.describe());
         println!(
             "{:>6} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}",
             "dir", "size", "descs", "cycles", "B/cycle", "eff", "GB/s@250M"
         );
     }
-    let cases = profile_dma::sweep(&sizes, timing, |c| {
+    let model = sys.to_json();
+    let cases = profile_dma::sweep(&sizes, sys, |c| {
         if json {
-            println!("{}", serde_json::to_string(c).unwrap_or_default());
+            let mut line = serde_json::to_value(c).unwrap_or_default();
+            line["model"] = model.clone();
+            println!("{line}");
         } else {
             println!(
                 "{:>6} {:>10} {:>6} {:>10} {:>9.2} {:>6.3} {:>10.2}",
@@ -272,13 +294,13 @@ fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -
                 c.cycles,
                 c.bytes_per_cycle,
                 c.efficiency,
-                c.gbps_at_nominal_clock
+                c.gbps
             );
         }
     })
     .map_err(|e| e.to_string())?;
     if let Some(path) = plot {
-        plot::dma_efficiency(&cases, &path)?;
+        plot::dma_efficiency(&cases, &sys.describe(), &path)?;
         if !json {
             println!("plot: {}", path.display());
         }
@@ -286,7 +308,7 @@ fn run_profile_dma(json: bool, plot: Option<PathBuf>, sizes: Option<Vec<u64>>) -
     Ok(())
 }
 
-fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64) -> Result<(), String> {
+fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &system::System) -> Result<(), String> {
     if size % (64 << 10) != 0 || size > (32 << 20) {
         return Err(format!("--size {size} must be a multiple of 64K up to 32M"));
     }
@@ -295,15 +317,15 @@ fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64) -> Result<()
             .map_err(|e| format!("cannot write the plot {}: {e}; pick a writable path", p.display()))?;
     }
     if !json {
-        println!(
-            "unified-memory profile on the Verilated RTL — timing model: {}",
-            sim_bridge::TimingModel::default().describe()
-        );
+        println!("unified-memory profile on the Verilated RTL — model: {}", sys.describe());
         println!("{:<26} {:>9}  {:<9} anchor", "figure", "value", "target");
     }
-    let figures = profile_faults::run(size, |f| {
+    let model = sys.to_json();
+    let figures = profile_faults::run(size, sys, |f| {
         if json {
-            println!("{}", serde_json::to_string(f).unwrap_or_default());
+            let mut line = serde_json::to_value(f).unwrap_or_default();
+            line["model"] = model.clone();
+            println!("{line}");
         } else {
             println!("{:<26} {:>9.3}  {:<9} {}", f.name, f.value, f.target, f.anchor);
             println!("{:<26} {}", "", f.how);
@@ -343,12 +365,12 @@ fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn run_info(backend: &info::Backend) -> Result<(), String> {
+fn run_info(backend: &info::Backend, sys: &system::System) -> Result<(), String> {
     let text = match backend {
         info::Backend::Rtl => {
-            let mut dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig::default()).map_err(|e| e.to_string())?;
+            let mut dev = sim_bridge::SimDevice::new(sys.sim_config()).map_err(|e| e.to_string())?;
             let mut t = info::report(&mut dev).map_err(|e| e.to_string())?;
-            t.push_str(&format!("timing model  {}\n", dev.timing().describe()));
+            t.push_str(&format!("model         {}\n", sys.describe()));
             t
         }
         info::Backend::Model => {
@@ -420,6 +442,7 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
     s: &npu::session::Session<T>,
     job: &Job,
     backend: &str,
+    sys: Option<&system::System>,
 ) -> Result<(), String> {
     match *job {
         Job::Run { workload, size, device_mem, seed, json } => {
@@ -432,9 +455,15 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
             }
             let sum = workloads::run(s, workload, size, device_mem, seed, json).map_err(|e| e.to_string())?;
             if json {
-                println!("{}", serde_json::to_string(&sum).map_err(|e| e.to_string())?);
+                let mut line = serde_json::to_value(&sum).map_err(|e| e.to_string())?;
+                line["model"] = sys.map(|s| s.to_json()).unwrap_or(serde_json::json!({ "backend": backend }));
+                println!("{line}");
             } else {
                 print!("{}", sum.table());
+                match sys {
+                    Some(sys) => println!("  model              {}", sys.describe()),
+                    None => println!("  model              none: {backend} (device time is its own clock)"),
+                }
             }
         }
         Job::Dump { workload, size, asid, raw } => {
@@ -448,7 +477,13 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
     Ok(())
 }
 
-fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job: Job) -> Result<(), String> {
+fn run_job(
+    backend: &info::Backend,
+    device_mem: u64,
+    waves: Option<PathBuf>,
+    job: Job,
+    sys: &system::System,
+) -> Result<(), String> {
     use npu::session::Session;
     if let Some(w) = &waves {
         if !matches!(backend, info::Backend::Rtl) {
@@ -467,24 +502,24 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
     }
     let thrash = matches!(job, Job::Run { workload: workloads::Workload::Thrash, .. });
     let gm_cfg = npu::session::manager_config_thrashing(thrash);
-    let npu_cfg = npu::NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
+    let npu_cfg = sys.npu(npu::NpuConfig { managed_bytes: Some(device_mem), ..Default::default() });
     match backend {
         info::Backend::Rtl => {
-            let dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig { waves, ..Default::default() })
+            let dev = sim_bridge::SimDevice::new(sim_bridge::SimConfig { waves, ..sys.sim_config() })
                 .map_err(|e| e.to_string())?;
             let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
-            job_on(&s, &job, "the Verilated RTL")
+            job_on(&s, &job, "the Verilated RTL", Some(sys))
         }
         info::Backend::Model => {
             let s = Session::open(sim_bridge::ModelDevice::default(), npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
-            job_on(&s, &job, "the reference model")
+            job_on(&s, &job, "the reference model", None)
         }
         info::Backend::Vfio(bdf) => {
             let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
             demo::quiesce(&mut dev).map_err(|e| e.to_string())?;
             let npu_cfg = npu::NpuConfig { budget_ns: VFIO_BUDGET_NS, ..npu_cfg };
             let s = Session::open(dev, npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
-            job_on(&s, &job, bdf)
+            job_on(&s, &job, bdf, None)
         }
     }
 }
@@ -492,21 +527,27 @@ fn run_job(backend: &info::Backend, device_mem: u64, waves: Option<PathBuf>, job
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { waves, backend } => demo::run(waves, &backend).map_err(|e| serve::chain(&e)),
-        Command::Info { backend } => run_info(&backend),
-        Command::Run { workload, backend, device_mem, size, seed, waves, json } => {
-            run_job(&backend, device_mem, waves, Job::Run { workload, size, device_mem, seed, json })
+        Command::Demo { waves, backend, sys } => {
+            demo::run(waves, &backend, &sys.system()).map_err(|e| serve::chain(&e))
         }
-        Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw }) => {
-            run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw })
+        Command::Info { backend, sys } => run_info(&backend, &sys.system()),
+        Command::Run { workload, backend, device_mem, size, seed, waves, json, sys } => {
+            run_job(&backend, device_mem, waves, Job::Run { workload, size, device_mem, seed, json }, &sys.system())
+        }
+        Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw, sys }) => {
+            run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw }, &sys.system())
         }
         Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
         Command::Soak { ops, seed, inject, rules, link, json } => {
             run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules, link }, json)
         }
-        Command::Profile(ProfileCmd::Dma { json, plot, sizes }) => run_profile_dma(json, plot, sizes),
+        Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
+            run_profile_dma(json, plot, sizes, &sys.system())
+        }
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
-        Command::Profile(ProfileCmd::Faults { json, plot, size }) => run_profile_faults(json, plot, size),
+        Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
+            run_profile_faults(json, plot, size, &sys.system())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,11 +5,11 @@ use plotters::prelude::*;
 use std::path::Path;
 
 /// Efficiency vs transfer size, one line per direction.
-pub fn dma_efficiency(cases: &[DmaCase], path: &Path) -> Result<(), String> {
+pub fn dma_efficiency(cases: &[DmaCase], model: &str, path: &Path) -> Result<(), String> {
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let max_kib = cases.iter().map(|c| c.size_bytes / 1024).max().unwrap_or(4).max(8) as f64;
-    let timing = cases.first().map(|c| c.timing.clone()).unwrap_or_default();
+    let timing = model.to_string();
     let mut chart = ChartBuilder::on(&root)
         .caption("RTL DMA efficiency vs transfer size (co-simulation)", ("sans-serif", 22))
         .margin(12)

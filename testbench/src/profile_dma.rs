@@ -2,15 +2,17 @@
 //!
 //! For each direction and transfer size the profiler queues enough descriptors of that
 //! size to move about 4 MiB (at most 500 descriptors, at least one), rings the doorbell once and counts device
-//! cycles until the last descriptor's completion interrupt. Throughput is bytes per
-//! cycle; efficiency divides it by the peak of the link that limits the direction
-//! (host port per direction for H2D/D2H, twice that for both at once, the device port
-//! for D2D), all measured in the co-simulation's cycle domain in one run.
+//! cycles until the last descriptor's completion interrupt reaches the driver.
+//! Throughput is bytes per cycle; efficiency divides it by the payload rate of what
+//! limits the direction in the system model: the link's payload rate per direction for
+//! H2D/D2H (after TLP headers and completion splitting on PCIe), the sum for both at
+//! once, and for D2D the device memory's copy rate (half the bus of a half-duplex
+//! DRAM, which reads and writes in turn), all measured in one run.
 
 use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
 use serde::Serialize;
-use sim_bridge::{NOMINAL_HZ, SimConfig, SimDevice, TimingModel};
+use sim_bridge::{NOMINAL_HZ, SimDevice};
 
 /// Transfer directions profiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -41,14 +43,12 @@ pub struct DmaCase {
     pub cycles: u64,
     /// bytes / cycles.
     pub bytes_per_cycle: f64,
-    /// Peak of the limiting link in the timing model.
+    /// Payload rate of what limits this direction in the model, bytes per cycle.
     pub link_peak_bytes_per_cycle: f64,
     /// bytes_per_cycle / link peak.
     pub efficiency: f64,
     /// Throughput at the nominal 250 MHz clock, GB/s.
-    pub gbps_at_nominal_clock: f64,
-    /// The timing model that produced the figure.
-    pub timing: String,
+    pub gbps: f64,
 }
 
 /// Errors of the profiler.
@@ -110,8 +110,8 @@ fn channel_irq(ch: usize) -> u32 {
 }
 
 impl Bench {
-    fn new(timing: TimingModel) -> Result<Self, ProfileError> {
-        let mut dev = SimDevice::new(SimConfig { timing, ..SimConfig::default() })?;
+    fn new(sys: &crate::system::System) -> Result<Self, ProfileError> {
+        let mut dev = SimDevice::new(sys.sim_config())?;
         let dma = Dma::init(&mut dev, 9)?;
         let src = DmaBuffer::new(BUF)?;
         let dst = DmaBuffer::new(BUF)?;
@@ -167,12 +167,13 @@ impl Bench {
         }
         let bytes = size * count * channels.len() as u64;
         let cycles = (end - start).max(1);
-        let timing = *self.dev.timing();
+        let t = *self.dev.timing();
         let peak = match direction {
-            Direction::H2d | Direction::D2h => timing.host.bytes_per_cycle as f64,
-            Direction::Both => 2.0 * timing.host.bytes_per_cycle as f64,
-            Direction::D2d => timing.dev.bytes_per_cycle as f64,
-        };
+            Direction::H2d => t.h2d_payload_bytes_per_s(),
+            Direction::D2h => t.d2h_payload_bytes_per_s(),
+            Direction::Both => t.h2d_payload_bytes_per_s() + t.d2h_payload_bytes_per_s(),
+            Direction::D2d => t.d2d_copy_bytes_per_s(),
+        } / NOMINAL_HZ as f64;
         let bpc = bytes as f64 / cycles as f64;
         Ok(DmaCase {
             direction,
@@ -183,19 +184,24 @@ impl Bench {
             bytes_per_cycle: bpc,
             link_peak_bytes_per_cycle: peak,
             efficiency: bpc / peak,
-            gbps_at_nominal_clock: bpc * NOMINAL_HZ as f64 / 1e9,
-            timing: timing.describe(),
+            gbps: bpc * NOMINAL_HZ as f64 / 1e9,
         })
     }
+}
+
+/// Explicit-copy throughput of `direction` in 64 KiB descriptors over about 4 MiB, in
+/// GB/s: the reference the unified-memory figures divide by.
+pub fn copy_gbps(sys: &crate::system::System, direction: Direction) -> Result<f64, ProfileError> {
+    Ok(Bench::new(sys)?.case(direction, 64 << 10)?.gbps)
 }
 
 /// Runs the sweep: every direction × every size, on one simulated device.
 pub fn sweep(
     sizes: &[u64],
-    timing: TimingModel,
+    sys: &crate::system::System,
     mut progress: impl FnMut(&DmaCase),
 ) -> Result<Vec<DmaCase>, ProfileError> {
-    let mut bench = Bench::new(timing)?;
+    let mut bench = Bench::new(sys)?;
     let mut out = Vec::new();
     for direction in [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both] {
         for &size in sizes {

@@ -11,7 +11,10 @@ use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
 use serde::Serialize;
-use sim_bridge::{SimConfig, SimDevice, TimingModel};
+use sim_bridge::SimDevice;
+
+use crate::profile_dma::{self, Direction};
+use crate::system::System;
 
 /// One figure of the profile.
 #[derive(Clone, Debug, Serialize)]
@@ -20,6 +23,8 @@ pub struct Figure {
     pub name: &'static str,
     /// Measured value.
     pub value: f64,
+    /// Unit of `value` (`ratio`, `GB/s`, `us`).
+    pub unit: &'static str,
     /// Target of the project.
     pub target: &'static str,
     /// What it competes with (CUDA unified memory on an H100, or UVM defaults).
@@ -32,10 +37,10 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn session(device_mem: u64, thrash: bool) -> Result<Session<SimDevice>, String> {
+fn session(sys: &System, device_mem: u64, thrash: bool) -> Result<Session<SimDevice>, String> {
     let gm = npu::session::manager_config_thrashing(thrash);
-    let npu = NpuConfig { managed_bytes: Some(device_mem), ..Default::default() };
-    Session::open(SimDevice::new(SimConfig::default()).map_err(err)?, npu, gm).map_err(err)
+    let npu = sys.npu(NpuConfig { managed_bytes: Some(device_mem), ..Default::default() });
+    Session::open(SimDevice::new(sys.sim_config()).map_err(err)?, npu, gm).map_err(err)
 }
 
 fn fill(p: *mut u32, n: usize) {
@@ -52,14 +57,12 @@ fn timed<T: DeviceIo + Send>(s: &Session<T>, f: impl FnOnce() -> Result<(), Stri
     Ok(s.now_ns() - t0)
 }
 
-fn cycles(ns: u64) -> f64 {
-    ns as f64 * sim_bridge::NOMINAL_HZ as f64 / 1e9
+fn gbps(bytes: u64, ns: u64) -> f64 {
+    bytes as f64 / ns.max(1) as f64
 }
 
 /// Runs every measurement over `bytes` per stream; `progress` is told each figure.
-pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>, String> {
-    let timing = TimingModel::default();
-    let peak = timing.host.bytes_per_cycle as f64;
+pub fn run(bytes: u64, sys: &System, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>, String> {
     let words = (bytes / 4) as usize;
     let mut out = Vec::new();
     let mut push = |f: Figure, out: &mut Vec<Figure>| {
@@ -67,8 +70,25 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
         out.push(f);
     };
 
+    // The references: explicit DMA copies on the same model, measured in this run.
+    let copy_h2d = profile_dma::copy_gbps(sys, Direction::H2d).map_err(err)?;
+    let copy_d2h = profile_dma::copy_gbps(sys, Direction::D2h).map_err(err)?;
+    push(
+        Figure {
+            name: "copy_gbps",
+            value: copy_h2d,
+            unit: "GB/s",
+            target: "reference",
+            anchor: "CUDA H100: pinned memcpy H2D 55 GB/s (Gen5 x16)",
+            how: format!(
+                "explicit H2D DMA copy, 64 KiB descriptors over 4 MiB, to the last completion interrupt (D2H: {copy_d2h:.2} GB/s)"
+            ),
+        },
+        &mut out,
+    );
+
     // Fault-driven streaming: a reduction over host-resident data, every page faulted in.
-    let s = session(64 << 20, false)?;
+    let s = session(sys, 64 << 20, false)?;
     let a = s.alloc(bytes).map_err(err)?;
     fill(a, words);
     // The kernel reads one word per 4 KiB page: the compute unit's own throughput
@@ -77,15 +97,48 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
     let pages = (bytes / 4096) as u32;
     let ns =
         timed(&s, || s.launch(Kernel::strided_touch(s.asid, a as u64, 4096, pages, None)).map(|_| ()).map_err(err))?;
+    let stream = gbps(bytes, ns);
+    push(
+        Figure {
+            name: "fault_stream_gbps",
+            value: stream,
+            unit: "GB/s",
+            target: "",
+            anchor: "CUDA UM H100: 7-8 GB/s",
+            how: format!("a kernel reading every 4 KiB page of {} KiB of CPU-written data in order", bytes >> 10),
+        },
+        &mut out,
+    );
     push(
         Figure {
             name: "fault_stream_efficiency",
-            value: bytes as f64 / cycles(ns) / peak,
+            value: stream / copy_h2d,
+            unit: "ratio",
             target: ">= 0.50",
-            anchor: "CUDA UM H100: 0.145 of link (7-8 GB/s of 55)",
+            anchor: "CUDA UM H100: 0.15 (8.3 of 55 GB/s)",
+            how: "fault_stream_gbps / copy_gbps, both measured in this run".into(),
+        },
+        &mut out,
+    );
+
+    // Isolated fault: a one-page kernel on a host-resident page, minus the same kernel
+    // on a page already on the device.
+    let one = s.alloc(8192).map_err(err)?;
+    fill(one, 2048);
+    let touch = |va: u64| Kernel::strided_touch(s.asid, va, 4096, 1, None);
+    let faulting = timed(&s, || s.launch(touch(one as u64)).map(|_| ()).map_err(err))?;
+    let resident = timed(&s, || s.launch(touch(one as u64)).map(|_| ()).map_err(err))?;
+    push(
+        Figure {
+            name: "isolated_fault_us",
+            value: faulting.saturating_sub(resident) as f64 / 1e3,
+            unit: "us",
+            target: "<= 5",
+            anchor: "CUDA UM H100: 31-44 us",
             how: format!(
-                "a kernel reading every 4 KiB page of {} KiB of CPU-written data in order; bytes migrated / kernel cycles / {peak} B/cycle",
-                bytes >> 10
+                "one-page kernel on a CPU-resident page ({:.2} us) minus the same kernel once it is resident ({:.2} us)",
+                faulting as f64 / 1e3,
+                resident as f64 / 1e3
             ),
         },
         &mut out,
@@ -94,14 +147,22 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
     // Prefetch: the same amount, hinted.
     let b = s.alloc(bytes).map_err(err)?;
     fill(b, words);
-    let ns = timed(&s, || s.gm.hmadvise(s.space, Node::Device(s.id), b as u64, bytes, Hint::Prefetch).map_err(err))?;
+    let ns = timed(&s, || {
+        s.gm.hmadvise(s.space, Node::Device(s.id), b as u64, bytes, Hint::Prefetch).map_err(err)?;
+        s.npu.flush_page_tables().map_err(err)
+    })?;
     push(
         Figure {
             name: "prefetch_efficiency",
-            value: bytes as f64 / cycles(ns) / peak,
+            value: gbps(bytes, ns) / copy_h2d,
+            unit: "ratio",
             target: ">= 0.95",
             anchor: "CUDA UM H100: 0.84 (prefetch H2D 45-47 GB/s of 55)",
-            how: format!("hmadvise(PREFETCH) of {} KiB, bytes / cycles of the call / {peak} B/cycle", bytes >> 10),
+            how: format!(
+                "hmadvise(PREFETCH) of {} KiB with its PTE flush, {:.2} GB/s / copy_gbps",
+                bytes >> 10,
+                gbps(bytes, ns)
+            ),
         },
         &mut out,
     );
@@ -119,41 +180,72 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
         }
         Ok(())
     })?;
+    let back = gbps(bytes, ns);
+    push(
+        Figure {
+            name: "cpu_faultback_gbps",
+            value: back,
+            unit: "GB/s",
+            target: "",
+            anchor: "CUDA UM H100: 3.6-4.5 GB/s",
+            how: format!("the CPU reads one word per page of {} KiB the NPU filled, in device time", bytes >> 10),
+        },
+        &mut out,
+    );
     push(
         Figure {
             name: "cpu_faultback_efficiency",
-            value: bytes as f64 / cycles(ns) / peak,
+            value: back / copy_d2h,
+            unit: "ratio",
             target: ">= 0.30",
-            anchor: "CUDA UM H100: 0.08 (3.6-4.5 GB/s)",
-            how: format!(
-                "CPU reads one word per page of {} KiB the NPU filled; bytes / device cycles / {peak} B/cycle",
-                bytes >> 10
-            ),
+            anchor: "CUDA UM H100: 0.08 (3.6-4.5 of 55 GB/s)",
+            how: format!("cpu_faultback_gbps / the D2H copy rate of this run ({copy_d2h:.2} GB/s)"),
+        },
+        &mut out,
+    );
+    let d = s.alloc(4096).map_err(err)?;
+    s.launch(Kernel::fill(s.asid, d as u64, 1024, 9)).map_err(err)?;
+    // SAFETY: word 0 of a 4 KiB managed region; the read faults the page back.
+    let ns = timed(&s, || if unsafe { d.read() } == 9 { Ok(()) } else { Err("cpu fault read wrong data".into()) })?;
+    push(
+        Figure {
+            name: "cpu_fault_us",
+            value: ns as f64 / 1e3,
+            unit: "us",
+            target: "",
+            anchor: "UVM: CPU fault on GPU-resident data, tens of us",
+            how: "one CPU load of one device-resident page until it returns, in device time".into(),
         },
         &mut out,
     );
     drop(s);
 
-    // Oversubscription: the same copy stream, fitting vs 2x the device memory.
-    let stream = |device_mem: u64| -> Result<u64, String> {
-        let s = session(device_mem, false)?;
-        let a = s.alloc(bytes).map_err(err)?;
-        let c = s.alloc(bytes).map_err(err)?;
-        fill(a, words);
-        timed(&s, || s.launch(Kernel::copy(s.asid, a as u64, c as u64, words as u32)).map(|_| ()).map_err(err))
+    // Oversubscription: a link-bound stream (one word per page) over 2x the working set
+    // of device memory, fitting vs 2x oversubscribed.
+    let stream = |device_mem: u64| -> Result<(u64, u64), String> {
+        let s = session(sys, device_mem, false)?;
+        let a = s.alloc(2 * bytes).map_err(err)?;
+        fill(a, 2 * words);
+        let pages = (2 * bytes / 4096) as u32;
+        let ns = timed(&s, || {
+            s.launch(Kernel::strided_touch(s.asid, a as u64, 4096, pages, None)).map(|_| ()).map_err(err)
+        })?;
+        Ok((ns, s.npu.stats().dma_bytes))
     };
-    let fit = stream(4 * bytes)?;
-    let over = stream(bytes)?;
+    let (fit, fit_bytes) = stream(4 * bytes)?;
+    let (over, over_bytes) = stream(bytes)?;
     push(
         Figure {
             name: "oversubscription_cost",
             value: over as f64 / fit as f64 - 1.0,
+            unit: "ratio",
             target: "<= 0.15",
             anchor: "UVM: eviction can spin (field failure); no published ratio",
             how: format!(
-                "COPY of {} KiB -> {} KiB with device memory 2x vs 0.5x the working set: slowdown",
-                bytes >> 10,
-                bytes >> 10
+                "strided touch of {} KiB with device memory 2x vs 0.5x of it: slowdown; {} KiB moved vs {} KiB",
+                (2 * bytes) >> 10,
+                over_bytes >> 10,
+                fit_bytes >> 10
             ),
         },
         &mut out,
@@ -161,7 +253,7 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
 
     // Ping-pong: un-hinted vs ACCESSED_BY; thrashing control off vs on.
     let pingpong = |hint: bool, thrash: bool| -> Result<u64, String> {
-        let s = session(64 << 20, thrash)?;
+        let s = session(sys, 64 << 20, thrash)?;
         let pages = 64usize;
         let p = s.alloc(pages as u64 * 4096).map_err(err)?;
         if hint {
@@ -180,15 +272,19 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
     };
     let plain = pingpong(false, false)?;
     let hinted = pingpong(true, false)?;
+    let per_round = |ns: u64| ns as f64 / 16e3;
     push(
         Figure {
             name: "pingpong_hint_speedup",
             value: plain as f64 / hinted as f64,
+            unit: "ratio",
             target: ">= 100",
             anchor: "CUDA UM H100: 125x (100-125 ms/iter -> 0.9 ms with hints)",
-            how:
-                "16 rounds of CPU then NPU writing one word in each of 64 pages; device time without / with ACCESSED_BY"
-                    .into(),
+            how: format!(
+                "16 rounds of CPU then NPU writing one word in each of 64 pages; device time without ({:.1} us/round) / with ACCESSED_BY ({:.1} us/round)",
+                per_round(plain),
+                per_round(hinted)
+            ),
         },
         &mut out,
     );
@@ -197,42 +293,47 @@ pub fn run(bytes: u64, mut progress: impl FnMut(&Figure)) -> Result<Vec<Figure>,
         Figure {
             name: "thrash_adaptive_speedup",
             value: plain as f64 / adaptive as f64,
+            unit: "ratio",
             target: ">= 10",
             anchor: "UVM: throttle, then pin + map remotely after 3 events in 500 us",
-            how: "the same un-hinted ping-pong, thrashing control off / on".into(),
+            how: format!(
+                "the same un-hinted ping-pong, thrashing control off / on ({:.1} us/round)",
+                per_round(adaptive)
+            ),
         },
         &mut out,
     );
 
-    // Host software per fault: the manager alone (a software device), 256-fault batches.
-    push(host_cost()?, &mut out);
+    // Host software per fault: the manager alone (a software device), per batch size.
+    for batch in [1, 4, 16, 256] {
+        push(host_cost(batch)?, &mut out);
+    }
     Ok(out)
 }
 
-/// Wall time of `Gmem::dev_fault` per fault, batches of 256 CPU-resident pages.
-fn host_cost() -> Result<Figure, String> {
-    const BATCH: u64 = 256;
+/// Wall time of `Gmem::dev_fault` per fault, batches of `BATCH` CPU-resident pages.
+fn host_cost(batch: u64) -> Result<Figure, String> {
     let cfg = Config {
         cpu: CpuMode::Userfaultfd,
         thrash: ThrashConfig { enabled: false, ..Default::default() },
         ..Default::default()
     };
     let gm = Gmem::new(cfg).map_err(err)?;
-    let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 4 * BATCH * 4096, ..Default::default() }));
+    let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 4 * batch * 4096, ..Default::default() }));
     let id = gm.register_device(dev).map_err(err)?;
     let space = gm.create_space();
     let asid = gm.attach(space, id).map_err(err)?;
-    let len = BATCH * 4096;
+    let len = batch * 4096;
     let p = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
     gm.cpu_access(p, len, true).map_err(err)?;
     let faults: Vec<DeviceFault> =
-        (0..BATCH).map(|i| DeviceFault { asid, va: p + i * 4096 + 64, access: Access::Read, tag: i }).collect();
+        (0..batch).map(|i| DeviceFault { asid, va: p + i * 4096 + 64, access: Access::Read, tag: i }).collect();
     let mut samples = Vec::new();
     for _ in 0..30 {
         gm.hmadvise(space, Node::Cpu, p, len, Hint::DontNeed).map_err(err)?;
         let t = Instant::now();
         let r = gm.dev_fault(id, &faults);
-        samples.push(t.elapsed().as_secs_f64() * 1e6 / BATCH as f64);
+        samples.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
         if !r.iter().all(|x| x.is_retry()) {
             return Err("a host-cost fault was not resolved".into());
         }
@@ -241,9 +342,11 @@ fn host_cost() -> Result<Figure, String> {
     Ok(Figure {
         name: "host_us_per_fault",
         value: samples[samples.len() / 2],
+        unit: "us",
         target: "<= 1",
         anchor: "UVM: ~50k faults/s (20 us/fault), isolated fault 31-44 us",
-        how: "median wall time of Gmem::dev_fault per fault, 256-fault batches of CPU-resident pages (software device)"
-            .into(),
+        how: format!(
+            "batch={batch}: median wall time of Gmem::dev_fault per fault, CPU-resident pages (software device; host wall time, not device time)"
+        ),
     })
 }

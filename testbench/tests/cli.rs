@@ -38,15 +38,9 @@ fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
     let dirs: Vec<&str> = lines.iter().map(|v| v["direction"].as_str().unwrap_or("")).collect();
     assert_eq!(dirs, ["h2d", "d2h", "d2d", "both"]);
     for v in &lines {
-        for key in [
-            "size_bytes",
-            "cycles",
-            "bytes_per_cycle",
-            "link_peak_bytes_per_cycle",
-            "efficiency",
-            "gbps_at_nominal_clock",
-            "timing",
-        ] {
+        for key in
+            ["size_bytes", "cycles", "bytes_per_cycle", "link_peak_bytes_per_cycle", "efficiency", "gbps", "model"]
+        {
             assert!(!v[key].is_null(), "missing {key} in {v}");
         }
         assert_eq!(v["size_bytes"], 65536);
@@ -55,8 +49,24 @@ fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
         let expect =
             v["bytes_per_cycle"].as_f64().unwrap_or(0.0) / v["link_peak_bytes_per_cycle"].as_f64().unwrap_or(1.0);
         assert!((eff - expect).abs() < 1e-9, "efficiency is bytes/cycle over the link peak");
-        assert!(v["timing"].as_str().unwrap_or("").contains("rd_lat=250"), "timing model named");
+        // The board-like default model, named whole on every line.
+        let m = &v["model"];
+        assert_eq!(m["link_preset"], "gen3x16", "{m}");
+        assert_eq!(m["link"]["params"]["mps"], 256, "{m}");
+        assert_eq!(m["dev_mem"]["kind"], "ideal", "{m}");
+        assert_eq!(m["host_time"]["mode"], "model", "{m}");
+        assert!((m["payload_gbps"]["d2h"].as_f64().unwrap_or(0.0) - 14.077).abs() < 0.001, "{m}");
     }
+    // The PCIe link costs what the ideal port did not: fewer bytes per cycle.
+    let (ok, ideal, err) = gmem(&["profile", "dma", "--json", "--sizes", "64K", "--link", "ideal"]);
+    assert!(ok, "{err}");
+    let first = |t: &str| serde_json::from_str::<serde_json::Value>(t.lines().next().unwrap_or("")).unwrap();
+    let (board, ideal) = (first(&out), first(&ideal));
+    assert_eq!(ideal["model"]["link"]["read_latency_cycles"], 250, "{ideal}");
+    assert!(board["gbps"].as_f64().unwrap() < ideal["gbps"].as_f64().unwrap(), "{board} {ideal}");
+    // Deterministic: the same model gives the same cycles (jitter is seeded).
+    let (_, again, _) = gmem(&["profile", "dma", "--json", "--sizes", "64K"]);
+    assert_eq!(out, again);
 }
 
 #[test]
@@ -100,7 +110,7 @@ fn info_reads_the_rtl_and_refuses_bad_backends() {
         out.contains("3 DMA channels, 16 ASIDs, 32 TLB entries, 512-bit data path, 256 MiB device memory"),
         "{out}"
     );
-    assert!(out.contains("timing model  clock=250MHz"), "{out}");
+    assert!(out.contains("model         clock=250MHz link=gen3x16["), "{out}");
     let (ok, model, err) = gmem(&["info", "--backend", "model"]);
     assert!(ok, "{err}");
     let caps = |t: &str| t.lines().find(|l| l.starts_with("capabilities")).map(str::to_string);
@@ -212,33 +222,40 @@ fn profile_faults_json_reports_every_figure_from_a_real_run() {
     assert_eq!(
         names,
         [
+            "copy_gbps",
+            "fault_stream_gbps",
             "fault_stream_efficiency",
+            "isolated_fault_us",
             "prefetch_efficiency",
+            "cpu_faultback_gbps",
             "cpu_faultback_efficiency",
+            "cpu_fault_us",
             "oversubscription_cost",
             "pingpong_hint_speedup",
             "thrash_adaptive_speedup",
+            "host_us_per_fault",
+            "host_us_per_fault",
+            "host_us_per_fault",
             "host_us_per_fault"
         ]
     );
+    let fig = |name: &str| figs.iter().find(|f| f["name"] == name).unwrap()["value"].as_f64().unwrap();
     for f in &figs {
         let v = f["value"].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite(), "{f}");
-        assert!(
-            !f["target"].as_str().unwrap_or("").is_empty() && !f["anchor"].as_str().unwrap_or("").is_empty(),
-            "{f}"
-        );
+        assert!(!f["anchor"].as_str().unwrap_or("").is_empty() && !f["unit"].as_str().unwrap_or("").is_empty(), "{f}");
+        assert_eq!(f["model"]["link_preset"], "gen3x16", "every line names its model: {f}");
     }
-    // Efficiencies are fractions of the link; a prefetch moves data at a real rate.
-    for f in &figs[..3] {
-        let v = f["value"].as_f64().unwrap_or(-1.0);
-        assert!(v > 0.0 && v <= 1.0, "{f}");
+    // Efficiencies are ratios of two measurements of this run.
+    assert!((fig("fault_stream_efficiency") - fig("fault_stream_gbps") / fig("copy_gbps")).abs() < 1e-9);
+    for name in ["fault_stream_efficiency", "cpu_faultback_efficiency"] {
+        assert!(fig(name) > 0.0 && fig(name) <= 1.0, "{name}");
     }
-    assert!(
-        figs[1]["value"].as_f64().unwrap_or(0.0) > figs[0]["value"].as_f64().unwrap_or(1.0),
-        "prefetch beats fault-driven streaming"
-    );
-    assert!(figs[4]["value"].as_f64().unwrap_or(0.0) > 1.0, "ACCESSED_BY helps ping-pong");
+    // The copy reference is below the Gen3 x16 read payload rate (11.73 GB/s).
+    assert!(fig("copy_gbps") > 5.0 && fig("copy_gbps") < 11.74, "{}", fig("copy_gbps"));
+    assert!(fig("prefetch_efficiency") > fig("fault_stream_efficiency"), "prefetch beats fault-driven streaming");
+    assert!(fig("isolated_fault_us") > 1.0, "a fault costs at least a PCIe round trip");
+    assert!(fig("pingpong_hint_speedup") > 1.0, "ACCESSED_BY helps ping-pong");
 }
 
 #[test]
@@ -279,8 +296,8 @@ fn soak_is_deterministic_and_runs_on_either_link() {
     };
     let (a, b, nominal) = (run("short"), run("short"), run("nominal"));
     assert_eq!(a, b, "same seed and link, same report");
-    assert!(a["timing"].as_str().unwrap().contains("host[rd_lat=16"), "{a}");
-    assert!(nominal["timing"].as_str().unwrap().contains("host[rd_lat=250"), "{nominal}");
+    assert!(a["timing"].as_str().unwrap().contains("link=short[rd_lat=16"), "{a}");
+    assert!(nominal["timing"].as_str().unwrap().contains("link=ideal[rd_lat=250"), "{nominal}");
     assert_eq!((a["ops"].clone(), a["kernels"].clone()), (nominal["ops"].clone(), nominal["kernels"].clone()));
     assert_eq!((nominal["data_mismatches"].as_u64(), nominal["hangs"].as_u64()), (Some(0), Some(0)), "{nominal}");
     // Same work; the nominal link's 1 µs round trips make it several times longer.
