@@ -224,27 +224,19 @@ module npu_cu #(
   assign data_done_o = s_rsp;
 
   // Translation requests: round-robin among slots.
-  logic [SlotW-1:0] tr_next_d, tr_next_q, tr_pick;
+  logic [SlotW-1:0] tr_pick;
   logic             tr_found;
-  always_comb begin : tr_arb
-    logic [SlotW:0] idx;
-    tr_pick  = '0;
-    tr_found = 1'b0;
-    for (int unsigned k = 0; k < Slots; k++) begin
-      idx = {1'b0, tr_next_q} + (SlotW + 1)'(k);
-      if (idx >= (SlotW + 1)'(Slots)) idx = idx - (SlotW + 1)'(Slots);
-      if (!tr_found && s_tr_valid[idx[SlotW-1:0]]) begin
-        tr_pick  = idx[SlotW-1:0];
-        tr_found = 1'b1;
-      end
-    end
-    s_tr_ready = '0;
-    tr_next_d  = tr_next_q;
-    if (tr_found && issue_en && tr_req_ready_i) begin
-      s_tr_ready[tr_pick] = 1'b1;
-      tr_next_d = (int'(tr_pick) == Slots - 1) ? '0 : tr_pick + 1'b1;
-    end
-  end
+  prim_arb_rr #(
+    .N(Slots)
+  ) u_tr_arb (
+    .clk_i,
+    .rst_ni,
+    .req_i   (s_tr_valid),
+    .ready_i (issue_en && tr_req_ready_i),
+    .valid_o (tr_found),
+    .idx_o   (tr_pick),
+    .gnt_o   (s_tr_ready)
+  );
   assign tr_req_valid_o = tr_found && issue_en;
   assign tr_req_slot_o  = tr_pick;
   assign tr_req_asid_o  = asid;
@@ -454,7 +446,6 @@ module npu_cu #(
       disp_q    <= '0;
       failed_q  <= 1'b0;
       fail_va_q <= '0;
-      tr_next_q <= '0;
     end else begin
       state_q   <= state_d;
       head_q    <= head_d;
@@ -471,7 +462,6 @@ module npu_cu #(
       disp_q    <= disp_d;
       failed_q  <= failed_d;
       fail_va_q <= fail_va_d;
-      tr_next_q <= tr_next_d;
     end
   end
 

@@ -5,6 +5,8 @@
 // as AR, or as AW followed by its W beat. Responses of one AXI ID return in order per
 // direction, so a FIFO of slot numbers per direction routes each R or B to its slot. A
 // burst that the arbiter's error injection swallows is answered at once with an error.
+`include "prim_assert.svh"
+
 module npu_cu_port #(
   parameter int unsigned Slots = 4,
   localparam int unsigned DataWidth = 512,
@@ -43,55 +45,79 @@ module npu_cu_port #(
   input  logic [1:0]                 b_resp_i
 );
 
-  localparam int unsigned FifoW = SlotW + 1;
-
   typedef enum logic [1:0] { PIdle, PAr, PAw, PW } state_e;
   state_e               state_d, state_q;
-  logic [SlotW-1:0]     slot_d, slot_q, next_d, next_q, pick;
+  logic [SlotW-1:0]     slot_d, slot_q, pick;
   logic                 found, swallowed_d, swallowed_q;
   logic [63:0]          addr_q;
   logic [DataWidth-1:0] wdata_q;
   logic [StrbWidth-1:0] wstrb_q;
 
-  logic [SlotW-1:0] rq_mem [2**SlotW];
-  logic [SlotW-1:0] wq_mem [2**SlotW];
-  logic [FifoW-1:0] rq_wr_d, rq_wr_q, rq_rd_d, rq_rd_q, wq_wr_d, wq_wr_q, wq_rd_d, wq_rd_q;
-  logic             rq_push, wq_push;
+  // Slot of each request in flight, per direction, oldest at the head (responses of
+  // one ID return in order). At most Slots requests are in flight, so they never fill.
+  localparam int unsigned QCntW = $clog2(2 ** SlotW + 2);
+  logic             rq_push, wq_push, rq_any, wq_any, rq_room, wq_room;
+  logic [SlotW-1:0] rq_head, wq_head;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [QCntW-1:0] rq_count, wq_count;  // for waveforms only
+  /* verilator lint_on UNUSEDSIGNAL */
+  prim_fifo_sync #(
+    .Width(SlotW),
+    .Depth(2 ** SlotW)
+  ) u_rq (
+    .clk_i,
+    .rst_ni,
+    .clr_i    (1'b0),
+    .wvalid_i (rq_push),
+    .wready_o (rq_room),
+    .wdata_i  (slot_q),
+    .rvalid_o (rq_any),
+    .rready_i (r_valid_i),
+    .rdata_o  (rq_head),
+    .count_o  (rq_count)
+  );
+  prim_fifo_sync #(
+    .Width(SlotW),
+    .Depth(2 ** SlotW)
+  ) u_wq (
+    .clk_i,
+    .rst_ni,
+    .clr_i    (1'b0),
+    .wvalid_i (wq_push),
+    .wready_o (wq_room),
+    .wdata_i  (slot_q),
+    .rvalid_o (wq_any),
+    .rready_i (b_valid_i),
+    .rdata_o  (wq_head),
+    .count_o  (wq_count)
+  );
 
-  // Round-robin pick among the requesting slots, starting at next_q.
-  always_comb begin : rr
-    logic [SlotW:0] idx;
-    pick  = '0;
-    found = 1'b0;
-    for (int unsigned k = 0; k < Slots; k++) begin
-      idx = {1'b0, next_q} + (SlotW + 1)'(k);
-      if (idx >= (SlotW + 1)'(Slots)) idx = idx - (SlotW + 1)'(Slots);
-      if (!found && req_valid_i[idx[SlotW-1:0]]) begin
-        pick  = idx[SlotW-1:0];
-        found = 1'b1;
-      end
-    end
-  end
+  // Round-robin pick among the requesting slots.
+  prim_arb_rr #(
+    .N(Slots)
+  ) u_arb (
+    .clk_i,
+    .rst_ni,
+    .req_i   (req_valid_i),
+    .ready_i (state_q == PIdle && issue_en_i),
+    .valid_o (found),
+    .idx_o   (pick),
+    .gnt_o   (req_ready_o)
+  );
 
   always_comb begin : next_state
     state_d     = state_q;
     slot_d      = slot_q;
-    next_d      = next_q;
     swallowed_d = swallowed_q;
-    req_ready_o = '0;
     rsp_valid_o = '0;
     rsp_err_o   = '0;
-    rq_rd_d     = rq_rd_q;
-    wq_rd_d     = wq_rd_q;
     rq_push     = 1'b0;
     wq_push     = 1'b0;
     unique case (state_q)
       PIdle: begin
         if (issue_en_i && found) begin
-          req_ready_o[pick] = 1'b1;
-          slot_d            = pick;
-          next_d            = (int'(pick) == Slots - 1) ? '0 : pick + 1'b1;
-          state_d           = req_write_i[pick] ? PAw : PAr;
+          slot_d  = pick;
+          state_d = req_write_i[pick] ? PAw : PAr;
         end
       end
       PAr: begin
@@ -125,20 +151,16 @@ module npu_cu_port #(
       default: state_d = PIdle;
     endcase
     if (r_valid_i) begin
-      rsp_valid_o[rq_mem[rq_rd_q[SlotW-1:0]]] = 1'b1;
-      rsp_err_o[rq_mem[rq_rd_q[SlotW-1:0]]]   = r_resp_i != 2'b00;
-      rq_rd_d = rq_rd_q + 1'b1;
+      rsp_valid_o[rq_head] = 1'b1;
+      rsp_err_o[rq_head]   = r_resp_i != 2'b00;
     end
     if (b_valid_i) begin
-      rsp_valid_o[wq_mem[wq_rd_q[SlotW-1:0]]] = 1'b1;
-      rsp_err_o[wq_mem[wq_rd_q[SlotW-1:0]]]   = b_resp_i != 2'b00;
-      wq_rd_d = wq_rd_q + 1'b1;
+      rsp_valid_o[wq_head] = 1'b1;
+      rsp_err_o[wq_head]   = b_resp_i != 2'b00;
     end
-    rq_wr_d = rq_wr_q + FifoW'(rq_push);
-    wq_wr_d = wq_wr_q + FifoW'(wq_push);
   end
 
-  assign idle_o     = state_q == PIdle && rq_wr_q == rq_rd_q && wq_wr_q == wq_rd_q;
+  assign idle_o     = state_q == PIdle && !rq_any && !wq_any;
   assign ar_valid_o = state_q == PAr;
   assign ar_addr_o  = addr_q;
   assign aw_valid_o = state_q == PAw;
@@ -151,21 +173,11 @@ module npu_cu_port #(
     if (!rst_ni) begin
       state_q     <= PIdle;
       slot_q      <= '0;
-      next_q      <= '0;
       swallowed_q <= 1'b0;
-      rq_wr_q     <= '0;
-      rq_rd_q     <= '0;
-      wq_wr_q     <= '0;
-      wq_rd_q     <= '0;
     end else begin
       state_q     <= state_d;
       slot_q      <= slot_d;
-      next_q      <= next_d;
       swallowed_q <= swallowed_d;
-      rq_wr_q     <= rq_wr_d;
-      rq_rd_q     <= rq_rd_d;
-      wq_wr_q     <= wq_wr_d;
-      wq_rd_q     <= wq_rd_d;
     end
   end
 
@@ -175,15 +187,13 @@ module npu_cu_port #(
       wdata_q <= req_wdata_i[pick*DataWidth +: DataWidth];
       wstrb_q <= req_wstrb_i[pick*StrbWidth +: StrbWidth];
     end
-    if (rq_push) rq_mem[rq_wr_q[SlotW-1:0]] <= slot_q;
-    if (wq_push) wq_mem[wq_wr_q[SlotW-1:0]] <= slot_q;
   end
 
   // ---- assertions
-`ifndef SYNTHESIS
-  a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> rq_wr_q != rq_rd_q);
-  a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> wq_wr_q != wq_rd_q);
-  a_rsp_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(rsp_valid_o));
-`endif
+  `PRIM_ASSERT(a_r_expected, !r_valid_i || rq_any)
+  `PRIM_ASSERT(a_b_expected, !b_valid_i || wq_any)
+  `PRIM_ASSERT(a_rq_room, !rq_push || rq_room)
+  `PRIM_ASSERT(a_wq_room, !wq_push || wq_room)
+  `PRIM_ASSERT_KNOWN(a_rsp_known, rsp_valid_o)
 
 endmodule
