@@ -2,10 +2,16 @@
 //
 // Requester r always uses AXI ID r, so responses route back by ID and each
 // requester sees its own responses in issue order. AR and AW are granted separately,
-// round-robin per burst. After an AW is granted its owner's W beats follow back to
-// back; the next AW is granted once the last W beat has gone. Requesters accept every
-// R and B beat routed to them (they reserve room before asking), so RREADY and BREADY
-// are held high.
+// round-robin per burst (prim_arb_rr). After an AW is granted its owner's W beats
+// follow back to back; the next AW is granted once the last W beat has gone. Requesters
+// accept every R and B beat routed to them (they reserve room before asking), so RREADY
+// and BREADY are held high.
+//
+// AR, AW and W leave through register slices (prim_reg_slice): every AXI master output
+// comes from a register, a shown request holds until accepted whatever happens behind
+// it (error injection, soft reset), and no ready input reaches an output. Requesters
+// are granted against the slices' registered readies. The slices add one cycle of
+// latency to each request, not to throughput.
 //
 // Error injection (ERRINJ_*): requesters flagged in `DataReq` carry data bursts. While
 // `rd_err_armed_i` is set, the next granted data read burst is not sent: the requester
@@ -14,6 +20,8 @@
 // swallowed and `req_aw_err_o` tells the requester to expect no B. While
 // `rd_poison_armed_i` is set, the next data read burst that is sent is flagged
 // poisoned with `req_ar_poison_o`. Each such event pulses the matching `*_consume_o`.
+`include "prim_assert.svh"
+
 module npu_axi_mux #(
   parameter int unsigned NumReq    = 4,
   parameter int unsigned AddrWidth = 64,
@@ -101,59 +109,68 @@ module npu_axi_mux #(
 
   localparam logic [2:0] BeatSize = 3'($clog2(StrbWidth));
 
-  // ---------------------------------------------------------------- round-robin pick
-  // Returns the first requester at or after `start` (cyclically) whose bit is set.
-  function automatic logic [ReqIdx-1:0] rr_pick(logic [NumReq-1:0] req, logic [ReqIdx-1:0] start);
-    logic [ReqIdx-1:0] pick;
-    logic              found;
-    logic [ReqIdx:0]   idx;
-    pick  = '0;
-    found = 1'b0;
-    for (int unsigned k = 0; k < NumReq; k++) begin
-      idx = {1'b0, start} + (ReqIdx + 1)'(k);
-      if (idx >= (ReqIdx + 1)'(NumReq)) begin
-        idx = idx - (ReqIdx + 1)'(NumReq);
-      end
-      if (!found && req[idx[ReqIdx-1:0]]) begin
-        pick  = idx[ReqIdx-1:0];
-        found = 1'b1;
-      end
-    end
-    rr_pick = pick;
-  endfunction
-
   // ---------------------------------------------------------------- read address
-  logic [ReqIdx-1:0] ar_next_d, ar_next_q, ar_sel;
-  logic              ar_any, ar_is_data, ar_poison, ar_inject, ar_fire;
+  typedef struct packed {
+    logic [IdWidth-1:0]   id;
+    logic [AddrWidth-1:0] addr;
+    logic [7:0]           len;
+  } ax_t;
+  typedef struct packed {
+    logic [DataWidth-1:0] data;
+    logic [StrbWidth-1:0] strb;
+    logic                 last;
+  } w_t;
+  localparam int unsigned AxW = IdWidth + AddrWidth + 8;
+  localparam int unsigned WW  = DataWidth + StrbWidth + 1;
 
-  // A presented burst stays selected until accepted (AXI: no change while valid).
-  logic              ar_hold_d, ar_hold_q;
-  logic [ReqIdx-1:0] ar_hold_sel_q;
-  assign ar_any     = |req_ar_valid_i;
-  assign ar_sel     = ar_hold_q ? ar_hold_sel_q : rr_pick(req_ar_valid_i, ar_next_q);
-  assign ar_hold_d  = m_axi_arvalid_o && !m_axi_arready_i;
+  logic [ReqIdx-1:0] ar_sel;
+  logic              ar_any, ar_is_data, ar_poison, ar_inject, ar_fire, ar_s_ready;
+  ax_t               ar_s, ar_m;
+
+  prim_arb_rr #(
+    .N(NumReq)
+  ) u_ar_arb (
+    .clk_i,
+    .rst_ni,
+    .req_i   (req_ar_valid_i),
+    .ready_i (ar_inject || ar_s_ready),
+    .valid_o (ar_any),
+    .idx_o   (ar_sel),
+    .gnt_o   (req_ar_ready_o)
+  );
   assign ar_is_data = DataReq[ar_sel];
   assign ar_poison  = PoisonReq[ar_sel] && rd_poison_armed_i;
   assign ar_inject  = ar_any && ar_is_data && rd_err_armed_i;
+  assign ar_fire    = ar_any && (ar_inject || ar_s_ready);
+  assign ar_s.id    = IdWidth'(ar_sel);
+  assign ar_s.addr  = req_ar_addr_i[ar_sel*AddrWidth +: AddrWidth];
+  assign ar_s.len   = req_ar_len_i[ar_sel*8 +: 8];
 
-  assign m_axi_arid_o    = IdWidth'(ar_sel);
-  assign m_axi_araddr_o  = req_ar_addr_i[ar_sel*AddrWidth +: AddrWidth];
-  assign m_axi_arlen_o   = req_ar_len_i[ar_sel*8 +: 8];
+  prim_reg_slice #(
+    .Width(AxW)
+  ) u_ar_slice (
+    .clk_i,
+    .rst_ni,
+    .clr_i     (1'b0),
+    .s_valid_i (ar_any && !ar_inject),
+    .s_ready_o (ar_s_ready),
+    .s_data_i  (ar_s),
+    .m_valid_o (m_axi_arvalid_o),
+    .m_ready_i (m_axi_arready_i),
+    .m_data_o  (ar_m)
+  );
+  assign m_axi_arid_o    = ar_m.id;
+  assign m_axi_araddr_o  = ar_m.addr;
+  assign m_axi_arlen_o   = ar_m.len;
   assign m_axi_arsize_o  = BeatSize;
   assign m_axi_arburst_o = 2'b01;
-  assign m_axi_arvalid_o = ar_any && !ar_inject;
-  assign ar_fire         = ar_inject || (m_axi_arvalid_o && m_axi_arready_i);
 
-  always_comb begin : ar_grant
-    req_ar_ready_o  = '0;
+  always_comb begin : ar_flags
     req_ar_err_o    = '0;
     req_ar_poison_o = '0;
-    ar_next_d       = ar_next_q;
     if (ar_fire) begin
-      req_ar_ready_o[ar_sel]  = 1'b1;
       req_ar_err_o[ar_sel]    = ar_inject;
       req_ar_poison_o[ar_sel] = !ar_inject && ar_poison;
-      ar_next_d               = (int'(ar_sel) == NumReq - 1) ? '0 : ar_sel + 1'b1;
     end
   end
 
@@ -174,66 +191,106 @@ module npu_axi_mux #(
   assign rd_beat_o    = m_axi_rvalid_i;
 
   // ---------------------------------------------------------------- write address + data
-  logic [ReqIdx-1:0] aw_next_d, aw_next_q, aw_sel, w_owner_d, w_owner_q;
+  logic [ReqIdx-1:0] aw_sel, w_owner_d, w_owner_q;
   logic              w_busy_d, w_busy_q, w_swallow_d, w_swallow_q;
-  logic              aw_any, aw_is_data, aw_inject, aw_fire, w_fire_last;
-
-  logic              aw_hold_d, aw_hold_q;
-  logic [ReqIdx-1:0] aw_hold_sel_q;
+  logic              aw_any, aw_req, aw_is_data, aw_inject, aw_fire, aw_open, w_fire_last;
+  logic              aw_s_ready, w_s_valid, w_s_ready;
   logic [NumReq-1:0] aw_valid;
-  // Under the write lock only the lock owner's AW may be granted (a shown AW stays).
+  ax_t               aw_s, aw_m;
+  w_t                w_s, w_m;
+
+  // Under the write lock only the lock owner's AW may be granted (one already in the
+  // slice stays there until accepted).
   always_comb begin : aw_lock_mask
     aw_valid = req_aw_valid_i;
-    if (lock_req_i && !aw_hold_q) begin
+    if (lock_req_i) begin
       for (int unsigned r = 0; r < NumReq; r++) begin
         if (r != LockReq) aw_valid[r] = 1'b0;
       end
     end
   end
   // The next AW may be granted in the cycle the current burst's last W beat goes.
-  assign aw_any     = |aw_valid && (!w_busy_q || w_fire_last);
-  assign aw_sel     = aw_hold_q ? aw_hold_sel_q : rr_pick(aw_valid, aw_next_q);
-  assign aw_hold_d  = m_axi_awvalid_o && !m_axi_awready_i;
+  assign aw_open = !w_busy_q || w_fire_last;
+  prim_arb_rr #(
+    .N(NumReq)
+  ) u_aw_arb (
+    .clk_i,
+    .rst_ni,
+    .req_i   (aw_valid),
+    .ready_i (aw_open && (aw_inject || aw_s_ready)),
+    .valid_o (aw_req),
+    .idx_o   (aw_sel),
+    .gnt_o   (req_aw_ready_o)
+  );
+  assign aw_any     = aw_req && aw_open;
   assign aw_is_data = DataReq[aw_sel];
   assign aw_inject  = aw_any && aw_is_data && wr_err_armed_i;
+  assign aw_fire    = aw_any && (aw_inject || aw_s_ready);
+  assign aw_s.id    = IdWidth'(aw_sel);
+  assign aw_s.addr  = req_aw_addr_i[aw_sel*AddrWidth +: AddrWidth];
+  assign aw_s.len   = req_aw_len_i[aw_sel*8 +: 8];
 
-  assign m_axi_awid_o    = IdWidth'(aw_sel);
-  assign m_axi_awaddr_o  = req_aw_addr_i[aw_sel*AddrWidth +: AddrWidth];
-  assign m_axi_awlen_o   = req_aw_len_i[aw_sel*8 +: 8];
+  prim_reg_slice #(
+    .Width(AxW)
+  ) u_aw_slice (
+    .clk_i,
+    .rst_ni,
+    .clr_i     (1'b0),
+    .s_valid_i (aw_any && !aw_inject),
+    .s_ready_o (aw_s_ready),
+    .s_data_i  (aw_s),
+    .m_valid_o (m_axi_awvalid_o),
+    .m_ready_i (m_axi_awready_i),
+    .m_data_o  (aw_m)
+  );
+  assign m_axi_awid_o    = aw_m.id;
+  assign m_axi_awaddr_o  = aw_m.addr;
+  assign m_axi_awlen_o   = aw_m.len;
   assign m_axi_awsize_o  = BeatSize;
   assign m_axi_awburst_o = 2'b01;
-  assign m_axi_awvalid_o = aw_any && !aw_inject;
-  assign aw_fire         = aw_inject || (m_axi_awvalid_o && m_axi_awready_i);
 
-  assign m_axi_wdata_o  = req_w_data_i[w_owner_q*DataWidth +: DataWidth];
-  assign m_axi_wstrb_o  = req_w_strb_i[w_owner_q*StrbWidth +: StrbWidth];
-  assign m_axi_wlast_o  = req_w_last_i[w_owner_q];
-  assign m_axi_wvalid_o = w_busy_q && !w_swallow_q && req_w_valid_i[w_owner_q];
-  assign w_fire_last    = w_busy_q && req_w_valid_i[w_owner_q] && req_w_last_i[w_owner_q]
-                          && (w_swallow_q || m_axi_wready_i);
+  assign w_s_valid   = w_busy_q && !w_swallow_q && req_w_valid_i[w_owner_q];
+  assign w_s.data    = req_w_data_i[w_owner_q*DataWidth +: DataWidth];
+  assign w_s.strb    = req_w_strb_i[w_owner_q*StrbWidth +: StrbWidth];
+  assign w_s.last    = req_w_last_i[w_owner_q];
+  assign w_fire_last = w_busy_q && req_w_valid_i[w_owner_q] && req_w_last_i[w_owner_q]
+                       && (w_swallow_q || w_s_ready);
+
+  prim_reg_slice #(
+    .Width(WW)
+  ) u_w_slice (
+    .clk_i,
+    .rst_ni,
+    .clr_i     (1'b0),
+    .s_valid_i (w_s_valid),
+    .s_ready_o (w_s_ready),
+    .s_data_i  (w_s),
+    .m_valid_o (m_axi_wvalid_o),
+    .m_ready_i (m_axi_wready_i),
+    .m_data_o  (w_m)
+  );
+  assign m_axi_wdata_o = w_m.data;
+  assign m_axi_wstrb_o = w_m.strb;
+  assign m_axi_wlast_o = w_m.last;
 
   always_comb begin : aw_grant
-    req_aw_ready_o = '0;
-    req_aw_err_o   = '0;
-    req_w_ready_o  = '0;
-    aw_next_d      = aw_next_q;
-    w_owner_d      = w_owner_q;
-    w_busy_d       = w_busy_q;
-    w_swallow_d    = w_swallow_q;
+    req_aw_err_o  = '0;
+    req_w_ready_o = '0;
+    w_owner_d     = w_owner_q;
+    w_busy_d      = w_busy_q;
+    w_swallow_d   = w_swallow_q;
     if (w_busy_q) begin
-      req_w_ready_o[w_owner_q] = w_swallow_q || m_axi_wready_i;
+      req_w_ready_o[w_owner_q] = w_swallow_q || w_s_ready;
       if (w_fire_last) begin
         w_busy_d    = 1'b0;
         w_swallow_d = 1'b0;
       end
     end
     if (aw_fire) begin
-      req_aw_ready_o[aw_sel] = 1'b1;
-      req_aw_err_o[aw_sel]   = aw_inject;
-      aw_next_d              = (int'(aw_sel) == NumReq - 1) ? '0 : aw_sel + 1'b1;
-      w_owner_d              = aw_sel;
-      w_busy_d               = 1'b1;
-      w_swallow_d            = aw_inject;
+      req_aw_err_o[aw_sel] = aw_inject;
+      w_owner_d            = aw_sel;
+      w_busy_d             = 1'b1;
+      w_swallow_d          = aw_inject;
     end
   end
 
@@ -250,34 +307,23 @@ module npu_axi_mux #(
   end
   assign req_b_resp_o = m_axi_bresp_i;
 
-  // Write bursts sent and not yet answered (injected ones get no response).
+  // Write bursts sent and not yet answered (injected ones get no response). The lock
+  // is granted only when none is open and no AW waits in the slice.
   logic [7:0] wr_open_d, wr_open_q;
   always_comb begin : wr_open_count
     wr_open_d = wr_open_q;
     if (m_axi_awvalid_o && m_axi_awready_i) wr_open_d = wr_open_d + 8'd1;
     if (m_axi_bvalid_i) wr_open_d = wr_open_d - 8'd1;
   end
-  assign lock_ok_o = lock_req_i && !aw_hold_q && !w_busy_q && wr_open_q == '0;
+  assign lock_ok_o = lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
-      ar_next_q     <= '0;
-      aw_next_q     <= '0;
-      ar_hold_q     <= 1'b0;
-      ar_hold_sel_q <= '0;
-      aw_hold_q     <= 1'b0;
-      aw_hold_sel_q <= '0;
       w_owner_q   <= '0;
       w_busy_q    <= 1'b0;
       w_swallow_q <= 1'b0;
       wr_open_q   <= '0;
     end else begin
-      ar_next_q     <= ar_next_d;
-      aw_next_q     <= aw_next_d;
-      ar_hold_q     <= ar_hold_d;
-      ar_hold_sel_q <= ar_sel;
-      aw_hold_q     <= aw_hold_d;
-      aw_hold_sel_q <= aw_sel;
       w_owner_q   <= w_owner_d;
       w_busy_q    <= w_busy_d;
       w_swallow_q <= w_swallow_d;
@@ -286,25 +332,23 @@ module npu_axi_mux #(
   end
 
   // ---- assertions
-`ifndef SYNTHESIS
-  a_rid_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_rvalid_i |-> int'(m_axi_rid_i) < NumReq);
-  a_bid_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_bvalid_i |-> int'(m_axi_bid_i) < NumReq);
-  a_wr_open_no_underflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_bvalid_i |-> wr_open_q != '0 || (m_axi_awvalid_o && m_axi_awready_i));
-  a_lock_only_owner: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      lock_ok_o && m_axi_awvalid_o |-> int'(m_axi_awid_o) == LockReq);
-  a_ar_onehot: assert property (@(posedge clk_i) disable iff (!rst_ni) $onehot0(req_ar_ready_o));
-  a_aw_stable: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_awvalid_o && !m_axi_awready_i |=> m_axi_awvalid_o && $stable(m_axi_awaddr_o));
-  // Bursts never cross a 4 KiB boundary.
-  a_no_4k_cross_ar: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_arvalid_o |-> 14'(m_axi_araddr_o[11:0]) + (14'(m_axi_arlen_o) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1));
-  a_no_4k_cross_aw: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_awvalid_o |-> 14'(m_axi_awaddr_o[11:0]) + (14'(m_axi_awlen_o) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1));
-  a_ar_stable: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      m_axi_arvalid_o && !m_axi_arready_i |=> m_axi_arvalid_o && $stable(m_axi_araddr_o));
-`endif
+  // The slave answers only IDs it was sent, and only bursts that are open.
+  `PRIM_ASSUME(a_rid_known, !m_axi_rvalid_i || int'(m_axi_rid_i) < NumReq)
+  `PRIM_ASSUME(a_bid_known, !m_axi_bvalid_i || int'(m_axi_bid_i) < NumReq)
+  `PRIM_ASSUME(a_wr_open_no_underflow, !m_axi_bvalid_i || wr_open_q != '0)
+  `PRIM_ASSERT(a_lock_only_owner, !(lock_ok_o && m_axi_awvalid_o) || int'(m_axi_awid_o) == LockReq)
+  `PRIM_ASSERT(a_ar_onehot, $onehot0(req_ar_ready_o))
+  `PRIM_ASSERT(a_aw_onehot, $onehot0(req_aw_ready_o))
+  `PRIM_ASSERT(a_w_ready_onehot, $onehot0(req_w_ready_o))
+  `PRIM_ASSERT_NEXT(a_aw_stable, m_axi_awvalid_o && !m_axi_awready_i, m_axi_awvalid_o && $stable(aw_m))
+  `PRIM_ASSERT_NEXT(a_ar_stable, m_axi_arvalid_o && !m_axi_arready_i, m_axi_arvalid_o && $stable(ar_m))
+  `PRIM_ASSERT_NEXT(a_w_stable, m_axi_wvalid_o && !m_axi_wready_i, m_axi_wvalid_o && $stable(w_m))
+  // Requesters never ask for a burst that crosses a 4 KiB boundary, so none is sent.
+  for (genvar r = 0; r < NumReq; r++) begin : gen_req_rules
+    `PRIM_ASSUME(a_req_ar_no_4k_cross, !req_ar_valid_i[r] || 14'(req_ar_addr_i[r*AddrWidth +: 12]) + (14'(req_ar_len_i[r*8 +: 8]) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1))
+    `PRIM_ASSUME(a_req_aw_no_4k_cross, !req_aw_valid_i[r] || 14'(req_aw_addr_i[r*AddrWidth +: 12]) + (14'(req_aw_len_i[r*8 +: 8]) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1))
+  end
+  `PRIM_ASSERT(a_no_4k_cross_ar, !m_axi_arvalid_o || 14'(m_axi_araddr_o[11:0]) + (14'(m_axi_arlen_o) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1))
+  `PRIM_ASSERT(a_no_4k_cross_aw, !m_axi_awvalid_o || 14'(m_axi_awaddr_o[11:0]) + (14'(m_axi_awlen_o) + 14'd1) * 14'(StrbWidth) <= 14'h1000 + 14'(StrbWidth - 1))
 
 endmodule
