@@ -6,6 +6,8 @@
 // entry ever hits; the victim is the lowest-numbered free entry, else the entry under a
 // round-robin pointer. The MMU never refills in the cycle of an INVAL (the invalidation
 // wins: the walk that would refill is restarted instead).
+`include "prim_assert.svh"
+
 module npu_tlb #(
   parameter int unsigned Entries = 32,
   localparam int unsigned IdxW   = Entries > 1 ? $clog2(Entries) : 1
@@ -147,11 +149,18 @@ module npu_tlb #(
   end
 
   // ---- assertions
-`ifndef SYNTHESIS
-  a_one_hit: assert property (@(posedge clk_i) disable iff (!rst_ni) $onehot0(hits));
-  a_no_fill_during_inval: assert property (@(posedge clk_i) disable iff (!rst_ni) !(fill_i && inval_i));
-  a_fill_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      fill_i |-> !$isunknown({fill_asid_i, fill_vpn_i, fill_ppn_i}));
+  `PRIM_ASSERT(a_one_hit, $onehot0(hits))
+  `PRIM_ASSUME(a_no_fill_during_inval, !(fill_i && inval_i))
+  `PRIM_ASSERT_KNOWN(a_fill_known, fill_i ? {fill_asid_i, fill_vpn_i, fill_ppn_i} : '0)
+`ifdef FORMAL
+  // The invariant behind a_one_hit (formal only: Entries^2/2 compares per cycle): no two
+  // valid entries of one ASID overlap.
+  for (genvar i = 0; i < Entries; i++) begin : gen_fv_i
+    for (genvar j = i + 1; j < Entries; j++) begin : gen_fv_j
+      `PRIM_ASSERT(a_no_overlap, !(valid_q[i] && valid_q[j] && asid_q[i] == asid_q[j]
+                                   && covers(super_q[i] || super_q[j], vpn_q[i], vpn_q[j])))
+    end
+  end
 `endif
 
 endmodule

