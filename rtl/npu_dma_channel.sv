@@ -196,10 +196,8 @@ module npu_dma_channel #(
   logic [FifoIdx+1:0] rd_beats_fly_d, rd_beats_fly_q;
   logic [7:0]  rd_bursts_fly_d, rd_bursts_fly_q;
   logic        rd_fly_host_d, rd_fly_host_q;  // port of the reads in flight
-  // Slot of each read burst in flight, oldest at rbq_head.
-  localparam int unsigned RbqIdx = $clog2(MaxRdBursts);
-  logic [MaxRdBursts*(SlotIdx+1)-1:0] rbq_d, rbq_q;
-  logic [RbqIdx-1:0] rbq_head_d, rbq_head_q;
+  // Slot of each read burst in flight, oldest at the head (prim_fifo_sync below).
+  logic        rbq_push;
   sptr_t       rx;  // slot of the beat arriving now
 
   // write stage
@@ -213,10 +211,12 @@ module npu_dma_channel #(
   logic [12:0] w_bytes_d, w_bytes_q;
   logic        w_swallowed_d, w_swallowed_q;
   logic        wr_fly_host_d, wr_fly_host_q;  // port of the writes in flight
-  // write bursts awaiting B, oldest first: {slot, bytes}
-  localparam int unsigned BqW = SlotIdx + 1 + 13;  // full slot pointer (with wrap bit)
-  logic [MaxWrBursts*BqW-1:0] bq_d, bq_q;
-  logic [7:0]  bq_n_d, bq_n_q;
+  // write bursts awaiting B, oldest first: {slot, bytes} (prim_fifo_sync below)
+  localparam int unsigned BqW  = SlotIdx + 1 + 13;  // full slot pointer (with wrap bit)
+  localparam int unsigned BqCW = $clog2(MaxWrBursts + 2);
+  logic           bq_push;
+  logic [BqW-1:0] bq_head;
+  logic [BqCW-1:0] bq_n;
 
   // completion stage
   logic        cw_pend_d, cw_pend_q;     // AW accepted, W beat pending
@@ -336,8 +336,8 @@ module npu_dma_channel #(
 
   logic aw_can;
   assign aw_can = wr_started_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q && !hang_i
-                  && !w_active_q && wr_left_q != 0 && bq_n_q < 8'(MaxWrBursts)
-                  && (bq_n_q == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
+                  && !w_active_q && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
+                  && (bq_n == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
                   && (w_zero || ws.rcvd >= w_need);
   assign wr_host_o     = ws.flags[FlagDstHost];
   assign wr_aw_valid_o = aw_can || aw_pres_q;
@@ -405,7 +405,43 @@ module npu_dma_channel #(
   assign ring_ar_valid_o = fetch_can || fetch_pres_q;
   assign ring_ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
 
-  assign rx = rbq_q[32'(rbq_head_q)*(SlotIdx+1) +: (SlotIdx+1)];
+  // In-flight bookkeeping: the slot of each read burst (popped by its last R beat) and
+  // {slot, bytes} of each write burst (popped by its B). Both are pushed at the request
+  // handshake, so their heads are ready before the first response can arrive.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [$clog2(MaxRdBursts + 2)-1:0] rbq_n;  // rd_bursts_fly_q counts the same
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic rbq_room, bq_room, rbq_any, bq_any;
+  prim_fifo_sync #(
+    .Width(SlotIdx + 1),
+    .Depth(MaxRdBursts)
+  ) u_rbq (
+    .clk_i,
+    .rst_ni,
+    .clr_i    (1'b0),
+    .wvalid_i (rbq_push),
+    .wready_o (rbq_room),
+    .wdata_i  (rd_q),
+    .rvalid_o (rbq_any),
+    .rready_i (rd_r_valid_i && rd_r_last_i),
+    .rdata_o  (rx),
+    .count_o  (rbq_n)
+  );
+  prim_fifo_sync #(
+    .Width(BqW),
+    .Depth(MaxWrBursts)
+  ) u_bq (
+    .clk_i,
+    .rst_ni,
+    .clr_i    (1'b0),
+    .wvalid_i (bq_push),
+    .wready_o (bq_room),
+    .wdata_i  ({wr_q, w_bytes_d}),
+    .rvalid_o (bq_any),
+    .rready_i (wr_b_valid_i),
+    .rdata_o  (bq_head),
+    .count_o  (bq_n)
+  );
 
   // ---------------------------------------------------------------- next state
   logic quiet;  // nothing in flight on any port
@@ -441,8 +477,7 @@ module npu_dma_channel #(
     rd_beats_fly_d  = rd_beats_fly_q;
     rd_bursts_fly_d = rd_bursts_fly_q;
     rd_fly_host_d   = rd_fly_host_q;
-    rbq_d           = rbq_q;
-    rbq_head_d      = rbq_head_q;
+    rbq_push        = 1'b0;
     wr_fly_host_d   = wr_fly_host_q;
     wr_started_d    = wr_started_q;
     wr_addr_d       = wr_addr_q;
@@ -453,8 +488,7 @@ module npu_dma_channel #(
     w_beats_d       = w_beats_q;
     w_bytes_d       = w_bytes_q;
     w_swallowed_d   = w_swallowed_q;
-    bq_d            = bq_q;
-    bq_n_d          = bq_n_q;
+    bq_push         = 1'b0;
     cw_pend_d       = cw_pend_q;
     cw_data_d       = cw_data_q;
     cw_strb_d       = cw_strb_q;
@@ -518,7 +552,7 @@ module npu_dma_channel #(
       end else begin
         tmp.rd_beats    = tmp.rd_beats + rd_burst;
         rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst);
-        rbq_d[32'(RbqIdx'(rbq_head_q + RbqIdx'(rd_bursts_fly_q)))*(SlotIdx+1) +: (SlotIdx+1)] = rd_q;
+        rbq_push        = 1'b1;
         rd_bursts_fly_d = rd_bursts_fly_d + 8'd1;
         rd_fly_host_d   = rs.flags[FlagSrcHost];
         if (rd_ar_poison_i) begin
@@ -550,7 +584,6 @@ module npu_dma_channel #(
       rd_beats_fly_d  = rd_beats_fly_d - 1'b1;
       if (rd_r_last_i) begin
         rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
-        rbq_head_d      = rbq_head_q + 1'b1;
       end
       tmp      = get_slot(slot_d, rx[SlotIdx-1:0]);
       tmp.rcvd = tmp.rcvd + 32'd1;
@@ -592,8 +625,7 @@ module npu_dma_channel #(
       end else begin
         tmp.b_pend = tmp.b_pend + 8'd1;
         slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
-        bq_d[bq_n_q*BqW +: BqW] = {wr_q, w_bytes_d};
-        bq_n_d = bq_n_q + 8'd1;
+        bq_push = 1'b1;
       end
     end
     if (w_active_q && wr_w_ready_i) begin
@@ -615,13 +647,13 @@ module npu_dma_channel #(
 
     // ---- write responses
     if (wr_b_valid_i) begin
-      idx = bq_q[SlotIdx+13:13];
+      idx = bq_head[SlotIdx+13:13];
       tmp        = get_slot(slot_d, idx[SlotIdx-1:0]);
       tmp.b_pend = tmp.b_pend - 8'd1;
       if (wr_b_resp_i == RespOkay) begin
         if (tmp.err == ErrOk) begin
-          tmp.bytes_ok = tmp.bytes_ok + 32'(bq_q[12:0]);
-          bytes_done_o = bq_q[12:0];
+          tmp.bytes_ok = tmp.bytes_ok + 32'(bq_head[12:0]);
+          bytes_done_o = bq_head[12:0];
         end
       end else begin
         if (tmp.err == ErrOk) tmp.err = tmp.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
@@ -631,8 +663,6 @@ module npu_dma_channel #(
         end
       end
       slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
-      bq_d   = bq_d >> BqW;
-      bq_n_d = bq_n_d - 8'd1;
     end
 
     // ---- completions
@@ -707,7 +737,7 @@ module npu_dma_channel #(
 
   assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
                  && !rd_pres_q && !aw_pres_q && !fetch_pres_q && !cpl_pres_q
-                 && bq_n_q == 0 && cpl_fly_q == 0 && !cw_pend_q
+                 && !bq_any && cpl_fly_q == 0 && !cw_pend_q
                  && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i);
 
   // ---------------------------------------------------------------- registers
@@ -741,8 +771,6 @@ module npu_dma_channel #(
       rd_beats_fly_q  <= '0;
       rd_bursts_fly_q <= '0;
       rd_fly_host_q   <= 1'b0;
-      rbq_q           <= '0;
-      rbq_head_q      <= '0;
       wr_fly_host_q   <= 1'b0;
       wr_started_q    <= 1'b0;
       wr_addr_q       <= '0;
@@ -753,8 +781,6 @@ module npu_dma_channel #(
       w_beats_q       <= '0;
       w_bytes_q       <= '0;
       w_swallowed_q   <= 1'b0;
-      bq_q            <= '0;
-      bq_n_q          <= '0;
       cw_pend_q       <= 1'b0;
       cw_data_q       <= '0;
       cw_strb_q       <= '0;
@@ -789,8 +815,6 @@ module npu_dma_channel #(
       rd_beats_fly_q  <= rd_beats_fly_d;
       rd_bursts_fly_q <= rd_bursts_fly_d;
       rd_fly_host_q   <= rd_fly_host_d;
-      rbq_q           <= rbq_d;
-      rbq_head_q      <= rbq_head_d;
       wr_fly_host_q   <= wr_fly_host_d;
       wr_started_q    <= wr_started_d;
       wr_addr_q       <= wr_addr_d;
@@ -801,8 +825,6 @@ module npu_dma_channel #(
       w_beats_q       <= w_beats_d;
       w_bytes_q       <= w_bytes_d;
       w_swallowed_q   <= w_swallowed_d;
-      bq_q            <= bq_d;
-      bq_n_q          <= bq_n_d;
       cw_pend_q       <= cw_pend_d;
       cw_data_q       <= cw_data_d;
       cw_strb_q       <= cw_strb_d;
@@ -829,9 +851,11 @@ module npu_dma_channel #(
   a_fifo_no_overflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
       (FifoIdx + 1)'(fifo_wr_q - fifo_rel_q) <= (FifoIdx + 1)'(FifoBeats));
   a_beat_has_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      rd_r_valid_i |-> rd_beats_fly_q != 0 && rd_bursts_fly_q != 0);
+      rd_r_valid_i |-> rd_beats_fly_q != 0 && rd_bursts_fly_q != 0 && rbq_any);
   a_no_unexpected_b: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      wr_b_valid_i |-> bq_n_q != 0);
+      wr_b_valid_i |-> bq_any);
+  a_rbq_room: assert property (@(posedge clk_i) disable iff (!rst_ni) rbq_push |-> rbq_room);
+  a_bq_room: assert property (@(posedge clk_i) disable iff (!rst_ni) bq_push |-> bq_room);
   a_slots_in_order: assert property (@(posedge clk_i) disable iff (!rst_ni)
       age(cp_q, cb_q) <= age(wr_q, cb_q) && age(wr_q, cb_q) <= age(rd_q, cb_q)
       && age(rd_q, cb_q) <= age(fi_q, cb_q)
