@@ -5,6 +5,9 @@
 //!   the figure is manager + userfaultfd/madvise system calls + 1 MiB of memcpy).
 //!   Throughput is reported per fault (element). Thrashing detection is off: the bench
 //!   bounces the same pages on purpose.
+//! * `fault_batch_sizes/{1,4,16,256}`: the same copy-in on the null device at the NPU's
+//!   real batch sizes (1–16 faults) and UVM's (256): the calibration of the
+//!   co-simulation's modelled host time (`npu::HostCosts`, docs/performance-model.md).
 //! * `cpu_fault_back_256/uffd/read`: 256 CPU reads of device-resident pages, each
 //!   served by the userfaultfd handler thread (D2H copy to staging + UFFDIO_COPY).
 //! * `reserve_1tib`: mmap + munmap of a never-touched 1 TiB PEER_SHARED region.
@@ -144,6 +147,34 @@ fn bench_faults(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_batch_sizes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fault_batch_sizes");
+    g.measurement_time(Duration::from_secs(3));
+    let (gm, id, space, asid) = manager_with(CpuMode::Userfaultfd, Arc::new(NullDevice { pages: 4 * BATCH }));
+    let len = BATCH * 4096;
+    let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    gm.cpu_access(va, len, true).expect("populate");
+    for n in [1usize, 4, 16, 256] {
+        let f: Vec<DeviceFault> = faults(asid, va, Access::Read).into_iter().take(n).collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("{n}"), |b| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).expect("reset");
+                    let s = Instant::now();
+                    let r = gm.dev_fault(id, &f);
+                    t += s.elapsed();
+                    assert!(r.iter().all(|x| x.is_retry()));
+                }
+                t
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_cpu_fault_back(c: &mut Criterion) {
     let mut g = c.benchmark_group("cpu_fault_back_256");
     g.throughput(Throughput::Elements(BATCH));
@@ -211,5 +242,5 @@ fn sizes(_c: &mut Criterion) {
     report_sizes();
 }
 
-criterion_group!(benches, sizes, bench_faults, bench_cpu_fault_back, bench_reserve);
+criterion_group!(benches, sizes, bench_faults, bench_batch_sizes, bench_cpu_fault_back, bench_reserve);
 criterion_main!(benches);

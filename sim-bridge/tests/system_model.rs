@@ -1,0 +1,107 @@
+//! The system model's charges show in cycle counts: a CSR read's round trip, a posted
+//! write's flight, an interrupt's delivery, the host's modelled software time; and every
+//! preset is deterministic.
+
+#![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
+
+use gmem_host::{GmMmu, HostWork};
+use npu::dma::{Dma, DmaAddr, DmaDesc};
+use npu::{DeviceIo, DmaBuffer, HostTime, NpuConfig, regs};
+use sim_bridge::{DevMemPreset, LinkPreset, MmioCost, SimConfig, SimDevice, TimingModel};
+
+fn device(mmio: MmioCost) -> SimDevice {
+    let timing = TimingModel { mmio, ..TimingModel::default() };
+    SimDevice::new(SimConfig { timing, ..SimConfig::default() }).unwrap()
+}
+
+/// Cycles one `read32` of SCRATCH takes through the transport.
+fn read_cycles(dev: &mut SimDevice) -> u64 {
+    let t0 = dev.cycles();
+    dev.read32(regs::SCRATCH.offset).unwrap();
+    dev.cycles() - t0
+}
+
+#[test]
+fn a_csr_read_costs_its_non_posted_round_trip() {
+    let free = read_cycles(&mut device(MmioCost::FREE));
+    let board = read_cycles(&mut device(MmioCost { read_ns: 1_000, ..MmioCost::FREE }));
+    assert_eq!(board - free, 250, "1 µs = 250 cycles at 250 MHz on top of the AXI4-Lite transaction");
+}
+
+#[test]
+fn a_posted_write_lands_after_its_flight_and_a_read_never_passes_it() {
+    let mut dev = device(MmioCost { write_ns: 400, ..MmioCost::FREE });
+    let t0 = dev.cycles();
+    dev.write32(regs::SCRATCH.offset, 0xC0FFEE).unwrap();
+    assert_eq!(dev.cycles(), t0, "the host does not wait for a posted write");
+    assert_eq!(dev.csr_read32(regs::SCRATCH.offset).unwrap(), 0, "not at the device yet");
+    dev.advance(400).unwrap();
+    assert_eq!(dev.csr_read32(regs::SCRATCH.offset).unwrap(), 0xC0FFEE, "arrived 100 cycles later");
+    // A read right behind a write sees it (PCIe ordering: reads do not pass posted writes).
+    dev.write32(regs::SCRATCH.offset, 7).unwrap();
+    assert_eq!(dev.read32(regs::SCRATCH.offset).unwrap(), 7);
+}
+
+/// Cycles from the doorbell of one 4 KiB H2D copy to `wait_irq` returning.
+fn dma_irq_cycles(timing: TimingModel) -> u64 {
+    let mut dev = SimDevice::new(SimConfig { timing, ..SimConfig::default() }).unwrap();
+    let mut dma = Dma::init(&mut dev, 6).unwrap();
+    let buf = DmaBuffer::new(1 << 16).unwrap();
+    let iova = dev.dma_map(&buf).unwrap();
+    dev.write32(regs::INT_MASK.offset, 1 << regs::int_cause::DMA0).unwrap();
+    let mut d = DmaDesc::copy(DmaAddr::Host(iova), DmaAddr::Device(0), 4096, 1);
+    d.irq = true;
+    let t0 = dev.cycles();
+    dma.submit(&mut dev, 0, &[d]).unwrap();
+    assert_ne!(dev.wait_irq(1 << regs::int_cause::DMA0, 1_000_000).unwrap(), 0);
+    dev.cycles() - t0
+}
+
+#[test]
+fn an_interrupt_reaches_the_driver_after_its_delivery_time() {
+    let free = dma_irq_cycles(TimingModel::default());
+    let irq = TimingModel { mmio: MmioCost { irq_ns: 3_000, ..MmioCost::FREE }, ..TimingModel::default() };
+    assert_eq!(dma_irq_cycles(irq) - free, 750, "3 µs of MSI-X delivery and wake-up");
+}
+
+#[test]
+fn modelled_host_time_advances_a_simulated_clock_and_measured_mode_leaves_it_to_the_bridge() {
+    let open = |host_time| {
+        let dev = SimDevice::new(SimConfig::default()).unwrap();
+        npu::session::Session::open(
+            dev,
+            NpuConfig { host_time, ..NpuConfig::default() },
+            npu::session::manager_config(),
+        )
+        .unwrap()
+    };
+    let s = open(HostTime::default());
+    let t0 = s.now_ns();
+    s.npu.host_work(HostWork::FaultBatch { faults: 4 });
+    assert_eq!(s.now_ns() - t0, 2_000 + 4 * 1_000, "one batch plus four faults at the default costs");
+    let t0 = s.now_ns();
+    s.npu.host_work(HostWork::CpuFault);
+    assert_eq!(s.now_ns() - t0, 5_000);
+    drop(s);
+    let m = open(HostTime::Measured);
+    let t0 = m.now_ns();
+    m.npu.host_work(HostWork::Hint { pages: 512 });
+    assert_eq!(m.now_ns(), t0, "measured mode: the driver charges nothing itself");
+}
+
+#[test]
+fn every_preset_is_deterministic_and_slower_links_cost_more() {
+    let mut last = 0;
+    for (link, mem) in [
+        (LinkPreset::Short, DevMemPreset::Ideal),
+        (LinkPreset::Ideal, DevMemPreset::Ideal),
+        (LinkPreset::Gen5x16, DevMemPreset::Hbm),
+        (LinkPreset::Gen3x16, DevMemPreset::Ddr4),
+    ] {
+        let t = TimingModel::new(link, mem);
+        let (a, b) = (dma_irq_cycles(t), dma_irq_cycles(t));
+        assert_eq!(a, b, "{} is deterministic", t.describe());
+        assert!(a > last, "{}: {a} cycles after {last}", t.describe());
+        last = a;
+    }
+}
