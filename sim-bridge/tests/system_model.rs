@@ -78,10 +78,10 @@ fn modelled_host_time_advances_a_simulated_clock_and_measured_mode_leaves_it_to_
     let s = open(HostTime::default());
     let t0 = s.now_ns();
     s.npu.host_work(HostWork::FaultBatch { faults: 4 });
-    assert_eq!(s.now_ns() - t0, 2_000 + 4 * 1_000, "one batch plus four faults at the default costs");
+    assert_eq!(s.now_ns() - t0, 3_000 + 4 * 600, "one batch plus four faults at the default costs");
     let t0 = s.now_ns();
     s.npu.host_work(HostWork::CpuFault);
-    assert_eq!(s.now_ns() - t0, 5_000);
+    assert_eq!(s.now_ns() - t0, 1_500);
     drop(s);
     let m = open(HostTime::Measured);
     let t0 = m.now_ns();
