@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "Quick start", run by CI through .ci/run):
 #   1. scripts/setup.sh            install what the project needs (idempotent)
-#   2. cargo fmt --check, cargo clippy -D warnings   the Rust gate (rustfmt.toml, workspace lints)
+#   2. cargo fmt --check, cargo clippy -D warnings, scripts/check-deps.py
+#                                  the Rust gate (rustfmt.toml, workspace lints, no unused
+#                                  dependency)
 #   3. scripts/lint-rtl.sh         Verilator -Wall lint of every RTL module + Yosys synthesis
 #   4. cargo test --workspace      unit, co-simulation and cross-crate tests, including the
 #                                  freshness test of the generated register files
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --vfio-user
 cargo fmt --all --check || { echo "test: cargo fmt --check failed: run cargo fmt --all" >&2; exit 1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings
+python3 scripts/check-deps.py
 scripts/lint-rtl.sh
 
 log=$(mktemp)

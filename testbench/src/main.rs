@@ -23,8 +23,33 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "gmem", version, about, long_about = None)]
 struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Installs the log subscriber: the manager's and driver's events (`tracing`) on
+/// stderr. Default level: warnings and errors (lost and poisoned pages are errors); the
+/// soak, whose injected failures are expected, logs only with -v or RUST_LOG.
+fn init_logging(verbose: u8, quiet: bool, soak: bool) {
+    let level = match (quiet, verbose, soak) {
+        (true, _, _) => "error",
+        (false, 0, true) => "off",
+        (false, 0, false) => "warn",
+        (false, 1, _) => "info",
+        (false, 2, _) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color).init();
 }
 
 #[derive(Subcommand)]
@@ -526,6 +551,7 @@ fn run_job(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Soak { .. }));
     let result = match cli.command {
         Command::Demo { waves, backend, sys } => {
             demo::run(waves, &backend, &sys.system()).map_err(|e| serve::chain(&e))

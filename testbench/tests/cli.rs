@@ -333,3 +333,17 @@ fn soak_targeted_rules_fire_where_asked_and_bad_rules_are_refused() {
         assert!(!ok && err.contains(want) && err.lines().count() == 1, "{rule}: {err}");
     }
 }
+
+#[test]
+fn logs_go_to_stderr_at_the_chosen_level() {
+    let args = ["run", "--workload", "stream", "--backend", "model", "--size", "64K"];
+    let (ok, out, err) = gmem(&[&["-v"][..], &args[..]].concat());
+    assert!(ok, "{err}");
+    assert!(err.contains("INFO") && err.contains("device registered"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {err}");
+    assert!(!out.contains("device registered"), "logs never mix into stdout");
+    let (ok, _, quiet) = gmem(&[&["-q"][..], &args[..]].concat());
+    assert!(ok && quiet.is_empty(), "{quiet}");
+    let (ok, _, err) = gmem(&["-v", "-q", "info"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
