@@ -1,7 +1,10 @@
 // Performance counters of the NPU: NumCounters free-running 64-bit event counters.
 //
 // Each cycle counter i adds `inc_i[i]` (0..2^IncWidth-1, e.g. bytes moved this cycle).
-// `clear_i` zeroes every counter. Software reads a counter as PERF_LO then PERF_HI:
+// The increments are registered first (`inc_q`), so no event logic of another block
+// sits in front of the 64-bit adders: a counter shows an event one cycle later.
+// `clear_i` zeroes every counter and drops the registered increments, so exactly the
+// events after the clear are counted. Software reads a counter as PERF_LO then PERF_HI:
 // the read of PERF_LO[i] returns bits 31:0 and latches bits 63:32 into one shared
 // shadow, which every PERF_HI element returns, so the pair is consistent even while
 // the counter runs.
@@ -24,6 +27,7 @@ module npu_perf #(
 
   logic [NumCounters*64-1:0] count_d, count_q;
   logic [31:0]               shadow_d, shadow_q;
+  logic [NumCounters*IncWidth-1:0] inc_q;
 
   always_comb begin : next_counts
     count_d  = count_q;
@@ -32,7 +36,7 @@ module npu_perf #(
       if (clear_i) begin
         count_d[i*64 +: 64] = '0;
       end else begin
-        count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(inc_i[i*IncWidth +: IncWidth]);
+        count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(inc_q[i*IncWidth +: IncWidth]);
       end
       if (lo_re_i[i]) begin
         shadow_d = count_q[i*64 + 32 +: 32];
@@ -44,9 +48,11 @@ module npu_perf #(
     if (!rst_ni) begin
       count_q  <= '0;
       shadow_q <= '0;
+      inc_q    <= '0;
     end else begin
       count_q  <= count_d;
       shadow_q <= shadow_d;
+      inc_q    <= clear_i ? '0 : inc_i;
     end
   end
 
