@@ -45,6 +45,9 @@ pub struct Summary {
     pub device_ns: u64,
     /// Device cycles at the nominal clock.
     pub cycles: u64,
+    /// What `device_ns` was counted in: `simulated` (the co-simulation's device cycles,
+    /// or the reference model's virtual time) or `wall` (a board: wall-clock time).
+    pub clock: String,
     /// Device faults, fault batches, aborted faults.
     pub faults: u64,
     /// Fault batches.
@@ -260,6 +263,10 @@ pub fn run<T: DeviceIo + Send>(
     let st = s.npu.stats();
     sum.device_ns = s.now_ns() - start_ns;
     sum.cycles = sum.device_ns * sim_bridge::NOMINAL_HZ / 1_000_000_000;
+    sum.clock = match s.npu.with_io(|io| io.clock()) {
+        npu::Clock::Simulated { .. } => "simulated".into(),
+        npu::Clock::Wall => "wall".into(),
+    };
     sum.faults = st.faults - st0.faults;
     sum.batches = st.batches - st0.batches;
     sum.aborted = st.aborted - st0.aborted;
@@ -281,7 +288,14 @@ impl Summary {
             ("size", format!("{} KiB", self.size_bytes >> 10)),
             ("kernels", format!("{} ({} elements)", self.kernels, self.elements)),
             ("result", if self.correct { "correct (checked on the CPU)".into() } else { "WRONG".into() }),
-            ("device time", format!("{:.3} ms ({} cycles at 250 MHz)", self.device_ns as f64 / 1e6, self.cycles)),
+            (
+                "device time",
+                if self.clock == "wall" {
+                    format!("{:.3} ms (wall clock)", self.device_ns as f64 / 1e6)
+                } else {
+                    format!("{:.3} ms ({} cycles at 250 MHz)", self.device_ns as f64 / 1e6, self.cycles)
+                },
+            ),
             ("device faults", format!("{} in {} batches, {} aborted", self.faults, self.batches, self.aborted)),
             ("faults in kernels", format!("{} (prefetch workload: after the hint)", self.faults_during_kernels)),
             ("pages host->dev", self.pages_h2d.to_string()),

@@ -162,6 +162,8 @@ fn run_json_reports_a_checked_workload_with_the_documented_fields() {
     }
     assert!(v["evictions"].as_u64().unwrap() > 0, "2x oversubscribed: pages were evicted");
     assert_eq!(v["elements"], 2 * 1024 * 1024 / 8);
+    assert_eq!(v["clock"], "simulated", "{v}");
+    assert_eq!(v["model"]["backend"], "the reference model", "the untimed model has no system model: {v}");
 }
 
 #[test]
@@ -171,6 +173,8 @@ fn run_on_the_rtl_prints_the_summary_table() {
     assert!(out.contains("on the Verilated RTL"), "{out}");
     assert!(out.contains("result             correct (checked on the CPU)"), "{out}");
     assert!(out.contains("device faults"), "{out}");
+    assert!(out.contains("model              clock=250MHz link=gen3x16["), "the whole model is named: {out}");
+    assert!(out.contains("host_time=model[batch=3000ns+600ns/fault"), "{out}");
 }
 
 #[test]
