@@ -79,16 +79,22 @@ module npu_cu_slot #(
   logic [31:0] b_q [16];
   logic [31:0] c_d [16];
   logic [31:0] c_q [16];
+  logic [1:0]  mul_v_d, mul_v_q;  // SCALE multiplier pipeline (below)
+  logic [3:0]  mul_k_q [2];
+  logic [31:0] mul_a_q, mul_p_q;
 
   // The current request: address, direction, and whether it is one word.
+  // GATHER's element address a_base + 4*b[k] is computed a cycle ahead from the next
+  // values of b and k (g_va_q), so the add does not sit in front of the TLB lookup; it
+  // is the address of b[k] in every cycle (a_base_i is stable while a kernel runs).
   logic        is_write, is_word;
-  logic [63:0] req_va;
+  logic [63:0] req_va, g_va_q;
   logic [3:0]  wo;  // word offset of the request in its line
   always_comb begin : request
     unique case (step_q)
       StepA:     req_va = va_a_q;
       StepB:     req_va = va_b_q;
-      StepG:     req_va = a_base_i + {30'd0, b_q[k_q], 2'b00};
+      StepG:     req_va = g_va_q;
       StepTouch: req_va = va_a_q;
       default:   req_va = va_c_q;  // StepC, StepFinal
     endcase
@@ -205,7 +211,7 @@ module npu_cu_slot #(
           OpCopy:   c_d[k_q] = a_q[k_q];
           OpFill:   c_d[k_q] = scalar_i;
           OpAdd:    c_d[k_q] = a_q[k_q] + b_q[k_q];
-          OpScale:  c_d[k_q] = a_q[k_q] * scalar_i;
+          OpScale:  ;  // through the multiplier pipeline below
           OpReduce: sum_d    = sum_q + 64'(a_q[k_q]);
           default: ;
         endcase
@@ -224,6 +230,10 @@ module npu_cu_slot #(
       default: state_d = SIdle;
     endcase
 
+    // SCALE results land two cycles after their element was computed (the store of the
+    // c-line is at least three cycles after the last element: translate, then request).
+    if (mul_v_q[1]) c_d[mul_k_q[1]] = mul_p_q;
+
     // Soft reset: forget the group; a memory access already sent still drains.
     if (flush_q || flush_i) begin
       done_o = 1'b0;
@@ -232,6 +242,23 @@ module npu_cu_slot #(
     end
     if (state_d == SIdle && (state_q != SMWait || m_rsp_i)) flush_d = 1'b0;
     if (state_q == SIdle) flush_d = 1'b0;
+  end
+
+  // ---------------------------------------------------------------- SCALE multiplier
+  // Two register stages around the 32x32 multiply (operand, product) so it maps onto
+  // DSP48E2s with their input and output registers instead of a combinational cascade.
+  // Data registers have no reset (DSP registers); the valid bits do and are dropped by a
+  // soft reset.
+  assign mul_v_d = {mul_v_q[0], state_q == SCompute && opcode_i == OpScale} & {2{!(flush_q || flush_i)}};
+  always_ff @(posedge clk_i or negedge rst_ni) begin : mul_valid_ff
+    if (!rst_ni) mul_v_q <= '0;
+    else         mul_v_q <= mul_v_d;
+  end
+  always_ff @(posedge clk_i) begin : mul_ff
+    mul_a_q    <= a_q[k_q];
+    mul_k_q[0] <= k_q;
+    mul_p_q    <= mul_a_q * scalar_i;
+    mul_k_q[1] <= mul_k_q[0];
   end
 
   // ---------------------------------------------------------------- outputs
@@ -295,9 +322,10 @@ module npu_cu_slot #(
 
   // Operand lines need no reset: they are written before they are read.
   always_ff @(posedge clk_i) begin : lines_ff
-    a_q <= a_d;
-    b_q <= b_d;
-    c_q <= c_d;
+    a_q    <= a_d;
+    b_q    <= b_d;
+    c_q    <= c_d;
+    g_va_q <= a_base_i + {30'd0, b_d[k_d], 2'b00};
   end
 
   // ---- assertions
@@ -309,6 +337,9 @@ module npu_cu_slot #(
       tr_rsp_i && !flush_q |-> state_q == SXWait);
   a_group_size: assert property (@(posedge clk_i) disable iff (!rst_ni)
       start_i && !final_i |-> n_i >= 5'd1 && n_i <= 5'd16);
+  // The c-line is complete before it is stored.
+  a_mul_done_before_store: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == SMReq |-> mul_v_q == '0);
 `endif
 
 endmodule
