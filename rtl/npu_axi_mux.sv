@@ -178,16 +178,34 @@ module npu_axi_mux #(
   assign rd_poison_consume_o = ar_fire && !ar_inject && ar_poison;
 
   // ---------------------------------------------------------------- read data
+  // R beats are registered before they are decoded and routed (RREADY is always high,
+  // so a plain register stage suffices): no requester logic hangs off the R inputs.
+  logic                 r_valid_q, r_last_q;
+  logic [IdWidth-1:0]   r_id_q;
+  logic [DataWidth-1:0] r_data_q;
+  logic [1:0]           r_resp_q;
   assign m_axi_rready_o = 1'b1;
-  always_comb begin : r_route
-    req_r_valid_o = '0;
-    if (m_axi_rvalid_i && int'(m_axi_rid_i) < NumReq) begin
-      req_r_valid_o[m_axi_rid_i[ReqIdx-1:0]] = 1'b1;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : r_valid_ff
+    if (!rst_ni) r_valid_q <= 1'b0;
+    else         r_valid_q <= m_axi_rvalid_i;
+  end
+  always_ff @(posedge clk_i) begin : r_data_ff
+    if (m_axi_rvalid_i) begin
+      r_id_q   <= m_axi_rid_i;
+      r_data_q <= m_axi_rdata_i;
+      r_resp_q <= m_axi_rresp_i;
+      r_last_q <= m_axi_rlast_i;
     end
   end
-  assign req_r_data_o = m_axi_rdata_i;
-  assign req_r_resp_o = m_axi_rresp_i;
-  assign req_r_last_o = m_axi_rlast_i;
+  always_comb begin : r_route
+    req_r_valid_o = '0;
+    if (r_valid_q && int'(r_id_q) < NumReq) begin
+      req_r_valid_o[r_id_q[ReqIdx-1:0]] = 1'b1;
+    end
+  end
+  assign req_r_data_o = r_data_q;
+  assign req_r_resp_o = r_resp_q;
+  assign req_r_last_o = r_last_q;
   assign rd_beat_o    = m_axi_rvalid_i;
 
   // ---------------------------------------------------------------- write address + data
@@ -298,24 +316,38 @@ module npu_axi_mux #(
   assign wr_beat_o        = m_axi_wvalid_o && m_axi_wready_i;
 
   // ---------------------------------------------------------------- write response
+  // B responses are registered before they are routed, like R.
+  logic               b_valid_q;
+  logic [IdWidth-1:0] b_id_q;
+  logic [1:0]         b_resp_q;
   assign m_axi_bready_o = 1'b1;
-  always_comb begin : b_route
-    req_b_valid_o = '0;
-    if (m_axi_bvalid_i && int'(m_axi_bid_i) < NumReq) begin
-      req_b_valid_o[m_axi_bid_i[ReqIdx-1:0]] = 1'b1;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : b_valid_ff
+    if (!rst_ni) b_valid_q <= 1'b0;
+    else         b_valid_q <= m_axi_bvalid_i;
+  end
+  always_ff @(posedge clk_i) begin : b_data_ff
+    if (m_axi_bvalid_i) begin
+      b_id_q   <= m_axi_bid_i;
+      b_resp_q <= m_axi_bresp_i;
     end
   end
-  assign req_b_resp_o = m_axi_bresp_i;
+  always_comb begin : b_route
+    req_b_valid_o = '0;
+    if (b_valid_q && int'(b_id_q) < NumReq) begin
+      req_b_valid_o[b_id_q[ReqIdx-1:0]] = 1'b1;
+    end
+  end
+  assign req_b_resp_o = b_resp_q;
 
   // Write bursts sent and not yet answered (injected ones get no response). The lock
-  // is granted only when none is open and no AW waits in the slice.
+  // is granted only when none is open, no AW waits in its slice and no B in its register.
   logic [7:0] wr_open_d, wr_open_q;
   always_comb begin : wr_open_count
     wr_open_d = wr_open_q;
     if (m_axi_awvalid_o && m_axi_awready_i) wr_open_d = wr_open_d + 8'd1;
     if (m_axi_bvalid_i) wr_open_d = wr_open_d - 8'd1;
   end
-  assign lock_ok_o = lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0;
+  assign lock_ok_o = lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0 && !b_valid_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
