@@ -54,6 +54,14 @@ impl Default for HostCosts {
 }
 
 impl HostCosts {
+    /// 1 µs per fault batch and nothing else: the least that guarantees progress when
+    /// the manager answers a batch without changing anything (throttling). For
+    /// correctness runs (the soak), whose hang budgets are calibrated on it; not for
+    /// figures.
+    pub fn progress_only() -> Self {
+        Self { fault_batch_ns: 1_000, per_fault_ns: 0, cpu_fault_ns: 0, hint_ns: 0, hint_page_ns: 0, launch_ns: 0 }
+    }
+
     /// The cost of `work`.
     pub fn of(&self, work: HostWork) -> u64 {
         match work {

@@ -227,9 +227,8 @@ impl TimingModel {
         Self { dev_mem, ..base }
     }
 
-    /// The board-like model: PCIe Gen3 x16 (what an XDMA Gen3 x16 bridge with a 512-bit
-    /// AXI at 250 MHz presents) and one DDR4 channel. (`gmem`'s default keeps the ideal
-    /// device memory until the RTL bug the DRAM presets expose is fixed.)
+    /// The board-like default of `gmem`: PCIe Gen3 x16 (what an XDMA Gen3 x16 bridge with
+    /// a 512-bit AXI at 250 MHz presents) and one DDR4 channel.
     pub fn board() -> Self {
         Self::new(LinkPreset::Gen3x16, DevMemPreset::Ddr4)
     }
@@ -269,6 +268,15 @@ impl TimingModel {
         match &self.link {
             HostLink::Ideal => self.ideal_host_bytes_per_s(),
             HostLink::Pcie(l) => l.raw_bytes_per_s(),
+        }
+    }
+
+    /// Device-memory rate of both directions together: the ideal port reads and writes
+    /// 64 B/cycle each at once; a DRAM shares one bus.
+    pub fn dev_mem_total_bytes_per_s(&self) -> f64 {
+        match &self.dev_mem {
+            DevMem::Ideal => 2.0 * self.dev_mem_bytes_per_s(),
+            DevMem::Dram(_) => self.dev_mem_bytes_per_s(),
         }
     }
 

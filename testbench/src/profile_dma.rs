@@ -5,9 +5,10 @@
 //! cycles until the last descriptor's completion interrupt reaches the driver.
 //! Throughput is bytes per cycle; efficiency divides it by the payload rate of what
 //! limits the direction in the system model: the link's payload rate per direction for
-//! H2D/D2H (after TLP headers and completion splitting on PCIe), the sum for both at
-//! once, and for D2D the device memory's copy rate (half the bus of a half-duplex
-//! DRAM, which reads and writes in turn), all measured in one run.
+//! H2D/D2H (after TLP headers and completion splitting on PCIe); for both at once the
+//! sum, or the device memory's bus if that is less (a half-duplex DRAM carries both
+//! directions' device side); for D2D the device memory's copy rate (half the bus of a
+//! half-duplex DRAM, which reads and writes in turn). All measured in one run.
 
 use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
@@ -171,7 +172,9 @@ impl Bench {
         let peak = match direction {
             Direction::H2d => t.h2d_payload_bytes_per_s(),
             Direction::D2h => t.d2h_payload_bytes_per_s(),
-            Direction::Both => t.h2d_payload_bytes_per_s() + t.d2h_payload_bytes_per_s(),
+            Direction::Both => {
+                (t.h2d_payload_bytes_per_s() + t.d2h_payload_bytes_per_s()).min(t.dev_mem_total_bytes_per_s())
+            }
             Direction::D2d => t.d2d_copy_bytes_per_s(),
         } / NOMINAL_HZ as f64;
         let bpc = bytes as f64 / cycles as f64;

@@ -220,7 +220,14 @@ struct Stack<T: DeviceIo + Send + 'static> {
 impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
     fn open(io: T, cfg: &SoakConfig) -> Result<Self, String> {
         let inj = Injector::new(cfg.seed);
-        let npu = NpuConfig { managed_bytes: Some(DEVICE_MEM), budget_ns: cfg.link.budget_ns(), ..Default::default() };
+        // Correctness, not figures: host time only as much as progress needs, as the
+        // budgets (Link::budget_ns) were calibrated.
+        let npu = NpuConfig {
+            managed_bytes: Some(DEVICE_MEM),
+            budget_ns: cfg.link.budget_ns(),
+            host_time: npu::HostTime::Model(npu::HostCosts::progress_only()),
+            ..Default::default()
+        };
         let s = Session::open_faulty(io, npu, npu::session::manager_config(), &inj).map_err(|e| e.to_string())?;
         let regions = (0..REGIONS)
             .map(|_| s.alloc((REGION_WORDS * 4) as u64).map_err(|e| e.to_string()))
@@ -353,7 +360,8 @@ where
     let b = Stack::open(model, cfg)?;
     let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
     let mut g = SplitMix64::new(cfg.seed ^ 0x50a6);
-    let mut rep = SoakReport { timing: cfg.link.timing().describe(), ..Default::default() };
+    let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
+    let mut rep = SoakReport { timing: format!("{} {host}", cfg.link.timing().describe()), ..Default::default() };
     let c0 = a.s.now_ns();
     for step in 0..cfg.ops {
         let op = Op::random(&mut g);

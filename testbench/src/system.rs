@@ -21,12 +21,9 @@ pub struct SystemArgs {
     /// studies: 1 µs latency, 16 GB/s, free MMIO and interrupts) or short (the soak's).
     #[arg(long, default_value = "gen3x16", value_parser = parse_link)]
     pub link: LinkPreset,
-    /// Device memory: ideal (default), ddr4 or hbm. The DRAM presets are not the
-    /// default yet: under concurrent H2D and D2H traffic they expose an RTL bug (the
-    /// DMA channel's beat FIFO overflows, assertion a_fifo_no_overflow; see
-    /// docs/performance-model.md).
-    #[arg(long = "dev-mem-model", default_value = "ideal", value_parser = parse_mem)]
-    pub dev_mem_model: DevMemPreset,
+    /// Device memory: ddr4, hbm or ideal (default: ddr4; ideal with --link ideal|short).
+    #[arg(long = "dev-mem-model", value_parser = parse_mem)]
+    pub dev_mem_model: Option<DevMemPreset>,
     /// Host software time in device time: model (deterministic) or measured.
     #[arg(long, value_enum, default_value = "model")]
     pub host_time: HostTimeArg,
@@ -52,7 +49,8 @@ pub struct System {
 impl SystemArgs {
     /// Resolves the defaults.
     pub fn system(&self) -> System {
-        let mem = self.dev_mem_model;
+        let ideal_link = matches!(self.link, LinkPreset::Ideal | LinkPreset::Short);
+        let mem = self.dev_mem_model.unwrap_or(if ideal_link { DevMemPreset::Ideal } else { DevMemPreset::Ddr4 });
         let host_time = match self.host_time {
             HostTimeArg::Model => HostTime::default(),
             HostTimeArg::Measured => HostTime::Measured,
@@ -103,7 +101,7 @@ mod tests {
     #[test]
     fn defaults_are_board_like_and_ideal_links_get_ideal_memory() {
         let s = Cli::parse_from(["x"]).sys.system();
-        assert_eq!(s.timing, TimingModel::new(LinkPreset::Gen3x16, DevMemPreset::Ideal));
+        assert_eq!(s.timing, TimingModel::board());
         assert!(matches!(s.host_time, HostTime::Model(_)));
         let i = Cli::parse_from(["x", "--link", "ideal"]).sys.system();
         assert_eq!(i.timing, TimingModel::default());

@@ -53,7 +53,7 @@ fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
         let m = &v["model"];
         assert_eq!(m["link_preset"], "gen3x16", "{m}");
         assert_eq!(m["link"]["params"]["mps"], 256, "{m}");
-        assert_eq!(m["dev_mem"]["kind"], "ideal", "{m}");
+        assert_eq!(m["dev_mem"]["params"]["name"], "ddr4", "{m}");
         assert_eq!(m["host_time"]["mode"], "model", "{m}");
         assert!((m["payload_gbps"]["d2h"].as_f64().unwrap_or(0.0) - 14.077).abs() < 0.001, "{m}");
     }
