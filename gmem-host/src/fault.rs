@@ -298,6 +298,10 @@ pub(crate) fn prefetch_to_device(inner: &Inner, s: u32, dev: DeviceId, va: u64, 
 fn to_device(inner: &Inner, dev: DeviceId, items: &[(PageKey, bool)], allow_prefetch: bool) -> Vec<Outcome> {
     let mut outcome: FastMap<PageKey, Outcome> = items.iter().map(|(k, _)| (*k, Outcome::Retry)).collect();
     let mut pending: Vec<(PageKey, bool)> = items.to_vec();
+    // Commit retries, plus the re-plans that make no commit attempt: pages first fetched
+    // back from another device, one whole-block eviction, an eviction to make room and a
+    // wait for frames in flight. Each can happen once per call in practice; the bound
+    // only keeps a pathological device from looping for ever.
     let attempts = inner.cfg.max_commit_retries + 4;
     let mut allow_prefetch = allow_prefetch;
     // Thrashing events are counted once per page per call, not per re-plan.

@@ -85,6 +85,13 @@ impl std::fmt::Debug for Config {
             .field("thrash", &self.thrash)
             .field("require_hooks", &self.require_hooks)
             .field("va_base", &format_args!("{:#x}", self.va_base))
+            .field("max_commit_retries", &self.max_commit_retries)
+            .field("prefetch_tree", &self.prefetch_tree)
+            .field("dev_fault_block_pages", &self.dev_fault_block_pages)
+            .field("cpu_fault_ahead", &self.cpu_fault_ahead)
+            .field("dev_fault_dma_retries", &self.dev_fault_dma_retries)
+            .field("cpu_fault_attempts", &self.cpu_fault_attempts)
+            .field("clock", &format_args!("<fn() -> ns>"))
             .finish()
     }
 }

@@ -350,6 +350,21 @@ pub fn poll_readable(fds: &[&OwnedFd], timeout: Duration) -> io::Result<u64> {
     }
 }
 
+/// The calling process's effective uid, and its effective gid followed by its
+/// supplementary groups (at most 256 of them).
+pub fn credentials() -> (u32, Vec<u32>) {
+    // SAFETY: geteuid/getegid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mut gids = vec![gid];
+    let mut buf = [0 as libc::gid_t; 256];
+    // SAFETY: buf has room for 256 gids, and that size is what we pass.
+    let n = unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) };
+    if n > 0 {
+        gids.extend_from_slice(&buf[..n as usize]);
+    }
+    (uid, gids)
+}
+
 /// Sets the calling thread's timer slack (`PR_SET_TIMERSLACK`) to `ns` nanoseconds.
 ///
 /// The slack is how late the kernel may fire a sleeping thread's timer so it can batch

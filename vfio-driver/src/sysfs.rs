@@ -54,15 +54,7 @@ pub struct Credentials {
 impl Credentials {
     /// The calling process.
     pub fn current() -> Self {
-        // SAFETY: geteuid/getegid cannot fail and touch no memory.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        let mut gids = vec![gid];
-        let mut buf = [0 as libc::gid_t; 256];
-        // SAFETY: buf has room for 256 gids, and that size is what we pass.
-        let n = unsafe { libc::getgroups(buf.len() as libc::c_int, buf.as_mut_ptr()) };
-        if n > 0 {
-            gids.extend_from_slice(&buf[..n as usize]);
-        }
+        let (uid, gids) = crate::sys::credentials();
         Self { uid, gids }
     }
 
