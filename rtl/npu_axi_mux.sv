@@ -30,6 +30,7 @@ module npu_axi_mux #(
   parameter logic [NumReq-1:0] DataReq = '0,
   parameter logic [NumReq-1:0] PoisonReq = DataReq,
   parameter int unsigned LockReq   = 0,
+  parameter int unsigned MaxReadBursts = 16,  // read bursts outstanding on the port
   localparam int unsigned StrbWidth = DataWidth / 8,
   localparam int unsigned ReqIdx    = NumReq > 1 ? $clog2(NumReq) : 1
 ) (
@@ -106,6 +107,9 @@ module npu_axi_mux #(
   if (NumReq < 1 || (1 << IdWidth) < NumReq) begin : gen_bad_ids
     $error("NumReq must be in 1..2^IdWidth");
   end
+  if (MaxReadBursts < 1 || MaxReadBursts > 64) begin : gen_bad_max_rd
+    $error("MaxReadBursts must be in 1..64");
+  end
 
   localparam logic [2:0] BeatSize = 3'($clog2(StrbWidth));
 
@@ -124,7 +128,7 @@ module npu_axi_mux #(
   localparam int unsigned WW  = DataWidth + StrbWidth + 1;
 
   logic [ReqIdx-1:0] ar_sel;
-  logic              ar_any, ar_is_data, ar_poison, ar_inject, ar_fire, ar_s_ready;
+  logic              ar_any, ar_is_data, ar_poison, ar_inject, ar_fire, ar_s_ready, ar_room;
   ax_t               ar_s, ar_m;
 
   prim_arb_rr #(
@@ -133,7 +137,7 @@ module npu_axi_mux #(
     .clk_i,
     .rst_ni,
     .req_i   (req_ar_valid_i),
-    .ready_i (ar_inject || ar_s_ready),
+    .ready_i (ar_inject || (ar_s_ready && ar_room)),
     .valid_o (ar_any),
     .idx_o   (ar_sel),
     .gnt_o   (req_ar_ready_o)
@@ -141,7 +145,22 @@ module npu_axi_mux #(
   assign ar_is_data = DataReq[ar_sel];
   assign ar_poison  = PoisonReq[ar_sel] && rd_poison_armed_i;
   assign ar_inject  = ar_any && ar_is_data && rd_err_armed_i;
-  assign ar_fire    = ar_any && (ar_inject || ar_s_ready);
+  assign ar_fire    = ar_any && (ar_inject || (ar_s_ready && ar_room));
+
+  // At most MaxReadBursts read bursts outstanding on the port, all requesters together
+  // (docs/device.md 2): a burst counts from its grant (it may wait in the slice) to its
+  // last R beat. Injected bursts never reach the port and do not count.
+  logic [6:0] rd_open_d, rd_open_q;
+  assign ar_room = 32'(rd_open_q) < MaxReadBursts;
+  always_comb begin : rd_open_count
+    rd_open_d = rd_open_q;
+    if (ar_fire && !ar_inject) rd_open_d = rd_open_d + 7'd1;
+    if (m_axi_rvalid_i && m_axi_rlast_i) rd_open_d = rd_open_d - 7'd1;
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin : rd_open_ff
+    if (!rst_ni) rd_open_q <= '0;
+    else         rd_open_q <= rd_open_d;
+  end
   assign ar_s.id    = IdWidth'(ar_sel);
   assign ar_s.addr  = req_ar_addr_i[ar_sel*AddrWidth +: AddrWidth];
   assign ar_s.len   = req_ar_len_i[ar_sel*8 +: 8];
@@ -152,7 +171,7 @@ module npu_axi_mux #(
     .clk_i,
     .rst_ni,
     .clr_i     (1'b0),
-    .s_valid_i (ar_any && !ar_inject),
+    .s_valid_i (ar_any && !ar_inject && ar_room),
     .s_ready_o (ar_s_ready),
     .s_data_i  (ar_s),
     .m_valid_o (m_axi_arvalid_o),
@@ -368,6 +387,8 @@ module npu_axi_mux #(
   `PRIM_ASSUME(a_rid_known, !m_axi_rvalid_i || int'(m_axi_rid_i) < NumReq)
   `PRIM_ASSUME(a_bid_known, !m_axi_bvalid_i || int'(m_axi_bid_i) < NumReq)
   `PRIM_ASSUME(a_wr_open_no_underflow, !m_axi_bvalid_i || wr_open_q != '0)
+  `PRIM_ASSUME(a_rd_open_no_underflow, !(m_axi_rvalid_i && m_axi_rlast_i) || rd_open_q != '0)
+  `PRIM_ASSERT(a_rd_open_limit, 32'(rd_open_q) <= MaxReadBursts)
   `PRIM_ASSERT(a_lock_only_owner, !(lock_ok_o && m_axi_awvalid_o) || int'(m_axi_awid_o) == LockReq)
   `PRIM_ASSERT(a_ar_onehot, $onehot0(req_ar_ready_o))
   `PRIM_ASSERT(a_aw_onehot, $onehot0(req_aw_ready_o))

@@ -694,7 +694,8 @@ module npu_top #(
     .DataWidth (DataWidth),
     .IdWidth   (AxiIdWidth),
     .DataReq   (10'b00_1000_0111),
-    .PoisonReq (10'b00_0000_0111)
+    .PoisonReq (10'b00_0000_0111),
+    .MaxReadBursts (MaxReadBursts)
   ) u_host_mux (
     .clk_i,
     .rst_ni,
@@ -768,7 +769,8 @@ module npu_top #(
     .IdWidth   (AxiIdWidth),
     .DataReq   (5'b0_1111),
     .PoisonReq (5'b0_0111),
-    .LockReq   (4)
+    .LockReq   (4),
+    .MaxReadBursts (MaxReadBursts)
   ) u_dev_mux (
     .clk_i,
     .rst_ni,
