@@ -273,6 +273,15 @@ pub enum MmuError {
         /// Device-reported reason.
         reason: String,
     },
+    /// The device or its transport failed in `hook` outside any one page (a queue, a
+    /// DMA mapping of host memory, a register write).
+    #[error("device failure in `{hook}`: {reason}")]
+    Device {
+        /// Hook name.
+        hook: &'static str,
+        /// What failed.
+        reason: String,
+    },
     /// An unknown ASID was passed.
     #[error("unknown ASID {0}")]
     UnknownAsid(u32),

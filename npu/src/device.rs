@@ -215,7 +215,7 @@ pub struct NpuDevice<T: DeviceIo> {
 }
 
 fn mmu_err(hook: &'static str) -> impl Fn(String) -> MmuError {
-    move |reason| MmuError::PageTable { va: 0, reason: format!("{hook}: {reason}") }
+    move |reason| MmuError::Device { hook, reason }
 }
 
 impl<T: DeviceIo> NpuDevice<T> {
@@ -442,7 +442,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         }
         let mem = ReadBack(pages);
         let maps = sv39::dump(&mem, root)
-            .map_err(|_| MmuError::PageTable { va: 0, reason: "table outside the read-back".into() })?;
+            .map_err(|_| MmuError::Device { hook: "pte_dump", reason: "table outside the read-back".into() })?;
         let mut out = String::new();
         for m in maps {
             let p = m.pte;
@@ -852,9 +852,9 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             if let Err(e) = g.io.dma_hold(iova, len, write) {
                 held[..k].iter().for_each(|&(i, l, _)| drop(g.io.dma_release(i, l)));
                 let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-                return Err(MmuError::PageTable {
-                    va: 0,
-                    reason: format!("copy_batch: map IOVA {iova:#x} (+{len:#x}): {e}{why}"),
+                return Err(MmuError::Device {
+                    hook: "copy_batch",
+                    reason: format!("map IOVA {iova:#x} (+{len:#x}): {e}{why}"),
                 });
             }
         }
@@ -866,7 +866,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             MmuError::Dma { index, src: op.src, dst: op.dst, reason }
         })?;
         released
-            .map_err(|e| MmuError::PageTable { va: 0, reason: format!("copy_batch: unmap after the copies: {e}") })?;
+            .map_err(|e| MmuError::Device { hook: "copy_batch", reason: format!("unmap after the copies: {e}") })?;
         g.stats.dma_bytes += bytes;
         Ok(())
     }
@@ -892,7 +892,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let Some((iova, _)) = g.hosts.remove(&id) else {
             return Ok(());
         };
-        g.io.dma_unmap(iova).map_err(|e| MmuError::PageTable { va: 0, reason: e.to_string() })
+        g.io.dma_unmap(iova).map_err(|e| MmuError::Device { hook: "dma_unmap_host", reason: e.to_string() })
     }
 
     fn host_work(&self, work: gmem_host::HostWork) {
