@@ -91,6 +91,28 @@ fn faults(asid: gmem_host::Asid, va: u64, access: Access) -> Vec<DeviceFault> {
     (0..BATCH).map(|i| DeviceFault { asid, va: va + i * 4096 + 64, access, tag: i }).collect()
 }
 
+/// Wall time of `iters` calls of `Gmem::dev_fault(faults)` on CPU-resident pages (each
+/// copies its page host -> device); the pages go back to the CPU between calls, untimed.
+fn copy_in(
+    gm: &Gmem,
+    id: gmem_host::DeviceId,
+    space: gmem_host::SpaceId,
+    va: u64,
+    len: u64,
+    faults: &[DeviceFault],
+    iters: u64,
+) -> Duration {
+    let mut t = Duration::ZERO;
+    for _ in 0..iters {
+        gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).expect("reset");
+        let s = Instant::now();
+        let r = gm.dev_fault(id, faults);
+        t += s.elapsed();
+        assert!(r.iter().all(|x| x.is_retry()));
+    }
+    t
+}
+
 fn bench_faults(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault_batch_256");
     g.throughput(Throughput::Elements(BATCH));
@@ -112,17 +134,7 @@ fn bench_faults(c: &mut Criterion) {
         // CPU-resident pages: each fault copies a page host -> device.
         let f = faults(asid, va, Access::Read);
         g.bench_function(format!("{name}/copy_in"), |b| {
-            b.iter_custom(|iters| {
-                let mut t = Duration::ZERO;
-                for _ in 0..iters {
-                    gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).expect("reset");
-                    let s = Instant::now();
-                    let r = gm.dev_fault(id, &f);
-                    t += s.elapsed();
-                    assert!(r.iter().all(|x| x.is_retry()));
-                }
-                t
-            })
+            b.iter_custom(|iters| copy_in(&gm, id, space, va, len, &f, iters))
         });
         // First touch: each fault zero-fills a device frame.
         g.bench_function(format!("{name}/first_touch"), |b| {
@@ -158,19 +170,7 @@ fn bench_batch_sizes(c: &mut Criterion) {
     for n in [1usize, 4, 16, 256] {
         let f: Vec<DeviceFault> = faults(asid, va, Access::Read).into_iter().take(n).collect();
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(format!("{n}"), |b| {
-            b.iter_custom(|iters| {
-                let mut t = Duration::ZERO;
-                for _ in 0..iters {
-                    gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).expect("reset");
-                    let s = Instant::now();
-                    let r = gm.dev_fault(id, &f);
-                    t += s.elapsed();
-                    assert!(r.iter().all(|x| x.is_retry()));
-                }
-                t
-            })
-        });
+        g.bench_function(format!("{n}"), |b| b.iter_custom(|iters| copy_in(&gm, id, space, va, len, &f, iters)));
     }
     g.finish();
 }

@@ -119,13 +119,18 @@ impl LinkPreset {
     }
 }
 
+/// Finds the preset called `s` among `all`, or names every choice.
+fn by_name<T: Copy>(s: &str, all: &[T], name: fn(T) -> &'static str, what: &str) -> Result<T, String> {
+    all.iter().copied().find(|&p| name(p) == s).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|&p| name(p)).collect();
+        format!("unknown {what} '{s}': expected one of {}", names.join(", "))
+    })
+}
+
 impl std::str::FromStr for LinkPreset {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown link '{s}': expected one of {}", names.join(", "))
-        })
+        by_name(s, &Self::ALL, Self::name, "link")
     }
 }
 
@@ -157,10 +162,7 @@ impl DevMemPreset {
 impl std::str::FromStr for DevMemPreset {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown device memory '{s}': expected one of {}", names.join(", "))
-        })
+        by_name(s, &Self::ALL, Self::name, "device memory")
     }
 }
 
