@@ -11,6 +11,7 @@ mod plot;
 mod profile_dma;
 mod profile_faults;
 mod serve;
+mod sigbus;
 mod soak;
 mod system;
 mod workloads;
@@ -552,6 +553,7 @@ fn run_job(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Soak { .. }));
+    sigbus::report_and_exit();
     let result = match cli.command {
         Command::Demo { waves, backend, sys } => {
             demo::run(waves, &backend, &sys.system()).map_err(|e| serve::chain(&e))
@@ -565,7 +567,11 @@ fn main() -> ExitCode {
         }
         Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
         Command::Soak { ops, seed, inject, rules, link, json } => {
-            run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules, link }, json)
+            if inject > 1_000_000 {
+                Err(format!("--inject {inject} is over 1000000 parts per million (100 %)"))
+            } else {
+                run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules, link }, json)
+            }
         }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
             run_profile_dma(json, plot, sizes, &sys.system())

@@ -351,3 +351,14 @@ fn logs_go_to_stderr_at_the_chosen_level() {
     let (ok, _, err) = gmem(&["-v", "-q", "info"]);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn a_poisoned_page_is_reported_not_a_silent_crash_and_over_100_percent_is_refused() {
+    // Half of every device operation fails: CPU fault-backs give up and poison pages,
+    // and the soak's own CPU check touches one. gmem must say so before dying.
+    let (ok, _, err) = gmem(&["soak", "--ops", "10", "--inject", "500000"]);
+    assert!(!ok);
+    assert!(err.contains("SIGBUS at 0x") && err.contains("poisoned"), "{err}");
+    let (ok, _, err) = gmem(&["soak", "--ops", "10", "--inject", "2000000"]);
+    assert!(!ok && err.contains("over 1000000 parts per million"), "{err}");
+}
