@@ -357,9 +357,10 @@ impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
         self.check("hook:peer_unmap", pages.first().map(|p| p.0))?;
         self.inner.peer_unmap(asid, pages)
     }
-    fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
+    unsafe fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
         self.check("hook:dma_map_host", None)?;
-        self.inner.dma_map_host(region)
+        // SAFETY: forwarded under our caller's contract, unchanged.
+        unsafe { self.inner.dma_map_host(region) }
     }
     fn dma_unmap_host(&self, id: HostRegionId) -> Result<(), MmuError> {
         self.check("hook:dma_unmap_host", None)?;

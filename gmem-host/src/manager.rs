@@ -444,7 +444,13 @@ impl Gmem {
                 va: g.staging.base(),
                 len: g.staging.map.size() as u64,
             };
-            mmu.dma_map_host(&region).map_err(|source| GmemError::Hook { dev: id.0, hook: "dma_map_host", source })?;
+            // SAFETY: the staging pool is the manager's own mapping and lives as long as
+            // the manager, which outlives every registered device.
+            unsafe { mmu.dma_map_host(&region) }.map_err(|source| GmemError::Hook {
+                dev: id.0,
+                hook: "dma_map_host",
+                source,
+            })?;
         }
         tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
         g.devices.push(DeviceSlot { mmu, info, buddy, lru, asids: HashMap::new(), lost: false });
@@ -578,6 +584,13 @@ impl Gmem {
                 quarantined.push((va, va + len));
             }
         }
+        if let Some(sp) = g.spaces.get_mut(&space.0) {
+            for &(va, _) in &quarantined {
+                if let Some(r) = sp.regions.get_mut(&va) {
+                    r.device_kept = true;
+                }
+            }
+        }
         g.quarantined_va.extend(quarantined);
         g.devices[dev.0 as usize].asids.remove(&asid);
         if let Some(sp) = g.spaces.get_mut(&space.0) {
@@ -626,7 +639,7 @@ impl Gmem {
         }
         g.next_host += 1;
         g.by_va.insert(va, (space.0, va + len));
-        let region = Region { start: va, len, host, _map: map, inflight: 0, dying: false };
+        let region = Region { start: va, len, host, _map: map, inflight: 0, dying: false, device_kept: false };
         if let Some(sp) = g.spaces.get_mut(&space.0) {
             sp.regions.insert(va, region);
         }
@@ -668,17 +681,21 @@ impl Gmem {
         sp.pt.remove(va / PAGE_SIZE, len / PAGE_SIZE);
         sp.attrs.clear(va, va + len);
         g.by_va.remove(&va);
-        let mut quarantine = false;
+        let mut quarantine = region.device_kept;
         for (d, asid) in devs {
             let slot = &g.devices[d.0 as usize];
             if !slot.lost && !region_off_device(&slot.mmu, &slot.info, asid, va, len, region.host) {
                 quarantine = true;
             }
         }
-        if quarantine {
-            g.quarantined_va.push((va, va + len));
-        }
         self.inner.cpu.unregister(va, len);
+        if quarantine {
+            // A device kept its DMA mapping of this memory: keep the memory mapped for
+            // the life of the process (dma_map_host's contract) and never reuse the VA.
+            g.quarantined_va.push((va, va + len));
+            std::mem::forget(region);
+            return Ok(());
+        }
         drop(g);
         drop(region);
         Ok(())

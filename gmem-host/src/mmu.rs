@@ -576,7 +576,38 @@ pub trait GmMmu: Send + Sync {
 
     /// Optional ([`Hooks::DMA_MAP_HOST`]). Make `region` reachable by the device (IOMMU
     /// map). See the module docs for the staging/peer-shared difference.
-    fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
+    ///
+    /// # Safety
+    /// `region.va .. region.va + region.len` must be memory of this process that stays
+    /// mapped (pages of a `PeerShared` region may be holes) until
+    /// [`GmMmu::dma_unmap_host`] of `region.id` has returned `Ok`, and no Rust reference
+    /// may exist to bytes the device may write. The manager keeps this contract for the
+    /// regions it owns (a region whose unmap failed stays mapped for the life of the
+    /// process); an implementor turns `region.va` into pointers relying on it.
+    ///
+    /// A safe caller cannot hand a device freed memory:
+    /// ```compile_fail
+    /// use gmem_host::{GmMmu, HostRegion, HostRegionId, HostRegionKind};
+    /// fn misuse(dev: &dyn GmMmu) {
+    ///     let freed = vec![0u8; 4096];
+    ///     let r = HostRegion { id: HostRegionId(9), kind: HostRegionKind::Staging, va: freed.as_ptr() as u64, len: 4096 };
+    ///     drop(freed);
+    ///     let _ = dev.dma_map_host(&r); // error[E0133]: call to unsafe function
+    /// }
+    /// ```
+    /// (The same code with the call in an `unsafe` block compiles; it is then the
+    /// caller's promise that breaks:)
+    /// ```no_run
+    /// use gmem_host::{GmMmu, HostRegion, HostRegionId, HostRegionKind};
+    /// fn misuse(dev: &dyn GmMmu) {
+    ///     let freed = vec![0u8; 4096];
+    ///     let r = HostRegion { id: HostRegionId(9), kind: HostRegionKind::Staging, va: freed.as_ptr() as u64, len: 4096 };
+    ///     drop(freed);
+    ///     // SAFETY: none — this is the misuse the contract forbids.
+    ///     let _ = unsafe { dev.dma_map_host(&r) };
+    /// }
+    /// ```
+    unsafe fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
         let _ = region;
         Err(MmuError::Unsupported { hook: "dma_map_host" })
     }

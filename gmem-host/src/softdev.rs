@@ -558,7 +558,7 @@ impl GmMmu for SoftDevice {
             .collect())
     }
 
-    fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
+    unsafe fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
         let mut d = self.enter("dma_map_host")?;
         d.host.insert(region.id, *region);
         Ok(())

@@ -37,6 +37,9 @@ pub(crate) struct Region {
     /// Migrations touching the region (munmap waits for zero).
     pub(crate) inflight: u32,
     pub(crate) dying: bool,
+    /// A device kept its DMA mapping of this memory (its `dma_unmap_host` failed at
+    /// detach): munmap must keep the memory mapped for the life of the process.
+    pub(crate) device_kept: bool,
 }
 
 pub(crate) struct Space {
@@ -173,7 +176,10 @@ pub(crate) fn region_on_device(
     }
     if info.hooks.contains(Hooks::DMA_MAP_HOST) {
         let r = HostRegion { id: host, kind: HostRegionKind::PeerShared, va, len };
-        if let Err(source) = mmu.dma_map_host(&r) {
+        // SAFETY: the region's mapping (`Region::map`) lives until munmap, which calls
+        // `region_off_device` first and keeps the mapping for ever if the device did
+        // not let go of it (see `Gmem::munmap`).
+        if let Err(source) = unsafe { mmu.dma_map_host(&r) } {
             if info.hooks.contains(Hooks::PEER_VA) {
                 let _ = mmu.peer_va_free(asid, va, len);
             }
@@ -184,7 +190,9 @@ pub(crate) fn region_on_device(
 }
 
 /// Undo [`region_on_device`]. Each hook is tried a few times; returns `false` when the
-/// device kept the VA reserved (the caller then never reuses that range).
+/// device kept something: its DMA mapping of the memory or the VA reservation. The
+/// caller then never reuses the VA range and never unmaps the memory (the device may
+/// still reach it: `GmMmu::dma_map_host`'s contract).
 pub(crate) fn region_off_device(
     mmu: &Arc<dyn GmMmu>,
     info: &DeviceInfo,
@@ -194,6 +202,7 @@ pub(crate) fn region_off_device(
     host: HostRegionId,
 ) -> bool {
     const ATTEMPTS: usize = 3;
+    let mut released = true;
     if info.hooks.contains(Hooks::DMA_MAP_HOST) {
         let mut last = None;
         for _ in 0..ATTEMPTS {
@@ -206,16 +215,16 @@ pub(crate) fn region_off_device(
             }
         }
         if let Some(e) = last {
-            // The region's host memory is unmapped next; the device keeps a dead IOMMU
-            // mapping that nothing will name again.
-            tracing::warn!(target: "gmem", error = %e, "dma_unmap_host failed");
+            tracing::error!(target: "gmem", va = format_args!("{va:#x}"), len, error = %e,
+                "dma_unmap_host keeps failing; the memory stays mapped and its VA range quarantined");
+            released = false;
         }
     }
     if info.hooks.contains(Hooks::PEER_VA) && !(0..ATTEMPTS).any(|_| mmu.peer_va_free(asid, va, len).is_ok()) {
         tracing::error!(target: "gmem", va = format_args!("{va:#x}"), len, "peer_va_free keeps failing; VA range quarantined");
-        return false;
+        released = false;
     }
-    true
+    released
 }
 
 /// The process's mapped ranges, from `/proc/self/maps` (empty if unreadable).

@@ -871,10 +871,10 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         Ok(())
     }
 
-    fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
+    unsafe fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
         let mut g = self.lock();
-        // SAFETY: the manager keeps a registered region mapped until `dma_unmap_host`
-        // and names only present pages of it in copies and mappings (gmem_host::mmu).
+        // SAFETY: our caller keeps the region mapped until `dma_unmap_host` (this fn's
+        // contract) and names only present pages of it in copies and mappings.
         // A PEER_SHARED region's pages come and go: never pin it whole (dma_map_lazy).
         let iova = unsafe {
             match region.kind {
