@@ -223,25 +223,38 @@ module npu_cu #(
   end
   assign data_done_o = s_rsp;
 
-  // Translation requests: round-robin among slots.
+  // Translation requests: round-robin among slots, then a register slice, so the slots'
+  // request logic and the arbiter are not in front of the MMU's TLB lookup (one cycle
+  // more per translation). A soft reset empties the slice: the slots forget their
+  // requests and the MMU accepts nothing in that cycle.
+  localparam int unsigned TrW = SlotW + 16 + 64 + 1;
   logic [SlotW-1:0] tr_pick;
-  logic             tr_found;
+  logic             tr_found, tr_s_ready;
   prim_arb_rr #(
     .N(Slots)
   ) u_tr_arb (
     .clk_i,
     .rst_ni,
     .req_i   (s_tr_valid),
-    .ready_i (issue_en && tr_req_ready_i),
+    .ready_i (issue_en && tr_s_ready),
     .valid_o (tr_found),
     .idx_o   (tr_pick),
     .gnt_o   (s_tr_ready)
   );
-  assign tr_req_valid_o = tr_found && issue_en;
-  assign tr_req_slot_o  = tr_pick;
-  assign tr_req_asid_o  = asid;
-  assign tr_req_va_o    = s_tr_va[tr_pick*64 +: 64];
-  assign tr_req_write_o = s_tr_write[tr_pick];
+  prim_reg_slice #(
+    .Width(TrW),
+    .ClrAll(1'b1)
+  ) u_tr_slice (
+    .clk_i,
+    .rst_ni,
+    .clr_i     (soft_reset_i),
+    .s_valid_i (tr_found && issue_en),
+    .s_ready_o (tr_s_ready),
+    .s_data_i  ({tr_pick, asid, s_tr_va[tr_pick*64 +: 64], s_tr_write[tr_pick]}),
+    .m_valid_o (tr_req_valid_o),
+    .m_ready_i (tr_req_ready_i),
+    .m_data_o  ({tr_req_slot_o, tr_req_asid_o, tr_req_va_o, tr_req_write_o})
+  );
 
   // Data requesters: port 0 = host (host-window addresses), 1 = device.
   for (genvar p = 0; p < 2; p++) begin : gen_port

@@ -67,13 +67,14 @@ check arb_rr_n4        prim_arb_rr    ind:12 "prim/prim_arb_rr.sv"    "chparam -
 check fifo_sync_d4     prim_fifo_sync ind:12 "$F" "chparam -set Width 3 -set Depth 4 prim_fifo_sync;"
 check fifo_sync_d2     prim_fifo_sync ind:12 "$F" "chparam -set Width 3 -set Depth 2 prim_fifo_sync;"
 check reg_slice        prim_reg_slice ind:12 "prim/prim_reg_slice.sv" "chparam -set Width 4 prim_reg_slice;"
+check reg_slice_clrall prim_reg_slice ind:12 "prim/prim_reg_slice.sv" "chparam -set Width 4 -set ClrAll 1 prim_reg_slice;"
 # data integrity (order, no loss, no duplication) through harnesses in rtl/fv/
 check fifo_sync_order  fv_fifo_sync   bmc:16 "fv/fv_fifo_sync.sv $F" "chparam -set Depth 4 fv_fifo_sync;"
 check reg_slice_order  fv_reg_slice   ind:12 "fv/fv_reg_slice.sv prim/prim_reg_slice.sv" ""
 # RTL blocks (small parameters: the properties do not depend on the widths)
 S="prim/prim_arb_rr.sv prim/prim_reg_slice.sv"
 check tlb              npu_tlb        ind:8  "npu_reg_pkg.sv npu_tlb.sv" "chparam -set Entries 4 npu_tlb;"
-check axi_mux          npu_axi_mux    bmc:12 "npu_axi_mux.sv $S" "chparam -set AddrWidth 16 -set DataWidth 32 -set DataReq 4'b0011 npu_axi_mux;"
+check axi_mux          npu_axi_mux    bmc:12 "npu_axi_mux.sv $S" "chparam -set AddrWidth 16 -set DataWidth 32 -set DataReq 4'b0011 -set MaxReadBursts 2 npu_axi_mux;"
 
 echo "formal: $((total - fails)) of $total checks passed (PROVEN = induction, BMC = bounded)"
 [ $fails -eq 0 ]

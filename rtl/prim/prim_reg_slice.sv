@@ -7,11 +7,13 @@
 // timing of both directions. The payload holds while `m_valid_o && !m_ready_i`
 // (AXI rule), also when `clr_i` arrives: a clear waits until the slave has taken a
 // shown transfer, then drops the rest (not needed on AXI ports that are never cleared;
-// tie it low there).
+// tie it low there). With `ClrAll` (internal interfaces only, not AXI) a clear drops
+// everything at once, the shown transfer included.
 `include "prim_assert.svh"
 
 module prim_reg_slice #(
-  parameter int unsigned Width = 32
+  parameter int unsigned Width  = 32,
+  parameter bit          ClrAll = 1'b0
 ) (
   input  logic             clk_i,
   input  logic             rst_ni,
@@ -39,7 +41,7 @@ module prim_reg_slice #(
       out_valid_q  <= 1'b0;
       skid_valid_q <= 1'b0;
     end else if (clr_i) begin
-      out_valid_q  <= out_valid_q && !m_ready_i;  // a shown transfer stays until taken
+      out_valid_q  <= out_valid_q && !m_ready_i && !ClrAll;  // AXI: shown stays until taken
       skid_valid_q <= 1'b0;
     end else if (out_load) begin
       out_valid_q  <= skid_valid_q || s_valid_i;
@@ -59,6 +61,6 @@ module prim_reg_slice #(
 
   // ---- assertions
   `PRIM_ASSERT(a_skid_only_when_full, !skid_valid_q || out_valid_q)
-  `PRIM_ASSERT_NEXT(a_m_stable, m_valid_o && !m_ready_i, m_valid_o && $stable(m_data_o))
+  `PRIM_ASSERT_NEXT(a_m_stable, m_valid_o && !m_ready_i && !(ClrAll && clr_i), m_valid_o && $stable(m_data_o))
 
 endmodule
