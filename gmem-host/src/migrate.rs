@@ -536,8 +536,16 @@ pub(crate) fn coalesce(pairs: impl Iterator<Item = (MemAddr, MemAddr)>) -> Vec<C
 }
 
 /// Move every device page of `[va, va+len)` (on `only`, or on any device) to the host.
+///
+/// Moves every page at any size: each round moves what the staging pool holds, and
+/// rounds go on while they make progress. Pages held by other threads' migrations are
+/// waited for (10 ms steps, [`WAIT_ROUNDS`] in a row at most); if they are still busy
+/// then, the call fails with [`GmemError::Busy`] naming the first page left. So does a
+/// range that devices keep pulling back faster than it drains (more productive rounds
+/// than it had pages at the start).
 pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u64, len: u64) -> Result<(), GmemError> {
-    for _round in 0..64 {
+    let (mut idle_rounds, mut rounds, mut max_rounds) = (0, 0usize, None);
+    loop {
         let pages: Vec<PageKey> = {
             let g = inner.lock();
             let Some(sp) = g.spaces.get(&s) else { return Ok(()) };
@@ -553,15 +561,29 @@ pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u
         if pages.is_empty() {
             return Ok(());
         }
-        let n = to_host(inner, &pages, Cause::Advise)?;
-        if n == 0 {
-            // Everything left is mid-migration elsewhere: wait for a finalize.
-            let g = inner.lock();
-            let _ = inner.cv.wait_timeout(g, std::time::Duration::from_millis(10));
+        let limit = *max_rounds.get_or_insert(pages.len());
+        if rounds >= limit {
+            return Err(GmemError::Busy { va: pages[0].1 * PAGE_SIZE });
         }
+        let n = to_host(inner, &pages, Cause::Advise)?;
+        if n > 0 {
+            rounds += 1;
+            idle_rounds = 0;
+            continue;
+        }
+        idle_rounds += 1;
+        if idle_rounds > WAIT_ROUNDS {
+            return Err(GmemError::Busy { va: pages[0].1 * PAGE_SIZE });
+        }
+        // Everything left is mid-migration elsewhere: wait for a finalize.
+        let g = inner.lock();
+        let _ = inner.cv.wait_timeout(g, std::time::Duration::from_millis(10));
     }
-    Ok(())
 }
+
+/// Rounds in a row without progress that [`range_to_host`] waits (10 ms each) for other
+/// threads' migrations before it gives up.
+const WAIT_ROUNDS: u32 = 500;
 
 /// Evict up to `n` LRU pages from `dev`, never those in `exclude`.
 pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<PageKey>) -> Result<usize, GmemError> {
