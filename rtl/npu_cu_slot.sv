@@ -79,15 +79,19 @@ module npu_cu_slot #(
   logic [31:0] b_q [16];
   logic [31:0] c_d [16];
   logic [31:0] c_q [16];
-  logic [1:0]  mul_v_d, mul_v_q;  // SCALE multiplier pipeline (below)
+  logic [1:0]  mul_v_d, mul_v_q;  // result pipeline (below)
   logic [3:0]  mul_k_q [2];
+  logic [1:0]  mul_scale_q;
   logic [31:0] mul_a_q, mul_p_q;
+  logic [31:0] mul_r_q [2];
 
   // The current request: address, direction, and whether it is one word.
   // GATHER's element address a_base + 4*b[k] is computed a cycle ahead from the next
   // values of b and k (g_va_q), so the add does not sit in front of the TLB lookup; it
-  // is the address of b[k] in every cycle (a_base_i is stable while a kernel runs).
-  logic        is_write, is_word;
+  // is the address of b[k] whenever it is used (a_base_i is stable while a kernel runs).
+  // The next b[k] is b_q[k_d], or, in the cycle the b-line arrives (k is 0 then), its
+  // word at the line offset, which the GATHER step reads anyway.
+  logic        is_write, is_word, load_b;
   logic [63:0] req_va, g_va_q;
   logic [3:0]  wo;  // word offset of the request in its line
   always_comb begin : request
@@ -102,6 +106,8 @@ module npu_cu_slot #(
     is_word  = step_q == StepG || step_q == StepTouch || step_q == StepFinal;
   end
   assign wo = va_q[5:2];
+
+  assign load_b = state_q == SMWait && m_rsp_i && step_q == StepB;
 
   // Element k of a loaded line starts at word wo + k.
   logic [31:0] line_word [16];
@@ -208,10 +214,7 @@ module npu_cu_slot #(
       end
       SCompute: begin
         unique case (opcode_i)
-          OpCopy:   c_d[k_q] = a_q[k_q];
-          OpFill:   c_d[k_q] = scalar_i;
-          OpAdd:    c_d[k_q] = a_q[k_q] + b_q[k_q];
-          OpScale:  ;  // through the multiplier pipeline below
+          OpCopy, OpFill, OpAdd, OpScale: ;  // c[k] through the result pipeline below
           OpReduce: sum_d    = sum_q + 64'(a_q[k_q]);
           default: ;
         endcase
@@ -230,9 +233,9 @@ module npu_cu_slot #(
       default: state_d = SIdle;
     endcase
 
-    // SCALE results land two cycles after their element was computed (the store of the
-    // c-line is at least three cycles after the last element: translate, then request).
-    if (mul_v_q[1]) c_d[mul_k_q[1]] = mul_p_q;
+    // Results land two cycles after their element was computed (the store of the c-line
+    // is at least three cycles after the last element: translate, then request).
+    if (mul_v_q[1]) c_d[mul_k_q[1]] = mul_scale_q[1] ? mul_p_q : mul_r_q[1];
 
     // Soft reset: forget the group; a memory access already sent still drains.
     if (flush_q || flush_i) begin
@@ -244,21 +247,32 @@ module npu_cu_slot #(
     if (state_q == SIdle) flush_d = 1'b0;
   end
 
-  // ---------------------------------------------------------------- SCALE multiplier
-  // Two register stages around the 32x32 multiply (operand, product) so it maps onto
-  // DSP48E2s with their input and output registers instead of a combinational cascade.
-  // Data registers have no reset (DSP registers); the valid bits do and are dropped by a
-  // soft reset.
-  assign mul_v_d = {mul_v_q[0], state_q == SCompute && opcode_i == OpScale} & {2{!(flush_q || flush_i)}};
+  // ---------------------------------------------------------------- result pipeline
+  // Element results (COPY, FILL, ADD, SCALE) pass two register stages before they are
+  // written to the c-line: for SCALE the operand and the product of the 32x32 multiply,
+  // so it maps onto DSP48E2s with their input and output registers instead of a
+  // combinational cascade; the other results ride along, so the c-line keeps a single
+  // compute write port. Data registers have no reset (DSP registers); the valid bits do
+  // and are dropped by a soft reset.
+  assign mul_v_d = {mul_v_q[0], state_q == SCompute && (opcode_i == OpCopy || opcode_i == OpFill
+                                                         || opcode_i == OpAdd || opcode_i == OpScale)}
+                   & {2{!(flush_q || flush_i)}};
   always_ff @(posedge clk_i or negedge rst_ni) begin : mul_valid_ff
     if (!rst_ni) mul_v_q <= '0;
     else         mul_v_q <= mul_v_d;
   end
   always_ff @(posedge clk_i) begin : mul_ff
-    mul_a_q    <= a_q[k_q];
-    mul_k_q[0] <= k_q;
-    mul_p_q    <= mul_a_q * scalar_i;
-    mul_k_q[1] <= mul_k_q[0];
+    mul_a_q     <= a_q[k_q];
+    mul_k_q[0]  <= k_q;
+    mul_scale_q <= {mul_scale_q[0], opcode_i == OpScale};
+    unique case (opcode_i)
+      OpFill:  mul_r_q[0] <= scalar_i;
+      OpAdd:   mul_r_q[0] <= a_q[k_q] + b_q[k_q];
+      default: mul_r_q[0] <= a_q[k_q];  // COPY
+    endcase
+    mul_p_q     <= mul_a_q * scalar_i;
+    mul_r_q[1]  <= mul_r_q[0];
+    mul_k_q[1]  <= mul_k_q[0];
   end
 
   // ---------------------------------------------------------------- outputs
@@ -325,7 +339,7 @@ module npu_cu_slot #(
     a_q    <= a_d;
     b_q    <= b_d;
     c_q    <= c_d;
-    g_va_q <= a_base_i + {30'd0, b_d[k_d], 2'b00};
+    g_va_q <= a_base_i + {30'd0, load_b ? line_word[wo] : b_q[k_d], 2'b00};
   end
 
   // ---- assertions
@@ -337,6 +351,8 @@ module npu_cu_slot #(
       tr_rsp_i && !flush_q |-> state_q == SXWait);
   a_group_size: assert property (@(posedge clk_i) disable iff (!rst_ni)
       start_i && !final_i |-> n_i >= 5'd1 && n_i <= 5'd16);
+  // The b-line arrives while k is 0 (g_va_q takes its word at the line offset).
+  a_load_b_at_k0: assert property (@(posedge clk_i) disable iff (!rst_ni) load_b |-> k_q == '0);
   // The c-line is complete before it is stored.
   a_mul_done_before_store: assert property (@(posedge clk_i) disable iff (!rst_ni)
       state_q == SMReq |-> mul_v_q == '0);
