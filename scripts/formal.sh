@@ -48,9 +48,9 @@ check() {
     n=$(grep -oP '^\s+\K[0-9]+(?=\s+\$check$)' "$log" | tail -1)
     if [ "${mode%%:*}" = ind ]; then
       k=$(grep -oP 'Trying induction with length \K[0-9]+' "$log" | tail -1)
-      echo "formal: $label: PROVEN by induction (length $k, ${n:-0} assertions) in $(( $(date +%s) - t0 )) s"
+      echo "formal: $label: PROVEN by induction (length $k, ${n:-0} assert/assume cells) in $(( $(date +%s) - t0 )) s"
     else
-      echo "formal: $label: BMC passed, ${mode#*:} cycles from reset (${n:-0} assertions) in $(( $(date +%s) - t0 )) s"
+      echo "formal: $label: BMC passed, ${mode#*:} cycles from reset (${n:-0} assert/assume cells) in $(( $(date +%s) - t0 )) s"
     fi
   else
     echo "formal: $label: FAILED ($(grep -m1 -E 'failed|ERROR' "$log" || echo 'see log'))" >&2
