@@ -5,7 +5,8 @@ Usage:  lut_depth.py NETLIST.json [--top npu_top] [--worst N]
         lut_depth.py --self-test
 
 Model (a proxy for timing when no open Xilinx timer exists):
-  * LUT1..LUT6 cost 1 level; CARRY8, MUXF7/8/9, buffers and wiring cost 0.
+  * LUT1..LUT6 cost 1 level; CARRY4/CARRY8 (Yosys 0.70 maps xcup adders to CARRY4),
+    MUXF7/8/9, INV (absorbed into LUTs by Vivado), buffers and wiring cost 0.
   * Distributed RAM (RAM32M, RAM64M, RAM64X1D, ...) and SRLs read asynchronously: the
     read address reaches the data output through 1 level; the output is also a start
     point (the stored bit), and every input is an end point (write side).
@@ -191,7 +192,8 @@ def analyse(netlist, top=None, worst=5, out=print):
     b36, b18 = counts.get("RAMB36E2", 0), counts.get("RAMB18E2", 0)
     dsp = counts.get("DSP48E2", 0)
     out(f"lut_depth: LUT1-6={luts} LUTs-as-RAM/SRL={lutram} RAMB36E2={b36} RAMB18E2={b18} "
-        f"DSP48E2={dsp} (without PREG: {dsp_comb}) CARRY8={counts.get('CARRY8', 0)}")
+        f"DSP48E2={dsp} (without PREG: {dsp_comb}) CARRY4={counts.get('CARRY4', 0)} "
+        f"CARRY8={counts.get('CARRY8', 0)} INV={counts.get('INV', 0)} (inverters: 0 levels, not counted)")
     summary = dict(luts=luts + lutram, ffs=ffs, bram36=b36 + math.ceil(b18 / 2), dsp=dsp,
                    max_lut_levels=max_lvl, in_to_out_paths=len(pairs))
     out("fpga: " + " ".join(f"{k}={v}" for k, v in summary.items()))
