@@ -274,11 +274,12 @@ impl TimingModel {
     }
 
     /// Device-memory rate of both directions together: the ideal port reads and writes
-    /// 64 B/cycle each at once; a DRAM shares one bus.
+    /// 64 B/cycle each at once; a DRAM shares one bus (which the port's separate read
+    /// and write channels, 64 B/cycle each, do not limit).
     pub fn dev_mem_total_bytes_per_s(&self) -> f64 {
         match &self.dev_mem {
             DevMem::Ideal => 2.0 * self.dev_mem_bytes_per_s(),
-            DevMem::Dram(_) => self.dev_mem_bytes_per_s(),
+            DevMem::Dram(d) => d.bytes_per_cycle() * NOMINAL_HZ as f64,
         }
     }
 
@@ -451,6 +452,10 @@ mod tests {
         assert_eq!(g5.d2h_payload_bytes_per_s(), 16e9);
         assert_eq!(TimingModel::new(LinkPreset::Ideal, DevMemPreset::Ideal), TimingModel::default());
         assert_eq!(b.mmio, MmioCost::PCIE);
+        // Both directions at once share the DDR4 bus: 18.34 GB/s, not the 16 GB/s of one
+        // AXI channel.
+        assert!((b.dev_mem_total_bytes_per_s() / 1e9 - 18.338).abs() < 0.001);
+        assert!((b.d2d_copy_bytes_per_s() / 1e9 - 9.169).abs() < 0.001);
         assert_eq!(TimingModel::default().mmio, MmioCost::FREE);
     }
 
