@@ -42,7 +42,7 @@ mkdir -p "$work/prim"
 if [ -d "$ROOT/rtl/prim" ]; then cp "$ROOT"/rtl/prim/*.sv "$ROOT"/rtl/prim/*.svh "$work/prim/"; fi
 cd "$work"
 PKGS=$(echo *_pkg.sv)
-SRCS="$(ls *.sv | grep -v "_pkg\.sv$" | tr "\n" " ")$(ls prim/*.sv 2>/dev/null | tr "\n" " ")"
+SRCS="$(ls *.sv | grep -v "_pkg\.sv$" | tr "\n" " ")$(ls prim/*.sv 2>/dev/null | tr "\n" " " || true)"
 PARAMS="chparam -set Slots 4 npu_dma_channel;"
 [ $FULL -eq 1 ] && PARAMS=""
 start=$(date +%s)
