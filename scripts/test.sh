@@ -5,6 +5,9 @@
 #                                  the Rust gate (rustfmt.toml, workspace lints, no unused
 #                                  dependency)
 #   3. scripts/lint-rtl.sh         Verilator -Wall lint of every RTL module + Yosys synthesis
+#      scripts/formal.sh           Yosys proofs (sat -tempinduct) of the primitives, TLB and
+#                                  AXI mux (~20 s); RUN_FPGA=1 adds scripts/fpga-report.sh,
+#                                  the UltraScale+ LUT-level report (~6.5 min, not by default)
 #   4. cargo test --workspace      unit, co-simulation and cross-crate tests, including the
 #                                  freshness test of the generated register files
 #   5. scripts/vfio-guest-test.sh  vfio-driver against a real kernel VFIO stack in QEMU
@@ -19,6 +22,8 @@ cargo fmt --all --check || { echo "test: cargo fmt --check failed: run cargo fmt
 cargo clippy --workspace --all-targets --locked -- -D warnings
 python3 scripts/check-deps.py
 scripts/lint-rtl.sh
+scripts/formal.sh
+if [ "${RUN_FPGA:-0}" = 1 ]; then scripts/fpga-report.sh; fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
