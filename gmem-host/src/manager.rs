@@ -783,10 +783,20 @@ impl Gmem {
         answers
     }
 
-    /// Evict up to `pages` pages from `dev` to the host by its LRU (what device-memory
-    /// pressure does); returns how many were evicted.
+    /// Evict `pages` pages from `dev` to the host by its LRU (what device-memory
+    /// pressure does), in as many staging rounds as that takes; returns how many were
+    /// evicted: `pages`, or fewer only when nothing more was evictable (every page left
+    /// is pinned, poisoned or mid-migration).
     pub fn evict(&self, dev: DeviceId, pages: usize) -> Result<usize, GmemError> {
-        crate::migrate::evict(&self.inner, dev, pages, &Default::default())
+        let mut moved = 0;
+        while moved < pages {
+            let n = crate::migrate::evict(&self.inner, dev, pages - moved, &Default::default())?;
+            if n == 0 {
+                break;
+            }
+            moved += n;
+        }
+        Ok(moved)
     }
 
     /// Unpin pages whose thrashing went quiet; call periodically (fault handling does it

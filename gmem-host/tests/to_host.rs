@@ -49,3 +49,16 @@ fn more_than_64_rounds_of_the_staging_pool_come_back() {
     round_trip(8, 1024, Hint::Prefetch);
     round_trip(8, 1024, Hint::DontNeed);
 }
+
+#[test]
+fn evict_moves_as_many_pages_as_asked_through_a_small_staging_pool() {
+    let cfg = Config { staging_pages: 8, ..Config::default() };
+    let r = rig_with(cfg, SoftConfig { mem_bytes: 512 * 4096, ..Default::default() });
+    let len = 256 * 4096;
+    let p = r.gm.mmap(r.space, len, MapFlags::PEER_SHARED).expect("mmap");
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, len, Hint::Prefetch).expect("to device");
+    assert_eq!(r.gm.evict(r.id, 100).expect("evict"), 100, "100 pages through an 8-page pool");
+    assert_eq!(on_device(&r, p as u64, 256), 156);
+    assert_eq!(r.gm.evict(r.id, 1000).expect("evict"), 156, "every evictable page, and says how many");
+    assert_eq!(on_device(&r, p as u64, 256), 0);
+}
