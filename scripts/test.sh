@@ -9,7 +9,8 @@
 #                                  AXI mux (~20 s); RUN_FPGA=1 adds scripts/fpga-report.sh,
 #                                  the UltraScale+ LUT-level report (~6.5 min, not by default)
 #   4. cargo test --workspace      unit, co-simulation and cross-crate tests, including the
-#                                  freshness test of the generated register files
+#                                  freshness test of the generated register files;
+#      xtask readme --check        re-runs the README examples marked `check`, fails on drift
 #   5. scripts/vfio-guest-test.sh  vfio-driver against a real kernel VFIO stack in QEMU
 #   6. scripts/vfio-user-test.sh   the RTL NPU behind that stack over vfio-user (QEMU 11
 #                                  from a cached trixie chroot); SKIP_VFIO_USER=1 skips it
@@ -30,6 +31,8 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# README examples marked `check` re-run and compared (xtask/src/readme.rs)
+cargo run -q --locked -p xtask -- readme --check || rc=1
 scripts/vfio-guest-test.sh 2>&1 | tee -a "$log"
 vrc=${PIPESTATUS[0]}
 urc=0

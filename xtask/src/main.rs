@@ -5,10 +5,14 @@
 //! the Rust register constants in `npu/src/regs.rs`, and the register tables in
 //! `docs/device.md`. The generated files are committed; `codegen --check` (and the
 //! test `generated_files_are_fresh`) fails when any of them is stale.
+//!
+//! `readme` regenerates the example outputs of `README.md` by running the commands they
+//! show (see `readme.rs`); `readme --check` re-runs the quick ones and fails on drift.
 
 mod gen_docs;
 mod gen_rust;
 mod gen_sv;
+mod readme;
 mod regdesc;
 
 use std::path::{Path, PathBuf};
@@ -76,7 +80,16 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
-        _ => Err("usage: cargo run -p xtask -- codegen [--check]\n  regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in docs/device.md from rtl/npu_regs.toml".into()),
+        ["readme"] => readme::readme(&root(), false),
+        ["readme", "--check"] => readme::readme(&root(), true),
+        _ => Err(concat!(
+            "usage: cargo run -p xtask -- codegen [--check] | readme [--check]\n",
+            "  codegen  regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in\n",
+            "           docs/device.md from rtl/npu_regs.toml\n",
+            "  readme   re-runs the `<!-- output: gmem ... -->` examples of README.md and writes their\n",
+            "           outputs; --check re-runs the ones marked `check` and fails when one drifted"
+        )
+        .into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
