@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fail when the modules of one crate import each other in a cycle.
 
-Usage: check-module-cycles.py <crate-src-dir>     (e.g. gmem-host/src)
+Usage: check-module-cycles.py [--graph] <crate-src-dir>     (e.g. gmem-host/src)
+       --graph also prints every module with the modules it imports.
 
 Reads every .rs file under the directory (the crate root is lib.rs or main.rs), with
 comments, string and char literals blanked first, and collects the paths that name
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections import defaultdict
 
@@ -226,10 +228,13 @@ def resolve(segs: list[str], here: tuple[str, ...], children: set[str], in_use: 
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+    args = sys.argv[1:]
+    graph = "--graph" in args
+    args = [a for a in args if a != "--graph"]
+    if len(args) != 1:
+        print("\n".join(__doc__.strip().splitlines()[2:4]), file=sys.stderr)
         return 2
-    src = sys.argv[1].rstrip("/")
+    src = args[0].rstrip("/")
     files = module_files(src)
     mods = {p: Module(p, f) for p, f in files.items()}
     children: dict[tuple[str, ...], set[str]] = defaultdict(set)
@@ -320,7 +325,12 @@ def main() -> int:
                 continue  # itself or a descendant
             edges[m.path].setdefault(to, (ln, snippet))
 
-    name = lambda p: "::".join(p) if p else "crate"
+    def name(p: tuple[str, ...]) -> str:
+        return "::".join(p) if p else "crate"
+
+    if graph:
+        for m in sorted(mods):
+            print(f"{name(m)} -> " + " ".join(name(t) for t in sorted(edges.get(m, {}))))
 
     # Tarjan's strongly connected components.
     index: dict = {}
@@ -401,4 +411,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into `head`
     sys.exit(main())
