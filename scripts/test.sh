@@ -22,6 +22,7 @@ scripts/setup.sh --vfio-user
 cargo fmt --all --check || { echo "test: cargo fmt --check failed: run cargo fmt --all" >&2; exit 1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings
 python3 scripts/check-deps.py
+python3 scripts/check-module-cycles.py gmem-host/src
 scripts/lint-rtl.sh
 scripts/formal.sh
 if [ "${RUN_FPGA:-0}" = 1 ]; then scripts/fpga-report.sh; fi

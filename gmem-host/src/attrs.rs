@@ -5,29 +5,8 @@
 //! stays as small as the user's distinct hints.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// A device registered with the manager (index into its device table).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeviceId(pub u8);
-
-/// A memory node: the CPU's DRAM or a device's memory.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Node {
-    /// Host memory.
-    Cpu,
-    /// A device's memory.
-    Device(DeviceId),
-}
-
-impl fmt::Display for Node {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Node::Cpu => write!(f, "cpu"),
-            Node::Device(d) => write!(f, "dev{}", d.0),
-        }
-    }
-}
+pub use crate::types::{DeviceId, Node};
 
 /// The persistent attributes of a range.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

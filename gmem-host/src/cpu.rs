@@ -25,81 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::mmu::PAGE_SIZE;
-use crate::state::Inner;
 use crate::uffd::{MODE_MISSING, MODE_WP, Uffd};
 
-/// How CPU accesses to device-resident pages are caught.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum CpuMode {
-    /// A userfaultfd handler thread (the default). [`Gmem::new`](crate::Gmem::new) fails
-    /// with [`CpuError::Unavailable`] when the kernel refuses a userfaultfd.
-    Userfaultfd,
-    /// No userfaultfd: the program calls [`Gmem::cpu_access`](crate::Gmem::cpu_access)
-    /// before touching a range. Pages on a device read as zeros until then.
-    Manual,
-}
-
-/// Errors of the CPU side.
-#[derive(Debug, thiserror::Error)]
-pub enum CpuError {
-    /// Neither `/dev/userfaultfd` nor the `userfaultfd(2)` system call gave a descriptor
-    /// (not root, `vm.unprivileged_userfaultfd = 0`, seccomp, or an old kernel). Use
-    /// [`CpuMode::Manual`] or run with `CAP_SYS_PTRACE`.
-    #[error("userfaultfd is unavailable: /dev/userfaultfd: {dev}; userfaultfd(2): {syscall}")]
-    Unavailable {
-        /// Why the device node failed.
-        dev: String,
-        /// Why the system call failed.
-        syscall: String,
-    },
-    /// Registering a region failed.
-    #[error("userfaultfd registration of [{va:#x}, +{len:#x}) failed: {reason}")]
-    Register {
-        /// Start.
-        va: u64,
-        /// Length.
-        len: u64,
-        /// Reason.
-        reason: String,
-    },
-    /// Installing a page failed.
-    #[error("installing CPU page {va:#x} failed: {reason}")]
-    Install {
-        /// Page.
-        va: u64,
-        /// Reason.
-        reason: String,
-    },
-    /// Changing write protection failed.
-    #[error("write-protect change at {va:#x} failed: {reason}")]
-    Protect {
-        /// Page.
-        va: u64,
-        /// Reason.
-        reason: String,
-    },
-    /// `madvise(MADV_DONTNEED)` failed.
-    #[error("dropping CPU pages at {va:#x} failed: {source}")]
-    Zap {
-        /// Start.
-        va: u64,
-        /// OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// Starting the handler thread failed.
-    #[error("starting the userfaultfd handler thread failed: {0}")]
-    Thread(#[source] io::Error),
-    /// Replacing a CPU page with a SIGBUS page failed.
-    #[error("poisoning CPU page {va:#x} failed: {source}")]
-    Poison {
-        /// Page.
-        va: u64,
-        /// OS error.
-        #[source]
-        source: io::Error,
-    },
-}
+pub use crate::config::CpuMode;
+pub use crate::error::CpuError;
 
 /// The CPU-side primitive operations, over userfaultfd or plain memory.
 #[derive(Debug)]
@@ -276,6 +205,16 @@ impl CpuSide {
     }
 }
 
+/// What the handler thread hands the CPU faults it reads to: the manager's CPU-fault
+/// path ([`crate::cpu_fault`] implements it for the manager's state).
+pub(crate) trait CpuFaultSink: Send + Sync {
+    /// The CPU side whose userfaultfd the thread reads.
+    fn cpu_side(&self) -> &CpuSide;
+    /// Resolve a touch of page `va`: `write` for a write access, `missing` for a
+    /// missing-page event (rather than a write-protect one).
+    fn serve(&self, va: u64, write: bool, missing: bool);
+}
+
 /// The handler thread: polls the userfaultfd and a shutdown eventfd.
 pub(crate) struct Handler {
     stop_fd: RawFd,
@@ -283,7 +222,7 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    pub(crate) fn start(inner: Arc<Inner>, uffd_fd: RawFd) -> Result<Self, CpuError> {
+    pub(crate) fn start(sink: Arc<dyn CpuFaultSink>, uffd_fd: RawFd) -> Result<Self, CpuError> {
         // SAFETY: eventfd(2) with valid flags returns a new descriptor or -1.
         let stop_fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if stop_fd < 0 {
@@ -291,7 +230,7 @@ impl Handler {
         }
         let join = std::thread::Builder::new()
             .name("gmem-uffd".into())
-            .spawn(move || handler_loop(&inner, uffd_fd, stop_fd))
+            .spawn(move || handler_loop(sink.as_ref(), uffd_fd, stop_fd))
             .map_err(CpuError::Thread)?;
         Ok(Handler { stop_fd, join: Some(join) })
     }
@@ -310,7 +249,7 @@ impl Drop for Handler {
     }
 }
 
-fn handler_loop(inner: &Inner, uffd_fd: RawFd, stop_fd: RawFd) {
+fn handler_loop(sink: &dyn CpuFaultSink, uffd_fd: RawFd, stop_fd: RawFd) {
     loop {
         let mut fds = [
             libc::pollfd { fd: uffd_fd, events: libc::POLLIN, revents: 0 },
@@ -328,7 +267,7 @@ fn handler_loop(inner: &Inner, uffd_fd: RawFd, stop_fd: RawFd) {
         if fds[1].revents != 0 {
             return;
         }
-        let Some(uffd) = inner.cpu.uffd.as_ref() else { return };
+        let Some(uffd) = sink.cpu_side().uffd.as_ref() else { return };
         let mut faults = Vec::new();
         loop {
             faults.clear();
@@ -341,7 +280,7 @@ fn handler_loop(inner: &Inner, uffd_fd: RawFd, stop_fd: RawFd) {
             }
             for f in &faults {
                 let va = f.addr & !(PAGE_SIZE - 1);
-                inner.serve_cpu_fault(va, f.write || f.wp, !f.wp);
+                sink.serve(va, f.write || f.wp, !f.wp);
             }
         }
     }

@@ -20,12 +20,34 @@
 //!   the CPU, one device, or both as read-only duplicates. Range attributes set by
 //!   [`Gmem::hmadvise`] live beside it ([`attrs`]).
 //! * Device faults arrive in batches ([`Gmem::dev_fault`], [`fault`]) and are resolved
-//!   by phased migration; CPU touches of device-resident pages are caught by a
-//!   userfaultfd handler thread ([`cpu`], [`migrate`]).
+//!   by phased migration ([`migrate`]); CPU touches of device-resident pages are caught
+//!   by a userfaultfd handler thread ([`cpu`]) and brought back the same way.
 //! * Device memory is oversubscribed by evicting pages to the host in access-LRU order
 //!   ([`evict`]); dense 2 MiB regions are prefetched ([`prefetch`]); pages that bounce
 //!   between CPU and device are throttled, then pinned and mapped remotely ([`thrash`]).
 //! * Everything is observable as `tracing` events and counters ([`events`]).
+//!
+//! # Layout
+//! The modules form layers, each importing only the layers below it; there is no import
+//! cycle among them (`scripts/check-module-cycles.py gmem-host/src` checks it in CI).
+//! 1. **Leaf types and data structures**, importing nothing of the crate but each other:
+//!    [`types`] (ids, the page key, [`MapFlags`], [`Hint`]), [`mmu`] (the device hooks),
+//!    [`config`], [`error`], [`page_table`], [`attrs`], [`buddy`], [`events`].
+//! 2. **Policies**, over narrow views of the tables that their unit tests implement with a
+//!    few maps: [`prefetch`] (`PrefetchView`), [`evict`] (the LRU, `EvictView`), [`thrash`]
+//!    (a per-page event tracker).
+//! 3. **The CPU side and the state**: [`cpu`] (userfaultfd primitives and the handler
+//!    thread, which hands faults to a `CpuFaultSink`); `state` (the tables behind the lock;
+//!    it implements the policies' views).
+//! 4. **Migration** ([`migrate`]): `to_host` and `to_device`, one function per phase;
+//!    `reclaim` (eviction entry points), `teardown` (munmap), `mapping` (shared helpers).
+//! 5. **The paths that drive it**: [`fault`] (device fault batches: classify, prefetch,
+//!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`].
+//! 6. **The API**: [`manager`] ([`Gmem`]; `region` places and registers regions), and on
+//!    top of it `inspect` and [`softdev`].
+//!
+//! Items keep their historical public paths as re-exports (`manager::Config`,
+//! `cpu::CpuError`, `migrate::MigrateError`, …).
 //!
 //! [`softdev`] is a device in software (page table, TLB, DMA over host memory, fault
 //! injection) used by the tests and benchmarks, and a reference for device crates.
@@ -72,7 +94,10 @@
 
 pub mod attrs;
 pub mod buddy;
+pub mod config;
 pub mod cpu;
+mod cpu_fault;
+pub mod error;
 pub mod events;
 pub mod evict;
 pub mod fault;
@@ -82,25 +107,26 @@ mod inspect;
 pub mod lost;
 pub mod manager;
 pub mod migrate;
-mod migrate_in;
 pub mod mmu;
 pub mod page_table;
 pub mod prefetch;
+mod region;
 pub mod softdev;
 mod state;
 pub mod thrash;
+pub mod types;
 mod uffd;
 
-pub use attrs::{DeviceId, Node, RangeAttrs};
-pub use cpu::{CpuError, CpuMode};
+pub use attrs::RangeAttrs;
+pub use config::{Clock, Config, CpuMode, ThrashConfig};
+pub use error::{CpuError, FaultError, GmemError, MigrateError};
 pub use events::CounterSnapshot;
-pub use fault::{Access, DeviceFault, FaultError, FaultResolution};
+pub use fault::{Access, DeviceFault, FaultResolution};
 pub use lost::{LossReport, LostRange};
-pub use manager::{Clock, Config, Gmem, GmemError, Hint, MapFlags, PageInfo, SpaceId};
-pub use migrate::MigrateError;
+pub use manager::{Gmem, PageInfo};
 pub use mmu::{
     Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, InvalidationBatch,
     MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 pub use page_table::Residency;
-pub use thrash::ThrashConfig;
+pub use types::{DeviceId, Hint, MapFlags, Node, SpaceId};

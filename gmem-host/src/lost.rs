@@ -18,12 +18,13 @@
 //! with [`crate::GmemError::DeviceLost`], and munmap releases its frames without calling
 //! it. Other devices and the CPU carry on.
 
-use crate::attrs::DeviceId;
+use crate::error::GmemError;
 use crate::events::add;
-use crate::manager::{GmemError, SpaceId};
+use crate::migrate::mapping::drop_dup_copy;
 use crate::mmu::PAGE_SIZE;
 use crate::page_table::{PageEntry, PageFlags, Residency};
-use crate::state::Inner;
+use crate::state::{Inner, State};
+use crate::types::{DeviceId, Node, PageKey, SpaceId};
 
 /// A range of an address space whose data was only on a lost device.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub struct LossReport {
 pub(crate) fn device_lost(inner: &Inner, dev: DeviceId) -> Result<LossReport, GmemError> {
     let mut g = inner.lock();
     match g.devices.get(dev.0 as usize) {
-        None => return Err(GmemError::UnknownNode(crate::attrs::Node::Device(dev))),
+        None => return Err(GmemError::UnknownNode(Node::Device(dev))),
         Some(slot) if slot.lost => return Err(GmemError::DeviceLost { dev: dev.0 }),
         Some(_) => {}
     }
@@ -87,41 +88,7 @@ pub(crate) fn device_lost(inner: &Inner, dev: DeviceId) -> Result<LossReport, Gm
             .filter(|(_, e)| e.dev == dev.0)
             .collect();
         for (vpn, e) in held {
-            let page = vpn * PAGE_SIZE;
-            // Whatever the page was, the device no longer maps it.
-            if let Some(sp) = st.spaces.get_mut(&s) {
-                sp.pt.update(vpn, |e| {
-                    e.prot = 0;
-                    e.flags.remove(PageFlags::HUGE | PageFlags::REMOTE);
-                });
-            }
-            match e.state {
-                // The CPU copy is identical and authoritative from now on.
-                Residency::Dup => {
-                    crate::migrate::drop_dup_copy(inner, st, s, vpn, dev.0, e.pa());
-                    rep.recovered_pages += 1;
-                }
-                Residency::Device => {
-                    if !e.flags.contains(PageFlags::POISONED)
-                        && let Err(err) = inner.cpu.poison(page)
-                    {
-                        tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "device lost: poisoning failed");
-                    }
-                    st.devices[dev.0 as usize].lru.remove(e.pfn);
-                    if let Some(sp) = st.spaces.get_mut(&s) {
-                        sp.pt.update(vpn, |e| e.flags.insert(PageFlags::POISONED));
-                    }
-                    rep.lost_pages += 1;
-                    match rep.lost.last_mut() {
-                        Some(r) if r.space.0 == s && r.va + r.len == page => r.len += PAGE_SIZE,
-                        _ => rep.lost.push(LostRange { space: SpaceId(s), va: page, len: PAGE_SIZE }),
-                    }
-                }
-                Residency::Cpu | Residency::Unpopulated if e.flags.contains(PageFlags::REMOTE) => {
-                    rep.remote_dropped += 1
-                }
-                Residency::Cpu | Residency::Unpopulated => {}
-            }
+            settle(inner, st, dev, (s, vpn), e, &mut rep);
         }
     }
     add(&inner.counters.pages_lost, rep.lost_pages);
@@ -139,4 +106,42 @@ pub(crate) fn device_lost(inner: &Inner, dev: DeviceId) -> Result<LossReport, Gm
         inner.cpu.wake(r.va, r.len);
     }
     Ok(rep)
+}
+
+/// Put page `key` (entry `e`, held by the lost device `dev`) in its defined state and
+/// account for it in `rep` (see the module docs).
+fn settle(inner: &Inner, st: &mut State, dev: DeviceId, (s, vpn): PageKey, e: PageEntry, rep: &mut LossReport) {
+    let page = vpn * PAGE_SIZE;
+    // Whatever the page was, the device no longer maps it.
+    if let Some(sp) = st.spaces.get_mut(&s) {
+        sp.pt.update(vpn, |e| {
+            e.prot = 0;
+            e.flags.remove(PageFlags::HUGE | PageFlags::REMOTE);
+        });
+    }
+    match e.state {
+        // The CPU copy is identical and authoritative from now on.
+        Residency::Dup => {
+            drop_dup_copy(inner, st, s, vpn, dev.0, e.pa());
+            rep.recovered_pages += 1;
+        }
+        Residency::Device => {
+            if !e.flags.contains(PageFlags::POISONED)
+                && let Err(err) = inner.cpu.poison(page)
+            {
+                tracing::error!(target: "gmem", va = format_args!("{page:#x}"), error = %err, "device lost: poisoning failed");
+            }
+            st.devices[dev.0 as usize].lru.remove(e.pfn);
+            if let Some(sp) = st.spaces.get_mut(&s) {
+                sp.pt.update(vpn, |e| e.flags.insert(PageFlags::POISONED));
+            }
+            rep.lost_pages += 1;
+            match rep.lost.last_mut() {
+                Some(r) if r.space.0 == s && r.va + r.len == page => r.len += PAGE_SIZE,
+                _ => rep.lost.push(LostRange { space: SpaceId(s), va: page, len: PAGE_SIZE }),
+            }
+        }
+        Residency::Cpu | Residency::Unpopulated if e.flags.contains(PageFlags::REMOTE) => rep.remote_dropped += 1,
+        Residency::Cpu | Residency::Unpopulated => {}
+    }
 }

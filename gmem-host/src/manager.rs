@@ -14,307 +14,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex};
 
-use bitflags::bitflags;
 use mmap_rs::MmapOptions;
 
-use crate::attrs::{AttrTree, DeviceId, Node, RangeAttrs};
-use crate::buddy::{Buddy, BuddyError};
-use crate::cpu::{CpuError, CpuMode, CpuSide, Handler};
+use crate::attrs::{AttrTree, RangeAttrs};
+use crate::buddy::Buddy;
+use crate::cpu::{CpuSide, Handler};
 use crate::events::{CounterSnapshot, Counters};
 use crate::evict::Lru;
-use crate::migrate::MigrateError;
-use crate::mmu::{Asid, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, MmuError, PAGE_SIZE, Prot};
-use crate::page_table::{PageTable, Residency};
-use crate::state::{
-    DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State, cpu_register, place_region, region_off_device,
-    region_on_device,
-};
-use crate::thrash::{ThrashConfig, ThrashTracker};
+use crate::fault::{DeviceFault, FaultResolution};
+use crate::lost::LossReport;
+use crate::mmu::{Asid, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, PAGE_SIZE, Prot};
+use crate::page_table::{PageFlags, PageTable, Residency};
+use crate::region::{place_region, region_off_device, region_on_device};
+use crate::state::{DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State};
+use crate::thrash::ThrashTracker;
+use crate::types::{DeviceId, Node};
 
-/// Monotonic time source, in nanoseconds. Tests pass a manual clock; co-simulation
-/// passes the transport's cycle clock.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// Manager configuration. Defaults follow NVIDIA UVM where UVM documents one.
-#[derive(Clone)]
-pub struct Config {
-    /// How CPU touches of device-resident pages are caught.
-    pub cpu: CpuMode,
-    /// Pages in the DMA staging pool (device→host copies land there first).
-    pub staging_pages: usize,
-    /// Prefetch the rest of a 2 MiB region once more than this percentage of it is on the
-    /// device or faulted in the batch (UVM: 51). `None` disables prefetch.
-    pub prefetch_threshold_pct: Option<u8>,
-    /// Thrashing detection parameters.
-    pub thrash: ThrashConfig,
-    /// Optional hooks a device must declare to be registered.
-    pub require_hooks: Hooks,
-    /// Lowest virtual address used for regions (regions live in `[va_base, 2^va_bits)`).
-    pub va_base: u64,
-    /// Commit attempts per page before a fault is answered retry without progress.
-    pub max_commit_retries: u32,
-    /// Density prefetch over a tree of aligned subregions (64 KiB .. 2 MiB, UVM's
-    /// prefetch tree) instead of whole 2 MiB chunks only.
-    pub prefetch_tree: bool,
-    /// On a device fault, migrate the whole aligned block of this many pages around the
-    /// faulting page (the pages of it that may move), like UVM's 64 KiB big pages; 1
-    /// migrates only faulted pages. Rounded up to a power of two, at most 512 (2 MiB).
-    pub dev_fault_block_pages: u64,
-    /// On a CPU fault, also bring back up to this many following device-resident pages
-    /// of the region (same device) in the same copy batch. 0 disables.
-    pub cpu_fault_ahead: usize,
-    /// Device faults in a row whose migration may fail with a device error (a failed
-    /// copy, mapping or frame preparation) before the fault stops being answered retry.
-    /// Then a device that maps host memory ([`Hooks::HOST_MAPPING`]) maps the page
-    /// remotely — its data never left the CPU — and any other device's fault is aborted.
-    pub dev_fault_dma_retries: u32,
-    /// Attempts (with back-off 1, 2, 4 … 128 ms between them) to bring a page back for a
-    /// CPU touch before the page is poisoned and the touching thread gets SIGBUS, like a
-    /// hardware memory error (see [`crate::page_table::PageFlags::POISONED`]). At least 1.
-    pub cpu_fault_attempts: u32,
-    /// Time source.
-    pub clock: Clock,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("cpu", &self.cpu)
-            .field("staging_pages", &self.staging_pages)
-            .field("prefetch_threshold_pct", &self.prefetch_threshold_pct)
-            .field("thrash", &self.thrash)
-            .field("require_hooks", &self.require_hooks)
-            .field("va_base", &format_args!("{:#x}", self.va_base))
-            .field("max_commit_retries", &self.max_commit_retries)
-            .field("prefetch_tree", &self.prefetch_tree)
-            .field("dev_fault_block_pages", &self.dev_fault_block_pages)
-            .field("cpu_fault_ahead", &self.cpu_fault_ahead)
-            .field("dev_fault_dma_retries", &self.dev_fault_dma_retries)
-            .field("cpu_fault_attempts", &self.cpu_fault_attempts)
-            .field("clock", &format_args!("<fn() -> ns>"))
-            .finish()
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        let start = std::time::Instant::now();
-        Config {
-            cpu: CpuMode::Userfaultfd,
-            staging_pages: 512,
-            prefetch_threshold_pct: Some(51),
-            thrash: ThrashConfig::default(),
-            require_hooks: Hooks::empty(),
-            va_base: 1 << 36,
-            max_commit_retries: 4,
-            cpu_fault_ahead: 15,
-            cpu_fault_attempts: 12,
-            dev_fault_dma_retries: 3,
-            dev_fault_block_pages: 1,
-            prefetch_tree: false,
-            clock: Arc::new(move || start.elapsed().as_nanos() as u64),
-        }
-    }
-}
-
-/// An address space (a process's unified VA space in the RFC).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SpaceId(pub u32);
-
-bitflags! {
-    /// Flags of [`Gmem::mmap`].
-    #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-    pub struct MapFlags: u32 {
-        /// The region is managed by GMEM (shared between CPU and devices). Required.
-        const PEER_SHARED = 1;
-    }
-}
-
-/// `hmadvise` hints.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Hint {
-    /// Migrate the range to the node now.
-    Prefetch,
-    /// Drop device copies of the range (on `node`, or on every device for `Node::Cpu`),
-    /// keeping the data correct (it moves to the CPU).
-    DontNeed,
-    /// Set the preferred location to the node.
-    PreferredLocation,
-    /// Clear the preferred location.
-    UnsetPreferredLocation,
-    /// Add the (device) node to the accessed-by set: it maps pages remotely.
-    AccessedBy,
-    /// Remove the node from the accessed-by set.
-    UnsetAccessedBy,
-    /// Mark read-mostly: device read faults duplicate pages.
-    ReadMostly,
-    /// Clear read-mostly.
-    UnsetReadMostly,
-}
-
-/// Errors of the manager's API. Every error leaves the manager's state unchanged.
-#[derive(Debug, thiserror::Error)]
-pub enum GmemError {
-    /// Zero length.
-    #[error("zero-length range at {va:#x}")]
-    ZeroLength {
-        /// Address.
-        va: u64,
-    },
-    /// Address or length not page-aligned.
-    #[error("range [{va:#x}, +{len:#x}) is not 4 KiB-aligned")]
-    Unaligned {
-        /// Address.
-        va: u64,
-        /// Length.
-        len: u64,
-    },
-    /// `va + len` overflows.
-    #[error("range {va:#x} + {len:#x} overflows")]
-    Overflow {
-        /// Address.
-        va: u64,
-        /// Length.
-        len: u64,
-    },
-    /// Some page of the range is not in a `PEER_SHARED` region of the space.
-    #[error("address {va:#x} is not in a PEER_SHARED region of space {space}")]
-    NotManaged {
-        /// First unmanaged address.
-        va: u64,
-        /// Space.
-        space: u32,
-    },
-    /// `munmap` must name a whole region.
-    #[error("munmap [{va:#x}, +{len:#x}) does not match a whole region")]
-    PartialUnmap {
-        /// Address.
-        va: u64,
-        /// Length.
-        len: u64,
-    },
-    /// `mmap` without `PEER_SHARED`: only opt-in regions are managed.
-    #[error("mmap flags {0:?} lack PEER_SHARED")]
-    Flags(MapFlags),
-    /// Unknown address space.
-    #[error("unknown address space {0}")]
-    UnknownSpace(u32),
-    /// Unknown device / node.
-    #[error("unknown node {0}")]
-    UnknownNode(Node),
-    /// The device is not attached to the space.
-    #[error("device {dev} is not attached to space {space}")]
-    NotAttached {
-        /// Device.
-        dev: u8,
-        /// Space.
-        space: u32,
-    },
-    /// A page is mid-migration; try again.
-    #[error("page {va:#x} is busy (mid-migration); retry")]
-    Busy {
-        /// The page.
-        va: u64,
-    },
-    /// The device is already attached.
-    #[error("device {dev} is already attached to space {space}")]
-    AlreadyAttached {
-        /// Device.
-        dev: u8,
-        /// Space.
-        space: u32,
-    },
-    /// The hint needs a device node.
-    #[error("hint {hint:?} needs a device node, got {node}")]
-    HintNode {
-        /// Hint.
-        hint: Hint,
-        /// Node.
-        node: Node,
-    },
-    /// No free virtual range of this length inside every attached device's VA window.
-    #[error("no free virtual range of {len:#x} bytes below {limit:#x}")]
-    NoVirtualSpace {
-        /// Length.
-        len: u64,
-        /// Window end.
-        limit: u64,
-    },
-    /// An existing region lies outside the attaching device's VA window.
-    #[error("region at {va:#x} is outside device {dev}'s {bits}-bit VA window")]
-    VaWindow {
-        /// Region.
-        va: u64,
-        /// Device.
-        dev: u8,
-        /// Its VA bits.
-        bits: u8,
-    },
-    /// Too many devices (the logical page table stores an 8-bit device index; masks 32).
-    #[error("too many devices (max 32)")]
-    TooManyDevices,
-    /// A device lacks an optional hook the configuration requires.
-    #[error("device `{name}` lacks required hooks {missing:?}")]
-    MissingHooks {
-        /// Device name.
-        name: String,
-        /// Missing hooks.
-        missing: Hooks,
-    },
-    /// A device's info is unusable.
-    #[error("device `{name}`: {reason}")]
-    BadDeviceInfo {
-        /// Device name.
-        name: String,
-        /// Reason.
-        reason: String,
-    },
-    /// A device hook failed.
-    #[error("device {dev} hook `{hook}` failed")]
-    Hook {
-        /// Device.
-        dev: u8,
-        /// Hook.
-        hook: &'static str,
-        /// The device's error.
-        #[source]
-        source: MmuError,
-    },
-    /// The page is poisoned: the CPU gave up bringing it back from its device.
-    #[error("page {va:#x} is poisoned: its data could not be brought back from device {dev}")]
-    Poisoned {
-        /// Page.
-        va: u64,
-        /// The device holding the data.
-        dev: u8,
-    },
-    /// The device was declared lost ([`Gmem::device_lost`]): it is never called again.
-    #[error("device {dev} is lost (it stopped answering and could not be reset)")]
-    DeviceLost {
-        /// Device.
-        dev: u8,
-    },
-    /// Host memory mapping failed.
-    #[error("host mmap of {len:#x} bytes failed: {reason}")]
-    HostMap {
-        /// Length.
-        len: u64,
-        /// Reason.
-        reason: String,
-    },
-    /// CPU side error.
-    #[error(transparent)]
-    Cpu(#[from] CpuError),
-    /// Device memory description error.
-    #[error(transparent)]
-    Buddy(#[from] BuddyError),
-    /// A migration failed (data was kept where it was).
-    #[error(transparent)]
-    Migrate(#[from] MigrateError),
-    /// A prefetch to a device failed for a page (data was kept where it was).
-    #[error(transparent)]
-    Fault(#[from] crate::fault::FaultError),
-}
+pub use crate::config::{Clock, Config};
+pub use crate::error::GmemError;
+pub use crate::types::{Hint, MapFlags, SpaceId};
 
 /// What the manager knows about one page, for tests and the CLI.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -372,8 +90,9 @@ fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
 }
 
 impl Gmem {
-    /// A manager with no devices. With [`CpuMode::Userfaultfd`] this opens the
-    /// userfaultfd and starts the handler thread, or fails with [`CpuError::Unavailable`].
+    /// A manager with no devices. With [`CpuMode::Userfaultfd`](crate::CpuMode::Userfaultfd) this opens the
+    /// userfaultfd and starts the handler thread, or fails with
+    /// [`CpuError::Unavailable`](crate::CpuError::Unavailable).
     pub fn new(cfg: Config) -> Result<Self, GmemError> {
         let cpu = CpuSide::new(cfg.cpu)?;
         let pages = cfg.staging_pages.max(1);
@@ -561,16 +280,18 @@ impl Gmem {
             return Ok(());
         }
         for &(va, len) in &regions {
-            crate::migrate::range_to_host(&self.inner, space.0, Some(dev), va, len)?;
+            crate::migrate::to_host::range_to_host(&self.inner, space.0, Some(dev), va, len)?;
         }
         let mut g = self.inner.lock();
         let Some(sp) = g.spaces.get(&space.0) else { return Err(GmemError::UnknownSpace(space.0)) };
         let Some(asid) = sp.asid_of(dev) else { return Err(GmemError::NotAttached { dev: dev.0, space: space.0 }) };
         // Anything still held (mid-migration by another thread) makes this a retryable error.
         for &(va, len) in &regions {
-            let busy = sp.pt.touched(va / PAGE_SIZE, len / PAGE_SIZE).into_iter().find(|(_, e)| {
-                e.dev == dev.0 && (e.on_device() || e.flags.contains(crate::page_table::PageFlags::REMOTE))
-            });
+            let busy = sp
+                .pt
+                .touched(va / PAGE_SIZE, len / PAGE_SIZE)
+                .into_iter()
+                .find(|(_, e)| e.dev == dev.0 && (e.on_device() || e.flags.contains(PageFlags::REMOTE)));
             if let Some((vpn, _)) = busy {
                 return Err(GmemError::Busy { va: vpn * PAGE_SIZE });
             }
@@ -621,9 +342,7 @@ impl Gmem {
         let va = map.as_ptr() as u64;
         let host = HostRegionId(g.next_host);
         // Register with the CPU side, then every attached device; undo on failure.
-        // (CpuSide needs &mut only to downgrade WP support; it is behind the Arc here, so
-        // registration uses a shared path.)
-        cpu_register(&self.inner.cpu, va, len)?;
+        self.inner.cpu.register_shared(va, len)?;
         let mut done: Vec<(DeviceId, Asid)> = Vec::new();
         for &(d, asid) in &devs {
             let slot = &g.devices[d.0 as usize];
@@ -674,7 +393,7 @@ impl Gmem {
             }
             g = self.inner.cv.wait(g).unwrap_or_else(|p| p.into_inner());
         }
-        crate::migrate::teardown_range(&self.inner, &mut g, space.0, va, len);
+        crate::migrate::teardown::teardown_range(&self.inner, &mut g, space.0, va, len);
         let Some(sp) = g.spaces.get_mut(&space.0) else { return Ok(()) };
         let Some(region) = sp.regions.remove(&va) else { return Ok(()) };
         let devs = sp.devices.clone();
@@ -705,7 +424,7 @@ impl Gmem {
     /// every table unchanged (a failed PREFETCH/DONTNEED keeps data where it was).
     pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<(), GmemError> {
         check_range(va, len)?;
-        self.inner.host_work(crate::mmu::HostWork::Hint { pages: len.div_ceil(PAGE_SIZE) });
+        self.inner.host_work(HostWork::Hint { pages: len.div_ceil(PAGE_SIZE) });
         let g = self.inner.lock();
         let sp = g.space(space)?;
         if let Node::Device(d) = node {
@@ -752,14 +471,16 @@ impl Gmem {
         match (hint, node) {
             (Hint::Prefetch, Node::Device(d)) => crate::fault::prefetch_to_device(&self.inner, space.0, d, va, len),
             (Hint::Prefetch, Node::Cpu) | (Hint::DontNeed, Node::Cpu) => {
-                crate::migrate::range_to_host(&self.inner, space.0, None, va, len)
+                crate::migrate::to_host::range_to_host(&self.inner, space.0, None, va, len)
             }
-            (Hint::DontNeed, Node::Device(d)) => crate::migrate::range_to_host(&self.inner, space.0, Some(d), va, len),
+            (Hint::DontNeed, Node::Device(d)) => {
+                crate::migrate::to_host::range_to_host(&self.inner, space.0, Some(d), va, len)
+            }
             _ => Ok(()),
         }
     }
 
-    /// Manual CPU coherence ([`CpuMode::Manual`], or to pre-fault a range): make
+    /// Manual CPU coherence ([`CpuMode::Manual`](crate::CpuMode::Manual), or to pre-fault a range): make
     /// `[va, va+len)` CPU-accessible (for writing if `write`), as the userfaultfd handler
     /// would on a touch.
     pub fn cpu_access(&self, va: u64, len: u64, write: bool) -> Result<(), GmemError> {
@@ -770,16 +491,16 @@ impl Gmem {
         }
         let mut p = start;
         while p < end {
-            self.inner.cpu_fault(p, write)?;
+            crate::cpu_fault::resolve(&self.inner, p, write)?;
             p += PAGE_SIZE;
         }
         Ok(())
     }
 
     /// Handle a batch of device faults; see [`crate::fault`].
-    pub fn dev_fault(&self, dev: DeviceId, faults: &[crate::fault::DeviceFault]) -> Vec<crate::fault::FaultResolution> {
+    pub fn dev_fault(&self, dev: DeviceId, faults: &[DeviceFault]) -> Vec<FaultResolution> {
         let answers = crate::fault::handle_batch(&self.inner, dev, faults);
-        self.inner.host_work(crate::mmu::HostWork::FaultBatch { faults: faults.len() });
+        self.inner.host_work(HostWork::FaultBatch { faults: faults.len() });
         answers
     }
 
@@ -790,7 +511,7 @@ impl Gmem {
     pub fn evict(&self, dev: DeviceId, pages: usize) -> Result<usize, GmemError> {
         let mut moved = 0;
         while moved < pages {
-            let n = crate::migrate::evict(&self.inner, dev, pages - moved, &Default::default())?;
+            let n = crate::migrate::reclaim::evict(&self.inner, dev, pages - moved, &Default::default())?;
             if n == 0 {
                 break;
             }
@@ -802,14 +523,14 @@ impl Gmem {
     /// Unpin pages whose thrashing went quiet; call periodically (fault handling does it
     /// lazily per page too). Returns how many were unpinned.
     pub fn maintenance(&self) -> usize {
-        crate::thrash::unpin_quiet(&self.inner)
+        crate::migrate::mapping::unpin_quiet(&self.inner)
     }
 
     /// Declare device `dev` lost: it stopped answering and its driver could not reset
     /// it. The device is never called again; read-duplicated pages fall back to their
     /// CPU copy, pages that lived only on the device become SIGBUS pages, and the
     /// report names them (see [`crate::lost`]). Call it outside the device's hooks.
-    pub fn device_lost(&self, dev: DeviceId) -> Result<crate::lost::LossReport, GmemError> {
+    pub fn device_lost(&self, dev: DeviceId) -> Result<LossReport, GmemError> {
         crate::lost::device_lost(&self.inner, dev)
     }
 

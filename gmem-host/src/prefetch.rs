@@ -10,13 +10,28 @@
 
 use std::collections::BTreeMap;
 
+use crate::attrs::RangeAttrs;
 use crate::hash::FastSet;
-
-use crate::attrs::{DeviceId, Node};
-use crate::evict::PageKey;
 use crate::mmu::{PAGE_SIZE, PAGES_PER_HUGE};
-use crate::page_table::{PageFlags, Residency};
-use crate::state::State;
+use crate::page_table::{PageEntry, PageFlags, Residency};
+use crate::types::{DeviceId, Node, PageKey};
+
+/// What the prefetch heuristics need to know of the manager's tables. The manager
+/// implements it over its state (`crate::state`); the tests below over a few maps.
+pub(crate) trait PrefetchView {
+    /// The logical page-table entry of `page` (a default, unpopulated entry when never
+    /// touched or when its space is gone).
+    fn entry(&self, page: PageKey) -> PageEntry;
+    /// Pages of 2 MiB chunk `chunk` of space `s` on a device.
+    fn chunk_on_device(&self, s: u32, chunk: u64) -> u32;
+    /// The region of space `s` holding `va`: its start and whether it is being unmapped.
+    fn region(&self, s: u32, va: u64) -> Option<(u64, bool)>;
+    /// The range attributes at `va` in space `s`.
+    fn attrs(&self, s: u32, va: u64) -> RangeAttrs;
+    /// Whether eviction recently broke up chunk `chunk` of space `s` while it was wholly
+    /// on a device ([`crate::evict::RecentFull`]).
+    fn recently_full(&self, s: u32, chunk: u64) -> bool;
+}
 
 /// A page the batch will migrate to the device.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -30,15 +45,14 @@ pub(crate) struct Mig {
 }
 
 /// Add prefetch candidates for dense chunks to `migrate`.
-pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
+pub(crate) fn expand(st: &impl PrefetchView, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
     let mut per_chunk: BTreeMap<(u32, u64), u64> = BTreeMap::new();
     for m in migrate.iter() {
         *per_chunk.entry((m.key.0, m.key.1 / PAGES_PER_HUGE)).or_default() += 1;
     }
     let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
     for ((s, chunk), faulted) in per_chunk {
-        let Some(sp) = st.spaces.get(&s) else { continue };
-        let dense = u64::from(sp.pt.chunk_on_device(chunk)) + faulted;
+        let dense = u64::from(st.chunk_on_device(s, chunk)) + faulted;
         if dense * 100 <= u64::from(pct) * PAGES_PER_HUGE || dense >= PAGES_PER_HUGE {
             continue;
         }
@@ -60,27 +74,33 @@ pub(crate) fn expand(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>,
 /// and is more than `pct` % present (on a device, or migrating in this batch — counting
 /// what smaller levels already added) is brought in whole. A stream therefore migrates
 /// in doubling steps instead of block by block.
-pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<Mig>, taken: &FastSet<PageKey>) {
+pub(crate) fn expand_tree(
+    st: &impl PrefetchView,
+    dev: DeviceId,
+    pct: u8,
+    migrate: &mut Vec<Mig>,
+    taken: &FastSet<PageKey>,
+) {
     let mut chunks: Vec<(u32, u64)> = migrate.iter().map(|m| (m.key.0, m.key.1 / PAGES_PER_HUGE)).collect();
     chunks.sort_unstable();
     chunks.dedup();
     let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
     for (s, chunk) in chunks {
-        let Some(sp) = st.spaces.get(&s) else { continue };
         let base = chunk * PAGES_PER_HUGE;
         let n = PAGES_PER_HUGE as usize;
-        let mut present: Vec<bool> =
-            (0..n).map(|i| seen.contains(&(s, base + i as u64)) || sp.pt.get(base + i as u64).on_device()).collect();
+        let mut present: Vec<bool> = (0..n)
+            .map(|i| seen.contains(&(s, base + i as u64)) || st.entry((s, base + i as u64)).on_device())
+            .collect();
         let batch: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64))).collect();
         // A stream that filled the previous chunk and enters this one takes it whole
         // (like readahead): one migration and one 2 MiB mapping instead of the doubling
         // steps, which pay a fault round trip each and leave 4 KiB mappings behind. A
         // previous chunk that eviction has since broken up still counts as filled.
-        let prev_full = chunk > 0
-            && (sp.pt.chunk_on_device(chunk - 1) == PAGES_PER_HUGE as u32 || st.recent_full.contains(&(s, chunk - 1)));
+        let prev_full =
+            chunk > 0 && (st.chunk_on_device(s, chunk - 1) == PAGES_PER_HUGE as u32 || st.recently_full(s, chunk - 1));
         let stream = prev_full
-            && sp.pt.chunk_on_device(chunk) == 0
-            && sp.region_of(base * PAGE_SIZE).is_some_and(|r| r.start < base * PAGE_SIZE);
+            && st.chunk_on_device(s, chunk) == 0
+            && st.region(s, base * PAGE_SIZE).is_some_and(|(start, _)| start < base * PAGE_SIZE);
         if stream {
             for vpn in base..base + PAGES_PER_HUGE {
                 if !seen.contains(&(s, vpn))
@@ -124,7 +144,7 @@ pub(crate) fn expand_tree(st: &State, dev: DeviceId, pct: u8, migrate: &mut Vec<
 /// `block_pages` pages along (UVM's 64 KiB big-page granularity), so a stream of faults
 /// on one page becomes one migration of the block.
 pub(crate) fn expand_blocks(
-    st: &State,
+    st: &impl PrefetchView,
     dev: DeviceId,
     block_pages: u64,
     migrate: &mut Vec<Mig>,
@@ -151,26 +171,178 @@ pub(crate) fn expand_blocks(
 /// The page `vpn` of space `s` as a prefetch, if it may move to `dev`: inside a live
 /// region, on the CPU or unpopulated, not migrating, pinned or mapped remotely, and
 /// neither preferring the CPU nor accessed-by `dev`.
-fn candidate(st: &State, s: u32, dev: DeviceId, vpn: u64, taken: &FastSet<PageKey>) -> Option<Mig> {
+fn candidate(st: &impl PrefetchView, s: u32, dev: DeviceId, vpn: u64, taken: &FastSet<PageKey>) -> Option<Mig> {
     let key = (s, vpn);
     let va = vpn * PAGE_SIZE;
     if taken.contains(&key) {
         return None;
     }
-    let sp = st.spaces.get(&s)?;
-    let r = sp.region_of(va)?;
-    if r.dying {
+    let (_, dying) = st.region(s, va)?;
+    if dying {
         return None;
     }
-    let e = sp.pt.get(vpn);
+    let e = st.entry(key);
     if !matches!(e.state, Residency::Cpu | Residency::Unpopulated)
         || e.flags.intersects(PageFlags::MIGRATING | PageFlags::PINNED | PageFlags::REMOTE)
     {
         return None;
     }
-    let a = sp.attrs.get(va);
+    let a = st.attrs(s, va);
     if a.preferred == Some(Node::Cpu) || a.accessed_by(dev) {
         return None;
     }
     Some(Mig { key, dup: a.read_mostly && e.state == Residency::Cpu, prefetch: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const DEV: DeviceId = DeviceId(0);
+    const S: u32 = 1;
+    const N: u64 = PAGES_PER_HUGE;
+
+    /// The tables as a few maps: one region `[start, start + len)` of space `S`.
+    struct Fake {
+        entries: HashMap<u64, PageEntry>,
+        attrs: HashMap<u64, RangeAttrs>,
+        region: (u64, u64, bool),
+        recent: Vec<u64>,
+    }
+
+    impl Fake {
+        /// A live region of `chunks` 2 MiB chunks from VA 0.
+        fn new(chunks: u64) -> Self {
+            Fake { entries: HashMap::new(), attrs: HashMap::new(), region: (0, chunks * N, false), recent: Vec::new() }
+        }
+
+        fn set(&mut self, vpns: impl IntoIterator<Item = u64>, e: PageEntry) {
+            self.entries.extend(vpns.into_iter().map(|v| (v, e)));
+        }
+    }
+
+    impl PrefetchView for Fake {
+        fn entry(&self, (s, vpn): PageKey) -> PageEntry {
+            if s == S { self.entries.get(&vpn).copied().unwrap_or_default() } else { PageEntry::default() }
+        }
+        fn chunk_on_device(&self, s: u32, chunk: u64) -> u32 {
+            (chunk * N..(chunk + 1) * N).filter(|&v| self.entry((s, v)).on_device()).count() as u32
+        }
+        fn region(&self, s: u32, va: u64) -> Option<(u64, bool)> {
+            let (start, pages, dying) = self.region;
+            (s == S && (start..start + pages * PAGE_SIZE).contains(&va)).then_some((start, dying))
+        }
+        fn attrs(&self, _s: u32, va: u64) -> RangeAttrs {
+            self.attrs.get(&(va / PAGE_SIZE)).copied().unwrap_or_default()
+        }
+        fn recently_full(&self, s: u32, chunk: u64) -> bool {
+            s == S && self.recent.contains(&chunk)
+        }
+    }
+
+    fn on_device() -> PageEntry {
+        PageEntry { state: Residency::Device, ..Default::default() }
+    }
+
+    fn cpu(flags: PageFlags) -> PageEntry {
+        PageEntry { state: Residency::Cpu, flags, ..Default::default() }
+    }
+
+    fn faulted(vpns: impl IntoIterator<Item = u64>) -> Vec<Mig> {
+        vpns.into_iter().map(|v| Mig { key: (S, v), dup: false, prefetch: false }).collect()
+    }
+
+    fn added(migrate: &[Mig]) -> Vec<u64> {
+        migrate.iter().filter(|m| m.prefetch).map(|m| m.key.1).collect()
+    }
+
+    #[test]
+    fn a_dense_chunk_brings_the_pages_that_may_move() {
+        let mut v = Fake::new(1);
+        v.set(0..200, on_device());
+        v.set([400], cpu(PageFlags::PINNED));
+        v.set([401], cpu(PageFlags::REMOTE));
+        v.set([402], cpu(PageFlags::MIGRATING));
+        v.attrs.insert(403, RangeAttrs { preferred: Some(Node::Cpu), ..Default::default() });
+        v.attrs.insert(404, RangeAttrs { accessed_by: 1 << DEV.0, ..Default::default() });
+        v.set([405, 406], cpu(PageFlags::empty()));
+        v.attrs.insert(405, RangeAttrs { read_mostly: true, ..Default::default() });
+        v.attrs.insert(407, RangeAttrs { read_mostly: true, ..Default::default() });
+        let taken: FastSet<PageKey> = [(S, 408)].into_iter().collect();
+        // 200 on the device + 100 faulted = 58 % > 51 %.
+        let mut migrate = faulted(200..300);
+        expand(&v, DEV, 51, &mut migrate, &taken);
+        let got = added(&migrate);
+        let excluded = [400, 401, 402, 403, 404, 408];
+        assert_eq!(got, (300..N).filter(|v| !excluded.contains(v)).collect::<Vec<_>>());
+        // Read-mostly pages are duplicated when their data is on the CPU, not when untouched.
+        let dup = |vpn| migrate.iter().find(|m| m.key.1 == vpn).map(|m| m.dup);
+        assert_eq!((dup(405), dup(406), dup(407)), (Some(true), Some(false), Some(false)));
+    }
+
+    #[test]
+    fn sparse_full_and_dying_chunks_are_left_alone() {
+        let mut v = Fake::new(1);
+        v.set(0..100, on_device());
+        // 100 + 150 = 48 % <= 51 %.
+        let mut migrate = faulted(100..250);
+        expand(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), Vec::<u64>::new());
+        // Everything already there or faulted: nothing left to add.
+        let mut migrate = faulted(100..N);
+        expand(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), Vec::<u64>::new());
+        // A region being unmapped is never prefetched into.
+        v.region.2 = true;
+        let mut migrate = faulted(100..300);
+        expand(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn the_tree_doubles_a_dense_subregion() {
+        let v = Fake::new(1);
+        // 17 of the first 32 pages (53 %): the 32-page subregion comes whole; the
+        // 64-page one is then exactly half present, not more, and stays.
+        let mut migrate = faulted(0..17);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), (17..32).collect::<Vec<_>>());
+        // One more page makes the 64-page level dense too, and so on up the tree.
+        let mut migrate = faulted(0..17);
+        migrate.extend(faulted([32]));
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), (17..32).chain(33..64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_stream_entering_a_chunk_takes_it_whole() {
+        let mut v = Fake::new(3);
+        v.set(0..N, on_device());
+        let mut migrate = faulted([N]);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), (N + 1..2 * N).collect::<Vec<_>>());
+        // The previous chunk counts as full after eviction broke it up, too.
+        v.entries.clear();
+        v.recent.push(1);
+        let mut migrate = faulted([2 * N + 7]);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate).len() as u64, N - 1);
+        // Not when the region starts at the chunk: that is no stream.
+        v.region = (2 * N * PAGE_SIZE, N, false);
+        let mut migrate = faulted([2 * N + 7]);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        assert_eq!(added(&migrate), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_faulted_page_brings_its_block() {
+        let mut v = Fake::new(1);
+        v.set([20], cpu(PageFlags::PINNED));
+        let mut migrate = faulted([5, 21]);
+        expand_blocks(&v, DEV, 16, &mut migrate, &FastSet::default());
+        let want: Vec<u64> = (0..16).filter(|&p| p != 5).chain((16..32).filter(|&p| p != 20 && p != 21)).collect();
+        assert_eq!(added(&migrate), want);
+    }
 }

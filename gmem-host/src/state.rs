@@ -1,22 +1,28 @@
-//! The manager's internal state and its lock, and region placement/registration.
+//! The manager's internal state and its lock, and the narrow views the policies see of it.
 //!
 //! See [`crate::manager`] for the locking rules: one mutex ([`Inner::state`]) guards
-//! every table here.
+//! every table here. The policies ([`crate::prefetch`], [`crate::evict`]) never see
+//! [`State`]: they read it through [`PrefetchView`] (implemented by `State`) and
+//! [`EvictView`] (implemented by [`DeviceTables`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use mmap_rs::{MmapFlags, MmapMut, MmapOptions};
+use mmap_rs::MmapMut;
 
-use crate::attrs::{AttrTree, DeviceId, Node};
+use crate::attrs::{AttrTree, RangeAttrs};
 use crate::buddy::Buddy;
-use crate::cpu::{CpuError, CpuSide};
+use crate::config::Config;
+use crate::cpu::CpuSide;
+use crate::error::GmemError;
 use crate::events::Counters;
-use crate::evict::Lru;
-use crate::manager::{Config, GmemError, SpaceId};
-use crate::mmu::{Asid, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, HostRegionKind};
-use crate::page_table::PageTable;
+use crate::evict::{EvictView, Lru, RecentFull};
+use crate::hash::{FastMap, FastSet};
+use crate::mmu::{Asid, DeviceInfo, GmMmu, Hooks, HostRegionId, PAGE_SIZE};
+use crate::page_table::{PageEntry, PageTable};
+use crate::prefetch::PrefetchView;
 use crate::thrash::ThrashTracker;
+use crate::types::{DeviceId, Node, PageKey, SpaceId};
 
 pub(crate) struct DeviceSlot {
     pub(crate) mmu: Arc<dyn GmMmu>,
@@ -89,11 +95,9 @@ pub(crate) struct State {
     pub(crate) thrash: ThrashTracker,
     /// Device faults in a row whose migration failed with a device error, per page
     /// (see [`crate::Config::dev_fault_dma_retries`]); cleared by a success.
-    pub(crate) dma_failures: crate::hash::FastMap<crate::evict::PageKey, u32>,
-    /// (space, 2 MiB chunk) pairs that were wholly on a device when eviction broke them
-    /// up, newest last (at most [`crate::evict::RECENT_FULL`]): the stream rule treats
-    /// them as full, so a stream under oversubscription still moves chunk by chunk.
-    pub(crate) recent_full: std::collections::VecDeque<crate::evict::PageKey>,
+    pub(crate) dma_failures: FastMap<PageKey, u32>,
+    /// Full chunks eviction broke up, for the prefetcher's stream rule.
+    pub(crate) recent_full: RecentFull,
     /// VA ranges a device refused to free (`peer_va_free`): never placed again.
     pub(crate) quarantined_va: Vec<(u64, u64)>,
 }
@@ -153,132 +157,93 @@ impl Inner {
     }
 }
 
-pub(crate) fn cpu_register(cpu: &CpuSide, va: u64, len: u64) -> Result<(), CpuError> {
-    cpu.register_shared(va, len)
+impl PrefetchView for State {
+    fn entry(&self, (s, vpn): PageKey) -> PageEntry {
+        self.spaces.get(&s).map(|sp| sp.pt.get(vpn)).unwrap_or_default()
+    }
+
+    fn chunk_on_device(&self, s: u32, chunk: u64) -> u32 {
+        self.spaces.get(&s).map_or(0, |sp| sp.pt.chunk_on_device(chunk))
+    }
+
+    fn region(&self, s: u32, va: u64) -> Option<(u64, bool)> {
+        self.spaces.get(&s)?.region_of(va).map(|r| (r.start, r.dying))
+    }
+
+    fn attrs(&self, s: u32, va: u64) -> RangeAttrs {
+        self.spaces.get(&s).map(|sp| sp.attrs.get(va)).unwrap_or_default()
+    }
+
+    fn recently_full(&self, s: u32, chunk: u64) -> bool {
+        self.recent_full.contains(s, chunk)
+    }
 }
 
-/// Reserve the VA on the device and make the region reachable for its DMA.
-pub(crate) fn region_on_device(
-    mmu: &Arc<dyn GmMmu>,
-    info: &DeviceInfo,
-    asid: Asid,
-    va: u64,
-    len: u64,
-    host: HostRegionId,
-    dev: DeviceId,
-) -> Result<(), GmemError> {
-    if info.hooks.contains(Hooks::PEER_VA) {
-        mmu.peer_va_alloc_fixed(asid, va, len).map_err(|source| GmemError::Hook {
-            dev: dev.0,
-            hook: "peer_va_alloc_fixed",
-            source,
-        })?;
-    }
-    if info.hooks.contains(Hooks::DMA_MAP_HOST) {
-        let r = HostRegion { id: host, kind: HostRegionKind::PeerShared, va, len };
-        // SAFETY: the region's mapping (`Region::map`) lives until munmap, which calls
-        // `region_off_device` first and keeps the mapping for ever if the device did
-        // not let go of it (see `Gmem::munmap`).
-        if let Err(source) = unsafe { mmu.dma_map_host(&r) } {
-            if info.hooks.contains(Hooks::PEER_VA) {
-                let _ = mmu.peer_va_free(asid, va, len);
-            }
-            return Err(GmemError::Hook { dev: dev.0, hook: "dma_map_host", source });
-        }
-    }
-    Ok(())
+/// The spaces as eviction sees them, with one device's accessed-bit hook. Borrows only
+/// `State::spaces` and parts of one device slot, so the caller can hold that device's
+/// LRU mutably beside it (see [`State::victims`]).
+pub(crate) struct DeviceTables<'a> {
+    pub(crate) spaces: &'a BTreeMap<u32, Space>,
+    pub(crate) mmu: &'a dyn GmMmu,
+    pub(crate) hooks: Hooks,
 }
 
-/// Undo [`region_on_device`]. Each hook is tried a few times; returns `false` when the
-/// device kept something: its DMA mapping of the memory or the VA reservation. The
-/// caller then never reuses the VA range and never unmaps the memory (the device may
-/// still reach it: `GmMmu::dma_map_host`'s contract).
-pub(crate) fn region_off_device(
-    mmu: &Arc<dyn GmMmu>,
-    info: &DeviceInfo,
-    asid: Asid,
-    va: u64,
-    len: u64,
-    host: HostRegionId,
-) -> bool {
-    const ATTEMPTS: usize = 3;
-    let mut released = true;
-    if info.hooks.contains(Hooks::DMA_MAP_HOST) {
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            match mmu.dma_unmap_host(host) {
-                Ok(()) => {
-                    last = None;
-                    break;
-                }
-                Err(e) => last = Some(e),
+impl EvictView for DeviceTables<'_> {
+    fn entry(&self, (s, vpn): PageKey) -> Option<PageEntry> {
+        self.spaces.get(&s).map(|sp| sp.pt.get(vpn))
+    }
+
+    fn prefers(&self, (s, vpn): PageKey, dev: DeviceId) -> bool {
+        self.spaces.get(&s).is_some_and(|sp| sp.attrs.get(vpn * PAGE_SIZE).preferred == Some(Node::Device(dev)))
+    }
+
+    fn accessed(&self, dev: DeviceId, pages: &[PageKey]) -> Option<FastSet<PageKey>> {
+        if !self.hooks.contains(Hooks::ACCESSED_BITS) {
+            return None;
+        }
+        let mut by_space: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for &(s, v) in pages {
+            by_space.entry(s).or_default().push(v);
+        }
+        let mut used = FastSet::default();
+        for (s, vpns) in by_space {
+            let Some(asid) = self.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else { continue };
+            let vas: Vec<u64> = vpns.iter().map(|v| v * PAGE_SIZE).collect();
+            let mut out = vec![false; vas.len()];
+            if self.mmu.test_and_clear_accessed(asid, &vas, &mut out).is_ok() {
+                used.extend(vpns.iter().zip(out).filter(|(_, a)| *a).map(|(v, _)| (s, *v)));
             }
         }
-        if let Some(e) = last {
-            tracing::error!(target: "gmem", va = format_args!("{va:#x}"), len, error = %e,
-                "dma_unmap_host keeps failing; the memory stays mapped and its VA range quarantined");
-            released = false;
-        }
+        Some(used)
     }
-    if info.hooks.contains(Hooks::PEER_VA) && !(0..ATTEMPTS).any(|_| mmu.peer_va_free(asid, va, len).is_ok()) {
-        tracing::error!(target: "gmem", va = format_args!("{va:#x}"), len, "peer_va_free keeps failing; VA range quarantined");
-        released = false;
+
+    fn chunk_on_device(&self, s: u32, chunk: u64) -> Option<u32> {
+        self.spaces.get(&s).map(|sp| sp.pt.chunk_on_device(chunk))
     }
-    released
 }
 
-/// The process's mapped ranges, from `/proc/self/maps` (empty if unreadable).
-fn process_maps() -> Vec<(u64, u64)> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/maps") else { return Vec::new() };
-    text.lines()
-        .filter_map(|l| {
-            let r = l.split_whitespace().next()?;
-            let (a, b) = r.split_once('-')?;
-            Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
-        })
-        .collect()
+/// How [`State::victims`] chooses.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Victims {
+    /// Up to this many pages in LRU order ([`crate::evict::pick_victims`]).
+    Pages(usize),
+    /// The pages of up to this many whole 2 MiB blocks ([`crate::evict::pick_victim_blocks`]).
+    Blocks(usize),
 }
 
-/// Find a 2 MiB-aligned free range of `len` bytes in `[base, limit)` — free both of this
-/// manager's regions and of every other mapping of the process — and map it there. The
-/// address is only a hint to the kernel (no `MAP_FIXED`: never clobber a mapping); if
-/// another thread took the gap meanwhile, the search runs again.
-pub(crate) fn place_region(
-    by_va: &BTreeMap<u64, (u32, u64)>,
-    quarantined: &[(u64, u64)],
-    base: u64,
-    limit: u64,
-    len: u64,
-) -> Result<MmapMut, GmemError> {
-    let align = |x: u64| x.div_ceil(HUGE_PAGE_SIZE) * HUGE_PAGE_SIZE;
-    for _ in 0..8 {
-        let mut taken = process_maps();
-        taken.extend(by_va.iter().map(|(&s, &(_, e))| (s, e)));
-        taken.extend_from_slice(quarantined);
-        taken.sort_unstable();
-        let mut at = align(base);
-        for &(s, e) in &taken {
-            if e <= at {
-                continue;
-            }
-            if s >= at.saturating_add(len) {
-                break;
-            }
-            at = align(e);
-        }
-        let Some(end) = at.checked_add(len) else { break };
-        if end > limit {
-            break;
-        }
-        let opts = MmapOptions::new(len as usize)
-            .map_err(|e| GmemError::HostMap { len, reason: e.to_string() })?
-            .with_address(at as usize)
-            .with_flags(MmapFlags::NO_RESERVE);
-        match opts.map_mut() {
-            Ok(m) if m.as_ptr() as u64 == at => return Ok(m),
-            Ok(_) => continue,
-            Err(e) => return Err(GmemError::HostMap { len, reason: e.to_string() }),
-        }
+impl State {
+    /// Eviction victims on `dev` (never in `exclude`), chosen by the [`crate::evict`]
+    /// policy over [`DeviceTables`]; chunks they break up are remembered in
+    /// [`State::recent_full`].
+    pub(crate) fn victims(&mut self, dev: DeviceId, how: Victims, exclude: &FastSet<PageKey>) -> Vec<PageKey> {
+        let State { devices, spaces, recent_full, .. } = self;
+        let DeviceSlot { mmu, info, lru, .. } = &mut devices[dev.0 as usize];
+        let view = DeviceTables { spaces, mmu: mmu.as_ref(), hooks: info.hooks };
+        let v = match how {
+            Victims::Pages(n) => crate::evict::pick_victims(lru, &view, dev, n, exclude),
+            Victims::Blocks(n) => crate::evict::pick_victim_blocks(lru, &view, n, exclude),
+        };
+        recent_full.note(&view, &v);
+        v
     }
-    Err(GmemError::NoVirtualSpace { len, limit })
 }

@@ -23,37 +23,9 @@
 
 use std::collections::HashMap;
 
-use crate::evict::PageKey;
-use crate::mmu::{InvalidationBatch, PAGE_SIZE, PageSize};
-use crate::page_table::PageFlags;
-use crate::state::Inner;
+use crate::types::PageKey;
 
-/// Thrashing parameters (defaults from UVM where it has one).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct ThrashConfig {
-    /// Off switch.
-    pub enabled: bool,
-    /// Events that make a detection.
-    pub threshold: u32,
-    /// Window the events must fall in, ns (UVM: 500 µs).
-    pub window_ns: u64,
-    /// Throttle duration after the first detection, ns.
-    pub throttle_ns: u64,
-    /// Quiet time after which a pinned page is unpinned, ns.
-    pub unpin_after_ns: u64,
-}
-
-impl Default for ThrashConfig {
-    fn default() -> Self {
-        ThrashConfig {
-            enabled: true,
-            threshold: 3,
-            window_ns: 500_000,
-            throttle_ns: 1_000_000,
-            unpin_after_ns: 100_000_000,
-        }
-    }
-}
+pub use crate::config::ThrashConfig;
 
 /// What to do with the event just recorded.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -147,57 +119,6 @@ impl ThrashTracker {
     }
 }
 
-/// Unpin every quiet pinned page and release its remote mappings.
-pub(crate) fn unpin_quiet(inner: &Inner) -> usize {
-    let now = inner.now();
-    let mut g = inner.lock();
-    let mut pinned = Vec::new();
-    for (&s, sp) in &g.spaces {
-        for r in sp.regions.values() {
-            for (vpn, e) in sp.pt.touched(r.start / PAGE_SIZE, r.len / PAGE_SIZE) {
-                if e.flags.contains(PageFlags::PINNED) && !e.flags.contains(PageFlags::MIGRATING) {
-                    pinned.push((s, vpn, e));
-                }
-            }
-        }
-    }
-    let mut n = 0;
-    let st = &mut *g;
-    let mut batches: HashMap<u8, InvalidationBatch> = HashMap::new();
-    for (s, vpn, e) in pinned {
-        if !st.thrash.quiet((s, vpn), now) {
-            continue;
-        }
-        let Some(sp) = st.spaces.get_mut(&s) else { continue };
-        if e.flags.contains(PageFlags::REMOTE) {
-            let slot = &st.devices[e.dev as usize];
-            if let Some(asid) = sp.asid_of(crate::DeviceId(e.dev)) {
-                match slot.mmu.pmap_release(asid, vpn * PAGE_SIZE, PageSize::Base) {
-                    Ok(t) => batches.entry(e.dev).or_default().push(t),
-                    Err(_) => continue,
-                }
-            }
-        }
-        sp.pt.update(vpn, |e| {
-            e.flags.remove(PageFlags::PINNED | PageFlags::REMOTE);
-            e.prot = 0;
-        });
-        st.thrash.forget((s, vpn));
-        n += 1;
-    }
-    for (d, b) in batches {
-        let slot = &st.devices[d as usize];
-        if let Err(e) = b.flush(slot.mmu.as_ref()) {
-            tracing::warn!(target: "gmem", error = %e, "TLB flush after unpin failed");
-        }
-    }
-    crate::events::add(&inner.counters.unpins, n as u64);
-    if n > 0 {
-        tracing::info!(target: "gmem", pages = n, "thrash: unpinned");
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +153,24 @@ mod tests {
         for i in 0..10 {
             assert_eq!(t.record(q, i * 200, i % 2 == 0, false), Verdict::Migrate);
         }
+    }
+
+    #[test]
+    fn disabled_never_detects_and_forget_restarts_the_count() {
+        let mut t = ThrashTracker::new(ThrashConfig { enabled: false, ..Default::default() });
+        for i in 0..10 {
+            assert_eq!(t.record((1, 1), i, true, true), Verdict::Migrate);
+        }
+        let mut t = ThrashTracker::new(ThrashConfig { window_ns: 100, ..Default::default() });
+        let p = (1, 1);
+        assert!(t.quiet(p, 0), "no history is quiet");
+        assert_eq!(t.record(p, 0, true, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 1, true, true), Verdict::Migrate);
+        t.forget(p);
+        // Forgotten: a device fault is no event again, and the count starts over.
+        assert_eq!(t.record(p, 2, false, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 3, true, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 4, true, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 5, true, true), Verdict::Pin);
     }
 }

@@ -1,0 +1,131 @@
+//! The manager's configuration: [`Config`] and the parameter types it holds.
+//!
+//! Imports only [`crate::mmu`] (for [`Hooks`]), which imports nothing of the crate.
+
+use std::sync::Arc;
+
+use crate::mmu::Hooks;
+
+/// Monotonic time source, in nanoseconds. Tests pass a manual clock; co-simulation
+/// passes the transport's cycle clock.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Manager configuration. Defaults follow NVIDIA UVM where UVM documents one.
+#[derive(Clone)]
+pub struct Config {
+    /// How CPU touches of device-resident pages are caught.
+    pub cpu: CpuMode,
+    /// Pages in the DMA staging pool (device→host copies land there first).
+    pub staging_pages: usize,
+    /// Prefetch the rest of a 2 MiB region once more than this percentage of it is on the
+    /// device or faulted in the batch (UVM: 51). `None` disables prefetch.
+    pub prefetch_threshold_pct: Option<u8>,
+    /// Thrashing detection parameters.
+    pub thrash: ThrashConfig,
+    /// Optional hooks a device must declare to be registered.
+    pub require_hooks: Hooks,
+    /// Lowest virtual address used for regions (regions live in `[va_base, 2^va_bits)`).
+    pub va_base: u64,
+    /// Commit attempts per page before a fault is answered retry without progress.
+    pub max_commit_retries: u32,
+    /// Density prefetch over a tree of aligned subregions (64 KiB .. 2 MiB, UVM's
+    /// prefetch tree) instead of whole 2 MiB chunks only.
+    pub prefetch_tree: bool,
+    /// On a device fault, migrate the whole aligned block of this many pages around the
+    /// faulting page (the pages of it that may move), like UVM's 64 KiB big pages; 1
+    /// migrates only faulted pages. Rounded up to a power of two, at most 512 (2 MiB).
+    pub dev_fault_block_pages: u64,
+    /// On a CPU fault, also bring back up to this many following device-resident pages
+    /// of the region (same device) in the same copy batch. 0 disables.
+    pub cpu_fault_ahead: usize,
+    /// Device faults in a row whose migration may fail with a device error (a failed
+    /// copy, mapping or frame preparation) before the fault stops being answered retry.
+    /// Then a device that maps host memory ([`Hooks::HOST_MAPPING`]) maps the page
+    /// remotely — its data never left the CPU — and any other device's fault is aborted.
+    pub dev_fault_dma_retries: u32,
+    /// Attempts (with back-off 1, 2, 4 … 128 ms between them) to bring a page back for a
+    /// CPU touch before the page is poisoned and the touching thread gets SIGBUS, like a
+    /// hardware memory error (see [`crate::page_table::PageFlags::POISONED`]). At least 1.
+    pub cpu_fault_attempts: u32,
+    /// Time source.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("cpu", &self.cpu)
+            .field("staging_pages", &self.staging_pages)
+            .field("prefetch_threshold_pct", &self.prefetch_threshold_pct)
+            .field("thrash", &self.thrash)
+            .field("require_hooks", &self.require_hooks)
+            .field("va_base", &format_args!("{:#x}", self.va_base))
+            .field("max_commit_retries", &self.max_commit_retries)
+            .field("prefetch_tree", &self.prefetch_tree)
+            .field("dev_fault_block_pages", &self.dev_fault_block_pages)
+            .field("cpu_fault_ahead", &self.cpu_fault_ahead)
+            .field("dev_fault_dma_retries", &self.dev_fault_dma_retries)
+            .field("cpu_fault_attempts", &self.cpu_fault_attempts)
+            .field("clock", &format_args!("<fn() -> ns>"))
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let start = std::time::Instant::now();
+        Config {
+            cpu: CpuMode::Userfaultfd,
+            staging_pages: 512,
+            prefetch_threshold_pct: Some(51),
+            thrash: ThrashConfig::default(),
+            require_hooks: Hooks::empty(),
+            va_base: 1 << 36,
+            max_commit_retries: 4,
+            cpu_fault_ahead: 15,
+            cpu_fault_attempts: 12,
+            dev_fault_dma_retries: 3,
+            dev_fault_block_pages: 1,
+            prefetch_tree: false,
+            clock: Arc::new(move || start.elapsed().as_nanos() as u64),
+        }
+    }
+}
+
+/// How CPU accesses to device-resident pages are caught.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CpuMode {
+    /// A userfaultfd handler thread (the default). [`Gmem::new`](crate::Gmem::new) fails
+    /// with [`CpuError::Unavailable`](crate::CpuError::Unavailable) when the kernel refuses a userfaultfd.
+    Userfaultfd,
+    /// No userfaultfd: the program calls [`Gmem::cpu_access`](crate::Gmem::cpu_access)
+    /// before touching a range. Pages on a device read as zeros until then.
+    Manual,
+}
+
+/// Thrashing parameters (defaults from UVM where it has one).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ThrashConfig {
+    /// Off switch.
+    pub enabled: bool,
+    /// Events that make a detection.
+    pub threshold: u32,
+    /// Window the events must fall in, ns (UVM: 500 µs).
+    pub window_ns: u64,
+    /// Throttle duration after the first detection, ns.
+    pub throttle_ns: u64,
+    /// Quiet time after which a pinned page is unpinned, ns.
+    pub unpin_after_ns: u64,
+}
+
+impl Default for ThrashConfig {
+    fn default() -> Self {
+        ThrashConfig {
+            enabled: true,
+            threshold: 3,
+            window_ns: 500_000,
+            throttle_ns: 1_000_000,
+            unpin_after_ns: 100_000_000,
+        }
+    }
+}
