@@ -10,6 +10,7 @@
 //! queues (commands, faults, DMA, kernels), and the [`DeviceIo`] transport trait that every
 //! way of reaching the device (Verilator co-simulation, VFIO board) implements.
 
+pub mod backdoor;
 pub mod cmdq;
 pub mod device;
 mod device_io;
@@ -18,6 +19,7 @@ mod dma_buf;
 #[cfg(test)]
 mod fake_io;
 pub mod fault;
+pub mod host_map;
 pub mod host_time;
 pub mod inject;
 mod iova;
@@ -32,7 +34,7 @@ pub mod session;
 pub mod sv39;
 
 pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};
-pub use device_io::{Clock, DeviceIo, IoError};
+pub use device_io::{Clock, DeviceIo, IoError, NOMINAL_HZ};
 pub use dma_buf::{DmaBufError, DmaBuffer, DmaOwners};
 pub use host_time::{HostCosts, HostTime};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};
