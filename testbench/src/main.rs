@@ -368,7 +368,7 @@ fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &system
 
 fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
     for r in &cfg.rules {
-        gmem_host::inject::Injector::new(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
+        npu::inject::injector(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
     }
     let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
     let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
