@@ -30,6 +30,7 @@ mod regmap;
 // the freshness test compares generator output byte for byte.
 #[rustfmt::skip]
 pub mod regs;
+mod ring;
 pub mod session;
 pub mod sv39;
 
