@@ -218,6 +218,15 @@ fn mmu_err(hook: &'static str) -> impl Fn(String) -> MmuError {
     move |reason| MmuError::Device { hook, reason }
 }
 
+/// The error of a fenced command batch run by `hook`: a fence that never completed is
+/// the device timing out; anything else (transport, device error) is a device failure.
+fn fence_err(hook: &'static str) -> impl Fn(CmdqError) -> MmuError {
+    move |e| match e {
+        CmdqError::FenceTimeout { .. } => MmuError::Timeout { hook },
+        e => MmuError::Device { hook, reason: e.to_string() },
+    }
+}
+
 impl<T: DeviceIo> NpuDevice<T> {
     /// Identifies the device, sets up every queue and enables the MMU.
     pub fn open(mut io: T, cfg: NpuConfig) -> Result<Self, NpuError> {
@@ -694,7 +703,7 @@ impl<T: DeviceIo> Inner<T> {
             .collect();
         let budget = self.budget();
         for chunk in cmds.chunks(128) {
-            self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(|_| MmuError::Timeout { hook: "tlb_invl" })?;
+            self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(fence_err("tlb_invl"))?;
         }
         self.stats.invalidations += cmds.len() as u64;
         Ok(())
@@ -735,7 +744,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let budget = g.budget();
         g.cmdq
             .run_fenced(&mut g.io, &[Command::Inval(InvalScope::Asid(asid.0 as u16))], budget)
-            .map_err(|_| MmuError::Timeout { hook: "pmap_destroy" })?;
+            .map_err(fence_err("pmap_destroy"))?;
         g.shadow.free_tree(root);
         g.roots[asid.0 as usize] = None;
         Ok(())
@@ -860,10 +869,9 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         }
         let ran = g.run_dma(&descs);
         let released: Result<(), IoError> = held.iter().try_for_each(|&(i, l, _)| g.io.dma_release(i, l));
-        ran.map_err(|(index, reason)| {
-            let op =
-                ops.get(index).copied().unwrap_or(CopyOp { src: MemAddr::Device(0), dst: MemAddr::Device(0), len: 0 });
-            MmuError::Dma { index, src: op.src, dst: op.dst, reason }
+        ran.map_err(|(index, reason)| match ops.get(index) {
+            Some(op) => MmuError::Dma { index, src: op.src, dst: op.dst, reason },
+            None => MmuError::Device { hook: "copy_batch", reason: format!("batch element {index}: {reason}") },
         })?;
         released
             .map_err(|e| MmuError::Device { hook: "copy_batch", reason: format!("unmap after the copies: {e}") })?;
@@ -882,7 +890,10 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
                 gmem_host::HostRegionKind::Staging => g.io.dma_map_raw(region.va as *mut u8, region.len as usize),
             }
         }
-        .map_err(|e| MmuError::PageTable { va: region.va, reason: e.to_string() })?;
+        .map_err(|e| MmuError::Device {
+            hook: "dma_map_host",
+            reason: format!("map host region {:#x} (+{:#x}): {e}", region.va, region.len),
+        })?;
         g.hosts.insert(region.id, (iova, region.len));
         Ok(())
     }
@@ -947,5 +958,13 @@ mod host_span_tests {
         assert_eq!(host_spans(&descs), vec![(0x1000, 0x2000, true), (0x3000, 0x1000, false), (0x8000, 0x1000, false)]);
         let d2d = (DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Device(0x1000), 0x1000, 0), 0);
         assert!(host_spans(&[d2d]).is_empty());
+    }
+
+    #[test]
+    fn a_fence_that_never_completes_is_a_timeout_and_anything_else_a_device_failure() {
+        let timeout = fence_err("tlb_invl")(CmdqError::FenceTimeout { seq: 3, budget_ns: 10 });
+        assert_eq!(timeout, MmuError::Timeout { hook: "tlb_invl" });
+        let stopped = fence_err("pmap_destroy")(CmdqError::DeviceError { err_info: 0x0102 });
+        assert!(matches!(&stopped, MmuError::Device { hook: "pmap_destroy", reason } if reason.contains("0x00000102")));
     }
 }
