@@ -48,6 +48,9 @@ impl HostMemory {
     /// Writes the bytes of one beat selected by `strb` (bit i = byte i): each run of
     /// enabled bytes is one copy; the whole beat must be mapped.
     pub(crate) fn write_beat(&self, iova: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped> {
+        if strb == u64::MAX {
+            return self.map.write(iova, data);
+        }
         if !self.map.reachable(iova, BEAT) {
             return Err(Unmapped);
         }
@@ -119,5 +122,26 @@ impl DeviceMemory {
         let r = self.range(addr, data.len())?;
         self.map[r].copy_from_slice(data);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strobed_beats_write_only_enabled_bytes_of_a_wholly_mapped_beat() {
+        let buf = npu::DmaBuffer::new(4096).expect("buffer");
+        let mut h = HostMemory::default();
+        // SAFETY: `buf` outlives `h` and is only touched by raw copies.
+        unsafe { h.map(0x1000, buf.as_ptr(), 4096) };
+        let data: [u8; BEAT] = std::array::from_fn(|i| i as u8 + 1);
+        h.write_beat(0x1000, &[0xEE; BEAT], u64::MAX).expect("full beat");
+        h.write_beat(0x1000, &data, 0b1101 | 1 << 63).expect("strobed beat");
+        let got = h.read_beat(0x1000).expect("read back");
+        let want: [u8; BEAT] = std::array::from_fn(|i| if [0, 2, 3, 63].contains(&i) { data[i] } else { 0xEE });
+        assert_eq!(got, want);
+        assert_eq!(h.write_beat(0x1000 + 4096 - 32, &data, 1), Err(Unmapped), "the beat crosses the mapping's end");
+        assert_eq!(h.write_beat(0x4000, &data, 1), Err(Unmapped));
     }
 }
