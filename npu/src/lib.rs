@@ -7,8 +7,11 @@
 //! memory. This crate holds the register constants generated from the single register
 //! description (`rtl/npu_regs.toml`), the binary formats of commands, fault records,
 //! DMA descriptors, kernel descriptors and completions, the drivers of its
-//! queues (commands, faults, DMA, kernels), and the [`DeviceIo`] transport trait that every
-//! way of reaching the device (Verilator co-simulation, VFIO board) implements.
+//! queues (commands, faults, DMA, kernels), the [`DeviceIo`] transport trait that every
+//! way of reaching the device (Verilator co-simulation, reference model, VFIO board)
+//! implements, the NPU's fault-injection sites ([`inject`]), and what the simulated
+//! devices share: the IOVA map of host memory ([`host_map`]) and the device-memory
+//! backdoor ([`backdoor`]).
 
 pub mod backdoor;
 pub mod cmdq;
