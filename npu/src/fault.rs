@@ -246,8 +246,10 @@ impl FaultQueue {
         Ok(Self { ring, next_seq: None, carry: Vec::new() })
     }
 
-    /// Reads every new fault record, following the handler protocol of §11 (see
-    /// [`Ring::consume`]: INT_ACK.FAULT, FQ_TAIL, the records, FQ_HEAD).
+    /// Reads every new fault record, following the handler protocol of §11: write
+    /// INT_ACK.FAULT first, then read FQ_TAIL, read and validate the records, write
+    /// FQ_HEAD. A record arriving after the FQ_TAIL read raises FAULT again, so no
+    /// wake-up is lost.
     ///
     /// Errors leave nothing behind silently: records before the offending one are
     /// consumed and returned by the next call. A malformed record stays in the ring
