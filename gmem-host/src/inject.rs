@@ -3,18 +3,21 @@
 //! range — so every recovery path can be exercised deterministically.
 //!
 //! An [`Injector`] is a cheap, cloneable handle on a set of [`Rule`]s. Layers consult it
-//! at their *sites*, named `"<layer>:<operation>"`:
+//! at their *sites*, named `"<layer>:<operation>"`. Each layer names its own sites and
+//! registers them with [`Injector::register`]; a rule for a site no layer registered is
+//! refused. This crate owns the `hook:` sites:
 //!
 //! | layer | sites | address passed to [`Trigger::Range`] |
 //! |---|---|---|
 //! | `hook:` (any [`GmMmu`], through [`FaultyMmu`]) | [`HOOK_SITES`] | VA for page-table hooks, device address for frame hooks, first destination for `copy_batch` |
-//! | `io:` (any `npu::DeviceIo`, through `npu::inject::FaultyIo`) | `io:read32` `io:write32` `io:dma_map` `io:dma_unmap` `io:dma_hold` `io:dma_release` `io:wait_irq` `io:advance` `io:reset` | CSR offset, host address for `dma_map`, IOVA for `dma_unmap`/`dma_hold`/`dma_release` |
-//! | `rtl:` (the device's own error-injection registers, armed by `npu::inject`) | `rtl:host_rd` `rtl:host_wr` `rtl:dev_rd` `rtl:dev_wr` `rtl:walk` `rtl:poison` `rtl:hang_dma` `rtl:hang_cu` | none (consulted once per work submission) |
+//!
+//! Device crates add theirs (a transport's operations, the device's own error-injection
+//! registers) and document them where they are consulted.
 //!
 //! Every decision is counted per site ([`Injector::counts`]); the same seed and the same
 //! sequence of consultations give the same failures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::mmu::{
@@ -58,9 +61,14 @@ pub struct Rule {
 /// A rule the injector cannot take.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InjectError {
-    /// The site is not one any layer consults.
-    #[error("unknown injection site `{0}` (known: {known})", known = known_sites().join(" "))]
-    UnknownSite(String),
+    /// The site is not one any layer registered.
+    #[error("unknown injection site `{site}` (known: {known})")]
+    UnknownSite {
+        /// The site named by the rule.
+        site: String,
+        /// The registered sites, space-separated.
+        known: String,
+    },
     /// The rule text does not parse.
     #[error("bad injection rule `{0}`: expected SITE=count:SKIP:TIMES, SITE=rate:PPM or SITE=range:LO:HI")]
     BadRule(String),
@@ -85,35 +93,6 @@ pub const HOOK_SITES: &[&str] = &[
     "hook:dma_unmap_host",
     "hook:test_and_clear_accessed",
 ];
-
-/// Transport sites (consulted by `npu::inject::FaultyIo`).
-pub const IO_SITES: &[&str] = &[
-    "io:read32",
-    "io:write32",
-    "io:dma_map",
-    "io:dma_unmap",
-    "io:dma_hold",
-    "io:dma_release",
-    "io:wait_irq",
-    "io:advance",
-    "io:reset",
-];
-
-/// Device error-injection sites (armed by `npu::inject` at work submissions).
-pub const RTL_SITES: &[&str] = &[
-    "rtl:host_rd",
-    "rtl:host_wr",
-    "rtl:dev_rd",
-    "rtl:dev_wr",
-    "rtl:walk",
-    "rtl:poison",
-    "rtl:hang_dma",
-    "rtl:hang_cu",
-];
-
-fn known_sites() -> Vec<&'static str> {
-    HOOK_SITES.iter().chain(IO_SITES).chain(RTL_SITES).copied().collect()
-}
 
 #[derive(Debug)]
 struct ArmedRule {
@@ -154,6 +133,8 @@ struct State {
     rng: SplitMix64,
     counts: BTreeMap<String, u64>,
     paused: u32,
+    /// Sites some layer registered (rules may name only these).
+    sites: BTreeSet<&'static str>,
 }
 
 /// A shared set of injection rules (see the module docs).
@@ -163,9 +144,18 @@ pub struct Injector {
 }
 
 impl Injector {
-    /// An injector with no rules; `seed` drives [`Trigger::Rate`].
+    /// An injector with no rules that knows this crate's [`HOOK_SITES`]; `seed` drives
+    /// [`Trigger::Rate`].
     pub fn new(seed: u64) -> Self {
-        Injector { state: Arc::new(Mutex::new(State { rng: SplitMix64::new(seed), ..State::default() })) }
+        let inj = Injector { state: Arc::new(Mutex::new(State { rng: SplitMix64::new(seed), ..State::default() })) };
+        inj.register(HOOK_SITES);
+        inj
+    }
+
+    /// Makes `sites` known: a layer that consults the injector registers the sites it
+    /// consults (again is harmless), and only then may rules name them.
+    pub fn register(&self, sites: &[&'static str]) {
+        self.lock().sites.extend(sites);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -174,10 +164,12 @@ impl Injector {
 
     /// Adds a rule for `site`.
     pub fn add(&self, site: &str, trigger: Trigger) -> Result<(), InjectError> {
-        if !known_sites().contains(&site) {
-            return Err(InjectError::UnknownSite(site.to_string()));
+        let mut g = self.lock();
+        if !g.sites.contains(site) {
+            let known = g.sites.iter().copied().collect::<Vec<_>>().join(" ");
+            return Err(InjectError::UnknownSite { site: site.to_string(), known });
         }
-        self.lock().rules.push(ArmedRule { rule: Rule { site: site.to_string(), trigger }, seen: 0, fired: 0 });
+        g.rules.push(ArmedRule { rule: Rule { site: site.to_string(), trigger }, seen: 0, fired: 0 });
         Ok(())
     }
 
@@ -379,9 +371,13 @@ impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
 mod tests {
     use super::*;
 
+    /// Sites a device layer would register.
+    const DEVICE_SITES: &[&str] = &["io:read32", "io:write32", "rtl:walk"];
+
     #[test]
     fn count_rate_and_range_triggers() {
         let inj = Injector::new(7);
+        inj.register(DEVICE_SITES);
         inj.add("hook:copy_batch", Trigger::Count { skip: 2, times: 2 }).unwrap();
         let got: Vec<bool> = (0..6).map(|_| inj.fire("hook:copy_batch", None)).collect();
         assert_eq!(got, [false, false, true, true, false, false]);
@@ -407,6 +403,7 @@ mod tests {
         assert_eq!(run(3), run(3));
         assert_ne!(run(3), run(4));
         let inj = Injector::new(1);
+        inj.register(DEVICE_SITES);
         inj.add("io:write32", Trigger::Count { skip: 0, times: 5 }).unwrap();
         assert!(!inj.paused(|| inj.fire("io:write32", None)));
         assert!(inj.fire("io:write32", None));
@@ -416,9 +413,15 @@ mod tests {
     fn rule_text_is_parsed_and_checked() {
         let inj = Injector::new(0);
         inj.add_text("hook:copy_batch=count:1:3").unwrap();
-        inj.add_text("rtl:dev_wr=rate:5000").unwrap();
-        inj.add_text("io:dma_map=range:0x1000:0x2000").unwrap();
-        assert!(matches!(inj.add_text("hook:nope=rate:1"), Err(InjectError::UnknownSite(_))));
+        assert!(
+            matches!(inj.add_text("rtl:walk=rate:5000"), Err(InjectError::UnknownSite { site, .. }) if site == "rtl:walk")
+        );
+        inj.register(DEVICE_SITES);
+        inj.add_text("rtl:walk=rate:5000").unwrap();
+        inj.add_text("io:read32=range:0x1000:0x2000").unwrap();
+        let unknown = inj.add_text("hook:nope=rate:1").unwrap_err();
+        assert!(unknown.to_string().contains("known: hook:alloc_page"), "{unknown}");
+        assert!(matches!(unknown, InjectError::UnknownSite { site, .. } if site == "hook:nope"));
         for bad in ["hook:copy_batch", "hook:copy_batch=count:1", "io:read32=range:9:3", "rtl:walk=rate:x"] {
             assert!(matches!(inj.add_text(bad), Err(InjectError::BadRule(_))), "{bad}");
         }

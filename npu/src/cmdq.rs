@@ -8,6 +8,7 @@
 use crate::device_io::{DeviceIo, IoError};
 use crate::dma_buf::{DmaBufError, DmaBuffer};
 use crate::regs;
+use crate::ring::{Producer, Ring, RingRegs};
 
 /// Which TLB entries an invalidation drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +85,12 @@ pub enum CmdqError {
     /// Ring memory could not be allocated.
     #[error(transparent)]
     Buffer(#[from] DmaBufError),
+    /// Ring size outside 1 ..= 16 (log2 of the entry count).
+    #[error("command queue size_log2 {size_log2} is outside 1..=16")]
+    RingSize {
+        /// Requested.
+        size_log2: u32,
+    },
     /// Not enough free entries; wait for the device to consume some.
     #[error("command queue full: {needed} entries needed, {free} free")]
     Full {
@@ -110,40 +117,43 @@ pub enum CmdqError {
 
 /// The command queue ring, set up on a device.
 pub struct CmdQueue {
-    ring: DmaBuffer,
-    ring_iova: u64,
+    /// The ring; its index is the host's CMDQ_TAIL.
+    ring: Ring,
     fence: DmaBuffer,
     fence_iova: u64,
-    size_log2: u32,
-    tail: u16,
     seq: u32,
 }
+
+const CMDQ_REGS: RingRegs = RingRegs {
+    base: regs::CMDQ_BASE_LO.offset,
+    size_log2: regs::CMDQ_SIZE_LOG2.offset,
+    head: regs::CMDQ_HEAD.offset,
+    tail: regs::CMDQ_TAIL.offset,
+};
 
 impl CmdQueue {
     /// Allocates a ring of 2^`size_log2` entries and a fence word, programs the
     /// registers and enables the queue (CTRL.CMDQ_EN).
     pub fn init<T: DeviceIo + ?Sized>(io: &mut T, size_log2: u32) -> Result<Self, CmdqError> {
-        let ring = DmaBuffer::new((1usize << size_log2) * regs::cmd::SIZE)?;
+        if !crate::ring::SIZE_LOG2.contains(&size_log2) {
+            return Err(CmdqError::RingSize { size_log2 });
+        }
+        let ring = Ring::set_up::<_, CmdqError>(io, CMDQ_REGS, size_log2, regs::cmd::SIZE, Producer::Host)?;
         let fence = DmaBuffer::new(4096)?;
-        let ring_iova = io.dma_map(&ring)?;
         let fence_iova = io.dma_map(&fence)?;
-        io.write64(regs::CMDQ_BASE_LO.offset, ring_iova)?;
-        io.write32(regs::CMDQ_SIZE_LOG2.offset, size_log2)?;
-        let tail = io.read32(regs::CMDQ_HEAD.offset)? as u16;
-        io.write32(regs::CMDQ_TAIL.offset, u32::from(tail))?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 1))?;
-        Ok(Self { ring, ring_iova, fence, fence_iova, size_log2, tail, seq: 0 })
+        Ok(Self { ring, fence, fence_iova, seq: 0 })
     }
 
     fn mask(&self) -> u16 {
-        ((1u32 << self.size_log2) - 1) as u16
+        self.ring.mask
     }
 
     /// Entries the ring can take now.
     pub fn free<T: DeviceIo + ?Sized>(&self, io: &mut T) -> Result<usize, CmdqError> {
         let head = io.read32(regs::CMDQ_HEAD.offset)? as u16 & self.mask();
-        let used = self.tail.wrapping_sub(head) & self.mask();
+        let used = self.ring.index.wrapping_sub(head) & self.mask();
         Ok(usize::from(self.mask() - used))
     }
 
@@ -154,12 +164,12 @@ impl CmdQueue {
             return Err(CmdqError::Full { needed: cmds.len(), free });
         }
         for c in cmds {
-            let slot = usize::from(self.tail & self.mask());
-            self.ring.write(slot * regs::cmd::SIZE, &c.encode())?;
-            self.tail = self.tail.wrapping_add(1) & self.mask();
+            let slot = usize::from(self.ring.index & self.mask());
+            self.ring.buf.write(slot * regs::cmd::SIZE, &c.encode())?;
+            self.ring.index = self.ring.index.wrapping_add(1) & self.mask();
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        io.write32(regs::CMDQ_TAIL.offset, u32::from(self.tail))?;
+        io.write32(regs::CMDQ_TAIL.offset, u32::from(self.ring.index))?;
         Ok(())
     }
 
@@ -195,7 +205,7 @@ impl CmdQueue {
     /// After a soft reset (§13) the device has zeroed CMDQ_HEAD and CMDQ_TAIL and
     /// forgotten unexecuted commands: start again at index 0.
     pub fn after_soft_reset(&mut self) {
-        self.tail = 0;
+        self.ring.index = 0;
     }
 
     /// IOVA of the fence word (for fences written by hand).
@@ -207,7 +217,7 @@ impl CmdQueue {
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), CmdqError> {
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 0))?;
-        io.dma_unmap(self.ring_iova)?;
+        io.dma_unmap(self.ring.iova)?;
         io.dma_unmap(self.fence_iova)?;
         Ok(())
     }
@@ -216,6 +226,15 @@ impl CmdQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_sizes_outside_the_spec_are_refused() {
+        let mut io = crate::fake_io::FakeIo::new();
+        for size_log2 in [0, 17] {
+            let r = CmdQueue::init(&mut io, size_log2);
+            assert!(matches!(r, Err(CmdqError::RingSize { size_log2: s }) if s == size_log2));
+        }
+    }
 
     #[test]
     fn commands_encode_per_the_record_layout() {

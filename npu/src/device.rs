@@ -19,6 +19,7 @@
 //! Device memory is split: the top `table_bytes` hold page tables (never handed to the
 //! manager), the rest is the manager's (`DeviceInfo::mem_ranges`).
 
+mod op_error;
 mod shadow;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ use crate::host_time::{HostCosts, HostTime};
 use crate::kernel::{Kernel, KernelCompletion, KernelError, KernelQueue, KernelStatus};
 use crate::sv39::{self, HUGE, PAGE, Pte, TableBuilder};
 use crate::{DeviceIo, DmaBuffer, IoError, regs};
+use op_error::OpError;
 use shadow::{Changes, Shadow};
 
 /// Device-physical base of the host window (PTE targets in host memory).
@@ -214,8 +216,22 @@ pub struct NpuDevice<T: DeviceIo> {
     inner: Mutex<Inner<T>>,
 }
 
-fn mmu_err(hook: &'static str) -> impl Fn(String) -> MmuError {
-    move |reason| MmuError::Device { hook, reason }
+fn mmu_err(hook: &'static str) -> impl Fn(OpError) -> MmuError {
+    move |e| MmuError::Device { hook, reason: e.to_string() }
+}
+
+/// A failed page-table flush as the driver reports it.
+fn tables_err(e: OpError) -> NpuError {
+    NpuError::PageTables { reason: e.to_string() }
+}
+
+/// The error of a fenced command batch run by `hook`: a fence that never completed is
+/// the device timing out; anything else (transport, device error) is a device failure.
+fn fence_err(hook: &'static str) -> impl Fn(CmdqError) -> MmuError {
+    move |e| match e {
+        CmdqError::FenceTimeout { .. } => MmuError::Timeout { hook },
+        e => MmuError::Device { hook, reason: e.to_string() },
+    }
 }
 
 impl<T: DeviceIo> NpuDevice<T> {
@@ -285,7 +301,7 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// Writes the page-table edits staged so far to device memory (a launch does this
     /// itself; a profiler that times a hint calls it inside the timed window).
     pub fn flush_page_tables(&self) -> Result<(), NpuError> {
-        self.lock().flush_ptes().map_err(|reason| NpuError::PageTables { reason })
+        self.lock().flush_ptes().map_err(tables_err)
     }
 
     /// Driver counters.
@@ -330,7 +346,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let answers = gm.dev_fault(id, &faults);
         let mut g = self.lock();
         let g = &mut *g;
-        g.flush_ptes().map_err(|reason| NpuError::PageTables { reason })?;
+        g.flush_ptes().map_err(tables_err)?;
         let mut cmds = Vec::with_capacity(records.len());
         for (r, a) in records.iter().zip(&answers) {
             let abort = !a.is_retry();
@@ -358,7 +374,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             if g.lost {
                 return Err(NpuError::Lost);
             }
-            g.flush_ptes().map_err(|reason| NpuError::PageTables { reason })?;
+            g.flush_ptes().map_err(tables_err)?;
             if let Some(c) = self.modelled_host_costs(&g.io) {
                 g.io.advance(c.launch_ns)?;
             }
@@ -518,14 +534,13 @@ impl<T: DeviceIo> Inner<T> {
     }
 
     /// The DMA address of `a`.
-    fn dma_addr(&self, a: MemAddr) -> Result<DmaAddr, String> {
+    fn dma_addr(&self, a: MemAddr) -> Result<DmaAddr, OpError> {
         match a {
             MemAddr::Device(pa) => Ok(DmaAddr::Device(pa)),
             MemAddr::Host { region, offset } => {
-                let (iova, len) =
-                    self.hosts.get(&region).ok_or_else(|| format!("host region {} not registered", region.0))?;
+                let (iova, len) = self.hosts.get(&region).ok_or(OpError::UnknownRegion { region: region.0 })?;
                 if offset >= *len {
-                    return Err(format!("offset {offset:#x} beyond host region {}", region.0));
+                    return Err(OpError::BeyondRegion { region: region.0, offset });
                 }
                 Ok(DmaAddr::Host(iova + offset))
             }
@@ -533,7 +548,7 @@ impl<T: DeviceIo> Inner<T> {
     }
 
     /// The PTE target (device-physical or host window) of `a`.
-    fn pte_target(&self, a: MemAddr) -> Result<u64, String> {
+    fn pte_target(&self, a: MemAddr) -> Result<u64, OpError> {
         match self.dma_addr(a)? {
             DmaAddr::Device(pa) => Ok(pa),
             DmaAddr::Host(iova) => Ok(HOST_WINDOW + iova),
@@ -542,7 +557,7 @@ impl<T: DeviceIo> Inner<T> {
 
     /// Runs descriptors on the channels their directions select, all at once, and
     /// waits; the error names the first failed element (`tag` = index in `descs`).
-    fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, String)> {
+    fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
         let mut per: [Vec<DmaDesc>; 3] = Default::default();
         for &(d, _) in descs {
             let ch = match (d.src, d.dst) {
@@ -564,7 +579,7 @@ impl<T: DeviceIo> Inner<T> {
                     continue;
                 }
                 let n = rest.len().min(128);
-                self.dma.submit(&mut self.io, ch, &rest[..n]).map_err(|e| (first, e.to_string()))?;
+                self.dma.submit(&mut self.io, ch, &rest[..n]).map_err(|e| (first, e.into()))?;
                 offset[ch] += n;
                 active.push(ch);
             }
@@ -582,13 +597,18 @@ impl<T: DeviceIo> Inner<T> {
                         // No completion within the budget: the engine stopped answering.
                         // Reset it so the rings are consistent again, and fail the batch
                         // (the manager rolls it back; the data is still at the source).
-                        let reset = self.soft_reset().map_err(|r| format!("; the soft reset failed too: {r}")).err();
-                        return Err((first, format!("{e}{}", reset.unwrap_or_default())));
+                        return Err((
+                            first,
+                            match self.soft_reset() {
+                                Ok(()) => e.into(),
+                                Err(r) => OpError::ResetFailed { source: e, reset: Box::new(r) },
+                            },
+                        ));
                     }
                 };
                 for bad in cpls.iter().filter(|c| c.status != DmaStatus::Ok) {
-                    failed.get_or_insert((usize::from(bad.tag), format!("{:?}", bad.status)));
-                    self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.to_string()))?;
+                    failed.get_or_insert((usize::from(bad.tag), OpError::Failed { status: bad.status }));
+                    self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.into()))?;
                 }
                 if active.iter().all(|&c| self.dma.in_flight(c) == 0) {
                     break;
@@ -616,7 +636,7 @@ impl<T: DeviceIo> Inner<T> {
     /// anything the device may do with the new tables: before REPLAY commands, before a
     /// kernel launch, before an INVAL (so a released PTE is gone from memory before its
     /// TLB entries are), before a dump, and when an ASID is destroyed.
-    fn flush_ptes(&mut self) -> Result<(), String> {
+    fn flush_ptes(&mut self) -> Result<(), OpError> {
         let changes = std::mem::take(&mut self.pending);
         // On failure the edits stay queued (the shadow already holds them): the next
         // flush writes them again, so device tables never silently lag the shadow.
@@ -628,7 +648,7 @@ impl<T: DeviceIo> Inner<T> {
         r
     }
 
-    fn write_ptes(&mut self, changes: &Changes) -> Result<(), String> {
+    fn write_ptes(&mut self, changes: &Changes) -> Result<(), OpError> {
         let zero: Vec<(DmaDesc, usize)> =
             changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
         if !zero.is_empty() {
@@ -651,7 +671,7 @@ impl<T: DeviceIo> Inner<T> {
                 used = 0;
             }
             let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.staging.write(used * 8, &bytes).map_err(|e| e.to_string())?;
+            self.staging.write(used * 8, &bytes)?;
             let src = DmaAddr::Host(self.staging_iova + used as u64 * 8);
             descs.push((DmaDesc::copy(src, DmaAddr::Device(*start), bytes.len() as u32, 0), 0));
             used += vals.len();
@@ -664,13 +684,13 @@ impl<T: DeviceIo> Inner<T> {
     }
 
     /// Reads `len` bytes of device memory through the staging page.
-    fn read_device(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, String> {
+    fn read_device(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, OpError> {
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(STAGED_PTES * 8).enumerate() {
             let at = pa + (i * STAGED_PTES * 8) as u64;
             let d = DmaDesc::copy(DmaAddr::Device(at), DmaAddr::Host(self.staging_iova), chunk.len() as u32, 0);
             self.run_dma(&[(d, 0)]).map_err(|(_, e)| e)?;
-            self.staging.read(0, chunk).map_err(|e| e.to_string())?;
+            self.staging.read(0, chunk)?;
         }
         Ok(out)
     }
@@ -694,7 +714,7 @@ impl<T: DeviceIo> Inner<T> {
             .collect();
         let budget = self.budget();
         for chunk in cmds.chunks(128) {
-            self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(|_| MmuError::Timeout { hook: "tlb_invl" })?;
+            self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(fence_err("tlb_invl"))?;
         }
         self.stats.invalidations += cmds.len() as u64;
         Ok(())
@@ -721,7 +741,8 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         g.stage(Changes { new_tables: vec![root], writes: Vec::new() });
         g.flush_ptes().map_err(mmu_err("pmap_create"))?;
         let v = regs::ptroot::VALID.put32(regs::ptroot::PPN.put32(0, (root >> 12) as u32), 1);
-        g.io.write32(regs::PTROOT.offset + 4 * asid as u32, v).map_err(|e| mmu_err("pmap_create")(e.to_string()))?;
+        g.io.write32(regs::PTROOT.offset + 4 * asid as u32, v)
+            .map_err(|e| MmuError::Device { hook: "pmap_create", reason: e.to_string() })?;
         g.roots[asid] = Some(root);
         Ok(Asid(asid as u32))
     }
@@ -731,11 +752,12 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let g = &mut *g;
         let root = g.root(asid)?;
         g.flush_ptes().map_err(mmu_err("pmap_destroy"))?;
-        g.io.write32(regs::PTROOT.offset + 4 * asid.0, 0).map_err(|e| mmu_err("pmap_destroy")(e.to_string()))?;
+        g.io.write32(regs::PTROOT.offset + 4 * asid.0, 0)
+            .map_err(|e| MmuError::Device { hook: "pmap_destroy", reason: e.to_string() })?;
         let budget = g.budget();
         g.cmdq
             .run_fenced(&mut g.io, &[Command::Inval(InvalScope::Asid(asid.0 as u16))], budget)
-            .map_err(|_| MmuError::Timeout { hook: "pmap_destroy" })?;
+            .map_err(fence_err("pmap_destroy"))?;
         g.shadow.free_tree(root);
         g.roots[asid.0 as usize] = None;
         Ok(())
@@ -745,7 +767,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let mut g = self.lock();
         let g = &mut *g;
         let root = g.root(asid)?;
-        let pa = g.pte_target(target).map_err(|reason| MmuError::PageTable { va, reason })?;
+        let pa = g.pte_target(target).map_err(|e| MmuError::PageTable { va, reason: e.to_string() })?;
         let write = prot.contains(Prot::WRITE);
         let (r, changes) =
             g.shadow.edit(|mem, alloc| TableBuilder { mem, root }.map(va, pa, size.bytes(), write, alloc));
@@ -804,11 +826,11 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let d = match how {
             Prepare::Zero => DmaDesc::zero(DmaAddr::Device(pa), len as u32, 0),
             Prepare::CopyFrom(src) => {
-                let s = g.dma_addr(src).map_err(|reason| MmuError::Dma {
+                let s = g.dma_addr(src).map_err(|e| MmuError::Dma {
                     index: 0,
                     src,
                     dst: MemAddr::Device(pa),
-                    reason,
+                    reason: e.to_string(),
                 })?;
                 DmaDesc::copy(s, DmaAddr::Device(pa), len as u32, 0)
             }
@@ -817,11 +839,11 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             Prepare::CopyFrom(s) => s,
             Prepare::Zero => MemAddr::Device(pa),
         };
-        g.run_dma(&[(d, 0)]).map_err(|(_, reason)| MmuError::Dma {
+        g.run_dma(&[(d, 0)]).map_err(|(_, e)| MmuError::Dma {
             index: 0,
             src,
             dst: MemAddr::Device(pa),
-            reason,
+            reason: e.to_string(),
         })?;
         g.stats.dma_bytes += len;
         Ok(())
@@ -832,7 +854,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let g = &mut *g;
         let mut descs = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
-            let err = |reason: String| MmuError::Dma { index: i, src: op.src, dst: op.dst, reason };
+            let err = |e: OpError| MmuError::Dma { index: i, src: op.src, dst: op.dst, reason: e.to_string() };
             let (s, d) = (g.dma_addr(op.src).map_err(err)?, g.dma_addr(op.dst).map_err(err)?);
             let mut off = 0;
             while off < op.len {
@@ -860,10 +882,9 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         }
         let ran = g.run_dma(&descs);
         let released: Result<(), IoError> = held.iter().try_for_each(|&(i, l, _)| g.io.dma_release(i, l));
-        ran.map_err(|(index, reason)| {
-            let op =
-                ops.get(index).copied().unwrap_or(CopyOp { src: MemAddr::Device(0), dst: MemAddr::Device(0), len: 0 });
-            MmuError::Dma { index, src: op.src, dst: op.dst, reason }
+        ran.map_err(|(index, e)| match ops.get(index) {
+            Some(op) => MmuError::Dma { index, src: op.src, dst: op.dst, reason: e.to_string() },
+            None => MmuError::Device { hook: "copy_batch", reason: format!("batch element {index}: {e}") },
         })?;
         released
             .map_err(|e| MmuError::Device { hook: "copy_batch", reason: format!("unmap after the copies: {e}") })?;
@@ -882,7 +903,10 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
                 gmem_host::HostRegionKind::Staging => g.io.dma_map_raw(region.va as *mut u8, region.len as usize),
             }
         }
-        .map_err(|e| MmuError::PageTable { va: region.va, reason: e.to_string() })?;
+        .map_err(|e| MmuError::Device {
+            hook: "dma_map_host",
+            reason: format!("map host region {:#x} (+{:#x}): {e}", region.va, region.len),
+        })?;
         g.hosts.insert(region.id, (iova, region.len));
         Ok(())
     }
@@ -947,5 +971,13 @@ mod host_span_tests {
         assert_eq!(host_spans(&descs), vec![(0x1000, 0x2000, true), (0x3000, 0x1000, false), (0x8000, 0x1000, false)]);
         let d2d = (DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Device(0x1000), 0x1000, 0), 0);
         assert!(host_spans(&[d2d]).is_empty());
+    }
+
+    #[test]
+    fn a_fence_that_never_completes_is_a_timeout_and_anything_else_a_device_failure() {
+        let timeout = fence_err("tlb_invl")(CmdqError::FenceTimeout { seq: 3, budget_ns: 10 });
+        assert_eq!(timeout, MmuError::Timeout { hook: "tlb_invl" });
+        let stopped = fence_err("pmap_destroy")(CmdqError::DeviceError { err_info: 0x0102 });
+        assert!(matches!(&stopped, MmuError::Device { hook: "pmap_destroy", reason } if reason.contains("0x00000102")));
     }
 }

@@ -68,6 +68,10 @@ pub enum IoError {
     },
 }
 
+/// Nominal clock of the NPU, in Hz: simulated devices (the co-simulated RTL, the
+/// reference model) count time in cycles of this clock ([`Clock::Simulated`]).
+pub const NOMINAL_HZ: u64 = 250_000_000;
+
 /// What kind of clock [`DeviceIo::now_ns`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {

@@ -7,8 +7,9 @@
 //! record read from the device is validated before use.
 
 use crate::device_io::{DeviceIo, IoError};
-use crate::dma_buf::{DmaBufError, DmaBuffer};
+use crate::dma_buf::DmaBufError;
 use crate::regs;
+use crate::ring::{Producer, Ring, RingRegs};
 
 /// Where a DMA address points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +141,12 @@ pub enum DmaError {
     /// Ring memory could not be allocated.
     #[error(transparent)]
     Buffer(#[from] DmaBufError),
+    /// Ring size outside 1 ..= 16 (log2 of the entry count).
+    #[error("DMA ring size_log2 {size_log2} is outside 1..=16")]
+    RingSize {
+        /// Requested.
+        size_log2: u32,
+    },
     /// No such channel.
     #[error("DMA channel {channel} does not exist (the device has {count})")]
     NoChannel {
@@ -195,12 +202,10 @@ pub enum DmaError {
 }
 
 struct Channel {
-    desc: DmaBuffer,
-    desc_iova: u64,
-    cpl: DmaBuffer,
-    cpl_iova: u64,
-    tail: u16,
-    cpl_head: u16,
+    /// Descriptor ring; its index is the host's DMA_DESC_TAIL.
+    desc: Ring,
+    /// Completion ring; its index is the host's DMA_CPL_HEAD.
+    cpl: Ring,
     in_flight: usize,
 }
 
@@ -217,23 +222,27 @@ impl Dma {
     /// Allocates and maps rings of 2^`size_log2` entries per channel, programs the
     /// ring registers and enables the engine (CTRL.DMA_EN).
     pub fn init<T: DeviceIo + ?Sized>(io: &mut T, size_log2: u32) -> Result<Self, DmaError> {
-        let entries = 1usize << size_log2;
+        if !crate::ring::SIZE_LOG2.contains(&size_log2) {
+            return Err(DmaError::RingSize { size_log2 });
+        }
         let mut channels = Vec::with_capacity(CHANNELS);
         for ch in 0..CHANNELS as u32 {
-            let desc = DmaBuffer::new(entries * regs::dma_desc::SIZE)?;
-            let cpl = DmaBuffer::new(entries * regs::dma_cpl::SIZE)?;
-            let desc_iova = io.dma_map(&desc)?;
-            let cpl_iova = io.dma_map(&cpl)?;
             let at = |r: crate::Reg| r.at(ch).unwrap_or(r.offset);
-            io.write64(at(regs::DMA_DESC_BASE_LO), desc_iova)?;
-            io.write32(at(regs::DMA_DESC_SIZE_LOG2), size_log2)?;
-            io.write64(at(regs::DMA_CPL_BASE_LO), cpl_iova)?;
-            io.write32(at(regs::DMA_CPL_SIZE_LOG2), size_log2)?;
-            let tail = io.read32(at(regs::DMA_DESC_HEAD))? as u16;
-            io.write32(at(regs::DMA_DESC_TAIL), u32::from(tail))?;
-            let cpl_head = io.read32(at(regs::DMA_CPL_TAIL))? as u16;
-            io.write32(at(regs::DMA_CPL_HEAD), u32::from(cpl_head))?;
-            channels.push(Channel { desc, desc_iova, cpl, cpl_iova, tail, cpl_head, in_flight: 0 });
+            let desc_regs = RingRegs {
+                base: at(regs::DMA_DESC_BASE_LO),
+                size_log2: at(regs::DMA_DESC_SIZE_LOG2),
+                head: at(regs::DMA_DESC_HEAD),
+                tail: at(regs::DMA_DESC_TAIL),
+            };
+            let cpl_regs = RingRegs {
+                base: at(regs::DMA_CPL_BASE_LO),
+                size_log2: at(regs::DMA_CPL_SIZE_LOG2),
+                head: at(regs::DMA_CPL_HEAD),
+                tail: at(regs::DMA_CPL_TAIL),
+            };
+            let desc = Ring::set_up::<_, DmaError>(io, desc_regs, size_log2, regs::dma_desc::SIZE, Producer::Host)?;
+            let cpl = Ring::set_up::<_, DmaError>(io, cpl_regs, size_log2, regs::dma_cpl::SIZE, Producer::Device)?;
+            channels.push(Channel { desc, cpl, in_flight: 0 });
         }
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 1))?;
@@ -272,13 +281,13 @@ impl Dma {
             return Err(DmaError::RingFull { channel, capacity });
         }
         for d in descs {
-            let slot = usize::from(ch.tail & mask);
-            ch.desc.write(slot * regs::dma_desc::SIZE, &d.encode())?;
-            ch.tail = ch.tail.wrapping_add(1) & mask;
+            let slot = usize::from(ch.desc.index & mask);
+            ch.desc.buf.write(slot * regs::dma_desc::SIZE, &d.encode())?;
+            ch.desc.index = ch.desc.index.wrapping_add(1) & mask;
             ch.in_flight += 1;
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        let tail = u32::from(ch.tail);
+        let tail = u32::from(ch.desc.index);
         io.write32(regs::DMA_DESC_TAIL.at(channel as u32).unwrap_or(0), tail)?;
         Ok(())
     }
@@ -299,10 +308,10 @@ impl Dma {
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         let tail = tail_reg as u16;
         let mut out = Vec::new();
-        while ch.cpl_head != tail {
-            let slot = ch.cpl_head;
+        while ch.cpl.index != tail {
+            let slot = ch.cpl.index;
             let mut rec = [0u8; regs::dma_cpl::SIZE];
-            ch.cpl.read(usize::from(slot) * regs::dma_cpl::SIZE, &mut rec)?;
+            ch.cpl.buf.read(usize::from(slot) * regs::dma_cpl::SIZE, &mut rec)?;
             let field = |f: crate::Field| f.get(&rec).unwrap_or(0);
             let bad = |why: String| DmaError::BadCompletion { channel, slot, why };
             let status = DmaStatus::from_code(field(regs::dma_cpl::ERROR))
@@ -322,10 +331,10 @@ impl Dma {
                 index: index as u16,
             });
             ch.in_flight -= 1;
-            ch.cpl_head = (slot + 1) & mask;
+            ch.cpl.index = (slot + 1) & mask;
         }
         if !out.is_empty() {
-            let head = u32::from(ch.cpl_head);
+            let head = u32::from(ch.cpl.index);
             io.write32(regs::DMA_CPL_HEAD.at(channel as u32).unwrap_or(0), head)?;
         }
         Ok(out)
@@ -366,8 +375,8 @@ impl Dma {
         let mut lost = 0;
         for ch in &mut self.channels {
             lost += ch.in_flight;
-            ch.tail = 0;
-            ch.cpl_head = 0;
+            ch.desc.index = 0;
+            ch.cpl.index = 0;
             ch.in_flight = 0;
         }
         lost
@@ -385,8 +394,8 @@ impl Dma {
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 0))?;
         for ch in &self.channels {
-            io.dma_unmap(ch.desc_iova)?;
-            io.dma_unmap(ch.cpl_iova)?;
+            io.dma_unmap(ch.desc.iova)?;
+            io.dma_unmap(ch.cpl.iova)?;
         }
         Ok(())
     }

@@ -9,17 +9,14 @@
 //! repeated, because a missed record leaves a request stalled forever and a repeated one
 //! would be answered twice.
 
-use std::sync::atomic::{Ordering, fence};
-
 use crate::cmdq::Command;
 use crate::device_io::{DeviceIo, IoError};
-use crate::dma_buf::{DmaBufError, DmaBuffer};
+use crate::dma_buf::DmaBufError;
 use crate::record::{RecordError, check_len, check_reserved, get};
 use crate::regmap::Field;
 use crate::regs;
+use crate::ring::{Producer, Ring, RingRegs, Verdict};
 
-/// Largest ring, as log2 of the entry count (§4).
-const MAX_SIZE_LOG2: u32 = 16;
 /// REQID bits 15:8 of a compute-unit request (§7).
 pub const REQID_UNIT_CU: u8 = 1;
 
@@ -216,11 +213,8 @@ pub enum FaultError {
 
 /// The fault queue ring, set up on a device.
 pub struct FaultQueue {
-    ring: DmaBuffer,
-    ring_iova: u64,
-    size_log2: u32,
-    /// Next FQ index the host reads (mirror of FQ_HEAD).
-    head: u16,
+    /// The ring; its index is the host's FQ_HEAD.
+    ring: Ring,
     /// SEQ the next record must carry; `None` until the first record after `init`
     /// (the device's count is unknown then).
     next_seq: Option<u32>,
@@ -229,31 +223,27 @@ pub struct FaultQueue {
     carry: Vec<FaultRecord>,
 }
 
+const FQ_REGS: RingRegs = RingRegs {
+    base: regs::FQ_BASE_LO.offset,
+    size_log2: regs::FQ_SIZE_LOG2.offset,
+    head: regs::FQ_HEAD.offset,
+    tail: regs::FQ_TAIL.offset,
+};
+
 impl FaultQueue {
     /// Allocates and maps a ring of 2^`size_log2` records, programs FQ_* and sets
     /// CTRL.FQ_EN (other CTRL bits kept).
     pub fn init<T: DeviceIo + ?Sized>(io: &mut T, size_log2: u32) -> Result<Self, FaultError> {
-        if !(1..=MAX_SIZE_LOG2).contains(&size_log2) {
+        if !crate::ring::SIZE_LOG2.contains(&size_log2) {
             return Err(FaultError::RingSize { size_log2 });
         }
         if regs::ctrl::FQ_EN.get32(io.read32(regs::CTRL.offset)?) == 1 {
             return Err(FaultError::AlreadyEnabled);
         }
-        let entries = 1usize << size_log2;
-        let ring = DmaBuffer::new(entries * regs::fault::SIZE)?;
-        let ring_iova = io.dma_map(&ring)?;
-        io.write64(regs::FQ_BASE_LO.offset, ring_iova)?;
-        io.write32(regs::FQ_SIZE_LOG2.offset, size_log2)?;
-        // The device keeps FQ_TAIL across reprogramming: start there, ring empty.
-        let head = (io.read32(regs::FQ_TAIL.offset)? & (entries as u32 - 1)) as u16;
-        io.write32(regs::FQ_HEAD.offset, u32::from(head))?;
+        let ring = Ring::set_up::<_, FaultError>(io, FQ_REGS, size_log2, regs::fault::SIZE, Producer::Device)?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::FQ_EN.put32(ctrl, 1))?;
-        Ok(Self { ring, ring_iova, size_log2, head, next_seq: None, carry: Vec::new() })
-    }
-
-    fn mask(&self) -> u16 {
-        ((1u32 << self.size_log2) - 1) as u16
+        Ok(Self { ring, next_seq: None, carry: Vec::new() })
     }
 
     /// Reads every new fault record, following the handler protocol of §11: write
@@ -268,7 +258,34 @@ impl FaultQueue {
     /// duplicate is consumed and dropped, so it is never answered twice.
     pub fn drain<T: DeviceIo + ?Sized>(&mut self, io: &mut T) -> Result<Vec<FaultRecord>, FaultError> {
         let mut out = std::mem::take(&mut self.carry);
-        match self.collect(io, &mut out) {
+        let next_seq = &mut self.next_seq;
+        let result = self.ring.consume(
+            io,
+            regs::int_cause::FAULT,
+            |tail, size| FaultError::BadTail { tail, size },
+            |slot, rec| {
+                let r = match FaultRecord::decode(rec) {
+                    Ok(r) => r,
+                    Err(source) => return Verdict::Keep(FaultError::Malformed { slot, source }),
+                };
+                match *next_seq {
+                    // Forward distance less than half the SEQ space: records were lost.
+                    Some(expected) if r.seq != expected && (r.seq.wrapping_sub(expected) as i32) > 0 => {
+                        *next_seq = Some(r.seq);
+                        Verdict::Keep(FaultError::SeqGap { slot, expected, seen: r.seq })
+                    }
+                    Some(expected) if r.seq != expected => {
+                        Verdict::Drop(FaultError::SeqRepeat { slot, expected, seen: r.seq })
+                    }
+                    _ => {
+                        *next_seq = Some(r.seq.wrapping_add(1));
+                        out.push(r);
+                        Verdict::Take
+                    }
+                }
+            },
+        );
+        match result {
             Ok(()) => Ok(out),
             Err(e) => {
                 self.carry = out;
@@ -277,63 +294,13 @@ impl FaultQueue {
         }
     }
 
-    fn collect<T: DeviceIo + ?Sized>(&mut self, io: &mut T, out: &mut Vec<FaultRecord>) -> Result<(), FaultError> {
-        io.write32(regs::INT_ACK.offset, 1 << regs::int_cause::FAULT)?;
-        let size = u32::from(self.mask()) + 1;
-        let tail = io.read32(regs::FQ_TAIL.offset)?;
-        if tail >= size {
-            return Err(FaultError::BadTail { tail, size });
-        }
-        fence(Ordering::Acquire);
-        let start = self.head;
-        let mut result = Ok(());
-        while u32::from(self.head) != tail {
-            let slot = self.head;
-            let next = slot.wrapping_add(1) & self.mask();
-            let mut rec = [0u8; regs::fault::SIZE];
-            if let Err(e) = self.ring.read(usize::from(slot) * regs::fault::SIZE, &mut rec) {
-                result = Err(e.into());
-                break;
-            }
-            let r = match FaultRecord::decode(&rec) {
-                Ok(r) => r,
-                Err(source) => {
-                    result = Err(FaultError::Malformed { slot, source });
-                    break;
-                }
-            };
-            match self.next_seq {
-                Some(expected) if r.seq != expected => {
-                    // Forward distance less than half the SEQ space: records were lost.
-                    if (r.seq.wrapping_sub(expected) as i32) > 0 {
-                        self.next_seq = Some(r.seq);
-                        result = Err(FaultError::SeqGap { slot, expected, seen: r.seq });
-                    } else {
-                        self.head = next;
-                        result = Err(FaultError::SeqRepeat { slot, expected, seen: r.seq });
-                    }
-                    break;
-                }
-                _ => {
-                    self.next_seq = Some(r.seq.wrapping_add(1));
-                    out.push(r);
-                    self.head = next;
-                }
-            }
-        }
-        if self.head != start {
-            io.write32(regs::FQ_HEAD.offset, u32::from(self.head))?;
-        }
-        result
-    }
-
     /// After a soft reset (§13) the device has forgotten every stalled request, zeroed
     /// FQ_HEAD/FQ_TAIL and restarted SEQ at 0: do the same here. Returns how many
     /// records were consumed but not yet handed out (now void).
     pub fn after_soft_reset(&mut self) -> usize {
         let lost = self.carry.len();
         self.carry.clear();
-        self.head = 0;
+        self.ring.index = 0;
         self.next_seq = Some(0);
         lost
     }
@@ -343,7 +310,7 @@ impl FaultQueue {
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), FaultError> {
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::FQ_EN.put32(ctrl, 0))?;
-        io.dma_unmap(self.ring_iova)?;
+        io.dma_unmap(self.ring.iova)?;
         Ok(())
     }
 }

@@ -1,6 +1,12 @@
 //! Fault injection for the NPU stack: a [`DeviceIo`] wrapper that fails transport
 //! operations and arms the device's own error-injection registers, both driven by a
-//! [`gmem_host::inject::Injector`] (the one interface, documented there).
+//! [`gmem_host::inject::Injector`] (the one interface, documented there). The NPU's
+//! sites, which [`FaultyIo::new`] and [`injector`] register:
+//!
+//! | layer | sites | address passed to `Trigger::Range` |
+//! |---|---|---|
+//! | `io:` (any [`DeviceIo`], through [`FaultyIo`]) | [`IO_SITES`] | CSR offset, host address for `dma_map`, IOVA for `dma_unmap`/`dma_hold`/`dma_release` |
+//! | `rtl:` (the device's error-injection registers) | [`RTL_SITES`] | none (consulted once per work submission) |
 //!
 //! - `io:*` sites fail the operation *before* it reaches the device, with
 //!   [`IoError::Device`] (the device never saw it).
@@ -16,6 +22,40 @@ use gmem_host::inject::Injector;
 use crate::regs;
 use crate::{Clock, DeviceIo, DmaBuffer, IoError};
 
+/// Transport sites (consulted by [`FaultyIo`] before the operation reaches the device).
+pub const IO_SITES: &[&str] = &[
+    "io:read32",
+    "io:write32",
+    "io:dma_map",
+    "io:dma_unmap",
+    "io:dma_hold",
+    "io:dma_release",
+    "io:wait_irq",
+    "io:advance",
+    "io:reset",
+];
+
+/// Device error-injection sites (armed by [`FaultyIo`] at work submissions).
+pub const RTL_SITES: &[&str] = &[
+    "rtl:host_rd",
+    "rtl:host_wr",
+    "rtl:dev_rd",
+    "rtl:dev_wr",
+    "rtl:walk",
+    "rtl:poison",
+    "rtl:hang_dma",
+    "rtl:hang_cu",
+];
+
+/// An injector that knows every site of the NPU stack: the manager's `hook:` sites and
+/// the NPU's [`IO_SITES`] and [`RTL_SITES`] (for checking rules before a stack exists).
+pub fn injector(seed: u64) -> Injector {
+    let inj = Injector::new(seed);
+    inj.register(IO_SITES);
+    inj.register(RTL_SITES);
+    inj
+}
+
 /// A transport whose operations fail when the injector says so (see the module docs).
 pub struct FaultyIo<T> {
     io: T,
@@ -23,8 +63,10 @@ pub struct FaultyIo<T> {
 }
 
 impl<T: DeviceIo> FaultyIo<T> {
-    /// Wraps `io`.
+    /// Wraps `io`; registers [`IO_SITES`] and [`RTL_SITES`] with `inj`.
     pub fn new(io: T, inj: Injector) -> Self {
+        inj.register(IO_SITES);
+        inj.register(RTL_SITES);
         FaultyIo { io, inj }
     }
 
@@ -39,6 +81,7 @@ impl<T: DeviceIo> FaultyIo<T> {
     }
 
     fn fail(&self, site: &'static str, addr: Option<u64>) -> Result<(), IoError> {
+        debug_assert!(IO_SITES.contains(&site), "{site} missing from IO_SITES");
         if self.inj.fire(site, addr) { Err(IoError::Device(format!("injected failure at {site}"))) } else { Ok(()) }
     }
 
@@ -149,7 +192,6 @@ impl<T: DeviceIo> DeviceIo for FaultyIo<T> {
 mod tests {
     use super::*;
     use crate::fake_io::FakeIo;
-    use gmem_host::inject::IO_SITES;
 
     /// Calls the transport operation behind `site` once.
     fn call(io: &mut FaultyIo<FakeIo>, site: &str, buf: &DmaBuffer) -> Result<(), IoError> {
@@ -171,7 +213,7 @@ mod tests {
     fn every_transport_site_fails_exactly_when_its_rule_says() {
         let buf = DmaBuffer::new(4096).expect("buffer");
         for &site in IO_SITES {
-            let inj = Injector::new(1);
+            let inj = injector(1);
             inj.add_text(&format!("{site}=count:1:1")).expect("rule");
             let mut io = FaultyIo::new(FakeIo::new(), inj.clone());
             // The first call passes (skip 1), the second fails, the third passes again.
@@ -180,5 +222,16 @@ mod tests {
             assert_eq!(r, [false, true, false], "{site}");
             assert_eq!(inj.counts().get(site).copied(), Some(1), "{site}");
         }
+    }
+
+    #[test]
+    fn the_npu_sites_are_known_once_a_faulty_transport_exists() {
+        let inj = Injector::new(1);
+        assert!(inj.add_text("rtl:walk=count:0:1").is_err(), "the manager alone does not know the NPU's sites");
+        let _io = FaultyIo::new(FakeIo::new(), inj.clone());
+        for site in IO_SITES.iter().chain(RTL_SITES) {
+            inj.add_text(&format!("{site}=count:0:1")).expect(site);
+        }
+        injector(2).add_text("rtl:hang_cu=rate:10").expect("injector() knows them up front");
     }
 }

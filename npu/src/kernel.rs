@@ -14,13 +14,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{Ordering, fence};
 
 use crate::device_io::{DeviceIo, IoError};
-use crate::dma_buf::{DmaBufError, DmaBuffer};
+use crate::dma_buf::DmaBufError;
 use crate::record::{RecordError, check_len, check_reserved, get};
 use crate::regmap::Field;
 use crate::regs;
+use crate::ring::{Producer, Ring, RingRegs, Verdict};
 
-/// Largest ring, as log2 of the entry count (§4).
-const MAX_SIZE_LOG2: u32 = 16;
 /// Value of ERR_INFO.UNIT for the kernel queue (§12.3).
 const ERR_UNIT_KERNEL: u32 = 2;
 /// Longest stretch of device time [`KernelQueue::wait`] sleeps without polling KCQ_TAIL:
@@ -472,21 +471,52 @@ struct Pending {
     count: u32,
 }
 
+/// Checks the record at KCQ slot `slot` against the spec and the oldest kernel in
+/// flight (the front of `pending`).
+fn check(pending: &VecDeque<Pending>, slot: u16, rec: &[u8]) -> Result<KernelCompletion, KernelError> {
+    let c = KernelCompletion::decode(rec).map_err(|source| KernelError::Malformed { slot, source })?;
+    let p = *pending.front().ok_or(KernelError::Unsolicited { slot })?;
+    if c.tag != p.tag {
+        return Err(KernelError::WrongTag { slot, index: p.index, expected: p.tag, got: c.tag });
+    }
+    if c.asid != p.asid {
+        return Err(KernelError::WrongAsid { slot, index: p.index, expected: p.asid, got: c.asid });
+    }
+    let done_ok = match c.status {
+        KernelStatus::Ok => c.done == p.count,
+        KernelStatus::BadDesc => c.done == 0,
+        KernelStatus::FaultAbort | KernelStatus::MemError => c.done <= p.count,
+    };
+    if !done_ok {
+        return Err(KernelError::BadDone { slot, index: p.index, status: c.status, done: c.done, count: p.count });
+    }
+    Ok(KernelCompletion { index: p.index, ..c })
+}
+
+const KQ_REGS: RingRegs = RingRegs {
+    base: regs::KQ_BASE_LO.offset,
+    size_log2: regs::KQ_SIZE_LOG2.offset,
+    head: regs::KQ_HEAD.offset,
+    tail: regs::KQ_TAIL.offset,
+};
+
+const KCQ_REGS: RingRegs = RingRegs {
+    base: regs::KCQ_BASE_LO.offset,
+    size_log2: regs::KCQ_SIZE_LOG2.offset,
+    head: regs::KCQ_HEAD.offset,
+    tail: regs::KCQ_TAIL.offset,
+};
+
 /// The kernel queue (KQ) and kernel completion queue (KCQ), set up on a device.
 ///
 /// Both rings have 2^`size_log2` entries. A KQ slot is reused only once its kernel's
 /// completion has been collected, so at most 2^`size_log2` − 1 kernels are in flight and
 /// the KCQ can never fill up.
 pub struct KernelQueue {
-    kq: DmaBuffer,
-    kq_iova: u64,
-    kcq: DmaBuffer,
-    kcq_iova: u64,
-    size_log2: u32,
-    /// Next KQ index the host writes (mirror of KQ_TAIL).
-    tail: u16,
-    /// Next KCQ index the host reads (mirror of KCQ_HEAD).
-    head: u16,
+    /// The KQ; its index is the next KQ index the host writes (mirror of KQ_TAIL).
+    kq: Ring,
+    /// The KCQ; its index is the next KCQ index the host reads (mirror of KCQ_HEAD).
+    kcq: Ring,
     /// Submitted kernels, oldest first.
     pending: VecDeque<Pending>,
     /// Completions collected but not yet handed out (a later record was bad, or a
@@ -498,35 +528,21 @@ impl KernelQueue {
     /// Allocates and maps both rings with 2^`size_log2` entries, programs KQ_* and
     /// KCQ_*, and sets CTRL.CU_EN (other CTRL bits kept).
     pub fn init<T: DeviceIo + ?Sized>(io: &mut T, size_log2: u32) -> Result<Self, KernelError> {
-        if !(1..=MAX_SIZE_LOG2).contains(&size_log2) {
+        if !crate::ring::SIZE_LOG2.contains(&size_log2) {
             return Err(KernelError::RingSize { size_log2 });
         }
         if regs::ctrl::CU_EN.get32(io.read32(regs::CTRL.offset)?) == 1 {
             return Err(KernelError::AlreadyEnabled);
         }
-        let entries = 1usize << size_log2;
-        let mask = (entries - 1) as u32;
-        let kq = DmaBuffer::new(entries * regs::kdesc::SIZE)?;
-        let kcq = DmaBuffer::new(entries * regs::kcpl::SIZE)?;
-        let kq_iova = io.dma_map(&kq)?;
-        let kcq_iova = io.dma_map(&kcq)?;
-        io.write64(regs::KQ_BASE_LO.offset, kq_iova)?;
-        io.write32(regs::KQ_SIZE_LOG2.offset, size_log2)?;
-        io.write64(regs::KCQ_BASE_LO.offset, kcq_iova)?;
-        io.write32(regs::KCQ_SIZE_LOG2.offset, size_log2)?;
-        // The device keeps its indices across reprogramming (only a reset clears them):
-        // start where it stands, with both rings empty.
-        let tail = (io.read32(regs::KQ_HEAD.offset)? & mask) as u16;
-        io.write32(regs::KQ_TAIL.offset, u32::from(tail))?;
-        let head = (io.read32(regs::KCQ_TAIL.offset)? & mask) as u16;
-        io.write32(regs::KCQ_HEAD.offset, u32::from(head))?;
+        let kq = Ring::set_up::<_, KernelError>(io, KQ_REGS, size_log2, regs::kdesc::SIZE, Producer::Host)?;
+        let kcq = Ring::set_up::<_, KernelError>(io, KCQ_REGS, size_log2, regs::kcpl::SIZE, Producer::Device)?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::CU_EN.put32(ctrl, 1))?;
-        Ok(Self { kq, kq_iova, kcq, kcq_iova, size_log2, tail, head, pending: VecDeque::new(), carry: Vec::new() })
+        Ok(Self { kq, kcq, pending: VecDeque::new(), carry: Vec::new() })
     }
 
     fn mask(&self) -> u16 {
-        ((1u32 << self.size_log2) - 1) as u16
+        self.kq.mask
     }
 
     /// Kernels submitted whose completion has not been collected.
@@ -551,15 +567,15 @@ impl KernelQueue {
         }
         let mask = self.mask();
         let mut indices = Vec::with_capacity(kernels.len());
-        let mut tail = self.tail;
+        let mut tail = self.kq.index;
         for k in kernels {
-            self.kq.write(usize::from(tail) * regs::kdesc::SIZE, &k.encode())?;
+            self.kq.buf.write(usize::from(tail) * regs::kdesc::SIZE, &k.encode())?;
             indices.push(tail);
             tail = tail.wrapping_add(1) & mask;
         }
         fence(Ordering::Release);
         io.write32(regs::KQ_TAIL.offset, u32::from(tail))?;
-        self.tail = tail;
+        self.kq.index = tail;
         self.pending.extend(indices.iter().zip(kernels).map(|(&index, k)| Pending {
             index,
             tag: k.tag,
@@ -567,28 +583,6 @@ impl KernelQueue {
             count: k.count,
         }));
         Ok(indices)
-    }
-
-    /// Checks the record at KCQ slot `slot` against the spec and the oldest kernel in
-    /// flight.
-    fn check(&self, slot: u16, rec: &[u8]) -> Result<KernelCompletion, KernelError> {
-        let c = KernelCompletion::decode(rec).map_err(|source| KernelError::Malformed { slot, source })?;
-        let p = *self.pending.front().ok_or(KernelError::Unsolicited { slot })?;
-        if c.tag != p.tag {
-            return Err(KernelError::WrongTag { slot, index: p.index, expected: p.tag, got: c.tag });
-        }
-        if c.asid != p.asid {
-            return Err(KernelError::WrongAsid { slot, index: p.index, expected: p.asid, got: c.asid });
-        }
-        let done_ok = match c.status {
-            KernelStatus::Ok => c.done == p.count,
-            KernelStatus::BadDesc => c.done == 0,
-            KernelStatus::FaultAbort | KernelStatus::MemError => c.done <= p.count,
-        };
-        if !done_ok {
-            return Err(KernelError::BadDone { slot, index: p.index, status: c.status, done: c.done, count: p.count });
-        }
-        Ok(KernelCompletion { index: p.index, ..c })
     }
 
     /// Collects the completions the device has written (possibly none), following the
@@ -613,38 +607,20 @@ impl KernelQueue {
         io: &mut T,
         out: &mut Vec<KernelCompletion>,
     ) -> Result<(), KernelError> {
-        io.write32(regs::INT_ACK.offset, 1 << regs::int_cause::KERNEL)?;
-        let size = u32::from(self.mask()) + 1;
-        let tail = io.read32(regs::KCQ_TAIL.offset)?;
-        if tail >= size {
-            return Err(KernelError::BadTail { tail, size });
-        }
-        fence(Ordering::Acquire);
-        let start = self.head;
-        let mut result = Ok(());
-        while u32::from(self.head) != tail {
-            let slot = self.head;
-            let mut rec = [0u8; regs::kcpl::SIZE];
-            if let Err(e) = self.kcq.read(usize::from(slot) * regs::kcpl::SIZE, &mut rec) {
-                result = Err(e.into());
-                break;
-            }
-            match self.check(slot, &rec) {
+        let pending = &mut self.pending;
+        self.kcq.consume(
+            io,
+            regs::int_cause::KERNEL,
+            |tail, size| KernelError::BadTail { tail, size },
+            |slot, rec| match check(pending, slot, rec) {
                 Ok(c) => {
                     out.push(c);
-                    self.pending.pop_front();
-                    self.head = slot.wrapping_add(1) & self.mask();
+                    pending.pop_front();
+                    Verdict::Take
                 }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        if self.head != start {
-            io.write32(regs::KCQ_HEAD.offset, u32::from(self.head))?;
-        }
-        result
+                Err(e) => Verdict::Keep(e),
+            },
+        )
     }
 
     /// Waits until every submitted kernel has completed, letting at most `budget_ns` of
@@ -702,8 +678,8 @@ impl KernelQueue {
         let lost = self.pending.len();
         self.pending.clear();
         self.carry.clear();
-        self.tail = 0;
-        self.head = 0;
+        self.kq.index = 0;
+        self.kcq.index = 0;
         lost
     }
 
@@ -713,8 +689,8 @@ impl KernelQueue {
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), KernelError> {
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::CU_EN.put32(ctrl, 0))?;
-        io.dma_unmap(self.kq_iova)?;
-        io.dma_unmap(self.kcq_iova)?;
+        io.dma_unmap(self.kq.iova)?;
+        io.dma_unmap(self.kcq.iova)?;
         Ok(())
     }
 }

@@ -7,9 +7,13 @@
 //! memory. This crate holds the register constants generated from the single register
 //! description (`rtl/npu_regs.toml`), the binary formats of commands, fault records,
 //! DMA descriptors, kernel descriptors and completions, the drivers of its
-//! queues (commands, faults, DMA, kernels), and the [`DeviceIo`] transport trait that every
-//! way of reaching the device (Verilator co-simulation, VFIO board) implements.
+//! queues (commands, faults, DMA, kernels), the [`DeviceIo`] transport trait that every
+//! way of reaching the device (Verilator co-simulation, reference model, VFIO board)
+//! implements, the NPU's fault-injection sites ([`inject`]), and what the simulated
+//! devices share: the IOVA map of host memory ([`host_map`]) and the device-memory
+//! backdoor ([`backdoor`]).
 
+pub mod backdoor;
 pub mod cmdq;
 pub mod device;
 mod device_io;
@@ -18,6 +22,7 @@ mod dma_buf;
 #[cfg(test)]
 mod fake_io;
 pub mod fault;
+pub mod host_map;
 pub mod host_time;
 pub mod inject;
 mod iova;
@@ -28,11 +33,12 @@ mod regmap;
 // the freshness test compares generator output byte for byte.
 #[rustfmt::skip]
 pub mod regs;
+mod ring;
 pub mod session;
 pub mod sv39;
 
 pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};
-pub use device_io::{Clock, DeviceIo, IoError};
+pub use device_io::{Clock, DeviceIo, IoError, NOMINAL_HZ};
 pub use dma_buf::{DmaBufError, DmaBuffer, DmaOwners};
 pub use host_time::{HostCosts, HostTime};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};

@@ -22,18 +22,16 @@ mod model;
 mod pcie;
 mod pipe;
 mod ports;
-pub mod refmodel;
 mod sim_device;
 mod sim_io;
 mod timing;
 pub mod vfio_user;
 
 pub use axi_slave::PortStats;
-pub use backdoor::{BackdoorTables, DevMemBackdoor};
 pub use dram::DramModel;
 pub use model::ModelError;
+pub use npu::backdoor::{BackdoorTables, DevMemBackdoor};
 pub use pcie::{PcieGen, PcieLink};
-pub use refmodel::{ModelConfig, ModelDevice};
 pub use sim_device::{SimConfig, SimDevice, SimError};
 pub use timing::{
     DevMem, DevMemPreset, HostLink, LinkPreset, MmioCost, NOMINAL_HZ, PortTiming, StallPattern, TimingModel,

@@ -2,73 +2,67 @@
 //! the device memory as a sparse anonymous mapping.
 
 use mmap_rs::{MmapMut, MmapOptions};
-use std::collections::BTreeMap;
+use npu::host_map::HostMap;
 
 /// Bytes per data beat (512-bit data path).
 pub(crate) const BEAT: usize = 64;
 
 /// Why a beat access failed (becomes an AXI SLVERR).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Unmapped;
+pub(crate) use npu::host_map::Unmapped;
 
-/// Host memory as the device sees it: IOVA ranges mapped to host virtual memory.
-///
-/// Like an IOMMU, an access to an IOVA outside every mapping fails instead of touching
-/// memory.
+/// Host memory as the device's host port sees it: the shared IOVA map
+/// ([`npu::host_map::HostMap`], which the reference model uses too), in beats.
 #[derive(Default)]
 pub(crate) struct HostMemory {
-    /// IOVA start → (host address, length). Ranges never overlap.
-    map: BTreeMap<u64, (usize, usize)>,
+    pub(crate) map: HostMap,
 }
 
 impl HostMemory {
     /// Adds a mapping.
     ///
     /// # Safety
-    /// `host..host+len` must stay valid for reads and writes until [`Self::unmap`].
+    /// As for [`HostMap::map`]: `host..host+len` stays valid for reads and writes, and
+    /// is touched only through raw pointers, until [`Self::unmap`].
     pub(crate) unsafe fn map(&mut self, iova: u64, host: *mut u8, len: usize) {
-        self.map.insert(iova, (host as usize, len));
+        // SAFETY: the caller's contract is HostMap::map's.
+        unsafe { self.map.map(iova, host, len) }
     }
 
     /// Removes the mapping starting at `iova`; false if there was none.
     pub(crate) fn unmap(&mut self, iova: u64) -> bool {
-        self.map.remove(&iova).is_some()
+        self.map.unmap(iova)
     }
 
     /// True if `[iova, iova+len)` intersects a mapping.
     pub(crate) fn overlaps(&self, iova: u64, len: usize) -> bool {
-        let end = iova.saturating_add(len as u64);
-        self.map.range(..end).next_back().is_some_and(|(&start, &(_, size))| start.saturating_add(size as u64) > iova)
-    }
-
-    /// Host address of `[iova, iova+len)` if one mapping covers it.
-    fn lookup(&self, iova: u64, len: usize) -> Result<*mut u8, Unmapped> {
-        let (&start, &(host, size)) = self.map.range(..=iova).next_back().ok_or(Unmapped)?;
-        let off = usize::try_from(iova - start).map_err(|_| Unmapped)?;
-        if off.checked_add(len).is_none_or(|end| end > size) {
-            return Err(Unmapped);
-        }
-        Ok((host + off) as *mut u8)
+        self.map.overlaps(iova, len)
     }
 
     /// Reads one beat at the (beat-aligned) IOVA.
     pub(crate) fn read_beat(&self, iova: u64) -> Result<[u8; BEAT], Unmapped> {
-        let p = self.lookup(iova, BEAT)?;
         let mut out = [0u8; BEAT];
-        // SAFETY: `lookup` checked the range lies in a mapping that the `map` contract
-        // keeps valid; the host may write it concurrently only through raw copies too.
-        unsafe { std::ptr::copy_nonoverlapping(p, out.as_mut_ptr(), BEAT) };
+        self.map.read(iova, &mut out)?;
         Ok(out)
     }
 
-    /// Writes the bytes of one beat selected by `strb` (bit i = byte i).
+    /// Writes the bytes of one beat selected by `strb` (bit i = byte i): each run of
+    /// enabled bytes is one copy; the whole beat must be mapped.
     pub(crate) fn write_beat(&self, iova: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped> {
-        let p = self.lookup(iova, BEAT)?;
-        for (i, b) in data.iter().enumerate() {
-            if strb >> i & 1 == 1 {
-                // SAFETY: as in `read_beat`; i < BEAT keeps the write in range.
-                unsafe { p.add(i).write(*b) };
+        if strb == u64::MAX {
+            return self.map.write(iova, data);
+        }
+        if !self.map.reachable(iova, BEAT) {
+            return Err(Unmapped);
+        }
+        let mut i = 0;
+        while i < BEAT {
+            if strb >> i & 1 == 0 {
+                i += 1;
+                continue;
             }
+            let run = ((strb >> i).trailing_ones() as usize).min(BEAT - i);
+            self.map.write(iova + i as u64, &data[i..i + run])?;
+            i += run;
         }
         Ok(())
     }
@@ -128,5 +122,26 @@ impl DeviceMemory {
         let r = self.range(addr, data.len())?;
         self.map[r].copy_from_slice(data);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strobed_beats_write_only_enabled_bytes_of_a_wholly_mapped_beat() {
+        let buf = npu::DmaBuffer::new(4096).expect("buffer");
+        let mut h = HostMemory::default();
+        // SAFETY: `buf` outlives `h` and is only touched by raw copies.
+        unsafe { h.map(0x1000, buf.as_ptr(), 4096) };
+        let data: [u8; BEAT] = std::array::from_fn(|i| i as u8 + 1);
+        h.write_beat(0x1000, &[0xEE; BEAT], u64::MAX).expect("full beat");
+        h.write_beat(0x1000, &data, 0b1101 | 1 << 63).expect("strobed beat");
+        let got = h.read_beat(0x1000).expect("read back");
+        let want: [u8; BEAT] = std::array::from_fn(|i| if [0, 2, 3, 63].contains(&i) { data[i] } else { 0xEE });
+        assert_eq!(got, want);
+        assert_eq!(h.write_beat(0x1000 + 4096 - 32, &data, 1), Err(Unmapped), "the beat crosses the mapping's end");
+        assert_eq!(h.write_beat(0x4000, &data, 1), Err(Unmapped));
     }
 }

@@ -100,19 +100,8 @@ impl DeviceIo for SimDevice {
     }
 
     unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
-        let page = npu::IOVA_PAGE as usize;
-        if len == 0 || len % page != 0 || (host as usize) % page != 0 {
-            return Err(IoError::BadHostRange {
-                addr: host as usize,
-                len,
-                reason: "must be a non-empty, page-aligned range",
-            });
-        }
-        let iova = self.iova.alloc(len as u64)?;
-        // SAFETY: the caller's contract (DeviceIo::dma_map_raw) keeps the range valid
-        // until dma_unmap, which removes it from the map first.
-        unsafe { self.host_mem.map(iova, host, len) };
-        Ok(iova)
+        // SAFETY: the caller's contract (DeviceIo::dma_map_raw) is HostMap::dma_map's.
+        unsafe { self.host_mem.map.dma_map(&mut self.iova, host, len) }
     }
 
     fn dma_keep(&mut self, iova: u64, owner: npu::DmaBuffer) {
@@ -120,12 +109,7 @@ impl DeviceIo for SimDevice {
     }
 
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
-        if !self.host_mem.unmap(iova) {
-            return Err(IoError::NotMapped { iova });
-        }
-        self.iova.free(iova)?;
-        self.owners.release(iova);
-        Ok(())
+        self.host_mem.map.dma_unmap(&mut self.iova, &mut self.owners, iova)
     }
 
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {

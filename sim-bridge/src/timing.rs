@@ -22,8 +22,8 @@
 use crate::dram::DramModel;
 use crate::pcie::{PcieGen, PcieLink};
 
-/// Nominal device clock of the co-simulation (cycles → nanoseconds).
-pub const NOMINAL_HZ: u64 = 250_000_000;
+/// Nominal device clock of the co-simulation (cycles → nanoseconds): the NPU's.
+pub use npu::NOMINAL_HZ;
 
 /// AXI-side limits of one memory port, and the latencies of its `ideal` model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

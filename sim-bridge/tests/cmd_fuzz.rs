@@ -12,7 +12,8 @@ mod common;
 
 use common::Rng;
 use npu::{DeviceIo, DmaBuffer, regs};
-use sim_bridge::{ModelDevice, SimConfig, SimDevice};
+use npu_refmodel::ModelDevice;
+use sim_bridge::{SimConfig, SimDevice};
 
 const RING_LOG2: u32 = 4;
 

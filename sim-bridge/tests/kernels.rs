@@ -9,12 +9,14 @@
 mod common;
 
 use common::{Reply, Rig, host_buffer, put_words, read_u64, words};
+use npu::backdoor::DevMemBackdoor;
 use npu::cmdq::{Command, InvalScope};
 use npu::fault::{FaultCause, FaultRecord};
 use npu::kernel::{Kernel, KernelStatus};
 use npu::sv39::{Access, HUGE, PAGE};
 use npu::{DeviceIo, regs};
-use sim_bridge::{DevMemBackdoor, ModelDevice, SimConfig, SimDevice};
+use npu_refmodel::ModelDevice;
+use sim_bridge::{SimConfig, SimDevice};
 
 const A: u64 = 0x10_0000;
 const B: u64 = 0x20_0000;

@@ -23,13 +23,15 @@
 mod common;
 
 use common::{Reply, Rig, Rng, Tables, host_buffer};
+use npu::backdoor::DevMemBackdoor;
 use npu::cmdq::{Command, InvalScope};
 use npu::dma::{Dma, DmaAddr, DmaDesc};
 use npu::fault::FaultRecord;
 use npu::kernel::{Kernel, KernelCompletion};
 use npu::sv39::{HUGE, PAGE};
 use npu::{DeviceIo, DmaBuffer, regs};
-use sim_bridge::{DevMemBackdoor, ModelDevice, SimConfig, SimDevice};
+use npu_refmodel::ModelDevice;
+use sim_bridge::{SimConfig, SimDevice};
 use std::collections::BTreeMap;
 
 /// Input VAs (operands a, b) are pages 0..32 of the VA region, outputs (c) pages 32..64;

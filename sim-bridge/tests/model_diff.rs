@@ -14,24 +14,23 @@
 //! either its old or its new value, and nothing outside it changes. Those ranges are then
 //! copied from the RTL into the model so the next batch starts equal.
 //!
+//! What the random batches cover, besides plain copies: one channel reading from both
+//! ports in one batch (responses of two ports arrive in no common order), zero-fills
+//! between copies, a descriptor failing with reads still to issue, write errors reported
+//! late in a B response (later descriptors are discarded and HEAD points after the
+//! failed one), RESUME written while the channel drains, long runs of wrapping ring
+//! indices, and large unmapped destinations. The targeted tests below cover the CSR
+//! space (every offset after reset, after writing every register, after RESET.SOFT —
+//! INT_STATUS included — and after a hardware reset), ring-level failures, and a hung
+//! engine recovered by soft reset. `tests/dma.rs` has targeted RTL tests for several of
+//! the same situations.
+//!
 //! `MODEL_DIFF_BATCHES` (default 200; half of it under random port stalls) and `MODEL_DIFF_SEED` widen a run, e.g.
 //! `MODEL_DIFF_BATCHES=600 MODEL_DIFF_SEED=7 cargo test -p sim-bridge --test model_diff`.
 //!
-//! **RTL bugs this test found, all fixed and checked here with default settings (several
-//! also have a targeted regression test in `tests/dma.rs`):** payloads swapped when one channel read from both ports (responses
-//! of two ports arrive in no common order); a zero-fill between two copies hung the
-//! channel (beats attributed to the wrong slot); a failing descriptor with reads left to
-//! issue hung it; RESET.SOFT left INT_STATUS set; a write error in a B response did not
-//! stop later descriptors; the write-response queue dropped the slot pointer's wrap bit,
-//! so after a write error HEAD could end one short and a later descriptor completed twice;
-//! RESUME written while the channel drained was lost (it now takes effect after the
-//! drain); soft reset did not clear a completion-write device error; AR/AW requests were
-//! withdrawn before being accepted (AXI rule, `a_ar_stable`); and, in long runs, a hang on
-//! a large unmapped destination and a beat-FIFO overflow (both from the wrap-bit bug).
-//!
-//! The generator keeps two optional restrictions from the time those bugs were open —
-//! `MODEL_DIFF_RELAX=ports` (one source and one destination port per channel and batch)
-//! and `MODEL_DIFF_RELAX=victim` (an unmapped destination runs last in its channel) —
+//! `MODEL_DIFF_RELAX` narrows the generator, to tell which pattern a divergence needs:
+//! `ports` (one source and one destination port per channel and batch) and `victim` (an
+//! unmapped destination runs last in its channel), comma-separated or `all`; both are
 //! off by default.
 //!
 //! `MODEL_DIFF_TRACE=1` prints every batch before it runs.
@@ -39,9 +38,11 @@
 mod common;
 
 use common::Rng;
+use npu::backdoor::DevMemBackdoor;
 use npu::dma::{Dma, DmaAddr, DmaCompletion, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer, regs};
-use sim_bridge::{ModelDevice, SimConfig, SimDevice, StallPattern, TimingModel};
+use npu_refmodel::ModelDevice;
+use sim_bridge::{SimConfig, SimDevice, StallPattern, TimingModel};
 use std::collections::BTreeMap;
 
 const MIB: usize = 1 << 20;
@@ -54,12 +55,12 @@ const BOGUS_IOVA: u64 = 0xF_0000_0000;
 const DEV_MEM: u64 = 256 << 20;
 const BUDGET_NS: u64 = 20_000_000;
 
-/// Optional generator restrictions from when the RTL bugs in the module docs were open;
-/// on only with `MODEL_DIFF_RELAX=ports,victim` (or `all`).
+/// Optional generator restrictions (see the module docs); on only with
+/// `MODEL_DIFF_RELAX=ports,victim` (or `all`).
 struct Workarounds {
-    /// Bug 8: one source port and one destination port per channel and batch.
+    /// One source port and one destination port per channel and batch.
     ports: bool,
-    /// Bug 2: an unmapped destination is the last descriptor of its channel.
+    /// An unmapped destination is the last descriptor of its channel.
     victim: bool,
 }
 
@@ -280,14 +281,14 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
     assert_eq!((rtl.src_iova, rtl.dst_iova), (model.src_iova, model.dst_iova), "one IOVA allocator, one sequence");
     let dev_src: Vec<u8> = (0..MIB).map(dev_pattern).collect();
     rtl.io.dev_mem_write(DEV_SRC, &dev_src).expect("backdoor");
-    model.io.dev_mem_write(DEV_SRC, &dev_src).expect("backdoor");
+    model.io.backdoor_write(DEV_SRC, &dev_src).expect("backdoor");
     let mask = 0x7F;
     rtl.io.write32(regs::INT_MASK.offset, mask).expect("mask");
     model.io.write32(regs::INT_MASK.offset, mask).expect("mask");
     let mut next_index = [0u16; 3];
     let mut st = Stats { descs: 0, errors: BTreeMap::new(), bytes_differ: 0, resume_ignored: 0, perf_batches: 0 };
     let rtl_read = |io: &SimDevice, a: u64, out: &mut [u8]| io.dev_mem_read(a, out).expect("backdoor");
-    let model_read = |io: &ModelDevice, a: u64, out: &mut [u8]| io.dev_mem_read(a, out).expect("backdoor");
+    let model_read = |io: &ModelDevice, a: u64, out: &mut [u8]| io.backdoor_read(a, out).expect("backdoor");
 
     for b in 0..batches {
         // ---- plan the batch
@@ -480,7 +481,7 @@ fn diff_run(seed: u64, batches: usize, timing: TimingModel) -> Stats {
                 mem_model[base + i] = got;
             }
             if let DmaAddr::Device(a) = d.dst {
-                model.io.dev_mem_write(a, &d_rtl[a as usize..a as usize + d.len as usize]).expect("resync");
+                model.io.backdoor_write(a, &d_rtl[a as usize..a as usize + d.len as usize]).expect("resync");
             } else {
                 model.dst.write(base, &h_rtl[base..base + d.len as usize]).expect("resync");
             }
@@ -580,7 +581,7 @@ fn csr_space_agrees_after_reset_writes_and_soft_reset() {
     model.advance(2_000).expect("advance");
     let (a, b) = (sweep(&mut rtl, true), sweep(&mut model, true));
     for ((off, x), (_, y)) in a.iter().zip(&b) {
-        // INT_STATUS included (RTL bug 6, fixed: soft reset left it set).
+        // INT_STATUS included: RESET.SOFT clears it (§13).
         assert_eq!(x, y, "after soft reset, offset {off:#x}");
     }
     // Hardware reset: every register back to its reset value, mappings kept.

@@ -71,10 +71,10 @@ pub fn run(waves: Option<PathBuf>, backend: &Backend, sys: &crate::system::Syste
             oversubscription(stack(sys.npu(oversub_cfg()), dev)?, |d| d.cycles())
         }
         Backend::Model => {
-            let mut dev = sim_bridge::ModelDevice::default();
+            let mut dev = npu_refmodel::ModelDevice::default();
             identify(&mut dev, "NPU reference model", |_| None, None)?;
             sharing(stack(NpuConfig::default(), dev)?, device_cycles)?;
-            oversubscription(stack(oversub_cfg(), sim_bridge::ModelDevice::default())?, device_cycles)
+            oversubscription(stack(oversub_cfg(), npu_refmodel::ModelDevice::default())?, device_cycles)
         }
         Backend::Vfio(bdf) => {
             let open = || {

@@ -368,13 +368,13 @@ fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &system
 
 fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
     for r in &cfg.rules {
-        gmem_host::inject::Injector::new(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
+        npu::inject::injector(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
     }
     let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
     let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
     let bar =
         if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
-    let rep = soak::run(rtl, sim_bridge::ModelDevice::default(), &cfg, |r| {
+    let rep = soak::run(rtl, npu_refmodel::ModelDevice::default(), &cfg, |r| {
         bar.set_position(r.ops);
         bar.set_message(format!("{} injected, {} mismatches", r.injected_rtl + r.injected_model, r.data_mismatches));
     })?;
@@ -400,7 +400,7 @@ fn run_info(backend: &info::Backend, sys: &system::System) -> Result<(), String>
             t
         }
         info::Backend::Model => {
-            let mut dev = sim_bridge::ModelDevice::default();
+            let mut dev = npu_refmodel::ModelDevice::default();
             info::report(&mut dev).map_err(|e| e.to_string())?
         }
         info::Backend::Vfio(bdf) => {
@@ -537,7 +537,7 @@ fn run_job(
             job_on(&s, &job, "the Verilated RTL", Some(sys))
         }
         info::Backend::Model => {
-            let s = Session::open(sim_bridge::ModelDevice::default(), npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
+            let s = Session::open(npu_refmodel::ModelDevice::default(), npu_cfg, gm_cfg).map_err(|e| e.to_string())?;
             job_on(&s, &job, "the reference model", None)
         }
         info::Backend::Vfio(bdf) => {

@@ -22,9 +22,9 @@
 
 use std::time::Instant;
 
-use gmem_host::inject::{HOOK_SITES, Injector, RTL_SITES, SplitMix64};
+use gmem_host::inject::{HOOK_SITES, Injector, SplitMix64};
 use gmem_host::{Hint, Node, Residency};
-use npu::inject::FaultyIo;
+use npu::inject::{FaultyIo, RTL_SITES};
 use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};

@@ -9,7 +9,8 @@ pub mod sigbus;
 
 use npu::NpuConfig;
 use npu::session::{Session, manager_config};
-use sim_bridge::{ModelDevice, SimConfig, SimDevice};
+use npu_refmodel::ModelDevice;
+use sim_bridge::{SimConfig, SimDevice};
 
 /// A manager with one NPU attached to one address space.
 pub type Stack<T> = Session<T>;

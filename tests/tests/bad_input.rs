@@ -4,42 +4,21 @@
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
+mod common;
+
+use common::{WORDS, aborted_at, check, fill};
 use gmem_host::{GmemError, Hint, MapFlags, Node};
 use npu::kernel::{Kernel, KernelError};
 use npu::{DeviceIo, NpuConfig, NpuError};
 use tests::Stack;
 
-const WORDS: usize = 4096; // 16 KiB per region
-
-fn fill(p: *mut u32, f: impl Fn(usize) -> u32) {
-    for i in 0..WORDS {
-        // SAFETY: callers pass regions of WORDS words.
-        unsafe { p.add(i).write(f(i)) };
-    }
-}
-
-fn check(p: *mut u32, what: &str, f: impl Fn(usize) -> u32) {
-    for i in 0..WORDS {
-        // SAFETY: as in `fill`; device-resident pages fault back.
-        let v = unsafe { p.add(i).read() };
-        assert_eq!(v, f(i), "{what}: word {i}");
-    }
-}
-
-fn aborted_at(r: Result<npu::kernel::KernelCompletion, NpuError>, va: u64, what: &str) {
-    match r {
-        Err(NpuError::KernelAborted { va: got, reason }) => {
-            assert_eq!(got & !0xfff, va & !0xfff, "{what}: the abort names the VA ({reason})");
-        }
-        other => panic!("{what}: expected an abort at {va:#x}, got {other:?}"),
-    }
-}
-
 fn bad_input<T: DeviceIo + Send + 'static>(s: Stack<T>) {
     let bytes = (WORDS * 4) as u64;
     let (a, c) = (s.alloc(bytes).unwrap(), s.alloc(bytes).unwrap());
-    fill(a, |i| i as u32);
-    fill(c, |_| 0xc0c0);
+    // SAFETY: a live region of WORDS words, referenced nowhere else.
+    unsafe { fill(a, |i| i as u32) };
+    // SAFETY: a live region of WORDS words, referenced nowhere else.
+    unsafe { fill(c, |_| 0xc0c0) };
     let asid = s.asid;
     let (va_a, va_c, n) = (a as u64, c as u64, WORDS as u32);
     let frames = s.gm.device_pages(s.id).unwrap();
@@ -59,7 +38,8 @@ fn bad_input<T: DeviceIo + Send + 'static>(s: Stack<T>) {
     aborted_at(s.launch(Kernel::fill(asid, 0, 16, 1)), 0, "a null pointer");
     aborted_at(s.launch(Kernel::fill(asid, 1 << 38, 16, 1)), 1 << 38, "a wild pointer");
     aborted_at(s.launch(Kernel::copy(asid ^ 0x55, va_a, va_c, n)), va_a, "an ASID nobody attached");
-    check(a, "the source after every refusal", |i| i as u32);
+    // SAFETY: a live region of WORDS words, referenced nowhere else.
+    unsafe { check(a, "the source after every refusal", |i| i as u32) };
 
     // Hints and mappings: typed, and nothing moves.
     let before = s.gm.page_info(s.space, va_a).unwrap();
@@ -74,8 +54,10 @@ fn bad_input<T: DeviceIo + Send + 'static>(s: Stack<T>) {
 
     // Everything still works, and nothing leaked.
     s.launch(Kernel::scale(asid, va_a, va_c, n, 3)).unwrap();
-    check(c, "the next kernel's result", |i| 3 * i as u32);
-    check(a, "the source at the end", |i| i as u32);
+    // SAFETY: a live region of WORDS words, referenced nowhere else.
+    unsafe { check(c, "the next kernel's result", |i| 3 * i as u32) };
+    // SAFETY: a live region of WORDS words, referenced nowhere else.
+    unsafe { check(a, "the source at the end", |i| i as u32) };
 }
 
 #[test]

@@ -96,5 +96,5 @@ fn rtl_device_that_stops_answering_is_declared_lost_and_reported() {
 #[test]
 fn model_device_that_stops_answering_is_declared_lost_and_reported() {
     let name = "model_device_that_stops_answering_is_declared_lost_and_reported";
-    sigbus::in_child(name, || device_stops_answering(sim_bridge::ModelDevice::new(Default::default()), name));
+    sigbus::in_child(name, || device_stops_answering(npu_refmodel::ModelDevice::new(Default::default()), name));
 }

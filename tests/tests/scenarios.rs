@@ -199,7 +199,7 @@ macro_rules! scenarios {
             })*
             #[test]
             fn two_npus() {
-                let out = super::two_npus(tests::model(super::cfg()), sim_bridge::ModelDevice::new(Default::default()));
+                let out = super::two_npus(tests::model(super::cfg()), npu_refmodel::ModelDevice::new(Default::default()));
                 super::snapshot("two_npus", &out);
             }
         }

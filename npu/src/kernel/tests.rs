@@ -182,7 +182,7 @@ fn both_rings_wrap_around() {
     assert_eq!(io.regs[&regs::KQ_TAIL.offset], 2);
     let mut rec = [0u8; 64];
     for (slot, k) in [3usize, 0, 1].into_iter().zip(&second) {
-        q.kq.read(slot * 64, &mut rec).unwrap();
+        q.kq.buf.read(slot * 64, &mut rec).unwrap();
         assert_eq!(Kernel::decode(&rec), Ok(*k), "KQ slot {slot}");
     }
     for (slot, tag) in [(3, 10), (0, 11), (1, 12)] {

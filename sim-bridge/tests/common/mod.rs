@@ -5,12 +5,12 @@
 #![allow(dead_code)] // each test binary uses its own part of the rig
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
+use npu::backdoor::{BackdoorTables, DevMemBackdoor};
 use npu::cmdq::{CmdQueue, Command, InvalScope};
 use npu::fault::{FaultQueue, FaultRecord};
 use npu::kernel::{Kernel, KernelCompletion, KernelQueue};
 use npu::sv39::{self, Access, TableBuilder};
 use npu::{DeviceIo, DmaBuffer, regs};
-use sim_bridge::{BackdoorTables, DevMemBackdoor};
 
 /// Print the device's counters while settling (for debugging a diverging step).
 pub static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -76,13 +76,18 @@ impl Tables {
         write: bool,
     ) {
         let root = self.root(dev, asid);
+        // The builder links at most two new tables (levels 1 and 0), taken from the
+        // bump pointer: zero them before it can.
+        for t in 0..2 {
+            dev.backdoor_write(self.next + t * sv39::PAGE, &[0u8; sv39::PAGE as usize]).unwrap();
+        }
         let mut next = self.next;
         let mut alloc = || {
             let t = next;
             next += sv39::PAGE;
             Some(t)
         };
-        TableBuilder { mem: &mut ZeroingTables(dev), root }.map(va, pa, size, write, &mut alloc).unwrap();
+        TableBuilder { mem: &mut BackdoorTables(dev), root }.map(va, pa, size, write, &mut alloc).unwrap();
         self.next = next;
     }
 
@@ -118,26 +123,6 @@ impl Tables {
         let root = self.root(dev, asid);
         let size = dev.dev_mem_size();
         sv39::walk(&BackdoorTables(dev), root, va, access, size)
-    }
-}
-
-/// Table memory that zeroes each new table page as the builder links it in (a pointer
-/// PTE is only ever written for a freshly allocated table).
-struct ZeroingTables<'a, D: DevMemBackdoor>(&'a mut D);
-
-impl<D: DevMemBackdoor> sv39::TableMemory for ZeroingTables<'_, D> {
-    type Error = D::Error;
-    fn read_pte(&self, pa: u64) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.0.backdoor_read(pa, &mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn write_pte(&mut self, pa: u64, pte: u64) -> Result<(), Self::Error> {
-        let p = sv39::Pte(pte);
-        if p.valid() && p.is_pointer() {
-            self.0.backdoor_write(p.target(), &[0u8; sv39::PAGE as usize])?;
-        }
-        self.0.backdoor_write(pa, &pte.to_le_bytes())
     }
 }
 

@@ -148,34 +148,21 @@ impl ModelDevice {
 mod tests {
     use super::*;
     use npu::DeviceIo;
+    use npu::backdoor::BackdoorTables;
     use npu::sv39::{self, Access, TableBuilder, TableMemory};
-
-    struct Mem<'a>(&'a mut ModelDevice);
-
-    impl TableMemory for Mem<'_> {
-        type Error = super::super::RefModelError;
-        fn read_pte(&self, pa: u64) -> Result<u64, Self::Error> {
-            let mut b = [0u8; 8];
-            self.0.dev_mem_read(pa, &mut b)?;
-            Ok(u64::from_le_bytes(b))
-        }
-        fn write_pte(&mut self, pa: u64, pte: u64) -> Result<(), Self::Error> {
-            self.0.dev_mem_write(pa, &pte.to_le_bytes())
-        }
-    }
 
     /// Every step of the walk against the independent software walker, on tables with
     /// 4 KiB, 2 MiB and host-window leaves and hand-made ill-formed PTEs.
     #[test]
     fn walk_agrees_with_the_sv39_oracle() {
-        let mut d = ModelDevice::new(super::super::ModelConfig { dev_mem_bytes: 64 << 20, ..Default::default() });
+        let mut d = ModelDevice::new(crate::ModelConfig { dev_mem_bytes: 64 << 20, ..Default::default() });
         let root = 0x10_0000;
         let mut next = root + PAGE;
         let mut alloc = || {
             next += PAGE;
             Some(next - PAGE)
         };
-        let mut m = Mem(&mut d);
+        let mut m = BackdoorTables(&mut d);
         let mut b = TableBuilder { mem: &mut m, root };
         b.map(0x4000_0000, 0x20_0000, PAGE, true, &mut alloc).unwrap();
         b.map(0x4000_1000, 0x20_1000, PAGE, false, &mut alloc).unwrap();
@@ -221,7 +208,7 @@ mod tests {
         for va in vas {
             for write in [false, true] {
                 let acc = if write { Access::Write } else { Access::Read };
-                let want = sv39::walk(&Mem(&mut d), root, va, acc, 64 << 20);
+                let want = sv39::walk(&BackdoorTables(&mut d), root, va, acc, 64 << 20);
                 let got = d.translate(3, va, write);
                 match (want, got) {
                     (Ok(t), Ok(p)) => {
@@ -230,7 +217,7 @@ mod tests {
                             Phys::Host(iova) => iova + WINDOW,
                         };
                         assert_eq!(pa, t.pa, "{va:#x} write={write}");
-                        let pte = sv39::walk(&Mem(&mut d), root, va, acc, 64 << 20).unwrap().pte;
+                        let pte = sv39::walk(&BackdoorTables(&mut d), root, va, acc, 64 << 20).unwrap().pte;
                         assert!(pte.accessed() && (!write || pte.dirty()), "A/D set at {va:#x}");
                     }
                     (Err(f), Err(g)) => {

@@ -24,7 +24,7 @@
 //! failing one are written and counted, the ones after it are not written.
 
 use super::csr::Inj;
-use super::mem::Unreachable;
+use super::mem::Unmapped;
 use super::{BEAT, ModelDevice};
 use npu::regs::{self, dma_error as e, dma_flag as f};
 use std::collections::VecDeque;
@@ -290,7 +290,7 @@ impl ModelDevice {
                     if self.host.reachable(burst, burst_bytes as usize) {
                         self.host.read(a, out)
                     } else {
-                        Err(Unreachable)
+                        Err(Unmapped)
                     }
                 } else {
                     self.dev.read(a, out)
@@ -311,11 +311,7 @@ impl ModelDevice {
             let off = (a - d.dst) as usize;
             let src = &data[off..off + n as usize];
             let r = if dst_host {
-                if self.host.reachable(burst, burst_bytes as usize) {
-                    self.host.write(a, src)
-                } else {
-                    Err(Unreachable)
-                }
+                if self.host.reachable(burst, burst_bytes as usize) { self.host.write(a, src) } else { Err(Unmapped) }
             } else {
                 self.dev.write(a, src)
             };

@@ -1,9 +1,9 @@
-//! `ModelDevice`: an untimed, transaction-level Rust model of the whole NPU — CSR
-//! block, command queue, MMU, fault queue, compute unit and DMA engine — behind the same
-//! [`npu::DeviceIo`] transport as the RTL.
+//! The NPU's reference model: [`ModelDevice`], an untimed, transaction-level Rust model
+//! of the whole NPU — CSR block, command queue, MMU, fault queue, compute unit and DMA
+//! engine — behind the same [`npu::DeviceIo`] transport as the RTL.
 //!
-//! It exists for differential testing against [`crate::SimDevice`] and for fast tests
-//! of the layers above — never as a substitute where the RTL is claimed. Same register
+//! It exists for differential testing against the co-simulated RTL (`sim-bridge`'s
+//! `SimDevice`) and for fast tests of the layers above — never as a substitute where the RTL is claimed. Same register
 //! semantics (decode, masks, SLVERR on holes, `wo` pulses, error-injection counters,
 //! INT_STATUS/MASK/ACK level semantics, soft reset), same results (memory contents,
 //! records, ring indices, HALTED/RESUME, ERR_INFO, interrupt causes), but no timing:
@@ -43,10 +43,13 @@
 //!   discarded later descriptors), the model follows the convention documented in its
 //!   `dma` module.
 //!
-//! Where the model follows the spec and the RTL does not (found by
-//! `tests/model_diff.rs`, whose module docs list the RTL bugs): RESET.SOFT clears
-//! INT_STATUS; a write error reported late still discards later descriptors; RESUME is
-//! never ignored after the error completion is visible.
+//! **Checked against the RTL.** sim-bridge's differential tests (`tests/model_diff.rs`
+//! for the CSR block and the DMA engine, `tests/mmu_diff.rs` for the MMU, command queue,
+//! fault queue and compute unit, `tests/cmd_fuzz.rs` for the command queue) run the same
+//! driver calls on both devices and require the same results within the approximations
+//! above — among them RESET.SOFT clearing INT_STATUS, a write error reported in a B
+//! response discarding the later descriptors, and RESUME taking effect after the
+//! error completion is visible.
 
 mod cmdq;
 mod csr;
@@ -56,13 +59,14 @@ mod fq;
 mod mem;
 mod mmu;
 
-use crate::timing::NOMINAL_HZ;
 use cmdq::CmdQueue;
 use cu::ComputeUnit;
 use dma::{CHANNELS, Channel};
 use fq::FaultQueue;
-use mem::{DevMem, HostMap};
-use npu::{Clock, DeviceIo, IoError, regs};
+use mem::DevMem;
+use npu::backdoor::DevMemBackdoor;
+use npu::host_map::HostMap;
+use npu::{Clock, DeviceIo, IoError, NOMINAL_HZ, regs};
 
 const NS_PER_CYCLE: u64 = 1_000_000_000 / NOMINAL_HZ;
 /// Bytes of one data beat of the memory ports.
@@ -149,26 +153,6 @@ impl ModelDevice {
             cfg,
             owners: npu::DmaOwners::default(),
         }
-    }
-
-    /// Bytes of device memory.
-    pub fn dev_mem_bytes(&self) -> u64 {
-        self.dev.size()
-    }
-
-    /// Backdoor read of device memory (no device time passes).
-    pub fn dev_mem_read(&self, addr: u64, out: &mut [u8]) -> Result<(), RefModelError> {
-        self.dev.read(addr, out).map_err(|_| RefModelError::DeviceMemoryRange {
-            addr,
-            len: out.len(),
-            size: self.dev.size(),
-        })
-    }
-
-    /// Backdoor write of device memory (no device time passes).
-    pub fn dev_mem_write(&mut self, addr: u64, data: &[u8]) -> Result<(), RefModelError> {
-        let size = self.dev.size();
-        self.dev.write(addr, data).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: data.len(), size })
     }
 
     /// Level of the interrupt vectors (bit i = vector i): INT_STATUS & INT_MASK.
@@ -317,19 +301,8 @@ impl DeviceIo for ModelDevice {
     }
 
     unsafe fn dma_map_raw(&mut self, host: *mut u8, len: usize) -> Result<u64, IoError> {
-        let page = npu::IOVA_PAGE as usize;
-        if len == 0 || len % page != 0 || (host as usize) % page != 0 {
-            return Err(IoError::BadHostRange {
-                addr: host as usize,
-                len,
-                reason: "must be a non-empty, page-aligned range",
-            });
-        }
-        let iova = self.iova.alloc(len as u64)?;
-        // SAFETY: the caller's contract (DeviceIo::dma_map_raw) keeps the range valid
-        // until dma_unmap, which removes it from the map first.
-        unsafe { self.host.map(iova, host, len) };
-        Ok(iova)
+        // SAFETY: the caller's contract (DeviceIo::dma_map_raw) is HostMap::dma_map's.
+        unsafe { self.host.dma_map(&mut self.iova, host, len) }
     }
 
     fn dma_keep(&mut self, iova: u64, owner: npu::DmaBuffer) {
@@ -337,12 +310,7 @@ impl DeviceIo for ModelDevice {
     }
 
     fn dma_unmap(&mut self, iova: u64) -> Result<(), IoError> {
-        if !self.host.unmap(iova) {
-            return Err(IoError::NotMapped { iova });
-        }
-        self.iova.free(iova)?;
-        self.owners.release(iova);
-        Ok(())
+        self.host.dma_unmap(&mut self.iova, &mut self.owners, iova)
     }
 
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
@@ -375,6 +343,22 @@ impl DeviceIo for ModelDevice {
         let dev = std::mem::replace(&mut self.dev, DevMem::new(size));
         *self = Self { host, iova, dev, ..Self::new(self.cfg.clone()) };
         Ok(())
+    }
+}
+
+/// Device memory through the backdoor (no device time passes).
+impl DevMemBackdoor for ModelDevice {
+    type Error = RefModelError;
+    fn dev_mem_size(&self) -> u64 {
+        self.dev.size()
+    }
+    fn backdoor_read(&self, addr: u64, out: &mut [u8]) -> Result<(), Self::Error> {
+        let size = self.dev.size();
+        self.dev.read(addr, out).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: out.len(), size })
+    }
+    fn backdoor_write(&mut self, addr: u64, data: &[u8]) -> Result<(), Self::Error> {
+        let size = self.dev.size();
+        self.dev.write(addr, data).map_err(|_| RefModelError::DeviceMemoryRange { addr, len: data.len(), size })
     }
 }
 

@@ -1,7 +1,8 @@
 //! A model device with the command, fault, kernel and completion rings set up and Sv39
 //! tables in its device memory; records are written and parsed by small local helpers.
 
-use super::super::{ModelConfig, ModelDevice, RefModelError};
+use crate::{ModelConfig, ModelDevice};
+use npu::backdoor::{BackdoorTables, DevMemBackdoor};
 use npu::sv39::{self, PAGE, TableBuilder, TableMemory};
 use npu::{DeviceIo, DmaBuffer, regs};
 
@@ -11,21 +12,6 @@ pub(super) const STEP_NS: u64 = 10_000;
 const TABLES: u64 = 0x0100_0000;
 /// Every interrupt cause.
 pub(super) const ALL_IRQS: u32 = 0x7F;
-
-/// Page tables in the model's device memory, through its backdoor.
-pub(super) struct DevTables<'a>(pub(super) &'a mut ModelDevice);
-
-impl TableMemory for DevTables<'_> {
-    type Error = RefModelError;
-    fn read_pte(&self, pa: u64) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.0.dev_mem_read(pa, &mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn write_pte(&mut self, pa: u64, pte: u64) -> Result<(), Self::Error> {
-        self.0.dev_mem_write(pa, &pte.to_le_bytes())
-    }
-}
 
 /// A kernel descriptor.
 #[derive(Clone, Copy, Debug, Default)]
@@ -191,7 +177,7 @@ impl Rig {
             next += PAGE;
             Some(next - PAGE)
         };
-        TableBuilder { mem: &mut DevTables(&mut self.dev), root }.map(va, pa, size, write, &mut alloc).unwrap();
+        TableBuilder { mem: &mut BackdoorTables(&mut self.dev), root }.map(va, pa, size, write, &mut alloc).unwrap();
         self.next_table = next;
     }
 
@@ -205,7 +191,7 @@ impl Rig {
     /// Address of the leaf PTE of `va` (which must be mapped by 4 KiB pages).
     pub(super) fn leaf_pte_addr(&mut self, asid: u32, va: u64) -> u64 {
         let mut table = self.root(asid);
-        let t = DevTables(&mut self.dev);
+        let t = BackdoorTables(&mut self.dev);
         for level in [2u32, 1] {
             table = sv39::Pte(t.read_pte(table + (va >> (12 + 9 * level) & 0x1FF) * 8).unwrap()).target();
         }
@@ -213,11 +199,11 @@ impl Rig {
     }
 
     pub(super) fn pte(&mut self, at: u64) -> u64 {
-        DevTables(&mut self.dev).read_pte(at).unwrap()
+        BackdoorTables(&mut self.dev).read_pte(at).unwrap()
     }
 
     pub(super) fn set_pte(&mut self, at: u64, pte: u64) {
-        DevTables(&mut self.dev).write_pte(at, pte).unwrap()
+        BackdoorTables(&mut self.dev).write_pte(at, pte).unwrap()
     }
 
     /// The oracle's translation of `va` in `asid`.
@@ -228,7 +214,7 @@ impl Rig {
         access: sv39::Access,
     ) -> Result<sv39::Translation, sv39::WalkFault> {
         let root = self.root(asid);
-        sv39::walk(&DevTables(&mut self.dev), root, va, access, 64 << 20)
+        sv39::walk(&BackdoorTables(&mut self.dev), root, va, access, 64 << 20)
     }
 
     /// A fresh, DMA-mapped host page (zeroed); returns its index and IOVA.
@@ -247,12 +233,12 @@ impl Rig {
 
     pub(super) fn put_words(&mut self, pa: u64, words: &[u32]) {
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        self.dev.dev_mem_write(pa, &bytes).unwrap();
+        self.dev.backdoor_write(pa, &bytes).unwrap();
     }
 
     pub(super) fn words(&mut self, pa: u64, n: usize) -> Vec<u32> {
         let mut bytes = vec![0u8; 4 * n];
-        self.dev.dev_mem_read(pa, &mut bytes).unwrap();
+        self.dev.backdoor_read(pa, &mut bytes).unwrap();
         bytes.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().unwrap())).collect()
     }
 

@@ -170,7 +170,7 @@ fn injected_errors_count_bursts_not_descriptors() {
     let c = r.run(0, &[DmaDesc::copy(DmaAddr::Host(s), DmaAddr::Device(0x5000), 64, 4)]);
     assert_eq!(c, [(4, DmaStatus::Poison, 0, 3)]);
     let mut z = [1u8; 64];
-    r.dev.dev_mem_read(0x5000, &mut z).unwrap();
+    r.dev.backdoor_read(0x5000, &mut z).unwrap();
     assert_eq!(z, [0; 64], "poisoned data is never written");
 }
 
@@ -181,7 +181,7 @@ fn write_error_counts_the_chunks_before_it() {
     let buf = DmaBuffer::new(8192).unwrap();
     buf.write(0, &[0xA5; 8192]).unwrap();
     let iova = d.dma_map(&buf).unwrap();
-    d.dev_mem_write(0, &(0..8192).map(pattern).collect::<Vec<_>>()).unwrap();
+    d.backdoor_write(0, &(0..8192).map(pattern).collect::<Vec<_>>()).unwrap();
     // Chunks of [iova + 0xFF0, +4128): 16 bytes, 4096 bytes, then 16 bytes past the mapping.
     let desc = DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(iova + 0xFF0), 4128, 7);
     d.write32(regs::ERRINJ_HOST_WR.offset, 1).unwrap();
