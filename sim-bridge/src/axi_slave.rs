@@ -93,6 +93,9 @@ pub struct PortStats {
     pub write_beats: u64,
     /// Bursts answered with an error (unmapped address).
     pub error_bursts: u64,
+    /// R beats and B responses answered ahead of an older burst of another ID (only
+    /// with a reorder seed; [`crate::SimConfig::axi_reorder`]).
+    pub reordered: u64,
     /// Cycles in which the protocol checker found a violation (see
     /// [`crate::axi_check`]; after the first, later ones may be its consequences).
     /// Always 0 for a correct RTL.
@@ -321,6 +324,7 @@ impl AxiSlave {
         {
             self.read_credit -= BEAT as u64;
             self.stats.read_beats += 1;
+            self.stats.reordered += u64::from(o.burst != 0);
             let b = &mut self.reads[o.burst];
             b.failed |= o.resp != OKAY;
             b.addr += BEAT as u64;
@@ -371,6 +375,7 @@ impl AxiSlave {
         if fire(&s.b)
             && let Some(i) = self.b_out.take()
         {
+            self.stats.reordered += u64::from(i != 0);
             self.responses.remove(i);
         }
     }
