@@ -26,23 +26,14 @@ module npu_board_irq #(
   `PRIM_ASSERT_INIT(gen_bad_num_irq, NumIrq >= 1 && NumIrq <= 16)
 
   logic [NumIrq-1:0] req_d, req_q, acked_d, acked_q;
+  logic [NumIrq-1:0] acked, done;
 
-  always_comb begin : next_req
-    for (int unsigned i = 0; i < NumIrq; i++) begin
-      req_d[i]   = req_q[i];
-      acked_d[i] = acked_q[i];
-      if (!req_q[i]) begin
-        req_d[i]   = irq_i[i];
-        acked_d[i] = 1'b0;
-      end else begin
-        acked_d[i] = acked_q[i] || usr_irq_ack_i[i];
-        if (acked_d[i] && !irq_i[i]) begin
-          req_d[i]   = 1'b0;
-          acked_d[i] = 1'b0;
-        end
-      end
-    end
-  end
+  // Per vector: idle → request on the line; requested → acked once the ack pulse came;
+  // done when acked and the line is low.
+  assign acked   = req_q & (acked_q | usr_irq_ack_i);
+  assign done    = acked & ~irq_i;
+  assign req_d   = (req_q & ~done) | (~req_q & irq_i);
+  assign acked_d = acked & ~done;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : req_ff
     if (!rst_ni) begin
