@@ -4,11 +4,23 @@
 //! its state (ready, read data, write responses), then the RTL settles, then the bridge
 //! [`sample`](AxiSlave::sample)s which handshakes happened at the coming clock edge.
 //! Bursts are INCR with full-width beats (the RTL never issues anything else).
+//! Every cycle's beats of both sides also go through the [`AxiChecker`]; the first
+//! violation is kept for [`AxiSlave::violation`].
+//!
+//! Responses: in order by default (the oldest read burst streams its beats, then the
+//! next; B responses in completion order). With a reorder seed, each R beat and each B
+//! response is picked at random among the bursts whose data or response is due and
+//! that are the oldest of their ID, so different IDs return out of order and R beats
+//! of different IDs interleave, while one ID's responses keep their issue order (AXI4).
+//! A beat shown with VALID stays on the bus, unchanged, until it is taken.
 
+use crate::axi_check::{
+    AddrBeat, AxiChecker, AxiViolation, BBeat, Chan, MAX_READ_BURSTS, PortName, RBeat, Signals, WBeat,
+};
 use crate::dram::{DramModel, DramState};
 use crate::memory::{BEAT, Unmapped};
 use crate::pcie::{LinkState, PcieLink};
-use crate::ports::{AxiMasterPorts, Beat};
+use crate::ports::{AxiMasterPorts, Beat, Port};
 use crate::timing::{PortTiming, Rng, StallPattern};
 use std::collections::VecDeque;
 
@@ -26,6 +38,8 @@ struct ReadBurst {
     addr: u64,
     beats: u32,
     beats_left: u32,
+    /// A beat was answered with an error.
+    failed: bool,
     /// Cycle from which each beat may be delivered (one entry for all beats in the
     /// ideal model).
     ready: Vec<u64>,
@@ -79,16 +93,23 @@ pub struct PortStats {
     pub write_beats: u64,
     /// Bursts answered with an error (unmapped address).
     pub error_bursts: u64,
-    /// Bursts that broke the port's rules (not INCR, not full-width beats, or crossing
-    /// a 4 KiB boundary). Always 0 for a correct RTL.
+    /// R beats and B responses answered ahead of an older burst of another ID (only
+    /// with a reorder seed; [`crate::SimConfig::axi_reorder`]).
+    pub reordered: u64,
+    /// Cycles in which the protocol checker found a violation (see
+    /// [`crate::axi_check`]; after the first, later ones may be its consequences).
+    /// Always 0 for a correct RTL.
     pub protocol_violations: u64,
 }
 
-/// True if a burst is INCR with full 64-byte beats and stays within one 4 KiB page.
-fn burst_ok(addr: u64, len: u8, size: u8, burst: u8) -> bool {
-    let start = addr & !(BEAT as u64 - 1);
-    let end = start + (u64::from(len) + 1) * BEAT as u64;
-    size == 6 && burst == 1 && (start >> 12) == ((end - 1) >> 12)
+/// The R beat on the bus: which burst it belongs to, and what was driven.
+#[derive(Clone, Copy)]
+struct ROut {
+    /// Index of the burst in `reads`.
+    burst: usize,
+    data: Beat,
+    resp: u8,
+    last: bool,
 }
 
 /// The slave side of one AXI4 port.
@@ -99,14 +120,23 @@ pub(crate) struct AxiSlave {
     /// one beat for timed models, whose own pipes limit the rate).
     credit_cap: u64,
     stalls: Option<(Rng, u8)>,
+    /// Out-of-order answers (the PRNG that picks), or `None` for in order.
+    reorder: Option<Rng>,
+    /// Accepted read bursts in issue order.
     reads: VecDeque<ReadBurst>,
     writes: VecDeque<WriteBurst>,
+    /// Write responses in completion order.
     responses: VecDeque<Response>,
     read_credit: u64,
     write_credit: u64,
-    /// What `drive` put on R this cycle: (data, resp, last).
-    r_out: Option<(Beat, u8, bool)>,
-    r_failed: bool,
+    /// What `drive` put on R this cycle; kept until the RTL takes it.
+    r_out: Option<ROut>,
+    /// Index in `responses` of what `drive` put on B; kept until the RTL takes it.
+    b_out: Option<usize>,
+    /// Candidates of an out-of-order pick (reused to avoid allocating per cycle).
+    picks: Vec<usize>,
+    checker: AxiChecker,
+    violation: Option<AxiViolation>,
     stats: PortStats,
 }
 
@@ -127,7 +157,14 @@ fn to_bytes(w: &Beat) -> [u8; BEAT] {
 }
 
 impl AxiSlave {
-    pub(crate) fn new(timing: PortTiming, model: PortModel, stalls: Option<StallPattern>) -> Self {
+    /// The slave of port `name`; `reorder`: seed of out-of-order answers (`None`: in order).
+    pub(crate) fn new(
+        name: PortName,
+        timing: PortTiming,
+        model: PortModel,
+        stalls: Option<StallPattern>,
+        reorder: Option<u64>,
+    ) -> Self {
         let (timer, credit_cap) = match model {
             PortModel::Ideal => (Timer::Ideal, timing.bytes_per_cycle),
             PortModel::Pcie(l) => (Timer::Link(Box::new(LinkState::new(l))), BEAT as u64),
@@ -138,13 +175,17 @@ impl AxiSlave {
             timer,
             credit_cap,
             stalls: stalls.map(|s| (Rng::new(s.seed), s.percent)),
+            reorder: reorder.map(Rng::new),
             reads: VecDeque::new(),
             writes: VecDeque::new(),
             responses: VecDeque::new(),
             read_credit: 0,
             write_credit: 0,
             r_out: None,
-            r_failed: false,
+            b_out: None,
+            picks: Vec::new(),
+            checker: AxiChecker::new(name, MAX_READ_BURSTS, timing.max_outstanding),
+            violation: None,
             stats: PortStats::default(),
         }
     }
@@ -153,12 +194,19 @@ impl AxiSlave {
         self.stats
     }
 
+    /// The first AXI protocol violation seen on this port since creation.
+    pub(crate) fn violation(&self) -> Option<AxiViolation> {
+        self.violation
+    }
+
     /// Forgets every burst in flight (hardware reset of the port).
     pub(crate) fn clear(&mut self) {
         self.reads.clear();
         self.writes.clear();
         self.responses.clear();
         self.r_out = None;
+        self.b_out = None;
+        self.checker.clear();
         match &mut self.timer {
             Timer::Ideal => {}
             Timer::Link(l) => l.clear(),
@@ -202,43 +250,66 @@ impl AxiSlave {
             !self.writes.is_empty() && self.write_credit >= BEAT as u64 && self.timer_w_ready(cycle) && !self.stall();
         p.wready.set(u8::from(w));
 
-        self.r_out = None;
-        let r_ready = self.reads.front().is_some_and(|f| f.next_ready() <= cycle) && self.read_credit >= BEAT as u64;
-        if r_ready
+        if self.r_out.is_none()
+            && self.read_credit >= BEAT as u64
+            && let Some(burst) = self.pick_read(cycle)
             && !self.stall()
-            && let Some(front) = self.reads.front()
         {
-            let (data, resp) = match mem.read_beat(front.addr) {
+            let b = &self.reads[burst];
+            let (data, resp) = match mem.read_beat(b.addr) {
                 Ok(d) => (to_words(&d), OKAY),
                 Err(Unmapped) => ([0; 16], SLVERR),
             };
-            let last = front.beats_left == 1;
-            p.rid.set(front.id);
-            p.rdata.set(data);
-            p.rresp.set(resp);
-            p.rlast.set(u8::from(last));
-            self.r_out = Some((data, resp, last));
+            self.r_out = Some(ROut { burst, data, resp, last: b.beats_left == 1 });
+        }
+        if let Some(o) = &self.r_out {
+            p.rid.set(self.reads[o.burst].id);
+            p.rdata.set(o.data);
+            p.rresp.set(o.resp);
+            p.rlast.set(u8::from(o.last));
         }
         p.rvalid.set(u8::from(self.r_out.is_some()));
 
-        let b = self.responses.front().is_some_and(|r| r.ready_at <= cycle) && !self.stall();
-        if b {
-            if let Some(r) = self.responses.front() {
-                p.bid.set(r.id);
-                p.bresp.set(r.resp);
-            }
+        if self.b_out.is_none()
+            && let Some(i) = self.pick_response(cycle)
+            && !self.stall()
+        {
+            self.b_out = Some(i);
         }
-        p.bvalid.set(u8::from(b));
+        if let Some(i) = self.b_out {
+            p.bid.set(self.responses[i].id);
+            p.bresp.set(self.responses[i].resp);
+        }
+        p.bvalid.set(u8::from(self.b_out.is_some()));
     }
 
-    /// Records the handshakes the RTL made at this edge.
+    /// The read burst whose next beat goes out now, if one is due.
+    fn pick_read(&mut self, cycle: u64) -> Option<usize> {
+        match &mut self.reorder {
+            None => self.reads.front().is_some_and(|f| f.next_ready() <= cycle).then_some(0),
+            Some(rng) => pick(rng, &mut self.picks, self.reads.iter().map(|r| (r.id, r.next_ready() <= cycle))),
+        }
+    }
+
+    /// The write response that goes out now, if one is due.
+    fn pick_response(&mut self, cycle: u64) -> Option<usize> {
+        match &mut self.reorder {
+            None => self.responses.front().is_some_and(|r| r.ready_at <= cycle).then_some(0),
+            Some(rng) => pick(rng, &mut self.picks, self.responses.iter().map(|r| (r.id, r.ready_at <= cycle))),
+        }
+    }
+
+    /// Checks this edge's beats and records the handshakes the RTL made.
     pub(crate) fn sample(&mut self, p: &AxiMasterPorts, cycle: u64, mem: &mut dyn BeatStore) {
-        if p.arvalid.get() == 1 && p.arready.get() == 1 {
-            if !burst_ok(p.araddr.get(), p.arlen.get(), p.arsize.get(), p.arburst.get()) {
-                self.stats.protocol_violations += 1;
-            }
-            let addr = p.araddr.get() & !(BEAT as u64 - 1);
-            let beats = u32::from(p.arlen.get()) + 1;
+        let s = signals(p);
+        if let Err(v) = self.checker.observe(cycle, &s) {
+            self.stats.protocol_violations += 1;
+            self.violation.get_or_insert(v);
+        }
+        if fire(&s.ar) {
+            let a = s.ar.beat;
+            let addr = a.addr & !(BEAT as u64 - 1);
+            let beats = u32::from(a.len) + 1;
             let bytes = u64::from(beats) * BEAT as u64;
             let mut ready = Vec::with_capacity(beats as usize);
             match &mut self.timer {
@@ -246,39 +317,36 @@ impl AxiSlave {
                 Timer::Link(l) => l.read(cycle, addr, bytes, BEAT as u64, &mut ready),
                 Timer::Dram(d) => d.read(cycle, bytes, BEAT as u64, &mut ready),
             }
-            self.reads.push_back(ReadBurst { id: p.arid.get(), addr, beats, beats_left: beats, ready });
+            self.reads.push_back(ReadBurst { id: a.id, addr, beats, beats_left: beats, failed: false, ready });
         }
-        if p.rvalid.get() == 1 && p.rready.get() == 1 {
-            if let (Some((_, resp, last)), Some(front)) = (self.r_out, self.reads.front_mut()) {
-                self.read_credit -= BEAT as u64;
-                self.stats.read_beats += 1;
-                self.r_failed |= resp != OKAY;
-                front.addr += BEAT as u64;
-                front.beats_left -= 1;
-                if last {
-                    self.reads.pop_front();
-                    if std::mem::take(&mut self.r_failed) {
-                        self.stats.error_bursts += 1;
-                    }
-                }
+        if fire(&s.r)
+            && let Some(o) = self.r_out.take()
+        {
+            self.read_credit -= BEAT as u64;
+            self.stats.read_beats += 1;
+            self.stats.reordered += u64::from(o.burst != 0);
+            let b = &mut self.reads[o.burst];
+            b.failed |= o.resp != OKAY;
+            b.addr += BEAT as u64;
+            b.beats_left -= 1;
+            if o.last && self.reads.remove(o.burst).is_some_and(|b| b.failed) {
+                self.stats.error_bursts += 1;
             }
         }
-        if p.awvalid.get() == 1 && p.awready.get() == 1 {
-            if !burst_ok(p.awaddr.get(), p.awlen.get(), p.awsize.get(), p.awburst.get()) {
-                self.stats.protocol_violations += 1;
-            }
+        if fire(&s.aw) {
+            let a = s.aw.beat;
             self.writes.push_back(WriteBurst {
-                id: p.awid.get(),
-                addr: p.awaddr.get() & !(BEAT as u64 - 1),
+                id: a.id,
+                addr: a.addr & !(BEAT as u64 - 1),
                 failed: false,
                 first: true,
                 b_at: 0,
             });
         }
-        if p.wvalid.get() == 1 && p.wready.get() == 1 {
-            let data = to_bytes(&p.wdata.get());
-            let strb = p.wstrb.get();
-            let last = p.wlast.get() == 1;
+        if fire(&s.w) {
+            let data = to_bytes(&s.w.beat.data);
+            let strb = s.w.beat.strb;
+            let last = s.w.beat.last;
             if let Some(front) = self.writes.front_mut() {
                 self.write_credit -= BEAT as u64;
                 self.stats.write_beats += 1;
@@ -292,23 +360,91 @@ impl AxiSlave {
                 };
                 front.first = false;
                 front.addr += BEAT as u64;
-                if last {
-                    let done = self.writes.pop_front();
-                    if let Some(done) = done {
-                        if done.failed {
-                            self.stats.error_bursts += 1;
-                        }
-                        self.responses.push_back(Response {
-                            id: done.id,
-                            resp: if done.failed { SLVERR } else { OKAY },
-                            ready_at: done.b_at,
-                        });
+                if last && let Some(done) = self.writes.pop_front() {
+                    if done.failed {
+                        self.stats.error_bursts += 1;
                     }
+                    self.responses.push_back(Response {
+                        id: done.id,
+                        resp: if done.failed { SLVERR } else { OKAY },
+                        ready_at: done.b_at,
+                    });
                 }
             }
         }
-        if p.bvalid.get() == 1 && p.bready.get() == 1 {
-            self.responses.pop_front();
+        if fire(&s.b)
+            && let Some(i) = self.b_out.take()
+        {
+            self.stats.reordered += u64::from(i != 0);
+            self.responses.remove(i);
         }
+    }
+}
+
+fn fire<T>(c: &Chan<T>) -> bool {
+    c.valid && c.ready
+}
+
+/// Index of a random entry among those that are due and the oldest of their ID.
+fn pick(rng: &mut Rng, picks: &mut Vec<usize>, entries: impl Iterator<Item = (u8, bool)>) -> Option<usize> {
+    let mut seen = [0u64; 4];
+    picks.clear();
+    for (i, (id, due)) in entries.enumerate() {
+        let (word, bit) = (usize::from(id / 64), 1u64 << (id % 64));
+        if seen[word] & bit == 0 {
+            seen[word] |= bit;
+            if due {
+                picks.push(i);
+            }
+        }
+    }
+    let n = picks.len() as u64;
+    (n > 0).then(|| picks[(rng.next() % n) as usize])
+}
+
+/// Both sides of every channel of `p` in this cycle (payloads read only when valid).
+fn signals(p: &AxiMasterPorts) -> Signals {
+    let addr = |valid: &Port<u8>,
+                ready: &Port<u8>,
+                id: &Port<u8>,
+                a: &Port<u64>,
+                len: &Port<u8>,
+                size: &Port<u8>,
+                burst: &Port<u8>| {
+        let valid = valid.get() == 1;
+        let beat = if valid {
+            AddrBeat { id: id.get(), addr: a.get(), len: len.get(), size: size.get(), burst: burst.get() }
+        } else {
+            AddrBeat::default()
+        };
+        Chan { valid, ready: ready.get() == 1, beat }
+    };
+    let (wv, rv, bv) = (p.wvalid.get() == 1, p.rvalid.get() == 1, p.bvalid.get() == 1);
+    Signals {
+        aw: addr(&p.awvalid, &p.awready, &p.awid, &p.awaddr, &p.awlen, &p.awsize, &p.awburst),
+        ar: addr(&p.arvalid, &p.arready, &p.arid, &p.araddr, &p.arlen, &p.arsize, &p.arburst),
+        w: Chan {
+            valid: wv,
+            ready: p.wready.get() == 1,
+            beat: if wv {
+                WBeat { data: p.wdata.get(), strb: p.wstrb.get(), last: p.wlast.get() == 1 }
+            } else {
+                WBeat::default()
+            },
+        },
+        r: Chan {
+            valid: rv,
+            ready: p.rready.get() == 1,
+            beat: if rv {
+                RBeat { id: p.rid.get(), data: p.rdata.get(), resp: p.rresp.get(), last: p.rlast.get() == 1 }
+            } else {
+                RBeat::default()
+            },
+        },
+        b: Chan {
+            valid: bv,
+            ready: p.bready.get() == 1,
+            beat: if bv { BBeat { id: p.bid.get(), resp: p.bresp.get() } } else { BBeat::default() },
+        },
     }
 }

@@ -1,5 +1,6 @@
 //! `SimDevice`: the Verilated NPU clocked by Rust, with an AXI4-Lite CSR master.
 
+use crate::axi_check::{AxiViolation, PortName};
 use crate::axi_slave::{AxiSlave, BeatStore, PortModel, PortStats};
 use crate::memory::{BEAT, DeviceMemory, HostMemory, Unmapped};
 use crate::model::{Model, ModelError};
@@ -26,6 +27,12 @@ pub struct SimConfig {
     /// (driver, manager, userfaultfd, the test itself) passes as device time, capped at
     /// [`MAX_HOST_GAP_NS`] per gap. Not deterministic; off by default.
     pub measure_host_time: bool,
+    /// Seed of out-of-order answers on both memory ports: responses of different AXI
+    /// IDs return in a seeded random order and R beats of different IDs interleave, one
+    /// ID's responses in issue order (same seed, same order). `None` (the default): in
+    /// order, which keeps the figures of the timing model and the bare C++ harness
+    /// comparison cycle-exact.
+    pub axi_reorder: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -36,6 +43,7 @@ impl Default for SimConfig {
             timing: TimingModel::default(),
             dev_mem_bytes: 256 << 20,
             measure_host_time: false,
+            axi_reorder: None,
         }
     }
 }
@@ -132,6 +140,9 @@ pub enum SimError {
         /// Requested length.
         len: usize,
     },
+    /// The RTL (or the bridge) broke an AXI4 rule on a memory port.
+    #[error(transparent)]
+    AxiProtocol(#[from] AxiViolation),
     /// An assertion inside the RTL failed.
     #[error("an RTL assertion failed at cycle {cycle} (see the simulator's message above)")]
     Assertion {
@@ -185,8 +196,20 @@ impl SimDevice {
             trace_time: 0,
             host_mem: HostMemory::default(),
             dev_mem,
-            host_port: AxiSlave::new(cfg.timing.host, host_model(&cfg.timing), cfg.timing.host_stalls),
-            dev_port: AxiSlave::new(cfg.timing.dev, dev_model(&cfg.timing), cfg.timing.dev_stalls),
+            host_port: AxiSlave::new(
+                PortName::Host,
+                cfg.timing.host,
+                host_model(&cfg.timing),
+                cfg.timing.host_stalls,
+                cfg.axi_reorder,
+            ),
+            dev_port: AxiSlave::new(
+                PortName::Dev,
+                cfg.timing.dev,
+                dev_model(&cfg.timing),
+                cfg.timing.dev_stalls,
+                cfg.axi_reorder.map(|s| s ^ 0xDE7),
+            ),
             iova: npu::IovaAllocator::npu_default(),
             cfg,
             owners: npu::DmaOwners::default(),
@@ -308,7 +331,16 @@ impl SimDevice {
     }
 
     fn check_assertions(&self) -> Result<(), SimError> {
+        if let Some(v) = self.axi_violation() {
+            return Err(v.into());
+        }
         if self.model.assertion_failed() { Err(SimError::Assertion { cycle: self.cycle }) } else { Ok(()) }
+    }
+
+    /// The first AXI protocol violation on either memory port (host port first), if any.
+    /// CSR accesses fail with it as [`SimError::AxiProtocol`].
+    pub fn axi_violation(&self) -> Option<AxiViolation> {
+        self.host_port.violation().or(self.dev_port.violation())
     }
 
     /// One AXI4-Lite read of the 32-bit CSR at byte `offset`.
