@@ -139,9 +139,10 @@ enum Command {
         /// Seed of the operations and of the injectors.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Failure probability per injection-site consultation, in parts per million.
+        /// Failure probability per injection-site consultation, in parts per million
+        /// (0 to 1000000).
         #[arg(long, default_value_t = 0)]
-        inject: u32,
+        inject: u64,
         /// Extra rule SITE=count:SKIP:TIMES | SITE=rate:PPM | SITE=range:LO:HI
         /// (sites: hook:<GmMmu hook>, io:read32|write32|dma_map|dma_unmap|dma_hold|dma_release|wait_irq|advance|reset,
         /// rtl:host_rd|host_wr|dev_rd|dev_wr|walk|poison|hang_dma|hang_cu). Repeatable.
@@ -366,10 +367,7 @@ fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &system
     Ok(())
 }
 
-fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
-    for r in &cfg.rules {
-        gmem_host::inject::Injector::new(0).add_text(r).map_err(|e| format!("--rule: {e}"))?;
-    }
+fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), Exit> {
     let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
     let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
     let bar =
@@ -382,11 +380,12 @@ fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), String> {
     if json {
         println!("{}", serde_json::to_string(&rep).unwrap_or_default());
     } else {
-        println!("soak: seed {}, inject {} ppm, RTL and reference model side by side", cfg.seed, cfg.inject_ppm);
+        let rules = if cfg.rules.is_empty() { String::new() } else { format!(", rules {}", cfg.rules.join(" ")) };
+        println!("soak: seed {}, inject {} ppm{rules}, RTL and reference model side by side", cfg.seed, cfg.inject_ppm);
         print!("{}", rep.table());
     }
-    if rep.data_mismatches != 0 || rep.hangs != 0 {
-        return Err(format!("soak failed: {} data mismatches, {} hangs", rep.data_mismatches, rep.hangs));
+    if !rep.passed() {
+        return Err(Exit::Failed(format!("soak failed: {} data mismatches, {} hangs", rep.data_mismatches, rep.hangs)));
     }
     Ok(())
 }
@@ -550,42 +549,65 @@ fn run_job(
     }
 }
 
+/// How `gmem` ends (docs/cli.md, "Exit codes").
+#[derive(Debug)]
+pub enum Exit {
+    /// Bad input, refused before any work: exit 2 (as clap's own usage errors).
+    Usage(String),
+    /// The run could not be done (device, simulation, I/O): exit 1.
+    Error(String),
+    /// The run was done and its verdict is FAIL (soak mismatches or hangs): exit 3.
+    Failed(String),
+}
+
+impl From<String> for Exit {
+    fn from(e: String) -> Self {
+        Exit::Error(e)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Soak { .. }));
     sigbus::report_and_exit();
-    let result = match cli.command {
-        Command::Demo { waves, backend, sys } => {
-            demo::run(waves, &backend, &sys.system()).map_err(|e| serve::chain(&e))
-        }
-        Command::Info { backend, sys } => run_info(&backend, &sys.system()),
-        Command::Run { workload, backend, device_mem, size, seed, waves, json, sys } => {
-            run_job(&backend, device_mem, waves, Job::Run { workload, size, device_mem, seed, json }, &sys.system())
-        }
-        Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw, sys }) => {
-            run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw }, &sys.system())
-        }
-        Command::Serve { vfio_user, waves } => serve::run(&vfio_user, waves),
-        Command::Soak { ops, seed, inject, rules, link, json } => {
-            if inject > 1_000_000 {
-                Err(format!("--inject {inject} is over 1000000 parts per million (100 %)"))
-            } else {
-                run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject, rules, link }, json)
-            }
-        }
-        Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
-            run_profile_dma(json, plot, sizes, &sys.system())
-        }
-        Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => run_profile_cosim(json, size, rounds),
-        Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
-            run_profile_faults(json, plot, size, &sys.system())
-        }
+    let result = dispatch(cli.command);
+    let (code, text) = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Exit::Usage(e)) => (2, e),
+        Err(Exit::Error(e)) => (1, e),
+        Err(Exit::Failed(e)) => (3, e),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gmem: error: {e}");
-            ExitCode::FAILURE
+    eprintln!("gmem: error: {text}");
+    ExitCode::from(code)
+}
+
+/// Runs one command.
+fn dispatch(command: Command) -> Result<(), Exit> {
+    match command {
+        Command::Demo { waves, backend, sys } => {
+            demo::run(waves, &backend, &sys.system()).map_err(|e| Exit::Error(serve::chain(&e)))
+        }
+        Command::Info { backend, sys } => Ok(run_info(&backend, &sys.system())?),
+        Command::Run { workload, backend, device_mem, size, seed, waves, json, sys } => Ok(run_job(
+            &backend,
+            device_mem,
+            waves,
+            Job::Run { workload, size, device_mem, seed, json },
+            &sys.system(),
+        )?),
+        Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw, sys }) => {
+            Ok(run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw }, &sys.system())?)
+        }
+        Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
+        Command::Soak { ops, seed, inject, rules, link, json } => soak::validate(inject, &rules)
+            .map_err(Exit::Usage)
+            .and_then(|()| run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, json)),
+        Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
+            Ok(run_profile_dma(json, plot, sizes, &sys.system())?)
+        }
+        Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => Ok(run_profile_cosim(json, size, rounds)?),
+        Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
+            Ok(run_profile_faults(json, plot, size, &sys.system())?)
         }
     }
 }
