@@ -84,7 +84,7 @@ pub fn run(waves: Option<PathBuf>, backend: &Backend, sys: &crate::system::Syste
             };
             let mut dev = open()?;
             identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, None)?;
-            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::VFIO_BUDGET_NS, ..c };
+            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::job::VFIO_BUDGET_NS, ..c };
             sharing(stack(slow(NpuConfig::default()), dev)?, device_cycles)?;
             oversubscription(stack(slow(oversub_cfg()), open()?)?, device_cycles)
         }
