@@ -6,8 +6,17 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// GMEM co-simulation driver: unified CPU/NPU memory, checked against cycle-accurate RTL.
+///
+/// Runs workloads on the GMEM unified-memory manager against the NPU — by default its
+/// Verilator co-simulation (no board needed), or the untimed reference model, or a
+/// board through VFIO — and reports faults, migrations, evictions, DMA bytes and
+/// device time under a named system model. Start with `gmem demo`.
 #[derive(Parser)]
-#[command(name = "gmem", version, about, long_about = None)]
+#[command(
+    name = "gmem",
+    version = crate::provenance::VERSION,
+    after_long_help = EXIT_CODES
+)]
 pub struct Cli {
     /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -30,13 +39,15 @@ pub enum Command {
     /// is 4x the device memory — and reports faults, migrations, evictions, DMA bytes
     /// and cycles.
     Demo {
-        /// Write an FST waveform of the run (open with GTKWave or Surfer).
-        #[arg(long, value_name = "FILE")]
-        waves: Option<PathBuf>,
-        /// `rtl` (Verilator co-simulation), `model` or `vfio:<PCI address>` (a board, or
-        /// the RTL behind QEMU's vfio-user client).
+        #[command(flatten)]
+        waves: WaveArgs,
+        /// `rtl` (Verilator co-simulation), `model` (the untimed Rust reference model) or
+        /// `vfio:<PCI address>` (a board, or the RTL behind QEMU's vfio-user client).
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
+        /// One JSON object per scenario on stdout instead of the report.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         sys: system::SystemArgs,
     },
@@ -50,6 +61,9 @@ pub enum Command {
         /// `vfio:<PCI address>`.
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
+        /// One JSON object on stdout instead of the report.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         sys: system::SystemArgs,
     },
@@ -69,18 +83,10 @@ pub enum Command {
         /// `vfio:<PCI address>`.
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
-        /// Device memory the manager may use (K/M/G suffixes).
-        #[arg(long, default_value = "16M", value_parser = parse_size)]
-        device_mem: u64,
-        /// Bytes of managed memory the workload uses (K/M/G suffixes).
-        #[arg(long, default_value = "4M", value_parser = parse_size)]
-        size: u64,
-        /// Seed of the input data and indices.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Write an FST waveform of the run (rtl backend only).
-        #[arg(long, value_name = "FILE")]
-        waves: Option<PathBuf>,
+        #[command(flatten)]
+        mem: MemArgs,
+        #[command(flatten)]
+        waves: WaveArgs,
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -109,8 +115,9 @@ pub enum Command {
         /// (0 to 1000000).
         #[arg(long, default_value_t = 0)]
         inject: u64,
-        /// Extra rule SITE=count:SKIP:TIMES | SITE=rate:PPM | SITE=range:LO:HI
-        /// (sites: hook:<GmMmu hook>, io:read32|write32|dma_map|dma_unmap|dma_hold|dma_release|wait_irq|advance|reset,
+        /// Extra rule SITE=count:SKIP:TIMES | SITE=rate:PPM (0 to 1000000) |
+        /// SITE=range:LO:HI (sites: hook:<GmMmu hook>,
+        /// io:read32|write32|dma_map|dma_unmap|dma_hold|dma_release|wait_irq|advance|reset,
         /// rtl:host_rd|host_wr|dev_rd|dev_wr|walk|poison|hang_dma|hang_cu). Repeatable.
         #[arg(long = "rule", value_name = "RULE")]
         rules: Vec<String>,
@@ -140,6 +147,77 @@ pub enum Command {
     /// Measure device performance in the co-simulation's cycle domain.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Print a shell completion script: `gmem completions bash > ~/.local/share/bash-completion/completions/gmem`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout; `cargo run -p xtask -- man` writes it to
+    /// testbench/man/.
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// Exit codes, printed under `gmem --help` (docs/cli.md has the JSON schemas too).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (a soak: verdict PASS)
+  1    the run failed (device, simulation, I/O, a wrong result)
+  2    bad input, refused before any work (clap's usage errors too)
+  3    a soak ran to the end with verdict FAIL (data mismatches or hangs)
+  135  SIGBUS: the CPU touched a poisoned page (reported on stderr first)
+
+Logs go to stderr (-v, -vv, -q, RUST_LOG); results to stdout; --json gives one JSON
+object per line (JSON lines), each with gmem_version, command, backend, clock_domain,
+clock_hz and model. See docs/cli.md.";
+
+/// `--device-mem`, `--size` and `--seed` of a workload.
+#[derive(Clone, Debug, clap::Args)]
+pub struct MemArgs {
+    /// Device memory the manager may use: a multiple of 4K from 4K to 247M (default
+    /// 16M; for `oversubscribe`, half of --size).
+    #[arg(long, value_parser = parse_device_mem)]
+    pub device_mem: Option<u64>,
+    /// Bytes of managed memory the workload uses: a multiple of 8K from 8K to 1G.
+    #[arg(long, default_value = "4M", value_parser = parse_workload_size)]
+    pub size: u64,
+    /// Seed of the input data and indices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl MemArgs {
+    /// `--device-mem`, or its default for `workload`.
+    pub fn device_mem(&self, workload: workloads::Workload) -> u64 {
+        self.device_mem.unwrap_or(match workload {
+            workloads::Workload::Oversubscribe => (self.size / 2).max(4 << 10),
+            _ => DEFAULT_DEVICE_MEM,
+        })
+    }
+}
+
+/// Default `--device-mem`.
+const DEFAULT_DEVICE_MEM: u64 = 16 << 20;
+
+/// `--waves` and what to put in the file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct WaveArgs {
+    /// Write an FST waveform of the run (rtl backend only; open with GTKWave or
+    /// Surfer). Timescale 1 ps, one cycle = 4 ns at the 250 MHz clock, one top scope
+    /// `npu_top`. Its path and size are printed at the end.
+    #[arg(long, value_name = "FILE")]
+    pub waves: Option<PathBuf>,
+    /// Hierarchy levels to record from `npu_top` (1: its ports and own signals).
+    /// Default: all.
+    #[arg(long, value_name = "N", requires = "waves", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub waves_depth: Option<u32>,
+    /// First cycle to record: a cycle count (`1000`) or a device time (`4us`, `250ns`,
+    /// `1ms`; 4 ns per cycle).
+    #[arg(long, value_name = "CYCLE|TIME", requires = "waves", value_parser = parse_cycle)]
+    pub waves_from: Option<u64>,
+    /// Last cycle to record (cycles or time, as --waves-from).
+    #[arg(long, value_name = "CYCLE|TIME", requires = "waves", value_parser = parse_cycle)]
+    pub waves_to: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -153,18 +231,29 @@ pub enum PteCmd {
         /// The workload to run first.
         #[arg(long, value_enum, default_value = "stream")]
         workload: workloads::Workload,
-        /// Bytes the workload uses.
-        #[arg(long, default_value = "64K", value_parser = parse_size)]
+        /// Device memory the manager may use: a multiple of 4K from 4K to 247M (default
+        /// 16M; for `oversubscribe`, half of --size).
+        #[arg(long, value_parser = parse_device_mem)]
+        device_mem: Option<u64>,
+        /// Bytes the workload uses: a multiple of 8K from 8K to 1G.
+        #[arg(long, default_value = "64K", value_parser = parse_workload_size)]
         size: u64,
+        /// Seed of the input data and indices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// `rtl`, `model` or `vfio:<PCI address>`.
         #[arg(long, default_value = "rtl")]
         backend: info::Backend,
         /// ASID to dump (default: the workload's address space).
         #[arg(long)]
         asid: Option<u32>,
-        /// Show device frame numbers and host IOVAs.
+        /// Show device frame numbers and host IOVAs (runs are then folded only where
+        /// the targets are contiguous).
         #[arg(long)]
         raw: bool,
+        /// One JSON object on stdout instead of the listing.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         sys: system::SystemArgs,
     },
@@ -184,7 +273,7 @@ pub enum ProfileCmd {
         /// One JSON object per case on stdout instead of a table.
         #[arg(long)]
         json: bool,
-        /// Also draw efficiency vs size as an SVG.
+        /// Also draw efficiency vs size: `.svg` (checked writable before the run).
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
         /// Transfer sizes to sweep (bytes; K/M suffixes allowed), comma separated.
@@ -205,7 +294,7 @@ pub enum ProfileCmd {
         /// One JSON object per figure on stdout instead of a table.
         #[arg(long)]
         json: bool,
-        /// Also draw the efficiencies as an SVG.
+        /// Also draw the efficiencies: `.svg` (checked writable before the run).
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
         /// Bytes per measured stream (K/M suffixes).
@@ -234,7 +323,7 @@ pub enum ProfileCmd {
     },
 }
 
-/// Parses "4096", "64K", "2M".
+/// Parses "4096", "64K", "2M" (at least 1 byte).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (num, mult) = match t.chars().last() {
@@ -244,5 +333,103 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         _ => (t, 1),
     };
     let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (examples: 4096, 64K, 2M)"))?;
-    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| format!("`{s}` is zero or too large"))
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("`{s}` is zero; a size is at least 1 byte")),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large (more than 2^64 bytes)")),
+    }
+}
+
+/// A size that is a multiple of `unit` within `[min, max]`; the error names the range.
+fn size_in(s: &str, unit: u64, min: u64, max: u64) -> Result<u64, String> {
+    let v = parse_size(s)?;
+    if v % unit != 0 || v < min || v > max {
+        return Err(format!(
+            "accepted: a multiple of {} from {} to {} (`{s}` is {v} bytes)",
+            show(unit),
+            show(min),
+            show(max)
+        ));
+    }
+    Ok(v)
+}
+
+/// 4096 → "4K", 1 << 30 → "1G".
+fn show(v: u64) -> String {
+    match v {
+        v if v >= 1 << 30 && v % (1 << 30) == 0 => format!("{}G", v >> 30),
+        v if v >= 1 << 20 && v % (1 << 20) == 0 => format!("{}M", v >> 20),
+        v if v >= 1 << 10 && v % (1 << 10) == 0 => format!("{}K", v >> 10),
+        v => v.to_string(),
+    }
+}
+
+/// Largest `--device-mem`: the NPU's 256 MiB less the 8 MiB that hold page tables,
+/// in whole MiB below that bound.
+pub const MAX_DEVICE_MEM: u64 = 247 << 20;
+
+/// `--device-mem`: a multiple of 4K from 4K to [`MAX_DEVICE_MEM`].
+pub fn parse_device_mem(s: &str) -> Result<u64, String> {
+    size_in(s, 4 << 10, 4 << 10, MAX_DEVICE_MEM)
+}
+
+/// `--size` of a workload: a multiple of 8K from 8K to 1G (two pages per element pair).
+pub fn parse_workload_size(s: &str) -> Result<u64, String> {
+    size_in(s, 8 << 10, 8 << 10, 1 << 30)
+}
+
+/// A cycle count (`1000`) or a device time at the nominal clock (`250ns`, `4us`, `1ms`).
+pub fn parse_cycle(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let ns_per_cycle = 1_000_000_000 / sim_bridge::NOMINAL_HZ;
+    let (num, unit_ns) = if let Some(n) = t.strip_suffix("ns") {
+        (n, 1)
+    } else if let Some(n) = t.strip_suffix("us") {
+        (n, 1_000)
+    } else if let Some(n) = t.strip_suffix("ms") {
+        (n, 1_000_000)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else {
+        return t.parse().map_err(|_| format!("`{s}` is neither a cycle count (1000) nor a time (250ns, 4us, 1ms)"));
+    };
+    let n: u64 = num.trim().parse().map_err(|_| format!("`{s}` is not a time (examples: 250ns, 4us, 1ms)"))?;
+    n.checked_mul(unit_ns).map(|ns| ns / ns_per_cycle).ok_or_else(|| format!("`{s}` is too long (more than 2^64 ns)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_name_their_accepted_range() {
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("0"), Err("`0` is zero; a size is at least 1 byte".into()));
+        assert!(parse_size("99999999999G").unwrap_err().contains("too large"));
+        assert_eq!(
+            parse_workload_size("4097"),
+            Err("accepted: a multiple of 8K from 8K to 1G (`4097` is 4097 bytes)".into())
+        );
+        assert_eq!(
+            parse_device_mem("1000"),
+            Err("accepted: a multiple of 4K from 4K to 247M (`1000` is 1000 bytes)".into())
+        );
+        assert_eq!(parse_device_mem("247M"), Ok(247 << 20));
+        assert!(parse_device_mem("248M").is_err());
+    }
+
+    #[test]
+    fn waveform_bounds_take_cycles_or_time_at_4_ns_per_cycle() {
+        assert_eq!(parse_cycle("1000"), Ok(1000));
+        assert_eq!(parse_cycle("4us"), Ok(1000));
+        assert_eq!(parse_cycle("250ns"), Ok(62));
+        assert_eq!(parse_cycle("1ms"), Ok(250_000));
+        assert!(parse_cycle("soon").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -1,20 +1,26 @@
 //! The commands that need no unified-memory session: `info`, `soak` and `profile`.
 
+use crate::info::Backend;
+use crate::provenance::Provenance;
 use crate::{Exit, info, plot, profile_dma, profile_faults, soak, system};
 use std::path::PathBuf;
 
+/// `gmem profile dma`.
 pub fn run_profile_dma(
     json: bool,
     plot: Option<PathBuf>,
     sizes: Option<Vec<u64>>,
     sys: &system::System,
-) -> Result<(), String> {
+) -> Result<(), Exit> {
     let sizes = sizes.unwrap_or_else(|| profile_dma::DEFAULT_SIZES.to_vec());
     if let Some(bad) = sizes.iter().find(|&&s| s > profile_dma::MAX_SIZE) {
-        return Err(format!(
-            "size {bad} is larger than the profiler's {} MiB buffers; pick sizes up to 4M",
+        return Err(Exit::Usage(format!(
+            "--sizes: {bad} is larger than the profiler's {} MiB buffers; accepted: 1 byte to 4M",
             profile_dma::MAX_SIZE >> 20
-        ));
+        )));
+    }
+    if let Some(p) = &plot {
+        plot::check_path(p)?;
     }
     if !json {
         println!("DMA profile on the Verilated RTL — model: {}", sys.describe());
@@ -23,12 +29,10 @@ pub fn run_profile_dma(
             "dir", "size", "descs", "cycles", "B/cycle", "eff", "GB/s@250M"
         );
     }
-    let model = sys.to_json();
+    let prov = Provenance::new("profile dma", &Backend::Rtl, Some(sys));
     let cases = profile_dma::sweep(&sizes, sys, |c| {
         if json {
-            let mut line = serde_json::to_value(c).unwrap_or_default();
-            line["model"] = model.clone();
-            println!("{line}");
+            println!("{}", prov.stamp(c));
         } else {
             println!(
                 "{:>6} {:>10} {:>6} {:>10} {:>9.2} {:>6.3} {:>10.2}",
@@ -38,7 +42,7 @@ pub fn run_profile_dma(
                 c.cycles,
                 c.bytes_per_cycle,
                 c.efficiency,
-                c.gbps
+                c.gigabytes_per_s
             );
         }
     })
@@ -52,23 +56,23 @@ pub fn run_profile_dma(
     Ok(())
 }
 
-pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &system::System) -> Result<(), String> {
+/// `gmem profile faults`.
+pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &system::System) -> Result<(), Exit> {
     if size % (64 << 10) != 0 || size > (32 << 20) {
-        return Err(format!("--size {size} must be a multiple of 64K up to 32M"));
+        return Err(Exit::Usage(format!("--size {size}: accepted: a multiple of 64K from 64K to 32M")));
     }
     if let Some(p) = &plot {
-        std::fs::File::create(p)
-            .map_err(|e| format!("cannot write the plot {}: {e}; pick a writable path", p.display()))?;
+        plot::check_path(p)?;
     }
     if !json {
         println!("unified-memory profile on the Verilated RTL — model: {}", sys.describe());
         println!("{:<26} {:>9}  {:<9} anchor", "figure", "value", "target");
     }
-    let model = sys.to_json();
+    let prov = Provenance::new("profile faults", &Backend::Rtl, Some(sys));
     let figures = profile_faults::run(size, sys, |f| {
         if json {
-            let mut line = serde_json::to_value(f).unwrap_or_default();
-            line["model"] = model.clone();
+            let mut line = prov.stamp(f);
+            line["size_bytes"] = size.into();
             println!("{line}");
         } else {
             println!("{:<26} {:>9.3}  {:<9} {}", f.name, f.value, f.target, f.anchor);
@@ -76,7 +80,7 @@ pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &sy
         }
     })?;
     if let Some(p) = plot {
-        plot::fault_figures(&figures, &p)?;
+        plot::fault_figures(&figures, &sys.describe(), &p)?;
         if !json {
             println!("plot: {}", p.display());
         }
@@ -84,6 +88,7 @@ pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &sy
     Ok(())
 }
 
+/// `gmem soak`, its flags checked.
 pub fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), Exit> {
     let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
     let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
@@ -95,7 +100,10 @@ pub fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), Exit> {
     })?;
     bar.finish_and_clear();
     if json {
-        println!("{}", serde_json::to_string(&rep).unwrap_or_default());
+        let mut v = Provenance::new("soak", &Backend::Rtl, None).stamp(&rep);
+        v["backend"] = "rtl+model".into();
+        v["model"] = cfg.link.timing().to_json();
+        println!("{v}");
     } else {
         let rules = if cfg.rules.is_empty() { String::new() } else { format!(", rules {}", cfg.rules.join(" ")) };
         println!("soak: seed {}, inject {} ppm{rules}, RTL and reference model side by side", cfg.seed, cfg.inject_ppm);
@@ -107,27 +115,34 @@ pub fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), Exit> {
     Ok(())
 }
 
-pub fn run_info(backend: &info::Backend, sys: &system::System) -> Result<(), String> {
-    let text = match backend {
-        info::Backend::Rtl => {
+/// `gmem info`.
+pub fn run_info(backend: &Backend, json: bool, sys: &system::System) -> Result<(), String> {
+    let rep = match backend {
+        Backend::Rtl => {
             let mut dev = sim_bridge::SimDevice::new(sys.sim_config()).map_err(|e| e.to_string())?;
-            let mut t = info::report(&mut dev).map_err(|e| e.to_string())?;
-            t.push_str(&format!("model         {}\n", sys.describe()));
-            t
+            info::report(&mut dev, backend).map_err(|e| e.to_string())?
         }
-        info::Backend::Model => {
+        Backend::Model => {
             let mut dev = sim_bridge::ModelDevice::default();
-            info::report(&mut dev).map_err(|e| e.to_string())?
+            info::report(&mut dev, backend).map_err(|e| e.to_string())?
         }
-        info::Backend::Vfio(bdf) => {
+        Backend::Vfio(bdf) => {
             let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
-            info::report(&mut dev).map_err(|e| e.to_string())?
+            info::report(&mut dev, backend).map_err(|e| e.to_string())?
         }
     };
-    print!("{text}");
+    if json {
+        println!("{}", Provenance::new("info", backend, Some(sys)).stamp(&rep));
+    } else {
+        print!("{}", rep.text());
+        if *backend == Backend::Rtl {
+            println!("model         {}", sys.describe());
+        }
+    }
     Ok(())
 }
 
+/// `gmem profile cosim`.
 pub fn run_profile_cosim(json: bool, size: u64, rounds: u32) -> Result<(), String> {
     use sim_bridge::cosim;
     let timing = sim_bridge::TimingModel::default();
@@ -137,18 +152,18 @@ pub fn run_profile_cosim(json: bool, size: u64, rounds: u32) -> Result<(), Strin
     let bridge = cosim::bridge_dma(size, rounds, &timing).map_err(|e| e.to_string())?;
     let ratio = bridge.cycles_per_second() / bare.cycles_per_second();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "workload": format!("{rounds} x (H2D + D2H) of {size} bytes"),
-                "bridge_cycles": bridge.cycles,
-                "bare_cycles": bare.cycles,
-                "bridge_cycles_per_second": bridge.cycles_per_second(),
-                "bare_cycles_per_second": bare.cycles_per_second(),
-                "ratio": ratio,
-                "timing": timing.describe(),
-            })
-        );
+        let mut v = Provenance::new("profile cosim", &Backend::Rtl, None).stamp(serde_json::json!({
+            "workload": format!("{rounds} x (H2D + D2H) of {size} bytes"),
+            "size_bytes": size,
+            "rounds": rounds,
+            "bridge_cycles": bridge.cycles,
+            "bare_cycles": bare.cycles,
+            "bridge_cycles_per_second": bridge.cycles_per_second(),
+            "bare_cycles_per_second": bare.cycles_per_second(),
+            "ratio": ratio,
+        }));
+        v["model"] = timing.to_json();
+        println!("{v}");
     } else {
         println!("co-simulation speed, {rounds} x (H2D + D2H) of {size} bytes — {}", timing.describe());
         println!(

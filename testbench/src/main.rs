@@ -13,6 +13,8 @@ mod job;
 mod plot;
 mod profile_dma;
 mod profile_faults;
+mod provenance;
+mod pte;
 mod serve;
 mod sigbus;
 mod soak;
@@ -22,7 +24,7 @@ mod workloads;
 use clap::Parser;
 use cli::{Cli, Command, ProfileCmd, PteCmd};
 use commands::{run_info, run_profile_cosim, run_profile_dma, run_profile_faults, run_soak};
-use job::{Job, run_job};
+use job::{Job, Work, run_job};
 use std::process::ExitCode;
 
 /// Installs the log subscriber: the manager's and driver's events (`tracing`) on
@@ -79,30 +81,39 @@ fn main() -> ExitCode {
 /// Runs one command.
 fn dispatch(command: Command) -> Result<(), Exit> {
     match command {
-        Command::Demo { waves, backend, sys } => {
-            demo::run(waves, &backend, &sys.system()).map_err(|e| Exit::Error(serve::chain(&e)))
+        Command::Demo { waves, backend, json, sys } => demo::run(&waves, &backend, json, &sys.system()),
+        Command::Info { backend, json, sys } => Ok(run_info(&backend, json, &sys.system())?),
+        Command::Run { workload, backend, mem, waves, json, sys } => {
+            let work = Work { workload, size: mem.size, device_mem: mem.device_mem(workload), seed: mem.seed };
+            run_job(&backend, work, &waves, Job::Run, json, &sys.system())
         }
-        Command::Info { backend, sys } => Ok(run_info(&backend, &sys.system())?),
-        Command::Run { workload, backend, device_mem, size, seed, waves, json, sys } => Ok(run_job(
-            &backend,
-            device_mem,
-            waves,
-            Job::Run { workload, size, device_mem, seed, json },
-            &sys.system(),
-        )?),
-        Command::Pte(PteCmd::Dump { workload, size, backend, asid, raw, sys }) => {
-            Ok(run_job(&backend, 16 << 20, None, Job::Dump { workload, size, asid, raw }, &sys.system())?)
+        Command::Pte(PteCmd::Dump { workload, device_mem, size, seed, backend, asid, raw, json, sys }) => {
+            let mem = cli::MemArgs { device_mem, size, seed };
+            let work = Work { workload, size, device_mem: mem.device_mem(workload), seed };
+            run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw }, json, &sys.system())
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
         Command::Soak { ops, seed, inject, rules, link, json } => soak::validate(inject, &rules)
             .map_err(Exit::Usage)
             .and_then(|()| run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, json)),
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
-            Ok(run_profile_dma(json, plot, sizes, &sys.system())?)
+            run_profile_dma(json, plot, sizes, &sys.system())
         }
         Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => Ok(run_profile_cosim(json, size, rounds)?),
         Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
-            Ok(run_profile_faults(json, plot, size, &sys.system())?)
+            run_profile_faults(json, plot, size, &sys.system())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "gmem", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            // The crate version only: a commit in the page would make it stale at every commit.
+            clap_mangen::Man::new(Cli::command().version(env!("CARGO_PKG_VERSION")))
+                .render(&mut std::io::stdout())
+                .map_err(|e| Exit::Error(format!("cannot write the man page: {e}")))
         }
     }
 }

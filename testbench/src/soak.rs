@@ -78,11 +78,9 @@ pub fn validate(inject_ppm: u64, rules: &[String]) -> Result<(), String> {
 /// Timing of the RTL's memory ports during a soak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Link {
-    /// [`TimingModel::short_link`]: host latency 16 cycles; about 4× the operations per
-    /// second of `nominal`.
+    /// Host latency 16 cycles: about 4× the operations per second of `nominal`.
     Short,
-    /// [`TimingModel::default`]: host latency 250 cycles (1 µs), as in the demo and the
-    /// profilers.
+    /// Host latency 250 cycles (1 µs), the ideal link of the profilers.
     Nominal,
 }
 

@@ -30,9 +30,15 @@ fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
     let dirs: Vec<&str> = lines.iter().map(|v| v["direction"].as_str().unwrap_or("")).collect();
     assert_eq!(dirs, ["h2d", "d2h", "d2d", "both"]);
     for v in &lines {
-        for key in
-            ["size_bytes", "cycles", "bytes_per_cycle", "link_peak_bytes_per_cycle", "efficiency", "gbps", "model"]
-        {
+        for key in [
+            "size_bytes",
+            "cycles",
+            "bytes_per_cycle",
+            "link_peak_bytes_per_cycle",
+            "efficiency",
+            "gigabytes_per_s",
+            "model",
+        ] {
             assert!(!v[key].is_null(), "missing {key} in {v}");
         }
         assert_eq!(v["size_bytes"], 65536);
@@ -55,7 +61,7 @@ fn profile_dma_json_has_one_object_per_case_with_the_documented_fields() {
     let first = |t: &str| serde_json::from_str::<serde_json::Value>(t.lines().next().unwrap_or("")).unwrap();
     let (board, ideal) = (first(&out), first(&ideal));
     assert_eq!(ideal["model"]["link"]["read_latency_cycles"], 250, "{ideal}");
-    assert!(board["gbps"].as_f64().unwrap() < ideal["gbps"].as_f64().unwrap(), "{board} {ideal}");
+    assert!(board["gigabytes_per_s"].as_f64().unwrap() < ideal["gigabytes_per_s"].as_f64().unwrap(), "{board} {ideal}");
     // Deterministic: the same model gives the same cycles (jitter is seeded).
     let (_, again, _) = gmem(&["profile", "dma", "--json", "--sizes", "64K"]);
     assert_eq!(out, again);
@@ -87,10 +93,10 @@ fn bad_arguments_are_one_line_errors_with_nonzero_exit() {
     assert!(err.contains("`lots` is not a size"), "{err}");
     let (ok, _, err) = gmem(&["profile", "dma", "--sizes", "8M"]);
     assert!(!ok);
-    assert!(err.contains("pick sizes up to 4M"), "{err}");
+    assert!(err.contains("accepted: 1 byte to 4M"), "{err}");
     let (ok, _, err) = gmem(&["demo", "--waves", "/nonexistent-dir/x.fst"]);
     assert!(!ok);
-    assert!(err.contains("cannot write waveform file /nonexistent-dir/x.fst"), "{err}");
+    assert!(err.contains("--waves /nonexistent-dir/x.fst: cannot write the waveform file"), "{err}");
 }
 
 #[test]
@@ -154,8 +160,13 @@ fn run_json_reports_a_checked_workload_with_the_documented_fields() {
     }
     assert!(v["evictions"].as_u64().unwrap() > 0, "2x oversubscribed: pages were evicted");
     assert_eq!(v["elements"], 2 * 1024 * 1024 / 8);
-    assert_eq!(v["clock"], "simulated", "{v}");
-    assert_eq!(v["model"]["backend"], "the reference model", "the untimed model has no system model: {v}");
+    // What produced it: the untimed model counts virtual time and has no system model.
+    assert_eq!(v["clock_domain"], "virtual", "{v}");
+    assert_eq!(v["backend"], "model", "{v}");
+    assert!(v["model"].is_null(), "{v}");
+    assert_eq!((v["seed"].as_u64(), v["device_mem_bytes"].as_u64()), (Some(1), Some(1 << 20)), "{v}");
+    assert_eq!(v["command"], "run", "{v}");
+    assert!(v["gmem_version"].as_str().unwrap().contains("(commit "), "{v}");
 }
 
 #[test]
@@ -183,9 +194,12 @@ fn run_rejects_bad_input_with_one_actionable_line() {
         (&["run", "--workload", "bogus"][..], "invalid value 'bogus'"),
         (&["run", "--workload", "stream", "--backend", "vfio:zz"][..], "malformed PCI address"),
         (&["run", "--workload", "stream", "--waves", "/nonexistent-dir/x.fst"][..], "cannot write the waveform file"),
-        (&["run", "--workload", "oversubscribe", "--backend", "model", "--size", "4M"][..], "larger than --device-mem"),
-        (&["run", "--workload", "stream", "--device-mem", "300M"][..], "does not fit"),
-        (&["run", "--workload", "stream", "--size", "12K", "--backend", "model"][..], "multiple of 8 KiB"),
+        (
+            &["run", "--workload", "oversubscribe", "--backend", "model", "--size", "4M", "--device-mem", "4M"][..],
+            "larger than --device-mem",
+        ),
+        (&["run", "--workload", "stream", "--device-mem", "300M"][..], "accepted: a multiple of 4K from 4K to 247M"),
+        (&["run", "--workload", "stream", "--size", "12K", "--backend", "model"][..], "a multiple of 8K from 8K to 1G"),
         (&["run", "--workload", "stream", "--backend", "vfio:0000:7f:00.0"][..], "0000:7f:00.0"),
     ] {
         let (ok, _, err) = gmem(args);

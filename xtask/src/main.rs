@@ -5,10 +5,13 @@
 //! the Rust register constants in `npu/src/regs.rs`, and the register tables in
 //! `docs/device.md`. The generated files are committed; `codegen --check` (and the
 //! test `generated_files_are_fresh`) fails when any of them is stale.
+//!
+//! `man` writes the `gmem` man page to `testbench/man/gmem.1` (see `man.rs`).
 
 mod gen_docs;
 mod gen_rust;
 mod gen_sv;
+mod man;
 mod regdesc;
 
 use std::path::{Path, PathBuf};
@@ -76,7 +79,8 @@ fn main() -> ExitCode {
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
-        _ => Err("usage: cargo run -p xtask -- codegen [--check]\n  regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in docs/device.md from rtl/npu_regs.toml".into()),
+        ["man"] => man::write(&root()),
+        _ => Err("usage: cargo run -p xtask -- codegen [--check] | man\n  codegen regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in docs/device.md from rtl/npu_regs.toml\n  man writes gmem's man page to testbench/man/gmem.1".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
