@@ -169,3 +169,36 @@ fn completions_man_page_version_and_help() {
     let (ok, help, _) = gmem(&["soak", "--help"]);
     assert!(ok && !help.contains("[`"), "no raw doc links: {help}");
 }
+
+/// `gmem serve` reuses a stale socket and removes its socket when stopped by a signal.
+#[test]
+fn serve_reclaims_a_stale_socket_and_removes_it_on_sigint_and_sigterm() {
+    let dir = std::env::temp_dir().join(format!("gmem-serve-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("npu.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap()); // a server that died
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gmem"))
+            .args(["serve", "--vfio-user", sock.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Listening once it says so on stderr.
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        while !said.contains("waiting for a client") {
+            let mut line = String::new();
+            assert!(std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0, "gmem serve ended: {said}");
+            said.push_str(&line);
+        }
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "{said}");
+        assert!(!sock.exists(), "the socket is removed on signal {signal}");
+        if signal == libc::SIGINT {
+            assert!(said.contains("removed the stale socket"), "{said}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
