@@ -141,7 +141,9 @@ pub struct SoakReport {
     /// RTL cycles of the slowest operation during which no fault was injected on the
     /// RTL stack (what the wait budget must cover).
     pub max_op_cycles: u64,
-    /// The RTL's port timing ([`TimingModel::describe`]).
+    /// The RTL's port timing ([`TimingModel::describe`]); in JSON the structured
+    /// `model` of the provenance replaces it.
+    #[serde(skip)]
     pub timing: String,
     /// Device memory each stack's manager may use, bytes.
     pub device_mem_bytes: u64,

@@ -306,8 +306,17 @@ fn soak_is_deterministic_and_runs_on_either_link() {
     };
     let (a, b, nominal) = (run("short"), run("short"), run("nominal"));
     assert_eq!(a, b, "same seed and link, same report");
-    assert!(a["timing"].as_str().unwrap().contains("link=short[rd_lat=16"), "{a}");
-    assert!(nominal["timing"].as_str().unwrap().contains("link=ideal[rd_lat=250"), "{nominal}");
+    assert_eq!(
+        (a["model"]["link_preset"].as_str(), a["model"]["link"]["read_latency_cycles"].as_u64()),
+        (Some("short"), Some(16)),
+        "{a}"
+    );
+    assert_eq!(nominal["model"]["link"]["read_latency_cycles"], 250, "{nominal}");
+    assert_eq!(
+        (a["seed"].as_u64(), a["inject_ppm"].as_u64(), a["verdict"].as_str()),
+        (Some(4), Some(5000), Some("PASS")),
+        "{a}"
+    );
     assert_eq!((a["ops"].clone(), a["kernels"].clone()), (nominal["ops"].clone(), nominal["kernels"].clone()));
     assert_eq!((nominal["data_mismatches"].as_u64(), nominal["hangs"].as_u64()), (Some(0), Some(0)), "{nominal}");
     // Same work; the nominal link's 1 µs round trips make it several times longer.
