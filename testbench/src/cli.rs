@@ -147,7 +147,10 @@ pub enum Command {
     /// Measure device performance in the co-simulation's cycle domain.
     #[command(subcommand)]
     Profile(ProfileCmd),
-    /// Print a shell completion script: `gmem completions bash > ~/.local/share/bash-completion/completions/gmem`.
+    /// Print a shell completion script.
+    ///
+    /// Example: `gmem completions bash > ~/.local/share/bash-completion/completions/gmem`
+    /// (zsh: a file `_gmem` on `$fpath`; fish: `~/.config/fish/completions/gmem.fish`).
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,

@@ -20,7 +20,7 @@ impl Backend {
     pub fn describe(&self) -> String {
         match self {
             Backend::Rtl => "the Verilated RTL".into(),
-            Backend::Model => "the reference model (untimed)".into(),
+            Backend::Model => "the untimed reference model".into(),
             Backend::Vfio(bdf) => format!("the board at {bdf} (VFIO)"),
         }
     }
