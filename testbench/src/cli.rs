@@ -101,7 +101,9 @@ pub enum Command {
     /// (so pages are evicted). `--inject PPM` makes every hook and every device error
     /// site fail with that probability per million; failed operations are recovered
     /// (device reset, then a re-run). Prints ops, injected faults, recoveries, data
-    /// mismatches and hangs; exits non-zero unless both of the last are 0.
+    /// mismatches, hangs and the verdict: PASS (exit 0) when the last two are 0, else
+    /// FAIL (exit 3). The soak never dies silently: its CPU accesses ask the manager
+    /// for the pages first, so a page that cannot come back is an error it recovers.
     ///
     /// Example: `gmem soak --ops 1000000 --seed 1 --inject 2000`
     Soak {
@@ -135,9 +137,11 @@ pub enum Command {
     /// Serve the co-simulated NPU to a VMM as a PCI device over vfio-user.
     ///
     /// Example: `gmem serve --vfio-user /tmp/npu.sock`, then QEMU with
-    /// `-device vfio-user-pci,socket=/tmp/npu.sock` (see docs/vfio-user.md).
+    /// `-device vfio-user-pci,socket=/tmp/npu.sock` (see docs/vfio-user.md). The socket
+    /// is removed on exit and on Ctrl-C or SIGTERM; a stale one (its server gone) is
+    /// reused. `GMEM_SERVE_TRACE=1` logs every DMA map and unmap of the client.
     Serve {
-        /// UNIX socket to listen on (must not exist).
+        /// UNIX socket to listen on (absent, or left by a server that is gone).
         #[arg(long, value_name = "SOCKET")]
         vfio_user: PathBuf,
         /// Write an FST waveform of the run.
