@@ -321,11 +321,11 @@ pub enum ProfileCmd {
         /// One JSON object on stdout instead of a table.
         #[arg(long)]
         json: bool,
-        /// Bytes per copy.
-        #[arg(long, default_value = "1M", value_parser = parse_size)]
+        /// Bytes per copy: a multiple of 64 up to 16M.
+        #[arg(long, default_value = "1M", value_parser = parse_copy_size)]
         size: u64,
-        /// Rounds (each round: one copy per direction).
-        #[arg(long, default_value_t = 8)]
+        /// Rounds (each round: one copy per direction), 1 to 1000.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
         rounds: u32,
     },
 }
@@ -383,6 +383,11 @@ pub fn parse_device_mem(s: &str) -> Result<u64, String> {
 /// `--size` of a workload: a multiple of 8K from 8K to 1G (two pages per element pair).
 pub fn parse_workload_size(s: &str) -> Result<u64, String> {
     size_in(s, 8 << 10, 8 << 10, 1 << 30)
+}
+
+/// `profile cosim --size`: a multiple of 64 from 64 to 16M (the harness's buffers).
+pub fn parse_copy_size(s: &str) -> Result<u64, String> {
+    size_in(s, 64, 64, 16 << 20)
 }
 
 /// A cycle count (`1000`) or a device time at the nominal clock (`250ns`, `4us`, `1ms`).

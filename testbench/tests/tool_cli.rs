@@ -124,6 +124,9 @@ fn bad_values_are_refused_before_any_output_naming_the_flag_and_range() {
             "PNG needs plotters' bitmap backend",
         ),
         (&["profile", "dma", "--sizes", "64K", "--plot", "/nonexistent-dir/p.svg"][..], "cannot write the plot"),
+        (&["profile", "cosim", "--rounds", "0"][..], "0 is not in 1..=1000"),
+        (&["profile", "cosim", "--size", "100"][..], "accepted: a multiple of 64 from 64 to 16M"),
+        (&["profile", "faults", "--size", "100K"][..], "--size 102400: accepted: a multiple of 64K from 64K to 32M"),
     ] {
         let (code, out, err) = gmem_code(args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
