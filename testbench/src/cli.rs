@@ -159,10 +159,15 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout; `cargo run -p xtask -- man` writes it to
-    /// testbench/man/.
+    /// Print the man page (roff) on stdout, or with --dir write it and one page per
+    /// subcommand (`gmem-run.1`, `gmem-pte-dump.1`, …) there; `cargo run -p xtask --
+    /// man` writes them to testbench/man/.
     #[command(hide = true)]
-    Manpage,
+    Manpage {
+        /// Directory to write every page into.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Exit codes, printed under `gmem --help` (docs/cli.md has the JSON schemas too).

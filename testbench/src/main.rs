@@ -10,6 +10,7 @@ mod commands;
 mod demo;
 mod info;
 mod job;
+mod man;
 mod plot;
 mod profile_dma;
 mod profile_faults;
@@ -108,12 +109,6 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             clap_complete::generate(shell, &mut Cli::command(), "gmem", &mut std::io::stdout());
             Ok(())
         }
-        Command::Manpage => {
-            use clap::CommandFactory;
-            // The crate version only: a commit in the page would make it stale at every commit.
-            clap_mangen::Man::new(Cli::command().version(env!("CARGO_PKG_VERSION")))
-                .render(&mut std::io::stdout())
-                .map_err(|e| Exit::Error(format!("cannot write the man page: {e}")))
-        }
+        Command::Manpage { dir } => man::write(dir.as_deref()).map_err(Exit::Error),
     }
 }

@@ -6,7 +6,7 @@
 //! `docs/device.md`. The generated files are committed; `codegen --check` (and the
 //! test `generated_files_are_fresh`) fails when any of them is stale.
 //!
-//! `man` writes the `gmem` man page to `testbench/man/gmem.1` (see `man.rs`).
+//! `man` writes the `gmem` man pages to `testbench/man/` (see `man.rs`).
 
 mod gen_docs;
 mod gen_rust;
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
         ["man"] => man::write(&root()),
-        _ => Err("usage: cargo run -p xtask -- codegen [--check] | man\n  codegen regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in docs/device.md from rtl/npu_regs.toml\n  man writes gmem's man page to testbench/man/gmem.1".into()),
+        _ => Err("usage: cargo run -p xtask -- codegen [--check] | man\n  codegen regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in docs/device.md from rtl/npu_regs.toml\n  man writes gmem's man pages to testbench/man/".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
