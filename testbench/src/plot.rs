@@ -112,6 +112,7 @@ pub fn dma_efficiency(cases: &[DmaCase], model: &str, path: &Path) -> Result<(),
         .disable_x_mesh()
         .x_labels(0)
         .x_label_formatter(&|_| String::new())
+        .x_max_light_lines(0)
         .x_desc("bytes per descriptor (log scale; ticks at the measured sizes)")
         .y_desc("efficiency = bytes/cycle ÷ link payload peak")
         .axis_desc_style(("sans-serif", 14))
@@ -169,7 +170,7 @@ pub fn dma_efficiency(cases: &[DmaCase], model: &str, path: &Path) -> Result<(),
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -195,7 +196,8 @@ pub fn fault_figures(figures: &[crate::profile_faults::Figure], model: &str, pat
         .margin(12)
         .x_label_area_size(48)
         .y_label_area_size(220)
-        .build_cartesian_2d(0.0f64..1.05, (0..ratios.len()).into_segmented())
+        // An integer range's segments include its end: one segment per figure.
+        .build_cartesian_2d(0.0f64..1.05, (0..ratios.len().saturating_sub(1)).into_segmented())
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
@@ -208,9 +210,24 @@ pub fn fault_figures(figures: &[crate::profile_faults::Figure], model: &str, pat
         .map_err(|e| e.to_string())?;
     chart
         .draw_series(ratios.iter().enumerate().map(|(i, f)| {
-            Rectangle::new(
+            let mut bar = Rectangle::new(
                 [(0.0, SegmentValue::Exact(i)), (f.value.min(1.05), SegmentValue::Exact(i + 1))],
                 BLUE.mix(0.6).filled(),
+            );
+            bar.set_margin(10, 10, 0, 0);
+            bar
+        }))
+        .map_err(|e| e.to_string())?;
+    // The value at the end of each bar.
+    chart
+        .draw_series(ratios.iter().enumerate().map(|(i, f)| {
+            Text::new(
+                format!(" {:.3}", f.value),
+                (f.value.min(0.95), SegmentValue::CenterOf(i)),
+                TextStyle::from(("sans-serif", 13).into_font()).pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    plotters::style::text_anchor::VPos::Center,
+                )),
             )
         }))
         .map_err(|e| e.to_string())?;
