@@ -7,7 +7,7 @@ use crate::provenance::{ClockDomain, Provenance};
 use crate::{Exit, demo, pte, system, workloads};
 use npu::regs;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::Path;
 
 /// Wall-clock budget of one kernel on a VFIO device: a board needs far less, but the
 /// RTL behind QEMU's vfio-user (every fault round trip through a software CPU) more
@@ -228,7 +228,7 @@ pub fn wave_config(waves: &WaveArgs, sys: &system::System) -> sim_bridge::SimCon
 }
 
 /// Where the waveform went, how big it is and what it holds: a text line and JSON.
-pub fn wave_report(path: &PathBuf, waves: &WaveArgs) -> (String, serde_json::Value) {
+pub fn wave_report(path: &Path, waves: &WaveArgs) -> (String, serde_json::Value) {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let ns = 1_000_000_000 / sim_bridge::NOMINAL_HZ;
     let window = match (waves.waves_from, waves.waves_to) {
