@@ -98,8 +98,14 @@ pub struct DeviceInfo {
     pub device_time_ns: u64,
     /// What device time is counted in.
     pub clock_domain: crate::provenance::ClockDomain,
-    /// Performance counters by name (`cycles`, `dma0_bytes`, …).
+    /// Performance counters by name (`cycles`, `dma0_bytes`, …), in register order; a
+    /// JSON object.
+    #[serde(serialize_with = "as_map")]
     pub counters: Vec<(&'static str, u64)>,
+}
+
+fn as_map<S: serde::Serializer>(pairs: &[(&'static str, u64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 /// Reads everything `gmem info` reports from the device on `backend`.

@@ -74,6 +74,7 @@ fn info_and_demo_have_json_with_provenance() {
     let v = &json_lines(&out)[0];
     assert_provenance(v, "info", "rtl");
     assert_eq!(v["id_ascii"], "NPU1", "{v}");
+    assert!(v["counters"]["cycles"].as_u64().unwrap() > 0 && v["counters"]["csr_accesses"].is_u64(), "{v}");
     assert_eq!(v["model"]["link_preset"], "gen3x16", "{v}");
     let (ok, text, _) = gmem(&["info", "--backend", "model"]);
     assert!(ok && text.contains("clock         virtual time of the untimed reference model"), "{text}");
