@@ -66,7 +66,7 @@ pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system:
         Backend::Rtl => {
             let mut dev = SimDevice::new(crate::job::wave_config(waves, sys)).map_err(|e| fail(e.into()))?;
             let title = format!("NPU co-simulation (Verilated RTL, nominal clock {} MHz)", NOMINAL_HZ / 1_000_000);
-            identify(&mut dev, &title, |d| Some(d.cycles()), json).map_err(fail)?;
+            identify(&mut dev, &title, |d| Some(d.cycles()), json.then_some(&prov)).map_err(fail)?;
             if !json {
                 println!("model: {}", sys.describe());
             }
@@ -83,7 +83,7 @@ pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system:
         }
         Backend::Model => {
             let mut dev = sim_bridge::ModelDevice::default();
-            identify(&mut dev, "NPU reference model (untimed)", |_| None, json).map_err(fail)?;
+            identify(&mut dev, "NPU reference model (untimed)", |_| None, json.then_some(&prov)).map_err(fail)?;
             scenario(stack(NpuConfig::default(), dev).map_err(fail)?, &sharing, &prov, json, |_| ()).map_err(fail)?;
             let dev = sim_bridge::ModelDevice::default();
             scenario(stack(oversub_cfg(), dev).map_err(fail)?, &oversub, &prov, json, |_| ()).map_err(fail)
@@ -95,7 +95,7 @@ pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system:
                 Ok::<_, DemoError>(d)
             };
             let mut dev = open().map_err(fail)?;
-            identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, json).map_err(fail)?;
+            identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, json.then_some(&prov)).map_err(fail)?;
             let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::job::VFIO_BUDGET_NS, ..c };
             scenario(stack(slow(NpuConfig::default()), dev).map_err(fail)?, &sharing, &prov, json, |_| ())
                 .map_err(fail)?;
@@ -143,7 +143,7 @@ fn identify<T: DeviceIo>(
     dev: &mut T,
     title: &str,
     bridge: impl Fn(&T) -> Option<u64>,
-    json: bool,
+    json: Option<&Provenance>,
 ) -> Result<(), DemoError> {
     let id = dev.read32(regs::ID.offset).map_err(dev_err)?;
     let version = dev.read32(regs::VERSION.offset).map_err(dev_err)?;
@@ -160,7 +160,22 @@ fn identify<T: DeviceIo>(
     if !ok {
         return Err(DemoError::Scratch { wrote: probe, read: echoed });
     }
-    if json {
+    if let Some(prov) = json {
+        let v = prov.stamp(serde_json::json!({
+            "scenario": "identify",
+            "id": id,
+            "id_ascii": id_string(id),
+            "version": version_string(version),
+            "dma_channels": regs::caps0::DMA_CHANNELS.get32(caps0),
+            "asids": regs::caps0::ASIDS.get32(caps0),
+            "tlb_entries": regs::caps0::TLB_ENTRIES.get32(caps0),
+            "data_path_bits": 8u32 << regs::caps0::DATA_BYTES_LOG2.get32(caps0),
+            "device_memory_mib": regs::caps1::DEV_MEM_MIB.get32(caps1),
+            "scratch_ok": ok,
+            "bridge_cycles": bridge(dev),
+            "device_cycles": cycles,
+        }));
+        println!("{v}");
         return Ok(());
     }
     println!("{title}");

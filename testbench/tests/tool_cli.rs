@@ -83,13 +83,16 @@ fn info_and_demo_have_json_with_provenance() {
     let (ok, out, err) = gmem(&["demo", "--backend", "model", "--json"]);
     assert!(ok, "{err}");
     let lines = json_lines(&out);
-    assert_eq!(lines.len(), 2, "one object per scenario: {out}");
-    for (v, (scenario, workload)) in lines.iter().zip([("sharing", "add"), ("oversubscription", "oversubscribe")]) {
+    assert_eq!(lines.len(), 3, "the identification, then one object per scenario: {out}");
+    assert_provenance(&lines[0], "demo", "model");
+    assert_eq!((lines[0]["scenario"].as_str(), lines[0]["scratch_ok"].as_bool()), (Some("identify"), Some(true)));
+    for (v, (scenario, workload)) in lines[1..].iter().zip([("sharing", "add"), ("oversubscription", "oversubscribe")])
+    {
         assert_provenance(v, "demo", "model");
         assert_eq!((v["scenario"].as_str(), v["workload"].as_str()), (Some(scenario), Some(workload)), "{v}");
         assert_eq!(v["correct"], true, "{v}");
     }
-    assert!(lines[1]["evictions"].as_u64().unwrap() > 0, "{out}");
+    assert!(lines[2]["evictions"].as_u64().unwrap() > 0, "{out}");
 }
 
 #[test]
