@@ -73,6 +73,14 @@ fn the_waveform_has_real_time_one_top_scope_and_honours_depth_and_window() {
     assert_eq!((tops.as_slice(), depth), (&["npu_top".to_string()][..], 1), "depth 1: npu_top's own signals");
     assert!(vars > 10, "{vars}");
     assert_eq!((h.start_time, h.end_time), (201 * 2000, 1002 * 2000), "cycles 100 to 500 in ps");
+    // With --json the waveform is a field of the one object.
+    let (ok, out, err) =
+        gmem(&[&args[..], &[part.to_str().unwrap(), "--waves-depth", "1", "--waves-to", "100", "--json"]].concat());
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["waves"]["path"], part.to_str().unwrap(), "{v}");
+    assert_eq!((v["waves"]["depth"].as_u64(), v["waves"]["to_cycle"].as_u64()), (Some(1), Some(100)), "{v}");
+    assert_eq!(v["waves"]["bytes"].as_u64(), Some(std::fs::metadata(&part).unwrap().len()), "{v}");
     for p in [full, part] {
         std::fs::remove_file(p).ok();
     }
