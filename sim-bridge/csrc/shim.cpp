@@ -130,7 +130,9 @@ void* npu_new(void) {
     m->ctx = std::make_unique<VerilatedContext>();
     m->ctx->traceEverOn(true);
     m->ctx->fatalOnError(false);
-    m->top = std::make_unique<Vnpu_top>(m->ctx.get(), "npu_top");
+    // An empty instance name: the design's own `npu_top` is the waveform's single top
+    // scope (a named instance would wrap it in a second `npu_top`).
+    m->top = std::make_unique<Vnpu_top>(m->ctx.get(), "");
     return m;
 }
 
@@ -151,10 +153,18 @@ void npu_eval(void* handle) { static_cast<Model*>(handle)->top->eval(); }
 int npu_got_error(void* handle) { return static_cast<Model*>(handle)->ctx->gotError() ? 1 : 0; }
 
 // 0 on success, -1 if a trace is already open, -2 if the file cannot be written.
-int npu_trace_open(void* handle, const char* path) {
+// `depth` levels of hierarchy below and including `npu_top` (0: all). Times passed to
+// npu_trace_dump are picoseconds (the file's timescale is 1 ps).
+int npu_trace_open(void* handle, const char* path, int depth) {
     auto* m = static_cast<Model*>(handle);
     if (m->trace) return -1;
     auto t = std::make_unique<VerilatedFstC>();
+    t->set_time_resolution("1ps");
+    t->set_time_unit("1ps");
+    // Only the design's scope: the wrapper's copies of the top-level ports (declared
+    // outside any scope under an empty instance name) are left out. The prefix is the
+    // trace's space-separated hierarchy, starting with the empty instance name.
+    t->dumpvars(depth > 0 ? depth : 99, " npu_top");
     m->top->trace(t.get(), 99);
     t->open(path);
     if (!t->isOpen()) return -2;

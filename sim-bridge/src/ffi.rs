@@ -13,9 +13,10 @@ unsafe extern "C" {
     pub fn npu_eval(handle: *mut c_void);
     /// Non-zero once an RTL assertion failed.
     pub fn npu_got_error(handle: *mut c_void) -> c_int;
-    /// Opens an FST trace: 0 ok, -1 already open, -2 cannot write the file.
-    pub fn npu_trace_open(handle: *mut c_void, path: *const c_char) -> c_int;
-    /// Dumps the current signal values at `time`.
+    /// Opens an FST trace of `depth` hierarchy levels from `npu_top` (0: all): 0 ok,
+    /// -1 already open, -2 cannot write the file.
+    pub fn npu_trace_open(handle: *mut c_void, path: *const c_char, depth: c_int) -> c_int;
+    /// Dumps the current signal values at `time` (picoseconds).
     pub fn npu_trace_dump(handle: *mut c_void, time: u64);
     /// Flushes and closes the trace.
     pub fn npu_trace_close(handle: *mut c_void);

@@ -76,13 +76,15 @@ impl Model {
         unsafe { ffi::npu_got_error(self.handle) != 0 }
     }
 
-    /// Starts writing an FST waveform to `path`.
-    pub fn trace_open(&mut self, path: &Path) -> Result<(), ModelError> {
+    /// Starts writing an FST waveform to `path`: `depth` levels of hierarchy from
+    /// `npu_top` (0: all), times in picoseconds.
+    pub fn trace_open(&mut self, path: &Path, depth: u32) -> Result<(), ModelError> {
         let shown = path.display().to_string();
         let c = CString::new(shown.clone())
             .map_err(|_| ModelError::Trace { path: shown.clone(), reason: "path contains NUL" })?;
+        let depth = std::ffi::c_int::try_from(depth).unwrap_or(0);
         // SAFETY: handle is live; c is NUL-terminated and outlives the call.
-        match unsafe { ffi::npu_trace_open(self.handle, c.as_ptr()) } {
+        match unsafe { ffi::npu_trace_open(self.handle, c.as_ptr(), depth) } {
             0 => {
                 self.tracing = true;
                 Ok(())
@@ -92,7 +94,7 @@ impl Model {
         }
     }
 
-    /// Records the current signal values at `time` if a trace is open.
+    /// Records the current signal values at `time` (picoseconds) if a trace is open.
     #[inline]
     pub fn trace_dump(&mut self, time: u64) {
         if self.tracing {

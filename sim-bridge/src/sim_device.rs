@@ -13,8 +13,15 @@ use std::time::Instant;
 /// How to build a simulated device.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Write an FST waveform of the whole run to this path.
+    /// Write an FST waveform of the run to this path. Its timescale is 1 ps and one
+    /// cycle lasts the nominal clock's period (4 ns at 250 MHz); its one top scope is
+    /// the design's `npu_top`.
     pub waves: Option<PathBuf>,
+    /// Hierarchy levels of the waveform from `npu_top` (1: its own signals only; 0: all).
+    pub waves_depth: u32,
+    /// Cycles (counted from the start of reset) whose values the waveform records,
+    /// both ends included.
+    pub waves_cycles: std::ops::RangeInclusive<u64>,
     /// Cycles a CSR transaction may take before it is reported as hung.
     pub csr_timeout_cycles: u64,
     /// Timing of the memory ports.
@@ -39,6 +46,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             waves: None,
+            waves_depth: 0,
+            waves_cycles: 0..=u64::MAX,
             csr_timeout_cycles: 1_000,
             timing: TimingModel::default(),
             dev_mem_bytes: 256 << 20,
@@ -162,6 +171,8 @@ pub struct SimDevice {
     cycle: u64,
     /// Half-cycles since creation: the waveform's time axis (never reset).
     trace_time: u64,
+    /// Half-cycles recorded in the waveform ([`SimConfig::waves_cycles`] doubled).
+    trace_window: std::ops::RangeInclusive<u64>,
     cfg: SimConfig,
     pub(crate) host_mem: HostMemory,
     pub(crate) dev_mem: DeviceMemory,
@@ -179,13 +190,20 @@ pub struct SimDevice {
 
 const RESET_CYCLES: u64 = 4;
 
+/// Half a period of the nominal clock in picoseconds, the waveform's time unit (2000 at
+/// 250 MHz: one cycle shows as 4 ns).
+const HALF_PERIOD_PS: u64 = 1_000_000_000_000 / (2 * crate::timing::NOMINAL_HZ);
+
 impl SimDevice {
     /// Builds the model, opens the waveform if asked, and applies reset.
     pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
         let mut model = Model::new();
         if let Some(path) = &cfg.waves {
-            model.trace_open(path)?;
+            model.trace_open(path, cfg.waves_depth)?;
         }
+        let (from, to) = (*cfg.waves_cycles.start(), *cfg.waves_cycles.end());
+        // Cycle c is half-cycles 2c+1 (clock low) and 2c+2 (rising edge).
+        let trace_window = from.saturating_mul(2).saturating_add(1)..=to.saturating_mul(2).saturating_add(2);
         let ports = TopPorts::bind(&model)?;
         let dev_mem = DeviceMemory::new(cfg.dev_mem_bytes)
             .map_err(|source| SimError::DeviceMemory { bytes: cfg.dev_mem_bytes, source })?;
@@ -194,6 +212,7 @@ impl SimDevice {
             model,
             cycle: 0,
             trace_time: 0,
+            trace_window,
             host_mem: HostMemory::default(),
             dev_mem,
             host_port: AxiSlave::new(
@@ -300,8 +319,7 @@ impl SimDevice {
         self.dev_port.drive(&self.ports.dev, self.cycle, &self.dev_mem);
         self.ports.clk.set(0);
         self.model.eval();
-        self.trace_time += 1;
-        self.model.trace_dump(self.trace_time);
+        self.dump_wave();
     }
 
     /// Rising edge: the memory ports record this edge's handshakes; registers capture.
@@ -312,8 +330,17 @@ impl SimDevice {
         self.ports.clk.set(1);
         self.model.eval();
         self.cycle += 1;
+        self.dump_wave();
+    }
+
+    /// Counts a half-cycle and records it in the waveform if it is in the window, at its
+    /// real time: a half period of the nominal clock per half-cycle.
+    #[inline]
+    fn dump_wave(&mut self) {
         self.trace_time += 1;
-        self.model.trace_dump(self.trace_time);
+        if self.trace_window.contains(&self.trace_time) {
+            self.model.trace_dump(self.trace_time * HALF_PERIOD_PS);
+        }
     }
 
     /// Advances one cycle (memory ports serviced).

@@ -1,13 +1,17 @@
-//! `gmem demo`: first light of the co-simulated NPU.
+//! `gmem demo`: first light of the co-simulated NPU — its identification over the CSR
+//! port, then two [`workloads`] (`add` on shared memory, `oversubscribe`) reported in
+//! a few lines each.
 
+use crate::Exit;
+use crate::cli::WaveArgs;
 use crate::info::Backend;
 use crate::info::{id_string, version_string};
-use indicatif::{ProgressBar, ProgressStyle};
-use npu::kernel::Kernel;
+use crate::job::Work;
+use crate::provenance::{ClockDomain, Provenance};
+use crate::workloads::{self, Workload};
 use npu::session::{Session, manager_config};
 use npu::{DeviceIo, NpuConfig, regs};
-use sim_bridge::{SimConfig, SimDevice, SimError};
-use std::path::PathBuf;
+use sim_bridge::{NOMINAL_HZ, SimDevice, SimError};
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,32 +53,40 @@ pub enum DemoError {
 }
 
 /// Runs the demo: identification over the CSR port, then the two unified-memory
-/// scenarios through the manager; prints a short report of each. On the RTL (default)
-/// cycles are the bridge clock; on another backend (e.g. `vfio:BDF`, the RTL behind
-/// QEMU's vfio-user) they are the device's CYCLES counter.
-pub fn run(waves: Option<PathBuf>, backend: &Backend, sys: &crate::system::System) -> Result<(), DemoError> {
-    if waves.is_some() && !matches!(backend, Backend::Rtl) {
-        return Err(DemoError::Device("--waves needs the rtl backend (only the co-simulation has waveforms)".into()));
-    }
+/// scenarios as [`workloads`] runs (`add` on shared memory, then `oversubscribe`);
+/// prints a short report of each, or one JSON object per scenario.
+pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system::System) -> Result<(), Exit> {
+    let work = |workload, size, device_mem| Work { workload, size, device_mem, seed: 1 };
+    let sharing = work(Workload::Add, SHARING_BYTES, 16 << 20);
+    let oversub = work(Workload::Oversubscribe, 2 * OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES);
+    crate::job::check(&sharing, backend, waves)?;
+    let fail = |e: DemoError| Exit::Error(crate::serve::chain(&e));
+    let prov = Provenance::new("demo", backend, Some(sys));
     match backend {
         Backend::Rtl => {
-            let mut dev = SimDevice::new(SimConfig { waves: waves.clone(), ..sys.sim_config() })?;
-            identify(
-                &mut dev,
-                "NPU co-simulation (Verilated RTL, nominal clock 250 MHz)",
-                |d| Some(d.cycles()),
-                waves,
-            )?;
-            println!("model: {}\n", sys.describe());
-            sharing(stack(sys.npu(NpuConfig::default()), dev)?, |d| d.cycles())?;
-            let dev = SimDevice::new(sys.sim_config())?;
-            oversubscription(stack(sys.npu(oversub_cfg()), dev)?, |d| d.cycles())
+            let mut dev = SimDevice::new(crate::job::wave_config(waves, sys)).map_err(|e| fail(e.into()))?;
+            let title = format!("NPU co-simulation (Verilated RTL, nominal clock {} MHz)", NOMINAL_HZ / 1_000_000);
+            identify(&mut dev, &title, |d| Some(d.cycles()), json.then_some(&prov)).map_err(fail)?;
+            if !json {
+                println!("model: {}", sys.describe());
+            }
+            scenario(stack(sys.npu(NpuConfig::default()), dev).map_err(fail)?, &sharing, &prov, json, |s| {
+                s.npu.with_io(SimDevice::finish)
+            })
+            .map_err(fail)?;
+            let dev = SimDevice::new(sys.sim_config()).map_err(|e| fail(e.into()))?;
+            scenario(stack(sys.npu(oversub_cfg()), dev).map_err(fail)?, &oversub, &prov, json, |_| ()).map_err(fail)?;
+            if let (Some(p), false) = (&waves.waves, json) {
+                println!("\n{}", crate::job::wave_report(p, waves).0);
+            }
+            Ok(())
         }
         Backend::Model => {
             let mut dev = npu_refmodel::ModelDevice::default();
-            identify(&mut dev, "NPU reference model", |_| None, None)?;
-            sharing(stack(NpuConfig::default(), dev)?, device_cycles)?;
-            oversubscription(stack(oversub_cfg(), npu_refmodel::ModelDevice::default())?, device_cycles)
+            identify(&mut dev, "NPU reference model (untimed)", |_| None, json.then_some(&prov)).map_err(fail)?;
+            scenario(stack(NpuConfig::default(), dev).map_err(fail)?, &sharing, &prov, json, |_| ()).map_err(fail)?;
+            let dev = npu_refmodel::ModelDevice::default();
+            scenario(stack(oversub_cfg(), dev).map_err(fail)?, &oversub, &prov, json, |_| ()).map_err(fail)
         }
         Backend::Vfio(bdf) => {
             let open = || {
@@ -82,11 +94,13 @@ pub fn run(waves: Option<PathBuf>, backend: &Backend, sys: &crate::system::Syste
                 quiesce(&mut d).map_err(dev_err)?;
                 Ok::<_, DemoError>(d)
             };
-            let mut dev = open()?;
-            identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, None)?;
-            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::VFIO_BUDGET_NS, ..c };
-            sharing(stack(slow(NpuConfig::default()), dev)?, device_cycles)?;
-            oversubscription(stack(slow(oversub_cfg()), open()?)?, device_cycles)
+            let mut dev = open().map_err(fail)?;
+            identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, json.then_some(&prov)).map_err(fail)?;
+            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::job::VFIO_BUDGET_NS, ..c };
+            scenario(stack(slow(NpuConfig::default()), dev).map_err(fail)?, &sharing, &prov, json, |_| ())
+                .map_err(fail)?;
+            let dev = open().map_err(fail)?;
+            scenario(stack(slow(oversub_cfg()), dev).map_err(fail)?, &oversub, &prov, json, |_| ()).map_err(fail)
         }
     }
 }
@@ -129,7 +143,7 @@ fn identify<T: DeviceIo>(
     dev: &mut T,
     title: &str,
     bridge: impl Fn(&T) -> Option<u64>,
-    waves: Option<PathBuf>,
+    json: Option<&Provenance>,
 ) -> Result<(), DemoError> {
     let id = dev.read32(regs::ID.offset).map_err(dev_err)?;
     let version = dev.read32(regs::VERSION.offset).map_err(dev_err)?;
@@ -139,7 +153,31 @@ fn identify<T: DeviceIo>(
     dev.write32(regs::SCRATCH.offset, probe).map_err(dev_err)?;
     let echoed = dev.read32(regs::SCRATCH.offset).map_err(dev_err)?;
     let cycles = device_cycles(dev);
-
+    let ok = echoed == probe;
+    if id != regs::NPU_ID {
+        return Err(DemoError::WrongId { found: id, expected: regs::NPU_ID });
+    }
+    if !ok {
+        return Err(DemoError::Scratch { wrote: probe, read: echoed });
+    }
+    if let Some(prov) = json {
+        let v = prov.stamp(serde_json::json!({
+            "scenario": "identify",
+            "id": id,
+            "id_ascii": id_string(id),
+            "version": version_string(version),
+            "dma_channels": regs::caps0::DMA_CHANNELS.get32(caps0),
+            "asids": regs::caps0::ASIDS.get32(caps0),
+            "tlb_entries": regs::caps0::TLB_ENTRIES.get32(caps0),
+            "data_path_bits": 8u32 << regs::caps0::DATA_BYTES_LOG2.get32(caps0),
+            "device_memory_mib": regs::caps1::DEV_MEM_MIB.get32(caps1),
+            "scratch_ok": ok,
+            "bridge_cycles": bridge(dev),
+            "device_cycles": cycles,
+        }));
+        println!("{v}");
+        return Ok(());
+    }
     println!("{title}");
     println!(
         "  ID             {id:#010x} \"{}\"{}",
@@ -160,20 +198,10 @@ fn identify<T: DeviceIo>(
         regs::caps1::HOST_WINDOW_SHIFT.get32(caps1),
         regs::caps1::CU_INFLIGHT.get32(caps1)
     );
-    let ok = echoed == probe;
     println!("  scratch        wrote {probe:#010x}, read {echoed:#010x}  {}", if ok { "ok" } else { "MISMATCH" });
     match bridge(dev) {
         Some(b) => println!("  cycles         {b} (bridge clock), {cycles} (device CYCLES counter)"),
         None => println!("  cycles         {cycles} (device CYCLES counter)"),
-    }
-    if let Some(w) = waves {
-        println!("  waveform       {}", w.display());
-    }
-    if id != regs::NPU_ID {
-        return Err(DemoError::WrongId { found: id, expected: regs::NPU_ID });
-    }
-    if !ok {
-        return Err(DemoError::Scratch { wrote: probe, read: echoed });
     }
     Ok(())
 }
@@ -182,124 +210,79 @@ fn dev_err(e: impl std::error::Error) -> DemoError {
     DemoError::Device(crate::serve::chain(&e))
 }
 
-/// Elements per array in scenario 1 (1 MiB each).
-const SHARING_ELEMS: usize = 256 * 1024;
+/// Scenario 1: three arrays of 1 MiB (a, b, c).
+const SHARING_BYTES: u64 = 3 << 20;
 /// Scenario 2: managed device memory, and the array size (two arrays: 4× oversubscribed).
 const OVERSUB_DEVICE_BYTES: u64 = 4 << 20;
 const OVERSUB_ARRAY_BYTES: u64 = 8 << 20;
-/// Elements per kernel launch (progress granularity).
-const CHUNK: usize = 16 * 1024;
 
-type Stack<T> = Session<T>;
-/// How a scenario reads device cycles on its transport.
-type Cycles<T> = fn(&mut T) -> u64;
-
-fn stack<T: DeviceIo + Send + 'static>(npu_cfg: NpuConfig, dev: T) -> Result<Stack<T>, DemoError> {
+fn stack<T: DeviceIo + Send + 'static>(npu_cfg: NpuConfig, dev: T) -> Result<Session<T>, DemoError> {
     Session::open(dev, npu_cfg, manager_config()).map_err(dev_err)
 }
 
-fn bar(len: u64, what: &str) -> ProgressBar {
-    let b = ProgressBar::new(len);
-    let t = format!("  {{bar:40}} {{pos}}/{{len}} {what}");
-    b.set_style(ProgressStyle::with_template(&t).unwrap_or_else(|_| ProgressStyle::default_bar()));
-    b
-}
-
-/// Runs `make(first, count)` kernels over `n` elements in chunks, ticking `bar`.
-fn run_chunked<T: DeviceIo + Send + 'static>(
-    s: &Stack<T>,
-    n: usize,
-    bar: &ProgressBar,
-    make: impl Fn(u64, u32) -> Kernel,
+/// Runs one scenario as a workload and reports it; `finish` runs on the session
+/// before it closes (the RTL flushes its waveform there).
+fn scenario<T: DeviceIo + Send + 'static>(
+    s: Session<T>,
+    work: &Work,
+    prov: &Provenance,
+    json: bool,
+    finish: impl FnOnce(&Session<T>),
 ) -> Result<(), DemoError> {
-    for first in (0..n).step_by(CHUNK) {
-        let count = CHUNK.min(n - first);
-        s.launch(make(first as u64 * 4, count as u32)).map_err(dev_err)?;
-        bar.inc(count as u64);
+    let n = work.size / 12;
+    if !json {
+        match work.workload {
+            Workload::Add => println!(
+                "\nscenario 1: malloc-style sharing (3 × {} KiB PEER_SHARED; CPU writes a, b; NPU c = a + b; CPU reads c)",
+                (work.size / 3) >> 10
+            ),
+            _ => println!(
+                "\nscenario 2: oversubscription (device memory {} MiB, working set {} MiB: copy a -> c)",
+                work.device_mem >> 20,
+                work.size >> 20
+            ),
+        }
     }
-    bar.finish_and_clear();
-    Ok(())
-}
-
-fn report<T: DeviceIo + Send + 'static>(s: &Stack<T>, start_cycles: u64, cycles: Cycles<T>) {
-    let k = s.gm.counters();
-    let st = s.npu.stats();
-    let cycles = s.npu.with_io(cycles).saturating_sub(start_cycles);
-    println!("  device faults  {} in {} batches ({} aborted)", st.faults, st.batches, st.aborted);
+    let sum = workloads::run(&s, work.workload, work.size, work.device_mem, work.seed, json).map_err(|e| match e {
+        workloads::WorkloadError::Wrong { workload, index, got, want } => {
+            DemoError::Corrupt { scenario: workload, index, got, want }
+        }
+        e => DemoError::Device(e.to_string()),
+    })?;
+    finish(&s);
+    if json {
+        let mut v = prov.stamp(&sum);
+        v["scenario"] = if work.workload == Workload::Add { "sharing" } else { "oversubscription" }.into();
+        v["seed"] = work.seed.into();
+        v["device_mem_bytes"] = work.device_mem.into();
+        println!("{v}");
+        return Ok(());
+    }
+    match work.workload {
+        Workload::Add => {
+            println!("  result         c = a + b for all {n} elements, read back by the CPU (userfaultfd)")
+        }
+        _ => {
+            println!("  result         every byte of c equals a ({} MiB), read back by the CPU", (work.size / 2) >> 20)
+        }
+    }
+    println!("  device faults  {} in {} batches ({} aborted)", sum.faults, sum.batches, sum.aborted);
     println!(
         "  pages moved    host→device {}, device→host {}, evictions {}, prefetched {}",
-        k.pages_h2d, k.pages_d2h, k.evictions, k.prefetched
+        sum.pages_h2d, sum.pages_d2h, sum.evictions, sum.prefetched
     );
     println!(
         "  DMA            {:.1} MiB moved, {} PTEs written, {} TLB invalidations",
-        st.dma_bytes as f64 / (1 << 20) as f64,
-        st.pte_writes,
-        st.invalidations
+        sum.dma_bytes as f64 / (1 << 20) as f64,
+        sum.pte_writes,
+        sum.tlb_invalidations
     );
-    println!("  cycles         {cycles} ({:.2} ms at 250 MHz)", cycles as f64 / sim_bridge::NOMINAL_HZ as f64 * 1e3);
-}
-
-fn check(scenario: &'static str, p: *const u32, n: usize, want: impl Fn(usize) -> u32) -> Result<(), DemoError> {
-    for index in 0..n {
-        // SAFETY: p is a managed region of at least n words; a CPU read of a device
-        // page faults it back through userfaultfd.
-        let got = unsafe { p.add(index).read() };
-        if got != want(index) {
-            return Err(DemoError::Corrupt { scenario, index, got, want: want(index) });
+    let ms = sum.device_ns as f64 / 1e6;
+    match sum.clock {
+        ClockDomain::Simulated => {
+            println!("  cycles         {} ({ms:.2} ms at {} MHz)", sum.cycles, NOMINAL_HZ / 1_000_000)
         }
+        other => println!("  device time    {ms:.2} ms ({})", other.describe()),
     }
-    Ok(())
-}
-
-/// Scenario 1: malloc-style sharing — the CPU fills a and b in a `PEER_SHARED` region,
-/// the NPU computes c = a + b (its faults migrate pages with the RTL DMA engine), the CPU
-/// reads c back through userfaultfd. No explicit copy anywhere.
-fn sharing<T: DeviceIo + Send + 'static>(s: Stack<T>, cycles: Cycles<T>) -> Result<(), DemoError> {
-    let start = s.npu.with_io(cycles);
-    let n = SHARING_ELEMS;
-    let bytes = n as u64 * 4;
-    let p = s.alloc(3 * bytes).map_err(dev_err)?;
-    // SAFETY: the region holds 3 arrays of n words.
-    let (a, b, c) = unsafe { (p, p.add(n), p.add(2 * n)) };
-    for i in 0..n {
-        // SAFETY: i < n, inside a and b; the CPU owns these fresh pages.
-        unsafe {
-            a.add(i).write(i as u32);
-            b.add(i).write(0x4000_0000 ^ (i as u32).wrapping_mul(31));
-        }
-    }
-    println!(
-        "\nscenario 1: malloc-style sharing (3 × {} KiB PEER_SHARED; CPU writes a, b; NPU c = a + b; CPU reads c)",
-        bytes >> 10
-    );
-    let bar = bar(n as u64, "elements");
-    run_chunked(&s, n, &bar, |off, count| Kernel::add(s.asid, a as u64 + off, b as u64 + off, c as u64 + off, count))?;
-    check("sharing", c, n, |i| (i as u32).wrapping_add(0x4000_0000 ^ (i as u32).wrapping_mul(31)))?;
-    println!("  result         c = a + b for all {n} elements, read back by the CPU (userfaultfd)");
-    report(&s, start, cycles);
-    Ok(())
-}
-
-/// Scenario 2: oversubscription — a copy streams two arrays, together 4× the device
-/// memory the manager may use; pages are evicted to the host and faulted back.
-fn oversubscription<T: DeviceIo + Send + 'static>(s: Stack<T>, cycles: Cycles<T>) -> Result<(), DemoError> {
-    let start = s.npu.with_io(cycles);
-    let n = (OVERSUB_ARRAY_BYTES / 4) as usize;
-    let a = s.alloc(OVERSUB_ARRAY_BYTES).map_err(dev_err)?;
-    let c = s.alloc(OVERSUB_ARRAY_BYTES).map_err(dev_err)?;
-    for i in 0..n {
-        // SAFETY: i < n, inside a.
-        unsafe { a.add(i).write((i as u32).wrapping_mul(2_654_435_761)) };
-    }
-    println!(
-        "\nscenario 2: oversubscription (device memory {} MiB, working set {} MiB: copy a -> c)",
-        OVERSUB_DEVICE_BYTES >> 20,
-        (2 * OVERSUB_ARRAY_BYTES) >> 20
-    );
-    let bar = bar(n as u64, "elements");
-    run_chunked(&s, n, &bar, |off, count| Kernel::copy(s.asid, a as u64 + off, c as u64 + off, count))?;
-    check("oversubscription", c, n, |i| (i as u32).wrapping_mul(2_654_435_761))?;
-    println!("  result         every byte of c equals a ({} MiB), read back by the CPU", OVERSUB_ARRAY_BYTES >> 20);
-    report(&s, start, cycles);
     Ok(())
 }

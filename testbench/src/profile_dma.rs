@@ -48,8 +48,8 @@ pub struct DmaCase {
     pub link_peak_bytes_per_cycle: f64,
     /// bytes_per_cycle / link peak.
     pub efficiency: f64,
-    /// Throughput at the nominal 250 MHz clock, GB/s.
-    pub gbps: f64,
+    /// Throughput at the nominal 250 MHz clock, 10^9 bytes per second.
+    pub gigabytes_per_s: f64,
 }
 
 /// Errors of the profiler.
@@ -187,7 +187,7 @@ impl Bench {
             bytes_per_cycle: bpc,
             link_peak_bytes_per_cycle: peak,
             efficiency: bpc / peak,
-            gbps: bpc * NOMINAL_HZ as f64 / 1e9,
+            gigabytes_per_s: bpc * NOMINAL_HZ as f64 / 1e9,
         })
     }
 }
@@ -195,7 +195,7 @@ impl Bench {
 /// Explicit-copy throughput of `direction` in 64 KiB descriptors over about 4 MiB, in
 /// GB/s: the reference the unified-memory figures divide by.
 pub fn copy_gbps(sys: &crate::system::System, direction: Direction) -> Result<f64, ProfileError> {
-    Ok(Bench::new(sys)?.case(direction, 64 << 10)?.gbps)
+    Ok(Bench::new(sys)?.case(direction, 64 << 10)?.gigabytes_per_s)
 }
 
 /// Runs the sweep: every direction × every size, on one simulated device.

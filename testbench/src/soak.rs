@@ -14,7 +14,15 @@
 //! everything through the CPU.
 //!
 //! A *mismatch* is a wrong byte on either stack; a *hang* is an operation that still
-//! fails after recovery. Both must stay 0.
+//! fails after recovery. Both must stay 0; the first hang is reported with its op
+//! number and error, so `--seed` and `--ops` reproduce it.
+//!
+//! The soak's own CPU accesses never fault a page back implicitly: before the CPU
+//! writes or reads a range it calls [`gmem_host::Gmem::cpu_access`], which returns a
+//! failed fault-back as an error (recovered like any other) instead of leaving it to
+//! the userfaultfd handler, which would poison the page and end the process with
+//! SIGBUS. A poisoned page (`poisoned_pages`) is never touched by the CPU; it is
+//! compared where it lives, on the device.
 //!
 //! The RTL runs behind a short link by default ([`Link::Short`]: host latency 16
 //! cycles instead of 250), which does the same work in about a quarter of the cycles;
@@ -46,14 +54,33 @@ pub struct SoakConfig {
     pub link: Link,
 }
 
+/// Largest injection rate: every consultation fails.
+pub const MAX_PPM: u64 = 1_000_000;
+
+/// Checks `--inject` and the rates of `--rule SITE=rate:PPM` (0–1 000 000) and that
+/// every rule parses; the error names the flag and the accepted range.
+pub fn validate(inject_ppm: u64, rules: &[String]) -> Result<(), String> {
+    if inject_ppm > MAX_PPM {
+        return Err(format!(
+            "--inject {inject_ppm} is out of range: a rate in parts per million, 0 to {MAX_PPM} (100 %)"
+        ));
+    }
+    for r in rules {
+        let rate = r.split_once('=').and_then(|(_, t)| t.strip_prefix("rate:"));
+        if let Some(ppm) = rate.and_then(|p| p.parse::<u64>().ok()).filter(|&p| p > MAX_PPM) {
+            return Err(format!("--rule {r}: rate {ppm} is out of range: parts per million, 0 to {MAX_PPM} (100 %)"));
+        }
+        npu::inject::injector(0).add_text(r).map_err(|e| format!("--rule {r}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Timing of the RTL's memory ports during a soak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Link {
-    /// [`TimingModel::short_link`]: host latency 16 cycles; about 4× the operations per
-    /// second of `nominal`.
+    /// Host latency 16 cycles: about 4× the operations per second of `nominal`.
     Short,
-    /// [`TimingModel::default`]: host latency 250 cycles (1 µs), as in the demo and the
-    /// profilers.
+    /// Host latency 250 cycles (1 µs), the ideal link of the profilers.
     Nominal,
 }
 
@@ -80,6 +107,12 @@ impl Link {
 /// What a soak did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SoakReport {
+    /// Seed of the operations and injectors (`--seed`).
+    pub seed: u64,
+    /// `--inject`, parts per million.
+    pub inject_ppm: u32,
+    /// `--rule`s.
+    pub rules: Vec<String>,
     /// Operations run (on each stack).
     pub ops: u64,
     /// Kernels among them.
@@ -96,13 +129,26 @@ pub struct SoakReport {
     pub data_mismatches: u64,
     /// Operations that failed even after recovery (must be 0).
     pub hangs: u64,
+    /// The first of them: op number (0-based), the op, the stack and the error.
+    pub first_hang: Option<String>,
+    /// Pages poisoned on either stack (the CPU could not get them back); the soak
+    /// never touches them from the CPU.
+    pub poisoned_pages: u64,
+    /// `PASS` when data mismatches and hangs are both 0, else `FAIL`.
+    pub verdict: &'static str,
     /// RTL device cycles at the nominal clock.
     pub rtl_cycles: u64,
     /// RTL cycles of the slowest operation during which no fault was injected on the
     /// RTL stack (what the wait budget must cover).
     pub max_op_cycles: u64,
-    /// The RTL's port timing ([`TimingModel::describe`]).
+    /// The RTL's port timing ([`TimingModel::describe`]); in JSON the structured
+    /// `model` of the provenance replaces it.
+    #[serde(skip)]
     pub timing: String,
+    /// Device memory each stack's manager may use, bytes.
+    pub device_mem_bytes: u64,
+    /// Managed bytes the soak works on (regions × region size).
+    pub size_bytes: u64,
     /// Wall time, seconds.
     pub wall_s: f64,
 }
@@ -265,6 +311,7 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
         }
         match *op {
             Op::Write { r, at, n, base } => {
+                self.cpu_access(r, at, n, true)?;
                 (0..n).for_each(|i| {
                     // SAFETY: at + n <= REGION_WORDS.
                     unsafe { self.regions[r].add(at + i).write(base.wrapping_add(i as u32)) }
@@ -280,23 +327,33 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
                 };
                 self.s.gm.hmadvise(self.s.space, node, va, len, hint).map_err(|e| e.to_string())
             }
-            // Kernels ran above; reads are checked by the caller (it has the expected contents).
+            // The caller compares what the CPU reads (it has the expected contents).
+            Op::Read { r, at, n } => self.cpu_access(r, at, n, false),
+            // Kernels ran above.
             _ => Ok(()),
         }
     }
 
-    /// Runs `op`, recovering from failures; returns (recovered, hung).
-    fn run(&self, op: &Op) -> (bool, bool) {
+    /// Brings words `[at, at+n)` of region `r` to the CPU (for writing if `write`)
+    /// through the manager, so a failure is an error here and never a SIGBUS later.
+    fn cpu_access(&self, r: usize, at: usize, n: usize, write: bool) -> Result<(), String> {
+        let va = self.regions[r] as u64 + at as u64 * 4;
+        self.s.gm.cpu_access(va, n as u64 * 4, write).map_err(|e| e.to_string())
+    }
+
+    /// Runs `op`, recovering from failures; returns whether it was recovered, and the
+    /// error if it still failed after recovery (a hang).
+    fn run(&self, op: &Op) -> (bool, Option<String>) {
         if self.try_op(op).is_ok() {
-            return (false, false);
+            return (false, None);
         }
         // Recover: reset the device (clears hangs and halted engines), then run the
         // operation again with injection paused.
-        let ok = self.inj.paused(|| {
+        let retry = self.inj.paused(|| {
             let _ = self.s.npu.recover();
-            self.try_op(op).is_ok()
+            self.try_op(op)
         });
-        (true, !ok)
+        (true, retry.err())
     }
 
     /// Region `r` as it is now, read where each page lives without moving it.
@@ -333,7 +390,8 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
         Ok(bad)
     }
 
-    /// Wrong words in `[at, at+n)` of region `r`, read through the CPU.
+    /// Wrong words in `[at, at+n)` of region `r`, read through the CPU; only after a
+    /// successful [`Op::Read`] of that range (the pages are on the CPU).
     fn mismatches(&self, want: &[u32], r: usize, at: usize, n: usize) -> u64 {
         (at..at + n)
             .filter(|&i| {
@@ -361,7 +419,15 @@ where
     let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
     let mut g = SplitMix64::new(cfg.seed ^ 0x50a6);
     let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
-    let mut rep = SoakReport { timing: format!("{} {host}", cfg.link.timing().describe()), ..Default::default() };
+    let mut rep = SoakReport {
+        seed: cfg.seed,
+        inject_ppm: cfg.inject_ppm,
+        rules: cfg.rules.clone(),
+        timing: format!("{} {host}", cfg.link.timing().describe()),
+        device_mem_bytes: DEVICE_MEM,
+        size_bytes: (REGIONS * REGION_WORDS * 4) as u64,
+        ..Default::default()
+    };
     let c0 = a.s.now_ns();
     for step in 0..cfg.ops {
         let op = Op::random(&mut g);
@@ -369,17 +435,23 @@ where
         if matches!(op, Op::Copy { .. } | Op::Fill { .. } | Op::Add { .. } | Op::Scale { .. }) {
             rep.kernels += 1;
         }
+        crate::sigbus::set_soak_op(cfg.seed, step);
         let (before, injected) = (a.s.now_ns(), a.inj.total());
         let results = [a.run(&op), b.run(&op)];
         if a.inj.total() == injected {
             rep.max_op_cycles = rep.max_op_cycles.max(ns_to_cycles(a.s.now_ns() - before));
         }
-        for (recovered, hung) in results {
-            rep.recoveries += u64::from(recovered);
-            rep.hangs += u64::from(hung);
-        }
-        if let Op::Read { r, at, n } = op {
-            rep.data_mismatches += a.mismatches(&want[r], r, at, n) + b.mismatches(&want[r], r, at, n);
+        for ((recovered, hung), (stack, name)) in results.iter().zip([(&a as &dyn Check, "RTL"), (&b, "model")]) {
+            rep.recoveries += u64::from(*recovered);
+            match hung {
+                Some(e) => rep.hang(step, &op, name, e),
+                // A read the CPU could not be given is a hang, not a read.
+                None => {
+                    if let Op::Read { r, at, n } = op {
+                        rep.data_mismatches += stack.mismatches(&want[r], r, at, n);
+                    }
+                }
+            }
         }
         rep.data_mismatches += a.peek_mismatches(&want)? + b.peek_mismatches(&want)?;
         rep.ops = step + 1;
@@ -388,11 +460,37 @@ where
             progress(&rep);
         }
     }
+    // The end of the run reads everything through the CPU, as an operation of its own
+    // (recovered like any other) per region and stack.
     for (r, w) in want.iter().enumerate() {
-        rep.data_mismatches += a.mismatches(w, r, 0, REGION_WORDS) + b.mismatches(w, r, 0, REGION_WORDS);
+        let read = Op::Read { r, at: 0, n: REGION_WORDS };
+        for (stack, name) in [(&a as &dyn Check, "RTL"), (&b, "model")] {
+            let (recovered, hung) = stack.run_op(&read);
+            rep.recoveries += u64::from(recovered);
+            match hung {
+                Some(e) => rep.hang(cfg.ops, &read, name, &e),
+                None => rep.data_mismatches += stack.mismatches(w, r, 0, REGION_WORDS),
+            }
+        }
     }
+    crate::sigbus::clear_soak_op();
     fill_counts(&mut rep, &a, &b, c0, t0);
     Ok(rep)
+}
+
+/// What the soak loop needs of a stack whatever its device type.
+trait Check {
+    fn run_op(&self, op: &Op) -> (bool, Option<String>);
+    fn mismatches(&self, want: &[u32], r: usize, at: usize, n: usize) -> u64;
+}
+
+impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Check for Stack<T> {
+    fn run_op(&self, op: &Op) -> (bool, Option<String>) {
+        self.run(op)
+    }
+    fn mismatches(&self, want: &[u32], r: usize, at: usize, n: usize) -> u64 {
+        Stack::mismatches(self, want, r, at, n)
+    }
 }
 
 fn fill_counts<A: DeviceIo + DevMemBackdoor + Send + 'static, B: DeviceIo + DevMemBackdoor + Send + 'static>(
@@ -407,6 +505,8 @@ fn fill_counts<A: DeviceIo + DevMemBackdoor + Send + 'static, B: DeviceIo + DevM
     rep.device_resets = a.s.npu.stats().recoveries + b.s.npu.stats().recoveries;
     rep.rtl_cycles = ns_to_cycles(a.s.now_ns() - c0);
     rep.wall_s = t0.elapsed().as_secs_f64();
+    rep.poisoned_pages = a.s.gm.counters().poisoned + b.s.gm.counters().poisoned;
+    rep.verdict = if rep.passed() { "PASS" } else { "FAIL" };
 }
 
 fn ns_to_cycles(ns: u64) -> u64 {
@@ -414,20 +514,39 @@ fn ns_to_cycles(ns: u64) -> u64 {
 }
 
 impl SoakReport {
+    /// No wrong byte and no operation that failed after recovery.
+    pub fn passed(&self) -> bool {
+        self.data_mismatches == 0 && self.hangs == 0
+    }
+
+    fn hang(&mut self, step: u64, op: &Op, stack: &str, error: &str) {
+        self.hangs += 1;
+        if self.first_hang.is_none() {
+            self.first_hang = Some(format!("op {step} {op:?} on the {stack}: {error}"));
+        }
+    }
+
     /// The end-of-run table.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 11] = [
+        let rows: [(&str, String); 12] = [
             ("ops", format!("{} ({} kernels)", self.ops, self.kernels)),
             ("injected faults", format!("{} on the RTL, {} on the model", self.injected_rtl, self.injected_model)),
             ("recoveries", format!("{} ({} device resets)", self.recoveries, self.device_resets)),
             ("data mismatches", self.data_mismatches.to_string()),
-            ("hangs", self.hangs.to_string()),
+            (
+                "hangs",
+                match &self.first_hang {
+                    Some(first) => format!("{} (first: {first})", self.hangs),
+                    None => "0".into(),
+                },
+            ),
+            ("poisoned pages", format!("{} (never touched by the CPU)", self.poisoned_pages)),
             ("RTL cycles", self.rtl_cycles.to_string()),
             ("slowest clean op", format!("{} cycles", self.max_op_cycles)),
             ("RTL port timing", self.timing.clone()),
             ("wall time", format!("{:.1} s", self.wall_s)),
             ("ops/s", format!("{:.0}", self.ops as f64 / self.wall_s.max(1e-9))),
-            ("verdict", if self.data_mismatches == 0 && self.hangs == 0 { "PASS".into() } else { "FAIL".into() }),
+            ("verdict", self.verdict.into()),
         ];
         rows.iter().map(|(k, v)| format!("  {k:<18} {v}\n")).collect()
     }

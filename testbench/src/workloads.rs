@@ -12,12 +12,17 @@ use npu::kernel::Kernel;
 use npu::session::Session;
 use serde::Serialize;
 
+use crate::provenance::ClockDomain;
+
 /// The workloads of `gmem run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// Sequential copy of host-written data (a -> c), then CPU check of c.
     Stream,
+    /// c = a + b over three arrays of --size/3 (a multiple of 24K): the CPU writes a
+    /// and b, the NPU adds, the CPU checks c (the demo's sharing scenario).
+    Add,
     /// c[i] = a[idx[i]] with random indices over a.
     Gather,
     /// Stream with a working set larger than the device memory (evictions).
@@ -28,6 +33,13 @@ pub enum Workload {
     Prefetch,
     /// Ping-pong with thrashing control: pages that bounce get pinned and mapped remotely.
     Thrash,
+}
+
+impl Workload {
+    /// The name on the command line (`stream`, `oversubscribe`, …).
+    pub fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
 }
 
 /// What a run did.
@@ -41,13 +53,15 @@ pub struct Summary {
     pub kernels: u64,
     /// Elements processed.
     pub elements: u64,
-    /// Device time of the whole run (ns) and in cycles at the nominal clock.
+    /// Device time of the whole run, ns.
     pub device_ns: u64,
-    /// Device cycles at the nominal clock.
+    /// `device_ns` in cycles of the nominal clock.
     pub cycles: u64,
-    /// What `device_ns` was counted in: `simulated` (the co-simulation's device cycles,
-    /// or the reference model's virtual time) or `wall` (a board: wall-clock time).
-    pub clock: String,
+    /// What `device_ns` was counted in: `simulated` (the co-simulation's device
+    /// cycles), `virtual` (the untimed reference model) or `wall` (a board). In JSON
+    /// it is the provenance's `clock_domain`.
+    #[serde(skip)]
+    pub clock: ClockDomain,
     /// Device faults, fault batches, aborted faults.
     pub faults: u64,
     /// Fault batches.
@@ -68,8 +82,12 @@ pub struct Summary {
     pub cpu_faults: u64,
     /// DMA bytes moved by migrations.
     pub dma_bytes: u64,
-    /// Faults during the kernel phase of `prefetch` (0 expected).
-    pub faults_during_kernels: u64,
+    /// Page-table entries the driver wrote.
+    pub pte_writes: u64,
+    /// TLB invalidations the driver issued.
+    pub tlb_invalidations: u64,
+    /// Faults during the kernel phase of `prefetch` (0 expected); null for the others.
+    pub faults_during_kernels: Option<u64>,
     /// Every checked element was right.
     pub correct: bool,
 }
@@ -177,10 +195,12 @@ pub fn run<T: DeviceIo + Send>(
     seed: u64,
     quiet: bool,
 ) -> Result<Summary, WorkloadError> {
-    let mut sum =
-        Summary { workload: format!("{w:?}").to_lowercase(), size_bytes: size, correct: true, ..Summary::default() };
+    let mut sum = Summary { workload: w.name(), size_bytes: size, correct: true, ..Summary::default() };
     if size < 2 * PAGE || size % (2 * PAGE) != 0 {
         return Err(WorkloadError::Size(format!("--size {size} must be a non-zero multiple of 8 KiB")));
+    }
+    if w == Workload::Add && size % (3 * 2 * PAGE) != 0 {
+        return Err(WorkloadError::Size(format!("add needs --size {size} to be a multiple of 24K (three arrays)")));
     }
     if w == Workload::Oversubscribe && size <= device_mem {
         return Err(WorkloadError::Size(format!(
@@ -202,6 +222,19 @@ pub fn run<T: DeviceIo + Send>(
             let bar = progress(n as u64, quiet);
             chunked(s, n, &bar, &mut sum, |off, count| Kernel::copy(asid, a as u64 + off, c as u64 + off, count))?;
             check("stream", c, n, |i| value(seed, i))?;
+        }
+        Workload::Add => {
+            let n = (size / 12) as usize;
+            let [a, b, c] = [0; 3].map(|_| s.alloc(size / 3));
+            let (a, b, c) = (a.map_err(run_err)?, b.map_err(run_err)?, c.map_err(run_err)?);
+            let second = seed ^ 0x0b0b;
+            write(a, n, |i| value(seed, i));
+            write(b, n, |i| value(second, i));
+            let bar = progress(n as u64, quiet);
+            chunked(s, n, &bar, &mut sum, |off, count| {
+                Kernel::add(asid, a as u64 + off, b as u64 + off, c as u64 + off, count)
+            })?;
+            check("add", c, n, |i| value(seed, i).wrapping_add(value(second, i)))?;
         }
         Workload::Gather => {
             let n = (size / 8) as usize;
@@ -225,7 +258,7 @@ pub fn run<T: DeviceIo + Send>(
             let before = s.npu.stats().faults;
             let bar = progress(n as u64, quiet);
             let got = chunked(s, n, &bar, &mut sum, |off, count| Kernel::reduce_sum(asid, a as u64 + off, 0, count))?;
-            sum.faults_during_kernels = s.npu.stats().faults - before;
+            sum.faults_during_kernels = Some(s.npu.stats().faults - before);
             let want = (0..n).fold(0u64, |acc, i| acc.wrapping_add(u64::from(value(seed, i))));
             if got != want {
                 return Err(WorkloadError::Run(format!("prefetch: sum {got:#x}, expected {want:#x}")));
@@ -264,13 +297,15 @@ pub fn run<T: DeviceIo + Send>(
     sum.device_ns = s.now_ns() - start_ns;
     sum.cycles = sum.device_ns * sim_bridge::NOMINAL_HZ / 1_000_000_000;
     sum.clock = match s.npu.with_io(|io| io.clock()) {
-        npu::Clock::Simulated { .. } => "simulated".into(),
-        npu::Clock::Wall => "wall".into(),
+        npu::Clock::Simulated { .. } => ClockDomain::Simulated,
+        npu::Clock::Wall => ClockDomain::Wall,
     };
     sum.faults = st.faults - st0.faults;
     sum.batches = st.batches - st0.batches;
     sum.aborted = st.aborted - st0.aborted;
     sum.dma_bytes = st.dma_bytes - st0.dma_bytes;
+    sum.pte_writes = st.pte_writes - st0.pte_writes;
+    sum.tlb_invalidations = st.invalidations - st0.invalidations;
     sum.pages_h2d = k.pages_h2d - k0.pages_h2d;
     sum.pages_d2h = k.pages_d2h - k0.pages_d2h;
     sum.evictions = k.evictions - k0.evictions;
@@ -283,21 +318,28 @@ pub fn run<T: DeviceIo + Send>(
 impl Summary {
     /// The end-of-run table.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 13] = [
+        let ms = self.device_ns as f64 / 1e6;
+        let mut rows: Vec<(&str, String)> = vec![
             ("workload", self.workload.clone()),
             ("size", format!("{} KiB", self.size_bytes >> 10)),
             ("kernels", format!("{} ({} elements)", self.kernels, self.elements)),
             ("result", if self.correct { "correct (checked on the CPU)".into() } else { "WRONG".into() }),
             (
                 "device time",
-                if self.clock == "wall" {
-                    format!("{:.3} ms (wall clock)", self.device_ns as f64 / 1e6)
-                } else {
-                    format!("{:.3} ms ({} cycles at 250 MHz)", self.device_ns as f64 / 1e6, self.cycles)
+                match self.clock {
+                    ClockDomain::Wall => format!("{ms:.3} ms (wall clock)"),
+                    ClockDomain::Virtual => format!("{ms:.3} ms of virtual time (untimed model: not a prediction)"),
+                    ClockDomain::Simulated => {
+                        format!("{ms:.3} ms ({} cycles at {} MHz)", self.cycles, sim_bridge::NOMINAL_HZ / 1_000_000)
+                    }
                 },
             ),
             ("device faults", format!("{} in {} batches, {} aborted", self.faults, self.batches, self.aborted)),
-            ("faults in kernels", format!("{} (prefetch workload: after the hint)", self.faults_during_kernels)),
+        ];
+        if let Some(n) = self.faults_during_kernels {
+            rows.push(("faults in kernels", format!("{n} (after the PREFETCH hint; 0 expected)")));
+        }
+        rows.extend([
             ("pages host->dev", self.pages_h2d.to_string()),
             ("pages dev->host", self.pages_d2h.to_string()),
             ("evictions", self.evictions.to_string()),
@@ -307,7 +349,7 @@ impl Summary {
                 "cpu faults",
                 format!("{} (userfaultfd); DMA {:.1} MiB", self.cpu_faults, self.dma_bytes as f64 / (1 << 20) as f64),
             ),
-        ];
+        ]);
         rows.iter().map(|(k, v)| format!("  {k:<18} {v}\n")).collect()
     }
 }

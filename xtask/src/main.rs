@@ -8,10 +8,13 @@
 //!
 //! `readme` regenerates the example outputs of `README.md` by running the commands they
 //! show (see `readme.rs`); `readme --check` re-runs the quick ones and fails on drift.
+//!
+//! `man` writes the `gmem` man pages to `testbench/man/` (see `man.rs`).
 
 mod gen_docs;
 mod gen_rust;
 mod gen_sv;
+mod man;
 mod readme;
 mod regdesc;
 
@@ -82,12 +85,14 @@ fn main() -> ExitCode {
         ["codegen", "--check"] => codegen(true),
         ["readme"] => readme::readme(&root(), false),
         ["readme", "--check"] => readme::readme(&root(), true),
+        ["man"] => man::write(&root()),
         _ => Err(concat!(
-            "usage: cargo run -p xtask -- codegen [--check] | readme [--check]\n",
+            "usage: cargo run -p xtask -- codegen [--check] | readme [--check] | man\n",
             "  codegen  regenerates rtl/npu_reg_pkg.sv, rtl/npu_csr.sv, npu/src/regs.rs and the tables in\n",
             "           docs/device.md from rtl/npu_regs.toml\n",
             "  readme   re-runs the `<!-- output: gmem ... -->` examples of README.md and writes their\n",
-            "           outputs; --check re-runs the ones marked `check` and fails when one drifted"
+            "           outputs; --check re-runs the ones marked `check` and fails when one drifted\n",
+            "  man      writes gmem's man pages to testbench/man/"
         )
         .into()),
     };
