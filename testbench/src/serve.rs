@@ -3,8 +3,8 @@
 //! Listens on a UNIX socket for one vfio-user client (QEMU's `vfio-user-pci`), serves
 //! it until it disconnects, then prints what the device did (docs/vfio-user.md).
 
-use sim_bridge::vfio_user::NpuServer;
 use std::path::{Path, PathBuf};
+use vfio_user_server::NpuServer;
 
 /// Error text with its chain of causes.
 pub fn chain(e: &dyn std::error::Error) -> String {

@@ -23,9 +23,9 @@ mod backend;
 pub mod config;
 mod dma;
 
-use crate::sim_device::{SimConfig, SimDevice, SimError};
 pub use backend::ServeStats;
 use backend::{Backend, State};
+use sim_bridge::{SimConfig, SimDevice, SimError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use vfio_bindings::bindings::vfio::{

@@ -1,10 +1,10 @@
 //! The device behind the protocol: region accesses, DMA maps and interrupt eventfds
 //! applied to the [`SimDevice`], plus the clock that lets the RTL run between messages.
 
-use super::VfioUserError;
-use super::config::{BAR_BYTES, PciConfig, VECTORS};
-use super::dma::FdMapping;
-use crate::sim_device::{SimDevice, SimError};
+use crate::VfioUserError;
+use crate::config::{BAR_BYTES, PciConfig, VECTORS};
+use crate::dma::FdMapping;
+use sim_bridge::{SimDevice, SimError};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -410,7 +410,7 @@ pub(crate) fn stop(shared: &Shared) {
 mod tests {
     #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
     use super::*;
-    use crate::sim_device::SimConfig;
+    use sim_bridge::SimConfig;
     use std::os::fd::FromRawFd;
 
     fn state() -> State {

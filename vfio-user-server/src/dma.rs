@@ -1,7 +1,7 @@
 //! Guest memory the client shares for DMA: one `mmap` of the client's file descriptor
 //! per DMA_MAP message, unmapped when the range is unmapped or the server stops.
 
-use super::VfioUserError;
+use crate::VfioUserError;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
