@@ -1,9 +1,10 @@
 //! The device behind the protocol: region accesses, DMA maps and interrupt eventfds
 //! applied to the [`SimDevice`], plus the clock that lets the RTL run between messages.
 
-use crate::VfioUserError;
 use crate::config::{BAR_BYTES, PciConfig, VECTORS};
 use crate::dma::FdMapping;
+use crate::protocol::Handler;
+use crate::{MAX_DMA_MAPS, VfioUserError};
 use sim_bridge::{SimDevice, SimError};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,7 +16,6 @@ use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
     VFIO_PCI_MSIX_IRQ_INDEX,
 };
-use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 
 /// Cycles the RTL runs after any message even when it looks idle (a register write
 /// taking effect), and after the busy bits drop (a completion's interrupt follows its
@@ -133,7 +133,7 @@ impl State {
     /// A 32-bit BAR0 access: one CSR transaction.
     pub(crate) fn bar0(&mut self, offset: u64, data: Access<'_>) -> Result<(), VfioUserError> {
         let len = data.len();
-        if len != 4 || offset % 4 != 0 || offset + 4 > u64::from(BAR_BYTES) {
+        if len != 4 || offset % 4 != 0 || offset.checked_add(4).is_none_or(|end| end > u64::from(BAR_BYTES)) {
             return Err(VfioUserError::BadAccess {
                 region: 0,
                 offset,
@@ -164,6 +164,15 @@ impl State {
             eprintln!("gmem serve: DMA_MAP {iova:#x} +{size:#x} fd {} offset {offset:#x}", fd.is_some());
         }
         let fd = fd.ok_or(VfioUserError::DmaWithoutFd { iova, size })?;
+        if self.dma.len() >= MAX_DMA_MAPS {
+            return Err(VfioUserError::TooManyDmaMaps { iova });
+        }
+        if size == 0 || iova.checked_add(size).is_none() {
+            return Err(VfioUserError::DmaBadRange { iova, size });
+        }
+        if self.dev_overlaps(iova, size) {
+            return Err(VfioUserError::DmaConflict { iova, size });
+        }
         let m = FdMapping::new(&fd, offset, iova, size)?;
         // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device mapping
         // first; `dev` is dropped before `dma` (field order).
@@ -172,6 +181,13 @@ impl State {
         self.dma.insert(iova, m);
         self.stats.dma_maps += 1;
         Ok(())
+    }
+
+    /// True if `[iova, iova + size)` meets an existing mapping.
+    fn dev_overlaps(&self, iova: u64, size: u64) -> bool {
+        let end = iova.saturating_add(size);
+        let before = self.dma.range(..=iova).next_back().is_some_and(|(&s, m)| s.saturating_add(m.len as u64) > iova);
+        before || self.dma.range(iova..end).next().is_some()
     }
 
     /// DMA_UNMAP: removes every mapping inside `[iova, iova+size)` (all with `all`),
@@ -290,28 +306,18 @@ impl Backend {
         self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with<R>(&mut self, f: impl FnOnce(&mut State) -> Result<R, VfioUserError>) -> Result<R, std::io::Error> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut State) -> Result<R, VfioUserError>) -> Result<R, VfioUserError> {
         let mut st = self.lock();
         let r = f(&mut st);
         st.grant = st.grant.max(GRANT_CYCLES);
         drop(st);
         self.shared.1.notify_one();
-        r.map_err(|e| {
-            // The crate's error reply carries no text: say here what was refused.
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("gmem serve: request refused: {msg}");
-            std::io::Error::other(e)
-        })
+        r
     }
 }
 
-impl ServerBackend for Backend {
-    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), std::io::Error> {
+impl Handler for Backend {
+    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), VfioUserError> {
         self.with(|st| match region {
             VFIO_PCI_CONFIG_REGION_INDEX => st.config(offset, Access::Read(data)),
             VFIO_PCI_BAR0_REGION_INDEX => st.bar0(offset, Access::Read(data)),
@@ -329,7 +335,7 @@ impl ServerBackend for Backend {
         })
     }
 
-    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), VfioUserError> {
         self.with(|st| match region {
             VFIO_PCI_CONFIG_REGION_INDEX => st.config(offset, Access::Write(data)),
             VFIO_PCI_BAR0_REGION_INDEX => st.bar0(offset, Access::Write(data)),
@@ -345,25 +351,17 @@ impl ServerBackend for Backend {
 
     fn dma_map(
         &mut self,
-        _flags: DmaMapFlags,
+        _flags: u32,
         offset: u64,
-        address: u64,
+        iova: u64,
         size: u64,
         fd: Option<File>,
-    ) -> Result<(), std::io::Error> {
-        self.with(|st| st.dma_map(address, size, offset, fd))
+    ) -> Result<(), VfioUserError> {
+        self.with(|st| st.dma_map(iova, size, offset, fd))
     }
 
-    fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> Result<(), std::io::Error> {
-        self.with(|st| st.dma_unmap(address, size, flags.contains(DmaUnmapFlags::UNMAP_ALL)))
-    }
-
-    fn reset(&mut self) -> Result<(), std::io::Error> {
-        self.with(|st| {
-            st.dev.reset();
-            st.last_irq = 0;
-            Ok(())
-        })
+    fn dma_unmap(&mut self, iova: u64, size: u64, all: bool) -> Result<(), VfioUserError> {
+        self.with(|st| st.dma_unmap(iova, size, all))
     }
 
     fn set_irqs(
@@ -373,8 +371,16 @@ impl ServerBackend for Backend {
         start: u32,
         count: u32,
         fds: Vec<File>,
-    ) -> Result<(), std::io::Error> {
+    ) -> Result<(), VfioUserError> {
         self.with(|st| st.set_irqs(index, flags, start, count, fds))
+    }
+
+    fn reset(&mut self) -> Result<(), VfioUserError> {
+        self.with(|st| {
+            st.dev.reset();
+            st.last_irq = 0;
+            Ok(())
+        })
     }
 }
 

@@ -13,8 +13,9 @@
 //! DMA_MAP ranges are `mmap`ed and entered into the IOVA map behind the RTL's
 //! host-memory port ([`SimDevice::map_host_region`]), DMA_UNMAP removes them, after
 //! which the RTL's accesses there get error responses, as behind an IOMMU; rising edges
-//! of the `irq_o` lines are written to the MSI-X vectors' eventfds. The protocol itself
-//! is the rust-vmm `vfio_user` crate's server. A clock thread runs the RTL whenever it
+//! of the `irq_o` lines are written to the MSI-X vectors' eventfds. The protocol is
+//! parsed here ([`protocol`]), on the assumption that the client may be hostile: every
+//! malformed, out-of-range or out-of-order message gets an error reply. A clock thread runs the RTL whenever it
 //! has work (STATUS busy bits) and for a short grant after every message, so the device
 //! advances while the guest polls; cycle counts therefore depend on the guest's
 //! timing, unlike the in-process co-simulation.
@@ -22,18 +23,25 @@
 mod backend;
 pub mod config;
 mod dma;
+pub mod protocol;
+mod socket;
 
 pub use backend::ServeStats;
 use backend::{Backend, State};
+pub use protocol::{DeviceInfo, Handler, Header, Session};
 use sim_bridge::{SimConfig, SimDevice, SimError};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use vfio_bindings::bindings::vfio::{
     VFIO_IRQ_INFO_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
     VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE, vfio_region_info,
+    VFIO_REGION_INFO_FLAG_WRITE,
 };
-use vfio_user::{IrqInfo, Server, ServerRegion};
+
+/// DMA mappings one client may hold at once (the kernel's `dma_entry_limit` default).
+pub const MAX_DMA_MAPS: usize = 65_535;
 
 /// Errors of the vfio-user server.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +61,58 @@ pub enum VfioUserError {
         #[source]
         source: std::io::Error,
     },
-    /// The connection failed or the client broke the protocol.
-    #[error("vfio-user protocol")]
-    Protocol(#[source] vfio_user::Error),
+    /// The connection failed (accept, read or write).
+    #[error("vfio-user connection")]
+    Connection(#[source] std::io::Error),
+    /// A message whose announced size is below the header or above
+    /// [`protocol::MAX_MESSAGE_BYTES`]: the stream cannot be resynchronised, the
+    /// connection ends after an error reply.
+    #[error("message announces {size} bytes (allowed {min}..={max}); connection closed", min = protocol::HEADER_BYTES, max = protocol::MAX_MESSAGE_BYTES)]
+    Framing {
+        /// The announced size.
+        size: u32,
+    },
+    /// A message whose body does not fit its command.
+    #[error("command {command} of {size} bytes is malformed: {reason}")]
+    Malformed {
+        /// Command number.
+        command: u16,
+        /// Announced message size.
+        size: u32,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A command the protocol state does not allow now.
+    #[error("command {command} out of order: {reason}")]
+    OutOfOrder {
+        /// Command number.
+        command: u16,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A command or feature the server does not offer.
+    #[error("command {command}: {what} not supported")]
+    Unsupported {
+        /// Command number.
+        command: u16,
+        /// What.
+        what: &'static str,
+    },
+    /// A region or IRQ index the device does not have.
+    #[error("command {command}: no index {index}")]
+    NoSuchIndex {
+        /// Command number.
+        command: u16,
+        /// The index asked for.
+        index: u32,
+    },
+    /// More DMA mappings than the server keeps ([`MAX_DMA_MAPS`], the kernel's
+    /// default `dma_entry_limit`).
+    #[error("DMA map of IOVA {iova:#x}: {MAX_DMA_MAPS} mappings already exist")]
+    TooManyDmaMaps {
+        /// IOVA.
+        iova: u64,
+    },
     /// The simulated device could not be built.
     #[error("simulated device")]
     Sim(#[source] SimError),
@@ -90,8 +147,9 @@ pub enum VfioUserError {
         /// Bytes.
         size: u64,
     },
-    /// DMA_MAP of an empty or unrepresentable range.
-    #[error("DMA map of IOVA {iova:#x} (+{size:#x}) is empty or too large")]
+    /// DMA_MAP of an empty, wrapping or unrepresentable range, or one past the end of
+    /// the client's file.
+    #[error("DMA map of IOVA {iova:#x} (+{size:#x}) is empty, wraps, or lies outside the client's file")]
     DmaBadRange {
         /// IOVA.
         iova: u64,
@@ -147,39 +205,69 @@ pub enum VfioUserError {
     },
 }
 
+impl VfioUserError {
+    /// The errno an error reply carries for this refusal.
+    pub fn errno(&self) -> u32 {
+        let e = match self {
+            Self::Unsupported { .. } => libc::ENOTSUP,
+            Self::DmaConflict { .. } => libc::EEXIST,
+            Self::TooManyDmaMaps { .. } => libc::ENOSPC,
+            Self::DmaMmap { source, .. } => source.raw_os_error().unwrap_or(libc::EINVAL),
+            Self::Csr { .. } | Self::Sim(_) | Self::Connection(_) | Self::Bind { .. } => libc::EIO,
+            _ => libc::EINVAL,
+        };
+        e as u32
+    }
+}
+
+/// Error text with its chain of causes (the error reply carries only an errno).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
 /// A listening vfio-user socket in front of one simulated NPU.
 pub struct NpuServer {
-    server: Server,
+    listener: UnixListener,
+    path: PathBuf,
+    info: DeviceInfo,
     shared: backend::Shared,
 }
 
 impl NpuServer {
-    /// Builds the device and listens on `socket` (which must not exist yet).
+    /// Builds the device and listens on `socket` (which must not exist yet), owner-only.
     pub fn bind(socket: &Path, cfg: SimConfig) -> Result<Self, VfioUserError> {
-        if socket.exists() {
+        if socket.symlink_metadata().is_ok() {
             return Err(VfioUserError::SocketExists { path: socket.into() });
         }
         let dev = SimDevice::new(cfg).map_err(VfioUserError::Sim)?;
-        let server = Server::new(socket, true, irqs(), regions()).map_err(|e| match e {
-            vfio_user::Error::SocketBind(source) => VfioUserError::Bind { path: socket.into(), source },
-            vfio_user::Error::SocketPathExists => VfioUserError::SocketExists { path: socket.into() },
-            other => VfioUserError::Protocol(other),
-        })?;
-        Ok(Self { server, shared: Arc::new((Mutex::new(State::new(dev)), Condvar::new())) })
+        let listener = socket::bind_private(socket)?;
+        Ok(Self {
+            listener,
+            path: socket.into(),
+            info: device_info(),
+            shared: Arc::new((Mutex::new(State::new(dev)), Condvar::new())),
+        })
     }
 
     /// Accepts one client and serves it until it disconnects; the RTL runs meanwhile.
     pub fn serve(&self) -> Result<ServeStats, VfioUserError> {
+        let (stream, _) = self.listener.accept().map_err(VfioUserError::Connection)?;
         let clock = {
             let shared = self.shared.clone();
             std::thread::Builder::new().name("npu-clock".into()).spawn(move || backend::clock(shared))
         }
         .map_err(|source| VfioUserError::Bind { path: "(clock thread)".into(), source })?;
         let mut be = Backend { shared: self.shared.clone() };
-        let r = self.server.run(&mut be);
+        let r = serve_connection(&stream, &mut be, &self.info);
         backend::stop(&self.shared);
         let _ = clock.join();
-        r.map_err(VfioUserError::Protocol)?;
+        r?;
         Ok(self.stats())
     }
 
@@ -192,38 +280,76 @@ impl NpuServer {
     pub fn with_device<R>(&self, f: impl FnOnce(&mut SimDevice) -> R) -> R {
         f(&mut Backend { shared: self.shared.clone() }.lock().dev)
     }
+
+    /// The message handler without a socket: the device side of [`Session::handle`]
+    /// (tests drive it with generated messages).
+    pub fn handler(&self) -> impl Handler + '_ {
+        Backend { shared: self.shared.clone() }
+    }
+
+    /// The device's regions and IRQ indices as the protocol reports them.
+    pub fn device_info(&self) -> &DeviceInfo {
+        &self.info
+    }
 }
 
-fn region(index: u32, size: u64) -> ServerRegion {
-    let flags = if size > 0 { VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE } else { 0 };
-    let info = vfio_region_info {
-        argsz: std::mem::size_of::<vfio_region_info>() as u32,
-        flags,
-        index,
-        cap_offset: 0,
-        size,
-        offset: 0,
-    };
-    ServerRegion { region_info: info, sparse_areas: Vec::new(), mmap_fd: None }
+impl Drop for NpuServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
-/// BAR0 (CSRs), BAR2 (MSI-X table/PBA), configuration space; the rest empty.
-fn regions() -> Vec<ServerRegion> {
-    (0..VFIO_PCI_NUM_REGIONS)
+/// Reads, handles and answers messages until the client hangs up.
+fn serve_connection(
+    stream: &std::os::unix::net::UnixStream,
+    be: &mut dyn Handler,
+    info: &DeviceInfo,
+) -> Result<(), VfioUserError> {
+    let mut session = Session::new();
+    let io = VfioUserError::Connection;
+    while let Some(msg) = socket::recv_header(stream).map_err(io)? {
+        let hdr = Header::parse(&msg.header);
+        if (hdr.size as usize) < protocol::HEADER_BYTES || hdr.size > protocol::MAX_MESSAGE_BYTES {
+            let e = VfioUserError::Framing { size: hdr.size };
+            let _ = (&*stream).write_all(&protocol::reply_bytes(hdr, e.errno(), &[]));
+            return Err(e);
+        }
+        let mut body = vec![0u8; hdr.size as usize - protocol::HEADER_BYTES];
+        (&*stream).read_exact(&mut body).map_err(io)?;
+        let reply = if msg.fds_truncated {
+            let e =
+                VfioUserError::Malformed { command: hdr.command, size: hdr.size, reason: "too many file descriptors" };
+            eprintln!("gmem serve: request refused: {e}");
+            Some(protocol::reply_bytes(hdr, e.errno(), &[]))
+        } else {
+            session.handle(be, info, hdr, &body, msg.fds)
+        };
+        if let Some(r) = reply {
+            (&*stream).write_all(&r).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn region(size: u64) -> (u64, u32) {
+    (size, if size > 0 { VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE } else { 0 })
+}
+
+/// BAR0 (CSRs), BAR2 (MSI-X table/PBA), configuration space, the rest empty; MSI-X
+/// with one vector per interrupt line, no other IRQ index.
+fn device_info() -> DeviceInfo {
+    let regions = (0..VFIO_PCI_NUM_REGIONS)
         .map(|i| match i {
-            VFIO_PCI_BAR0_REGION_INDEX | VFIO_PCI_BAR2_REGION_INDEX => region(i, u64::from(config::BAR_BYTES)),
-            VFIO_PCI_CONFIG_REGION_INDEX => region(i, config::CONFIG_BYTES as u64),
-            _ => region(i, 0),
+            VFIO_PCI_BAR0_REGION_INDEX | VFIO_PCI_BAR2_REGION_INDEX => region(u64::from(config::BAR_BYTES)),
+            VFIO_PCI_CONFIG_REGION_INDEX => region(config::CONFIG_BYTES as u64),
+            _ => region(0),
         })
-        .collect()
-}
-
-/// MSI-X with one vector per interrupt line; no INTx, MSI, error or request IRQs.
-fn irqs() -> Vec<IrqInfo> {
-    (0..VFIO_PCI_NUM_IRQS)
+        .collect();
+    let irqs = (0..VFIO_PCI_NUM_IRQS)
         .map(|index| {
             let count = if index == VFIO_PCI_MSIX_IRQ_INDEX { u32::from(config::VECTORS) } else { 0 };
-            IrqInfo { index, flags: VFIO_IRQ_INFO_EVENTFD, count }
+            (VFIO_IRQ_INFO_EVENTFD, count)
         })
-        .collect()
+        .collect();
+    DeviceInfo { regions, irqs }
 }
