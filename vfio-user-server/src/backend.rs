@@ -1,20 +1,18 @@
 //! The device behind the protocol: region accesses, DMA maps and interrupt eventfds
 //! applied to the [`SimDevice`], plus the clock that lets the RTL run between messages.
 
-use crate::config::{BAR_BYTES, PciConfig, VECTORS};
+use crate::config::{BAR_BYTES, PciConfig};
 use crate::dma::FdMapping;
+use crate::irq::Irqs;
 use crate::protocol::Handler;
 use crate::{MAX_DMA_MAPS, VfioUserError};
 use sim_bridge::{SimDevice, SimError};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-    VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-    VFIO_PCI_MSIX_IRQ_INDEX,
+    VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
 };
 
 /// Cycles the RTL runs after any message even when it looks idle (a register write
@@ -42,8 +40,10 @@ pub struct ServeStats {
     pub dma_maps: u64,
     /// See `dma_maps`.
     pub dma_unmaps: u64,
-    /// Interrupt messages sent (eventfd writes).
+    /// Interrupt messages sent (eventfd writes), MSI-X, MSI and INTx together.
     pub irqs_signalled: u64,
+    /// Function resets (FLR through the PCIe capability, or DEVICE_RESET messages).
+    pub resets: u64,
     /// Host-port bursts answered with an error: DMA to an unmapped IOVA (IOMMU faults).
     pub dma_faults: u64,
     /// Host-memory bytes the RTL read and wrote (beats × 64).
@@ -57,10 +57,8 @@ pub(crate) struct State {
     /// The client's DMA ranges by IOVA (each also mapped into `dev`).
     dma: BTreeMap<u64, FdMapping>,
     cfg: PciConfig,
-    /// Eventfd per MSI-X vector, as the client set them.
-    irq_fds: Vec<Option<File>>,
-    /// Interrupt lines at the last check (rising edges send messages).
-    last_irq: u8,
+    /// The client's interrupt set-up and delivery state.
+    irqs: Irqs,
     /// Cycles still to run regardless of STATUS.
     grant: u64,
     /// Set when the protocol loop ended: the clock thread exits.
@@ -77,8 +75,7 @@ impl State {
             dev,
             dma: BTreeMap::new(),
             cfg: PciConfig::new(),
-            irq_fds: (0..VECTORS).map(|_| None).collect(),
-            last_irq: 0,
+            irqs: Irqs::new(),
             grant: 0,
             stop: false,
             stats: ServeStats::default(),
@@ -92,28 +89,24 @@ impl State {
             cycles: self.dev.cycles(),
             dma_faults: host.error_bursts,
             host_bytes: (host.read_beats + host.write_beats) * 64,
+            irqs_signalled: self.irqs.signalled,
             ..self.stats
         }
     }
 
-    /// Sends one message per rising edge of an interrupt line whose vector has an eventfd.
+    /// Delivers interrupts for the current line levels (edges for MSI-X/MSI, level
+    /// for INTx).
     fn signal_edges(&mut self) {
         let now = self.dev.irq_lines();
-        let rising = now & !self.last_irq;
-        self.last_irq = now;
-        if rising == 0 || !self.cfg.msix_enabled() {
-            return;
-        }
-        for (i, fd) in self.irq_fds.iter_mut().enumerate() {
-            if rising >> i & 1 == 1 {
-                if let Some(f) = fd {
-                    // An eventfd write only fails if the counter would overflow: the
-                    // client then has an unread interrupt anyway.
-                    let _ = f.write_all(&1u64.to_le_bytes());
-                    self.stats.irqs_signalled += 1;
-                }
-            }
-        }
+        self.irqs.deliver(now, &mut self.cfg);
+    }
+
+    /// Function-level reset: the RTL through its reset (CSRs, rings, queues, engines)
+    /// and the interrupt state; DMA mappings and eventfds stay, as VFIO keeps them.
+    pub(crate) fn function_reset(&mut self) {
+        self.dev.reset();
+        self.irqs.reset();
+        self.stats.resets += 1;
     }
 
     /// Runs the clock for up to `cycles`, signalling interrupt edges cycle by cycle.
@@ -220,7 +213,7 @@ impl State {
         Ok(())
     }
 
-    /// SET_IRQS on the MSI-X index: eventfds to trigger, or none to stop.
+    /// SET_IRQS: see [`Irqs::set`]; a line already high is delivered at once.
     pub(crate) fn set_irqs(
         &mut self,
         index: u32,
@@ -229,43 +222,22 @@ impl State {
         count: u32,
         fds: Vec<File>,
     ) -> Result<(), VfioUserError> {
-        let bad = |reason| VfioUserError::BadIrqs { index, flags, start, count, reason };
-        let action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-        let data = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
-        if index != VFIO_PCI_MSIX_IRQ_INDEX {
-            return if count == 0 { Ok(()) } else { Err(bad("only MSI-X vectors exist")) };
-        }
-        if action != VFIO_IRQ_SET_ACTION_TRIGGER {
-            return Ok(()); // mask/unmask: the client masks MSI-X vectors itself
-        }
-        let range = start as usize..start as usize + count as usize;
-        if range.end > self.irq_fds.len() {
-            return Err(bad("vector beyond the device's seven"));
-        }
-        match data {
-            VFIO_IRQ_SET_DATA_NONE if count == 0 => self.irq_fds.iter_mut().for_each(|f| *f = None),
-            VFIO_IRQ_SET_DATA_NONE => self.irq_fds[range].iter_mut().for_each(|f| *f = None),
-            VFIO_IRQ_SET_DATA_EVENTFD if fds.len() == count as usize => {
-                for (slot, f) in self.irq_fds[range].iter_mut().zip(fds) {
-                    *slot = Some(f);
-                }
-            }
-            VFIO_IRQ_SET_DATA_EVENTFD if fds.is_empty() => self.irq_fds[range].iter_mut().for_each(|f| *f = None),
-            VFIO_IRQ_SET_DATA_EVENTFD => return Err(bad("eventfd count differs from the vector count")),
-            _ => return Err(bad("only eventfd triggers are supported")),
-        }
-        // A line already high gets its message now (level semantics of INT_STATUS).
-        self.last_irq = 0;
+        self.irqs.set(index, flags, start, count, fds)?;
         self.signal_edges();
         Ok(())
     }
 
+    /// A configuration-space access; a write that initiates an FLR resets the function.
     pub(crate) fn config(&mut self, offset: u64, data: Access<'_>) -> Result<(), VfioUserError> {
         let len = data.len();
         let ok = match data {
             Access::Read(out) => self.cfg.read(offset, out),
             Access::Write(bytes) => self.cfg.write(offset, bytes),
         };
+        if self.cfg.take_flr() {
+            self.function_reset();
+        }
+        self.signal_edges(); // mask or enable bits may have changed
         if ok {
             Ok(())
         } else {
@@ -377,8 +349,7 @@ impl Handler for Backend {
 
     fn reset(&mut self) -> Result<(), VfioUserError> {
         self.with(|st| {
-            st.dev.reset();
-            st.last_irq = 0;
+            st.function_reset();
             Ok(())
         })
     }
@@ -418,6 +389,9 @@ mod tests {
     use super::*;
     use sim_bridge::SimConfig;
     use std::os::fd::FromRawFd;
+    use vfio_bindings::bindings::vfio::{
+        VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX,
+    };
 
     fn state() -> State {
         State::new(SimDevice::new(SimConfig::default()).unwrap())
@@ -468,22 +442,37 @@ mod tests {
     }
 
     #[test]
-    fn set_irqs_takes_msix_eventfds_only() {
+    fn flr_through_the_pcie_capability_resets_the_rtl_and_keeps_dma_maps() {
         let mut st = state();
-        let trig = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-        assert!(matches!(st.set_irqs(0, trig, 0, 1, vec![memfd(8)]), Err(VfioUserError::BadIrqs { index: 0, .. })));
-        assert!(matches!(
-            st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 6, 2, vec![]),
-            Err(VfioUserError::BadIrqs { start: 6, .. })
-        ));
-        assert!(matches!(
-            st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 2, vec![memfd(8)]),
-            Err(VfioUserError::BadIrqs { .. })
-        ));
-        st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 1, vec![memfd(8)]).unwrap();
-        assert!(st.irq_fds[0].is_some());
-        st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, vec![])
-            .unwrap();
-        assert!(st.irq_fds.iter().all(Option::is_none));
+        st.dma_map(0x10000, 0x1000, 0, Some(memfd(0x1000))).unwrap();
+        let scratch = u64::from(npu::regs::SCRATCH.offset);
+        st.bar0(scratch, Access::Write(&0x1234_5678u32.to_le_bytes())).unwrap();
+        let ctrl = u64::from(npu::regs::CTRL.offset);
+        st.bar0(ctrl, Access::Write(&1u32.to_le_bytes())).unwrap();
+        st.config(0x78, Access::Write(&0x0010u16.to_le_bytes())).unwrap();
+        assert_eq!(st.stats.resets, 0, "other device-control bits do not reset");
+        st.config(0x78, Access::Write(&0x8010u16.to_le_bytes())).unwrap();
+        assert_eq!(st.stats.resets, 1);
+        let mut b = [0u8; 4];
+        st.bar0(scratch, Access::Read(&mut b)).unwrap();
+        assert_eq!(u32::from_le_bytes(b), npu::regs::SCRATCH.reset, "SCRATCH back at its reset value");
+        st.bar0(ctrl, Access::Read(&mut b)).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 0, "engines off");
+        st.config(0x78, Access::Read(&mut b)).unwrap();
+        assert_eq!(u32::from_le_bytes(b) & 0xffff, 0x0010, "FLR bit reads 0, the rest stays");
+        assert!(
+            matches!(st.dma_map(0x10000, 0x1000, 0, Some(memfd(0x1000))), Err(VfioUserError::DmaConflict { .. })),
+            "the mapping survived the reset"
+        );
+        assert!(
+            st.set_irqs(
+                VFIO_PCI_MSIX_IRQ_INDEX,
+                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                0,
+                1,
+                vec![memfd(8)]
+            )
+            .is_ok()
+        );
     }
 }

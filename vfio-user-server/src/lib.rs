@@ -23,6 +23,7 @@
 mod backend;
 pub mod config;
 mod dma;
+mod irq;
 pub mod protocol;
 mod socket;
 
@@ -35,9 +36,9 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_INFO_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-    VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE,
+    VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_NUM_IRQS,
+    VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 
 /// DMA mappings one client may hold at once (the kernel's `dma_entry_limit` default).
@@ -335,8 +336,8 @@ fn region(size: u64) -> (u64, u32) {
     (size, if size > 0 { VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE } else { 0 })
 }
 
-/// BAR0 (CSRs), BAR2 (MSI-X table/PBA), configuration space, the rest empty; MSI-X
-/// with one vector per interrupt line, no other IRQ index.
+/// BAR0 (CSRs), BAR2 (MSI-X table/PBA), configuration space, the rest empty; INTx
+/// (maskable, automasked), MSI with eight vectors, MSI-X with one per interrupt line.
 fn device_info() -> DeviceInfo {
     let regions = (0..VFIO_PCI_NUM_REGIONS)
         .map(|i| match i {
@@ -347,8 +348,12 @@ fn device_info() -> DeviceInfo {
         .collect();
     let irqs = (0..VFIO_PCI_NUM_IRQS)
         .map(|index| {
-            let count = if index == VFIO_PCI_MSIX_IRQ_INDEX { u32::from(config::VECTORS) } else { 0 };
-            (VFIO_IRQ_INFO_EVENTFD, count)
+            let flags = if index == VFIO_PCI_INTX_IRQ_INDEX {
+                VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED
+            } else {
+                VFIO_IRQ_INFO_EVENTFD
+            };
+            (flags, irq::vectors(index))
         })
         .collect();
     DeviceInfo { regions, irqs }
