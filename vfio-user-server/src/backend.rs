@@ -104,6 +104,8 @@ impl State {
     /// Function-level reset: the RTL through its reset (CSRs, rings, queues, engines)
     /// and the interrupt state; DMA mappings and eventfds stay, as VFIO keeps them.
     pub(crate) fn function_reset(&mut self) {
+        // scripts/vfio-user-test.sh reads these lines: one per guest process's device use.
+        eprintln!("gmem serve: function reset after {} device cycles", self.dev.cycles());
         self.dev.reset();
         self.irqs.reset();
         self.stats.resets += 1;
