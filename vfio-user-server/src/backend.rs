@@ -2,7 +2,7 @@
 //! applied to the [`SimDevice`], plus the clock that lets the RTL run between messages.
 
 use crate::config::{BAR_BYTES, PciConfig};
-use crate::dma::FdMapping;
+use crate::dma::{DmaRange, FdMapping};
 use crate::irq::Irqs;
 use crate::protocol::Handler;
 use crate::{MAX_DMA_MAPS, VfioUserError};
@@ -55,7 +55,7 @@ pub(crate) struct State {
     /// The RTL. Declared before `dma`: it holds raw pointers into those mappings.
     pub(crate) dev: SimDevice,
     /// The client's DMA ranges by IOVA (each also mapped into `dev`).
-    dma: BTreeMap<u64, FdMapping>,
+    dma: BTreeMap<u64, DmaRange>,
     cfg: PciConfig,
     /// The client's interrupt set-up and delivery state.
     irqs: Irqs,
@@ -153,12 +153,12 @@ impl State {
         r.map_err(|source| VfioUserError::Csr { offset, source })
     }
 
-    /// DMA_MAP: maps the client's fd range and adds it to the RTL's IOVA map.
+    /// DMA_MAP: maps the client's fd range and adds it to the RTL's IOVA map; a range
+    /// without a descriptor (QEMU's ROMs) is only recorded (see [`DmaRange`]).
     pub(crate) fn dma_map(&mut self, iova: u64, size: u64, offset: u64, fd: Option<File>) -> Result<(), VfioUserError> {
         if std::env::var_os("GMEM_SERVE_TRACE").is_some() {
             eprintln!("gmem serve: DMA_MAP {iova:#x} +{size:#x} fd {} offset {offset:#x}", fd.is_some());
         }
-        let fd = fd.ok_or(VfioUserError::DmaWithoutFd { iova, size })?;
         if self.dma.len() >= MAX_DMA_MAPS {
             return Err(VfioUserError::TooManyDmaMaps { iova });
         }
@@ -168,12 +168,18 @@ impl State {
         if self.dev_overlaps(iova, size) {
             return Err(VfioUserError::DmaConflict { iova, size });
         }
-        let m = FdMapping::new(&fd, offset, iova, size)?;
-        // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device mapping
-        // first; `dev` is dropped before `dma` (field order).
-        unsafe { self.dev.map_host_region(iova, m.ptr, m.len) }
-            .map_err(|_| VfioUserError::DmaConflict { iova, size })?;
-        self.dma.insert(iova, m);
+        let shared = match fd {
+            Some(fd) => {
+                let m = FdMapping::new(&fd, offset, iova, size)?;
+                // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device
+                // mapping first; `dev` is dropped before `dma` (field order).
+                unsafe { self.dev.map_host_region(iova, m.ptr, m.len) }
+                    .map_err(|_| VfioUserError::DmaConflict { iova, size })?;
+                Some(m)
+            }
+            None => None,
+        };
+        self.dma.insert(iova, DmaRange { len: size, shared });
         self.stats.dma_maps += 1;
         Ok(())
     }
@@ -181,7 +187,7 @@ impl State {
     /// True if `[iova, iova + size)` meets an existing mapping.
     fn dev_overlaps(&self, iova: u64, size: u64) -> bool {
         let end = iova.saturating_add(size);
-        let before = self.dma.range(..=iova).next_back().is_some_and(|(&s, m)| s.saturating_add(m.len as u64) > iova);
+        let before = self.dma.range(..=iova).next_back().is_some_and(|(&s, m)| s.saturating_add(m.len) > iova);
         before || self.dma.range(iova..end).next().is_some()
     }
 
@@ -196,20 +202,21 @@ impl State {
         let victims: Vec<u64> = if all {
             self.dma.keys().copied().collect()
         } else {
-            let split = |s: u64, m: &FdMapping| VfioUserError::DmaSplit { iova, size, mapping: s, len: m.len as u64 };
+            let split = |s: u64, m: &DmaRange| VfioUserError::DmaSplit { iova, size, mapping: s, len: m.len };
             if let Some((&s, m)) = self.dma.range(..iova).next_back() {
-                if s.saturating_add(m.len as u64) > iova {
+                if s.saturating_add(m.len) > iova {
                     return Err(split(s, m));
                 }
             }
-            if let Some((&s, m)) = self.dma.range(iova..end).find(|(s, m)| s.saturating_add(m.len as u64) > end) {
+            if let Some((&s, m)) = self.dma.range(iova..end).find(|(s, m)| s.saturating_add(m.len) > end) {
                 return Err(split(s, m));
             }
             self.dma.range(iova..end).map(|(&s, _)| s).collect()
         };
         for s in victims {
-            self.dev.unmap_host_region(s);
-            self.dma.remove(&s);
+            if self.dma.remove(&s).is_some_and(|r| r.shared.is_some()) {
+                self.dev.unmap_host_region(s);
+            }
             self.stats.dma_unmaps += 1;
         }
         Ok(())
@@ -422,7 +429,9 @@ mod tests {
     #[test]
     fn dma_map_and_unmap_follow_the_iommu_rules() {
         let mut st = state();
-        assert!(matches!(st.dma_map(0x1000, 0x1000, 0, None), Err(VfioUserError::DmaWithoutFd { iova: 0x1000, .. })));
+        st.dma_map(0x1000, 0x1000, 0, None).unwrap(); // a ROM: recorded, not reachable
+        assert!(matches!(st.dma_map(0x1000, 0x2000, 0, Some(memfd(0x2000))), Err(VfioUserError::DmaConflict { .. })));
+        st.dma_unmap(0x1000, 0x1000, false).unwrap();
         st.dma_map(0x10000, 0x4000, 0x1000, Some(memfd(0x8000))).unwrap();
         assert!(matches!(
             st.dma_map(0x12000, 0x1000, 0, Some(memfd(0x1000))),
@@ -436,11 +445,11 @@ mod tests {
         assert!(matches!(st.dma_unmap(0x10000, 0x2000, false), Err(VfioUserError::DmaSplit { .. })));
         st.dma_unmap(0x40000, 0x1000, false).unwrap(); // nothing there: not an error
         st.dma_unmap(0x10000, 0x4000, false).unwrap();
-        assert_eq!((st.stats.dma_maps, st.stats.dma_unmaps), (1, 1));
+        assert_eq!((st.stats.dma_maps, st.stats.dma_unmaps), (2, 2));
         st.dma_map(0x12000, 0x1000, 0, Some(memfd(0x1000))).unwrap();
         st.dma_map(0x30000, 0x1000, 0, Some(memfd(0x1000))).unwrap();
         st.dma_unmap(0, 0, true).unwrap();
-        assert_eq!(st.stats.dma_unmaps, 3);
+        assert_eq!(st.stats.dma_unmaps, 4);
     }
 
     #[test]

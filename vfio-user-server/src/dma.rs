@@ -5,6 +5,16 @@ use crate::VfioUserError;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
+/// One DMA_MAP range: shared memory the RTL reaches, or (no file descriptor: ROM
+/// and other memory a VMM cannot share) a range recorded only for the protocol's
+/// overlap and unmap rules, where the RTL's accesses fault as at an unmapped IOVA.
+pub(crate) struct DmaRange {
+    /// Bytes.
+    pub(crate) len: u64,
+    /// The mapping, if the client sent a file descriptor.
+    pub(crate) shared: Option<FdMapping>,
+}
+
 /// One client range mapped into this process.
 pub(crate) struct FdMapping {
     /// Start of the `mmap` (page aligned, at or before `ptr`).

@@ -138,16 +138,6 @@ pub enum VfioUserError {
         #[source]
         source: SimError,
     },
-    /// DMA_MAP without a file descriptor (the server cannot serve DMA by messages).
-    #[error(
-        "DMA map of IOVA {iova:#x} (+{size:#x}) came without a file descriptor; give the VM shareable memory (memory-backend-memfd,share=on)"
-    )]
-    DmaWithoutFd {
-        /// IOVA.
-        iova: u64,
-        /// Bytes.
-        size: u64,
-    },
     /// DMA_MAP of an empty, wrapping or unrepresentable range, or one past the end of
     /// the client's file.
     #[error("DMA map of IOVA {iova:#x} (+{size:#x}) is empty, wraps, or lies outside the client's file")]
