@@ -40,8 +40,8 @@ WORKLOADS=(
 )
 DUMPED="stream gather pingpong prefetch thrash"
 DUMP_SIZE=64K
-# modules + find + bind, info, demo, 6 runs, 2 interrupt modes, ACCESSED_BY, 5 dumps
-MIN_CHECKS=18
+# modules + find + bind, info, demo, 6 runs, 2 interrupt modes, ACCESSED_BY, reset, 5 dumps
+MIN_CHECKS=19
 mkdir -p "$CACHE"
 
 say() { printf 'vfio-user: %s\n' "$*"; }
@@ -93,7 +93,8 @@ is_elf "$gmem" && is_elf "$out/vfio-guest-test" || die "no binaries in $out"
   done
   # Remote mappings through the guest's IOMMU (thrash maps none under TCG: its 500 us
   # detection window is shorter than a fault round trip on a software CPU).
-  printf '%s\t%s\n' "ACCESSED_BY ping-pong (remote mappings)" "/init --remote {bdf}"
+  printf '%s\t%s\n' "ACCESSED_BY ping-pong (remote mappings)" "/init --remote {bdf}" \
+    "DeviceIo::reset (FLR)" "/init --reset {bdf}"
   for w in $DUMPED; do
     printf '%s\t%s\n' "gmem pte dump $w" "/gmem pte dump --workload $w --size $DUMP_SIZE --backend vfio:{bdf}"
   done
@@ -183,6 +184,7 @@ else
 fi
 section "gmem demo (sharing + oversubscription)" | grep -E '^(scenario|  (result|device faults|pages moved|DMA  |cycles))' | sed 's/^/  guest demo: /' || true
 section "ACCESSED_BY ping-pong (remote mappings)" | sed 's/^/  guest: /' || true
+section "DeviceIo::reset (FLR)" | sed 's/^/  guest: /' || true
 sed -n '/^gmem serve: client disconnected/,$p' "$CACHE/serve.log" | sed 's/^/  server: /'
 # Per workload: in-process device cycles and wall time next to the guest's wall time
 # (its check line) and the RTL cycles of that guest process (the server's reset log:

@@ -1,3 +1,5 @@
+//! Checks of the NPU over VFIO that need the RTL behind the guest's vfio-pci.
+//!
 //! `--remote BDF`: remote mappings through a real IOMMU. A 64-page `PEER_SHARED` region
 //! with `ACCESSED_BY` for the NPU, then 16 rounds of the CPU and the NPU each writing one
 //! word per page: the NPU reaches the CPU's pages through remote PTEs, whose pages
@@ -66,6 +68,35 @@ pub fn run(bdf: &str) -> ExitCode {
         }
         Err(e) => {
             println!("ACCESSED_BY ping-pong over VFIO failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--reset BDF`: `DeviceIo::reset` on the NPU over VFIO (a function-level reset the
+/// device advertises): SCRATCH back at its reset value, the ID register readable after.
+pub fn reset(bdf: &str) -> ExitCode {
+    use npu::{DeviceIo, regs};
+    let r = (|| -> Result<String, String> {
+        let mut d = VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+        if !d.pci().reset_supported() {
+            return Err("VFIO reports no reset for the device".into());
+        }
+        d.write32(regs::SCRATCH.offset, 0x5a5a_1234).map_err(|e| e.to_string())?;
+        d.reset().map_err(|e| e.to_string())?;
+        let scratch = d.read32(regs::SCRATCH.offset).map_err(|e| e.to_string())?;
+        if scratch != regs::SCRATCH.reset {
+            return Err(format!("SCRATCH reads {scratch:#x} after the reset, want {:#x}", regs::SCRATCH.reset));
+        }
+        Ok(format!("SCRATCH {scratch:#x} after the reset"))
+    })();
+    match r {
+        Ok(s) => {
+            println!("DeviceIo::reset over VFIO (FLR): {s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("DeviceIo::reset over VFIO failed: {e}");
             ExitCode::FAILURE
         }
     }
