@@ -2,10 +2,16 @@
 # The RTL NPU behind a real kernel VFIO stack: `gmem serve --vfio-user` serves the
 # Verilated NPU over the vfio-user protocol to QEMU (>= 10.1, `-device vfio-user-pci`),
 # whose guest binds it to vfio-pci behind an emulated Intel IOMMU and runs the same
-# static `gmem` the host uses: `gmem info`, `gmem demo` (malloc-style sharing c = a + b
-# and oversubscription, results checked element by element) and `gmem pte dump`
-# through vfio-driver -> kernel VFIO -> QEMU -> vfio-user -> RTL. The guest's PTE dump
-# must equal the in-process co-simulation's (same workload, same seed).
+# static `gmem` the host uses through vfio-driver -> kernel VFIO -> QEMU -> vfio-user ->
+# RTL: `gmem info`, `gmem demo` (malloc-style sharing c = a + b and oversubscription),
+# every `gmem run` workload (stream, gather, oversubscribe, pingpong, prefetch, thrash;
+# results checked element by element on the CPU, as in-process), stream again with MSI
+# and with INTx forced (GMEM_VFIO_IRQ), and `gmem pte dump` of each workload that has
+# one (all but oversubscribe, which needs more than the dump's 16 MiB device memory).
+# Each guest PTE dump must equal the in-process co-simulation's (same workload, seed).
+# The report puts the guest's wall time per workload next to the in-process run's
+# device cycles and wall time, and the RTL cycles the server counted for each guest
+# process (vfio-pci resets the function when a process opens and closes the device).
 #
 # QEMU 11 comes from Debian trixie-backports inside a trixie chroot made by debootstrap
 # (`scripts/setup.sh --vfio-user` installs debootstrap); the kernel and the initramfs
@@ -23,7 +29,19 @@ start=$(date +%s.%N)
 CACHE=${VFIO_USER_CACHE:-$root_dir/scripts/.cache/vfio-user}
 TIMEOUT=${VFIO_USER_TIMEOUT:-1200}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-MIN_CHECKS=6
+# One row per workload: name and its `gmem run` size arguments.
+WORKLOADS=(
+  "stream --size 256K"
+  "gather --size 256K"
+  "oversubscribe --size 512K --device-mem 256K"
+  "pingpong --size 64K"
+  "prefetch --size 256K"
+  "thrash --size 64K"
+)
+DUMPED="stream gather pingpong prefetch thrash"
+DUMP_SIZE=64K
+# modules + find + bind, info, demo, 6 runs, 2 interrupt modes, ACCESSED_BY, reset, 5 dumps
+MIN_CHECKS=19
 mkdir -p "$CACHE"
 
 say() { printf 'vfio-user: %s\n' "$*"; }
@@ -64,11 +82,23 @@ gmem=$out/gmem
 is_elf "$gmem" && is_elf "$out/vfio-guest-test" || die "no binaries in $out"
 
 # --- 4. initramfs: /init, /gmem and the command list -------------------------------------
-PTE_ARGS="pte dump --workload stream --size 64K"
-printf '%s\t%s\n' \
-  "gmem info" "/gmem info --backend vfio:{bdf}" \
-  "gmem demo (sharing + oversubscription)" "/gmem demo --backend vfio:{bdf}" \
-  "gmem pte dump" "/gmem $PTE_ARGS --backend vfio:{bdf}" > "$CACHE/commands"
+{
+  printf '%s\t%s\n' "gmem info" "/gmem info --backend vfio:{bdf}" \
+    "gmem demo (sharing + oversubscription)" "/gmem demo --backend vfio:{bdf}"
+  for w in "${WORKLOADS[@]}"; do
+    printf '%s\t%s\n' "gmem run ${w%% *}" "/gmem run --workload $w --backend vfio:{bdf}"
+  done
+  for irq in msi intx; do
+    printf '%s\t%s\n' "gmem run stream ($irq)" "GMEM_VFIO_IRQ=$irq /gmem run --workload stream --size 64K --backend vfio:{bdf}"
+  done
+  # Remote mappings through the guest's IOMMU (thrash maps none under TCG: its 500 us
+  # detection window is shorter than a fault round trip on a software CPU).
+  printf '%s\t%s\n' "ACCESSED_BY ping-pong (remote mappings)" "/init --remote {bdf}" \
+    "DeviceIo::reset (FLR)" "/init --reset {bdf}"
+  for w in $DUMPED; do
+    printf '%s\t%s\n' "gmem pte dump $w" "/gmem pte dump --workload $w --size $DUMP_SIZE --backend vfio:{bdf}"
+  done
+} > "$CACHE/commands"
 guest_initramfs "$CACHE/initrd.cpio" "$CACHE/kroot/lib/modules/$kver/kernel" "$CACHE" "$out/vfio-guest-test" \
   "gmem=$gmem" "commands=$CACHE/commands"
 
@@ -94,7 +124,18 @@ timeout "$TIMEOUT" chroot "$C" qemu-system-x86_64 \
   -kernel /run/vfio-user/kernel -initrd /run/vfio-user/initrd.cpio \
   -append "console=ttyS0 intel_iommu=on quiet panic=-1 rdinit=/init vfio_guest=exec" \
   </dev/null > "$CACHE/guest.log" 2>&1 & qemu_pid=$!
-"$gmem" $PTE_ARGS > "$CACHE/host-pte.txt" 2>&1; host_rc=$?
+# The in-process reference meanwhile: the same runs (JSON, for cycles) and dumps.
+host_rc=0
+: > "$CACHE/host-runs.txt"
+for w in "${WORKLOADS[@]}"; do
+  t0=$(date +%s.%N)
+  line=$("$gmem" run --workload $w --json 2>&1) || { host_rc=1; echo "in-process run $w failed: $line" >&2; }
+  t1=$(date +%s.%N)
+  printf '%s\t%s\t%s\n' "${w%% *}" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}')" "$line" >> "$CACHE/host-runs.txt"
+done
+for w in $DUMPED; do
+  "$gmem" pte dump --workload "$w" --size $DUMP_SIZE > "$CACHE/host-pte-$w.txt" 2>&1 || host_rc=1
+done
 wait $qemu_pid; qemu_rc=$?
 boot_end=$(date +%s.%N)
 # The server ends when QEMU closes the socket; a server that hangs is a failure.
@@ -124,15 +165,17 @@ fi
 # Progress bars (the serial console is a terminal) are cut off up to their last erase.
 section() { tr -d '\r' < "$log" | sed 's/.*\x1b\[2K//' |
             awk -v l="$1" 'index($0, "--- begin " l ":") == 1 {on = 1; next} $0 == "--- end " l {on = 0} on'; }
-section "gmem pte dump" > "$CACHE/guest-pte.txt"
-if [ "$host_rc" -ne 0 ]; then
-  bad "in-process gmem $PTE_ARGS failed: $(tail -1 "$CACHE/host-pte.txt")"
-elif [ -s "$CACHE/guest-pte.txt" ] && cmp -s "$CACHE/host-pte.txt" "$CACHE/guest-pte.txt"; then
-  ok "PTE dump through the guest equals the in-process co-simulation's ($(wc -l < "$CACHE/host-pte.txt") lines)"
-else
-  diff "$CACHE/host-pte.txt" "$CACHE/guest-pte.txt" | head -20 | sed 's/^/  | /' >&2 || true
-  bad "PTE dump through the guest differs from the in-process one ($CACHE/guest-pte.txt vs host-pte.txt)"
-fi
+if [ "$host_rc" -ne 0 ]; then bad "an in-process reference run failed (see $CACHE/host-runs.txt, host-pte-*.txt)"; fi
+for w in $DUMPED; do
+  section "gmem pte dump $w" > "$CACHE/guest-pte-$w.txt"
+  # Ping-pong workloads end with every page on the CPU: both dumps are empty then.
+  if tr -d '\r' < "$log" | grep -aq "^--- end gmem pte dump $w\$" && cmp -s "$CACHE/host-pte-$w.txt" "$CACHE/guest-pte-$w.txt"; then
+    ok "PTE dump of $w through the guest equals the in-process one ($(wc -l < "$CACHE/host-pte-$w.txt") lines)"
+  else
+    diff "$CACHE/host-pte-$w.txt" "$CACHE/guest-pte-$w.txt" | head -20 | sed 's/^/  | /' >&2 || true
+    bad "PTE dump of $w through the guest differs from the in-process one ($CACHE/guest-pte-$w.txt)"
+  fi
+done
 if [ "$serve_rc" -eq 0 ] && grep -q '^gmem serve: client disconnected' "$CACHE/serve.log"; then
   ok "gmem serve ended cleanly when QEMU disconnected"
 else
@@ -140,7 +183,23 @@ else
   bad "gmem serve exited with status $serve_rc (log: $CACHE/serve.log)"
 fi
 section "gmem demo (sharing + oversubscription)" | grep -E '^(scenario|  (result|device faults|pages moved|DMA  |cycles))' | sed 's/^/  guest demo: /' || true
+section "ACCESSED_BY ping-pong (remote mappings)" | sed 's/^/  guest: /' || true
+section "DeviceIo::reset (FLR)" | sed 's/^/  guest: /' || true
 sed -n '/^gmem serve: client disconnected/,$p' "$CACHE/serve.log" | sed 's/^/  server: /'
+# Per workload: in-process device cycles and wall time next to the guest's wall time
+# (its check line) and the RTL cycles of that guest process (the server's reset log:
+# the function reset when the process closed the device ends its segment).
+say "workload        in-process cycles  in-process s   guest s"
+mapfile -t segs < <(sed -nE 's/^gmem serve: function reset after ([0-9]+) device cycles.*/\1/p' "$CACHE/serve.log")
+for w in "${WORKLOADS[@]}"; do
+  name=${w%% *}
+  host=$(awk -F'\t' -v n="$name" '$1 == n' "$CACHE/host-runs.txt")
+  hc=$(sed -nE 's/.*"cycles":([0-9]+).*/\1/p' <<<"$host")
+  hs=$(cut -f2 <<<"$host")
+  gs=$(tr -d '\r' < "$log" | sed -nE "s/^(PASS|FAIL) \[ *[0-9.]+s\] gmem run $name: ([0-9.]+) s.*/\2/p" | head -1)
+  printf 'vfio-user:   %-14s %17s %13s %9s\n' "$name" "${hc:-?}" "${hs:-?}" "${gs:-?}"
+done
+[ ${#segs[@]} -gt 0 ] && say "RTL cycles per function reset (one segment per device open/close): ${segs[*]}"
 end=$(date +%s.%N)
 awk -v s="$start" -v b="$boot_start" -v e="$boot_end" -v t="$end" \
   'BEGIN {printf "vfio-user: guest %.1f s, total %.1f s\n", e - b, t - s}'

@@ -19,6 +19,7 @@
 //! Device memory is split: the top `table_bytes` hold page tables (never handed to the
 //! manager), the rest is the manager's (`DeviceInfo::mem_ranges`).
 
+mod holds;
 mod op_error;
 mod shadow;
 
@@ -37,6 +38,7 @@ use crate::host_time::{HostCosts, HostTime};
 use crate::kernel::{Kernel, KernelCompletion, KernelError, KernelQueue, KernelStatus};
 use crate::sv39::{self, HUGE, PAGE, Pte, TableBuilder};
 use crate::{DeviceIo, DmaBuffer, IoError, regs};
+use holds::{HoldError, HostHolds};
 use op_error::OpError;
 use shadow::{Changes, Shadow};
 
@@ -191,6 +193,8 @@ struct Inner<T: DeviceIo> {
     shadow: Shadow,
     roots: [Option<u64>; ASIDS],
     hosts: HashMap<HostRegionId, (u64, u64)>,
+    /// Host pages mapped for remote PTEs and copies on a pinning transport (holds.rs).
+    holds: HostHolds,
     staging: DmaBuffer,
     staging_iova: u64,
     /// Table edits not yet written to the device (see [`Inner::flush_ptes`]).
@@ -234,6 +238,17 @@ fn fence_err(hook: &'static str) -> impl Fn(CmdqError) -> MmuError {
     }
 }
 
+/// A host-page hold that failed: out of IOMMU mappings, or the transport refused.
+fn hold_err(hook: &'static str, va: u64) -> impl Fn(HoldError) -> MmuError {
+    move |e| match e {
+        HoldError::TooMany { .. } => MmuError::NoResources { what: "IOMMU mappings for host pages" },
+        e => {
+            let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+            MmuError::Device { hook, reason: format!("host pages at VA {va:#x}: {e}{why}") }
+        }
+    }
+}
+
 impl<T: DeviceIo> NpuDevice<T> {
     /// Identifies the device, sets up every queue and enables the MMU.
     pub fn open(mut io: T, cfg: NpuConfig) -> Result<Self, NpuError> {
@@ -267,6 +282,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             shadow: Shadow::new(table_base, cfg.table_bytes),
             roots: [None; ASIDS],
             hosts: HashMap::new(),
+            holds: HostHolds::default(),
             staging,
             staging_iova,
             pending: Changes::default(),
@@ -717,7 +733,7 @@ impl<T: DeviceIo> Inner<T> {
             self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(fence_err("tlb_invl"))?;
         }
         self.stats.invalidations += cmds.len() as u64;
-        Ok(())
+        self.holds.after_invalidate(&mut self.io, asid.0).map_err(hold_err("tlb_invl", 0))
     }
 }
 
@@ -760,7 +776,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             .map_err(fence_err("pmap_destroy"))?;
         g.shadow.free_tree(root);
         g.roots[asid.0 as usize] = None;
-        Ok(())
+        g.holds.drop_asid(&mut g.io, asid.0).map_err(hold_err("pmap_destroy", 0))
     }
 
     fn pmap_enter(&self, asid: Asid, va: u64, target: MemAddr, size: PageSize, prot: Prot) -> Result<(), MmuError> {
@@ -769,8 +785,20 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let root = g.root(asid)?;
         let pa = g.pte_target(target).map_err(|e| MmuError::PageTable { va, reason: e.to_string() })?;
         let write = prot.contains(Prot::WRITE);
+        // A remote PTE's host pages stay mapped while it lives; a device page replacing
+        // one lets them go at the next invalidation.
+        if let MemAddr::Host { .. } = target {
+            g.holds
+                .enter_remote(&mut g.io, asid.0, va, pa - HOST_WINDOW, size.bytes(), write)
+                .map_err(hold_err("pmap_enter", va))?;
+        } else {
+            g.holds.leave(asid.0, va);
+        }
         let (r, changes) =
             g.shadow.edit(|mem, alloc| TableBuilder { mem, root }.map(va, pa, size.bytes(), write, alloc));
+        if r.is_err() {
+            g.holds.leave(asid.0, va); // no PTE names the pages: let them go
+        }
         r.map_err(|e| match e {
             sv39::MapError::NoTableMemory => MmuError::NoResources { what: "page-table memory" },
             e => MmuError::PageTable { va, reason: e.to_string() },
@@ -786,6 +814,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let (r, changes) = g.shadow.edit(|mem, _| TableBuilder { mem, root }.unmap(va));
         let old = r.map_err(|e| MmuError::PageTable { va, reason: e.to_string() })?;
         g.stage(changes);
+        g.holds.leave(asid.0, va);
         Ok(match old {
             Some(_) => TlbFlush::new(asid, va, size.bytes()),
             None => TlbFlush::none(asid),
@@ -805,6 +834,9 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let new = if prot.contains(Prot::WRITE) { old | w | d } else { old & !w };
         if new == old {
             return Ok(TlbFlush::none(asid));
+        }
+        if new & w != 0 {
+            g.holds.make_writable(&mut g.io, asid.0, va).map_err(hold_err("pmap_protect", va))?;
         }
         let (_, changes) = g.shadow.edit(|mem, _| sv39::TableMemory::write_pte(mem, at, new));
         g.stage(changes);
@@ -869,10 +901,11 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         }
         let bytes: u64 = ops.iter().map(|o| o.len).sum();
         // Host pages a pinning transport maps only while the copies run (dma_map_lazy).
+        // Counted with the remote PTEs' pages (holds.rs), so a page both use is mapped once.
         let held = host_spans(&descs);
         for (k, &(iova, len, write)) in held.iter().enumerate() {
-            if let Err(e) = g.io.dma_hold(iova, len, write) {
-                held[..k].iter().for_each(|&(i, l, _)| drop(g.io.dma_release(i, l)));
+            if let Err(e) = g.holds.hold(&mut g.io, iova, len, write) {
+                held[..k].iter().for_each(|&(i, l, _)| drop(g.holds.release(&mut g.io, i, l)));
                 let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
                 return Err(MmuError::Device {
                     hook: "copy_batch",
@@ -881,7 +914,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             }
         }
         let ran = g.run_dma(&descs);
-        let released: Result<(), IoError> = held.iter().try_for_each(|&(i, l, _)| g.io.dma_release(i, l));
+        let released: Result<(), HoldError> = held.iter().try_for_each(|&(i, l, _)| g.holds.release(&mut g.io, i, l));
         ran.map_err(|(index, e)| match ops.get(index) {
             Some(op) => MmuError::Dma { index, src: op.src, dst: op.dst, reason: e.to_string() },
             None => MmuError::Device { hook: "copy_batch", reason: format!("batch element {index}: {e}") },
@@ -913,9 +946,11 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
 
     fn dma_unmap_host(&self, id: HostRegionId) -> Result<(), MmuError> {
         let mut g = self.lock();
-        let Some((iova, _)) = g.hosts.remove(&id) else {
+        let Some((iova, len)) = g.hosts.remove(&id) else {
             return Ok(());
         };
+        let g = &mut *g;
+        g.holds.drop_range(&mut g.io, iova, len).map_err(hold_err("dma_unmap_host", 0))?;
         g.io.dma_unmap(iova).map_err(|e| MmuError::Device { hook: "dma_unmap_host", reason: e.to_string() })
     }
 

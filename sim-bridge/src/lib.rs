@@ -26,7 +26,6 @@ mod ports;
 mod sim_device;
 mod sim_io;
 mod timing;
-pub mod vfio_user;
 
 pub use axi_slave::PortStats;
 pub use dram::DramModel;

@@ -9,11 +9,11 @@
 //! accepts connections on it) is removed and reused; one with a live server, or a path
 //! that is not a socket, is refused.
 
-use sim_bridge::vfio_user::NpuServer;
 use std::ffi::CString;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
+use vfio_user_server::NpuServer;
 
 /// Error text with its chain of causes.
 pub fn chain(e: &dyn std::error::Error) -> String {

@@ -166,6 +166,12 @@ pub enum VfioError {
         /// What was asked.
         wanted: &'static str,
     },
+    /// An interrupt mode name that is not one of auto, msix, msi, intx, off.
+    #[error("interrupt mode {value:?} (GMEM_VFIO_IRQ): expected auto, msix, msi, intx or off")]
+    BadIrqMode {
+        /// What was given.
+        value: String,
+    },
     /// The device cannot be reset by VFIO (no FLR, PM or bus reset).
     #[error("{bdf} does not support a VFIO function reset (no FLR/PM/bus reset)")]
     ResetUnsupported {

@@ -43,5 +43,7 @@ pub mod wait;
 
 pub use bdf::{Bdf, BdfError};
 pub use error::{GroupMember, VfioError};
-pub use npu_dev::{CSR_BAR, KNOWN_MAJOR, NPU_VECTORS, VfioDevice, check_identity, npu_open_options};
+pub use npu_dev::{
+    CSR_BAR, KNOWN_MAJOR, NPU_VECTORS, VfioDevice, check_identity, npu_open_options, npu_open_options_from_env,
+};
 pub use pci::{IrqKind, IrqMode, OpenOptions, VfioPci, iova_allocator, usable_pieces};

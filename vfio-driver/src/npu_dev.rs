@@ -3,8 +3,11 @@
 //! On top of the generic open this checks that BAR0 holds the whole register map and
 //! that the ID and VERSION registers name a bitstream this driver knows, and sets up one
 //! interrupt vector per cause (MSI-X vector i = INT_STATUS bit i, `docs/device.md` §11).
-//! With fewer vectors (MSI or INTx) all causes share vector 0 and [`DeviceIo::wait_irq`]
-//! tells them apart by reading INT_STATUS, so callers see the same per-cause bits.
+//! MSI with seven or more vectors works the same way (the device sends line i on
+//! vector i). With fewer vectors (single MSI or INTx) all causes share vector 0 and
+//! [`DeviceIo::wait_irq`] tells them apart by reading INT_STATUS, so callers see the
+//! same per-cause bits. `GMEM_VFIO_IRQ=msix|msi|intx|off` forces one mechanism
+//! (default `auto`: MSI-X, else MSI, else INTx, else polling).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +47,15 @@ pub fn npu_open_options() -> OpenOptions {
     OpenOptions { irq: IrqMode::Auto, vectors: NPU_VECTORS, map_bars: vec![CSR_BAR], ..OpenOptions::default() }
 }
 
+/// [`npu_open_options`] with the interrupt mode `GMEM_VFIO_IRQ` names, if set.
+pub fn npu_open_options_from_env() -> Result<OpenOptions, VfioError> {
+    let mut o = npu_open_options();
+    if let Some(v) = std::env::var_os("GMEM_VFIO_IRQ") {
+        o.irq = v.to_string_lossy().parse()?;
+    }
+    Ok(o)
+}
+
 /// What the NPU's interrupt wait needs underneath; [`VfioDevice`] provides it over VFIO
 /// and the unit tests over a scripted fake.
 trait IrqSource {
@@ -73,7 +85,7 @@ const POLL: Duration = Duration::from_micros(10);
 /// only re-checks the level.
 fn wait_causes(src: &mut impl IrqSource, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
     let deadline = src.now().saturating_add(budget_ns);
-    let per_cause = matches!(src.irq(), Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
+    let per_cause = matches!(src.irq(), Some((IrqKind::MsiX | IrqKind::Msi, n)) if n >= NPU_VECTORS);
     loop {
         let asserted = src.csr(regs::INT_STATUS.offset)? & src.csr(regs::INT_MASK.offset)?;
         if asserted & mask != 0 {
@@ -127,9 +139,9 @@ pub struct VfioDevice {
 }
 
 impl VfioDevice {
-    /// Opens the NPU at `bdf` with [`npu_open_options`].
+    /// Opens the NPU at `bdf` with [`npu_open_options_from_env`].
     pub fn open(bdf: &str) -> Result<Self, VfioError> {
-        Self::open_with(bdf, &npu_open_options())
+        Self::open_with(bdf, &npu_open_options_from_env()?)
     }
 
     /// Opens the NPU at `bdf` with explicit options (BAR0 is always mapped).
@@ -346,7 +358,7 @@ mod tests {
         fn wait_vectors(&mut self, vectors: u32, timeout: Duration) -> Result<u32, IoError> {
             self.waits.push(vectors);
             let end = self.now + timeout.as_nanos() as u64;
-            let shared = !matches!(self.irq, Some((IrqKind::MsiX, n)) if n >= NPU_VECTORS);
+            let shared = !matches!(self.irq, Some((IrqKind::MsiX | IrqKind::Msi, n)) if n >= NPU_VECTORS);
             self.events.sort();
             if let Some(i) = self.events.iter().position(|&(t, _)| t <= end) {
                 let (t, cause) = self.events.remove(i);
@@ -377,17 +389,33 @@ mod tests {
     }
 
     #[test]
-    fn msix_waits_on_the_asked_vectors_and_ignores_other_causes() {
-        let mut f = Fake::new(MSIX, &[(300, 0), (800, 3)]);
-        assert_eq!(wait_causes(&mut f, 1 << 3, 10_000).unwrap(), 1 << 3);
-        assert_eq!(f.now, 800);
-        assert_eq!(f.waits, [1 << 3, 1 << 3], "cause 0's vector was not asked for; its wake-up only re-checked");
-        assert_eq!(wait_causes(&mut f, 1 << 0, 10).unwrap(), 1, "cause 0 stayed pending (level)");
+    fn msix_and_multi_vector_msi_wait_on_the_asked_vectors_and_ignore_other_causes() {
+        for irq in [MSIX, Some((IrqKind::Msi, 8))] {
+            let mut f = Fake::new(irq, &[(300, 0), (800, 3)]);
+            assert_eq!(wait_causes(&mut f, 1 << 3, 10_000).unwrap(), 1 << 3);
+            assert_eq!(f.now, 800);
+            assert_eq!(
+                f.waits,
+                [1 << 3, 1 << 3],
+                "{irq:?}: cause 0's vector was not asked for; its wake-up only re-checked"
+            );
+            assert_eq!(wait_causes(&mut f, 1 << 0, 10).unwrap(), 1, "cause 0 stayed pending (level)");
+        }
+    }
+
+    #[test]
+    fn irq_mode_names() {
+        assert_eq!("msi".parse::<IrqMode>().unwrap(), IrqMode::Only(IrqKind::Msi));
+        assert_eq!("intx".parse::<IrqMode>().unwrap(), IrqMode::Only(IrqKind::Intx));
+        assert_eq!("auto".parse::<IrqMode>().unwrap(), IrqMode::Auto);
+        assert!(matches!("MSI".parse::<IrqMode>(), Err(VfioError::BadIrqMode { value }) if value == "MSI"));
     }
 
     #[test]
     fn a_shared_vector_is_demultiplexed_through_int_status() {
-        for irq in [Some((IrqKind::Msi, 1)), Some((IrqKind::Intx, 1)), Some((IrqKind::MsiX, 2))] {
+        for irq in
+            [Some((IrqKind::Msi, 1)), Some((IrqKind::Intx, 1)), Some((IrqKind::MsiX, 2)), Some((IrqKind::Msi, 4))]
+        {
             let mut f = Fake::new(irq, &[(50, 1), (70, 5)]);
             assert_eq!(wait_causes(&mut f, 1 << 5, 1_000).unwrap(), 1 << 5, "{irq:?}");
             assert_eq!(f.waits[0], 1, "{irq:?} blocks on vector 0 while the line is low");

@@ -44,6 +44,22 @@ pub enum IrqMode {
     Only(IrqKind),
 }
 
+impl std::str::FromStr for IrqMode {
+    type Err = VfioError;
+
+    /// `auto`, `msix`, `msi`, `intx` or `off` (poll), as `GMEM_VFIO_IRQ` takes them.
+    fn from_str(s: &str) -> Result<Self, VfioError> {
+        Ok(match s {
+            "auto" => IrqMode::Auto,
+            "msix" => IrqMode::Only(IrqKind::MsiX),
+            "msi" => IrqMode::Only(IrqKind::Msi),
+            "intx" => IrqMode::Only(IrqKind::Intx),
+            "off" => IrqMode::Off,
+            _ => return Err(VfioError::BadIrqMode { value: s.into() }),
+        })
+    }
+}
+
 /// How to open a device.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {

@@ -2,9 +2,10 @@
 //! the Verilated RTL served over vfio-user by `gmem serve` — sits on the guest's PCI bus.
 //!
 //! Loads the VFIO modules, finds the NPU (10ee:9038), binds it to vfio-pci, then runs
-//! each line of `/commands` (`label<TAB>program args…`, `{bdf}` replaced by the NPU's
-//! address) with its output between `--- begin label` and `--- end label` lines, one
-//! check per command (exit status 0 passes).
+//! each line of `/commands` (`label<TAB>[NAME=value…] program args…`, `{bdf}` replaced
+//! by the NPU's address, leading `NAME=value` words set in the command's environment)
+//! with its output between `--- begin label` and `--- end label` lines, one check per
+//! command (exit status 0 passes).
 
 use crate::{Checks, finish, guest};
 use std::path::Path;
@@ -43,13 +44,16 @@ pub fn guest(mut c: Checks) -> ! {
             continue;
         };
         let args: Vec<String> = cmd.split_whitespace().map(|a| a.replace("{bdf}", &bdf)).collect();
-        let Some((prog, rest)) = args.split_first() else {
+        let env_words = args.iter().take_while(|a| !a.starts_with('/') && a.contains('=')).count();
+        let (env, argv) = args.split_at(env_words);
+        let Some((prog, rest)) = argv.split_first() else {
             c.fail(label, "empty command");
             continue;
         };
         println!("--- begin {label}: {}", args.join(" "));
         let t = Instant::now();
-        let status = Command::new(prog).args(rest).status();
+        let vars = env.iter().filter_map(|w| w.split_once('='));
+        let status = Command::new(prog).args(rest).envs(vars).status();
         let secs = t.elapsed().as_secs_f64();
         println!("--- end {label}");
         match status {

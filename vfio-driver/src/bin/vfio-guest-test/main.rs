@@ -28,6 +28,7 @@ mod guest;
 mod intremap;
 mod npu_ram;
 mod nvme;
+mod remote;
 mod unpriv;
 mod viable;
 
@@ -280,13 +281,15 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("--probe-open") if args.len() == 2 => probe_open(&args[1]),
         Some("--probe-unprivileged") if args.len() == 2 => unpriv::child(&args[1]),
+        Some("--remote") if args.len() == 2 => remote::run(&args[1]),
+        Some("--reset") if args.len() == 2 => remote::reset(&args[1]),
         Some("--mkcpio") => mkcpio(&args[1..]),
         Some("--guest") => run_guest(),
         None if std::process::id() == 1 => run_guest(),
         _ => {
             eprintln!(
                 "vfio-guest-test runs as /init of the guest booted by scripts/vfio-guest-test.sh \
-                 (or with --guest);\n  --probe-open BDF | --mkcpio OUT NAME=SRC... (NAME= for a directory)"
+                 (or with --guest);\n  --probe-open BDF | --remote BDF | --reset BDF | --mkcpio OUT NAME=SRC... (NAME= for a directory)"
             );
             ExitCode::from(2)
         }

@@ -8,7 +8,6 @@
 use npu::dma::{DmaAddr, DmaDesc};
 use npu::regs;
 use sim_bridge::SimConfig;
-use sim_bridge::vfio_user::{NpuServer, ServeStats, VfioUserError};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -17,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use vfio_bindings::bindings::vfio::{VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX};
 use vfio_user::Client;
+use vfio_user_server::{NpuServer, ServeStats, VfioUserError};
 
 /// One server at a time: a Verilated model built on one thread and destroyed on
 /// another while a second model lives deadlocks in Verilator 5.006's scope registry

@@ -1,21 +1,19 @@
 //! The device behind the protocol: region accesses, DMA maps and interrupt eventfds
 //! applied to the [`SimDevice`], plus the clock that lets the RTL run between messages.
 
-use super::VfioUserError;
-use super::config::{BAR_BYTES, PciConfig, VECTORS};
-use super::dma::FdMapping;
-use crate::sim_device::{SimDevice, SimError};
+use crate::config::{BAR_BYTES, PciConfig};
+use crate::dma::{DmaRange, FdMapping};
+use crate::irq::Irqs;
+use crate::protocol::Handler;
+use crate::{MAX_DMA_MAPS, VfioUserError};
+use sim_bridge::{SimDevice, SimError};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-    VFIO_IRQ_SET_DATA_TYPE_MASK, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-    VFIO_PCI_MSIX_IRQ_INDEX,
+    VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
 };
-use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 
 /// Cycles the RTL runs after any message even when it looks idle (a register write
 /// taking effect), and after the busy bits drop (a completion's interrupt follows its
@@ -42,8 +40,10 @@ pub struct ServeStats {
     pub dma_maps: u64,
     /// See `dma_maps`.
     pub dma_unmaps: u64,
-    /// Interrupt messages sent (eventfd writes).
+    /// Interrupt messages sent (eventfd writes), MSI-X, MSI and INTx together.
     pub irqs_signalled: u64,
+    /// Function resets (FLR through the PCIe capability, or DEVICE_RESET messages).
+    pub resets: u64,
     /// Host-port bursts answered with an error: DMA to an unmapped IOVA (IOMMU faults).
     pub dma_faults: u64,
     /// Host-memory bytes the RTL read and wrote (beats × 64).
@@ -55,12 +55,10 @@ pub(crate) struct State {
     /// The RTL. Declared before `dma`: it holds raw pointers into those mappings.
     pub(crate) dev: SimDevice,
     /// The client's DMA ranges by IOVA (each also mapped into `dev`).
-    dma: BTreeMap<u64, FdMapping>,
+    dma: BTreeMap<u64, DmaRange>,
     cfg: PciConfig,
-    /// Eventfd per MSI-X vector, as the client set them.
-    irq_fds: Vec<Option<File>>,
-    /// Interrupt lines at the last check (rising edges send messages).
-    last_irq: u8,
+    /// The client's interrupt set-up and delivery state.
+    irqs: Irqs,
     /// Cycles still to run regardless of STATUS.
     grant: u64,
     /// Set when the protocol loop ended: the clock thread exits.
@@ -77,8 +75,7 @@ impl State {
             dev,
             dma: BTreeMap::new(),
             cfg: PciConfig::new(),
-            irq_fds: (0..VECTORS).map(|_| None).collect(),
-            last_irq: 0,
+            irqs: Irqs::new(),
             grant: 0,
             stop: false,
             stats: ServeStats::default(),
@@ -92,28 +89,26 @@ impl State {
             cycles: self.dev.cycles(),
             dma_faults: host.error_bursts,
             host_bytes: (host.read_beats + host.write_beats) * 64,
+            irqs_signalled: self.irqs.signalled,
             ..self.stats
         }
     }
 
-    /// Sends one message per rising edge of an interrupt line whose vector has an eventfd.
+    /// Delivers interrupts for the current line levels (edges for MSI-X/MSI, level
+    /// for INTx).
     fn signal_edges(&mut self) {
         let now = self.dev.irq_lines();
-        let rising = now & !self.last_irq;
-        self.last_irq = now;
-        if rising == 0 || !self.cfg.msix_enabled() {
-            return;
-        }
-        for (i, fd) in self.irq_fds.iter_mut().enumerate() {
-            if rising >> i & 1 == 1 {
-                if let Some(f) = fd {
-                    // An eventfd write only fails if the counter would overflow: the
-                    // client then has an unread interrupt anyway.
-                    let _ = f.write_all(&1u64.to_le_bytes());
-                    self.stats.irqs_signalled += 1;
-                }
-            }
-        }
+        self.irqs.deliver(now, &mut self.cfg);
+    }
+
+    /// Function-level reset: the RTL through its reset (CSRs, rings, queues, engines)
+    /// and the interrupt state; DMA mappings and eventfds stay, as VFIO keeps them.
+    pub(crate) fn function_reset(&mut self) {
+        // scripts/vfio-user-test.sh reads these lines: one per guest process's device use.
+        eprintln!("gmem serve: function reset after {} device cycles", self.dev.cycles());
+        self.dev.reset();
+        self.irqs.reset();
+        self.stats.resets += 1;
     }
 
     /// Runs the clock for up to `cycles`, signalling interrupt edges cycle by cycle.
@@ -133,7 +128,7 @@ impl State {
     /// A 32-bit BAR0 access: one CSR transaction.
     pub(crate) fn bar0(&mut self, offset: u64, data: Access<'_>) -> Result<(), VfioUserError> {
         let len = data.len();
-        if len != 4 || offset % 4 != 0 || offset + 4 > u64::from(BAR_BYTES) {
+        if len != 4 || offset % 4 != 0 || offset.checked_add(4).is_none_or(|end| end > u64::from(BAR_BYTES)) {
             return Err(VfioUserError::BadAccess {
                 region: 0,
                 offset,
@@ -158,20 +153,42 @@ impl State {
         r.map_err(|source| VfioUserError::Csr { offset, source })
     }
 
-    /// DMA_MAP: maps the client's fd range and adds it to the RTL's IOVA map.
+    /// DMA_MAP: maps the client's fd range and adds it to the RTL's IOVA map; a range
+    /// without a descriptor (QEMU's ROMs) is only recorded (see [`DmaRange`]).
     pub(crate) fn dma_map(&mut self, iova: u64, size: u64, offset: u64, fd: Option<File>) -> Result<(), VfioUserError> {
         if std::env::var_os("GMEM_SERVE_TRACE").is_some() {
             eprintln!("gmem serve: DMA_MAP {iova:#x} +{size:#x} fd {} offset {offset:#x}", fd.is_some());
         }
-        let fd = fd.ok_or(VfioUserError::DmaWithoutFd { iova, size })?;
-        let m = FdMapping::new(&fd, offset, iova, size)?;
-        // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device mapping
-        // first; `dev` is dropped before `dma` (field order).
-        unsafe { self.dev.map_host_region(iova, m.ptr, m.len) }
-            .map_err(|_| VfioUserError::DmaConflict { iova, size })?;
-        self.dma.insert(iova, m);
+        if self.dma.len() >= MAX_DMA_MAPS {
+            return Err(VfioUserError::TooManyDmaMaps { iova });
+        }
+        if size == 0 || iova.checked_add(size).is_none() {
+            return Err(VfioUserError::DmaBadRange { iova, size });
+        }
+        if self.dev_overlaps(iova, size) {
+            return Err(VfioUserError::DmaConflict { iova, size });
+        }
+        let shared = match fd {
+            Some(fd) => {
+                let m = FdMapping::new(&fd, offset, iova, size)?;
+                // SAFETY: `m` stays in `self.dma` until `dma_unmap` removes the device
+                // mapping first; `dev` is dropped before `dma` (field order).
+                unsafe { self.dev.map_host_region(iova, m.ptr, m.len) }
+                    .map_err(|_| VfioUserError::DmaConflict { iova, size })?;
+                Some(m)
+            }
+            None => None,
+        };
+        self.dma.insert(iova, DmaRange { len: size, shared });
         self.stats.dma_maps += 1;
         Ok(())
+    }
+
+    /// True if `[iova, iova + size)` meets an existing mapping.
+    fn dev_overlaps(&self, iova: u64, size: u64) -> bool {
+        let end = iova.saturating_add(size);
+        let before = self.dma.range(..=iova).next_back().is_some_and(|(&s, m)| s.saturating_add(m.len) > iova);
+        before || self.dma.range(iova..end).next().is_some()
     }
 
     /// DMA_UNMAP: removes every mapping inside `[iova, iova+size)` (all with `all`),
@@ -185,26 +202,27 @@ impl State {
         let victims: Vec<u64> = if all {
             self.dma.keys().copied().collect()
         } else {
-            let split = |s: u64, m: &FdMapping| VfioUserError::DmaSplit { iova, size, mapping: s, len: m.len as u64 };
+            let split = |s: u64, m: &DmaRange| VfioUserError::DmaSplit { iova, size, mapping: s, len: m.len };
             if let Some((&s, m)) = self.dma.range(..iova).next_back() {
-                if s.saturating_add(m.len as u64) > iova {
+                if s.saturating_add(m.len) > iova {
                     return Err(split(s, m));
                 }
             }
-            if let Some((&s, m)) = self.dma.range(iova..end).find(|(s, m)| s.saturating_add(m.len as u64) > end) {
+            if let Some((&s, m)) = self.dma.range(iova..end).find(|(s, m)| s.saturating_add(m.len) > end) {
                 return Err(split(s, m));
             }
             self.dma.range(iova..end).map(|(&s, _)| s).collect()
         };
         for s in victims {
-            self.dev.unmap_host_region(s);
-            self.dma.remove(&s);
+            if self.dma.remove(&s).is_some_and(|r| r.shared.is_some()) {
+                self.dev.unmap_host_region(s);
+            }
             self.stats.dma_unmaps += 1;
         }
         Ok(())
     }
 
-    /// SET_IRQS on the MSI-X index: eventfds to trigger, or none to stop.
+    /// SET_IRQS: see [`Irqs::set`]; a line already high is delivered at once.
     pub(crate) fn set_irqs(
         &mut self,
         index: u32,
@@ -213,43 +231,22 @@ impl State {
         count: u32,
         fds: Vec<File>,
     ) -> Result<(), VfioUserError> {
-        let bad = |reason| VfioUserError::BadIrqs { index, flags, start, count, reason };
-        let action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-        let data = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
-        if index != VFIO_PCI_MSIX_IRQ_INDEX {
-            return if count == 0 { Ok(()) } else { Err(bad("only MSI-X vectors exist")) };
-        }
-        if action != VFIO_IRQ_SET_ACTION_TRIGGER {
-            return Ok(()); // mask/unmask: the client masks MSI-X vectors itself
-        }
-        let range = start as usize..start as usize + count as usize;
-        if range.end > self.irq_fds.len() {
-            return Err(bad("vector beyond the device's seven"));
-        }
-        match data {
-            VFIO_IRQ_SET_DATA_NONE if count == 0 => self.irq_fds.iter_mut().for_each(|f| *f = None),
-            VFIO_IRQ_SET_DATA_NONE => self.irq_fds[range].iter_mut().for_each(|f| *f = None),
-            VFIO_IRQ_SET_DATA_EVENTFD if fds.len() == count as usize => {
-                for (slot, f) in self.irq_fds[range].iter_mut().zip(fds) {
-                    *slot = Some(f);
-                }
-            }
-            VFIO_IRQ_SET_DATA_EVENTFD if fds.is_empty() => self.irq_fds[range].iter_mut().for_each(|f| *f = None),
-            VFIO_IRQ_SET_DATA_EVENTFD => return Err(bad("eventfd count differs from the vector count")),
-            _ => return Err(bad("only eventfd triggers are supported")),
-        }
-        // A line already high gets its message now (level semantics of INT_STATUS).
-        self.last_irq = 0;
+        self.irqs.set(index, flags, start, count, fds)?;
         self.signal_edges();
         Ok(())
     }
 
+    /// A configuration-space access; a write that initiates an FLR resets the function.
     pub(crate) fn config(&mut self, offset: u64, data: Access<'_>) -> Result<(), VfioUserError> {
         let len = data.len();
         let ok = match data {
             Access::Read(out) => self.cfg.read(offset, out),
             Access::Write(bytes) => self.cfg.write(offset, bytes),
         };
+        if self.cfg.take_flr() {
+            self.function_reset();
+        }
+        self.signal_edges(); // mask or enable bits may have changed
         if ok {
             Ok(())
         } else {
@@ -290,28 +287,18 @@ impl Backend {
         self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with<R>(&mut self, f: impl FnOnce(&mut State) -> Result<R, VfioUserError>) -> Result<R, std::io::Error> {
+    fn with<R>(&mut self, f: impl FnOnce(&mut State) -> Result<R, VfioUserError>) -> Result<R, VfioUserError> {
         let mut st = self.lock();
         let r = f(&mut st);
         st.grant = st.grant.max(GRANT_CYCLES);
         drop(st);
         self.shared.1.notify_one();
-        r.map_err(|e| {
-            // The crate's error reply carries no text: say here what was refused.
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("gmem serve: request refused: {msg}");
-            std::io::Error::other(e)
-        })
+        r
     }
 }
 
-impl ServerBackend for Backend {
-    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), std::io::Error> {
+impl Handler for Backend {
+    fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), VfioUserError> {
         self.with(|st| match region {
             VFIO_PCI_CONFIG_REGION_INDEX => st.config(offset, Access::Read(data)),
             VFIO_PCI_BAR0_REGION_INDEX => st.bar0(offset, Access::Read(data)),
@@ -329,7 +316,7 @@ impl ServerBackend for Backend {
         })
     }
 
-    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+    fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), VfioUserError> {
         self.with(|st| match region {
             VFIO_PCI_CONFIG_REGION_INDEX => st.config(offset, Access::Write(data)),
             VFIO_PCI_BAR0_REGION_INDEX => st.bar0(offset, Access::Write(data)),
@@ -345,25 +332,17 @@ impl ServerBackend for Backend {
 
     fn dma_map(
         &mut self,
-        _flags: DmaMapFlags,
+        _flags: u32,
         offset: u64,
-        address: u64,
+        iova: u64,
         size: u64,
         fd: Option<File>,
-    ) -> Result<(), std::io::Error> {
-        self.with(|st| st.dma_map(address, size, offset, fd))
+    ) -> Result<(), VfioUserError> {
+        self.with(|st| st.dma_map(iova, size, offset, fd))
     }
 
-    fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> Result<(), std::io::Error> {
-        self.with(|st| st.dma_unmap(address, size, flags.contains(DmaUnmapFlags::UNMAP_ALL)))
-    }
-
-    fn reset(&mut self) -> Result<(), std::io::Error> {
-        self.with(|st| {
-            st.dev.reset();
-            st.last_irq = 0;
-            Ok(())
-        })
+    fn dma_unmap(&mut self, iova: u64, size: u64, all: bool) -> Result<(), VfioUserError> {
+        self.with(|st| st.dma_unmap(iova, size, all))
     }
 
     fn set_irqs(
@@ -373,8 +352,15 @@ impl ServerBackend for Backend {
         start: u32,
         count: u32,
         fds: Vec<File>,
-    ) -> Result<(), std::io::Error> {
+    ) -> Result<(), VfioUserError> {
         self.with(|st| st.set_irqs(index, flags, start, count, fds))
+    }
+
+    fn reset(&mut self) -> Result<(), VfioUserError> {
+        self.with(|st| {
+            st.function_reset();
+            Ok(())
+        })
     }
 }
 
@@ -410,8 +396,11 @@ pub(crate) fn stop(shared: &Shared) {
 mod tests {
     #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
     use super::*;
-    use crate::sim_device::SimConfig;
+    use sim_bridge::SimConfig;
     use std::os::fd::FromRawFd;
+    use vfio_bindings::bindings::vfio::{
+        VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX,
+    };
 
     fn state() -> State {
         State::new(SimDevice::new(SimConfig::default()).unwrap())
@@ -440,7 +429,9 @@ mod tests {
     #[test]
     fn dma_map_and_unmap_follow_the_iommu_rules() {
         let mut st = state();
-        assert!(matches!(st.dma_map(0x1000, 0x1000, 0, None), Err(VfioUserError::DmaWithoutFd { iova: 0x1000, .. })));
+        st.dma_map(0x1000, 0x1000, 0, None).unwrap(); // a ROM: recorded, not reachable
+        assert!(matches!(st.dma_map(0x1000, 0x2000, 0, Some(memfd(0x2000))), Err(VfioUserError::DmaConflict { .. })));
+        st.dma_unmap(0x1000, 0x1000, false).unwrap();
         st.dma_map(0x10000, 0x4000, 0x1000, Some(memfd(0x8000))).unwrap();
         assert!(matches!(
             st.dma_map(0x12000, 0x1000, 0, Some(memfd(0x1000))),
@@ -454,30 +445,45 @@ mod tests {
         assert!(matches!(st.dma_unmap(0x10000, 0x2000, false), Err(VfioUserError::DmaSplit { .. })));
         st.dma_unmap(0x40000, 0x1000, false).unwrap(); // nothing there: not an error
         st.dma_unmap(0x10000, 0x4000, false).unwrap();
-        assert_eq!((st.stats.dma_maps, st.stats.dma_unmaps), (1, 1));
+        assert_eq!((st.stats.dma_maps, st.stats.dma_unmaps), (2, 2));
         st.dma_map(0x12000, 0x1000, 0, Some(memfd(0x1000))).unwrap();
         st.dma_map(0x30000, 0x1000, 0, Some(memfd(0x1000))).unwrap();
         st.dma_unmap(0, 0, true).unwrap();
-        assert_eq!(st.stats.dma_unmaps, 3);
+        assert_eq!(st.stats.dma_unmaps, 4);
     }
 
     #[test]
-    fn set_irqs_takes_msix_eventfds_only() {
+    fn flr_through_the_pcie_capability_resets_the_rtl_and_keeps_dma_maps() {
         let mut st = state();
-        let trig = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
-        assert!(matches!(st.set_irqs(0, trig, 0, 1, vec![memfd(8)]), Err(VfioUserError::BadIrqs { index: 0, .. })));
-        assert!(matches!(
-            st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 6, 2, vec![]),
-            Err(VfioUserError::BadIrqs { start: 6, .. })
-        ));
-        assert!(matches!(
-            st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 2, vec![memfd(8)]),
-            Err(VfioUserError::BadIrqs { .. })
-        ));
-        st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, trig, 0, 1, vec![memfd(8)]).unwrap();
-        assert!(st.irq_fds[0].is_some());
-        st.set_irqs(VFIO_PCI_MSIX_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, vec![])
-            .unwrap();
-        assert!(st.irq_fds.iter().all(Option::is_none));
+        st.dma_map(0x10000, 0x1000, 0, Some(memfd(0x1000))).unwrap();
+        let scratch = u64::from(npu::regs::SCRATCH.offset);
+        st.bar0(scratch, Access::Write(&0x1234_5678u32.to_le_bytes())).unwrap();
+        let ctrl = u64::from(npu::regs::CTRL.offset);
+        st.bar0(ctrl, Access::Write(&1u32.to_le_bytes())).unwrap();
+        st.config(0x78, Access::Write(&0x0010u16.to_le_bytes())).unwrap();
+        assert_eq!(st.stats.resets, 0, "other device-control bits do not reset");
+        st.config(0x78, Access::Write(&0x8010u16.to_le_bytes())).unwrap();
+        assert_eq!(st.stats.resets, 1);
+        let mut b = [0u8; 4];
+        st.bar0(scratch, Access::Read(&mut b)).unwrap();
+        assert_eq!(u32::from_le_bytes(b), npu::regs::SCRATCH.reset, "SCRATCH back at its reset value");
+        st.bar0(ctrl, Access::Read(&mut b)).unwrap();
+        assert_eq!(u32::from_le_bytes(b), 0, "engines off");
+        st.config(0x78, Access::Read(&mut b)).unwrap();
+        assert_eq!(u32::from_le_bytes(b) & 0xffff, 0x0010, "FLR bit reads 0, the rest stays");
+        assert!(
+            matches!(st.dma_map(0x10000, 0x1000, 0, Some(memfd(0x1000))), Err(VfioUserError::DmaConflict { .. })),
+            "the mapping survived the reset"
+        );
+        assert!(
+            st.set_irqs(
+                VFIO_PCI_MSIX_IRQ_INDEX,
+                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                0,
+                1,
+                vec![memfd(8)]
+            )
+            .is_ok()
+        );
     }
 }
