@@ -223,8 +223,7 @@ module npu_dma_channel #(
   logic [DataWidth-1:0] cw_data_d, cw_data_q;
   logic [StrbWidth-1:0] cw_strb_d, cw_strb_q;
 
-  // beat FIFO of source data
-  logic [DataWidth-1:0] fifo_mem [FifoBeats];
+  // beat FIFO of source data (two copies, u_fifo_lo and u_fifo_hi below)
   logic [FifoIdx:0]     fifo_wr_d, fifo_wr_q, fifo_rel_d, fifo_rel_q;
   logic                 fifo_push;
 
@@ -346,16 +345,53 @@ module npu_dma_channel #(
 
   // Data of destination beat `sent_q`: source beats k+c and k+c+1 (c = -1 if the source
   // offset is below the destination offset, else 0), shifted by w_sh bytes.
-  logic [31:0]          lo_idx, hi_idx;
-  logic                 lo_in, hi_in;
+  logic [31:0]          lo_idx;
+  logic                 lo_in;
   logic [DataWidth-1:0] lo_beat, hi_beat, w_data;
   logic [2*DataWidth-1:0] window;
   assign lo_idx  = w_neg ? sent_q - 32'd1 : sent_q;
-  assign hi_idx  = lo_idx + 32'd1;
   assign lo_in   = !(w_neg && sent_q == 0) && lo_idx < w_ns;
-  assign hi_in   = hi_idx < w_ns;
-  assign lo_beat = lo_in ? fifo_mem[rp0_q[FifoIdx-1:0] + FifoIdx'(lo_idx)] : '0;
-  assign hi_beat = hi_in ? fifo_mem[rp0_q[FifoIdx-1:0] + FifoIdx'(hi_idx)] : '0;
+  // The beat FIFO is read through registered ports (block RAM): the two source beats of
+  // the destination beat shown in the next cycle are read from the next-state pointers
+  // (sent_d, rp0_d). Every source beat of a chunk is in the FIFO before its AW is sent
+  // (w_need), so a beat is written at least a cycle before it is read.
+  logic [31:0]          lo_idx_n, hi_idx_n;
+  logic                 lo_in_n, hi_in_n, lo_in_q, hi_in_q;
+  logic [DataWidth-1:0] lo_raw, hi_raw;
+  assign lo_idx_n = w_neg ? sent_d - 32'd1 : sent_d;
+  assign hi_idx_n = lo_idx_n + 32'd1;
+  assign lo_in_n  = !(w_neg && sent_d == 0) && lo_idx_n < w_ns;
+  assign hi_in_n  = hi_idx_n < w_ns;
+  always_ff @(posedge clk_i) begin : beat_in_ff
+    lo_in_q <= lo_in_n;
+    hi_in_q <= hi_in_n;
+  end
+  prim_ram_1r1w #(
+    .Width(DataWidth),
+    .Depth(FifoBeats)
+  ) u_fifo_lo (
+    .clk_i,
+    .we_i    (fifo_push),
+    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
+    .wdata_i (rd_r_data_i),
+    .re_i    (1'b1),
+    .raddr_i (rp0_d[FifoIdx-1:0] + FifoIdx'(lo_idx_n)),
+    .rdata_o (lo_raw)
+  );
+  prim_ram_1r1w #(
+    .Width(DataWidth),
+    .Depth(FifoBeats)
+  ) u_fifo_hi (
+    .clk_i,
+    .we_i    (fifo_push),
+    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
+    .wdata_i (rd_r_data_i),
+    .re_i    (1'b1),
+    .raddr_i (rp0_d[FifoIdx-1:0] + FifoIdx'(hi_idx_n)),
+    .rdata_o (hi_raw)
+  );
+  assign lo_beat = lo_in_q ? lo_raw : '0;
+  assign hi_beat = hi_in_q ? hi_raw : '0;
   assign window  = {hi_beat, lo_beat};
   assign w_data  = w_zero ? '0 : window[{1'b0, w_sh, 3'b000} +: DataWidth];
 
@@ -633,7 +669,7 @@ module npu_dma_channel #(
       w_beats_d = w_beats_q - 9'd1;
       if (w_beats_q == 9'd1) w_active_d = 1'b0;
       // Source beat k+c is not needed after destination beat k.
-      if (!w_zero && !(w_neg && sent_q == 0) && lo_idx < w_ns) begin
+      if (!w_zero && lo_in) begin
         fifo_rel_d = fifo_rel_q + 1'b1;
       end
     end
@@ -831,11 +867,6 @@ module npu_dma_channel #(
       fifo_wr_q       <= fifo_wr_d;
       fifo_rel_q      <= fifo_rel_d;
     end
-  end
-
-  // Beat FIFO storage: a RAM without reset.
-  always_ff @(posedge clk_i) begin : fifo_ram
-    if (fifo_push) fifo_mem[fifo_wr_q[FifoIdx-1:0]] <= rd_r_data_i;
   end
 
   assign desc_head_o = head_q;
