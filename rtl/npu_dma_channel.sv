@@ -144,19 +144,12 @@ module npu_dma_channel #(
   localparam int unsigned SlotW = 320;
   logic [Slots*SlotW-1:0] slot_d, slot_q;
 
-  // Slot access by pointer, as a mux over constant slices (synthesis-friendly).
+  // Slot read by pointer, as a mux over constant slices (synthesis-friendly); writes are
+  // per slot (slot_next).
   function automatic slot_t get_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p);
     get_slot = '0;
     for (int unsigned i = 0; i < Slots; i++) begin
       if (p == SlotIdx'(i)) get_slot = v[i*SlotW +: SlotW];
-    end
-  endfunction
-
-  function automatic logic [Slots*SlotW-1:0] put_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p,
-                                                      slot_t val);
-    put_slot = v;
-    for (int unsigned i = 0; i < Slots; i++) begin
-      if (p == SlotIdx'(i)) put_slot[i*SlotW +: SlotW] = val;
     end
   endfunction
 
@@ -479,13 +472,92 @@ module npu_dma_channel #(
     .count_o  (bq_n)
   );
 
+  // ---------------------------------------------------------------- slot file updates
+  // The events of one cycle, each at its stage's slot: allocation (fetch issued), fill
+  // (descriptor arrived), read request, read beat, write request, write response. Each
+  // slot computes its next value from the events that hit it, all in parallel (no
+  // chained read-modify-write of the slot file). Allocation and fill hit slots no other
+  // stage is using.
+  logic        ev_alloc, ev_fill, ev_ar, ev_r, ev_r_bad, ev_aw, ev_b, ev_b_ok;
+  logic [7:0]  ev_fill_code, ev_ar_code;
+  sptr_t       b_slot;
+  assign ev_alloc     = ring_ar_valid_o && ring_ar_ready_i;
+  assign ev_fill      = ring_r_valid_i;
+  assign ev_fill_code = ring_r_resp_i != RespOkay ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
+  assign ev_ar        = rd_ar_valid_o && rd_ar_ready_i;
+  assign ev_ar_code   = rd_ar_err_i ? (rs.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd)
+                        : (rd_ar_poison_i ? ErrPoison : ErrOk);
+  assign ev_r         = rd_r_valid_i;
+  assign ev_r_bad     = rd_r_resp_i != RespOkay;
+  assign ev_aw        = wr_aw_valid_o && wr_aw_ready_i;
+  assign ev_b         = wr_b_valid_i;
+  assign ev_b_ok      = wr_b_resp_i == RespOkay;
+  assign b_slot       = bq_head[SlotIdx+13:13];
+
+  always_comb begin : slot_next
+    slot_t      s;
+    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b;
+    logic [7:0] e;
+    slot_d       = slot_q;
+    bytes_done_o = '0;
+    for (int unsigned i = 0; i < Slots; i++) begin
+      s      = slot_q[i*SlotW +: SlotW];
+      hit_al = ev_alloc && fe_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_fl = ev_fill && fi_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_ar = ev_ar && rd_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_r  = ev_r && rx[SlotIdx-1:0] == SlotIdx'(i);
+      hit_aw = ev_aw && wr_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_b  = ev_b && b_slot[SlotIdx-1:0] == SlotIdx'(i);
+      // The slot's first error is kept (in stage order when several arrive at once).
+      e = ErrOk;
+      if (hit_ar && ev_ar_code != ErrOk)  e = ev_ar_code;
+      else if (hit_r && ev_r_bad)         e = s.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
+      else if (hit_aw && wr_aw_err_i)     e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      ok_before_b = s.err == ErrOk && e == ErrOk;
+      if (hit_b && !ev_b_ok && e == ErrOk) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      if (s.err == ErrOk) s.err = e;
+      if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + rd_burst;
+      if (hit_r) s.rcvd = s.rcvd + 32'd1;
+      if (hit_b && ev_b_ok && ok_before_b) begin
+        s.bytes_ok   = s.bytes_ok + 32'(bq_head[12:0]);
+        bytes_done_o = bq_head[12:0];
+      end
+      s.b_pend = s.b_pend + 8'(hit_aw && !wr_aw_err_i) - 8'(hit_b);
+      if (hit_fl) begin
+        s.src   = f_src;
+        s.dst   = f_dst;
+        s.len   = f_len;
+        s.flags = f_flags;
+        s.tag   = f_tag;
+        s.err   = ev_fill_code;
+      end
+      if (hit_al) begin
+        s       = '0;
+        s.index = fidx_q & dmask;
+      end
+      slot_d[i*SlotW +: SlotW] = s;
+    end
+  end
+
+  // Errors found this cycle, the oldest slot first: slots in the write-response stage are
+  // older than the one writing, which is no younger than a slot receiving beats, then
+  // the slot reading, then the one being filled.
+  logic  err_any;
+  sptr_t err_slot;
+  always_comb begin : first_error
+    err_any  = 1'b1;
+    err_slot = halt_q;
+    if (ev_b && !ev_b_ok)                    err_slot = b_slot;
+    else if (ev_aw && wr_aw_err_i)           err_slot = wr_q;
+    else if (ev_r && ev_r_bad)               err_slot = rx;
+    else if (ev_ar && ev_ar_code != ErrOk)   err_slot = rd_q;
+    else if (ev_fill && ev_fill_code != ErrOk) err_slot = fi_q;
+    else                                     err_any = 1'b0;
+  end
+
   // ---------------------------------------------------------------- next state
   logic quiet;  // nothing in flight on any port
   always_comb begin : next_state
-    sptr_t      idx;
-    logic [7:0] code;
-    slot_t      tmp;
-    slot_d          = slot_q;
     fe_d            = fe_q;
     fi_d            = fi_q;
     rd_d            = rd_q;
@@ -532,37 +604,14 @@ module npu_dma_channel #(
     fifo_rel_d      = fifo_rel_q;
     fifo_push       = 1'b0;
     irq_o           = 1'b0;
-    bytes_done_o    = '0;
-    idx             = '0;
-    code            = ErrOk;
-    tmp             = '0;
 
     // ---- fetch: issue, then fill
-    if (ring_ar_valid_o && ring_ar_ready_i) begin
-      tmp       = '0;
-      tmp.index = fidx_q & dmask;
-      slot_d = put_slot(slot_d, fe_q[SlotIdx-1:0], tmp);
+    if (ev_alloc) begin
       fe_d        = fe_q + 1'b1;
       fidx_d      = (fidx_q + 16'd1) & dmask;
       fetch_fly_d = fetch_fly_d + 8'd1;
     end
-    if (ring_r_valid_i) begin
-      idx       = fi_q;
-      tmp       = get_slot(slot_d, idx[SlotIdx-1:0]);
-      tmp.src   = f_src;
-      tmp.dst   = f_dst;
-      tmp.len   = f_len;
-      tmp.flags = f_flags;
-      tmp.tag   = f_tag;
-      code = ring_r_resp_i != RespOkay ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
-      tmp.err   = code;
-      slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
-      if (code != ErrOk) begin
-        if (!halting_d || age(idx, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = idx;
-        end
-      end
+    if (ev_fill) begin
       fi_d        = fi_q + 1'b1;
       fetch_fly_d = fetch_fly_d - 8'd1;
       head_d      = (fs.index + 16'd1) & dmask;
@@ -577,32 +626,15 @@ module npu_dma_channel #(
     if (halting_q && rd_q == halt_q && rd_started_q && !rd_pres_q) begin
       rd_left_d = '0;  // the failed slot issues no more reads
     end
-    if (rd_ar_valid_o && rd_ar_ready_i) begin
+    if (ev_ar) begin
       rd_addr_d = rd_addr_q + (64'(rd_burst) << OffBits);
       rd_left_d = rd_left_q - rd_burst;
-      code      = ErrOk;
-      tmp       = get_slot(slot_d, rd_q[SlotIdx-1:0]);
-      if (rd_ar_err_i) begin
-        code      = rs.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
-        rd_left_d = '0;
-      end else begin
-        tmp.rd_beats    = tmp.rd_beats + rd_burst;
+      if (ev_ar_code != ErrOk) rd_left_d = '0;
+      if (!rd_ar_err_i) begin
         rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst);
         rbq_push        = 1'b1;
         rd_bursts_fly_d = rd_bursts_fly_d + 8'd1;
         rd_fly_host_d   = rs.flags[FlagSrcHost];
-        if (rd_ar_poison_i) begin
-          code      = ErrPoison;
-          rd_left_d = '0;
-        end
-      end
-      if (code != ErrOk && tmp.err == ErrOk) tmp.err = code;
-      slot_d = put_slot(slot_d, rd_q[SlotIdx-1:0], tmp);
-      if (code != ErrOk) begin
-        if (!halting_d || age(rd_q, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = rd_q;
-        end
       end
     end
     // After an error the read stage may still step past the failed slot (so later
@@ -621,18 +653,6 @@ module npu_dma_channel #(
       if (rd_r_last_i) begin
         rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
       end
-      tmp      = get_slot(slot_d, rx[SlotIdx-1:0]);
-      tmp.rcvd = tmp.rcvd + 32'd1;
-      if (rd_r_resp_i != RespOkay && tmp.err == ErrOk) begin
-        tmp.err = tmp.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
-      end
-      slot_d = put_slot(slot_d, rx[SlotIdx-1:0], tmp);
-      if (rd_r_resp_i != RespOkay) begin
-        if (!halting_d || age(rx, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = rx;
-        end
-      end
     end
     // ---- write stage
     if (wr_q != fi_q && !wr_started_q && w_allowed) begin
@@ -650,19 +670,7 @@ module npu_dma_channel #(
       wr_fly_host_d = ws.flags[FlagDstHost];
       wr_addr_d     = wr_addr_q + (64'(w_chunk) << OffBits);
       wr_left_d     = wr_left_q - w_chunk;
-      tmp = get_slot(slot_d, wr_q[SlotIdx-1:0]);
-      if (wr_aw_err_i) begin
-        if (tmp.err == ErrOk) tmp.err = ws.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-        slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
-        if (!halting_d || age(wr_q, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = wr_q;
-        end
-      end else begin
-        tmp.b_pend = tmp.b_pend + 8'd1;
-        slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
-        bq_push = 1'b1;
-      end
+      bq_push       = !wr_aw_err_i;
     end
     if (w_active_q && wr_w_ready_i) begin
       sent_d    = sent_q + 32'd1;
@@ -681,24 +689,10 @@ module npu_dma_channel #(
       wr_started_d = 1'b0;
     end
 
-    // ---- write responses
-    if (wr_b_valid_i) begin
-      idx = bq_head[SlotIdx+13:13];
-      tmp        = get_slot(slot_d, idx[SlotIdx-1:0]);
-      tmp.b_pend = tmp.b_pend - 8'd1;
-      if (wr_b_resp_i == RespOkay) begin
-        if (tmp.err == ErrOk) begin
-          tmp.bytes_ok = tmp.bytes_ok + 32'(bq_head[12:0]);
-          bytes_done_o = bq_head[12:0];
-        end
-      end else begin
-        if (tmp.err == ErrOk) tmp.err = tmp.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-        if (!halting_d || age(idx, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = idx;
-        end
-      end
-      slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
+    // ---- errors found this cycle: the oldest failed slot halts the channel
+    if (err_any && (!halting_q || age(err_slot, cb_q) < age(halt_q, cb_q))) begin
+      halting_d = 1'b1;
+      halt_d    = err_slot;
     end
 
     // ---- completions
