@@ -172,10 +172,19 @@ module npu_dma_channel #(
   logic        draining_d, draining_q; // soft reset: finish in-flight bursts, then clear
   logic        dev_err_d, dev_err_q;   // completion write failed: stuck until soft reset
   logic        resume_pend_d, resume_pend_q;  // RESUME written while the channel drains
-  // A request shown to a port stays shown until accepted (AXI valid/ready rule), even if
-  // the condition that raised it has gone since.
-  logic        rd_pres_d, rd_pres_q, aw_pres_d, aw_pres_q;
-  logic        fetch_pres_d, fetch_pres_q, cpl_pres_d, cpl_pres_q;
+  // Requests leave from registers: a stage decides from its registered state, the request
+  // is shown from the next cycle with its payload registered alongside, and it stays
+  // shown until accepted (AXI valid/ready rule), even if the condition that raised it has
+  // gone since. After a handshake the stage decides again from the updated state (one
+  // idle cycle between two requests of one requester).
+  localparam int unsigned BurstW = $clog2(BeatsPer4k) + 1;
+  logic        rd_req_d, rd_req_q, aw_req_d, aw_req_q;
+  logic        fetch_req_d, fetch_req_q, cpl_req_d, cpl_req_q;
+  logic [BurstW-1:0] rd_burst_q, aw_chunk_q;
+  logic [7:0]  rd_len_q, aw_len_q;
+  logic        rd_host_q, wr_host_q;
+  logic [12:0] aw_bytes_q;
+  logic [63:OffBits] fetch_addr_q, cpl_addr_q;  // beat-aligned ring addresses
   logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
   logic [15:0] fidx_d, fidx_q;         // ring index of the next descriptor to fetch
   logic [15:0] cpl_tail_d, cpl_tail_q;
@@ -201,7 +210,6 @@ module npu_dma_channel #(
   logic [FifoIdx:0] rp0_d, rp0_q;        // FIFO pointer of the slot's first source beat
   logic        w_active_d, w_active_q;
   logic [8:0]  w_beats_d, w_beats_q;
-  logic [12:0] w_bytes_d, w_bytes_q;
   logic        w_swallowed_d, w_swallowed_q;
   logic        wr_fly_host_d, wr_fly_host_q;  // port of the writes in flight
   // write bursts awaiting B, oldest first: {slot, bytes} (prim_fifo_sync below)
@@ -213,8 +221,8 @@ module npu_dma_channel #(
 
   // completion stage
   logic        cw_pend_d, cw_pend_q;     // AW accepted, W beat pending
-  logic [DataWidth-1:0] cw_data_d, cw_data_q;
-  logic [StrbWidth-1:0] cw_strb_d, cw_strb_q;
+  logic [DataWidth-1:0] cw_data_q;
+  logic [StrbWidth-1:0] cw_strb_q;
 
   // beat FIFO of source data (two copies, u_fifo_lo and u_fifo_hi below)
   logic [FifoIdx:0]     fifo_wr_d, fifo_wr_q, fifo_rel_d, fifo_rel_q;
@@ -293,10 +301,10 @@ module npu_dma_channel #(
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
                     && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs.flags[FlagSrcHost])
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
-  assign rd_host_o     = rs.flags[FlagSrcHost];
-  assign rd_ar_valid_o = rd_can || rd_pres_q;
+  assign rd_host_o     = rd_host_q;
+  assign rd_ar_valid_o = rd_req_q;
   assign rd_ar_addr_o  = rd_addr_q;
-  assign rd_ar_len_o   = 8'(rd_burst - 32'd1);
+  assign rd_ar_len_o   = rd_len_q;
 
   // ---------------------------------------------------------------- write stage
   // Stage views of a slot: each stage reads only the fields it needs.
@@ -331,10 +339,10 @@ module npu_dma_channel #(
                   && !w_active_q && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
                   && (bq_n == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
                   && (w_zero || ws.rcvd >= w_need);
-  assign wr_host_o     = ws.flags[FlagDstHost];
-  assign wr_aw_valid_o = aw_can || aw_pres_q;
+  assign wr_host_o     = wr_host_q;
+  assign wr_aw_valid_o = aw_req_q;
   assign wr_aw_addr_o  = wr_addr_q;
-  assign wr_aw_len_o   = 8'(w_chunk - 32'd1);
+  assign wr_aw_len_o   = aw_len_q;
 
   // Data of destination beat `sent_q`: source beats k+c and k+c+1 (c = -1 if the source
   // offset is below the destination offset, else 0), shifted by w_sh bytes.
@@ -421,8 +429,8 @@ module npu_dma_channel #(
   logic [127:0] cpl_rec;
   assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
 
-  assign ring_aw_valid_o = cp_can || cpl_pres_q;
-  assign ring_aw_addr_o  = {cpl_addr[63:OffBits], {OffBits{1'b0}}};
+  assign ring_aw_valid_o = cpl_req_q;
+  assign ring_aw_addr_o  = {cpl_addr_q, {OffBits{1'b0}}};
   assign ring_w_valid_o  = cw_pend_q;
   assign ring_w_data_o   = cw_data_q;
   assign ring_w_strb_o   = cw_strb_q;
@@ -431,8 +439,32 @@ module npu_dma_channel #(
   logic fetch_can;
   assign fetch_can = enable_i && rings_ok && fetch_pending && !halting_q && !halted_q && !draining_q
                      && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
-  assign ring_ar_valid_o = fetch_can || fetch_pres_q;
-  assign ring_ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
+  assign ring_ar_valid_o = fetch_req_q;
+  assign ring_ar_addr_o  = {fetch_addr_q, {OffBits{1'b0}}};
+
+  // Request payloads, loaded while no request is shown (the state they are computed from
+  // changes only at the handshake, or when no request can be raised). The completion
+  // record is built when its request is raised: every write response of the slot is in
+  // by then (b_pend == 0), and it is held until its W beat is taken.
+  always_ff @(posedge clk_i) begin : req_payload_ff
+    if (!rd_req_q) begin
+      rd_burst_q <= BurstW'(rd_burst);
+      rd_len_q   <= 8'(rd_burst - 32'd1);
+      rd_host_q  <= rs.flags[FlagSrcHost];
+    end
+    if (!aw_req_q) begin
+      aw_chunk_q <= BurstW'(w_chunk);
+      aw_len_q   <= 8'(w_chunk - 32'd1);
+      aw_bytes_q <= chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
+      wr_host_q  <= ws.flags[FlagDstHost];
+    end
+    if (!fetch_req_q) fetch_addr_q <= fetch_addr[63:OffBits];
+    if (!cpl_req_q && cp_can) begin
+      cpl_addr_q <= cpl_addr[63:OffBits];
+      cw_data_q  <= DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
+      cw_strb_q  <= StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
+    end
+  end
 
   // In-flight bookkeeping: the slot of each read burst (popped by its last R beat) and
   // {slot, bytes} of each write burst (popped by its B). Both are pushed at the request
@@ -465,7 +497,7 @@ module npu_dma_channel #(
     .clr_i    (1'b0),
     .wvalid_i (bq_push),
     .wready_o (bq_room),
-    .wdata_i  ({wr_q, w_bytes_d}),
+    .wdata_i  ({wr_q, aw_bytes_q}),
     .rvalid_o (bq_any),
     .rready_i (wr_b_valid_i),
     .rdata_o  (bq_head),
@@ -485,7 +517,7 @@ module npu_dma_channel #(
   assign ev_fill      = ring_r_valid_i;
   assign ev_fill_code = ring_r_resp_i != RespOkay ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
   assign ev_ar        = rd_ar_valid_o && rd_ar_ready_i;
-  assign ev_ar_code   = rd_ar_err_i ? (rs.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd)
+  assign ev_ar_code   = rd_ar_err_i ? (rd_host_q ? ErrHostRd : ErrDevRd)
                         : (rd_ar_poison_i ? ErrPoison : ErrOk);
   assign ev_r         = rd_r_valid_i;
   assign ev_r_bad     = rd_r_resp_i != RespOkay;
@@ -516,7 +548,7 @@ module npu_dma_channel #(
       ok_before_b = s.err == ErrOk && e == ErrOk;
       if (hit_b && !ev_b_ok && e == ErrOk) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
       if (s.err == ErrOk) s.err = e;
-      if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + rd_burst;
+      if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + 32'(rd_burst_q);
       if (hit_r) s.rcvd = s.rcvd + 32'd1;
       if (hit_b && ev_b_ok && ok_before_b) begin
         s.bytes_ok   = s.bytes_ok + 32'(bq_head[12:0]);
@@ -570,10 +602,10 @@ module npu_dma_channel #(
     draining_d      = draining_q;
     dev_err_d       = dev_err_q;
     resume_pend_d   = resume_pend_q;
-    rd_pres_d       = rd_ar_valid_o && !rd_ar_ready_i;
-    aw_pres_d       = wr_aw_valid_o && !wr_aw_ready_i;
-    fetch_pres_d    = ring_ar_valid_o && !ring_ar_ready_i;
-    cpl_pres_d      = ring_aw_valid_o && !ring_aw_ready_i;
+    rd_req_d        = rd_req_q ? !rd_ar_ready_i : rd_can;
+    aw_req_d        = aw_req_q ? !wr_aw_ready_i : aw_can;
+    fetch_req_d     = fetch_req_q ? !ring_ar_ready_i : fetch_can;
+    cpl_req_d       = cpl_req_q ? !ring_aw_ready_i : cp_can;
     head_d          = head_q;
     fidx_d          = fidx_q;
     cpl_tail_d      = cpl_tail_q;
@@ -594,12 +626,9 @@ module npu_dma_channel #(
     rp0_d           = rp0_q;
     w_active_d      = w_active_q;
     w_beats_d       = w_beats_q;
-    w_bytes_d       = w_bytes_q;
     w_swallowed_d   = w_swallowed_q;
     bq_push         = 1'b0;
     cw_pend_d       = cw_pend_q;
-    cw_data_d       = cw_data_q;
-    cw_strb_d       = cw_strb_q;
     fifo_wr_d       = fifo_wr_q;
     fifo_rel_d      = fifo_rel_q;
     fifo_push       = 1'b0;
@@ -623,18 +652,18 @@ module npu_dma_channel #(
       rd_addr_d    = {rs.src[63:OffBits], {OffBits{1'b0}}};
       rd_left_d    = (rs.err != ErrOk || rs.flags[FlagZero]) ? 32'd0 : beats_of(rs.src[OffBits-1:0], rs.len);
     end
-    if (halting_q && rd_q == halt_q && rd_started_q && !rd_pres_q) begin
+    if (halting_q && rd_q == halt_q && rd_started_q && !rd_req_q) begin
       rd_left_d = '0;  // the failed slot issues no more reads
     end
     if (ev_ar) begin
-      rd_addr_d = rd_addr_q + (64'(rd_burst) << OffBits);
-      rd_left_d = rd_left_q - rd_burst;
+      rd_addr_d = rd_addr_q + (64'(rd_burst_q) << OffBits);
+      rd_left_d = rd_left_q - 32'(rd_burst_q);
       if (ev_ar_code != ErrOk) rd_left_d = '0;
       if (!rd_ar_err_i) begin
-        rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst);
+        rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst_q);
         rbq_push        = 1'b1;
         rd_bursts_fly_d = rd_bursts_fly_d + 8'd1;
-        rd_fly_host_d   = rs.flags[FlagSrcHost];
+        rd_fly_host_d   = rd_host_q;
       end
     end
     // After an error the read stage may still step past the failed slot (so later
@@ -664,12 +693,11 @@ module npu_dma_channel #(
     end
     if (wr_aw_valid_o && wr_aw_ready_i) begin
       w_active_d    = 1'b1;
-      w_beats_d     = 9'(w_chunk);
-      w_bytes_d     = chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
+      w_beats_d     = 9'(aw_chunk_q);
       w_swallowed_d = wr_aw_err_i;
-      wr_fly_host_d = ws.flags[FlagDstHost];
-      wr_addr_d     = wr_addr_q + (64'(w_chunk) << OffBits);
-      wr_left_d     = wr_left_q - w_chunk;
+      wr_fly_host_d = wr_host_q;
+      wr_addr_d     = wr_addr_q + (64'(aw_chunk_q) << OffBits);
+      wr_left_d     = wr_left_q - 32'(aw_chunk_q);
       bq_push       = !wr_aw_err_i;
     end
     if (w_active_q && wr_w_ready_i) begin
@@ -698,8 +726,6 @@ module npu_dma_channel #(
     // ---- completions
     if (ring_aw_valid_o && ring_aw_ready_i) begin
       cw_pend_d = 1'b1;
-      cw_data_d = DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
-      cw_strb_d = StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
       cp_d      = cp_q + 1'b1;
       cpl_fly_d = cpl_fly_d + 8'd1;
       // A write error found by a late response still lands in this completion's slot
@@ -766,7 +792,7 @@ module npu_dma_channel #(
   end
 
   assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
-                 && !rd_pres_q && !aw_pres_q && !fetch_pres_q && !cpl_pres_q
+                 && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
                  && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i);
 
@@ -786,10 +812,10 @@ module npu_dma_channel #(
       draining_q      <= 1'b0;
       dev_err_q       <= 1'b0;
       resume_pend_q   <= 1'b0;
-      rd_pres_q       <= 1'b0;
-      aw_pres_q       <= 1'b0;
-      fetch_pres_q    <= 1'b0;
-      cpl_pres_q      <= 1'b0;
+      rd_req_q        <= 1'b0;
+      aw_req_q        <= 1'b0;
+      fetch_req_q     <= 1'b0;
+      cpl_req_q       <= 1'b0;
       head_q          <= '0;
       fidx_q          <= '0;
       cpl_tail_q      <= '0;
@@ -809,11 +835,8 @@ module npu_dma_channel #(
       rp0_q           <= '0;
       w_active_q      <= 1'b0;
       w_beats_q       <= '0;
-      w_bytes_q       <= '0;
       w_swallowed_q   <= 1'b0;
       cw_pend_q       <= 1'b0;
-      cw_data_q       <= '0;
-      cw_strb_q       <= '0;
       fifo_wr_q       <= '0;
       fifo_rel_q      <= '0;
     end else begin
@@ -830,10 +853,10 @@ module npu_dma_channel #(
       draining_q      <= draining_d;
       dev_err_q       <= dev_err_d;
       resume_pend_q   <= resume_pend_d;
-      rd_pres_q       <= rd_pres_d;
-      aw_pres_q       <= aw_pres_d;
-      fetch_pres_q    <= fetch_pres_d;
-      cpl_pres_q      <= cpl_pres_d;
+      rd_req_q        <= rd_req_d;
+      aw_req_q        <= aw_req_d;
+      fetch_req_q     <= fetch_req_d;
+      cpl_req_q       <= cpl_req_d;
       head_q          <= head_d;
       fidx_q          <= fidx_d;
       cpl_tail_q      <= cpl_tail_d;
@@ -853,11 +876,8 @@ module npu_dma_channel #(
       rp0_q           <= rp0_d;
       w_active_q      <= w_active_d;
       w_beats_q       <= w_beats_d;
-      w_bytes_q       <= w_bytes_d;
       w_swallowed_q   <= w_swallowed_d;
       cw_pend_q       <= cw_pend_d;
-      cw_data_q       <= cw_data_d;
-      cw_strb_q       <= cw_strb_d;
       fifo_wr_q       <= fifo_wr_d;
       fifo_rel_q      <= fifo_rel_d;
     end
