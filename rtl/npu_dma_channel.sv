@@ -184,7 +184,8 @@ module npu_dma_channel #(
   logic [7:0]  rd_len_q, aw_len_q;
   logic        rd_host_q, wr_host_q;
   logic [12:0] aw_bytes_q;
-  logic [63:OffBits] fetch_addr_q, cpl_addr_q;  // beat-aligned ring addresses
+  logic [63:0] fetch_addr_q;
+  logic [63:OffBits] cpl_addr_q;  // beat-aligned
   logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
   logic [15:0] fidx_d, fidx_q;         // ring index of the next descriptor to fetch
   logic [15:0] cpl_tail_d, cpl_tail_q;
@@ -229,19 +230,29 @@ module npu_dma_channel #(
   logic                 fifo_push;
 
   // ---------------------------------------------------------------- ring geometry
+  // Ring sizes are registers (CSRs); their masks are registered here, so a size write
+  // takes effect a cycle later.
   logic [15:0] dmask, cmask;
   logic        rings_ok, fetch_pending, cpl_room;
-  assign dmask    = 16'((32'd1 << desc_size_log2_i) - 1);
-  assign cmask    = 16'((32'd1 << cpl_size_log2_i) - 1);
-  assign rings_ok = desc_size_log2_i >= 5'd1 && desc_size_log2_i <= 5'd16
-                    && cpl_size_log2_i >= 5'd1 && cpl_size_log2_i <= 5'd16;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ring_geometry_ff
+    if (!rst_ni) begin
+      dmask    <= '0;
+      cmask    <= '0;
+      rings_ok <= 1'b0;
+    end else begin
+      dmask    <= 16'((32'd1 << desc_size_log2_i) - 1);
+      cmask    <= 16'((32'd1 << cpl_size_log2_i) - 1);
+      rings_ok <= desc_size_log2_i >= 5'd1 && desc_size_log2_i <= 5'd16
+                  && cpl_size_log2_i >= 5'd1 && cpl_size_log2_i <= 5'd16;
+    end
+  end
   assign fetch_pending = (fidx_q & dmask) != (desc_tail_i & dmask);
   assign cpl_room = ((cpl_tail_q + 16'(cpl_fly_q) + 16'd1) & cmask) != (cpl_head_i & cmask);
 
   // Beat-aligned ring addresses use the upper bits, the byte offset within the beat the
   // lower ones; each is consumed in part.
   /* verilator lint_off UNUSEDSIGNAL */
-  logic [63:0] fetch_addr, fill_addr, cpl_addr;
+  logic [63:0] fetch_addr, cpl_addr;
   /* verilator lint_on UNUSEDSIGNAL */
 
   // Views of the slots at the fill, completion-response and halt pointers (each read
@@ -253,12 +264,18 @@ module npu_dma_channel #(
   assign bs = get_slot(slot_q, cb_q[SlotIdx-1:0]);
   assign hs = get_slot(slot_q, halt_q[SlotIdx-1:0]);
   assign fetch_addr = desc_base_i + {43'd0, fidx_q & dmask, 5'd0};
-  assign fill_addr  = desc_base_i + {43'd0, fs.index & dmask, 5'd0};
   assign cpl_addr   = cpl_base_i + {44'd0, (cpl_tail_q + 16'(cpl_fly_q)) & cmask, 4'd0};
 
-  // Descriptor fields from a fetched beat.
-  logic [191:0] desc_raw;  // bits 255:192 of DMA_DESC are reserved
-  assign desc_raw = 192'(ring_r_data_i >> {fill_addr[OffBits-1:0], 3'b000});
+  // ---------------------------------------------------------------- fill pipeline
+  // A fetched descriptor passes two register stages before it lands in its slot (fill
+  // pointer fi): the record is cut out of its beat at the byte offset its fetch recorded
+  // (stage 1), then checked (stage 2). fa points at the slot whose descriptor arrives
+  // next.
+  sptr_t              fa_d, fa_q;
+  logic [OffBits-1:0] d_off_q [Slots];  // byte offset of each slot's record in its beat
+  logic               fl1_v, fl1_resp_bad, fl2_v;
+  logic [191:0]       fl1_raw, fl2_raw;   // bits 255:192 of DMA_DESC are reserved
+  logic [7:0]         fl2_code;
 
   function automatic logic range_bad(logic [63:0] addr, logic [31:0] len, logic host);
     logic [64:0] end_addr;
@@ -266,18 +283,46 @@ module npu_dma_channel #(
     range_bad = host ? end_addr[64] : end_addr > 65'(DevMemBytes);
   endfunction
 
+  // Checks of stage 1's record, and the fields stage 2 writes.
+  logic [63:0] c_src, c_dst;
+  logic [31:0] c_len;
+  logic [15:0] c_flags;
+  logic        f_bad;
+  assign c_src   = fl1_raw[63:0];
+  assign c_dst   = fl1_raw[127:64];
+  assign c_len   = fl1_raw[159:128];
+  assign c_flags = fl1_raw[175:160];
+  assign f_bad   = c_len == 32'd0 || c_len > MaxLen || c_flags[15:4] != 12'd0
+                   || (!c_flags[FlagZero] && range_bad(c_src, c_len, c_flags[FlagSrcHost]))
+                   || range_bad(c_dst, c_len, c_flags[FlagDstHost]);
   logic [63:0] f_src, f_dst;
   logic [31:0] f_len;
   logic [15:0] f_flags, f_tag;
-  logic        f_bad;
-  assign f_src   = desc_raw[63:0];
-  assign f_dst   = desc_raw[127:64];
-  assign f_len   = desc_raw[159:128];
-  assign f_flags = desc_raw[175:160];
-  assign f_tag   = desc_raw[191:176];
-  assign f_bad   = f_len == 32'd0 || f_len > MaxLen || f_flags[15:4] != 12'd0
-                   || (!f_flags[FlagZero] && range_bad(f_src, f_len, f_flags[FlagSrcHost]))
-                   || range_bad(f_dst, f_len, f_flags[FlagDstHost]);
+  assign f_src   = fl2_raw[63:0];
+  assign f_dst   = fl2_raw[127:64];
+  assign f_len   = fl2_raw[159:128];
+  assign f_flags = fl2_raw[175:160];
+  assign f_tag   = fl2_raw[191:176];
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : fill_valid_ff
+    if (!rst_ni) begin
+      fl1_v <= 1'b0;
+      fl2_v <= 1'b0;
+    end else begin
+      fl1_v <= ring_r_valid_i;
+      fl2_v <= fl1_v;
+    end
+  end
+  always_ff @(posedge clk_i) begin : fill_data_ff
+    if (ring_r_valid_i) begin
+      fl1_raw      <= 192'(ring_r_data_i >> {d_off_q[fa_q[SlotIdx-1:0]], 3'b000});
+      fl1_resp_bad <= ring_r_resp_i != RespOkay;
+    end
+    if (fl1_v) begin
+      fl2_raw  <= fl1_raw;
+      fl2_code <= fl1_resp_bad ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
+    end
+  end
 
   function automatic logic [31:0] beats_of(logic [OffBits-1:0] off, logic [31:0] len);
     beats_of = 32'((64'(off) + 64'(len) + 64'(StrbWidth) - 64'd1) >> OffBits);
@@ -440,7 +485,7 @@ module npu_dma_channel #(
   assign fetch_can = enable_i && rings_ok && fetch_pending && !halting_q && !halted_q && !draining_q
                      && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
   assign ring_ar_valid_o = fetch_req_q;
-  assign ring_ar_addr_o  = {fetch_addr_q, {OffBits{1'b0}}};
+  assign ring_ar_addr_o  = {fetch_addr_q[63:OffBits], {OffBits{1'b0}}};
 
   // Request payloads, loaded while no request is shown (the state they are computed from
   // changes only at the handshake, or when no request can be raised). The completion
@@ -458,7 +503,7 @@ module npu_dma_channel #(
       aw_bytes_q <= chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
       wr_host_q  <= ws.flags[FlagDstHost];
     end
-    if (!fetch_req_q) fetch_addr_q <= fetch_addr[63:OffBits];
+    if (!fetch_req_q) fetch_addr_q <= fetch_addr;
     if (!cpl_req_q && cp_can) begin
       cpl_addr_q <= cpl_addr[63:OffBits];
       cw_data_q  <= DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
@@ -514,8 +559,8 @@ module npu_dma_channel #(
   logic [7:0]  ev_fill_code, ev_ar_code;
   sptr_t       b_slot;
   assign ev_alloc     = ring_ar_valid_o && ring_ar_ready_i;
-  assign ev_fill      = ring_r_valid_i;
-  assign ev_fill_code = ring_r_resp_i != RespOkay ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
+  assign ev_fill      = fl2_v;
+  assign ev_fill_code = fl2_code;
   assign ev_ar        = rd_ar_valid_o && rd_ar_ready_i;
   assign ev_ar_code   = rd_ar_err_i ? (rd_host_q ? ErrHostRd : ErrDevRd)
                         : (rd_ar_poison_i ? ErrPoison : ErrOk);
@@ -526,12 +571,24 @@ module npu_dma_channel #(
   assign ev_b_ok      = wr_b_resp_i == RespOkay;
   assign b_slot       = bq_head[SlotIdx+13:13];
 
+  always_ff @(posedge clk_i) begin : desc_off_ff
+    if (ev_alloc) d_off_q[fe_q[SlotIdx-1:0]] <= fetch_addr_q[OffBits-1:0];
+  end
+
+  // Destination bytes acknowledged this cycle, reported to the performance counters a
+  // cycle later.
+  logic [12:0] bytes_done_d;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : bytes_done_ff
+    if (!rst_ni) bytes_done_o <= '0;
+    else         bytes_done_o <= bytes_done_d;
+  end
+
   always_comb begin : slot_next
     slot_t      s;
     logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b;
     logic [7:0] e;
     slot_d       = slot_q;
-    bytes_done_o = '0;
+    bytes_done_d = '0;
     for (int unsigned i = 0; i < Slots; i++) begin
       s      = slot_q[i*SlotW +: SlotW];
       hit_al = ev_alloc && fe_q[SlotIdx-1:0] == SlotIdx'(i);
@@ -552,7 +609,7 @@ module npu_dma_channel #(
       if (hit_r) s.rcvd = s.rcvd + 32'd1;
       if (hit_b && ev_b_ok && ok_before_b) begin
         s.bytes_ok   = s.bytes_ok + 32'(bq_head[12:0]);
-        bytes_done_o = bq_head[12:0];
+        bytes_done_d = bq_head[12:0];
       end
       s.b_pend = s.b_pend + 8'(hit_aw && !wr_aw_err_i) - 8'(hit_b);
       if (hit_fl) begin
@@ -591,6 +648,7 @@ module npu_dma_channel #(
   logic quiet;  // nothing in flight on any port
   always_comb begin : next_state
     fe_d            = fe_q;
+    fa_d            = fa_q;
     fi_d            = fi_q;
     rd_d            = rd_q;
     wr_d            = wr_q;
@@ -640,10 +698,13 @@ module npu_dma_channel #(
       fidx_d      = (fidx_q + 16'd1) & dmask;
       fetch_fly_d = fetch_fly_d + 8'd1;
     end
-    if (ev_fill) begin
-      fi_d        = fi_q + 1'b1;
+    if (ring_r_valid_i) begin
+      fa_d        = fa_q + 1'b1;
       fetch_fly_d = fetch_fly_d - 8'd1;
-      head_d      = (fs.index + 16'd1) & dmask;
+    end
+    if (ev_fill) begin
+      fi_d   = fi_q + 1'b1;
+      head_d = (fs.index + 16'd1) & dmask;
     end
 
     // ---- read stage
@@ -752,6 +813,7 @@ module npu_dma_channel #(
     // ---- after an error completion: drain and discard the rest, rewind HEAD
     if ((halted_q || draining_q) && quiet) begin
       fe_d = cb_q;
+      fa_d = cb_q;
       fi_d = cb_q;
       rd_d = cb_q;
       wr_d = cb_q;
@@ -794,13 +856,15 @@ module npu_dma_channel #(
   assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
                  && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
-                 && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i);
+                 && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i)
+                 && !fl1_v && !fl2_v;
 
   // ---------------------------------------------------------------- registers
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       slot_q          <= '0;
       fe_q            <= '0;
+      fa_q            <= '0;
       fi_q            <= '0;
       rd_q            <= '0;
       wr_q            <= '0;
@@ -842,6 +906,7 @@ module npu_dma_channel #(
     end else begin
       slot_q          <= slot_d;
       fe_q            <= fe_d;
+      fa_q            <= fa_d;
       fi_q            <= fi_d;
       rd_q            <= rd_d;
       wr_q            <= wr_d;
@@ -904,7 +969,8 @@ module npu_dma_channel #(
   a_slots_in_order: assert property (@(posedge clk_i) disable iff (!rst_ni)
       age(cp_q, cb_q) <= age(wr_q, cb_q) && age(wr_q, cb_q) <= age(rd_q, cb_q)
       && age(rd_q, cb_q) <= age(fi_q, cb_q)
-      && age(fi_q, cb_q) <= age(fe_q, cb_q));
+      && age(fi_q, cb_q) <= age(fa_q, cb_q)
+      && age(fa_q, cb_q) <= age(fe_q, cb_q));
   a_slot_width: assert property (@(posedge clk_i) $bits(slot_t) == SlotW);
   a_rd_valid_held: assert property (@(posedge clk_i) disable iff (!rst_ni)
       rd_ar_valid_o && !rd_ar_ready_i |=> rd_ar_valid_o && $stable(rd_ar_addr_o) && $stable(rd_ar_len_o));
