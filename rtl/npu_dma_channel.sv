@@ -180,10 +180,9 @@ module npu_dma_channel #(
   localparam int unsigned BurstW = $clog2(BeatsPer4k) + 1;
   logic        rd_req_d, rd_req_q, aw_req_d, aw_req_q;
   logic        fetch_req_d, fetch_req_q, cpl_req_d, cpl_req_q;
-  logic [BurstW-1:0] rd_burst_q, aw_chunk_q;
-  logic [7:0]  rd_len_q, aw_len_q;
-  logic        rd_host_q, wr_host_q;
-  logic [12:0] aw_bytes_q;
+  logic [BurstW-1:0] rd_burst_q;
+  logic [7:0]  rd_len_q;
+  logic        rd_host_q;
   logic [63:0] fetch_addr_q;
   logic [63:OffBits] cpl_addr_q;  // beat-aligned
   logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
@@ -328,6 +327,16 @@ module npu_dma_channel #(
     beats_of = 32'((64'(off) + 64'(len) + 64'(StrbWidth) - 64'd1) >> OffBits);
   endfunction
 
+  // Bytes of a destination chunk: whole beats less the unaligned head and tail.
+  function automatic logic [12:0] chunk_bytes(logic [8:0] beats, logic first, logic last,
+                                              logic [OffBits-1:0] head_off, logic [OffBits-1:0] tail_off);
+    logic [13:0] b;
+    b = 14'(beats) << OffBits;
+    if (first) b = b - 14'(head_off);
+    if (last && tail_off != '0) b = b - 14'(StrbWidth) + 14'(tail_off);
+    chunk_bytes = 13'(b);
+  endfunction
+
   // ---------------------------------------------------------------- read stage
   // Stage views of a slot: each stage reads only the fields it needs.
   /* verilator lint_off UNUSEDSIGNAL */
@@ -356,35 +365,58 @@ module npu_dma_channel #(
   /* verilator lint_off UNUSEDSIGNAL */
   slot_t       ws;  // slot in the write stage
   /* verilator lint_on UNUSEDSIGNAL */
-  logic [OffBits-1:0] w_src_off, w_dst_off, w_end_off, w_sh;
-  logic        w_neg, w_zero, w_allowed;
+  logic [OffBits-1:0] w_dst_off, w_end_off, w_sh;
+  logic        w_neg, w_zero, w_dhost, w_allowed;
   logic [31:0] w_ns, w_nd, w_to_4k, w_chunk, w_need;
-  assign ws        = get_slot(slot_q, wr_q[SlotIdx-1:0]);
-  assign w_src_off = ws.src[OffBits-1:0];
-  assign w_dst_off = ws.dst[OffBits-1:0];
-  assign w_end_off = OffBits'(ws.dst + 64'(ws.len));
-  assign w_neg     = w_src_off < w_dst_off;
-  assign w_sh      = w_src_off - w_dst_off;
-  assign w_zero    = ws.flags[FlagZero];
-  assign w_ns      = beats_of(ws.src[OffBits-1:0], ws.len);
-  assign w_nd      = beats_of(ws.dst[OffBits-1:0], ws.len);
-  assign w_to_4k   = 32'(BeatsPer4k) - 32'(wr_addr_q[11:OffBits]);
-  assign w_chunk   = wr_left_q < w_to_4k ? wr_left_q : w_to_4k;
-  // Source beats needed before the chunk may be sent: up to and including the upper
-  // half of its last beat's window.
-  logic [31:0] w_need_raw;
+  assign ws = get_slot(slot_q, wr_q[SlotIdx-1:0]);
+  // The slot's constants, registered while no slot is started (so they hold the
+  // started slot's values from the cycle after its start on).
+  always_ff @(posedge clk_i) begin : w_const_ff
+    if (!wr_started_q) begin
+      w_dst_off <= ws.dst[OffBits-1:0];
+      w_end_off <= OffBits'(ws.dst + 64'(ws.len));
+      w_neg     <= ws.src[OffBits-1:0] < ws.dst[OffBits-1:0];
+      w_sh      <= ws.src[OffBits-1:0] - ws.dst[OffBits-1:0];
+      w_zero    <= ws.flags[FlagZero];
+      w_dhost   <= ws.flags[FlagDstHost];
+      w_ns      <= beats_of(ws.src[OffBits-1:0], ws.len);
+      w_nd      <= beats_of(ws.dst[OffBits-1:0], ws.len);
+    end
+  end
+  // The next chunk (destination beats up to the next 4 KiB boundary), its AW length and
+  // byte count, and the source beats it needs (up to and including the upper half of
+  // its last beat's window) are registered from the stage state; they are valid
+  // (w_fresh_q) once that state has held for a cycle, and they hold while the state does
+  // (an AW request shows them).
+  logic [BurstW-1:0] w_chunk_q;
+  logic [7:0]        aw_len_q;
+  logic [12:0]       aw_bytes_q;
+  logic [31:0]       w_need_q, w_need_raw;
+  logic              w_fresh_q;
+  assign w_to_4k    = 32'(BeatsPer4k) - 32'(wr_addr_q[11:OffBits]);
+  assign w_chunk    = wr_left_q < w_to_4k ? wr_left_q : w_to_4k;
   assign w_need_raw = (w_nd - wr_left_q) + w_chunk + (w_neg ? 32'd0 : 32'd1);
   assign w_need     = w_need_raw < w_ns ? w_need_raw : w_ns;
+  always_ff @(posedge clk_i) begin : w_chunk_ff
+    w_chunk_q  <= BurstW'(w_chunk);
+    aw_len_q   <= 8'(w_chunk - 32'd1);
+    aw_bytes_q <= chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
+    w_need_q   <= w_need;
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin : w_fresh_ff
+    if (!rst_ni) w_fresh_q <= 1'b0;
+    else         w_fresh_q <= wr_started_q && !(wr_aw_valid_o && wr_aw_ready_i);
+  end
   // Slots after the one that failed are never written.
   // (Once halted, the failed slot has completed and ages no longer compare.)
   assign w_allowed  = !halted_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
 
   logic aw_can;
-  assign aw_can = wr_started_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q && !hang_i
-                  && !w_active_q && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
-                  && (bq_n == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
-                  && (w_zero || ws.rcvd >= w_need);
-  assign wr_host_o     = wr_host_q;
+  assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q
+                  && !hang_i && !w_active_q && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
+                  && (bq_n == 0 || wr_fly_host_q == w_dhost)
+                  && (w_zero || ws.rcvd >= w_need_q);
+  assign wr_host_o     = w_dhost;
   assign wr_aw_valid_o = aw_req_q;
   assign wr_aw_addr_o  = wr_addr_q;
   assign wr_aw_len_o   = aw_len_q;
@@ -453,14 +485,6 @@ module npu_dma_channel #(
                         : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
   assign wr_w_last_o  = w_beats_q == 9'd1;
 
-  function automatic logic [12:0] chunk_bytes(logic [8:0] beats, logic first, logic last,
-                                              logic [OffBits-1:0] head_off, logic [OffBits-1:0] tail_off);
-    logic [13:0] b;
-    b = 14'(beats) << OffBits;
-    if (first) b = b - 14'(head_off);
-    if (last && tail_off != '0) b = b - 14'(StrbWidth) + 14'(tail_off);
-    chunk_bytes = 13'(b);
-  endfunction
 
   // ---------------------------------------------------------------- completion stage
   // Stage views of a slot: each stage reads only the fields it needs.
@@ -496,12 +520,6 @@ module npu_dma_channel #(
       rd_burst_q <= BurstW'(rd_burst);
       rd_len_q   <= 8'(rd_burst - 32'd1);
       rd_host_q  <= rs.flags[FlagSrcHost];
-    end
-    if (!aw_req_q) begin
-      aw_chunk_q <= BurstW'(w_chunk);
-      aw_len_q   <= 8'(w_chunk - 32'd1);
-      aw_bytes_q <= chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
-      wr_host_q  <= ws.flags[FlagDstHost];
     end
     if (!fetch_req_q) fetch_addr_q <= fetch_addr;
     if (!cpl_req_q && cp_can) begin
@@ -748,17 +766,17 @@ module npu_dma_channel #(
     if (wr_q != fi_q && !wr_started_q && w_allowed) begin
       wr_started_d = 1'b1;
       wr_addr_d    = {ws.dst[63:OffBits], {OffBits{1'b0}}};
-      wr_left_d    = ws.err != ErrOk ? 32'd0 : w_nd;
+      wr_left_d    = ws.err != ErrOk ? 32'd0 : beats_of(ws.dst[OffBits-1:0], ws.len);
       sent_d       = '0;
       rp0_d        = fifo_rel_q;
     end
     if (wr_aw_valid_o && wr_aw_ready_i) begin
       w_active_d    = 1'b1;
-      w_beats_d     = 9'(aw_chunk_q);
+      w_beats_d     = 9'(w_chunk_q);
       w_swallowed_d = wr_aw_err_i;
-      wr_fly_host_d = wr_host_q;
-      wr_addr_d     = wr_addr_q + (64'(aw_chunk_q) << OffBits);
-      wr_left_d     = wr_left_q - 32'(aw_chunk_q);
+      wr_fly_host_d = w_dhost;
+      wr_addr_d     = wr_addr_q + (64'(w_chunk_q) << OffBits);
+      wr_left_d     = wr_left_q - 32'(w_chunk_q);
       bq_push       = !wr_aw_err_i;
     end
     if (w_active_q && wr_w_ready_i) begin
