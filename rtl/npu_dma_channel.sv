@@ -351,7 +351,7 @@ module npu_dma_channel #(
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
   assign fifo_reserved = (FifoIdx + 3)'(FifoIdx'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
   // After an error only descriptors older than the failed one keep reading.
-  assign rd_can   = rs_ok && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
+  assign rd_can   = rs_ok && !err_pend_q && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
                     && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs.flags[FlagSrcHost])
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
@@ -409,7 +409,7 @@ module npu_dma_channel #(
   end
   // Slots after the one that failed are never written.
   // (Once halted, the failed slot has completed and ages no longer compare.)
-  assign w_allowed  = !halted_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
+  assign w_allowed  = !halted_q && !err_pend_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
 
   logic aw_can;
   assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q
@@ -493,7 +493,7 @@ module npu_dma_channel #(
   /* verilator lint_on UNUSEDSIGNAL */
   logic  cp_can;
   assign cs     = get_slot(slot_q, cp_q[SlotIdx-1:0]);
-  assign cp_can = cp_q != wr_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
+  assign cp_can = cp_q != wr_q && !err_pend_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
                   && (!halting_q || age(cp_q, cb_q) <= age(halt_q, cb_q));
   logic [127:0] cpl_rec;
   assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
@@ -506,15 +506,16 @@ module npu_dma_channel #(
 
   // ---------------------------------------------------------------- fetch stage
   logic fetch_can;
-  assign fetch_can = enable_i && rings_ok && fetch_pending && !halting_q && !halted_q && !draining_q
+  assign fetch_can = enable_i && rings_ok && fetch_pending && !err_pend_q && !halting_q && !halted_q && !draining_q
                      && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
   assign ring_ar_valid_o = fetch_req_q;
   assign ring_ar_addr_o  = {fetch_addr_q[63:OffBits], {OffBits{1'b0}}};
 
   // Request payloads, loaded while no request is shown (the state they are computed from
   // changes only at the handshake, or when no request can be raised). The completion
-  // record is built when its request is raised: every write response of the slot is in
-  // by then (b_pend == 0), and it is held until its W beat is taken.
+  // record is built when its request is raised (it is loaded in every cycle no completion
+  // is shown or writing): every write response of the slot is in by then (b_pend == 0)
+  // and recorded (no error pending), and the record holds until its W beat is taken.
   always_ff @(posedge clk_i) begin : req_payload_ff
     if (!rd_req_q) begin
       rd_burst_q <= BurstW'(rd_burst);
@@ -522,7 +523,7 @@ module npu_dma_channel #(
       rd_host_q  <= rs.flags[FlagSrcHost];
     end
     if (!fetch_req_q) fetch_addr_q <= fetch_addr;
-    if (!cpl_req_q && cp_can) begin
+    if (!cpl_req_q && !cw_pend_q) begin
       cpl_addr_q <= cpl_addr[63:OffBits];
       cw_data_q  <= DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
       cw_strb_q  <= StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
@@ -601,9 +602,41 @@ module npu_dma_channel #(
     else         bytes_done_o <= bytes_done_d;
   end
 
+  // Errors seen at a request handshake or in a response are recorded a cycle later, in
+  // their own stage (er_*): the slot's error code and the halt. While one is pending
+  // (err_pend_q) no stage decides anything that depends on errors (no request is raised,
+  // no write-stage slot starts or finishes, the read stage does not step and the
+  // channel is not quiet). Counts (beats requested and received, bytes, responses
+  // pending) are updated at once; a write response counts its bytes only if no earlier
+  // error of its slot is known, pending or seen in the same cycle.
+  logic  er_ar_q, er_r_q, er_aw_q, er_b_q, err_pend_q;
+  logic [7:0] er_ar_code_q;
+  sptr_t er_ar_slot_q, er_r_slot_q, er_aw_slot_q, er_b_slot_q;
+  assign err_pend_q = er_ar_q || er_r_q || er_aw_q || er_b_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : err_event_ff
+    if (!rst_ni) begin
+      er_ar_q <= 1'b0;
+      er_r_q  <= 1'b0;
+      er_aw_q <= 1'b0;
+      er_b_q  <= 1'b0;
+    end else begin
+      er_ar_q <= ev_ar && ev_ar_code != ErrOk;
+      er_r_q  <= ev_r && ev_r_bad;
+      er_aw_q <= ev_aw && wr_aw_err_i;
+      er_b_q  <= ev_b && !ev_b_ok;
+    end
+  end
+  always_ff @(posedge clk_i) begin : err_slot_ff
+    er_ar_code_q <= ev_ar_code;
+    er_ar_slot_q <= rd_q;
+    er_r_slot_q  <= rx;
+    er_aw_slot_q <= wr_q;
+    er_b_slot_q  <= b_slot;
+  end
+
   always_comb begin : slot_next
     slot_t      s;
-    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b;
+    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b, bad_now;
     logic [7:0] e;
     slot_d       = slot_q;
     bytes_done_d = '0;
@@ -617,11 +650,12 @@ module npu_dma_channel #(
       hit_b  = ev_b && b_slot[SlotIdx-1:0] == SlotIdx'(i);
       // The slot's first error is kept (in stage order when several arrive at once).
       e = ErrOk;
-      if (hit_ar && ev_ar_code != ErrOk)  e = ev_ar_code;
-      else if (hit_r && ev_r_bad)         e = s.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
-      else if (hit_aw && wr_aw_err_i)     e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-      ok_before_b = s.err == ErrOk && e == ErrOk;
-      if (hit_b && !ev_b_ok && e == ErrOk) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      if (er_ar_q && er_ar_slot_q[SlotIdx-1:0] == SlotIdx'(i))      e = er_ar_code_q;
+      else if (er_r_q && er_r_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
+      else if (er_aw_q && er_aw_slot_q[SlotIdx-1:0] == SlotIdx'(i)) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      else if (er_b_q && er_b_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      bad_now     = (hit_ar && ev_ar_code != ErrOk) || (hit_r && ev_r_bad) || (hit_aw && wr_aw_err_i);
+      ok_before_b = s.err == ErrOk && e == ErrOk && !bad_now;
       if (s.err == ErrOk) s.err = e;
       if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + 32'(rd_burst_q);
       if (hit_r) s.rcvd = s.rcvd + 32'd1;
@@ -646,20 +680,20 @@ module npu_dma_channel #(
     end
   end
 
-  // Errors found this cycle, the oldest slot first: slots in the write-response stage are
-  // older than the one writing, which is no younger than a slot receiving beats, then
-  // the slot reading, then the one being filled.
+  // Errors recorded this cycle, the oldest slot first: slots in the write-response stage
+  // are older than the one writing, which is no younger than a slot receiving beats,
+  // then the slot reading, then the one being filled (all younger than the others).
   logic  err_any;
   sptr_t err_slot;
   always_comb begin : first_error
     err_any  = 1'b1;
     err_slot = halt_q;
-    if (ev_b && !ev_b_ok)                    err_slot = b_slot;
-    else if (ev_aw && wr_aw_err_i)           err_slot = wr_q;
-    else if (ev_r && ev_r_bad)               err_slot = rx;
-    else if (ev_ar && ev_ar_code != ErrOk)   err_slot = rd_q;
+    if (er_b_q)                                err_slot = er_b_slot_q;
+    else if (er_aw_q)                          err_slot = er_aw_slot_q;
+    else if (er_r_q)                           err_slot = er_r_slot_q;
+    else if (er_ar_q)                          err_slot = er_ar_slot_q;
     else if (ev_fill && ev_fill_code != ErrOk) err_slot = fi_q;
-    else                                     err_any = 1'b0;
+    else                                       err_any = 1'b0;
   end
 
   // ---------------------------------------------------------------- next state
@@ -747,7 +781,7 @@ module npu_dma_channel #(
     end
     // After an error the read stage may still step past the failed slot (so later
     // stages can finish it) but no further.
-    if (rd_started_q && rd_left_q == 0 && !(rd_ar_valid_o && rd_ar_ready_i)
+    if (rd_started_q && rd_left_q == 0 && !(rd_ar_valid_o && rd_ar_ready_i) && !err_pend_q
         && !halted_q && (!halting_q || age(rd_q, cb_q) <= age(halt_q, cb_q))) begin
       rd_d         = rd_q + 1'b1;
       rd_started_d = 1'b0;
@@ -875,7 +909,7 @@ module npu_dma_channel #(
                  && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
                  && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i)
-                 && !fl1_v && !fl2_v;
+                 && !fl1_v && !fl2_v && !err_pend_q;
 
   // ---------------------------------------------------------------- registers
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff

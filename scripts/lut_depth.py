@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Logic depth of a flattened `synth_xilinx` netlist (Yosys `write_json`).
 
-Usage:  lut_depth.py NETLIST.json [--top npu_top] [--worst N] [--trace]
+Usage:  lut_depth.py NETLIST.json [--top npu_top] [--worst N]
         lut_depth.py --self-test
 
 Model (a proxy for timing when no open Xilinx timer exists):
@@ -18,8 +18,7 @@ Model (a proxy for timing when no open Xilinx timer exists):
 Resource counts: luts = LUT1..6 plus the LUTs that distributed RAM and SRLs occupy
 (RAM64M/RAM32M = 4, RAM64X1D/RAM32X1D = 2, ...); ffs = FD*; bram36 = RAMB36E2 +
 RAMB18E2 / 2 rounded up (two BRAM18 share one BRAM36 site); dsp = DSP48E2.
-Prints the worst end points (with the start point of their worst path; --trace adds the
-source lines of the LUTs along it, end first) and ends with
+Prints the worst end points (with the start point of their worst path) and ends with
     fpga: luts=N ffs=N bram36=N dsp=N max_lut_levels=N in_to_out_paths=N
 """
 import json
@@ -43,7 +42,7 @@ def is_addr_pin(pin):
     return pin.startswith(("ADDR", "DPRA", "A")) and not pin.startswith("ACIN")
 
 
-def analyse(netlist, top=None, worst=5, out=print, trace=False):
+def analyse(netlist, top=None, worst=5, out=print):
     mods = netlist["modules"]
     if top is None:
         tops = [m for m, v in mods.items() if v.get("attributes", {}).get("top")]
@@ -126,7 +125,6 @@ def analyse(netlist, top=None, worst=5, out=print, trace=False):
             indeg[ob] += 1
     level = {b: 0 for b in start}
     pred = {}
-    via = {}            # bit -> cell on its longest incoming edge
     ready = [b for b in set(edges) | set(start) if indeg[b] == 0]
     seen = 0
     while ready:
@@ -138,7 +136,6 @@ def analyse(netlist, top=None, worst=5, out=print, trace=False):
             if ob not in level or lb + w > level[ob]:
                 level[ob] = lb + w
                 pred[ob] = b
-                via[ob] = cname
             if mb:
                 inmask[ob] |= mb
             indeg[ob] -= 1
@@ -173,14 +170,6 @@ def analyse(netlist, top=None, worst=5, out=print, trace=False):
         if key not in shown:
             shown.add(key)
             out(f"  {lv:3d}: {d}  <-  {o}")
-            if trace:
-                hops, x = [], b
-                while x in pred:
-                    c = mod["cells"][via[x]]
-                    if c["type"] in LUT_TYPES:
-                        hops.append(c.get("attributes", {}).get("src", "?").split("|")[0].split("/")[-1])
-                    x = pred[x]
-                out("        via " + " <- ".join(hops))
     pairs = set()
     for p, bits in out_ports:
         m = 0
@@ -249,4 +238,4 @@ if __name__ == "__main__":
     top = args[args.index("--top") + 1] if "--top" in args else None
     worst = int(args[args.index("--worst") + 1]) if "--worst" in args else 8
     with open(args[0]) as f:
-        analyse(json.load(f), top=top, worst=worst, trace="--trace" in args)
+        analyse(json.load(f), top=top, worst=worst)
