@@ -185,6 +185,8 @@ module npu_dma_channel #(
   logic        rd_host_q;
   logic [63:0] fetch_addr_q;
   logic [63:OffBits] cpl_addr_q;  // beat-aligned
+  logic [OffBits-1:0] cpl_off_q;  // byte offset of the record in its beat
+  logic [127:0] cpl_rec_q;
   logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
   logic [15:0] fidx_d, fidx_q;         // ring index of the next descriptor to fetch
   logic [15:0] cpl_tail_d, cpl_tail_q;
@@ -473,16 +475,24 @@ module npu_dma_channel #(
   assign window  = {hi_beat, lo_beat};
   assign w_data  = w_zero ? '0 : window[{1'b0, w_sh, 3'b000} +: DataWidth];
 
+  // Byte strobes of destination beat `sent_d` (head and tail of the slot's range; none
+  // while the channel drains after a soft reset), registered when the beat is next
+  // shown: they hold while a shown beat waits for WREADY.
   logic                 w_first, w_last_beat;
-  logic [StrbWidth-1:0] strb_head, strb_tail;
-  assign w_first     = sent_q == 0;
-  assign w_last_beat = sent_q + 32'd1 == w_nd;
+  logic [StrbWidth-1:0] strb_head, strb_tail, w_strb_q;
+  assign w_first     = sent_d == 0;
+  assign w_last_beat = sent_d + 32'd1 == w_nd;
   assign strb_head   = {StrbWidth{1'b1}} << w_dst_off;
   assign strb_tail   = w_end_off == '0 ? {StrbWidth{1'b1}} : ~({StrbWidth{1'b1}} << w_end_off);
+  always_ff @(posedge clk_i) begin : w_strb_ff
+    if (!(w_active_q && !wr_w_ready_i)) begin
+      w_strb_q <= draining_d ? '0
+                  : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
+    end
+  end
   assign wr_w_valid_o = w_active_q;
   assign wr_w_data_o  = w_data;
-  assign wr_w_strb_o  = draining_q ? '0
-                        : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
+  assign wr_w_strb_o  = w_strb_q;
   assign wr_w_last_o  = w_beats_q == 9'd1;
 
 
@@ -525,8 +535,13 @@ module npu_dma_channel #(
     if (!fetch_req_q) fetch_addr_q <= fetch_addr;
     if (!cpl_req_q && !cw_pend_q) begin
       cpl_addr_q <= cpl_addr[63:OffBits];
-      cw_data_q  <= DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
-      cw_strb_q  <= StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
+      cpl_off_q  <= cpl_addr[OffBits-1:0];
+      cpl_rec_q  <= cpl_rec;
+    end
+    // The W beat of a completion is placed in its beat when the AW is accepted.
+    if (ring_aw_valid_o && ring_aw_ready_i) begin
+      cw_data_q <= DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec_q}) << {cpl_off_q, 3'b000};
+      cw_strb_q <= StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_off_q;
     end
   end
 
