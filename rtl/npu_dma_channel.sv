@@ -413,9 +413,12 @@ module npu_dma_channel #(
   // (Once halted, the failed slot has completed and ages no longer compare.)
   assign w_allowed  = !halted_q && !err_pend_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
 
-  logic aw_can;
+  // The next AW may be raised while the last W beat of the current burst goes (it is
+  // shown from the next cycle, when no W beat is active).
+  logic aw_can, w_last_going;
+  assign w_last_going = w_active_q && w_beats_q == 9'd1 && wr_w_ready_i;
   assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q
-                  && !hang_i && !w_active_q && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
+                  && !hang_i && (!w_active_q || w_last_going) && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
                   && (bq_n == 0 || wr_fly_host_q == w_dhost)
                   && (w_zero || ws.rcvd >= w_need_q);
   assign wr_host_o     = w_dhost;
