@@ -19,6 +19,13 @@
 // An error in a descriptor stops new fetches and reads; descriptors before it finish,
 // its error completion is written, everything after it is drained and discarded, HEAD is
 // rewound to the descriptor after the failed one, and the channel halts until RESUME.
+//
+// Timing structure (250 MHz on UltraScale+, scripts/fpga-report.sh): every request
+// (data AR/AW, descriptor fetch, completion write) leaves from registers with its
+// payload; a fetched descriptor is cut from its beat and checked in two register stages
+// before it fills its slot; each slot's next value is computed from the cycle's events
+// in parallel (no chained read-modify-write); errors are recorded a cycle after they are
+// seen; the beat FIFO is read through registered ports (block RAM).
 module npu_dma_channel #(
   parameter int unsigned DataWidth   = 512,
   parameter int unsigned DevMemBytes = 256 * 1024 * 1024,
