@@ -302,6 +302,13 @@ module npu_cu #(
   assign kcq_ring_ok = kcq_size_log2_i >= 5'd1 && kcq_size_log2_i <= 5'd16;
   assign pending     = (head_q & kq_mask) != (kq_tail_i & kq_mask);
   assign kcq_full    = ((tail_q + 16'd1) & kcq_mask) == (kcq_head_i & kcq_mask);
+  // Room for the next completion, registered: the completion AW request comes from
+  // registers (the tail moves only after a completion is written, the head only frees).
+  logic kcq_room_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : kcq_room_ff
+    if (!rst_ni) kcq_room_q <= 1'b0;
+    else         kcq_room_q <= kcq_ring_ok && !kcq_full;
+  end
   assign fetch_addr  = kq_base_i + {42'd0, head_q & kq_mask, 6'd0};
   assign cpl_addr    = kcq_base_i + {43'd0, tail_q & kcq_mask, 5'd0};
   assign all_idle    = &s_idle;
@@ -394,7 +401,7 @@ module npu_cu #(
       end
       KFinalWait: if (all_idle) state_d = KCplAw;
       KCplAw: begin
-        if (kcq_ring_ok && !kcq_full && q_aw_ready_i) state_d = KCplW;
+        if (kcq_room_q && q_aw_ready_i) state_d = KCplW;
       end
       KCplW: if (q_w_ready_i) state_d = KCplB;
       KCplB: begin
@@ -436,7 +443,7 @@ module npu_cu #(
 
   assign q_ar_valid_o = state_q == KFetch;
   assign q_ar_addr_o  = fetch_addr;  // 64-byte aligned: one KDESC is one beat
-  assign q_aw_valid_o = state_q == KCplAw && kcq_ring_ok && !kcq_full;
+  assign q_aw_valid_o = state_q == KCplAw && kcq_room_q;
   assign q_aw_addr_o  = {cpl_addr[63:6], 6'd0};
   assign q_w_valid_o  = state_q == KCplW;
   assign q_w_data_o   = DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};

@@ -19,6 +19,13 @@
 // An error in a descriptor stops new fetches and reads; descriptors before it finish,
 // its error completion is written, everything after it is drained and discarded, HEAD is
 // rewound to the descriptor after the failed one, and the channel halts until RESUME.
+//
+// Timing structure (250 MHz on UltraScale+, scripts/fpga-report.sh): every request
+// (data AR/AW, descriptor fetch, completion write) leaves from registers with its
+// payload; a fetched descriptor is cut from its beat and checked in two register stages
+// before it fills its slot; each slot's next value is computed from the cycle's events
+// in parallel (no chained read-modify-write); errors are recorded a cycle after they are
+// seen; the beat FIFO is read through registered ports (block RAM).
 module npu_dma_channel #(
   parameter int unsigned DataWidth   = 512,
   parameter int unsigned DevMemBytes = 256 * 1024 * 1024,
@@ -144,19 +151,12 @@ module npu_dma_channel #(
   localparam int unsigned SlotW = 320;
   logic [Slots*SlotW-1:0] slot_d, slot_q;
 
-  // Slot access by pointer, as a mux over constant slices (synthesis-friendly).
+  // Slot read by pointer, as a mux over constant slices (synthesis-friendly); writes are
+  // per slot (slot_next).
   function automatic slot_t get_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p);
     get_slot = '0;
     for (int unsigned i = 0; i < Slots; i++) begin
       if (p == SlotIdx'(i)) get_slot = v[i*SlotW +: SlotW];
-    end
-  endfunction
-
-  function automatic logic [Slots*SlotW-1:0] put_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p,
-                                                      slot_t val);
-    put_slot = v;
-    for (int unsigned i = 0; i < Slots; i++) begin
-      if (p == SlotIdx'(i)) put_slot[i*SlotW +: SlotW] = val;
     end
   endfunction
 
@@ -179,10 +179,21 @@ module npu_dma_channel #(
   logic        draining_d, draining_q; // soft reset: finish in-flight bursts, then clear
   logic        dev_err_d, dev_err_q;   // completion write failed: stuck until soft reset
   logic        resume_pend_d, resume_pend_q;  // RESUME written while the channel drains
-  // A request shown to a port stays shown until accepted (AXI valid/ready rule), even if
-  // the condition that raised it has gone since.
-  logic        rd_pres_d, rd_pres_q, aw_pres_d, aw_pres_q;
-  logic        fetch_pres_d, fetch_pres_q, cpl_pres_d, cpl_pres_q;
+  // Requests leave from registers: a stage decides from its registered state, the request
+  // is shown from the next cycle with its payload registered alongside, and it stays
+  // shown until accepted (AXI valid/ready rule), even if the condition that raised it has
+  // gone since. After a handshake the stage decides again from the updated state (one
+  // idle cycle between two requests of one requester).
+  localparam int unsigned BurstW = $clog2(BeatsPer4k) + 1;
+  logic        rd_req_d, rd_req_q, aw_req_d, aw_req_q;
+  logic        fetch_req_d, fetch_req_q, cpl_req_d, cpl_req_q;
+  logic [BurstW-1:0] rd_burst_q;
+  logic [7:0]  rd_len_q;
+  logic        rd_host_q;
+  logic [63:0] fetch_addr_q;
+  logic [63:OffBits] cpl_addr_q;  // beat-aligned
+  logic [OffBits-1:0] cpl_off_q;  // byte offset of the record in its beat
+  logic [127:0] cpl_rec_q;
   logic [15:0] head_d, head_q;         // DMA_DESC_HEAD
   logic [15:0] fidx_d, fidx_q;         // ring index of the next descriptor to fetch
   logic [15:0] cpl_tail_d, cpl_tail_q;
@@ -208,7 +219,6 @@ module npu_dma_channel #(
   logic [FifoIdx:0] rp0_d, rp0_q;        // FIFO pointer of the slot's first source beat
   logic        w_active_d, w_active_q;
   logic [8:0]  w_beats_d, w_beats_q;
-  logic [12:0] w_bytes_d, w_bytes_q;
   logic        w_swallowed_d, w_swallowed_q;
   logic        wr_fly_host_d, wr_fly_host_q;  // port of the writes in flight
   // write bursts awaiting B, oldest first: {slot, bytes} (prim_fifo_sync below)
@@ -220,28 +230,37 @@ module npu_dma_channel #(
 
   // completion stage
   logic        cw_pend_d, cw_pend_q;     // AW accepted, W beat pending
-  logic [DataWidth-1:0] cw_data_d, cw_data_q;
-  logic [StrbWidth-1:0] cw_strb_d, cw_strb_q;
+  logic [DataWidth-1:0] cw_data_q;
+  logic [StrbWidth-1:0] cw_strb_q;
 
-  // beat FIFO of source data
-  logic [DataWidth-1:0] fifo_mem [FifoBeats];
+  // beat FIFO of source data (two copies, u_fifo_lo and u_fifo_hi below)
   logic [FifoIdx:0]     fifo_wr_d, fifo_wr_q, fifo_rel_d, fifo_rel_q;
   logic                 fifo_push;
 
   // ---------------------------------------------------------------- ring geometry
+  // Ring sizes are registers (CSRs); their masks are registered here, so a size write
+  // takes effect a cycle later.
   logic [15:0] dmask, cmask;
   logic        rings_ok, fetch_pending, cpl_room;
-  assign dmask    = 16'((32'd1 << desc_size_log2_i) - 1);
-  assign cmask    = 16'((32'd1 << cpl_size_log2_i) - 1);
-  assign rings_ok = desc_size_log2_i >= 5'd1 && desc_size_log2_i <= 5'd16
-                    && cpl_size_log2_i >= 5'd1 && cpl_size_log2_i <= 5'd16;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ring_geometry_ff
+    if (!rst_ni) begin
+      dmask    <= '0;
+      cmask    <= '0;
+      rings_ok <= 1'b0;
+    end else begin
+      dmask    <= 16'((32'd1 << desc_size_log2_i) - 1);
+      cmask    <= 16'((32'd1 << cpl_size_log2_i) - 1);
+      rings_ok <= desc_size_log2_i >= 5'd1 && desc_size_log2_i <= 5'd16
+                  && cpl_size_log2_i >= 5'd1 && cpl_size_log2_i <= 5'd16;
+    end
+  end
   assign fetch_pending = (fidx_q & dmask) != (desc_tail_i & dmask);
   assign cpl_room = ((cpl_tail_q + 16'(cpl_fly_q) + 16'd1) & cmask) != (cpl_head_i & cmask);
 
   // Beat-aligned ring addresses use the upper bits, the byte offset within the beat the
   // lower ones; each is consumed in part.
   /* verilator lint_off UNUSEDSIGNAL */
-  logic [63:0] fetch_addr, fill_addr, cpl_addr;
+  logic [63:0] fetch_addr, cpl_addr;
   /* verilator lint_on UNUSEDSIGNAL */
 
   // Views of the slots at the fill, completion-response and halt pointers (each read
@@ -253,12 +272,18 @@ module npu_dma_channel #(
   assign bs = get_slot(slot_q, cb_q[SlotIdx-1:0]);
   assign hs = get_slot(slot_q, halt_q[SlotIdx-1:0]);
   assign fetch_addr = desc_base_i + {43'd0, fidx_q & dmask, 5'd0};
-  assign fill_addr  = desc_base_i + {43'd0, fs.index & dmask, 5'd0};
   assign cpl_addr   = cpl_base_i + {44'd0, (cpl_tail_q + 16'(cpl_fly_q)) & cmask, 4'd0};
 
-  // Descriptor fields from a fetched beat.
-  logic [191:0] desc_raw;  // bits 255:192 of DMA_DESC are reserved
-  assign desc_raw = 192'(ring_r_data_i >> {fill_addr[OffBits-1:0], 3'b000});
+  // ---------------------------------------------------------------- fill pipeline
+  // A fetched descriptor passes two register stages before it lands in its slot (fill
+  // pointer fi): the record is cut out of its beat at the byte offset its fetch recorded
+  // (stage 1), then checked (stage 2). fa points at the slot whose descriptor arrives
+  // next.
+  sptr_t              fa_d, fa_q;
+  logic [OffBits-1:0] d_off_q [Slots];  // byte offset of each slot's record in its beat
+  logic               fl1_v, fl1_resp_bad, fl2_v;
+  logic [191:0]       fl1_raw, fl2_raw;   // bits 255:192 of DMA_DESC are reserved
+  logic [7:0]         fl2_code;
 
   function automatic logic range_bad(logic [63:0] addr, logic [31:0] len, logic host);
     logic [64:0] end_addr;
@@ -266,21 +291,59 @@ module npu_dma_channel #(
     range_bad = host ? end_addr[64] : end_addr > 65'(DevMemBytes);
   endfunction
 
+  // Checks of stage 1's record, and the fields stage 2 writes.
+  logic [63:0] c_src, c_dst;
+  logic [31:0] c_len;
+  logic [15:0] c_flags;
+  logic        f_bad;
+  assign c_src   = fl1_raw[63:0];
+  assign c_dst   = fl1_raw[127:64];
+  assign c_len   = fl1_raw[159:128];
+  assign c_flags = fl1_raw[175:160];
+  assign f_bad   = c_len == 32'd0 || c_len > MaxLen || c_flags[15:4] != 12'd0
+                   || (!c_flags[FlagZero] && range_bad(c_src, c_len, c_flags[FlagSrcHost]))
+                   || range_bad(c_dst, c_len, c_flags[FlagDstHost]);
   logic [63:0] f_src, f_dst;
   logic [31:0] f_len;
   logic [15:0] f_flags, f_tag;
-  logic        f_bad;
-  assign f_src   = desc_raw[63:0];
-  assign f_dst   = desc_raw[127:64];
-  assign f_len   = desc_raw[159:128];
-  assign f_flags = desc_raw[175:160];
-  assign f_tag   = desc_raw[191:176];
-  assign f_bad   = f_len == 32'd0 || f_len > MaxLen || f_flags[15:4] != 12'd0
-                   || (!f_flags[FlagZero] && range_bad(f_src, f_len, f_flags[FlagSrcHost]))
-                   || range_bad(f_dst, f_len, f_flags[FlagDstHost]);
+  assign f_src   = fl2_raw[63:0];
+  assign f_dst   = fl2_raw[127:64];
+  assign f_len   = fl2_raw[159:128];
+  assign f_flags = fl2_raw[175:160];
+  assign f_tag   = fl2_raw[191:176];
+
+  always_ff @(posedge clk_i or negedge rst_ni) begin : fill_valid_ff
+    if (!rst_ni) begin
+      fl1_v <= 1'b0;
+      fl2_v <= 1'b0;
+    end else begin
+      fl1_v <= ring_r_valid_i;
+      fl2_v <= fl1_v;
+    end
+  end
+  always_ff @(posedge clk_i) begin : fill_data_ff
+    if (ring_r_valid_i) begin
+      fl1_raw      <= 192'(ring_r_data_i >> {d_off_q[fa_q[SlotIdx-1:0]], 3'b000});
+      fl1_resp_bad <= ring_r_resp_i != RespOkay;
+    end
+    if (fl1_v) begin
+      fl2_raw  <= fl1_raw;
+      fl2_code <= fl1_resp_bad ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
+    end
+  end
 
   function automatic logic [31:0] beats_of(logic [OffBits-1:0] off, logic [31:0] len);
     beats_of = 32'((64'(off) + 64'(len) + 64'(StrbWidth) - 64'd1) >> OffBits);
+  endfunction
+
+  // Bytes of a destination chunk: whole beats less the unaligned head and tail.
+  function automatic logic [12:0] chunk_bytes(logic [8:0] beats, logic first, logic last,
+                                              logic [OffBits-1:0] head_off, logic [OffBits-1:0] tail_off);
+    logic [13:0] b;
+    b = 14'(beats) << OffBits;
+    if (first) b = b - 14'(head_off);
+    if (last && tail_off != '0) b = b - 14'(StrbWidth) + 14'(tail_off);
+    chunk_bytes = 13'(b);
   endfunction
 
   // ---------------------------------------------------------------- read stage
@@ -297,88 +360,151 @@ module npu_dma_channel #(
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
   assign fifo_reserved = (FifoIdx + 3)'(FifoIdx'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
   // After an error only descriptors older than the failed one keep reading.
-  assign rd_can   = rs_ok && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
+  assign rd_can   = rs_ok && !err_pend_q && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
                     && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs.flags[FlagSrcHost])
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
-  assign rd_host_o     = rs.flags[FlagSrcHost];
-  assign rd_ar_valid_o = rd_can || rd_pres_q;
+  assign rd_host_o     = rd_host_q;
+  assign rd_ar_valid_o = rd_req_q;
   assign rd_ar_addr_o  = rd_addr_q;
-  assign rd_ar_len_o   = 8'(rd_burst - 32'd1);
+  assign rd_ar_len_o   = rd_len_q;
 
   // ---------------------------------------------------------------- write stage
   // Stage views of a slot: each stage reads only the fields it needs.
   /* verilator lint_off UNUSEDSIGNAL */
   slot_t       ws;  // slot in the write stage
   /* verilator lint_on UNUSEDSIGNAL */
-  logic [OffBits-1:0] w_src_off, w_dst_off, w_end_off, w_sh;
-  logic        w_neg, w_zero, w_allowed;
+  logic [OffBits-1:0] w_dst_off, w_end_off, w_sh;
+  logic        w_neg, w_zero, w_dhost, w_allowed;
   logic [31:0] w_ns, w_nd, w_to_4k, w_chunk, w_need;
-  assign ws        = get_slot(slot_q, wr_q[SlotIdx-1:0]);
-  assign w_src_off = ws.src[OffBits-1:0];
-  assign w_dst_off = ws.dst[OffBits-1:0];
-  assign w_end_off = OffBits'(ws.dst + 64'(ws.len));
-  assign w_neg     = w_src_off < w_dst_off;
-  assign w_sh      = w_src_off - w_dst_off;
-  assign w_zero    = ws.flags[FlagZero];
-  assign w_ns      = beats_of(ws.src[OffBits-1:0], ws.len);
-  assign w_nd      = beats_of(ws.dst[OffBits-1:0], ws.len);
-  assign w_to_4k   = 32'(BeatsPer4k) - 32'(wr_addr_q[11:OffBits]);
-  assign w_chunk   = wr_left_q < w_to_4k ? wr_left_q : w_to_4k;
-  // Source beats needed before the chunk may be sent: up to and including the upper
-  // half of its last beat's window.
-  logic [31:0] w_need_raw;
+  assign ws = get_slot(slot_q, wr_q[SlotIdx-1:0]);
+  // The slot's constants, registered while no slot is started (so they hold the
+  // started slot's values from the cycle after its start on).
+  always_ff @(posedge clk_i) begin : w_const_ff
+    if (!wr_started_q) begin
+      w_dst_off <= ws.dst[OffBits-1:0];
+      w_end_off <= OffBits'(ws.dst + 64'(ws.len));
+      w_neg     <= ws.src[OffBits-1:0] < ws.dst[OffBits-1:0];
+      w_sh      <= ws.src[OffBits-1:0] - ws.dst[OffBits-1:0];
+      w_zero    <= ws.flags[FlagZero];
+      w_dhost   <= ws.flags[FlagDstHost];
+      w_ns      <= beats_of(ws.src[OffBits-1:0], ws.len);
+      w_nd      <= beats_of(ws.dst[OffBits-1:0], ws.len);
+    end
+  end
+  // The next chunk (destination beats up to the next 4 KiB boundary), its AW length and
+  // byte count, and the source beats it needs (up to and including the upper half of
+  // its last beat's window) are registered from the stage state; they are valid
+  // (w_fresh_q) once that state has held for a cycle, and they hold while the state does
+  // (an AW request shows them).
+  logic [BurstW-1:0] w_chunk_q;
+  logic [7:0]        aw_len_q;
+  logic [12:0]       aw_bytes_q;
+  logic [31:0]       w_need_q, w_need_raw;
+  logic              w_fresh_q;
+  assign w_to_4k    = 32'(BeatsPer4k) - 32'(wr_addr_q[11:OffBits]);
+  assign w_chunk    = wr_left_q < w_to_4k ? wr_left_q : w_to_4k;
   assign w_need_raw = (w_nd - wr_left_q) + w_chunk + (w_neg ? 32'd0 : 32'd1);
   assign w_need     = w_need_raw < w_ns ? w_need_raw : w_ns;
+  always_ff @(posedge clk_i) begin : w_chunk_ff
+    w_chunk_q  <= BurstW'(w_chunk);
+    aw_len_q   <= 8'(w_chunk - 32'd1);
+    aw_bytes_q <= chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
+    w_need_q   <= w_need;
+  end
+  always_ff @(posedge clk_i or negedge rst_ni) begin : w_fresh_ff
+    if (!rst_ni) w_fresh_q <= 1'b0;
+    else         w_fresh_q <= wr_started_q && !(wr_aw_valid_o && wr_aw_ready_i);
+  end
   // Slots after the one that failed are never written.
   // (Once halted, the failed slot has completed and ages no longer compare.)
-  assign w_allowed  = !halted_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
+  assign w_allowed  = !halted_q && !err_pend_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
 
-  logic aw_can;
-  assign aw_can = wr_started_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q && !hang_i
-                  && !w_active_q && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
-                  && (bq_n == 0 || wr_fly_host_q == ws.flags[FlagDstHost])
-                  && (w_zero || ws.rcvd >= w_need);
-  assign wr_host_o     = ws.flags[FlagDstHost];
-  assign wr_aw_valid_o = aw_can || aw_pres_q;
+  // The next AW may be raised while the last W beat of the current burst goes (it is
+  // shown from the next cycle, when no W beat is active).
+  logic aw_can, w_last_going;
+  assign w_last_going = w_active_q && w_beats_q == 9'd1 && wr_w_ready_i;
+  assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q
+                  && !hang_i && (!w_active_q || w_last_going) && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
+                  && (bq_n == 0 || wr_fly_host_q == w_dhost)
+                  && (w_zero || ws.rcvd >= w_need_q);
+  assign wr_host_o     = w_dhost;
+  assign wr_aw_valid_o = aw_req_q;
   assign wr_aw_addr_o  = wr_addr_q;
-  assign wr_aw_len_o   = 8'(w_chunk - 32'd1);
+  assign wr_aw_len_o   = aw_len_q;
 
   // Data of destination beat `sent_q`: source beats k+c and k+c+1 (c = -1 if the source
   // offset is below the destination offset, else 0), shifted by w_sh bytes.
-  logic [31:0]          lo_idx, hi_idx;
-  logic                 lo_in, hi_in;
+  logic [31:0]          lo_idx;
+  logic                 lo_in;
   logic [DataWidth-1:0] lo_beat, hi_beat, w_data;
   logic [2*DataWidth-1:0] window;
   assign lo_idx  = w_neg ? sent_q - 32'd1 : sent_q;
-  assign hi_idx  = lo_idx + 32'd1;
   assign lo_in   = !(w_neg && sent_q == 0) && lo_idx < w_ns;
-  assign hi_in   = hi_idx < w_ns;
-  assign lo_beat = lo_in ? fifo_mem[rp0_q[FifoIdx-1:0] + FifoIdx'(lo_idx)] : '0;
-  assign hi_beat = hi_in ? fifo_mem[rp0_q[FifoIdx-1:0] + FifoIdx'(hi_idx)] : '0;
+  // The beat FIFO is read through registered ports (block RAM): the two source beats of
+  // the destination beat shown in the next cycle are read from the next-state pointers
+  // (sent_d, rp0_d). Every source beat of a chunk is in the FIFO before its AW is sent
+  // (w_need), so a beat is written at least a cycle before it is read.
+  logic [31:0]          lo_idx_n, hi_idx_n;
+  logic                 lo_in_n, hi_in_n, lo_in_q, hi_in_q;
+  logic [DataWidth-1:0] lo_raw, hi_raw;
+  assign lo_idx_n = w_neg ? sent_d - 32'd1 : sent_d;
+  assign hi_idx_n = lo_idx_n + 32'd1;
+  assign lo_in_n  = !(w_neg && sent_d == 0) && lo_idx_n < w_ns;
+  assign hi_in_n  = hi_idx_n < w_ns;
+  always_ff @(posedge clk_i) begin : beat_in_ff
+    lo_in_q <= lo_in_n;
+    hi_in_q <= hi_in_n;
+  end
+  prim_ram_1r1w #(
+    .Width(DataWidth),
+    .Depth(FifoBeats)
+  ) u_fifo_lo (
+    .clk_i,
+    .we_i    (fifo_push),
+    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
+    .wdata_i (rd_r_data_i),
+    .re_i    (1'b1),
+    .raddr_i (rp0_d[FifoIdx-1:0] + FifoIdx'(lo_idx_n)),
+    .rdata_o (lo_raw)
+  );
+  prim_ram_1r1w #(
+    .Width(DataWidth),
+    .Depth(FifoBeats)
+  ) u_fifo_hi (
+    .clk_i,
+    .we_i    (fifo_push),
+    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
+    .wdata_i (rd_r_data_i),
+    .re_i    (1'b1),
+    .raddr_i (rp0_d[FifoIdx-1:0] + FifoIdx'(hi_idx_n)),
+    .rdata_o (hi_raw)
+  );
+  assign lo_beat = lo_in_q ? lo_raw : '0;
+  assign hi_beat = hi_in_q ? hi_raw : '0;
   assign window  = {hi_beat, lo_beat};
   assign w_data  = w_zero ? '0 : window[{1'b0, w_sh, 3'b000} +: DataWidth];
 
+  // Byte strobes of destination beat `sent_d` (head and tail of the slot's range; none
+  // while the channel drains after a soft reset), registered when the beat is next
+  // shown: they hold while a shown beat waits for WREADY.
   logic                 w_first, w_last_beat;
-  logic [StrbWidth-1:0] strb_head, strb_tail;
-  assign w_first     = sent_q == 0;
-  assign w_last_beat = sent_q + 32'd1 == w_nd;
+  logic [StrbWidth-1:0] strb_head, strb_tail, w_strb_q;
+  assign w_first     = sent_d == 0;
+  assign w_last_beat = sent_d + 32'd1 == w_nd;
   assign strb_head   = {StrbWidth{1'b1}} << w_dst_off;
   assign strb_tail   = w_end_off == '0 ? {StrbWidth{1'b1}} : ~({StrbWidth{1'b1}} << w_end_off);
+  always_ff @(posedge clk_i) begin : w_strb_ff
+    if (!(w_active_q && !wr_w_ready_i)) begin
+      w_strb_q <= draining_d ? '0
+                  : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
+    end
+  end
   assign wr_w_valid_o = w_active_q;
   assign wr_w_data_o  = w_data;
-  assign wr_w_strb_o  = draining_q ? '0
-                        : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
+  assign wr_w_strb_o  = w_strb_q;
   assign wr_w_last_o  = w_beats_q == 9'd1;
 
-  function automatic logic [12:0] chunk_bytes(logic [8:0] beats, logic first, logic last,
-                                              logic [OffBits-1:0] head_off, logic [OffBits-1:0] tail_off);
-    logic [13:0] b;
-    b = 14'(beats) << OffBits;
-    if (first) b = b - 14'(head_off);
-    if (last && tail_off != '0) b = b - 14'(StrbWidth) + 14'(tail_off);
-    chunk_bytes = 13'(b);
-  endfunction
 
   // ---------------------------------------------------------------- completion stage
   // Stage views of a slot: each stage reads only the fields it needs.
@@ -387,23 +513,47 @@ module npu_dma_channel #(
   /* verilator lint_on UNUSEDSIGNAL */
   logic  cp_can;
   assign cs     = get_slot(slot_q, cp_q[SlotIdx-1:0]);
-  assign cp_can = cp_q != wr_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
+  assign cp_can = cp_q != wr_q && !err_pend_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
                   && (!halting_q || age(cp_q, cb_q) <= age(halt_q, cb_q));
   logic [127:0] cpl_rec;
   assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
 
-  assign ring_aw_valid_o = cp_can || cpl_pres_q;
-  assign ring_aw_addr_o  = {cpl_addr[63:OffBits], {OffBits{1'b0}}};
+  assign ring_aw_valid_o = cpl_req_q;
+  assign ring_aw_addr_o  = {cpl_addr_q, {OffBits{1'b0}}};
   assign ring_w_valid_o  = cw_pend_q;
   assign ring_w_data_o   = cw_data_q;
   assign ring_w_strb_o   = cw_strb_q;
 
   // ---------------------------------------------------------------- fetch stage
   logic fetch_can;
-  assign fetch_can = enable_i && rings_ok && fetch_pending && !halting_q && !halted_q && !draining_q
+  assign fetch_can = enable_i && rings_ok && fetch_pending && !err_pend_q && !halting_q && !halted_q && !draining_q
                      && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
-  assign ring_ar_valid_o = fetch_can || fetch_pres_q;
-  assign ring_ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
+  assign ring_ar_valid_o = fetch_req_q;
+  assign ring_ar_addr_o  = {fetch_addr_q[63:OffBits], {OffBits{1'b0}}};
+
+  // Request payloads, loaded while no request is shown (the state they are computed from
+  // changes only at the handshake, or when no request can be raised). The completion
+  // record is built when its request is raised (it is loaded in every cycle no completion
+  // is shown or writing): every write response of the slot is in by then (b_pend == 0)
+  // and recorded (no error pending), and the record holds until its W beat is taken.
+  always_ff @(posedge clk_i) begin : req_payload_ff
+    if (!rd_req_q) begin
+      rd_burst_q <= BurstW'(rd_burst);
+      rd_len_q   <= 8'(rd_burst - 32'd1);
+      rd_host_q  <= rs.flags[FlagSrcHost];
+    end
+    if (!fetch_req_q) fetch_addr_q <= fetch_addr;
+    if (!cpl_req_q && !cw_pend_q) begin
+      cpl_addr_q <= cpl_addr[63:OffBits];
+      cpl_off_q  <= cpl_addr[OffBits-1:0];
+      cpl_rec_q  <= cpl_rec;
+    end
+    // The W beat of a completion is placed in its beat when the AW is accepted.
+    if (ring_aw_valid_o && ring_aw_ready_i) begin
+      cw_data_q <= DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec_q}) << {cpl_off_q, 3'b000};
+      cw_strb_q <= StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_off_q;
+    end
+  end
 
   // In-flight bookkeeping: the slot of each read burst (popped by its last R beat) and
   // {slot, bytes} of each write burst (popped by its B). Both are pushed at the request
@@ -436,21 +586,146 @@ module npu_dma_channel #(
     .clr_i    (1'b0),
     .wvalid_i (bq_push),
     .wready_o (bq_room),
-    .wdata_i  ({wr_q, w_bytes_d}),
+    .wdata_i  ({wr_q, aw_bytes_q}),
     .rvalid_o (bq_any),
     .rready_i (wr_b_valid_i),
     .rdata_o  (bq_head),
     .count_o  (bq_n)
   );
 
+  // ---------------------------------------------------------------- slot file updates
+  // The events of one cycle, each at its stage's slot: allocation (fetch issued), fill
+  // (descriptor arrived), read request, read beat, write request, write response. Each
+  // slot computes its next value from the events that hit it, all in parallel (no
+  // chained read-modify-write of the slot file). Allocation and fill hit slots no other
+  // stage is using.
+  logic        ev_alloc, ev_fill, ev_ar, ev_r, ev_r_bad, ev_aw, ev_b, ev_b_ok;
+  logic [7:0]  ev_fill_code, ev_ar_code;
+  sptr_t       b_slot;
+  assign ev_alloc     = ring_ar_valid_o && ring_ar_ready_i;
+  assign ev_fill      = fl2_v;
+  assign ev_fill_code = fl2_code;
+  assign ev_ar        = rd_ar_valid_o && rd_ar_ready_i;
+  assign ev_ar_code   = rd_ar_err_i ? (rd_host_q ? ErrHostRd : ErrDevRd)
+                        : (rd_ar_poison_i ? ErrPoison : ErrOk);
+  assign ev_r         = rd_r_valid_i;
+  assign ev_r_bad     = rd_r_resp_i != RespOkay;
+  assign ev_aw        = wr_aw_valid_o && wr_aw_ready_i;
+  assign ev_b         = wr_b_valid_i;
+  assign ev_b_ok      = wr_b_resp_i == RespOkay;
+  assign b_slot       = bq_head[SlotIdx+13:13];
+
+  always_ff @(posedge clk_i) begin : desc_off_ff
+    if (ev_alloc) d_off_q[fe_q[SlotIdx-1:0]] <= fetch_addr_q[OffBits-1:0];
+  end
+
+  // Destination bytes acknowledged this cycle, reported to the performance counters a
+  // cycle later.
+  logic [12:0] bytes_done_d;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : bytes_done_ff
+    if (!rst_ni) bytes_done_o <= '0;
+    else         bytes_done_o <= bytes_done_d;
+  end
+
+  // Errors seen at a request handshake or in a response are recorded a cycle later, in
+  // their own stage (er_*): the slot's error code and the halt. While one is pending
+  // (err_pend_q) no stage decides anything that depends on errors (no request is raised,
+  // no write-stage slot starts or finishes, the read stage does not step and the
+  // channel is not quiet). Counts (beats requested and received, bytes, responses
+  // pending) are updated at once; a write response counts its bytes only if no earlier
+  // error of its slot is known, pending or seen in the same cycle.
+  logic  er_ar_q, er_r_q, er_aw_q, er_b_q, err_pend_q;
+  logic [7:0] er_ar_code_q;
+  sptr_t er_ar_slot_q, er_r_slot_q, er_aw_slot_q, er_b_slot_q;
+  assign err_pend_q = er_ar_q || er_r_q || er_aw_q || er_b_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : err_event_ff
+    if (!rst_ni) begin
+      er_ar_q <= 1'b0;
+      er_r_q  <= 1'b0;
+      er_aw_q <= 1'b0;
+      er_b_q  <= 1'b0;
+    end else begin
+      er_ar_q <= ev_ar && ev_ar_code != ErrOk;
+      er_r_q  <= ev_r && ev_r_bad;
+      er_aw_q <= ev_aw && wr_aw_err_i;
+      er_b_q  <= ev_b && !ev_b_ok;
+    end
+  end
+  always_ff @(posedge clk_i) begin : err_slot_ff
+    er_ar_code_q <= ev_ar_code;
+    er_ar_slot_q <= rd_q;
+    er_r_slot_q  <= rx;
+    er_aw_slot_q <= wr_q;
+    er_b_slot_q  <= b_slot;
+  end
+
+  always_comb begin : slot_next
+    slot_t      s;
+    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b, bad_now;
+    logic [7:0] e;
+    slot_d       = slot_q;
+    bytes_done_d = '0;
+    for (int unsigned i = 0; i < Slots; i++) begin
+      s      = slot_q[i*SlotW +: SlotW];
+      hit_al = ev_alloc && fe_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_fl = ev_fill && fi_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_ar = ev_ar && rd_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_r  = ev_r && rx[SlotIdx-1:0] == SlotIdx'(i);
+      hit_aw = ev_aw && wr_q[SlotIdx-1:0] == SlotIdx'(i);
+      hit_b  = ev_b && b_slot[SlotIdx-1:0] == SlotIdx'(i);
+      // The slot's first error is kept (in stage order when several arrive at once).
+      e = ErrOk;
+      if (er_ar_q && er_ar_slot_q[SlotIdx-1:0] == SlotIdx'(i))      e = er_ar_code_q;
+      else if (er_r_q && er_r_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
+      else if (er_aw_q && er_aw_slot_q[SlotIdx-1:0] == SlotIdx'(i)) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      else if (er_b_q && er_b_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
+      bad_now     = (hit_ar && ev_ar_code != ErrOk) || (hit_r && ev_r_bad) || (hit_aw && wr_aw_err_i);
+      ok_before_b = s.err == ErrOk && e == ErrOk && !bad_now;
+      if (s.err == ErrOk) s.err = e;
+      if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + 32'(rd_burst_q);
+      if (hit_r) s.rcvd = s.rcvd + 32'd1;
+      if (hit_b && ev_b_ok && ok_before_b) begin
+        s.bytes_ok   = s.bytes_ok + 32'(bq_head[12:0]);
+        bytes_done_d = bq_head[12:0];
+      end
+      s.b_pend = s.b_pend + 8'(hit_aw && !wr_aw_err_i) - 8'(hit_b);
+      if (hit_fl) begin
+        s.src   = f_src;
+        s.dst   = f_dst;
+        s.len   = f_len;
+        s.flags = f_flags;
+        s.tag   = f_tag;
+        s.err   = ev_fill_code;
+      end
+      if (hit_al) begin
+        s       = '0;
+        s.index = fidx_q & dmask;
+      end
+      slot_d[i*SlotW +: SlotW] = s;
+    end
+  end
+
+  // Errors recorded this cycle, the oldest slot first: slots in the write-response stage
+  // are older than the one writing, which is no younger than a slot receiving beats,
+  // then the slot reading, then the one being filled (all younger than the others).
+  logic  err_any;
+  sptr_t err_slot;
+  always_comb begin : first_error
+    err_any  = 1'b1;
+    err_slot = halt_q;
+    if (er_b_q)                                err_slot = er_b_slot_q;
+    else if (er_aw_q)                          err_slot = er_aw_slot_q;
+    else if (er_r_q)                           err_slot = er_r_slot_q;
+    else if (er_ar_q)                          err_slot = er_ar_slot_q;
+    else if (ev_fill && ev_fill_code != ErrOk) err_slot = fi_q;
+    else                                       err_any = 1'b0;
+  end
+
   // ---------------------------------------------------------------- next state
   logic quiet;  // nothing in flight on any port
   always_comb begin : next_state
-    sptr_t      idx;
-    logic [7:0] code;
-    slot_t      tmp;
-    slot_d          = slot_q;
     fe_d            = fe_q;
+    fa_d            = fa_q;
     fi_d            = fi_q;
     rd_d            = rd_q;
     wr_d            = wr_q;
@@ -462,10 +737,10 @@ module npu_dma_channel #(
     draining_d      = draining_q;
     dev_err_d       = dev_err_q;
     resume_pend_d   = resume_pend_q;
-    rd_pres_d       = rd_ar_valid_o && !rd_ar_ready_i;
-    aw_pres_d       = wr_aw_valid_o && !wr_aw_ready_i;
-    fetch_pres_d    = ring_ar_valid_o && !ring_ar_ready_i;
-    cpl_pres_d      = ring_aw_valid_o && !ring_aw_ready_i;
+    rd_req_d        = rd_req_q ? !rd_ar_ready_i : rd_can;
+    aw_req_d        = aw_req_q ? !wr_aw_ready_i : aw_can;
+    fetch_req_d     = fetch_req_q ? !ring_ar_ready_i : fetch_can;
+    cpl_req_d       = cpl_req_q ? !ring_aw_ready_i : cp_can;
     head_d          = head_q;
     fidx_d          = fidx_q;
     cpl_tail_d      = cpl_tail_q;
@@ -486,50 +761,27 @@ module npu_dma_channel #(
     rp0_d           = rp0_q;
     w_active_d      = w_active_q;
     w_beats_d       = w_beats_q;
-    w_bytes_d       = w_bytes_q;
     w_swallowed_d   = w_swallowed_q;
     bq_push         = 1'b0;
     cw_pend_d       = cw_pend_q;
-    cw_data_d       = cw_data_q;
-    cw_strb_d       = cw_strb_q;
     fifo_wr_d       = fifo_wr_q;
     fifo_rel_d      = fifo_rel_q;
     fifo_push       = 1'b0;
     irq_o           = 1'b0;
-    bytes_done_o    = '0;
-    idx             = '0;
-    code            = ErrOk;
-    tmp             = '0;
 
     // ---- fetch: issue, then fill
-    if (ring_ar_valid_o && ring_ar_ready_i) begin
-      tmp       = '0;
-      tmp.index = fidx_q & dmask;
-      slot_d = put_slot(slot_d, fe_q[SlotIdx-1:0], tmp);
+    if (ev_alloc) begin
       fe_d        = fe_q + 1'b1;
       fidx_d      = (fidx_q + 16'd1) & dmask;
       fetch_fly_d = fetch_fly_d + 8'd1;
     end
     if (ring_r_valid_i) begin
-      idx       = fi_q;
-      tmp       = get_slot(slot_d, idx[SlotIdx-1:0]);
-      tmp.src   = f_src;
-      tmp.dst   = f_dst;
-      tmp.len   = f_len;
-      tmp.flags = f_flags;
-      tmp.tag   = f_tag;
-      code = ring_r_resp_i != RespOkay ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
-      tmp.err   = code;
-      slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
-      if (code != ErrOk) begin
-        if (!halting_d || age(idx, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = idx;
-        end
-      end
-      fi_d        = fi_q + 1'b1;
+      fa_d        = fa_q + 1'b1;
       fetch_fly_d = fetch_fly_d - 8'd1;
-      head_d      = (fs.index + 16'd1) & dmask;
+    end
+    if (ev_fill) begin
+      fi_d   = fi_q + 1'b1;
+      head_d = (fs.index + 16'd1) & dmask;
     end
 
     // ---- read stage
@@ -538,40 +790,23 @@ module npu_dma_channel #(
       rd_addr_d    = {rs.src[63:OffBits], {OffBits{1'b0}}};
       rd_left_d    = (rs.err != ErrOk || rs.flags[FlagZero]) ? 32'd0 : beats_of(rs.src[OffBits-1:0], rs.len);
     end
-    if (halting_q && rd_q == halt_q && rd_started_q && !rd_pres_q) begin
+    if (halting_q && rd_q == halt_q && rd_started_q && !rd_req_q) begin
       rd_left_d = '0;  // the failed slot issues no more reads
     end
-    if (rd_ar_valid_o && rd_ar_ready_i) begin
-      rd_addr_d = rd_addr_q + (64'(rd_burst) << OffBits);
-      rd_left_d = rd_left_q - rd_burst;
-      code      = ErrOk;
-      tmp       = get_slot(slot_d, rd_q[SlotIdx-1:0]);
-      if (rd_ar_err_i) begin
-        code      = rs.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
-        rd_left_d = '0;
-      end else begin
-        tmp.rd_beats    = tmp.rd_beats + rd_burst;
-        rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst);
+    if (ev_ar) begin
+      rd_addr_d = rd_addr_q + (64'(rd_burst_q) << OffBits);
+      rd_left_d = rd_left_q - 32'(rd_burst_q);
+      if (ev_ar_code != ErrOk) rd_left_d = '0;
+      if (!rd_ar_err_i) begin
+        rd_beats_fly_d  = rd_beats_fly_d + (FifoIdx + 2)'(rd_burst_q);
         rbq_push        = 1'b1;
         rd_bursts_fly_d = rd_bursts_fly_d + 8'd1;
-        rd_fly_host_d   = rs.flags[FlagSrcHost];
-        if (rd_ar_poison_i) begin
-          code      = ErrPoison;
-          rd_left_d = '0;
-        end
-      end
-      if (code != ErrOk && tmp.err == ErrOk) tmp.err = code;
-      slot_d = put_slot(slot_d, rd_q[SlotIdx-1:0], tmp);
-      if (code != ErrOk) begin
-        if (!halting_d || age(rd_q, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = rd_q;
-        end
+        rd_fly_host_d   = rd_host_q;
       end
     end
     // After an error the read stage may still step past the failed slot (so later
     // stages can finish it) but no further.
-    if (rd_started_q && rd_left_q == 0 && !(rd_ar_valid_o && rd_ar_ready_i)
+    if (rd_started_q && rd_left_q == 0 && !(rd_ar_valid_o && rd_ar_ready_i) && !err_pend_q
         && !halted_q && (!halting_q || age(rd_q, cb_q) <= age(halt_q, cb_q))) begin
       rd_d         = rd_q + 1'b1;
       rd_started_d = 1'b0;
@@ -585,55 +820,30 @@ module npu_dma_channel #(
       if (rd_r_last_i) begin
         rd_bursts_fly_d = rd_bursts_fly_d - 8'd1;
       end
-      tmp      = get_slot(slot_d, rx[SlotIdx-1:0]);
-      tmp.rcvd = tmp.rcvd + 32'd1;
-      if (rd_r_resp_i != RespOkay && tmp.err == ErrOk) begin
-        tmp.err = tmp.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
-      end
-      slot_d = put_slot(slot_d, rx[SlotIdx-1:0], tmp);
-      if (rd_r_resp_i != RespOkay) begin
-        if (!halting_d || age(rx, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = rx;
-        end
-      end
     end
     // ---- write stage
     if (wr_q != fi_q && !wr_started_q && w_allowed) begin
       wr_started_d = 1'b1;
       wr_addr_d    = {ws.dst[63:OffBits], {OffBits{1'b0}}};
-      wr_left_d    = ws.err != ErrOk ? 32'd0 : w_nd;
+      wr_left_d    = ws.err != ErrOk ? 32'd0 : beats_of(ws.dst[OffBits-1:0], ws.len);
       sent_d       = '0;
       rp0_d        = fifo_rel_q;
     end
     if (wr_aw_valid_o && wr_aw_ready_i) begin
       w_active_d    = 1'b1;
-      w_beats_d     = 9'(w_chunk);
-      w_bytes_d     = chunk_bytes(9'(w_chunk), wr_left_q == w_nd, wr_left_q == w_chunk, w_dst_off, w_end_off);
+      w_beats_d     = 9'(w_chunk_q);
       w_swallowed_d = wr_aw_err_i;
-      wr_fly_host_d = ws.flags[FlagDstHost];
-      wr_addr_d     = wr_addr_q + (64'(w_chunk) << OffBits);
-      wr_left_d     = wr_left_q - w_chunk;
-      tmp = get_slot(slot_d, wr_q[SlotIdx-1:0]);
-      if (wr_aw_err_i) begin
-        if (tmp.err == ErrOk) tmp.err = ws.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-        slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
-        if (!halting_d || age(wr_q, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = wr_q;
-        end
-      end else begin
-        tmp.b_pend = tmp.b_pend + 8'd1;
-        slot_d = put_slot(slot_d, wr_q[SlotIdx-1:0], tmp);
-        bq_push = 1'b1;
-      end
+      wr_fly_host_d = w_dhost;
+      wr_addr_d     = wr_addr_q + (64'(w_chunk_q) << OffBits);
+      wr_left_d     = wr_left_q - 32'(w_chunk_q);
+      bq_push       = !wr_aw_err_i;
     end
     if (w_active_q && wr_w_ready_i) begin
       sent_d    = sent_q + 32'd1;
       w_beats_d = w_beats_q - 9'd1;
       if (w_beats_q == 9'd1) w_active_d = 1'b0;
       // Source beat k+c is not needed after destination beat k.
-      if (!w_zero && !(w_neg && sent_q == 0) && lo_idx < w_ns) begin
+      if (!w_zero && lo_in) begin
         fifo_rel_d = fifo_rel_q + 1'b1;
       end
     end
@@ -645,31 +855,15 @@ module npu_dma_channel #(
       wr_started_d = 1'b0;
     end
 
-    // ---- write responses
-    if (wr_b_valid_i) begin
-      idx = bq_head[SlotIdx+13:13];
-      tmp        = get_slot(slot_d, idx[SlotIdx-1:0]);
-      tmp.b_pend = tmp.b_pend - 8'd1;
-      if (wr_b_resp_i == RespOkay) begin
-        if (tmp.err == ErrOk) begin
-          tmp.bytes_ok = tmp.bytes_ok + 32'(bq_head[12:0]);
-          bytes_done_o = bq_head[12:0];
-        end
-      end else begin
-        if (tmp.err == ErrOk) tmp.err = tmp.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-        if (!halting_d || age(idx, cb_q) < age(halt_d, cb_q)) begin
-          halting_d = 1'b1;
-          halt_d    = idx;
-        end
-      end
-      slot_d = put_slot(slot_d, idx[SlotIdx-1:0], tmp);
+    // ---- errors found this cycle: the oldest failed slot halts the channel
+    if (err_any && (!halting_q || age(err_slot, cb_q) < age(halt_q, cb_q))) begin
+      halting_d = 1'b1;
+      halt_d    = err_slot;
     end
 
     // ---- completions
     if (ring_aw_valid_o && ring_aw_ready_i) begin
       cw_pend_d = 1'b1;
-      cw_data_d = DataWidth'({{(DataWidth-128){1'b0}}, cpl_rec}) << {cpl_addr[OffBits-1:0], 3'b000};
-      cw_strb_d = StrbWidth'({{(StrbWidth-16){1'b0}}, 16'hFFFF}) << cpl_addr[OffBits-1:0];
       cp_d      = cp_q + 1'b1;
       cpl_fly_d = cpl_fly_d + 8'd1;
       // A write error found by a late response still lands in this completion's slot
@@ -696,6 +890,7 @@ module npu_dma_channel #(
     // ---- after an error completion: drain and discard the rest, rewind HEAD
     if ((halted_q || draining_q) && quiet) begin
       fe_d = cb_q;
+      fa_d = cb_q;
       fi_d = cb_q;
       rd_d = cb_q;
       wr_d = cb_q;
@@ -736,15 +931,17 @@ module npu_dma_channel #(
   end
 
   assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
-                 && !rd_pres_q && !aw_pres_q && !fetch_pres_q && !cpl_pres_q
+                 && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
-                 && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i);
+                 && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i)
+                 && !fl1_v && !fl2_v && !err_pend_q;
 
   // ---------------------------------------------------------------- registers
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       slot_q          <= '0;
       fe_q            <= '0;
+      fa_q            <= '0;
       fi_q            <= '0;
       rd_q            <= '0;
       wr_q            <= '0;
@@ -756,10 +953,10 @@ module npu_dma_channel #(
       draining_q      <= 1'b0;
       dev_err_q       <= 1'b0;
       resume_pend_q   <= 1'b0;
-      rd_pres_q       <= 1'b0;
-      aw_pres_q       <= 1'b0;
-      fetch_pres_q    <= 1'b0;
-      cpl_pres_q      <= 1'b0;
+      rd_req_q        <= 1'b0;
+      aw_req_q        <= 1'b0;
+      fetch_req_q     <= 1'b0;
+      cpl_req_q       <= 1'b0;
       head_q          <= '0;
       fidx_q          <= '0;
       cpl_tail_q      <= '0;
@@ -779,16 +976,14 @@ module npu_dma_channel #(
       rp0_q           <= '0;
       w_active_q      <= 1'b0;
       w_beats_q       <= '0;
-      w_bytes_q       <= '0;
       w_swallowed_q   <= 1'b0;
       cw_pend_q       <= 1'b0;
-      cw_data_q       <= '0;
-      cw_strb_q       <= '0;
       fifo_wr_q       <= '0;
       fifo_rel_q      <= '0;
     end else begin
       slot_q          <= slot_d;
       fe_q            <= fe_d;
+      fa_q            <= fa_d;
       fi_q            <= fi_d;
       rd_q            <= rd_d;
       wr_q            <= wr_d;
@@ -800,10 +995,10 @@ module npu_dma_channel #(
       draining_q      <= draining_d;
       dev_err_q       <= dev_err_d;
       resume_pend_q   <= resume_pend_d;
-      rd_pres_q       <= rd_pres_d;
-      aw_pres_q       <= aw_pres_d;
-      fetch_pres_q    <= fetch_pres_d;
-      cpl_pres_q      <= cpl_pres_d;
+      rd_req_q        <= rd_req_d;
+      aw_req_q        <= aw_req_d;
+      fetch_req_q     <= fetch_req_d;
+      cpl_req_q       <= cpl_req_d;
       head_q          <= head_d;
       fidx_q          <= fidx_d;
       cpl_tail_q      <= cpl_tail_d;
@@ -823,19 +1018,11 @@ module npu_dma_channel #(
       rp0_q           <= rp0_d;
       w_active_q      <= w_active_d;
       w_beats_q       <= w_beats_d;
-      w_bytes_q       <= w_bytes_d;
       w_swallowed_q   <= w_swallowed_d;
       cw_pend_q       <= cw_pend_d;
-      cw_data_q       <= cw_data_d;
-      cw_strb_q       <= cw_strb_d;
       fifo_wr_q       <= fifo_wr_d;
       fifo_rel_q      <= fifo_rel_d;
     end
-  end
-
-  // Beat FIFO storage: a RAM without reset.
-  always_ff @(posedge clk_i) begin : fifo_ram
-    if (fifo_push) fifo_mem[fifo_wr_q[FifoIdx-1:0]] <= rd_r_data_i;
   end
 
   assign desc_head_o = head_q;
@@ -859,7 +1046,8 @@ module npu_dma_channel #(
   a_slots_in_order: assert property (@(posedge clk_i) disable iff (!rst_ni)
       age(cp_q, cb_q) <= age(wr_q, cb_q) && age(wr_q, cb_q) <= age(rd_q, cb_q)
       && age(rd_q, cb_q) <= age(fi_q, cb_q)
-      && age(fi_q, cb_q) <= age(fe_q, cb_q));
+      && age(fi_q, cb_q) <= age(fa_q, cb_q)
+      && age(fa_q, cb_q) <= age(fe_q, cb_q));
   a_slot_width: assert property (@(posedge clk_i) $bits(slot_t) == SlotW);
   a_rd_valid_held: assert property (@(posedge clk_i) disable iff (!rst_ni)
       rd_ar_valid_o && !rd_ar_ready_i |=> rd_ar_valid_o && $stable(rd_ar_addr_o) && $stable(rd_ar_len_o));

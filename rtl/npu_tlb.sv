@@ -61,6 +61,8 @@ module npu_tlb #(
   endfunction
 
   // ---------------------------------------------------------------- lookup
+  // At most one entry hits (a_one_hit), so the hit entry's fields are an AND-OR over the
+  // entries (a balanced tree, not a chain of 2:1 multiplexers).
   logic [Entries-1:0] hits;
   always_comb begin : lookup
     hits       = '0;
@@ -71,15 +73,13 @@ module npu_tlb #(
     lu_w_o     = 1'b0;
     lu_d_o     = 1'b0;
     for (int unsigned e = 0; e < Entries; e++) begin
-      hits[e] = valid_q[e] && asid_q[e] == lu_asid_i && covers(super_q[e], vpn_q[e], lu_vpn_i);
-      if (hits[e]) begin
-        lu_idx_o   = IdxW'(e);
-        lu_super_o = super_q[e];
-        lu_ppn_o   = ppn_q[e];
-        lu_r_o     = r_q[e];
-        lu_w_o     = w_q[e];
-        lu_d_o     = d_q[e];
-      end
+      hits[e]    = valid_q[e] && asid_q[e] == lu_asid_i && covers(super_q[e], vpn_q[e], lu_vpn_i);
+      lu_idx_o   = lu_idx_o | (hits[e] ? IdxW'(e) : '0);
+      lu_super_o = lu_super_o | (hits[e] && super_q[e]);
+      lu_ppn_o   = lu_ppn_o | (hits[e] ? ppn_q[e] : '0);
+      lu_r_o     = lu_r_o | (hits[e] && r_q[e]);
+      lu_w_o     = lu_w_o | (hits[e] && w_q[e]);
+      lu_d_o     = lu_d_o | (hits[e] && d_q[e]);
     end
   end
   assign lu_hit_o = |hits;
@@ -89,7 +89,7 @@ module npu_tlb #(
   assign inval_first = 33'(inval_vpn_i);
   assign inval_end   = inval_first + (inval_pages_i == '0 ? 33'd1 : 33'(inval_pages_i));
 
-  logic [Entries-1:0] overlap, free_after;
+  logic [Entries-1:0] overlap, free_after, first_free;
   logic               found_free;
   always_comb begin : update
     logic [32:0] e_first, e_end;
@@ -110,12 +110,13 @@ module npu_tlb #(
       overlap[e] = fill_i && valid_q[e] && asid_q[e] == fill_asid_i
                    && (covers(super_q[e] || fill_super_i, vpn_q[e], fill_vpn_i));
     end
+    // The lowest free entry: isolate the lowest set bit (x & -x), then encode it.
     free_after = ~valid_q | overlap;
-    for (int unsigned e = 0; e < Entries; e++) begin
-      if (!found_free && free_after[e]) begin
-        victim     = IdxW'(e);
-        found_free = 1'b1;
-      end
+    first_free = free_after & (~free_after + 1'b1);
+    found_free = |free_after;
+    if (found_free) begin
+      victim = '0;
+      for (int unsigned e = 0; e < Entries; e++) victim = victim | (first_free[e] ? IdxW'(e) : '0);
     end
     if (fill_i) begin
       valid_d = valid_d & ~overlap;

@@ -160,9 +160,14 @@ module npu_top #(
   );
 
   // ---------------------------------------------------------------- soft reset
+  // A write of RESET.SOFT is registered before it fans out to every block: the soft
+  // reset acts from the cycle after the register write.
   logic        soft_reset, reset_we;
   logic [31:0] reset_wd;
-  assign soft_reset = reset_we && reset_wd[npu_reg_pkg::REG_RESET_SOFT_LSB];
+  always_ff @(posedge clk_i or negedge rst_ni) begin : soft_reset_ff
+    if (!rst_ni) soft_reset <= 1'b0;
+    else         soft_reset <= reset_we && reset_wd[npu_reg_pkg::REG_RESET_SOFT_LSB];
+  end
 
   // ---------------------------------------------------------------- identification
   logic [31:0] caps0, caps1;
