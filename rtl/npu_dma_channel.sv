@@ -358,7 +358,9 @@ module npu_dma_channel #(
   assign rs_ok    = rd_q != fi_q && rd_started_q;
   assign rd_to_4k = 32'(BeatsPer4k) - 32'(rd_addr_q[11:OffBits]);
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
-  assign fifo_reserved = (FifoIdx + 3)'(FifoIdx'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
+  // Beats held (0..FifoBeats: one bit more than a FIFO index, so a full FIFO counts as
+  // full) plus beats requested and not yet received.
+  assign fifo_reserved = (FifoIdx + 3)'((FifoIdx + 1)'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
   // After an error only descriptors older than the failed one keep reading.
   assign rd_can   = rs_ok && !err_pend_q && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
