@@ -367,6 +367,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         for (r, a) in records.iter().zip(&answers) {
             let abort = !a.is_retry();
             if let gmem_host::FaultResolution::Abort(e) = a {
+                tracing::warn!(target: "npu", device = %self.cfg.name, va = format_args!("{:#x}", r.va), error = %e, "device fault aborted");
                 g.aborts.insert(r.va & !(PAGE - 1), e.to_string());
                 g.stats.aborted += 1;
             }
@@ -434,13 +435,23 @@ impl<T: DeviceIo> NpuDevice<T> {
         if g.lost {
             return Err(NpuError::Lost);
         }
-        g.soft_reset()
+        match g.soft_reset() {
+            Ok(()) => {
+                tracing::warn!(target: "npu", device = %self.cfg.name, "soft reset: engines drained, queues re-synchronised");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(target: "npu", device = %self.cfg.name, error = %e, "soft reset failed");
+                Err(e)
+            }
+        }
     }
 
     /// Stops using the device for good (its reset failed): kernels and recovery are
     /// refused with [`NpuError::Lost`] from now on. The manager is told separately
     /// ([`gmem_host::Gmem::device_lost`]; [`crate::session::Session::recover`] does both).
     pub fn mark_lost(&self) {
+        tracing::error!(target: "npu", device = %self.cfg.name, "device lost: kernels and recovery refused from now on");
         self.lock().lost = true;
     }
 
@@ -613,6 +624,7 @@ impl<T: DeviceIo> Inner<T> {
                         // No completion within the budget: the engine stopped answering.
                         // Reset it so the rings are consistent again, and fail the batch
                         // (the manager rolls it back; the data is still at the source).
+                        tracing::warn!(target: "npu", error = %e, "DMA wait failed: soft reset");
                         return Err((
                             first,
                             match self.soft_reset() {
@@ -623,6 +635,7 @@ impl<T: DeviceIo> Inner<T> {
                     }
                 };
                 for bad in cpls.iter().filter(|c| c.status != DmaStatus::Ok) {
+                    tracing::warn!(target: "npu", channel = bad.channel, tag = bad.tag, status = ?bad.status, "DMA descriptor failed");
                     failed.get_or_insert((usize::from(bad.tag), OpError::Failed { status: bad.status }));
                     self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.into()))?;
                 }

@@ -18,7 +18,7 @@ pub(crate) fn evict(inner: &Inner, dev: DeviceId, n: usize, exclude: &FastSet<Pa
         return Ok(0);
     }
     let moved = to_host(inner, &victims, Cause::Evict)?;
-    tracing::debug!(target: "gmem", dev = dev.0, asked = n, moved, "eviction");
+    tracing::info!(target: "gmem", dev = dev.0, asked = n, moved, "eviction");
     Ok(moved)
 }
 
@@ -35,6 +35,6 @@ pub(crate) fn evict_blocks(
         return Ok(0);
     }
     let moved = to_host(inner, &victims, Cause::Evict)?;
-    tracing::debug!(target: "gmem", dev = dev.0, blocks, moved, "eviction");
+    tracing::info!(target: "gmem", dev = dev.0, blocks, moved, "eviction");
     Ok(moved)
 }
