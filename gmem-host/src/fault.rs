@@ -26,7 +26,7 @@
 
 use std::sync::{Arc, MutexGuard};
 
-use crate::error::{GmemError, MigrateError};
+use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::migrate::mapping::{Batches, flush_all};
@@ -83,7 +83,7 @@ impl FaultResolution {
 }
 
 /// A faulted page and whether a fault on it writes.
-type Item = (PageKey, bool);
+pub(crate) type Item = (PageKey, bool);
 
 /// Handle one batch (see the module docs).
 pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault]) -> Vec<FaultResolution> {
@@ -191,7 +191,7 @@ fn whole_chunks(migrate: &[Mig]) -> usize {
 }
 
 /// Whether a failed migration is the device's doing (worth another try).
-fn device_error(e: &MigrateError) -> bool {
+pub(crate) fn device_error(e: &MigrateError) -> bool {
     matches!(
         e,
         MigrateError::Copy { .. }
@@ -235,38 +235,8 @@ fn retry_or_fall_back(inner: &Inner, dev: DeviceId, items: &[Item], mut outs: Ve
     outs
 }
 
-/// hmadvise(PREFETCH, device): migrate `[va, va+len)` to `dev`.
-pub(crate) fn prefetch_to_device(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Result<(), GmemError> {
-    let cap = {
-        let g = inner.lock();
-        (g.live_dev(dev)?.buddy.total_pages() as usize / 2).clamp(1, 4096)
-    };
-    // Read access: pages migrate with full rights, except read-mostly ones, which are
-    // duplicated. Slices are built lazily: a huge range never materialises a page list.
-    let (first, end) = (va / PAGE_SIZE, (va + len) / PAGE_SIZE);
-    let mut at = first;
-    while at < end {
-        let stop = (at + cap as u64).min(end);
-        let slice: Vec<Item> = (at..stop).map(|v| ((s, v), false)).collect();
-        for _ in 0..8 {
-            let outs = to_device(inner, dev, &slice, false);
-            if let Some((i, Outcome::Abort(e))) = outs.iter().enumerate().find(|(_, o)| matches!(o, Outcome::Abort(_)))
-            {
-                let va = slice[i].0.1 * PAGE_SIZE;
-                return Err(GmemError::Fault(FaultError::Migration { va, source: e.clone() }));
-            }
-            if outs.iter().all(|o| matches!(o, Outcome::Done)) {
-                break;
-            }
-        }
-        at = stop;
-    }
-    add(&inner.counters.advised_prefetch, len / PAGE_SIZE);
-    Ok(())
-}
-
 /// Bring `items` to `dev` (see the module docs). One outcome per item.
-fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_prefetch: bool) -> Vec<Outcome> {
+pub(crate) fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_prefetch: bool) -> Vec<Outcome> {
     let mut outcome: FastMap<PageKey, Outcome> = items.iter().map(|(k, _)| (*k, Outcome::Retry)).collect();
     let mut pending: Vec<Item> = items.to_vec();
     // Commit retries, plus the re-plans that make no commit attempt: pages first fetched

@@ -42,7 +42,8 @@
 //! 4. **Migration** ([`migrate`]): `to_host` and `to_device`, one function per phase;
 //!    `reclaim` (eviction entry points), `teardown` (munmap), `mapping` (shared helpers).
 //! 5. **The paths that drive it**: [`fault`] (device fault batches: classify, prefetch,
-//!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`].
+//!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`],
+//!    `hint` (the hints that move pages: all or nothing, with a [`HintReport`]).
 //! 6. **The API**: [`manager`] ([`Gmem`]; `region` places and registers regions), and on
 //!    top of it `inspect` and [`softdev`].
 //!
@@ -102,6 +103,7 @@ pub mod events;
 pub mod evict;
 pub mod fault;
 mod hash;
+mod hint;
 pub mod inject;
 mod inspect;
 pub mod lost;
@@ -129,4 +131,4 @@ pub use mmu::{
     MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 pub use page_table::Residency;
-pub use types::{DeviceId, Hint, MapFlags, Node, SpaceId};
+pub use types::{DeviceId, Hint, HintReport, MapFlags, Node, SpaceId};

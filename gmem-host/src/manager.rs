@@ -28,7 +28,7 @@ use crate::page_table::{PageFlags, PageTable, Residency};
 use crate::region::{place_region, region_off_device, region_on_device};
 use crate::state::{DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State};
 use crate::thrash::ThrashTracker;
-use crate::types::{DeviceId, Node};
+use crate::types::{DeviceId, HintReport, Node};
 
 pub use crate::config::{Clock, Config};
 pub use crate::error::GmemError;
@@ -420,9 +420,13 @@ impl Gmem {
         Ok(())
     }
 
-    /// Memory hints (RFC `hmadvise`). Validates the range and node first; an error leaves
-    /// every table unchanged (a failed PREFETCH/DONTNEED keeps data where it was).
-    pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<(), GmemError> {
+    /// Memory hints (RFC `hmadvise`). Validates the range and node first. `PREFETCH` and
+    /// `DONTNEED` are all or nothing: a page whose migration fails with a device error is
+    /// tried again (a frame the device refuses is swapped for another), and if the hint
+    /// still fails, every page of the range is put back where it was — residency, device
+    /// mappings and attributes as before the call — and the error is returned (see
+    /// `crate::hint`). Returns what the hint did ([`HintReport`]).
+    pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<HintReport, GmemError> {
         check_range(va, len)?;
         self.inner.host_work(HostWork::Hint { pages: len.div_ceil(PAGE_SIZE) });
         let g = self.inner.lock();
@@ -466,17 +470,15 @@ impl Gmem {
             if let Some(sp) = g.spaces.get_mut(&space.0) {
                 sp.attrs.apply(va, va + len, f);
             }
-            return Ok(());
+            return Ok(HintReport { pages_changed: len / PAGE_SIZE, ..HintReport::default() });
         }
         match (hint, node) {
-            (Hint::Prefetch, Node::Device(d)) => crate::fault::prefetch_to_device(&self.inner, space.0, d, va, len),
+            (Hint::Prefetch, Node::Device(d)) => crate::hint::prefetch_to_device(&self.inner, space.0, d, va, len),
             (Hint::Prefetch, Node::Cpu) | (Hint::DontNeed, Node::Cpu) => {
-                crate::migrate::to_host::range_to_host(&self.inner, space.0, None, va, len)
+                crate::hint::range_home(&self.inner, space.0, None, va, len)
             }
-            (Hint::DontNeed, Node::Device(d)) => {
-                crate::migrate::to_host::range_to_host(&self.inner, space.0, Some(d), va, len)
-            }
-            _ => Ok(()),
+            (Hint::DontNeed, Node::Device(d)) => crate::hint::range_home(&self.inner, space.0, Some(d), va, len),
+            _ => Ok(HintReport::default()),
         }
     }
 

@@ -278,7 +278,7 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
                     1 => (Node::Cpu, Hint::Prefetch),
                     _ => (Node::Device(self.s.id), Hint::DontNeed),
                 };
-                self.s.gm.hmadvise(self.s.space, node, va, len, hint).map_err(|e| e.to_string())
+                self.s.gm.hmadvise(self.s.space, node, va, len, hint).map(drop).map_err(|e| e.to_string())
             }
             // Kernels ran above; reads are checked by the caller (it has the expected contents).
             _ => Ok(()),

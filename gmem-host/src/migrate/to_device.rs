@@ -115,8 +115,13 @@ fn allocate(
     planned
 }
 
+/// Frames [`plan_page`] offers a device that keeps refusing them before the page is
+/// aborted.
+const FRAME_TRIES: usize = 3;
+
 /// Phase 1 for one page given frame `pa`: a device that is told of frames
-/// ([`Hooks::PAGE_NOTIFY`]) may refuse it (the page is aborted); then the page is marked
+/// ([`Hooks::PAGE_NOTIFY`]) may refuse it: another frame is tried (up to
+/// [`FRAME_TRIES`]), then the page is aborted; then the page is marked
 /// `MIGRATING | FROM_CPU` (and `CPU_WP` when its data is on the CPU), its sequence number
 /// recorded and its region's migration count raised.
 #[allow(clippy::too_many_arguments)]
@@ -130,11 +135,34 @@ fn plan_page(
     huge: bool,
     outcome: &mut FastMap<PageKey, Outcome>,
 ) -> Option<Planned> {
+    let (mut pa, mut huge) = (pa, huge);
     if slot.info.hooks.contains(Hooks::PAGE_NOTIFY) {
-        if let Err(source) = slot.mmu.alloc_page(pa, PageSize::Base) {
-            add(&inner.counters.hook_errors, 1);
-            let _ = slot.buddy.free(pa, 0);
-            outcome.insert(m.key, Outcome::Abort(Arc::new(MigrateError::AllocPage { dev: dev.0, pa, source })));
+        // A refused frame is held aside (so the allocator cannot hand it out again) while
+        // another one is tried, up to FRAME_TRIES frames; then all go back.
+        let mut refused = Vec::new();
+        let mut last = None;
+        while refused.len() < FRAME_TRIES {
+            match slot.mmu.alloc_page(pa, PageSize::Base) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(source) => {
+                    add(&inner.counters.hook_errors, 1);
+                    refused.push(pa);
+                    last = Some(MigrateError::AllocPage { dev: dev.0, pa, source });
+                    match slot.buddy.alloc(0).filter(|_| refused.len() < FRAME_TRIES) {
+                        Some(other) => (pa, huge) = (other, false),
+                        None => break,
+                    }
+                }
+            }
+        }
+        for r in refused {
+            let _ = slot.buddy.free(r, 0);
+        }
+        if let Some(e) = last {
+            outcome.insert(m.key, Outcome::Abort(Arc::new(e)));
             return None;
         }
     }
