@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::mmu::PAGE_SIZE;
+use crate::mmu::{PAGE_SIZE, Prot};
 use crate::uffd::{MODE_MISSING, MODE_WP, Uffd};
 
 pub use crate::config::CpuMode;
@@ -80,6 +80,28 @@ impl CpuSide {
                 tracing::warn!(target: "gmem", va, error = %e, "uffd unregister failed");
             }
         }
+    }
+
+    /// Set the CPU protection of `[va, va+len)` (`mprotect(2)`). With
+    /// [`CpuMode::Manual`] the mapping stays read-write: the manager writes pages back
+    /// into it directly, so only devices are held to the protection.
+    pub(crate) fn set_prot(&self, va: u64, len: u64, prot: Prot) -> io::Result<()> {
+        if self.uffd.is_none() {
+            return Ok(());
+        }
+        let mut p = libc::PROT_NONE;
+        for (bit, flag) in
+            [(Prot::READ, libc::PROT_READ), (Prot::WRITE, libc::PROT_WRITE), (Prot::EXEC, libc::PROT_EXEC)]
+        {
+            if prot.contains(bit) {
+                p |= flag;
+            }
+        }
+        // SAFETY: [va, va+len) lies inside a region mapping the manager owns; changing its
+        // protection creates no reference, and the manager itself only reaches it through
+        // userfaultfd ioctls, which do not depend on it.
+        let rc = unsafe { libc::mprotect(va as *mut libc::c_void, len as usize, p) };
+        if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
     /// Drop CPU pages: later touches fault (uffd) or read zeros (manual).

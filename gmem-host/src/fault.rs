@@ -105,6 +105,15 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
                 res[i] = match &out {
                     Outcome::Done | Outcome::Retry => FaultResolution::Retry,
                     Outcome::NotManaged => FaultResolution::Abort(FaultError::NotManaged { va }),
+                    // A read sharing the page with a refused write is replayed on its own.
+                    Outcome::Denied(allowed) if faults[i].access != Access::Write && allowed.contains(Prot::READ) => {
+                        FaultResolution::Retry
+                    }
+                    Outcome::Denied(allowed) => FaultResolution::Abort(FaultError::Protection {
+                        va,
+                        write: faults[i].access == Access::Write,
+                        allowed: *allowed,
+                    }),
                     Outcome::Abort(source) => {
                         FaultResolution::Abort(FaultError::Migration { va, source: source.clone() })
                     }
@@ -382,11 +391,15 @@ fn classify_page(
     if sp.region_of(vpn * PAGE_SIZE).is_none_or(|r| r.dying) {
         return Class::Settled(Outcome::NotManaged);
     }
+    let need = if write { Prot::READ | Prot::WRITE } else { Prot::READ };
+    let allowed = sp.attrs.get(vpn * PAGE_SIZE).prot;
+    if !allowed.contains(need) {
+        return Class::Settled(Outcome::Denied(allowed));
+    }
     let e = sp.pt.get(vpn);
     if e.flags.contains(PageFlags::MIGRATING) {
         return Class::Settled(Outcome::Retry);
     }
-    let need = if write { Prot::READ | Prot::WRITE } else { Prot::READ };
     let mine = e.dev == dev.0 && (e.on_device() || e.flags.contains(PageFlags::REMOTE));
     if mine && e.prot().contains(need) {
         // Spurious: the device TLB may hold an older, narrower entry.
@@ -595,7 +608,7 @@ fn map_remote(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey) -> Res
         }
         sp.pt.update(vpn, |e| e.state = Residency::Cpu);
     }
-    let prot = RW;
+    let prot = RW & sp.attrs.get(va).prot;
     devices[dev.0 as usize].mmu.pmap_enter(asid, va, target, PageSize::Base, prot).map_err(|source| {
         add(&inner.counters.hook_errors, 1);
         MigrateError::Map { va, dev: dev.0, source }
@@ -627,15 +640,16 @@ fn fix_local(
     let Some(asid) = sp.asid_of(dev) else { return Ok(()) };
     let e = sp.pt.get(vpn);
     let map_err = |source| MigrateError::Map { va, dev: dev.0, source };
+    let limit = sp.attrs.get(va).prot;
     if e.flags.contains(PageFlags::REMOTE) {
-        let prot = RW;
+        let prot = RW & limit;
         let t = slot.mmu.pmap_protect(asid, va, PageSize::Base, prot).map_err(map_err)?;
         batches.entry(dev.0).or_default().push(t);
         sp.pt.update(vpn, |e| e.prot = prot.bits());
         return Ok(());
     }
     let collapse = e.state == Residency::Dup && write;
-    let prot = if e.state == Residency::Dup && !write { RO } else { RW };
+    let prot = (if e.state == Residency::Dup && !write { RO } else { RW }) & limit;
     if e.prot == 0 {
         let size = PageSize::Base;
         if e.flags.contains(PageFlags::HUGE) {

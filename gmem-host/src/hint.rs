@@ -101,7 +101,8 @@ fn prefetch_pages(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Re
                 }
                 add(&inner.counters.dma_retries, 1);
             }
-            if outs.iter().all(|o| matches!(o, Outcome::Done)) {
+            // Pages the range's protection keeps off devices stay where they are.
+            if outs.iter().all(|o| matches!(o, Outcome::Done | Outcome::Denied(_))) {
                 break;
             }
         }

@@ -45,7 +45,7 @@
 //!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`],
 //!    `hint` (the hints that move pages: all or nothing, with a [`HintReport`]).
 //! 6. **The API**: [`manager`] ([`Gmem`]; `region` places and registers regions), and on
-//!    top of it `inspect` and [`softdev`].
+//!    top of it `inspect`, `protect` ([`Gmem::mprotect`]) and [`softdev`].
 //!
 //! Items keep their historical public paths as re-exports (`manager::Config`,
 //! `cpu::CpuError`, `migrate::MigrateError`, …).
@@ -112,6 +112,7 @@ pub mod migrate;
 pub mod mmu;
 pub mod page_table;
 pub mod prefetch;
+mod protect;
 mod region;
 pub mod softdev;
 mod state;

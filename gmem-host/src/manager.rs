@@ -76,7 +76,7 @@ impl std::fmt::Debug for Gmem {
     }
 }
 
-fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
+pub(crate) fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
     if len == 0 {
         return Err(GmemError::ZeroLength { va });
     }
@@ -85,6 +85,18 @@ fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
     }
     if va.checked_add(len).is_none() {
         return Err(GmemError::Overflow { va, len });
+    }
+    Ok(())
+}
+
+/// Every page of `[va, va+len)` must lie in a live region of `sp` (space `space`).
+pub(crate) fn check_managed(sp: &Space, space: SpaceId, va: u64, len: u64) -> Result<(), GmemError> {
+    let mut at = va;
+    while at < va + len {
+        match sp.region_of(at) {
+            Some(r) if !r.dying => at = r.start + r.len,
+            _ => return Err(GmemError::NotManaged { va: at, space: space.0 }),
+        }
     }
     Ok(())
 }
@@ -437,14 +449,7 @@ impl Gmem {
                 return Err(GmemError::NotAttached { dev: d.0, space: space.0 });
             }
         }
-        // Every page must be managed.
-        let mut at = va;
-        while at < va + len {
-            match sp.region_of(at) {
-                Some(r) if !r.dying => at = r.start + r.len,
-                _ => return Err(GmemError::NotManaged { va: at, space: space.0 }),
-            }
-        }
+        check_managed(sp, space, va, len)?;
         let dev_node = |hint| match node {
             Node::Device(d) => Ok(d),
             Node::Cpu => Err(GmemError::HintNode { hint, node }),

@@ -23,8 +23,8 @@ use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::mmu::{
-    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, RO,
-    RW,
+    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, Prot,
+    RO, RW,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
@@ -42,6 +42,9 @@ pub(crate) enum Outcome {
     Abort(Arc<MigrateError>),
     /// Not in a live region.
     NotManaged,
+    /// The range's protection does not allow the access (it allows this much); nothing
+    /// moved.
+    Denied(Prot),
 }
 
 /// A page collected for migration to the device.
@@ -52,6 +55,9 @@ pub(crate) struct Planned {
     from_cpu: bool,
     zero: bool,
     huge: bool,
+    /// Rights of its device mapping: read-only for a read duplicate, never beyond the
+    /// range's protection.
+    prot: Prot,
     /// Zero-filled, mapped and committed in phase 1 by `peer_map` (then dropped from
     /// the plan).
     done_under_lock: bool,
@@ -168,6 +174,7 @@ fn plan_page(
     }
     let vpn = m.key.1;
     let from_cpu = sp.pt.get(vpn).state == Residency::Cpu;
+    let prot = (if m.dup { RO } else { RW }) & sp.attrs.get(vpn * PAGE_SIZE).prot;
     let ne = sp.pt.update(vpn, |e| {
         e.flags.insert(PageFlags::MIGRATING | PageFlags::FROM_CPU);
         if from_cpu {
@@ -177,7 +184,7 @@ fn plan_page(
     if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
         r.inflight += 1;
     }
-    Some(Planned { mig: *m, pa, seq: ne.seq, from_cpu, zero: !from_cpu, huge, done_under_lock: false })
+    Some(Planned { mig: *m, pa, seq: ne.seq, from_cpu, zero: !from_cpu, huge, prot, done_under_lock: false })
 }
 
 /// Phase 1: write-protect the CPU copies being copied out, in runs (one ioctl per run).
@@ -261,7 +268,7 @@ fn peer_map_first_touch(
                 va: planned[i].mig.key.1 * PAGE_SIZE,
                 pa: planned[i].pa,
                 size: PageSize::Base,
-                prot: RW,
+                prot: planned[i].prot,
                 fill: Prepare::Zero,
             })
             .collect();
@@ -280,7 +287,7 @@ fn peer_map_first_touch(
                 e.state = Residency::Device;
                 e.dev = dev.0;
                 e.pfn = (p.pa / PAGE_SIZE) as u32;
-                e.prot = RW.bits();
+                e.prot = p.prot.bits();
                 e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU | PageFlags::HUGE);
             });
             if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
@@ -436,7 +443,8 @@ fn check_commits(
 fn map_huge(inner: &Inner, st: &State, dev: DeviceId, planned: &[Planned], ok: &[usize]) -> FastSet<usize> {
     let mut huge_blocks: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for &i in ok {
-        if planned[i].huge {
+        // A block maps whole only with full rights on every page.
+        if planned[i].huge && planned[i].prot == RW {
             huge_blocks.entry(planned[i].pa & !(HUGE_PAGE_SIZE - 1)).or_default().push(i);
         }
     }
@@ -475,7 +483,7 @@ fn map_base(
         let p = &planned[i];
         let (s, vpn) = p.mig.key;
         let va = vpn * PAGE_SIZE;
-        let prot = if p.mig.dup { RO } else { RW };
+        let prot = p.prot;
         if !mapped_huge.contains(&i) {
             let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else {
                 failed.push((i, None));
@@ -523,7 +531,7 @@ fn commit_page(
     outcome: &mut FastMap<PageKey, Outcome>,
 ) {
     let (s, vpn) = p.mig.key;
-    let prot = if p.mig.dup { RO } else { RW };
+    let prot = p.prot;
     if let Some(sp) = st.spaces.get_mut(&s) {
         sp.pt.update(vpn, |e| {
             e.state = if p.mig.dup { Residency::Dup } else { Residency::Device };
