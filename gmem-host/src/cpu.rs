@@ -20,8 +20,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use crate::mmu::{PAGE_SIZE, Prot};
@@ -102,6 +102,20 @@ impl CpuSide {
         // userfaultfd ioctls, which do not depend on it.
         let rc = unsafe { libc::mprotect(va as *mut libc::c_void, len as usize, p) };
         if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Whether the CPU page at `va` maps the kernel's shared zero page (it was read and
+    /// never written), from `/proc/self/pagemap`, without touching it. `false` when the
+    /// kernel hides frame numbers (no `CAP_SYS_ADMIN`).
+    pub(crate) fn is_zero_page(&self, va: u64) -> bool {
+        use std::os::unix::fs::FileExt;
+        static PAGEMAP: OnceLock<Option<(std::fs::File, u64)>> = OnceLock::new();
+        let Some((file, zero_pfn)) = PAGEMAP.get_or_init(open_pagemap) else { return false };
+        let mut entry = [0u8; 8];
+        if file.read_exact_at(&mut entry, va / PAGE_SIZE * 8).is_err() {
+            return false;
+        }
+        pagemap_pfn(u64::from_ne_bytes(entry)) == Some(*zero_pfn)
     }
 
     /// Drop CPU pages: later touches fault (uffd) or read zeros (manual).
@@ -225,6 +239,26 @@ impl CpuSide {
         }
         Ok(())
     }
+}
+
+/// The frame number of a present `/proc/self/pagemap` entry (`None` when not present
+/// or hidden as 0).
+fn pagemap_pfn(entry: u64) -> Option<u64> {
+    let pfn = entry & ((1 << 55) - 1);
+    (entry >> 63 == 1 && pfn != 0).then_some(pfn)
+}
+
+/// `/proc/self/pagemap` and the zero page's frame number, found by reading a fresh
+/// anonymous page (`None` when either is unavailable).
+fn open_pagemap() -> Option<(std::fs::File, u64)> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open("/proc/self/pagemap").ok()?;
+    let probe = mmap_rs::MmapOptions::new(PAGE_SIZE as usize).ok()?.map().ok()?;
+    // SAFETY: a read of the first byte of a private mapping we own; it maps the zero page.
+    let _ = unsafe { std::ptr::read_volatile(probe.as_ptr()) };
+    let mut entry = [0u8; 8];
+    file.read_exact_at(&mut entry, probe.as_ptr() as u64 / PAGE_SIZE * 8).ok()?;
+    Some((file, pagemap_pfn(u64::from_ne_bytes(entry))?))
 }
 
 /// What the handler thread hands the CPU faults it reads to: the manager's CPU-fault

@@ -126,7 +126,7 @@ pub use error::{CpuError, FaultError, GmemError, MigrateError};
 pub use events::CounterSnapshot;
 pub use fault::{Access, DeviceFault, FaultResolution};
 pub use lost::{LossReport, LostRange};
-pub use manager::{Gmem, PageInfo};
+pub use manager::{Gmem, PageInfo, Placement};
 pub use mmu::{
     Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, InvalidationBatch,
     MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,

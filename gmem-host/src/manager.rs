@@ -53,6 +53,36 @@ pub struct PageInfo {
     pub huge: bool,
     /// Poisoned: the CPU could not get it back from `device` (touches raise SIGBUS).
     pub poisoned: bool,
+    /// The range's protection ([`Gmem::mprotect`]), for the CPU and every device.
+    pub protection: Prot,
+    /// The page reads as zeros and holds no data: never written anywhere
+    /// ([`Residency::Unpopulated`]), or a CPU page that maps the kernel's zero page (read,
+    /// never written; seen only where `/proc/self/pagemap` shows frame numbers).
+    pub zero: bool,
+}
+
+/// Where one device finds a page ([`Gmem::placement`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Never written: reads as zeros, nothing allocated anywhere.
+    Untouched,
+    /// In host memory, not mapped by the device.
+    Host,
+    /// In host memory, mapped by the device remotely with these rights.
+    Remote {
+        /// Rights of the device's mapping.
+        prot: Prot,
+    },
+    /// In the device's own memory (a read duplicate too: the host has a copy).
+    Local {
+        /// Rights of the device's mapping (empty: not mapped now; its next access
+        /// faults and maps it again).
+        prot: Prot,
+        /// Mapped as part of a 2 MiB mapping.
+        huge: bool,
+    },
+    /// Only in another device's memory.
+    OtherDevice(DeviceId),
 }
 
 /// A change to the attributes of a range.
