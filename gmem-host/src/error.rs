@@ -43,8 +43,8 @@ pub enum GmemError {
         /// Space.
         space: u32,
     },
-    /// `munmap` must name a whole region.
-    #[error("munmap [{va:#x}, +{len:#x}) does not match a whole region")]
+    /// `munmap` must stay inside one region; `mremap` must name a whole region.
+    #[error("[{va:#x}, +{len:#x}) is not inside one region (munmap) or is not a whole region (mremap)")]
     PartialUnmap {
         /// Address.
         va: u64,

@@ -45,7 +45,8 @@
 //!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`],
 //!    `hint` (the hints that move pages: all or nothing, with a [`HintReport`]).
 //! 6. **The API**: [`manager`] ([`Gmem`]; `region` places and registers regions), and on
-//!    top of it `inspect`, `protect` ([`Gmem::mprotect`]) and [`softdev`].
+//!    top of it `inspect`, `protect` ([`Gmem::mprotect`]), `remap` (partial munmap,
+//!    [`Gmem::mremap`]) and [`softdev`].
 //!
 //! Items keep their historical public paths as re-exports (`manager::Config`,
 //! `cpu::CpuError`, `migrate::MigrateError`, …).
@@ -114,6 +115,7 @@ pub mod page_table;
 pub mod prefetch;
 mod protect;
 mod region;
+mod remap;
 pub mod softdev;
 mod state;
 pub mod thrash;

@@ -26,7 +26,7 @@ use crate::lost::LossReport;
 use crate::mmu::{Asid, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, PAGE_SIZE, Prot};
 use crate::page_table::{PageFlags, PageTable, Residency};
 use crate::region::{place_region, region_off_device, region_on_device};
-use crate::state::{DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State};
+use crate::state::{DeviceSlot, HostMapping, Inner, Region, STAGING_ID, Space, Staging, State};
 use crate::thrash::ThrashTracker;
 use crate::types::{DeviceId, HintReport, Node};
 
@@ -400,7 +400,15 @@ impl Gmem {
         }
         g.next_host += 1;
         g.by_va.insert(va, (space.0, va + len));
-        let region = Region { start: va, len, host, _map: map, inflight: 0, dying: false, device_kept: false };
+        let region = Region {
+            start: va,
+            len,
+            host,
+            map: HostMapping::adopt(map),
+            inflight: 0,
+            dying: false,
+            device_kept: false,
+        };
         if let Some(sp) = g.spaces.get_mut(&space.0) {
             sp.regions.insert(va, region);
         }
@@ -408,22 +416,26 @@ impl Gmem {
         Ok(va as *mut u8)
     }
 
-    /// Unmap a whole region: wait for migrations touching it, release every device
-    /// mapping and frame, then drop the host memory.
+    /// Unmap `[ptr, ptr+len)`: a whole region, or part of one (its start, middle or end:
+    /// the region is split first, see `crate::remap`). Waits for migrations touching the
+    /// region, releases every device mapping and frame of the range, then drops its host
+    /// memory. A range reaching past its region's end is [`GmemError::PartialUnmap`].
     pub fn munmap(&self, space: SpaceId, ptr: *mut u8, len: u64) -> Result<(), GmemError> {
         let va = ptr as u64;
         check_range(va, len)?;
         let mut g = self.inner.lock();
-        {
+        let (start, end) = {
             let sp = g.space(space)?;
-            let r = sp.regions.get(&va).ok_or(GmemError::NotManaged { va, space: space.0 })?;
-            if r.len != len || r.dying {
-                return Err(if r.dying {
-                    GmemError::NotManaged { va, space: space.0 }
-                } else {
-                    GmemError::PartialUnmap { va, len }
-                });
-            }
+            let r = sp.region_of(va).filter(|r| !r.dying).ok_or(GmemError::NotManaged { va, space: space.0 })?;
+            (r.start, r.start + r.len)
+        };
+        if va + len > end {
+            return Err(GmemError::PartialUnmap { va, len });
+        }
+        if (start, end) != (va, va + len) {
+            // Part of a region: split it at the range's edges, then unmap the middle piece.
+            let cuts: Vec<u64> = [va, va + len].into_iter().filter(|&c| start < c && c < end).collect();
+            g = crate::migrate::resize::split(&self.inner, g, space.0, va, &cuts)?;
         }
         if let Some(r) = g.spaces.get_mut(&space.0).and_then(|s| s.regions.get_mut(&va)) {
             r.dying = true;

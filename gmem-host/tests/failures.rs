@@ -236,8 +236,13 @@ fn bad_input_is_typed_and_changes_nothing() {
     assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(1), 4096)), GmemError::Unaligned { .. }));
     assert!(matches!(m(r.gm.munmap(sp, p, 4095)), GmemError::Unaligned { .. }));
     assert!(matches!(m(r.gm.munmap(sp, (u64::MAX - 4095) as *mut u8, 8192)), GmemError::Overflow { .. }));
-    assert!(matches!(m(r.gm.munmap(sp, p, 4096)), GmemError::PartialUnmap { .. }));
-    assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(4096), 4096)), GmemError::NotManaged { .. }));
+    // Past the region's end (a partial munmap inside it is allowed: `remap.rs`).
+    assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(4096), 8 * 4096)), GmemError::PartialUnmap { .. }));
+    assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(16 << 20), 4096)), GmemError::NotManaged { .. }));
+    let e = r.gm.mremap(sp, p, 4096, 8192, true).expect_err("not a whole region");
+    assert!(matches!(e, GmemError::PartialUnmap { .. }), "{e:?}");
+    let e = r.gm.mremap(sp, p, 8 * 4096, 0, true).expect_err("zero length");
+    assert!(matches!(e, GmemError::ZeroLength { .. }), "{e:?}");
     let unknown = Node::Device(DeviceId(9));
     assert!(matches!(mh(r.gm.hmadvise(sp, unknown, va, 4096, Hint::Prefetch)), GmemError::UnknownNode(_)));
     assert!(matches!(mh(r.gm.hmadvise(sp, Node::Cpu, va + 1, 4096, Hint::Prefetch)), GmemError::Unaligned { .. }));
