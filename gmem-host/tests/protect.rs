@@ -135,3 +135,19 @@ fn a_huge_mapping_is_narrowed_whole_or_split_at_the_range_edge() {
     denied(dev_write(&r, va + (2 << 20), 1), va + (2 << 20), true, Prot::READ);
     dev_write(&r, va + (3 << 20), 9).expect("the writable half");
 }
+
+#[test]
+fn pages_coming_back_across_a_protection_boundary_are_installed() {
+    // mprotect splits the region's mapping: one CPU fault bringing back pages on both
+    // sides of the split cannot install them in one UFFDIO_COPY.
+    let r = rig(64);
+    let p = r.gm.mmap(r.space, 12 * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    dev_write(&r, va + 9 * 4096 + 1, 135).expect("page 9 on the device");
+    r.gm.mprotect(r.space, va + 10 * 4096, 2 * 4096, Prot::READ).expect("read-only");
+    assert_eq!(dev_read(&r, va + 10 * 4096 + 5).expect("page 10 on the device"), 0);
+    r.gm.mprotect(r.space, va + 10 * 4096, 2 * 4096, RW).expect("read-write");
+    cpu_write(p, 9 * 4096 + 2, 1);
+    assert_eq!((cpu_read(p, 9 * 4096 + 1), cpu_read(p, 10 * 4096 + 5)), (135, 0));
+    assert_eq!(r.gm.counters().poisoned, 0);
+}

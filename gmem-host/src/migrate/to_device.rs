@@ -216,7 +216,17 @@ fn protect_cpu_copies(
     for (s, start, n, idx) in runs {
         let Err(source) = inner.cpu.protect(start * PAGE_SIZE, n * PAGE_SIZE) else { continue };
         let err = Arc::new(MigrateError::Install { va: start * PAGE_SIZE, source });
-        for i in idx {
+        // One UFFDIO_WRITEPROTECT cannot cross a mapping boundary (an `mprotect` splits
+        // the region's mapping): a longer run is protected page by page, and only the
+        // pages that still fail are aborted.
+        let failing: Vec<usize> = if n > 1 {
+            idx.into_iter()
+                .filter(|&i| inner.cpu.protect(planned[i].mig.key.1 * PAGE_SIZE, PAGE_SIZE).is_err())
+                .collect()
+        } else {
+            idx
+        };
+        for i in failing {
             let p = &planned[i];
             free_frame(slot, p.pa);
             if let Some(sp) = spaces.get_mut(&s) {
