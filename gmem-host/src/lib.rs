@@ -26,6 +26,11 @@
 //!   ([`evict`]); dense 2 MiB regions are prefetched ([`prefetch`]); pages that bounce
 //!   between CPU and device are throttled, then pinned and mapped remotely ([`thrash`]).
 //! * Everything is observable as `tracing` events and counters ([`events`]).
+//! * Hints that move pages are all or nothing and report what they did ([`HintReport`]);
+//!   [`Gmem::mprotect`] sets one protection for the CPU and every device (device faults it
+//!   does not allow are aborted with [`FaultError::Protection`]); [`Gmem::munmap`] takes
+//!   any range inside a region and [`Gmem::mremap`] shrinks, grows or moves one;
+//!   [`Gmem::page_info`] and [`Gmem::placement`] describe a page without touching it.
 //!
 //! # Layout
 //! The modules form layers, each importing only the layers below it; there is no import
@@ -83,6 +88,8 @@
 //! * A page's data lives on at most one device at a time (read duplication is CPU +
 //!   one device); a fault from a second device moves the page through the host.
 //! * Thrashing throttles device faults only; CPU faults are never delayed.
+//! * With [`CpuMode::Manual`] [`Gmem::mprotect`] holds devices to the protection but
+//!   leaves the CPU mapping read-write (the manager writes pages back into it directly).
 //! * Without userfaultfd write-protect support (kernels < 5.7) a CPU write racing an
 //!   outbound copy can be lost; registration logs a warning when WP is refused.
 //! * Device memory above 16 TiB is refused (frame numbers are 32-bit in the 12-byte

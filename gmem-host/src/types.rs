@@ -83,6 +83,6 @@ pub struct HintReport {
     /// Pages a device now maps remotely (in host memory) instead of holding them:
     /// `PREFETCH` to a device over pages that prefer the CPU or are accessed-by it.
     pub mapped_remotely: u64,
-    /// Pages of the range whose attributes changed (attribute hints; `mprotect`).
+    /// Pages whose attributes the hint set (attribute hints: every page of the range).
     pub pages_changed: u64,
 }

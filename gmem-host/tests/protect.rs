@@ -151,3 +151,45 @@ fn pages_coming_back_across_a_protection_boundary_are_installed() {
     assert_eq!((cpu_read(p, 9 * 4096 + 1), cpu_read(p, 10 * 4096 + 5)), (135, 0));
     assert_eq!(r.gm.counters().poisoned, 0);
 }
+
+#[test]
+fn protection_changed_back_and_forth_while_a_device_works() {
+    let r = std::sync::Arc::new(rig(64));
+    let p = region(&r);
+    let va = p as u64;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (r, stop) = (r.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // The device writes its counter to page 3 and reads it back; a refused write
+            // leaves the last written value in place.
+            let (mut written, mut last) = (0u32, 0x53u8);
+            for i in 0..2000u32 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) && written > 0 {
+                    break;
+                }
+                let v = (i % 200) as u8 + 1;
+                match dev_write(&r, va + 3 * 4096, v) {
+                    Ok(()) => (written, last) = (written + 1, v),
+                    Err(SoftError::Fault(FaultError::Protection { va: at, write: true, .. })) => {
+                        assert_eq!(at, va + 3 * 4096);
+                    }
+                    Err(e) => panic!("unexpected device error {e:?}"),
+                }
+                assert_eq!(dev_read(&r, va + 3 * 4096).expect("reads always allowed"), last);
+            }
+            (written, last)
+        })
+    };
+    for i in 0..200 {
+        let prot = if i % 2 == 0 { Prot::READ } else { RW };
+        r.gm.mprotect(r.space, va, PAGES * 4096, prot).expect("mprotect");
+        std::thread::yield_now();
+    }
+    r.gm.mprotect(r.space, va, PAGES * 4096, RW).expect("read-write");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (written, last) = worker.join().expect("worker");
+    assert!(written > 0, "some writes went through");
+    assert_eq!(cpu_read(p, 3 * 4096), last, "the CPU sees the last accepted write");
+    assert_eq!(r.dev.stale_tlb_entries(), 0);
+}
