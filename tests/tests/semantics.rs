@@ -1,7 +1,7 @@
 //! Unified-memory semantics on the NPU (RTL and reference model): protection honoured by
 //! device faults (a store to read-only memory and a load of no-access memory abort the
-//! kernel at the VA, data unchanged), hint reports, and a partial munmap under pages on
-//! the device.
+//! kernel at the VA, data unchanged), hint reports, a partial munmap under pages on the
+//! device, and an mremap that moves a region whose pages are on the device.
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
@@ -86,6 +86,37 @@ fn reports_and_partial_munmap<T: DeviceIo + Send + 'static>(s: Stack<T>) {
     check(c, words as usize, "the first half, copied", |i| i as u32 ^ 0x5555);
     aborted_in(s.launch(Kernel::copy(asid, va_a + half, va_c, words)), va_a, "the unmapped half");
     check(a, words as usize, "the first half, kept", |i| i as u32 ^ 0x5555);
+}
+
+fn mremap_with_pages_on_the_device<T: DeviceIo + Send + 'static>(s: Stack<T>) {
+    let (a, c) = (s.alloc(BYTES).unwrap(), s.alloc(BYTES).unwrap());
+    fill(a, |i| i as u32 * 7);
+    let (va_a, va_c, n, asid) = (a as u64, c as u64, WORDS as u32, s.asid);
+    s.gm.hmadvise(s.space, Node::Device(s.id), va_a, BYTES, Hint::Prefetch).unwrap();
+    let frames = s.gm.device_pages(s.id).unwrap();
+    // Growing to 4 MiB runs into the next region: the region moves, its device pages with it.
+    let moved = s.gm.mremap(s.space, a.cast(), BYTES, 4 << 20, true).unwrap();
+    let va_n = moved as u64;
+    assert_ne!(va_n, va_a);
+    assert!(s.gm.page_info(s.space, va_a).is_none());
+    assert_eq!(s.gm.device_pages(s.id).unwrap(), frames, "the device pages kept their frames");
+    assert!(matches!(s.gm.placement(s.space, va_n, s.id), Some(Placement::Local { .. })));
+    s.launch(Kernel::copy(asid, va_n, va_c, n)).unwrap();
+    check(c, WORDS, "copied from the moved region", |i| i as u32 * 7);
+    aborted_in(s.launch(Kernel::copy(asid, va_a, va_c, n)), va_a, "the old addresses");
+    // Shrink back: the tail goes, the data stays.
+    assert_eq!(s.gm.mremap(s.space, moved, 4 << 20, BYTES, false).unwrap(), moved);
+    check(moved.cast(), WORDS, "the moved region on the CPU", |i| i as u32 * 7);
+}
+
+#[test]
+fn rtl_moves_a_region_with_its_device_pages() {
+    mremap_with_pages_on_the_device(tests::rtl(NpuConfig::default()));
+}
+
+#[test]
+fn model_moves_a_region_with_its_device_pages() {
+    mremap_with_pages_on_the_device(tests::model(NpuConfig::default()));
 }
 
 #[test]
