@@ -90,8 +90,13 @@ fn prefetch_pages(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Re
         let stop = (at + cap as u64).min(end);
         let slice: Vec<Item> = (at..stop).map(|v| ((s, v), false)).collect();
         let mut failures = vec![0u32; slice.len()];
-        for _ in 0..8 + retries {
+        // Eight rounds for pages answered retry (busy, throttled), one more per round
+        // that a device error cost.
+        let mut rounds = 8;
+        while rounds > 0 {
+            rounds -= 1;
             let outs = to_device(inner, dev, &slice, false);
+            let mut failed = false;
             for (i, o) in outs.iter().enumerate() {
                 let Outcome::Abort(e) = o else { continue };
                 failures[i] += 1;
@@ -100,7 +105,9 @@ fn prefetch_pages(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Re
                     return Err(GmemError::Fault(FaultError::Migration { va, source: e.clone() }));
                 }
                 add(&inner.counters.dma_retries, 1);
+                failed = true;
             }
+            rounds += u32::from(failed);
             // Pages the range's protection keeps off devices stay where they are.
             if outs.iter().all(|o| matches!(o, Outcome::Done | Outcome::Denied(_))) {
                 break;
