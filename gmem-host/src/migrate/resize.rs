@@ -257,19 +257,8 @@ pub(crate) fn move_region(
     collapse_dups(inner, st, s, start, len);
     reregister(st, s, (start, len, host), &[(to, new_len, host)])?;
     inner.cpu.unregister(start, len);
-    // SAFETY: moves the region's own pages onto the first `len` bytes of `target`, which
-    // the manager owns (MREMAP_FIXED replaces them); nothing references either range.
-    let p = unsafe {
-        libc::mremap(
-            start as *mut libc::c_void,
-            len as usize,
-            len as usize,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            to as *mut libc::c_void,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        let err = std::io::Error::last_os_error();
+    let moved = move_pages(start, to, len);
+    if let Err(err) = moved {
         // Put everything back: the old range is still mapped and holds its pages.
         let _ = reregister(st, s, (to, new_len, host), &[(start, len, host)]);
         let _ = inner.cpu.register_shared(start, len);
@@ -330,4 +319,37 @@ pub(crate) fn move_entries(st: &mut State, s: u32, from: u64, to: u64, len: u64)
         }
     }
     sp.attrs.clear(from, from + len);
+}
+
+/// `mremap(2)` the pages of `[from, from+len)` onto `[to, to+len)` (mapped by the
+/// manager; replaced). Kernels before 6.17 move only within one VMA, and `mprotect` or a
+/// poisoned page splits a region into several: then the pages move one by one, and
+/// back again if one of them cannot.
+fn move_pages(from: u64, to: u64, len: u64) -> std::io::Result<()> {
+    let remap = |a: u64, b: u64, n: u64| {
+        // SAFETY: moves pages of a region the manager owns onto memory it owns
+        // (MREMAP_FIXED replaces it); nothing references either range.
+        let p = unsafe {
+            libc::mremap(
+                a as *mut libc::c_void,
+                n as usize,
+                n as usize,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                b as *mut libc::c_void,
+            )
+        };
+        if p == libc::MAP_FAILED { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    };
+    if remap(from, to, len).is_ok() {
+        return Ok(());
+    }
+    for off in (0..len).step_by(PAGE_SIZE as usize) {
+        if let Err(e) = remap(from + off, to + off, PAGE_SIZE) {
+            for back in (0..off).step_by(PAGE_SIZE as usize) {
+                let _ = remap(to + back, from + back, PAGE_SIZE);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
