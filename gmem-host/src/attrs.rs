@@ -6,10 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::mmu::{Prot, RW};
 pub use crate::types::{DeviceId, Node};
 
-/// The persistent attributes of a range.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+/// The persistent attributes of a range. Its `Debug` form shows `prot` only when it is
+/// not the default (so dumps of unprotected spaces read as they always did).
+#[derive(Copy, Clone, PartialEq, Eq)]
 pub struct RangeAttrs {
     /// PREFERRED_LOCATION: where pages should live. `Cpu` makes devices map the pages
     /// remotely instead of migrating them; a device makes its pages the last to be evicted.
@@ -19,6 +21,28 @@ pub struct RangeAttrs {
     pub accessed_by: u32,
     /// READ_MOSTLY: read faults duplicate the page read-only; a write collapses copies.
     pub read_mostly: bool,
+    /// The range's protection ([`Gmem::mprotect`](crate::Gmem::mprotect)), for the CPU
+    /// and every device: device mappings never grant more, and a device access it does
+    /// not allow is aborted. Read, write and execute by default.
+    pub prot: Prot,
+}
+
+impl std::fmt::Debug for RangeAttrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("RangeAttrs");
+        d.field("preferred", &self.preferred).field("accessed_by", &self.accessed_by);
+        d.field("read_mostly", &self.read_mostly);
+        if self.prot != RW {
+            d.field("prot", &self.prot);
+        }
+        d.finish()
+    }
+}
+
+impl Default for RangeAttrs {
+    fn default() -> Self {
+        RangeAttrs { preferred: None, accessed_by: 0, read_mostly: false, prot: RW }
+    }
 }
 
 impl RangeAttrs {

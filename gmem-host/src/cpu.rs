@@ -20,11 +20,11 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-use crate::mmu::PAGE_SIZE;
+use crate::mmu::{PAGE_SIZE, Prot};
 use crate::uffd::{MODE_MISSING, MODE_WP, Uffd};
 
 pub use crate::config::CpuMode;
@@ -80,6 +80,42 @@ impl CpuSide {
                 tracing::warn!(target: "gmem", va, error = %e, "uffd unregister failed");
             }
         }
+    }
+
+    /// Set the CPU protection of `[va, va+len)` (`mprotect(2)`). With
+    /// [`CpuMode::Manual`] the mapping stays read-write: the manager writes pages back
+    /// into it directly, so only devices are held to the protection.
+    pub(crate) fn set_prot(&self, va: u64, len: u64, prot: Prot) -> io::Result<()> {
+        if self.uffd.is_none() {
+            return Ok(());
+        }
+        let mut p = libc::PROT_NONE;
+        for (bit, flag) in
+            [(Prot::READ, libc::PROT_READ), (Prot::WRITE, libc::PROT_WRITE), (Prot::EXEC, libc::PROT_EXEC)]
+        {
+            if prot.contains(bit) {
+                p |= flag;
+            }
+        }
+        // SAFETY: [va, va+len) lies inside a region mapping the manager owns; changing its
+        // protection creates no reference, and the manager itself only reaches it through
+        // userfaultfd ioctls, which do not depend on it.
+        let rc = unsafe { libc::mprotect(va as *mut libc::c_void, len as usize, p) };
+        if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Whether the CPU page at `va` maps the kernel's shared zero page (it was read and
+    /// never written), from `/proc/self/pagemap`, without touching it. `false` when the
+    /// kernel hides frame numbers (no `CAP_SYS_ADMIN`).
+    pub(crate) fn is_zero_page(&self, va: u64) -> bool {
+        use std::os::unix::fs::FileExt;
+        static PAGEMAP: OnceLock<Option<(std::fs::File, u64)>> = OnceLock::new();
+        let Some((file, zero_pfn)) = PAGEMAP.get_or_init(open_pagemap) else { return false };
+        let mut entry = [0u8; 8];
+        if file.read_exact_at(&mut entry, va / PAGE_SIZE * 8).is_err() {
+            return false;
+        }
+        pagemap_pfn(u64::from_ne_bytes(entry)) == Some(*zero_pfn)
     }
 
     /// Drop CPU pages: later touches fault (uffd) or read zeros (manual).
@@ -203,6 +239,26 @@ impl CpuSide {
         }
         Ok(())
     }
+}
+
+/// The frame number of a present `/proc/self/pagemap` entry (`None` when not present
+/// or hidden as 0).
+fn pagemap_pfn(entry: u64) -> Option<u64> {
+    let pfn = entry & ((1 << 55) - 1);
+    (entry >> 63 == 1 && pfn != 0).then_some(pfn)
+}
+
+/// `/proc/self/pagemap` and the zero page's frame number, found by reading a fresh
+/// anonymous page (`None` when either is unavailable).
+fn open_pagemap() -> Option<(std::fs::File, u64)> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open("/proc/self/pagemap").ok()?;
+    let probe = mmap_rs::MmapOptions::new(PAGE_SIZE as usize).ok()?.map().ok()?;
+    // SAFETY: a read of the first byte of a private mapping we own; it maps the zero page.
+    let _ = unsafe { std::ptr::read_volatile(probe.as_ptr()) };
+    let mut entry = [0u8; 8];
+    file.read_exact_at(&mut entry, probe.as_ptr() as u64 / PAGE_SIZE * 8).ok()?;
+    Some((file, pagemap_pfn(u64::from_ne_bytes(entry))?))
 }
 
 /// What the handler thread hands the CPU faults it reads to: the manager's CPU-fault

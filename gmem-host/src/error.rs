@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use crate::buddy::BuddyError;
-use crate::mmu::{Hooks, MmuError};
+use crate::mmu::{Hooks, MmuError, Prot};
 use crate::types::{Hint, MapFlags, Node};
 
 /// Errors of the manager's API. Every error leaves the manager's state unchanged.
@@ -43,8 +43,8 @@ pub enum GmemError {
         /// Space.
         space: u32,
     },
-    /// `munmap` must name a whole region.
-    #[error("munmap [{va:#x}, +{len:#x}) does not match a whole region")]
+    /// `munmap` must stay inside one region; `mremap` must name a whole region.
+    #[error("[{va:#x}, +{len:#x}) is not inside one region (munmap) or is not a whole region (mremap)")]
     PartialUnmap {
         /// Address.
         va: u64,
@@ -151,6 +151,20 @@ pub enum GmemError {
     DeviceLost {
         /// Device.
         dev: u8,
+    },
+    /// `mprotect` with rights no mapping can have (write or execute without read).
+    #[error("protection {0:?} is not one of none, read, read-write (execute only with read)")]
+    BadProt(Prot),
+    /// Changing the CPU protection of a range failed.
+    #[error("mprotect of [{va:#x}, +{len:#x}) failed: {source}")]
+    Mprotect {
+        /// Start.
+        va: u64,
+        /// Length.
+        len: u64,
+        /// OS error.
+        #[source]
+        source: io::Error,
     },
     /// Host memory mapping failed.
     #[error("host mmap of {len:#x} bytes failed: {reason}")]
@@ -300,6 +314,17 @@ pub enum FaultError {
         va: u64,
         /// Device.
         dev: u8,
+    },
+    /// The range's protection ([`crate::Gmem::mprotect`]) does not allow the access:
+    /// nothing moved, nothing was zero-filled.
+    #[error("fault at {va:#x}: {access} not allowed by the range's protection {allowed:?}", access = if *write { "write" } else { "read" })]
+    Protection {
+        /// Address.
+        va: u64,
+        /// A write access (otherwise a read or an instruction fetch).
+        write: bool,
+        /// What the range allows.
+        allowed: Prot,
     },
     /// Resolving the fault failed; the page's data is intact where it was.
     #[error("fault at {va:#x}: migration failed")]

@@ -26,7 +26,7 @@
 
 use std::sync::{Arc, MutexGuard};
 
-use crate::error::{GmemError, MigrateError};
+use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::migrate::mapping::{Batches, flush_all};
@@ -83,7 +83,7 @@ impl FaultResolution {
 }
 
 /// A faulted page and whether a fault on it writes.
-type Item = (PageKey, bool);
+pub(crate) type Item = (PageKey, bool);
 
 /// Handle one batch (see the module docs).
 pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault]) -> Vec<FaultResolution> {
@@ -105,6 +105,15 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
                 res[i] = match &out {
                     Outcome::Done | Outcome::Retry => FaultResolution::Retry,
                     Outcome::NotManaged => FaultResolution::Abort(FaultError::NotManaged { va }),
+                    // A read sharing the page with a refused write is replayed on its own.
+                    Outcome::Denied(allowed) if faults[i].access != Access::Write && allowed.contains(Prot::READ) => {
+                        FaultResolution::Retry
+                    }
+                    Outcome::Denied(allowed) => FaultResolution::Abort(FaultError::Protection {
+                        va,
+                        write: faults[i].access == Access::Write,
+                        allowed: *allowed,
+                    }),
                     Outcome::Abort(source) => {
                         FaultResolution::Abort(FaultError::Migration { va, source: source.clone() })
                     }
@@ -191,7 +200,7 @@ fn whole_chunks(migrate: &[Mig]) -> usize {
 }
 
 /// Whether a failed migration is the device's doing (worth another try).
-fn device_error(e: &MigrateError) -> bool {
+pub(crate) fn device_error(e: &MigrateError) -> bool {
     matches!(
         e,
         MigrateError::Copy { .. }
@@ -235,38 +244,8 @@ fn retry_or_fall_back(inner: &Inner, dev: DeviceId, items: &[Item], mut outs: Ve
     outs
 }
 
-/// hmadvise(PREFETCH, device): migrate `[va, va+len)` to `dev`.
-pub(crate) fn prefetch_to_device(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Result<(), GmemError> {
-    let cap = {
-        let g = inner.lock();
-        (g.live_dev(dev)?.buddy.total_pages() as usize / 2).clamp(1, 4096)
-    };
-    // Read access: pages migrate with full rights, except read-mostly ones, which are
-    // duplicated. Slices are built lazily: a huge range never materialises a page list.
-    let (first, end) = (va / PAGE_SIZE, (va + len) / PAGE_SIZE);
-    let mut at = first;
-    while at < end {
-        let stop = (at + cap as u64).min(end);
-        let slice: Vec<Item> = (at..stop).map(|v| ((s, v), false)).collect();
-        for _ in 0..8 {
-            let outs = to_device(inner, dev, &slice, false);
-            if let Some((i, Outcome::Abort(e))) = outs.iter().enumerate().find(|(_, o)| matches!(o, Outcome::Abort(_)))
-            {
-                let va = slice[i].0.1 * PAGE_SIZE;
-                return Err(GmemError::Fault(FaultError::Migration { va, source: e.clone() }));
-            }
-            if outs.iter().all(|o| matches!(o, Outcome::Done)) {
-                break;
-            }
-        }
-        at = stop;
-    }
-    add(&inner.counters.advised_prefetch, len / PAGE_SIZE);
-    Ok(())
-}
-
 /// Bring `items` to `dev` (see the module docs). One outcome per item.
-fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_prefetch: bool) -> Vec<Outcome> {
+pub(crate) fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_prefetch: bool) -> Vec<Outcome> {
     let mut outcome: FastMap<PageKey, Outcome> = items.iter().map(|(k, _)| (*k, Outcome::Retry)).collect();
     let mut pending: Vec<Item> = items.to_vec();
     // Commit retries, plus the re-plans that make no commit attempt: pages first fetched
@@ -412,11 +391,15 @@ fn classify_page(
     if sp.region_of(vpn * PAGE_SIZE).is_none_or(|r| r.dying) {
         return Class::Settled(Outcome::NotManaged);
     }
+    let need = if write { Prot::READ | Prot::WRITE } else { Prot::READ };
+    let allowed = sp.attrs.get(vpn * PAGE_SIZE).prot;
+    if !allowed.contains(need) {
+        return Class::Settled(Outcome::Denied(allowed));
+    }
     let e = sp.pt.get(vpn);
     if e.flags.contains(PageFlags::MIGRATING) {
         return Class::Settled(Outcome::Retry);
     }
-    let need = if write { Prot::READ | Prot::WRITE } else { Prot::READ };
     let mine = e.dev == dev.0 && (e.on_device() || e.flags.contains(PageFlags::REMOTE));
     if mine && e.prot().contains(need) {
         // Spurious: the device TLB may hold an older, narrower entry.
@@ -625,7 +608,7 @@ fn map_remote(inner: &Inner, st: &mut State, dev: DeviceId, key: PageKey) -> Res
         }
         sp.pt.update(vpn, |e| e.state = Residency::Cpu);
     }
-    let prot = RW;
+    let prot = RW & sp.attrs.get(va).prot;
     devices[dev.0 as usize].mmu.pmap_enter(asid, va, target, PageSize::Base, prot).map_err(|source| {
         add(&inner.counters.hook_errors, 1);
         MigrateError::Map { va, dev: dev.0, source }
@@ -657,15 +640,16 @@ fn fix_local(
     let Some(asid) = sp.asid_of(dev) else { return Ok(()) };
     let e = sp.pt.get(vpn);
     let map_err = |source| MigrateError::Map { va, dev: dev.0, source };
+    let limit = sp.attrs.get(va).prot;
     if e.flags.contains(PageFlags::REMOTE) {
-        let prot = RW;
+        let prot = RW & limit;
         let t = slot.mmu.pmap_protect(asid, va, PageSize::Base, prot).map_err(map_err)?;
         batches.entry(dev.0).or_default().push(t);
         sp.pt.update(vpn, |e| e.prot = prot.bits());
         return Ok(());
     }
     let collapse = e.state == Residency::Dup && write;
-    let prot = if e.state == Residency::Dup && !write { RO } else { RW };
+    let prot = (if e.state == Residency::Dup && !write { RO } else { RW }) & limit;
     if e.prot == 0 {
         let size = PageSize::Base;
         if e.flags.contains(PageFlags::HUGE) {

@@ -2,7 +2,7 @@
 //! memory, metadata size, and a stable text dump of a space.
 
 use crate::attrs::{DeviceId, RangeAttrs};
-use crate::manager::{Gmem, GmemError, PageInfo, SpaceId};
+use crate::manager::{Gmem, GmemError, PageInfo, Placement, SpaceId};
 use crate::mmu::{PAGE_SIZE, Prot};
 use crate::page_table::{PageFlags, Residency};
 use crate::state::Region;
@@ -86,14 +86,22 @@ impl Gmem {
         Ok(out)
     }
 
-    /// What the manager knows about the page holding `va`.
+    /// What the manager knows about the page holding `va` (`None` outside a region: a
+    /// hole). Nothing faults or moves.
     pub fn page_info(&self, space: SpaceId, va: u64) -> Option<PageInfo> {
         let g = self.inner.lock();
         let sp = g.spaces.get(&space.0)?;
         sp.region_of(va)?;
         let e = sp.pt.get(va / PAGE_SIZE);
         let holds = e.on_device() || e.flags.contains(PageFlags::REMOTE);
+        let zero = match e.state {
+            Residency::Unpopulated => true,
+            Residency::Cpu => self.inner.cpu.is_zero_page(va),
+            _ => false,
+        };
         Some(PageInfo {
+            protection: sp.attrs.get(va).prot,
+            zero,
             residency: e.state,
             device: holds.then_some(DeviceId(e.dev)),
             device_pa: e.on_device().then(|| e.pa()),
@@ -102,6 +110,25 @@ impl Gmem {
             pinned: e.flags.contains(PageFlags::PINNED),
             huge: e.flags.contains(PageFlags::HUGE),
             poisoned: e.flags.contains(PageFlags::POISONED),
+        })
+    }
+
+    /// Where device `dev` finds the page holding `va` (`None` outside a region or for an
+    /// unknown space). Nothing faults or moves.
+    pub fn placement(&self, space: SpaceId, va: u64, dev: DeviceId) -> Option<Placement> {
+        let g = self.inner.lock();
+        let sp = g.spaces.get(&space.0)?;
+        sp.region_of(va)?;
+        let e = sp.pt.get(va / PAGE_SIZE);
+        let mine = e.dev == dev.0;
+        Some(match e.state {
+            Residency::Unpopulated => Placement::Untouched,
+            Residency::Device | Residency::Dup if mine => {
+                Placement::Local { prot: e.prot(), huge: e.flags.contains(PageFlags::HUGE) }
+            }
+            Residency::Device => Placement::OtherDevice(DeviceId(e.dev)),
+            _ if mine && e.flags.contains(PageFlags::REMOTE) => Placement::Remote { prot: e.prot() },
+            _ => Placement::Host,
         })
     }
 

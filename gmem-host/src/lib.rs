@@ -26,6 +26,11 @@
 //!   ([`evict`]); dense 2 MiB regions are prefetched ([`prefetch`]); pages that bounce
 //!   between CPU and device are throttled, then pinned and mapped remotely ([`thrash`]).
 //! * Everything is observable as `tracing` events and counters ([`events`]).
+//! * Hints that move pages are all or nothing and report what they did ([`HintReport`]);
+//!   [`Gmem::mprotect`] sets one protection for the CPU and every device (device faults it
+//!   does not allow are aborted with [`FaultError::Protection`]); [`Gmem::munmap`] takes
+//!   any range inside a region and [`Gmem::mremap`] shrinks, grows or moves one;
+//!   [`Gmem::page_info`] and [`Gmem::placement`] describe a page without touching it.
 //!
 //! # Layout
 //! The modules form layers, each importing only the layers below it; there is no import
@@ -42,9 +47,11 @@
 //! 4. **Migration** ([`migrate`]): `to_host` and `to_device`, one function per phase;
 //!    `reclaim` (eviction entry points), `teardown` (munmap), `mapping` (shared helpers).
 //! 5. **The paths that drive it**: [`fault`] (device fault batches: classify, prefetch,
-//!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`].
+//!    make room, migrate), `cpu_fault` (CPU touches, the `CpuFaultSink`), [`lost`],
+//!    `hint` (the hints that move pages: all or nothing, with a [`HintReport`]).
 //! 6. **The API**: [`manager`] ([`Gmem`]; `region` places and registers regions), and on
-//!    top of it `inspect` and [`softdev`].
+//!    top of it `inspect`, `protect` ([`Gmem::mprotect`]), `remap` (partial munmap,
+//!    [`Gmem::mremap`]) and [`softdev`].
 //!
 //! Items keep their historical public paths as re-exports (`manager::Config`,
 //! `cpu::CpuError`, `migrate::MigrateError`, …).
@@ -81,6 +88,8 @@
 //! * A page's data lives on at most one device at a time (read duplication is CPU +
 //!   one device); a fault from a second device moves the page through the host.
 //! * Thrashing throttles device faults only; CPU faults are never delayed.
+//! * With [`CpuMode::Manual`] [`Gmem::mprotect`] holds devices to the protection but
+//!   leaves the CPU mapping read-write (the manager writes pages back into it directly).
 //! * Without userfaultfd write-protect support (kernels < 5.7) a CPU write racing an
 //!   outbound copy can be lost; registration logs a warning when WP is refused.
 //! * Device memory above 16 TiB is refused (frame numbers are 32-bit in the 12-byte
@@ -102,6 +111,7 @@ pub mod events;
 pub mod evict;
 pub mod fault;
 mod hash;
+mod hint;
 pub mod inject;
 mod inspect;
 pub mod lost;
@@ -110,7 +120,9 @@ pub mod migrate;
 pub mod mmu;
 pub mod page_table;
 pub mod prefetch;
+mod protect;
 mod region;
+mod remap;
 pub mod softdev;
 mod state;
 pub mod thrash;
@@ -123,10 +135,10 @@ pub use error::{CpuError, FaultError, GmemError, MigrateError};
 pub use events::CounterSnapshot;
 pub use fault::{Access, DeviceFault, FaultResolution};
 pub use lost::{LossReport, LostRange};
-pub use manager::{Gmem, PageInfo};
+pub use manager::{Gmem, PageInfo, Placement};
 pub use mmu::{
     Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, InvalidationBatch,
     MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 pub use page_table::Residency;
-pub use types::{DeviceId, Hint, MapFlags, Node, SpaceId};
+pub use types::{DeviceId, Hint, HintReport, MapFlags, Node, SpaceId};

@@ -26,9 +26,9 @@ use crate::lost::LossReport;
 use crate::mmu::{Asid, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, PAGE_SIZE, Prot};
 use crate::page_table::{PageFlags, PageTable, Residency};
 use crate::region::{place_region, region_off_device, region_on_device};
-use crate::state::{DeviceSlot, Inner, Region, STAGING_ID, Space, Staging, State};
+use crate::state::{DeviceSlot, HostMapping, Inner, Region, STAGING_ID, Space, Staging, State};
 use crate::thrash::ThrashTracker;
-use crate::types::{DeviceId, Node};
+use crate::types::{DeviceId, HintReport, Node};
 
 pub use crate::config::{Clock, Config};
 pub use crate::error::GmemError;
@@ -53,6 +53,36 @@ pub struct PageInfo {
     pub huge: bool,
     /// Poisoned: the CPU could not get it back from `device` (touches raise SIGBUS).
     pub poisoned: bool,
+    /// The range's protection ([`Gmem::mprotect`]), for the CPU and every device.
+    pub protection: Prot,
+    /// The page reads as zeros and holds no data: never written anywhere
+    /// ([`Residency::Unpopulated`]), or a CPU page that maps the kernel's zero page (read,
+    /// never written; seen only where `/proc/self/pagemap` shows frame numbers).
+    pub zero: bool,
+}
+
+/// Where one device finds a page ([`Gmem::placement`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// Never written: reads as zeros, nothing allocated anywhere.
+    Untouched,
+    /// In host memory, not mapped by the device.
+    Host,
+    /// In host memory, mapped by the device remotely with these rights.
+    Remote {
+        /// Rights of the device's mapping.
+        prot: Prot,
+    },
+    /// In the device's own memory (a read duplicate too: the host has a copy).
+    Local {
+        /// Rights of the device's mapping (empty: not mapped now; its next access
+        /// faults and maps it again).
+        prot: Prot,
+        /// Mapped as part of a 2 MiB mapping.
+        huge: bool,
+    },
+    /// Only in another device's memory.
+    OtherDevice(DeviceId),
 }
 
 /// A change to the attributes of a range.
@@ -76,7 +106,7 @@ impl std::fmt::Debug for Gmem {
     }
 }
 
-fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
+pub(crate) fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
     if len == 0 {
         return Err(GmemError::ZeroLength { va });
     }
@@ -85,6 +115,18 @@ fn check_range(va: u64, len: u64) -> Result<(), GmemError> {
     }
     if va.checked_add(len).is_none() {
         return Err(GmemError::Overflow { va, len });
+    }
+    Ok(())
+}
+
+/// Every page of `[va, va+len)` must lie in a live region of `sp` (space `space`).
+pub(crate) fn check_managed(sp: &Space, space: SpaceId, va: u64, len: u64) -> Result<(), GmemError> {
+    let mut at = va;
+    while at < va + len {
+        match sp.region_of(at) {
+            Some(r) if !r.dying => at = r.start + r.len,
+            _ => return Err(GmemError::NotManaged { va: at, space: space.0 }),
+        }
     }
     Ok(())
 }
@@ -358,7 +400,15 @@ impl Gmem {
         }
         g.next_host += 1;
         g.by_va.insert(va, (space.0, va + len));
-        let region = Region { start: va, len, host, _map: map, inflight: 0, dying: false, device_kept: false };
+        let region = Region {
+            start: va,
+            len,
+            host,
+            map: HostMapping::adopt(map),
+            inflight: 0,
+            dying: false,
+            device_kept: false,
+        };
         if let Some(sp) = g.spaces.get_mut(&space.0) {
             sp.regions.insert(va, region);
         }
@@ -366,22 +416,26 @@ impl Gmem {
         Ok(va as *mut u8)
     }
 
-    /// Unmap a whole region: wait for migrations touching it, release every device
-    /// mapping and frame, then drop the host memory.
+    /// Unmap `[ptr, ptr+len)`: a whole region, or part of one (its start, middle or end:
+    /// the region is split first, see `crate::remap`). Waits for migrations touching the
+    /// region, releases every device mapping and frame of the range, then drops its host
+    /// memory. A range reaching past its region's end is [`GmemError::PartialUnmap`].
     pub fn munmap(&self, space: SpaceId, ptr: *mut u8, len: u64) -> Result<(), GmemError> {
         let va = ptr as u64;
         check_range(va, len)?;
         let mut g = self.inner.lock();
-        {
+        let (start, end) = {
             let sp = g.space(space)?;
-            let r = sp.regions.get(&va).ok_or(GmemError::NotManaged { va, space: space.0 })?;
-            if r.len != len || r.dying {
-                return Err(if r.dying {
-                    GmemError::NotManaged { va, space: space.0 }
-                } else {
-                    GmemError::PartialUnmap { va, len }
-                });
-            }
+            let r = sp.region_of(va).filter(|r| !r.dying).ok_or(GmemError::NotManaged { va, space: space.0 })?;
+            (r.start, r.start + r.len)
+        };
+        if va + len > end {
+            return Err(GmemError::PartialUnmap { va, len });
+        }
+        if (start, end) != (va, va + len) {
+            // Part of a region: split it at the range's edges, then unmap the middle piece.
+            let cuts: Vec<u64> = [va, va + len].into_iter().filter(|&c| start < c && c < end).collect();
+            g = crate::migrate::resize::split(&self.inner, g, space.0, va, &cuts)?;
         }
         if let Some(r) = g.spaces.get_mut(&space.0).and_then(|s| s.regions.get_mut(&va)) {
             r.dying = true;
@@ -420,9 +474,13 @@ impl Gmem {
         Ok(())
     }
 
-    /// Memory hints (RFC `hmadvise`). Validates the range and node first; an error leaves
-    /// every table unchanged (a failed PREFETCH/DONTNEED keeps data where it was).
-    pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<(), GmemError> {
+    /// Memory hints (RFC `hmadvise`). Validates the range and node first. `PREFETCH` and
+    /// `DONTNEED` are all or nothing: a page whose migration fails with a device error is
+    /// tried again (a frame the device refuses is swapped for another), and if the hint
+    /// still fails, every page of the range is put back where it was — residency, device
+    /// mappings and attributes as before the call — and the error is returned (see
+    /// `crate::hint`). Returns what the hint did ([`HintReport`]).
+    pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<HintReport, GmemError> {
         check_range(va, len)?;
         self.inner.host_work(HostWork::Hint { pages: len.div_ceil(PAGE_SIZE) });
         let g = self.inner.lock();
@@ -433,14 +491,7 @@ impl Gmem {
                 return Err(GmemError::NotAttached { dev: d.0, space: space.0 });
             }
         }
-        // Every page must be managed.
-        let mut at = va;
-        while at < va + len {
-            match sp.region_of(at) {
-                Some(r) if !r.dying => at = r.start + r.len,
-                _ => return Err(GmemError::NotManaged { va: at, space: space.0 }),
-            }
-        }
+        check_managed(sp, space, va, len)?;
         let dev_node = |hint| match node {
             Node::Device(d) => Ok(d),
             Node::Cpu => Err(GmemError::HintNode { hint, node }),
@@ -466,17 +517,15 @@ impl Gmem {
             if let Some(sp) = g.spaces.get_mut(&space.0) {
                 sp.attrs.apply(va, va + len, f);
             }
-            return Ok(());
+            return Ok(HintReport { pages_changed: len / PAGE_SIZE, ..HintReport::default() });
         }
         match (hint, node) {
-            (Hint::Prefetch, Node::Device(d)) => crate::fault::prefetch_to_device(&self.inner, space.0, d, va, len),
+            (Hint::Prefetch, Node::Device(d)) => crate::hint::prefetch_to_device(&self.inner, space.0, d, va, len),
             (Hint::Prefetch, Node::Cpu) | (Hint::DontNeed, Node::Cpu) => {
-                crate::migrate::to_host::range_to_host(&self.inner, space.0, None, va, len)
+                crate::hint::range_home(&self.inner, space.0, None, va, len)
             }
-            (Hint::DontNeed, Node::Device(d)) => {
-                crate::migrate::to_host::range_to_host(&self.inner, space.0, Some(d), va, len)
-            }
-            _ => Ok(()),
+            (Hint::DontNeed, Node::Device(d)) => crate::hint::range_home(&self.inner, space.0, Some(d), va, len),
+            _ => Ok(HintReport::default()),
         }
     }
 

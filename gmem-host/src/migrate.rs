@@ -6,6 +6,7 @@
 //!   made;
 //! * `reclaim`: the eviction entry points (victims from the [`crate::evict`] policy);
 //! * `teardown`: munmap's release of every mapping and frame of a region;
+//! * `resize`: splitting (partial munmap), growing and moving (mremap) a region;
 //! * `mapping`: what they share: releasing, narrowing and splitting device mappings,
 //!   flushing invalidations, freeing frames, coalescing copies.
 //!
@@ -19,6 +20,7 @@ pub use crate::error::MigrateError;
 
 pub(crate) mod mapping;
 pub(crate) mod reclaim;
+pub(crate) mod resize;
 pub(crate) mod teardown;
 pub(crate) mod to_device;
 pub(crate) mod to_host;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::attrs::RangeAttrs;
 use crate::hash::FastSet;
-use crate::mmu::{PAGE_SIZE, PAGES_PER_HUGE};
+use crate::mmu::{PAGE_SIZE, PAGES_PER_HUGE, Prot};
 use crate::page_table::{PageEntry, PageFlags, Residency};
 use crate::types::{DeviceId, Node, PageKey};
 
@@ -169,8 +169,8 @@ pub(crate) fn expand_blocks(
 }
 
 /// The page `vpn` of space `s` as a prefetch, if it may move to `dev`: inside a live
-/// region, on the CPU or unpopulated, not migrating, pinned or mapped remotely, and
-/// neither preferring the CPU nor accessed-by `dev`.
+/// region, on the CPU or unpopulated, not migrating, pinned or mapped remotely, neither
+/// preferring the CPU nor accessed-by `dev`, and readable (not `PROT_NONE`).
 fn candidate(st: &impl PrefetchView, s: u32, dev: DeviceId, vpn: u64, taken: &FastSet<PageKey>) -> Option<Mig> {
     let key = (s, vpn);
     let va = vpn * PAGE_SIZE;
@@ -188,7 +188,7 @@ fn candidate(st: &impl PrefetchView, s: u32, dev: DeviceId, vpn: u64, taken: &Fa
         return None;
     }
     let a = st.attrs(s, va);
-    if a.preferred == Some(Node::Cpu) || a.accessed_by(dev) {
+    if a.preferred == Some(Node::Cpu) || a.accessed_by(dev) || !a.prot.contains(Prot::READ) {
         return None;
     }
     Some(Mig { key, dup: a.read_mostly && e.state == Residency::Cpu, prefetch: true })

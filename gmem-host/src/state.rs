@@ -39,13 +39,47 @@ pub(crate) struct Region {
     pub(crate) len: u64,
     pub(crate) host: HostRegionId,
     /// Owns the host mapping; only raw pointers into it are ever formed.
-    pub(crate) _map: MmapMut,
+    pub(crate) map: HostMapping,
     /// Migrations touching the region (munmap waits for zero).
     pub(crate) inflight: u32,
     pub(crate) dying: bool,
     /// A device kept its DMA mapping of this memory (its `dma_unmap_host` failed at
     /// detach): munmap must keep the memory mapped for the life of the process.
     pub(crate) device_kept: bool,
+}
+
+/// A region's host memory, owned: unmapped when dropped. Only raw pointers into it are
+/// ever formed. Unlike an `MmapMut` it can be split (partial munmap) and re-pointed
+/// (mremap).
+pub(crate) struct HostMapping {
+    pub(crate) va: u64,
+    pub(crate) len: u64,
+}
+
+impl HostMapping {
+    /// Take over the mapping of `m`.
+    pub(crate) fn adopt(m: MmapMut) -> Self {
+        let (va, len) = (m.as_ptr() as u64, m.size() as u64);
+        std::mem::forget(m);
+        HostMapping { va, len }
+    }
+
+    /// Keep `[va, va+at)`; return the rest as its own mapping.
+    pub(crate) fn split_off(&mut self, at: u64) -> HostMapping {
+        let rest = HostMapping { va: self.va + at, len: self.len - at };
+        self.len = at;
+        rest
+    }
+}
+
+impl Drop for HostMapping {
+    fn drop(&mut self) {
+        // SAFETY: the manager owns [va, va+len) (adopted from a mapping it made, or moved
+        // there by mremap); nothing references it any more once its region is dropped.
+        if unsafe { libc::munmap(self.va as *mut libc::c_void, self.len as usize) } != 0 {
+            tracing::error!(target: "gmem", va = format_args!("{:#x}", self.va), "munmap of a region failed");
+        }
+    }
 }
 
 pub(crate) struct Space {

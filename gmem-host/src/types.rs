@@ -65,3 +65,24 @@ pub enum Hint {
     /// Clear read-mostly.
     UnsetReadMostly,
 }
+
+/// What a [`Gmem::hmadvise`](crate::Gmem::hmadvise) call did to its range, counted by
+/// comparing the range before and after the call.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct HintReport {
+    /// Pages that arrived at the hint's node: for a device, pages now held by it that
+    /// were not before (copied from the host, zero-filled, or fetched from another
+    /// device); for the CPU (`PREFETCH`/`DONTNEED` to `Node::Cpu`, `DONTNEED` to a
+    /// device), pages that left a device (data copied back, a read duplicate's device
+    /// copy dropped, a remote mapping released).
+    pub pages_moved: u64,
+    /// The bytes of those pages (`pages_moved` × 4 KiB).
+    pub bytes_moved: u64,
+    /// Pages of the range that were already where the hint wanted them.
+    pub already_in_place: u64,
+    /// Pages a device now maps remotely (in host memory) instead of holding them:
+    /// `PREFETCH` to a device over pages that prefer the CPU or are accessed-by it.
+    pub mapped_remotely: u64,
+    /// Pages whose attributes the hint set (attribute hints: every page of the range).
+    pub pages_changed: u64,
+}

@@ -55,8 +55,20 @@ fn expect_abort(res: FaultResolution, va: u64) -> MigrateError {
 }
 
 #[test]
+fn a_refused_frame_is_swapped_for_another_at_once() {
+    let (r, p) = setup(Hooks::all());
+    let va = p as u64 + 4096;
+    r.dev.inject_failure("alloc_page", 0, 1);
+    assert!(fault(&r, va + 5, Access::Write).is_retry());
+    assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, Residency::Device);
+    assert_eq!((r.gm.counters().dma_retries, r.gm.counters().hook_errors), (0, 1));
+    assert_balanced(&r, p as u64);
+    assert_data(&r, p);
+}
+
+#[test]
 fn device_fault_hooks_fail_then_retry() {
-    for hook in ["copy_batch", "pmap_enter", "alloc_page"] {
+    for hook in ["copy_batch", "pmap_enter"] {
         let (r, p) = setup(Hooks::all());
         let va = p as u64 + 4096;
         r.dev.inject_failure(hook, 0, 1);
@@ -215,6 +227,7 @@ fn bad_input_is_typed_and_changes_nothing() {
     let before = (r.gm.counters(), r.gm.device_pages(r.id), r.gm.page_info(r.space, va));
     let sp = r.space;
     let m = |e: Result<(), GmemError>| e.expect_err("must fail");
+    let mh = |e: Result<gmem_host::HintReport, GmemError>| e.expect_err("must fail");
     assert!(matches!(r.gm.mmap(sp, 0, MapFlags::PEER_SHARED), Err(GmemError::ZeroLength { .. })));
     assert!(matches!(r.gm.mmap(sp, 4096, MapFlags::empty()), Err(GmemError::Flags(_))));
     assert!(matches!(r.gm.mmap(sp, u64::MAX - 10, MapFlags::PEER_SHARED), Err(GmemError::Overflow { .. })));
@@ -223,16 +236,21 @@ fn bad_input_is_typed_and_changes_nothing() {
     assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(1), 4096)), GmemError::Unaligned { .. }));
     assert!(matches!(m(r.gm.munmap(sp, p, 4095)), GmemError::Unaligned { .. }));
     assert!(matches!(m(r.gm.munmap(sp, (u64::MAX - 4095) as *mut u8, 8192)), GmemError::Overflow { .. }));
-    assert!(matches!(m(r.gm.munmap(sp, p, 4096)), GmemError::PartialUnmap { .. }));
-    assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(4096), 4096)), GmemError::NotManaged { .. }));
+    // Past the region's end (a partial munmap inside it is allowed: `remap.rs`).
+    assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(4096), 8 * 4096)), GmemError::PartialUnmap { .. }));
+    assert!(matches!(m(r.gm.munmap(sp, p.wrapping_add(16 << 20), 4096)), GmemError::NotManaged { .. }));
+    let e = r.gm.mremap(sp, p, 4096, 8192, true).expect_err("not a whole region");
+    assert!(matches!(e, GmemError::PartialUnmap { .. }), "{e:?}");
+    let e = r.gm.mremap(sp, p, 8 * 4096, 0, true).expect_err("zero length");
+    assert!(matches!(e, GmemError::ZeroLength { .. }), "{e:?}");
     let unknown = Node::Device(DeviceId(9));
-    assert!(matches!(m(r.gm.hmadvise(sp, unknown, va, 4096, Hint::Prefetch)), GmemError::UnknownNode(_)));
-    assert!(matches!(m(r.gm.hmadvise(sp, Node::Cpu, va + 1, 4096, Hint::Prefetch)), GmemError::Unaligned { .. }));
-    assert!(matches!(m(r.gm.hmadvise(sp, Node::Cpu, va, 0, Hint::Prefetch)), GmemError::ZeroLength { .. }));
+    assert!(matches!(mh(r.gm.hmadvise(sp, unknown, va, 4096, Hint::Prefetch)), GmemError::UnknownNode(_)));
+    assert!(matches!(mh(r.gm.hmadvise(sp, Node::Cpu, va + 1, 4096, Hint::Prefetch)), GmemError::Unaligned { .. }));
+    assert!(matches!(mh(r.gm.hmadvise(sp, Node::Cpu, va, 0, Hint::Prefetch)), GmemError::ZeroLength { .. }));
     // Overlapping the end of the region.
-    let e = m(r.gm.hmadvise(sp, Node::Cpu, va + 4 * 4096, 8 * 4096, Hint::ReadMostly));
+    let e = mh(r.gm.hmadvise(sp, Node::Cpu, va + 4 * 4096, 8 * 4096, Hint::ReadMostly));
     assert!(matches!(e, GmemError::NotManaged { va: v, .. } if v == va + 8 * 4096), "{e:?}");
-    assert!(matches!(m(r.gm.hmadvise(sp, Node::Cpu, va, 4096, Hint::AccessedBy)), GmemError::HintNode { .. }));
+    assert!(matches!(mh(r.gm.hmadvise(sp, Node::Cpu, va, 4096, Hint::AccessedBy)), GmemError::HintNode { .. }));
     assert!(matches!(m(r.gm.attach(sp, r.id).map(|_| ())), GmemError::AlreadyAttached { .. }));
     assert!(matches!(m(r.gm.attach(sp, DeviceId(5)).map(|_| ())), GmemError::UnknownNode(_)));
     // Faults: unknown ASID, unmanaged address, unknown device.
@@ -296,10 +314,17 @@ fn read_duplication_narrowing_failure_is_retried_by_the_handler() {
 }
 
 #[test]
-fn prefetch_hint_failure_is_typed_and_retryable() {
+fn prefetch_hint_failure_is_retried_then_typed() {
     let (r, p) = setup(Hooks::all());
     let va = p as u64;
+    // One failed copy: the hint tries again, as a replayed device fault would.
     r.dev.inject_failure("copy_batch", 0, 1);
+    let got = r.gm.hmadvise(r.space, Node::Device(r.id), va, PAGES * 4096, Hint::Prefetch).expect("retried");
+    assert_eq!(got.pages_moved, PAGES);
+    assert_eq!(r.gm.counters().dma_retries, PAGES);
+    r.gm.hmadvise(r.space, Node::Cpu, va, PAGES * 4096, Hint::DontNeed).expect("back");
+    // Copies that keep failing: a typed error, nothing moved.
+    r.dev.inject_failure("copy_batch", 0, 100);
     let e = r.gm.hmadvise(r.space, Node::Device(r.id), va, PAGES * 4096, Hint::Prefetch).expect_err("fails");
     assert!(
         matches!(&e, GmemError::Fault(FaultError::Migration { source, .. }) if matches!(**source, MigrateError::Copy { .. })),
@@ -307,6 +332,7 @@ fn prefetch_hint_failure_is_typed_and_retryable() {
     );
     assert_eq!(on_device(&r, va), 0);
     assert_eq!(r.gm.device_pages(r.id), Some((64, 64)));
+    r.dev.inject_failure("copy_batch", 0, 0);
     r.gm.hmadvise(r.space, Node::Device(r.id), va, PAGES * 4096, Hint::Prefetch).expect("retry");
     assert_eq!(on_device(&r, va), PAGES);
     assert_data(&r, p);

@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
+use gmem_host::softdev::SoftError;
 use gmem_host::softdev::{SoftConfig, SoftDevice};
 use gmem_host::{
-    Access, Asid, Config, DeviceFault, DeviceId, Gmem, Hint, MapFlags, MemAddr, Node, Prot, Residency, SpaceId,
+    Access, Asid, Config, DeviceFault, DeviceId, FaultError, Gmem, Hint, MapFlags, MemAddr, Node, Prot, Residency,
+    SpaceId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -34,6 +36,10 @@ enum Op {
     Evict { d: usize, n: u8 },
     Remap { r: usize },
     Maintain,
+    Protect { d: usize, r: usize, pg: u64, n: u64, none: bool },
+    Hole { r: usize, pg: u64 },
+    Shrink { r: usize, keep: u64 },
+    Move { r: usize },
 }
 
 fn off() -> impl Strategy<Value = u16> {
@@ -58,8 +64,13 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(d, r, pages)| Op::Batch { d, r, pages }),
         2 => (dev(), r.clone(), pg.clone(), 1..5u64, 0..9u8).prop_map(|(d, r, pg, n, hint)| Op::Advise { d, r, pg, n, hint }),
         1 => (dev(), 1..8u8).prop_map(|(d, n)| Op::Evict { d, n }),
-        1 => r.prop_map(|r| Op::Remap { r }),
+        1 => r.clone().prop_map(|r| Op::Remap { r }),
         1 => Just(Op::Maintain),
+        1 => (dev(), r.clone(), pg.clone(), 1..4u64, any::<bool>())
+            .prop_map(|(d, r, pg, n, none)| Op::Protect { d, r, pg, n, none }),
+        1 => (r.clone(), 1..PAGES - 1).prop_map(|(r, pg)| Op::Hole { r, pg }),
+        1 => (r.clone(), 1..PAGES).prop_map(|(r, keep)| Op::Shrink { r, keep }),
+        1 => r.prop_map(|r| Op::Move { r }),
     ]
 }
 
@@ -142,6 +153,100 @@ fn check_invariants(gm: &Gmem, space: SpaceId, devs: &Devs, m: &Model) -> Result
         prop_assert_eq!(dev.stale_tlb_entries(), 0);
     }
     Ok(())
+}
+
+/// `mprotect` pages `[pg, pg+n)` of region `ri` read-only (or no-access): a device write
+/// (and with no access, a read) is aborted with the address, the data is unchanged, a
+/// read of read-only memory sees the data; then read-write again.
+fn protect_step(
+    r: &Rigs,
+    (dev, id, asid): &(Arc<SoftDevice>, DeviceId, Asid),
+    m: &Model,
+    ri: usize,
+    pg: u64,
+    n: u64,
+    none: bool,
+) -> Result<(), TestCaseError> {
+    let va = m.ptrs[ri] as u64 + pg * 4096;
+    let prot = if none { Prot::empty() } else { Prot::READ };
+    r.gm.mprotect(r.space, va, n * 4096, prot).expect("mprotect");
+    prop_assert_eq!(r.gm.page_info(r.space, va).expect("info").protection, prot);
+    let before = r.gm.page_info(r.space, va).expect("info");
+    let aborted = |res: Result<(), SoftError>, write: bool| matches!(res, Err(SoftError::Fault(FaultError::Protection { va: at, write: w, .. })) if at == va + 5 && w == write);
+    prop_assert!(aborted(dev.store(&r.gm, *id, *asid, va + 5, &[0xAB]), true), "write not aborted");
+    let mut b = [0u8; 1];
+    let read = dev.load(&r.gm, *id, *asid, va + 5, &mut b);
+    if none {
+        prop_assert!(aborted(read, false), "read of no-access memory not aborted");
+        prop_assert_eq!(r.gm.page_info(r.space, va).expect("info").residency, before.residency, "nothing moved");
+    } else {
+        prop_assert!(read.is_ok());
+        prop_assert_eq!(b[0], m.data[ri].get(&(pg * 4096 + 5)).copied().unwrap_or(0));
+    }
+    r.gm.mprotect(r.space, va, n * 4096, gmem_host::mmu::RW).expect("read-write again");
+    Ok(())
+}
+
+/// Punch a one-page hole at page `pg` of region `ri`: the hole is gone everywhere, the
+/// two pieces keep their data; then both pieces are unmapped.
+fn hole_step(r: &Rigs, devs: &Devs, m: &Model, ri: usize, pg: u64) -> Result<(), TestCaseError> {
+    let p = m.ptrs[ri] as u64;
+    r.gm.munmap(r.space, (p + pg * 4096) as *mut u8, 4096).expect("hole");
+    prop_assert!(r.gm.page_info(r.space, p + pg * 4096).is_none());
+    for (dev, _, asid) in devs {
+        prop_assert!(dev.translate(*asid, p + pg * 4096).is_none(), "mapping survived the hole");
+    }
+    for (&o, &v) in &m.data[ri] {
+        if o / 4096 != pg {
+            prop_assert_eq!(cpu_read(m.ptrs[ri], o as usize), v, "piece data at {:#x}", o);
+        }
+    }
+    r.gm.munmap(r.space, p as *mut u8, pg * 4096).expect("first piece");
+    r.gm.munmap(r.space, (p + (pg + 1) * 4096) as *mut u8, (PAGES - pg - 1) * 4096).expect("second piece");
+    for (dev, id, asid) in devs {
+        for v in 0..PAGES {
+            prop_assert!(dev.translate(*asid, p + v * 4096).is_none());
+        }
+        let _ = id;
+    }
+    Ok(())
+}
+
+/// Force region `p` to move: a foreign page right after it blocks growing in place, so
+/// growing by a page moves it; then it shrinks back. `None` when the blocker could not be
+/// placed.
+fn move_step(r: &Rigs, devs: &Devs, p: *mut u8) -> Result<Option<*mut u8>, TestCaseError> {
+    let end = p as u64 + region_len();
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping; the result is checked.
+    let blocker = unsafe {
+        libc::mmap(
+            end as *mut libc::c_void,
+            4096,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if blocker == libc::MAP_FAILED {
+        return Ok(None);
+    }
+    let moved = if blocker as u64 == end {
+        let n = r.gm.mremap(r.space, p, region_len(), region_len() + 4096, true).expect("move");
+        prop_assert_ne!(n, p, "grew in place over a foreign mapping");
+        for (dev, _, asid) in devs {
+            for v in 0..PAGES {
+                prop_assert!(dev.translate(*asid, p as u64 + v * 4096).is_none(), "old mapping survived the move");
+            }
+        }
+        prop_assert_eq!(r.gm.mremap(r.space, n, region_len() + 4096, region_len(), false).expect("shrink"), n);
+        Some(n)
+    } else {
+        None
+    };
+    // SAFETY: the blocker is our own one-page mapping.
+    unsafe { libc::munmap(blocker, 4096) };
+    Ok(moved)
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -270,6 +375,35 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Maintain => {
                 now.fetch_add(200_000_000, Ordering::Relaxed);
                 r.gm.maintenance();
+            }
+            Op::Protect { d, r: ri, pg, n, none } => protect_step(&r, &devs[d], &m, ri, pg, n.min(PAGES - pg), none)?,
+            Op::Hole { r: ri, pg } => {
+                hole_step(&r, &devs, &m, ri, pg)?;
+                m.ptrs[ri] = r.gm.mmap(r.space, region_len(), MapFlags::PEER_SHARED).expect("mmap");
+                m.data[ri].clear();
+                m.attrs[ri] = vec![ModelAttrs::default(); PAGES as usize];
+            }
+            Op::Shrink { r: ri, keep } => {
+                let p = m.ptrs[ri];
+                let got = r.gm.mremap(r.space, p, region_len(), keep * 4096, false).expect("shrink");
+                prop_assert_eq!(got, p);
+                for pg in keep..PAGES {
+                    let va = p as u64 + pg * 4096;
+                    prop_assert!(r.gm.page_info(r.space, va).is_none(), "page {} still managed", pg);
+                    for (dev, _, asid) in &devs {
+                        prop_assert!(dev.translate(*asid, va).is_none(), "mapping survived the shrink");
+                    }
+                }
+                m.ptrs[ri] = r.gm.mremap(r.space, p, keep * 4096, region_len(), true).expect("grow");
+                m.data[ri].retain(|&o, _| o < keep * 4096);
+                for a in &mut m.attrs[ri][keep as usize..] {
+                    *a = ModelAttrs::default();
+                }
+            }
+            Op::Move { r: ri } => {
+                if let Some(moved) = move_step(&r, &devs, m.ptrs[ri])? {
+                    m.ptrs[ri] = moved;
+                }
             }
         }
         check_invariants(&r.gm, r.space, &devs, &m)

@@ -325,7 +325,7 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
                     1 => (Node::Cpu, Hint::Prefetch),
                     _ => (Node::Device(self.s.id), Hint::DontNeed),
                 };
-                self.s.gm.hmadvise(self.s.space, node, va, len, hint).map_err(|e| e.to_string())
+                self.s.gm.hmadvise(self.s.space, node, va, len, hint).map(drop).map_err(|e| e.to_string())
             }
             // The caller compares what the CPU reads (it has the expected contents).
             Op::Read { r, at, n } => self.cpu_access(r, at, n, false),

@@ -23,8 +23,8 @@ use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::mmu::{
-    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, RO,
-    RW,
+    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, Prot,
+    RO, RW,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
@@ -42,6 +42,9 @@ pub(crate) enum Outcome {
     Abort(Arc<MigrateError>),
     /// Not in a live region.
     NotManaged,
+    /// The range's protection does not allow the access (it allows this much); nothing
+    /// moved.
+    Denied(Prot),
 }
 
 /// A page collected for migration to the device.
@@ -52,6 +55,9 @@ pub(crate) struct Planned {
     from_cpu: bool,
     zero: bool,
     huge: bool,
+    /// Rights of its device mapping: read-only for a read duplicate, never beyond the
+    /// range's protection.
+    prot: Prot,
     /// Zero-filled, mapped and committed in phase 1 by `peer_map` (then dropped from
     /// the plan).
     done_under_lock: bool,
@@ -115,8 +121,13 @@ fn allocate(
     planned
 }
 
+/// Frames [`plan_page`] offers a device that keeps refusing them before the page is
+/// aborted.
+const FRAME_TRIES: usize = 3;
+
 /// Phase 1 for one page given frame `pa`: a device that is told of frames
-/// ([`Hooks::PAGE_NOTIFY`]) may refuse it (the page is aborted); then the page is marked
+/// ([`Hooks::PAGE_NOTIFY`]) may refuse it: another frame is tried (up to
+/// [`FRAME_TRIES`]), then the page is aborted; then the page is marked
 /// `MIGRATING | FROM_CPU` (and `CPU_WP` when its data is on the CPU), its sequence number
 /// recorded and its region's migration count raised.
 #[allow(clippy::too_many_arguments)]
@@ -130,16 +141,40 @@ fn plan_page(
     huge: bool,
     outcome: &mut FastMap<PageKey, Outcome>,
 ) -> Option<Planned> {
+    let (mut pa, mut huge) = (pa, huge);
     if slot.info.hooks.contains(Hooks::PAGE_NOTIFY) {
-        if let Err(source) = slot.mmu.alloc_page(pa, PageSize::Base) {
-            add(&inner.counters.hook_errors, 1);
-            let _ = slot.buddy.free(pa, 0);
-            outcome.insert(m.key, Outcome::Abort(Arc::new(MigrateError::AllocPage { dev: dev.0, pa, source })));
+        // A refused frame is held aside (so the allocator cannot hand it out again) while
+        // another one is tried, up to FRAME_TRIES frames; then all go back.
+        let mut refused = Vec::new();
+        let mut last = None;
+        while refused.len() < FRAME_TRIES {
+            match slot.mmu.alloc_page(pa, PageSize::Base) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(source) => {
+                    add(&inner.counters.hook_errors, 1);
+                    refused.push(pa);
+                    last = Some(MigrateError::AllocPage { dev: dev.0, pa, source });
+                    match slot.buddy.alloc(0).filter(|_| refused.len() < FRAME_TRIES) {
+                        Some(other) => (pa, huge) = (other, false),
+                        None => break,
+                    }
+                }
+            }
+        }
+        for r in refused {
+            let _ = slot.buddy.free(r, 0);
+        }
+        if let Some(e) = last {
+            outcome.insert(m.key, Outcome::Abort(Arc::new(e)));
             return None;
         }
     }
     let vpn = m.key.1;
     let from_cpu = sp.pt.get(vpn).state == Residency::Cpu;
+    let prot = (if m.dup { RO } else { RW }) & sp.attrs.get(vpn * PAGE_SIZE).prot;
     let ne = sp.pt.update(vpn, |e| {
         e.flags.insert(PageFlags::MIGRATING | PageFlags::FROM_CPU);
         if from_cpu {
@@ -149,7 +184,7 @@ fn plan_page(
     if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
         r.inflight += 1;
     }
-    Some(Planned { mig: *m, pa, seq: ne.seq, from_cpu, zero: !from_cpu, huge, done_under_lock: false })
+    Some(Planned { mig: *m, pa, seq: ne.seq, from_cpu, zero: !from_cpu, huge, prot, done_under_lock: false })
 }
 
 /// Phase 1: write-protect the CPU copies being copied out, in runs (one ioctl per run).
@@ -181,7 +216,17 @@ fn protect_cpu_copies(
     for (s, start, n, idx) in runs {
         let Err(source) = inner.cpu.protect(start * PAGE_SIZE, n * PAGE_SIZE) else { continue };
         let err = Arc::new(MigrateError::Install { va: start * PAGE_SIZE, source });
-        for i in idx {
+        // One UFFDIO_WRITEPROTECT cannot cross a mapping boundary (an `mprotect` splits
+        // the region's mapping): a longer run is protected page by page, and only the
+        // pages that still fail are aborted.
+        let failing: Vec<usize> = if n > 1 {
+            idx.into_iter()
+                .filter(|&i| inner.cpu.protect(planned[i].mig.key.1 * PAGE_SIZE, PAGE_SIZE).is_err())
+                .collect()
+        } else {
+            idx
+        };
+        for i in failing {
             let p = &planned[i];
             free_frame(slot, p.pa);
             if let Some(sp) = spaces.get_mut(&s) {
@@ -233,7 +278,7 @@ fn peer_map_first_touch(
                 va: planned[i].mig.key.1 * PAGE_SIZE,
                 pa: planned[i].pa,
                 size: PageSize::Base,
-                prot: RW,
+                prot: planned[i].prot,
                 fill: Prepare::Zero,
             })
             .collect();
@@ -252,7 +297,7 @@ fn peer_map_first_touch(
                 e.state = Residency::Device;
                 e.dev = dev.0;
                 e.pfn = (p.pa / PAGE_SIZE) as u32;
-                e.prot = RW.bits();
+                e.prot = p.prot.bits();
                 e.flags.remove(PageFlags::MIGRATING | PageFlags::FROM_CPU | PageFlags::HUGE);
             });
             if let Some(r) = sp.region_of_mut(vpn * PAGE_SIZE) {
@@ -408,7 +453,8 @@ fn check_commits(
 fn map_huge(inner: &Inner, st: &State, dev: DeviceId, planned: &[Planned], ok: &[usize]) -> FastSet<usize> {
     let mut huge_blocks: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for &i in ok {
-        if planned[i].huge {
+        // A block maps whole only with full rights on every page.
+        if planned[i].huge && planned[i].prot == RW {
             huge_blocks.entry(planned[i].pa & !(HUGE_PAGE_SIZE - 1)).or_default().push(i);
         }
     }
@@ -447,7 +493,7 @@ fn map_base(
         let p = &planned[i];
         let (s, vpn) = p.mig.key;
         let va = vpn * PAGE_SIZE;
-        let prot = if p.mig.dup { RO } else { RW };
+        let prot = p.prot;
         if !mapped_huge.contains(&i) {
             let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else {
                 failed.push((i, None));
@@ -495,7 +541,7 @@ fn commit_page(
     outcome: &mut FastMap<PageKey, Outcome>,
 ) {
     let (s, vpn) = p.mig.key;
-    let prot = if p.mig.dup { RO } else { RW };
+    let prot = p.prot;
     if let Some(sp) = st.spaces.get_mut(&s) {
         sp.pt.update(vpn, |e| {
             e.state = if p.mig.dup { Residency::Dup } else { Residency::Device };

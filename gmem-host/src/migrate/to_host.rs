@@ -264,6 +264,14 @@ fn install_run(
     // SAFETY: `src` covers staging slots this call owns (contiguous, checked by `runs`);
     // `[va, va+len)` are holes of a live region (munmap waits for inflight == 0).
     if let Err(source) = unsafe { inner.cpu.install(va, src, len, first.dup, wake) } {
+        if run.len() > 1 {
+            // One UFFDIO_COPY cannot cross a mapping boundary (an `mprotect` or a partial
+            // munmap splits the region's mapping): install page by page.
+            for one in run.chunks(1) {
+                install_run(inner, g, one, staging, cause, moved, err);
+            }
+            return;
+        }
         err.get_or_insert(MigrateError::Install { va, source });
         for o in run {
             finalize(g, o);
