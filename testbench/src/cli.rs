@@ -263,6 +263,11 @@ pub enum PteCmd {
         /// the targets are contiguous).
         #[arg(long)]
         raw: bool,
+        /// Also print the manager's logical page table of the space (residency, device
+        /// mapping rights, remote/pinned/2M flags, range attributes including
+        /// protection), read without faulting or migrating anything.
+        #[arg(long)]
+        manager: bool,
         /// One JSON object on stdout instead of the listing.
         #[arg(long)]
         json: bool,

@@ -38,6 +38,8 @@ pub enum Job {
         asid: Option<u32>,
         /// Unredacted frame numbers and IOVAs.
         raw: bool,
+        /// Also the manager's logical page table of the space.
+        manager: bool,
     },
 }
 
@@ -101,7 +103,7 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
             merge(&mut v, common);
             Ok(Outcome { text: sum.table(), json: v })
         }
-        Job::Dump { asid, raw } => {
+        Job::Dump { asid, raw, manager } => {
             let asid = asid.unwrap_or(u32::from(s.asid));
             let text = s
                 .npu
@@ -135,7 +137,14 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
                 "mappings": runs,
             });
             merge(&mut v, common);
-            Ok(Outcome { text: format!("{head}{}{empty}", pte::render(&runs)), json: v })
+            let mut text = format!("{head}{}{empty}", pte::render(&runs));
+            if manager {
+                let view = s.gm.dump_space(s.space).map_err(|e| e.to_string())?;
+                text.push_str("\nmanager's logical page table (read without faulting or moving anything):\n");
+                text.push_str(&view);
+                merge(&mut v, json!({ "manager": view.lines().collect::<Vec<_>>() }));
+            }
+            Ok(Outcome { text, json: v })
         }
     }
 }

@@ -88,10 +88,10 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             let work = Work { workload, size: mem.size, device_mem: mem.device_mem(workload), seed: mem.seed };
             run_job(&backend, work, &waves, Job::Run, json, &sys.system())
         }
-        Command::Pte(PteCmd::Dump { workload, device_mem, size, seed, backend, asid, raw, json, sys }) => {
+        Command::Pte(PteCmd::Dump { workload, device_mem, size, seed, backend, asid, raw, manager, json, sys }) => {
             let mem = cli::MemArgs { device_mem, size, seed };
             let work = Work { workload, size, device_mem: mem.device_mem(workload), seed };
-            run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw }, json, &sys.system())
+            run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &sys.system())
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
         Command::Soak { ops, seed, inject, rules, link, json } => soak::validate(inject, &rules)

@@ -38,6 +38,22 @@ fn pte_dump_works_on_every_workload_with_a_header_and_folded_runs() {
 }
 
 #[test]
+fn pte_dump_prints_the_managers_view_next_to_the_ptes() {
+    let (ok, out, err) =
+        gmem(&["pte", "dump", "--backend", "model", "--workload", "prefetch", "--size", "64K", "--manager"]);
+    assert!(ok, "{err}");
+    let (ptes, view) = out.split_once("manager's logical page table").expect("the manager's view follows the PTEs");
+    assert!(ptes.contains("-> device frame  × 16 pages"), "{out}");
+    assert!(view.contains("region 0: 0x10000 bytes") && view.contains("16 x dev0 map=rw"), "{out}");
+    let (ok, out, err) = gmem(&["pte", "dump", "--backend", "model", "--size", "64K", "--manager", "--json"]);
+    assert!(ok, "{err}");
+    let v = &json_lines(&out)[0];
+    assert!(v["manager"].as_array().is_some_and(|l| l.iter().any(|l| l.as_str().unwrap().contains(" x dev0"))), "{v}");
+    let (ok, out, _) = gmem(&["pte", "dump", "--backend", "model", "--size", "64K"]);
+    assert!(ok && !out.contains("manager's logical page table"), "only with --manager: {out}");
+}
+
+#[test]
 fn pte_dump_json_carries_provenance_counts_and_runs() {
     let (ok, out, err) = gmem(&[
         "pte",
