@@ -38,10 +38,13 @@ WORKLOADS=(
   "prefetch --size 256K"
   "thrash --size 64K"
 )
-DUMPED="stream gather pingpong prefetch thrash"
+# thrash is not compared: on a board (and in the guest) its 500 us detection window is
+# wall-clock time, so whether it pins pages depends on how fast the host runs (under TCG
+# it never does; in-process, on simulated time, it maps 16 pages remotely).
+DUMPED="stream gather pingpong prefetch"
 DUMP_SIZE=64K
-# modules + find + bind, info, demo, 6 runs, 2 interrupt modes, ACCESSED_BY, reset, 5 dumps
-MIN_CHECKS=19
+# modules + find + bind, info, demo, 6 runs, 2 interrupt modes, ACCESSED_BY, reset, 4 dumps
+MIN_CHECKS=18
 mkdir -p "$CACHE"
 
 say() { printf 'vfio-user: %s\n' "$*"; }
