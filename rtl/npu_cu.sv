@@ -141,7 +141,11 @@ module npu_cu #(
   function automatic logic [4:0] line_left(logic [3:0] word);
     line_left = 5'd16 - 5'(word);
   endfunction
-  logic [4:0]  group_n;
+  // The size is registered (group_n_q) and used only when it was computed from the
+  // current values (group_ok_q: in KRun, no dispatch in the last cycle), so the dispatch
+  // adds do not sit behind the size logic; back-to-back dispatches are a cycle apart.
+  logic [4:0]  group_n, group_n_q;
+  logic        group_ok_q;
   logic [31:0] remaining;
   assign remaining = count - next_i_q;
   always_comb begin : group_size
@@ -186,7 +190,17 @@ module npu_cu #(
     end
   end
   assign fail_seen = failed_q || |rep_fail_q;
-  assign dispatch = state_q == KRun && !fail_seen && next_i_q != count && s_idle[disp_q] && issue_en;
+  assign dispatch = state_q == KRun && group_ok_q && !fail_seen && next_i_q != count
+                    && s_idle[disp_q] && issue_en;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : group_ff
+    if (!rst_ni) begin
+      group_n_q  <= '0;
+      group_ok_q <= 1'b0;
+    end else begin
+      group_n_q  <= group_n;
+      group_ok_q <= state_q == KRun && !dispatch;
+    end
+  end
 
   // Sum of the staged done counts (a tree over Slots small adds), and the first failing
   // slot of the staged reports.
@@ -225,7 +239,7 @@ module npu_cu #(
       .clear_sum_i   (state_q == KCheck),
       .start_i       (s_start[s]),
       .final_i       (final_start),
-      .n_i           (group_n),
+      .n_i           (group_n_q),
       .va_a_i        (cur_a_q),
       .va_b_i        (cur_b_q),
       .va_c_i        (final_start ? c : cur_c_q),
@@ -417,10 +431,10 @@ module npu_cu #(
       end
       KRun: begin
         if (dispatch) begin
-          next_i_d = next_i_q + 32'(group_n);
-          cur_a_d  = cur_a_q + (opcode == OpTouch ? {32'd0, stride} : 64'(group_n) << 2);
-          cur_b_d  = cur_b_q + (64'(group_n) << 2);
-          cur_c_d  = cur_c_q + (64'(group_n) << 2);
+          next_i_d = next_i_q + 32'(group_n_q);
+          cur_a_d  = cur_a_q + (opcode == OpTouch ? {32'd0, stride} : 64'(group_n_q) << 2);
+          cur_b_d  = cur_b_q + (64'(group_n_q) << 2);
+          cur_c_d  = cur_c_q + (64'(group_n_q) << 2);
           disp_d   = (int'(disp_q) == Slots - 1) ? '0 : disp_q + 1'b1;
         end else if ((next_i_q == count || fail_seen) && all_idle) begin
           state_d = opcode == OpReduce && c != '0 && !fail_seen ? KFinal : KCplAw;
@@ -528,7 +542,7 @@ module npu_cu #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) q_r_valid_i |-> state_q == KFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) q_b_valid_i |-> state_q == KCplB);
   a_group_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      dispatch |-> group_n >= 5'd1 && 32'(group_n) <= remaining);
+      dispatch |-> group_n_q == group_n && group_n_q >= 5'd1 && 32'(group_n_q) <= remaining);
   a_no_tr_x: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(tr_req_valid_o));
 `endif
 
