@@ -141,7 +141,11 @@ module npu_cu #(
   function automatic logic [4:0] line_left(logic [3:0] word);
     line_left = 5'd16 - 5'(word);
   endfunction
-  logic [4:0]  group_n;
+  // The size is registered (group_n_q) and used only when it was computed from the
+  // current values (group_ok_q: in KRun, no dispatch in the last cycle), so the dispatch
+  // adds do not sit behind the size logic; back-to-back dispatches are a cycle apart.
+  logic [4:0]  group_n, group_n_q;
+  logic        group_ok_q;
   logic [31:0] remaining;
   assign remaining = count - next_i_q;
   always_comb begin : group_size
@@ -165,7 +169,53 @@ module npu_cu #(
   logic [1:0]                p_idle;
 
   assign issue_en = !hang_i && !flush_q && !soft_reset_i;
-  assign dispatch = state_q == KRun && !failed_q && next_i_q != count && s_idle[disp_q] && issue_en;
+  // Slot reports pass a register stage before the sequencer counts them (the slots' done
+  // and fail strobes come from their memory responses): per slot the elements of a group
+  // done in the last cycle (0 if none), and whether it failed. No dispatch while a
+  // failure is in that stage, so no group starts after the first failure.
+  logic [Slots-1:0][4:0] rep_done_n_q;
+  logic [Slots-1:0]      rep_fail_q, rep_abort_q;
+  logic                  fail_seen;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : report_ff
+    if (!rst_ni) begin
+      rep_done_n_q <= '0;
+      rep_fail_q   <= '0;
+      rep_abort_q  <= '0;
+    end else begin
+      for (int unsigned s = 0; s < Slots; s++) begin
+        rep_done_n_q[s] <= s_done[s] ? s_done_n[s*5 +: 5] : 5'd0;
+      end
+      rep_fail_q  <= s_fail;
+      rep_abort_q <= s_abort;
+    end
+  end
+  assign fail_seen = failed_q || |rep_fail_q;
+  assign dispatch = state_q == KRun && group_ok_q && !fail_seen && next_i_q != count
+                    && s_idle[disp_q] && issue_en;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : group_ff
+    if (!rst_ni) begin
+      group_n_q  <= '0;
+      group_ok_q <= 1'b0;
+    end else begin
+      group_n_q  <= group_n;
+      group_ok_q <= state_q == KRun && !dispatch;
+    end
+  end
+
+  // Sum of the staged done counts (a tree over Slots small adds), and the first failing
+  // slot of the staged reports.
+  logic [7:0]       done_sum;
+  logic [SlotW-1:0] first_fail;
+  always_comb begin : done_tree
+    done_sum = '0;
+    for (int unsigned s = 0; s < Slots; s++) done_sum = done_sum + 8'(rep_done_n_q[s]);
+  end
+  always_comb begin : first_fail_pick
+    first_fail = '0;
+    for (int i = Slots - 1; i >= 0; i--) begin
+      if (rep_fail_q[i]) first_fail = SlotW'(i);
+    end
+  end
 
   always_comb begin : sum_slots
     total = '0;
@@ -189,7 +239,7 @@ module npu_cu #(
       .clear_sum_i   (state_q == KCheck),
       .start_i       (s_start[s]),
       .final_i       (final_start),
-      .n_i           (group_n),
+      .n_i           (group_n_q),
       .va_a_i        (cur_a_q),
       .va_b_i        (cur_b_q),
       .va_c_i        (final_start ? c : cur_c_q),
@@ -341,16 +391,13 @@ module npu_cu #(
     final_start = 1'b0;
     irq_o       = 1'b0;
 
-    // Slot reports: groups done, and the first failure.
-    for (int unsigned s = 0; s < Slots; s++) begin
-      if (s_done[s]) done_d = done_d + 32'(s_done_n[s*5 +: 5]);
-    end
-    for (int unsigned s = 0; s < Slots; s++) begin
-      if (s_fail[s] && !failed_d) begin
-        failed_d  = 1'b1;
-        fail_va_d = s_fail_va[s*64 +: 64];
-        status_d  = s_abort[s] ? StAbort : StMemErr;
-      end
+    // Slot reports (registered): groups done, and the first failure (lowest slot). A
+    // failed slot stays idle and keeps its failing address while its report is staged.
+    done_d = done_q + 32'(done_sum);
+    if (!failed_q && |rep_fail_q) begin
+      failed_d  = 1'b1;
+      fail_va_d = s_fail_va[first_fail*64 +: 64];
+      status_d  = rep_abort_q[first_fail] ? StAbort : StMemErr;
     end
 
     unique case (state_q)
@@ -384,13 +431,13 @@ module npu_cu #(
       end
       KRun: begin
         if (dispatch) begin
-          next_i_d = next_i_q + 32'(group_n);
-          cur_a_d  = cur_a_q + (opcode == OpTouch ? {32'd0, stride} : 64'(group_n) << 2);
-          cur_b_d  = cur_b_q + (64'(group_n) << 2);
-          cur_c_d  = cur_c_q + (64'(group_n) << 2);
+          next_i_d = next_i_q + 32'(group_n_q);
+          cur_a_d  = cur_a_q + (opcode == OpTouch ? {32'd0, stride} : 64'(group_n_q) << 2);
+          cur_b_d  = cur_b_q + (64'(group_n_q) << 2);
+          cur_c_d  = cur_c_q + (64'(group_n_q) << 2);
           disp_d   = (int'(disp_q) == Slots - 1) ? '0 : disp_q + 1'b1;
-        end else if ((next_i_q == count || failed_q) && all_idle) begin
-          state_d = opcode == OpReduce && c != '0 && !failed_q ? KFinal : KCplAw;
+        end else if ((next_i_q == count || fail_seen) && all_idle) begin
+          state_d = opcode == OpReduce && c != '0 && !fail_seen ? KFinal : KCplAw;
         end
       end
       KFinal: begin
@@ -495,7 +542,7 @@ module npu_cu #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) q_r_valid_i |-> state_q == KFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) q_b_valid_i |-> state_q == KCplB);
   a_group_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      dispatch |-> group_n >= 5'd1 && 32'(group_n) <= remaining);
+      dispatch |-> group_n_q == group_n && group_n_q >= 5'd1 && 32'(group_n_q) <= remaining);
   a_no_tr_x: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(tr_req_valid_o));
 `endif
 
