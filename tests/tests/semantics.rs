@@ -47,7 +47,10 @@ fn completed_or_protection_abort(r: Result<npu::kernel::KernelCompletion, NpuErr
         Ok(_) => true,
         Err(NpuError::KernelAborted { va, reason }) => {
             assert!((lo..lo + BYTES).contains(&va), "{what}: abort at {va:#x}, outside the destination ({reason})");
-            assert!(reason.contains("not allowed by the range's protection"), "{what}: not a protection abort: {reason}");
+            assert!(
+                reason.contains("not allowed by the range's protection"),
+                "{what}: not a protection abort: {reason}"
+            );
             false
         }
         Err(e) => panic!("{what}: expected completion or a protection abort, got {e:?}"),
@@ -124,7 +127,10 @@ fn protection_toggled_while_kernels_run<T: DeviceIo + Send + 'static>(s: Stack<T
     for j in 0..WORDS {
         // SAFETY: `c` is a live region of WORDS words, read-write again.
         let v = unsafe { c.add(j).read() };
-        assert!((low..end).any(|k| v == (j as u32 + 1) * factor(k)), "word {j} = {v:#x}: not written by kernels {low}..{end}");
+        assert!(
+            (low..end).any(|k| v == (j as u32 + 1) * factor(k)),
+            "word {j} = {v:#x}: not written by kernels {low}..{end}"
+        );
     }
     // Read-write for good: a kernel completes and its result is whole.
     s.launch(scale(end)).unwrap();
