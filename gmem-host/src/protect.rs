@@ -13,7 +13,7 @@
 //!    this order no device is left, even for a moment, with rights on host memory the
 //!    CPU mapping no longer grants (a device reaching host memory through the CPU
 //!    mapping, like the reference model, would take a SIGSEGV there).
-
+//!
 //! Widening maps nothing eagerly: the next device fault widens the mapping up to the
 //! protection. Device faults check the protection before anything else
 //! ([`crate::fault`]): a write to read-only memory and any access to no-access memory
