@@ -2,14 +2,17 @@
 //!
 //! The protection is a range attribute ([`RangeAttrs::prot`](crate::RangeAttrs::prot)),
 //! split and merged like the hints' attributes. Setting it
-//! 1. changes the CPU mapping (`mprotect(2)`; CPU touches of device-resident pages keep
-//!    being served through userfaultfd, whose installs do not depend on it);
-//! 2. narrows every device mapping of the range that grants more (`pmap_protect`, or
+//! 1. narrows every device mapping of the range that grants more (`pmap_protect`, or
 //!    `pmap_release` when nothing readable is left; a 2 MiB mapping wholly inside the
 //!    range is narrowed whole, one straddling its edge is split first), flushing the
-//!    invalidations before it returns;
-//! 3. bumps the sequence number of pages mid-migration, so the migration rolls back at
-//!    commit and its retry maps under the new protection.
+//!    invalidations;
+//! 2. bumps the sequence number of pages mid-migration, so the migration rolls back at
+//!    commit and its retry maps under the new protection;
+//! 3. then changes the CPU mapping (`mprotect(2)`; CPU touches of device-resident pages
+//!    keep being served through userfaultfd, whose installs do not depend on it). In
+//!    this order no device is left, even for a moment, with rights on host memory the
+//!    CPU mapping no longer grants (a device reaching host memory through the CPU
+//!    mapping, like the reference model, would take a SIGSEGV there).
 //!
 //! Widening maps nothing eagerly: the next device fault widens the mapping up to the
 //! protection. Device faults check the protection before anything else
@@ -41,12 +44,12 @@ impl Gmem {
         let inner = &self.inner;
         let mut g = inner.lock();
         check_managed(g.space(space)?, space, va, len)?;
-        inner.cpu.set_prot(va, len, prot).map_err(|source| GmemError::Mprotect { va, len, source })?;
         let st = &mut *g;
-        if let Err(e) = narrow_range(inner, st, space.0, va, len, prot) {
-            restore_cpu(inner, st, space.0, va, len);
-            return Err(e.into());
-        }
+        // Devices first: a device that still maps host memory with more rights than the
+        // new CPU protection would, in the window, access memory the CPU may not (with a
+        // device that reaches host memory through the CPU mapping, a SIGSEGV).
+        narrow_range(inner, st, space.0, va, len, prot)?;
+        inner.cpu.set_prot(va, len, prot).map_err(|source| GmemError::Mprotect { va, len, source })?;
         if let Some(sp) = st.spaces.get_mut(&space.0) {
             sp.attrs.apply(va, va + len, |a| a.prot = prot);
         }
@@ -130,22 +133,4 @@ fn narrow_page(
         sp.pt.update(vpn, |e| e.prot = new.bits());
     }
     Ok(())
-}
-
-/// Give `[va, va+len)` back the CPU protection its attributes record (a failed
-/// `mprotect` after the CPU mapping changed).
-fn restore_cpu(inner: &Inner, st: &State, s: u32, va: u64, len: u64) {
-    let Some(sp) = st.spaces.get(&s) else { return };
-    let mut at = va;
-    while at < va + len {
-        let prot = sp.attrs.get(at).prot;
-        let mut end = at + PAGE_SIZE;
-        while end < va + len && sp.attrs.get(end).prot == prot {
-            end += PAGE_SIZE;
-        }
-        if let Err(e) = inner.cpu.set_prot(at, end - at, prot) {
-            tracing::error!(target: "gmem", va = format_args!("{at:#x}"), error = %e, "restoring CPU protection");
-        }
-        at = end;
-    }
 }
