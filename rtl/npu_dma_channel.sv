@@ -234,7 +234,7 @@ module npu_dma_channel #(
   logic [StrbWidth-1:0] cw_strb_q;
 
   // beat FIFO of source data (two copies, u_fifo_lo and u_fifo_hi below)
-  logic [FifoIdx:0]     fifo_wr_d, fifo_wr_q, fifo_rel_d, fifo_rel_q;
+  logic [FifoIdx:0]     fifo_wr_d, fifo_wr_q, fifo_rel_d, fifo_rel_q, fifo_held_q;
   logic                 fifo_push;
 
   // ---------------------------------------------------------------- ring geometry
@@ -359,8 +359,9 @@ module npu_dma_channel #(
   assign rd_to_4k = 32'(BeatsPer4k) - 32'(rd_addr_q[11:OffBits]);
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
   // Beats held (0..FifoBeats: one bit more than a FIFO index, so a full FIFO counts as
-  // full) plus beats requested and not yet received.
-  assign fifo_reserved = (FifoIdx + 3)'((FifoIdx + 1)'(fifo_wr_q - fifo_rel_q)) + (FifoIdx + 3)'(rd_beats_fly_q);
+  // full; registered, always fifo_wr_q - fifo_rel_q) plus beats requested and not yet
+  // received.
+  assign fifo_reserved = (FifoIdx + 3)'(fifo_held_q) + (FifoIdx + 3)'(rd_beats_fly_q);
   // After an error only descriptors older than the failed one keep reading.
   assign rd_can   = rs_ok && !err_pend_q && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
@@ -982,6 +983,7 @@ module npu_dma_channel #(
       cw_pend_q       <= 1'b0;
       fifo_wr_q       <= '0;
       fifo_rel_q      <= '0;
+      fifo_held_q     <= '0;
     end else begin
       slot_q          <= slot_d;
       fe_q            <= fe_d;
@@ -1024,6 +1026,7 @@ module npu_dma_channel #(
       cw_pend_q       <= cw_pend_d;
       fifo_wr_q       <= fifo_wr_d;
       fifo_rel_q      <= fifo_rel_d;
+      fifo_held_q     <= fifo_wr_d - fifo_rel_d;
     end
   end
 
