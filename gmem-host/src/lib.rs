@@ -134,6 +134,7 @@ pub use config::{Clock, Config, CpuMode, ThrashConfig};
 pub use error::{CpuError, FaultError, GmemError, MigrateError};
 pub use events::CounterSnapshot;
 pub use fault::{Access, DeviceFault, FaultResolution};
+pub use inspect::{AttrRun, PageRun, RegionRuns};
 pub use lost::{LossReport, LostRange};
 pub use manager::{Gmem, PageInfo, Placement};
 pub use mmu::{

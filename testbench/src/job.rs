@@ -142,11 +142,43 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
                 let view = s.gm.dump_space(s.space).map_err(|e| e.to_string())?;
                 text.push_str("\nmanager's logical page table (read without faulting or moving anything):\n");
                 text.push_str(&view);
-                merge(&mut v, json!({ "manager": view.lines().collect::<Vec<_>>() }));
+                let regions = s.gm.space_runs(s.space).map_err(|e| e.to_string())?;
+                merge(&mut v, json!({ "manager": manager_json(&regions) }));
             }
             Ok(Outcome { text, json: v })
         }
     }
+}
+
+/// The manager's logical page table as JSON: per region its length, runs of pages
+/// (offset, pages, state, device mapping) and attribute ranges.
+fn manager_json(regions: &[gmem_host::RegionRuns]) -> serde_json::Value {
+    let run = |r: &gmem_host::PageRun| {
+        json!({
+            "offset": r.offset,
+            "pages": r.pages,
+            "residency": format!("{:?}", r.residency).to_lowercase(),
+            "device": r.device.map(|d| d.0),
+            "map": r.map_rights(),
+            "remote": r.remote,
+            "pinned": r.pinned,
+            "huge": r.huge,
+            "migrating": r.migrating,
+            "frame_pa": r.frame_pa,
+            "state": r.describe(),
+        })
+    };
+    let attrs = |a: &gmem_host::AttrRun| json!({ "offset": a.offset, "end": a.end, "attrs": format!("{:?}", a.attrs) });
+    regions
+        .iter()
+        .map(|g| {
+            json!({
+                "len": g.len,
+                "runs": g.runs.iter().map(run).collect::<Vec<_>>(),
+                "attrs": g.attrs.iter().map(attrs).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 fn merge(v: &mut serde_json::Value, extra: serde_json::Value) {

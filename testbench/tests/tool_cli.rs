@@ -48,7 +48,15 @@ fn pte_dump_prints_the_managers_view_next_to_the_ptes() {
     let (ok, out, err) = gmem(&["pte", "dump", "--backend", "model", "--size", "64K", "--manager", "--json"]);
     assert!(ok, "{err}");
     let v = &json_lines(&out)[0];
-    assert!(v["manager"].as_array().is_some_and(|l| l.iter().any(|l| l.as_str().unwrap().contains(" x dev0"))), "{v}");
+    // Structured: per region its length and runs of pages, 32 KiB in each of two.
+    let regions = v["manager"].as_array().expect("manager is an array of regions");
+    assert_eq!(regions.len(), 2, "{v}");
+    let first = &regions[0]["runs"][0];
+    assert_eq!(regions[0]["len"], 32768, "{v}");
+    assert_eq!((first["residency"].as_str(), first["pages"].as_u64()), (Some("device"), Some(8)), "{v}");
+    assert_eq!((first["device"].as_u64(), first["map"].as_str()), (Some(0), Some("rwx")), "{v}");
+    assert_eq!(regions[1]["runs"][0]["residency"], "cpu", "{v}");
+    assert!(regions[1]["runs"][0]["frame_pa"].is_null(), "{v}");
     let (ok, out, _) = gmem(&["pte", "dump", "--backend", "model", "--size", "64K"]);
     assert!(ok && !out.contains("manager's logical page table"), "only with --manager: {out}");
 }
