@@ -54,7 +54,7 @@ DUMP_SIZE=64K
 SOAK="--ops 200 --seed 1 --rule hook:copy_batch=rate:20000 --rule io:read32=rate:500"
 # modules + find + bind, info, demo, 6 runs, 2 interrupt modes, ACCESSED_BY, reset,
 # 4 dumps, soak
-MIN_CHECKS=19
+MIN_CHECKS=20
 mkdir -p "$CACHE"
 
 say() { printf 'vfio-user: %s\n' "$*"; }
