@@ -21,6 +21,7 @@
 
 mod holds;
 mod op_error;
+mod read_back;
 mod shadow;
 
 use std::collections::HashMap;
@@ -121,6 +122,24 @@ pub enum NpuError {
     /// nothing is sent to it any more.
     #[error("the NPU is lost: it stopped answering and could not be reset")]
     Lost,
+    /// [`NpuDevice::read_device_mem`] was asked for bytes outside device memory.
+    #[error("device read of {len:#x} bytes at {pa:#x} is outside device memory ({dev_mem:#x} bytes)")]
+    BeyondDeviceMemory {
+        /// Device-physical start.
+        pa: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// Bytes of device memory.
+        dev_mem: u64,
+    },
+    /// A read of device memory through the DMA engine failed.
+    #[error("reading device memory at {pa:#x} by DMA failed: {reason}")]
+    ReadBack {
+        /// Device-physical address of the read.
+        pa: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How to set up an [`NpuDevice`].

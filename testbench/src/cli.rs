@@ -105,6 +105,9 @@ pub enum Command {
     /// FAIL (exit 3). The soak never dies silently: its CPU accesses ask the manager
     /// for the pages first, so a page that cannot come back is an error it recovers.
     ///
+    /// With `--backend vfio:BDF` the same soak drives a board (or the RTL behind a
+    /// VMM) through VFIO; its device pages are then checked by DMA read-back.
+    ///
     /// Example: `gmem soak --ops 1000000 --seed 1 --inject 2000`
     Soak {
         /// Operations to run.
@@ -124,9 +127,20 @@ pub enum Command {
         #[arg(long = "rule", value_name = "RULE")]
         rules: Vec<String>,
         /// Timing of the RTL's memory ports: `short` (host latency 16 cycles, about 4×
-        /// the operations per second) or `nominal` (250 cycles, as in the demo).
-        #[arg(long, value_enum, default_value = "short")]
-        link: soak::Link,
+        /// the operations per second; the default) or `nominal` (250 cycles, as in the
+        /// demo). `--backend rtl` only.
+        #[arg(long, value_enum)]
+        link: Option<soak::Link>,
+        /// The stack under test: `rtl` (in-process Verilator co-simulation), `model`, or
+        /// `vfio:<PCI address>` (a board, or the RTL behind a VMM's vfio-user client);
+        /// the reference model always runs beside it in-process.
+        #[arg(long, default_value = "rtl")]
+        backend: info::Backend,
+        /// How the device-resident pages of the stack under test are checked after
+        /// every step: `backdoor` (in-process devices, no device time; the default there)
+        /// or `dma` (read back by device-to-host DMA; the only check on vfio).
+        #[arg(long, value_enum)]
+        device_check: Option<soak::DeviceCheck>,
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,

@@ -88,25 +88,60 @@ pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &sy
     Ok(())
 }
 
-/// `gmem soak`, its flags checked.
-pub fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), Exit> {
-    let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
-    let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
+/// `gmem soak`, its flags checked: the stack under test on `backend`, its device pages
+/// checked by `check` ([`soak::dut_options`] chose it), the reference model beside it.
+pub fn run_soak(cfg: soak::SoakConfig, backend: &Backend, check: soak::DeviceCheck, json: bool) -> Result<(), Exit> {
+    use soak::{DeviceCheck, Dut};
     let bar =
         if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
-    let rep = soak::run(rtl, npu_refmodel::ModelDevice::default(), &cfg, |r| {
+    let progress = |r: &soak::SoakReport| {
         bar.set_position(r.ops);
         bar.set_message(format!("{} injected, {} mismatches", r.injected_rtl + r.injected_model, r.data_mismatches));
-    })?;
+    };
+    let model = npu_refmodel::ModelDevice::default();
+    let rep = match backend {
+        Backend::Rtl => {
+            let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
+            let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
+            match check {
+                DeviceCheck::Backdoor => soak::run(rtl, model, &cfg, progress)?,
+                DeviceCheck::Dma => {
+                    let dut = Dut::in_process(rtl, "RTL", check, &cfg, cfg.link.timing().describe());
+                    soak::run_on(dut, model, &cfg, progress)?
+                }
+            }
+        }
+        Backend::Model => {
+            let under_test = npu_refmodel::ModelDevice::default();
+            let dut = Dut::in_process(under_test, "model under test", check, &cfg, "untimed reference model".into());
+            soak::run_on(dut, model, &cfg, progress)?
+        }
+        Backend::Vfio(bdf) => {
+            let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+            crate::demo::quiesce(&mut dev).map_err(|e| e.to_string())?;
+            let name = format!("device at {backend}");
+            let dut = Dut::dma(dev, &name, crate::job::VFIO_BUDGET_NS, format!("the device's own ({backend})"));
+            soak::run_on(dut, model, &cfg, progress)?
+        }
+    };
     bar.finish_and_clear();
     if json {
-        let mut v = Provenance::new("soak", &Backend::Rtl, None).stamp(&rep);
-        v["backend"] = "rtl+model".into();
-        v["model"] = cfg.link.timing().to_json();
+        let mut v = Provenance::new("soak", backend, None).stamp(&rep);
+        v["backend"] = format!("{backend}+model").into();
+        if *backend == Backend::Rtl {
+            v["model"] = cfg.link.timing().to_json();
+        }
         println!("{v}");
     } else {
         let rules = if cfg.rules.is_empty() { String::new() } else { format!(", rules {}", cfg.rules.join(" ")) };
-        println!("soak: seed {}, inject {} ppm{rules}, RTL and reference model side by side", cfg.seed, cfg.inject_ppm);
+        let (dut, how) = match (backend, check) {
+            (Backend::Rtl, DeviceCheck::Backdoor) => ("RTL".to_string(), String::new()),
+            (_, c) => (backend.to_string(), format!("; {}", c.describe())),
+        };
+        println!(
+            "soak: seed {}, inject {} ppm{rules}, {dut} and reference model side by side{how}",
+            cfg.seed, cfg.inject_ppm
+        );
         print!("{}", rep.table());
     }
     if !rep.passed() {

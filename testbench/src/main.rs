@@ -94,9 +94,13 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &sys.system())
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
-        Command::Soak { ops, seed, inject, rules, link, json } => soak::validate(inject, &rules)
-            .map_err(Exit::Usage)
-            .and_then(|()| run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, json)),
+        Command::Soak { ops, seed, inject, rules, link, backend, device_check, json } => {
+            soak::validate(inject, &rules).map_err(Exit::Usage).and_then(|()| {
+                let check = soak::dut_options(&backend, link, device_check).map_err(|e| Exit::Usage(e.to_string()))?;
+                let link = link.unwrap_or(soak::Link::Short);
+                run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, &backend, check, json)
+            })
+        }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
             run_profile_dma(json, plot, sizes, &sys.system())
         }

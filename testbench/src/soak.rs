@@ -27,6 +27,16 @@
 //! The RTL runs behind a short link by default ([`Link::Short`]: host latency 16
 //! cycles instead of 250), which does the same work in about a quarter of the cycles;
 //! `--link nominal` soaks with the default PCIe timing.
+//!
+//! The stack under test need not be the in-process RTL: [`run_on`] takes any
+//! transport (`gmem soak --backend vfio:BDF`: a board, or the RTL behind a VMM's
+//! vfio-user client). A board has no backdoor into device memory, so there its
+//! device-resident pages are checked by reading them back with the DMA engine
+//! ([`DeviceCheck::Dma`], [`npu::NpuDevice::read_device_mem`]: device→host into the
+//! driver's staging page, nothing moves), with injection paused; that costs device
+//! time, so the default in-process soak keeps the backdoor. Injection works the same
+//! on every transport: `hook:` and `io:` sites are host software, and `rtl:` sites
+//! write the device's own error-injection registers over MMIO (device.md §12).
 
 use std::time::Instant;
 
@@ -38,6 +48,8 @@ use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
 use serde::Serialize;
 use sim_bridge::{DevMemBackdoor, TimingModel};
+
+use crate::info::Backend;
 
 /// Soak parameters.
 #[derive(Clone, Debug)]
@@ -73,6 +85,118 @@ pub fn validate(inject_ppm: u64, rules: &[String]) -> Result<(), String> {
         npu::inject::injector(0).add_text(r).map_err(|e| format!("--rule {r}: {e}"))?;
     }
     Ok(())
+}
+
+/// How the soak reads the device-resident pages of the stack under test.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceCheck {
+    /// Device memory through the test backdoor: no device time passes; in-process
+    /// devices only.
+    #[default]
+    Backdoor,
+    /// Device→host DMA into the driver's staging page: works on a board; costs device
+    /// time (one descriptor per 4 KiB page).
+    Dma,
+}
+
+impl DeviceCheck {
+    /// One phrase for the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DeviceCheck::Backdoor => "device pages read through the test backdoor",
+            DeviceCheck::Dma => "device pages read back by device-to-host DMA",
+        }
+    }
+}
+
+/// Soak options that do not apply to the stack under test.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DutError {
+    /// `--device-check backdoor` on a device without a backdoor.
+    #[error(
+        "--device-check backdoor needs an in-process device (rtl or model); {backend} has no backdoor into device memory: use --device-check dma"
+    )]
+    NoBackdoor {
+        /// The backend.
+        backend: String,
+    },
+    /// `--link` on a device whose ports are not simulated here.
+    #[error(
+        "--link sets the port timing of the in-process RTL; {backend} has its own (drop --link or use --backend rtl)"
+    )]
+    LinkNotSimulated {
+        /// The backend.
+        backend: String,
+    },
+}
+
+/// Checks the soak options that depend on the stack under test (`--backend`) and
+/// returns the device check to use: the backdoor in-process unless `--device-check dma`,
+/// DMA read-back on VFIO; `--link` only on the in-process RTL.
+pub fn dut_options(backend: &Backend, link: Option<Link>, check: Option<DeviceCheck>) -> Result<DeviceCheck, DutError> {
+    let in_process = !matches!(backend, Backend::Vfio(_));
+    if link.is_some() && *backend != Backend::Rtl {
+        return Err(DutError::LinkNotSimulated { backend: backend.to_string() });
+    }
+    match check {
+        Some(DeviceCheck::Backdoor) if !in_process => Err(DutError::NoBackdoor { backend: backend.to_string() }),
+        Some(c) => Ok(c),
+        None if in_process => Ok(DeviceCheck::Backdoor),
+        None => Ok(DeviceCheck::Dma),
+    }
+}
+
+/// Reads `len` bytes of a stack's device memory at a device-physical address.
+type ReadDevice<T> = fn(&Stack<T>, u64, &mut [u8]) -> Result<(), String>;
+
+/// The stack under test: its transport and how its device-resident pages are checked.
+pub struct Dut<T: DeviceIo + Send + 'static> {
+    io: T,
+    check: DeviceCheck,
+    read: ReadDevice<T>,
+    /// Device-time budget of one wait.
+    budget_ns: u64,
+    /// What the stack is, in the report ("RTL", "vfio:0000:00:03.0").
+    name: String,
+    /// Its timing, for the report.
+    timing: String,
+}
+
+impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Dut<T> {
+    /// An in-process device checked through its backdoor (the default soak).
+    pub fn backdoor(io: T, name: &str, cfg: &SoakConfig) -> Self {
+        Dut::in_process(io, name, DeviceCheck::Backdoor, cfg, cfg.link.timing().describe())
+    }
+
+    /// An in-process device, its pages checked by `check`, `timing` as reported.
+    pub fn in_process(io: T, name: &str, check: DeviceCheck, cfg: &SoakConfig, timing: String) -> Self {
+        let mut d = Dut::dma(io, name, cfg.link.budget_ns(), timing);
+        if check == DeviceCheck::Backdoor {
+            d.check = check;
+            d.read = |st, pa, out| st.s.npu.with_io(|io| io.inner().backdoor_read(pa, out)).map_err(|e| e.to_string());
+        }
+        d
+    }
+}
+
+impl<T: DeviceIo + Send + 'static> Dut<T> {
+    /// A device checked by DMA read-back, `budget_ns` per wait, `timing` as reported.
+    pub fn dma(io: T, name: &str, budget_ns: u64, timing: String) -> Self {
+        Dut { io, check: DeviceCheck::Dma, read: read_by_dma::<T>, budget_ns, name: name.into(), timing }
+    }
+}
+
+/// [`DeviceCheck::Dma`], injection paused. An error armed earlier in the device's
+/// error-injection registers (`rtl:` sites count bursts) can meet the check's own
+/// descriptor: the device is then reset and read once more.
+fn read_by_dma<T: DeviceIo + Send + 'static>(st: &Stack<T>, pa: u64, out: &mut [u8]) -> Result<(), String> {
+    st.inj.paused(|| {
+        st.s.npu.read_device_mem(pa, out).or_else(|first| {
+            st.s.npu.recover().map_err(|e| format!("{first}; the reset before reading again failed: {e}"))?;
+            st.s.npu.read_device_mem(pa, out).map_err(|e| e.to_string())
+        })
+    })
 }
 
 /// Timing of the RTL's memory ports during a soak.
@@ -151,6 +275,15 @@ pub struct SoakReport {
     pub size_bytes: u64,
     /// Wall time, seconds.
     pub wall_s: f64,
+    /// How the stack under test's device-resident pages were checked.
+    pub device_check: DeviceCheck,
+    /// Device time of the stack under test when its clock is the wall clock (a board):
+    /// `rtl_cycles` and `max_op_cycles` are 0 then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_wall_s: Option<f64>,
+    /// The stack under test in the report's text ("RTL", "vfio:0000:00:03.0").
+    #[serde(skip)]
+    pub dut: String,
 }
 
 const REGIONS: usize = 6;
@@ -261,16 +394,18 @@ struct Stack<T: DeviceIo + Send + 'static> {
     s: Session<FaultyIo<T>>,
     inj: Injector,
     regions: Vec<*mut u32>,
+    read: ReadDevice<T>,
 }
 
-impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
-    fn open(io: T, cfg: &SoakConfig) -> Result<Self, String> {
+impl<T: DeviceIo + Send + 'static> Stack<T> {
+    fn open(dut: Dut<T>, cfg: &SoakConfig) -> Result<Self, String> {
+        let Dut { io, read, budget_ns, .. } = dut;
         let inj = Injector::new(cfg.seed);
         // Correctness, not figures: host time only as much as progress needs, as the
         // budgets (Link::budget_ns) were calibrated.
         let npu = NpuConfig {
             managed_bytes: Some(DEVICE_MEM),
-            budget_ns: cfg.link.budget_ns(),
+            budget_ns,
             host_time: npu::HostTime::Model(npu::HostCosts::progress_only()),
             ..Default::default()
         };
@@ -290,7 +425,7 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
         for r in &cfg.rules {
             inj.add_text(r).map_err(|e| e.to_string())?;
         }
-        Ok(Stack { s, inj, regions })
+        Ok(Stack { s, inj, regions, read })
     }
 
     fn kernel(&self, op: &Op) -> Option<Kernel> {
@@ -366,7 +501,7 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
             let mut bytes = [0u8; 4096];
             match (info.residency, info.device_pa) {
                 (Residency::Device, Some(pa)) => {
-                    self.s.npu.with_io(|io| io.inner().backdoor_read(pa, &mut bytes)).map_err(|e| e.to_string())?;
+                    (self.read)(self, pa, &mut bytes)?;
                 }
                 (Residency::Device, None) => return Err(format!("{va:#x} on the device without a frame")),
                 (Residency::Unpopulated, _) => {}
@@ -403,19 +538,29 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Stack<T> {
 }
 
 /// Runs the soak; `progress` is called every 256 operations with the report so far.
-pub fn run<A, B>(
-    rtl: A,
+pub fn run<A, B>(rtl: A, model: B, cfg: &SoakConfig, progress: impl FnMut(&SoakReport)) -> Result<SoakReport, String>
+where
+    A: DeviceIo + DevMemBackdoor + Send + 'static,
+    B: DeviceIo + DevMemBackdoor + Send + 'static,
+{
+    run_on(Dut::backdoor(rtl, "RTL", cfg), model, cfg, progress)
+}
+
+/// [`run`] with any stack under test (a board: [`Dut::dma`]).
+pub fn run_on<A, B>(
+    dut: Dut<A>,
     model: B,
     cfg: &SoakConfig,
     mut progress: impl FnMut(&SoakReport),
 ) -> Result<SoakReport, String>
 where
-    A: DeviceIo + DevMemBackdoor + Send + 'static,
+    A: DeviceIo + Send + 'static,
     B: DeviceIo + DevMemBackdoor + Send + 'static,
 {
     let t0 = Instant::now();
-    let a = Stack::open(rtl, cfg)?;
-    let b = Stack::open(model, cfg)?;
+    let (check, dut_name, timing) = (dut.check, dut.name.clone(), dut.timing.clone());
+    let a = Stack::open(dut, cfg)?;
+    let b = Stack::open(Dut::backdoor(model, "model", cfg), cfg)?;
     let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
     let mut g = SplitMix64::new(cfg.seed ^ 0x50a6);
     let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
@@ -423,12 +568,15 @@ where
         seed: cfg.seed,
         inject_ppm: cfg.inject_ppm,
         rules: cfg.rules.clone(),
-        timing: format!("{} {host}", cfg.link.timing().describe()),
+        timing: format!("{timing} {host}"),
+        device_check: check,
+        dut: dut_name,
         device_mem_bytes: DEVICE_MEM,
         size_bytes: (REGIONS * REGION_WORDS * 4) as u64,
         ..Default::default()
     };
     let c0 = a.s.now_ns();
+    let wall = a.s.npu.with_io(|io| io.clock()) == npu::Clock::Wall;
     for step in 0..cfg.ops {
         let op = Op::random(&mut g);
         op.expect(&mut want);
@@ -438,13 +586,15 @@ where
         crate::sigbus::set_soak_op(cfg.seed, step);
         let (before, injected) = (a.s.now_ns(), a.inj.total());
         let results = [a.run(&op), b.run(&op)];
-        if a.inj.total() == injected {
+        if a.inj.total() == injected && !wall {
             rep.max_op_cycles = rep.max_op_cycles.max(ns_to_cycles(a.s.now_ns() - before));
         }
-        for ((recovered, hung), (stack, name)) in results.iter().zip([(&a as &dyn Check, "RTL"), (&b, "model")]) {
+        for ((recovered, hung), (stack, name)) in
+            results.iter().zip([(&a as &dyn Check, rep.dut.clone()), (&b, "model".into())])
+        {
             rep.recoveries += u64::from(*recovered);
             match hung {
-                Some(e) => rep.hang(step, &op, name, e),
+                Some(e) => rep.hang(step, &op, &name, e),
                 // A read the CPU could not be given is a hang, not a read.
                 None => {
                     if let Op::Read { r, at, n } = op {
@@ -464,11 +614,11 @@ where
     // (recovered like any other) per region and stack.
     for (r, w) in want.iter().enumerate() {
         let read = Op::Read { r, at: 0, n: REGION_WORDS };
-        for (stack, name) in [(&a as &dyn Check, "RTL"), (&b, "model")] {
+        for (stack, name) in [(&a as &dyn Check, rep.dut.clone()), (&b, "model".into())] {
             let (recovered, hung) = stack.run_op(&read);
             rep.recoveries += u64::from(recovered);
             match hung {
-                Some(e) => rep.hang(cfg.ops, &read, name, &e),
+                Some(e) => rep.hang(cfg.ops, &read, &name, &e),
                 None => rep.data_mismatches += stack.mismatches(w, r, 0, REGION_WORDS),
             }
         }
@@ -484,7 +634,7 @@ trait Check {
     fn mismatches(&self, want: &[u32], r: usize, at: usize, n: usize) -> u64;
 }
 
-impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Check for Stack<T> {
+impl<T: DeviceIo + Send + 'static> Check for Stack<T> {
     fn run_op(&self, op: &Op) -> (bool, Option<String>) {
         self.run(op)
     }
@@ -493,7 +643,7 @@ impl<T: DeviceIo + DevMemBackdoor + Send + 'static> Check for Stack<T> {
     }
 }
 
-fn fill_counts<A: DeviceIo + DevMemBackdoor + Send + 'static, B: DeviceIo + DevMemBackdoor + Send + 'static>(
+fn fill_counts<A: DeviceIo + Send + 'static, B: DeviceIo + Send + 'static>(
     rep: &mut SoakReport,
     a: &Stack<A>,
     b: &Stack<B>,
@@ -503,7 +653,11 @@ fn fill_counts<A: DeviceIo + DevMemBackdoor + Send + 'static, B: DeviceIo + DevM
     rep.injected_rtl = a.inj.total();
     rep.injected_model = b.inj.total();
     rep.device_resets = a.s.npu.stats().recoveries + b.s.npu.stats().recoveries;
-    rep.rtl_cycles = ns_to_cycles(a.s.now_ns() - c0);
+    if a.s.npu.with_io(|io| io.clock()) == npu::Clock::Wall {
+        rep.device_wall_s = Some((a.s.now_ns() - c0) as f64 * 1e-9);
+    } else {
+        rep.rtl_cycles = ns_to_cycles(a.s.now_ns() - c0);
+    }
     rep.wall_s = t0.elapsed().as_secs_f64();
     rep.poisoned_pages = a.s.gm.counters().poisoned + b.s.gm.counters().poisoned;
     rep.verdict = if rep.passed() { "PASS" } else { "FAIL" };
@@ -528,9 +682,12 @@ impl SoakReport {
 
     /// The end-of-run table.
     pub fn table(&self) -> String {
-        let rows: [(&str, String); 12] = [
+        let mut rows: Vec<(&str, String)> = vec![
             ("ops", format!("{} ({} kernels)", self.ops, self.kernels)),
-            ("injected faults", format!("{} on the RTL, {} on the model", self.injected_rtl, self.injected_model)),
+            (
+                "injected faults",
+                format!("{} on the {}, {} on the model", self.injected_rtl, self.dut, self.injected_model),
+            ),
             ("recoveries", format!("{} ({} device resets)", self.recoveries, self.device_resets)),
             ("data mismatches", self.data_mismatches.to_string()),
             (
@@ -541,13 +698,73 @@ impl SoakReport {
                 },
             ),
             ("poisoned pages", format!("{} (never touched by the CPU)", self.poisoned_pages)),
-            ("RTL cycles", self.rtl_cycles.to_string()),
-            ("slowest clean op", format!("{} cycles", self.max_op_cycles)),
-            ("RTL port timing", self.timing.clone()),
+        ];
+        match self.device_wall_s {
+            // A board's clock is the wall clock: no cycle counts, no port model.
+            Some(s) => rows.extend([
+                ("device time", format!("{s:.1} s (wall clock of the {})", self.dut)),
+                ("device check", self.device_check.describe().into()),
+            ]),
+            None => rows.extend([
+                ("RTL cycles", self.rtl_cycles.to_string()),
+                ("slowest clean op", format!("{} cycles", self.max_op_cycles)),
+                ("RTL port timing", self.timing.clone()),
+            ]),
+        }
+        rows.extend([
             ("wall time", format!("{:.1} s", self.wall_s)),
             ("ops/s", format!("{:.0}", self.ops as f64 / self.wall_s.max(1e-9))),
             ("verdict", self.verdict.into()),
-        ];
+        ]);
         rows.iter().map(|(k, v)| format!("  {k:<18} {v}\n")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DMA check reads device-resident pages where they live: a byte changed in
+    /// device memory behind the driver's back is seen, and nothing moves.
+    #[test]
+    fn the_dma_check_sees_device_memory_without_moving_pages() {
+        let cfg = SoakConfig { ops: 0, seed: 1, inject_ppm: 0, rules: vec![], link: Link::Short };
+        let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
+        let rtl = sim_bridge::SimDevice::new(sim).expect("the RTL model builds");
+        let dut = Dut::dma(rtl, "RTL", cfg.link.budget_ns(), cfg.link.timing().describe());
+        let st = Stack::open(dut, &cfg).expect("a session on the RTL");
+        let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
+        let write = Op::Write { r: 0, at: 0, n: 2048, base: 7 };
+        write.expect(&mut want);
+        assert_eq!(st.run(&write), (false, None));
+        assert_eq!(st.run(&Op::Hint { r: 0, which: 0 }), (false, None), "prefetch to the NPU");
+        let va = st.regions[0] as u64;
+        let info = st.s.gm.page_info(st.s.space, va).expect("managed");
+        let pa = match (info.residency, info.device_pa) {
+            (Residency::Device, Some(pa)) => pa,
+            other => panic!("the prefetched page is not on the device: {other:?}"),
+        };
+        assert_eq!(st.peek_mismatches(&want), Ok(0), "the DMA read-back equals what the CPU wrote");
+        st.s.npu.with_io(|io| io.inner().backdoor_write(pa + 8, &[0xff; 4])).expect("backdoor write");
+        assert_eq!(st.peek_mismatches(&want), Ok(1), "one word changed in device memory");
+        let after = st.s.gm.page_info(st.s.space, va).expect("managed");
+        assert_eq!((after.residency, after.device_pa), (Residency::Device, Some(pa)), "checking moved nothing");
+    }
+
+    #[test]
+    fn options_that_need_the_in_process_rtl_are_refused_elsewhere() {
+        let vfio = Backend::Vfio("0000:01:00.0".into());
+        assert_eq!(dut_options(&Backend::Rtl, None, None), Ok(DeviceCheck::Backdoor));
+        assert_eq!(dut_options(&Backend::Model, None, Some(DeviceCheck::Dma)), Ok(DeviceCheck::Dma));
+        assert_eq!(dut_options(&vfio, None, None), Ok(DeviceCheck::Dma));
+        assert_eq!(
+            dut_options(&vfio, None, Some(DeviceCheck::Backdoor)),
+            Err(DutError::NoBackdoor { backend: "vfio:0000:01:00.0".into() })
+        );
+        assert_eq!(
+            dut_options(&Backend::Model, Some(Link::Short), None),
+            Err(DutError::LinkNotSimulated { backend: "model".into() })
+        );
+        assert_eq!(dut_options(&Backend::Rtl, Some(Link::Nominal), Some(DeviceCheck::Dma)), Ok(DeviceCheck::Dma));
     }
 }
