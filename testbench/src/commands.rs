@@ -2,7 +2,7 @@
 
 use crate::info::Backend;
 use crate::provenance::Provenance;
-use crate::{Exit, info, plot, profile_dma, profile_faults, soak, system};
+use crate::{Exit, info, plot, profile_dma, profile_faults, soak, soak_merge, soak_shard, system};
 use std::path::PathBuf;
 
 /// `gmem profile dma`.
@@ -88,26 +88,46 @@ pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &sy
     Ok(())
 }
 
-/// `gmem soak`, its flags checked.
-pub fn run_soak(cfg: soak::SoakConfig, json: bool) -> Result<(), Exit> {
-    let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
-    let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
-    let bar =
-        if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
-    let rep = soak::run(rtl, npu_refmodel::ModelDevice::default(), &cfg, |r| {
-        bar.set_position(r.ops);
-        bar.set_message(format!("{} injected, {} mismatches", r.injected_rtl + r.injected_model, r.data_mismatches));
-    })?;
+/// `gmem soak`, its flags checked: this process's segments of the run on `threads`
+/// worker threads (default: one per core, at most one per segment).
+pub fn run_soak(cfg: soak::SoakConfig, plan: soak_shard::Plan, threads: Option<u64>, json: bool) -> Result<(), Exit> {
+    let segments = plan.shard_segments().count().max(1);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = threads.map_or(cores, |t| t as usize).min(segments);
+    let ops: u64 = plan.shard_segments().map(|k| plan.segment(cfg.seed, k).ops).sum();
+    let bar = if json || ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(ops) };
+    let rtl = || {
+        let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
+        sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())
+    };
+    let part = soak_shard::run(&cfg, plan, threads, rtl, npu_refmodel::ModelDevice::default, |n| bar.set_position(n))?;
     bar.finish_and_clear();
+    let mut v = Provenance::new("soak", &Backend::Rtl, None).stamp(&part);
+    v["backend"] = "rtl+model".into();
+    v["model"] = cfg.link.timing().to_json();
+    print_soak(&part, &v, json)
+}
+
+/// `gmem soak --merge FILE...`.
+pub fn run_soak_merge(files: &[PathBuf], json: bool) -> Result<(), Exit> {
+    let (part, first) = soak_merge::merge_files(files).map_err(|e| Exit::Usage(e.to_string()))?;
+    let mut v = Provenance::new("soak", &Backend::Rtl, None).stamp(&part);
+    for key in ["gmem_version", "backend", "clock_domain", "clock_hz", "model"] {
+        v[key] = first[key].clone();
+    }
+    print_soak(&part, &v, json)
+}
+
+/// Prints a soak's report (`v`: it as JSON with its provenance); exit 3 on FAIL.
+fn print_soak(part: &soak_shard::PartReport, v: &serde_json::Value, json: bool) -> Result<(), Exit> {
+    let rep = &part.report;
     if json {
-        let mut v = Provenance::new("soak", &Backend::Rtl, None).stamp(&rep);
-        v["backend"] = "rtl+model".into();
-        v["model"] = cfg.link.timing().to_json();
         println!("{v}");
     } else {
-        let rules = if cfg.rules.is_empty() { String::new() } else { format!(", rules {}", cfg.rules.join(" ")) };
-        println!("soak: seed {}, inject {} ppm{rules}, RTL and reference model side by side", cfg.seed, cfg.inject_ppm);
+        let rules = if rep.rules.is_empty() { String::new() } else { format!(", rules {}", rep.rules.join(" ")) };
+        println!("soak: seed {}, inject {} ppm{rules}, RTL and reference model side by side", rep.seed, rep.inject_ppm);
         print!("{}", rep.table());
+        println!("  {:<18} {}", "segments", part.describe());
     }
     if !rep.passed() {
         return Err(Exit::Failed(format!("soak failed: {} data mismatches, {} hangs", rep.data_mismatches, rep.hangs)));

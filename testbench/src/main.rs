@@ -19,6 +19,8 @@ mod pte;
 mod serve;
 mod sigbus;
 mod soak;
+mod soak_merge;
+mod soak_shard;
 mod system;
 mod workloads;
 
@@ -94,9 +96,13 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &sys.system())
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
-        Command::Soak { ops, seed, inject, rules, link, json } => soak::validate(inject, &rules)
-            .map_err(Exit::Usage)
-            .and_then(|()| run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, json)),
+        Command::Soak { json, merge, .. } if !merge.is_empty() => commands::run_soak_merge(&merge, json),
+        Command::Soak { ops, seed, inject, rules, link, json, threads, segment_ops, shard, merge: _ } => {
+            let plan = soak_shard::Plan { run_ops: ops, segment_ops, shard: shard.unwrap_or_default() };
+            soak::validate(inject, &rules).map_err(Exit::Usage).and_then(|()| {
+                run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, plan, threads, json)
+            })
+        }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
             run_profile_dma(json, plot, sizes, &sys.system())
         }
