@@ -146,7 +146,7 @@ enum Msg {
     /// Segment `k` has run `ops` operations so far.
     Progress(u64, u64),
     /// Segment `k` is over.
-    Done(u64, Result<SoakReport, String>),
+    Done(u64, Box<Result<SoakReport, String>>),
 }
 
 /// Runs this process's segments of `plan` on `threads` worker threads, each segment on
@@ -178,7 +178,7 @@ where
             });
             // A segment that could not run stops this worker; the others finish theirs.
             let failed = rep.is_err();
-            msg_tx.send(Msg::Done(k, rep)).unwrap_or(());
+            msg_tx.send(Msg::Done(k, Box::new(rep))).unwrap_or(());
             if failed {
                 break;
             }
@@ -199,8 +199,8 @@ where
                 }
                 Msg::Done(k, rep) => {
                     running.remove(&k);
-                    finished_ops += rep.as_ref().map_or(0, |r| r.ops);
-                    done.insert(k, rep);
+                    finished_ops += rep.as_ref().as_ref().map_or(0, |r| r.ops);
+                    done.insert(k, *rep);
                 }
             }
             progress(finished_ops + running.values().sum::<u64>());
