@@ -453,15 +453,7 @@ where
     let b = Stack::open(model, cfg, seg.va_base)?;
     let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
     let mut g = SplitMix64::new(cfg.seed ^ 0x50a6);
-    let mut rep = SoakReport {
-        seed: run_cfg.seed,
-        inject_ppm: cfg.inject_ppm,
-        rules: cfg.rules.clone(),
-        timing: cfg.link.describe(),
-        device_mem_bytes: DEVICE_MEM,
-        size_bytes: (REGIONS * REGION_WORDS * 4) as u64,
-        ..Default::default()
-    };
+    let mut rep = SoakReport::new(run_cfg);
     let c0 = a.s.now_ns();
     for step in 0..cfg.ops {
         let op = Op::random(&mut g);
@@ -549,6 +541,20 @@ fn ns_to_cycles(ns: u64) -> u64 {
 }
 
 impl SoakReport {
+    /// The report of no operations of the soak of `cfg`.
+    pub fn new(cfg: &SoakConfig) -> Self {
+        SoakReport {
+            seed: cfg.seed,
+            inject_ppm: cfg.inject_ppm,
+            rules: cfg.rules.clone(),
+            timing: cfg.link.describe(),
+            device_mem_bytes: DEVICE_MEM,
+            size_bytes: (REGIONS * REGION_WORDS * 4) as u64,
+            verdict: "PASS",
+            ..Default::default()
+        }
+    }
+
     /// No wrong byte and no operation that failed after recovery.
     pub fn passed(&self) -> bool {
         self.data_mismatches == 0 && self.hangs == 0
