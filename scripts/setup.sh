@@ -8,6 +8,8 @@
 #                                   SystemVerilog (package imports, packed structs)
 #   debootstrap (with --vfio-user)  the Debian trixie chroot that holds QEMU >= 10.1 for
 #                                   scripts/vfio-user-test.sh
+#   cargo-nextest (with --nextest)  the test runner of a CI matrix (.config/nextest.toml,
+#                                   docs/testing.md), built from crates.io, version pinned
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -27,7 +29,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 APT_PACKAGES=(verilator g++ make zlib1g-dev python3-pip)
-[ "${1:-}" = --vfio-user ] && APT_PACKAGES+=(debootstrap)
+WANT_NEXTEST=0
+for arg in "$@"; do
+  case "$arg" in
+    --vfio-user) APT_PACKAGES+=(debootstrap) ;;
+    --nextest) WANT_NEXTEST=1 ;;
+    *) die "unknown option '$arg' (accepted: --vfio-user, --nextest)" ;;
+  esac
+done
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,4 +70,13 @@ for tool in fmt clippy; do
   cargo $tool --version >/dev/null 2>&1 \
     || die "cargo $tool is missing: install it with 'rustup component add ${tool/fmt/rustfmt}'"
 done
+NEXTEST_VERSION=0.9.143
+if [ "$WANT_NEXTEST" = 1 ]; then
+  if [ "$(cargo nextest --version 2>/dev/null | awk 'NR==1 {print $2}')" != "$NEXTEST_VERSION" ]; then
+    say "installing cargo-nextest $NEXTEST_VERSION from crates.io (a few minutes)"
+    cargo install --locked --quiet cargo-nextest --version "$NEXTEST_VERSION" \
+      || die "could not install cargo-nextest $NEXTEST_VERSION with cargo install"
+  fi
+  say "$(cargo nextest --version 2>/dev/null | head -1)"
+fi
 say "ready"

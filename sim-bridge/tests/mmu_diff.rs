@@ -16,6 +16,10 @@
 //!
 //! `MMU_DIFF_OPS` (default 10 000) and `MMU_DIFF_SEED` widen a run; the long run is
 //! `MMU_DIFF_OPS=1000000 cargo test --release -p sim-bridge --test mmu_diff`.
+//! `MMU_DIFF_SEEDS=A-B` runs seeds A to B instead (each an independent run of
+//! `MMU_DIFF_OPS`), on `MMU_DIFF_THREADS` threads (default 1), each thread with its own
+//! pair of devices: a long run spread over cores and, by seed range, over runners
+//! (docs/testing.md).
 //! `MMU_DIFF_TRACE=1` prints each operation before it runs.
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
@@ -318,10 +322,39 @@ fn compare_memory(rtl: &Side<SimDevice>, model: &Side<ModelDevice>, step: usize,
     assert!(a == b, "step {step}: host-window buffer differs");
 }
 
+/// The seeds of the run: `MMU_DIFF_SEEDS=A-B`, else `MMU_DIFF_SEED` (default 1).
+fn seeds() -> Vec<u64> {
+    if let Ok(range) = std::env::var("MMU_DIFF_SEEDS") {
+        let bounds = range.split_once('-').and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+        let (a, b): (u64, u64) = bounds.unwrap_or_else(|| panic!("MMU_DIFF_SEEDS={range}: expected A-B, e.g. 1-8"));
+        assert!(a <= b, "MMU_DIFF_SEEDS={range}: A must not be above B");
+        return (a..=b).collect();
+    }
+    vec![std::env::var("MMU_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1)]
+}
+
 #[test]
 fn rtl_and_model_agree_on_random_page_tables_and_kernels() {
     let ops: usize = std::env::var("MMU_DIFF_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let seed: u64 = std::env::var("MMU_DIFF_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let threads: usize = std::env::var("MMU_DIFF_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let seeds = seeds();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Each worker takes the next seed until none is left; a failing seed's panic names
+    // its thread (`mmu_diff seed N`) and fails the test when the scope ends.
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, seeds.len()) {
+            s.spawn(|| {
+                while let Some(&seed) = seeds.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    let run = std::thread::Builder::new().name(format!("mmu_diff seed {seed}"));
+                    run.spawn(move || run_seed(seed, ops)).unwrap().join().unwrap();
+                }
+            });
+        }
+    });
+}
+
+/// One differential run: `ops` operations of the stream seeded `seed`.
+fn run_seed(seed: u64, ops: usize) {
     let trace = std::env::var_os("MMU_DIFF_TRACE").is_some();
     let mut rtl = Side::new(SimDevice::new(SimConfig::default()).unwrap(), SETTLE_NS);
     let mut model = Side::new(ModelDevice::new(Default::default()), 0);
@@ -357,7 +390,7 @@ fn rtl_and_model_agree_on_random_page_tables_and_kernels() {
     let seq = |d: &mut dyn DeviceIo| d.read32(regs::FQ_TAIL.offset).unwrap();
     assert_eq!(seq(&mut rtl.rig.dev), seq(&mut model.rig.dev));
     eprintln!(
-        "mmu_diff: {ops} ops, {kernels} kernels, {faults} fault records, {aborted} kernels aborted, {} RTL cycles",
+        "mmu_diff: seed {seed}, {ops} ops, {kernels} kernels, {faults} fault records, {aborted} kernels aborted, {} RTL cycles",
         rtl.rig.dev.cycles()
     );
     assert!(kernels > ops / 3 && faults > ops / 10 && aborted > 0, "the mix exercised too little");

@@ -1,7 +1,7 @@
 //! The command line of `gmem`: every subcommand, flag and help text (clap), and the
 //! parsers of sizes. Checks that need more than one flag live with their command.
 
-use crate::{info, soak, system, workloads};
+use crate::{info, soak, soak_shard, system, workloads};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -108,6 +108,10 @@ pub enum Command {
     /// With `--backend vfio:BDF` the same soak drives a board (or the RTL behind a
     /// VMM) through VFIO; its device pages are then checked by DMA read-back.
     ///
+    /// Both cores: the run is cut into segments (--segment-ops) spread over worker
+    /// threads (--threads); many machines: each runs one --shard I/N with --json, then
+    /// `gmem soak --merge` joins the reports.
+    ///
     /// Example: `gmem soak --ops 1000000 --seed 1 --inject 2000`
     Soak {
         /// Operations to run.
@@ -144,6 +148,26 @@ pub enum Command {
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
+        /// Worker threads, each with its own RTL and reference model (default: one
+        /// per core). The report does not depend on it.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+        threads: Option<u64>,
+        /// Operations per segment: the run is cut into segments of this many ops, each
+        /// on fresh stacks with its own seed (segment 0 keeps --seed). The report
+        /// depends on it.
+        #[arg(long, value_name = "OPS", default_value_t = soak_shard::DEFAULT_SEGMENT_OPS,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        segment_ops: u64,
+        /// Run only segments I, I+N, I+2N, … of the run (one runner of N); merge the
+        /// --json reports of all N with --merge.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<soak_shard::Shard>,
+        /// Merge the --json reports of every shard of one run into the whole run's
+        /// report (refused, exit 2, when they are of different runs or a shard is
+        /// missing or given twice).
+        #[arg(long, value_name = "FILE", num_args = 1..,
+              conflicts_with_all = ["ops", "seed", "inject", "rules", "link", "backend", "device_check", "threads", "segment_ops", "shard"])]
+        merge: Vec<PathBuf>,
     },
     /// Device page tables.
     #[command(subcommand)]

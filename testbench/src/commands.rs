@@ -2,7 +2,7 @@
 
 use crate::info::Backend;
 use crate::provenance::Provenance;
-use crate::{Exit, info, plot, profile_dma, profile_faults, soak, system};
+use crate::{Exit, info, plot, profile_dma, profile_faults, soak, soak_merge, soak_shard, system};
 use std::path::PathBuf;
 
 /// `gmem profile dma`.
@@ -88,61 +88,93 @@ pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &sy
     Ok(())
 }
 
-/// `gmem soak`, its flags checked: the stack under test on `backend`, its device pages
-/// checked by `check` ([`soak::dut_options`] chose it), the reference model beside it.
-pub fn run_soak(cfg: soak::SoakConfig, backend: &Backend, check: soak::DeviceCheck, json: bool) -> Result<(), Exit> {
-    use soak::{DeviceCheck, Dut};
-    let bar =
-        if json || cfg.ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.ops) };
-    let progress = |r: &soak::SoakReport| {
-        bar.set_position(r.ops);
-        bar.set_message(format!("{} injected, {} mismatches", r.injected_rtl + r.injected_model, r.data_mismatches));
+/// `gmem soak`, its flags checked: this process's segments of the run on `threads`
+/// worker threads (default: one per core, at most one per segment), the stack under
+/// test on `backend` with its device pages checked by `check` ([`soak::dut_options`]
+/// chose it), the reference model beside it. A VFIO device is opened once per segment,
+/// so it runs on one thread.
+pub fn run_soak(
+    cfg: soak::SoakConfig,
+    plan: soak_shard::Plan,
+    threads: Option<u64>,
+    backend: &Backend,
+    check: soak::DeviceCheck,
+    json: bool,
+) -> Result<(), Exit> {
+    use soak::Dut;
+    let segments = plan.shard_segments().count().max(1);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = match backend {
+        Backend::Vfio(_) => 1,
+        _ => threads.map_or(cores, |t| t as usize).min(segments),
     };
-    let model = npu_refmodel::ModelDevice::default();
-    let rep = match backend {
+    let ops: u64 = plan.shard_segments().map(|k| plan.segment(cfg.seed, k).ops).sum();
+    let bar = if json || ops < 512 { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(ops) };
+    let progress = |n| bar.set_position(n);
+    let model = npu_refmodel::ModelDevice::default;
+    let part = match backend {
         Backend::Rtl => {
-            let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
-            let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
-            match check {
-                DeviceCheck::Backdoor => soak::run(rtl, model, &cfg, progress)?,
-                DeviceCheck::Dma => {
-                    let dut = Dut::in_process(rtl, "RTL", check, &cfg, cfg.link.timing().describe());
-                    soak::run_on(dut, model, &cfg, progress)?
-                }
-            }
+            let dut = || {
+                let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
+                let rtl = sim_bridge::SimDevice::new(sim).map_err(|e| e.to_string())?;
+                Ok(Dut::in_process(rtl, "RTL", check, &cfg, cfg.link.timing().describe()))
+            };
+            soak_shard::run(&cfg, plan, threads, dut, model, progress)?
         }
         Backend::Model => {
-            let under_test = npu_refmodel::ModelDevice::default();
-            let dut = Dut::in_process(under_test, "model under test", check, &cfg, "untimed reference model".into());
-            soak::run_on(dut, model, &cfg, progress)?
+            let dut = || {
+                let under_test = npu_refmodel::ModelDevice::default();
+                Ok(Dut::in_process(under_test, "model under test", check, &cfg, "untimed reference model".into()))
+            };
+            soak_shard::run(&cfg, plan, threads, dut, model, progress)?
         }
         Backend::Vfio(bdf) => {
-            let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
-            crate::demo::quiesce(&mut dev).map_err(|e| e.to_string())?;
-            let name = format!("device at {backend}");
-            let dut = Dut::dma(dev, &name, crate::job::VFIO_BUDGET_NS, format!("the device's own ({backend})"));
-            soak::run_on(dut, model, &cfg, progress)?
+            let dut = || {
+                let mut dev = vfio_driver::VfioDevice::open(bdf).map_err(|e| e.to_string())?;
+                crate::demo::quiesce(&mut dev).map_err(|e| e.to_string())?;
+                let name = format!("device at {backend}");
+                Ok(Dut::dma(dev, &name, crate::job::VFIO_BUDGET_NS, format!("the device's own ({backend})")))
+            };
+            soak_shard::run(&cfg, plan, threads, dut, model, progress)?
         }
     };
     bar.finish_and_clear();
+    let mut v = Provenance::new("soak", backend, None).stamp(&part);
+    v["backend"] = format!("{backend}+model").into();
+    if *backend == Backend::Rtl {
+        v["model"] = cfg.link.timing().to_json();
+    }
+    let sides = match (backend, check) {
+        (Backend::Rtl, soak::DeviceCheck::Backdoor) => "RTL and reference model side by side".to_string(),
+        (_, c) => format!("{backend} and reference model side by side; {}", c.describe()),
+    };
+    print_soak(&part, &v, &sides, json)
+}
+
+/// `gmem soak --merge FILE...`.
+pub fn run_soak_merge(files: &[PathBuf], json: bool) -> Result<(), Exit> {
+    let (part, first) = soak_merge::merge_files(files).map_err(|e| Exit::Usage(e.to_string()))?;
+    let mut v = Provenance::new("soak", &Backend::Rtl, None).stamp(&part);
+    for key in ["gmem_version", "backend", "clock_domain", "clock_hz", "model"] {
+        v[key] = first[key].clone();
+    }
+    let backend = first["backend"].as_str().unwrap_or("rtl+model");
+    let dut = backend.strip_suffix("+model").unwrap_or(backend);
+    let sides = format!("{dut} and reference model side by side; {}", part.report.device_check.describe());
+    print_soak(&part, &v, &sides, json)
+}
+
+/// Prints a soak's report (`v`: it as JSON with its provenance; `sides`: the stacks
+/// compared, in words); exit 3 on FAIL.
+fn print_soak(part: &soak_shard::PartReport, v: &serde_json::Value, sides: &str, json: bool) -> Result<(), Exit> {
+    let rep = &part.report;
     if json {
-        let mut v = Provenance::new("soak", backend, None).stamp(&rep);
-        v["backend"] = format!("{backend}+model").into();
-        if *backend == Backend::Rtl {
-            v["model"] = cfg.link.timing().to_json();
-        }
         println!("{v}");
     } else {
-        let rules = if cfg.rules.is_empty() { String::new() } else { format!(", rules {}", cfg.rules.join(" ")) };
-        let (dut, how) = match (backend, check) {
-            (Backend::Rtl, DeviceCheck::Backdoor) => ("RTL".to_string(), String::new()),
-            (_, c) => (backend.to_string(), format!("; {}", c.describe())),
-        };
-        println!(
-            "soak: seed {}, inject {} ppm{rules}, {dut} and reference model side by side{how}",
-            cfg.seed, cfg.inject_ppm
-        );
+        let rules = if rep.rules.is_empty() { String::new() } else { format!(", rules {}", rep.rules.join(" ")) };
+        println!("soak: seed {}, inject {} ppm{rules}, {sides}", rep.seed, rep.inject_ppm);
         print!("{}", rep.table());
+        println!("  {:<18} {}", "segments", part.describe());
     }
     if !rep.passed() {
         return Err(Exit::Failed(format!("soak failed: {} data mismatches, {} hangs", rep.data_mismatches, rep.hangs)));

@@ -19,6 +19,8 @@ mod pte;
 mod serve;
 mod sigbus;
 mod soak;
+mod soak_merge;
+mod soak_shard;
 mod system;
 mod workloads;
 
@@ -94,11 +96,27 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &sys.system())
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
-        Command::Soak { ops, seed, inject, rules, link, backend, device_check, json } => {
+        Command::Soak { json, merge, .. } if !merge.is_empty() => commands::run_soak_merge(&merge, json),
+        Command::Soak {
+            ops,
+            seed,
+            inject,
+            rules,
+            link,
+            backend,
+            device_check,
+            json,
+            threads,
+            segment_ops,
+            shard,
+            ..
+        } => {
+            let plan = soak_shard::Plan { run_ops: ops, segment_ops, shard: shard.unwrap_or_default() };
             soak::validate(inject, &rules).map_err(Exit::Usage).and_then(|()| {
                 let check = soak::dut_options(&backend, link, device_check).map_err(|e| Exit::Usage(e.to_string()))?;
-                let link = link.unwrap_or(soak::Link::Short);
-                run_soak(soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link }, &backend, check, json)
+                let cfg =
+                    soak::SoakConfig { ops, seed, inject_ppm: inject as u32, rules, link: link.unwrap_or_default() };
+                run_soak(cfg, plan, threads, &backend, check, json)
             })
         }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {

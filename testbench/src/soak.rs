@@ -28,7 +28,7 @@
 //! cycles instead of 250), which does the same work in about a quarter of the cycles;
 //! `--link nominal` soaks with the default PCIe timing.
 //!
-//! The stack under test need not be the in-process RTL: [`run_on`] takes any
+//! The stack under test need not be the in-process RTL: [`run_segment`] takes any
 //! transport (`gmem soak --backend vfio:BDF`: a board, or the RTL behind a VMM's
 //! vfio-user client). A board has no backdoor into device memory, so there its
 //! device-resident pages are checked by reading them back with the DMA engine
@@ -46,7 +46,7 @@ use npu::inject::{FaultyIo, RTL_SITES};
 use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sim_bridge::{DevMemBackdoor, TimingModel};
 
 use crate::info::Backend;
@@ -88,7 +88,7 @@ pub fn validate(inject_ppm: u64, rules: &[String]) -> Result<(), String> {
 }
 
 /// How the soak reads the device-resident pages of the stack under test.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceCheck {
     /// Device memory through the test backdoor: no device time passes; in-process
@@ -200,9 +200,11 @@ fn read_by_dma<T: DeviceIo + Send + 'static>(st: &Stack<T>, pa: u64, out: &mut [
 }
 
 /// Timing of the RTL's memory ports during a soak.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Link {
     /// Host latency 16 cycles: about 4× the operations per second of `nominal`.
+    #[default]
     Short,
     /// Host latency 250 cycles (1 µs), the ideal link of the profilers.
     Nominal,
@@ -217,6 +219,12 @@ impl Link {
         }
     }
 
+    /// The RTL's port timing and the host-time model, for the report.
+    pub fn describe(self) -> String {
+        let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
+        format!("{} {host}", self.timing().describe())
+    }
+
     /// Device-time budget of one wait: a hung engine is detected after this long. On the
     /// short link, 2.5× the slowest whole operation of a 10⁶-op soak (`max_op_cycles`
     /// 40 060 cycles = 160 µs; one wait is only part of an operation).
@@ -228,8 +236,8 @@ impl Link {
     }
 }
 
-/// What a soak did.
-#[derive(Clone, Debug, Default, Serialize)]
+/// What a soak did (or one segment or shard of it: `crate::soak_shard` merges them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SoakReport {
     /// Seed of the operations and injectors (`--seed`).
     pub seed: u64,
@@ -255,10 +263,15 @@ pub struct SoakReport {
     pub hangs: u64,
     /// The first of them: op number (0-based), the op, the stack and the error.
     pub first_hang: Option<String>,
+    /// The op number of `first_hang` (the end-of-segment reads count as the op after
+    /// the segment's last).
+    pub first_hang_op: Option<u64>,
     /// Pages poisoned on either stack (the CPU could not get them back); the soak
     /// never touches them from the CPU.
     pub poisoned_pages: u64,
-    /// `PASS` when data mismatches and hangs are both 0, else `FAIL`.
+    /// `PASS` when data mismatches and hangs are both 0, else `FAIL` (recomputed, not
+    /// read, from a JSON report).
+    #[serde(skip_deserializing)]
     pub verdict: &'static str,
     /// RTL device cycles at the nominal clock.
     pub rtl_cycles: u64,
@@ -398,7 +411,7 @@ struct Stack<T: DeviceIo + Send + 'static> {
 }
 
 impl<T: DeviceIo + Send + 'static> Stack<T> {
-    fn open(dut: Dut<T>, cfg: &SoakConfig) -> Result<Self, String> {
+    fn open(dut: Dut<T>, cfg: &SoakConfig, va_base: u64) -> Result<Self, String> {
         let Dut { io, read, budget_ns, .. } = dut;
         let inj = Injector::new(cfg.seed);
         // Correctness, not figures: host time only as much as progress needs, as the
@@ -409,7 +422,8 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
             host_time: npu::HostTime::Model(npu::HostCosts::progress_only()),
             ..Default::default()
         };
-        let s = Session::open_faulty(io, npu, npu::session::manager_config(), &inj).map_err(|e| e.to_string())?;
+        let gm = gmem_host::Config { va_base, ..npu::session::manager_config() };
+        let s = Session::open_faulty(io, npu, gm, &inj).map_err(|e| e.to_string())?;
         let regions = (0..REGIONS)
             .map(|_| s.alloc((REGION_WORDS * 4) as u64).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -537,20 +551,31 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
     }
 }
 
-/// Runs the soak; `progress` is called every 256 operations with the report so far.
-pub fn run<A, B>(rtl: A, model: B, cfg: &SoakConfig, progress: impl FnMut(&SoakReport)) -> Result<SoakReport, String>
-where
-    A: DeviceIo + DevMemBackdoor + Send + 'static,
-    B: DeviceIo + DevMemBackdoor + Send + 'static,
-{
-    run_on(Dut::backdoor(rtl, "RTL", cfg), model, cfg, progress)
+/// A stretch of a soak's operations run on fresh stacks: ops `[first_op, first_op +
+/// ops)` of the run, generated and injected from `seed` (`crate::soak_shard` derives
+/// it from the run's seed and the segment's index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Seed of this segment's operations and injectors.
+    pub seed: u64,
+    /// Number of the segment's first op in the whole run.
+    pub first_op: u64,
+    /// Operations in the segment.
+    pub ops: u64,
+    /// Lowest host virtual address of both stacks' regions.
+    pub va_base: u64,
 }
 
-/// [`run`] with any stack under test (a board: [`Dut::dma`]).
-pub fn run_on<A, B>(
+/// Runs one segment of the soak of `cfg` (whose `ops` is the whole run's; the whole
+/// run is `crate::soak_shard::run`) with `dut` as the stack under test (a board:
+/// [`Dut::dma`]) and `model` beside it; the report names the run's seed and numbers
+/// ops as in the whole run. `progress` is called every 256 operations with the report
+/// so far.
+pub fn run_segment<A, B>(
     dut: Dut<A>,
     model: B,
     cfg: &SoakConfig,
+    seg: Segment,
     mut progress: impl FnMut(&SoakReport),
 ) -> Result<SoakReport, String>
 where
@@ -558,23 +583,13 @@ where
     B: DeviceIo + DevMemBackdoor + Send + 'static,
 {
     let t0 = Instant::now();
-    let (check, dut_name, timing) = (dut.check, dut.name.clone(), dut.timing.clone());
-    let a = Stack::open(dut, cfg)?;
-    let b = Stack::open(Dut::backdoor(model, "model", cfg), cfg)?;
+    let run_cfg = cfg;
+    let cfg = &SoakConfig { seed: seg.seed, ops: seg.ops, ..cfg.clone() };
+    let mut rep = SoakReport::new(run_cfg).under_test(&dut);
+    let a = Stack::open(dut, cfg, seg.va_base)?;
+    let b = Stack::open(Dut::backdoor(model, "model", cfg), cfg, seg.va_base)?;
     let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
     let mut g = SplitMix64::new(cfg.seed ^ 0x50a6);
-    let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
-    let mut rep = SoakReport {
-        seed: cfg.seed,
-        inject_ppm: cfg.inject_ppm,
-        rules: cfg.rules.clone(),
-        timing: format!("{timing} {host}"),
-        device_check: check,
-        dut: dut_name,
-        device_mem_bytes: DEVICE_MEM,
-        size_bytes: (REGIONS * REGION_WORDS * 4) as u64,
-        ..Default::default()
-    };
     let c0 = a.s.now_ns();
     let wall = a.s.npu.with_io(|io| io.clock()) == npu::Clock::Wall;
     for step in 0..cfg.ops {
@@ -583,7 +598,8 @@ where
         if matches!(op, Op::Copy { .. } | Op::Fill { .. } | Op::Add { .. } | Op::Scale { .. }) {
             rep.kernels += 1;
         }
-        crate::sigbus::set_soak_op(cfg.seed, step);
+        let step = seg.first_op + step;
+        crate::sigbus::set_soak_op(run_cfg.seed, step);
         let (before, injected) = (a.s.now_ns(), a.inj.total());
         let results = [a.run(&op), b.run(&op)];
         if a.inj.total() == injected && !wall {
@@ -604,8 +620,8 @@ where
             }
         }
         rep.data_mismatches += a.peek_mismatches(&want)? + b.peek_mismatches(&want)?;
-        rep.ops = step + 1;
-        if step % 256 == 255 {
+        rep.ops = step + 1 - seg.first_op;
+        if rep.ops % 256 == 0 {
             fill_counts(&mut rep, &a, &b, c0, t0);
             progress(&rep);
         }
@@ -618,7 +634,7 @@ where
             let (recovered, hung) = stack.run_op(&read);
             rep.recoveries += u64::from(recovered);
             match hung {
-                Some(e) => rep.hang(cfg.ops, &read, &name, &e),
+                Some(e) => rep.hang(seg.first_op + seg.ops, &read, &name, &e),
                 None => rep.data_mismatches += stack.mismatches(w, r, 0, REGION_WORDS),
             }
         }
@@ -668,6 +684,31 @@ fn ns_to_cycles(ns: u64) -> u64 {
 }
 
 impl SoakReport {
+    /// The report of no operations of the soak of `cfg`, the RTL under test with its
+    /// backdoor (see [`SoakReport::under_test`]).
+    pub fn new(cfg: &SoakConfig) -> Self {
+        SoakReport {
+            seed: cfg.seed,
+            inject_ppm: cfg.inject_ppm,
+            rules: cfg.rules.clone(),
+            timing: cfg.link.describe(),
+            dut: "RTL".into(),
+            device_mem_bytes: DEVICE_MEM,
+            size_bytes: (REGIONS * REGION_WORDS * 4) as u64,
+            verdict: "PASS",
+            ..Default::default()
+        }
+    }
+
+    /// This report with `dut` as the stack under test: its name, timing and check.
+    pub fn under_test<T: DeviceIo + Send + 'static>(mut self, dut: &Dut<T>) -> Self {
+        let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
+        self.timing = format!("{} {host}", dut.timing);
+        self.device_check = dut.check;
+        self.dut.clone_from(&dut.name);
+        self
+    }
+
     /// No wrong byte and no operation that failed after recovery.
     pub fn passed(&self) -> bool {
         self.data_mismatches == 0 && self.hangs == 0
@@ -677,6 +718,7 @@ impl SoakReport {
         self.hangs += 1;
         if self.first_hang.is_none() {
             self.first_hang = Some(format!("op {step} {op:?} on the {stack}: {error}"));
+            self.first_hang_op = Some(step);
         }
     }
 
@@ -732,7 +774,7 @@ mod tests {
         let sim = sim_bridge::SimConfig { timing: cfg.link.timing(), ..Default::default() };
         let rtl = sim_bridge::SimDevice::new(sim).expect("the RTL model builds");
         let dut = Dut::dma(rtl, "RTL", cfg.link.budget_ns(), cfg.link.timing().describe());
-        let st = Stack::open(dut, &cfg).expect("a session on the RTL");
+        let st = Stack::open(dut, &cfg, npu::session::manager_config().va_base).expect("a session on the RTL");
         let mut want = vec![vec![0u32; REGION_WORDS]; REGIONS];
         let write = Op::Write { r: 0, at: 0, n: 2048, base: 7 };
         write.expect(&mut want);
