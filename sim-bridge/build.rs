@@ -7,11 +7,36 @@
 //! recompiles the model) → archive the runtime as `libverilated_rt.a` → compile
 //! `csrc/shim.cpp` with `cc` → link shim, model, runtime, libstdc++ and zlib in that
 //! order.
+//!
+//! With the `plain-model` feature a second build of the same RTL is linked next to it
+//! (`--prefix Vnpu_plain`, shim functions `npu_plain_*`): the plain reference that
+//! `gmem profile cosim` measures the shipped build against. It costs a second model
+//! compile (minutes), so CI does not build it.
+//!
+//! Options of the shipped build, each measured with `gmem profile cosim` (figures,
+//! command and machine load in docs/testing.md, "Co-simulation speed"):
+//! - Verilator `-O3 --x-assign fast --x-initial fast --trace-fst --assert`. Assertions
+//!   stay on. FST trace support stays compiled in: with the trace off it costs a few
+//!   percent, within the run-to-run spread (waveforms need it without a rebuild).
+//! - Generated C++ at `-O2 -march=native`: the model is built on the machine that runs
+//!   it. `GMEM_MODEL_MARCH` overrides the `-march` value (`GMEM_MODEL_MARCH=x86-64-v2`
+//!   or any GCC `-march`), `GMEM_MODEL_MARCH=portable` leaves it out; a static
+//!   (`crt-static`, the vfio-user guest's `gmem`, run under QEMU's `-cpu max`) or cross
+//!   build leaves it out by default.
+//! - `GMEM_MODEL_OPT` replaces the C++ optimisation level (default `-O2`).
+//! - `GMEM_MODEL_THREADS=N` verilates with `--threads N` (default: single-threaded).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TOP: &str = "npu_top";
+
+/// Verilator options of the shipped build.
+const SHIPPED_VERILATOR: &[&str] = &["-O3", "--x-assign", "fast", "--x-initial", "fast", "--trace-fst", "--assert"];
+/// C++ optimisation of the shipped build's hot code unless `GMEM_MODEL_OPT` says otherwise.
+const SHIPPED_OPT: &str = "-O2";
+/// The Verilator runtime objects the shipped build links (the plain build shares them).
+const RUNTIME: [&str; 3] = ["verilated.o", "verilated_threads.o", "verilated_fst_c.o"];
 
 fn fail(msg: &str) -> ! {
     eprintln!("\nerror: {msg}\n");
@@ -25,8 +50,13 @@ fn run(cmd: &mut Command, what: &str) {
     }
 }
 
+fn env(name: &str) -> Option<String> {
+    println!("cargo:rerun-if-env-changed={name}");
+    std::env::var(name).ok()
+}
+
 fn verilator() -> (String, PathBuf) {
-    let bin = std::env::var("VERILATOR").unwrap_or_else(|_| "verilator".into());
+    let bin = env("VERILATOR").unwrap_or_else(|| "verilator".into());
     let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|_| {
         fail(
             "Verilator not found (looked for `verilator` on PATH or $VERILATOR). Run `scripts/setup.sh` to install it.",
@@ -41,7 +71,6 @@ fn verilator() -> (String, PathBuf) {
     let root =
         Command::new(&bin).arg("--getenv").arg("VERILATOR_ROOT").output().unwrap_or_else(|e| fail(&e.to_string()));
     let root = PathBuf::from(String::from_utf8_lossy(&root.stdout).trim());
-    println!("cargo:rerun-if-env-changed=VERILATOR");
     (bin, root)
 }
 
@@ -57,11 +86,100 @@ fn rtl_sources(rtl: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The C++ flags of the shipped build's hot code: optimisation level and `-march`.
+fn shipped_cxx_flags() -> Vec<String> {
+    let mut flags: Vec<String> =
+        env("GMEM_MODEL_OPT").unwrap_or_else(|| SHIPPED_OPT.into()).split_whitespace().map(String::from).collect();
+    let native_ok = !crt_static() && std::env::var("TARGET").ok() == std::env::var("HOST").ok();
+    let march = env("GMEM_MODEL_MARCH").unwrap_or_else(|| if native_ok { "native".into() } else { "portable".into() });
+    if !march.is_empty() && march != "portable" {
+        flags.push(format!("-march={march}"));
+    }
+    flags
+}
+
+fn crt_static() -> bool {
+    std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|x| x == "crt-static"))
+}
+
+/// One Verilated build of the RTL: its class prefix, its folder and its options.
+struct ModelBuild<'a> {
+    prefix: &'a str,
+    obj: PathBuf,
+    verilator: Vec<String>,
+    cxx: Vec<String>,
+}
+
+impl ModelBuild<'_> {
+    /// The options as one line (also shown by `gmem profile cosim`).
+    fn describe(&self) -> String {
+        let verilator: String = self.verilator.iter().map(|f| format!(" {f}")).collect();
+        format!("verilator --cc{verilator}; C++ {}", self.cxx.join(" "))
+    }
+
+    /// Verilates `sources` and makes the model archive plus `extra` targets (runtime
+    /// objects). Objects of a build with other options are removed first: make only
+    /// compares timestamps.
+    fn make(&self, bin: &str, prim: &Path, sources: &[PathBuf], jobs: &str, extra: &[&str]) {
+        let stamp = self.obj.join("gmem-build-options.txt");
+        let options = self.describe();
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(options.as_str()) {
+            if let Ok(dir) = std::fs::read_dir(&self.obj) {
+                for p in dir.filter_map(|e| e.ok().map(|e| e.path())) {
+                    if p.extension().is_some_and(|x| x == "o" || x == "a") {
+                        let _ = std::fs::remove_file(p);
+                    }
+                }
+            }
+        }
+        let mut cmd = Command::new(bin);
+        cmd.arg("--cc")
+            .args(&self.verilator)
+            .args(["--top-module", TOP, "--prefix", self.prefix])
+            .arg(format!("-I{}", prim.display()))
+            .arg("-Mdir")
+            .arg(&self.obj)
+            .args(sources);
+        run(&mut cmd, "verilator");
+        let cxx = self.cxx.join(" ");
+        let mut make = Command::new("make");
+        make.arg("-C").arg(&self.obj).args(["-f", &format!("{}.mk", self.prefix), "-j", jobs]);
+        make.arg(format!("OPT_FAST={cxx}"));
+        make.arg(format!("{}__ALL.a", self.prefix)).args(extra);
+        run(&mut make, "make (Verilated model)");
+        std::fs::write(&stamp, options).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", stamp.display())));
+    }
+
+    /// Compiles `csrc/shim.cpp` (and `more` sources) against this build as `lib`.
+    fn shim(&self, manifest: &Path, vroot: &Path, lib: &str, defines: &[(&str, &str)], more: &[&str]) {
+        let include = vroot.join("include");
+        let mut cc = cc::Build::new();
+        cc.cpp(true)
+            .file(manifest.join("csrc/shim.cpp"))
+            .include(&self.obj)
+            .include(&include)
+            .include(include.join("vltstd"))
+            .flag("-std=c++17")
+            .flag_if_supported("-Wno-unused-parameter");
+        for f in more {
+            cc.file(manifest.join(f));
+        }
+        for f in &self.cxx {
+            cc.flag(f);
+        }
+        for (k, v) in defines {
+            cc.define(k, Some(*v));
+        }
+        cc.compile(lib);
+        println!("cargo:rustc-link-search=native={}", self.obj.display());
+        println!("cargo:rustc-link-lib=static:+verbatim={}__ALL.a", self.prefix);
+    }
+}
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
     let rtl = manifest.join("../rtl");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap_or_default());
-    let obj = out.join("obj_dir");
     let jobs = std::env::var("NUM_JOBS").unwrap_or_else(|_| "2".into());
     println!("cargo:rerun-if-changed={}", rtl.display());
     println!("cargo:rerun-if-changed=csrc");
@@ -74,54 +192,55 @@ fn main() {
     }
 
     let (bin, vroot) = verilator();
-    let prefix = format!("V{TOP}");
-    let mut cmd = Command::new(&bin);
-    cmd.args(["--cc", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--trace-fst", "--assert"])
-        .args(["--top-module", TOP, "--prefix", &prefix])
-        .arg(format!("-I{}", prim.display()))
-        .arg("-Mdir")
-        .arg(&obj)
-        .args(&sources);
-    run(&mut cmd, "verilator");
+    let mut verilator_flags: Vec<String> = SHIPPED_VERILATOR.iter().map(|s| s.to_string()).collect();
+    if let Some(n) = env("GMEM_MODEL_THREADS").filter(|n| n != "1" && !n.is_empty()) {
+        verilator_flags.extend(["--threads".to_string(), n]);
+    }
+    let shipped = ModelBuild {
+        prefix: "Vnpu_top",
+        obj: out.join("obj_dir"),
+        verilator: verilator_flags,
+        cxx: shipped_cxx_flags(),
+    };
+    shipped.make(&bin, &prim, &sources, &jobs, &RUNTIME);
+    println!("cargo:rustc-env=GMEM_MODEL_FLAGS={}", shipped.describe());
 
-    let runtime = ["verilated.o", "verilated_threads.o", "verilated_fst_c.o"];
-    let mut make = Command::new("make");
-    make.arg("-C").arg(&obj).args(["-f", &format!("{prefix}.mk"), "-j", &jobs, "OPT_FAST=-O2"]);
-    make.arg(format!("{prefix}__ALL.a")).args(runtime);
-    run(&mut make, "make (Verilated model)");
-
+    let obj = &shipped.obj;
     let archive = obj.join("libverilated_rt.a");
     let newest_obj =
-        runtime.iter().filter_map(|o| std::fs::metadata(obj.join(o)).and_then(|m| m.modified()).ok()).max();
+        RUNTIME.iter().filter_map(|o| std::fs::metadata(obj.join(o)).and_then(|m| m.modified()).ok()).max();
     let archive_time = std::fs::metadata(&archive).and_then(|m| m.modified()).ok();
     if archive_time.is_none() || newest_obj > archive_time {
         let _ = std::fs::remove_file(&archive);
         run(
-            Command::new("ar").arg("rcs").arg(&archive).args(runtime.iter().map(|o| obj.join(o))),
+            Command::new("ar").arg("rcs").arg(&archive).args(RUNTIME.iter().map(|o| obj.join(o))),
             "ar (Verilator runtime)",
         );
     }
+    shipped.shim(&manifest, &vroot, "npu_shim", &[], &["csrc/bare_harness.cpp"]);
 
-    let include = vroot.join("include");
-    cc::Build::new()
-        .cpp(true)
-        .file(manifest.join("csrc/shim.cpp"))
-        .file(manifest.join("csrc/bare_harness.cpp"))
-        .include(&obj)
-        .include(&include)
-        .include(include.join("vltstd"))
-        .flag("-std=c++17")
-        .flag("-O2")
-        .flag_if_supported("-Wno-unused-parameter")
-        .compile("npu_shim");
+    // The plain reference: `verilator --cc` with nothing but what it needs to compile,
+    // generated C++ at -O2 (no -march, no PGO), no trace support.
+    let plain =
+        ModelBuild { prefix: "Vnpu_plain", obj: out.join("obj_plain"), verilator: vec![], cxx: vec!["-O2".into()] };
+    println!("cargo:rustc-env=GMEM_PLAIN_MODEL_FLAGS={}", plain.describe());
+    if std::env::var_os("CARGO_FEATURE_PLAIN_MODEL").is_some() {
+        plain.make(&bin, &prim, &sources, &jobs, &[]);
+        let defines = [
+            ("NPU_MODEL", "Vnpu_plain"),
+            ("NPU_HEADER", "\"Vnpu_plain.h\""),
+            ("NPU_API", "npu_plain_"),
+            ("NPU_TRACE", "0"),
+        ];
+        plain.shim(&manifest, &vroot, "npu_shim_plain", &defines, &[]);
+    }
 
     println!("cargo:rustc-link-search=native={}", obj.display());
-    println!("cargo:rustc-link-lib=static:+verbatim={prefix}__ALL.a");
     println!("cargo:rustc-link-lib=static=verilated_rt");
     // A static glibc build (`-C target-feature=+crt-static`, the gmem that runs inside
     // the vfio-user guest) must take libstdc++ and zlib as archives too: a dylib there
     // gives a half-static binary that crashes at start-up.
-    let crt_static = std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|x| x == "crt-static"));
+    let crt_static = crt_static();
     if crt_static {
         for lib in ["libstdc++.a", "libz.a"] {
             let out = Command::new("g++").arg(format!("-print-file-name={lib}")).output();
