@@ -13,18 +13,27 @@
 //! `gmem profile cosim` measures the shipped build against. It costs a second model
 //! compile (minutes), so CI does not build it.
 //!
-//! Options of the shipped build, each measured with `gmem profile cosim` (figures,
-//! command and machine load in docs/testing.md, "Co-simulation speed"):
+//! Options of the shipped build, each measured with `gmem profile cosim` and the bare
+//! harness (figures, commands and machine load in docs/testing.md, "Co-simulation
+//! speed"; CPU-time medians of alternating runs):
 //! - Verilator `-O3 --x-assign fast --x-initial fast --trace-fst --assert`. Assertions
-//!   stay on. FST trace support stays compiled in: with the trace off it costs a few
-//!   percent, within the run-to-run spread (waveforms need it without a rebuild).
-//! - Generated C++ at `-O2 -march=native`: the model is built on the machine that runs
-//!   it. `GMEM_MODEL_MARCH` overrides the `-march` value (`GMEM_MODEL_MARCH=x86-64-v2`
-//!   or any GCC `-march`), `GMEM_MODEL_MARCH=portable` leaves it out; a static
-//!   (`crt-static`, the vfio-user guest's `gmem`, run under QEMU's `-cpu max`) or cross
-//!   build leaves it out by default.
+//!   stay on. FST trace support stays compiled in (`--waves` without a rebuild) although
+//!   it costs about 5 % with the trace off.
+//! - Generated C++ at `-O2 -march=native` (+10 % over `-O2`): the model is built on the
+//!   machine that runs it. `GMEM_MODEL_MARCH` overrides the `-march` value
+//!   (`GMEM_MODEL_MARCH=x86-64-v2` or any GCC `-march`), `GMEM_MODEL_MARCH=portable`
+//!   leaves it out; a static (`crt-static`, the vfio-user guest's `gmem`, run under
+//!   QEMU's `-cpu max`) or cross build leaves it out by default. `-Os` was 43 % slower;
+//!   `-O3` gained 3–9 %, within the noise of the loaded machine, so not adopted.
 //! - `GMEM_MODEL_OPT` replaces the C++ optimisation level (default `-O2`).
-//! - `GMEM_MODEL_THREADS=N` verilates with `--threads N` (default: single-threaded).
+//! - `GMEM_MODEL_THREADS=N` verilates with `--threads N` (default: single-threaded;
+//!   `--threads 2` was 5–40× slower on a busy 2-CPU machine).
+//! - `GMEM_MODEL_PGO=1`: GCC profile-guided optimisation of the generated C++, trained
+//!   on the bare harness's DMA workload (`csrc/pgo_train.cpp`); the model is compiled
+//!   twice, so it is off by default (CI). +17 % over `-march=native` alone on the bare
+//!   harness; on the demo workload speedup_vs_plain_cpu 1.11 instead of 0.91. The
+//!   profiles stay in `$OUT_DIR/obj_dir`: a rebuild without an RTL or option change
+//!   does not train again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,25 +122,11 @@ struct ModelBuild<'a> {
 impl ModelBuild<'_> {
     /// The options as one line (also shown by `gmem profile cosim`).
     fn describe(&self) -> String {
-        let verilator: String = self.verilator.iter().map(|f| format!(" {f}")).collect();
-        format!("verilator --cc{verilator}; C++ {}", self.cxx.join(" "))
+        self.options(&self.cxx)
     }
 
-    /// Verilates `sources` and makes the model archive plus `extra` targets (runtime
-    /// objects). Objects of a build with other options are removed first: make only
-    /// compares timestamps.
-    fn make(&self, bin: &str, prim: &Path, sources: &[PathBuf], jobs: &str, extra: &[&str]) {
-        let stamp = self.obj.join("gmem-build-options.txt");
-        let options = self.describe();
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(options.as_str()) {
-            if let Ok(dir) = std::fs::read_dir(&self.obj) {
-                for p in dir.filter_map(|e| e.ok().map(|e| e.path())) {
-                    if p.extension().is_some_and(|x| x == "o" || x == "a") {
-                        let _ = std::fs::remove_file(p);
-                    }
-                }
-            }
-        }
+    /// Verilates `sources` into this build's folder.
+    fn verilate(&self, bin: &str, prim: &Path, sources: &[PathBuf]) {
         let mut cmd = Command::new(bin);
         cmd.arg("--cc")
             .args(&self.verilator)
@@ -141,13 +136,79 @@ impl ModelBuild<'_> {
             .arg(&self.obj)
             .args(sources);
         run(&mut cmd, "verilator");
-        let cxx = self.cxx.join(" ");
+    }
+
+    fn make_cmd(&self, jobs: &str, cxx: &[String], extra: &[&str]) -> Command {
         let mut make = Command::new("make");
         make.arg("-C").arg(&self.obj).args(["-f", &format!("{}.mk", self.prefix), "-j", jobs]);
-        make.arg(format!("OPT_FAST={cxx}"));
+        make.arg(format!("OPT_FAST={}", cxx.join(" ")));
         make.arg(format!("{}__ALL.a", self.prefix)).args(extra);
-        run(&mut make, "make (Verilated model)");
+        make
+    }
+
+    /// True if the model archive was made with `cxx` and is newer than its sources.
+    fn up_to_date(&self, cxx: &[String], extra: &[&str]) -> bool {
+        let stamp = std::fs::read_to_string(self.obj.join("gmem-build-options.txt")).ok();
+        let question = self.make_cmd("1", cxx, extra).arg("-q").status();
+        stamp.as_deref() == Some(self.options(cxx).as_str()) && question.is_ok_and(|s| s.success())
+    }
+
+    fn options(&self, cxx: &[String]) -> String {
+        let verilator: String = self.verilator.iter().map(|f| format!(" {f}")).collect();
+        format!("verilator --cc{verilator}; C++ {}", cxx.join(" "))
+    }
+
+    /// Makes the model archive plus `extra` targets (runtime objects) with the C++
+    /// options `cxx`. Objects of a build with other options are removed first: make
+    /// only compares timestamps.
+    fn compile(&self, jobs: &str, cxx: &[String], extra: &[&str]) {
+        let stamp = self.obj.join("gmem-build-options.txt");
+        let options = self.options(cxx);
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(options.as_str()) {
+            self.remove(&["o", "a"]);
+        }
+        run(&mut self.make_cmd(jobs, cxx, extra), "make (Verilated model)");
         std::fs::write(&stamp, options).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", stamp.display())));
+    }
+
+    fn remove(&self, extensions: &[&str]) {
+        if let Ok(dir) = std::fs::read_dir(&self.obj) {
+            for p in dir.filter_map(|e| e.ok().map(|e| e.path())) {
+                if p.extension().is_some_and(|x| extensions.iter().any(|e| x == *e)) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// GCC profile-guided optimisation: build with -fprofile-generate, run the bare
+    /// harness's DMA workload (`csrc/pgo_train.cpp`), leave the profiles (`*.gcda`)
+    /// next to the objects for the -fprofile-use build. Skipped when that build is
+    /// up to date (an RTL edit or other options redo it).
+    fn train(&self, manifest: &Path, vroot: &Path, jobs: &str, final_cxx: &[String]) {
+        if self.up_to_date(final_cxx, &RUNTIME) {
+            return;
+        }
+        self.remove(&["gcda"]);
+        let mut gen_cxx = self.cxx.clone();
+        gen_cxx.extend(["-fprofile-generate".into(), "-fprofile-update=single".into()]);
+        self.compile(jobs, &gen_cxx, &RUNTIME);
+        let include = vroot.join("include");
+        let exe = self.obj.join("pgo_train");
+        let mut cxx = Command::new("g++");
+        cxx.arg("-std=c++17")
+            .args(&gen_cxx)
+            .arg(format!("-I{}", self.obj.display()))
+            .arg(format!("-I{}", include.display()))
+            .arg(format!("-I{}", include.join("vltstd").display()))
+            .arg(manifest.join("csrc/pgo_train.cpp"))
+            .arg(manifest.join("csrc/bare_harness.cpp"))
+            .arg(self.obj.join(format!("{}__ALL.a", self.prefix)))
+            .args(RUNTIME.iter().map(|o| self.obj.join(o)))
+            .args(["-lz", "-lpthread", "-o"])
+            .arg(&exe);
+        run(&mut cxx, "g++ (PGO training harness)");
+        run(Command::new(&exe).current_dir(&self.obj), "PGO training run");
     }
 
     /// Compiles `csrc/shim.cpp` (and `more` sources) against this build as `lib`.
@@ -196,13 +257,20 @@ fn main() {
     if let Some(n) = env("GMEM_MODEL_THREADS").filter(|n| n != "1" && !n.is_empty()) {
         verilator_flags.extend(["--threads".to_string(), n]);
     }
-    let shipped = ModelBuild {
+    let mut shipped = ModelBuild {
         prefix: "Vnpu_top",
         obj: out.join("obj_dir"),
         verilator: verilator_flags,
         cxx: shipped_cxx_flags(),
     };
-    shipped.make(&bin, &prim, &sources, &jobs, &RUNTIME);
+    shipped.verilate(&bin, &prim, &sources);
+    if env("GMEM_MODEL_PGO").is_some_and(|v| v == "1") {
+        let mut used = shipped.cxx.clone();
+        used.extend(["-fprofile-use", "-fprofile-partial-training", "-Wno-missing-profile"].map(String::from));
+        shipped.train(&manifest, &vroot, &jobs, &used);
+        shipped.cxx = used;
+    }
+    shipped.compile(&jobs, &shipped.cxx, &RUNTIME);
     println!("cargo:rustc-env=GMEM_MODEL_FLAGS={}", shipped.describe());
 
     let obj = &shipped.obj;
@@ -225,7 +293,8 @@ fn main() {
         ModelBuild { prefix: "Vnpu_plain", obj: out.join("obj_plain"), verilator: vec![], cxx: vec!["-O2".into()] };
     println!("cargo:rustc-env=GMEM_PLAIN_MODEL_FLAGS={}", plain.describe());
     if std::env::var_os("CARGO_FEATURE_PLAIN_MODEL").is_some() {
-        plain.make(&bin, &prim, &sources, &jobs, &[]);
+        plain.verilate(&bin, &prim, &sources);
+        plain.compile(&jobs, &plain.cxx, &[]);
         let defines = [
             ("NPU_MODEL", "Vnpu_plain"),
             ("NPU_HEADER", "\"Vnpu_plain.h\""),
