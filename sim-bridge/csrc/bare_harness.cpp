@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -89,6 +90,7 @@ extern "C" {
 struct NpuBareResult {
     uint64_t cycles;
     uint64_t wall_ns;
+    uint64_t cpu_ns;
     int ok;
 };
 
@@ -96,7 +98,7 @@ struct NpuBareResult {
 // `rounds` times. Returns device cycles and wall time of the copy phase.
 NpuBareResult npu_bare_dma_run(uint64_t bytes, uint32_t rounds, uint64_t host_rd_lat, uint64_t host_wr_lat,
                                uint64_t host_bw, uint64_t dev_rd_lat, uint64_t dev_wr_lat, uint64_t dev_bw) {
-    NpuBareResult res{0, 0, 0};
+    NpuBareResult res{0, 0, 0, 0};
     auto ctx = std::make_unique<VerilatedContext>();
     auto top = std::make_unique<Vnpu_top>(ctx.get(), "npu_top");
     const uint64_t host_base = 0x100000, host_size = 4 * bytes + 0x100000;
@@ -224,7 +226,13 @@ NpuBareResult npu_bare_dma_run(uint64_t bytes, uint32_t rounds, uint64_t host_rd
         std::memcpy(d + 20, &f, 2);
     };
 
+    auto cpu_ns = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+    };
     auto t0 = std::chrono::steady_clock::now();
+    uint64_t cpu0 = cpu_ns();
     uint64_t c0 = cyc;
     bool ok = true;
     for (uint32_t r = 0; r < rounds; r++) {
@@ -246,6 +254,7 @@ NpuBareResult npu_bare_dma_run(uint64_t bytes, uint32_t rounds, uint64_t host_rd
         csr_write(0x260, (slot + 1) % 64);
     }
     auto t1 = std::chrono::steady_clock::now();
+    res.cpu_ns = cpu_ns() - cpu0;
     res.cycles = cyc - c0;
     res.wall_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     res.ok = ok ? 1 : 0;

@@ -4,20 +4,40 @@
 // and size by name (once, at start-up), evaluate the model, and drive the FST trace.
 // Rust then reads and writes ports through the returned pointers, so a clock cycle
 // costs two `npu_eval` calls and no other FFI traffic. No C++ type leaves this file.
+//
+// build.rs compiles this file once per Verilated build of the RTL: NPU_MODEL names the
+// model class (Verilator's `--prefix`), NPU_HEADER its header, NPU_API the prefix of the exported functions
+// (`npu_` for the shipped model, `npu_plain_` for the plain reference build) and
+// NPU_TRACE whether the model was verilated with `--trace-fst`.
 #include <cstdint>
 #include <cstring>
 #include <memory>
 
-#include "Vnpu_top.h"
+#ifndef NPU_MODEL
+#define NPU_MODEL Vnpu_top
+#define NPU_HEADER "Vnpu_top.h"
+#define NPU_API npu_
+#define NPU_TRACE 1
+#endif
+
+#define NPU_CAT2(a, b) a##b
+#define NPU_CAT(a, b) NPU_CAT2(a, b)
+#define NPU_FN(name) NPU_CAT(NPU_API, name)
+
+#include NPU_HEADER
 #include "verilated.h"
+#if NPU_TRACE
 #include "verilated_fst_c.h"
+#endif
 
 namespace {
 
 struct Model {
     std::unique_ptr<VerilatedContext> ctx;
-    std::unique_ptr<Vnpu_top> top;
+    std::unique_ptr<NPU_MODEL> top;
+#if NPU_TRACE
     std::unique_ptr<VerilatedFstC> trace;
+#endif
 };
 
 struct PortEntry {
@@ -125,37 +145,44 @@ int lookup(Model* m, const char* name, void** addr, uint32_t* bytes) {
 
 extern "C" {
 
-void* npu_new(void) {
+void* NPU_FN(new)(void) {
     auto* m = new Model;
     m->ctx = std::make_unique<VerilatedContext>();
-    m->ctx->traceEverOn(true);
+    m->ctx->traceEverOn(NPU_TRACE != 0);
     m->ctx->fatalOnError(false);
     // An empty instance name: the design's own `npu_top` is the waveform's single top
     // scope (a named instance would wrap it in a second `npu_top`).
-    m->top = std::make_unique<Vnpu_top>(m->ctx.get(), "");
+    m->top = std::make_unique<NPU_MODEL>(m->ctx.get(), "");
     return m;
 }
 
-void npu_delete(void* handle) {
+void NPU_FN(delete)(void* handle) {
     auto* m = static_cast<Model*>(handle);
+#if NPU_TRACE
     if (m->trace) m->trace->close();
+#endif
     m->top->final();
     delete m;
 }
 
-int npu_port(void* handle, const char* name, void** addr, uint32_t* bytes) {
+int NPU_FN(port)(void* handle, const char* name, void** addr, uint32_t* bytes) {
     return lookup(static_cast<Model*>(handle), name, addr, bytes);
 }
 
-void npu_eval(void* handle) { static_cast<Model*>(handle)->top->eval(); }
+void NPU_FN(eval)(void* handle) { static_cast<Model*>(handle)->top->eval(); }
 
 // Non-zero once an assertion failed or $stop/$fatal ran inside the RTL.
-int npu_got_error(void* handle) { return static_cast<Model*>(handle)->ctx->gotError() ? 1 : 0; }
+int NPU_FN(got_error)(void* handle) { return static_cast<Model*>(handle)->ctx->gotError() ? 1 : 0; }
 
-// 0 on success, -1 if a trace is already open, -2 if the file cannot be written.
+// 0 on success, -1 if a trace is already open, -2 if the file cannot be written, -3 if
+// this build of the model has no trace support.
 // `depth` levels of hierarchy below and including `npu_top` (0: all). Times passed to
 // npu_trace_dump are picoseconds (the file's timescale is 1 ps).
-int npu_trace_open(void* handle, const char* path, int depth) {
+int NPU_FN(trace_open)(void* handle, const char* path, int depth) {
+#if !NPU_TRACE
+    (void)handle, (void)path, (void)depth;
+    return -3;
+#else
     auto* m = static_cast<Model*>(handle);
     if (m->trace) return -1;
     auto t = std::make_unique<VerilatedFstC>();
@@ -170,19 +197,28 @@ int npu_trace_open(void* handle, const char* path, int depth) {
     if (!t->isOpen()) return -2;
     m->trace = std::move(t);
     return 0;
+#endif
 }
 
-void npu_trace_dump(void* handle, uint64_t time) {
+void NPU_FN(trace_dump)(void* handle, uint64_t time) {
+#if NPU_TRACE
     auto* m = static_cast<Model*>(handle);
     if (m->trace) m->trace->dump(time);
+#else
+    (void)handle, (void)time;
+#endif
 }
 
-void npu_trace_close(void* handle) {
+void NPU_FN(trace_close)(void* handle) {
+#if NPU_TRACE
     auto* m = static_cast<Model*>(handle);
     if (m->trace) {
         m->trace->close();
         m->trace.reset();
     }
+#else
+    (void)handle;
+#endif
 }
 
 }  // extern "C"

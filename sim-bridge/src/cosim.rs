@@ -20,6 +20,8 @@ pub struct CosimRun {
     pub cycles: u64,
     /// Wall time of the copy phase.
     pub wall: Duration,
+    /// CPU time of the process (all threads) during the copy phase.
+    pub cpu: Duration,
 }
 
 impl CosimRun {
@@ -52,6 +54,16 @@ pub enum CosimError {
     BadSize(u64),
 }
 
+/// CPU time of this process, all threads (zero if the clock cannot be read).
+pub fn cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(u64::try_from(ts.tv_sec).unwrap_or(0), u32::try_from(ts.tv_nsec).unwrap_or(0))
+}
+
 fn check(bytes: u64) -> Result<(), CosimError> {
     if bytes == 0 || bytes % 64 != 0 || bytes > 1 << 24 { Err(CosimError::BadSize(bytes)) } else { Ok(()) }
 }
@@ -75,7 +87,7 @@ pub fn bare_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, Co
     if r.ok != 1 {
         return Err(CosimError::Incomplete { side: "bare C++" });
     }
-    Ok(CosimRun { cycles: r.cycles, wall: Duration::from_nanos(r.wall_ns) })
+    Ok(CosimRun { cycles: r.cycles, wall: Duration::from_nanos(r.wall_ns), cpu: Duration::from_nanos(r.cpu_ns) })
 }
 
 /// Runs the same workload through the Rust bridge (`SimDevice` as `DeviceIo`).
@@ -110,7 +122,7 @@ pub fn bridge_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, 
         host.write((ring(c) - base + 32 * slot) as usize, &d)?;
         Ok(())
     };
-    let start_wall = Instant::now();
+    let (start_wall, start_cpu) = (Instant::now(), cpu_time());
     let start = dev.cycles();
     for r in 0..u64::from(rounds) {
         let slot = r % 63;
@@ -132,7 +144,11 @@ pub fn bridge_dma(bytes: u64, rounds: u32, t: &TimingModel) -> Result<CosimRun, 
         dev.write32(regs::DMA_CPL_HEAD.offset, next)?;
         dev.write32(regs::DMA_CPL_HEAD.offset + regs::DMA_CPL_HEAD.stride, next)?;
     }
-    let run = CosimRun { cycles: dev.cycles() - start, wall: start_wall.elapsed() };
+    let run = CosimRun {
+        cycles: dev.cycles() - start,
+        wall: start_wall.elapsed(),
+        cpu: cpu_time().saturating_sub(start_cpu),
+    };
     dev.dma_unmap(base)?;
     Ok(run)
 }

@@ -29,7 +29,7 @@ mod timing;
 
 pub use axi_slave::PortStats;
 pub use dram::DramModel;
-pub use model::ModelError;
+pub use model::{ModelBuild, ModelError};
 pub use npu::backdoor::{BackdoorTables, DevMemBackdoor};
 pub use pcie::{PcieGen, PcieLink};
 pub use sim_device::{SimConfig, SimDevice, SimError};

@@ -1,8 +1,52 @@
 //! Safe ownership of one Verilated NPU model: creation, port binding, evaluation, tracing.
 
-use crate::ffi;
+use crate::ffi::{self, ModelApi};
 use std::ffi::{CString, c_void};
 use std::path::Path;
+
+/// Which Verilated build of the same RTL a [`crate::SimDevice`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ModelBuild {
+    /// The optimised build every test and command uses (see `sim-bridge/build.rs`).
+    #[default]
+    Shipped,
+    /// The plain reference build (`verilator --cc`, C++ `-O2`, no trace support), linked
+    /// only with the `plain-model` feature: the baseline of `gmem profile cosim`.
+    Plain,
+}
+
+impl ModelBuild {
+    /// Short name: "shipped" or "plain".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Shipped => "shipped",
+            Self::Plain => "plain",
+        }
+    }
+
+    /// The Verilator and C++ compiler options this build was made with.
+    pub fn flags(self) -> &'static str {
+        match self {
+            Self::Shipped => env!("GMEM_MODEL_FLAGS"),
+            Self::Plain => env!("GMEM_PLAIN_MODEL_FLAGS"),
+        }
+    }
+
+    /// True if this build is linked into the binary.
+    pub fn is_linked(self) -> bool {
+        self.api().is_some()
+    }
+
+    fn api(self) -> Option<&'static ModelApi> {
+        match self {
+            Self::Shipped => Some(&ffi::SHIPPED),
+            #[cfg(feature = "plain-model")]
+            Self::Plain => Some(&ffi::PLAIN),
+            #[cfg(not(feature = "plain-model"))]
+            Self::Plain => None,
+        }
+    }
+}
 
 /// Errors of the model layer.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +67,12 @@ pub enum ModelError {
         /// Bytes in the model.
         actual: u32,
     },
+    /// The requested build of the model is not linked into this binary.
+    #[error("the {} model is not linked into this binary: rebuild with `--features plain-model`", build.name())]
+    NotLinked {
+        /// The requested build.
+        build: ModelBuild,
+    },
     /// The waveform file could not be opened.
     #[error("cannot write waveform file {path}: {reason}")]
     Trace {
@@ -35,16 +85,18 @@ pub enum ModelError {
 
 /// One Verilated model instance. Not `Send`: Verilator models belong to one thread.
 pub struct Model {
+    api: &'static ModelApi,
     handle: *mut c_void,
     tracing: bool,
 }
 
 impl Model {
-    /// Creates a model with all inputs at 0.
-    pub fn new() -> Self {
-        // SAFETY: npu_new has no preconditions and never returns null.
-        let handle = unsafe { ffi::npu_new() };
-        Self { handle, tracing: false }
+    /// Creates a model of `build` with all inputs at 0.
+    pub fn new(build: ModelBuild) -> Result<Self, ModelError> {
+        let api = build.api().ok_or(ModelError::NotLinked { build })?;
+        // SAFETY: `new` has no preconditions and never returns null.
+        let handle = unsafe { (api.new)() };
+        Ok(Self { api, handle, tracing: false })
     }
 
     /// Address of the port `name`, checked to be `bytes` long.
@@ -53,7 +105,7 @@ impl Model {
         let mut addr = std::ptr::null_mut();
         let mut actual = 0u32;
         // SAFETY: handle is live; cname is NUL-terminated; the out-pointers are valid locals.
-        let rc = unsafe { ffi::npu_port(self.handle, cname.as_ptr(), &mut addr, &mut actual) };
+        let rc = unsafe { (self.api.port)(self.handle, cname.as_ptr(), &mut addr, &mut actual) };
         if rc != 0 {
             return Err(ModelError::NoSuchPort { name });
         }
@@ -67,13 +119,13 @@ impl Model {
     #[inline]
     pub fn eval(&mut self) {
         // SAFETY: handle is live and used from the owning thread only.
-        unsafe { ffi::npu_eval(self.handle) }
+        unsafe { (self.api.eval)(self.handle) }
     }
 
     /// True once an RTL assertion has failed.
     pub fn assertion_failed(&self) -> bool {
         // SAFETY: handle is live.
-        unsafe { ffi::npu_got_error(self.handle) != 0 }
+        unsafe { (self.api.got_error)(self.handle) != 0 }
     }
 
     /// Starts writing an FST waveform to `path`: `depth` levels of hierarchy from
@@ -84,12 +136,13 @@ impl Model {
             .map_err(|_| ModelError::Trace { path: shown.clone(), reason: "path contains NUL" })?;
         let depth = std::ffi::c_int::try_from(depth).unwrap_or(0);
         // SAFETY: handle is live; c is NUL-terminated and outlives the call.
-        match unsafe { ffi::npu_trace_open(self.handle, c.as_ptr(), depth) } {
+        match unsafe { (self.api.trace_open)(self.handle, c.as_ptr(), depth) } {
             0 => {
                 self.tracing = true;
                 Ok(())
             }
             -1 => Err(ModelError::Trace { path: shown, reason: "a waveform is already being written" }),
+            -3 => Err(ModelError::Trace { path: shown, reason: "this build of the model has no trace support" }),
             _ => Err(ModelError::Trace { path: shown, reason: "the file cannot be created" }),
         }
     }
@@ -99,7 +152,7 @@ impl Model {
     pub fn trace_dump(&mut self, time: u64) {
         if self.tracing {
             // SAFETY: handle is live.
-            unsafe { ffi::npu_trace_dump(self.handle, time) }
+            unsafe { (self.api.trace_dump)(self.handle, time) }
         }
     }
 
@@ -107,21 +160,15 @@ impl Model {
     pub fn trace_close(&mut self) {
         if self.tracing {
             // SAFETY: handle is live.
-            unsafe { ffi::npu_trace_close(self.handle) }
+            unsafe { (self.api.trace_close)(self.handle) }
             self.tracing = false;
         }
     }
 }
 
-impl Default for Model {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Drop for Model {
     fn drop(&mut self) {
-        // SAFETY: handle came from npu_new and is freed exactly once, here.
-        unsafe { ffi::npu_delete(self.handle) }
+        // SAFETY: handle came from this build's `new` and is freed exactly once, here.
+        unsafe { (self.api.delete)(self.handle) }
     }
 }

@@ -3,7 +3,7 @@
 use crate::axi_check::{AxiViolation, PortName};
 use crate::axi_slave::{AxiSlave, BeatStore, PortModel, PortStats};
 use crate::memory::{BEAT, DeviceMemory, HostMemory, Unmapped};
-use crate::model::{Model, ModelError};
+use crate::model::{Model, ModelBuild, ModelError};
 use crate::ports::TopPorts;
 use crate::timing::{DevMem, HostLink, TimingModel};
 use std::collections::VecDeque;
@@ -40,6 +40,9 @@ pub struct SimConfig {
     /// order, which keeps the figures of the timing model and the bare C++ harness
     /// comparison cycle-exact.
     pub axi_reorder: Option<u64>,
+    /// Which Verilated build of the RTL runs (the shipped one by default; the plain
+    /// reference build only with the `plain-model` feature).
+    pub model: ModelBuild,
 }
 
 impl Default for SimConfig {
@@ -53,6 +56,7 @@ impl Default for SimConfig {
             dev_mem_bytes: 256 << 20,
             measure_host_time: false,
             axi_reorder: None,
+            model: ModelBuild::Shipped,
         }
     }
 }
@@ -197,7 +201,7 @@ const HALF_PERIOD_PS: u64 = 1_000_000_000_000 / (2 * crate::timing::NOMINAL_HZ);
 impl SimDevice {
     /// Builds the model, opens the waveform if asked, and applies reset.
     pub fn new(cfg: SimConfig) -> Result<Self, SimError> {
-        let mut model = Model::new();
+        let mut model = Model::new(cfg.model)?;
         if let Some(path) = &cfg.waves {
             model.trace_open(path, cfg.waves_depth)?;
         }

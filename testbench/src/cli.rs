@@ -358,23 +358,28 @@ pub enum ProfileCmd {
         #[command(flatten)]
         sys: system::SystemArgs,
     },
-    /// Speed of the co-simulation itself: the Rust bridge vs a bare C++ harness.
+    /// Speed of the co-simulation: simulated cycles per second per build of the model.
     ///
-    /// Runs the same DMA workload (host→device and device→host copies at once) on the
-    /// same Verilated RTL twice: through the Rust bridge (`SimDevice`, the path every
-    /// test and workload uses) and through a bare C++ driver loop built only for this
-    /// comparison. Both simulate the same cycles; `ratio` = bridge cycles/s ÷ bare
-    /// cycles/s.
+    /// Runs the demo's two scenarios (`add` on 3 MiB of shared memory, `oversubscribe`
+    /// of 16 MiB on 4 MiB of device memory) on the shipped build of the Verilated RTL and
+    /// on the plain build (`verilator --cc`, C++ -O2; in gmem only when built with
+    /// `--features plain-model`), and a DMA copy workload through the Rust bridge and
+    /// through a bare C++ harness. The configurations alternate, one run each per round,
+    /// so load from other processes falls on all alike. Prints the median, minimum and
+    /// maximum of the rounds in cycles per wall second and per CPU second, and
+    /// `speedup_vs_plain` and `bridge_vs_bare`: medians of the per-round ratios.
     Cosim {
-        /// One JSON object on stdout instead of a table.
+        /// One JSON object per figure on stdout (`name`, `value`, `unit`, …).
         #[arg(long)]
         json: bool,
-        /// Bytes per copy: a multiple of 64 up to 16M.
-        #[arg(long, default_value = "1M", value_parser = parse_copy_size)]
-        size: u64,
-        /// Rounds (each round: one copy per direction), 1 to 1000.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        rounds: u32,
+        /// Rounds (each runs every configuration once), 1 to 100; 5 or more for a spread.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+        /// Run the workloads at 1/N of their sizes (1, 2, 4, … 64), for a quick check.
+        #[arg(long, default_value_t = 1, value_parser = crate::profile_cosim::parse_shrink)]
+        shrink: u64,
+        #[command(flatten)]
+        sys: system::SystemArgs,
     },
 }
 
@@ -431,11 +436,6 @@ pub fn parse_device_mem(s: &str) -> Result<u64, String> {
 /// `--size` of a workload: a multiple of 8K from 8K to 1G (two pages per element pair).
 pub fn parse_workload_size(s: &str) -> Result<u64, String> {
     size_in(s, 8 << 10, 8 << 10, 1 << 30)
-}
-
-/// `profile cosim --size`: a multiple of 64 from 64 to 16M (the harness's buffers).
-pub fn parse_copy_size(s: &str) -> Result<u64, String> {
-    size_in(s, 64, 64, 16 << 20)
 }
 
 /// A cycle count (`1000`) or a device time at the nominal clock (`250ns`, `4us`, `1ms`).

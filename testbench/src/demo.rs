@@ -57,7 +57,7 @@ pub enum DemoError {
 /// prints a short report of each, or one JSON object per scenario.
 pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system::System) -> Result<(), Exit> {
     let work = |workload, size, device_mem| Work { workload, size, device_mem, seed: 1 };
-    let sharing = work(Workload::Add, SHARING_BYTES, 16 << 20);
+    let sharing = work(Workload::Add, SHARING_BYTES, SHARING_DEVICE_BYTES);
     let oversub = work(Workload::Oversubscribe, 2 * OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES);
     crate::job::check(&sharing, backend, waves)?;
     let fail = |e: DemoError| Exit::Error(crate::serve::chain(&e));
@@ -210,11 +210,12 @@ fn dev_err(e: impl std::error::Error) -> DemoError {
     DemoError::Device(crate::serve::chain(&e))
 }
 
-/// Scenario 1: three arrays of 1 MiB (a, b, c).
-const SHARING_BYTES: u64 = 3 << 20;
+/// Scenario 1: three arrays of 1 MiB (a, b, c), and the device memory it may use.
+pub(crate) const SHARING_BYTES: u64 = 3 << 20;
+pub(crate) const SHARING_DEVICE_BYTES: u64 = 16 << 20;
 /// Scenario 2: managed device memory, and the array size (two arrays: 4× oversubscribed).
-const OVERSUB_DEVICE_BYTES: u64 = 4 << 20;
-const OVERSUB_ARRAY_BYTES: u64 = 8 << 20;
+pub(crate) const OVERSUB_DEVICE_BYTES: u64 = 4 << 20;
+pub(crate) const OVERSUB_ARRAY_BYTES: u64 = 8 << 20;
 
 fn stack<T: DeviceIo + Send + 'static>(npu_cfg: NpuConfig, dev: T) -> Result<Session<T>, DemoError> {
     Session::open(dev, npu_cfg, manager_config()).map_err(dev_err)

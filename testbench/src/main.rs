@@ -12,6 +12,7 @@ mod info;
 mod job;
 mod man;
 mod plot;
+mod profile_cosim;
 mod profile_dma;
 mod profile_faults;
 mod provenance;
@@ -26,7 +27,7 @@ mod workloads;
 
 use clap::Parser;
 use cli::{Cli, Command, ProfileCmd, PteCmd};
-use commands::{run_info, run_profile_cosim, run_profile_dma, run_profile_faults, run_soak};
+use commands::{run_info, run_profile_dma, run_profile_faults, run_soak};
 use job::{Job, Work, run_job};
 use std::process::ExitCode;
 
@@ -122,7 +123,9 @@ fn dispatch(command: Command) -> Result<(), Exit> {
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
             run_profile_dma(json, plot, sizes, &sys.system())
         }
-        Command::Profile(ProfileCmd::Cosim { json, size, rounds }) => Ok(run_profile_cosim(json, size, rounds)?),
+        Command::Profile(ProfileCmd::Cosim { json, runs, shrink, sys }) => {
+            Ok(profile_cosim::print(runs, shrink, json, &sys.system())?)
+        }
         Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
             run_profile_faults(json, plot, size, &sys.system())
         }

@@ -78,12 +78,40 @@ fn profile_dma_plot_writes_an_svg() {
 }
 
 #[test]
-fn profile_cosim_json_reports_a_ratio() {
-    let (ok, out, err) = gmem(&["profile", "cosim", "--json", "--size", "64K", "--rounds", "1"]);
+fn profile_cosim_json_names_each_figure_with_unit_and_spread() {
+    let (ok, out, err) = gmem(&["profile", "cosim", "--json", "--runs", "2", "--shrink", "64"]);
     assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
-    assert_eq!(v["bridge_cycles"], v["bare_cycles"], "same workload, same cycles");
-    assert!(v["ratio"].as_f64().unwrap_or(0.0) > 0.0);
+    let lines = common::json_lines(&out);
+    let line = |name: &str| {
+        lines.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no `{name}` line in {out}")).clone()
+    };
+    for (name, unit) in [
+        ("shipped_cycles_per_second", "cycles/s"),
+        ("shipped_cycles_per_cpu_second", "cycles/cpu-s"),
+        ("bridge_cycles_per_second", "cycles/s"),
+        ("bare_cycles_per_cpu_second", "cycles/cpu-s"),
+        ("bridge_vs_bare", "ratio"),
+    ] {
+        let v = line(name);
+        assert_eq!(v["unit"], unit, "{v}");
+        assert_eq!(v["runs"], 2, "{v}");
+        assert_eq!(v["command"], "profile cosim", "{v}");
+        assert!(v["model"]["link"].is_object(), "the timing model rides along: {v}");
+        assert!(v["cycles"].as_u64().unwrap_or(0) > 0, "{v}");
+        let (min, med, max) = (v["min"].as_f64().unwrap(), v["value"].as_f64().unwrap(), v["max"].as_f64().unwrap());
+        assert!(0.0 < min && min <= med && med <= max, "{v}");
+    }
+    assert_eq!(line("bridge_cycles_per_second")["cycles"], line("bare_cycles_per_second")["cycles"], "same workload");
+    assert!(line("shipped_cycles_per_second")["build"].as_str().unwrap().contains("--assert"), "assertions stay on");
+    let speedup = line("speedup_vs_plain");
+    assert_eq!(speedup["unit"], "ratio");
+    if cfg!(feature = "plain-model") {
+        assert!(speedup["value"].as_f64().unwrap_or(0.0) > 0.0, "{speedup}");
+        assert_eq!(line("plain_cycles_per_second")["cycles"], line("shipped_cycles_per_second")["cycles"]);
+    } else {
+        assert!(speedup["value"].is_null(), "{speedup}");
+        assert!(speedup["note"].as_str().unwrap_or("").contains("--features plain-model"), "{speedup}");
+    }
 }
 
 #[test]

@@ -152,8 +152,10 @@ fn bad_values_are_refused_before_any_output_naming_the_flag_and_range() {
             "PNG needs plotters' bitmap backend",
         ),
         (&["profile", "dma", "--sizes", "64K", "--plot", "/nonexistent-dir/p.svg"][..], "cannot write the plot"),
-        (&["profile", "cosim", "--rounds", "0"][..], "0 is not in 1..=1000"),
-        (&["profile", "cosim", "--size", "100"][..], "accepted: a multiple of 64 from 64 to 16M"),
+        (&["profile", "cosim", "--runs", "0"][..], "0 is not in 1..=100"),
+        (&["profile", "cosim", "--runs", "101"][..], "101 is not in 1..=100"),
+        (&["profile", "cosim", "--shrink", "3"][..], "accepted: 1, 2, 4, 8, 16, 32 or 64 (`3`)"),
+        (&["profile", "cosim", "--rounds", "1"][..], "unexpected argument '--rounds'"),
         (&["profile", "faults", "--size", "100K"][..], "--size 102400: accepted: a multiple of 64K from 64K to 32M"),
     ] {
         let (code, out, err) = gmem_code(args);
