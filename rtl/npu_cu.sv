@@ -448,7 +448,7 @@ module npu_cu #(
       end
       KFinalWait: if (all_idle) state_d = KCplAw;
       KCplAw: begin
-        if (kcq_room_q && q_aw_ready_i) state_d = KCplW;
+        if (q_aw_valid_o && q_aw_ready_i) state_d = KCplW;
       end
       KCplW: if (q_w_ready_i) state_d = KCplB;
       KCplB: begin
@@ -490,7 +490,14 @@ module npu_cu #(
 
   assign q_ar_valid_o = state_q == KFetch;
   assign q_ar_addr_o  = fetch_addr;  // 64-byte aligned: one KDESC is one beat
-  assign q_aw_valid_o = state_q == KCplAw && kcq_room_q;
+  // A shown completion AW holds until its handshake (AXI), even if the ring's room
+  // goes (a ring size write) meanwhile.
+  logic q_aw_shown_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : q_aw_shown_ff
+    if (!rst_ni) q_aw_shown_q <= 1'b0;
+    else         q_aw_shown_q <= q_aw_valid_o && !q_aw_ready_i;
+  end
+  assign q_aw_valid_o = state_q == KCplAw && (kcq_room_q || q_aw_shown_q);
   assign q_aw_addr_o  = {cpl_addr[63:6], 6'd0};
   assign q_w_valid_o  = state_q == KCplW;
   assign q_w_data_o   = DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};
