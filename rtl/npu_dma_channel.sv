@@ -410,93 +410,37 @@ module npu_dma_channel #(
   assign wr_aw_addr_o  = wr_addr_q;
   assign wr_aw_len_o   = aw_len_q;
 
-  // Data of destination beat `sent_q`: source beats k+c and k+c+1 (c = -1 if the source
-  // offset is below the destination offset, else 0), shifted by w_sh bytes.
-  logic [31:0]          lo_idx;
-  logic                 lo_in;
-  logic [DataWidth-1:0] lo_beat, hi_beat, w_data;
-  logic [2*DataWidth-1:0] window;
-  assign lo_idx  = w_neg ? sent_q - 32'd1 : sent_q;
-  assign lo_in   = !(w_neg && sent_q == 0) && lo_idx < w_ns;
-  // The beat FIFO is read through registered ports (block RAM): the two source beats of
-  // the destination beat shown in the next cycle are read now. That beat is sent_q, or
-  // sent_q + 1 when a W beat is taken (w_adv); addresses and flags of both cases come
-  // from registers, and the W handshake only picks one. (When a slot starts, sent and
-  // rp0 are loaded and this cycle's read is stale; no beat of the slot is shown before
-  // its AW, at least three cycles later, so the reads are current by then.) Every source
-  // beat of a chunk is in the FIFO before its AW is sent (w_need), so a beat is written
-  // at least a cycle before it is read.
-  logic                 w_adv, lo_in_n, hi_in_n, lo_in_q, hi_in_q;
-  logic                 in_1, in_2;  // source beats lo_idx + 1 and lo_idx + 2 exist
-  logic [FifoIdx-1:0]   lo_addr;
-  logic [DataWidth-1:0] lo_raw, hi_raw;
-  assign w_adv   = w_active_q && wr_w_ready_i;
-  assign in_1    = lo_idx + 32'd1 < w_ns;
-  assign in_2    = lo_idx + 32'd2 < w_ns;
-  assign lo_in_n = w_adv ? in_1 : lo_in;
-  assign hi_in_n = w_adv ? in_2 : in_1;
-  assign lo_addr = rp0_q[FifoIdx-1:0] + FifoIdx'(lo_idx);
-  always_ff @(posedge clk_i) begin : beat_in_ff
-    lo_in_q <= lo_in_n;
-    hi_in_q <= hi_in_n;
-  end
-  prim_ram_1r1w #(
-    .Width(DataWidth),
-    .Depth(FifoBeats)
-  ) u_fifo_lo (
+  // Destination beat `sent_q` from the beat FIFO, and its strobes (npu_dma_wr_beats).
+  logic                 lo_in;  // destination beat sent_q uses a source beat at k+c
+  logic [DataWidth-1:0] w_data;
+  logic [StrbWidth-1:0] w_strb;
+  npu_dma_wr_beats #(
+    .DataWidth (DataWidth),
+    .FifoBeats (FifoBeats)
+  ) u_wr_beats (
     .clk_i,
-    .we_i    (fifo_push),
-    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
-    .wdata_i (rd_r_data_i),
-    .re_i    (1'b1),
-    .raddr_i (lo_addr + FifoIdx'(w_adv)),
-    .rdata_o (lo_raw)
+    .push_i       (fifo_push),
+    .push_ptr_i   (fifo_wr_q[FifoIdx-1:0]),
+    .push_data_i  (rd_r_data_i),
+    .rp0_i        (rp0_q[FifoIdx-1:0]),
+    .sent_i       (sent_q),
+    .take_i       (w_active_q && wr_w_ready_i),
+    .hold_i       (w_active_q && !wr_w_ready_i),
+    .clear_strb_i (soft_reset_i || draining_q),
+    .neg_i        (w_neg),
+    .sh_i         (w_sh),
+    .zero_i       (w_zero),
+    .ns_i         (w_ns),
+    .nd_i         (w_nd),
+    .dst_off_i    (w_dst_off),
+    .end_off_i    (w_end_off),
+    .lo_in_o      (lo_in),
+    .data_o       (w_data),
+    .strb_o       (w_strb)
   );
-  prim_ram_1r1w #(
-    .Width(DataWidth),
-    .Depth(FifoBeats)
-  ) u_fifo_hi (
-    .clk_i,
-    .we_i    (fifo_push),
-    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
-    .wdata_i (rd_r_data_i),
-    .re_i    (1'b1),
-    .raddr_i (lo_addr + (w_adv ? FifoIdx'(2) : FifoIdx'(1))),
-    .rdata_o (hi_raw)
-  );
-  assign lo_beat = lo_in_q ? lo_raw : '0;
-  assign hi_beat = hi_in_q ? hi_raw : '0;
-  assign window  = {hi_beat, lo_beat};
-  assign w_data  = w_zero ? '0 : window[{1'b0, w_sh, 3'b000} +: DataWidth];
-
-  // Byte strobes of the destination beat shown next (head and tail of the slot's range;
-  // none while the channel drains after a soft reset), registered when that beat is
-  // next shown: they hold while a shown beat waits for WREADY. As for the reads, the
-  // strobes of sent_q and of sent_q + 1 come from registers and w_adv picks one. The
-  // head and tail masks and the last beat's neighbours are registered from the slot's
-  // constants (a cycle after them, still before the first AW).
-  logic                 w_first, w_last_0, w_last_1;
-  logic [31:0]          w_nd_m1_q, w_nd_m2_q;
-  logic [StrbWidth-1:0] strb_head_q, strb_tail_q, strb_hold, strb_adv, w_strb_q;
-  always_ff @(posedge clk_i) begin : w_strb_const_ff
-    w_nd_m1_q   <= w_nd - 32'd1;
-    w_nd_m2_q   <= w_nd - 32'd2;
-    strb_head_q <= {StrbWidth{1'b1}} << w_dst_off;
-    strb_tail_q <= w_end_off == '0 ? {StrbWidth{1'b1}} : ~({StrbWidth{1'b1}} << w_end_off);
-  end
-  assign w_first   = sent_q == 0;
-  assign w_last_0  = sent_q == w_nd_m1_q;
-  assign w_last_1  = sent_q == w_nd_m2_q;
-  assign strb_hold = (w_first ? strb_head_q : {StrbWidth{1'b1}}) & (w_last_0 ? strb_tail_q : {StrbWidth{1'b1}});
-  assign strb_adv  = w_last_1 ? strb_tail_q : {StrbWidth{1'b1}};
-  always_ff @(posedge clk_i) begin : w_strb_ff
-    if (!(w_active_q && !wr_w_ready_i)) begin
-      w_strb_q <= (soft_reset_i || draining_q) ? '0 : (w_adv ? strb_adv : strb_hold);
-    end
-  end
   assign wr_w_valid_o = w_active_q;
   assign wr_w_data_o  = w_data;
-  assign wr_w_strb_o  = w_strb_q;
+  assign wr_w_strb_o  = w_strb;
   assign wr_w_last_o  = w_beats_q == 9'd1;
 
 
