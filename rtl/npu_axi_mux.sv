@@ -13,13 +13,26 @@
 // are granted against the slices' registered readies. The slices add one cycle of
 // latency to each request, not to throughput.
 //
+// Arbitration is registered in two steps, so no requester's state depends
+// combinationally on other requesters' requests or on the injection logic: in cycle t
+// the arbiter picks among the shown AR (AW) requests into a pick register; in cycle t+1
+// (or later, once the slice has room, the port is under its read-burst limit, and for
+// AW the previous burst's W beats are out) the pick fires: its payload enters the
+// slice and the injection decision is taken; in cycle t+2 the requester sees
+// `req_ar_ready_o` (`req_aw_ready_o`) and its error/poison flag, from registers. This
+// relies on the requester rule of AXI: a shown request, with its payload, holds until
+// its handshake (a picked or acknowledged requester is not a candidate meanwhile).
+//
 // Error injection (ERRINJ_*): requesters flagged in `DataReq` carry data bursts. While
 // `rd_err_armed_i` is set, the next granted data read burst is not sent: the requester
 // gets `req_ar_err_o` in the handshake cycle and must treat the burst as failed (no R
 // beats will come). `wr_err_armed_i` does the same for a write burst: its W beats are
 // swallowed and `req_aw_err_o` tells the requester to expect no B. While
 // `rd_poison_armed_i` is set, the next data read burst that is sent is flagged
-// poisoned with `req_ar_poison_o`. Each such event pulses the matching `*_consume_o`.
+// poisoned with `req_ar_poison_o`. Each such event pulses the matching `*_consume_o`
+// when it is decided (as the pick fires, the cycle before the requester's handshake).
+// `rd_poison_want_o` says the pick is a `PoisonReq` read that may take the poison this
+// cycle: another multiplexer sharing the poison counter defers to it.
 `include "prim_assert.svh"
 
 module npu_axi_mux #(
@@ -66,6 +79,7 @@ module npu_axi_mux #(
   output logic                          wr_err_consume_o,
   input  logic                          rd_poison_armed_i,
   output logic                          rd_poison_consume_o,
+  output logic                          rd_poison_want_o,
   // write lock
   input  logic                          lock_req_i,
   output logic                          lock_ok_o,
@@ -127,25 +141,45 @@ module npu_axi_mux #(
   localparam int unsigned AxW = IdWidth + AddrWidth + 8;
   localparam int unsigned WW  = DataWidth + StrbWidth + 1;
 
-  logic [ReqIdx-1:0] ar_sel;
-  logic              ar_any, ar_is_data, ar_poison, ar_inject, ar_fire, ar_s_ready, ar_room;
+  logic [ReqIdx-1:0] ar_sel, ar_pick_q;
+  logic              ar_any, ar_take, ar_inject, ar_fire, ar_s_ready, ar_room;
+  logic              ar_pick_v_q, ar_pick_data_q, ar_pick_poison_q;
+  logic [NumReq-1:0] ar_gnt, ar_pick_oh_q, ar_ack_q;
+  logic              ar_ack_err_q, ar_ack_poison_q;
   ax_t               ar_s, ar_m;
 
+  // Pick: among the shown requests, less the one picked (until it fires) and the one
+  // acknowledged now. The pick register takes a new winner when empty or firing.
+  assign ar_take = !ar_pick_v_q || ar_fire;
   prim_arb_rr #(
     .N(NumReq)
   ) u_ar_arb (
     .clk_i,
     .rst_ni,
-    .req_i   (req_ar_valid_i),
-    .ready_i (ar_inject || (ar_s_ready && ar_room)),
+    .req_i   (req_ar_valid_i & ~ar_ack_q & ~ar_pick_oh_q),
+    .ready_i (ar_take),
     .valid_o (ar_any),
     .idx_o   (ar_sel),
-    .gnt_o   (req_ar_ready_o)
+    .gnt_o   (ar_gnt)
   );
-  assign ar_is_data = DataReq[ar_sel];
-  assign ar_poison  = PoisonReq[ar_sel] && rd_poison_armed_i;
-  assign ar_inject  = ar_any && ar_is_data && rd_err_armed_i;
-  assign ar_fire    = ar_any && (ar_inject || (ar_s_ready && ar_room));
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ar_pick_ff
+    if (!rst_ni) begin
+      ar_pick_v_q      <= 1'b0;
+      ar_pick_oh_q     <= '0;
+      ar_pick_q        <= '0;
+      ar_pick_data_q   <= 1'b0;
+      ar_pick_poison_q <= 1'b0;
+    end else if (ar_take) begin
+      ar_pick_v_q      <= ar_any;
+      ar_pick_oh_q     <= ar_gnt;
+      ar_pick_q        <= ar_sel;
+      ar_pick_data_q   <= DataReq[ar_sel];
+      ar_pick_poison_q <= PoisonReq[ar_sel];
+    end
+  end
+  // Fire: the pick enters the slice, or is swallowed by error injection.
+  assign ar_inject = ar_pick_data_q && rd_err_armed_i;
+  assign ar_fire   = ar_pick_v_q && ar_s_ready && ar_room;
 
   // At most MaxReadBursts read bursts outstanding on the port, all requesters together
   // (docs/device.md 2): a burst counts from its grant (it may wait in the slice) to its
@@ -161,9 +195,9 @@ module npu_axi_mux #(
     if (!rst_ni) rd_open_q <= '0;
     else         rd_open_q <= rd_open_d;
   end
-  assign ar_s.id    = IdWidth'(ar_sel);
-  assign ar_s.addr  = req_ar_addr_i[ar_sel*AddrWidth +: AddrWidth];
-  assign ar_s.len   = req_ar_len_i[ar_sel*8 +: 8];
+  assign ar_s.id    = IdWidth'(ar_pick_q);
+  assign ar_s.addr  = req_ar_addr_i[ar_pick_q*AddrWidth +: AddrWidth];
+  assign ar_s.len   = req_ar_len_i[ar_pick_q*8 +: 8];
 
   prim_reg_slice #(
     .Width(AxW)
@@ -171,7 +205,7 @@ module npu_axi_mux #(
     .clk_i,
     .rst_ni,
     .clr_i     (1'b0),
-    .s_valid_i (ar_any && !ar_inject && ar_room),
+    .s_valid_i (ar_fire && !ar_inject),
     .s_ready_o (ar_s_ready),
     .s_data_i  (ar_s),
     .m_valid_o (m_axi_arvalid_o),
@@ -184,15 +218,26 @@ module npu_axi_mux #(
   assign m_axi_arsize_o  = BeatSize;
   assign m_axi_arburst_o = 2'b01;
 
-  always_comb begin : ar_flags
-    req_ar_err_o    = '0;
-    req_ar_poison_o = '0;
-    if (ar_fire) begin
-      req_ar_err_o[ar_sel]    = ar_inject;
-      req_ar_poison_o[ar_sel] = !ar_inject && ar_poison;
+  // The handshake and its injection flags reach the requester a cycle after the fire,
+  // from registers.
+  logic ar_poison;
+  assign ar_poison = ar_pick_poison_q && rd_poison_armed_i;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ar_ack_ff
+    if (!rst_ni) begin
+      ar_ack_q        <= '0;
+      ar_ack_err_q    <= 1'b0;
+      ar_ack_poison_q <= 1'b0;
+    end else begin
+      ar_ack_q        <= ar_fire ? ar_pick_oh_q : '0;
+      ar_ack_err_q    <= ar_fire && ar_inject;
+      ar_ack_poison_q <= ar_fire && !ar_inject && ar_poison;
     end
   end
+  assign req_ar_ready_o  = ar_ack_q;
+  assign req_ar_err_o    = ar_ack_err_q ? ar_ack_q : '0;
+  assign req_ar_poison_o = ar_ack_poison_q ? ar_ack_q : '0;
 
+  assign rd_poison_want_o    = ar_pick_v_q && ar_pick_poison_q;
   assign rd_err_consume_o    = ar_fire && ar_inject;
   assign rd_poison_consume_o = ar_fire && !ar_inject && ar_poison;
 
@@ -228,44 +273,58 @@ module npu_axi_mux #(
   assign rd_beat_o    = m_axi_rvalid_i;
 
   // ---------------------------------------------------------------- write address + data
-  logic [ReqIdx-1:0] aw_sel, w_owner_d, w_owner_q;
+  logic [ReqIdx-1:0] aw_sel, aw_pick_q, w_owner_d, w_owner_q;
   logic              w_busy_d, w_busy_q, w_swallow_d, w_swallow_q;
-  logic              aw_any, aw_req, aw_is_data, aw_inject, aw_fire, aw_open, w_fire_last;
+  logic              aw_any, aw_take, aw_inject, aw_fire, aw_open, w_fire_last;
+  logic              aw_pick_v_q, aw_pick_data_q;
   logic              aw_s_ready, w_s_valid, w_s_ready;
-  logic [NumReq-1:0] aw_valid;
+  logic [NumReq-1:0] aw_valid, aw_gnt, aw_pick_oh_q, aw_ack_q;
+  logic              aw_ack_err_q;
   ax_t               aw_s, aw_m;
   w_t                w_s, w_m;
 
-  // Under the write lock only the lock owner's AW may be granted (one already in the
-  // slice stays there until accepted).
+  // Pick as for AR. Under the write lock only the lock owner's AW may be picked (one
+  // already picked or in the slice goes on, and the lock waits for it).
   always_comb begin : aw_lock_mask
-    aw_valid = req_aw_valid_i;
+    aw_valid = req_aw_valid_i & ~aw_ack_q & ~aw_pick_oh_q;
     if (lock_req_i) begin
       for (int unsigned r = 0; r < NumReq; r++) begin
         if (r != LockReq) aw_valid[r] = 1'b0;
       end
     end
   end
-  // The next AW may be granted in the cycle the current burst's last W beat goes.
-  assign aw_open = !w_busy_q || w_fire_last;
+  assign aw_take = !aw_pick_v_q || aw_fire;
   prim_arb_rr #(
     .N(NumReq)
   ) u_aw_arb (
     .clk_i,
     .rst_ni,
     .req_i   (aw_valid),
-    .ready_i (aw_open && (aw_inject || aw_s_ready)),
-    .valid_o (aw_req),
+    .ready_i (aw_take),
+    .valid_o (aw_any),
     .idx_o   (aw_sel),
-    .gnt_o   (req_aw_ready_o)
+    .gnt_o   (aw_gnt)
   );
-  assign aw_any     = aw_req && aw_open;
-  assign aw_is_data = DataReq[aw_sel];
-  assign aw_inject  = aw_any && aw_is_data && wr_err_armed_i;
-  assign aw_fire    = aw_any && (aw_inject || aw_s_ready);
-  assign aw_s.id    = IdWidth'(aw_sel);
-  assign aw_s.addr  = req_aw_addr_i[aw_sel*AddrWidth +: AddrWidth];
-  assign aw_s.len   = req_aw_len_i[aw_sel*8 +: 8];
+  always_ff @(posedge clk_i or negedge rst_ni) begin : aw_pick_ff
+    if (!rst_ni) begin
+      aw_pick_v_q    <= 1'b0;
+      aw_pick_oh_q   <= '0;
+      aw_pick_q      <= '0;
+      aw_pick_data_q <= 1'b0;
+    end else if (aw_take) begin
+      aw_pick_v_q    <= aw_any;
+      aw_pick_oh_q   <= aw_gnt;
+      aw_pick_q      <= aw_sel;
+      aw_pick_data_q <= DataReq[aw_sel];
+    end
+  end
+  // Fire: the pick may go in the cycle the current burst's last W beat goes.
+  assign aw_open   = !w_busy_q || w_fire_last;
+  assign aw_inject = aw_pick_data_q && wr_err_armed_i;
+  assign aw_fire   = aw_pick_v_q && aw_open && aw_s_ready;
+  assign aw_s.id   = IdWidth'(aw_pick_q);
+  assign aw_s.addr = req_aw_addr_i[aw_pick_q*AddrWidth +: AddrWidth];
+  assign aw_s.len  = req_aw_len_i[aw_pick_q*8 +: 8];
 
   prim_reg_slice #(
     .Width(AxW)
@@ -273,7 +332,7 @@ module npu_axi_mux #(
     .clk_i,
     .rst_ni,
     .clr_i     (1'b0),
-    .s_valid_i (aw_any && !aw_inject),
+    .s_valid_i (aw_fire && !aw_inject),
     .s_ready_o (aw_s_ready),
     .s_data_i  (aw_s),
     .m_valid_o (m_axi_awvalid_o),
@@ -310,8 +369,21 @@ module npu_axi_mux #(
   assign m_axi_wstrb_o = w_m.strb;
   assign m_axi_wlast_o = w_m.last;
 
+  always_ff @(posedge clk_i or negedge rst_ni) begin : aw_ack_ff
+    if (!rst_ni) begin
+      aw_ack_q     <= '0;
+      aw_ack_err_q <= 1'b0;
+    end else begin
+      aw_ack_q     <= aw_fire ? aw_pick_oh_q : '0;
+      aw_ack_err_q <= aw_fire && aw_inject;
+    end
+  end
+  assign req_aw_ready_o = aw_ack_q;
+  assign req_aw_err_o   = aw_ack_err_q ? aw_ack_q : '0;
+
+  // The burst's W beats follow from its fire on (its requester sends them after its
+  // handshake).
   always_comb begin : aw_grant
-    req_aw_err_o  = '0;
     req_w_ready_o = '0;
     w_owner_d     = w_owner_q;
     w_busy_d      = w_busy_q;
@@ -324,8 +396,7 @@ module npu_axi_mux #(
       end
     end
     if (aw_fire) begin
-      req_aw_err_o[aw_sel] = aw_inject;
-      w_owner_d            = aw_sel;
+      w_owner_d            = aw_pick_q;
       w_busy_d             = 1'b1;
       w_swallow_d          = aw_inject;
     end
@@ -366,7 +437,8 @@ module npu_axi_mux #(
     if (m_axi_awvalid_o && m_axi_awready_i) wr_open_d = wr_open_d + 8'd1;
     if (m_axi_bvalid_i) wr_open_d = wr_open_d - 8'd1;
   end
-  assign lock_ok_o = lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0 && !b_valid_q;
+  assign lock_ok_o = lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0 && !b_valid_q
+                     && !(aw_pick_v_q && 32'(aw_pick_q) != LockReq);
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
@@ -390,6 +462,16 @@ module npu_axi_mux #(
   `PRIM_ASSUME(a_rd_open_no_underflow, !(m_axi_rvalid_i && m_axi_rlast_i) || rd_open_q != '0)
   `PRIM_ASSERT(a_rd_open_limit, 32'(rd_open_q) <= MaxReadBursts)
   `PRIM_ASSERT(a_lock_only_owner, !(lock_ok_o && m_axi_awvalid_o) || int'(m_axi_awid_o) == LockReq)
+  // Requesters hold a shown request and its payload until its handshake (AXI).
+  for (genvar r = 0; r < NumReq; r++) begin : gen_req_hold
+    `PRIM_ASSUME_NEXT(a_req_ar_held, req_ar_valid_i[r] && !req_ar_ready_o[r],
+                      req_ar_valid_i[r] && $stable(req_ar_addr_i[r*AddrWidth +: AddrWidth]) && $stable(req_ar_len_i[r*8 +: 8]))
+    `PRIM_ASSUME_NEXT(a_req_aw_held, req_aw_valid_i[r] && !req_aw_ready_o[r],
+                      req_aw_valid_i[r] && $stable(req_aw_addr_i[r*AddrWidth +: AddrWidth]) && $stable(req_aw_len_i[r*8 +: 8]))
+  end
+  // A handshake only ever meets a shown request.
+  `PRIM_ASSERT(a_ar_ack_valid, (req_ar_ready_o & ~req_ar_valid_i) == '0)
+  `PRIM_ASSERT(a_aw_ack_valid, (req_aw_ready_o & ~req_aw_valid_i) == '0)
   `PRIM_ASSERT(a_ar_onehot, $onehot0(req_ar_ready_o))
   `PRIM_ASSERT(a_aw_onehot, $onehot0(req_aw_ready_o))
   `PRIM_ASSERT(a_w_ready_onehot, $onehot0(req_w_ready_o))

@@ -222,10 +222,26 @@ module npu_cu #(
     for (int unsigned s = 0; s < Slots; s++) total = total + s_sum[s*64 +: 64];
   end
 
+  // Memory responses pass a register stage before the slots take them (the
+  // multiplexer's R/B routing and the ports' response queues do not sit in front of the
+  // slots' operand-line updates): valid, error and port per slot, and each port's R data.
+  logic [Slots-1:0]          rsp_port0_q;
+  logic [1:0][DataWidth-1:0] rsp_data_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : rsp_valid_ff
+    if (!rst_ni) s_rsp <= '0;
+    else         s_rsp <= p_rsp[0] | p_rsp[1];
+  end
+  always_ff @(posedge clk_i) begin : rsp_data_ff
+    for (int unsigned s = 0; s < Slots; s++) begin
+      s_err[s] <= p_rsp[0][s] ? p_err[0][s] : p_err[1][s];
+    end
+    rsp_port0_q   <= p_rsp[0];
+    rsp_data_q[0] <= r_data_i[0 +: DataWidth];
+    rsp_data_q[1] <= r_data_i[DataWidth +: DataWidth];
+  end
+
   for (genvar s = 0; s < Slots; s++) begin : gen_slot
     assign s_start[s] = (dispatch && disp_q == SlotW'(s)) || (final_start && s == 0);
-    assign s_rsp[s]   = p_rsp[0][s] || p_rsp[1][s];
-    assign s_err[s]   = p_rsp[0][s] ? p_err[0][s] : p_err[1][s];
     assign s_m_ready[s] = p_ready[0][s] || p_ready[1][s];
     npu_cu_slot u_slot (
       .clk_i,
@@ -268,7 +284,7 @@ module npu_cu #(
       .m_xlated_o    (xlated_o[s]),
       .m_rsp_i       (s_rsp[s]),
       .m_err_i       (s_err[s]),
-      .m_rdata_i     (p_rsp[0][s] ? r_data_i[0 +: DataWidth] : r_data_i[DataWidth +: DataWidth])
+      .m_rdata_i     (rsp_port0_q[s] ? rsp_data_q[0] : rsp_data_q[1])
     );
   end
   assign data_done_o = s_rsp;
@@ -448,7 +464,7 @@ module npu_cu #(
       end
       KFinalWait: if (all_idle) state_d = KCplAw;
       KCplAw: begin
-        if (kcq_room_q && q_aw_ready_i) state_d = KCplW;
+        if (q_aw_valid_o && q_aw_ready_i) state_d = KCplW;
       end
       KCplW: if (q_w_ready_i) state_d = KCplB;
       KCplB: begin
@@ -490,7 +506,14 @@ module npu_cu #(
 
   assign q_ar_valid_o = state_q == KFetch;
   assign q_ar_addr_o  = fetch_addr;  // 64-byte aligned: one KDESC is one beat
-  assign q_aw_valid_o = state_q == KCplAw && kcq_room_q;
+  // A shown completion AW holds until its handshake (AXI), even if the ring's room
+  // goes (a ring size write) meanwhile.
+  logic q_aw_shown_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : q_aw_shown_ff
+    if (!rst_ni) q_aw_shown_q <= 1'b0;
+    else         q_aw_shown_q <= q_aw_valid_o && !q_aw_ready_i;
+  end
+  assign q_aw_valid_o = state_q == KCplAw && (kcq_room_q || q_aw_shown_q);
   assign q_aw_addr_o  = {cpl_addr[63:6], 6'd0};
   assign q_w_valid_o  = state_q == KCplW;
   assign q_w_data_o   = DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};

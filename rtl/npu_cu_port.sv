@@ -4,9 +4,9 @@
 // the chosen request is latched (its slot moves on to wait for the response), then sent
 // as AR, or as AW followed by its W beat. Responses of one AXI ID return in order per
 // direction, so a FIFO of slot numbers per direction routes each R or B to its slot. A
-// burst that the arbiter's error injection swallows is answered with an error: a
-// swallowed AR one cycle later (from a register, so the arbiter's AR handshake does not
-// reach the slots' state combinationally), a swallowed AW when its W beat is sent.
+// burst that the arbiter's error injection swallows is answered with an error one
+// cycle after its last handshake (the AR, or the W beat of a swallowed AW), from a
+// register, so the arbiter's handshakes do not reach the slots' state combinationally.
 `include "prim_assert.svh"
 
 module npu_cu_port #(
@@ -49,8 +49,8 @@ module npu_cu_port #(
 
   typedef enum logic [1:0] { PIdle, PAr, PAw, PW } state_e;
   state_e               state_d, state_q;
-  logic [SlotW-1:0]     slot_d, slot_q, pick, ar_slot_q;
-  logic                 found, swallowed_d, swallowed_q, ar_swallowed_d, ar_swallowed_q;
+  logic [SlotW-1:0]     slot_d, slot_q, pick, prev_slot_q;
+  logic                 found, swallowed_d, swallowed_q, swallow_rsp_d, swallow_rsp_q;
   logic [63:0]          addr_q;
   logic [DataWidth-1:0] wdata_q;
   logic [StrbWidth-1:0] wstrb_q;
@@ -111,7 +111,7 @@ module npu_cu_port #(
     state_d     = state_q;
     slot_d      = slot_q;
     swallowed_d = swallowed_q;
-    ar_swallowed_d = 1'b0;
+    swallow_rsp_d = 1'b0;
     rsp_valid_o = '0;
     rsp_err_o   = '0;
     rq_push     = 1'b0;
@@ -127,7 +127,7 @@ module npu_cu_port #(
         if (ar_ready_i) begin
           state_d = PIdle;
           if (ar_err_i) begin
-            ar_swallowed_d = 1'b1;
+            swallow_rsp_d = 1'b1;
           end else begin
             rq_push = 1'b1;
           end
@@ -143,8 +143,7 @@ module npu_cu_port #(
         if (w_ready_i) begin
           state_d = PIdle;
           if (swallowed_q) begin
-            rsp_valid_o[slot_q] = 1'b1;
-            rsp_err_o[slot_q]   = 1'b1;
+            swallow_rsp_d = 1'b1;
           end else begin
             wq_push = 1'b1;
           end
@@ -152,9 +151,9 @@ module npu_cu_port #(
       end
       default: state_d = PIdle;
     endcase
-    if (ar_swallowed_q) begin
-      rsp_valid_o[ar_slot_q] = 1'b1;
-      rsp_err_o[ar_slot_q]   = 1'b1;
+    if (swallow_rsp_q) begin
+      rsp_valid_o[prev_slot_q] = 1'b1;
+      rsp_err_o[prev_slot_q]   = 1'b1;
     end
     if (r_valid_i) begin
       rsp_valid_o[rq_head] = 1'b1;
@@ -166,7 +165,7 @@ module npu_cu_port #(
     end
   end
 
-  assign idle_o     = state_q == PIdle && !rq_any && !wq_any && !ar_swallowed_q;
+  assign idle_o     = state_q == PIdle && !rq_any && !wq_any && !swallow_rsp_q;
   assign ar_valid_o = state_q == PAr;
   assign ar_addr_o  = addr_q;
   assign aw_valid_o = state_q == PAw;
@@ -180,14 +179,14 @@ module npu_cu_port #(
       state_q     <= PIdle;
       slot_q      <= '0;
       swallowed_q <= 1'b0;
-      ar_swallowed_q <= 1'b0;
-      ar_slot_q   <= '0;
+      swallow_rsp_q <= 1'b0;
+      prev_slot_q   <= '0;
     end else begin
       state_q     <= state_d;
       slot_q      <= slot_d;
       swallowed_q <= swallowed_d;
-      ar_swallowed_q <= ar_swallowed_d;
-      ar_slot_q   <= slot_q;
+      swallow_rsp_q <= swallow_rsp_d;
+      prev_slot_q   <= slot_q;
     end
   end
 

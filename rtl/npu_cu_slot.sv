@@ -285,25 +285,39 @@ module npu_cu_slot #(
   assign tr_va_o    = req_va;
   assign tr_write_o = is_write;
 
-  assign m_valid_o  = state_q == SMReq && !flush_q;
+  // A store is shown from its second cycle in SMReq: its data and strobes are registered
+  // (the line rotation does not sit in front of the port's request mux), from values
+  // that hold in SMReq (the c-line is complete before it).
+  logic m_data_ok_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : m_data_ok_ff
+    if (!rst_ni) m_data_ok_q <= 1'b0;
+    else         m_data_ok_q <= state_q == SMReq;
+  end
+  assign m_valid_o  = state_q == SMReq && !flush_q && (!is_write || m_data_ok_q);
   assign m_host_o   = pa_q[40];
   assign m_addr_o   = {24'd0, pa_q[39:6], 6'd0};
   assign m_write_o  = is_write;
   assign m_xlated_o = state_q == SMReq || state_q == SMWait;
+  logic [LineBits-1:0] wdata;
+  logic [63:0]         wstrb;
   always_comb begin : write_data
-    m_wdata_o = '0;
-    m_wstrb_o = '0;
+    wdata = '0;
+    wstrb = '0;
     if (is_word) begin
-      m_wdata_o[wo*32 +: 32] = step_q == StepFinal ? final_value_i : scalar_i;
-      m_wstrb_o[wo*4 +: 4]   = 4'hF;
+      wdata[wo*32 +: 32] = step_q == StepFinal ? final_value_i : scalar_i;
+      wstrb[wo*4 +: 4]   = 4'hF;
     end else begin
       for (int unsigned k = 0; k < 16; k++) begin
         if (5'(k) < n_q) begin
-          m_wdata_o[((int'(wo) + k) % 16)*32 +: 32] = c_q[k];
-          m_wstrb_o[((int'(wo) + k) % 16)*4 +: 4]   = 4'hF;
+          wdata[((int'(wo) + k) % 16)*32 +: 32] = c_q[k];
+          wstrb[((int'(wo) + k) % 16)*4 +: 4]   = 4'hF;
         end
       end
     end
+  end
+  always_ff @(posedge clk_i) begin : write_data_ff
+    m_wdata_o <= wdata;
+    m_wstrb_o <= wstrb;
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff

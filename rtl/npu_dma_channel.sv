@@ -115,14 +115,12 @@ module npu_dma_channel #(
   end
 
   localparam logic [1:0]  RespOkay     = 2'b00;
-  localparam logic [31:0] MaxLen       = 32'h0100_0000;  // 16 MiB
   localparam logic [7:0]  ErrOk        = 8'(npu_reg_pkg::DMA_ERROR_OK);
   localparam logic [7:0]  ErrHostRd    = 8'(npu_reg_pkg::DMA_ERROR_HOST_RD);
   localparam logic [7:0]  ErrHostWr    = 8'(npu_reg_pkg::DMA_ERROR_HOST_WR);
   localparam logic [7:0]  ErrDevRd     = 8'(npu_reg_pkg::DMA_ERROR_DEV_RD);
   localparam logic [7:0]  ErrDevWr     = 8'(npu_reg_pkg::DMA_ERROR_DEV_WR);
   localparam logic [7:0]  ErrDescFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
-  localparam logic [7:0]  ErrBadDesc   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
   localparam logic [7:0]  ErrPoison    = 8'(npu_reg_pkg::DMA_ERROR_POISON);
   localparam int unsigned FlagZero     = npu_reg_pkg::DMA_FLAG_ZERO_FILL;
   localparam int unsigned FlagIrq      = npu_reg_pkg::DMA_FLAG_IRQ;
@@ -275,62 +273,38 @@ module npu_dma_channel #(
   assign cpl_addr   = cpl_base_i + {44'd0, (cpl_tail_q + 16'(cpl_fly_q)) & cmask, 4'd0};
 
   // ---------------------------------------------------------------- fill pipeline
-  // A fetched descriptor passes two register stages before it lands in its slot (fill
-  // pointer fi): the record is cut out of its beat at the byte offset its fetch recorded
-  // (stage 1), then checked (stage 2). fa points at the slot whose descriptor arrives
-  // next.
+  // A fetched descriptor is cut out of its beat at the byte offset its fetch recorded and
+  // checked (npu_dma_desc_check, two register stages) before it lands in its slot (fill
+  // pointer fi). fa points at the slot whose descriptor arrives next.
   sptr_t              fa_d, fa_q;
   logic [OffBits-1:0] d_off_q [Slots];  // byte offset of each slot's record in its beat
-  logic               fl1_v, fl1_resp_bad, fl2_v;
-  logic [191:0]       fl1_raw, fl2_raw;   // bits 255:192 of DMA_DESC are reserved
-  logic [7:0]         fl2_code;
-
-  function automatic logic range_bad(logic [63:0] addr, logic [31:0] len, logic host);
-    logic [64:0] end_addr;
-    end_addr  = {1'b0, addr} + {33'd0, len};
-    range_bad = host ? end_addr[64] : end_addr > 65'(DevMemBytes);
-  endfunction
-
-  // Checks of stage 1's record, and the fields stage 2 writes.
-  logic [63:0] c_src, c_dst;
-  logic [31:0] c_len;
-  logic [15:0] c_flags;
-  logic        f_bad;
-  assign c_src   = fl1_raw[63:0];
-  assign c_dst   = fl1_raw[127:64];
-  assign c_len   = fl1_raw[159:128];
-  assign c_flags = fl1_raw[175:160];
-  assign f_bad   = c_len == 32'd0 || c_len > MaxLen || c_flags[15:4] != 12'd0
-                   || (!c_flags[FlagZero] && range_bad(c_src, c_len, c_flags[FlagSrcHost]))
-                   || range_bad(c_dst, c_len, c_flags[FlagDstHost]);
-  logic [63:0] f_src, f_dst;
-  logic [31:0] f_len;
-  logic [15:0] f_flags, f_tag;
-  assign f_src   = fl2_raw[63:0];
-  assign f_dst   = fl2_raw[127:64];
-  assign f_len   = fl2_raw[159:128];
-  assign f_flags = fl2_raw[175:160];
-  assign f_tag   = fl2_raw[191:176];
-
-  always_ff @(posedge clk_i or negedge rst_ni) begin : fill_valid_ff
-    if (!rst_ni) begin
-      fl1_v <= 1'b0;
-      fl2_v <= 1'b0;
-    end else begin
-      fl1_v <= ring_r_valid_i;
-      fl2_v <= fl1_v;
-    end
-  end
-  always_ff @(posedge clk_i) begin : fill_data_ff
-    if (ring_r_valid_i) begin
-      fl1_raw      <= 192'(ring_r_data_i >> {d_off_q[fa_q[SlotIdx-1:0]], 3'b000});
-      fl1_resp_bad <= ring_r_resp_i != RespOkay;
-    end
-    if (fl1_v) begin
-      fl2_raw  <= fl1_raw;
-      fl2_code <= fl1_resp_bad ? ErrDescFetch : (f_bad ? ErrBadDesc : ErrOk);
-    end
-  end
+  logic [OffBits-1:0] fa_off;
+  logic               fill_busy;
+  assign fa_off = d_off_q[fa_q[SlotIdx-1:0]];
+  logic [63:0]        f_src, f_dst;
+  logic [31:0]        f_len;
+  logic [15:0]        f_flags, f_tag;
+  logic               ev_fill;
+  logic [7:0]         ev_fill_code;
+  npu_dma_desc_check #(
+    .DataWidth   (DataWidth),
+    .DevMemBytes (DevMemBytes)
+  ) u_desc_check (
+    .clk_i,
+    .rst_ni,
+    .beat_valid_i (ring_r_valid_i),
+    .beat_data_i  (ring_r_data_i),
+    .beat_resp_i  (ring_r_resp_i),
+    .beat_off_i   (fa_off),
+    .desc_valid_o (ev_fill),
+    .busy_o       (fill_busy),
+    .desc_src_o   (f_src),
+    .desc_dst_o   (f_dst),
+    .desc_len_o   (f_len),
+    .desc_flags_o (f_flags),
+    .desc_tag_o   (f_tag),
+    .desc_code_o  (ev_fill_code)
+  );
 
   function automatic logic [31:0] beats_of(logic [OffBits-1:0] off, logic [31:0] len);
     beats_of = 32'((64'(off) + 64'(len) + 64'(StrbWidth) - 64'd1) >> OffBits);
@@ -436,76 +410,37 @@ module npu_dma_channel #(
   assign wr_aw_addr_o  = wr_addr_q;
   assign wr_aw_len_o   = aw_len_q;
 
-  // Data of destination beat `sent_q`: source beats k+c and k+c+1 (c = -1 if the source
-  // offset is below the destination offset, else 0), shifted by w_sh bytes.
-  logic [31:0]          lo_idx;
-  logic                 lo_in;
-  logic [DataWidth-1:0] lo_beat, hi_beat, w_data;
-  logic [2*DataWidth-1:0] window;
-  assign lo_idx  = w_neg ? sent_q - 32'd1 : sent_q;
-  assign lo_in   = !(w_neg && sent_q == 0) && lo_idx < w_ns;
-  // The beat FIFO is read through registered ports (block RAM): the two source beats of
-  // the destination beat shown in the next cycle are read from the next-state pointers
-  // (sent_d, rp0_d). Every source beat of a chunk is in the FIFO before its AW is sent
-  // (w_need), so a beat is written at least a cycle before it is read.
-  logic [31:0]          lo_idx_n, hi_idx_n;
-  logic                 lo_in_n, hi_in_n, lo_in_q, hi_in_q;
-  logic [DataWidth-1:0] lo_raw, hi_raw;
-  assign lo_idx_n = w_neg ? sent_d - 32'd1 : sent_d;
-  assign hi_idx_n = lo_idx_n + 32'd1;
-  assign lo_in_n  = !(w_neg && sent_d == 0) && lo_idx_n < w_ns;
-  assign hi_in_n  = hi_idx_n < w_ns;
-  always_ff @(posedge clk_i) begin : beat_in_ff
-    lo_in_q <= lo_in_n;
-    hi_in_q <= hi_in_n;
-  end
-  prim_ram_1r1w #(
-    .Width(DataWidth),
-    .Depth(FifoBeats)
-  ) u_fifo_lo (
+  // Destination beat `sent_q` from the beat FIFO, and its strobes (npu_dma_wr_beats).
+  logic                 lo_in;  // destination beat sent_q uses a source beat at k+c
+  logic [DataWidth-1:0] w_data;
+  logic [StrbWidth-1:0] w_strb;
+  npu_dma_wr_beats #(
+    .DataWidth (DataWidth),
+    .FifoBeats (FifoBeats)
+  ) u_wr_beats (
     .clk_i,
-    .we_i    (fifo_push),
-    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
-    .wdata_i (rd_r_data_i),
-    .re_i    (1'b1),
-    .raddr_i (rp0_d[FifoIdx-1:0] + FifoIdx'(lo_idx_n)),
-    .rdata_o (lo_raw)
+    .push_i       (fifo_push),
+    .push_ptr_i   (fifo_wr_q[FifoIdx-1:0]),
+    .push_data_i  (rd_r_data_i),
+    .rp0_i        (rp0_q[FifoIdx-1:0]),
+    .sent_i       (sent_q),
+    .take_i       (w_active_q && wr_w_ready_i),
+    .hold_i       (w_active_q && !wr_w_ready_i),
+    .clear_strb_i (soft_reset_i || draining_q),
+    .neg_i        (w_neg),
+    .sh_i         (w_sh),
+    .zero_i       (w_zero),
+    .ns_i         (w_ns),
+    .nd_i         (w_nd),
+    .dst_off_i    (w_dst_off),
+    .end_off_i    (w_end_off),
+    .lo_in_o      (lo_in),
+    .data_o       (w_data),
+    .strb_o       (w_strb)
   );
-  prim_ram_1r1w #(
-    .Width(DataWidth),
-    .Depth(FifoBeats)
-  ) u_fifo_hi (
-    .clk_i,
-    .we_i    (fifo_push),
-    .waddr_i (fifo_wr_q[FifoIdx-1:0]),
-    .wdata_i (rd_r_data_i),
-    .re_i    (1'b1),
-    .raddr_i (rp0_d[FifoIdx-1:0] + FifoIdx'(hi_idx_n)),
-    .rdata_o (hi_raw)
-  );
-  assign lo_beat = lo_in_q ? lo_raw : '0;
-  assign hi_beat = hi_in_q ? hi_raw : '0;
-  assign window  = {hi_beat, lo_beat};
-  assign w_data  = w_zero ? '0 : window[{1'b0, w_sh, 3'b000} +: DataWidth];
-
-  // Byte strobes of destination beat `sent_d` (head and tail of the slot's range; none
-  // while the channel drains after a soft reset), registered when the beat is next
-  // shown: they hold while a shown beat waits for WREADY.
-  logic                 w_first, w_last_beat;
-  logic [StrbWidth-1:0] strb_head, strb_tail, w_strb_q;
-  assign w_first     = sent_d == 0;
-  assign w_last_beat = sent_d + 32'd1 == w_nd;
-  assign strb_head   = {StrbWidth{1'b1}} << w_dst_off;
-  assign strb_tail   = w_end_off == '0 ? {StrbWidth{1'b1}} : ~({StrbWidth{1'b1}} << w_end_off);
-  always_ff @(posedge clk_i) begin : w_strb_ff
-    if (!(w_active_q && !wr_w_ready_i)) begin
-      w_strb_q <= draining_d ? '0
-                  : (w_first ? strb_head : {StrbWidth{1'b1}}) & (w_last_beat ? strb_tail : {StrbWidth{1'b1}});
-    end
-  end
   assign wr_w_valid_o = w_active_q;
   assign wr_w_data_o  = w_data;
-  assign wr_w_strb_o  = w_strb_q;
+  assign wr_w_strb_o  = w_strb;
   assign wr_w_last_o  = w_beats_q == 9'd1;
 
 
@@ -602,12 +537,10 @@ module npu_dma_channel #(
   // slot computes its next value from the events that hit it, all in parallel (no
   // chained read-modify-write of the slot file). Allocation and fill hit slots no other
   // stage is using.
-  logic        ev_alloc, ev_fill, ev_ar, ev_r, ev_r_bad, ev_aw, ev_b, ev_b_ok;
-  logic [7:0]  ev_fill_code, ev_ar_code;
+  logic        ev_alloc, ev_ar, ev_r, ev_r_bad, ev_aw, ev_b, ev_b_ok;
+  logic [7:0]  ev_ar_code;
   sptr_t       b_slot;
   assign ev_alloc     = ring_ar_valid_o && ring_ar_ready_i;
-  assign ev_fill      = fl2_v;
-  assign ev_fill_code = fl2_code;
   assign ev_ar        = rd_ar_valid_o && rd_ar_ready_i;
   assign ev_ar_code   = rd_ar_err_i ? (rd_host_q ? ErrHostRd : ErrDevRd)
                         : (rd_ar_poison_i ? ErrPoison : ErrOk);
@@ -937,7 +870,7 @@ module npu_dma_channel #(
                  && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
                  && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i)
-                 && !fl1_v && !fl2_v && !err_pend_q;
+                 && !fill_busy && !err_pend_q;
 
   // ---------------------------------------------------------------- registers
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff

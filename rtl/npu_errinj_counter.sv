@@ -24,7 +24,7 @@ module npu_errinj_counter (
       count_d = '0;
     end else if (we_i) begin
       count_d = wd_i;
-    end else if (consume_i && armed_o) begin
+    end else if (consume_i) begin  // only ever while armed (asserted below)
       count_d = count_q - 32'd1;
     end
   end

@@ -686,7 +686,10 @@ module npu_top #(
   logic [NumDevReq*DataWidth-1:0]  d_w_data;
   logic [NumDevReq*StrbWidth-1:0]  d_w_strb;
   logic [63:0]                     d_awaddr64, d_araddr64;
-  logic                            poison_consume_host, poison_consume_dev;
+  logic                            poison_consume_host, poison_consume_dev, poison_want_host;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic                            poison_want_dev_unused;  // nothing defers to the device port
+  /* verilator lint_on UNUSEDSIGNAL */
   /* verilator lint_off UNUSEDSIGNAL */
   logic                            host_lock_ok_unused;  // nobody locks the host port
   logic [1:0]                      fq_read_unused;       // the fault queue never reads
@@ -732,6 +735,7 @@ module npu_top #(
     .wr_err_consume_o    (errinj_consume[1]),
     .rd_poison_armed_i   (errinj_armed[5]),
     .rd_poison_consume_o (poison_consume_host),
+    .rd_poison_want_o    (poison_want_host),
     .lock_req_i          (1'b0),
     .lock_ok_o           (host_lock_ok_unused),
     .rd_beat_o           (port_beats[0]),
@@ -805,8 +809,11 @@ module npu_top #(
     .rd_err_consume_o    (errinj_consume[2]),
     .wr_err_armed_i      (errinj_armed[3]),
     .wr_err_consume_o    (errinj_consume[3]),
-    .rd_poison_armed_i   (errinj_armed[5] && !poison_consume_host),
+    // The poison counter is shared: the device port takes it only while no host-port
+    // data read could (so at most one burst is poisoned per count).
+    .rd_poison_armed_i   (errinj_armed[5] && !poison_want_host),
     .rd_poison_consume_o (poison_consume_dev),
+    .rd_poison_want_o    (poison_want_dev_unused),
     .lock_req_i          (dev_lock_req),
     .lock_ok_o           (dev_lock_ok),
     .rd_beat_o           (port_beats[2]),

@@ -2,8 +2,10 @@
 // (cyclically). The pointer moves past the granted requester when the grant is taken
 // (`valid_o && ready_i`), so a requester that keeps asking waits at most N-1 grants.
 // Purely combinational from `req_i` to `idx_o`/`gnt_o`; the pointer is the only state.
-// Search: requesters at or above the pointer first (masked), then all of them, which
-// is two priority encoders and a select instead of an N-step rotation.
+// Search: requesters at or above the pointer first (masked), then all of them. The
+// pointer is also kept as a registered mask (requesters below it), and each search
+// isolates the lowest set bit as x & -x (a carry chain), so the winner is a one-hot
+// vector a few LUT levels after the requests; the index is encoded from it.
 `include "prim_assert.svh"
 
 module prim_arb_rr #(
@@ -22,39 +24,43 @@ module prim_arb_rr #(
   `PRIM_ASSERT_INIT(gen_bad_n, N >= 1)
 
   logic [IdxW-1:0] ptr_d, ptr_q;
-  logic [N-1:0]    mask, masked;
-  logic [IdxW-1:0] idx_masked, idx_all;
+  logic [N-1:0]    below_d, below_q, masked, win_masked, win_all, win;
   logic            any_masked;
 
-  always_comb begin : pick
+  assign masked     = req_i & ~below_q;
+  assign any_masked = |masked;
+  assign win_masked = masked & (~masked + N'(1));  // lowest set bit
+  assign win_all    = req_i & (~req_i + N'(1));
+  assign win        = any_masked ? win_masked : win_all;
+  assign valid_o    = |req_i;
+
+  always_comb begin : encode
+    idx_o = '0;
     for (int unsigned k = 0; k < N; k++) begin
-      mask[k] = k >= 32'(ptr_q);
-    end
-    masked     = req_i & mask;
-    any_masked = |masked;
-    idx_masked = '0;
-    idx_all    = '0;
-    for (int k = N - 1; k >= 0; k--) begin
-      if (masked[k]) idx_masked = IdxW'(k);
-      if (req_i[k])  idx_all    = IdxW'(k);
+      if (win[k]) idx_o = idx_o | IdxW'(k);
     end
   end
 
-  assign valid_o = |req_i;
-  assign idx_o   = any_masked ? idx_masked : idx_all;
-
   always_comb begin : grant
-    gnt_o = '0;
-    ptr_d = ptr_q;
+    gnt_o  = '0;
+    ptr_d  = ptr_q;
+    below_d = below_q;
     if (valid_o && ready_i) begin
-      gnt_o[idx_o] = 1'b1;
-      ptr_d        = (32'(idx_o) == N - 1) ? '0 : idx_o + 1'b1;
+      gnt_o  = win;
+      ptr_d  = (32'(idx_o) == N - 1) ? '0 : idx_o + 1'b1;
+      below_d = (win << 1) - N'(1);  // the winner and those below it
+      if (below_d == '1) below_d = '0;  // after N-1 the pointer wraps to 0
     end
   end
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : ptr_ff
-    if (!rst_ni) ptr_q <= '0;
-    else         ptr_q <= ptr_d;
+    if (!rst_ni) begin
+      ptr_q   <= '0;
+      below_q <= '0;
+    end else begin
+      ptr_q   <= ptr_d;
+      below_q <= below_d;
+    end
   end
 
   // ---- assertions
@@ -63,5 +69,8 @@ module prim_arb_rr #(
   `PRIM_ASSERT(a_idx_is_req, !valid_o || req_i[idx_o])
   `PRIM_ASSERT(a_ptr_range, 32'(ptr_q) < N)
   `PRIM_ASSERT(a_gnt_when_taken, (|gnt_o) == (valid_o && ready_i))
+  for (genvar k = 0; k < N; k++) begin : gen_below_is_ptr
+    `PRIM_ASSERT(a_below_is_ptr, below_q[k] == (k < int'(ptr_q)))
+  end
 
 endmodule

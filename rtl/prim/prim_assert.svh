@@ -8,6 +8,7 @@
 //   `PRIM_ASSERT_NEXT(name, ante, cons)   ante |=> cons (one cycle later, reset-safe)
 //   `PRIM_ASSUME(name, prop)              environment constraint: assumed by formal,
 //                                         checked like an assertion in simulation
+//   `PRIM_ASSUME_NEXT(name, ante, cons)   ante |=> cons as an environment constraint
 //   `PRIM_ASSERT_INIT(name, prop)         elaboration-time check of parameters
 //   `PRIM_ASSERT_KNOWN(name, sig)         no X/Z on sig (simulation only; formal proofs
 //                                         and our 2-state simulator cannot see X, so it
@@ -56,9 +57,21 @@
       assume (prop);                           \
     end                                        \
   end
+`define PRIM_ASSUME_NEXT_CR(name, ante, cons, clk, rst_n)  \
+  logic name``_past_q;                                    \
+  always @(posedge clk or negedge rst_n) begin            \
+    if (!rst_n) name``_past_q <= 1'b0;                    \
+    else        name``_past_q <= (ante);                  \
+  end                                                     \
+  always @(posedge clk) begin : name                      \
+    if (rst_n && name``_past_q) begin                     \
+      assume (cons);                                      \
+    end                                                   \
+  end
 `define PRIM_ASSERT_KNOWN(name, sig)
 `else
 `define PRIM_ASSUME_CR(name, prop, clk, rst_n) `PRIM_ASSERT_CR(name, prop, clk, rst_n)
+`define PRIM_ASSUME_NEXT_CR(name, ante, cons, clk, rst_n) `PRIM_ASSERT_NEXT_CR(name, ante, cons, clk, rst_n)
 `define PRIM_ASSERT_KNOWN(name, sig) `PRIM_ASSERT_CR(name, !$isunknown(sig), clk_i, rst_ni)
 `endif
 
@@ -67,6 +80,7 @@
 `define PRIM_ASSERT_CR(name, prop, clk, rst_n)
 `define PRIM_ASSERT_NEXT_CR(name, ante, cons, clk, rst_n)
 `define PRIM_ASSUME_CR(name, prop, clk, rst_n)
+`define PRIM_ASSUME_NEXT_CR(name, ante, cons, clk, rst_n)
 `define PRIM_ASSERT_KNOWN(name, sig)
 
 `endif
@@ -74,6 +88,7 @@
 `define PRIM_ASSERT(name, prop) `PRIM_ASSERT_CR(name, prop, clk_i, rst_ni)
 `define PRIM_ASSERT_NEXT(name, ante, cons) `PRIM_ASSERT_NEXT_CR(name, ante, cons, clk_i, rst_ni)
 `define PRIM_ASSUME(name, prop) `PRIM_ASSUME_CR(name, prop, clk_i, rst_ni)
+`define PRIM_ASSUME_NEXT(name, ante, cons) `PRIM_ASSUME_NEXT_CR(name, ante, cons, clk_i, rst_ni)
 
 // Parameter checks hold in every flow (elaboration error).
 `define PRIM_ASSERT_INIT(name, prop)                                \
