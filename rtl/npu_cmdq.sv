@@ -224,7 +224,9 @@ module npu_cmdq #(
   assign w_data_o   = DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
   assign w_strb_o   = draining_q ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
 
-  assign fence_start_o  = state_q == StDecode && state_d == StFenceWait;
+  // = (state_q == StDecode && state_d == StFenceWait), written without the next-state logic.
+  assign fence_start_o  = state_q == StDecode && opcode == OpFence && flags[7:1] == '0
+                          && addr[1:0] == 2'b00 && !draining_q && !soft_reset_i;
   assign inval_valid_o  = state_q == StInval;
   assign inval_scope_o  = flags[1:0];
   assign inval_asid_o   = asid;
@@ -240,6 +242,8 @@ module npu_cmdq #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
   a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni) ring_ok |-> (head_q & ~mask) == '0);
+  a_fence_start: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      fence_start_o == (state_q == StDecode && state_d == StFenceWait));
 `endif
 
 endmodule

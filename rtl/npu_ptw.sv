@@ -9,6 +9,10 @@
 // its outstanding access, drops its result and starts again from the root. A soft reset
 // (`flush_i`) lets the outstanding access finish, then idles without a result.
 //
+// A walk's result is registered: it waits in StDone until the MMU takes it
+// (`res_ready_i`). An INVAL before that makes the walk stale like any walk in flight:
+// the result is dropped and the walk starts again from the root.
+//
 // A two-entry walk cache keeps the last level-1 and level-0 table addresses found (per
 // ASID and VA prefix), so walks of neighbouring pages start lower and cost one or two
 // PTE reads instead of three. Any INVAL and any soft reset empty it.
@@ -39,9 +43,12 @@ module npu_ptw #(
   input  logic [15:0]          walk_asid_i,
   input  logic [63:0]          walk_va_i,
   input  logic                 walk_write_i,
-  // result (one-cycle pulse): a fault, or the leaf PTE as written back
+  // result, held until taken: a fault, or the leaf PTE as written back
   output logic                 res_valid_o,
+  input  logic                 res_ready_i,
   output logic [TagWidth-1:0]  res_tag_o,
+  output logic [15:0]          res_asid_o,
+  output logic [38:0]          res_va_o,      // the translated bits
   output logic                 res_fault_o,
   output logic [11:0]          res_cause_o,
   output logic [1:0]           res_level_o,
@@ -80,7 +87,8 @@ module npu_ptw #(
   localparam int unsigned BitD = npu_reg_pkg::PTE_BIT_D;
 
   typedef enum logic [3:0] {
-    StIdle, StStart, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData, StWriteResp
+    StIdle, StStart, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData, StWriteResp,
+    StDone
   } state_e;
 
   state_e              state_d, state_q;
@@ -90,7 +98,10 @@ module npu_ptw #(
   logic                write_d, write_q, rd_err_d, rd_err_q, stale_d, stale_q, flush_d, flush_q;
   logic                locked_d, locked_q;
   logic [1:0]          level_d, level_q;
-  logic [40:0]         table_d, table_q;  // device-physical address of the current table
+  logic                fault_d, fault_q;
+  logic [11:0]         cause_d, cause_q;
+  logic [28:0]         table_d, table_q;  // the current table's device-physical address >> 12
+  logic                ar_valid_q, aw_valid_q, w_valid_q, lock_req_q;
 
   // ---------------------------------------------------------------- the current PTE
   logic [8:0]  vpn_i;
@@ -107,7 +118,7 @@ module npu_ptw #(
       default: vpn_i = va_q[20:12];
     endcase
   end
-  assign pte_addr     = table_q + {29'd0, vpn_i, 3'b000};
+  assign pte_addr     = {table_q, vpn_i, 3'b000};  // a table is 4 KiB aligned: no adder
   assign target       = {pte_q[38:10], 12'd0};  // meaningful while PPN < 2^29 (ppn_small)
   assign is_ptr       = !pte_q[BitR] && !pte_q[BitW] && !pte_q[BitX];
   assign needs_update = !pte_q[BitA] || (write_q && !pte_q[BitD]);
@@ -136,10 +147,14 @@ module npu_ptw #(
   logic [15:0] c1_asid_q, c0_asid_q;
   logic [8:0]  c1_tag_q;
   logic [17:0] c0_tag_q;
-  logic [40:0] c1_table_q, c0_table_q;
+  logic [28:0] c1_table_q, c0_table_q;
   logic        c1_fill, c0_fill, c1_hit, c0_hit;
-  assign c1_hit = c1_valid_q && c1_asid_q == asid_q && c1_tag_q == va_q[38:30];
-  assign c0_hit = c0_valid_q && c0_asid_q == asid_q && c0_tag_q == va_q[38:21];
+  // Whether an entry's (ASID, prefix) is the walk's: compared when the walk is accepted
+  // (off the StStart path) and set when this walk fills the entry. An entry only changes
+  // by this walk's fills, so this equals comparing with asid_q/va_q in StStart.
+  logic        c1_match_q, c0_match_q;
+  assign c1_hit = c1_valid_q && c1_match_q;
+  assign c0_hit = c0_valid_q && c0_match_q;
 
   // ---------------------------------------------------------------- next state
   always_comb begin : next_state
@@ -157,6 +172,8 @@ module npu_ptw #(
     level_d          = level_q;
     table_d          = table_q;
     locked_d         = locked_q;
+    fault_d          = fault_q;
+    cause_d          = cause_q;
     stale_d          = stale_q || (inval_i && state_q != StIdle);
     flush_d          = flush_q || flush_i;
     c1_fill          = 1'b0;
@@ -182,7 +199,7 @@ module npu_ptw #(
         walk_start_o = 1'b1;
         level_d      = 2'd2;
         locked_d     = 1'b0;
-        table_d      = 41'({root[27:0], 12'd0});
+        table_d      = 29'(root[27:0]);
         if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
           {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
         end else if (errinj_armed_i) begin
@@ -232,7 +249,7 @@ module npu_ptw #(
             {finish, fault} = 2'b00;
             locked_d = 1'b0;
             level_d  = level_q - 2'd1;
-            table_d  = target;
+            table_d  = target[40:12];
             state_d  = StRead;
             c1_fill  = level_q == 2'd2;
             c0_fill  = level_q == 2'd1;
@@ -271,17 +288,23 @@ module npu_ptw #(
           end
         end
       end
+      StDone: begin
+        // The result waits to be taken; an INVAL meanwhile makes it stale.
+        if (flush_i) begin
+          state_d = StIdle;
+        end else if (inval_i) begin
+          stale_d = 1'b0;
+          state_d = StStart;
+        end else if (res_ready_i) begin
+          state_d = StIdle;
+        end
+      end
       default: state_d = StIdle;
     endcase
 
     // Waiting for the lock is a decision point too: a flush or INVAL ends it.
     if (state_q == StLock && (flush_q || stale_q)) finish = 1'b1;
 
-    res_valid_o = 1'b0;
-    res_fault_o = fault;
-    res_cause_o = cause;
-    res_level_o = flevel;
-    res_pte_o   = fault ? fpte : pte_d;
     if (finish) begin
       locked_d = 1'b0;
       if (flush_q) begin
@@ -290,8 +313,11 @@ module npu_ptw #(
         stale_d = 1'b0;
         state_d = StStart;  // walk again from the root
       end else begin
-        res_valid_o = 1'b1;
-        state_d     = StIdle;
+        state_d = StDone;
+        fault_d = fault;
+        cause_d = cause;
+        level_d = flevel;
+        if (fault) pte_d = fpte;
       end
     end
     if (state_d == StIdle) begin
@@ -301,16 +327,25 @@ module npu_ptw #(
   end
 
   assign walk_ready_o = state_q == StIdle && !flush_q && !flush_i && !hang_i;
+  assign res_valid_o  = state_q == StDone && !inval_i;
   assign res_tag_o    = tag_q;
+  assign res_asid_o   = asid_q;
+  assign res_va_o     = va_q[38:0];
+  assign res_fault_o  = fault_q;
+  assign res_cause_o  = cause_q;
+  assign res_level_o  = level_q;
+  assign res_pte_o    = pte_q;
   assign stale_o      = stale_q;
   assign busy_o       = state_q != StIdle;
-  assign lock_req_o   = state_q == StLock || locked_q;
+  // The AXI request valids and the lock request are registered: decoded from the next
+  // state, they equal the decode of the current state.
+  assign lock_req_o   = lock_req_q;
 
-  assign ar_valid_o = state_q == StRead;
+  assign ar_valid_o = ar_valid_q;
   assign ar_addr_o  = {23'd0, pte_addr[40:OffBits], {OffBits{1'b0}}};
-  assign aw_valid_o = state_q == StWrite;
+  assign aw_valid_o = aw_valid_q;
   assign aw_addr_o  = ar_addr_o;
-  assign w_valid_o  = state_q == StWriteData;
+  assign w_valid_o  = w_valid_q;
   assign w_data_o   = DataWidth'(pte_updated) << {pte_addr[OffBits-1:3], 6'd0};
   assign w_strb_o   = flush_q ? '0 : StrbWidth'(8'hFF) << {pte_addr[OffBits-1:3], 3'd0};
 
@@ -326,16 +361,23 @@ module npu_ptw #(
     end
   end
 
+  // Read only under c1_valid_q/c0_valid_q, which a fill sets together with its match.
   always_ff @(posedge clk_i) begin : walk_cache_payload
+    if (state_q == StIdle && walk_valid_i && walk_ready_o) begin
+      c1_match_q <= c1_asid_q == walk_asid_i && c1_tag_q == walk_va_i[38:30];
+      c0_match_q <= c0_asid_q == walk_asid_i && c0_tag_q == walk_va_i[38:21];
+    end
+    if (c1_fill) c1_match_q <= 1'b1;
+    if (c0_fill) c0_match_q <= 1'b1;
     if (c1_fill) begin
       c1_asid_q  <= asid_q;
       c1_tag_q   <= va_q[38:30];
-      c1_table_q <= target;
+      c1_table_q <= target[40:12];
     end
     if (c0_fill) begin
       c0_asid_q  <= asid_q;
       c0_tag_q   <= va_q[38:21];
-      c0_table_q <= target;
+      c0_table_q <= target[40:12];
     end
   end
 
@@ -351,7 +393,13 @@ module npu_ptw #(
       pte_q    <= '0;
       rd_err_q <= 1'b0;
       level_q  <= 2'd2;
+      fault_q  <= 1'b0;
+      cause_q  <= '0;
       table_q  <= '0;
+      ar_valid_q <= 1'b0;
+      aw_valid_q <= 1'b0;
+      w_valid_q  <= 1'b0;
+      lock_req_q <= 1'b0;
       locked_q <= 1'b0;
       stale_q  <= 1'b0;
       flush_q  <= 1'b0;
@@ -366,7 +414,13 @@ module npu_ptw #(
       pte_q    <= pte_d;
       rd_err_q <= rd_err_d;
       level_q  <= level_d;
+      fault_q  <= fault_d;
+      cause_q  <= cause_d;
       table_q  <= table_d;
+      ar_valid_q <= state_d == StRead;
+      aw_valid_q <= state_d == StWrite;
+      w_valid_q  <= state_d == StWriteData;
+      lock_req_q <= state_d == StLock || locked_d;
       locked_q <= locked_d;
       stale_q  <= stale_d;
       flush_q  <= flush_d;
@@ -379,6 +433,12 @@ module npu_ptw #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StReadWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StWriteResp);
   a_write_locked: assert property (@(posedge clk_i) disable iff (!rst_ni) aw_valid_o |-> locked_q);
+  a_cache_match: assert property (@(posedge clk_i) disable iff (!rst_ni) state_q != StIdle |->
+      (!c1_valid_q || c1_match_q == (c1_asid_q == asid_q && c1_tag_q == va_q[38:30]))
+      && (!c0_valid_q || c0_match_q == (c0_asid_q == asid_q && c0_tag_q == va_q[38:21])));
+  a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      ar_valid_q == (state_q == StRead) && aw_valid_q == (state_q == StWrite)
+      && w_valid_q == (state_q == StWriteData) && lock_req_q == (state_q == StLock || locked_q));
   a_result_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       res_valid_o |-> !$isunknown({res_fault_o, res_pte_o}));
 `endif
