@@ -124,31 +124,29 @@ module npu_axil_slave #(
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       aw_valid_q <= 1'b0;
-      aw_addr_q  <= '0;
       w_valid_q  <= 1'b0;
-      w_data_q   <= '0;
-      w_strb_q   <= '0;
       b_valid_q  <= 1'b0;
-      b_resp_q   <= RespOkay;
       r_valid_q  <= 1'b0;
       rd_pend_q  <= 1'b0;
-      ar_addr_q  <= '0;
-      r_data_q   <= '0;
-      r_resp_q   <= RespOkay;
     end else begin
       aw_valid_q <= aw_valid_d;
-      aw_addr_q  <= aw_addr_d;
       w_valid_q  <= w_valid_d;
-      w_data_q   <= w_data_d;
-      w_strb_q   <= w_strb_d;
       b_valid_q  <= b_valid_d;
-      b_resp_q   <= b_resp_d;
       r_valid_q  <= r_valid_d;
       rd_pend_q  <= read_fire;
-      ar_addr_q  <= read_fire ? s_axil_araddr_i : ar_addr_q;
-      r_data_q   <= r_data_d;
-      r_resp_q   <= r_resp_d;
     end
+  end
+
+  // Payloads: no reset. Each is loaded with its VALID and used only under it (the
+  // register bus only under reg_we_o/reg_re_o, the responses under BVALID/RVALID).
+  always_ff @(posedge clk_i) begin : payload_ff
+    aw_addr_q <= aw_addr_d;
+    w_data_q  <= w_data_d;
+    w_strb_q  <= w_strb_d;
+    b_resp_q  <= b_resp_d;
+    r_data_q  <= r_data_d;
+    r_resp_q  <= r_resp_d;
+    if (read_fire) ar_addr_q <= s_axil_araddr_i;
   end
 
   assign s_axil_bvalid_o = b_valid_q;

@@ -197,18 +197,21 @@ module npu_cmdq #(
     if (!rst_ni) begin
       state_q      <= StIdle;
       head_q       <= '0;
-      cmd_q        <= '0;
       draining_q   <= 1'b0;
       err_code_q   <= '0;
-      fetch_addr_q <= '0;
     end else begin
       state_q      <= state_d;
       head_q       <= head_d;
-      cmd_q        <= cmd_d;
       draining_q   <= draining_d;
       err_code_q   <= err_code_d;
-      fetch_addr_q <= state_q == StFetch ? fetch_addr : fetch_addr_q;
     end
+  end
+
+  // The command and its fetch address: no reset (loaded before use; the MMU and AXI
+  // outputs show them only under their VALIDs).
+  always_ff @(posedge clk_i) begin : command_ff
+    cmd_q <= cmd_d;
+    if (state_q == StFetch) fetch_addr_q <= fetch_addr;
   end
 
   assign head_o         = head_q;

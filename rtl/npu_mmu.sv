@@ -128,7 +128,7 @@ module npu_mmu #(
   assign canonical = tr_req_va_i[63:39] == {25{tr_req_va_i[38]}};
 
   // ---------------------------------------------------------------- walker
-  logic             ptw_res, ptw_take, ptw_fault, ptw_ready, ptw_stale;
+  logic             ptw_res, ptw_pending, ptw_take, ptw_fault, ptw_ready, ptw_stale;
   logic [SlotW-1:0] ptw_tag;
   logic [15:0]      ptw_asid;
   logic [38:0]      ptw_va;
@@ -145,18 +145,20 @@ module npu_mmu #(
   assign wq_head  = wq_mem[wq_rd_q[SlotW-1:0]];
 
   // ---------------------------------------------------------------- replay
-  logic             replay_fire, replay_hit;
+  // The REPLAY's requester ID is checked a cycle ahead: the command queue shows it (its
+  // decoded command) at least one cycle before it raises replay_valid_i (a_reqid_early).
+  logic             replay_fire, replay_hit, replay_id_ok_q;
   logic [SlotW-1:0] replay_slot;
   assign replay_slot = replay_reqid_i[SlotW-1:0];
-  assign replay_hit  = replay_reqid_i[15:8] == 8'd1 && int'(replay_reqid_i[7:0]) < Slots
-                       && slot_q[replay_slot] == SlReplay;
+  assign replay_hit  = replay_id_ok_q && slot_q[replay_slot] == SlReplay;
 
   // One answer per cycle: stage B > walk result > replay; a waiting walk result or
-  // replay holds stage A.
+  // replay holds stage A. (The command queue never shows an INVAL and a REPLAY at once,
+  // so a pending result blocks a REPLAY exactly when it would be taken.)
   assign ptw_take       = ptw_res && !l_valid_q;
-  assign replay_ready_o = !ptw_res && !l_valid_q;
+  assign replay_ready_o = !ptw_pending && !l_valid_q;
   assign replay_fire    = replay_valid_i && replay_ready_o;
-  assign tr_req_ready_o = !ptw_res && !replay_valid_i && !soft_reset_i;
+  assign tr_req_ready_o = !ptw_pending && !replay_valid_i && !soft_reset_i;
   assign accept         = tr_req_valid_i && tr_req_ready_o;
   assign inval_ready_o  = 1'b1;
 
@@ -347,6 +349,7 @@ module npu_mmu #(
     .walk_write_i     (req_write_q[wq_head]),
     .res_valid_o      (ptw_res),
     .res_ready_i      (!l_valid_q),
+    .res_pending_o    (ptw_pending),
     .res_tag_o        (ptw_tag),
     .res_asid_o       (ptw_asid),
     .res_va_o         (ptw_va),
@@ -423,6 +426,7 @@ module npu_mmu #(
   always_ff @(posedge clk_i) begin : payload_ff
     rsp_slot_q  <= rsp_slot_d;
     rsp_abort_q <= rsp_abort_d;
+    replay_id_ok_q <= replay_reqid_i[15:8] == 8'd1 && int'(replay_reqid_i[7:0]) < Slots;
     rsp_pa_q    <= rsp_pa_d;
     l_slot_q   <= tr_req_slot_i;
     l_off_q    <= tr_req_va_i[20:0];
@@ -454,6 +458,10 @@ module npu_mmu #(
       FifoW'(wq_wr_q - wq_rd_q) <= FifoW'(Slots));
   a_fq_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
       FifoW'(fq_wr_q - fq_rd_q) <= FifoW'(Slots));
+  a_inval_or_replay: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      !(inval_valid_i && replay_valid_i));
+  a_reqid_early: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      replay_valid_i |-> replay_reqid_i == $past(replay_reqid_i));
   a_tail_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni)
       fq_ring_ok |-> (tail_q & ~fq_mask) == '0);
 `endif

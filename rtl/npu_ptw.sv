@@ -46,6 +46,7 @@ module npu_ptw #(
   // result, held until taken: a fault, or the leaf PTE as written back
   output logic                 res_valid_o,
   input  logic                 res_ready_i,
+  output logic                 res_pending_o,  // a result waits (registered; an INVAL may still drop it)
   output logic [TagWidth-1:0]  res_tag_o,
   output logic [15:0]          res_asid_o,
   output logic [38:0]          res_va_o,      // the translated bits
@@ -101,15 +102,13 @@ module npu_ptw #(
   logic                fault_d, fault_q;
   logic [11:0]         cause_d, cause_q;
   logic [28:0]         table_d, table_q;  // the current table's device-physical address >> 12
-  logic                ar_valid_q, aw_valid_q, w_valid_q, lock_req_q;
+  logic                ar_valid_q, aw_valid_q, w_valid_q, lock_req_q, done_q;
 
   // ---------------------------------------------------------------- the current PTE
   logic [8:0]  vpn_i;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [40:0] pte_addr;  // bits 2:0 are 0
   /* verilator lint_on UNUSEDSIGNAL */
-  logic [40:0] target;    // PPN << 12, for a pointer or a leaf
-  logic        is_ptr, needs_update;
   logic [11:0] page_fault, access_fault;
   always_comb begin : pte_view
     unique case (level_q)
@@ -119,21 +118,36 @@ module npu_ptw #(
     endcase
   end
   assign pte_addr     = {table_q, vpn_i, 3'b000};  // a table is 4 KiB aligned: no adder
-  assign target       = {pte_q[38:10], 12'd0};  // meaningful while PPN < 2^29 (ppn_small)
-  assign is_ptr       = !pte_q[BitR] && !pte_q[BitW] && !pte_q[BitX];
-  assign needs_update = !pte_q[BitA] || (write_q && !pte_q[BitD]);
   assign page_fault   = write_q ? CausePageW : CausePageR;
   assign access_fault = write_q ? CauseAccessW : CauseAccessR;
   logic [63:0] pte_updated;
   assign pte_updated = pte_q | (64'd1 << BitA) | (64'(write_q) << BitD);
 
-  // A leaf's page must lie wholly in device memory or in the host window (an aligned
-  // page with PPN in [2^28, 2^29) always does).
+  // ---------------------------------------------------------------- PTE checks
+  // Steps 5-8 of the walk (docs/device.md 6.2) are evaluated on the PTE lane of the R
+  // beat as it arrives and registered with the PTE; StCheck only orders them.
+  logic [63:0] pte_in;
+  logic [40:0] target_in;  // PPN << 12, meaningful while PPN < 2^29 (ppn_small)
   logic [40:0] page_bytes;
-  logic        ppn_small, page_ok;
-  assign ppn_small  = pte_q[53:39] == '0;
+  logic        ppn_small;
+  logic        ck_bad_d, ck_ptr_d, ck_next_ok_d, ck_leaf_fault_d, ck_page_ok_d, ck_update_d;
+  logic        ck_bad_q, ck_ptr_q, ck_next_ok_q, ck_leaf_fault_q, ck_page_ok_q, ck_update_q;
+  assign pte_in     = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
+  assign target_in  = {pte_in[38:10], 12'd0};
+  assign ppn_small  = pte_in[53:39] == '0;
   assign page_bytes = level_q == 2'd1 ? 41'h20_0000 : 41'h1000;
-  assign page_ok    = ppn_small && (target[40] || target + page_bytes <= DevMemBytes);
+  // V = 0, W without R, or reserved bits set (step 5)
+  assign ck_bad_d        = !pte_in[BitV] || (pte_in[BitW] && !pte_in[BitR]) || pte_in[63:54] != '0;
+  assign ck_ptr_d        = !pte_in[BitR] && !pte_in[BitW] && !pte_in[BitX];
+  // a pointer's next table lies wholly in device memory (step 6)
+  assign ck_next_ok_d    = ppn_small && target_in + 41'h1000 <= DevMemBytes;
+  // a leaf at level 2, a misaligned superpage, or a missing permission (step 7)
+  assign ck_leaf_fault_d = level_q == 2'd2 || (level_q == 2'd1 && pte_in[18:10] != '0)
+                           || (write_q ? !pte_in[BitW] : !pte_in[BitR]);
+  // a leaf's page lies wholly in device memory or in the host window (an aligned page
+  // with PPN in [2^28, 2^29) always does) (step 7)
+  assign ck_page_ok_d    = ppn_small && (target_in[40] || target_in + page_bytes <= DevMemBytes);
+  assign ck_update_d     = !pte_in[BitA] || (write_q && !pte_in[BitD]);  // step 8
 
   // Root table of the walk's ASID.
   logic [31:0] root;
@@ -225,7 +239,7 @@ module npu_ptw #(
       end
       StReadWait: begin
         if (r_valid_i) begin
-          pte_d    = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
+          pte_d    = pte_in;
           rd_err_d = r_resp_i != 2'b00;
           state_d  = StCheck;
         end
@@ -237,29 +251,28 @@ module npu_ptw #(
         if (rd_err_q) begin
           cause = access_fault;
           fpte  = '0;
-        end else if (!pte_q[BitV] || (pte_q[BitW] && !pte_q[BitR]) || pte_q[63:54] != '0) begin
+        end else if (ck_bad_q) begin
           cause = page_fault;
-        end else if (is_ptr) begin
+        end else if (ck_ptr_q) begin
           if (level_q == 2'd0) begin
             cause = page_fault;
-          end else if (!ppn_small || target + 41'h1000 > DevMemBytes) begin
+          end else if (!ck_next_ok_q) begin
             cause = access_fault;
           end else begin
             // Descend (under the lock, the re-read PTE changed into a pointer: release it).
             {finish, fault} = 2'b00;
             locked_d = 1'b0;
             level_d  = level_q - 2'd1;
-            table_d  = target[40:12];
+            table_d  = pte_q[38:10];
             state_d  = StRead;
             c1_fill  = level_q == 2'd2;
             c0_fill  = level_q == 2'd1;
           end
-        end else if (level_q == 2'd2 || (level_q == 2'd1 && pte_q[18:10] != '0)
-                     || (write_q ? !pte_q[BitW] : !pte_q[BitR])) begin
+        end else if (ck_leaf_fault_q) begin
           cause = page_fault;
-        end else if (!page_ok) begin
+        end else if (!ck_page_ok_q) begin
           cause = access_fault;
-        end else if (needs_update) begin
+        end else if (ck_update_q) begin
           {finish, fault} = 2'b00;
           state_d = locked_q ? StWrite : StLock;
         end else begin
@@ -327,7 +340,8 @@ module npu_ptw #(
   end
 
   assign walk_ready_o = state_q == StIdle && !flush_q && !flush_i && !hang_i;
-  assign res_valid_o  = state_q == StDone && !inval_i;
+  assign res_valid_o  = done_q && !inval_i;
+  assign res_pending_o = done_q;
   assign res_tag_o    = tag_q;
   assign res_asid_o   = asid_q;
   assign res_va_o     = va_q[38:0];
@@ -361,6 +375,18 @@ module npu_ptw #(
     end
   end
 
+  // The PTE checks are read only in StCheck, which follows their load.
+  always_ff @(posedge clk_i) begin : checks_ff
+    if (state_q == StReadWait) begin
+      ck_bad_q        <= ck_bad_d;
+      ck_ptr_q        <= ck_ptr_d;
+      ck_next_ok_q    <= ck_next_ok_d;
+      ck_leaf_fault_q <= ck_leaf_fault_d;
+      ck_page_ok_q    <= ck_page_ok_d;
+      ck_update_q     <= ck_update_d;
+    end
+  end
+
   // Read only under c1_valid_q/c0_valid_q, which a fill sets together with its match.
   always_ff @(posedge clk_i) begin : walk_cache_payload
     if (state_q == StIdle && walk_valid_i && walk_ready_o) begin
@@ -372,59 +398,59 @@ module npu_ptw #(
     if (c1_fill) begin
       c1_asid_q  <= asid_q;
       c1_tag_q   <= va_q[38:30];
-      c1_table_q <= target[40:12];
+      c1_table_q <= pte_q[38:10];
     end
     if (c0_fill) begin
       c0_asid_q  <= asid_q;
       c0_tag_q   <= va_q[38:21];
-      c0_table_q <= target[40:12];
+      c0_table_q <= pte_q[38:10];
     end
   end
 
+  // Control state: asynchronous reset.
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       c1_valid_q <= 1'b0;
       c0_valid_q <= 1'b0;
-      state_q  <= StIdle;
-      tag_q    <= '0;
-      asid_q   <= '0;
-      va_q     <= '0;
-      write_q  <= 1'b0;
-      pte_q    <= '0;
-      rd_err_q <= 1'b0;
-      level_q  <= 2'd2;
-      fault_q  <= 1'b0;
-      cause_q  <= '0;
-      table_q  <= '0;
+      state_q    <= StIdle;
       ar_valid_q <= 1'b0;
       aw_valid_q <= 1'b0;
       w_valid_q  <= 1'b0;
       lock_req_q <= 1'b0;
-      locked_q <= 1'b0;
-      stale_q  <= 1'b0;
-      flush_q  <= 1'b0;
+      done_q     <= 1'b0;
+      locked_q   <= 1'b0;
+      stale_q    <= 1'b0;
+      flush_q    <= 1'b0;
     end else begin
       c1_valid_q <= c1_valid_d;
       c0_valid_q <= c0_valid_d;
-      state_q  <= state_d;
-      tag_q    <= tag_d;
-      asid_q   <= asid_d;
-      va_q     <= va_d;
-      write_q  <= write_d;
-      pte_q    <= pte_d;
-      rd_err_q <= rd_err_d;
-      level_q  <= level_d;
-      fault_q  <= fault_d;
-      cause_q  <= cause_d;
-      table_q  <= table_d;
+      state_q    <= state_d;
       ar_valid_q <= state_d == StRead;
       aw_valid_q <= state_d == StWrite;
       w_valid_q  <= state_d == StWriteData;
       lock_req_q <= state_d == StLock || locked_d;
-      locked_q <= locked_d;
-      stale_q  <= stale_d;
-      flush_q  <= flush_d;
+      done_q     <= state_d == StDone;
+      locked_q   <= locked_d;
+      stale_q    <= stale_d;
+      flush_q    <= flush_d;
     end
+  end
+
+  // The walk's datapath: no reset. A walk loads tag, ASID, VA and access type when it is
+  // accepted, StStart sets level and table, StReadWait the PTE and its read error, and
+  // the result fields are set when the walk finishes; outputs show them only under
+  // their VALIDs (res_valid_o, ar/aw/w_valid_o).
+  always_ff @(posedge clk_i) begin : datapath_ff
+    tag_q    <= tag_d;
+    asid_q   <= asid_d;
+    va_q     <= va_d;
+    write_q  <= write_d;
+    pte_q    <= pte_d;
+    rd_err_q <= rd_err_d;
+    level_q  <= level_d;
+    fault_q  <= fault_d;
+    cause_q  <= cause_d;
+    table_q  <= table_d;
   end
 
   // ---- assertions
@@ -438,7 +464,8 @@ module npu_ptw #(
       && (!c0_valid_q || c0_match_q == (c0_asid_q == asid_q && c0_tag_q == va_q[38:21])));
   a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
       ar_valid_q == (state_q == StRead) && aw_valid_q == (state_q == StWrite)
-      && w_valid_q == (state_q == StWriteData) && lock_req_q == (state_q == StLock || locked_q));
+      && w_valid_q == (state_q == StWriteData) && lock_req_q == (state_q == StLock || locked_q)
+      && done_q == (state_q == StDone));
   a_result_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       res_valid_o |-> !$isunknown({res_fault_o, res_pte_o}));
 `endif
