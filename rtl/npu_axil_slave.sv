@@ -59,7 +59,7 @@ module npu_axil_slave #(
   logic [1:0]           b_resp_d, b_resp_q;
   logic                 r_valid_d, r_valid_q;
   logic                 rd_pend_q;           // an accepted read takes the register bus
-  logic [AddrWidth-1:0] ar_addr_q;
+  logic [AddrWidth-1:0] bus_addr_q;          // the register-bus address of this cycle
   logic [31:0]          r_data_d, r_data_q;
   logic [1:0]           r_resp_d, r_resp_q;
   logic                 write_fire, read_fire;
@@ -67,7 +67,7 @@ module npu_axil_slave #(
   // Only word-aligned accesses reach the register bus; others answer SLVERR.
   logic aw_aligned, ar_aligned;
   assign aw_aligned = aw_addr_q[1:0] == 2'b00;
-  assign ar_aligned = ar_addr_q[1:0] == 2'b00;
+  assign ar_aligned = bus_addr_q[1:0] == 2'b00;  // used while rd_pend_q
 
   assign s_axil_awready_o = !aw_valid_q;
   assign s_axil_wready_o  = !w_valid_q;
@@ -77,7 +77,7 @@ module npu_axil_slave #(
 
   assign reg_we_o    = write_fire && aw_aligned;
   assign reg_re_o    = rd_pend_q && ar_aligned;
-  assign reg_addr_o  = rd_pend_q ? ar_addr_q : aw_addr_q;
+  assign reg_addr_o  = bus_addr_q;
   assign reg_wdata_o = w_data_q;
   assign reg_wstrb_o = w_strb_q;
 
@@ -146,7 +146,9 @@ module npu_axil_slave #(
     b_resp_q  <= b_resp_d;
     r_data_q  <= r_data_d;
     r_resp_q  <= r_resp_d;
-    if (read_fire) ar_addr_q <= s_axil_araddr_i;
+    // The next cycle's register-bus address: the read just accepted, else the write's
+    // (a write issues only in a cycle without a pending read).
+    bus_addr_q <= read_fire ? s_axil_araddr_i : aw_addr_d;
   end
 
   assign s_axil_bvalid_o = b_valid_q;

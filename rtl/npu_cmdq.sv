@@ -214,6 +214,16 @@ module npu_cmdq #(
     if (state_q == StFetch) fetch_addr_q <= fetch_addr;
   end
 
+  // The FENCE write beat, registered: the command does not change between its decode
+  // and the W beat, so these equal the beat computed in the current cycle (strobes off
+  // while draining: the beat still goes, writing nothing).
+  logic [DataWidth-1:0] w_data_q;
+  logic [StrbWidth-1:0] w_strb_q;
+  always_ff @(posedge clk_i) begin : fence_beat_ff
+    w_data_q <= DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
+    w_strb_q <= draining_d ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
+  end
+
   assign head_o         = head_q;
   assign busy_o         = state_q != StIdle && state_q != StError || draining_q
                           || (enable_i && ring_ok && pending);
@@ -224,8 +234,8 @@ module npu_cmdq #(
   assign aw_valid_o = state_q == StFenceAw;
   assign aw_addr_o  = {addr[63:OffBits], {OffBits{1'b0}}};
   assign w_valid_o  = state_q == StFenceW;
-  assign w_data_o   = DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
-  assign w_strb_o   = draining_q ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
+  assign w_data_o   = w_data_q;
+  assign w_strb_o   = w_strb_q;
 
   // = (state_q == StDecode && state_d == StFenceWait), written without the next-state logic.
   assign fence_start_o  = state_q == StDecode && opcode == OpFence && flags[7:1] == '0

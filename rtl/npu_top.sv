@@ -854,7 +854,7 @@ module npu_top #(
   assign errinj_consume[5]  = poison_consume_host || poison_consume_dev;
 
   // ---------------------------------------------------------------- status and device errors
-  logic [31:0] status, err_info_d, err_info_q;
+  logic [31:0] status, status_q, err_info_d, err_info_q;
   always_comb begin : status_logic
     status = '0;
     status[npu_reg_pkg::REG_STATUS_DMA_BUSY_LSB]  = dma_busy_any;
@@ -886,9 +886,11 @@ module npu_top #(
     if (!rst_ni) begin
       err_info_q    <= '0;
       dev_err_any_q <= 1'b0;
+      status_q      <= '0;
     end else begin
       err_info_q    <= err_info_d;
       dev_err_any_q <= dev_err_any_d;
+      status_q      <= status;
     end
   end
 
@@ -908,7 +910,7 @@ module npu_top #(
     .caps1_i                (caps1),
     .scratch_q_o            (scratch_q),
     .ctrl_q_o               (ctrl_q),
-    .status_i               (status),
+    .status_i               (status_q),  // registered: STATUS shows the previous cycle
     .reset_we_o             (reset_we),
     .reset_wd_o             (reset_wd),
     .int_status_i           (int_status),
