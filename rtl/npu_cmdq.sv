@@ -193,13 +193,20 @@ module npu_cmdq #(
     end
   end
 
+  // The MMU-side valids are registered decodes of the next state (equal to decoding the
+  // current state), so they leave the command queue straight from flip-flops.
+  logic inval_valid_q, replay_valid_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
+      inval_valid_q  <= 1'b0;
+      replay_valid_q <= 1'b0;
       state_q      <= StIdle;
       head_q       <= '0;
       draining_q   <= 1'b0;
       err_code_q   <= '0;
     end else begin
+      inval_valid_q  <= state_d == StInval;
+      replay_valid_q <= state_d == StReplay;
       state_q      <= state_d;
       head_q       <= head_d;
       draining_q   <= draining_d;
@@ -240,12 +247,12 @@ module npu_cmdq #(
   // = (state_q == StDecode && state_d == StFenceWait), written without the next-state logic.
   assign fence_start_o  = state_q == StDecode && opcode == OpFence && flags[7:1] == '0
                           && addr[1:0] == 2'b00 && !draining_q && !soft_reset_i;
-  assign inval_valid_o  = state_q == StInval;
+  assign inval_valid_o  = inval_valid_q;
   assign inval_scope_o  = flags[1:0];
   assign inval_asid_o   = asid;
   assign inval_va_o     = addr;
   assign inval_pages_o  = arg;
-  assign replay_valid_o = state_q == StReplay;
+  assign replay_valid_o = replay_valid_q;
   assign replay_reqid_o = arg[15:0];
   assign replay_abort_o = flags[0];
 
@@ -255,6 +262,8 @@ module npu_cmdq #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
   a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni) ring_ok |-> (head_q & ~mask) == '0);
+  a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      inval_valid_q == (state_q == StInval) && replay_valid_q == (state_q == StReplay));
   a_fence_start: assert property (@(posedge clk_i) disable iff (!rst_ni)
       fence_start_o == (state_q == StDecode && state_d == StFenceWait));
 `endif

@@ -102,7 +102,7 @@ module npu_ptw #(
   logic                fault_d, fault_q;
   logic [11:0]         cause_d, cause_q;
   logic [28:0]         table_d, table_q;  // the current table's device-physical address >> 12
-  logic                ar_valid_q, aw_valid_q, w_valid_q, lock_req_q, done_q;
+  logic                ar_valid_q, aw_valid_q, w_valid_q, lock_req_q, done_q, idle_q;
 
   // ---------------------------------------------------------------- the current PTE
   logic [8:0]  vpn_i;
@@ -188,8 +188,10 @@ module npu_ptw #(
     locked_d         = locked_q;
     fault_d          = fault_q;
     cause_d          = cause_q;
-    stale_d          = stale_q || (inval_i && state_q != StIdle);
-    flush_d          = flush_q || flush_i;
+    // Idle, nothing is stale and nothing is left to drain (both flags clear in the first
+    // idle cycle, from the registered idle flag).
+    stale_d          = !idle_q && (stale_q || inval_i);
+    flush_d          = !idle_q && (flush_q || flush_i);
     c1_fill          = 1'b0;
     c0_fill          = 1'b0;
     errinj_consume_o = 1'b0;
@@ -199,16 +201,16 @@ module npu_ptw #(
     cause            = '0;
     flevel           = level_q;
     fpte             = '0;
+    // Accepting a walk (walk_ready_o holds only in StIdle, from the registered idle flag).
+    if (walk_valid_i && walk_ready_o) begin
+      tag_d   = walk_tag_i;
+      asid_d  = walk_asid_i;
+      va_d    = walk_va_i;
+      write_d = walk_write_i;
+      state_d = StStart;
+    end
     unique case (state_q)
-      StIdle: begin
-        if (walk_valid_i && walk_ready_o) begin
-          tag_d   = walk_tag_i;
-          asid_d  = walk_asid_i;
-          va_d    = walk_va_i;
-          write_d = walk_write_i;
-          state_d = StStart;
-        end
-      end
+      StIdle: ;
       StStart: begin
         walk_start_o = 1'b1;
         level_d      = 2'd2;
@@ -333,13 +335,9 @@ module npu_ptw #(
         if (fault) pte_d = fpte;
       end
     end
-    if (state_d == StIdle) begin
-      stale_d = 1'b0;
-      flush_d = 1'b0;  // nothing left to drain
-    end
   end
 
-  assign walk_ready_o = state_q == StIdle && !flush_q && !flush_i && !hang_i;
+  assign walk_ready_o = idle_q && !flush_q && !flush_i && !hang_i;
   assign res_valid_o  = done_q && !inval_i;
   assign res_pending_o = done_q;
   assign res_tag_o    = tag_q;
@@ -350,7 +348,7 @@ module npu_ptw #(
   assign res_level_o  = level_q;
   assign res_pte_o    = pte_q;
   assign stale_o      = stale_q;
-  assign busy_o       = state_q != StIdle;
+  assign busy_o       = !idle_q;
   // The AXI request valids and the lock request are registered: decoded from the next
   // state, they equal the decode of the current state.
   assign lock_req_o   = lock_req_q;
@@ -389,7 +387,7 @@ module npu_ptw #(
 
   // Read only under c1_valid_q/c0_valid_q, which a fill sets together with its match.
   always_ff @(posedge clk_i) begin : walk_cache_payload
-    if (state_q == StIdle && walk_valid_i && walk_ready_o) begin
+    if (walk_valid_i && walk_ready_o) begin
       c1_match_q <= c1_asid_q == walk_asid_i && c1_tag_q == walk_va_i[38:30];
       c0_match_q <= c0_asid_q == walk_asid_i && c0_tag_q == walk_va_i[38:21];
     end
@@ -418,6 +416,7 @@ module npu_ptw #(
       w_valid_q  <= 1'b0;
       lock_req_q <= 1'b0;
       done_q     <= 1'b0;
+      idle_q     <= 1'b1;
       locked_q   <= 1'b0;
       stale_q    <= 1'b0;
       flush_q    <= 1'b0;
@@ -430,6 +429,7 @@ module npu_ptw #(
       w_valid_q  <= state_d == StWriteData;
       lock_req_q <= state_d == StLock || locked_d;
       done_q     <= state_d == StDone;
+      idle_q     <= state_d == StIdle;
       locked_q   <= locked_d;
       stale_q    <= stale_d;
       flush_q    <= flush_d;
@@ -465,7 +465,7 @@ module npu_ptw #(
   a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
       ar_valid_q == (state_q == StRead) && aw_valid_q == (state_q == StWrite)
       && w_valid_q == (state_q == StWriteData) && lock_req_q == (state_q == StLock || locked_q)
-      && done_q == (state_q == StDone));
+      && done_q == (state_q == StDone) && idle_q == (state_q == StIdle));
   a_result_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       res_valid_o |-> !$isunknown({res_fault_o, res_pte_o}));
 `endif
