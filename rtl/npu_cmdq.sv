@@ -194,8 +194,12 @@ module npu_cmdq #(
   end
 
   // The MMU-side valids are registered decodes of the next state (equal to decoding the
-  // current state), so they leave the command queue straight from flip-flops.
-  logic inval_valid_q, replay_valid_q;
+  // current state), so they leave the command queue straight from flip-flops. Written
+  // without the full next-state logic: StInval/StReplay are entered only from StDecode and
+  // left when the MMU takes the command, and a drain (or soft reset) leaves them at once.
+  logic inval_valid_q, replay_valid_q, dec_inval, dec_replay;
+  assign dec_inval  = opcode == OpInval && flags[7:2] == '0 && flags[1:0] != 2'd3;
+  assign dec_replay = opcode == OpReplay && flags[7:1] == '0;
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       inval_valid_q  <= 1'b0;
@@ -205,8 +209,10 @@ module npu_cmdq #(
       draining_q   <= 1'b0;
       err_code_q   <= '0;
     end else begin
-      inval_valid_q  <= state_d == StInval;
-      replay_valid_q <= state_d == StReplay;
+      inval_valid_q  <= !draining_q && !soft_reset_i
+                        && (state_q == StDecode && dec_inval || state_q == StInval && !inval_ready_i);
+      replay_valid_q <= !draining_q && !soft_reset_i
+                        && (state_q == StDecode && dec_replay || state_q == StReplay && !replay_ready_i);
       state_q      <= state_d;
       head_q       <= head_d;
       draining_q   <= draining_d;
