@@ -4,9 +4,12 @@
 // (in any order) and held until both are present; the write then takes one cycle on
 // the register bus and its B response carries SLVERR if no register decodes the
 // address or the address is not word aligned (then the access is not performed).
-// A read takes one cycle on the register bus; its data is registered and
-// held until R is accepted. A write ready to issue wins the register bus over a read
-// in the same cycle. AxPROT is not part of the port: the NPU grants every access.
+// A read's address is registered when AR is accepted; the read takes the register bus
+// in the next cycle, and its data is registered and held until R is accepted (so the
+// register bus is driven from registers and the read mux ends in a register). While a
+// write is ready to issue no read is accepted, and while an accepted read waits for the
+// register bus no write issues. AxPROT is not part of the port: the NPU grants every
+// access.
 module npu_axil_slave #(
   parameter int unsigned AddrWidth = 12
 ) (
@@ -55,6 +58,8 @@ module npu_axil_slave #(
   logic                 b_valid_d, b_valid_q;
   logic [1:0]           b_resp_d, b_resp_q;
   logic                 r_valid_d, r_valid_q;
+  logic                 rd_pend_q;           // an accepted read takes the register bus
+  logic [AddrWidth-1:0] bus_addr_q;          // the register-bus address of this cycle
   logic [31:0]          r_data_d, r_data_q;
   logic [1:0]           r_resp_d, r_resp_q;
   logic                 write_fire, read_fire;
@@ -62,17 +67,17 @@ module npu_axil_slave #(
   // Only word-aligned accesses reach the register bus; others answer SLVERR.
   logic aw_aligned, ar_aligned;
   assign aw_aligned = aw_addr_q[1:0] == 2'b00;
-  assign ar_aligned = s_axil_araddr_i[1:0] == 2'b00;
+  assign ar_aligned = bus_addr_q[1:0] == 2'b00;  // used while rd_pend_q
 
   assign s_axil_awready_o = !aw_valid_q;
   assign s_axil_wready_o  = !w_valid_q;
-  assign write_fire       = aw_valid_q && w_valid_q && !b_valid_q;
-  assign s_axil_arready_o = !r_valid_q && !write_fire;
+  assign write_fire       = aw_valid_q && w_valid_q && !b_valid_q && !rd_pend_q;
+  assign s_axil_arready_o = !r_valid_q && !rd_pend_q && !(aw_valid_q && w_valid_q && !b_valid_q);
   assign read_fire        = s_axil_arvalid_i && s_axil_arready_o;
 
   assign reg_we_o    = write_fire && aw_aligned;
-  assign reg_re_o    = read_fire && ar_aligned;
-  assign reg_addr_o  = write_fire ? aw_addr_q : s_axil_araddr_i;
+  assign reg_re_o    = rd_pend_q && ar_aligned;
+  assign reg_addr_o  = bus_addr_q;
   assign reg_wdata_o = w_data_q;
   assign reg_wstrb_o = w_strb_q;
 
@@ -106,9 +111,10 @@ module npu_axil_slave #(
       b_valid_d = 1'b0;
     end
 
-    if (read_fire) begin
+    // A misaligned address decodes to no register: its read data is 0.
+    if (rd_pend_q) begin
       r_valid_d = 1'b1;
-      r_data_d  = ar_aligned ? reg_rdata_i : 32'h0;
+      r_data_d  = reg_rdata_i;
       r_resp_d  = (reg_error_i || !ar_aligned) ? RespSlvErr : RespOkay;
     end else if (r_valid_q && s_axil_rready_i) begin
       r_valid_d = 1'b0;
@@ -118,27 +124,31 @@ module npu_axil_slave #(
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       aw_valid_q <= 1'b0;
-      aw_addr_q  <= '0;
       w_valid_q  <= 1'b0;
-      w_data_q   <= '0;
-      w_strb_q   <= '0;
       b_valid_q  <= 1'b0;
-      b_resp_q   <= RespOkay;
       r_valid_q  <= 1'b0;
-      r_data_q   <= '0;
-      r_resp_q   <= RespOkay;
+      rd_pend_q  <= 1'b0;
     end else begin
       aw_valid_q <= aw_valid_d;
-      aw_addr_q  <= aw_addr_d;
       w_valid_q  <= w_valid_d;
-      w_data_q   <= w_data_d;
-      w_strb_q   <= w_strb_d;
       b_valid_q  <= b_valid_d;
-      b_resp_q   <= b_resp_d;
       r_valid_q  <= r_valid_d;
-      r_data_q   <= r_data_d;
-      r_resp_q   <= r_resp_d;
+      rd_pend_q  <= read_fire;
     end
+  end
+
+  // Payloads: no reset. Each is loaded with its VALID and used only under it (the
+  // register bus only under reg_we_o/reg_re_o, the responses under BVALID/RVALID).
+  always_ff @(posedge clk_i) begin : payload_ff
+    aw_addr_q <= aw_addr_d;
+    w_data_q  <= w_data_d;
+    w_strb_q  <= w_strb_d;
+    b_resp_q  <= b_resp_d;
+    r_data_q  <= r_data_d;
+    r_resp_q  <= r_resp_d;
+    // The next cycle's register-bus address: the read just accepted, else the write's
+    // (a write issues only in a cycle without a pending read).
+    bus_addr_q <= read_fire ? s_axil_araddr_i : aw_addr_d;
   end
 
   assign s_axil_bvalid_o = b_valid_q;

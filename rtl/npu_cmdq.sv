@@ -193,22 +193,48 @@ module npu_cmdq #(
     end
   end
 
+  // The MMU-side valids are registered decodes of the next state (equal to decoding the
+  // current state), so they leave the command queue straight from flip-flops. Written
+  // without the full next-state logic: StInval/StReplay are entered only from StDecode and
+  // left when the MMU takes the command, and a drain (or soft reset) leaves them at once.
+  logic inval_valid_q, replay_valid_q, dec_inval, dec_replay;
+  assign dec_inval  = opcode == OpInval && flags[7:2] == '0 && flags[1:0] != 2'd3;
+  assign dec_replay = opcode == OpReplay && flags[7:1] == '0;
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
+      inval_valid_q  <= 1'b0;
+      replay_valid_q <= 1'b0;
       state_q      <= StIdle;
       head_q       <= '0;
-      cmd_q        <= '0;
       draining_q   <= 1'b0;
       err_code_q   <= '0;
-      fetch_addr_q <= '0;
     end else begin
+      inval_valid_q  <= !draining_q && !soft_reset_i
+                        && (state_q == StDecode && dec_inval || state_q == StInval && !inval_ready_i);
+      replay_valid_q <= !draining_q && !soft_reset_i
+                        && (state_q == StDecode && dec_replay || state_q == StReplay && !replay_ready_i);
       state_q      <= state_d;
       head_q       <= head_d;
-      cmd_q        <= cmd_d;
       draining_q   <= draining_d;
       err_code_q   <= err_code_d;
-      fetch_addr_q <= state_q == StFetch ? fetch_addr : fetch_addr_q;
     end
+  end
+
+  // The command and its fetch address: no reset (loaded before use; the MMU and AXI
+  // outputs show them only under their VALIDs).
+  always_ff @(posedge clk_i) begin : command_ff
+    cmd_q <= cmd_d;
+    if (state_q == StFetch) fetch_addr_q <= fetch_addr;
+  end
+
+  // The FENCE write beat, registered: the command does not change between its decode
+  // and the W beat, so these equal the beat computed in the current cycle (strobes off
+  // while draining: the beat still goes, writing nothing).
+  logic [DataWidth-1:0] w_data_q;
+  logic [StrbWidth-1:0] w_strb_q;
+  always_ff @(posedge clk_i) begin : fence_beat_ff
+    w_data_q <= DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
+    w_strb_q <= draining_d ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
   end
 
   assign head_o         = head_q;
@@ -221,16 +247,18 @@ module npu_cmdq #(
   assign aw_valid_o = state_q == StFenceAw;
   assign aw_addr_o  = {addr[63:OffBits], {OffBits{1'b0}}};
   assign w_valid_o  = state_q == StFenceW;
-  assign w_data_o   = DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
-  assign w_strb_o   = draining_q ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
+  assign w_data_o   = w_data_q;
+  assign w_strb_o   = w_strb_q;
 
-  assign fence_start_o  = state_q == StDecode && state_d == StFenceWait;
-  assign inval_valid_o  = state_q == StInval;
+  // = (state_q == StDecode && state_d == StFenceWait), written without the next-state logic.
+  assign fence_start_o  = state_q == StDecode && opcode == OpFence && flags[7:1] == '0
+                          && addr[1:0] == 2'b00 && !draining_q && !soft_reset_i;
+  assign inval_valid_o  = inval_valid_q;
   assign inval_scope_o  = flags[1:0];
   assign inval_asid_o   = asid;
   assign inval_va_o     = addr;
   assign inval_pages_o  = arg;
-  assign replay_valid_o = state_q == StReplay;
+  assign replay_valid_o = replay_valid_q;
   assign replay_reqid_o = arg[15:0];
   assign replay_abort_o = flags[0];
 
@@ -240,6 +268,10 @@ module npu_cmdq #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
   a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni) ring_ok |-> (head_q & ~mask) == '0);
+  a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      inval_valid_q == (state_q == StInval) && replay_valid_q == (state_q == StReplay));
+  a_fence_start: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      fence_start_o == (state_q == StDecode && state_d == StFenceWait));
 `endif
 
 endmodule

@@ -1,15 +1,19 @@
 // MMU: TLB + page-table walker + replayable faults (docs/device.md 6, 7).
 //
 // Requesters (the compute unit's slots) present one translation at a time on a shared
-// port; each slot has at most one request in the MMU. A TLB hit that passes the
-// permission check answers in the next cycle. Anything else goes to the walk FIFO; the
-// walker serves it in order. A walk that faults leaves its slot stalled: the fault
-// writer puts a FAULT record in the fault-queue ring (waiting while the ring is full or
-// disabled, never dropping) and raises cause FAULT; the slot then waits for its REPLAY:
-// RETRY queues a new walk, ABORT answers the requester with an abort.
+// port; each slot has at most one request in the MMU. A request is looked up in the TLB
+// in the cycle it is accepted (stage A; the TLB registers its answer) and decided in the
+// next (stage B): a hit that passes the permission check is answered in the cycle after
+// that. Anything else goes to the walk FIFO; the walker serves it in order. A walk that
+// faults leaves its slot stalled: the fault writer puts a FAULT record in the
+// fault-queue ring (waiting while the ring is full or disabled, never dropping) and
+// raises cause FAULT; the slot then waits for its REPLAY: RETRY queues a new walk, ABORT
+// answers the requester with an abort.
 //
-// Answers leave through one registered port, one per cycle: a walk result first, then a
-// REPLAY ABORT, then a TLB hit (the front end and the command port wait meanwhile).
+// Answers leave through one registered port, one per cycle. Stage B always proceeds; a
+// walk result waits in the walker while stage B decides, a REPLAY waits for both. A
+// waiting walk result or REPLAY holds new requests back (stage A accepts nothing), so
+// each waits at most one cycle.
 module npu_mmu #(
   parameter int unsigned DataWidth  = 512,
   parameter int unsigned DevMemMiB  = 256,
@@ -99,7 +103,6 @@ module npu_mmu #(
   input  logic [1:0]           h_b_resp_i
 );
 
-  localparam int unsigned TlbIdxW = TlbEntries > 1 ? $clog2(TlbEntries) : 1;
   localparam int unsigned FifoW   = SlotW + 1;  // depth 2^SlotW >= Slots, plus wrap bit
 
   // Where each slot's request is.
@@ -115,17 +118,20 @@ module npu_mmu #(
   logic [63:0] f_pte_q   [Slots];
 
   // ---------------------------------------------------------------- TLB lookup
-  logic               lu_hit, lu_super, lu_r, lu_w, lu_d, lu_ok, canonical;
-  logic [TlbIdxW-1:0] lu_idx;
+  // Stage A registers what stage B needs besides the TLB's answer.
+  logic               lu_hit, lu_super, lu_ok, canonical;
   logic [28:0]        lu_ppn;
   logic               accept;
+  logic               l_valid_q;
+  logic [SlotW-1:0]   l_slot_q;
+  logic [20:0]        l_off_q;
   assign canonical = tr_req_va_i[63:39] == {25{tr_req_va_i[38]}};
-  assign lu_ok     = lu_hit && canonical && mmu_en_i && int'(tr_req_asid_i) < NumAsids
-                     && (tr_req_write_i ? lu_w && lu_d : lu_r);
 
   // ---------------------------------------------------------------- walker
-  logic             ptw_res, ptw_fault, ptw_ready, ptw_stale;
+  logic             ptw_res, ptw_pending, ptw_take, ptw_fault, ptw_ready, ptw_stale;
   logic [SlotW-1:0] ptw_tag;
+  logic [15:0]      ptw_asid;
+  logic [38:0]      ptw_va;
   logic [11:0]      ptw_cause;
   logic [1:0]       ptw_level;
   logic [63:0]      ptw_pte;
@@ -139,16 +145,20 @@ module npu_mmu #(
   assign wq_head  = wq_mem[wq_rd_q[SlotW-1:0]];
 
   // ---------------------------------------------------------------- replay
-  logic             replay_fire, replay_hit;
+  // The REPLAY's requester ID is checked a cycle ahead: the command queue shows it (its
+  // decoded command) at least one cycle before it raises replay_valid_i (a_reqid_early).
+  logic             replay_fire, replay_hit, replay_id_ok_q;
   logic [SlotW-1:0] replay_slot;
   assign replay_slot = replay_reqid_i[SlotW-1:0];
-  assign replay_hit  = replay_reqid_i[15:8] == 8'd1 && int'(replay_reqid_i[7:0]) < Slots
-                       && slot_q[replay_slot] == SlReplay;
+  assign replay_hit  = replay_id_ok_q && slot_q[replay_slot] == SlReplay;
 
-  // One answer per cycle: walk result > replay abort > TLB hit.
-  assign replay_ready_o = !ptw_res;
+  // One answer per cycle: stage B > walk result > replay; a waiting walk result or
+  // replay holds stage A. (The command queue never shows an INVAL and a REPLAY at once,
+  // so a pending result blocks a REPLAY exactly when it would be taken.)
+  assign ptw_take       = ptw_res && !l_valid_q;
+  assign replay_ready_o = !ptw_pending && !l_valid_q;
   assign replay_fire    = replay_valid_i && replay_ready_o;
-  assign tr_req_ready_o = !ptw_res && !replay_valid_i && !soft_reset_i;
+  assign tr_req_ready_o = !ptw_pending && !replay_valid_i && !soft_reset_i;
   assign accept         = tr_req_valid_i && tr_req_ready_o;
   assign inval_ready_o  = 1'b1;
 
@@ -160,8 +170,8 @@ module npu_mmu #(
   logic [15:0]      tail_d, tail_q, fq_mask;
   logic [31:0]      seq_d, seq_q;
   logic             fq_ring_ok, fq_full, fw_flush_d, fw_flush_q;
-  logic [SlotW-1:0] fw_slot;
-  logic [63:0]      fw_addr;
+  logic [SlotW-1:0] fw_slot, fw_slot_q;
+  logic [63:0]      fw_addr, fw_addr_q;
   logic [255:0]     record;
   logic             fault_written;
   assign fq_mask    = 16'((32'd1 << fq_size_log2_i) - 1);
@@ -169,16 +179,18 @@ module npu_mmu #(
   assign fq_full    = ((tail_q + 16'd1) & fq_mask) == (fq_head_i & fq_mask);
   assign fw_slot    = fq_mem[fq_rd_q[SlotW-1:0]];
   assign fw_addr    = fq_base_i + {43'd0, tail_q & fq_mask, 5'd0};
+  // The record's slot and address are registered when the write starts (FwIdle -> FwAw),
+  // so the AW and W payloads come from registers and hold until taken.
   always_comb begin : fault_record
     record          = '0;
-    record[11:0]    = f_cause_q[fw_slot];
-    record[12]      = req_write_q[fw_slot];
-    record[15:14]   = f_level_q[fw_slot];
-    record[31:16]   = req_asid_q[fw_slot];
-    record[47:32]   = {8'd1, 8'(fw_slot)};
+    record[11:0]    = f_cause_q[fw_slot_q];
+    record[12]      = req_write_q[fw_slot_q];
+    record[15:14]   = f_level_q[fw_slot_q];
+    record[31:16]   = req_asid_q[fw_slot_q];
+    record[47:32]   = {8'd1, 8'(fw_slot_q)};
     record[95:64]   = seq_q;
-    record[191:128] = req_va_q[fw_slot];
-    record[255:192] = f_pte_q[fw_slot];
+    record[191:128] = req_va_q[fw_slot_q];
+    record[255:192] = f_pte_q[fw_slot_q];
   end
 
   always_comb begin : fault_writer
@@ -224,10 +236,10 @@ module npu_mmu #(
   end
 
   assign h_aw_valid_o = fw_q == FwAw;
-  assign h_aw_addr_o  = {fw_addr[63:OffBits], {OffBits{1'b0}}};
+  assign h_aw_addr_o  = {fw_addr_q[63:OffBits], {OffBits{1'b0}}};
   assign h_w_valid_o  = fw_q == FwW;
-  assign h_w_data_o   = DataWidth'(record) << {fw_addr[OffBits-1:0], 3'b000};
-  assign h_w_strb_o   = fw_flush_q ? '0 : StrbWidth'({32{1'b1}}) << fw_addr[OffBits-1:0];
+  assign h_w_data_o   = DataWidth'(record) << {fw_addr_q[OffBits-1:0], 3'b000};
+  assign h_w_strb_o   = fw_flush_q ? '0 : StrbWidth'({32{1'b1}}) << fw_addr_q[OffBits-1:0];
   assign fq_tail_o    = tail_q;
   assign dev_err_o    = fw_q == FwError;
 
@@ -235,74 +247,50 @@ module npu_mmu #(
   logic             rsp_valid_d, rsp_valid_q, rsp_abort_d, rsp_abort_q;
   logic [SlotW-1:0] rsp_slot_d, rsp_slot_q;
   logic [40:0]      rsp_pa_d, rsp_pa_q;
-  logic             fill, fq_push;
+  logic             fill, fq_push, drop;
+
+  // The events that change a slot: stage B's miss, a walk result taken, a REPLAY (these
+  // three are exclusive by the ready rules above) and a written fault record (its slot
+  // waits in SlFault, so no other event names it).
+  logic b_hit, b_miss, w_ok, w_fault, r_abort, r_retry;
+  assign b_hit   = l_valid_q && lu_ok;
+  assign b_miss  = l_valid_q && !lu_ok;
+  assign w_ok    = ptw_take && !ptw_fault;
+  assign w_fault = ptw_take && ptw_fault;
+  assign r_abort = replay_fire && replay_hit && replay_abort_i;
+  assign r_retry = replay_fire && replay_hit && !replay_abort_i;
 
   always_comb begin : slots
-    for (int unsigned s = 0; s < Slots; s++) slot_d[s] = slot_q[s];
-    wq_wr_d      = wq_wr_q;
-    wq_rd_d      = wq_rd_q;
-    fq_wr_d      = fq_wr_q;
-    wq_push      = 1'b0;
-    wq_push_slot = tr_req_slot_i;
-    fq_push      = 1'b0;
-    fill         = 1'b0;
-    rsp_valid_d  = 1'b0;
-    rsp_slot_d   = rsp_slot_q;
-    rsp_abort_d  = 1'b0;
-    rsp_pa_d     = rsp_pa_q;
+    logic to_walk, to_idle, to_fault, to_replay;
+    for (int unsigned s = 0; s < Slots; s++) begin
+      to_walk   = b_miss && l_slot_q == SlotW'(s) || r_retry && replay_slot == SlotW'(s);
+      to_idle   = w_ok && ptw_tag == SlotW'(s) || r_abort && replay_slot == SlotW'(s);
+      to_fault  = w_fault && ptw_tag == SlotW'(s);
+      to_replay = fault_written && fw_slot_q == SlotW'(s);
+      slot_d[s] = soft_reset_i ? SlIdle
+                : to_walk      ? SlWalk
+                : to_idle      ? SlIdle
+                : to_fault     ? SlFault
+                : to_replay    ? SlReplay : slot_q[s];
+    end
     replay_o     = replay_fire;
-    tlb_hit_o    = 1'b0;
-    tlb_miss_o   = 1'b0;
-
-    if (ptw_ready && !wq_empty) wq_rd_d = wq_rd_q + 1'b1;
-
-    if (ptw_res) begin
-      rsp_slot_d = ptw_tag;
-      if (ptw_fault) begin
-        slot_d[ptw_tag] = SlFault;
-        fq_push         = 1'b1;
-      end else begin
-        slot_d[ptw_tag] = SlIdle;
-        fill            = !inval_valid_i;
-        rsp_valid_d     = 1'b1;
-        rsp_pa_d        = ptw_level == 2'd1
-                          ? {ptw_pte[38:19], req_va_q[ptw_tag][20:0]}
-                          : {ptw_pte[38:10], req_va_q[ptw_tag][11:0]};
-      end
-    end else if (replay_fire && replay_hit) begin
-      if (replay_abort_i) begin
-        slot_d[replay_slot] = SlIdle;
-        rsp_valid_d         = 1'b1;
-        rsp_slot_d          = replay_slot;
-        rsp_abort_d         = 1'b1;
-      end else begin
-        slot_d[replay_slot] = SlWalk;
-        wq_push             = 1'b1;
-        wq_push_slot        = replay_slot;
-      end
-    end else if (accept) begin
-      if (lu_ok) begin
-        tlb_hit_o   = 1'b1;
-        rsp_valid_d = 1'b1;
-        rsp_slot_d  = tr_req_slot_i;
-        rsp_pa_d    = lu_super ? {lu_ppn[28:9], tr_req_va_i[20:0]} : {lu_ppn, tr_req_va_i[11:0]};
-      end else begin
-        tlb_miss_o                = 1'b1;
-        slot_d[tr_req_slot_i] = SlWalk;
-        wq_push                   = 1'b1;
-      end
-    end
-    if (wq_push) wq_wr_d = wq_wr_q + 1'b1;
-    if (fq_push) fq_wr_d = fq_wr_q + 1'b1;
-    if (fault_written) slot_d[fw_slot] = SlReplay;
-
-    if (soft_reset_i) begin
-      for (int unsigned s = 0; s < Slots; s++) slot_d[s] = SlIdle;
-      wq_wr_d     = '0;
-      wq_rd_d     = '0;
-      fq_wr_d     = '0;
-      rsp_valid_d = 1'b0;
-    end
+    tlb_hit_o    = b_hit && !soft_reset_i;
+    tlb_miss_o   = b_miss && !soft_reset_i;
+    drop         = l_valid_q && lu_hit && !lu_ok;
+    fill         = w_ok;  // the walker never shows a result during an INVAL
+    fq_push      = w_fault;
+    wq_push      = b_miss || r_retry;
+    wq_push_slot = l_valid_q ? l_slot_q : replay_slot;
+    wq_wr_d      = soft_reset_i ? '0 : wq_wr_q + FifoW'(wq_push);
+    wq_rd_d      = soft_reset_i ? '0 : wq_rd_q + FifoW'(ptw_ready && !wq_empty);
+    fq_wr_d      = soft_reset_i ? '0 : fq_wr_q + FifoW'(fq_push);
+    // One answer per cycle; its slot and PA are loaded whether or not there is one.
+    rsp_valid_d  = (b_hit || w_ok || r_abort) && !soft_reset_i;
+    rsp_abort_d  = r_abort;
+    rsp_slot_d   = l_valid_q ? l_slot_q : ptw_take ? ptw_tag : replay_slot;
+    rsp_pa_d     = l_valid_q ? (lu_super ? {lu_ppn[28:9], l_off_q} : {lu_ppn, l_off_q[11:0]})
+                 : ptw_level == 2'd1 ? {ptw_pte[38:19], ptw_va[20:0]}
+                 : {ptw_pte[38:10], ptw_va[11:0]};
   end
 
   npu_tlb #(
@@ -312,18 +300,16 @@ module npu_mmu #(
     .rst_ni,
     .lu_asid_i     (tr_req_asid_i),
     .lu_vpn_i      (tr_req_va_i[38:12]),
+    .lu_write_i    (tr_req_write_i),
+    .lu_check_i    (canonical && mmu_en_i && int'(tr_req_asid_i) < NumAsids),
     .lu_hit_o      (lu_hit),
-    .lu_idx_o      (lu_idx),
+    .lu_ok_o       (lu_ok),
     .lu_super_o    (lu_super),
     .lu_ppn_o      (lu_ppn),
-    .lu_r_o        (lu_r),
-    .lu_w_o        (lu_w),
-    .lu_d_o        (lu_d),
-    .drop_i        (accept && lu_hit && !lu_ok && !ptw_res && !(replay_fire && replay_hit)),
-    .drop_idx_i    (lu_idx),
+    .drop_i        (drop),
     .fill_i        (fill && !soft_reset_i),
-    .fill_asid_i   (req_asid_q[ptw_tag]),
-    .fill_vpn_i    (req_va_q[ptw_tag][38:12]),
+    .fill_asid_i   (ptw_asid),
+    .fill_vpn_i    (ptw_va[38:12]),
     .fill_super_i  (ptw_level == 2'd1),
     .fill_ppn_i    (ptw_pte[38:10]),
     .fill_r_i      (ptw_pte[npu_reg_pkg::PTE_BIT_R]),
@@ -362,7 +348,11 @@ module npu_mmu #(
     .walk_va_i        (req_va_q[wq_head]),
     .walk_write_i     (req_write_q[wq_head]),
     .res_valid_o      (ptw_res),
+    .res_ready_i      (!l_valid_q),
+    .res_pending_o    (ptw_pending),
     .res_tag_o        (ptw_tag),
+    .res_asid_o       (ptw_asid),
+    .res_va_o         (ptw_va),
     .res_fault_o      (ptw_fault),
     .res_cause_o      (ptw_cause),
     .res_level_o      (ptw_level),
@@ -396,7 +386,8 @@ module npu_mmu #(
   always_comb begin : pending
     faults_pending_o = 1'b0;
     for (int unsigned s = 0; s < Slots; s++) slot_idle[s] = slot_q[s] == SlIdle;
-    busy_o           = walk_busy_o || !wq_empty || fw_q != FwIdle && fw_q != FwError || rsp_valid_q;
+    busy_o           = walk_busy_o || !wq_empty || fw_q != FwIdle && fw_q != FwError || rsp_valid_q
+                       || l_valid_q;
     for (int unsigned s = 0; s < Slots; s++) begin
       if (slot_q[s] == SlFault || slot_q[s] == SlReplay) faults_pending_o = 1'b1;
     end
@@ -414,9 +405,7 @@ module npu_mmu #(
       tail_q      <= '0;
       seq_q       <= '0;
       rsp_valid_q <= 1'b0;
-      rsp_slot_q  <= '0;
-      rsp_abort_q <= 1'b0;
-      rsp_pa_q    <= '0;
+      l_valid_q   <= 1'b0;
     end else begin
       for (int unsigned s = 0; s < Slots; s++) slot_q[s] <= slot_d[s];
       wq_wr_q     <= wq_wr_d;
@@ -428,18 +417,27 @@ module npu_mmu #(
       tail_q      <= tail_d;
       seq_q       <= seq_d;
       rsp_valid_q <= rsp_valid_d;
-      rsp_slot_q  <= rsp_slot_d;
-      rsp_abort_q <= rsp_abort_d;
-      rsp_pa_q    <= rsp_pa_d;
+      l_valid_q   <= accept;
     end
   end
 
-  // Request and fault payloads: written when a slot enters, read while it is inside.
+  // Payloads, read only under a valid flag: the answer (under rsp_valid_q), stage B's
+  // request (under l_valid_q), the requests and faults (while their slot is inside).
   always_ff @(posedge clk_i) begin : payload_ff
+    rsp_slot_q  <= rsp_slot_d;
+    rsp_abort_q <= rsp_abort_d;
+    replay_id_ok_q <= replay_reqid_i[15:8] == 8'd1 && int'(replay_reqid_i[7:0]) < Slots;
+    rsp_pa_q    <= rsp_pa_d;
+    l_slot_q   <= tr_req_slot_i;
+    l_off_q    <= tr_req_va_i[20:0];
     if (accept) begin
       req_asid_q[tr_req_slot_i]  <= tr_req_asid_i;
       req_va_q[tr_req_slot_i]    <= tr_req_va_i;
       req_write_q[tr_req_slot_i] <= tr_req_write_i;
+    end
+    if (fw_q == FwIdle) begin
+      fw_slot_q <= fw_slot;
+      fw_addr_q <= fw_addr;
     end
     if (wq_push) wq_mem[wq_wr_q[SlotW-1:0]] <= wq_push_slot;
     if (fq_push) begin
@@ -460,6 +458,10 @@ module npu_mmu #(
       FifoW'(wq_wr_q - wq_rd_q) <= FifoW'(Slots));
   a_fq_in_range: assert property (@(posedge clk_i) disable iff (!rst_ni)
       FifoW'(fq_wr_q - fq_rd_q) <= FifoW'(Slots));
+  a_inval_or_replay: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      !(inval_valid_i && replay_valid_i));
+  a_reqid_early: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      replay_valid_i |-> replay_reqid_i == $past(replay_reqid_i));
   a_tail_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni)
       fq_ring_ok |-> (tail_q & ~fq_mask) == '0);
 `endif

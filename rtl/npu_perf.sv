@@ -38,8 +38,13 @@ module npu_perf #(
       end else begin
         count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(inc_q[i*IncWidth +: IncWidth]);
       end
-      if (lo_re_i[i]) begin
-        shadow_d = count_q[i*64 + 32 +: 32];
+    end
+    // At most one LO read per cycle (a_one_read): the shadow is an AND-OR over the
+    // counters, not a chain of 2:1 multiplexers.
+    if (|lo_re_i) begin
+      shadow_d = '0;
+      for (int unsigned i = 0; i < NumCounters; i++) begin
+        shadow_d = shadow_d | (lo_re_i[i] ? count_q[i*64 + 32 +: 32] : 32'd0);
       end
     end
   end

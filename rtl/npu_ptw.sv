@@ -9,6 +9,10 @@
 // its outstanding access, drops its result and starts again from the root. A soft reset
 // (`flush_i`) lets the outstanding access finish, then idles without a result.
 //
+// A walk's result is registered: it waits in StDone until the MMU takes it
+// (`res_ready_i`). An INVAL before that makes the walk stale like any walk in flight:
+// the result is dropped and the walk starts again from the root.
+//
 // A two-entry walk cache keeps the last level-1 and level-0 table addresses found (per
 // ASID and VA prefix), so walks of neighbouring pages start lower and cost one or two
 // PTE reads instead of three. Any INVAL and any soft reset empty it.
@@ -39,9 +43,13 @@ module npu_ptw #(
   input  logic [15:0]          walk_asid_i,
   input  logic [63:0]          walk_va_i,
   input  logic                 walk_write_i,
-  // result (one-cycle pulse): a fault, or the leaf PTE as written back
+  // result, held until taken: a fault, or the leaf PTE as written back
   output logic                 res_valid_o,
+  input  logic                 res_ready_i,
+  output logic                 res_pending_o,  // a result waits (registered; an INVAL may still drop it)
   output logic [TagWidth-1:0]  res_tag_o,
+  output logic [15:0]          res_asid_o,
+  output logic [38:0]          res_va_o,      // the translated bits
   output logic                 res_fault_o,
   output logic [11:0]          res_cause_o,
   output logic [1:0]           res_level_o,
@@ -80,7 +88,8 @@ module npu_ptw #(
   localparam int unsigned BitD = npu_reg_pkg::PTE_BIT_D;
 
   typedef enum logic [3:0] {
-    StIdle, StStart, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData, StWriteResp
+    StIdle, StStart, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData, StWriteResp,
+    StDone
   } state_e;
 
   state_e              state_d, state_q;
@@ -90,15 +99,16 @@ module npu_ptw #(
   logic                write_d, write_q, rd_err_d, rd_err_q, stale_d, stale_q, flush_d, flush_q;
   logic                locked_d, locked_q;
   logic [1:0]          level_d, level_q;
-  logic [40:0]         table_d, table_q;  // device-physical address of the current table
+  logic                fault_d, fault_q;
+  logic [11:0]         cause_d, cause_q;
+  logic [28:0]         table_d, table_q;  // the current table's device-physical address >> 12
+  logic                ar_valid_q, aw_valid_q, w_valid_q, lock_req_q, done_q, idle_q;
 
   // ---------------------------------------------------------------- the current PTE
   logic [8:0]  vpn_i;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [40:0] pte_addr;  // bits 2:0 are 0
   /* verilator lint_on UNUSEDSIGNAL */
-  logic [40:0] target;    // PPN << 12, for a pointer or a leaf
-  logic        is_ptr, needs_update;
   logic [11:0] page_fault, access_fault;
   always_comb begin : pte_view
     unique case (level_q)
@@ -107,22 +117,37 @@ module npu_ptw #(
       default: vpn_i = va_q[20:12];
     endcase
   end
-  assign pte_addr     = table_q + {29'd0, vpn_i, 3'b000};
-  assign target       = {pte_q[38:10], 12'd0};  // meaningful while PPN < 2^29 (ppn_small)
-  assign is_ptr       = !pte_q[BitR] && !pte_q[BitW] && !pte_q[BitX];
-  assign needs_update = !pte_q[BitA] || (write_q && !pte_q[BitD]);
+  assign pte_addr     = {table_q, vpn_i, 3'b000};  // a table is 4 KiB aligned: no adder
   assign page_fault   = write_q ? CausePageW : CausePageR;
   assign access_fault = write_q ? CauseAccessW : CauseAccessR;
   logic [63:0] pte_updated;
   assign pte_updated = pte_q | (64'd1 << BitA) | (64'(write_q) << BitD);
 
-  // A leaf's page must lie wholly in device memory or in the host window (an aligned
-  // page with PPN in [2^28, 2^29) always does).
+  // ---------------------------------------------------------------- PTE checks
+  // Steps 5-8 of the walk (docs/device.md 6.2) are evaluated on the PTE lane of the R
+  // beat as it arrives and registered with the PTE; StCheck only orders them.
+  logic [63:0] pte_in;
+  logic [40:0] target_in;  // PPN << 12, meaningful while PPN < 2^29 (ppn_small)
   logic [40:0] page_bytes;
-  logic        ppn_small, page_ok;
-  assign ppn_small  = pte_q[53:39] == '0;
+  logic        ppn_small;
+  logic        ck_bad_d, ck_ptr_d, ck_next_ok_d, ck_leaf_fault_d, ck_page_ok_d, ck_update_d;
+  logic        ck_bad_q, ck_ptr_q, ck_next_ok_q, ck_leaf_fault_q, ck_page_ok_q, ck_update_q;
+  assign pte_in     = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
+  assign target_in  = {pte_in[38:10], 12'd0};
+  assign ppn_small  = pte_in[53:39] == '0;
   assign page_bytes = level_q == 2'd1 ? 41'h20_0000 : 41'h1000;
-  assign page_ok    = ppn_small && (target[40] || target + page_bytes <= DevMemBytes);
+  // V = 0, W without R, or reserved bits set (step 5)
+  assign ck_bad_d        = !pte_in[BitV] || (pte_in[BitW] && !pte_in[BitR]) || pte_in[63:54] != '0;
+  assign ck_ptr_d        = !pte_in[BitR] && !pte_in[BitW] && !pte_in[BitX];
+  // a pointer's next table lies wholly in device memory (step 6)
+  assign ck_next_ok_d    = ppn_small && target_in + 41'h1000 <= DevMemBytes;
+  // a leaf at level 2, a misaligned superpage, or a missing permission (step 7)
+  assign ck_leaf_fault_d = level_q == 2'd2 || (level_q == 2'd1 && pte_in[18:10] != '0)
+                           || (write_q ? !pte_in[BitW] : !pte_in[BitR]);
+  // a leaf's page lies wholly in device memory or in the host window (an aligned page
+  // with PPN in [2^28, 2^29) always does) (step 7)
+  assign ck_page_ok_d    = ppn_small && (target_in[40] || target_in + page_bytes <= DevMemBytes);
+  assign ck_update_d     = !pte_in[BitA] || (write_q && !pte_in[BitD]);  // step 8
 
   // Root table of the walk's ASID.
   logic [31:0] root;
@@ -136,10 +161,14 @@ module npu_ptw #(
   logic [15:0] c1_asid_q, c0_asid_q;
   logic [8:0]  c1_tag_q;
   logic [17:0] c0_tag_q;
-  logic [40:0] c1_table_q, c0_table_q;
+  logic [28:0] c1_table_q, c0_table_q;
   logic        c1_fill, c0_fill, c1_hit, c0_hit;
-  assign c1_hit = c1_valid_q && c1_asid_q == asid_q && c1_tag_q == va_q[38:30];
-  assign c0_hit = c0_valid_q && c0_asid_q == asid_q && c0_tag_q == va_q[38:21];
+  // Whether an entry's (ASID, prefix) is the walk's: compared when the walk is accepted
+  // (off the StStart path) and set when this walk fills the entry. An entry only changes
+  // by this walk's fills, so this equals comparing with asid_q/va_q in StStart.
+  logic        c1_match_q, c0_match_q;
+  assign c1_hit = c1_valid_q && c1_match_q;
+  assign c0_hit = c0_valid_q && c0_match_q;
 
   // ---------------------------------------------------------------- next state
   always_comb begin : next_state
@@ -157,8 +186,12 @@ module npu_ptw #(
     level_d          = level_q;
     table_d          = table_q;
     locked_d         = locked_q;
-    stale_d          = stale_q || (inval_i && state_q != StIdle);
-    flush_d          = flush_q || flush_i;
+    fault_d          = fault_q;
+    cause_d          = cause_q;
+    // Idle, nothing is stale and nothing is left to drain (both flags clear in the first
+    // idle cycle, from the registered idle flag).
+    stale_d          = !idle_q && (stale_q || inval_i);
+    flush_d          = !idle_q && (flush_q || flush_i);
     c1_fill          = 1'b0;
     c0_fill          = 1'b0;
     errinj_consume_o = 1'b0;
@@ -168,21 +201,21 @@ module npu_ptw #(
     cause            = '0;
     flevel           = level_q;
     fpte             = '0;
+    // Accepting a walk (walk_ready_o holds only in StIdle, from the registered idle flag).
+    if (walk_valid_i && walk_ready_o) begin
+      tag_d   = walk_tag_i;
+      asid_d  = walk_asid_i;
+      va_d    = walk_va_i;
+      write_d = walk_write_i;
+      state_d = StStart;
+    end
     unique case (state_q)
-      StIdle: begin
-        if (walk_valid_i && walk_ready_o) begin
-          tag_d   = walk_tag_i;
-          asid_d  = walk_asid_i;
-          va_d    = walk_va_i;
-          write_d = walk_write_i;
-          state_d = StStart;
-        end
-      end
+      StIdle: ;
       StStart: begin
         walk_start_o = 1'b1;
         level_d      = 2'd2;
         locked_d     = 1'b0;
-        table_d      = 41'({root[27:0], 12'd0});
+        table_d      = 29'(root[27:0]);
         if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
           {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
         end else if (errinj_armed_i) begin
@@ -208,7 +241,7 @@ module npu_ptw #(
       end
       StReadWait: begin
         if (r_valid_i) begin
-          pte_d    = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
+          pte_d    = pte_in;
           rd_err_d = r_resp_i != 2'b00;
           state_d  = StCheck;
         end
@@ -220,29 +253,28 @@ module npu_ptw #(
         if (rd_err_q) begin
           cause = access_fault;
           fpte  = '0;
-        end else if (!pte_q[BitV] || (pte_q[BitW] && !pte_q[BitR]) || pte_q[63:54] != '0) begin
+        end else if (ck_bad_q) begin
           cause = page_fault;
-        end else if (is_ptr) begin
+        end else if (ck_ptr_q) begin
           if (level_q == 2'd0) begin
             cause = page_fault;
-          end else if (!ppn_small || target + 41'h1000 > DevMemBytes) begin
+          end else if (!ck_next_ok_q) begin
             cause = access_fault;
           end else begin
             // Descend (under the lock, the re-read PTE changed into a pointer: release it).
             {finish, fault} = 2'b00;
             locked_d = 1'b0;
             level_d  = level_q - 2'd1;
-            table_d  = target;
+            table_d  = pte_q[38:10];
             state_d  = StRead;
             c1_fill  = level_q == 2'd2;
             c0_fill  = level_q == 2'd1;
           end
-        end else if (level_q == 2'd2 || (level_q == 2'd1 && pte_q[18:10] != '0)
-                     || (write_q ? !pte_q[BitW] : !pte_q[BitR])) begin
+        end else if (ck_leaf_fault_q) begin
           cause = page_fault;
-        end else if (!page_ok) begin
+        end else if (!ck_page_ok_q) begin
           cause = access_fault;
-        end else if (needs_update) begin
+        end else if (ck_update_q) begin
           {finish, fault} = 2'b00;
           state_d = locked_q ? StWrite : StLock;
         end else begin
@@ -271,17 +303,23 @@ module npu_ptw #(
           end
         end
       end
+      StDone: begin
+        // The result waits to be taken; an INVAL meanwhile makes it stale.
+        if (flush_i) begin
+          state_d = StIdle;
+        end else if (inval_i) begin
+          stale_d = 1'b0;
+          state_d = StStart;
+        end else if (res_ready_i) begin
+          state_d = StIdle;
+        end
+      end
       default: state_d = StIdle;
     endcase
 
     // Waiting for the lock is a decision point too: a flush or INVAL ends it.
     if (state_q == StLock && (flush_q || stale_q)) finish = 1'b1;
 
-    res_valid_o = 1'b0;
-    res_fault_o = fault;
-    res_cause_o = cause;
-    res_level_o = flevel;
-    res_pte_o   = fault ? fpte : pte_d;
     if (finish) begin
       locked_d = 1'b0;
       if (flush_q) begin
@@ -290,27 +328,36 @@ module npu_ptw #(
         stale_d = 1'b0;
         state_d = StStart;  // walk again from the root
       end else begin
-        res_valid_o = 1'b1;
-        state_d     = StIdle;
+        state_d = StDone;
+        fault_d = fault;
+        cause_d = cause;
+        level_d = flevel;
+        if (fault) pte_d = fpte;
       end
-    end
-    if (state_d == StIdle) begin
-      stale_d = 1'b0;
-      flush_d = 1'b0;  // nothing left to drain
     end
   end
 
-  assign walk_ready_o = state_q == StIdle && !flush_q && !flush_i && !hang_i;
+  assign walk_ready_o = idle_q && !flush_q && !flush_i && !hang_i;
+  assign res_valid_o  = done_q && !inval_i;
+  assign res_pending_o = done_q;
   assign res_tag_o    = tag_q;
+  assign res_asid_o   = asid_q;
+  assign res_va_o     = va_q[38:0];
+  assign res_fault_o  = fault_q;
+  assign res_cause_o  = cause_q;
+  assign res_level_o  = level_q;
+  assign res_pte_o    = pte_q;
   assign stale_o      = stale_q;
-  assign busy_o       = state_q != StIdle;
-  assign lock_req_o   = state_q == StLock || locked_q;
+  assign busy_o       = !idle_q;
+  // The AXI request valids and the lock request are registered: decoded from the next
+  // state, they equal the decode of the current state.
+  assign lock_req_o   = lock_req_q;
 
-  assign ar_valid_o = state_q == StRead;
+  assign ar_valid_o = ar_valid_q;
   assign ar_addr_o  = {23'd0, pte_addr[40:OffBits], {OffBits{1'b0}}};
-  assign aw_valid_o = state_q == StWrite;
+  assign aw_valid_o = aw_valid_q;
   assign aw_addr_o  = ar_addr_o;
-  assign w_valid_o  = state_q == StWriteData;
+  assign w_valid_o  = w_valid_q;
   assign w_data_o   = DataWidth'(pte_updated) << {pte_addr[OffBits-1:3], 6'd0};
   assign w_strb_o   = flush_q ? '0 : StrbWidth'(8'hFF) << {pte_addr[OffBits-1:3], 3'd0};
 
@@ -326,51 +373,84 @@ module npu_ptw #(
     end
   end
 
+  // The PTE checks are read only in StCheck, which follows their load.
+  always_ff @(posedge clk_i) begin : checks_ff
+    if (state_q == StReadWait) begin
+      ck_bad_q        <= ck_bad_d;
+      ck_ptr_q        <= ck_ptr_d;
+      ck_next_ok_q    <= ck_next_ok_d;
+      ck_leaf_fault_q <= ck_leaf_fault_d;
+      ck_page_ok_q    <= ck_page_ok_d;
+      ck_update_q     <= ck_update_d;
+    end
+  end
+
+  // Read only under c1_valid_q/c0_valid_q, which a fill sets together with its match.
   always_ff @(posedge clk_i) begin : walk_cache_payload
+    if (walk_valid_i && walk_ready_o) begin
+      c1_match_q <= c1_asid_q == walk_asid_i && c1_tag_q == walk_va_i[38:30];
+      c0_match_q <= c0_asid_q == walk_asid_i && c0_tag_q == walk_va_i[38:21];
+    end
+    if (c1_fill) c1_match_q <= 1'b1;
+    if (c0_fill) c0_match_q <= 1'b1;
     if (c1_fill) begin
       c1_asid_q  <= asid_q;
       c1_tag_q   <= va_q[38:30];
-      c1_table_q <= target;
+      c1_table_q <= pte_q[38:10];
     end
     if (c0_fill) begin
       c0_asid_q  <= asid_q;
       c0_tag_q   <= va_q[38:21];
-      c0_table_q <= target;
+      c0_table_q <= pte_q[38:10];
     end
   end
 
+  // Control state: asynchronous reset.
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       c1_valid_q <= 1'b0;
       c0_valid_q <= 1'b0;
-      state_q  <= StIdle;
-      tag_q    <= '0;
-      asid_q   <= '0;
-      va_q     <= '0;
-      write_q  <= 1'b0;
-      pte_q    <= '0;
-      rd_err_q <= 1'b0;
-      level_q  <= 2'd2;
-      table_q  <= '0;
-      locked_q <= 1'b0;
-      stale_q  <= 1'b0;
-      flush_q  <= 1'b0;
+      state_q    <= StIdle;
+      ar_valid_q <= 1'b0;
+      aw_valid_q <= 1'b0;
+      w_valid_q  <= 1'b0;
+      lock_req_q <= 1'b0;
+      done_q     <= 1'b0;
+      idle_q     <= 1'b1;
+      locked_q   <= 1'b0;
+      stale_q    <= 1'b0;
+      flush_q    <= 1'b0;
     end else begin
       c1_valid_q <= c1_valid_d;
       c0_valid_q <= c0_valid_d;
-      state_q  <= state_d;
-      tag_q    <= tag_d;
-      asid_q   <= asid_d;
-      va_q     <= va_d;
-      write_q  <= write_d;
-      pte_q    <= pte_d;
-      rd_err_q <= rd_err_d;
-      level_q  <= level_d;
-      table_q  <= table_d;
-      locked_q <= locked_d;
-      stale_q  <= stale_d;
-      flush_q  <= flush_d;
+      state_q    <= state_d;
+      ar_valid_q <= state_d == StRead;
+      aw_valid_q <= state_d == StWrite;
+      w_valid_q  <= state_d == StWriteData;
+      lock_req_q <= state_d == StLock || locked_d;
+      done_q     <= state_d == StDone;
+      idle_q     <= state_d == StIdle;
+      locked_q   <= locked_d;
+      stale_q    <= stale_d;
+      flush_q    <= flush_d;
     end
+  end
+
+  // The walk's datapath: no reset. A walk loads tag, ASID, VA and access type when it is
+  // accepted, StStart sets level and table, StReadWait the PTE and its read error, and
+  // the result fields are set when the walk finishes; outputs show them only under
+  // their VALIDs (res_valid_o, ar/aw/w_valid_o).
+  always_ff @(posedge clk_i) begin : datapath_ff
+    tag_q    <= tag_d;
+    asid_q   <= asid_d;
+    va_q     <= va_d;
+    write_q  <= write_d;
+    pte_q    <= pte_d;
+    rd_err_q <= rd_err_d;
+    level_q  <= level_d;
+    fault_q  <= fault_d;
+    cause_q  <= cause_d;
+    table_q  <= table_d;
   end
 
   // ---- assertions
@@ -379,6 +459,13 @@ module npu_ptw #(
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StReadWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StWriteResp);
   a_write_locked: assert property (@(posedge clk_i) disable iff (!rst_ni) aw_valid_o |-> locked_q);
+  a_cache_match: assert property (@(posedge clk_i) disable iff (!rst_ni) state_q != StIdle |->
+      (!c1_valid_q || c1_match_q == (c1_asid_q == asid_q && c1_tag_q == va_q[38:30]))
+      && (!c0_valid_q || c0_match_q == (c0_asid_q == asid_q && c0_tag_q == va_q[38:21])));
+  a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      ar_valid_q == (state_q == StRead) && aw_valid_q == (state_q == StWrite)
+      && w_valid_q == (state_q == StWriteData) && lock_req_q == (state_q == StLock || locked_q)
+      && done_q == (state_q == StDone) && idle_q == (state_q == StIdle));
   a_result_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       res_valid_o |-> !$isunknown({res_fault_o, res_pte_o}));
 `endif

@@ -861,7 +861,8 @@ module npu_top #(
   assign errinj_consume[5]  = poison_consume_host || poison_consume_dev;
 
   // ---------------------------------------------------------------- status and device errors
-  logic [31:0] status, err_info_d, err_info_q;
+  logic [31:0] status, status_q, err_info_d, err_info_q;
+  logic [DmaChannels*32-1:0] dma_ch_status_q;
   always_comb begin : status_logic
     status = '0;
     status[npu_reg_pkg::REG_STATUS_DMA_BUSY_LSB]  = dma_busy_any;
@@ -893,9 +894,13 @@ module npu_top #(
     if (!rst_ni) begin
       err_info_q    <= '0;
       dev_err_any_q <= 1'b0;
+      status_q      <= '0;
+      dma_ch_status_q <= '0;
     end else begin
       err_info_q    <= err_info_d;
       dev_err_any_q <= dev_err_any_d;
+      status_q      <= status;
+      dma_ch_status_q <= dma_ch_status;
     end
   end
 
@@ -915,7 +920,7 @@ module npu_top #(
     .caps1_i                (caps1),
     .scratch_q_o            (scratch_q),
     .ctrl_q_o               (ctrl_q),
-    .status_i               (status),
+    .status_i               (status_q),  // registered: STATUS shows the previous cycle
     .reset_we_o             (reset_we),
     .reset_wd_o             (reset_wd),
     .int_status_i           (int_status),
@@ -953,7 +958,7 @@ module npu_top #(
     .dma_cpl_size_log2_q_o  (dma_cpl_size_log2_q),
     .dma_cpl_head_q_o       (dma_cpl_head_q),
     .dma_cpl_tail_i         (dma_cpl_tail),
-    .dma_ch_status_i        (dma_ch_status),
+    .dma_ch_status_i        (dma_ch_status_q),  // registered like STATUS
     .dma_ch_ctrl_we_o       (dma_ch_ctrl_we),
     .dma_ch_ctrl_wd_o       (dma_ch_ctrl_wd),
     .ptroot_q_o             (ptroot_q),
