@@ -408,27 +408,31 @@ module npu_axi_mux #(
   assign wr_beat_o        = m_axi_wvalid_o && m_axi_wready_i;
 
   // ---------------------------------------------------------------- write response
-  // B responses are registered before they are routed, like R.
+  // B responses are registered before they are routed, with the ID decoded on the way
+  // in, like R.
   logic               b_valid_q;
-  logic [IdWidth-1:0] b_id_q;
   logic [1:0]         b_resp_q;
+  logic [NumReq-1:0]  b_route_d, b_route_q;
   assign m_axi_bready_o = 1'b1;
+  always_comb begin : b_route
+    b_route_d = '0;
+    if (m_axi_bvalid_i && int'(m_axi_bid_i) < NumReq) begin
+      b_route_d[m_axi_bid_i[ReqIdx-1:0]] = 1'b1;
+    end
+  end
   always_ff @(posedge clk_i or negedge rst_ni) begin : b_valid_ff
-    if (!rst_ni) b_valid_q <= 1'b0;
-    else         b_valid_q <= m_axi_bvalid_i;
+    if (!rst_ni) begin
+      b_valid_q <= 1'b0;
+      b_route_q <= '0;
+    end else begin
+      b_valid_q <= m_axi_bvalid_i;
+      b_route_q <= b_route_d;
+    end
   end
   always_ff @(posedge clk_i) begin : b_data_ff
-    if (m_axi_bvalid_i) begin
-      b_id_q   <= m_axi_bid_i;
-      b_resp_q <= m_axi_bresp_i;
-    end
+    if (m_axi_bvalid_i) b_resp_q <= m_axi_bresp_i;
   end
-  always_comb begin : b_route
-    req_b_valid_o = '0;
-    if (b_valid_q && int'(b_id_q) < NumReq) begin
-      req_b_valid_o[b_id_q[ReqIdx-1:0]] = 1'b1;
-    end
-  end
+  assign req_b_valid_o = b_route_q;
   assign req_b_resp_o = b_resp_q;
 
   // Write bursts sent and not yet answered (injected ones get no response). The lock
