@@ -242,31 +242,33 @@ module npu_axi_mux #(
   assign rd_poison_consume_o = ar_fire && !ar_inject && ar_poison;
 
   // ---------------------------------------------------------------- read data
-  // R beats are registered before they are decoded and routed (RREADY is always high,
-  // so a plain register stage suffices): no requester logic hangs off the R inputs.
-  logic                 r_valid_q, r_last_q;
-  logic [IdWidth-1:0]   r_id_q;
+  // R beats are registered before they reach the requesters (RREADY is always high, so a
+  // plain register stage suffices): no requester logic hangs off the R inputs. The ID
+  // is decoded into per-requester valids on the way into the register.
+  logic                 r_last_q;
   logic [DataWidth-1:0] r_data_q;
   logic [1:0]           r_resp_q;
   assign m_axi_rready_o = 1'b1;
-  always_ff @(posedge clk_i or negedge rst_ni) begin : r_valid_ff
-    if (!rst_ni) r_valid_q <= 1'b0;
-    else         r_valid_q <= m_axi_rvalid_i;
-  end
   always_ff @(posedge clk_i) begin : r_data_ff
     if (m_axi_rvalid_i) begin
-      r_id_q   <= m_axi_rid_i;
       r_data_q <= m_axi_rdata_i;
       r_resp_q <= m_axi_rresp_i;
       r_last_q <= m_axi_rlast_i;
     end
   end
+  // The ID is decoded into the per-requester valids as the beat is registered.
+  logic [NumReq-1:0] r_route_d, r_route_q;
   always_comb begin : r_route
-    req_r_valid_o = '0;
-    if (r_valid_q && int'(r_id_q) < NumReq) begin
-      req_r_valid_o[r_id_q[ReqIdx-1:0]] = 1'b1;
+    r_route_d = '0;
+    if (m_axi_rvalid_i && int'(m_axi_rid_i) < NumReq) begin
+      r_route_d[m_axi_rid_i[ReqIdx-1:0]] = 1'b1;
     end
   end
+  always_ff @(posedge clk_i or negedge rst_ni) begin : r_route_ff
+    if (!rst_ni) r_route_q <= '0;
+    else         r_route_q <= r_route_d;
+  end
+  assign req_r_valid_o = r_route_q;
   assign req_r_data_o = r_data_q;
   assign req_r_resp_o = r_resp_q;
   assign req_r_last_o = r_last_q;
@@ -406,27 +408,31 @@ module npu_axi_mux #(
   assign wr_beat_o        = m_axi_wvalid_o && m_axi_wready_i;
 
   // ---------------------------------------------------------------- write response
-  // B responses are registered before they are routed, like R.
+  // B responses are registered before they are routed, with the ID decoded on the way
+  // in, like R.
   logic               b_valid_q;
-  logic [IdWidth-1:0] b_id_q;
   logic [1:0]         b_resp_q;
+  logic [NumReq-1:0]  b_route_d, b_route_q;
   assign m_axi_bready_o = 1'b1;
+  always_comb begin : b_route
+    b_route_d = '0;
+    if (m_axi_bvalid_i && int'(m_axi_bid_i) < NumReq) begin
+      b_route_d[m_axi_bid_i[ReqIdx-1:0]] = 1'b1;
+    end
+  end
   always_ff @(posedge clk_i or negedge rst_ni) begin : b_valid_ff
-    if (!rst_ni) b_valid_q <= 1'b0;
-    else         b_valid_q <= m_axi_bvalid_i;
+    if (!rst_ni) begin
+      b_valid_q <= 1'b0;
+      b_route_q <= '0;
+    end else begin
+      b_valid_q <= m_axi_bvalid_i;
+      b_route_q <= b_route_d;
+    end
   end
   always_ff @(posedge clk_i) begin : b_data_ff
-    if (m_axi_bvalid_i) begin
-      b_id_q   <= m_axi_bid_i;
-      b_resp_q <= m_axi_bresp_i;
-    end
+    if (m_axi_bvalid_i) b_resp_q <= m_axi_bresp_i;
   end
-  always_comb begin : b_route
-    req_b_valid_o = '0;
-    if (b_valid_q && int'(b_id_q) < NumReq) begin
-      req_b_valid_o[b_id_q[ReqIdx-1:0]] = 1'b1;
-    end
-  end
+  assign req_b_valid_o = b_route_q;
   assign req_b_resp_o = b_resp_q;
 
   // Write bursts sent and not yet answered (injected ones get no response). The lock
@@ -437,8 +443,16 @@ module npu_axi_mux #(
     if (m_axi_awvalid_o && m_axi_awready_i) wr_open_d = wr_open_d + 8'd1;
     if (m_axi_bvalid_i) wr_open_d = wr_open_d - 8'd1;
   end
-  assign lock_ok_o = lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0 && !b_valid_q
-                     && !(aw_pick_v_q && 32'(aw_pick_q) != LockReq);
+  // The grant is registered: it reports the previous cycle's state, which still holds
+  // while the lock is asked for (under the request only the owner's AW can be picked,
+  // and a B needs an open write). It is dropped with the request.
+  logic lock_ok_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : lock_ok_ff
+    if (!rst_ni) lock_ok_q <= 1'b0;
+    else         lock_ok_q <= lock_req_i && !w_busy_q && !m_axi_awvalid_o && wr_open_q == '0
+                              && !b_valid_q && !(aw_pick_v_q && 32'(aw_pick_q) != LockReq);
+  end
+  assign lock_ok_o = lock_req_i && lock_ok_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin

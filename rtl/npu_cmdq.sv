@@ -197,13 +197,16 @@ module npu_cmdq #(
   // current state), so they leave the command queue straight from flip-flops. Written
   // without the full next-state logic: StInval/StReplay are entered only from StDecode and
   // left when the MMU takes the command, and a drain (or soft reset) leaves them at once.
-  logic inval_valid_q, replay_valid_q, dec_inval, dec_replay;
+  logic inval_valid_q, replay_valid_q, dec_inval, dec_replay, ar_valid_q, aw_valid_q, w_valid_q;
   assign dec_inval  = opcode == OpInval && flags[7:2] == '0 && flags[1:0] != 2'd3;
   assign dec_replay = opcode == OpReplay && flags[7:1] == '0;
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       inval_valid_q  <= 1'b0;
       replay_valid_q <= 1'b0;
+      ar_valid_q     <= 1'b0;
+      aw_valid_q     <= 1'b0;
+      w_valid_q      <= 1'b0;
       state_q      <= StIdle;
       head_q       <= '0;
       draining_q   <= 1'b0;
@@ -213,6 +216,9 @@ module npu_cmdq #(
                         && (state_q == StDecode && dec_inval || state_q == StInval && !inval_ready_i);
       replay_valid_q <= !draining_q && !soft_reset_i
                         && (state_q == StDecode && dec_replay || state_q == StReplay && !replay_ready_i);
+      ar_valid_q     <= state_d == StFetch;
+      aw_valid_q     <= state_d == StFenceAw;
+      w_valid_q      <= state_d == StFenceW;
       state_q      <= state_d;
       head_q       <= head_d;
       draining_q   <= draining_d;
@@ -242,11 +248,13 @@ module npu_cmdq #(
                           || (enable_i && ring_ok && pending);
   assign dev_err_code_o = err_code_q;
 
-  assign ar_valid_o = state_q == StFetch;
+  // The AXI request valids are registered decodes of the next state, like the MMU-side
+  // ones, so the multiplexer's arbiter starts from flip-flops.
+  assign ar_valid_o = ar_valid_q;
   assign ar_addr_o  = {fetch_addr[63:OffBits], {OffBits{1'b0}}};
-  assign aw_valid_o = state_q == StFenceAw;
+  assign aw_valid_o = aw_valid_q;
   assign aw_addr_o  = {addr[63:OffBits], {OffBits{1'b0}}};
-  assign w_valid_o  = state_q == StFenceW;
+  assign w_valid_o  = w_valid_q;
   assign w_data_o   = w_data_q;
   assign w_strb_o   = w_strb_q;
 
@@ -269,7 +277,9 @@ module npu_cmdq #(
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
   a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni) ring_ok |-> (head_q & ~mask) == '0);
   a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      inval_valid_q == (state_q == StInval) && replay_valid_q == (state_q == StReplay));
+      inval_valid_q == (state_q == StInval) && replay_valid_q == (state_q == StReplay)
+      && ar_valid_q == (state_q == StFetch) && aw_valid_q == (state_q == StFenceAw)
+      && w_valid_q == (state_q == StFenceW));
   a_fence_start: assert property (@(posedge clk_i) disable iff (!rst_ni)
       fence_start_o == (state_q == StDecode && state_d == StFenceWait));
 `endif
