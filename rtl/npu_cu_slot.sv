@@ -89,9 +89,12 @@ module npu_cu_slot #(
   // GATHER's element address a_base + 4*b[k] is computed a cycle ahead from the next
   // values of b and k (g_va_q), so the add does not sit in front of the TLB lookup; it
   // is the address of b[k] whenever it is used (a_base_i is stable while a kernel runs).
-  // The next b[k] is b_q[k_d], or, in the cycle the b-line arrives (k is 0 then), its
-  // word at the line offset, which the GATHER step reads anyway.
+  // The next b[k] is b_q[k_g], or, in the cycle the b-line arrives (k is 0 then), its
+  // word at the line offset, which the GATHER step reads anyway. k_g is k_d without the
+  // start branch (k_d = 0 there): a started kernel loads its b-line before g_va_q is
+  // used, so g_va_q does not wait for the dispatch decision behind start_i.
   logic        is_write, is_word, load_b;
+  logic [3:0]  k_g;
   logic [63:0] req_va, g_va_q;
   logic [3:0]  wo;  // word offset of the request in its line
   always_comb begin : request
@@ -108,6 +111,7 @@ module npu_cu_slot #(
   assign wo = va_q[5:2];
 
   assign load_b = state_q == SMWait && m_rsp_i && step_q == StepB;
+  assign k_g    = state_q == SMWait && m_rsp_i && step_q == StepG ? k_q + 4'd1 : k_q;
 
   // Element k of a loaded line starts at word wo + k.
   logic [31:0] line_word [16];
@@ -353,7 +357,7 @@ module npu_cu_slot #(
     a_q    <= a_d;
     b_q    <= b_d;
     c_q    <= c_d;
-    g_va_q <= a_base_i + {30'd0, load_b ? line_word[wo] : b_q[k_d], 2'b00};
+    g_va_q <= a_base_i + {30'd0, load_b ? line_word[wo] : b_q[k_g], 2'b00};
   end
 
   // ---- assertions
