@@ -119,12 +119,61 @@ fn mremap_shrinks_and_grows_in_place() {
     assert_eq!(cpu_read(p, 5 * 4096), 6);
 }
 
+/// A plain anonymous mapping the test owns, unmapped on drop.
+struct Guard {
+    va: u64,
+    len: u64,
+}
+
+impl Guard {
+    /// Map `len` bytes exactly at `va`, never over an existing mapping.
+    fn at(va: u64, len: u64) -> Option<Guard> {
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is
+        // checked before it is used and never dereferenced.
+        let p = unsafe {
+            libc::mmap(
+                va as *mut libc::c_void,
+                len as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let g = Guard { va: p as u64, len };
+        (g.va == va).then_some(g)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `Guard::at` and nothing else refers to it.
+        unsafe { libc::munmap(self.va as *mut libc::c_void, self.len as usize) };
+    }
+}
+
+/// A managed region of `len` bytes with a guard mapping right after it, so it cannot
+/// grow in place. Other tests of this binary map memory concurrently, so the address
+/// after a fresh region may be taken between two calls: retry until the guard is ours.
+fn region_with_guard_after(r: &Rig, len: u64) -> (*mut u8, Guard) {
+    for _ in 0..16 {
+        let a = r.gm.mmap(r.space, len, MapFlags::PEER_SHARED).expect("mmap");
+        if let Some(g) = Guard::at(a as u64 + len, len) {
+            return (a, g);
+        }
+        r.gm.munmap(r.space, a, len).expect("munmap");
+    }
+    panic!("no region with a free range after it in 16 tries");
+}
+
 #[test]
 fn mremap_moves_a_region_with_its_device_pages_and_attributes() {
     let r = rig(2048);
-    let a = r.gm.mmap(r.space, 2 * MIB, MapFlags::PEER_SHARED).expect("mmap a");
+    let (a, _guard) = region_with_guard_after(&r, 2 * MIB);
     let b = r.gm.mmap(r.space, 2 * MIB, MapFlags::PEER_SHARED).expect("mmap b");
-    assert_eq!(b as u64, a as u64 + 2 * MIB, "b right after a: a cannot grow in place");
     let va = a as u64;
     for pg in 0..512u64 {
         cpu_write(a, (pg * 4096) as usize, (pg % 199) as u8);
