@@ -68,7 +68,6 @@ impl Gmem {
         let sp = g.spaces.get(&space.0)?;
         sp.region_of(va)?;
         let e = sp.pt.get(va / PAGE_SIZE);
-        let holds = e.on_device() || e.flags.contains(PageFlags::REMOTE);
         let zero = match e.state {
             Residency::Unpopulated => true,
             Residency::Cpu => self.inner.cpu.is_zero_page(va),
@@ -78,7 +77,7 @@ impl Gmem {
             protection: sp.attrs.get(va).prot,
             zero,
             residency: e.state,
-            device: holds.then_some(DeviceId(e.dev)),
+            device: e.holder(),
             device_pa: e.on_device().then(|| e.pa()),
             prot: e.prot(),
             remote: e.flags.contains(PageFlags::REMOTE),
@@ -166,15 +165,13 @@ pub struct PageRun {
 
 impl PageRun {
     fn of(offset: u64, e: &crate::page_table::PageEntry) -> Self {
-        let remote = e.flags.contains(PageFlags::REMOTE);
-        let holds = matches!(e.state, Residency::Device | Residency::Dup) || remote;
         PageRun {
             offset,
             pages: 1,
             residency: e.state,
-            device: holds.then_some(DeviceId(e.dev)),
+            device: e.holder(),
             map: (e.prot != 0).then(|| e.prot()),
-            remote,
+            remote: e.flags.contains(PageFlags::REMOTE),
             pinned: e.flags.contains(PageFlags::PINNED),
             huge: e.flags.contains(PageFlags::HUGE),
             migrating: e.flags.contains(PageFlags::MIGRATING),

@@ -86,6 +86,11 @@ impl PageEntry {
         matches!(self.state, Residency::Device | Residency::Dup)
     }
 
+    /// The device that holds this page's frame or maps it remotely, if any.
+    pub fn holder(&self) -> Option<crate::types::DeviceId> {
+        (self.on_device() || self.flags.contains(PageFlags::REMOTE)).then_some(crate::types::DeviceId(self.dev))
+    }
+
     /// Device byte address of the frame.
     pub fn pa(&self) -> u64 {
         u64::from(self.pfn) * crate::mmu::PAGE_SIZE
