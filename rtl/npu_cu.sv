@@ -141,19 +141,47 @@ module npu_cu #(
   function automatic logic [4:0] line_left(logic [3:0] word);
     line_left = 5'd16 - 5'(word);
   endfunction
-  // The size is registered (group_n_q) and used only when it was computed from the
-  // current values (group_ok_q: in KRun, no dispatch in the last cycle), so the dispatch
-  // adds do not sit behind the size logic; back-to-back dispatches are a cycle apart.
-  logic [4:0]  group_n, group_n_q;
-  logic        group_ok_q;
+  function automatic logic [4:0] min5(logic [4:0] x, logic [4:0] y);
+    min5 = x < y ? x : y;
+  endfunction
+  // The size is computed in two registered stages from the current position (the
+  // elements left, capped at 16 or 1 for STRIDED_TOUCH, and the words left in each used
+  // operand's line), and used only when both stages saw the current values
+  // (settle_q: in KRun for three cycles, no dispatch in the last two), so neither the dispatch
+  // adds nor the opcode decode sit behind the size logic; dispatches are at least three
+  // cycles apart. The opcode decode is registered too (desc_q changes only on a fetch,
+  // two cycles before KRun).
+  logic [4:0]  group_n, group_n_q, rem_cap_q, line_min_q;
+  logic [1:0]  settle_q;
   logic [31:0] remaining;
+  logic        use_a_q, use_b_q, use_c_q, is_touch_q, final_op_q, more_q;
+  logic [63:0] a_step_q;
   assign remaining = count - next_i_q;
+  // The size as one expression, for the assertion that the stages agree with it.
   always_comb begin : group_size
     group_n = remaining < 32'd16 ? 5'(remaining) : 5'd16;
     if (opcode == OpTouch) group_n = 5'd1;
     if (use_a && line_left(cur_a_q[5:2]) < group_n) group_n = line_left(cur_a_q[5:2]);
     if (use_b && line_left(cur_b_q[5:2]) < group_n) group_n = line_left(cur_b_q[5:2]);
     if (use_c && line_left(cur_c_q[5:2]) < group_n) group_n = line_left(cur_c_q[5:2]);
+  end
+  always_ff @(posedge clk_i) begin : decode_ff
+    use_a_q    <= use_a;
+    use_b_q    <= use_b;
+    use_c_q    <= use_c;
+    is_touch_q <= opcode == OpTouch;
+    final_op_q <= opcode == OpReduce && c != '0;
+  end
+  logic [4:0] group_n_next;
+  assign group_n_next = min5(rem_cap_q, line_min_q);
+  always_ff @(posedge clk_i) begin : group_stage_ff
+    rem_cap_q  <= is_touch_q ? 5'd1 : remaining < 32'd16 ? 5'(remaining) : 5'd16;
+    line_min_q <= min5(min5(use_a_q ? line_left(cur_a_q[5:2]) : 5'd16,
+                            use_b_q ? line_left(cur_b_q[5:2]) : 5'd16),
+                       use_c_q ? line_left(cur_c_q[5:2]) : 5'd16);
+    more_q     <= next_i_q != count;
+    group_n_q  <= group_n_next;
+    a_step_q   <= is_touch_q ? {32'd0, stride} : 64'(group_n_next) << 2;
   end
 
   // ---------------------------------------------------------------- slots
@@ -190,16 +218,12 @@ module npu_cu #(
     end
   end
   assign fail_seen = failed_q || |rep_fail_q;
-  assign dispatch = state_q == KRun && group_ok_q && !fail_seen && next_i_q != count
+  assign dispatch = state_q == KRun && settle_q == '0 && !fail_seen && more_q
                     && s_idle[disp_q] && issue_en;
-  always_ff @(posedge clk_i or negedge rst_ni) begin : group_ff
-    if (!rst_ni) begin
-      group_n_q  <= '0;
-      group_ok_q <= 1'b0;
-    end else begin
-      group_n_q  <= group_n;
-      group_ok_q <= state_q == KRun && !dispatch;
-    end
+  always_ff @(posedge clk_i or negedge rst_ni) begin : settle_ff
+    if (!rst_ni)                             settle_q <= 2'd2;
+    else if (state_q != KRun || dispatch)    settle_q <= 2'd2;
+    else if (settle_q != '0)                 settle_q <= settle_q - 2'd1;
   end
 
   // Sum of the staged done counts (a tree over Slots small adds), and the first failing
@@ -240,6 +264,29 @@ module npu_cu #(
     rsp_data_q[1] <= r_data_i[DataWidth +: DataWidth];
   end
 
+  // A start reaches its slot a cycle after the dispatch decision, with the group's
+  // operands registered (the next dispatch is at least three cycles later, and
+  // KFinalWait waits out the final store's start); a soft reset in that cycle drops it.
+  logic [Slots-1:0] start_q;
+  logic             final_q;
+  logic [4:0]       n_start_q;
+  logic [63:0]      va_a_start_q, va_b_start_q, va_c_start_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : start_ff
+    if (!rst_ni) begin
+      start_q <= '0;
+      final_q <= 1'b0;
+    end else begin
+      start_q <= s_start;
+      final_q <= final_start;
+    end
+  end
+  always_ff @(posedge clk_i) begin : start_operands_ff
+    n_start_q    <= group_n_q;
+    va_a_start_q <= cur_a_q;
+    va_b_start_q <= cur_b_q;
+    va_c_start_q <= final_start ? c : cur_c_q;
+  end
+
   for (genvar s = 0; s < Slots; s++) begin : gen_slot
     assign s_start[s] = (dispatch && disp_q == SlotW'(s)) || (final_start && s == 0);
     assign s_m_ready[s] = p_ready[0][s] || p_ready[1][s];
@@ -253,12 +300,12 @@ module npu_cu #(
       .scalar_i      (scalar),
       .final_value_i (total[31:0]),
       .clear_sum_i   (state_q == KCheck),
-      .start_i       (s_start[s]),
-      .final_i       (final_start),
-      .n_i           (group_n_q),
-      .va_a_i        (cur_a_q),
-      .va_b_i        (cur_b_q),
-      .va_c_i        (final_start ? c : cur_c_q),
+      .start_i       (start_q[s] && !soft_reset_i),
+      .final_i       (final_q),
+      .n_i           (n_start_q),
+      .va_a_i        (va_a_start_q),
+      .va_b_i        (va_b_start_q),
+      .va_c_i        (va_c_start_q),
       .idle_o        (s_idle[s]),
       .waiting_o     (s_waiting[s]),
       .done_o        (s_done[s]),
@@ -362,10 +409,21 @@ module npu_cu #(
   logic        kq_ring_ok, kcq_ring_ok, pending, kcq_full, all_idle;
   logic [63:0] fetch_addr, cpl_addr;
   logic [255:0] kcpl;
-  assign kq_mask     = 16'((32'd1 << kq_size_log2_i) - 1);
-  assign kcq_mask    = 16'((32'd1 << kcq_size_log2_i) - 1);
-  assign kq_ring_ok  = kq_size_log2_i >= 5'd1 && kq_size_log2_i <= 5'd16;
-  assign kcq_ring_ok = kcq_size_log2_i >= 5'd1 && kcq_size_log2_i <= 5'd16;
+  // Ring sizes decoded into registers (they change only by CSR writes, which the
+  // driver makes before it rings a doorbell): masks and validity lag a write by a cycle.
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ring_size_ff
+    if (!rst_ni) begin
+      kq_mask     <= '0;
+      kcq_mask    <= '0;
+      kq_ring_ok  <= 1'b0;
+      kcq_ring_ok <= 1'b0;
+    end else begin
+      kq_mask     <= 16'((32'd1 << kq_size_log2_i) - 1);
+      kcq_mask    <= 16'((32'd1 << kcq_size_log2_i) - 1);
+      kq_ring_ok  <= kq_size_log2_i >= 5'd1 && kq_size_log2_i <= 5'd16;
+      kcq_ring_ok <= kcq_size_log2_i >= 5'd1 && kcq_size_log2_i <= 5'd16;
+    end
+  end
   assign pending     = (head_q & kq_mask) != (kq_tail_i & kq_mask);
   assign kcq_full    = ((tail_q + 16'd1) & kcq_mask) == (kcq_head_i & kcq_mask);
   // Room for the next completion, registered: the completion AW request comes from
@@ -448,12 +506,12 @@ module npu_cu #(
       KRun: begin
         if (dispatch) begin
           next_i_d = next_i_q + 32'(group_n_q);
-          cur_a_d  = cur_a_q + (opcode == OpTouch ? {32'd0, stride} : 64'(group_n_q) << 2);
+          cur_a_d  = cur_a_q + a_step_q;
           cur_b_d  = cur_b_q + (64'(group_n_q) << 2);
           cur_c_d  = cur_c_q + (64'(group_n_q) << 2);
           disp_d   = (int'(disp_q) == Slots - 1) ? '0 : disp_q + 1'b1;
-        end else if ((next_i_q == count || fail_seen) && all_idle) begin
-          state_d = opcode == OpReduce && c != '0 && !fail_seen ? KFinal : KCplAw;
+        end else if (settle_q == '0 && (!more_q || fail_seen) && all_idle) begin
+          state_d = final_op_q && !fail_seen ? KFinal : KCplAw;
         end
       end
       KFinal: begin
@@ -462,7 +520,7 @@ module npu_cu #(
           state_d     = KFinalWait;
         end
       end
-      KFinalWait: if (all_idle) state_d = KCplAw;
+      KFinalWait: if (all_idle && !final_q) state_d = KCplAw;
       KCplAw: begin
         if (q_aw_valid_o && q_aw_ready_i) state_d = KCplW;
       end
@@ -516,7 +574,14 @@ module npu_cu #(
   assign q_aw_valid_o = state_q == KCplAw && (kcq_room_q || q_aw_shown_q);
   assign q_aw_addr_o  = {cpl_addr[63:6], 6'd0};
   assign q_w_valid_o  = state_q == KCplW;
-  assign q_w_data_o   = DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};
+  // The KCPL beat is built in KCplAw and registered: every input of the record is
+  // final there (a slot reports done or failed only while busy, so with all slots idle
+  // in the last KRun or KFinalWait cycle, the last report was counted in that cycle).
+  logic [DataWidth-1:0] cpl_beat_q;
+  always_ff @(posedge clk_i) begin : cpl_beat_ff
+    if (state_q == KCplAw) cpl_beat_q <= DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};
+  end
+  assign q_w_data_o   = cpl_beat_q;
   assign q_w_strb_o   = flush_q ? '0 : StrbWidth'({32{1'b1}}) << cpl_addr[5:0];
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff

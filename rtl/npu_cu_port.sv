@@ -1,8 +1,10 @@
 // Compute-unit data requester on one memory port (one AXI ID).
 //
 // Slots that want this port are served round-robin, one single-beat request at a time:
-// the chosen request is latched (its slot moves on to wait for the response), then sent
-// as AR, or as AW followed by its W beat. Responses of one AXI ID return in order per
+// the chosen request is latched, then sent as AR, or as AW followed by its W beat. The
+// grant reaches the slot from a register a cycle later (its request holds until then,
+// and the port is busy with it), so the arbiter does not sit in front of the slots'
+// state. Responses of one AXI ID return in order per
 // direction, so a FIFO of slot numbers per direction routes each R or B to its slot. A
 // burst that the arbiter's error injection swallows is answered with an error one
 // cycle after its last handshake (the AR, or the W beat of a swallowed AW), from a
@@ -54,6 +56,7 @@ module npu_cu_port #(
   logic [63:0]          addr_q;
   logic [DataWidth-1:0] wdata_q;
   logic [StrbWidth-1:0] wstrb_q;
+  logic [Slots-1:0]     gnt, gnt_q;
 
   // Slot of each request in flight, per direction, oldest at the head (responses of
   // one ID return in order). At most Slots requests are in flight, so they never fill.
@@ -104,8 +107,13 @@ module npu_cu_port #(
     .ready_i (state_q == PIdle && issue_en_i),
     .valid_o (found),
     .idx_o   (pick),
-    .gnt_o   (req_ready_o)
+    .gnt_o   (gnt)
   );
+  always_ff @(posedge clk_i or negedge rst_ni) begin : gnt_ff
+    if (!rst_ni) gnt_q <= '0;
+    else         gnt_q <= gnt;
+  end
+  assign req_ready_o = gnt_q;
 
   always_comb begin : next_state
     state_d     = state_q;

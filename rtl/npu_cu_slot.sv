@@ -241,11 +241,12 @@ module npu_cu_slot #(
     // is at least three cycles after the last element: translate, then request).
     if (mul_v_q[1]) c_d[mul_k_q[1]] = mul_scale_q[1] ? mul_p_q : mul_r_q[1];
 
-    // Soft reset: forget the group; a memory access already sent still drains.
+    // Soft reset: forget the group; a memory access already sent (or granted in this
+    // cycle: the port sends it) still drains.
     if (flush_q || flush_i) begin
       done_o = 1'b0;
       fail_o = 1'b0;
-      if (state_q != SMWait) state_d = SIdle;
+      if (state_q != SMWait && !(state_q == SMReq && m_ready_i)) state_d = SIdle;
     end
     if (state_d == SIdle && (state_q != SMWait || m_rsp_i)) flush_d = 1'b0;
     if (state_q == SIdle) flush_d = 1'b0;
@@ -307,15 +308,19 @@ module npu_cu_slot #(
   always_comb begin : write_data
     wdata = '0;
     wstrb = '0;
-    if (is_word) begin
-      wdata[wo*32 +: 32] = step_q == StepFinal ? final_value_i : scalar_i;
-      wstrb[wo*4 +: 4]   = 4'hF;
-    end else begin
-      for (int unsigned k = 0; k < 16; k++) begin
-        if (5'(k) < n_q) begin
-          wdata[((int'(wo) + k) % 16)*32 +: 32] = c_q[k];
-          wstrb[((int'(wo) + k) % 16)*4 +: 4]   = 4'hF;
+    // Per line word j: element k = j - wo (mod 16) of the group, if it is one (a
+    // 16-to-1 pick per word, no chain of overlapping assignments).
+    for (int unsigned j = 0; j < 16; j++) begin
+      logic [3:0] k;
+      k = 4'(j) - wo;
+      if (is_word) begin
+        if (4'(j) == wo) begin
+          wdata[j*32 +: 32] = step_q == StepFinal ? final_value_i : scalar_i;
+          wstrb[j*4 +: 4]   = 4'hF;
         end
+      end else if (5'(k) < n_q) begin
+        wdata[j*32 +: 32] = c_q[k];
+        wstrb[j*4 +: 4]   = 4'hF;
       end
     end
   end

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Logic depth of a flattened `synth_xilinx` netlist (Yosys `write_json`).
 
-Usage:  lut_depth.py NETLIST.json [--top npu_top] [--worst N]
+Usage:  lut_depth.py NETLIST.json [--top npu_top] [--worst N] [--trace N]
         lut_depth.py --self-test
 
 Model (a proxy for timing when no open Xilinx timer exists):
@@ -42,7 +42,7 @@ def is_addr_pin(pin):
     return pin.startswith(("ADDR", "DPRA", "A")) and not pin.startswith("ACIN")
 
 
-def analyse(netlist, top=None, worst=5, out=print):
+def analyse(netlist, top=None, worst=5, out=print, trace=0):
     mods = netlist["modules"]
     if top is None:
         tops = [m for m, v in mods.items() if v.get("attributes", {}).get("top")]
@@ -125,6 +125,7 @@ def analyse(netlist, top=None, worst=5, out=print):
             indeg[ob] += 1
     level = {b: 0 for b in start}
     pred = {}
+    pred_cell = {}
     ready = [b for b in set(edges) | set(start) if indeg[b] == 0]
     seen = 0
     while ready:
@@ -136,6 +137,7 @@ def analyse(netlist, top=None, worst=5, out=print):
             if ob not in level or lb + w > level[ob]:
                 level[ob] = lb + w
                 pred[ob] = b
+                pred_cell[ob] = cname
             if mb:
                 inmask[ob] |= mb
             indeg[ob] -= 1
@@ -149,6 +151,17 @@ def analyse(netlist, top=None, worst=5, out=print):
         while b in pred:
             b = pred[b]
         return start.get(b, name.get(b, str(b)))
+
+    def path_of(b):
+        """The named nets along the worst path into bit `b` (generated names skipped),
+        each with its level."""
+        chain = []
+        while b in pred:
+            n = name.get(b, "")
+            if n and not n.startswith("$"):
+                chain.append(f"level {level.get(b, 0):2d}: {n}")
+            b = pred[b]
+        return reversed(chain)
 
     # ---- report
     end_levels = sorted(((level.get(b, 0), d, b) for b, d in ends), key=lambda x: -x[0])
@@ -170,6 +183,9 @@ def analyse(netlist, top=None, worst=5, out=print):
         if key not in shown:
             shown.add(key)
             out(f"  {lv:3d}: {d}  <-  {o}")
+            if len(shown) <= trace:
+                for line in path_of(b):
+                    out(f"         {line}")
     pairs = set()
     for p, bits in out_ports:
         m = 0
@@ -237,5 +253,6 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     top = args[args.index("--top") + 1] if "--top" in args else None
     worst = int(args[args.index("--worst") + 1]) if "--worst" in args else 8
+    trace = int(args[args.index("--trace") + 1]) if "--trace" in args else 0
     with open(args[0]) as f:
-        analyse(json.load(f), top=top, worst=worst)
+        analyse(json.load(f), top=top, worst=worst, trace=trace)
