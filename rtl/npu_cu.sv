@@ -126,16 +126,34 @@ module npu_cu #(
   assign scalar = desc_q[351:320];
 
   // Operands each operation reads or writes as contiguous arrays.
-  logic use_a, use_b, use_c, desc_ok;
-  assign use_a = opcode == OpCopy || opcode == OpAdd || opcode == OpScale || opcode == OpReduce;
-  assign use_b = opcode == OpAdd || opcode == OpGather;
-  assign use_c = opcode == OpCopy || opcode == OpFill || opcode == OpAdd || opcode == OpScale
-                 || opcode == OpGather;
-  assign desc_ok = opcode >= OpCopy && opcode <= OpTouch && flags[7:2] == '0
-                   && ((!use_a && opcode != OpGather && opcode != OpTouch) || a[1:0] == '0)
-                   && (!use_b || b[1:0] == '0)
-                   && ((!use_c && !(opcode == OpReduce && c != '0)) || c[1:0] == '0)
-                   && (opcode != OpTouch || stride[1:0] == '0);
+  function automatic logic uses_a(logic [7:0] op);
+    uses_a = op == OpCopy || op == OpAdd || op == OpScale || op == OpReduce;
+  endfunction
+  function automatic logic uses_b(logic [7:0] op);
+    uses_b = op == OpAdd || op == OpGather;
+  endfunction
+  function automatic logic uses_c(logic [7:0] op);
+    uses_c = op == OpCopy || op == OpFill || op == OpAdd || op == OpScale || op == OpGather;
+  endfunction
+  // Whether a KDESC is well formed (checked as it arrives, registered for KCheck).
+  /* verilator lint_off UNUSEDSIGNAL */
+  function automatic logic desc_valid(logic [511:0] d);
+    logic [7:0] op;
+    op = d[7:0];
+    desc_valid = op >= OpCopy && op <= OpTouch && d[15:10] == '0
+                 && ((!uses_a(op) && op != OpGather && op != OpTouch) || d[129:128] == '0)
+                 && (!uses_b(op) || d[193:192] == '0)
+                 && ((!uses_c(op) && !(op == OpReduce && d[319:256] != '0)) || d[257:256] == '0)
+                 && (op != OpTouch || d[97:96] == '0);
+  endfunction
+  /* verilator lint_on UNUSEDSIGNAL */
+  logic use_a, use_b, use_c, desc_ok_q;
+  assign use_a = uses_a(opcode);
+  assign use_b = uses_b(opcode);
+  assign use_c = uses_c(opcode);
+  always_ff @(posedge clk_i) begin : desc_ok_ff
+    if (state_q == KFetchWait && q_r_valid_i) desc_ok_q <= desc_valid(q_r_data_i);
+  end
 
   // ---------------------------------------------------------------- group size
   function automatic logic [4:0] line_left(logic [3:0] word);
@@ -143,6 +161,12 @@ module npu_cu #(
   endfunction
   function automatic logic [4:0] min5(logic [4:0] x, logic [4:0] y);
     min5 = x < y ? x : y;
+  endfunction
+  // The three compares side by side, then one pick.
+  function automatic logic [4:0] min3(logic [4:0] x, logic [4:0] y, logic [4:0] z);
+    logic xy, xz, yz;
+    {xy, xz, yz} = {x <= y, x <= z, y <= z};
+    min3 = xy && xz ? x : yz ? y : z;
   endfunction
   // The size is computed in two registered stages from the current position (the
   // elements left, capped at 16 or 1 for STRIDED_TOUCH, and the words left in each used
@@ -154,7 +178,7 @@ module npu_cu #(
   logic [4:0]  group_n, group_n_q, rem_cap_q, line_min_q;
   logic [1:0]  settle_q;
   logic [31:0] remaining;
-  logic        use_a_q, use_b_q, use_c_q, is_touch_q, final_op_q, more_q;
+  logic        use_a_q, use_b_q, use_c_q, is_touch_q, final_op_q, sum_in_cpl_q, more_q;
   logic [63:0] a_step_q;
   assign remaining = count - next_i_q;
   // The size as one expression, for the assertion that the stages agree with it.
@@ -171,13 +195,14 @@ module npu_cu #(
     use_c_q    <= use_c;
     is_touch_q <= opcode == OpTouch;
     final_op_q <= opcode == OpReduce && c != '0;
+    sum_in_cpl_q <= opcode == OpReduce || opcode == OpTouch;
   end
   logic [4:0] group_n_next;
   assign group_n_next = min5(rem_cap_q, line_min_q);
   always_ff @(posedge clk_i) begin : group_stage_ff
     rem_cap_q  <= is_touch_q ? 5'd1 : remaining < 32'd16 ? 5'(remaining) : 5'd16;
-    line_min_q <= min5(min5(use_a_q ? line_left(cur_a_q[5:2]) : 5'd16,
-                            use_b_q ? line_left(cur_b_q[5:2]) : 5'd16),
+    line_min_q <= min3(use_a_q ? line_left(cur_a_q[5:2]) : 5'd16,
+                       use_b_q ? line_left(cur_b_q[5:2]) : 5'd16,
                        use_c_q ? line_left(cur_c_q[5:2]) : 5'd16);
     more_q     <= next_i_q != count;
     group_n_q  <= group_n_next;
@@ -245,6 +270,10 @@ module npu_cu #(
     total = '0;
     for (int unsigned s = 0; s < Slots; s++) total = total + s_sum[s*64 +: 64];
   end
+  // The sum, registered: it is read only after the slots are idle (the final store and
+  // the KCPL record), a cycle or more after their last update.
+  logic [63:0] total_q;
+  always_ff @(posedge clk_i) total_q <= total;
 
   // Memory responses pass a register stage before the slots take them (the
   // multiplexer's R/B routing and the ports' response queues do not sit in front of the
@@ -298,7 +327,7 @@ module npu_cu #(
       .store_i       (flags[npu_reg_pkg::KERNEL_FLAG_WRITE]),
       .a_base_i      (a),
       .scalar_i      (scalar),
-      .final_value_i (total[31:0]),
+      .final_value_i (total_q[31:0]),
       .clear_sum_i   (state_q == KCheck),
       .start_i       (start_q[s] && !soft_reset_i),
       .final_i       (final_q),
@@ -342,18 +371,25 @@ module npu_cu #(
   // requests and the MMU accepts nothing in that cycle.
   localparam int unsigned TrW = SlotW + 16 + 64 + 1;
   logic [SlotW-1:0] tr_pick;
+  logic [Slots-1:0] tr_gnt;
   logic             tr_found, tr_s_ready;
   prim_arb_rr #(
     .N(Slots)
   ) u_tr_arb (
     .clk_i,
     .rst_ni,
-    .req_i   (s_tr_valid),
+    .req_i   (s_tr_valid & ~s_tr_ready),
     .ready_i (issue_en && tr_s_ready),
     .valid_o (tr_found),
     .idx_o   (tr_pick),
-    .gnt_o   (s_tr_ready)
+    .gnt_o   (tr_gnt)
   );
+  // The grant reaches the slot from a register (its request holds until then and is
+  // not picked twice), so the arbiter does not sit in front of the slots' state.
+  always_ff @(posedge clk_i or negedge rst_ni) begin : tr_gnt_ff
+    if (!rst_ni) s_tr_ready <= '0;
+    else         s_tr_ready <= tr_gnt;
+  end
   prim_reg_slice #(
     .Width(TrW),
     .ClrAll(1'b1)
@@ -425,9 +461,13 @@ module npu_cu #(
     end
   end
   assign pending     = (head_q & kq_mask) != (kq_tail_i & kq_mask);
-  assign kcq_full    = ((tail_q + 16'd1) & kcq_mask) == (kcq_head_i & kcq_mask);
-  // Room for the next completion, registered: the completion AW request comes from
-  // registers (the tail moves only after a completion is written, the head only frees).
+  // Room for the next completion, registered in two stages (the tail's successor, then
+  // the compare): the completion AW request comes from registers. The tail moves only
+  // after a completion is written, many cycles before the next one (a KDESC fetch lies
+  // between), and the head only frees.
+  logic [15:0] tail_inc_q;
+  always_ff @(posedge clk_i) tail_inc_q <= (tail_q + 16'd1) & kcq_mask;
+  assign kcq_full    = tail_inc_q == (kcq_head_i & kcq_mask);
   logic kcq_room_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin : kcq_room_ff
     if (!rst_ni) kcq_room_q <= 1'b0;
@@ -441,7 +481,7 @@ module npu_cu #(
     kcpl[15:0]    = tag;
     kcpl[23:16]   = status_q;
     kcpl[47:32]   = asid;
-    kcpl[127:64]  = (opcode == OpReduce || opcode == OpTouch) ? total : '0;
+    kcpl[127:64]  = sum_in_cpl_q ? total_q : '0;
     kcpl[191:128] = (status_q == StAbort || status_q == StMemErr) ? fail_va_q : '0;
     kcpl[223:192] = done_q;
   end
@@ -500,8 +540,8 @@ module npu_cu #(
         disp_d   = '0;
         failed_d = 1'b0;
         fail_va_d = '0;
-        status_d = desc_ok ? StOk : StBad;
-        state_d  = desc_ok && count != '0 ? KRun : KCplAw;
+        status_d = desc_ok_q ? StOk : StBad;
+        state_d  = desc_ok_q && count != '0 ? KRun : KCplAw;
       end
       KRun: begin
         if (dispatch) begin

@@ -411,6 +411,12 @@ module npu_dma_channel #(
   assign wr_aw_len_o   = aw_len_q;
 
   // Destination beat `sent_q` from the beat FIFO, and its strobes (npu_dma_wr_beats).
+  // A source beat is stored rotated by its slot's (source - destination offset), the
+  // slot of the burst it arrives in.
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t rxs;  // slot of the beat arriving now
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign rxs = get_slot(slot_q, rx[SlotIdx-1:0]);
   logic                 lo_in;  // destination beat sent_q uses a source beat at k+c
   logic [DataWidth-1:0] w_data;
   logic [StrbWidth-1:0] w_strb;
@@ -422,6 +428,7 @@ module npu_dma_channel #(
     .push_i       (fifo_push),
     .push_ptr_i   (fifo_wr_q[FifoIdx-1:0]),
     .push_data_i  (rd_r_data_i),
+    .push_sh_i    (rxs.src[OffBits-1:0] - rxs.dst[OffBits-1:0]),
     .rp0_i        (rp0_q[FifoIdx-1:0]),
     .sent_i       (sent_q),
     .take_i       (w_active_q && wr_w_ready_i),

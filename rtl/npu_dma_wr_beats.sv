@@ -5,7 +5,10 @@
 // Destination beat k of a slot is source beats k+c and k+c+1 (c = -1 if the source
 // offset is below the destination offset, else 0) of the slot's first source beat on
 // (FIFO pointer `rp0_i`), shifted down by `sh_i` bytes; a source beat past the slot's
-// last (`ns_i` beats) reads as zeros, ZERO_FILL sends zeros. The beat shown in the next
+// last (`ns_i` beats) reads as zeros, ZERO_FILL sends zeros. Source beats are stored
+// rotated down by their slot's shift (`push_sh_i`, the same as `sh_i` when they are
+// read), so each destination byte is the same byte of one of the two read beats: the
+// shift is paid on the push side, and the W data is one LUT behind the block RAMs. The beat shown in the next
 // cycle is `sent_i`, or `sent_i + 1` when a beat is taken now (`take_i`): its source
 // beats are read now, and addresses, flags and strobes of both cases come from
 // registers, so the W handshake only picks one. Strobes cover the slot's unaligned
@@ -31,6 +34,7 @@ module npu_dma_wr_beats #(
   input  logic                 push_i,
   input  logic [FifoIdx-1:0]   push_ptr_i,
   input  logic [DataWidth-1:0] push_data_i,
+  input  logic [OffBits-1:0]   push_sh_i,    // shift of the pushed beat's slot
   // position of the destination beat
   input  logic [FifoIdx-1:0]   rp0_i,        // FIFO pointer of the slot's first source beat
   input  logic [31:0]          sent_i,       // destination beats of the slot sent
@@ -57,7 +61,11 @@ module npu_dma_wr_beats #(
   logic                   lo_in_n, hi_in_n, lo_in_q, hi_in_q;
   logic [FifoIdx-1:0]     lo_addr;
   logic [DataWidth-1:0]   lo_raw, hi_raw, lo_beat, hi_beat;
-  logic [2*DataWidth-1:0] window;
+  logic [2*DataWidth-1:0] push_twice;
+  logic [DataWidth-1:0]   push_rot;
+  logic [StrbWidth-1:0]   from_lo_q;  // destination byte j comes from the lower beat
+  assign push_twice = {push_data_i, push_data_i};
+  assign push_rot   = push_twice[{1'b0, push_sh_i, 3'b000} +: DataWidth];
   assign lo_idx  = neg_i ? sent_i - 32'd1 : sent_i;
   assign lo_in_o = !(neg_i && sent_i == 0) && lo_idx < ns_i;
   assign in_1    = lo_idx + 32'd1 < ns_i;
@@ -76,7 +84,7 @@ module npu_dma_wr_beats #(
     .clk_i,
     .we_i    (push_i),
     .waddr_i (push_ptr_i),
-    .wdata_i (push_data_i),
+    .wdata_i (push_rot),
     .re_i    (1'b1),
     .raddr_i (lo_addr + FifoIdx'(take_i)),
     .rdata_o (lo_raw)
@@ -88,15 +96,21 @@ module npu_dma_wr_beats #(
     .clk_i,
     .we_i    (push_i),
     .waddr_i (push_ptr_i),
-    .wdata_i (push_data_i),
+    .wdata_i (push_rot),
     .re_i    (1'b1),
     .raddr_i (lo_addr + (take_i ? FifoIdx'(2) : FifoIdx'(1))),
     .rdata_o (hi_raw)
   );
-  assign lo_beat = lo_in_q ? lo_raw : '0;
-  assign hi_beat = hi_in_q ? hi_raw : '0;
-  assign window  = {hi_beat, lo_beat};
-  assign data_o  = zero_i ? '0 : window[{1'b0, sh_i, 3'b000} +: DataWidth];
+  always_ff @(posedge clk_i) begin : from_lo_ff
+    for (int unsigned j = 0; j < StrbWidth; j++) from_lo_q[j] <= j + int'(sh_i) < StrbWidth;
+  end
+  assign lo_beat = lo_in_q && !zero_i ? lo_raw : '0;
+  assign hi_beat = hi_in_q && !zero_i ? hi_raw : '0;
+  always_comb begin : pick_bytes
+    for (int unsigned j = 0; j < StrbWidth; j++) begin
+      data_o[j*8 +: 8] = from_lo_q[j] ? lo_beat[j*8 +: 8] : hi_beat[j*8 +: 8];
+    end
+  end
 
   // ---------------------------------------------------------------- strobes
   logic                 first, last_0, last_1;
