@@ -131,7 +131,7 @@ module npu_ptw #(
   logic [40:0] page_bytes;
   logic        ppn_small;
   logic        ck_bad_d, ck_ptr_d, ck_next_ok_d, ck_leaf_fault_d, ck_page_ok_d, ck_update_d;
-  logic        ck_descend_q, ck_upd_q, ck_leaf_q, ck_access_q;
+  logic        ck_bad_q, ck_ptr_q, ck_next_ok_q, ck_leaf_fault_q, ck_page_ok_q, ck_update_q;
   assign pte_in     = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
   assign target_in  = {pte_in[38:10], 12'd0};
   assign ppn_small  = pte_in[53:39] == '0;
@@ -149,18 +149,11 @@ module npu_ptw #(
   assign ck_page_ok_d    = ppn_small && (target_in[40] || target_in + page_bytes <= DevMemBytes);
   assign ck_update_d     = !pte_in[BitA] || (write_q && !pte_in[BitD]);  // step 8
 
-  // Root table of the walk's ASID and the checks of StStart, registered from the next
-  // ASID and VA (so from the accepted walk's in its first StStart cycle), and again every
-  // cycle (a walk that starts again from the root sees the current PTROOT; a CSR write
-  // shows here a cycle later).
-  logic [31:0] root_q;
-  logic        asid_ok_q, canonical_q, root_in_mem_q;
-  always_ff @(posedge clk_i) begin : root_ff
-    root_q        <= ptroot_i[asid_d[3:0]*32 +: 32];
-    asid_ok_q     <= mmu_en_i && int'(asid_d) < NumAsids;
-    canonical_q   <= va_d[63:39] == {25{va_d[38]}};
-    root_in_mem_q <= 41'({ptroot_i[asid_d[3:0]*32 +: 28], 12'd0}) + 41'h1000 <= DevMemBytes;
-  end
+  // Root table of the walk's ASID.
+  logic [31:0] root;
+  logic        asid_ok;
+  assign asid_ok = mmu_en_i && int'(asid_q) < NumAsids;
+  assign root    = ptroot_i[asid_q[3:0]*32 +: 32];
 
   // ---------------------------------------------------------------- walk cache
   // c1: the level-1 table of (ASID, VA[38:30]); c0: the level-0 table of (ASID, VA[38:21]).
@@ -222,15 +215,15 @@ module npu_ptw #(
         walk_start_o = 1'b1;
         level_d      = 2'd2;
         locked_d     = 1'b0;
-        table_d      = 29'(root_q[27:0]);
-        if (!asid_ok_q || !root_q[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
+        table_d      = 29'(root[27:0]);
+        if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
           {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
         end else if (errinj_armed_i) begin
           errinj_consume_o = 1'b1;
           {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
-        end else if (!canonical_q) begin
+        end else if (va_q[63:39] != {25{va_q[38]}}) begin
           {finish, fault, cause, flevel} = {1'b1, 1'b1, page_fault, 2'd2};
-        end else if (!root_in_mem_q) begin
+        end else if (41'({root[27:0], 12'd0}) + 41'h1000 > DevMemBytes) begin
           {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
         end else begin
           state_d = StRead;
@@ -256,21 +249,35 @@ module npu_ptw #(
       StCheck: begin
         finish = 1'b1;
         fault  = 1'b1;
-        fpte   = rd_err_q ? '0 : pte_q;
-        cause  = ck_access_q ? access_fault : page_fault;
-        if (ck_descend_q) begin
-          // Descend (under the lock, the re-read PTE changed into a pointer: release it).
-          {finish, fault} = 2'b00;
-          locked_d = 1'b0;
-          level_d  = level_q - 2'd1;
-          table_d  = pte_q[38:10];
-          state_d  = StRead;
-          c1_fill  = level_q == 2'd2;
-          c0_fill  = level_q == 2'd1;
-        end else if (ck_upd_q) begin
+        fpte   = pte_q;
+        if (rd_err_q) begin
+          cause = access_fault;
+          fpte  = '0;
+        end else if (ck_bad_q) begin
+          cause = page_fault;
+        end else if (ck_ptr_q) begin
+          if (level_q == 2'd0) begin
+            cause = page_fault;
+          end else if (!ck_next_ok_q) begin
+            cause = access_fault;
+          end else begin
+            // Descend (under the lock, the re-read PTE changed into a pointer: release it).
+            {finish, fault} = 2'b00;
+            locked_d = 1'b0;
+            level_d  = level_q - 2'd1;
+            table_d  = pte_q[38:10];
+            state_d  = StRead;
+            c1_fill  = level_q == 2'd2;
+            c0_fill  = level_q == 2'd1;
+          end
+        end else if (ck_leaf_fault_q) begin
+          cause = page_fault;
+        end else if (!ck_page_ok_q) begin
+          cause = access_fault;
+        end else if (ck_update_q) begin
           {finish, fault} = 2'b00;
           state_d = locked_q ? StWrite : StLock;
-        end else if (ck_leaf_q) begin
+        end else begin
           fault = 1'b0;
         end
       end
@@ -366,19 +373,15 @@ module npu_ptw #(
     end
   end
 
-  // The PTE checks are read only in StCheck, which follows their load. They are
-  // registered already ordered (steps 5-8 as StCheck applies them): descend, update the
-  // A/D bits, a finished leaf, or a fault and its kind; so StCheck decodes flags.
-  logic rd_err_in, ck_ok_path_d;
-  assign rd_err_in    = r_resp_i != 2'b00;
-  assign ck_ok_path_d = !rd_err_in && !ck_bad_d && !ck_ptr_d && !ck_leaf_fault_d && ck_page_ok_d;
+  // The PTE checks are read only in StCheck, which follows their load.
   always_ff @(posedge clk_i) begin : checks_ff
     if (state_q == StReadWait) begin
-      ck_descend_q <= !rd_err_in && !ck_bad_d && ck_ptr_d && level_q != 2'd0 && ck_next_ok_d;
-      ck_upd_q     <= ck_ok_path_d && ck_update_d;
-      ck_leaf_q    <= ck_ok_path_d && !ck_update_d;
-      ck_access_q  <= rd_err_in || (!ck_bad_d && ck_ptr_d && level_q != 2'd0 && !ck_next_ok_d)
-                      || (!ck_bad_d && !ck_ptr_d && !ck_leaf_fault_d && !ck_page_ok_d);
+      ck_bad_q        <= ck_bad_d;
+      ck_ptr_q        <= ck_ptr_d;
+      ck_next_ok_q    <= ck_next_ok_d;
+      ck_leaf_fault_q <= ck_leaf_fault_d;
+      ck_page_ok_q    <= ck_page_ok_d;
+      ck_update_q     <= ck_update_d;
     end
   end
 
