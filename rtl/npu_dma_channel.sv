@@ -253,7 +253,13 @@ module npu_dma_channel #(
     end
   end
   assign fetch_pending = (fidx_q & dmask) != (desc_tail_i & dmask);
-  assign cpl_room = ((cpl_tail_q + 16'(cpl_fly_q) + 16'd1) & cmask) != (cpl_head_i & cmask);
+  // Room in the completion ring, registered: a completion is raised at least a cycle
+  // after the last one's AW handshake counted it in flight (its W beat lies between),
+  // and the host's head only frees room.
+  always_ff @(posedge clk_i or negedge rst_ni) begin : cpl_room_ff
+    if (!rst_ni) cpl_room <= 1'b0;
+    else         cpl_room <= ((cpl_tail_q + 16'(cpl_fly_q) + 16'd1) & cmask) != (cpl_head_i & cmask);
+  end
 
   // Beat-aligned ring addresses use the upper bits, the byte offset within the beat the
   // lower ones; each is consumed in part.
@@ -286,6 +292,7 @@ module npu_dma_channel #(
   logic [15:0]        f_flags, f_tag;
   logic               ev_fill;
   logic [7:0]         ev_fill_code;
+  logic               ev_fill_bad;
   npu_dma_desc_check #(
     .DataWidth   (DataWidth),
     .DevMemBytes (DevMemBytes)
@@ -303,7 +310,8 @@ module npu_dma_channel #(
     .desc_len_o   (f_len),
     .desc_flags_o (f_flags),
     .desc_tag_o   (f_tag),
-    .desc_code_o  (ev_fill_code)
+    .desc_code_o  (ev_fill_code),
+    .desc_bad_o   (ev_fill_bad)
   );
 
   function automatic logic [31:0] beats_of(logic [OffBits-1:0] off, logic [31:0] len);
@@ -411,12 +419,8 @@ module npu_dma_channel #(
   assign wr_aw_len_o   = aw_len_q;
 
   // Destination beat `sent_q` from the beat FIFO, and its strobes (npu_dma_wr_beats).
-  // A source beat is stored rotated by its slot's (source - destination offset), the
-  // slot of the burst it arrives in.
-  /* verilator lint_off UNUSEDSIGNAL */
-  slot_t rxs;  // slot of the beat arriving now
-  /* verilator lint_on UNUSEDSIGNAL */
-  assign rxs = get_slot(slot_q, rx[SlotIdx-1:0]);
+  // A source beat is stored rotated by its slot's (source - destination offset), which
+  // its read burst carries (u_rbq).
   logic                 lo_in;  // destination beat sent_q uses a source beat at k+c
   logic [DataWidth-1:0] w_data;
   logic [StrbWidth-1:0] w_strb;
@@ -428,7 +432,7 @@ module npu_dma_channel #(
     .push_i       (fifo_push),
     .push_ptr_i   (fifo_wr_q[FifoIdx-1:0]),
     .push_data_i  (rd_r_data_i),
-    .push_sh_i    (rxs.src[OffBits-1:0] - rxs.dst[OffBits-1:0]),
+    .push_sh_i    (rx_sh),
     .rp0_i        (rp0_q[FifoIdx-1:0]),
     .sent_i       (sent_q),
     .take_i       (w_active_q && wr_w_ready_i),
@@ -507,8 +511,11 @@ module npu_dma_channel #(
   logic [$clog2(MaxRdBursts + 2)-1:0] rbq_n;  // rd_bursts_fly_q counts the same
   /* verilator lint_on UNUSEDSIGNAL */
   logic rbq_room, bq_room, rbq_any, bq_any;
+  // A read burst also carries its slot's shift (source - destination offset), by which
+  // its beats are stored rotated (npu_dma_wr_beats).
+  logic [OffBits-1:0] rx_sh;
   prim_fifo_sync #(
-    .Width(SlotIdx + 1),
+    .Width(SlotIdx + 1 + OffBits),
     .Depth(MaxRdBursts)
   ) u_rbq (
     .clk_i,
@@ -516,10 +523,10 @@ module npu_dma_channel #(
     .clr_i    (1'b0),
     .wvalid_i (rbq_push),
     .wready_o (rbq_room),
-    .wdata_i  (rd_q),
+    .wdata_i  ({rd_q, OffBits'(rs.src[OffBits-1:0] - rs.dst[OffBits-1:0])}),
     .rvalid_o (rbq_any),
     .rready_i (rd_r_valid_i && rd_r_last_i),
-    .rdata_o  (rx),
+    .rdata_o  ({rx, rx_sh}),
     .count_o  (rbq_n)
   );
   prim_fifo_sync #(
@@ -660,7 +667,7 @@ module npu_dma_channel #(
     else if (er_aw_q)                          err_slot = er_aw_slot_q;
     else if (er_r_q)                           err_slot = er_r_slot_q;
     else if (er_ar_q)                          err_slot = er_ar_slot_q;
-    else if (ev_fill && ev_fill_code != ErrOk) err_slot = fi_q;
+    else if (ev_fill && ev_fill_bad)           err_slot = fi_q;
     else                                       err_any = 1'b0;
   end
 

@@ -25,7 +25,8 @@ module npu_dma_desc_check #(
   output logic [31:0]          desc_len_o,
   output logic [15:0]          desc_flags_o,
   output logic [15:0]          desc_tag_o,
-  output logic [7:0]           desc_code_o
+  output logic [7:0]           desc_code_o,
+  output logic                 desc_bad_o    // desc_code_o is an error
 );
 
   localparam logic [31:0] MaxLen       = 32'h0100_0000;  // 16 MiB
@@ -39,6 +40,7 @@ module npu_dma_desc_check #(
   logic         s1_valid_q, s1_resp_bad_q, s2_valid_q;
   logic [191:0] s1_raw_q, s2_raw_q;  // bits 255:192 of DMA_DESC are reserved
   logic [7:0]   s2_code_q;
+  logic         s2_bad_q;
 
   function automatic logic range_bad(logic [63:0] addr, logic [31:0] len, logic host);
     logic [64:0] end_addr;
@@ -76,6 +78,7 @@ module npu_dma_desc_check #(
     if (s1_valid_q) begin
       s2_raw_q  <= s1_raw_q;
       s2_code_q <= s1_resp_bad_q ? ErrDescFetch : (c_bad ? ErrBadDesc : ErrOk);
+      s2_bad_q  <= s1_resp_bad_q || c_bad;
     end
   end
 
@@ -87,5 +90,6 @@ module npu_dma_desc_check #(
   assign desc_flags_o = s2_raw_q[175:160];
   assign desc_tag_o   = s2_raw_q[191:176];
   assign desc_code_o  = s2_code_q;
+  assign desc_bad_o   = s2_bad_q;
 
 endmodule
