@@ -217,7 +217,6 @@ module npu_dma_channel #(
   logic [FifoIdx:0] rp0_d, rp0_q;        // FIFO pointer of the slot's first source beat
   logic        w_active_d, w_active_q;
   logic [8:0]  w_beats_d, w_beats_q;
-  logic        w_one_d, w_one_q;         // w_beats_q == 1 (the shown W beat is the last)
   logic        w_swallowed_d, w_swallowed_q;
   logic        wr_fly_host_d, wr_fly_host_q;  // port of the writes in flight
   // write bursts awaiting B, oldest first: {slot, bytes} (prim_fifo_sync below)
@@ -409,7 +408,7 @@ module npu_dma_channel #(
   // The next AW may be raised while the last W beat of the current burst goes (it is
   // shown from the next cycle, when no W beat is active).
   logic aw_can, w_last_going;
-  assign w_last_going = w_active_q && w_one_q && wr_w_ready_i;
+  assign w_last_going = w_active_q && w_beats_q == 9'd1 && wr_w_ready_i;
   assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q
                   && !hang_i && (!w_active_q || w_last_going) && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
                   && (bq_n == 0 || wr_fly_host_q == w_dhost)
@@ -453,7 +452,7 @@ module npu_dma_channel #(
   assign wr_w_valid_o = w_active_q;
   assign wr_w_data_o  = w_data;
   assign wr_w_strb_o  = w_strb;
-  assign wr_w_last_o  = w_one_q;
+  assign wr_w_last_o  = w_beats_q == 9'd1;
 
 
   // ---------------------------------------------------------------- completion stage
@@ -719,7 +718,6 @@ module npu_dma_channel #(
     rp0_d           = rp0_q;
     w_active_d      = w_active_q;
     w_beats_d       = w_beats_q;
-    w_one_d         = w_one_q;
     w_swallowed_d   = w_swallowed_q;
     bq_push         = 1'b0;
     cw_pend_d       = cw_pend_q;
@@ -791,7 +789,6 @@ module npu_dma_channel #(
     if (wr_aw_valid_o && wr_aw_ready_i) begin
       w_active_d    = 1'b1;
       w_beats_d     = 9'(w_chunk_q);
-      w_one_d       = 9'(w_chunk_q) == 9'd1;
       w_swallowed_d = wr_aw_err_i;
       wr_fly_host_d = w_dhost;
       wr_addr_d     = wr_addr_q + (64'(w_chunk_q) << OffBits);
@@ -801,8 +798,7 @@ module npu_dma_channel #(
     if (w_active_q && wr_w_ready_i) begin
       sent_d    = sent_q + 32'd1;
       w_beats_d = w_beats_q - 9'd1;
-      w_one_d   = w_beats_q == 9'd2;
-      if (w_one_q) w_active_d = 1'b0;
+      if (w_beats_q == 9'd1) w_active_d = 1'b0;
       // Source beat k+c is not needed after destination beat k.
       if (!w_zero && lo_in) begin
         fifo_rel_d = fifo_rel_q + 1'b1;
@@ -937,7 +933,6 @@ module npu_dma_channel #(
       rp0_q           <= '0;
       w_active_q      <= 1'b0;
       w_beats_q       <= '0;
-      w_one_q         <= 1'b0;
       w_swallowed_q   <= 1'b0;
       cw_pend_q       <= 1'b0;
       fifo_wr_q       <= '0;
@@ -981,7 +976,6 @@ module npu_dma_channel #(
       rp0_q           <= rp0_d;
       w_active_q      <= w_active_d;
       w_beats_q       <= w_beats_d;
-      w_one_q         <= w_one_d;
       w_swallowed_q   <= w_swallowed_d;
       cw_pend_q       <= cw_pend_d;
       fifo_wr_q       <= fifo_wr_d;
