@@ -587,18 +587,25 @@ module npu_dma_channel #(
   logic  er_ar_q, er_r_q, er_aw_q, er_b_q, err_pend_q;
   logic [7:0] er_ar_code_q;
   sptr_t er_ar_slot_q, er_r_slot_q, er_aw_slot_q, er_b_slot_q;
-  assign err_pend_q = er_ar_q || er_r_q || er_aw_q || er_b_q;
+  // err_pend_q is the OR of the four, kept in its own register (it gates most decisions).
+  logic er_ar_d, er_r_d, er_aw_d, er_b_d;
+  assign er_ar_d = ev_ar && ev_ar_code != ErrOk;
+  assign er_r_d  = ev_r && ev_r_bad;
+  assign er_aw_d = ev_aw && wr_aw_err_i;
+  assign er_b_d  = ev_b && !ev_b_ok;
   always_ff @(posedge clk_i or negedge rst_ni) begin : err_event_ff
     if (!rst_ni) begin
-      er_ar_q <= 1'b0;
-      er_r_q  <= 1'b0;
-      er_aw_q <= 1'b0;
-      er_b_q  <= 1'b0;
+      er_ar_q    <= 1'b0;
+      er_r_q     <= 1'b0;
+      er_aw_q    <= 1'b0;
+      er_b_q     <= 1'b0;
+      err_pend_q <= 1'b0;
     end else begin
-      er_ar_q <= ev_ar && ev_ar_code != ErrOk;
-      er_r_q  <= ev_r && ev_r_bad;
-      er_aw_q <= ev_aw && wr_aw_err_i;
-      er_b_q  <= ev_b && !ev_b_ok;
+      er_ar_q    <= er_ar_d;
+      er_r_q     <= er_r_d;
+      er_aw_q    <= er_aw_d;
+      er_b_q     <= er_b_d;
+      err_pend_q <= er_ar_d || er_r_d || er_aw_d || er_b_d;
     end
   end
   always_ff @(posedge clk_i) begin : err_slot_ff
