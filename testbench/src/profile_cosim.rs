@@ -103,7 +103,7 @@ fn timed(f: impl FnOnce() -> Result<u64, String>) -> Result<Sample, String> {
 
 /// The demo's scenarios (`gmem demo`) at 1/`shrink` of their size: workload, bytes,
 /// device memory for the workload, device memory the driver manages (None: all).
-fn demo_scenarios(shrink: u64) -> [(Workload, u64, u64, Option<u64>); 2] {
+pub(crate) fn demo_scenarios(shrink: u64) -> [(Workload, u64, u64, Option<u64>); 2] {
     use crate::demo::{OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES, SHARING_BYTES, SHARING_DEVICE_BYTES};
     let (sharing, sharing_mem) = (SHARING_BYTES, SHARING_DEVICE_BYTES);
     let (oversub, oversub_mem) = (2 * OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES);
