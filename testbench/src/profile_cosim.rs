@@ -117,7 +117,11 @@ pub(crate) fn demo_scenarios(shrink: u64) -> [(Workload, u64, u64, Option<u64>);
 fn demo_run(build: ModelBuild, sys: &System, shrink: u64) -> Result<u64, String> {
     let mut cycles = 0;
     for (workload, size, device_mem, managed) in demo_scenarios(shrink) {
-        let dev = SimDevice::new(SimConfig { model: build, ..sys.sim_config() }).map_err(|e| e.to_string())?;
+        // The plain side is "no PGO, no fast-forward" (issue 23): only the shipped
+        // build skips quiescent stretches.
+        let fast_forward = build == ModelBuild::Shipped;
+        let dev =
+            SimDevice::new(SimConfig { model: build, fast_forward, ..sys.sim_config() }).map_err(|e| e.to_string())?;
         let npu = sys.npu(NpuConfig { managed_bytes: managed, ..NpuConfig::default() });
         let s = Session::open(dev, npu, manager_config()).map_err(|e| e.to_string())?;
         workloads::run(&s, workload, size, device_mem, 1, true).map_err(|e| e.to_string())?;
