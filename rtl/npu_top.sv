@@ -97,7 +97,14 @@ module npu_top #(
   input  logic                    m_axi_dev_rvalid_i,
   output logic                    m_axi_dev_rready_o,
   // Interrupt vectors, one per INT_CAUSE (level; MSI-X vector i on a board)
-  output logic [NumIrq-1:0]       irq_o
+  output logic [NumIrq-1:0]       irq_o,
+  // Simulation support (docs/device.md): on a board ff_skip_i is tied to 0 and
+  // quiescent_o is left open. quiescent_o (registered) says no unit was busy, no CSR
+  // access, interrupt cause, soft reset or memory-port beat/valid was seen the cycle
+  // before; a nonzero ff_skip_i makes this edge stand for ff_skip_i + 1 cycles (the
+  // CYCLES counter adds that many; nothing else in the design counts time).
+  input  logic [15:0]             ff_skip_i,
+  output logic                    quiescent_o
 );
 
   localparam int unsigned NumCounters = 24;
@@ -218,7 +225,7 @@ module npu_top #(
 
   always_comb begin : perf_events
     perf_inc = '0;
-    perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = 16'd1;
+    perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = ff_skip_i + 16'd1;
     perf_inc[npu_reg_pkg::PERF_CTR_CSR_ACCESSES*16 +: 16]  = 16'(reg_we || reg_re);
     perf_inc[npu_reg_pkg::PERF_CTR_CMDS*16 +: 16]          = 16'(cmd_done);
     perf_inc[npu_reg_pkg::PERF_CTR_TLB_HITS*16 +: 16]      = 16'(tlb_hit);
@@ -987,5 +994,21 @@ module npu_top #(
     .perf_lo_re_o           (perf_lo_re),
     .perf_hi_i              ({NumCounters{perf_hi_shadow}})
   );
+
+  // ---------------------------------------------------------------- quiescence (simulation)
+  // A flop fed by a shallow AND of unit busy levels, event pulses and the AXI valids
+  // (themselves flops). The bridge also requires a run of quiet cycles with idle
+  // memory ports and no CSR traffic before it skips (sim-bridge/src/fast_forward.rs).
+  logic quiescent_d, quiescent_q;
+  assign quiescent_d = !dma_busy_any && !cmdq_busy && !cu_busy && !kernel_busy && !mmu_busy
+                       && !walk_busy && !reg_we && !reg_re && cause_set == '0 && !soft_reset
+                       && port_beats == '0 && !dev_err_any_d
+                       && !m_axi_host_awvalid_o && !m_axi_host_wvalid_o && !m_axi_host_arvalid_o
+                       && !m_axi_dev_awvalid_o && !m_axi_dev_wvalid_o && !m_axi_dev_arvalid_o;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : quiescent_reg
+    if (!rst_ni) quiescent_q <= 1'b0;
+    else         quiescent_q <= quiescent_d;
+  end
+  assign quiescent_o = quiescent_q;
 
 endmodule

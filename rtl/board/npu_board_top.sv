@@ -322,6 +322,10 @@ module npu_board_top (
   logic nd_rvalid;
   logic nd_rready;
 
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic npu_quiescent;  // simulation-support output of npu_top, unused on a board
+  /* verilator lint_on UNUSEDSIGNAL */
+
   npu_top u_npu (
     .clk_i           (clk),
     .rst_ni          (rst_n),
@@ -400,7 +404,9 @@ module npu_board_top (
     .m_axi_dev_rlast_i (nd_rlast),
     .m_axi_dev_rvalid_i (nd_rvalid),
     .m_axi_dev_rready_o (nd_rready),
-    .irq_o           (irq)
+    .irq_o           (irq),
+    .ff_skip_i       (16'd0),  // simulation-support port: constant 0 on a board
+    .quiescent_o     (npu_quiescent)
   );
 
   npu_board_axi_slice #(

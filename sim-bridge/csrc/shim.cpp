@@ -72,6 +72,8 @@ int lookup(Model* m, const char* name, void** addr, uint32_t* bytes) {
         NPU_PORT(s_axil_rdata_o),
         NPU_PORT(s_axil_rresp_o),
         NPU_PORT(irq_o),
+        NPU_PORT(ff_skip_i),
+        NPU_PORT(quiescent_o),
         NPU_PORT(m_axi_host_awid_o),
         NPU_PORT(m_axi_host_awaddr_o),
         NPU_PORT(m_axi_host_awlen_o),

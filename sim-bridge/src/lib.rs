@@ -17,6 +17,7 @@ mod axi_slave;
 mod backdoor;
 pub mod cosim;
 mod dram;
+mod fast_forward;
 mod ffi;
 mod memory;
 mod model;
@@ -29,6 +30,7 @@ mod timing;
 
 pub use axi_slave::PortStats;
 pub use dram::DramModel;
+pub use fast_forward::FastForwardStats;
 pub use model::{ModelBuild, ModelError};
 pub use npu::backdoor::{BackdoorTables, DevMemBackdoor};
 pub use pcie::{PcieGen, PcieLink};

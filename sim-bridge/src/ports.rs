@@ -135,6 +135,8 @@ pub(crate) struct TopPorts {
     pub rdata: Port<u32>,
     pub rresp: Port<u8>,
     pub irq: Port<u8>,
+    pub ff_skip: Port<u16>,
+    pub quiescent: Port<u8>,
     pub host: AxiMasterPorts,
     pub dev: AxiMasterPorts,
 }
@@ -163,6 +165,8 @@ impl TopPorts {
             rdata: Port::bind(m, "s_axil_rdata_o")?,
             rresp: Port::bind(m, "s_axil_rresp_o")?,
             irq: Port::bind(m, "irq_o")?,
+            ff_skip: Port::bind(m, "ff_skip_i")?,
+            quiescent: Port::bind(m, "quiescent_o")?,
             host: AxiMasterPorts::bind(m, "host")?,
             dev: AxiMasterPorts::bind(m, "dev")?,
         })

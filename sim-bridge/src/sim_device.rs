@@ -2,6 +2,7 @@
 
 use crate::axi_check::{AxiViolation, PortName};
 use crate::axi_slave::{AxiSlave, BeatStore, PortModel, PortStats};
+use crate::fast_forward::{FastForwardStats, next_quiet_streak, skip_window};
 use crate::memory::{BEAT, DeviceMemory, HostMemory, Unmapped};
 use crate::model::{Model, ModelBuild, ModelError};
 use crate::ports::TopPorts;
@@ -43,6 +44,11 @@ pub struct SimConfig {
     /// Which Verilated build of the RTL runs (the shipped one by default; the plain
     /// reference build only with the `plain-model` feature).
     pub model: ModelBuild,
+    /// Cycle-exact fast-forward of quiescent stretches (`crate::fast_forward`): same
+    /// cycles, counters and memory as without it, fewer evaluations. On by default;
+    /// the environment variable `GMEM_FAST_FORWARD=0` turns it off, and it stays off
+    /// while a waveform is recorded or a port has seeded stalls.
+    pub fast_forward: bool,
 }
 
 impl Default for SimConfig {
@@ -57,6 +63,7 @@ impl Default for SimConfig {
             measure_host_time: false,
             axi_reorder: None,
             model: ModelBuild::Shipped,
+            fast_forward: true,
         }
     }
 }
@@ -190,6 +197,11 @@ pub struct SimDevice {
     /// When the host last left the transport (`measure_host_time`).
     pub(crate) host_left: Option<Instant>,
     pub(crate) host_time: HostTimeStats,
+    /// Fast-forward in force (config, environment, no waveform, no seeded stalls).
+    ff: bool,
+    /// Consecutive quiet cycles ([`crate::fast_forward::next_quiet_streak`]).
+    quiet: u32,
+    ff_stats: FastForwardStats,
 }
 
 const RESET_CYCLES: u64 = 4;
@@ -209,6 +221,12 @@ impl SimDevice {
         // Cycle c is half-cycles 2c+1 (clock low) and 2c+2 (rising edge).
         let trace_window = from.saturating_mul(2).saturating_add(1)..=to.saturating_mul(2).saturating_add(2);
         let ports = TopPorts::bind(&model)?;
+        ports.ff_skip.set(0);
+        let ff = cfg.fast_forward
+            && std::env::var("GMEM_FAST_FORWARD").map_or(true, |v| v != "0")
+            && cfg.waves.is_none()
+            && cfg.timing.host_stalls.is_none()
+            && cfg.timing.dev_stalls.is_none();
         let dev_mem = DeviceMemory::new(cfg.dev_mem_bytes)
             .map_err(|source| SimError::DeviceMemory { bytes: cfg.dev_mem_bytes, source })?;
         let mut dev = Self {
@@ -239,6 +257,9 @@ impl SimDevice {
             posted: VecDeque::new(),
             host_left: None,
             host_time: HostTimeStats::default(),
+            ff,
+            quiet: 0,
+            ff_stats: FastForwardStats::default(),
         };
         dev.reset();
         Ok(dev)
@@ -257,6 +278,7 @@ impl SimDevice {
         self.ports.rst_n.set(1);
         self.tick();
         self.cycle = 0;
+        self.quiet = 0;
     }
 
     /// Cycles since the end of reset.
@@ -281,9 +303,48 @@ impl SimDevice {
         let end = self.cycle + n;
         while self.cycle < end {
             self.deliver_posted(false)?;
-            self.tick();
+            let window = self.ff_window(end);
+            if window >= 2 {
+                self.skip(window);
+            } else {
+                self.tick();
+            }
         }
         Ok(())
+    }
+
+    /// Cycles one edge may stand for now if the caller's run ends at `end` (0 when the
+    /// device is not provably quiet or fast-forward is off).
+    pub(crate) fn ff_window(&self, end: u64) -> u64 {
+        if !self.ff {
+            return 0;
+        }
+        skip_window(self.cycle, self.quiet, end, self.posted.front().map(|&(due, _, _)| due))
+    }
+
+    /// One edge standing for `cycles` cycles (at least 2): the RTL sees `ff_skip_i =
+    /// cycles - 1`, the ports' credit buckets refill as over that many idle cycles.
+    fn skip(&mut self, cycles: u64) {
+        let extra = cycles - 1;
+        self.ports.ff_skip.set(extra as u16);
+        self.host_port.skip_idle(extra);
+        self.dev_port.skip_idle(extra);
+        self.tick();
+        self.ports.ff_skip.set(0);
+        self.cycle += extra;
+        self.trace_time += 2 * extra;
+        self.ff_stats.skipped_cycles += extra;
+        self.ff_stats.skips += 1;
+    }
+
+    /// Cycles skipped by fast-forward so far (zero when it is off).
+    pub fn fast_forward_stats(&self) -> FastForwardStats {
+        self.ff_stats
+    }
+
+    /// True if fast-forward is in force for this device.
+    pub fn fast_forward_on(&self) -> bool {
+        self.ff
     }
 
     /// Queues a posted CSR write that reaches the device after `flight` cycles; with no
@@ -335,6 +396,16 @@ impl SimDevice {
         self.model.eval();
         self.cycle += 1;
         self.dump_wave();
+        if self.ff {
+            let p = &self.ports;
+            let quiet = p.quiescent.get() == 1
+                && p.awvalid.get() == 0
+                && p.wvalid.get() == 0
+                && p.arvalid.get() == 0
+                && self.host_port.idle()
+                && self.dev_port.idle();
+            self.quiet = next_quiet_streak(self.quiet, quiet);
+        }
     }
 
     /// Counts a half-cycle and records it in the waveform if it is in the window, at its

@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod ff_check;
 mod info;
 mod job;
 mod man;

@@ -103,7 +103,7 @@ fn timed(f: impl FnOnce() -> Result<u64, String>) -> Result<Sample, String> {
 
 /// The demo's scenarios (`gmem demo`) at 1/`shrink` of their size: workload, bytes,
 /// device memory for the workload, device memory the driver manages (None: all).
-fn demo_scenarios(shrink: u64) -> [(Workload, u64, u64, Option<u64>); 2] {
+pub(crate) fn demo_scenarios(shrink: u64) -> [(Workload, u64, u64, Option<u64>); 2] {
     use crate::demo::{OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES, SHARING_BYTES, SHARING_DEVICE_BYTES};
     let (sharing, sharing_mem) = (SHARING_BYTES, SHARING_DEVICE_BYTES);
     let (oversub, oversub_mem) = (2 * OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES);
@@ -113,15 +113,21 @@ fn demo_scenarios(shrink: u64) -> [(Workload, u64, u64, Option<u64>); 2] {
     ]
 }
 
-/// Both demo scenarios on `build`, each on a fresh device; returns the cycles simulated.
-fn demo_run(build: ModelBuild, sys: &System, shrink: u64) -> Result<u64, String> {
+/// Both demo scenarios on `build`, each on a fresh device; returns the cycles simulated
+/// and adds those fast-forward skipped to `skipped`.
+fn demo_run(build: ModelBuild, sys: &System, shrink: u64, skipped: &mut u64) -> Result<u64, String> {
     let mut cycles = 0;
     for (workload, size, device_mem, managed) in demo_scenarios(shrink) {
-        let dev = SimDevice::new(SimConfig { model: build, ..sys.sim_config() }).map_err(|e| e.to_string())?;
+        // The plain side is "no PGO, no fast-forward" (issue 23): only the shipped
+        // build skips quiescent stretches.
+        let fast_forward = build == ModelBuild::Shipped;
+        let dev =
+            SimDevice::new(SimConfig { model: build, fast_forward, ..sys.sim_config() }).map_err(|e| e.to_string())?;
         let npu = sys.npu(NpuConfig { managed_bytes: managed, ..NpuConfig::default() });
         let s = Session::open(dev, npu, manager_config()).map_err(|e| e.to_string())?;
         workloads::run(&s, workload, size, device_mem, 1, true).map_err(|e| e.to_string())?;
         cycles += s.npu.with_io(|d| d.cycles());
+        *skipped += s.npu.with_io(|d| d.fast_forward_stats().skipped_cycles);
     }
     Ok(cycles)
 }
@@ -194,7 +200,7 @@ pub struct Figure {
     pub name: &'static str,
     /// The median; None when not measured (see `note`).
     pub value: Option<f64>,
-    /// Unit of `value`, `min` and `max` (`cycles/s`, `cycles/cpu-s`, `ratio`).
+    /// Unit of `value`, `min` and `max` (`cycles/s`, `cycles/cpu-s`, `ratio`, `fraction`).
     pub unit: &'static str,
     /// Smallest of the rounds.
     pub min: Option<f64>,
@@ -301,10 +307,11 @@ pub fn run(runs: u32, shrink: u64, sys: &System) -> Result<Report, CosimProfileE
     let text = |e: cosim::CosimError| e.to_string();
     // Warm up once (page faults, caches); not counted.
     cosim::bare_dma(dma_bytes, 1, &t).map_err(text).map_err(failed("bare"))?;
+    let (mut skipped, mut unused) = (0, 0);
     for _ in 0..runs {
-        shipped.push(timed(|| demo_run(ModelBuild::Shipped, sys, shrink)).map_err(failed("shipped"))?)?;
+        shipped.push(timed(|| demo_run(ModelBuild::Shipped, sys, shrink, &mut skipped)).map_err(failed("shipped"))?)?;
         if plain_linked {
-            plain.push(timed(|| demo_run(ModelBuild::Plain, sys, shrink)).map_err(failed("plain"))?)?;
+            plain.push(timed(|| demo_run(ModelBuild::Plain, sys, shrink, &mut unused)).map_err(failed("plain"))?)?;
         }
         let b = cosim::bridge_dma(dma_bytes, DMA_ROUNDS, &t).map_err(text).map_err(failed("bridge"))?;
         bridge.push(Sample { cycles: b.cycles, wall: b.wall, cpu: b.cpu })?;
@@ -322,6 +329,11 @@ pub fn run(runs: u32, shrink: u64, sys: &System) -> Result<Report, CosimProfileE
         }
     }
     let mut demo = pair_figures(&shipped, &plain, DEMO_NAMES, runs);
+    // Fast-forward (shipped side only): the share of device cycles it skipped, the
+    // same in every round (the run is deterministic).
+    let fraction = skipped as f64 / (shipped.cycles() * u64::from(runs)).max(1) as f64;
+    let fraction = Spread { median: fraction, min: fraction, max: fraction };
+    demo.push(figure("shipped_fast_forward_skipped", "fraction", &shipped, Some(fraction), runs));
     if !plain_linked {
         let note =
             "not measured: the plain build is not linked into this gmem (build it with `--features plain-model`)";
@@ -369,7 +381,7 @@ pub fn print(runs: u32, shrink: u64, json: bool, sys: &System) -> Result<(), Str
         println!("  {:<30} {:>14} {:>14} {:>14}", "figure", "median", "min", "max");
         for f in figs.iter().filter(|f| f.note.is_none()) {
             let v = |x: Option<f64>| match x {
-                Some(x) if f.unit == "ratio" => format!("{x:.3}"),
+                Some(x) if f.unit == "ratio" || f.unit == "fraction" => format!("{x:.3}"),
                 Some(x) => format!("{x:.0}"),
                 None => "-".to_string(),
             };

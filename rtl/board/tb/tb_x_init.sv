@@ -68,7 +68,9 @@ module tb_x_init;
     .m_axi_dev_arvalid_o(d_arvalid), .m_axi_dev_arready_i(d_arready), .m_axi_dev_rid_i(d_rid),
     .m_axi_dev_rdata_i(d_rdata), .m_axi_dev_rresp_i(d_rresp), .m_axi_dev_rlast_i(d_rlast),
     .m_axi_dev_rvalid_i(d_rvalid), .m_axi_dev_rready_o(d_rready),
-    .irq_o(irq)
+    .irq_o(irq),
+    .ff_skip_i(16'd0),
+    .quiescent_o()
   );
 
   // Memory model of a port: reads in order after 6 cycles, data derived from the address
