@@ -88,8 +88,8 @@ module npu_ptw #(
   localparam int unsigned BitD = npu_reg_pkg::PTE_BIT_D;
 
   typedef enum logic [3:0] {
-    StIdle, StStart, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData, StWriteResp,
-    StDone
+    StIdle, StStart, StStartFault, StRead, StReadWait, StCheck, StLock, StWrite, StWriteData,
+    StWriteResp, StDone
   } state_e;
 
   state_e              state_d, state_q;
@@ -131,7 +131,8 @@ module npu_ptw #(
   logic [40:0] page_bytes;
   logic        ppn_small;
   logic        ck_bad_d, ck_ptr_d, ck_next_ok_d, ck_leaf_fault_d, ck_page_ok_d, ck_update_d;
-  logic        ck_bad_q, ck_ptr_q, ck_next_ok_q, ck_leaf_fault_q, ck_page_ok_q, ck_update_q;
+  logic        ck_bad_q, ck_ptr_q, ck_leaf_fault_q, ck_page_ok_q;
+  logic        ck_descend_q, ck_upd_go_q;  // StCheck descends / updates A/D (without a read error)
   assign pte_in     = r_data_i[{pte_addr[OffBits-1:3], 6'd0} +: 64];
   assign target_in  = {pte_in[38:10], 12'd0};
   assign ppn_small  = pte_in[53:39] == '0;
@@ -149,11 +150,34 @@ module npu_ptw #(
   assign ck_page_ok_d    = ppn_small && (target_in[40] || target_in + page_bytes <= DevMemBytes);
   assign ck_update_d     = !pte_in[BitA] || (write_q && !pte_in[BitD]);  // step 8
 
-  // Root table of the walk's ASID.
-  logic [31:0] root;
-  logic        asid_ok;
-  assign asid_ok = mmu_en_i && int'(asid_q) < NumAsids;
-  assign root    = ptroot_i[asid_q[3:0]*32 +: 32];
+  // Root table of the walk's ASID. The StStart checks are prepared off its path, in
+  // two registered steps: for every ASID whether its PTROOT is valid and whether its
+  // root table lies in device memory (with a copy of the root), then for the walk's
+  // ASID and VA (from asid_d/va_d, so ready in StStart). A walk thus sees PTROOT two
+  // cycles late, but whole.
+  logic [15:0] root_valid_q, root_good_q;  // all 16 PTROOT elements: no X index
+  logic [27:0] root_tab_q [16];
+  logic [27:0] start_tab_q;
+  logic        start_asid_q, start_good_q, start_canon_q;
+  logic        asid_ok, start_ok;
+  assign asid_ok  = mmu_en_i && start_asid_q;
+  // every StStart check passes
+  assign start_ok = mmu_en_i && start_good_q && !errinj_armed_i;
+  always_ff @(posedge clk_i) begin : root_ff
+    logic asid_small, va_canon;
+    for (int unsigned a = 0; a < 16; a++) begin
+      root_valid_q[a] <= ptroot_i[a*32 + npu_reg_pkg::REG_PTROOT_VALID_LSB];
+      root_good_q[a]  <= ptroot_i[a*32 + npu_reg_pkg::REG_PTROOT_VALID_LSB]
+                         && 41'({ptroot_i[a*32 +: 28], 12'd0}) + 41'h1000 <= DevMemBytes;
+      root_tab_q[a]   <= ptroot_i[a*32 +: 28];
+    end
+    asid_small    = int'(asid_d) < NumAsids;
+    va_canon      = va_d[63:39] == {25{va_d[38]}};
+    start_asid_q  <= asid_small && root_valid_q[asid_d[3:0]];
+    start_good_q  <= asid_small && root_good_q[asid_d[3:0]] && va_canon;
+    start_canon_q <= va_canon;
+    start_tab_q   <= root_tab_q[asid_d[3:0]];
+  end
 
   // ---------------------------------------------------------------- walk cache
   // c1: the level-1 table of (ASID, VA[38:30]); c0: the level-0 table of (ASID, VA[38:21]).
@@ -215,16 +239,16 @@ module npu_ptw #(
         walk_start_o = 1'b1;
         level_d      = 2'd2;
         locked_d     = 1'b0;
-        table_d      = 29'(root[27:0]);
-        if (!asid_ok || !root[npu_reg_pkg::REG_PTROOT_VALID_LSB]) begin
-          {finish, fault, cause, flevel} = {1'b1, 1'b1, CauseAsid, 2'd2};
-        end else if (errinj_armed_i) begin
-          errinj_consume_o = 1'b1;
-          {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
-        end else if (va_q[63:39] != {25{va_q[38]}}) begin
-          {finish, fault, cause, flevel} = {1'b1, 1'b1, page_fault, 2'd2};
-        end else if (41'({root[27:0], 12'd0}) + 41'h1000 > DevMemBytes) begin
-          {finish, fault, cause, flevel} = {1'b1, 1'b1, access_fault, 2'd2};
+        table_d      = 29'(start_tab_q);
+        // The next state follows start_ok alone: a failed check registers its cause and
+        // finishes in StStartFault, off this cycle's path (one cycle more for such walks).
+        if (!start_ok) begin
+          state_d          = StStartFault;
+          errinj_consume_o = asid_ok && errinj_armed_i;
+          if (!asid_ok)            cause_d = CauseAsid;
+          else if (errinj_armed_i) cause_d = access_fault;
+          else if (!start_canon_q) cause_d = page_fault;
+          else                     cause_d = access_fault;  // the root table is not in memory
         end else begin
           state_d = StRead;
           if (c0_hit) begin
@@ -236,6 +260,7 @@ module npu_ptw #(
           end
         end
       end
+      StStartFault: {finish, fault, cause, flevel} = {1'b1, 1'b1, cause_q, 2'd2};
       StRead: begin
         if (ar_ready_i) state_d = StReadWait;
       end
@@ -247,38 +272,35 @@ module npu_ptw #(
         end
       end
       StCheck: begin
-        finish = 1'b1;
-        fault  = 1'b1;
-        fpte   = pte_q;
-        if (rd_err_q) begin
-          cause = access_fault;
-          fpte  = '0;
-        end else if (ck_bad_q) begin
-          cause = page_fault;
-        end else if (ck_ptr_q) begin
-          if (level_q == 2'd0) begin
-            cause = page_fault;
-          end else if (!ck_next_ok_q) begin
-            cause = access_fault;
-          end else begin
-            // Descend (under the lock, the re-read PTE changed into a pointer: release it).
-            {finish, fault} = 2'b00;
-            locked_d = 1'b0;
-            level_d  = level_q - 2'd1;
-            table_d  = pte_q[38:10];
-            state_d  = StRead;
-            c1_fill  = level_q == 2'd2;
-            c0_fill  = level_q == 2'd1;
-          end
-        end else if (ck_leaf_fault_q) begin
-          cause = page_fault;
-        end else if (!ck_page_ok_q) begin
-          cause = access_fault;
-        end else if (ck_update_q) begin
-          {finish, fault} = 2'b00;
+        // The next state follows two registered decisions; the cause is data beside them.
+        if (!rd_err_q && ck_descend_q) begin
+          // Descend (under the lock, the re-read PTE changed into a pointer: release it).
+          locked_d = 1'b0;
+          level_d  = level_q - 2'd1;
+          table_d  = pte_q[38:10];
+          state_d  = StRead;
+          c1_fill  = level_q == 2'd2;
+          c0_fill  = level_q == 2'd1;
+        end else if (!rd_err_q && ck_upd_go_q) begin
           state_d = locked_q ? StWrite : StLock;
         end else begin
-          fault = 1'b0;
+          finish = 1'b1;
+          fault  = 1'b1;
+          fpte   = pte_q;
+          if (rd_err_q) begin
+            cause = access_fault;
+            fpte  = '0;
+          end else if (ck_bad_q) begin
+            cause = page_fault;
+          end else if (ck_ptr_q) begin
+            cause = level_q == 2'd0 ? page_fault : access_fault;  // the next table is not in memory
+          end else if (ck_leaf_fault_q) begin
+            cause = page_fault;
+          end else if (!ck_page_ok_q) begin
+            cause = access_fault;
+          end else begin
+            fault = 1'b0;
+          end
         end
       end
       StLock: begin
@@ -361,6 +383,37 @@ module npu_ptw #(
   assign w_data_o   = DataWidth'(pte_updated) << {pte_addr[OffBits-1:3], 6'd0};
   assign w_strb_o   = flush_q ? '0 : StrbWidth'(8'hFF) << {pte_addr[OffBits-1:3], 3'd0};
 
+  // The registered decodes of the next state, written out from the current state and
+  // the few conditions that move it, so that they do not wait for state_d (equal to
+  // decoding state_d; a_valids_decoded checks it).
+  logic ar_valid_d, aw_valid_d, w_valid_d, lock_req_d, done_d, idle_d;
+  always_comb begin : next_decode
+    logic go_descend, go_update, fin, fin_done, to_start;
+    go_descend = state_q == StCheck && !rd_err_q && ck_descend_q;
+    go_update  = state_q == StCheck && !rd_err_q && !ck_descend_q && ck_upd_go_q;
+    // the cases that set finish in next_state
+    fin        = state_q == StStartFault
+                 || state_q == StCheck && !go_descend && !go_update
+                 || state_q == StLock && (flush_q || stale_q)
+                 || state_q == StWriteResp && b_valid_i;
+    to_start   = stale_q || inval_i;
+    fin_done   = fin && !flush_q && !to_start;
+    ar_valid_d = state_q == StStart && start_ok
+                 || state_q == StRead && !ar_ready_i
+                 || go_descend
+                 || state_q == StLock && lock_ok_i && !flush_q && !stale_q;
+    aw_valid_d = go_update && locked_q || state_q == StWrite && !aw_ready_i;
+    w_valid_d  = state_q == StWrite && aw_ready_i || state_q == StWriteData && !w_ready_i;
+    done_d     = fin_done
+                 || state_q == StDone && !flush_i && !inval_i && !res_ready_i;
+    idle_d     = fin && flush_q
+                 || state_q == StDone && (flush_i || !inval_i && res_ready_i)
+                 || state_q == StIdle && !(walk_valid_i && walk_ready_o);
+    lock_req_d = go_update && !locked_q
+                 || state_q == StLock && !flush_q && !stale_q  // waits, or takes the lock
+                 || locked_q && !fin && state_q != StStart && !go_descend;
+  end
+
   // A fill from a walk that an INVAL hits in the same cycle, or that is stale, is dropped.
   always_comb begin : walk_cache
     c1_valid_d = c1_valid_q;
@@ -378,10 +431,11 @@ module npu_ptw #(
     if (state_q == StReadWait) begin
       ck_bad_q        <= ck_bad_d;
       ck_ptr_q        <= ck_ptr_d;
-      ck_next_ok_q    <= ck_next_ok_d;
       ck_leaf_fault_q <= ck_leaf_fault_d;
       ck_page_ok_q    <= ck_page_ok_d;
-      ck_update_q     <= ck_update_d;
+      ck_descend_q    <= !ck_bad_d && ck_ptr_d && level_q != 2'd0 && ck_next_ok_d;
+      ck_upd_go_q     <= !ck_bad_d && !ck_ptr_d && !ck_leaf_fault_d && ck_page_ok_d
+                         && ck_update_d;
     end
   end
 
@@ -424,12 +478,12 @@ module npu_ptw #(
       c1_valid_q <= c1_valid_d;
       c0_valid_q <= c0_valid_d;
       state_q    <= state_d;
-      ar_valid_q <= state_d == StRead;
-      aw_valid_q <= state_d == StWrite;
-      w_valid_q  <= state_d == StWriteData;
-      lock_req_q <= state_d == StLock || locked_d;
-      done_q     <= state_d == StDone;
-      idle_q     <= state_d == StIdle;
+      ar_valid_q <= ar_valid_d;
+      aw_valid_q <= aw_valid_d;
+      w_valid_q  <= w_valid_d;
+      lock_req_q <= lock_req_d;
+      done_q     <= done_d;
+      idle_q     <= idle_d;
       locked_q   <= locked_d;
       stale_q    <= stale_d;
       flush_q    <= flush_d;
