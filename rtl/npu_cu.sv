@@ -462,7 +462,7 @@ module npu_cu #(
   end
   assign pending     = (head_q & kq_mask) != (kq_tail_i & kq_mask);
   // Room for the next completion, registered in two stages (the tail's successor, then
-  // the compare): the completion AW request comes from registers. The tail moves only
+  // the compare) before the completion AW valid register takes it. The tail moves only
   // after a completion is written, many cycles before the next one (a KDESC fetch lies
   // between), and the head only frees.
   logic [15:0] tail_inc_q;
@@ -602,27 +602,50 @@ module npu_cu #(
   assign kernel_stall_o = kernel_busy_o && !all_idle && (s_waiting | s_idle) == '1 && !(|s_rsp);
   assign busy_o         = kernel_busy_o || flush_q || (enable_i && kq_ring_ok && pending);
 
-  assign q_ar_valid_o = state_q == KFetch;
-  assign q_ar_addr_o  = fetch_addr;  // 64-byte aligned: one KDESC is one beat
+  // The ring requester's outputs come straight from registers (no logic in front of
+  // the host multiplexer): the valids are decided from the next state, the addresses
+  // are taken while the request is not shown (head and tail hold then), and the KCPL
+  // strobes are built with the beat and cleared by a soft reset.
+  logic [63:0] fetch_addr_q, cpl_addr_q;
+  always_ff @(posedge clk_i) begin : ring_addr_ff
+    if (state_q != KFetch) fetch_addr_q <= fetch_addr;
+    if (state_q != KCplAw && state_q != KCplW && state_q != KCplB) cpl_addr_q <= cpl_addr;
+  end
   // A shown completion AW holds until its handshake (AXI), even if the ring's room
   // goes (a ring size write) meanwhile.
-  logic q_aw_shown_q;
-  always_ff @(posedge clk_i or negedge rst_ni) begin : q_aw_shown_ff
-    if (!rst_ni) q_aw_shown_q <= 1'b0;
-    else         q_aw_shown_q <= q_aw_valid_o && !q_aw_ready_i;
+  logic q_ar_valid_q, q_aw_valid_q, q_w_valid_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ring_valid_ff
+    if (!rst_ni) begin
+      q_ar_valid_q <= 1'b0;
+      q_aw_valid_q <= 1'b0;
+      q_w_valid_q  <= 1'b0;
+    end else begin
+      q_ar_valid_q <= state_d == KFetch;
+      q_aw_valid_q <= state_d == KCplAw
+                      && (kcq_room_q || (q_aw_valid_o && !q_aw_ready_i));
+      q_w_valid_q  <= state_d == KCplW;
+    end
   end
-  assign q_aw_valid_o = state_q == KCplAw && (kcq_room_q || q_aw_shown_q);
-  assign q_aw_addr_o  = {cpl_addr[63:6], 6'd0};
-  assign q_w_valid_o  = state_q == KCplW;
+  assign q_ar_valid_o = q_ar_valid_q;
+  assign q_ar_addr_o  = fetch_addr_q;  // 64-byte aligned: one KDESC is one beat
+  assign q_aw_valid_o = q_aw_valid_q;
+  assign q_aw_addr_o  = {cpl_addr_q[63:6], 6'd0};
+  assign q_w_valid_o  = q_w_valid_q;
   // The KCPL beat is built in KCplAw and registered: every input of the record is
   // final there (a slot reports done or failed only while busy, so with all slots idle
   // in the last KRun or KFinalWait cycle, the last report was counted in that cycle).
   logic [DataWidth-1:0] cpl_beat_q;
+  logic [StrbWidth-1:0] cpl_strb_q;
   always_ff @(posedge clk_i) begin : cpl_beat_ff
-    if (state_q == KCplAw) cpl_beat_q <= DataWidth'(kcpl) << {cpl_addr[5:0], 3'b000};
+    if (state_q == KCplAw) cpl_beat_q <= DataWidth'(kcpl) << {cpl_addr_q[5:0], 3'b000};
+    if (state_q == KCplAw) begin
+      cpl_strb_q <= flush_d ? '0 : StrbWidth'({32{1'b1}}) << cpl_addr_q[5:0];
+    end else if (flush_d) begin
+      cpl_strb_q <= '0;
+    end
   end
   assign q_w_data_o   = cpl_beat_q;
-  assign q_w_strb_o   = flush_q ? '0 : StrbWidth'({32{1'b1}}) << cpl_addr[5:0];
+  assign q_w_strb_o   = cpl_strb_q;
 
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
