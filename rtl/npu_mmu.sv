@@ -238,7 +238,13 @@ module npu_mmu #(
   assign h_aw_valid_o = fw_q == FwAw;
   assign h_aw_addr_o  = {fw_addr_q[63:OffBits], {OffBits{1'b0}}};
   assign h_w_valid_o  = fw_q == FwW;
-  assign h_w_data_o   = DataWidth'(record) << {fw_addr_q[OffBits-1:0], 3'b000};
+  // The W beat is built in FwAw and registered (the record's inputs hold until the
+  // write's response: its slot stays stalled, the sequence number moves in FwB).
+  logic [DataWidth-1:0] fw_beat_q;
+  always_ff @(posedge clk_i) begin : fw_beat_ff
+    if (fw_q == FwAw) fw_beat_q <= DataWidth'(record) << {fw_addr_q[OffBits-1:0], 3'b000};
+  end
+  assign h_w_data_o   = fw_beat_q;
   assign h_w_strb_o   = fw_flush_q ? '0 : StrbWidth'({32{1'b1}}) << fw_addr_q[OffBits-1:0];
   assign fq_tail_o    = tail_q;
   assign dev_err_o    = fw_q == FwError;
