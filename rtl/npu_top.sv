@@ -996,18 +996,24 @@ module npu_top #(
   );
 
   // ---------------------------------------------------------------- quiescence (simulation)
-  // A flop fed by a shallow AND of unit busy levels, event pulses and the AXI valids
-  // (themselves flops). The bridge also requires a run of quiet cycles with idle
-  // memory ports and no CSR traffic before it skips (sim-bridge/src/fast_forward.rs).
-  logic quiescent_d, quiescent_q;
-  assign quiescent_d = !dma_busy_any && !cmdq_busy && !cu_busy && !kernel_busy && !mmu_busy
-                       && !walk_busy && !reg_we && !reg_re && cause_set == '0 && !soft_reset
-                       && port_beats == '0 && !dev_err_any_d
-                       && !m_axi_host_awvalid_o && !m_axi_host_wvalid_o && !m_axi_host_arvalid_o
-                       && !m_axi_dev_awvalid_o && !m_axi_dev_wvalid_o && !m_axi_dev_arvalid_o;
+  // Two flop stages: the unit busy levels, event pulses and AXI valids, each registered
+  // as it is (some busy levels are deep), then their AND. The bridge also requires a run
+  // of quiet cycles with idle memory ports and no CSR traffic before it skips
+  // (sim-bridge/src/fast_forward.rs), which covers the two-cycle lag.
+  logic [16:0] active_q;
+  logic        quiescent_q;
   always_ff @(posedge clk_i or negedge rst_ni) begin : quiescent_reg
-    if (!rst_ni) quiescent_q <= 1'b0;
-    else         quiescent_q <= quiescent_d;
+    if (!rst_ni) begin
+      active_q    <= '1;
+      quiescent_q <= 1'b0;
+    end else begin
+      active_q    <= {dma_busy_any, cmdq_busy, cu_busy, kernel_busy, mmu_busy, walk_busy,
+                      reg_we, reg_re, cause_set != '0, soft_reset, port_beats != '0,
+                      dev_err_any_d, m_axi_host_awvalid_o, m_axi_host_wvalid_o,
+                      m_axi_host_arvalid_o, m_axi_dev_awvalid_o || m_axi_dev_wvalid_o,
+                      m_axi_dev_arvalid_o};
+      quiescent_q <= active_q == '0;
+    end
   end
   assign quiescent_o = quiescent_q;
 

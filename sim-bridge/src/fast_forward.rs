@@ -9,8 +9,9 @@
 //! a CSR access (a posted write's arrival, a read), a memory response (none may be
 //! outstanding) or the end of the caller's run. [`skip_window`] picks the next one.
 //!
-//! `quiescent_o` lags one cycle and some units settle a few cycles after their last
-//! input (status registers, interrupt levels), so the bridge skips only after
+//! `quiescent_o` lags two cycles (two flop stages) and some units settle a few cycles
+//! after their last input (status registers, interrupt levels), so the bridge skips
+//! only after
 //! [`QUIET_CYCLES`] consecutive quiet cycles ([`next_quiet_streak`]). Fast-forward is
 //! off while a waveform is recorded (every cycle is dumped) and with seeded port
 //! stalls (their generator draws once per cycle).
