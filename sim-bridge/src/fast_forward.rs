@@ -11,10 +11,9 @@
 //!
 //! `quiescent_o` lags two cycles (two flop stages) and some units settle a few cycles
 //! after their last input (status registers, interrupt levels), so the bridge skips
-//! only after
-//! [`QUIET_CYCLES`] consecutive quiet cycles ([`next_quiet_streak`]). Fast-forward is
-//! off while a waveform is recorded (every cycle is dumped) and with seeded port
-//! stalls (their generator draws once per cycle).
+//! only after [`QUIET_CYCLES`] consecutive quiet cycles ([`next_quiet_streak`]).
+//! Fast-forward is off while a waveform is recorded (every cycle is dumped) and with
+//! seeded port stalls (their generator draws once per cycle).
 
 /// Consecutive quiet cycles (quiescent RTL, idle memory ports, no CSR handshake) before
 /// the bridge skips.
