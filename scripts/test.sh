@@ -19,6 +19,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh --vfio-user
+# A clean build and the guest images take about 8 GB; say so before a full disk breaks a
+# compiler or linker half-way with a less clear message.
+avail_gb=$(( $(df --output=avail -k . | tail -1) / 1048576 ))
+if [ "$avail_gb" -lt 12 ]; then
+  echo "test: warning: only ${avail_gb} GB free on $(df --output=target . | tail -1); a clean run needs about 12 GB" >&2
+fi
+# CI builds once: incremental state would only take disk.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 cargo fmt --all --check || { echo "test: cargo fmt --check failed: run cargo fmt --all" >&2; exit 1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings
 python3 scripts/check-deps.py
