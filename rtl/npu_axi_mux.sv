@@ -144,7 +144,7 @@ module npu_axi_mux #(
   logic [ReqIdx-1:0] ar_sel, ar_pick_q;
   logic              ar_any, ar_take, ar_inject, ar_fire, ar_s_ready, ar_room;
   logic              ar_pick_v_q, ar_pick_data_q, ar_pick_poison_q;
-  logic [NumReq-1:0] ar_gnt, ar_pick_oh_q, ar_ack_q;
+  logic [NumReq-1:0] ar_win, ar_pick_oh_q, ar_ack_q;
   logic              ar_ack_err_q, ar_ack_poison_q;
   ax_t               ar_s, ar_m;
 
@@ -160,7 +160,10 @@ module npu_axi_mux #(
     .ready_i (ar_take),
     .valid_o (ar_any),
     .idx_o   (ar_sel),
-    .gnt_o   (ar_gnt)
+    .win_o   (ar_win),
+    /* verilator lint_off PINCONNECTEMPTY */
+    .gnt_o   ()
+    /* verilator lint_on PINCONNECTEMPTY */
   );
   always_ff @(posedge clk_i or negedge rst_ni) begin : ar_pick_ff
     if (!rst_ni) begin
@@ -171,7 +174,7 @@ module npu_axi_mux #(
       ar_pick_poison_q <= 1'b0;
     end else if (ar_take) begin
       ar_pick_v_q      <= ar_any;
-      ar_pick_oh_q     <= ar_gnt;
+      ar_pick_oh_q     <= ar_win;  // the grant: loaded only when taken
       ar_pick_q        <= ar_sel;
       ar_pick_data_q   <= DataReq[ar_sel];
       ar_pick_poison_q <= PoisonReq[ar_sel];
@@ -280,7 +283,7 @@ module npu_axi_mux #(
   logic              aw_any, aw_take, aw_inject, aw_fire, aw_open, w_fire_last;
   logic              aw_pick_v_q, aw_pick_data_q;
   logic              aw_s_ready, w_s_valid, w_s_ready;
-  logic [NumReq-1:0] aw_valid, aw_gnt, aw_pick_oh_q, aw_ack_q;
+  logic [NumReq-1:0] aw_valid, aw_win, aw_pick_oh_q, aw_ack_q;
   logic              aw_ack_err_q;
   ax_t               aw_s, aw_m;
   w_t                w_s, w_m;
@@ -305,7 +308,10 @@ module npu_axi_mux #(
     .ready_i (aw_take),
     .valid_o (aw_any),
     .idx_o   (aw_sel),
-    .gnt_o   (aw_gnt)
+    .win_o   (aw_win),
+    /* verilator lint_off PINCONNECTEMPTY */
+    .gnt_o   ()
+    /* verilator lint_on PINCONNECTEMPTY */
   );
   always_ff @(posedge clk_i or negedge rst_ni) begin : aw_pick_ff
     if (!rst_ni) begin
@@ -315,7 +321,7 @@ module npu_axi_mux #(
       aw_pick_data_q <= 1'b0;
     end else if (aw_take) begin
       aw_pick_v_q    <= aw_any;
-      aw_pick_oh_q   <= aw_gnt;
+      aw_pick_oh_q   <= aw_win;  // the grant: loaded only when taken
       aw_pick_q      <= aw_sel;
       aw_pick_data_q <= DataReq[aw_sel];
     end

@@ -341,8 +341,9 @@ module npu_dma_channel #(
   assign rd_to_4k = 32'(BeatsPer4k) - 32'(rd_addr_q[11:OffBits]);
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
   // Beats held (0..FifoBeats: one bit more than a FIFO index, so a full FIFO counts as
-  // full; registered, always fifo_wr_q - fifo_rel_q) plus beats requested and not yet
-  // received.
+  // full) plus beats requested and not yet received. Held beats are registered from the
+  // write pointer's next value and the release pointer's current one: a release is seen a
+  // cycle late (the count errs on the full side), a push at once.
   assign fifo_reserved = (FifoIdx + 3)'(fifo_held_q) + (FifoIdx + 3)'(rd_beats_fly_q);
   // After an error only descriptors older than the failed one keep reading.
   assign rd_can   = rs_ok && !err_pend_q && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
@@ -569,8 +570,8 @@ module npu_dma_channel #(
     if (ev_alloc) d_off_q[fe_q[SlotIdx-1:0]] <= fetch_addr_q[OffBits-1:0];
   end
 
-  // Destination bytes acknowledged this cycle, reported to the performance counters a
-  // cycle later.
+  // Destination bytes counted this cycle (their response came a cycle earlier), reported
+  // to the performance counters a cycle later.
   logic [12:0] bytes_done_d;
   always_ff @(posedge clk_i or negedge rst_ni) begin : bytes_done_ff
     if (!rst_ni) bytes_done_o <= '0;
@@ -582,13 +583,16 @@ module npu_dma_channel #(
   // (err_pend_q) no stage decides anything that depends on errors (no request is raised,
   // no write-stage slot starts or finishes, the read stage does not step and the
   // channel is not quiet). Counts (beats requested and received, bytes, responses
-  // pending) are updated at once; a write response counts its bytes only if no earlier
-  // error of its slot is known, pending or seen in the same cycle.
+  // pending) are updated at once, except a write response's: it is applied a cycle
+  // later (eb_*), together with the errors seen in its own cycle, and counts its bytes
+  // only if its slot has no error recorded by then.
   logic  er_ar_q, er_r_q, er_aw_q, er_b_q, err_pend_q;
   logic [7:0] er_ar_code_q;
   sptr_t er_ar_slot_q, er_r_slot_q, er_aw_slot_q, er_b_slot_q;
   // err_pend_q is the OR of the four, kept in its own register (it gates most decisions).
   logic er_ar_d, er_r_d, er_aw_d, er_b_d;
+  logic eb_q, eb_ok_q;        // a write response arrived last cycle (its slot: er_b_slot_q)
+  logic [12:0] eb_bytes_q;
   assign er_ar_d = ev_ar && ev_ar_code != ErrOk;
   assign er_r_d  = ev_r && ev_r_bad;
   assign er_aw_d = ev_aw && wr_aw_err_i;
@@ -600,12 +604,14 @@ module npu_dma_channel #(
       er_aw_q    <= 1'b0;
       er_b_q     <= 1'b0;
       err_pend_q <= 1'b0;
+      eb_q       <= 1'b0;
     end else begin
       er_ar_q    <= er_ar_d;
       er_r_q     <= er_r_d;
       er_aw_q    <= er_aw_d;
       er_b_q     <= er_b_d;
       err_pend_q <= er_ar_d || er_r_d || er_aw_d || er_b_d;
+      eb_q       <= ev_b;
     end
   end
   always_ff @(posedge clk_i) begin : err_slot_ff
@@ -614,11 +620,13 @@ module npu_dma_channel #(
     er_r_slot_q  <= rx;
     er_aw_slot_q <= wr_q;
     er_b_slot_q  <= b_slot;
+    eb_ok_q      <= ev_b_ok;
+    eb_bytes_q   <= bq_head[12:0];
   end
 
   always_comb begin : slot_next
     slot_t      s;
-    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b, bad_now;
+    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b;
     logic [7:0] e;
     slot_d       = slot_q;
     bytes_done_d = '0;
@@ -629,21 +637,20 @@ module npu_dma_channel #(
       hit_ar = ev_ar && rd_q[SlotIdx-1:0] == SlotIdx'(i);
       hit_r  = ev_r && rx[SlotIdx-1:0] == SlotIdx'(i);
       hit_aw = ev_aw && wr_q[SlotIdx-1:0] == SlotIdx'(i);
-      hit_b  = ev_b && b_slot[SlotIdx-1:0] == SlotIdx'(i);
+      hit_b  = eb_q && er_b_slot_q[SlotIdx-1:0] == SlotIdx'(i);
       // The slot's first error is kept (in stage order when several arrive at once).
       e = ErrOk;
       if (er_ar_q && er_ar_slot_q[SlotIdx-1:0] == SlotIdx'(i))      e = er_ar_code_q;
       else if (er_r_q && er_r_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
       else if (er_aw_q && er_aw_slot_q[SlotIdx-1:0] == SlotIdx'(i)) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
       else if (er_b_q && er_b_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-      bad_now     = (hit_ar && ev_ar_code != ErrOk) || (hit_r && ev_r_bad) || (hit_aw && wr_aw_err_i);
-      ok_before_b = s.err == ErrOk && e == ErrOk && !bad_now;
+      ok_before_b = s.err == ErrOk && e == ErrOk;
       if (s.err == ErrOk) s.err = e;
       if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + 32'(rd_burst_q);
       if (hit_r) s.rcvd = s.rcvd + 32'd1;
-      if (hit_b && ev_b_ok && ok_before_b) begin
-        s.bytes_ok   = s.bytes_ok + 32'(bq_head[12:0]);
-        bytes_done_d = bq_head[12:0];
+      if (hit_b && eb_ok_q && ok_before_b) begin
+        s.bytes_ok   = s.bytes_ok + 32'(eb_bytes_q);
+        bytes_done_d = eb_bytes_q;
       end
       s.b_pend = s.b_pend + 8'(hit_aw && !wr_aw_err_i) - 8'(hit_b);
       if (hit_fl) begin
@@ -891,12 +898,13 @@ module npu_dma_channel #(
                  && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
                  && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i)
-                 && !fill_busy && !err_pend_q;
+                 && !fill_busy && !err_pend_q && !eb_q;
 
   // ---------------------------------------------------------------- registers
-  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+  // Stage pointers, requests and state flags: asynchronous reset. The slot file,
+  // addresses, counts and ring indices: synchronous (docs/device.md 2.2).
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ctrl_ff
     if (!rst_ni) begin
-      slot_q          <= '0;
       fe_q            <= '0;
       fa_q            <= '0;
       fi_q            <= '0;
@@ -914,32 +922,12 @@ module npu_dma_channel #(
       aw_req_q        <= 1'b0;
       fetch_req_q     <= 1'b0;
       cpl_req_q       <= 1'b0;
-      head_q          <= '0;
-      fidx_q          <= '0;
-      cpl_tail_q      <= '0;
-      fetch_fly_q     <= '0;
-      cpl_fly_q       <= '0;
       rd_started_q    <= 1'b0;
-      rd_addr_q       <= '0;
-      rd_left_q       <= '0;
-      rd_beats_fly_q  <= '0;
-      rd_bursts_fly_q <= '0;
-      rd_fly_host_q   <= 1'b0;
-      wr_fly_host_q   <= 1'b0;
       wr_started_q    <= 1'b0;
-      wr_addr_q       <= '0;
-      wr_left_q       <= '0;
-      sent_q          <= '0;
-      rp0_q           <= '0;
       w_active_q      <= 1'b0;
-      w_beats_q       <= '0;
       w_swallowed_q   <= 1'b0;
       cw_pend_q       <= 1'b0;
-      fifo_wr_q       <= '0;
-      fifo_rel_q      <= '0;
-      fifo_held_q     <= '0;
     end else begin
-      slot_q          <= slot_d;
       fe_q            <= fe_d;
       fa_q            <= fa_d;
       fi_q            <= fi_d;
@@ -957,32 +945,61 @@ module npu_dma_channel #(
       aw_req_q        <= aw_req_d;
       fetch_req_q     <= fetch_req_d;
       cpl_req_q       <= cpl_req_d;
+      rd_started_q    <= rd_started_d;
+      wr_started_q    <= wr_started_d;
+      w_active_q      <= w_active_d;
+      w_swallowed_q   <= w_swallowed_d;
+      cw_pend_q       <= cw_pend_d;
+    end
+  end
+  // Deliberately synchronous: rst_ni is also the asynchronous reset of control state.
+  /* verilator lint_off SYNCASYNCNET */
+  always_ff @(posedge clk_i) begin : data_ff
+    if (!rst_ni) begin
+      slot_q          <= '0;
+      head_q          <= '0;
+      fidx_q          <= '0;
+      cpl_tail_q      <= '0;
+      fetch_fly_q     <= '0;
+      cpl_fly_q       <= '0;
+      rd_addr_q       <= '0;
+      rd_left_q       <= '0;
+      rd_beats_fly_q  <= '0;
+      rd_bursts_fly_q <= '0;
+      rd_fly_host_q   <= 1'b0;
+      wr_fly_host_q   <= 1'b0;
+      wr_addr_q       <= '0;
+      wr_left_q       <= '0;
+      sent_q          <= '0;
+      rp0_q           <= '0;
+      w_beats_q       <= '0;
+      fifo_wr_q       <= '0;
+      fifo_rel_q      <= '0;
+      fifo_held_q     <= '0;
+    end else begin
+      slot_q          <= slot_d;
       head_q          <= head_d;
       fidx_q          <= fidx_d;
       cpl_tail_q      <= cpl_tail_d;
       fetch_fly_q     <= fetch_fly_d;
       cpl_fly_q       <= cpl_fly_d;
-      rd_started_q    <= rd_started_d;
       rd_addr_q       <= rd_addr_d;
       rd_left_q       <= rd_left_d;
       rd_beats_fly_q  <= rd_beats_fly_d;
       rd_bursts_fly_q <= rd_bursts_fly_d;
       rd_fly_host_q   <= rd_fly_host_d;
       wr_fly_host_q   <= wr_fly_host_d;
-      wr_started_q    <= wr_started_d;
       wr_addr_q       <= wr_addr_d;
       wr_left_q       <= wr_left_d;
       sent_q          <= sent_d;
       rp0_q           <= rp0_d;
-      w_active_q      <= w_active_d;
       w_beats_q       <= w_beats_d;
-      w_swallowed_q   <= w_swallowed_d;
-      cw_pend_q       <= cw_pend_d;
       fifo_wr_q       <= fifo_wr_d;
       fifo_rel_q      <= fifo_rel_d;
-      fifo_held_q     <= fifo_wr_d - fifo_rel_d;
+      fifo_held_q     <= fifo_wr_d - fifo_rel_q;
     end
   end
+  /* verilator lint_on SYNCASYNCNET */
 
   assign desc_head_o = head_q;
   assign cpl_tail_o  = cpl_tail_q;

@@ -1,7 +1,9 @@
 // Round-robin arbiter: grants the first requester at or after the priority pointer
 // (cyclically). The pointer moves past the granted requester when the grant is taken
 // (`valid_o && ready_i`), so a requester that keeps asking waits at most N-1 grants.
-// Purely combinational from `req_i` to `idx_o`/`gnt_o`; the pointer is the only state.
+// Purely combinational from `req_i` to `idx_o`/`win_o`/`gnt_o`; the pointer is the only
+// state. A user that registers the winner only when it takes it can load `win_o` (equal
+// to `gnt_o` then) and keep `ready_i` off the register's data path.
 // Search: requesters at or above the pointer first (masked), then all of them. The
 // pointer is also kept as a registered mask (requesters below it), and each search
 // isolates the lowest set bit as x & -x (a carry chain), so the winner is a one-hot
@@ -18,6 +20,7 @@ module prim_arb_rr #(
   input  logic            ready_i,   // the granted request is taken this cycle
   output logic            valid_o,   // some request is present
   output logic [IdxW-1:0] idx_o,     // the winner (0 when none)
+  output logic [N-1:0]    win_o,     // one-hot winner (0 when none), taken or not
   output logic [N-1:0]    gnt_o      // one-hot winner, only when taken (valid_o && ready_i)
 );
 
@@ -33,6 +36,7 @@ module prim_arb_rr #(
   assign win_all    = req_i & (~req_i + N'(1));
   assign win        = any_masked ? win_masked : win_all;
   assign valid_o    = |req_i;
+  assign win_o      = win;
 
   always_comb begin : encode
     idx_o = '0;
@@ -69,6 +73,7 @@ module prim_arb_rr #(
   `PRIM_ASSERT(a_idx_is_req, !valid_o || req_i[idx_o])
   `PRIM_ASSERT(a_ptr_range, 32'(ptr_q) < N)
   `PRIM_ASSERT(a_gnt_when_taken, (|gnt_o) == (valid_o && ready_i))
+  `PRIM_ASSERT(a_win_is_gnt, !ready_i || win_o == gnt_o)
   for (genvar k = 0; k < N; k++) begin : gen_below_is_ptr
     `PRIM_ASSERT(a_below_is_ptr, below_q[k] == (k < int'(ptr_q)))
   end
