@@ -382,6 +382,9 @@ module npu_cu #(
     .ready_i (issue_en && tr_s_ready),
     .valid_o (tr_found),
     .idx_o   (tr_pick),
+    /* verilator lint_off PINCONNECTEMPTY */
+    .win_o   (),
+    /* verilator lint_on PINCONNECTEMPTY */
     .gnt_o   (tr_gnt)
   );
   // The grant reaches the slot from a register (its request holds until then and is
@@ -647,41 +650,51 @@ module npu_cu #(
   assign q_w_data_o   = cpl_beat_q;
   assign q_w_strb_o   = cpl_strb_q;
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+  // Control state: asynchronous reset; ring indices, the descriptor, counts and
+  // addresses: synchronous (docs/device.md 2.2).
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ctrl_ff
     if (!rst_ni) begin
       state_q   <= KIdle;
+      flush_q   <= 1'b0;
+      failed_q  <= 1'b0;
+    end else begin
+      state_q   <= state_d;
+      flush_q   <= flush_d;
+      failed_q  <= failed_d;
+    end
+  end
+  // Deliberately synchronous: rst_ni is also the asynchronous reset of control state.
+  /* verilator lint_off SYNCASYNCNET */
+  always_ff @(posedge clk_i) begin : data_ff
+    if (!rst_ni) begin
       head_q    <= '0;
       tail_q    <= '0;
       desc_q    <= '0;
       status_q  <= '0;
       err_q     <= '0;
-      flush_q   <= 1'b0;
       next_i_q  <= '0;
       done_q    <= '0;
       cur_a_q   <= '0;
       cur_b_q   <= '0;
       cur_c_q   <= '0;
       disp_q    <= '0;
-      failed_q  <= 1'b0;
       fail_va_q <= '0;
     end else begin
-      state_q   <= state_d;
       head_q    <= head_d;
       tail_q    <= tail_d;
       desc_q    <= desc_d;
       status_q  <= status_d;
       err_q     <= err_d;
-      flush_q   <= flush_d;
       next_i_q  <= next_i_d;
       done_q    <= done_d;
       cur_a_q   <= cur_a_d;
       cur_b_q   <= cur_b_d;
       cur_c_q   <= cur_c_d;
       disp_q    <= disp_d;
-      failed_q  <= failed_d;
       fail_va_q <= fail_va_d;
     end
   end
+  /* verilator lint_on SYNCASYNCNET */
 
   // ---- assertions
 `ifndef SYNTHESIS

@@ -107,6 +107,9 @@ module npu_cu_port #(
     .ready_i (state_q == PIdle && issue_en_i),
     .valid_o (found),
     .idx_o   (pick),
+    /* verilator lint_off PINCONNECTEMPTY */
+    .win_o   (),
+    /* verilator lint_on PINCONNECTEMPTY */
     .gnt_o   (gnt)
   );
   always_ff @(posedge clk_i or negedge rst_ni) begin : gnt_ff

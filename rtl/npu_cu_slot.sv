@@ -329,10 +329,23 @@ module npu_cu_slot #(
     m_wstrb_o <= wstrb;
   end
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+  // Control state: asynchronous reset; counters, addresses and sums: synchronous
+  // (docs/device.md 2.2).
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ctrl_ff
     if (!rst_ni) begin
       state_q <= SIdle;
       step_q  <= StepA;
+      flush_q <= 1'b0;
+    end else begin
+      state_q <= state_d;
+      step_q  <= step_d;
+      flush_q <= flush_d;
+    end
+  end
+  // Deliberately synchronous: rst_ni is also the asynchronous reset of control state.
+  /* verilator lint_off SYNCASYNCNET */
+  always_ff @(posedge clk_i) begin : data_ff
+    if (!rst_ni) begin
       n_q     <= '0;
       k_q     <= '0;
       va_a_q  <= '0;
@@ -341,10 +354,7 @@ module npu_cu_slot #(
       va_q    <= '0;
       pa_q    <= '0;
       sum_q   <= '0;
-      flush_q <= 1'b0;
     end else begin
-      state_q <= state_d;
-      step_q  <= step_d;
       n_q     <= n_d;
       k_q     <= k_d;
       va_a_q  <= va_a_d;
@@ -353,9 +363,9 @@ module npu_cu_slot #(
       va_q    <= va_d;
       pa_q    <= pa_d;
       sum_q   <= sum_d;
-      flush_q <= flush_d;
     end
   end
+  /* verilator lint_on SYNCASYNCNET */
 
   // Operand lines need no reset: they are written before they are read.
   always_ff @(posedge clk_i) begin : lines_ff

@@ -901,9 +901,9 @@ module npu_dma_channel #(
                  && !fill_busy && !err_pend_q && !eb_q;
 
   // ---------------------------------------------------------------- registers
-  // Stage pointers, requests and state flags: asynchronous reset. The slot file,
-  // addresses, counts and ring indices: synchronous (docs/device.md 2.2).
-  always_ff @(posedge clk_i or negedge rst_ni) begin : ctrl_ff
+  // The slot file resets synchronously (docs/device.md 2.2); the channel's state,
+  // pointers, addresses and counts asynchronously.
+  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
     if (!rst_ni) begin
       fe_q            <= '0;
       fa_q            <= '0;
@@ -927,6 +927,25 @@ module npu_dma_channel #(
       w_active_q      <= 1'b0;
       w_swallowed_q   <= 1'b0;
       cw_pend_q       <= 1'b0;
+      head_q          <= '0;
+      fidx_q          <= '0;
+      cpl_tail_q      <= '0;
+      fetch_fly_q     <= '0;
+      cpl_fly_q       <= '0;
+      rd_addr_q       <= '0;
+      rd_left_q       <= '0;
+      rd_beats_fly_q  <= '0;
+      rd_bursts_fly_q <= '0;
+      rd_fly_host_q   <= 1'b0;
+      wr_fly_host_q   <= 1'b0;
+      wr_addr_q       <= '0;
+      wr_left_q       <= '0;
+      sent_q          <= '0;
+      rp0_q           <= '0;
+      w_beats_q       <= '0;
+      fifo_wr_q       <= '0;
+      fifo_rel_q      <= '0;
+      fifo_held_q     <= '0;
     end else begin
       fe_q            <= fe_d;
       fa_q            <= fa_d;
@@ -950,34 +969,6 @@ module npu_dma_channel #(
       w_active_q      <= w_active_d;
       w_swallowed_q   <= w_swallowed_d;
       cw_pend_q       <= cw_pend_d;
-    end
-  end
-  // Deliberately synchronous: rst_ni is also the asynchronous reset of control state.
-  /* verilator lint_off SYNCASYNCNET */
-  always_ff @(posedge clk_i) begin : data_ff
-    if (!rst_ni) begin
-      slot_q          <= '0;
-      head_q          <= '0;
-      fidx_q          <= '0;
-      cpl_tail_q      <= '0;
-      fetch_fly_q     <= '0;
-      cpl_fly_q       <= '0;
-      rd_addr_q       <= '0;
-      rd_left_q       <= '0;
-      rd_beats_fly_q  <= '0;
-      rd_bursts_fly_q <= '0;
-      rd_fly_host_q   <= 1'b0;
-      wr_fly_host_q   <= 1'b0;
-      wr_addr_q       <= '0;
-      wr_left_q       <= '0;
-      sent_q          <= '0;
-      rp0_q           <= '0;
-      w_beats_q       <= '0;
-      fifo_wr_q       <= '0;
-      fifo_rel_q      <= '0;
-      fifo_held_q     <= '0;
-    end else begin
-      slot_q          <= slot_d;
       head_q          <= head_d;
       fidx_q          <= fidx_d;
       cpl_tail_q      <= cpl_tail_d;
@@ -997,6 +988,15 @@ module npu_dma_channel #(
       fifo_wr_q       <= fifo_wr_d;
       fifo_rel_q      <= fifo_rel_d;
       fifo_held_q     <= fifo_wr_d - fifo_rel_q;
+    end
+  end
+  // Deliberately synchronous: rst_ni is also the asynchronous reset of control state.
+  /* verilator lint_off SYNCASYNCNET */
+  always_ff @(posedge clk_i) begin : slot_file_ff
+    if (!rst_ni) begin
+      slot_q          <= '0;
+    end else begin
+      slot_q          <= slot_d;
     end
   end
   /* verilator lint_on SYNCASYNCNET */

@@ -49,7 +49,10 @@ module npu_perf #(
     end
   end
 
-  always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
+  // Counters are datapath: synchronous reset (docs/device.md 2.2), deliberately: elsewhere
+  // in npu_top rst_ni is also the asynchronous reset of control state.
+  /* verilator lint_off SYNCASYNCNET */
+  always_ff @(posedge clk_i) begin : regs_ff
     if (!rst_ni) begin
       count_q  <= '0;
       shadow_q <= '0;
@@ -60,6 +63,7 @@ module npu_perf #(
       inc_q    <= clear_i ? '0 : inc_i;
     end
   end
+  /* verilator lint_on SYNCASYNCNET */
 
   for (genvar i = 0; i < NumCounters; i++) begin : gen_lo
     assign lo_o[i*32 +: 32] = count_q[i*64 +: 32];
