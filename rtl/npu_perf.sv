@@ -8,6 +8,12 @@
 // the read of PERF_LO[i] returns bits 31:0 and latches bits 63:32 into one shared
 // shadow, which every PERF_HI element returns, so the pair is consistent even while
 // the counter runs.
+//
+// Simulation support (npu_top's ff_skip_i, docs/device.md 2.7): an edge with `skip_i`
+// = k stands for k + 1 cycles. The bridge skips only where the whole design is at a
+// fixed point, where every increment is 0 or 1 and repeats each cycle, so a counter
+// whose increment is 1 adds k + 1 (registered with the increments, applied a cycle
+// later like them). On a board `skip_i` is 0 and this is an unused multiplexer.
 module npu_perf #(
   parameter int unsigned NumCounters = 24,
   parameter int unsigned IncWidth    = 8
@@ -15,6 +21,7 @@ module npu_perf #(
   input  logic                            clk_i,
   input  logic                            rst_ni,
   input  logic [NumCounters*IncWidth-1:0] inc_i,
+  input  logic [15:0]                     skip_i,
   input  logic                            clear_i,
   input  logic [NumCounters-1:0]          lo_re_i,
   output logic [NumCounters*32-1:0]       lo_o,
@@ -28,6 +35,7 @@ module npu_perf #(
   logic [NumCounters*64-1:0] count_d, count_q;
   logic [31:0]               shadow_d, shadow_q;
   logic [NumCounters*IncWidth-1:0] inc_q;
+  logic [15:0]                     skip_q;
 
   always_comb begin : next_counts
     count_d  = count_q;
@@ -36,7 +44,11 @@ module npu_perf #(
       if (clear_i) begin
         count_d[i*64 +: 64] = '0;
       end else begin
-        count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(inc_q[i*IncWidth +: IncWidth]);
+        if (skip_q != 0 && inc_q[i*IncWidth +: IncWidth] == IncWidth'(1)) begin
+          count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(skip_q) + 64'd1;
+        end else begin
+          count_d[i*64 +: 64] = count_q[i*64 +: 64] + 64'(inc_q[i*IncWidth +: IncWidth]);
+        end
       end
     end
     // At most one LO read per cycle (a_one_read): the shadow is an AND-OR over the
@@ -57,10 +69,12 @@ module npu_perf #(
       count_q  <= '0;
       shadow_q <= '0;
       inc_q    <= '0;
+      skip_q   <= '0;
     end else begin
       count_q  <= count_d;
       shadow_q <= shadow_d;
       inc_q    <= clear_i ? '0 : inc_i;
+      skip_q   <= skip_i;
     end
   end
   /* verilator lint_on SYNCASYNCNET */

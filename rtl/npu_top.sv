@@ -101,8 +101,10 @@ module npu_top #(
   // Simulation support (docs/device.md): on a board ff_skip_i is tied to 0 and
   // quiescent_o is left open. quiescent_o (registered) says no unit was busy, no CSR
   // access, interrupt cause, soft reset or memory-port beat/valid was seen the cycle
-  // before; a nonzero ff_skip_i makes this edge stand for ff_skip_i + 1 cycles (the
-  // CYCLES counter adds that many; nothing else in the design counts time).
+  // before; a nonzero ff_skip_i makes this edge stand for ff_skip_i + 1 cycles: every
+  // performance counter whose increment is 1 adds that many (CYCLES, the busy and
+  // stall counters); nothing else in the design counts time. The bridge skips only at
+  // a fixed point of the whole design (docs/device.md 2.7).
   input  logic [15:0]             ff_skip_i,
   output logic                    quiescent_o
 );
@@ -225,7 +227,7 @@ module npu_top #(
 
   always_comb begin : perf_events
     perf_inc = '0;
-    perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = ff_skip_i + 16'd1;
+    perf_inc[npu_reg_pkg::PERF_CTR_CYCLES*16 +: 16]        = 16'd1;
     perf_inc[npu_reg_pkg::PERF_CTR_CSR_ACCESSES*16 +: 16]  = 16'(reg_we || reg_re);
     perf_inc[npu_reg_pkg::PERF_CTR_CMDS*16 +: 16]          = 16'(cmd_done);
     perf_inc[npu_reg_pkg::PERF_CTR_TLB_HITS*16 +: 16]      = 16'(tlb_hit);
@@ -258,6 +260,7 @@ module npu_top #(
     .clk_i,
     .rst_ni,
     .inc_i       (perf_inc),
+    .skip_i      (ff_skip_i),
     .clear_i     (perf_ctrl_we && perf_ctrl_wd[npu_reg_pkg::REG_PERF_CTRL_CLEAR_LSB]),
     .lo_re_i     (perf_lo_re),
     .lo_o        (perf_lo),

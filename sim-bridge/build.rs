@@ -300,6 +300,7 @@ fn main() {
             ("NPU_HEADER", "\"Vnpu_plain.h\""),
             ("NPU_API", "npu_plain_"),
             ("NPU_TRACE", "0"),
+            ("NPU_FIXED_POINT", "0"),
         ];
         plain.shim(&manifest, &vroot, "npu_shim_plain", &defines, &[]);
     }

@@ -8,7 +8,9 @@
 // build.rs compiles this file once per Verilated build of the RTL: NPU_MODEL names the
 // model class (Verilator's `--prefix`), NPU_HEADER its header, NPU_API the prefix of the exported functions
 // (`npu_` for the shipped model, `npu_plain_` for the plain reference build) and
-// NPU_TRACE whether the model was verilated with `--trace-fst`.
+// NPU_TRACE whether the model was verilated with `--trace-fst`, NPU_FIXED_POINT whether
+// the fixed-point probe of fast-forward is built (it names members of the model's root
+// class, which only the shipped build's `-O3` layout is known to have).
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -18,6 +20,7 @@
 #define NPU_HEADER "Vnpu_top.h"
 #define NPU_API npu_
 #define NPU_TRACE 1
+#define NPU_FIXED_POINT 1
 #endif
 
 #define NPU_CAT2(a, b) a##b
@@ -26,6 +29,11 @@
 
 #include NPU_HEADER
 #include "verilated.h"
+#include <algorithm>
+#include <vector>
+#if NPU_FIXED_POINT
+#include "Vnpu_top___024root.h"
+#endif
 #if NPU_TRACE
 #include "verilated_fst_c.h"
 #endif
@@ -38,7 +46,23 @@ struct Model {
 #if NPU_TRACE
     std::unique_ptr<VerilatedFstC> trace;
 #endif
+    // Fast-forward's fixed-point probe: the model's whole state at the snapshot.
+    std::vector<unsigned char> snapshot;
 };
+
+#if NPU_FIXED_POINT
+// Byte ranges of the root that may change at a fixed point: the performance counters
+// and what is computed from them. Everything else (every register, memory, input and
+// internal net of the design) must be equal for the state to be a fixed point.
+struct Range {
+    size_t begin, end;
+};
+template <typename Root, typename T>
+Range range_of(const Root* r, const T& member) {
+    size_t b = size_t(reinterpret_cast<const unsigned char*>(&member) - reinterpret_cast<const unsigned char*>(r));
+    return Range{b, b + sizeof(T)};
+}
+#endif
 
 struct PortEntry {
     const char* name;
@@ -172,6 +196,57 @@ int NPU_FN(port)(void* handle, const char* name, void** addr, uint32_t* bytes) {
 }
 
 void NPU_FN(eval)(void* handle) { static_cast<Model*>(handle)->top->eval(); }
+
+// Records the model's whole state (after a rising edge). 0 on success, -1 if this
+// build has no fixed-point probe.
+int NPU_FN(ff_snapshot)(void* handle) {
+#if NPU_FIXED_POINT
+    auto* m = static_cast<Model*>(handle);
+    const auto* p = reinterpret_cast<const unsigned char*>(m->top->rootp);
+    m->snapshot.assign(p, p + sizeof(*m->top->rootp));
+    return 0;
+#else
+    (void)handle;
+    return -1;
+#endif
+}
+
+// 1 if the state after this rising edge equals the snapshot taken one edge before,
+// except for the performance counters, and every counter's increment is 0 or 1: the
+// design is at a fixed point (with the same inputs it stays there, and the counters
+// advance by their increments each cycle). 0 if not, -1 without a snapshot or probe.
+int NPU_FN(ff_unchanged)(void* handle) {
+#if NPU_FIXED_POINT
+    auto* m = static_cast<Model*>(handle);
+    const auto* r = m->top->rootp;
+    const size_t n = sizeof(*r);
+    if (m->snapshot.size() != n) return -1;
+    Range skip[] = {
+        range_of(r, r->npu_top__DOT__u_perf__DOT__count_q),
+        range_of(r, r->npu_top__DOT__u_perf__DOT__count_d),
+        range_of(r, r->npu_top__DOT__perf_lo),
+    };
+    std::sort(std::begin(skip), std::end(skip), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    const auto* p = reinterpret_cast<const unsigned char*>(r);
+    const unsigned char* s = m->snapshot.data();
+    size_t at = 0;
+    for (const Range& k : skip) {
+        if (k.begin > at && std::memcmp(p + at, s + at, k.begin - at) != 0) return 0;
+        at = std::max(at, k.end);
+    }
+    if (at < n && std::memcmp(p + at, s + at, n - at) != 0) return 0;
+    // Increments are 16 bits each, two per 32-bit word.
+    const auto& inc = r->npu_top__DOT__u_perf__DOT__inc_q;
+    for (size_t w = 0; w < sizeof(inc) / sizeof(inc[0]); w++) {
+        uint32_t v = inc[w];
+        if ((v & 0xffffu) > 1 || (v >> 16) > 1) return 0;
+    }
+    return 1;
+#else
+    (void)handle;
+    return -1;
+#endif
+}
 
 // Non-zero once an assertion failed or $stop/$fatal ran inside the RTL.
 int NPU_FN(got_error)(void* handle) { return static_cast<Model*>(handle)->ctx->gotError() ? 1 : 0; }

@@ -236,6 +236,24 @@ impl AxiSlave {
         self.reads.is_empty() && self.writes.is_empty() && self.responses.is_empty()
     }
 
+    /// The first cycle from `cycle` on at which `drive` may put something different on
+    /// the RTL's inputs, when nothing the RTL does changes them first (it makes no
+    /// handshake): the next read beat or write response due, or `u64::MAX` with nothing
+    /// in flight. `None` when that cannot be told: a beat or response is on the bus, a
+    /// burst awaits its W beats (the link's W timing), or a PRNG draws every cycle
+    /// (seeded stalls, out-of-order picks).
+    pub(crate) fn next_input_change(&self) -> Option<u64> {
+        if self.stalls.is_some() || self.r_out.is_some() || self.b_out.is_some() || !self.writes.is_empty() {
+            return None;
+        }
+        if self.reorder.is_some() && !(self.reads.is_empty() && self.responses.is_empty()) {
+            return None;
+        }
+        let read = self.reads.front().map_or(u64::MAX, ReadBurst::next_ready);
+        let response = self.responses.front().map_or(u64::MAX, |r| r.ready_at);
+        Some(read.min(response))
+    }
+
     fn stall(&mut self) -> bool {
         match &mut self.stalls {
             Some((rng, pct)) => rng.chance(*pct),

@@ -25,6 +25,11 @@ pub struct ModelApi {
     pub trace_dump: unsafe extern "C" fn(*mut c_void, u64),
     /// Flushes and closes the trace.
     pub trace_close: unsafe extern "C" fn(*mut c_void),
+    /// Records the whole model state: 0 ok, -1 no fixed-point probe in this build.
+    pub ff_snapshot: unsafe extern "C" fn(*mut c_void) -> c_int,
+    /// 1 if the state equals the snapshot but for the performance counters (each
+    /// incrementing by 0 or 1): a fixed point; 0 if not; -1 without snapshot or probe.
+    pub ff_unchanged: unsafe extern "C" fn(*mut c_void) -> c_int,
 }
 
 unsafe extern "C" {
@@ -45,6 +50,10 @@ unsafe extern "C" {
     fn npu_trace_dump(handle: *mut c_void, time: u64);
     /// Flushes and closes the trace.
     fn npu_trace_close(handle: *mut c_void);
+    /// Records the whole model state: 0 ok, -1 no fixed-point probe in this build.
+    fn npu_ff_snapshot(handle: *mut c_void) -> c_int;
+    /// 1 at a fixed point since the snapshot, 0 if not, -1 without snapshot or probe.
+    fn npu_ff_unchanged(handle: *mut c_void) -> c_int;
 }
 
 /// The shipped model (build.rs's optimised build, with trace support).
@@ -57,6 +66,8 @@ pub static SHIPPED: ModelApi = ModelApi {
     trace_open: npu_trace_open,
     trace_dump: npu_trace_dump,
     trace_close: npu_trace_close,
+    ff_snapshot: npu_ff_snapshot,
+    ff_unchanged: npu_ff_unchanged,
 };
 
 #[cfg(feature = "plain-model")]
@@ -69,6 +80,8 @@ unsafe extern "C" {
     fn npu_plain_trace_open(handle: *mut c_void, path: *const c_char, depth: c_int) -> c_int;
     fn npu_plain_trace_dump(handle: *mut c_void, time: u64);
     fn npu_plain_trace_close(handle: *mut c_void);
+    fn npu_plain_ff_snapshot(handle: *mut c_void) -> c_int;
+    fn npu_plain_ff_unchanged(handle: *mut c_void) -> c_int;
 }
 
 /// The plain reference build (`verilator --cc`, C++ `-O2`, no trace support): the
@@ -83,6 +96,8 @@ pub static PLAIN: ModelApi = ModelApi {
     trace_open: npu_plain_trace_open,
     trace_dump: npu_plain_trace_dump,
     trace_close: npu_plain_trace_close,
+    ff_snapshot: npu_plain_ff_snapshot,
+    ff_unchanged: npu_plain_ff_unchanged,
 };
 
 /// Result of the bare C++ harness (`csrc/bare_harness.cpp`).

@@ -128,6 +128,21 @@ impl Model {
         unsafe { (self.api.got_error)(self.handle) != 0 }
     }
 
+    /// Records the whole model state for [`Model::ff_unchanged`]; false if this build
+    /// has no fixed-point probe (the plain reference build).
+    pub fn ff_snapshot(&mut self) -> bool {
+        // SAFETY: handle is live and used from the owning thread only.
+        unsafe { (self.api.ff_snapshot)(self.handle) == 0 }
+    }
+
+    /// True if, since [`Model::ff_snapshot`], nothing but the performance counters
+    /// changed and each counter adds 0 or 1 per cycle: with the same inputs the design
+    /// stays at this fixed point.
+    pub fn ff_unchanged(&self) -> bool {
+        // SAFETY: handle is live.
+        unsafe { (self.api.ff_unchanged)(self.handle) == 1 }
+    }
+
     /// Starts writing an FST waveform to `path`: `depth` levels of hierarchy from
     /// `npu_top` (0: all), times in picoseconds.
     pub fn trace_open(&mut self, path: &Path, depth: u32) -> Result<(), ModelError> {

@@ -2,7 +2,9 @@
 
 use crate::axi_check::{AxiViolation, PortName};
 use crate::axi_slave::{AxiSlave, BeatStore, PortModel, PortStats};
-use crate::fast_forward::{FastForwardStats, next_quiet_streak, skip_window};
+use crate::fast_forward::{
+    FastForwardStats, MAX_SKIP, PROBE_BACKOFF, PROBE_MIN_WINDOW, next_backoff, next_quiet_streak, skip_window,
+};
 use crate::memory::{BEAT, DeviceMemory, HostMemory, Unmapped};
 use crate::model::{Model, ModelBuild, ModelError};
 use crate::ports::TopPorts;
@@ -202,6 +204,11 @@ pub struct SimDevice {
     /// Consecutive quiet cycles ([`crate::fast_forward::next_quiet_streak`]).
     quiet: u32,
     ff_stats: FastForwardStats,
+    /// Fixed-point probes possible (fast-forward on and the build has the probe).
+    probe: bool,
+    /// First cycle of the next fixed-point probe, and the wait after a miss.
+    probe_at: u64,
+    probe_backoff: u64,
 }
 
 const RESET_CYCLES: u64 = 4;
@@ -260,6 +267,9 @@ impl SimDevice {
             ff,
             quiet: 0,
             ff_stats: FastForwardStats::default(),
+            probe: ff,
+            probe_at: 0,
+            probe_backoff: PROBE_BACKOFF.0,
         };
         dev.reset();
         Ok(dev)
@@ -306,11 +316,51 @@ impl SimDevice {
             let window = self.ff_window(end);
             if window >= 2 {
                 self.skip(window);
-            } else {
+            } else if !self.fixed_point_skip(end) {
                 self.tick();
             }
         }
         Ok(())
+    }
+
+    /// The cycles from now until the next change of the RTL's inputs that no action of
+    /// the RTL causes (the end of the caller's run at `end`, a posted CSR write's
+    /// arrival, a memory port's next beat or response), at most [`MAX_SKIP`]; 0 if a
+    /// port cannot tell.
+    fn input_window(&self, end: u64) -> u64 {
+        let (Some(host), Some(dev)) = (self.host_port.next_input_change(), self.dev_port.next_input_change()) else {
+            return 0;
+        };
+        let posted = self.posted.front().map_or(u64::MAX, |&(due, _, _)| due);
+        end.min(posted).min(host).min(dev).saturating_sub(self.cycle).min(MAX_SKIP)
+    }
+
+    /// Fast-forward at a fixed point of the whole design (`crate::fast_forward`): if a
+    /// probe is due and the inputs hold for at least [`PROBE_MIN_WINDOW`] cycles,
+    /// records the model's state, runs one cycle and, if nothing but the performance
+    /// counters changed, skips to the next input change. Returns false if it did not
+    /// probe (the caller runs the cycle).
+    pub(crate) fn fixed_point_skip(&mut self, end: u64) -> bool {
+        if !self.probe || self.cycle < self.probe_at || self.input_window(end) < PROBE_MIN_WINDOW {
+            return false;
+        }
+        if !self.model.ff_snapshot() {
+            self.probe = false; // this build has no probe
+            return false;
+        }
+        self.tick();
+        self.ff_stats.probes += 1;
+        let hit = self.model.ff_unchanged();
+        self.probe_backoff = next_backoff(self.probe_backoff, hit);
+        self.probe_at = self.cycle + if hit { 0 } else { self.probe_backoff };
+        if hit {
+            self.ff_stats.probe_hits += 1;
+            let window = self.input_window(end);
+            if window >= 2 {
+                self.skip(window);
+            }
+        }
+        true
     }
 
     /// Cycles one edge may stand for now if the caller's run ends at `end` (0 when the

@@ -11,7 +11,7 @@ use crate::system::System;
 use crate::workloads;
 use npu::NpuConfig;
 use npu::session::{Session, manager_config};
-use sim_bridge::{SimConfig, SimDevice};
+use sim_bridge::{FastForwardStats, SimConfig, SimDevice};
 use std::fmt::Write;
 
 /// Performance counters of spec v1 (PERF_CTR_*).
@@ -21,8 +21,8 @@ const COUNTERS: u32 = 24;
 /// and the soak's segment windows (up to 128 GiB), below Sv39's 256 GiB.
 const VA_BASE: u64 = 192 << 30;
 
-/// Everything observable after one demo scenario, and the cycles fast-forward skipped.
-fn fingerprint(ff: bool, scenario: usize, shrink: u64) -> (String, u64) {
+/// Everything observable after one demo scenario, and fast-forward's statistics.
+fn fingerprint(ff: bool, scenario: usize, shrink: u64) -> (String, FastForwardStats) {
     let sys = System { timing: Default::default(), host_time: Default::default() };
     let (workload, size, device_mem, managed) = demo_scenarios(shrink)[scenario];
     let dev = SimDevice::new(SimConfig { fast_forward: ff, ..sys.sim_config() }).unwrap();
@@ -38,7 +38,7 @@ fn fingerprint(ff: bool, scenario: usize, shrink: u64) -> (String, u64) {
     );
     writeln!(out, "manager {:?}", s.gm.counters()).unwrap();
     out += &s.npu.pte_dump(gmem_host::Asid(u32::from(s.asid)), true).unwrap();
-    let skipped = s.npu.with_io(|d| {
+    let stats = s.npu.with_io(|d| {
         for i in 0..COUNTERS {
             writeln!(out, "perf[{i}] {}", d.perf_counter(i).unwrap()).unwrap();
         }
@@ -47,9 +47,9 @@ fn fingerprint(ff: bool, scenario: usize, shrink: u64) -> (String, u64) {
         writeln!(out, "device memory fnv {:#018x}", fnv(&mem)).unwrap();
         writeln!(out, "cycles after readout {}", d.cycles()).unwrap();
         assert_eq!(d.fast_forward_on(), ff);
-        d.fast_forward_stats().skipped_cycles
+        d.fast_forward_stats()
     });
-    (out, skipped)
+    (out, stats)
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -57,15 +57,19 @@ fn fnv(bytes: &[u8]) -> u64 {
 }
 
 /// Both demo scenarios (at 1/16 size) give the same observations with and without
-/// fast-forward, and the fast-forward run skips a twentieth of its cycles or more (about 10-15 % in this model).
+/// fast-forward, and the fast-forward run skips a tenth of its cycles or more (about a
+/// quarter in this model), some of them at fixed points found by probes (a busy design
+/// waiting for a memory response or the host), not only in quiescent stretches.
 #[test]
 fn demo_scenarios_are_identical_with_and_without_fast_forward() {
     for scenario in 0..2 {
         let (plain, none) = fingerprint(false, scenario, 16);
-        let (fast, skipped) = fingerprint(true, scenario, 16);
-        assert_eq!(none, 0);
+        let (fast, stats) = fingerprint(true, scenario, 16);
+        assert_eq!(none, FastForwardStats::default());
         assert_eq!(plain, fast, "scenario {scenario}");
         let cycles: u64 = plain.split_whitespace().nth(1).unwrap().parse().unwrap();
-        assert!(skipped * 20 >= cycles, "scenario {scenario}: skipped {skipped} of {cycles} cycles");
+        assert!(stats.skipped_cycles * 10 >= cycles, "scenario {scenario}: {stats:?} of {cycles} cycles");
+        assert!(stats.probe_hits > 0 && stats.probe_hits <= stats.probes, "scenario {scenario}: {stats:?}");
+        eprintln!("scenario {scenario}: {cycles} cycles, {stats:?}");
     }
 }
