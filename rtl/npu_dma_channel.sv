@@ -149,12 +149,12 @@ module npu_dma_channel #(
   localparam int unsigned SlotW = 320;
   logic [Slots*SlotW-1:0] slot_d, slot_q;
 
-  // Slot read by pointer, as a mux over constant slices (synthesis-friendly); writes are
-  // per slot (slot_next).
+  // Slot read by pointer: an AND-OR over the slots (a balanced tree, not a priority
+  // chain); writes are per slot (slot_next).
   function automatic slot_t get_slot(logic [Slots*SlotW-1:0] v, logic [SlotIdx-1:0] p);
     get_slot = '0;
     for (int unsigned i = 0; i < Slots; i++) begin
-      if (p == SlotIdx'(i)) get_slot = v[i*SlotW +: SlotW];
+      get_slot = get_slot | (v[i*SlotW +: SlotW] & {SlotW{p == SlotIdx'(i)}});
     end
   endfunction
 
@@ -267,13 +267,12 @@ module npu_dma_channel #(
   logic [63:0] fetch_addr, cpl_addr;
   /* verilator lint_on UNUSEDSIGNAL */
 
-  // Views of the slots at the fill, completion-response and halt pointers (each read
-  // in part). Slots are always read and written whole by a dynamic index.
+  // Views of the slots at the fill and halt pointers (each read in part). Slots are
+  // always read and written whole by a dynamic index.
   /* verilator lint_off UNUSEDSIGNAL */
-  slot_t fs, bs, hs;
+  slot_t fs, hs;
   /* verilator lint_on UNUSEDSIGNAL */
   assign fs = get_slot(slot_q, fi_q[SlotIdx-1:0]);
-  assign bs = get_slot(slot_q, cb_q[SlotIdx-1:0]);
   assign hs = get_slot(slot_q, halt_q[SlotIdx-1:0]);
   assign fetch_addr = desc_base_i + {43'd0, fidx_q & dmask, 5'd0};
   assign cpl_addr   = cpl_base_i + {44'd0, (cpl_tail_q + 16'(cpl_fly_q)) & cmask, 4'd0};
@@ -337,6 +336,22 @@ module npu_dma_channel #(
   logic [31:0] rd_to_4k, rd_burst;
   logic [FifoIdx+2:0] fifo_reserved;
   assign rs       = get_slot(slot_q, rd_q[SlotIdx-1:0]);
+  // The stage's view of its slot, registered: the slot file's read mux stays in front of
+  // a register. Valid (rs_ok_view) once it was taken of this slot after its fill; the
+  // fields the read stage uses (addresses, length, flags, the fill's error code) do not
+  // change from the fill until the stage has left the slot (a read or write error can
+  // hit a slot only after its reads have started).
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t rs_q;
+  /* verilator lint_on UNUSEDSIGNAL */
+  sptr_t rs_slot_q;
+  logic  rs_filled_q, rs_view_ok;
+  always_ff @(posedge clk_i) begin : rs_view_ff
+    rs_q        <= rs;
+    rs_slot_q   <= rd_q;
+    rs_filled_q <= rd_q != fi_q;
+  end
+  assign rs_view_ok = rs_filled_q && rs_slot_q == rd_q;
   assign rs_ok    = rd_q != fi_q && rd_started_q;
   assign rd_to_4k = 32'(BeatsPer4k) - 32'(rd_addr_q[11:OffBits]);
   assign rd_burst = rd_left_q < rd_to_4k ? rd_left_q : rd_to_4k;
@@ -348,7 +363,7 @@ module npu_dma_channel #(
   // After an error only descriptors older than the failed one keep reading.
   assign rd_can   = rs_ok && !err_pend_q && (!halting_q || age(rd_q, cb_q) < age(halt_q, cb_q)) && !halted_q && !draining_q && !hang_i && rd_left_q != 0
                     && rd_bursts_fly_q < 8'(MaxRdBursts)
-                    && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs.flags[FlagSrcHost])
+                    && (rd_bursts_fly_q == 0 || rd_fly_host_q == rs_q.flags[FlagSrcHost])
                     && 34'(fifo_reserved) + 34'(rd_burst) <= 34'(FifoBeats);
   assign rd_host_o     = rd_host_q;
   assign rd_ar_valid_o = rd_req_q;
@@ -364,18 +379,32 @@ module npu_dma_channel #(
   logic        w_neg, w_zero, w_dhost, w_allowed;
   logic [31:0] w_ns, w_nd, w_to_4k, w_chunk, w_need;
   assign ws = get_slot(slot_q, wr_q[SlotIdx-1:0]);
+  // The stage's registered view of its slot, as for the read stage (rs_q): the
+  // descriptor's fields, valid once taken of this slot after its fill. Its error code
+  // and counts change while the slot's reads are in flight and are read live (ws).
+  /* verilator lint_off UNUSEDSIGNAL */
+  slot_t ws_q;
+  /* verilator lint_on UNUSEDSIGNAL */
+  sptr_t ws_slot_q;
+  logic  ws_filled_q, ws_view_ok;
+  always_ff @(posedge clk_i) begin : ws_view_ff
+    ws_q        <= ws;
+    ws_slot_q   <= wr_q;
+    ws_filled_q <= wr_q != fi_q;
+  end
+  assign ws_view_ok = ws_filled_q && ws_slot_q == wr_q;
   // The slot's constants, registered while no slot is started (so they hold the
   // started slot's values from the cycle after its start on).
   always_ff @(posedge clk_i) begin : w_const_ff
     if (!wr_started_q) begin
-      w_dst_off <= ws.dst[OffBits-1:0];
-      w_end_off <= OffBits'(ws.dst + 64'(ws.len));
-      w_neg     <= ws.src[OffBits-1:0] < ws.dst[OffBits-1:0];
-      w_sh      <= ws.src[OffBits-1:0] - ws.dst[OffBits-1:0];
-      w_zero    <= ws.flags[FlagZero];
-      w_dhost   <= ws.flags[FlagDstHost];
-      w_ns      <= beats_of(ws.src[OffBits-1:0], ws.len);
-      w_nd      <= beats_of(ws.dst[OffBits-1:0], ws.len);
+      w_dst_off <= ws_q.dst[OffBits-1:0];
+      w_end_off <= OffBits'(ws_q.dst + 64'(ws_q.len));
+      w_neg     <= ws_q.src[OffBits-1:0] < ws_q.dst[OffBits-1:0];
+      w_sh      <= ws_q.src[OffBits-1:0] - ws_q.dst[OffBits-1:0];
+      w_zero    <= ws_q.flags[FlagZero];
+      w_dhost   <= ws_q.flags[FlagDstHost];
+      w_ns      <= beats_of(ws_q.src[OffBits-1:0], ws_q.len);
+      w_nd      <= beats_of(ws_q.dst[OffBits-1:0], ws_q.len);
     end
   end
   // The next chunk (destination beats up to the next 4 KiB boundary), its AW length and
@@ -402,6 +431,54 @@ module npu_dma_channel #(
     if (!rst_ni) w_fresh_q <= 1'b0;
     else         w_fresh_q <= wr_started_q && !(wr_aw_valid_o && wr_aw_ready_i);
   end
+  // The slot-done inputs, registered from the write stage's view: every source beat
+  // received (two cycles late: per slot, then picked) and where the slot's source beats
+  // end in the FIFO (a cycle late). They are used only for the slot and start they were
+  // taken for (w_view_ok). Late is safe: the slot's read count is final once the read stage has left it (slot done
+  // requires wr_q != rd_q, and the read stage steps only in a cycle without a read
+  // handshake), so "all received" stays true once true, and the FIFO start (rp0_q) is
+  // fixed from the slot's start on. "All received" is compared in every slot side by
+  // side, then picked.
+  logic              w_all_rcvd_q, w_view_started_q, w_view_ok;
+  sptr_t             w_view_slot_q;
+  logic [FifoIdx:0]  w_rel_end_q;
+  // Per-slot flags computed side by side, then picked by the write pointer (a pick of
+  // one bit is a single LUT level; picking the fields first would put the slot file's
+  // read mux in front of each compare): every source beat received, an error recorded,
+  // enough source beats received for the next AW (w_need_q).
+  logic [Slots-1:0]  all_rcvd, slot_bad, rcvd_enough, irq_want, no_b_pend;
+  always_comb begin : flags_per_slot
+    /* verilator lint_off UNUSEDSIGNAL */
+    slot_t t;
+    /* verilator lint_on UNUSEDSIGNAL */
+    for (int unsigned i = 0; i < Slots; i++) begin
+      t              = slot_q[i*SlotW +: SlotW];
+      all_rcvd[i]    = t.rcvd == t.rd_beats;
+      slot_bad[i]    = t.err != ErrOk;
+      rcvd_enough[i] = t.rcvd >= w_need_q;
+      irq_want[i]    = t.flags[FlagIrq] || t.err != ErrOk;
+      no_b_pend[i]   = t.b_pend == 0;
+    end
+  end
+  // All received, error recorded and interrupt wanted are registered per slot, a cycle
+  // after the slot file (err_pend_q covers that cycle for errors).
+  logic [Slots-1:0] all_rcvd_q, slot_bad_q, irq_want_q;
+  always_ff @(posedge clk_i) begin : slot_flags_ff
+    all_rcvd_q <= all_rcvd;
+    slot_bad_q <= slot_bad;
+    irq_want_q <= irq_want;
+  end
+  logic ws_bad, ws_rcvd_enough;
+  assign ws_bad         = slot_bad_q[wr_q[SlotIdx-1:0]];
+  assign ws_rcvd_enough = rcvd_enough[wr_q[SlotIdx-1:0]];
+  always_ff @(posedge clk_i) begin : w_done_view_ff
+    w_view_slot_q    <= wr_q;
+    w_view_started_q <= wr_started_q;
+    w_all_rcvd_q     <= all_rcvd_q[wr_q[SlotIdx-1:0]];
+    w_rel_end_q      <= rp0_q + (FifoIdx + 1)'(ws.rd_beats);
+  end
+  assign w_view_ok = w_view_started_q && w_view_slot_q == wr_q;
+
   // Slots after the one that failed are never written.
   // (Once halted, the failed slot has completed and ages no longer compare.)
   assign w_allowed  = !halted_q && !err_pend_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
@@ -410,10 +487,10 @@ module npu_dma_channel #(
   // shown from the next cycle, when no W beat is active).
   logic aw_can, w_last_going;
   assign w_last_going = w_active_q && w_beats_q == 9'd1 && wr_w_ready_i;
-  assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && ws.err == ErrOk && w_allowed && !draining_q
+  assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && !ws_bad && w_allowed && !draining_q
                   && !hang_i && (!w_active_q || w_last_going) && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
                   && (bq_n == 0 || wr_fly_host_q == w_dhost)
-                  && (w_zero || ws.rcvd >= w_need_q);
+                  && (w_zero || ws_rcvd_enough);
   assign wr_host_o     = w_dhost;
   assign wr_aw_valid_o = aw_req_q;
   assign wr_aw_addr_o  = wr_addr_q;
@@ -463,7 +540,7 @@ module npu_dma_channel #(
   /* verilator lint_on UNUSEDSIGNAL */
   logic  cp_can;
   assign cs     = get_slot(slot_q, cp_q[SlotIdx-1:0]);
-  assign cp_can = cp_q != wr_q && !err_pend_q && cs.b_pend == 0 && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
+  assign cp_can = cp_q != wr_q && !err_pend_q && no_b_pend[cp_q[SlotIdx-1:0]] && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
                   && (!halting_q || age(cp_q, cb_q) <= age(halt_q, cb_q));
   logic [127:0] cpl_rec;
   assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
@@ -490,7 +567,7 @@ module npu_dma_channel #(
     if (!rd_req_q) begin
       rd_burst_q <= BurstW'(rd_burst);
       rd_len_q   <= 8'(rd_burst - 32'd1);
-      rd_host_q  <= rs.flags[FlagSrcHost];
+      rd_host_q  <= rs_q.flags[FlagSrcHost];
     end
     if (!fetch_req_q) fetch_addr_q <= fetch_addr;
     if (!cpl_req_q && !cw_pend_q) begin
@@ -524,7 +601,7 @@ module npu_dma_channel #(
     .clr_i    (1'b0),
     .wvalid_i (rbq_push),
     .wready_o (rbq_room),
-    .wdata_i  ({rd_q, OffBits'(rs.src[OffBits-1:0] - rs.dst[OffBits-1:0])}),
+    .wdata_i  ({rd_q, OffBits'(rs_q.src[OffBits-1:0] - rs_q.dst[OffBits-1:0])}),
     .rvalid_o (rbq_any),
     .rready_i (rd_r_valid_i && rd_r_last_i),
     .rdata_o  ({rx, rx_sh}),
@@ -586,10 +663,13 @@ module npu_dma_channel #(
   // pending) are updated at once, except a write response's: it is applied a cycle
   // later (eb_*), together with the errors seen in its own cycle, and counts its bytes
   // only if its slot has no error recorded by then.
-  logic  er_ar_q, er_r_q, er_aw_q, er_b_q, err_pend_q;
+  logic  er_ar_q, er_r_q, er_aw_q, er_b_q, err_pend_q, fill_err_q;
   logic [7:0] er_ar_code_q;
   sptr_t er_ar_slot_q, er_r_slot_q, er_aw_slot_q, er_b_slot_q;
-  // err_pend_q is the OR of the four, kept in its own register (it gates most decisions).
+  // err_pend_q is the OR of the four and of a descriptor found bad at its fill, held a
+  // cycle longer (the slots' error flags are registered once more, slot_bad_q, and the
+  // halt decision takes a cycle more, first_error_ff), in its own register (it gates
+  // most decisions).
   logic er_ar_d, er_r_d, er_aw_d, er_b_d;
   logic eb_q, eb_ok_q;        // a write response arrived last cycle (its slot: er_b_slot_q)
   logic [12:0] eb_bytes_q;
@@ -604,13 +684,17 @@ module npu_dma_channel #(
       er_aw_q    <= 1'b0;
       er_b_q     <= 1'b0;
       err_pend_q <= 1'b0;
+      fill_err_q <= 1'b0;
       eb_q       <= 1'b0;
     end else begin
       er_ar_q    <= er_ar_d;
       er_r_q     <= er_r_d;
       er_aw_q    <= er_aw_d;
       er_b_q     <= er_b_d;
-      err_pend_q <= er_ar_d || er_r_d || er_aw_d || er_b_d;
+      // An error event shows in its slot two cycles later and in halting_q three.
+      err_pend_q <= er_ar_d || er_r_d || er_aw_d || er_b_d || er_ar_q || er_r_q || er_aw_q || er_b_q
+                    || (ev_fill && ev_fill_bad) || fill_err_q;
+      fill_err_q <= ev_fill && ev_fill_bad;
       eb_q       <= ev_b;
     end
   end
@@ -624,12 +708,20 @@ module npu_dma_channel #(
     eb_bytes_q   <= bq_head[12:0];
   end
 
+  // The delayed write response counts its bytes if its slot has no error recorded
+  // before this cycle (slot_bad) and none recorded in this cycle (er_*_q naming it).
+  logic b_counts;
+  assign b_counts = eb_q && eb_ok_q && !slot_bad[er_b_slot_q[SlotIdx-1:0]]
+                    && !(er_ar_q && er_ar_slot_q[SlotIdx-1:0] == er_b_slot_q[SlotIdx-1:0])
+                    && !(er_r_q && er_r_slot_q[SlotIdx-1:0] == er_b_slot_q[SlotIdx-1:0])
+                    && !(er_aw_q && er_aw_slot_q[SlotIdx-1:0] == er_b_slot_q[SlotIdx-1:0]);
+  assign bytes_done_d = b_counts ? eb_bytes_q : '0;
+
   always_comb begin : slot_next
     slot_t      s;
-    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b, ok_before_b;
+    logic       hit_al, hit_fl, hit_ar, hit_r, hit_aw, hit_b;
     logic [7:0] e;
     slot_d       = slot_q;
-    bytes_done_d = '0;
     for (int unsigned i = 0; i < Slots; i++) begin
       s      = slot_q[i*SlotW +: SlotW];
       hit_al = ev_alloc && fe_q[SlotIdx-1:0] == SlotIdx'(i);
@@ -644,14 +736,10 @@ module npu_dma_channel #(
       else if (er_r_q && er_r_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagSrcHost] ? ErrHostRd : ErrDevRd;
       else if (er_aw_q && er_aw_slot_q[SlotIdx-1:0] == SlotIdx'(i)) e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
       else if (er_b_q && er_b_slot_q[SlotIdx-1:0] == SlotIdx'(i))   e = s.flags[FlagDstHost] ? ErrHostWr : ErrDevWr;
-      ok_before_b = s.err == ErrOk && e == ErrOk;
       if (s.err == ErrOk) s.err = e;
       if (hit_ar && !rd_ar_err_i) s.rd_beats = s.rd_beats + 32'(rd_burst_q);
       if (hit_r) s.rcvd = s.rcvd + 32'd1;
-      if (hit_b && eb_ok_q && ok_before_b) begin
-        s.bytes_ok   = s.bytes_ok + 32'(eb_bytes_q);
-        bytes_done_d = eb_bytes_q;
-      end
+      if (hit_b && b_counts) s.bytes_ok = s.bytes_ok + 32'(eb_bytes_q);
       s.b_pend = s.b_pend + 8'(hit_aw && !wr_aw_err_i) - 8'(hit_b);
       if (hit_fl) begin
         s.src   = f_src;
@@ -683,6 +771,17 @@ module npu_dma_channel #(
     else if (er_ar_q)                          err_slot = er_ar_slot_q;
     else if (ev_fill && ev_fill_bad)           err_slot = fi_q;
     else                                       err_any = 1'b0;
+  end
+  // The halt decision compares the registered pick a cycle later (err_pend_q keeps the
+  // stages waiting until it is in halting_q).
+  logic  err_any_q;
+  sptr_t err_slot_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : first_error_ff
+    if (!rst_ni) err_any_q <= 1'b0;
+    else         err_any_q <= err_any;
+  end
+  always_ff @(posedge clk_i) begin : first_error_slot_ff
+    err_slot_q <= err_slot;
   end
 
   // ---------------------------------------------------------------- next state
@@ -745,14 +844,16 @@ module npu_dma_channel #(
     end
     if (ev_fill) begin
       fi_d   = fi_q + 1'b1;
-      head_d = (fs.index + 16'd1) & dmask;
+      // Slots are filled in ring order, so HEAD names the slot being filled
+      // (a_head_names_fill).
+      head_d = (head_q + 16'd1) & dmask;
     end
 
     // ---- read stage
-    if (rd_q != fi_q && !rd_started_q) begin
+    if (rd_q != fi_q && !rd_started_q && rs_view_ok) begin
       rd_started_d = 1'b1;
-      rd_addr_d    = {rs.src[63:OffBits], {OffBits{1'b0}}};
-      rd_left_d    = (rs.err != ErrOk || rs.flags[FlagZero]) ? 32'd0 : beats_of(rs.src[OffBits-1:0], rs.len);
+      rd_addr_d    = {rs_q.src[63:OffBits], {OffBits{1'b0}}};
+      rd_left_d    = (rs_q.err != ErrOk || rs_q.flags[FlagZero]) ? 32'd0 : beats_of(rs_q.src[OffBits-1:0], rs_q.len);
     end
     if (halting_q && rd_q == halt_q && rd_started_q && !rd_req_q) begin
       rd_left_d = '0;  // the failed slot issues no more reads
@@ -786,10 +887,10 @@ module npu_dma_channel #(
       end
     end
     // ---- write stage
-    if (wr_q != fi_q && !wr_started_q && w_allowed) begin
+    if (wr_q != fi_q && !wr_started_q && w_allowed && ws_view_ok) begin
       wr_started_d = 1'b1;
-      wr_addr_d    = {ws.dst[63:OffBits], {OffBits{1'b0}}};
-      wr_left_d    = ws.err != ErrOk ? 32'd0 : beats_of(ws.dst[OffBits-1:0], ws.len);
+      wr_addr_d    = {ws_q.dst[63:OffBits], {OffBits{1'b0}}};
+      wr_left_d    = ws_bad ? 32'd0 : beats_of(ws_q.dst[OffBits-1:0], ws_q.len);
       sent_d       = '0;
       rp0_d        = fifo_rel_q;
     end
@@ -812,17 +913,17 @@ module npu_dma_channel #(
       end
     end
     // Slot done: nothing left to send and every source beat received; release the rest.
-    if (wr_started_q && (wr_left_q == 0 || ws.err != ErrOk) && !w_active_q
-        && wr_q != rd_q && ws.rcvd == ws.rd_beats && w_allowed) begin
-      fifo_rel_d   = rp0_q + (FifoIdx + 1)'(ws.rd_beats);
+    if (wr_started_q && (wr_left_q == 0 || ws_bad) && !w_active_q
+        && wr_q != rd_q && w_view_ok && w_all_rcvd_q && w_allowed) begin
+      fifo_rel_d   = w_rel_end_q;
       wr_d         = wr_q + 1'b1;
       wr_started_d = 1'b0;
     end
 
     // ---- errors found this cycle: the oldest failed slot halts the channel
-    if (err_any && (!halting_q || age(err_slot, cb_q) < age(halt_q, cb_q))) begin
+    if (err_any_q && (!halting_q || age(err_slot_q, cb_q) < age(halt_q, cb_q))) begin
       halting_d = 1'b1;
-      halt_d    = err_slot;
+      halt_d    = err_slot_q;
     end
 
     // ---- completions
@@ -845,8 +946,8 @@ module npu_dma_channel #(
         halt_d    = cb_q;
       end else begin
         cpl_tail_d = (cpl_tail_q + 16'd1) & cmask;
-        irq_o      = bs.flags[FlagIrq] || bs.err != ErrOk;
-        if (bs.err != ErrOk) halted_d = 1'b1;
+        irq_o      = irq_want_q[cb_q[SlotIdx-1:0]];
+        if (slot_bad_q[cb_q[SlotIdx-1:0]]) halted_d = 1'b1;
       end
       cb_d = cb_q + 1'b1;
     end
@@ -1011,6 +1112,10 @@ module npu_dma_channel #(
 
   // ---- assertions
 `ifndef SYNTHESIS
+  // Each slot's ring index is allocated in order from HEAD (fidx_q), so the slot being
+  // filled is the one HEAD names.
+  a_head_names_fill: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      ev_fill |-> fs.index == head_q);
   a_fifo_no_overflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
       (FifoIdx + 1)'(fifo_wr_q - fifo_rel_q) <= (FifoIdx + 1)'(FifoBeats));
   a_beat_has_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
