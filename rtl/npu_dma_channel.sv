@@ -483,12 +483,13 @@ module npu_dma_channel #(
   // (Once halted, the failed slot has completed and ages no longer compare.)
   assign w_allowed  = !halted_q && !err_pend_q && (!halting_q || age(wr_q, cb_q) <= age(halt_q, cb_q));
 
-  // The next AW may be raised while the last W beat of the current burst goes (it is
-  // shown from the next cycle, when no W beat is active).
-  logic aw_can, w_last_going;
-  assign w_last_going = w_active_q && w_beats_q == 9'd1 && wr_w_ready_i;
+  // The next AW may be raised while the last W beat of the current burst is offered,
+  // taken or not (W readiness stays off this decision). The mux fires an AW only once
+  // the current burst's last W beat goes, and its acknowledgement reaches the channel a
+  // cycle later, when no W beat is active any more.
+  logic aw_can;
   assign aw_can = wr_started_q && w_fresh_q && wr_q != fi_q && !ws_bad && w_allowed && !draining_q
-                  && !hang_i && (!w_active_q || w_last_going) && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
+                  && !hang_i && (!w_active_q || w_beats_q == 9'd1) && wr_left_q != 0 && 32'(bq_n) < MaxWrBursts
                   && (bq_n == 0 || wr_fly_host_q == w_dhost)
                   && (w_zero || ws_rcvd_enough);
   assign wr_host_o     = w_dhost;
@@ -1116,6 +1117,9 @@ module npu_dma_channel #(
   // filled is the one HEAD names.
   a_head_names_fill: assert property (@(posedge clk_i) disable iff (!rst_ni)
       ev_fill |-> fs.index == head_q);
+  // An AW is acknowledged only after the previous burst's W beats (aw_can).
+  a_aw_after_w: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      (wr_aw_valid_o && wr_aw_ready_i) |-> !w_active_q);
   a_fifo_no_overflow: assert property (@(posedge clk_i) disable iff (!rst_ni)
       (FifoIdx + 1)'(fifo_wr_q - fifo_rel_q) <= (FifoIdx + 1)'(FifoBeats));
   a_beat_has_slot: assert property (@(posedge clk_i) disable iff (!rst_ni)
