@@ -8,7 +8,7 @@
 use crate::device_io::{DeviceIo, IoError};
 use crate::dma_buf::{DmaBufError, DmaBuffer};
 use crate::regs;
-use crate::ring::{Producer, Ring, RingRegs};
+use crate::ring::{Producer, QUIET_NS, Ring, RingRegs};
 
 /// Which TLB entries an invalidation drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +122,9 @@ pub struct CmdQueue {
     fence: DmaBuffer,
     fence_iova: u64,
     seq: u32,
+    /// CMDQ_HEAD as last learnt (read, or implied by a completed fence): the device has
+    /// consumed at least up to it, so the room it leaves is a safe lower bound.
+    head_seen: u16,
 }
 
 const CMDQ_REGS: RingRegs = RingRegs {
@@ -143,7 +146,14 @@ impl CmdQueue {
         let fence_iova = io.dma_map(&fence)?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 1))?;
-        Ok(Self { ring, fence, fence_iova, seq: 0 })
+        let head_seen = ring.index;
+        Ok(Self { ring, fence, fence_iova, seq: 0, head_seen })
+    }
+
+    /// Entries free if the device has consumed only up to `head`.
+    fn free_after(&self, head: u16) -> usize {
+        let used = self.ring.index.wrapping_sub(head) & self.mask();
+        usize::from(self.mask() - used)
     }
 
     fn mask(&self) -> u16 {
@@ -151,15 +161,18 @@ impl CmdQueue {
     }
 
     /// Entries the ring can take now.
-    pub fn free<T: DeviceIo + ?Sized>(&self, io: &mut T) -> Result<usize, CmdqError> {
-        let head = io.read32(regs::CMDQ_HEAD.offset)? as u16 & self.mask();
-        let used = self.ring.index.wrapping_sub(head) & self.mask();
-        Ok(usize::from(self.mask() - used))
+    pub fn free<T: DeviceIo + ?Sized>(&mut self, io: &mut T) -> Result<usize, CmdqError> {
+        self.head_seen = io.read32(regs::CMDQ_HEAD.offset)? as u16 & self.mask();
+        Ok(self.free_after(self.head_seen))
     }
 
-    /// Writes the commands and rings the doorbell once.
+    /// Writes the commands and rings the doorbell once. CMDQ_HEAD is read (an MMIO
+    /// read) only when the room last learnt is not enough.
     pub fn submit<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), CmdqError> {
-        let free = self.free(io)?;
+        let mut free = self.free_after(self.head_seen);
+        if cmds.len() > free {
+            free = self.free(io)?;
+        }
         if cmds.len() > free {
             return Err(CmdqError::Full { needed: cmds.len(), free });
         }
@@ -187,25 +200,31 @@ impl CmdQueue {
         all.push(Command::Fence { data: seq, addr: self.fence_iova, irq: false });
         self.submit(io, &all)?;
         let start = io.now_ns();
+        let fence = &self.fence;
         loop {
-            if self.fence.read_u32(0)? == seq {
+            let waited = io.now_ns().saturating_sub(start);
+            let slice = budget_ns.saturating_sub(waited).min(QUIET_NS);
+            if io.wait_host(slice, &mut || fence.read_u32(0).is_ok_and(|v| v == seq))? {
+                // The device has consumed every command up to the fence.
+                self.head_seen = self.ring.index;
                 return Ok(seq);
             }
+            // Quiet for a while: a device error stops the queue (the only MMIO reads).
             let status = io.read32(regs::STATUS.offset)?;
             if regs::status::ERROR.get32(status) == 1 {
                 return Err(CmdqError::DeviceError { err_info: io.read32(regs::ERR_INFO.offset)? });
             }
-            if io.now_ns().saturating_sub(start) > budget_ns {
+            if io.now_ns().saturating_sub(start) >= budget_ns {
                 return Err(CmdqError::FenceTimeout { seq, budget_ns });
             }
-            io.advance(100)?;
         }
     }
 
     /// After a soft reset (§13) the device has zeroed CMDQ_HEAD and CMDQ_TAIL and
     /// forgotten unexecuted commands: start again at index 0.
     pub fn after_soft_reset(&mut self) {
-        self.ring.index = 0;
+        self.ring.restart();
+        self.head_seen = 0;
     }
 
     /// IOVA of the fence word (for fences written by hand).

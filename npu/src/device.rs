@@ -37,6 +37,7 @@ use crate::dma::{Dma, DmaAddr, DmaDesc, DmaError, DmaStatus};
 use crate::fault::{FaultError, FaultQueue, FaultRecord};
 use crate::host_time::{HostCosts, HostTime};
 use crate::kernel::{Kernel, KernelCompletion, KernelError, KernelQueue, KernelStatus};
+use crate::ring::QUIET_NS;
 use crate::sv39::{self, HUGE, PAGE, Pte, TableBuilder};
 use crate::{DeviceIo, DmaBuffer, IoError, regs};
 use holds::{HoldError, HostHolds};
@@ -201,6 +202,9 @@ pub struct NpuStats {
     pub kernels: u64,
     /// Soft resets (hang or error recovery).
     pub recoveries: u64,
+    /// Waits for a fault or a kernel completion that polled host memory for
+    /// [`QUIET_NS`] in vain and then slept on the interrupt.
+    pub irq_waits: u64,
 }
 
 struct Inner<T: DeviceIo> {
@@ -225,10 +229,18 @@ struct Inner<T: DeviceIo> {
     budget_ns: u64,
     /// Declared lost ([`NpuDevice::mark_lost`]): kernels are refused.
     lost: bool,
+    /// INT_MASK while the driver polls (FAULT and KERNEL masked).
+    int_mask: u32,
 }
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
 pub const FAULT_COALESCE_STEP_NS: u64 = 250;
+
+/// Interrupt causes a kernel's launch waits on.
+const WAKE: u32 = 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL;
+
+/// Longest sleep on the interrupt before the driver polls again, ns.
+const IRQ_WAIT_NS: u64 = 1_000_000;
 
 /// The NPU as a GMEM device (see the module docs).
 pub struct NpuDevice<T: DeviceIo> {
@@ -288,8 +300,10 @@ impl<T: DeviceIo> NpuDevice<T> {
         let kq = KernelQueue::init(&mut io, 4)?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::MMU_EN.put32(ctrl, 1))?;
-        let mask = io.read32(regs::INT_MASK.offset)? | 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL;
-        io.write32(regs::INT_MASK.offset, mask)?;
+        // Faults and kernel completions are polled in host memory; their interrupts are
+        // unmasked only while the driver sleeps on them (Inner::wait_fault_or_kernel).
+        let int_mask = io.read32(regs::INT_MASK.offset)? & !WAKE;
+        io.write32(regs::INT_MASK.offset, int_mask)?;
         let staging = DmaBuffer::new(STAGED_PTES * 8)?;
         let staging_iova = io.dma_map(&staging)?;
         let inner = Inner {
@@ -309,6 +323,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             aborts: HashMap::new(),
             budget_ns: cfg.budget_ns,
             lost: false,
+            int_mask,
         };
         Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
     }
@@ -357,19 +372,17 @@ impl<T: DeviceIo> NpuDevice<T> {
             let mut g = self.lock();
             let g = &mut *g;
             let mut records = g.fq.drain(&mut g.io)?;
-            // Gather the rest of the batch (see NpuConfig::fault_coalesce_ns).
-            let step = FAULT_COALESCE_STEP_NS;
-            let (mut waited, mut quiet) = (0, 0);
-            while !records.is_empty()
-                && records.len() < self.cu_inflight
-                && waited < self.cfg.fault_coalesce_ns
-                && quiet < 3
-            {
-                g.io.advance(step)?;
-                waited += step;
-                let more = g.fq.drain(&mut g.io)?;
-                quiet = if more.is_empty() { quiet + 1 } else { 0 };
-                records.extend(more);
+            // Gather the rest of the batch (see NpuConfig::fault_coalesce_ns): wait for
+            // the next record at most three steps, the whole batch at most the window.
+            let start = g.io.now_ns();
+            while !records.is_empty() && records.len() < self.cu_inflight {
+                let waited = g.io.now_ns().saturating_sub(start);
+                let quiet = (3 * FAULT_COALESCE_STEP_NS).min(self.cfg.fault_coalesce_ns.saturating_sub(waited));
+                let fq = &g.fq;
+                if quiet == 0 || !g.io.wait_host(quiet, &mut || fq.has_record())? {
+                    break;
+                }
+                records.extend(g.fq.drain(&mut g.io)?);
             }
             records
         };
@@ -417,12 +430,11 @@ impl<T: DeviceIo> NpuDevice<T> {
             g.kq.submit(&mut g.io, &[kernel.with_irq()])?;
             g.io.now_ns()
         };
-        let wake = 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL;
         loop {
             let done = {
                 let mut g = self.lock();
                 let g = &mut *g;
-                g.io.wait_irq(wake, 5_000)?;
+                g.wait_fault_or_kernel()?;
                 let done = g.kq.completions(&mut g.io)?;
                 if g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
                     return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
@@ -551,6 +563,29 @@ fn to_device_fault(r: &FaultRecord) -> DeviceFault {
 }
 
 impl<T: DeviceIo> Inner<T> {
+    /// Waits until a fault record or a kernel completion is in host memory: polls for
+    /// [`QUIET_NS`] (no MMIO), then sleeps on interrupt FAULT | KERNEL for up to
+    /// [`IRQ_WAIT_NS`]. The interrupt is armed without a lost wake-up: acknowledge,
+    /// unmask, an MMIO read that flushes both posted writes to the device, a last look
+    /// at host memory, then the sleep; masked again afterwards. Returns with nothing
+    /// new when the sleep ends empty (the caller checks its budget).
+    fn wait_fault_or_kernel(&mut self) -> Result<(), IoError> {
+        let Inner { io, fq, kq, stats, int_mask, .. } = self;
+        let ready = &mut || fq.has_record() || kq.has_record();
+        if io.wait_host(QUIET_NS, ready)? {
+            return Ok(());
+        }
+        stats.irq_waits += 1;
+        io.write32(regs::INT_ACK.offset, WAKE)?;
+        io.write32(regs::INT_MASK.offset, *int_mask | WAKE)?;
+        io.read32(regs::INT_STATUS.offset)?;
+        if !ready() {
+            io.wait_irq(WAKE, IRQ_WAIT_NS)?;
+        }
+        io.write32(regs::INT_MASK.offset, *int_mask)?;
+        Ok(())
+    }
+
     fn budget(&self) -> u64 {
         self.budget_ns
     }

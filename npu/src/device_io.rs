@@ -72,6 +72,9 @@ pub enum IoError {
 /// reference model) count time in cycles of this clock ([`Clock::Simulated`]).
 pub const NOMINAL_HZ: u64 = 250_000_000;
 
+/// Polling step of the default [`DeviceIo::wait_host`], ns.
+pub const POLL_STEP_NS: u64 = 100;
+
 /// What kind of clock [`DeviceIo::now_ns`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Clock {
@@ -174,6 +177,28 @@ pub trait DeviceIo {
     /// INT_MASK[i] are both set (level semantics): the driver acknowledges a cause by
     /// writing INT_ACK, not by waiting. Simulated devices run while this waits.
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError>;
+
+    /// Polls host memory the device writes (ring records, fence words): lets device
+    /// time pass until `ready` returns true or `budget_ns` of device time passes, and
+    /// returns whether `ready` held. No MMIO: `ready` reads the driver's own memory. It
+    /// is asked at once and again whenever the device may have written host memory.
+    ///
+    /// A co-simulation calls it the moment a write becomes visible to the host (after
+    /// the link's flight); a board spins, then sleeps between polls. The default asks
+    /// every [`POLL_STEP_NS`] of [`DeviceIo::advance`].
+    fn wait_host(&mut self, budget_ns: u64, ready: &mut dyn FnMut() -> bool) -> Result<bool, IoError> {
+        let start = self.now_ns();
+        loop {
+            if ready() {
+                return Ok(true);
+            }
+            let waited = self.now_ns().saturating_sub(start);
+            if waited >= budget_ns {
+                return Ok(false);
+            }
+            self.advance(POLL_STEP_NS.min(budget_ns - waited))?;
+        }
+    }
 
     /// Device time now, in nanoseconds (see [`Clock`]).
     fn now_ns(&self) -> u64;

@@ -121,6 +121,14 @@ impl DmaBuffer {
         Ok(())
     }
 
+    /// Reads the byte at `offset` with a volatile load: for polling a byte the device
+    /// writes while the host watches it.
+    pub fn load_u8(&self, offset: usize) -> Result<u8, DmaBufError> {
+        self.check(offset, 1)?;
+        // SAFETY: the byte was checked to lie in the mapping, which lives as long as self.
+        Ok(unsafe { std::ptr::read_volatile(self.as_ptr().add(offset)) })
+    }
+
     /// Reads a little-endian u64 at `offset`.
     pub fn read_u64(&self, offset: usize) -> Result<u64, DmaBufError> {
         let mut b = [0u8; 8];

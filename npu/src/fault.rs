@@ -15,7 +15,7 @@ use crate::dma_buf::DmaBufError;
 use crate::record::{RecordError, check_len, check_reserved, get};
 use crate::regmap::Field;
 use crate::regs;
-use crate::ring::{Producer, Ring, RingRegs, Verdict};
+use crate::ring::{Producer, Ring, RingRegs, Verdict, marker};
 
 /// REQID bits 15:8 of a compute-unit request (§7).
 pub const REQID_UNIT_CU: u8 = 1;
@@ -172,14 +172,6 @@ pub enum FaultError {
     /// CTRL.FQ_EN is already set: the ring must not be reprogrammed while enabled (§4).
     #[error("the fault queue is already enabled (CTRL.FQ_EN = 1); release the other queue first")]
     AlreadyEnabled,
-    /// FQ_TAIL holds an index outside the ring.
-    #[error("FQ_TAIL {tail} is outside the {size}-entry fault ring")]
-    BadTail {
-        /// Register value.
-        tail: u32,
-        /// Ring size.
-        size: u32,
-    },
     /// The device wrote a record that breaks the record rules.
     #[error("malformed fault record at FQ slot {slot}")]
     Malformed {
@@ -240,16 +232,20 @@ impl FaultQueue {
         if regs::ctrl::FQ_EN.get32(io.read32(regs::CTRL.offset)?) == 1 {
             return Err(FaultError::AlreadyEnabled);
         }
-        let ring = Ring::set_up::<_, FaultError>(io, FQ_REGS, size_log2, regs::fault::SIZE, Producer::Device)?;
+        let ring = Ring::set_up::<_, FaultError>(
+            io,
+            FQ_REGS,
+            size_log2,
+            regs::fault::SIZE,
+            Producer::Device { marker: marker::FAULT },
+        )?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::FQ_EN.put32(ctrl, 1))?;
         Ok(Self { ring, next_seq: None, carry: Vec::new() })
     }
 
-    /// Reads every new fault record, following the handler protocol of §11: write
-    /// INT_ACK.FAULT first, then read FQ_TAIL, read and validate the records, write
-    /// FQ_HEAD. A record arriving after the FQ_TAIL read raises FAULT again, so no
-    /// wake-up is lost.
+    /// Reads every new fault record from host memory (found by its free marker, no
+    /// MMIO read; [`crate::ring`]), validates them and writes FQ_HEAD (posted).
     ///
     /// Errors leave nothing behind silently: records before the offending one are
     /// consumed and returned by the next call. A malformed record stays in the ring
@@ -259,32 +255,27 @@ impl FaultQueue {
     pub fn drain<T: DeviceIo + ?Sized>(&mut self, io: &mut T) -> Result<Vec<FaultRecord>, FaultError> {
         let mut out = std::mem::take(&mut self.carry);
         let next_seq = &mut self.next_seq;
-        let result = self.ring.consume(
-            io,
-            regs::int_cause::FAULT,
-            |tail, size| FaultError::BadTail { tail, size },
-            |slot, rec| {
-                let r = match FaultRecord::decode(rec) {
-                    Ok(r) => r,
-                    Err(source) => return Verdict::Keep(FaultError::Malformed { slot, source }),
-                };
-                match *next_seq {
-                    // Forward distance less than half the SEQ space: records were lost.
-                    Some(expected) if r.seq != expected && (r.seq.wrapping_sub(expected) as i32) > 0 => {
-                        *next_seq = Some(r.seq);
-                        Verdict::Keep(FaultError::SeqGap { slot, expected, seen: r.seq })
-                    }
-                    Some(expected) if r.seq != expected => {
-                        Verdict::Drop(FaultError::SeqRepeat { slot, expected, seen: r.seq })
-                    }
-                    _ => {
-                        *next_seq = Some(r.seq.wrapping_add(1));
-                        out.push(r);
-                        Verdict::Take
-                    }
+        let result = self.ring.consume(io, |slot, rec| {
+            let r = match FaultRecord::decode(rec) {
+                Ok(r) => r,
+                Err(source) => return Verdict::Keep(FaultError::Malformed { slot, source }),
+            };
+            match *next_seq {
+                // Forward distance less than half the SEQ space: records were lost.
+                Some(expected) if r.seq != expected && (r.seq.wrapping_sub(expected) as i32) > 0 => {
+                    *next_seq = Some(r.seq);
+                    Verdict::Keep(FaultError::SeqGap { slot, expected, seen: r.seq })
                 }
-            },
-        );
+                Some(expected) if r.seq != expected => {
+                    Verdict::Drop(FaultError::SeqRepeat { slot, expected, seen: r.seq })
+                }
+                _ => {
+                    *next_seq = Some(r.seq.wrapping_add(1));
+                    out.push(r);
+                    Verdict::Take
+                }
+            }
+        });
         match result {
             Ok(()) => Ok(out),
             Err(e) => {
@@ -294,13 +285,19 @@ impl FaultQueue {
         }
     }
 
+    /// True if [`FaultQueue::drain`] has a record to hand out (one in host memory, or
+    /// one held back by an earlier error). Reads host memory only.
+    pub(crate) fn has_record(&self) -> bool {
+        !self.carry.is_empty() || self.ring.has_record()
+    }
+
     /// After a soft reset (§13) the device has forgotten every stalled request, zeroed
     /// FQ_HEAD/FQ_TAIL and restarted SEQ at 0: do the same here. Returns how many
     /// records were consumed but not yet handed out (now void).
     pub fn after_soft_reset(&mut self) -> usize {
         let lost = self.carry.len();
         self.carry.clear();
-        self.ring.index = 0;
+        self.ring.restart();
         self.next_seq = Some(0);
         lost
     }

@@ -31,6 +31,7 @@ pub const IO_SITES: &[&str] = &[
     "io:dma_hold",
     "io:dma_release",
     "io:wait_irq",
+    "io:wait_host",
     "io:advance",
     "io:reset",
 ];
@@ -172,6 +173,10 @@ impl<T: DeviceIo> DeviceIo for FaultyIo<T> {
         self.fail("io:wait_irq", None)?;
         self.io.wait_irq(mask, budget_ns)
     }
+    fn wait_host(&mut self, budget_ns: u64, ready: &mut dyn FnMut() -> bool) -> Result<bool, IoError> {
+        self.fail("io:wait_host", None)?;
+        self.io.wait_host(budget_ns, ready)
+    }
     fn now_ns(&self) -> u64 {
         self.io.now_ns()
     }
@@ -203,6 +208,7 @@ mod tests {
             "io:dma_hold" => io.dma_hold(0x1000, 4096, true),
             "io:dma_release" => io.dma_release(0x1000, 4096),
             "io:wait_irq" => io.wait_irq(1, 10).map(drop),
+            "io:wait_host" => io.wait_host(10, &mut || false).map(drop),
             "io:advance" => io.advance(10),
             "io:reset" => io.reset(),
             other => panic!("no transport operation for {other}"),

@@ -18,13 +18,10 @@ use crate::dma_buf::DmaBufError;
 use crate::record::{RecordError, check_len, check_reserved, get};
 use crate::regmap::Field;
 use crate::regs;
-use crate::ring::{Producer, Ring, RingRegs, Verdict};
+use crate::ring::{Producer, QUIET_NS, Ring, RingRegs, Verdict, marker};
 
 /// Value of ERR_INFO.UNIT for the kernel queue (§12.3).
 const ERR_UNIT_KERNEL: u32 = 2;
-/// Longest stretch of device time [`KernelQueue::wait`] sleeps without polling KCQ_TAIL:
-/// kernels without the IRQ flag raise no interrupt.
-const POLL_NS: u64 = 1_000;
 
 /// Kernel operations (KERNEL_OPCODE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -376,14 +373,6 @@ pub enum KernelError {
         /// Kernels that fit now.
         free: usize,
     },
-    /// KCQ_TAIL holds an index outside the ring.
-    #[error("KCQ_TAIL {tail} is outside the {size}-entry completion ring")]
-    BadTail {
-        /// Register value.
-        tail: u32,
-        /// Ring size.
-        size: u32,
-    },
     /// The device wrote a completion that breaks the record rules.
     #[error("malformed kernel completion at KCQ slot {slot}")]
     Malformed {
@@ -535,7 +524,13 @@ impl KernelQueue {
             return Err(KernelError::AlreadyEnabled);
         }
         let kq = Ring::set_up::<_, KernelError>(io, KQ_REGS, size_log2, regs::kdesc::SIZE, Producer::Host)?;
-        let kcq = Ring::set_up::<_, KernelError>(io, KCQ_REGS, size_log2, regs::kcpl::SIZE, Producer::Device)?;
+        let kcq = Ring::set_up::<_, KernelError>(
+            io,
+            KCQ_REGS,
+            size_log2,
+            regs::kcpl::SIZE,
+            Producer::Device { marker: marker::KCPL },
+        )?;
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::CU_EN.put32(ctrl, 1))?;
         Ok(Self { kq, kcq, pending: VecDeque::new(), carry: Vec::new() })
@@ -585,9 +580,9 @@ impl KernelQueue {
         Ok(indices)
     }
 
-    /// Collects the completions the device has written (possibly none), following the
-    /// handler protocol of §11: acknowledge INT_STATUS.KERNEL, read KCQ_TAIL, read and
-    /// check the records, write KCQ_HEAD.
+    /// Collects the completions the device has written (possibly none): found in host
+    /// memory by their free markers (no MMIO read; [`crate::ring`]), checked, then
+    /// KCQ_HEAD is written (posted).
     ///
     /// A record that breaks a rule is an error and stays in the ring; the completions
     /// before it are consumed and returned by the next call.
@@ -608,25 +603,20 @@ impl KernelQueue {
         out: &mut Vec<KernelCompletion>,
     ) -> Result<(), KernelError> {
         let pending = &mut self.pending;
-        self.kcq.consume(
-            io,
-            regs::int_cause::KERNEL,
-            |tail, size| KernelError::BadTail { tail, size },
-            |slot, rec| match check(pending, slot, rec) {
-                Ok(c) => {
-                    out.push(c);
-                    pending.pop_front();
-                    Verdict::Take
-                }
-                Err(e) => Verdict::Keep(e),
-            },
-        )
+        self.kcq.consume(io, |slot, rec| match check(pending, slot, rec) {
+            Ok(c) => {
+                out.push(c);
+                pending.pop_front();
+                Verdict::Take
+            }
+            Err(e) => Verdict::Keep(e),
+        })
     }
 
     /// Waits until every submitted kernel has completed, letting at most `budget_ns` of
-    /// device time pass; returns the completions collected, in submission order. Sleeps
-    /// in [`DeviceIo::wait_irq`] on interrupt KERNEL (kernels with the IRQ flag or a
-    /// failure wake it at once; others are noticed by polling every microsecond). A
+    /// device time pass; returns the completions collected, in submission order. Polls
+    /// the completion ring in host memory ([`DeviceIo::wait_host`]); after
+    /// [`QUIET_NS`] without a completion it reads STATUS for a compute-unit error. A
     /// failed kernel does not stop the wait: the compute unit goes on with the next one.
     ///
     /// On an error, the completions collected so far are kept for the next call.
@@ -658,18 +648,28 @@ impl KernelQueue {
             if self.pending.is_empty() {
                 return Ok(());
             }
-            if regs::status::ERROR.get32(io.read32(regs::STATUS.offset)?) == 1 {
-                let err_info = io.read32(regs::ERR_INFO.offset)?;
-                if regs::err_info::UNIT.get32(err_info) == ERR_UNIT_KERNEL {
-                    return Err(KernelError::DeviceError { err_info });
-                }
-            }
             let elapsed = io.now_ns().saturating_sub(start);
             if elapsed >= budget_ns {
                 return Err(KernelError::Timeout { missing: self.pending.len(), budget_ns });
             }
-            io.wait_irq(1 << regs::int_cause::KERNEL, (budget_ns - elapsed).min(POLL_NS))?;
+            let kcq = &self.kcq;
+            if !io.wait_host((budget_ns - elapsed).min(QUIET_NS), &mut || kcq.has_record())? {
+                // Quiet for a while: a device error of the compute unit would explain it
+                // (the only MMIO reads of the wait).
+                if regs::status::ERROR.get32(io.read32(regs::STATUS.offset)?) == 1 {
+                    let err_info = io.read32(regs::ERR_INFO.offset)?;
+                    if regs::err_info::UNIT.get32(err_info) == ERR_UNIT_KERNEL {
+                        return Err(KernelError::DeviceError { err_info });
+                    }
+                }
+            }
         }
+    }
+
+    /// True if [`KernelQueue::completions`] has a completion to hand out (one in host
+    /// memory, or one held back by an earlier error). Reads host memory only.
+    pub(crate) fn has_record(&self) -> bool {
+        !self.carry.is_empty() || self.kcq.has_record()
     }
 
     /// After a soft reset (§13) the device has forgotten every kernel and zeroed the
@@ -678,8 +678,8 @@ impl KernelQueue {
         let lost = self.pending.len();
         self.pending.clear();
         self.carry.clear();
-        self.kq.index = 0;
-        self.kcq.index = 0;
+        self.kq.restart();
+        self.kcq.restart();
         lost
     }
 

@@ -5,12 +5,18 @@
 //! host memory. The producer owns TAIL, the consumer HEAD; indices are taken modulo the
 //! ring size. The device keeps its own index across reprogramming (only a reset clears
 //! it), so a ring set up again starts where the device stands, empty.
+//!
+//! Records the device writes are found in host memory, not through its TAIL register
+//! (an MMIO read is a ~1 µs round trip on a board): every device record has a reserved
+//! byte the device writes as 0 (its *free marker*), the host sets it to [`FREE`] in each
+//! entry it has not seen written (at set-up and after consuming one), and an entry whose
+//! marker reads 0 holds a new record — the DD-bit scheme of Intel NICs. The record is
+//! one write burst, so the marker and the fields arrive together.
 
 use std::sync::atomic::{Ordering, fence};
 
 use crate::device_io::{DeviceIo, IoError};
 use crate::dma_buf::{DmaBufError, DmaBuffer};
-use crate::regs;
 
 /// Ring sizes the device takes, as log2 of the entry count (§4).
 pub(crate) const SIZE_LOG2: std::ops::RangeInclusive<u32> = 1..=16;
@@ -31,6 +37,23 @@ pub(crate) struct RingRegs {
     pub(crate) tail: u32,
 }
 
+/// Longest a driver polls host memory for a record before it reads STATUS (an MMIO
+/// read) to learn whether a device error stopped the producer, ns.
+pub(crate) const QUIET_NS: u64 = 20_000;
+
+/// What a free entry's marker byte holds; the device always writes it as 0.
+pub(crate) const FREE: u8 = 0xFF;
+
+/// Free markers: a byte of each device record that no field covers (docs/device.md §14).
+pub(crate) mod marker {
+    /// FAULT bits 103:96 (bits 127:96 are reserved).
+    pub(crate) const FAULT: usize = 12;
+    /// KCPL bits 31:24 (reserved between STATUS and ASID).
+    pub(crate) const KCPL: usize = 3;
+    /// DMA_CPL bits 31:24 (reserved between ERROR and BYTES).
+    pub(crate) const DMA_CPL: usize = 3;
+}
+
 /// Who writes a ring's entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Producer {
@@ -38,7 +61,8 @@ pub(crate) enum Producer {
     /// descriptors).
     Host,
     /// The device writes records and TAIL; the host consumes (faults, completions).
-    Device,
+    /// `marker`: offset in the record of a reserved byte the device writes as 0.
+    Device { marker: usize },
 }
 
 /// A ring in host memory, mapped and programmed on the device.
@@ -54,6 +78,8 @@ pub(crate) struct Ring {
     /// The host's own index: TAIL of a host-produced ring, HEAD of a device-produced one.
     pub(crate) index: u16,
     regs: RingRegs,
+    /// Offset of the free marker in a device record (`None` for a host-produced ring).
+    marker: Option<usize>,
 }
 
 /// What a consumer does with one record ([`Ring::consume`]).
@@ -78,7 +104,14 @@ impl Ring {
         producer: Producer,
     ) -> Result<Self, E> {
         debug_assert!(SIZE_LOG2.contains(&size_log2), "ring size_log2 {size_log2}");
-        debug_assert!(producer == Producer::Host || entry <= MAX_RECORD, "{entry}-byte records");
+        let marker = match producer {
+            Producer::Host => None,
+            Producer::Device { marker } => Some(marker),
+        };
+        debug_assert!(
+            marker.is_none_or(|m| entry <= MAX_RECORD && m < entry),
+            "{entry}-byte records, marker {marker:?}"
+        );
         let entries = 1usize << size_log2;
         let mask = (entries - 1) as u16;
         let buf = DmaBuffer::new(entries * entry)?;
@@ -87,55 +120,70 @@ impl Ring {
         io.write32(regs.size_log2, size_log2)?;
         let (device_index, host_index) = match producer {
             Producer::Host => (regs.head, regs.tail),
-            Producer::Device => (regs.tail, regs.head),
+            Producer::Device { .. } => (regs.tail, regs.head),
         };
         let index = (io.read32(device_index)? & u32::from(mask)) as u16;
         io.write32(host_index, u32::from(index))?;
-        Ok(Self { buf, iova, entry, mask, index, regs })
+        let ring = Self { buf, iova, entry, mask, index, regs, marker };
+        for slot in 0..=mask {
+            ring.mark_free(slot);
+        }
+        Ok(ring)
     }
 
-    /// Entries in the ring.
-    pub(crate) fn size(&self) -> u32 {
-        u32::from(self.mask) + 1
+    /// After a soft reset (§13): the device's index is 0 again and the records not yet
+    /// consumed are void, so every entry is free and the host's index is 0.
+    pub(crate) fn restart(&mut self) {
+        self.index = 0;
+        for slot in 0..=self.mask {
+            self.mark_free(slot);
+        }
     }
 
-    /// Consumes the records the device has written, following the handler protocol of
-    /// §11: acknowledge interrupt `cause`, read TAIL (`bad_tail(tail, size)` if it is
-    /// outside the ring), then hand each record from HEAD up to that TAIL to `take`
-    /// until it stops, and write HEAD once if it moved. A record arriving after the TAIL
-    /// read raises the interrupt again, so no wake-up is lost.
+    /// Sets the free marker of entry `slot` (a device-produced ring; nothing for a
+    /// host-produced one).
+    fn mark_free(&self, slot: u16) {
+        if let Some(m) = self.marker {
+            // In range by construction: the buffer holds size × entry bytes, slot ≤ mask
+            // and marker < entry, so the write cannot fail.
+            let _ = self.buf.write(usize::from(slot & self.mask) * self.entry + m, &[FREE]);
+        }
+    }
+
+    /// True if the entry at the host's index holds a record the host has not consumed.
+    pub(crate) fn has_record(&self) -> bool {
+        self.marker.is_some_and(|m| matches!(self.buf.load_u8(usize::from(self.index) * self.entry + m), Ok(0)))
+    }
+
+    /// Consumes the records the device has written, found in host memory by their free
+    /// markers: hands each record from HEAD on to `take` until an entry is free or
+    /// `take` stops, marks each consumed entry free again, and writes HEAD (a posted
+    /// write) once if it moved. No MMIO read: the device's TAIL is not consulted.
     pub(crate) fn consume<T: DeviceIo + ?Sized, E: From<IoError> + From<DmaBufError>>(
         &mut self,
         io: &mut T,
-        cause: u64,
-        bad_tail: impl FnOnce(u32, u32) -> E,
         mut take: impl FnMut(u16, &[u8]) -> Verdict<E>,
     ) -> Result<(), E> {
-        io.write32(regs::INT_ACK.offset, 1 << cause)?;
-        let size = self.size();
-        let tail = io.read32(self.regs.tail)?;
-        if tail >= size {
-            return Err(bad_tail(tail, size));
-        }
-        fence(Ordering::Acquire);
         let start = self.index;
         let mut buf = [0u8; MAX_RECORD];
         let rec = &mut buf[..self.entry];
         let mut result = Ok(());
-        while u32::from(self.index) != tail {
+        while self.has_record() {
+            // The marker was seen written: the rest of the record came with it.
+            fence(Ordering::Acquire);
             let slot = self.index;
             if let Err(e) = self.buf.read(usize::from(slot) * self.entry, rec) {
                 result = Err(e.into());
                 break;
             }
             match take(slot, rec) {
-                Verdict::Take => self.index = slot.wrapping_add(1) & self.mask,
+                Verdict::Take => self.release(slot),
                 Verdict::Keep(e) => {
                     result = Err(e);
                     break;
                 }
                 Verdict::Drop(e) => {
-                    self.index = slot.wrapping_add(1) & self.mask;
+                    self.release(slot);
                     result = Err(e);
                     break;
                 }
@@ -145,5 +193,11 @@ impl Ring {
             io.write32(self.regs.head, u32::from(self.index))?;
         }
         result
+    }
+
+    /// Marks the consumed entry `slot` free and moves the host's index past it.
+    fn release(&mut self, slot: u16) {
+        self.mark_free(slot);
+        self.index = slot.wrapping_add(1) & self.mask;
     }
 }

@@ -31,6 +31,19 @@ const SLVERR: u8 = 2;
 pub(crate) trait BeatStore {
     fn read_beat(&self, addr: u64) -> Result<[u8; BEAT], Unmapped>;
     fn write_beat(&mut self, addr: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped>;
+    /// Whether a whole beat at `addr` may be written (decided when the beat is taken,
+    /// even if it lands later).
+    fn writable(&self, addr: u64) -> bool;
+}
+
+/// A write beat on its way to host memory across the link: taken by the bridge, not yet
+/// visible to the host.
+struct PostedBeat {
+    /// Cycle from which the host sees it.
+    visible_at: u64,
+    addr: u64,
+    data: [u8; BEAT],
+    strb: u64,
 }
 
 struct ReadBurst {
@@ -100,6 +113,11 @@ pub struct PortStats {
     /// [`crate::axi_check`]; after the first, later ones may be its consequences).
     /// Always 0 for a correct RTL.
     pub protocol_violations: u64,
+    /// Write beats that reached memory (on a link, when the host can see them).
+    pub landed_beats: u64,
+    /// Write beats on the link whose mapping was removed before they landed (dropped,
+    /// as an IOMMU drops a posted write to an unmapped page).
+    pub dropped_beats: u64,
 }
 
 /// The R beat on the bus: which burst it belongs to, and what was driven.
@@ -127,6 +145,8 @@ pub(crate) struct AxiSlave {
     writes: VecDeque<WriteBurst>,
     /// Write responses in completion order.
     responses: VecDeque<Response>,
+    /// Write beats on the link (timed by a PCIe link only), in the order they land.
+    in_flight: VecDeque<PostedBeat>,
     read_credit: u64,
     write_credit: u64,
     /// What `drive` put on R this cycle; kept until the RTL takes it.
@@ -179,6 +199,7 @@ impl AxiSlave {
             reads: VecDeque::new(),
             writes: VecDeque::new(),
             responses: VecDeque::new(),
+            in_flight: VecDeque::new(),
             read_credit: 0,
             write_credit: 0,
             r_out: None,
@@ -199,7 +220,43 @@ impl AxiSlave {
         self.violation
     }
 
-    /// Forgets every burst in flight (hardware reset of the port).
+    /// Writes the beats on the link that the host can see by `cycle` into `mem`.
+    pub(crate) fn land(&mut self, cycle: u64, mem: &mut dyn BeatStore) {
+        while self.in_flight.front().is_some_and(|b| b.visible_at <= cycle) {
+            self.land_front(mem);
+        }
+    }
+
+    /// Writes the first `n` beats on the link into `mem` whatever their time: what a
+    /// completion or message that may not pass them requires (PCIe ordering).
+    pub(crate) fn land_first(&mut self, n: usize, mem: &mut dyn BeatStore) {
+        for _ in 0..n.min(self.in_flight.len()) {
+            self.land_front(mem);
+        }
+    }
+
+    fn land_front(&mut self, mem: &mut dyn BeatStore) {
+        if let Some(b) = self.in_flight.pop_front() {
+            match mem.write_beat(b.addr, &b.data, b.strb) {
+                Ok(()) => self.stats.landed_beats += 1,
+                Err(Unmapped) => self.stats.dropped_beats += 1,
+            }
+        }
+    }
+
+    /// Write beats on the link, not yet visible to the host.
+    pub(crate) fn beats_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Cycle at which the next beat on the link becomes visible to the host.
+    pub(crate) fn next_landing(&self) -> Option<u64> {
+        self.in_flight.front().map(|b| b.visible_at)
+    }
+
+    /// Forgets every burst in flight (hardware reset of the port). Beats already on
+    /// the link are not the port's any more: the caller lands them first
+    /// ([`AxiSlave::land_first`]).
     pub(crate) fn clear(&mut self) {
         self.reads.clear();
         self.writes.clear();
@@ -377,13 +434,28 @@ impl AxiSlave {
             if let Some(front) = self.writes.front_mut() {
                 self.write_credit -= BEAT as u64;
                 self.stats.write_beats += 1;
-                if mem.write_beat(front.addr, &data, strb).is_err() {
-                    front.failed = true;
-                }
                 front.b_at = match &mut self.timer {
-                    Timer::Ideal => cycle + self.timing.write_latency,
-                    Timer::Link(l) => l.write(cycle, front.addr, BEAT as u64, front.first),
-                    Timer::Dram(d) => d.write(cycle, BEAT as u64),
+                    Timer::Link(l) => {
+                        // A posted write: the host sees it once it has crossed the link.
+                        let (b_at, visible_at) = l.write(cycle, front.addr, BEAT as u64, front.first);
+                        if mem.writable(front.addr) {
+                            self.in_flight.push_back(PostedBeat { visible_at, addr: front.addr, data, strb });
+                        } else {
+                            front.failed = true;
+                        }
+                        b_at
+                    }
+                    timer => {
+                        if mem.write_beat(front.addr, &data, strb).is_ok() {
+                            self.stats.landed_beats += 1;
+                        } else {
+                            front.failed = true;
+                        }
+                        match timer {
+                            Timer::Dram(d) => d.write(cycle, BEAT as u64),
+                            _ => cycle + self.timing.write_latency,
+                        }
+                    }
                 };
                 front.first = false;
                 front.addr += BEAT as u64;

@@ -154,6 +154,9 @@ pub(crate) struct LinkState {
     read_latency: Fixed,
     jitter_span: u64,
     write_response: Fixed,
+    /// From the last byte of a posted write on the link until a polling CPU can see it
+    /// in host memory: half the read round trip (the flight up and the root complex).
+    write_visible: Fixed,
 }
 
 /// Cycles of W backlog the bridge buffers before it withholds WREADY.
@@ -170,6 +173,7 @@ impl LinkState {
             read_latency: fixed_ns(cfg.read_latency_ns),
             jitter_span: fixed_ns(cfg.jitter_ns),
             write_response: fixed_ns(cfg.write_response_ns),
+            write_visible: fixed_ns(cfg.read_latency_ns / 2),
             cfg,
         }
     }
@@ -221,12 +225,13 @@ impl LinkState {
 
     /// Schedules one W beat of `bytes` at `addr` accepted at `cycle`; `first` marks a
     /// burst's first beat. Returns the cycle at which a B response for a burst ending
-    /// with this beat may be given.
-    pub(crate) fn write(&mut self, cycle: u64, addr: u64, bytes: u64, first: bool) -> u64 {
+    /// with this beat may be given, and the cycle from which the host can see the beat
+    /// in its memory.
+    pub(crate) fn write(&mut self, cycle: u64, addr: u64, bytes: u64, first: bool) -> (u64, u64) {
         let new_tlp = first || addr % u64::from(self.cfg.mps) == 0;
         let overhead = if new_tlp { MEM_TLP_OVERHEAD } else { 0 };
         let done = self.up.send(fixed(cycle), bytes + overhead);
-        ceil_cycles(done + self.write_response)
+        (ceil_cycles(done + self.write_response), ceil_cycles(done + self.write_visible))
     }
 }
 
@@ -259,7 +264,7 @@ mod tests {
                 while !link.w_ready(cycle) {
                     cycle += 1;
                 }
-                b = link.write(cycle, n * 4096 + i * 64, 64, i == 0);
+                b = link.write(cycle, n * 4096 + i * 64, 64, i == 0).0;
                 cycle += 1;
             }
         }

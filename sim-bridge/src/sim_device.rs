@@ -90,6 +90,9 @@ impl BeatStore for HostMemory {
     fn write_beat(&mut self, addr: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped> {
         HostMemory::write_beat(self, addr, data, strb)
     }
+    fn writable(&self, addr: u64) -> bool {
+        self.map.reachable(addr, BEAT)
+    }
 }
 
 impl BeatStore for DeviceMemory {
@@ -98,6 +101,9 @@ impl BeatStore for DeviceMemory {
     }
     fn write_beat(&mut self, addr: u64, data: &[u8; BEAT], strb: u64) -> Result<(), Unmapped> {
         DeviceMemory::write_beat(self, addr, data, strb)
+    }
+    fn writable(&self, addr: u64) -> bool {
+        addr.checked_add(BEAT as u64).is_some_and(|end| end <= self.size() as u64)
     }
 }
 
@@ -189,7 +195,7 @@ pub struct SimDevice {
     cfg: SimConfig,
     pub(crate) host_mem: HostMemory,
     pub(crate) dev_mem: DeviceMemory,
-    host_port: AxiSlave,
+    pub(crate) host_port: AxiSlave,
     dev_port: AxiSlave,
     pub(crate) iova: npu::IovaAllocator,
     /// Buffers mapped by `dma_map`, kept alive until their unmap (dropped last).
@@ -279,6 +285,9 @@ impl SimDevice {
     /// Posted CSR writes still in flight are dropped with the reset.
     pub fn reset(&mut self) {
         self.posted.clear();
+        // Writes already on the link land; the reset does not call them back.
+        let on_link = self.host_port.beats_in_flight();
+        self.host_port.land_first(on_link, &mut self.host_mem);
         self.host_port.clear();
         self.dev_port.clear();
         self.ports.rst_n.set(0);
@@ -320,7 +329,37 @@ impl SimDevice {
                 self.tick();
             }
         }
+        self.host_port.land(self.cycle, &mut self.host_mem);
         Ok(())
+    }
+
+    /// Runs until `ready` holds or `end` (a cycle) is reached; `ready` is asked first
+    /// and again whenever a device write has landed in host memory. Returns whether it
+    /// held.
+    pub(crate) fn run_until_host_sees(&mut self, end: u64, ready: &mut dyn FnMut() -> bool) -> Result<bool, SimError> {
+        let mut landed = None;
+        loop {
+            self.host_port.land(self.cycle, &mut self.host_mem);
+            let now_landed = self.host_port.stats().landed_beats;
+            if landed != Some(now_landed) {
+                landed = Some(now_landed);
+                if ready() {
+                    return Ok(true);
+                }
+            }
+            if self.cycle >= end {
+                return Ok(false);
+            }
+            // Stop at the next landing: that is when `ready` may change.
+            let stop = end.min(self.host_port.next_landing().unwrap_or(u64::MAX).max(self.cycle + 1));
+            self.deliver_posted(false)?;
+            let window = self.ff_window(stop);
+            if window >= 2 {
+                self.skip(window);
+            } else if !self.fixed_point_skip(stop) {
+                self.tick();
+            }
+        }
     }
 
     /// The cycles from now until the next change of the RTL's inputs that no action of
@@ -430,6 +469,7 @@ impl SimDevice {
     /// outputs then show what the next rising edge will see.
     #[inline]
     fn low(&mut self) {
+        self.host_port.land(self.cycle, &mut self.host_mem);
         self.host_port.drive(&self.ports.host, self.cycle, &self.host_mem);
         self.dev_port.drive(&self.ports.dev, self.cycle, &self.dev_mem);
         self.ports.clk.set(0);

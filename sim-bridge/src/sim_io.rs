@@ -46,7 +46,10 @@ impl SimDevice {
         self.run(round_trip / 2)?;
         self.deliver_posted(true)?;
         let v = self.csr_read32(offset)?;
+        // The completion may not pass the device's earlier posted writes to host memory.
+        let ahead = self.host_port.beats_in_flight();
         self.run(round_trip - round_trip / 2)?;
+        self.host_port.land_first(ahead, &mut self.host_mem);
         Ok(v)
     }
 
@@ -58,7 +61,10 @@ impl SimDevice {
         while self.cycles() < end {
             let fired = u32::from(self.irq_now()) & mask;
             if fired != 0 {
+                // The interrupt message may not pass the writes before it either.
+                let ahead = self.host_port.beats_in_flight();
                 self.run(cycles(self.timing().mmio.irq_ns))?;
+                self.host_port.land_first(ahead, &mut self.host_mem);
                 return Ok(fired);
             }
             // At a fixed point the lines cannot change either: one probe cycle, then a
@@ -130,6 +136,14 @@ impl DeviceIo for SimDevice {
         let fired = self.irq_wait(mask, budget_ns)?;
         self.host_leaves();
         Ok(fired)
+    }
+
+    fn wait_host(&mut self, budget_ns: u64, ready: &mut dyn FnMut() -> bool) -> Result<bool, IoError> {
+        self.host_enters()?;
+        let end = self.cycles() + cycles(budget_ns);
+        let seen = self.run_until_host_sees(end, ready)?;
+        self.host_leaves();
+        Ok(seen)
     }
 
     fn now_ns(&self) -> u64 {

@@ -126,7 +126,7 @@ pub enum Command {
         inject: u64,
         /// Extra rule SITE=count:SKIP:TIMES | SITE=rate:PPM (0 to 1000000) |
         /// SITE=range:LO:HI (sites: hook:<GmMmu hook>,
-        /// io:read32|write32|dma_map|dma_unmap|dma_hold|dma_release|wait_irq|advance|reset,
+        /// io:read32|write32|dma_map|dma_unmap|dma_hold|dma_release|wait_irq|wait_host|advance|reset,
         /// rtl:host_rd|host_wr|dev_rd|dev_wr|walk|poison|hang_dma|hang_cu). Repeatable.
         #[arg(long = "rule", value_name = "RULE")]
         rules: Vec<String>,

@@ -263,6 +263,11 @@ impl DeviceIo for VfioDevice {
         wait_causes(self, mask, budget_ns)
     }
 
+    /// Polls the driver's own memory: see [`wait::poll_until`].
+    fn wait_host(&mut self, budget_ns: u64, ready: &mut dyn FnMut() -> bool) -> Result<bool, IoError> {
+        Ok(wait::poll_until(Duration::from_nanos(budget_ns), ready))
+    }
+
     fn now_ns(&self) -> u64 {
         self.pci.now_ns()
     }

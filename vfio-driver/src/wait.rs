@@ -82,11 +82,48 @@ pub fn wait_for(d: Duration) {
     }
 }
 
+/// Polls `ready` until it returns true or `budget` passes; returns whether it held.
+/// Adaptive: it spins through the first [`SPIN_BELOW`] (a device record usually lands
+/// within microseconds), then sleeps [`SPIN_BELOW`] between polls (timer slack lowered),
+/// so a long wait does not hold a core.
+pub fn poll_until(budget: Duration, ready: &mut dyn FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if ready() {
+            return true;
+        }
+        let waited = start.elapsed();
+        if waited >= budget {
+            return false;
+        }
+        if waited < SPIN_BELOW {
+            spin_loop();
+        } else {
+            lower_timer_slack();
+            thread::sleep(SPIN_BELOW.min(budget - waited));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const NS: Duration = Duration::from_nanos(1);
+
+    #[test]
+    fn a_poll_ends_when_ready_holds_or_the_budget_is_spent() {
+        let mut calls = 0;
+        assert!(poll_until(Duration::from_millis(100), &mut || {
+            calls += 1;
+            calls == 3
+        }));
+        assert_eq!(calls, 3, "asked until it held, no more");
+        let t = Instant::now();
+        let budget = SPIN_BELOW * 3;
+        assert!(!poll_until(budget, &mut || false));
+        assert!(t.elapsed() >= budget, "gave up after {:?}", t.elapsed());
+    }
 
     #[test]
     fn only_the_part_above_the_threshold_is_slept() {
