@@ -7,7 +7,10 @@
 //           IOVA ADDR, waits for the write response, then pulses the CMD interrupt if
 //           FLAGS bit 0 is set;
 //   REPLAY  hands the requester ID and action (retry/abort) to the MMU.
-// HEAD advances as each command is read in. A command that cannot be fetched, an unknown
+// One fetch reads a whole beat: the commands after the fetched one that lie in the same
+// beat, before the ring's end and below the TAIL seen when the fetch was issued, are kept
+// and executed without another fetch (a batch of REPLAYs costs one host read per beat,
+// not one per command). HEAD advances as each command is read in. A command that cannot be fetched, an unknown
 // opcode or scope, a misaligned FENCE address, or a failed FENCE write is a device error:
 // the queue stops (ERR_INFO unit 0) until soft reset.
 module npu_cmdq #(
@@ -59,9 +62,14 @@ module npu_cmdq #(
   input  logic [1:0]           b_resp_i
 );
 
-  if (DataWidth < 128 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_width
-    $error("npu_cmdq needs a power-of-two DataWidth of at least 128 (a command fits one beat)");
+  if (DataWidth < 256 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_width
+    $error("npu_cmdq needs a power-of-two DataWidth of at least 256 (two or more commands per beat)");
   end
+
+  // Commands per data beat, and the ones a fetch may keep besides the fetched one.
+  localparam int unsigned PerBeat   = DataWidth / 128;
+  localparam int unsigned AheadBits = $clog2(PerBeat);
+  localparam int unsigned AheadW    = (PerBeat - 1) * 128;
 
   localparam logic [7:0] OpInval  = 8'(npu_reg_pkg::CMD_OPCODE_INVAL);
   localparam logic [7:0] OpFence  = 8'(npu_reg_pkg::CMD_OPCODE_FENCE);
@@ -72,7 +80,7 @@ module npu_cmdq #(
 
   typedef enum logic [3:0] {
     StIdle, StFetch, StFetchWait, StDecode, StInval, StReplay, StFenceWait, StFenceAw, StFenceW,
-    StFenceB, StError
+    StFenceB, StNext, StError
   } state_e;
 
   state_e        state_d, state_q;
@@ -80,6 +88,9 @@ module npu_cmdq #(
   logic [127:0]  cmd_d, cmd_q;
   logic          draining_d, draining_q;
   logic [7:0]    err_code_d, err_code_q;
+  // Commands kept from the last fetch (the next one in bits 127:0) and how many.
+  logic [AheadW-1:0]    ahead_d, ahead_q;
+  logic [AheadBits-1:0] left_d, left_q;
 
   logic [15:0] mask;
   logic        ring_ok, pending;
@@ -88,6 +99,23 @@ module npu_cmdq #(
   assign ring_ok    = size_log2_i >= 5'd1 && size_log2_i <= 5'd16;
   assign pending    = (head_q & mask) != (tail_i & mask);
   assign fetch_addr = base_i + {44'd0, head_q & mask, 4'd0};
+
+  // Commands a fetch may keep besides the first: those in the same beat, before the
+  // ring's end, and below the TAIL seen when the fetch was issued (written by the host
+  // before its doorbell, so before the read). Counted when the beat arrives, from the
+  // fetch's address and that TAIL, both registered at the fetch.
+  logic [15:0] tail_seen_q, head_idx, tail_dist;
+  logic [16:0] to_line, to_ring, to_tail, keep_n;
+  assign head_idx  = head_q & mask;
+  assign tail_dist = (tail_seen_q - head_q) & mask;
+  assign to_line   = 17'(PerBeat) - {13'd0, 4'(fetch_addr_q[OffBits-1:4])};
+  assign to_ring   = {1'b0, mask} + 17'd1 - {1'b0, head_idx};
+  assign to_tail   = {1'b0, tail_dist};
+  always_comb begin : keep_count
+    keep_n = to_line;
+    if (to_ring < keep_n) keep_n = to_ring;
+    if (to_tail < keep_n) keep_n = to_tail;
+  end
 
   // Command fields (CMD record).
   logic [7:0]  opcode, flags;
@@ -111,6 +139,8 @@ module npu_cmdq #(
     cmd_d          = cmd_q;
     draining_d     = draining_q;
     err_code_d     = err_code_q;
+    ahead_d        = ahead_q;
+    left_d         = left_q;
     irq_o          = 1'b0;
     cmd_done_o     = 1'b0;
     unique case (state_q)
@@ -122,8 +152,10 @@ module npu_cmdq #(
       end
       StFetchWait: begin
         if (r_valid_i) begin
-          cmd_d  = 128'(r_data_i >> {fetch_addr_q[OffBits-1:0], 3'b000});
-          head_d = (head_q + 16'd1) & mask;
+          cmd_d   = 128'(r_data_i >> {fetch_addr_q[OffBits-1:0], 3'b000});
+          ahead_d = AheadW'(r_data_i >> {fetch_addr_q[OffBits-1:0], 3'b000} >> 128);
+          left_d  = r_resp_i == 2'b00 ? AheadBits'(keep_n - 17'd1) : '0;
+          head_d  = head_next_q;
           if (r_resp_i != 2'b00) begin
             err_code_d = ErrFetch;
             state_d    = StError;
@@ -147,13 +179,13 @@ module npu_cmdq #(
       StInval: begin
         if (inval_ready_i) begin
           cmd_done_o = 1'b1;
-          state_d    = StIdle;
+          state_d    = StNext;
         end
       end
       StReplay: begin
         if (replay_ready_i) begin
           cmd_done_o = 1'b1;
-          state_d    = StIdle;
+          state_d    = StNext;
         end
       end
       StFenceWait: begin
@@ -173,13 +205,27 @@ module npu_cmdq #(
           end else begin
             irq_o      = flags[0];
             cmd_done_o = 1'b1;
-            state_d    = StIdle;
+            state_d    = StNext;
           end
+        end
+      end
+      StNext: begin
+        // A command is done: the next one is decoded at once if the last fetch kept it
+        // (it is below TAIL, so pending); else wait in StIdle, which keeps nothing.
+        if (left_q != '0 && enable_i) begin
+          cmd_d   = ahead_q[127:0];
+          ahead_d = AheadW'(ahead_q >> 128);
+          left_d  = left_q - 1'b1;
+          head_d  = head_next_q;
+          state_d = StDecode;
+        end else begin
+          state_d = StIdle;
         end
       end
       StError: ;
       default: state_d = StIdle;
     endcase
+
 
     // Soft reset: let an outstanding read or write response arrive, then forget all.
     if (soft_reset_i) draining_d = 1'b1;
@@ -190,7 +236,11 @@ module npu_cmdq #(
       state_d    = StIdle;
       head_d     = '0;
       err_code_d = '0;
+      left_d     = '0;
     end
+    // Kept commands are dropped when the queue is turned off (its ring may then change).
+    // After an error they stay unused until the soft reset drops them.
+    if (!enable_i) left_d = '0;
   end
 
   // The MMU-side valids are registered decodes of the next state (equal to decoding the
@@ -211,26 +261,44 @@ module npu_cmdq #(
       head_q       <= '0;
       draining_q   <= 1'b0;
       err_code_q   <= '0;
+      left_q       <= '0;
     end else begin
       inval_valid_q  <= !draining_q && !soft_reset_i
                         && (state_q == StDecode && dec_inval || state_q == StInval && !inval_ready_i);
       replay_valid_q <= !draining_q && !soft_reset_i
                         && (state_q == StDecode && dec_replay || state_q == StReplay && !replay_ready_i);
-      ar_valid_q     <= state_d == StFetch;
-      aw_valid_q     <= state_d == StFenceAw;
-      w_valid_q      <= state_d == StFenceW;
+      // = (state_d == StFetch / StFenceAw / StFenceW), written without the full
+      // next-state logic (the command's decode does not reach these flip-flops).
+      ar_valid_q     <= state_q == StIdle && enable_i && ring_ok && pending && !draining_q && !soft_reset_i
+                        || state_q == StFetch && !ar_ready_i;
+      aw_valid_q     <= state_q == StFenceWait && mmu_quiet_i && !draining_q && !soft_reset_i
+                        || state_q == StFenceAw && !aw_ready_i;
+      w_valid_q      <= state_q == StFenceAw && aw_ready_i || state_q == StFenceW && !w_ready_i;
       state_q      <= state_d;
       head_q       <= head_d;
       draining_q   <= draining_d;
       err_code_q   <= err_code_d;
+      left_q       <= left_d;
     end
   end
 
   // The command and its fetch address: no reset (loaded before use; the MMU and AXI
   // outputs show them only under their VALIDs).
+  // HEAD + 1 in the ring, registered: HEAD moves at most every other cycle (a command is
+  // decoded in between), so this is current whenever HEAD moves (a_head_next), and the
+  // ring size's decode stays out of HEAD's input.
+  logic [15:0] head_next_q;
+  always_ff @(posedge clk_i) begin : head_next_ff
+    head_next_q <= (head_q + 16'd1) & mask;
+  end
+
   always_ff @(posedge clk_i) begin : command_ff
-    cmd_q <= cmd_d;
-    if (state_q == StFetch) fetch_addr_q <= fetch_addr;
+    cmd_q   <= cmd_d;
+    ahead_q <= ahead_d;
+    if (state_q == StFetch) begin
+      fetch_addr_q <= fetch_addr;
+      tail_seen_q  <= tail_i;
+    end
   end
 
   // The FENCE write beat, registered: the command does not change between its decode
@@ -275,6 +343,14 @@ module npu_cmdq #(
   a_state_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(state_q));
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
+  a_keep_in_beat: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == StFetchWait && ring_ok |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
+  a_head_next: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      head_d != head_q && !draining_d |-> head_next_q == ((head_q + 16'd1) & mask));
+  a_idle_keeps_nothing: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == StIdle |-> left_q == '0);
+  a_kept_only_when_pending: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == StNext && left_q != '0 && enable_i && ring_ok |-> pending);
   a_head_in_ring: assert property (@(posedge clk_i) disable iff (!rst_ni) ring_ok |-> (head_q & ~mask) == '0);
   a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
       inval_valid_q == (state_q == StInval) && replay_valid_q == (state_q == StReplay)

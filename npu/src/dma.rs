@@ -334,10 +334,12 @@ impl Dma {
     }
 
     /// Waits until every descriptor submitted on the given channels has completed, or
-    /// until a completion reports an error (its channel then halts until
-    /// [`Dma::resume`]), letting device time pass while it polls the completion rings in
-    /// host memory ([`DeviceIo::wait_host`]; no MMIO read); returns the completions
-    /// collected, in arrival order per channel.
+    /// until a completion reports an error, letting device time pass while it polls the
+    /// completion rings in host memory ([`DeviceIo::wait_host`]; no MMIO read); returns
+    /// the completions collected, in arrival order per channel. After an error it also
+    /// waits (reading DMA_CH_STATUS, the error path's MMIO reads) until the channel is
+    /// HALTED — later descriptors discarded, DESC_HEAD after the failed one — so that
+    /// [`Dma::resume`] or a rewound TAIL takes effect (§9.4).
     pub fn wait_idle<T: DeviceIo + ?Sized>(
         &mut self,
         io: &mut T,
@@ -351,7 +353,14 @@ impl Dma {
                 all.extend(self.completions(io, c)?);
             }
             let pending: usize = channels.iter().map(|&c| self.in_flight(c)).sum();
-            if pending == 0 || all.iter().any(|c: &DmaCompletion| c.status != DmaStatus::Ok) {
+            let failed: Vec<usize> = all.iter().filter(|c| c.status != DmaStatus::Ok).map(|c| c.channel).collect();
+            if !failed.is_empty() {
+                for c in failed {
+                    wait_halted(io, c, start, budget_ns)?;
+                }
+                return Ok(all);
+            }
+            if pending == 0 {
                 return Ok(all);
             }
             let waited = io.now_ns().saturating_sub(start);
@@ -382,6 +391,9 @@ impl Dma {
     /// After an error completion: continue with the channel's next descriptor.
     pub fn resume<T: DeviceIo + ?Sized>(&mut self, io: &mut T, channel: usize) -> Result<(), DmaError> {
         self.channel(channel)?;
+        // The error completion can be seen before the channel halts, and a RESUME that
+        // reaches a channel not yet halted has no effect (§9.4).
+        wait_halted(io, channel, io.now_ns(), RESUME_BUDGET_NS)?;
         io.write32(regs::DMA_CH_CTRL.at(channel as u32).unwrap_or(0), 1 << regs::dma_ch_ctrl::RESUME.lsb)?;
         Ok(())
     }
@@ -397,6 +409,25 @@ impl Dma {
         Ok(())
     }
 }
+
+/// Waits until channel `channel` reads HALTED (it does once its error completion is
+/// written and nothing else is in flight), within `budget_ns` of `start`.
+fn wait_halted<T: DeviceIo + ?Sized>(io: &mut T, channel: usize, start: u64, budget_ns: u64) -> Result<(), DmaError> {
+    let status = regs::DMA_CH_STATUS.at(channel as u32).unwrap_or(0);
+    while regs::dma_ch_status::HALTED.get32(io.read32(status)?) == 0 {
+        if io.now_ns().saturating_sub(start) > budget_ns {
+            return Err(DmaError::Timeout { channel, missing: 0, budget_ns });
+        }
+        io.advance(HALT_POLL_NS)?;
+    }
+    Ok(())
+}
+
+/// Step between DMA_CH_STATUS reads while a failed channel drains, ns.
+const HALT_POLL_NS: u64 = 200;
+
+/// How long [`Dma::resume`] waits for the channel to halt, ns of device time.
+const RESUME_BUDGET_NS: u64 = 10_000_000;
 
 #[cfg(test)]
 mod tests {

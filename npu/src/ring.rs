@@ -201,3 +201,30 @@ impl Ring {
         self.index = slot.wrapping_add(1) & self.mask;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regs::{dma_cpl, fault, kcpl};
+    use crate::{Field, regs};
+
+    /// True if no field covers any bit of byte `marker`.
+    fn free_byte(marker: usize, fields: &[Field]) -> bool {
+        let (lo, hi) = (marker as u32 * 8, marker as u32 * 8 + 8);
+        fields.iter().all(|f| f.lsb + f.width <= lo || f.lsb >= hi)
+    }
+
+    #[test]
+    fn every_free_marker_is_a_byte_no_field_covers() {
+        let fault_fields =
+            [fault::CAUSE, fault::ACCESS, fault::LEVEL, fault::ASID, fault::REQID, fault::SEQ, fault::VA, fault::PTE];
+        assert!(free_byte(marker::FAULT, &fault_fields) && marker::FAULT < fault::SIZE);
+        let kcpl_fields = [kcpl::TAG, kcpl::STATUS, kcpl::ASID, kcpl::RESULT, kcpl::FAULT_VA, kcpl::DONE];
+        assert!(free_byte(marker::KCPL, &kcpl_fields) && marker::KCPL < kcpl::SIZE);
+        let cpl_fields = [dma_cpl::TAG, dma_cpl::ERROR, dma_cpl::BYTES, dma_cpl::INDEX];
+        assert!(free_byte(marker::DMA_CPL, &cpl_fields) && marker::DMA_CPL < dma_cpl::SIZE);
+        // The check itself can fail: byte 0 of a FAULT record is CAUSE.
+        assert!(!free_byte(0, &fault_fields));
+        assert!(!free_byte(1, &[regs::fault::CAUSE]), "CAUSE's bits 11:8 are in byte 1");
+    }
+}

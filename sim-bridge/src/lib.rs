@@ -34,7 +34,7 @@ pub use fast_forward::FastForwardStats;
 pub use model::{ModelBuild, ModelError};
 pub use npu::backdoor::{BackdoorTables, DevMemBackdoor};
 pub use pcie::{PcieGen, PcieLink};
-pub use sim_device::{SimConfig, SimDevice, SimError};
+pub use sim_device::{SimConfig, SimDevice, SimError, TransportStats};
 pub use timing::{
     DevMem, DevMemPreset, HostLink, LinkPreset, MmioCost, NOMINAL_HZ, PortTiming, StallPattern, TimingModel,
 };

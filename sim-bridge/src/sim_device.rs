@@ -74,6 +74,20 @@ impl Default for SimConfig {
 /// machine must not turn into hours of simulated idle cycles).
 pub const MAX_HOST_GAP_NS: u64 = 1_000_000;
 
+/// What the driver asked of the transport ([`npu::DeviceIo`] calls), for checks that
+/// a path does no MMIO read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// `read32` calls (each a non-posted round trip on a board).
+    pub csr_reads: u64,
+    /// `write32` calls (posted).
+    pub csr_writes: u64,
+    /// `wait_irq` calls.
+    pub irq_waits: u64,
+    /// `wait_host` calls (polls of host memory).
+    pub host_waits: u64,
+}
+
 /// Host time measured by `measure_host_time`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostTimeStats {
@@ -205,6 +219,7 @@ pub struct SimDevice {
     /// When the host last left the transport (`measure_host_time`).
     pub(crate) host_left: Option<Instant>,
     pub(crate) host_time: HostTimeStats,
+    pub(crate) transport: TransportStats,
     /// Fast-forward in force (config, environment, no waveform, no seeded stalls).
     ff: bool,
     /// Consecutive quiet cycles ([`crate::fast_forward::next_quiet_streak`]).
@@ -270,6 +285,7 @@ impl SimDevice {
             posted: VecDeque::new(),
             host_left: None,
             host_time: HostTimeStats::default(),
+            transport: TransportStats::default(),
             ff,
             quiet: 0,
             ff_stats: FastForwardStats::default(),
@@ -458,6 +474,11 @@ impl SimDevice {
             self.csr_write32(offset, value)?;
         }
         Ok(())
+    }
+
+    /// The driver's transport calls so far.
+    pub fn transport_stats(&self) -> TransportStats {
+        self.transport
     }
 
     /// Host time measured by `measure_host_time`.

@@ -104,6 +104,7 @@ impl DeviceIo for SimDevice {
     }
 
     fn read32(&mut self, offset: u32) -> Result<u32, IoError> {
+        self.transport.csr_reads += 1;
         self.host_enters()?;
         let v = self.mmio_read(offset)?;
         self.host_leaves();
@@ -111,6 +112,7 @@ impl DeviceIo for SimDevice {
     }
 
     fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
+        self.transport.csr_writes += 1;
         self.host_enters()?;
         let flight = cycles(self.timing().mmio.write_ns);
         self.post_write32(offset, value, flight)?;
@@ -132,6 +134,7 @@ impl DeviceIo for SimDevice {
     }
 
     fn wait_irq(&mut self, mask: u32, budget_ns: u64) -> Result<u32, IoError> {
+        self.transport.irq_waits += 1;
         self.host_enters()?;
         let fired = self.irq_wait(mask, budget_ns)?;
         self.host_leaves();
@@ -139,6 +142,7 @@ impl DeviceIo for SimDevice {
     }
 
     fn wait_host(&mut self, budget_ns: u64, ready: &mut dyn FnMut() -> bool) -> Result<bool, IoError> {
+        self.transport.host_waits += 1;
         self.host_enters()?;
         let end = self.cycles() + cycles(budget_ns);
         let seen = self.run_until_host_sees(end, ready)?;

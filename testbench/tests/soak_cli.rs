@@ -13,7 +13,7 @@ fn soak_at_100_percent_injection_on_every_site_family_reports_and_passes() {
     for (flag, value) in [
         ("--inject", "1000000"),
         ("--rule", "hook:copy_batch=rate:1000000"),
-        ("--rule", "io:read32=rate:1000000"),
+        ("--rule", "io:write32=rate:1000000"),
         ("--rule", "rtl:walk=rate:1000000"),
     ] {
         let (code, out, err) = gmem_code(&["soak", "--ops", "8", "--seed", "3", flag, value, "--json"]);
@@ -24,7 +24,8 @@ fn soak_at_100_percent_injection_on_every_site_family_reports_and_passes() {
         assert_eq!((v["data_mismatches"].as_u64(), v["hangs"].as_u64()), (Some(0), Some(0)), "{v}");
         assert!(v["injected_rtl"].as_u64().unwrap() > 0 && v["injected_model"].as_u64().unwrap() > 0, "{v}");
         // A failing batch copy or walk is absorbed below the soak (remote mapping, fault
-        // retry); every hook failing, or every CSR read, fails operations the soak recovers.
+        // retry); every hook failing, or every CSR write, fails operations the soak
+        // recovers. (CSR reads are off the hot path: records are polled in memory.)
         if flag == "--inject" || value.starts_with("io:") {
             assert!(v["recoveries"].as_u64().unwrap() > 0, "{flag} {value}: {v}");
         }
