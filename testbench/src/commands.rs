@@ -25,7 +25,7 @@ pub fn run_profile_dma(
     if !json {
         println!("DMA profile on the Verilated RTL — model: {}", sys.describe());
         println!(
-            "{:>6} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}",
+            "{:>8} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}",
             "dir", "size", "descs", "cycles", "B/cycle", "eff", "GB/s@250M"
         );
     }
@@ -35,8 +35,8 @@ pub fn run_profile_dma(
             println!("{}", prov.stamp(c));
         } else {
             println!(
-                "{:>6} {:>10} {:>6} {:>10} {:>9.2} {:>6.3} {:>10.2}",
-                format!("{:?}", c.direction).to_lowercase(),
+                "{:>8} {:>10} {:>6} {:>10} {:>9.2} {:>6.3} {:>10.2}",
+                c.direction.name(),
                 c.size_bytes,
                 c.descriptors,
                 c.cycles,

@@ -40,6 +40,7 @@ pub fn direction_name(d: Direction) -> &'static str {
         Direction::D2h => "device→host",
         Direction::D2d => "device→device",
         Direction::Both => "both directions at once",
+        Direction::H2dLone => "host→device, one descriptor alone",
     }
 }
 

@@ -2,16 +2,22 @@
 //!
 //! For each direction and transfer size the profiler queues enough descriptors of that
 //! size to move about 4 MiB (at most 500 descriptors, at least one), rings the doorbell once and counts device
-//! cycles until the last descriptor's completion interrupt reaches the driver.
+//! cycles until the driver sees the last completion in host memory (it polls the
+//! completion rings as the NPU driver does; no interrupt).
 //! Throughput is bytes per cycle; efficiency divides it by the payload rate of what
 //! limits the direction in the system model: the link's payload rate per direction for
 //! H2D/D2H (after TLP headers and completion splitting on PCIe); for both at once the
 //! sum, or the device memory's bus if that is less (a half-duplex DRAM carries both
 //! directions' device side); for D2D the device memory's copy rate (half the bus of a
 //! half-duplex DRAM, which reads and writes in turn). All measured in one run.
+//!
+//! The `h2d_lone` rows time one descriptor alone, from the doorbell until the driver
+//! sees the completion record in host memory (`Dma::wait_idle`, which polls the ring):
+//! the fixed costs of a transfer (doorbell flight, descriptor fetch, first read's round
+//! trip, the record's flight back) against the same H2D payload rate.
 
 use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
-use npu::{DeviceIo, DmaBuffer, regs};
+use npu::{DeviceIo, DmaBuffer};
 use serde::Serialize;
 use sim_bridge::{NOMINAL_HZ, SimDevice};
 
@@ -27,6 +33,24 @@ pub enum Direction {
     D2d,
     /// H2D and D2H at once (channels 0 and 1).
     Both,
+    /// One host → device descriptor alone, from its doorbell until the driver sees its
+    /// completion in host memory (what a migration of one buffer costs, fixed costs
+    /// included).
+    #[serde(rename = "h2d_lone")]
+    H2dLone,
+}
+
+impl Direction {
+    /// Name in text reports (as in JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::H2d => "h2d",
+            Direction::D2h => "d2h",
+            Direction::D2d => "d2d",
+            Direction::Both => "both",
+            Direction::H2dLone => "h2d_lone",
+        }
+    }
 }
 
 /// One measured case.
@@ -40,7 +64,7 @@ pub struct DmaCase {
     pub descriptors: u64,
     /// Bytes moved in total.
     pub bytes: u64,
-    /// Device cycles from doorbell to the last completion interrupt.
+    /// Device cycles from the doorbell until the driver sees the last completion.
     pub cycles: u64,
     /// bytes / cycles.
     pub bytes_per_cycle: f64,
@@ -79,14 +103,6 @@ pub enum ProfileError {
         /// Status.
         status: DmaStatus,
     },
-    /// The interrupt never came.
-    #[error("DMA {direction:?} {size} B: no completion interrupt within the budget")]
-    Timeout {
-        /// Direction.
-        direction: Direction,
-        /// Size.
-        size: u64,
-    },
 }
 
 /// Sizes of the default sweep.
@@ -106,10 +122,6 @@ struct Bench {
     dst_iova: u64,
 }
 
-fn channel_irq(ch: usize) -> u32 {
-    1 << (regs::int_cause::DMA0 as u32 + ch as u32)
-}
-
 impl Bench {
     fn new(sys: &crate::system::System) -> Result<Self, ProfileError> {
         let mut dev = SimDevice::new(sys.sim_config())?;
@@ -118,7 +130,6 @@ impl Bench {
         let dst = DmaBuffer::new(BUF)?;
         let src_iova = dev.dma_map(&src)?;
         let dst_iova = dev.dma_map(&dst)?;
-        dev.write32(regs::INT_MASK.offset, 0b111 << regs::int_cause::DMA0)?;
         Ok(Self { dev, dma, _src: src, _dst: dst, src_iova, dst_iova })
     }
 
@@ -131,17 +142,33 @@ impl Bench {
                     1 => (DmaAddr::Device(off + (64 << 20)), DmaAddr::Host(self.dst_iova + off)),
                     _ => (DmaAddr::Device(off), DmaAddr::Device(off + (128 << 20))),
                 };
-                let mut d = DmaDesc::copy(src, dst, size as u32, i as u16);
-                d.irq = i + 1 == count;
-                d
+                DmaDesc::copy(src, dst, size as u32, i as u16)
             })
             .collect()
     }
 
+    /// One H2D descriptor of `size`: cycles from the doorbell to the driver seeing its
+    /// completion.
+    fn lone(&mut self, size: u64) -> Result<u64, ProfileError> {
+        let direction = Direction::H2dLone;
+        let d = self.descs(0, size, 1);
+        let start = self.dev.cycles();
+        self.dma.submit(&mut self.dev, 0, &d)?;
+        let done = self.dma.wait_idle(&mut self.dev, &[0], 1_000_000_000)?;
+        if let Some(bad) = done.iter().find(|c| c.status != DmaStatus::Ok) {
+            return Err(ProfileError::Failed { direction, size, tag: bad.tag, status: bad.status });
+        }
+        Ok(self.dev.cycles() - start)
+    }
+
     fn case(&mut self, direction: Direction, size: u64) -> Result<DmaCase, ProfileError> {
+        if direction == Direction::H2dLone {
+            let cycles = self.lone(size)?.max(1);
+            return Ok(self.report(direction, size, 1, cycles));
+        }
         let count = (TOTAL / size).clamp(1, 500);
         let channels: &[usize] = match direction {
-            Direction::H2d => &[0],
+            Direction::H2d | Direction::H2dLone => &[0],
             Direction::D2h => &[1],
             Direction::D2d => &[2],
             Direction::Both => &[0, 1],
@@ -151,26 +178,20 @@ impl Bench {
         for (&c, b) in channels.iter().zip(&batches) {
             self.dma.submit(&mut self.dev, c, b)?;
         }
-        let mut waiting: u32 = channels.iter().map(|&c| channel_irq(c)).sum();
-        let mut end = start;
-        while waiting != 0 {
-            let fired = self.dev.wait_irq(waiting, 1_000_000_000)?;
-            if fired == 0 {
-                return Err(ProfileError::Timeout { direction, size });
-            }
-            end = self.dev.cycles();
-            self.dev.write32(regs::INT_ACK.offset, fired)?;
-            waiting &= !fired;
-        }
         let done = self.dma.wait_idle(&mut self.dev, channels, 1_000_000_000)?;
+        let end = self.dev.cycles();
         if let Some(bad) = done.iter().find(|c| c.status != DmaStatus::Ok) {
             return Err(ProfileError::Failed { direction, size, tag: bad.tag, status: bad.status });
         }
-        let bytes = size * count * channels.len() as u64;
-        let cycles = (end - start).max(1);
+        Ok(self.report(direction, size, count * channels.len() as u64, (end - start).max(1)))
+    }
+
+    /// The case's figures: `descriptors` of `size` bytes in `cycles`.
+    fn report(&self, direction: Direction, size: u64, descriptors: u64, cycles: u64) -> DmaCase {
+        let bytes = size * descriptors;
         let t = *self.dev.timing();
         let peak = match direction {
-            Direction::H2d => t.h2d_payload_bytes_per_s(),
+            Direction::H2d | Direction::H2dLone => t.h2d_payload_bytes_per_s(),
             Direction::D2h => t.d2h_payload_bytes_per_s(),
             Direction::Both => {
                 (t.h2d_payload_bytes_per_s() + t.d2h_payload_bytes_per_s()).min(t.dev_mem_total_bytes_per_s())
@@ -178,17 +199,17 @@ impl Bench {
             Direction::D2d => t.d2d_copy_bytes_per_s(),
         } / NOMINAL_HZ as f64;
         let bpc = bytes as f64 / cycles as f64;
-        Ok(DmaCase {
+        DmaCase {
             direction,
             size_bytes: size,
-            descriptors: count * channels.len() as u64,
+            descriptors,
             bytes,
             cycles,
             bytes_per_cycle: bpc,
             link_peak_bytes_per_cycle: peak,
             efficiency: bpc / peak,
             gigabytes_per_s: bpc * NOMINAL_HZ as f64 / 1e9,
-        })
+        }
     }
 }
 
@@ -206,7 +227,7 @@ pub fn sweep(
 ) -> Result<Vec<DmaCase>, ProfileError> {
     let mut bench = Bench::new(sys)?;
     let mut out = Vec::new();
-    for direction in [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both] {
+    for direction in [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both, Direction::H2dLone] {
         for &size in sizes {
             let case = bench.case(direction, size)?;
             progress(&case);

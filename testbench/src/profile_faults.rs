@@ -81,7 +81,7 @@ pub fn run(bytes: u64, sys: &System, mut progress: impl FnMut(&Figure)) -> Resul
             target: "reference",
             anchor: "CUDA H100: pinned memcpy H2D 55 GB/s (Gen5 x16)",
             how: format!(
-                "explicit H2D DMA copy, 64 KiB descriptors over 4 MiB, to the last completion interrupt (D2H: {copy_d2h:.2} GB/s)"
+                "explicit H2D DMA copy, 64 KiB descriptors over 4 MiB, until the driver sees the last completion (D2H: {copy_d2h:.2} GB/s)"
             ),
         },
         &mut out,
