@@ -6,7 +6,10 @@
 //           invalidation pending, no stale refill in flight), writes ARG (32 bit) to the
 //           IOVA ADDR, waits for the write response, then pulses the CMD interrupt if
 //           FLAGS bit 0 is set;
-//   REPLAY  hands the requester ID and action (retry/abort) to the MMU.
+//   REPLAY  hands the requester ID and action (retry/abort) to the MMU;
+//   PTE_WRITE writes the 8-byte PTE value (ADDR) to device-physical ARG * 8 through the
+//           device port and waits for the write response, so the INVAL or REPLAY after it
+//           sees the new entry.
 // One fetch reads a whole beat: the commands after the fetched one that lie in the same
 // beat, before the ring's end and below the TAIL seen when the fetch was issued, are kept
 // and executed without another fetch (a batch of REPLAYs costs one host read per beat,
@@ -15,6 +18,7 @@
 // the queue stops (ERR_INFO unit 0) until soft reset.
 module npu_cmdq #(
   parameter int unsigned DataWidth = 512,
+  parameter int unsigned DevMemMiB = 256,
   localparam int unsigned StrbWidth = DataWidth / 8,
   localparam int unsigned OffBits   = $clog2(StrbWidth)
 ) (
@@ -59,7 +63,15 @@ module npu_cmdq #(
   output logic [DataWidth-1:0] w_data_o,
   output logic [StrbWidth-1:0] w_strb_o,
   input  logic                 b_valid_i,
-  input  logic [1:0]           b_resp_i
+  input  logic [1:0]           b_resp_i,
+  // device-port writer (PTE_WRITE; single-beat bursts, the beat on w_data_o/w_strb_o)
+  output logic                 dev_aw_valid_o,
+  input  logic                 dev_aw_ready_i,
+  output logic [63:0]          dev_aw_addr_o,
+  output logic                 dev_w_valid_o,
+  input  logic                 dev_w_ready_i,
+  input  logic                 dev_b_valid_i,
+  input  logic [1:0]           dev_b_resp_i
 );
 
   if (DataWidth < 256 || (DataWidth & (DataWidth - 1)) != 0) begin : gen_bad_width
@@ -74,13 +86,17 @@ module npu_cmdq #(
   localparam logic [7:0] OpInval  = 8'(npu_reg_pkg::CMD_OPCODE_INVAL);
   localparam logic [7:0] OpFence  = 8'(npu_reg_pkg::CMD_OPCODE_FENCE);
   localparam logic [7:0] OpReplay = 8'(npu_reg_pkg::CMD_OPCODE_REPLAY);
+  localparam logic [7:0] OpPte    = 8'(npu_reg_pkg::CMD_OPCODE_PTE_WRITE);
+  localparam logic [7:0] ErrDevWr = 8'(npu_reg_pkg::DMA_ERROR_DEV_WR);
+  // PTE_WRITE's ARG (an 8-byte index) must name a PTE inside device memory.
+  localparam logic [32:0] PteLimit = 33'(DevMemMiB) << 17;
   localparam logic [7:0] ErrFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
   localparam logic [7:0] ErrBad   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
   localparam logic [7:0] ErrWrite = 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE);
 
   typedef enum logic [3:0] {
     StIdle, StFetch, StFetchWait, StDecode, StInval, StReplay, StFenceWait, StFenceAw, StFenceW,
-    StFenceB, StNext, StError
+    StFenceB, StPteAw, StPteW, StPteB, StNext, StError
   } state_e;
 
   state_e        state_d, state_q;
@@ -128,6 +144,10 @@ module npu_cmdq #(
   assign arg    = cmd_q[63:32];
   assign addr   = cmd_q[127:64];
 
+  // A well-formed PTE_WRITE: no flags, no ASID, a PTE inside device memory.
+  logic dec_pte;
+  assign dec_pte = opcode == OpPte && flags == '0 && asid == '0 && {1'b0, arg} < PteLimit;
+
   // The fetched command sits at byte (fetch address mod beat size) of the beat.
   /* verilator lint_off UNUSEDSIGNAL */
   logic [63:0] fetch_addr_q;  // only the in-beat offset is used after the fetch
@@ -171,6 +191,8 @@ module npu_cmdq #(
           state_d = StFenceWait;
         end else if (opcode == OpReplay && flags[7:1] == '0) begin
           state_d = StReplay;
+        end else if (dec_pte) begin
+          state_d = StPteAw;
         end else begin
           err_code_d = ErrBad;
           state_d    = StError;
@@ -209,6 +231,23 @@ module npu_cmdq #(
           end
         end
       end
+      StPteAw: begin
+        if (dev_aw_ready_i) state_d = StPteW;
+      end
+      StPteW: begin
+        if (dev_w_ready_i) state_d = StPteB;
+      end
+      StPteB: begin
+        if (dev_b_valid_i) begin
+          if (dev_b_resp_i != 2'b00) begin
+            err_code_d = ErrDevWr;
+            state_d    = StError;
+          end else begin
+            cmd_done_o = 1'b1;
+            state_d    = StNext;
+          end
+        end
+      end
       StNext: begin
         // A command is done: the next one is decoded at once if the last fetch kept it
         // (it is below TAIL, so pending); else wait in StIdle, which keeps nothing.
@@ -231,7 +270,8 @@ module npu_cmdq #(
     if (soft_reset_i) draining_d = 1'b1;
     // A shown AR/AW stays shown until accepted (AXI), so those states drain too.
     if (draining_d && state_q != StFetch && state_q != StFetchWait && state_q != StFenceAw
-        && state_q != StFenceW && state_q != StFenceB) begin
+        && state_q != StFenceW && state_q != StFenceB && state_q != StPteAw && state_q != StPteW
+        && state_q != StPteB) begin
       draining_d = 1'b0;
       state_d    = StIdle;
       head_d     = '0;
@@ -248,6 +288,7 @@ module npu_cmdq #(
   // without the full next-state logic: StInval/StReplay are entered only from StDecode and
   // left when the MMU takes the command, and a drain (or soft reset) leaves them at once.
   logic inval_valid_q, replay_valid_q, dec_inval, dec_replay, ar_valid_q, aw_valid_q, w_valid_q;
+  logic dev_aw_valid_q, dev_w_valid_q;
   assign dec_inval  = opcode == OpInval && flags[7:2] == '0 && flags[1:0] != 2'd3;
   assign dec_replay = opcode == OpReplay && flags[7:1] == '0;
   always_ff @(posedge clk_i or negedge rst_ni) begin : regs_ff
@@ -257,6 +298,8 @@ module npu_cmdq #(
       ar_valid_q     <= 1'b0;
       aw_valid_q     <= 1'b0;
       w_valid_q      <= 1'b0;
+      dev_aw_valid_q <= 1'b0;
+      dev_w_valid_q  <= 1'b0;
       state_q      <= StIdle;
       head_q       <= '0;
       draining_q   <= 1'b0;
@@ -274,6 +317,9 @@ module npu_cmdq #(
       aw_valid_q     <= state_q == StFenceWait && mmu_quiet_i && !draining_q && !soft_reset_i
                         || state_q == StFenceAw && !aw_ready_i;
       w_valid_q      <= state_q == StFenceAw && aw_ready_i || state_q == StFenceW && !w_ready_i;
+      dev_aw_valid_q <= state_q == StDecode && dec_pte && !draining_q && !soft_reset_i
+                        || state_q == StPteAw && !dev_aw_ready_i;
+      dev_w_valid_q  <= state_q == StPteAw && dev_aw_ready_i || state_q == StPteW && !dev_w_ready_i;
       state_q      <= state_d;
       head_q       <= head_d;
       draining_q   <= draining_d;
@@ -301,14 +347,22 @@ module npu_cmdq #(
     end
   end
 
-  // The FENCE write beat, registered: the command does not change between its decode
-  // and the W beat, so these equal the beat computed in the current cycle (strobes off
-  // while draining: the beat still goes, writing nothing).
+  // The FENCE or PTE_WRITE write beat, registered: the command does not change between
+  // its decode and the W beat, so these equal the beat computed in the current cycle
+  // (strobes off while draining: the beat still goes, writing nothing). FENCE: ARG at
+  // host IOVA ADDR; PTE_WRITE: the 8 bytes of ADDR at device address ARG * 8.
   logic [DataWidth-1:0] w_data_q;
   logic [StrbWidth-1:0] w_strb_q;
-  always_ff @(posedge clk_i) begin : fence_beat_ff
-    w_data_q <= DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
-    w_strb_q <= draining_d ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
+  logic [OffBits-4:0]   pte_slot;  // the PTE's 8-byte slot in the beat
+  assign pte_slot = arg[OffBits-4:0];
+  always_ff @(posedge clk_i) begin : write_beat_ff
+    if (opcode == OpPte) begin
+      w_data_q <= DataWidth'(addr) << {pte_slot, 6'b000000};
+      w_strb_q <= draining_d ? '0 : StrbWidth'(8'hFF) << {pte_slot, 3'b000};
+    end else begin
+      w_data_q <= DataWidth'({{(DataWidth-32){1'b0}}, arg}) << {addr[OffBits-1:0], 3'b000};
+      w_strb_q <= draining_d ? '0 : StrbWidth'({{(StrbWidth-4){1'b0}}, 4'hF}) << addr[OffBits-1:0];
+    end
   end
 
   assign head_o         = head_q;
@@ -325,6 +379,9 @@ module npu_cmdq #(
   assign w_valid_o  = w_valid_q;
   assign w_data_o   = w_data_q;
   assign w_strb_o   = w_strb_q;
+  assign dev_aw_valid_o = dev_aw_valid_q;
+  assign dev_aw_addr_o  = {29'd0, arg[31:OffBits-3], {OffBits{1'b0}}};
+  assign dev_w_valid_o  = dev_w_valid_q;
 
   // = (state_q == StDecode && state_d == StFenceWait), written without the next-state logic.
   assign fence_start_o  = state_q == StDecode && opcode == OpFence && flags[7:1] == '0
@@ -343,6 +400,8 @@ module npu_cmdq #(
   a_state_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(state_q));
   a_r_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) r_valid_i |-> state_q == StFetchWait);
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
+  a_dev_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      dev_b_valid_i |-> state_q == StPteB);
   a_keep_in_beat: assert property (@(posedge clk_i) disable iff (!rst_ni)
       state_q == StFetchWait && ring_ok |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
   a_head_next: assert property (@(posedge clk_i) disable iff (!rst_ni)
@@ -355,7 +414,8 @@ module npu_cmdq #(
   a_valids_decoded: assert property (@(posedge clk_i) disable iff (!rst_ni)
       inval_valid_q == (state_q == StInval) && replay_valid_q == (state_q == StReplay)
       && ar_valid_q == (state_q == StFetch) && aw_valid_q == (state_q == StFenceAw)
-      && w_valid_q == (state_q == StFenceW));
+      && w_valid_q == (state_q == StFenceW) && dev_aw_valid_q == (state_q == StPteAw)
+      && dev_w_valid_q == (state_q == StPteW));
   a_fence_start: assert property (@(posedge clk_i) disable iff (!rst_ni)
       fence_start_o == (state_q == StDecode && state_d == StFenceWait));
 `endif

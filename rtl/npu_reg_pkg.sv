@@ -171,6 +171,7 @@ package npu_reg_pkg;
   localparam int unsigned CMD_OPCODE_INVAL = 1;
   localparam int unsigned CMD_OPCODE_FENCE = 2;
   localparam int unsigned CMD_OPCODE_REPLAY = 3;
+  localparam int unsigned CMD_OPCODE_PTE_WRITE = 4;
   localparam int unsigned INVAL_SCOPE_ALL = 0;
   localparam int unsigned INVAL_SCOPE_ASID = 1;
   localparam int unsigned INVAL_SCOPE_RANGE = 2;

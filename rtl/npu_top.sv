@@ -397,7 +397,8 @@ module npu_top #(
   logic [31:0] inval_pages;
 
   npu_cmdq #(
-    .DataWidth(DataWidth)
+    .DataWidth(DataWidth),
+    .DevMemMiB(DevMemMiB)
   ) u_cmdq (
     .clk_i,
     .rst_ni,
@@ -437,8 +438,23 @@ module npu_top #(
     .w_data_o       (h_w_data[6*DataWidth +: DataWidth]),
     .w_strb_o       (h_w_strb[6*StrbWidth +: StrbWidth]),
     .b_valid_i      (h_b_valid[6]),
-    .b_resp_i       (h_b_resp)
+    .b_resp_i       (h_b_resp),
+    .dev_aw_valid_o (d_aw_valid[5]),
+    .dev_aw_ready_i (d_aw_ready[5]),
+    .dev_aw_addr_o  (d_aw_addr[5*64 +: 64]),
+    .dev_w_valid_o  (d_w_valid[5]),
+    .dev_w_ready_i  (d_w_ready[5]),
+    .dev_b_valid_i  (d_b_valid[5]),
+    .dev_b_resp_i   (d_b_resp)
   );
+  // PTE_WRITE's beat is the one the command queue shows on its host-port W.
+  assign d_w_data[5*DataWidth +: DataWidth] = h_w_data[6*DataWidth +: DataWidth];
+  assign d_w_strb[5*StrbWidth +: StrbWidth] = h_w_strb[6*StrbWidth +: StrbWidth];
+  assign d_aw_len[5*8 +: 8]  = 8'd0;
+  assign d_w_last[5]         = 1'b1;
+  assign d_ar_valid[5]       = 1'b0;  // the command queue never reads the device port
+  assign d_ar_addr[5*64 +: 64] = '0;
+  assign d_ar_len[5*8 +: 8]  = 8'd0;
   assign h_ar_len[6*8 +: 8] = 8'd0;
   assign h_aw_len[6*8 +: 8] = 8'd0;
   assign h_w_last[6]        = 1'b1;
@@ -671,9 +687,9 @@ module npu_top #(
   // ---------------------------------------------------------------- memory ports
   // Host port requesters (AXI ID = index): 0..2 DMA data, 3..5 DMA rings, 6 command
   // queue, 7 compute-unit data, 8 fault queue, 9 kernel queue. Device port requesters:
-  // 0..2 DMA data, 3 compute-unit data, 4 page-table walker.
+  // 0..2 DMA data, 3 compute-unit data, 4 page-table walker, 5 command queue (PTE_WRITE).
   localparam int unsigned NumHostReq = 10;
-  localparam int unsigned NumDevReq  = 5;
+  localparam int unsigned NumDevReq  = 6;
   logic [NumHostReq-1:0]           h_ar_valid, h_ar_ready, h_r_valid;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [NumHostReq-1:0]           h_ar_err, h_ar_poison, h_aw_err;  // data requesters only
@@ -705,6 +721,10 @@ module npu_top #(
   logic [1:0]                      fq_read_unused;       // the fault queue never reads
   /* verilator lint_on UNUSEDSIGNAL */
   assign fq_read_unused = {h_ar_ready[8], h_r_valid[8]};
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [1:0]                      cmdq_dev_read_unused;  // nor the command queue the device port
+  /* verilator lint_on UNUSEDSIGNAL */
+  assign cmdq_dev_read_unused = {d_ar_ready[5], d_r_valid[5]};
 
   npu_axi_mux #(
     .NumReq    (NumHostReq),
@@ -786,8 +806,8 @@ module npu_top #(
     .AddrWidth (64),
     .DataWidth (DataWidth),
     .IdWidth   (AxiIdWidth),
-    .DataReq   (5'b0_1111),
-    .PoisonReq (5'b0_0111),
+    .DataReq   (6'b00_1111),
+    .PoisonReq (6'b00_0111),
     .LockReq   (4),
     .MaxReadBursts (MaxReadBursts)
   ) u_dev_mux (

@@ -1,10 +1,11 @@
-//! The model's command queue engine (spec §8, `rtl/npu_cmdq.sv`): INVAL, FENCE and
-//! REPLAY, one at a time in ring order.
+//! The model's command queue engine (spec §8, `rtl/npu_cmdq.sv`): INVAL, FENCE, REPLAY
+//! and PTE_WRITE, one at a time in ring order.
 //!
 //! Each command is fetched as one host-port beat; CMDQ_HEAD advances when it arrives,
 //! also when the fetch fails. Validation is the RTL's: INVAL needs FLAGS[7:2] = 0 and a
 //! scope other than 3, FENCE needs FLAGS[7:1] = 0 and a 4-byte aligned ADDR, REPLAY
-//! needs FLAGS[7:1] = 0; anything else (unknown opcode included) is {BAD_DESC, 0}; a
+//! needs FLAGS[7:1] = 0, PTE_WRITE needs FLAGS = 0, ASID = 0 and its PTE (ARG * 8) inside
+//! device memory; anything else (unknown opcode included) is {BAD_DESC, 0}; a
 //! failed fetch is {DESC_FETCH, 0} and a failed FENCE write {CPL_WRITE, 0}. After such
 //! a device error the queue fetches nothing until soft reset.
 //!
@@ -83,6 +84,11 @@ impl ModelDevice {
                     self.int_status |= 1 << regs::int_cause::CMD;
                 }
                 Ok(())
+            }
+            op::PTE_WRITE if flags == 0 && field(cmd::ASID) == 0 && (arg + 1) * 8 <= self.dev.size() => {
+                // One beat on the device port, like the RTL's (ERRINJ does not reach it).
+                self.perf_port(false, false, 64);
+                self.dev.write(arg * 8, &addr.to_le_bytes()).map_err(|_| e::DEV_WR)
             }
             op::REPLAY if flags >> 1 == 0 => {
                 self.perf_count(regs::perf_ctr::REPLAYS);

@@ -49,6 +49,13 @@ pub enum Command {
         /// Fail the request instead of retrying it.
         abort: bool,
     },
+    /// Write one page-table entry into device memory; done before the next command.
+    PteWrite {
+        /// Device-physical address of the PTE (8-byte aligned).
+        pa: u64,
+        /// The PTE.
+        value: u64,
+    },
 }
 
 impl Command {
@@ -66,6 +73,7 @@ impl Command {
                 let action = if abort { regs::replay_action::ABORT } else { regs::replay_action::RETRY };
                 (regs::cmd_opcode::REPLAY, action, 0, u64::from(reqid), 0)
             }
+            Command::PteWrite { pa, value } => (regs::cmd_opcode::PTE_WRITE, 0, 0, pa / 8, value),
         };
         regs::cmd::OPCODE.set(&mut rec, op);
         regs::cmd::FLAGS.set(&mut rec, flags);
@@ -269,5 +277,9 @@ mod tests {
         let p = Command::Replay { reqid: 0x103, abort: true }.encode();
         assert_eq!((p[0], p[1]), (3, 1));
         assert_eq!(u32::from_le_bytes(p[4..8].try_into().unwrap()), 0x103);
+        let w = Command::PteWrite { pa: 0xF80_0018, value: 0x2000_00CF }.encode();
+        assert_eq!((w[0], w[1], w[2], w[3]), (4, 0, 0, 0), "PTE_WRITE, no flags, no ASID");
+        assert_eq!(u32::from_le_bytes(w[4..8].try_into().unwrap()), 0xF80_0018 / 8, "ARG = PA / 8");
+        assert_eq!(u64::from_le_bytes(w[8..16].try_into().unwrap()), 0x2000_00CF, "ADDR = the PTE");
     }
 }

@@ -373,6 +373,8 @@ pub mod cmd_opcode {
     pub const FENCE: u64 = 0x2;
     /// Resume the faulting request CMD.ARG[15:0] (the fault record's REQID); FLAGS = REPLAY_ACTION.
     pub const REPLAY: u64 = 0x3;
+    /// Write the 8 bytes of CMD.ADDR (a PTE value) to device-physical address CMD.ARG * 8, and wait for the write response; FLAGS and ASID must be 0.
+    pub const PTE_WRITE: u64 = 0x4;
 }
 
 /// Scope of an INVAL command (CMD.FLAGS[1:0]).
@@ -586,9 +588,9 @@ pub mod cmd {
     pub const FLAGS: Field = Field { lsb: 8, width: 8 };
     /// Address-space ID (INVAL ASID/RANGE).
     pub const ASID: Field = Field { lsb: 16, width: 16 };
-    /// INVAL RANGE: page count; FENCE: data written; REPLAY: requester ID.
+    /// INVAL RANGE: page count; FENCE: data written; REPLAY: requester ID; PTE_WRITE: device-physical address / 8.
     pub const ARG: Field = Field { lsb: 32, width: 32 };
-    /// INVAL RANGE: first VA (page aligned); FENCE: completion IOVA (4-byte aligned).
+    /// INVAL RANGE: first VA (page aligned); FENCE: completion IOVA (4-byte aligned); PTE_WRITE: the PTE value.
     pub const ADDR: Field = Field { lsb: 64, width: 64 };
 }
 

@@ -1,8 +1,9 @@
 //! Command-format fuzzing, RTL against the reference model: seeded random command
 //! records — valid ones with random fields, unknown opcodes, reserved flag bits,
-//! misaligned and unmapped FENCE addresses — go through the command queue one at a
-//! time. After each, both devices must agree on everything visible: queue head, error
-//! status, ERR_INFO, interrupt causes and the FENCE target's bytes. A device error is
+//! misaligned and unmapped FENCE addresses, PTE_WRITEs inside and beyond device memory
+//! or with stray FLAGS/ASID — go through the command queue one at a time. After each,
+//! both devices must agree on everything visible: queue head, error status, ERR_INFO,
+//! interrupt causes, the FENCE target's bytes and the PTE_WRITE target page. A device error is
 //! cleared by a soft reset and the queue set up again, as the driver does.
 //! `CMD_FUZZ_CASES=n` runs longer (default 600 records).
 
@@ -11,11 +12,14 @@
 mod common;
 
 use common::Rng;
+use npu::backdoor::DevMemBackdoor;
 use npu::{DeviceIo, DmaBuffer, regs};
 use npu_refmodel::ModelDevice;
 use sim_bridge::{SimConfig, SimDevice};
 
 const RING_LOG2: u32 = 4;
+/// The device page PTE_WRITEs aim at (inside device memory).
+const PTE_PAGE: u64 = 0x40_0000;
 
 /// A raw command ring on `io` (what `npu::cmdq::CmdQueue` does, without its checks).
 struct Ring {
@@ -43,10 +47,11 @@ fn setup<T: DeviceIo>(io: &mut T) -> Ring {
 /// One random command record; FENCE addresses relative to `target` (mapped) or not.
 fn record(g: &mut Rng, target: u64) -> [u8; 16] {
     let r = g.next();
-    let opcode = match r % 8 {
+    let opcode = match r % 10 {
         0..=2 => regs::cmd_opcode::INVAL,
         3..=5 => regs::cmd_opcode::FENCE,
         6 => regs::cmd_opcode::REPLAY,
+        7 | 8 => return pte_write(g),
         _ => g.next() & 0xff,
     };
     let flags = if g.next() % 4 == 0 { g.next() & 0xff } else { g.next() % 4 };
@@ -63,6 +68,23 @@ fn record(g: &mut Rng, target: u64) -> [u8; 16] {
     rec
 }
 
+/// A PTE_WRITE: mostly well-formed into [`PTE_PAGE`], sometimes beyond device memory
+/// (256 MiB) or with non-zero FLAGS or ASID.
+fn pte_write(g: &mut Rng) -> [u8; 16] {
+    let index = match g.next() % 8 {
+        0 => (256 << 20) / 8 + g.next() % 4, // just beyond device memory
+        1 => (256 << 20) / 8 - 1,            // the last PTE of device memory
+        _ => PTE_PAGE / 8 + g.next() % 512,  // inside the target page
+    };
+    let flags = if g.next() % 6 == 0 { 1 + g.next() % 255 } else { 0 };
+    let asid = if g.next() % 6 == 0 { 1 + g.next() % 0xffff } else { 0 };
+    let word0 = regs::cmd_opcode::PTE_WRITE | flags << 8 | asid << 16 | index << 32;
+    let mut rec = [0u8; 16];
+    rec[..8].copy_from_slice(&word0.to_le_bytes());
+    rec[8..].copy_from_slice(&g.next().to_le_bytes());
+    rec
+}
+
 /// What software can see after a command settled.
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
@@ -71,10 +93,12 @@ struct Seen {
     err_info: u32,
     int_status: u32,
     target: Vec<u8>,
+    /// Device memory at [`PTE_PAGE`] (read through the backdoor).
+    ptes: Vec<u8>,
 }
 
 /// Runs `cases` records through `io`; returns what was seen after each.
-fn run<T: DeviceIo>(mut io: T, seed: u64, cases: usize) -> Vec<Seen> {
+fn run<T: DeviceIo + DevMemBackdoor>(mut io: T, seed: u64, cases: usize) -> Vec<Seen> {
     let mut g = Rng(seed);
     let mut q = setup(&mut io);
     let mut out = Vec::new();
@@ -96,12 +120,15 @@ fn run<T: DeviceIo>(mut io: T, seed: u64, cases: usize) -> Vec<Seen> {
         }
         let mut target = vec![0u8; 4096];
         q.target.read(0, &mut target).unwrap();
+        let mut ptes = vec![0u8; 4096];
+        io.backdoor_read(PTE_PAGE, &mut ptes).unwrap();
         let seen = Seen {
             head: io.read32(regs::CMDQ_HEAD.offset).unwrap(),
             error: regs::status::ERROR.get32(status),
             err_info: io.read32(regs::ERR_INFO.offset).unwrap(),
             int_status: io.read32(regs::INT_STATUS.offset).unwrap(),
             target,
+            ptes,
         };
         io.write32(regs::INT_ACK.offset, seen.int_status).unwrap();
         let failed = seen.error == 1;
@@ -131,4 +158,8 @@ fn random_command_records_behave_the_same_on_the_rtl_and_the_model() {
     assert!(errors > cases / 10 && errors < cases * 9 / 10, "{errors} device errors in {cases} records");
     assert!(fences > cases / 50, "{fences} fence interrupts in {cases} records");
     assert!(rtl.iter().any(|s| s.target.iter().any(|&b| b != 0)), "some FENCE wrote its target");
+    assert!(rtl.iter().any(|s| s.ptes.iter().any(|&b| b != 0)), "some PTE_WRITE wrote its PTE");
+    // A malformed PTE_WRITE (beyond device memory, stray FLAGS/ASID) is {BAD_DESC, 0}.
+    let bad_desc = regs::dma_error::BAD_DESC as u32;
+    assert!(rtl.iter().any(|s| s.error == 1 && s.err_info & 0xff == bad_desc), "malformed commands refused");
 }

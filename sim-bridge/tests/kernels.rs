@@ -169,6 +169,34 @@ fn concurrent_faults_and_replay_retry<D: DeviceIo + DevMemBackdoor>(mut r: Rig<D
     assert_eq!(words(&r.dev, PA_C + PAGE - 128, 256), pattern(1024, 3)[..256]);
 }
 
+fn pte_write_commands_land_before_the_replay_behind_them<D: DeviceIo + DevMemBackdoor>(mut r: Rig<D>) {
+    r.map(1, A, PA_A, PAGE, false);
+    put_words(&mut r.dev, PA_B, &[99]);
+    // The leaf of A + PAGE sits in A's table: learn the PTE a mapping writes there, then
+    // take it away again, so the kernel faults on it.
+    let va = A + PAGE;
+    r.map(1, va, PA_B, PAGE, false);
+    let at = r.tables.leaf_at(&mut r.dev, 1, va);
+    let pte = read_u64(&r.dev, at);
+    r.tables.unmap(&mut r.dev, 1, va);
+    r.inval_all();
+    // The answer is the PTE as a PTE_WRITE command, then the REPLAY, in one submission:
+    // the retry must find the entry (a REPLAY that overtook the write would fault again).
+    let write = Command::PteWrite { pa: at, value: pte };
+    let (cpl, batches) = r.run(Kernel::strided_touch(1, va, 4, 1, None), &mut |_, _, _| Reply::RetryAfter(vec![write]));
+    assert_eq!((cpl.status, cpl.result), (KernelStatus::Ok, 99), "{cpl:?}");
+    assert_eq!(batches.len(), 1, "one fault, answered once: {batches:#?}");
+    let ad = 1 << regs::pte_bit::A | 1 << regs::pte_bit::D;
+    assert_eq!(read_u64(&r.dev, at) & !ad, pte & !ad, "the command wrote the PTE (the walker then set A)");
+    // A PTE beyond device memory is a malformed command: the queue stops, nothing written.
+    let size = r.dev.dev_mem_size();
+    r.cmdq.submit(&mut r.dev, &[Command::PteWrite { pa: size, value: pte }]).unwrap();
+    r.dev.advance(5_000).unwrap();
+    let info = r.dev.read32(regs::ERR_INFO.offset).unwrap();
+    assert_eq!(regs::err_info::CODE.get32(info), regs::dma_error::BAD_DESC as u32, "ERR_INFO {info:#x}");
+    assert_eq!(regs::err_info::UNIT.get32(info), 0, "the command queue's error");
+}
+
 fn full_fault_queue_back_pressures_without_loss<D: DeviceIo + DevMemBackdoor>(mut r: Rig<D>) {
     // A 2-entry ring holds one record: four stalled slots must queue behind it.
     r.settle_ns = 4_000;
@@ -329,6 +357,7 @@ on_both!(
     translations_match_the_software_walker(6),
     fault_records_are_exact(6),
     concurrent_faults_and_replay_retry(6),
+    pte_write_commands_land_before_the_replay_behind_them(6),
     full_fault_queue_back_pressures_without_loss(1),
     invalidation_removes_stale_translations(6),
     asids_are_isolated(6),

@@ -44,7 +44,10 @@ fn malformed_commands_stop_the_queue_until_soft_reset() {
     let fence = r.fence_iova;
     let bad = [
         (0, 0, 0, 0, 0),
-        (4, 0, 0, 0, 0),
+        (5, 0, 0, 0, 0),
+        (op::PTE_WRITE, 1, 0, 0, 0),
+        (op::PTE_WRITE, 0, 1, 0, 0),
+        (op::PTE_WRITE, 0, 0, (256 << 20) / 8, 0),
         (op::INVAL, 3, 0, 0, 0),
         (op::INVAL, 0b100, 0, 0, 0),
         (op::FENCE, 0b10, 0, 1, fence),

@@ -147,6 +147,8 @@ pub fn words<D: DevMemBackdoor>(dev: &D, pa: u64, n: usize) -> Vec<u32> {
 pub enum Reply {
     Retry,
     Abort,
+    /// Retry, with these commands ahead of the REPLAYs in the same submission.
+    RetryAfter(Vec<Command>),
 }
 
 /// A device with its command, fault and kernel queues set up and the MMU on.
@@ -238,9 +240,13 @@ impl<D: DeviceIo + DevMemBackdoor> Rig<D> {
             }
             if !faults.is_empty() {
                 faults.sort_by_key(|f| f.reqid);
-                let abort = matches!(on_batch(&mut self.dev, &mut self.tables, &faults), Reply::Abort);
-                let replies: Vec<Command> = faults.iter().map(|f| f.replay(abort)).collect();
-                self.cmdq.submit(&mut self.dev, &replies).unwrap();
+                let (abort, mut cmds) = match on_batch(&mut self.dev, &mut self.tables, &faults) {
+                    Reply::Retry => (false, Vec::new()),
+                    Reply::Abort => (true, Vec::new()),
+                    Reply::RetryAfter(first) => (false, first),
+                };
+                cmds.extend(faults.iter().map(|f| f.replay(abort)));
+                self.cmdq.submit(&mut self.dev, &cmds).unwrap();
                 seen.push(faults);
             }
             let done = self.kq.completions(&mut self.dev).unwrap();
