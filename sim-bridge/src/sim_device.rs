@@ -337,15 +337,23 @@ impl SimDevice {
     pub(crate) fn run(&mut self, n: u64) -> Result<(), SimError> {
         let end = self.cycle + n;
         while self.cycle < end {
-            self.deliver_posted(false)?;
-            let window = self.ff_window(end);
-            if window >= 2 {
-                self.skip(window);
-            } else if !self.fixed_point_skip(end) {
-                self.tick();
-            }
+            self.step_towards(end)?;
         }
         self.host_port.land(self.cycle, &mut self.host_mem);
+        Ok(())
+    }
+
+    /// One step towards cycle `end`: the posted CSR writes that have arrived are
+    /// delivered, then one edge, which stands for many cycles when the design is
+    /// provably quiet or at a fixed point (fast-forward).
+    fn step_towards(&mut self, end: u64) -> Result<(), SimError> {
+        self.deliver_posted(false)?;
+        let window = self.ff_window(end);
+        if window >= 2 {
+            self.skip(window);
+        } else if !self.fixed_point_skip(end) {
+            self.tick();
+        }
         Ok(())
     }
 
@@ -368,13 +376,7 @@ impl SimDevice {
             }
             // Stop at the next landing: that is when `ready` may change.
             let stop = end.min(self.host_port.next_landing().unwrap_or(u64::MAX).max(self.cycle + 1));
-            self.deliver_posted(false)?;
-            let window = self.ff_window(stop);
-            if window >= 2 {
-                self.skip(window);
-            } else if !self.fixed_point_skip(stop) {
-                self.tick();
-            }
+            self.step_towards(stop)?;
         }
     }
 

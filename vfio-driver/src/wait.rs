@@ -4,10 +4,10 @@
 //! it is a wall-clock wait, and a plain sleep is the wrong tool for it. Linux fires a
 //! normal thread's timer up to its *timer slack* late so that wake-ups can be batched
 //! (50 µs by default), and the wake-up itself costs a few µs more: a 200 ns `nanosleep`
-//! takes ~66 µs. The NPU driver waits 100–1000 ns at a time while it polls its
-//! completion and fault rings (which the device writes in host memory) and coalesces
-//! faults, so sleeping would make each of those waits 50–100× longer than the model
-//! charges.
+//! takes ~66 µs. The NPU driver polls its completion and fault rings (which the device
+//! writes in host memory) through [`poll_until`], which spins for the first 50 µs, and
+//! its remaining short waits (`DeviceIo::advance` of a few hundred ns on error paths)
+//! would be 50–100× longer than the model charges if they slept.
 //!
 //! [`wait_for`] therefore spins (`std::hint::spin_loop` against [`Instant`]) through a
 //! wait shorter than [`SPIN_BELOW`]. A longer wait sleeps for all but its last
