@@ -198,7 +198,8 @@ fi
 for w in $DUMPED; do
   section "gmem pte dump $w" > "$CACHE/guest-pte-$w.txt"
   # Ping-pong workloads end with every page on the CPU: both dumps are empty then.
-  if tr -d '\r' < "$log" | grep -aq "^--- end gmem pte dump $w\$" && cmp -s "$CACHE/host-pte-$w.txt" "$CACHE/guest-pte-$w.txt"; then
+  # grep reads the whole log (no -q): with pipefail, an early exit would fail tr (SIGPIPE).
+  if tr -d '\r' < "$log" | grep -a "^--- end gmem pte dump $w\$" > /dev/null && cmp -s "$CACHE/host-pte-$w.txt" "$CACHE/guest-pte-$w.txt"; then
     ok "PTE dump of $w through the guest equals the in-process one ($(wc -l < "$CACHE/host-pte-$w.txt") lines)"
   else
     diff "$CACHE/host-pte-$w.txt" "$CACHE/guest-pte-$w.txt" | head -20 | sed 's/^/  | /' >&2 || true
