@@ -87,6 +87,8 @@ pub enum Command {
         mem: MemArgs,
         #[command(flatten)]
         waves: WaveArgs,
+        #[command(flatten)]
+        thrash: ThrashArgs,
         /// One JSON object on stdout instead of the table.
         #[arg(long)]
         json: bool,
@@ -246,6 +248,35 @@ impl MemArgs {
     }
 }
 
+/// The thrashing-control parameters of `gmem run` and `gmem pte dump` (UVM's
+/// `uvm_perf_thrashing_lapse_usec` and friends). Their time is the device's clock:
+/// simulated time in co-simulation, wall time through VFIO.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct ThrashArgs {
+    /// Thrashing detection window, µs: a page with 3 CPU/device round trips within it is
+    /// pinned on the CPU and mapped remotely (default 5000). Widen it on a slow host
+    /// (a VMM under TCG) so that detection does not depend on how fast the CPU runs.
+    #[arg(long, value_name = "US", value_parser = clap::value_parser!(u64).range(1..=MAX_THRASH_US))]
+    pub thrash_window_us: Option<u64>,
+    /// Quiet time after which a pinned page is unpinned, µs (default 100000).
+    #[arg(long, value_name = "US", value_parser = clap::value_parser!(u64).range(1..=MAX_THRASH_US))]
+    pub thrash_unpin_us: Option<u64>,
+}
+
+/// Longest thrashing window or unpin time: one hour.
+const MAX_THRASH_US: u64 = 3_600_000_000;
+
+impl ThrashArgs {
+    /// `cfg` with the parameters given on the command line.
+    pub fn apply(self, cfg: gmem_host::ThrashConfig) -> gmem_host::ThrashConfig {
+        gmem_host::ThrashConfig {
+            window_ns: self.thrash_window_us.map_or(cfg.window_ns, |us| us * 1000),
+            unpin_after_ns: self.thrash_unpin_us.map_or(cfg.unpin_after_ns, |us| us * 1000),
+            ..cfg
+        }
+    }
+}
+
 /// Default `--device-mem`.
 const DEFAULT_DEVICE_MEM: u64 = 16 << 20;
 
@@ -306,6 +337,8 @@ pub enum PteCmd {
         /// protection), read without faulting or migrating anything.
         #[arg(long)]
         manager: bool,
+        #[command(flatten)]
+        thrash: ThrashArgs,
         /// One JSON object on stdout instead of the listing.
         #[arg(long)]
         json: bool,

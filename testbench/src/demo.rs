@@ -56,7 +56,7 @@ pub enum DemoError {
 /// scenarios as [`workloads`] runs (`add` on shared memory, then `oversubscribe`);
 /// prints a short report of each, or one JSON object per scenario.
 pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system::System) -> Result<(), Exit> {
-    let work = |workload, size, device_mem| Work { workload, size, device_mem, seed: 1 };
+    let work = |workload, size, device_mem| Work { workload, size, device_mem, seed: 1, thrash: Default::default() };
     let sharing = work(Workload::Add, SHARING_BYTES, SHARING_DEVICE_BYTES);
     let oversub = work(Workload::Oversubscribe, 2 * OVERSUB_ARRAY_BYTES, OVERSUB_DEVICE_BYTES);
     crate::job::check(&sharing, backend, waves)?;

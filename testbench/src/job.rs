@@ -1,7 +1,7 @@
 //! `gmem run` and `gmem pte dump`: a workload on a unified-memory session opened on the
 //! chosen backend. Every check on the flags runs before anything is printed.
 
-use crate::cli::{MAX_DEVICE_MEM, WaveArgs};
+use crate::cli::{MAX_DEVICE_MEM, ThrashArgs, WaveArgs};
 use crate::info::Backend;
 use crate::provenance::{ClockDomain, Provenance};
 use crate::{Exit, demo, pte, system, workloads};
@@ -25,6 +25,8 @@ pub struct Work {
     pub device_mem: u64,
     /// Seed of its data.
     pub seed: u64,
+    /// Thrashing-control parameters given on the command line.
+    pub thrash: ThrashArgs,
 }
 
 /// What `gmem run` / `gmem pte dump` do after the workload.
@@ -93,7 +95,7 @@ fn job_on<T: npu::DeviceIo + Send + 'static>(
     backend: &Backend,
     quiet: bool,
 ) -> Result<Outcome, String> {
-    let Work { workload, size, device_mem, seed } = *work;
+    let Work { workload, size, device_mem, seed, .. } = *work;
     let mut sum = workloads::run(s, workload, size, device_mem, seed, quiet).map_err(|e| e.to_string())?;
     sum.clock = ClockDomain::of(backend);
     let common = json!({ "seed": seed, "device_mem_bytes": device_mem });
@@ -213,6 +215,7 @@ pub fn run_job(
     }
     let thrash = work.workload == workloads::Workload::Thrash;
     let gm_cfg = npu::session::manager_config_thrashing(thrash);
+    let gm_cfg = gmem_host::Config { thrash: work.thrash.apply(gm_cfg.thrash), ..gm_cfg };
     let npu_cfg = sys.npu(npu::NpuConfig { managed_bytes: Some(work.device_mem), ..Default::default() });
     let quiet = json || matches!(job, Job::Dump { .. });
     let out = match backend {

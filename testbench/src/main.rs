@@ -88,13 +88,25 @@ fn dispatch(command: Command) -> Result<(), Exit> {
     match command {
         Command::Demo { waves, backend, json, sys } => demo::run(&waves, &backend, json, &sys.system()),
         Command::Info { backend, json, sys } => Ok(run_info(&backend, json, &sys.system())?),
-        Command::Run { workload, backend, mem, waves, json, sys } => {
-            let work = Work { workload, size: mem.size, device_mem: mem.device_mem(workload), seed: mem.seed };
+        Command::Run { workload, backend, mem, waves, thrash, json, sys } => {
+            let work = Work { workload, size: mem.size, device_mem: mem.device_mem(workload), seed: mem.seed, thrash };
             run_job(&backend, work, &waves, Job::Run, json, &sys.system())
         }
-        Command::Pte(PteCmd::Dump { workload, device_mem, size, seed, backend, asid, raw, manager, json, sys }) => {
+        Command::Pte(PteCmd::Dump {
+            workload,
+            device_mem,
+            size,
+            seed,
+            backend,
+            asid,
+            raw,
+            manager,
+            thrash,
+            json,
+            sys,
+        }) => {
             let mem = cli::MemArgs { device_mem, size, seed };
-            let work = Work { workload, size, device_mem: mem.device_mem(workload), seed };
+            let work = Work { workload, size, device_mem: mem.device_mem(workload), seed, thrash };
             run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &sys.system())
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),

@@ -244,6 +244,28 @@ fn run_rejects_bad_input_with_one_actionable_line() {
 }
 
 #[test]
+fn thrash_window_decides_whether_bouncing_pages_are_pinned() {
+    // 8 rounds of a 16-page CPU/NPU ping-pong, a few µs of device time apart: a window
+    // of 1 µs never sees 3 events of a page, the default (5 ms) and a minute both do.
+    let remote_maps = |extra: &[&str]| {
+        let mut args = vec!["run", "--workload", "thrash", "--size", "64K", "--json"];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = gmem(&args);
+        assert!(ok, "{args:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(v["correct"], true, "{v}");
+        v["remote_maps"].as_u64().unwrap()
+    };
+    assert_eq!(remote_maps(&[]), 16);
+    assert_eq!(remote_maps(&["--thrash-window-us", "60000000", "--thrash-unpin-us", "3600000000"]), 16);
+    assert_eq!(remote_maps(&["--thrash-window-us", "1"]), 0);
+    for bad in ["0", "3600000001", "5ms"] {
+        let (ok, _, err) = gmem(&["run", "--workload", "thrash", "--thrash-window-us", bad]);
+        assert!(!ok && err.contains("--thrash-window-us"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn pte_dump_renders_the_device_tables() {
     let (ok, out, err) = gmem(&["pte", "dump", "--backend", "model", "--workload", "prefetch", "--size", "2M"]);
     assert!(ok, "{err}");

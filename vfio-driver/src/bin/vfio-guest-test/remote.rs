@@ -6,8 +6,8 @@
 //! `VfioDevice` maps in the IOMMU only while the PTEs live (`npu/src/device/holds.rs`).
 //! Passes if every word is right, pages were mapped remotely and no fault was aborted
 //! (an access to an IOVA the IOMMU has not mapped ends the kernel with an error).
-//! `scripts/vfio-user-test.sh` runs it in the guest; the thrash workload does not map
-//! remotely there, as its 500 µs detection window is shorter than a round trip under TCG.
+//! `scripts/vfio-user-test.sh` runs it in the guest (the thrash workload maps remotely by
+//! pinning there, with its detection window widened to a minute of wall time).
 
 use gmem_host::{Hint, Node};
 use npu::NpuConfig;
