@@ -21,6 +21,7 @@
 
 mod holds;
 mod op_error;
+mod pte_flush;
 mod read_back;
 mod shadow;
 
@@ -196,6 +197,10 @@ pub struct NpuStats {
     pub dma_bytes: u64,
     /// PTEs written.
     pub pte_writes: u64,
+    /// Of [`NpuStats::pte_writes`], those written by PTE_WRITE commands.
+    pub pte_commands: u64,
+    /// DMA runs (doorbell to last completion) that zeroed table pages or wrote PTEs.
+    pub table_dma_runs: u64,
     /// INVAL commands sent.
     pub invalidations: u64,
     /// Kernels completed.
@@ -222,6 +227,8 @@ struct Inner<T: DeviceIo> {
     staging_iova: u64,
     /// Table edits not yet written to the device (see [`Inner::flush_ptes`]).
     pending: Changes,
+    /// PTEs sent as PTE_WRITE commands since the last completed FENCE (pte_flush.rs).
+    unfenced_ptes: std::collections::BTreeMap<u64, u64>,
     stats: NpuStats,
     /// Why the manager aborted the last faults, by VA page (for kernel errors).
     aborts: HashMap<u64, String>,
@@ -319,6 +326,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             staging,
             staging_iova,
             pending: Changes::default(),
+            unfenced_ptes: Default::default(),
             stats: NpuStats::default(),
             aborts: HashMap::new(),
             budget_ns: cfg.budget_ns,
@@ -394,8 +402,15 @@ impl<T: DeviceIo> NpuDevice<T> {
         let answers = gm.dev_fault(id, &faults);
         let mut g = self.lock();
         let g = &mut *g;
-        g.flush_ptes().map_err(tables_err)?;
-        let mut cmds = Vec::with_capacity(records.len());
+        // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
+        // finds them); more, or a new table page, by DMA first.
+        let mut cmds = match g.pte_commands().map_err(tables_err)? {
+            Some(ptes) => ptes,
+            None => {
+                g.flush_ptes().map_err(tables_err)?;
+                Vec::new()
+            }
+        };
         for (r, a) in records.iter().zip(&answers) {
             let abort = !a.is_retry();
             if let gmem_host::FaultResolution::Abort(e) = a {
@@ -607,6 +622,7 @@ impl<T: DeviceIo> Inner<T> {
             self.io.advance(1_000)?;
         }
         self.cmdq.after_soft_reset();
+        self.requeue_pte_commands();
         self.fq.after_soft_reset();
         self.kq.after_soft_reset();
         self.dma.after_soft_reset();
@@ -703,71 +719,11 @@ impl<T: DeviceIo> Inner<T> {
         }
     }
 
-    /// Queues table edits; they reach the device at the next [`Inner::flush_ptes`].
-    fn stage(&mut self, changes: Changes) {
-        self.pending.new_tables.extend(changes.new_tables);
-        self.pending.writes.extend(changes.writes);
-    }
-
-    /// Writes the queued table edits to the device: zero-fills new table pages first (so
-    /// a pointer never names an unzeroed table), then writes the changed PTEs, merged
-    /// into runs of adjacent PTEs (one DMA descriptor per run, the last value of each
-    /// PTE wins).
-    ///
-    /// Deferring the writes to here is what lets a fault batch, a prefetch or an
-    /// eviction cost one DMA round trip instead of one per page. It is called before
-    /// anything the device may do with the new tables: before REPLAY commands, before a
-    /// kernel launch, before an INVAL (so a released PTE is gone from memory before its
-    /// TLB entries are), before a dump, and when an ASID is destroyed.
-    fn flush_ptes(&mut self) -> Result<(), OpError> {
-        let changes = std::mem::take(&mut self.pending);
-        // On failure the edits stay queued (the shadow already holds them): the next
-        // flush writes them again, so device tables never silently lag the shadow.
-        let r = self.write_ptes(&changes);
-        if r.is_err() {
-            let later = std::mem::replace(&mut self.pending, changes);
-            self.stage(later);
-        }
-        r
-    }
-
-    fn write_ptes(&mut self, changes: &Changes) -> Result<(), OpError> {
-        let zero: Vec<(DmaDesc, usize)> =
-            changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
-        if !zero.is_empty() {
-            self.run_dma(&zero).map_err(|(_, e)| e)?;
-        }
-        let latest: std::collections::BTreeMap<u64, u64> = changes.writes.iter().copied().collect();
-        let mut runs: Vec<(u64, Vec<u64>)> = Vec::new();
-        for (pa, pte) in latest {
-            match runs.last_mut() {
-                Some((start, vals)) if *start + 8 * vals.len() as u64 == pa && pa % PAGE != 0 => vals.push(pte),
-                _ => runs.push((pa, vec![pte])),
-            }
-        }
-        let mut used = 0usize;
-        let mut descs = Vec::new();
-        for (start, vals) in &runs {
-            if used + vals.len() > STAGED_PTES {
-                self.run_dma(&descs).map_err(|(_, e)| e)?;
-                descs.clear();
-                used = 0;
-            }
-            let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.staging.write(used * 8, &bytes)?;
-            let src = DmaAddr::Host(self.staging_iova + used as u64 * 8);
-            descs.push((DmaDesc::copy(src, DmaAddr::Device(*start), bytes.len() as u32, 0), 0));
-            used += vals.len();
-            self.stats.pte_writes += vals.len() as u64;
-        }
-        if !descs.is_empty() {
-            self.run_dma(&descs).map_err(|(_, e)| e)?;
-        }
-        Ok(())
-    }
-
     /// Reads `len` bytes of device memory through the staging page.
     fn read_device(&mut self, pa: u64, len: usize) -> Result<Vec<u8>, OpError> {
+        if self.pte_commands_touch(pa, len as u64) {
+            self.settle_pte_commands()?;
+        }
         let mut out = vec![0u8; len];
         for (i, chunk) in out.chunks_mut(STAGED_PTES * 8).enumerate() {
             let at = pa + (i * STAGED_PTES * 8) as u64;
@@ -784,8 +740,16 @@ impl<T: DeviceIo> Inner<T> {
 
     /// One INVAL per range, then one FENCE.
     fn invalidate(&mut self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
-        self.flush_ptes().map_err(mmu_err("tlb_invl"))?;
-        let cmds: Vec<Command> = ranges
+        // The released PTEs must be gone from memory before their TLB entries are: a few
+        // go as commands ahead of the INVALs, more by DMA first.
+        let ptes = match self.pte_commands().map_err(mmu_err("tlb_invl"))? {
+            Some(ptes) => ptes,
+            None => {
+                self.flush_ptes().map_err(mmu_err("tlb_invl"))?;
+                Vec::new()
+            }
+        };
+        let invals = ranges
             .iter()
             .map(|r| {
                 Command::Inval(InvalScope::Range {
@@ -794,12 +758,14 @@ impl<T: DeviceIo> Inner<T> {
                     pages: r.len.div_ceil(PAGE).min(u64::from(u32::MAX)) as u32,
                 })
             })
-            .collect();
+            .collect::<Vec<Command>>();
         let budget = self.budget();
+        let cmds: Vec<Command> = ptes.into_iter().chain(invals.iter().copied()).collect();
         for chunk in cmds.chunks(128) {
             self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(fence_err("tlb_invl"))?;
+            self.unfenced_ptes.clear();
         }
-        self.stats.invalidations += cmds.len() as u64;
+        self.stats.invalidations += invals.len() as u64;
         self.holds.after_invalidate(&mut self.io, asid.0).map_err(hold_err("tlb_invl", 0))
     }
 }
@@ -820,8 +786,8 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let mut g = self.lock();
         let g = &mut *g;
         let asid = (1..ASIDS).find(|&a| g.roots[a].is_none()).ok_or(MmuError::NoResources { what: "ASIDs" })?;
-        let root = g.shadow.alloc().ok_or(MmuError::NoResources { what: "page-table memory" })?;
-        g.stage(Changes { new_tables: vec![root], writes: Vec::new() });
+        let (root, dirty) = g.shadow.alloc().ok_or(MmuError::NoResources { what: "page-table memory" })?;
+        g.stage(Changes { new_tables: if dirty { vec![root] } else { Vec::new() }, writes: Vec::new() });
         g.flush_ptes().map_err(mmu_err("pmap_create"))?;
         let v = regs::ptroot::VALID.put32(regs::ptroot::PPN.put32(0, (root >> 12) as u32), 1);
         g.io.write32(regs::PTROOT.offset + 4 * asid as u32, v)
@@ -841,6 +807,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         g.cmdq
             .run_fenced(&mut g.io, &[Command::Inval(InvalScope::Asid(asid.0 as u16))], budget)
             .map_err(fence_err("pmap_destroy"))?;
+        g.unfenced_ptes.clear();
         g.shadow.free_tree(root);
         g.roots[asid.0 as usize] = None;
         g.holds.drop_asid(&mut g.io, asid.0).map_err(hold_err("pmap_destroy", 0))

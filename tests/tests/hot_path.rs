@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
 use gmem_host::MapFlags;
-use npu::NpuConfig;
 use npu::kernel::Kernel;
 use npu::session::{Session, manager_config};
+use npu::{DeviceIo, NpuConfig};
 use sim_bridge::{SimConfig, SimDevice, TimingModel};
 
 #[test]
@@ -38,4 +38,59 @@ fn serving_device_faults_reads_no_register() {
         // SAFETY: c is a managed region of `words` words; the CPU faults it back.
         assert_eq!(unsafe { c.add(i).read() }, i as u32 ^ 0x5A5A, "element {i}");
     }
+}
+
+#[test]
+fn an_isolated_fault_links_a_table_zeroed_ahead_and_writes_its_ptes_by_command() {
+    let dev = SimDevice::new(SimConfig { timing: TimingModel::board(), ..SimConfig::default() }).unwrap();
+    let s = Session::open(dev, NpuConfig::default(), manager_config()).unwrap();
+    // A 4 MiB region the NPU fills: its faults flush tables by DMA, which zero table
+    // pages ahead; the next region lies in another 2 MiB range (a new leaf table).
+    let big = s.gm.mmap(s.space, 4 << 20, MapFlags::PEER_SHARED).unwrap();
+    s.launch(Kernel::fill(s.asid, big as u64, 1 << 20, 7)).unwrap();
+    let one = s.gm.mmap(s.space, 8192, MapFlags::PEER_SHARED).unwrap() as *mut u32;
+    // SAFETY: one is a managed region of 2048 words.
+    unsafe { one.write(0x1234) };
+    let before = s.npu.stats();
+    s.launch(Kernel::strided_touch(s.asid, one as u64, 4096, 1, None)).unwrap();
+    let after = s.npu.stats();
+    assert_eq!(after.faults - before.faults, 1, "{before:?} -> {after:?}");
+    // Two leaves and the pointer to the new table, as commands ahead of the REPLAY;
+    // no DMA of PTEs and none to zero the table.
+    assert_eq!(after.pte_commands - before.pte_commands, 3, "{before:?} -> {after:?}");
+    assert_eq!(after.table_dma_runs, before.table_dma_runs, "{before:?} -> {after:?}");
+    // The commands landed: the device's own tables (read back by DMA) map both pages.
+    let dump = s.npu.pte_dump(gmem_host::Asid(u32::from(s.asid)), false).unwrap();
+    for page in [one as u64, one as u64 + 4096] {
+        let line = format!("{page:#014x}..{:#014x} L0 4K VRW---AD -> device frame", page + 4096);
+        assert!(dump.lines().any(|l| l == line), "no `{line}` in\n{dump}");
+    }
+    // SAFETY: as above; the CPU reads the page back.
+    assert_eq!(unsafe { one.read() }, 0x1234);
+}
+
+#[test]
+fn pte_commands_a_soft_reset_dropped_are_written_again() {
+    let dev = SimDevice::new(SimConfig { timing: TimingModel::board(), ..SimConfig::default() }).unwrap();
+    let cfg = NpuConfig { budget_ns: 200_000, ..NpuConfig::default() };
+    let s = Session::open(dev, cfg, manager_config()).unwrap();
+    let one = s.gm.mmap(s.space, 8192, MapFlags::PEER_SHARED).unwrap() as *mut u32;
+    // SAFETY: one is a managed region of 2048 words.
+    unsafe { one.write(0x55) };
+    // The command queue stops fetching: the fault's PTE_WRITEs and REPLAY stay queued,
+    // the kernel times out, and the soft reset forgets the commands.
+    let ctrl = npu::regs::CTRL.offset;
+    s.npu.with_io(|io| {
+        let v = io.read32(ctrl).unwrap();
+        io.write32(ctrl, npu::regs::ctrl::CMDQ_EN.put32(v, 0)).unwrap();
+    });
+    let before = s.npu.stats();
+    let r = s.launch(Kernel::strided_touch(s.asid, one as u64, 4096, 1, None));
+    assert!(r.is_err(), "the kernel cannot finish without its REPLAY");
+    assert!(s.npu.stats().pte_commands > before.pte_commands, "the fault's PTEs went as commands");
+    s.npu.recover().unwrap();
+    // The driver wrote them again (by DMA): the device's tables map the pages.
+    let dump = s.npu.pte_dump(gmem_host::Asid(u32::from(s.asid)), false).unwrap();
+    let line = format!("{:#014x}..{:#014x} L0 4K VRW---AD -> device frame", one as u64, one as u64 + 4096);
+    assert!(dump.lines().any(|l| l == line), "no `{line}` in\n{dump}");
 }

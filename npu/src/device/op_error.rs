@@ -27,6 +27,9 @@ pub(crate) enum OpError {
     /// The DMA driver failed (submission, or no completion within the budget).
     #[error(transparent)]
     Dma(#[from] DmaError),
+    /// The command queue failed (a FENCE ordering PTE writes).
+    #[error(transparent)]
+    Cmdq(#[from] crate::cmdq::CmdqError),
     /// The staging buffer could not be accessed.
     #[error(transparent)]
     Buffer(#[from] DmaBufError),

@@ -6,20 +6,45 @@
 //! (after zero-filling the table pages it allocated) — see [`Shadow::edit`]. The
 //! hardware walker sets A/D bits in device memory only; the shadow never reads them
 //! back (leaves are written with A, and D when writable, already set).
+//!
+//! A new table page must read as zeros on the device before a pointer names it. Pages
+//! are taken first from those freed (zeroed by DMA when reused), then from a bump
+//! range whose start is zeroed *ahead*: a flush that runs DMA anyway also zero-fills the
+//! next [`ZERO_AHEAD`] bytes ([`Shadow::zero_ahead`]), so a fault that needs a new table
+//! finds one already zero and its few PTEs can go as commands, without a DMA round trip.
 
 use std::collections::HashMap;
 
 use crate::sv39::{PAGE, TableMemory};
 
+/// Bytes of table pages zeroed ahead at once (16 pages).
+pub(crate) const ZERO_AHEAD: u64 = 16 * PAGE;
+
 /// Table pages and their allocator (a region of device memory the manager never uses).
 pub(crate) struct Shadow {
     pages: HashMap<u64, Box<[u64; 512]>>,
+    /// Freed table pages (their old entries are still in device memory).
     free: Vec<u64>,
+    /// The bump range: `[next, end)` never used; `[next, zeroed)` known zero on the device.
     next: u64,
+    zeroed: u64,
     end: u64,
 }
 
-/// What one edit changed: new table pages (to zero on the device first) and PTE writes.
+/// Takes a table page: a freed one (to zero), else the next of the bump range (to zero
+/// unless below `zeroed`). Returns the page and whether it must be zeroed.
+fn take(free: &mut Vec<u64>, next: &mut u64, zeroed: u64, end: u64) -> Option<(u64, bool)> {
+    if let Some(pa) = free.pop() {
+        return Some((pa, true));
+    }
+    (*next < end).then(|| {
+        *next += PAGE;
+        (*next - PAGE, *next > zeroed)
+    })
+}
+
+/// What one edit changed: new table pages to zero on the device first (those not
+/// zeroed ahead) and PTE writes.
 #[derive(Default)]
 pub(crate) struct Changes {
     pub(crate) new_tables: Vec<u64>,
@@ -48,19 +73,28 @@ impl TableMemory for EditView<'_> {
 impl Shadow {
     /// Table pages come from `[base, base + len)`.
     pub(crate) fn new(base: u64, len: u64) -> Self {
-        Self { pages: HashMap::new(), free: Vec::new(), next: base, end: base + len }
+        Self { pages: HashMap::new(), free: Vec::new(), next: base, zeroed: base, end: base + len }
     }
 
-    /// A fresh (zero) table page, or `None` when the region is used up.
-    pub(crate) fn alloc(&mut self) -> Option<u64> {
-        let pa = self.free.pop().or_else(|| {
-            (self.next < self.end).then(|| {
-                self.next += PAGE;
-                self.next - PAGE
-            })
-        })?;
+    /// A fresh table page and whether it must be zeroed on the device, or `None` when
+    /// the region is used up.
+    pub(crate) fn alloc(&mut self) -> Option<(u64, bool)> {
+        let (pa, dirty) = take(&mut self.free, &mut self.next, self.zeroed, self.end)?;
         self.pages.insert(pa, Box::new([0; 512]));
-        Some(pa)
+        Some((pa, dirty))
+    }
+
+    /// The range to zero-fill ahead, if fewer than half of [`ZERO_AHEAD`] bytes of the
+    /// bump range are known zero: `(start, len)`. Call [`Shadow::zeroed_to`] once the
+    /// fill has completed.
+    pub(crate) fn zero_ahead(&self) -> Option<(u64, u64)> {
+        let from = self.zeroed.max(self.next);
+        (from - self.next < ZERO_AHEAD / 2 && from < self.end).then(|| (from, ZERO_AHEAD.min(self.end - from)))
+    }
+
+    /// Device memory below `until` in the bump range now reads as zeros.
+    pub(crate) fn zeroed_to(&mut self, until: u64) {
+        self.zeroed = self.zeroed.max(until);
     }
 
     /// Returns the table pages under `root` (root included) to the allocator.
@@ -89,15 +123,14 @@ impl Shadow {
     ) -> (R, Changes) {
         let mut changes = Changes::default();
         let mut fresh = Vec::new();
-        let (free, next, end) = (&mut self.free, &mut self.next, self.end);
+        let mut dirty = Vec::new();
+        let (free, next, zeroed, end) = (&mut self.free, &mut self.next, self.zeroed, self.end);
         let mut alloc = || {
-            let pa = free.pop().or_else(|| {
-                (*next < end).then(|| {
-                    *next += PAGE;
-                    *next - PAGE
-                })
-            })?;
+            let (pa, to_zero) = take(free, next, zeroed, end)?;
             fresh.push(pa);
+            if to_zero {
+                dirty.push(pa);
+            }
             Some(pa)
         };
         let r = {
@@ -107,7 +140,7 @@ impl Shadow {
         for &pa in &fresh {
             self.pages.entry(pa).or_insert_with(|| Box::new([0; 512]));
         }
-        changes.new_tables = fresh;
+        changes.new_tables = dirty;
         (r, changes)
     }
 
