@@ -60,6 +60,8 @@ module npu_csr (
   input  logic [95:0] dma_ch_status_i,
   output logic [2:0] dma_ch_ctrl_we_o,
   output logic [31:0] dma_ch_ctrl_wd_o,
+  output logic [23:0] dma_push_we_o,
+  output logic [31:0] dma_push_wd_o,
   output logic [511:0] ptroot_q_o,
   output logic errinj_host_rd_we_o,
   output logic [31:0] errinj_host_rd_wd_o,
@@ -329,6 +331,31 @@ module npu_csr (
   assign dma_ch_ctrl_we_o[1] = reg_we_i && (reg_addr_i == 12'h26C);
   assign dma_ch_ctrl_we_o[2] = reg_we_i && (reg_addr_i == 12'h2AC);
   assign dma_ch_ctrl_wd_o = reg_wdata_i & wmask;
+  assign dma_push_we_o[0] = reg_we_i && (reg_addr_i == 12'h300);
+  assign dma_push_we_o[1] = reg_we_i && (reg_addr_i == 12'h304);
+  assign dma_push_we_o[2] = reg_we_i && (reg_addr_i == 12'h308);
+  assign dma_push_we_o[3] = reg_we_i && (reg_addr_i == 12'h30C);
+  assign dma_push_we_o[4] = reg_we_i && (reg_addr_i == 12'h310);
+  assign dma_push_we_o[5] = reg_we_i && (reg_addr_i == 12'h314);
+  assign dma_push_we_o[6] = reg_we_i && (reg_addr_i == 12'h318);
+  assign dma_push_we_o[7] = reg_we_i && (reg_addr_i == 12'h31C);
+  assign dma_push_we_o[8] = reg_we_i && (reg_addr_i == 12'h320);
+  assign dma_push_we_o[9] = reg_we_i && (reg_addr_i == 12'h324);
+  assign dma_push_we_o[10] = reg_we_i && (reg_addr_i == 12'h328);
+  assign dma_push_we_o[11] = reg_we_i && (reg_addr_i == 12'h32C);
+  assign dma_push_we_o[12] = reg_we_i && (reg_addr_i == 12'h330);
+  assign dma_push_we_o[13] = reg_we_i && (reg_addr_i == 12'h334);
+  assign dma_push_we_o[14] = reg_we_i && (reg_addr_i == 12'h338);
+  assign dma_push_we_o[15] = reg_we_i && (reg_addr_i == 12'h33C);
+  assign dma_push_we_o[16] = reg_we_i && (reg_addr_i == 12'h340);
+  assign dma_push_we_o[17] = reg_we_i && (reg_addr_i == 12'h344);
+  assign dma_push_we_o[18] = reg_we_i && (reg_addr_i == 12'h348);
+  assign dma_push_we_o[19] = reg_we_i && (reg_addr_i == 12'h34C);
+  assign dma_push_we_o[20] = reg_we_i && (reg_addr_i == 12'h350);
+  assign dma_push_we_o[21] = reg_we_i && (reg_addr_i == 12'h354);
+  assign dma_push_we_o[22] = reg_we_i && (reg_addr_i == 12'h358);
+  assign dma_push_we_o[23] = reg_we_i && (reg_addr_i == 12'h35C);
+  assign dma_push_wd_o = reg_wdata_i & wmask;
   assign errinj_host_rd_we_o = reg_we_i && (reg_addr_i == 12'h600);
   assign errinj_host_rd_wd_o = reg_wdata_i & wmask;
   assign errinj_host_wr_we_o = reg_we_i && (reg_addr_i == 12'h604);
@@ -440,6 +467,30 @@ module npu_csr (
       12'h22C: reg_rdata_o = 32'h0;
       12'h26C: reg_rdata_o = 32'h0;
       12'h2AC: reg_rdata_o = 32'h0;
+      12'h300: reg_rdata_o = 32'h0;
+      12'h304: reg_rdata_o = 32'h0;
+      12'h308: reg_rdata_o = 32'h0;
+      12'h30C: reg_rdata_o = 32'h0;
+      12'h310: reg_rdata_o = 32'h0;
+      12'h314: reg_rdata_o = 32'h0;
+      12'h318: reg_rdata_o = 32'h0;
+      12'h31C: reg_rdata_o = 32'h0;
+      12'h320: reg_rdata_o = 32'h0;
+      12'h324: reg_rdata_o = 32'h0;
+      12'h328: reg_rdata_o = 32'h0;
+      12'h32C: reg_rdata_o = 32'h0;
+      12'h330: reg_rdata_o = 32'h0;
+      12'h334: reg_rdata_o = 32'h0;
+      12'h338: reg_rdata_o = 32'h0;
+      12'h33C: reg_rdata_o = 32'h0;
+      12'h340: reg_rdata_o = 32'h0;
+      12'h344: reg_rdata_o = 32'h0;
+      12'h348: reg_rdata_o = 32'h0;
+      12'h34C: reg_rdata_o = 32'h0;
+      12'h350: reg_rdata_o = 32'h0;
+      12'h354: reg_rdata_o = 32'h0;
+      12'h358: reg_rdata_o = 32'h0;
+      12'h35C: reg_rdata_o = 32'h0;
       12'h400: reg_rdata_o = ptroot_q[0*32 +: 32];
       12'h404: reg_rdata_o = ptroot_q[1*32 +: 32];
       12'h408: reg_rdata_o = ptroot_q[2*32 +: 32];

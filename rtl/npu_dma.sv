@@ -35,6 +35,8 @@ module npu_dma #(
   output logic [NumCh*32-1:0]       ch_status_o,
   input  logic [NumCh-1:0]          ch_ctrl_we_i,
   input  logic [31:0]               ch_ctrl_wd_i,
+  input  logic [NumCh*8-1:0]        push_we_i,     // DMA_PUSH word writes
+  input  logic [31:0]               push_wd_i,
   output logic [NumCh-1:0]          irq_o,
   output logic [NumCh-1:0]          dev_err_o,
   output logic                      busy_o,
@@ -103,6 +105,22 @@ module npu_dma #(
     logic [DataWidth-1:0] wr_w_data;
     logic [StrbWidth-1:0] wr_w_strb;
     logic [15:0]          desc_head, cpl_tail;
+    logic                 push_valid, push_forget;
+    logic [15:0]          push_idx;
+    logic [255:0]         push_rec;
+
+    npu_dma_push u_push (
+      .clk_i,
+      .rst_ni,
+      .soft_reset_i,
+      .we_i         (push_we_i[c*8 +: 8]),
+      .wd_i         (push_wd_i),
+      .desc_tail_i  (desc_tail_i[c*32 +: 16]),
+      .forget_i     (push_forget),
+      .valid_o      (push_valid),
+      .idx_o        (push_idx),
+      .rec_o        (push_rec)
+    );
 
     npu_dma_channel #(
       .DataWidth   (DataWidth),
@@ -119,6 +137,10 @@ module npu_dma #(
       .desc_size_log2_i (desc_size_log2_i[c*32 +: 5]),
       .desc_tail_i      (desc_tail_i[c*32 +: 16]),
       .desc_head_o      (desc_head),
+      .push_valid_i     (push_valid),
+      .push_idx_i       (push_idx),
+      .push_rec_i       (push_rec),
+      .push_forget_o    (push_forget),
       .cpl_base_i       ({cpl_base_hi_i[c*32 +: 32], cpl_base_lo_i[c*32 +: 32]}),
       .cpl_size_log2_i  (cpl_size_log2_i[c*32 +: 5]),
       .cpl_head_i       (cpl_head_i[c*32 +: 16]),

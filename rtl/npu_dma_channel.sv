@@ -3,6 +3,8 @@
 // Up to `Slots` descriptors are in flight at once, each in one of these stages (slot
 // pointers advance in ring order):
 //   fetch    reads 32-byte DMA_DESC records (several fetches outstanding) and checks them;
+//            the entry the host pushed through BAR0 is taken from its copy instead, when
+//            no fetch is outstanding (no read round trip; docs/device.md 9.3);
 //   read     requests a descriptor's source in bursts that never cross 4 KiB, as long as
 //            the beat FIFO has room for every requested beat; the next descriptor's reads
 //            start as soon as this one's are issued;
@@ -49,6 +51,11 @@ module npu_dma_channel #(
   input  logic [4:0]           desc_size_log2_i,
   input  logic [15:0]          desc_tail_i,
   output logic [15:0]          desc_head_o,
+  // pushed descriptor (npu_dma_push): a copy of the ring entry at push_idx_i
+  input  logic                 push_valid_i,
+  input  logic [15:0]          push_idx_i,
+  input  logic [255:0]         push_rec_i,
+  output logic                 push_forget_o,  // taken, or the ring was fetched from
   input  logic [63:0]          cpl_base_i,
   input  logic [4:0]           cpl_size_log2_i,
   input  logic [15:0]          cpl_head_i,
@@ -298,9 +305,9 @@ module npu_dma_channel #(
   ) u_desc_check (
     .clk_i,
     .rst_ni,
-    .beat_valid_i (ring_r_valid_i),
-    .beat_data_i  (ring_r_data_i),
-    .beat_resp_i  (ring_r_resp_i),
+    .beat_valid_i (fetch_rsp),
+    .beat_data_i  (fetch_rsp_data),
+    .beat_resp_i  (fetch_rsp_resp),
     .beat_off_i   (fa_off),
     .desc_valid_o (ev_fill),
     .busy_o       (fill_busy),
@@ -556,6 +563,40 @@ module npu_dma_channel #(
   logic fetch_can;
   assign fetch_can = enable_i && rings_ok && fetch_pending && !err_pend_q && !halting_q && !halted_q && !draining_q
                      && !hang_i && age(fe_q, cb_q) < (SlotIdx + 1)'(Slots) && fetch_fly_q < 8'(Slots);
+
+  // A pushed entry stands in for its fetch when it is the next to fetch and no fetch is
+  // outstanding (so its "response" keeps the order of fetch responses): the slot is
+  // allocated as at a fetch handshake (push_go_q), and a cycle later the record arrives
+  // as a fetch response (push_rsp_q), in both halves of a beat, so the record's offset
+  // in its beat (0 or 32: the ring is 32-byte aligned) finds it.
+  logic                 push_hit, push_go_d, push_go_q, push_rsp_q;
+  logic [DataWidth-1:0] push_beat_q;
+  logic                 fetch_rsp;
+  logic [DataWidth-1:0] fetch_rsp_data;
+  logic [1:0]           fetch_rsp_resp;
+  assign push_hit  = push_valid_i && (push_idx_i & dmask) == (fidx_q & dmask) && fetch_fly_q == 8'd0;
+  assign push_go_d = fetch_can && push_hit && !fetch_req_q && !push_go_q && !soft_reset_i;
+  // fetch_busy_q = fetch_req_q || push_go_q || push_rsp_q, as one register for `quiet`
+  // (fetch_fly_q counts ring fetches only).
+  logic fetch_busy_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : push_ff
+    if (!rst_ni) begin
+      push_go_q    <= 1'b0;
+      push_rsp_q   <= 1'b0;
+      fetch_busy_q <= 1'b0;
+    end else begin
+      push_go_q    <= push_go_d;
+      push_rsp_q   <= push_go_q && !soft_reset_i;
+      fetch_busy_q <= fetch_req_d || push_go_d || (push_go_q && !soft_reset_i);
+    end
+  end
+  always_ff @(posedge clk_i) begin : push_beat_ff
+    if (push_go_d) push_beat_q <= DataWidth'({(DataWidth / 256){push_rec_i}});
+  end
+  assign push_forget_o  = push_go_q || (ring_ar_valid_o && ring_ar_ready_i);
+  assign fetch_rsp      = ring_r_valid_i || push_rsp_q;
+  assign fetch_rsp_data = push_rsp_q ? push_beat_q : ring_r_data_i;
+  assign fetch_rsp_resp = push_rsp_q ? RespOkay : ring_r_resp_i;
   assign ring_ar_valid_o = fetch_req_q;
   assign ring_ar_addr_o  = {fetch_addr_q[63:OffBits], {OffBits{1'b0}}};
 
@@ -633,7 +674,7 @@ module npu_dma_channel #(
   logic        ev_alloc, ev_ar, ev_r, ev_r_bad, ev_aw, ev_b, ev_b_ok;
   logic [7:0]  ev_ar_code;
   sptr_t       b_slot;
-  assign ev_alloc     = ring_ar_valid_o && ring_ar_ready_i;
+  assign ev_alloc     = (ring_ar_valid_o && ring_ar_ready_i) || push_go_q;
   assign ev_ar        = rd_ar_valid_o && rd_ar_ready_i;
   assign ev_ar_code   = rd_ar_err_i ? (rd_host_q ? ErrHostRd : ErrDevRd)
                         : (rd_ar_poison_i ? ErrPoison : ErrOk);
@@ -803,7 +844,7 @@ module npu_dma_channel #(
     resume_pend_d   = resume_pend_q;
     rd_req_d        = rd_req_q ? !rd_ar_ready_i : rd_can;
     aw_req_d        = aw_req_q ? !wr_aw_ready_i : aw_can;
-    fetch_req_d     = fetch_req_q ? !ring_ar_ready_i : fetch_can;
+    fetch_req_d     = fetch_req_q ? !ring_ar_ready_i : fetch_can && !push_hit && !push_go_q;
     cpl_req_d       = cpl_req_q ? !ring_aw_ready_i : cp_can;
     head_d          = head_q;
     fidx_d          = fidx_q;
@@ -835,14 +876,12 @@ module npu_dma_channel #(
 
     // ---- fetch: issue, then fill
     if (ev_alloc) begin
-      fe_d        = fe_q + 1'b1;
-      fidx_d      = (fidx_q + 16'd1) & dmask;
-      fetch_fly_d = fetch_fly_d + 8'd1;
+      fe_d   = fe_q + 1'b1;
+      fidx_d = (fidx_q + 16'd1) & dmask;
     end
-    if (ring_r_valid_i) begin
-      fa_d        = fa_q + 1'b1;
-      fetch_fly_d = fetch_fly_d - 8'd1;
-    end
+    if (ring_ar_valid_o && ring_ar_ready_i) fetch_fly_d = fetch_fly_d + 8'd1;
+    if (fetch_rsp) fa_d = fa_q + 1'b1;
+    if (ring_r_valid_i) fetch_fly_d = fetch_fly_d - 8'd1;
     if (ev_fill) begin
       fi_d   = fi_q + 1'b1;
       // Slots are filled in ring order, so HEAD names the slot being filled
@@ -972,7 +1011,9 @@ module npu_dma_channel #(
       end
       halting_d = 1'b0;
     end
-    if (halted_q && resume_i) resume_pend_d = 1'b1;
+    // A RESUME during a soft reset's drain is not kept (the drain ends un-halted), so
+    // the pending flag needs no clearing when the drain ends.
+    if (halted_q && resume_i && !draining_q) resume_pend_d = 1'b1;
     if (halted_q && !halting_q && (resume_i || resume_pend_q) && !dev_err_q) begin
       halted_d      = 1'b0;
       resume_pend_d = 1'b0;
@@ -987,7 +1028,6 @@ module npu_dma_channel #(
     if (draining_q && quiet) begin
       draining_d    = 1'b0;
       dev_err_d     = 1'b0;
-      resume_pend_d = 1'b0;
       halted_d      = 1'b0;
       halting_d  = 1'b0;
       head_d     = '0;
@@ -996,10 +1036,11 @@ module npu_dma_channel #(
     end
   end
 
+  // Nothing in flight on any port. A response arrives only for a request counted in
+  // flight (a_*_in_flight below), so the counts and queues cover the response inputs.
   assign quiet = fetch_fly_q == 0 && rd_bursts_fly_q == 0 && rd_beats_fly_q == 0 && !w_active_q
-                 && !rd_req_q && !aw_req_q && !fetch_req_q && !cpl_req_q
+                 && !rd_req_q && !aw_req_q && !fetch_busy_q && !cpl_req_q
                  && !bq_any && cpl_fly_q == 0 && !cw_pend_q
-                 && !(ring_r_valid_i || rd_r_valid_i || wr_b_valid_i || ring_b_valid_i)
                  && !fill_busy && !err_pend_q && !eb_q;
 
   // ---------------------------------------------------------------- registers
@@ -1138,6 +1179,15 @@ module npu_dma_channel #(
       rd_ar_valid_o && !rd_ar_ready_i |=> rd_ar_valid_o && $stable(rd_ar_addr_o) && $stable(rd_ar_len_o));
   a_aw_valid_held: assert property (@(posedge clk_i) disable iff (!rst_ni)
       wr_aw_valid_o && !wr_aw_ready_i |=> wr_aw_valid_o && $stable(wr_aw_addr_o) && $stable(wr_aw_len_o));
+  // A pushed record's response never meets a fetch response (none was outstanding).
+  a_ring_r_in_flight: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      ring_r_valid_i |-> fetch_fly_q != 8'd0);
+  a_ring_b_in_flight: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      ring_b_valid_i |-> cpl_fly_q != 8'd0);
+  a_push_alone: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      push_rsp_q |-> !ring_r_valid_i);
+  a_fetch_busy: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      fetch_busy_q == (fetch_req_q || push_go_q || push_rsp_q));
   a_swallowed_known: assert property (@(posedge clk_i) disable iff (!rst_ni) !$isunknown(w_swallowed_q));
 `endif
 

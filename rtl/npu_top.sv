@@ -305,6 +305,8 @@ module npu_top #(
   logic [DmaChannels*32-1:0] dma_desc_head, dma_cpl_tail, dma_ch_status;
   logic [DmaChannels-1:0]    dma_ch_ctrl_we;
   logic [31:0]               dma_ch_ctrl_wd;
+  logic [DmaChannels*8-1:0]  dma_push_we;
+  logic [31:0]               dma_push_wd;
   logic                      dma_busy_any;
 
   npu_dma #(
@@ -330,6 +332,8 @@ module npu_top #(
     .ch_status_o      (dma_ch_status),
     .ch_ctrl_we_i     (dma_ch_ctrl_we),
     .ch_ctrl_wd_i     (dma_ch_ctrl_wd),
+    .push_we_i        (dma_push_we),
+    .push_wd_i        (dma_push_wd),
     .irq_o            (dma_irq),
     .dev_err_o        (dma_dev_err),
     .busy_o           (dma_busy_any),
@@ -991,6 +995,8 @@ module npu_top #(
     .dma_ch_status_i        (dma_ch_status_q),  // registered like STATUS
     .dma_ch_ctrl_we_o       (dma_ch_ctrl_we),
     .dma_ch_ctrl_wd_o       (dma_ch_ctrl_wd),
+    .dma_push_we_o          (dma_push_we),
+    .dma_push_wd_o          (dma_push_wd),
     .ptroot_q_o             (ptroot_q),
     .errinj_host_rd_we_o    (errinj_we[0]),
     .errinj_host_rd_wd_o    (errinj_wd[0*32 +: 32]),

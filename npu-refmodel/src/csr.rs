@@ -165,6 +165,7 @@ impl ModelDevice {
                 "RESET" if regs::reset::SOFT.get32(value) == 1 => self.soft_reset(),
                 "INT_ACK" => self.int_status &= !value,
                 "DMA_CH_CTRL" if regs::dma_ch_ctrl::RESUME.get32(value) == 1 => self.resume(i as usize),
+                "DMA_PUSH" => self.dma_push(i as usize / 8, i as usize % 8, value),
                 "PERF_CTRL" if regs::perf_ctrl::CLEAR.get32(value) == 1 => self.perf_clear(),
                 _ => {}
             },

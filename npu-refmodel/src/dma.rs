@@ -60,6 +60,10 @@ pub(crate) struct Channel {
     pub(crate) dev_err: bool,
     /// Executed descriptors, oldest first; at most one failed one, always last.
     done: VecDeque<Done>,
+    /// The DMA_PUSH window's words.
+    push_words: [u32; 8],
+    /// A committed push: the ring index it stands for.
+    push_idx: Option<u16>,
 }
 
 /// A descriptor as fetched.
@@ -226,14 +230,35 @@ impl ModelDevice {
         c.fidx = c.head;
     }
 
+    /// A write of word `word` of channel `ch`'s DMA_PUSH window: word 7 commits the
+    /// window as the entry at DMA_DESC_TAIL, any other word begins a new push.
+    pub(crate) fn dma_push(&mut self, ch: usize, word: usize, value: u32) {
+        let tail = self.ring_reg(regs::DMA_DESC_TAIL, ch) as u16;
+        let c = &mut self.chans[ch];
+        c.push_words[word] = value;
+        c.push_idx = (word == 7).then_some(tail);
+    }
+
     fn fetch_and_execute(&mut self, ch: usize, index: u16) -> Done {
-        let base = self.rw.get64(regs::DMA_DESC_BASE_LO, regs::DMA_DESC_BASE_HI, ch as u32);
-        let addr = base.wrapping_add(u64::from(index) * regs::dma_desc::SIZE as u64);
+        // The pushed entry stands in for its fetch (the RTL takes it when no fetch is
+        // outstanding, which this sequential model always is); any fetch forgets it.
+        let (dmask, _) = self.masks(ch);
+        let c = &mut self.chans[ch];
+        let pushed = c.push_idx.take().filter(|&i| i & dmask == index);
         let mut rec = [0u8; regs::dma_desc::SIZE];
-        let fetched = self.host.reachable(addr & !(BEAT - 1), BEAT as usize) && self.host.read(addr, &mut rec).is_ok();
-        self.perf_port(true, true, BEAT);
-        if !fetched {
-            return Done { index, tag: 0, flags: 0, err: e::DESC_FETCH as u8, bytes: 0 };
+        if pushed.is_some() {
+            for (i, w) in c.push_words.iter().enumerate() {
+                rec[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
+            }
+        } else {
+            let base = self.rw.get64(regs::DMA_DESC_BASE_LO, regs::DMA_DESC_BASE_HI, ch as u32);
+            let addr = base.wrapping_add(u64::from(index) * regs::dma_desc::SIZE as u64);
+            let fetched =
+                self.host.reachable(addr & !(BEAT - 1), BEAT as usize) && self.host.read(addr, &mut rec).is_ok();
+            self.perf_port(true, true, BEAT);
+            if !fetched {
+                return Done { index, tag: 0, flags: 0, err: e::DESC_FETCH as u8, bytes: 0 };
+            }
         }
         let field = |fl: npu::Field| fl.get(&rec).unwrap_or(0);
         let d = Desc {

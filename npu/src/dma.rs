@@ -206,6 +206,7 @@ pub const CHANNELS: usize = 3;
 pub struct Dma {
     channels: Vec<Channel>,
     size_log2: u32,
+    push: bool,
 }
 
 impl Dma {
@@ -242,7 +243,14 @@ impl Dma {
         }
         let ctrl = io.read32(regs::CTRL.offset)?;
         io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 1))?;
-        Ok(Self { channels, size_log2 })
+        Ok(Self { channels, size_log2, push: true })
+    }
+
+    /// Whether [`Dma::submit`] pushes the first descriptor of a submission on an idle
+    /// channel through BAR0 (DMA_PUSH; on by default), so the device starts it without
+    /// fetching it from the ring.
+    pub fn set_push(&mut self, on: bool) {
+        self.push = on;
     }
 
     fn mask(&self) -> u16 {
@@ -272,10 +280,14 @@ impl Dma {
                 return Err(DmaError::BadLength { len: d.len });
             }
         }
+        let push = self.push;
         let ch = self.channel(channel)?;
         if ch.in_flight + descs.len() > capacity {
             return Err(DmaError::RingFull { channel, capacity });
         }
+        // An idle channel has no fetch outstanding, so it takes a pushed first entry
+        // (docs/device.md 9.3); behind busy ones the ring is as quick.
+        let pushed = (push && ch.in_flight == 0).then(|| descs.first()).flatten().map(DmaDesc::encode);
         for d in descs {
             let slot = usize::from(ch.desc.index & mask);
             ch.desc.buf.write(slot * regs::dma_desc::SIZE, &d.encode())?;
@@ -283,6 +295,13 @@ impl Dma {
             ch.in_flight += 1;
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        if let Some(rec) = pushed {
+            // The same record as in the ring; word 7 commits it at the device's TAIL.
+            for (i, word) in rec.chunks_exact(4).enumerate() {
+                let at = regs::DMA_PUSH.at(channel as u32 * 8 + i as u32).unwrap_or(0);
+                io.write32(at, u32::from_le_bytes([word[0], word[1], word[2], word[3]]))?;
+            }
+        }
         let tail = u32::from(ch.desc.index);
         io.write32(regs::DMA_DESC_TAIL.at(channel as u32).unwrap_or(0), tail)?;
         Ok(())

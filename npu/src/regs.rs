@@ -231,6 +231,9 @@ pub mod dma_ch_ctrl {
     pub const RESUME: Field = Field { lsb: 0, width: 1 };
 }
 
+/// Pushed-descriptor windows: element 8c + i is word i (bytes 4i..4i+3) of a 32-byte DMA_DESC for channel c. Writing word 7 commits the window as the ring entry at the channel's current DMA_DESC_TAIL; the channel then takes that entry from the window instead of fetching it, if it reaches the entry with no descriptor fetch outstanding (section 9.3). The driver writes the same record into the ring and rings the doorbell (DMA_DESC_TAIL) after the push.
+pub const DMA_PUSH: Reg = Reg { name: "DMA_PUSH", offset: 0x300, count: 24, stride: 4, access: Access::WriteOnly, reset: 0x00000000, mask: 0x00000000 };
+
 /// Page-table root of ASID i: physical page number (device-physical address >> 12) of the Sv39 level-2 table, and a valid bit. A kernel in an ASID whose VALID is 0 faults with cause ASID_INVALID.
 pub const PTROOT: Reg = Reg { name: "PTROOT", offset: 0x400, count: 16, stride: 4, access: Access::ReadWrite, reset: 0x00000000, mask: 0x8fffffff };
 /// Fields of [`PTROOT`].
@@ -334,6 +337,7 @@ pub const ALL_REGS: &[Reg] = &[
     DMA_CPL_TAIL,
     DMA_CH_STATUS,
     DMA_CH_CTRL,
+    DMA_PUSH,
     PTROOT,
     ERRINJ_HOST_RD,
     ERRINJ_HOST_WR,

@@ -112,6 +112,7 @@ fn zero_fill_to_host() -> (SimDevice, Dma, DmaBuffer) {
     let timing = TimingModel::board();
     let mut dev = SimDevice::new(SimConfig { timing, ..SimConfig::default() }).unwrap();
     let mut dma = Dma::init(&mut dev, 6).unwrap();
+    dma.set_push(false); // from the ring: the descriptor fetch is part of the path
     let buf = DmaBuffer::new(4096).unwrap();
     buf.write(0, &[0xAA; 64]).unwrap();
     let iova = dev.dma_map(&buf).unwrap();

@@ -25,7 +25,7 @@ pub fn run_profile_dma(
     if !json {
         println!("DMA profile on the Verilated RTL — model: {}", sys.describe());
         println!(
-            "{:>8} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}",
+            "{:<13} {:>10} {:>6} {:>10} {:>9} {:>6} {:>10}",
             "dir", "size", "descs", "cycles", "B/cycle", "eff", "GB/s@250M"
         );
     }
@@ -35,7 +35,7 @@ pub fn run_profile_dma(
             println!("{}", prov.stamp(c));
         } else {
             println!(
-                "{:>8} {:>10} {:>6} {:>10} {:>9.2} {:>6.3} {:>10.2}",
+                "{:<13} {:>10} {:>6} {:>10} {:>9.2} {:>6.3} {:>10.2}",
                 c.direction.name(),
                 c.size_bytes,
                 c.descriptors,

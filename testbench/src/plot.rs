@@ -41,6 +41,7 @@ pub fn direction_name(d: Direction) -> &'static str {
         Direction::D2d => "device→device",
         Direction::Both => "both directions at once",
         Direction::H2dLone => "host→device, one descriptor alone",
+        Direction::H2dLoneRing => "host→device, one descriptor alone, fetched from the ring",
     }
 }
 

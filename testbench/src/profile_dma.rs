@@ -13,8 +13,10 @@
 //!
 //! The `h2d_lone` rows time one descriptor alone, from the doorbell until the driver
 //! sees the completion record in host memory (`Dma::wait_idle`, which polls the ring):
-//! the fixed costs of a transfer (doorbell flight, descriptor fetch, first read's round
-//! trip, the record's flight back) against the same H2D payload rate.
+//! the fixed costs of a transfer (doorbell flight, first read's round trip, the record's
+//! flight back) against the same H2D payload rate. The descriptor is pushed through BAR0
+//! (DMA_PUSH), as the NPU driver does on an idle channel; the `h2d_lone_ring` rows fetch
+//! it from the ring instead, so the fetch's round trip shows beside them.
 
 use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer};
@@ -38,6 +40,10 @@ pub enum Direction {
     /// included).
     #[serde(rename = "h2d_lone")]
     H2dLone,
+    /// The same lone descriptor fetched from the ring (not pushed through BAR0): the
+    /// descriptor fetch's round trip shows against `h2d_lone`.
+    #[serde(rename = "h2d_lone_ring")]
+    H2dLoneRing,
 }
 
 impl Direction {
@@ -49,6 +55,7 @@ impl Direction {
             Direction::D2d => "d2d",
             Direction::Both => "both",
             Direction::H2dLone => "h2d_lone",
+            Direction::H2dLoneRing => "h2d_lone_ring",
         }
     }
 }
@@ -147,13 +154,15 @@ impl Bench {
             .collect()
     }
 
-    /// One H2D descriptor of `size`: cycles from the doorbell to the driver seeing its
-    /// completion.
-    fn lone(&mut self, size: u64) -> Result<u64, ProfileError> {
-        let direction = Direction::H2dLone;
+    /// One H2D descriptor of `size` (pushed through BAR0 for `H2dLone`, from the ring
+    /// for `H2dLoneRing`): cycles from the doorbell to the driver seeing its completion.
+    fn lone(&mut self, direction: Direction, size: u64) -> Result<u64, ProfileError> {
         let d = self.descs(0, size, 1);
+        self.dma.set_push(direction == Direction::H2dLone);
         let start = self.dev.cycles();
-        self.dma.submit(&mut self.dev, 0, &d)?;
+        let submitted = self.dma.submit(&mut self.dev, 0, &d);
+        self.dma.set_push(true);
+        submitted?;
         let done = self.dma.wait_idle(&mut self.dev, &[0], 1_000_000_000)?;
         if let Some(bad) = done.iter().find(|c| c.status != DmaStatus::Ok) {
             return Err(ProfileError::Failed { direction, size, tag: bad.tag, status: bad.status });
@@ -162,13 +171,13 @@ impl Bench {
     }
 
     fn case(&mut self, direction: Direction, size: u64) -> Result<DmaCase, ProfileError> {
-        if direction == Direction::H2dLone {
-            let cycles = self.lone(size)?.max(1);
+        if matches!(direction, Direction::H2dLone | Direction::H2dLoneRing) {
+            let cycles = self.lone(direction, size)?.max(1);
             return Ok(self.report(direction, size, 1, cycles));
         }
         let count = (TOTAL / size).clamp(1, 500);
         let channels: &[usize] = match direction {
-            Direction::H2d | Direction::H2dLone => &[0],
+            Direction::H2d | Direction::H2dLone | Direction::H2dLoneRing => &[0],
             Direction::D2h => &[1],
             Direction::D2d => &[2],
             Direction::Both => &[0, 1],
@@ -191,7 +200,7 @@ impl Bench {
         let bytes = size * descriptors;
         let t = *self.dev.timing();
         let peak = match direction {
-            Direction::H2d | Direction::H2dLone => t.h2d_payload_bytes_per_s(),
+            Direction::H2d | Direction::H2dLone | Direction::H2dLoneRing => t.h2d_payload_bytes_per_s(),
             Direction::D2h => t.d2h_payload_bytes_per_s(),
             Direction::Both => {
                 (t.h2d_payload_bytes_per_s() + t.d2h_payload_bytes_per_s()).min(t.dev_mem_total_bytes_per_s())
@@ -227,7 +236,9 @@ pub fn sweep(
 ) -> Result<Vec<DmaCase>, ProfileError> {
     let mut bench = Bench::new(sys)?;
     let mut out = Vec::new();
-    for direction in [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both, Direction::H2dLone] {
+    for direction in
+        [Direction::H2d, Direction::D2h, Direction::D2d, Direction::Both, Direction::H2dLone, Direction::H2dLoneRing]
+    {
         for &size in sizes {
             let case = bench.case(direction, size)?;
             progress(&case);
