@@ -127,7 +127,6 @@ module npu_dma_channel #(
   localparam logic [7:0]  ErrHostWr    = 8'(npu_reg_pkg::DMA_ERROR_HOST_WR);
   localparam logic [7:0]  ErrDevRd     = 8'(npu_reg_pkg::DMA_ERROR_DEV_RD);
   localparam logic [7:0]  ErrDevWr     = 8'(npu_reg_pkg::DMA_ERROR_DEV_WR);
-  localparam logic [7:0]  ErrDescFetch = 8'(npu_reg_pkg::DMA_ERROR_DESC_FETCH);
   localparam logic [7:0]  ErrPoison    = 8'(npu_reg_pkg::DMA_ERROR_POISON);
   localparam int unsigned FlagZero     = npu_reg_pkg::DMA_FLAG_ZERO_FILL;
   localparam int unsigned FlagIrq      = npu_reg_pkg::DMA_FLAG_IRQ;
@@ -551,7 +550,8 @@ module npu_dma_channel #(
   assign cp_can = cp_q != wr_q && !err_pend_q && no_b_pend[cp_q[SlotIdx-1:0]] && !cw_pend_q && cpl_room && !hang_i && !draining_q && !halted_q
                   && (!halting_q || age(cp_q, cb_q) <= age(halt_q, cb_q));
   logic [127:0] cpl_rec;
-  assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.err == ErrDescFetch ? 16'd0 : cs.tag};
+  // TAG is 0 for a DESC_FETCH error: npu_dma_desc_check clears it in the record.
+  assign cpl_rec = {48'd0, cs.index, cs.bytes_ok, 8'd0, cs.err, cs.tag};
 
   assign ring_aw_valid_o = cpl_req_q;
   assign ring_aw_addr_o  = {cpl_addr_q, {OffBits{1'b0}}};

@@ -76,7 +76,8 @@ module npu_dma_desc_check #(
       s1_resp_bad_q <= beat_resp_i != 2'b00;
     end
     if (s1_valid_q) begin
-      s2_raw_q  <= s1_raw_q;
+      // A record that could not be fetched has no tag: its completion reports TAG 0.
+      s2_raw_q  <= s1_resp_bad_q ? {16'd0, s1_raw_q[175:0]} : s1_raw_q;
       s2_code_q <= s1_resp_bad_q ? ErrDescFetch : (c_bad ? ErrBadDesc : ErrOk);
       s2_bad_q  <= s1_resp_bad_q || c_bad;
     end
