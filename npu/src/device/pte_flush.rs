@@ -127,13 +127,7 @@ impl<T: DeviceIo> Inner<T> {
             changes.new_tables.iter().map(|&t| (DmaDesc::zero(DmaAddr::Device(t), PAGE as u32, 0), 0)).collect();
         let ahead_with_zero = ahead.filter(|_| changes.writes.is_empty());
         zero.extend(ahead_with_zero.map(ahead_desc));
-        if !zero.is_empty() {
-            self.stats.table_dma_runs += 1;
-            self.run_dma(&zero).map_err(|(_, e)| e)?;
-        }
-        if let Some((at, len)) = ahead_with_zero {
-            self.shadow.zeroed_to(at + len);
-        }
+        self.run_table_dma(&zero, ahead_with_zero)?;
         let latest: std::collections::BTreeMap<u64, u64> = changes.writes.iter().copied().collect();
         let mut runs: Vec<(u64, Vec<u64>)> = Vec::new();
         for (pa, pte) in latest {
@@ -146,8 +140,7 @@ impl<T: DeviceIo> Inner<T> {
         let mut descs = Vec::new();
         for (start, vals) in &runs {
             if used + vals.len() > STAGED_PTES {
-                self.stats.table_dma_runs += 1;
-                self.run_dma(&descs).map_err(|(_, e)| e)?;
+                self.run_table_dma(&descs, None)?;
                 descs.clear();
                 used = 0;
             }
@@ -160,11 +153,18 @@ impl<T: DeviceIo> Inner<T> {
         }
         let ahead_with_ptes = ahead.filter(|_| !changes.writes.is_empty());
         descs.extend(ahead_with_ptes.map(ahead_desc));
-        if !descs.is_empty() {
-            self.stats.table_dma_runs += 1;
-            self.run_dma(&descs).map_err(|(_, e)| e)?;
+        self.run_table_dma(&descs, ahead_with_ptes)
+    }
+
+    /// One DMA run of table memory (if any descriptor); `ahead`, zeroed by it, is then
+    /// known zero.
+    fn run_table_dma(&mut self, descs: &[(DmaDesc, usize)], ahead: Option<(u64, u64)>) -> Result<(), OpError> {
+        if descs.is_empty() {
+            return Ok(());
         }
-        if let Some((at, len)) = ahead_with_ptes {
+        self.stats.table_dma_runs += 1;
+        self.run_dma(descs).map_err(|(_, e)| e)?;
+        if let Some((at, len)) = ahead {
             self.shadow.zeroed_to(at + len);
         }
         Ok(())
