@@ -407,13 +407,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let g = &mut *g;
         // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
         // finds them); more, or a new table page, by DMA first.
-        let mut cmds = match g.pte_commands().map_err(tables_err)? {
-            Some(ptes) => ptes,
-            None => {
-                g.flush_ptes().map_err(tables_err)?;
-                Vec::new()
-            }
-        };
+        let mut cmds = g.pte_commands_or_flush().map_err(tables_err)?;
         for (r, a) in records.iter().zip(&answers) {
             let abort = !a.is_retry();
             if let gmem_host::FaultResolution::Abort(e) = a {
@@ -745,13 +739,7 @@ impl<T: DeviceIo> Inner<T> {
     fn invalidate(&mut self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
         // The released PTEs must be gone from memory before their TLB entries are: a few
         // go as commands ahead of the INVALs, more by DMA first.
-        let ptes = match self.pte_commands().map_err(mmu_err("tlb_invl"))? {
-            Some(ptes) => ptes,
-            None => {
-                self.flush_ptes().map_err(mmu_err("tlb_invl"))?;
-                Vec::new()
-            }
-        };
+        let ptes = self.pte_commands_or_flush().map_err(mmu_err("tlb_invl"))?;
         let invals = ranges
             .iter()
             .map(|r| {
@@ -762,11 +750,9 @@ impl<T: DeviceIo> Inner<T> {
                 })
             })
             .collect::<Vec<Command>>();
-        let budget = self.budget();
         let cmds: Vec<Command> = ptes.into_iter().chain(invals.iter().copied()).collect();
         for chunk in cmds.chunks(128) {
-            self.cmdq.run_fenced(&mut self.io, chunk, budget).map_err(fence_err("tlb_invl"))?;
-            self.unfenced_ptes.clear();
+            self.run_fenced(chunk).map_err(fence_err("tlb_invl"))?;
         }
         self.stats.invalidations += invals.len() as u64;
         self.holds.after_invalidate(&mut self.io, asid.0).map_err(hold_err("tlb_invl", 0))
@@ -806,11 +792,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         g.flush_ptes().map_err(mmu_err("pmap_destroy"))?;
         g.io.write32(regs::PTROOT.offset + 4 * asid.0, 0)
             .map_err(|e| MmuError::Device { hook: "pmap_destroy", reason: e.to_string() })?;
-        let budget = g.budget();
-        g.cmdq
-            .run_fenced(&mut g.io, &[Command::Inval(InvalScope::Asid(asid.0 as u16))], budget)
-            .map_err(fence_err("pmap_destroy"))?;
-        g.unfenced_ptes.clear();
+        g.run_fenced(&[Command::Inval(InvalScope::Asid(asid.0 as u16))]).map_err(fence_err("pmap_destroy"))?;
         g.shadow.free_tree(root);
         g.roots[asid.0 as usize] = None;
         g.holds.drop_asid(&mut g.io, asid.0).map_err(hold_err("pmap_destroy", 0))

@@ -67,10 +67,11 @@ impl<D: DeviceIo> Rig<D> {
         out
     }
 
-    fn src_bytes(&self, off: usize, len: usize) -> Vec<u8> {
-        let mut out = vec![0u8; len];
-        self.src.read(off, &mut out).unwrap();
-        out
+    /// Checks that the LEN bytes at device address `dev` are the source's from `src_off`.
+    fn assert_landed(&mut self, dev: u64, src_off: usize, what: &str) {
+        let mut want = vec![0u8; LEN as usize];
+        self.src.read(src_off, &mut want).unwrap();
+        assert_eq!(self.device_bytes(dev, LEN), want, "{what}");
     }
 
     fn h2d(&self, off: u64, dev: u64, tag: u16) -> DmaDesc {
@@ -94,7 +95,7 @@ fn pushed_entry_runs_without_a_fetch<D: DeviceIo>(mut r: Rig<D>, name: &str) {
     let c = r.run(0, &[h2d]);
     assert_eq!((c[0].status, c[0].bytes, c[0].tag), (DmaStatus::Ok, LEN, 1), "{name}");
     assert_eq!(r.counter(host_rd), u64::from(LEN), "{name}: no descriptor fetch");
-    assert_eq!(r.device_bytes(DEV, LEN), r.src_bytes(0, LEN as usize), "{name}");
+    r.assert_landed(DEV, 0, name);
     // From the ring: one more beat, the fetch.
     r.dma.set_push(false);
     r.clear_counters();
@@ -102,7 +103,7 @@ fn pushed_entry_runs_without_a_fetch<D: DeviceIo>(mut r: Rig<D>, name: &str) {
     let c = r.run(0, &[h2d]);
     assert_eq!((c[0].status, c[0].tag), (DmaStatus::Ok, 2), "{name}");
     assert_eq!(r.counter(host_rd), u64::from(LEN) + 64, "{name}: the fetch is one beat");
-    assert_eq!(r.device_bytes(DEV, LEN), r.src_bytes(LEN as usize, LEN as usize), "{name}");
+    r.assert_landed(DEV, LEN as usize, name);
 }
 
 #[test]
@@ -116,8 +117,7 @@ fn malformed_push_writes_nothing<D: DeviceIo>(mut r: Rig<D>, name: &str) {
     // (the device page the first half would have reached keeps its zeros).
     let dev_size = 256u64 << 20;
     let bad = DmaDesc::copy(DmaAddr::Host(r.src_iova), DmaAddr::Device(dev_size - 2048), LEN, 3);
-    r.dma.submit(&mut r.io, 0, &[bad]).unwrap();
-    let c = r.dma.wait_idle(&mut r.io, &[0], BUDGET_NS).unwrap();
+    let c = r.run(0, &[bad]);
     assert_eq!((c[0].status, c[0].tag, c[0].bytes), (DmaStatus::BadDesc, 3, 0), "{name}");
     r.dma.resume(&mut r.io, 0).unwrap();
     assert_eq!(r.device_bytes(dev_size - 4096, 4096), vec![0u8; 4096], "{name}: nothing written");
@@ -139,7 +139,7 @@ fn uncommitted_and_reset_pushes_are_not_used<D: DeviceIo>(mut r: Rig<D>, name: &
     r.dma.set_push(false);
     let h2d = r.h2d(0, DEV, 5);
     assert_eq!(r.run(0, &[h2d])[0].tag, 5, "{name}");
-    assert_eq!(r.device_bytes(DEV, LEN), r.src_bytes(0, LEN as usize), "{name}: not zeroed by the decoy");
+    r.assert_landed(DEV, 0, &format!("{name}: not zeroed by the decoy"));
     // A committed decoy, then a soft reset (rings back to index 0, the push forgotten):
     // the ring's entry at the decoy's index runs.
     r.push_words(0, &decoy, 8);
@@ -147,7 +147,7 @@ fn uncommitted_and_reset_pushes_are_not_used<D: DeviceIo>(mut r: Rig<D>, name: &
     r.dma.after_soft_reset();
     let h2d = r.h2d(u64::from(LEN), DEV, 6);
     assert_eq!(r.run(0, &[h2d])[0].tag, 6, "{name}");
-    assert_eq!(r.device_bytes(DEV, LEN), r.src_bytes(LEN as usize, LEN as usize), "{name}: not zeroed by the decoy");
+    r.assert_landed(DEV, LEN as usize, &format!("{name}: not zeroed by the decoy"));
 }
 
 #[test]
@@ -161,12 +161,11 @@ fn failed_read_of_a_pushed_descriptor<D: DeviceIo>(mut r: Rig<D>, name: &str) {
     // the channel halts; after RESUME the same transfer, pushed again, succeeds.
     r.io.write32(regs::ERRINJ_HOST_RD.offset, 1).unwrap();
     let h2d = r.h2d(0, DEV + 0x4000, 8);
-    r.dma.submit(&mut r.io, 0, &[h2d]).unwrap();
-    let c = r.dma.wait_idle(&mut r.io, &[0], BUDGET_NS).unwrap();
+    let c = r.run(0, &[h2d]);
     assert_eq!((c[0].status, c[0].tag), (DmaStatus::HostRead, 8), "{name}");
     r.dma.resume(&mut r.io, 0).unwrap();
     assert_eq!(r.run(0, &[h2d])[0].status, DmaStatus::Ok, "{name}");
-    assert_eq!(r.device_bytes(DEV + 0x4000, LEN), r.src_bytes(0, LEN as usize), "{name}");
+    r.assert_landed(DEV + 0x4000, 0, name);
 }
 
 #[test]

@@ -36,11 +36,30 @@ pub(super) const PTE_COMMANDS_MAX: usize = 8;
 const UNFENCED_MAX: usize = 1024;
 
 impl<T: DeviceIo> Inner<T> {
+    /// The queued table edits, written before the commands that need them: as
+    /// PTE_WRITE commands to put in front of those (see [`Inner::pte_commands`]), or, if
+    /// they do not qualify, by DMA now (no command returned).
+    pub(super) fn pte_commands_or_flush(&mut self) -> Result<Vec<Command>, OpError> {
+        match self.pte_commands()? {
+            Some(ptes) => Ok(ptes),
+            None => self.flush_ptes().map(|()| Vec::new()),
+        }
+    }
+
+    /// Submits `cmds` and a FENCE and waits for it (`CmdQueue::run_fenced`); every
+    /// PTE_WRITE sent before it has then taken effect.
+    pub(super) fn run_fenced(&mut self, cmds: &[Command]) -> Result<u32, crate::cmdq::CmdqError> {
+        let budget = self.budget();
+        let seq = self.cmdq.run_fenced(&mut self.io, cmds, budget)?;
+        self.unfenced_ptes.clear();
+        Ok(seq)
+    }
+
     /// The queued table edits as PTE_WRITE commands (the last value of each PTE), if
     /// they allocate no table page (a new table must be zeroed, by DMA) and change at
     /// most [`PTE_COMMANDS_MAX`] entries; the queue is then empty. `None` leaves the
     /// edits queued for [`Inner::flush_ptes`].
-    pub(super) fn pte_commands(&mut self) -> Result<Option<Vec<Command>>, OpError> {
+    fn pte_commands(&mut self) -> Result<Option<Vec<Command>>, OpError> {
         if !self.pending.new_tables.is_empty() {
             return Ok(None);
         }
@@ -60,12 +79,9 @@ impl<T: DeviceIo> Inner<T> {
 
     /// Waits until every PTE_WRITE command sent so far has taken effect (a FENCE).
     pub(super) fn settle_pte_commands(&mut self) -> Result<(), OpError> {
-        if self.unfenced_ptes.is_empty() {
-            return Ok(());
+        if !self.unfenced_ptes.is_empty() {
+            self.run_fenced(&[])?;
         }
-        let budget = self.budget();
-        self.cmdq.run_fenced(&mut self.io, &[], budget)?;
-        self.unfenced_ptes.clear();
         Ok(())
     }
 
