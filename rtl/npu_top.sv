@@ -673,13 +673,15 @@ module npu_top #(
   // ---------------------------------------------------------------- FENCE condition
   // A FENCE waits for every stale walk and for the compute-unit accesses translated
   // before it began: the slots holding a translation then, including one the MMU is
-  // answering in that cycle (docs/device.md 8).
+  // answering in that cycle, less one whose memory response arrives in that cycle (its
+  // access is over; waiting for its next response could wait on a REPLAY queued behind
+  // the FENCE) (docs/device.md 8).
   logic [CuInflight-1:0] fence_snap_d, fence_snap_q, answering;
   logic                  mmu_quiet;
   always_comb begin : fence_tracking
     answering = '0;
     if (tr_rsp_valid && !tr_rsp_abort) answering[tr_rsp_slot] = 1'b1;
-    fence_snap_d = fence_start ? (cu_xlated | answering) : (fence_snap_q & ~cu_data_done);
+    fence_snap_d = (fence_start ? (cu_xlated | answering) : fence_snap_q) & ~cu_data_done;
     if (soft_reset) fence_snap_d = '0;
   end
   assign mmu_quiet = !stale_walk && fence_snap_q == '0;
@@ -687,6 +689,12 @@ module npu_top #(
     if (!rst_ni) fence_snap_q <= '0;
     else         fence_snap_q <= fence_snap_d;
   end
+`ifndef SYNTHESIS
+  // A slot the FENCE waits for still has its access outstanding: its response is what
+  // lets the FENCE go (a slot waiting for a REPLAY behind the FENCE would never answer).
+  a_fence_waits_on_open_access: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      (fence_snap_q & ~cu_xlated) == '0);
+`endif
 
   // ---------------------------------------------------------------- memory ports
   // Host port requesters (AXI ID = index): 0..2 DMA data, 3..5 DMA rings, 6 command

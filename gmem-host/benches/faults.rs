@@ -8,8 +8,16 @@
 //! * `fault_batch_sizes/{1,4,16,256}`: the same copy-in on the null device at the NPU's
 //!   real batch sizes (1–16 faults) and UVM's (256): the calibration of the
 //!   co-simulation's modelled host time (`npu::HostCosts`, docs/performance-model.md).
-//! * `cpu_fault_back_256/uffd/read`: 256 CPU reads of device-resident pages, each
-//!   served by the userfaultfd handler thread (D2H copy to staging + UFFDIO_COPY).
+//! * `hint_sizes/{prefetch,accessed_by}/{1,16,256,1024}`: one `Gmem::hmadvise` call on
+//!   the null device over 1 to 1024 pages: PREFETCH of CPU-resident pages (each moves
+//!   host -> device), ACCESSED_BY (an attribute change only); the calibration of the
+//!   modelled host time of hints and of each page a migration moves
+//!   (`npu::HostCosts::hint_ns`, `page_in_ns`; docs/performance-model.md).
+//! * `cpu_fault_back_256/{uffd,uffd_nulldev,uffd_nulldev_ahead0}/read`: 256 CPU reads of
+//!   device-resident pages, served by the userfaultfd handler thread (D2H copy to
+//!   staging + UFFDIO_COPY), on the software device or the null one; a fault brings
+//!   back 16 pages (`Config::cpu_fault_ahead` 15) or, with `ahead0`, one: the
+//!   calibration of `npu::HostCosts::cpu_fault_ns` and `page_out_ns`.
 //! * `reserve_1tib`: mmap + munmap of a never-touched 1 TiB PEER_SHARED region.
 //! * Printed (not timed): logical page table bytes per tracked page, and the manager's
 //!   metadata for a 1 TiB reservation.
@@ -79,7 +87,12 @@ fn manager(cpu: CpuMode, mem_pages: u64, va_bits: u8) -> Rig {
 }
 
 fn manager_with(cpu: CpuMode, dev: Arc<dyn GmMmu>) -> Rig {
-    let cfg = Config { cpu, thrash: ThrashConfig { enabled: false, ..Default::default() }, ..Default::default() };
+    manager_cfg(Config { cpu, ..Default::default() }, dev)
+}
+
+/// A manager with `cfg`, thrashing detection off, and `dev` registered and attached.
+fn manager_cfg(cfg: Config, dev: Arc<dyn GmMmu>) -> Rig {
+    let cfg = Config { thrash: ThrashConfig { enabled: false, ..Default::default() }, ..cfg };
     let gm = Gmem::new(cfg).expect("manager");
     let id = gm.register_device(dev).expect("register");
     let space = gm.create_space();
@@ -175,33 +188,77 @@ fn bench_batch_sizes(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_hint_sizes(c: &mut Criterion) {
+    const PAGES: [u64; 4] = [1, 16, 256, 1024];
+    let mut g = c.benchmark_group("hint_sizes");
+    g.measurement_time(Duration::from_secs(3));
+    let (gm, id, space, _asid) = manager_with(CpuMode::Userfaultfd, Arc::new(NullDevice { pages: 4 * 1024 }));
+    let most = 1024 * 4096;
+    let p = gm.mmap(space, most, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    gm.cpu_access(va, most, true).expect("populate");
+    for n in PAGES {
+        let len = n * 4096;
+        g.throughput(Throughput::Elements(n));
+        g.bench_function(format!("prefetch/{n}"), |b| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).expect("reset");
+                    let s = Instant::now();
+                    let r = gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).expect("prefetch");
+                    t += s.elapsed();
+                    assert_eq!(r.pages_moved, n, "every page moves");
+                }
+                t
+            })
+        });
+        g.bench_function(format!("accessed_by/{n}"), |b| {
+            b.iter(|| gm.hmadvise(space, Node::Device(id), va, len, Hint::AccessedBy).expect("accessed_by"))
+        });
+    }
+    g.finish();
+}
+
 fn bench_cpu_fault_back(c: &mut Criterion) {
     let mut g = c.benchmark_group("cpu_fault_back_256");
     g.throughput(Throughput::Elements(BATCH));
     g.measurement_time(Duration::from_secs(3));
-    let (gm, id, space, _asid) = manager(CpuMode::Userfaultfd, 4 * BATCH, 39);
-    let len = BATCH * 4096;
-    let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
-    let va = p as u64;
-    // Each iteration: the device holds all 256 pages; the CPU reads one byte of each,
-    // every read blocking in userfaultfd until the handler brought the page back.
-    g.bench_function("uffd/read", |b| {
-        b.iter_custom(|iters| {
-            let mut t = Duration::ZERO;
-            for _ in 0..iters {
-                gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).expect("to device");
-                let s = Instant::now();
-                let mut sum = 0u64;
-                for i in 0..BATCH as usize {
-                    // SAFETY: inside the live region; the read faults through userfaultfd.
-                    sum += u64::from(unsafe { std::ptr::read_volatile(p.add(i * 4096)) });
+    let soft: Arc<dyn GmMmu> =
+        Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 4 * BATCH * 4096, va_bits: 39, ..Default::default() }));
+    let null = || Arc::new(NullDevice { pages: 4 * BATCH }) as Arc<dyn GmMmu>;
+    let ahead = Config::default().cpu_fault_ahead as u64;
+    for (name, dev, ahead) in
+        [("uffd", soft, ahead), ("uffd_nulldev", null(), ahead), ("uffd_nulldev_ahead0", null(), 0)]
+    {
+        let cfg = Config { cpu: CpuMode::Userfaultfd, cpu_fault_ahead: ahead as usize, ..Default::default() };
+        let (gm, id, space, _asid) = manager_cfg(cfg, dev);
+        let len = BATCH * 4096;
+        let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
+        let va = p as u64;
+        // Each iteration: the device holds all 256 pages; the CPU reads one byte of each,
+        // every read blocking in userfaultfd until the handler brought the page back (with
+        // the `ahead` pages after it, Config::cpu_fault_ahead).
+        g.bench_function(format!("{name}/read"), |b| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).expect("to device");
+                    let faults = gm.counters().cpu_faults;
+                    let s = Instant::now();
+                    let mut sum = 0u64;
+                    for i in 0..BATCH as usize {
+                        // SAFETY: inside the live region; the read faults through userfaultfd.
+                        sum += u64::from(unsafe { std::ptr::read_volatile(p.add(i * 4096)) });
+                    }
+                    t += s.elapsed();
+                    criterion::black_box(sum);
+                    assert_eq!(gm.counters().cpu_faults - faults, BATCH / (ahead + 1), "pages back per CPU fault");
                 }
-                t += s.elapsed();
-                criterion::black_box(sum);
-            }
-            t
-        })
-    });
+                t
+            })
+        });
+    }
     g.finish();
 }
 
@@ -242,5 +299,13 @@ fn sizes(_c: &mut Criterion) {
     report_sizes();
 }
 
-criterion_group!(benches, sizes, bench_faults, bench_batch_sizes, bench_cpu_fault_back, bench_reserve);
+criterion_group!(
+    benches,
+    sizes,
+    bench_faults,
+    bench_batch_sizes,
+    bench_hint_sizes,
+    bench_cpu_fault_back,
+    bench_reserve
+);
 criterion_main!(benches);

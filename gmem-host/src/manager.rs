@@ -482,7 +482,7 @@ impl Gmem {
     /// `crate::hint`). Returns what the hint did ([`HintReport`]).
     pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<HintReport, GmemError> {
         check_range(va, len)?;
-        self.inner.host_work(HostWork::Hint { pages: len.div_ceil(PAGE_SIZE) });
+        self.inner.host_work(HostWork::Hint);
         let g = self.inner.lock();
         let sp = g.space(space)?;
         if let Node::Device(d) = node {

@@ -446,20 +446,30 @@ impl Drop for InvalidationBatch {
 }
 
 /// Host software work the manager just did between device operations, for
-/// [`GmMmu::host_work`].
+/// [`GmMmu::host_work`]. A migration's work is its own item ([`HostWork::Migration`]),
+/// told once its copies are done, before its pages are published (mapped on the
+/// device, installed for the CPU, their waiters woken); the others do not include it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostWork {
-    /// A batch of `faults` device faults was handled.
+    /// A batch of `faults` device faults was handled: the records, the planning and
+    /// the answers.
     FaultBatch {
         /// Fault records in the batch.
         faults: usize,
     },
-    /// One CPU fault (a userfaultfd event) was served.
+    /// One CPU fault (a userfaultfd event) was received and answered.
     CpuFault,
-    /// A memory hint (`hmadvise`) over `pages` base pages was applied.
-    Hint {
-        /// Base pages in the hint's range.
-        pages: u64,
+    /// A memory hint (`hmadvise`) was applied.
+    Hint,
+    /// One migration round copied pages between host and device memory: protecting or
+    /// unmapping the sources, the copies' set-up, installing or dropping the CPU copies,
+    /// page-table updates. Rounds without a copy (first-touch zero-fills, remote
+    /// mappings) are not told.
+    Migration {
+        /// Pages copied host -> device.
+        to_device: u64,
+        /// Pages copied device -> host.
+        to_host: u64,
     },
 }
 

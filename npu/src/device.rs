@@ -449,6 +449,7 @@ impl<T: DeviceIo> NpuDevice<T> {
                 g.wait_fault_or_kernel()?;
                 let done = g.kq.completions(&mut g.io)?;
                 if g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
+                    g.log_queue_state();
                     return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
                 }
                 done
@@ -596,6 +597,29 @@ impl<T: DeviceIo> Inner<T> {
         }
         io.write32(regs::INT_MASK.offset, *int_mask)?;
         Ok(())
+    }
+
+    /// On a kernel timeout: what each queue holds, for the log (where a hang stopped).
+    fn log_queue_state(&mut self) {
+        let regs = [
+            ("STATUS", regs::STATUS.offset),
+            ("ERR_INFO", regs::ERR_INFO.offset),
+            ("CMDQ_HEAD", regs::CMDQ_HEAD.offset),
+            ("CMDQ_TAIL", regs::CMDQ_TAIL.offset),
+            ("FQ_HEAD", regs::FQ_HEAD.offset),
+            ("FQ_TAIL", regs::FQ_TAIL.offset),
+            ("KQ_HEAD", regs::KQ_HEAD.offset),
+            ("KQ_TAIL", regs::KQ_TAIL.offset),
+            ("INT_STATUS", regs::INT_STATUS.offset),
+        ];
+        let values: Vec<String> = regs
+            .iter()
+            .map(|&(name, off)| match self.io.read32(off) {
+                Ok(v) => format!("{name}={v:#x}"),
+                Err(e) => format!("{name}=? ({e})"),
+            })
+            .collect();
+        tracing::error!(target: "npu", state = %values.join(" "), "kernel timed out");
     }
 
     fn budget(&self) -> u64 {

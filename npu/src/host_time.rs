@@ -18,36 +18,54 @@ use gmem_host::HostWork;
 /// Modelled host costs, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct HostCosts {
-    /// Per device-fault batch: fault-queue drain, the manager's batch set-up, the replay.
+    /// Per device-fault batch: the records, the manager's planning and the answers
+    /// (its migrations are charged apart: [`HostCosts::migration_ns`]).
     pub fault_batch_ns: u64,
-    /// Per fault in a batch: the manager's per-fault work (lookup, policy, migration
-    /// set-up, PTE staging).
+    /// Per fault in a batch: lookup, policy, duplicate removal.
     pub per_fault_ns: u64,
-    /// Per CPU fault: kernel fault entry, userfaultfd message, handler wake-up, the
-    /// manager, UFFDIO_COPY or wake, return to the toucher.
+    /// Per migration round that copies pages: the system calls that protect and drop
+    /// the CPU copies (or install them), the copies' set-up, the commit.
+    pub migration_ns: u64,
+    /// Per page a migration copies host -> device (write-protect, page-table updates,
+    /// `MADV_DONTNEED` of the CPU copy: the kernel unmaps and frees each 4 KiB page).
+    pub page_in_ns: u64,
+    /// Per page a migration copies device -> host (`UFFDIO_COPY` allocates and fills a
+    /// CPU page, page-table updates, the device frame freed).
+    pub page_out_ns: u64,
+    /// Per CPU fault: kernel fault entry, userfaultfd message, handler wake-up, waking
+    /// the toucher (its migration is charged apart).
     pub cpu_fault_ns: u64,
-    /// Per `hmadvise` call.
+    /// Per `hmadvise` call (its migrations are charged apart).
     pub hint_ns: u64,
-    /// Per base page in a hint's range.
-    pub hint_page_ns: u64,
     /// Per kernel launch (descriptor write, doorbell path in the driver).
     pub launch_ns: u64,
 }
 
-/// Calibrated with `cargo bench -p gmem-host --bench faults -- "fault_batch_sizes|cpu_fault_back"`
-/// on the 2-core development machine (docs/performance-model.md keeps the output):
-/// `Gmem::dev_fault` of 1, 4, 16, 256 faults took 3.64, 5.07, 12.17, 119.3 µs, a line
-/// of 3.07 µs + 0.57 µs per fault over the NPU's batch sizes (1–16); 256 CPU fault-backs
-/// took 424 µs (1.66 µs each, including the software device's 4 KiB memcpy). Hint and
-/// launch costs are estimates, not yet calibrated.
+/// Calibrated with `taskset -c 0 cargo bench -p gmem-host --bench faults --
+/// "fault_batch_sizes|hint_sizes|cpu_fault_back_256/uffd_nulldev"` (the manager on a
+/// null device: its own work and system calls only) on the 2-core development VM, on
+/// one CPU (docs/performance-model.md keeps the output and the fit):
+/// - `hmadvise(PREFETCH)` of 16, 256, 1024 CPU-resident pages took 12.7, 115.6, 449.2 µs:
+///   430 ns per page moved in on top of a round's fixed cost;
+/// - `Gmem::dev_fault` of 1, 4, 16 faults (a page each) took 3.54, 5.10, 11.79 µs:
+///   a round (3 µs) + 430 ns per page + about 100 ns per fault;
+/// - an `ACCESSED_BY` hint took 0.19 µs, whatever its length;
+/// - a CPU fault bringing back 1 or 16 pages took 7.6 or 23.6 µs: 1.07 µs per page out,
+///   6.5 µs for the fault and its round.
+///
+/// Unpinned, a CPU fault costs about 50 µs here: this VM's cross-CPU wake-up alone is
+/// 36 µs (a pipe round trip between two threads; 5 µs on one CPU), which a bare-metal
+/// host does not pay. The launch cost is an estimate, not yet calibrated.
 impl Default for HostCosts {
     fn default() -> Self {
         Self {
-            fault_batch_ns: 3_000,
-            per_fault_ns: 600,
-            cpu_fault_ns: 1_500,
-            hint_ns: 1_000,
-            hint_page_ns: 20,
+            fault_batch_ns: 200,
+            per_fault_ns: 100,
+            migration_ns: 3_000,
+            page_in_ns: 430,
+            page_out_ns: 1_070,
+            cpu_fault_ns: 3_500,
+            hint_ns: 200,
             launch_ns: 1_000,
         }
     }
@@ -59,7 +77,16 @@ impl HostCosts {
     /// correctness runs (the soak), whose hang budgets are calibrated on it; not for
     /// figures.
     pub fn progress_only() -> Self {
-        Self { fault_batch_ns: 1_000, per_fault_ns: 0, cpu_fault_ns: 0, hint_ns: 0, hint_page_ns: 0, launch_ns: 0 }
+        Self {
+            fault_batch_ns: 1_000,
+            per_fault_ns: 0,
+            migration_ns: 0,
+            page_in_ns: 0,
+            page_out_ns: 0,
+            cpu_fault_ns: 0,
+            hint_ns: 0,
+            launch_ns: 0,
+        }
     }
 
     /// The cost of `work`.
@@ -67,7 +94,10 @@ impl HostCosts {
         match work {
             HostWork::FaultBatch { faults } => self.fault_batch_ns + self.per_fault_ns * faults as u64,
             HostWork::CpuFault => self.cpu_fault_ns,
-            HostWork::Hint { pages } => self.hint_ns + self.hint_page_ns * pages,
+            HostWork::Hint => self.hint_ns,
+            HostWork::Migration { to_device, to_host } => {
+                self.migration_ns + self.page_in_ns * to_device + self.page_out_ns * to_host
+            }
         }
     }
 }
@@ -108,8 +138,15 @@ impl HostTime {
     pub fn describe(&self) -> String {
         match self {
             HostTime::Model(c) => format!(
-                "host_time=model[batch={}ns+{}ns/fault cpu_fault={}ns hint={}ns+{}ns/page launch={}ns]",
-                c.fault_batch_ns, c.per_fault_ns, c.cpu_fault_ns, c.hint_ns, c.hint_page_ns, c.launch_ns
+                "host_time=model[batch={}ns+{}ns/fault migration={}ns+{}ns/page-in+{}ns/page-out cpu_fault={}ns hint={}ns launch={}ns]",
+                c.fault_batch_ns,
+                c.per_fault_ns,
+                c.migration_ns,
+                c.page_in_ns,
+                c.page_out_ns,
+                c.cpu_fault_ns,
+                c.hint_ns,
+                c.launch_ns
             ),
             HostTime::Measured => "host_time=measured (wall time, not deterministic)".into(),
         }
@@ -123,10 +160,15 @@ mod tests {
     #[test]
     fn costs_add_up_per_operation() {
         let c = HostCosts::default();
-        assert_eq!(c.of(HostWork::FaultBatch { faults: 4 }), 3_000 + 4 * 600);
-        assert_eq!(c.of(HostWork::CpuFault), 1_500);
-        assert_eq!(c.of(HostWork::Hint { pages: 512 }), 1_000 + 512 * 20);
-        assert!(HostTime::default().describe().starts_with("host_time=model[batch=3000ns+600ns/fault"));
+        assert_eq!(c.of(HostWork::FaultBatch { faults: 4 }), 200 + 4 * 100);
+        assert_eq!(c.of(HostWork::CpuFault), 3_500);
+        assert_eq!(c.of(HostWork::Hint), 200);
+        assert_eq!(c.of(HostWork::Migration { to_device: 512, to_host: 2 }), 3_000 + 512 * 430 + 2 * 1_070);
+        assert!(
+            HostTime::default()
+                .describe()
+                .starts_with("host_time=model[batch=200ns+100ns/fault migration=3000ns+430ns/page-in")
+        );
         assert_eq!(HostTime::Measured.to_json()["deterministic"], false);
     }
 }

@@ -78,14 +78,17 @@ fn modelled_host_time_advances_a_simulated_clock_and_measured_mode_leaves_it_to_
     let s = open(HostTime::default());
     let t0 = s.now_ns();
     s.npu.host_work(HostWork::FaultBatch { faults: 4 });
-    assert_eq!(s.now_ns() - t0, 3_000 + 4 * 600, "one batch plus four faults at the default costs");
+    assert_eq!(s.now_ns() - t0, 200 + 4 * 100, "one batch plus four faults at the default costs");
+    let t0 = s.now_ns();
+    s.npu.host_work(HostWork::Migration { to_device: 16, to_host: 2 });
+    assert_eq!(s.now_ns() - t0, 3_000 + 16 * 430 + 2 * 1_070, "a round, 16 pages in and two out");
     let t0 = s.now_ns();
     s.npu.host_work(HostWork::CpuFault);
-    assert_eq!(s.now_ns() - t0, 1_500);
+    assert_eq!(s.now_ns() - t0, 3_500);
     drop(s);
     let m = open(HostTime::Measured);
     let t0 = m.now_ns();
-    m.npu.host_work(HostWork::Hint { pages: 512 });
+    m.npu.host_work(HostWork::Hint);
     assert_eq!(m.now_ns(), t0, "measured mode: the driver charges nothing itself");
 }
 

@@ -23,8 +23,8 @@ use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::mmu::{
-    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp, Prepare, Prot,
-    RO, RW,
+    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, HostWork, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp,
+    Prepare, Prot, RO, RW,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
@@ -335,6 +335,10 @@ pub(crate) fn copy_and_commit(
     };
     let copy_err = copy_in(inner, dev, mmu.as_ref(), &planned, &hosts);
     let prep_err = zero_fill(inner, dev, mmu.as_ref(), &planned);
+    let copied = planned.iter().filter(|p| p.from_cpu).count() as u64;
+    if copied > 0 {
+        inner.host_work(HostWork::Migration { to_device: copied, to_host: 0 });
+    }
 
     // Phase 3: commit.
     let mut g = inner.lock();

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use super::mapping::{Batches, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, release_mapping};
 use crate::error::{GmemError, MigrateError};
 use crate::events::add;
-use crate::mmu::{GmMmu, MemAddr, PAGE_SIZE};
+use crate::mmu::{GmMmu, HostWork, MemAddr, PAGE_SIZE};
 use crate::page_table::{PageEntry, PageFlags, Residency};
 use crate::state::{Inner, STAGING_ID, State};
 use crate::types::{DeviceId, PageKey};
@@ -96,6 +96,7 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     drop(g);
 
     let failed = copy_out(inner, &devs, &outs, &mut err);
+    inner.host_work(HostWork::Migration { to_device: 0, to_host: outs.len() as u64 });
 
     let mut g = inner.lock();
     let ok = committable(inner, &mut g, &outs, &failed);
