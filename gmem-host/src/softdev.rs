@@ -15,8 +15,8 @@ use crate::attrs::DeviceId;
 use crate::fault::{Access, DeviceFault, FaultError, FaultResolution};
 use crate::manager::Gmem;
 use crate::mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, MemAddr, MmuError, PAGE_SIZE,
-    PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+    Asid, CopyOp, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, HostWork, MemAddr, MmuError,
+    PAGE_SIZE, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -44,6 +44,8 @@ struct Dev {
     inject: HashMap<&'static str, (u32, u32)>,
     calls: FastMap<&'static str, u64>,
     accessed: FastSet<(Asid, u64)>,
+    /// What the manager said it did ([`GmMmu::host_work`]), oldest first.
+    host_work: Vec<HostWork>,
 }
 
 /// Configuration of a [`SoftDevice`].
@@ -115,6 +117,7 @@ impl SoftDevice {
                 inject: HashMap::new(),
                 calls: FastMap::default(),
                 accessed: FastSet::default(),
+                host_work: Vec::new(),
             }),
             copy_hook: Mutex::new(None),
         }
@@ -138,6 +141,11 @@ impl SoftDevice {
     /// Calls made to `hook` so far.
     pub fn calls(&self, hook: &'static str) -> u64 {
         self.lock().calls.get(hook).copied().unwrap_or(0)
+    }
+
+    /// The host work the manager has reported so far, oldest first, and forget it.
+    pub fn take_host_work(&self) -> Vec<HostWork> {
+        std::mem::take(&mut self.lock().host_work)
     }
 
     /// Translate through the page table only (no TLB): target byte address and rights.
@@ -576,5 +584,9 @@ impl GmMmu for SoftDevice {
             *o = d.accessed.remove(&(asid, *va & !(PAGE_SIZE - 1)));
         }
         Ok(())
+    }
+
+    fn host_work(&self, work: HostWork) {
+        self.lock().host_work.push(work);
     }
 }
