@@ -89,6 +89,34 @@ impl HostCosts {
         }
     }
 
+    /// The names [`HostCosts::set`] takes, in the order reports print them.
+    pub const NAMES: [&'static str; 8] =
+        ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "launch"];
+
+    /// Longest cost [`HostCosts::set`] accepts: 1 s.
+    pub const MAX_NS: u64 = 1_000_000_000;
+
+    /// Sets the cost called `name` (one of [`HostCosts::NAMES`]) to `ns` nanoseconds: a
+    /// host measured with the calibration benches (docs/performance-model.md).
+    pub fn set(&mut self, name: &str, ns: u64) -> Result<(), HostCostError> {
+        if ns > Self::MAX_NS {
+            return Err(HostCostError::TooLong { name: name.into(), ns });
+        }
+        let field = match name {
+            "batch" => &mut self.fault_batch_ns,
+            "per_fault" => &mut self.per_fault_ns,
+            "migration" => &mut self.migration_ns,
+            "page_in" => &mut self.page_in_ns,
+            "page_out" => &mut self.page_out_ns,
+            "cpu_fault" => &mut self.cpu_fault_ns,
+            "hint" => &mut self.hint_ns,
+            "launch" => &mut self.launch_ns,
+            _ => return Err(HostCostError::UnknownName { name: name.into() }),
+        };
+        *field = ns;
+        Ok(())
+    }
+
     /// The cost of `work`.
     pub fn of(&self, work: HostWork) -> u64 {
         match work {
@@ -100,6 +128,25 @@ impl HostCosts {
             }
         }
     }
+}
+
+/// A host cost [`HostCosts::set`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostCostError {
+    /// Not one of [`HostCosts::NAMES`].
+    #[error("unknown host cost {name:?} (known: {})", HostCosts::NAMES.join(", "))]
+    UnknownName {
+        /// The name given.
+        name: String,
+    },
+    /// Above [`HostCosts::MAX_NS`].
+    #[error("host cost {name}={ns} ns is longer than {} ns", HostCosts::MAX_NS)]
+    TooLong {
+        /// The cost's name.
+        name: String,
+        /// The value given.
+        ns: u64,
+    },
 }
 
 /// How host software time becomes device time.
@@ -170,5 +217,20 @@ mod tests {
                 .starts_with("host_time=model[batch=200ns+100ns/fault migration=3000ns+430ns/page-in")
         );
         assert_eq!(HostTime::Measured.to_json()["deterministic"], false);
+    }
+
+    #[test]
+    fn each_named_cost_can_be_set_and_bad_ones_are_refused() {
+        let mut c = HostCosts::default();
+        for (i, name) in HostCosts::NAMES.iter().enumerate() {
+            c.set(name, 10 + i as u64).unwrap();
+        }
+        assert_eq!(c.of(HostWork::FaultBatch { faults: 2 }), 10 + 2 * 11);
+        assert_eq!(c.of(HostWork::Migration { to_device: 1, to_host: 1 }), 12 + 13 + 14);
+        assert_eq!((c.of(HostWork::CpuFault), c.of(HostWork::Hint), c.launch_ns), (15, 16, 17));
+        let before = c;
+        assert_eq!(c.set("page", 1), Err(HostCostError::UnknownName { name: "page".into() }));
+        assert!(c.set("hint", HostCosts::MAX_NS + 1).unwrap_err().to_string().contains("longer than"));
+        assert_eq!(c, before, "a refused cost changes nothing");
     }
 }

@@ -40,7 +40,7 @@ pub mod sv39;
 pub use device::{NpuConfig, NpuDevice, NpuError, NpuStats};
 pub use device_io::{Clock, DeviceIo, IoError, NOMINAL_HZ};
 pub use dma_buf::{DmaBufError, DmaBuffer, DmaOwners};
-pub use host_time::{HostCosts, HostTime};
+pub use host_time::{HostCostError, HostCosts, HostTime};
 pub use iova::{IOVA_PAGE, IovaAllocator, IovaError};
 pub use record::RecordError;
 pub use regmap::{Access, Field, Reg};

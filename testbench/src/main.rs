@@ -83,14 +83,19 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The model `sys` names; a contradiction among its options is a usage error.
+fn system(sys: &system::SystemArgs) -> Result<system::System, Exit> {
+    sys.system().map_err(Exit::Usage)
+}
+
 /// Runs one command.
 fn dispatch(command: Command) -> Result<(), Exit> {
     match command {
-        Command::Demo { waves, backend, json, sys } => demo::run(&waves, &backend, json, &sys.system()),
-        Command::Info { backend, json, sys } => Ok(run_info(&backend, json, &sys.system())?),
+        Command::Demo { waves, backend, json, sys } => demo::run(&waves, &backend, json, &system(&sys)?),
+        Command::Info { backend, json, sys } => Ok(run_info(&backend, json, &system(&sys)?)?),
         Command::Run { workload, backend, mem, waves, thrash, json, sys } => {
             let work = Work { workload, size: mem.size, device_mem: mem.device_mem(workload), seed: mem.seed, thrash };
-            run_job(&backend, work, &waves, Job::Run, json, &sys.system())
+            run_job(&backend, work, &waves, Job::Run, json, &system(&sys)?)
         }
         Command::Pte(PteCmd::Dump {
             workload,
@@ -107,7 +112,7 @@ fn dispatch(command: Command) -> Result<(), Exit> {
         }) => {
             let mem = cli::MemArgs { device_mem, size, seed };
             let work = Work { workload, size, device_mem: mem.device_mem(workload), seed, thrash };
-            run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &sys.system())
+            run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &system(&sys)?)
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),
         Command::Soak { json, merge, .. } if !merge.is_empty() => commands::run_soak_merge(&merge, json),
@@ -134,13 +139,13 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             })
         }
         Command::Profile(ProfileCmd::Dma { json, plot, sizes, sys }) => {
-            run_profile_dma(json, plot, sizes, &sys.system())
+            run_profile_dma(json, plot, sizes, &system(&sys)?)
         }
         Command::Profile(ProfileCmd::Cosim { json, runs, shrink, sys }) => {
-            Ok(profile_cosim::print(runs, shrink, json, &sys.system())?)
+            Ok(profile_cosim::print(runs, shrink, json, &system(&sys)?)?)
         }
         Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
-            run_profile_faults(json, plot, size, &sys.system())
+            run_profile_faults(json, plot, size, &system(&sys)?)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,8 +1,8 @@
 //! The system model a co-simulated run is measured under, from the command line:
-//! `--link`, `--dev-mem-model` and `--host-time`. Every report prints it whole
+//! `--link`, `--dev-mem-model`, `--host-time` and `--host-cost`. Every report prints it whole
 //! ([`System::describe`]) and every JSON line carries it ([`System::to_json`]).
 
-use npu::{HostTime, NpuConfig};
+use npu::{HostCosts, HostTime, NpuConfig};
 use sim_bridge::{DevMemPreset, LinkPreset, SimConfig, TimingModel};
 
 /// `--host-time`.
@@ -27,6 +27,19 @@ pub struct SystemArgs {
     /// Host software time in device time: model (deterministic) or measured.
     #[arg(long, value_enum, default_value = "model")]
     pub host_time: HostTimeArg,
+    /// One cost of the host-time model, NAME=NS (repeatable): batch, per_fault,
+    /// migration, page_in, page_out, cpu_fault, hint or launch, in nanoseconds up to
+    /// 1 s; for a host measured with the calibration benches (docs/performance-model.md).
+    #[arg(long = "host-cost", value_name = "NAME=NS", value_parser = parse_host_cost)]
+    pub host_cost: Vec<(String, u64)>,
+}
+
+/// `NAME=NS`, checked against the model's names and limit.
+fn parse_host_cost(s: &str) -> Result<(String, u64), String> {
+    let (name, ns) = s.split_once('=').ok_or_else(|| format!("{s:?} is not NAME=NS"))?;
+    let ns: u64 = ns.parse().map_err(|_| format!("{ns:?} is not a whole number of nanoseconds"))?;
+    HostCosts::default().set(name, ns).map_err(|e| e.to_string())?;
+    Ok((name.to_string(), ns))
 }
 
 fn parse_link(s: &str) -> Result<LinkPreset, String> {
@@ -47,15 +60,24 @@ pub struct System {
 }
 
 impl SystemArgs {
-    /// Resolves the defaults.
-    pub fn system(&self) -> System {
+    /// Resolves the defaults; `--host-cost` with `--host-time measured` is an error.
+    pub fn system(&self) -> Result<System, String> {
         let ideal_link = matches!(self.link, LinkPreset::Ideal | LinkPreset::Short);
         let mem = self.dev_mem_model.unwrap_or(if ideal_link { DevMemPreset::Ideal } else { DevMemPreset::Ddr4 });
         let host_time = match self.host_time {
-            HostTimeArg::Model => HostTime::default(),
+            HostTimeArg::Model => {
+                let mut costs = HostCosts::default();
+                for (name, ns) in &self.host_cost {
+                    costs.set(name, *ns).map_err(|e| e.to_string())?;
+                }
+                HostTime::Model(costs)
+            }
+            HostTimeArg::Measured if !self.host_cost.is_empty() => {
+                return Err("--host-cost sets the modelled host time: it needs --host-time model".into());
+            }
             HostTimeArg::Measured => HostTime::Measured,
         };
-        System { timing: TimingModel::new(self.link, mem), host_time }
+        Ok(System { timing: TimingModel::new(self.link, mem), host_time })
     }
 }
 
@@ -100,17 +122,31 @@ mod tests {
 
     #[test]
     fn defaults_are_board_like_and_ideal_links_get_ideal_memory() {
-        let s = Cli::parse_from(["x"]).sys.system();
+        let s = Cli::parse_from(["x"]).sys.system().unwrap();
         assert_eq!(s.timing, TimingModel::board());
         assert!(matches!(s.host_time, HostTime::Model(_)));
-        let i = Cli::parse_from(["x", "--link", "ideal"]).sys.system();
+        let i = Cli::parse_from(["x", "--link", "ideal"]).sys.system().unwrap();
         assert_eq!(i.timing, TimingModel::default());
-        let j = Cli::parse_from(["x", "--link", "ideal", "--dev-mem-model", "hbm"]).sys.system().to_json();
+        let j = Cli::parse_from(["x", "--link", "ideal", "--dev-mem-model", "hbm"]).sys.system().unwrap().to_json();
         assert_eq!(j["dev_mem"]["params"]["name"], "hbm");
         assert_eq!(j["host_time"]["mode"], "model");
-        let m = Cli::parse_from(["x", "--host-time", "measured"]).sys.system();
+        let m = Cli::parse_from(["x", "--host-time", "measured"]).sys.system().unwrap();
         assert!(m.sim_config().measure_host_time);
         assert!(m.describe().contains("not deterministic"));
         assert!(Cli::try_parse_from(["x", "--link", "gen9"]).is_err());
+    }
+
+    #[test]
+    fn host_costs_can_be_set_one_by_one_and_bad_ones_are_refused() {
+        let s = Cli::parse_from(["x", "--host-cost", "page_in=300", "--host-cost", "cpu_fault=5000"]).sys;
+        let HostTime::Model(c) = s.system().unwrap().host_time else { panic!("modelled host time") };
+        assert_eq!((c.page_in_ns, c.cpu_fault_ns), (300, 5_000));
+        assert_eq!(c.page_out_ns, HostCosts::default().page_out_ns, "the others keep their defaults");
+        assert!(s.system().unwrap().describe().contains("+300ns/page-in"));
+        for bad in ["page_in", "page=300", "page_in=-1", "page_in=3us", "page_in=1000000001"] {
+            assert!(Cli::try_parse_from(["x", "--host-cost", bad]).is_err(), "{bad} is refused");
+        }
+        let measured = Cli::parse_from(["x", "--host-time", "measured", "--host-cost", "hint=1"]).sys;
+        assert!(measured.system().unwrap_err().contains("--host-time model"));
     }
 }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
 mod common;
-use common::gmem;
+use common::{gmem, gmem_code, gmem_json};
 
 #[test]
 fn demo_identifies_the_rtl_and_runs_both_unified_memory_scenarios() {
@@ -251,11 +251,7 @@ fn thrash_window_decides_whether_bouncing_pages_are_pinned() {
     // 8 rounds of a 16-page CPU/NPU ping-pong, a few µs of device time apart: a window
     // of 1 µs never sees 3 events of a page, the default (5 ms) and a minute both do.
     let remote_maps = |extra: &[&str]| {
-        let mut args = vec!["run", "--workload", "thrash", "--size", "64K", "--json"];
-        args.extend_from_slice(extra);
-        let (ok, out, err) = gmem(&args);
-        assert!(ok, "{args:?}: {err}");
-        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        let v = gmem_json(&["run", "--workload", "thrash", "--size", "64K", "--json"], extra);
         assert_eq!(v["correct"], true, "{v}");
         v["remote_maps"].as_u64().unwrap()
     };
@@ -266,6 +262,26 @@ fn thrash_window_decides_whether_bouncing_pages_are_pinned() {
         let (ok, _, err) = gmem(&["run", "--workload", "thrash", "--thrash-window-us", bad]);
         assert!(!ok && err.contains("--thrash-window-us"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn host_costs_set_on_the_command_line_change_the_charged_time() {
+    let run = |extra: &[&str]| gmem_json(&["run", "--workload", "stream", "--size", "64K", "--json"], extra);
+    let default = run(&[]);
+    let free_pages = run(&["--host-cost", "page_in=0", "--host-cost", "migration=0"]);
+    let costs = &free_pages["model"]["host_time"]["costs_ns"];
+    assert_eq!((costs["page_in_ns"].as_u64(), costs["migration_ns"].as_u64()), (Some(0), Some(0)), "{costs}");
+    assert_eq!(costs["page_out_ns"], default["model"]["host_time"]["costs_ns"]["page_out_ns"]);
+    let pages = default["pages_h2d"].as_u64().unwrap();
+    let saved = default["device_ns"].as_u64().unwrap() - free_pages["device_ns"].as_u64().unwrap();
+    assert_eq!(free_pages["pages_h2d"].as_u64(), Some(pages), "the same migrations");
+    assert!(saved >= pages * 430, "{pages} pages at 430 ns each: {saved} ns saved");
+    let (code, _, err) = gmem_code(&["run", "--workload", "stream", "--host-cost", "page_in"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not NAME=NS"), "{err}");
+    let (code, _, err) = gmem_code(&["info", "--host-time", "measured", "--host-cost", "hint=1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("needs --host-time model"), "{err}");
 }
 
 #[test]

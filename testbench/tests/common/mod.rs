@@ -20,6 +20,14 @@ pub fn gmem_code(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// Runs `gmem` with `base` then `extra`, which must succeed and print one JSON object.
+pub fn gmem_json(base: &[&str], extra: &[&str]) -> serde_json::Value {
+    let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+    let (ok, out, err) = gmem(&args);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}): {out}"))
+}
+
 /// Parses every stdout line as one JSON object.
 pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
     out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
