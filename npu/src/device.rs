@@ -213,6 +213,16 @@ pub struct NpuStats {
     /// Waits for a fault or a kernel completion that polled host memory for
     /// [`QUIET_NS`] in vain and then slept on the interrupt.
     pub irq_waits: u64,
+    /// Where fault service spends device time (ns), from the moment a batch's first record
+    /// is read to the moment its commands are submitted (`fault_service_ns`); of that:
+    /// gathering the rest of the batch, DMA runs, and modelled host time.
+    pub fault_service_ns: u64,
+    /// Of [`NpuStats::fault_service_ns`]: waiting for more records of the batch.
+    pub fault_gather_ns: u64,
+    /// Of [`NpuStats::fault_service_ns`]: DMA runs, doorbell to last completion.
+    pub fault_dma_ns: u64,
+    /// Of [`NpuStats::fault_service_ns`]: modelled host time charged.
+    pub fault_host_ns: u64,
 }
 
 struct Inner<T: DeviceIo> {
@@ -233,6 +243,8 @@ struct Inner<T: DeviceIo> {
     /// PTEs sent as PTE_WRITE commands since the last completed FENCE (pte_flush.rs).
     unfenced_ptes: std::collections::BTreeMap<u64, u64>,
     stats: NpuStats,
+    /// A fault batch is being served: its DMA and host time count in the stats.
+    serving: bool,
     /// Why the manager aborted the last faults, by VA page (for kernel errors).
     aborts: HashMap<u64, String>,
     /// [`NpuConfig::budget_ns`], for the waits inside hooks.
@@ -331,6 +343,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             pending: Changes::default(),
             unfenced_ptes: Default::default(),
             stats: NpuStats::default(),
+            serving: false,
             aborts: HashMap::new(),
             budget_ns: cfg.budget_ns,
             lost: false,
@@ -379,7 +392,7 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// with REPLAY (RETRY, or ABORT when the manager refused the access). Returns the
     /// number of records served.
     pub fn service_faults(&self, gm: &Gmem, id: DeviceId) -> Result<usize, NpuError> {
-        let records = {
+        let (records, seen) = {
             let mut g = self.lock();
             let g = &mut *g;
             let mut records = g.fq.drain(&mut g.io)?;
@@ -395,7 +408,9 @@ impl<T: DeviceIo> NpuDevice<T> {
                 }
                 records.extend(g.fq.drain(&mut g.io)?);
             }
-            records
+            g.stats.fault_gather_ns += g.io.now_ns() - start;
+            g.serving = !records.is_empty();
+            (records, start)
         };
         if records.is_empty() {
             return Ok(0);
@@ -405,24 +420,10 @@ impl<T: DeviceIo> NpuDevice<T> {
         let answers = gm.dev_fault(id, &faults);
         let mut g = self.lock();
         let g = &mut *g;
-        // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
-        // finds them); more, or a new table page, by DMA first.
-        let mut cmds = g.pte_commands_or_flush().map_err(tables_err)?;
-        for (r, a) in records.iter().zip(&answers) {
-            let abort = !a.is_retry();
-            if let gmem_host::FaultResolution::Abort(e) = a {
-                tracing::warn!(target: "npu", device = %self.cfg.name, va = format_args!("{:#x}", r.va), error = %e, "device fault aborted");
-                g.aborts.insert(r.va & !(PAGE - 1), e.to_string());
-                g.stats.aborted += 1;
-            }
-            cmds.push(r.replay(abort));
-        }
-        g.stats.faults += records.len() as u64;
-        g.stats.batches += 1;
-        for chunk in cmds.chunks(64) {
-            g.cmdq.submit(&mut g.io, chunk)?;
-        }
-        Ok(records.len())
+        let served = g.serve_batch(&records, &answers, &self.cfg.name);
+        g.serving = false;
+        g.stats.fault_service_ns += g.io.now_ns() - seen;
+        served
     }
 
     /// Runs `kernel` on the compute unit, serving its device faults through `gm`, and
@@ -599,6 +600,33 @@ impl<T: DeviceIo> Inner<T> {
         Ok(())
     }
 
+    /// Answers a batch the manager handled: its PTEs, then a REPLAY per record.
+    fn serve_batch(
+        &mut self,
+        records: &[FaultRecord],
+        answers: &[gmem_host::FaultResolution],
+        device: &str,
+    ) -> Result<usize, NpuError> {
+        // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
+        // finds them); more, or a new table page, by DMA first.
+        let mut cmds = self.pte_commands_or_flush().map_err(tables_err)?;
+        for (r, a) in records.iter().zip(answers) {
+            let abort = !a.is_retry();
+            if let gmem_host::FaultResolution::Abort(e) = a {
+                tracing::warn!(target: "npu", device, va = format_args!("{:#x}", r.va), error = %e, "device fault aborted");
+                self.aborts.insert(r.va & !(PAGE - 1), e.to_string());
+                self.stats.aborted += 1;
+            }
+            cmds.push(r.replay(abort));
+        }
+        self.stats.faults += records.len() as u64;
+        self.stats.batches += 1;
+        for chunk in cmds.chunks(64) {
+            self.cmdq.submit(&mut self.io, chunk)?;
+        }
+        Ok(records.len())
+    }
+
     /// On a kernel timeout: what each queue holds, for the log (where a hang stopped).
     fn log_queue_state(&mut self) {
         let regs = [
@@ -676,6 +704,15 @@ impl<T: DeviceIo> Inner<T> {
     /// Runs descriptors on the channels their directions select, all at once, and
     /// waits; the error names the first failed element (`tag` = index in `descs`).
     fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
+        let start = self.io.now_ns();
+        let ran = self.run_dma_rounds(descs);
+        if self.serving {
+            self.stats.fault_dma_ns += self.io.now_ns() - start;
+        }
+        ran
+    }
+
+    fn run_dma_rounds(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
         let mut per: [Vec<DmaDesc>; 3] = Default::default();
         for &(d, _) in descs {
             let ch = match (d.src, d.dst) {
@@ -1002,6 +1039,9 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         let Some(costs) = self.modelled_host_costs(&g.io) else { return };
         if g.lost {
             return;
+        }
+        if g.serving {
+            g.stats.fault_host_ns += costs.of(work);
         }
         if let Err(e) = g.io.advance(costs.of(work)) {
             // Time could not pass (a failing transport): the next device operation will

@@ -342,6 +342,18 @@ fn profile_faults_json_reports_every_figure_from_a_real_run() {
     assert!(fig("prefetch_efficiency") > fig("fault_stream_efficiency"), "prefetch beats fault-driven streaming");
     assert!(fig("isolated_fault_us") > 1.0, "a fault costs at least a PCIe round trip");
     assert!(fig("pingpong_hint_speedup") > 1.0, "ACCESSED_BY helps ping-pong");
+    // The isolated fault's service time, broken down by the driver: the four parts add
+    // up to the service time, and the service time to at most the whole fault.
+    let how = figs.iter().find(|f| f["name"] == "isolated_fault_us").unwrap()["how"].as_str().unwrap().to_string();
+    let after = |label: &str| -> f64 {
+        let at = how.find(label).unwrap_or_else(|| panic!("{label:?} in {how}")) + label.len();
+        how[at..].split([' ', ';', ',']).find(|w| !w.is_empty()).and_then(|w| w.parse().ok()).expect(label)
+    };
+    let service = after("served the fault for ");
+    let parts = after("gathering the batch ") + after("DMA ") + after("host time ") + after("the rest ");
+    assert!((parts - service).abs() < 0.02, "{how}");
+    assert!(after("DMA ") > 0.5 && after("host time ") > 3.0, "{how}");
+    assert!(service <= fig("isolated_fault_us") + 0.01, "{how}");
 }
 
 #[test]
