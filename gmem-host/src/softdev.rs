@@ -33,6 +33,9 @@ struct Space {
     reserved: Vec<(u64, u64)>,
 }
 
+/// Host-work reports a [`SoftDevice`] keeps ([`SoftDevice::take_host_work`]).
+const HOST_WORK_KEPT: usize = 4096;
+
 struct Dev {
     mem: Vec<u8>,
     spaces: HashMap<Asid, Space>,
@@ -44,8 +47,9 @@ struct Dev {
     inject: HashMap<&'static str, (u32, u32)>,
     calls: FastMap<&'static str, u64>,
     accessed: FastSet<(Asid, u64)>,
-    /// What the manager said it did ([`GmMmu::host_work`]), oldest first.
-    host_work: Vec<HostWork>,
+    /// What the manager said it did ([`GmMmu::host_work`]), oldest first; the last
+    /// [`HOST_WORK_KEPT`] only, so a long run does not grow it without bound.
+    host_work: std::collections::VecDeque<HostWork>,
 }
 
 /// Configuration of a [`SoftDevice`].
@@ -117,7 +121,7 @@ impl SoftDevice {
                 inject: HashMap::new(),
                 calls: FastMap::default(),
                 accessed: FastSet::default(),
-                host_work: Vec::new(),
+                host_work: Default::default(),
             }),
             copy_hook: Mutex::new(None),
         }
@@ -143,9 +147,10 @@ impl SoftDevice {
         self.lock().calls.get(hook).copied().unwrap_or(0)
     }
 
-    /// The host work the manager has reported so far, oldest first, and forget it.
+    /// The host work the manager has reported so far (the last 4096 reports), oldest
+    /// first, and forget it.
     pub fn take_host_work(&self) -> Vec<HostWork> {
-        std::mem::take(&mut self.lock().host_work)
+        std::mem::take(&mut self.lock().host_work).into()
     }
 
     /// Translate through the page table only (no TLB): target byte address and rights.
@@ -587,6 +592,10 @@ impl GmMmu for SoftDevice {
     }
 
     fn host_work(&self, work: HostWork) {
-        self.lock().host_work.push(work);
+        let mut d = self.lock();
+        if d.host_work.len() == HOST_WORK_KEPT {
+            d.host_work.pop_front();
+        }
+        d.host_work.push_back(work);
     }
 }
