@@ -108,7 +108,7 @@ pub enum CpuMode {
 pub struct ThrashConfig {
     /// Off switch.
     pub enabled: bool,
-    /// Events that make a detection.
+    /// Events that make a detection (UVM: 3; the NPU stack uses 2, `npu::manager_config`).
     pub threshold: u32,
     /// Window the events must fall in, ns (UVM: 500 µs).
     pub window_ns: u64,

@@ -156,6 +156,21 @@ mod tests {
     }
 
     #[test]
+    fn a_threshold_of_two_pins_after_one_round_trip() {
+        let mut t = ThrashTracker::new(ThrashConfig { threshold: 2, window_ns: 100, ..Default::default() });
+        let p = (1, 3);
+        // On the device first (no history): no event. The CPU takes it back (event 1),
+        // the device takes it again (event 2): one round trip pins.
+        assert_eq!(t.record(p, 0, false, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 10, true, true), Verdict::Migrate);
+        assert_eq!(t.record(p, 20, false, true), Verdict::Pin);
+        // The same round trip stretched beyond the window does not.
+        let q = (1, 4);
+        assert_eq!(t.record(q, 0, true, true), Verdict::Migrate);
+        assert_eq!(t.record(q, 200, false, true), Verdict::Migrate);
+    }
+
+    #[test]
     fn disabled_never_detects_and_forget_restarts_the_count() {
         let mut t = ThrashTracker::new(ThrashConfig { enabled: false, ..Default::default() });
         for i in 0..10 {

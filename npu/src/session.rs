@@ -27,12 +27,18 @@ pub enum SessionError {
 /// requests in flight, all usually on one page, so without fault-ahead a stream
 /// migrates one page per fault round trip; the tree then doubles the step.
 ///
-/// Thrashing detection keeps UVM's "3 events" but widens the window from 500 µs to
-/// 5 ms of device time: at 250 MHz one round of a 4 MiB CPU/NPU ping-pong takes about
-/// 1.4 ms here (faults are cheap), so a page that bounces every round would never be
-/// seen within 500 µs.
+/// Thrashing detection departs from UVM's "3 events in 500 µs" twice:
+/// - the window is 5 ms of device time: at 250 MHz one round of a 4 MiB CPU/NPU
+///   ping-pong takes about 1.4 ms here, so a page that bounces every round would never
+///   be seen within 500 µs;
+/// - 2 events pin (one round trip: a CPU fault taking the page back, then a device
+///   fault taking it again). With the host's time charged per page moved, a bounce
+///   costs about 7 times a round on a remote mapping (`gmem profile faults`,
+///   `pingpong_hint_speedup`), and waiting for a third event costs another CPU
+///   fault-back. A page pinned wrongly is accessed remotely until it has been quiet for
+///   `unpin_after_ns` (100 ms).
 pub fn manager_config() -> Config {
-    let thrash = ThrashConfig { window_ns: 5_000_000, ..ThrashConfig::default() };
+    let thrash = ThrashConfig { threshold: 2, window_ns: 5_000_000, ..ThrashConfig::default() };
     Config { dev_fault_block_pages: 16, prefetch_tree: true, thrash, ..Config::default() }
 }
 

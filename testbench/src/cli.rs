@@ -253,11 +253,16 @@ impl MemArgs {
 /// simulated time in co-simulation, wall time through VFIO.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct ThrashArgs {
-    /// Thrashing detection window, µs: a page with 3 CPU/device round trips within it is
-    /// pinned on the CPU and mapped remotely (default 5000). Widen it on a slow host
+    /// Thrashing detection window, µs: a page with `--thrash-threshold` events within it
+    /// is pinned on the CPU and mapped remotely (default 5000). Widen it on a slow host
     /// (a VMM under TCG) so that detection does not depend on how fast the CPU runs.
     #[arg(long, value_name = "US", value_parser = clap::value_parser!(u64).range(1..=MAX_THRASH_US))]
     pub thrash_window_us: Option<u64>,
+    /// Events within the window that pin a page (default 2: one round trip). An event
+    /// is a CPU fault taking the page from the device, or a device fault taking back a
+    /// page the CPU took recently.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_THRASH_EVENTS))]
+    pub thrash_threshold: Option<u32>,
     /// Quiet time after which a pinned page is unpinned, µs (default 100000).
     #[arg(long, value_name = "US", value_parser = clap::value_parser!(u64).range(1..=MAX_THRASH_US))]
     pub thrash_unpin_us: Option<u64>,
@@ -266,11 +271,15 @@ pub struct ThrashArgs {
 /// Longest thrashing window or unpin time: one hour.
 const MAX_THRASH_US: u64 = 3_600_000_000;
 
+/// Largest `--thrash-threshold`.
+const MAX_THRASH_EVENTS: i64 = 1000;
+
 impl ThrashArgs {
     /// `cfg` with the parameters given on the command line.
     pub fn apply(self, cfg: gmem_host::ThrashConfig) -> gmem_host::ThrashConfig {
         gmem_host::ThrashConfig {
             window_ns: self.thrash_window_us.map_or(cfg.window_ns, |us| us * 1000),
+            threshold: self.thrash_threshold.unwrap_or(cfg.threshold),
             unpin_after_ns: self.thrash_unpin_us.map_or(cfg.unpin_after_ns, |us| us * 1000),
             ..cfg
         }

@@ -249,7 +249,7 @@ fn run_rejects_bad_input_with_one_actionable_line() {
 #[test]
 fn thrash_window_decides_whether_bouncing_pages_are_pinned() {
     // 8 rounds of a 16-page CPU/NPU ping-pong, a few µs of device time apart: a window
-    // of 1 µs never sees 3 events of a page, the default (5 ms) and a minute both do.
+    // of 1 µs never sees 2 events of a page, the default (5 ms) and a minute both do.
     let remote_maps = |extra: &[&str]| {
         let v = gmem_json(&["run", "--workload", "thrash", "--size", "64K", "--json"], extra);
         assert_eq!(v["correct"], true, "{v}");
@@ -258,9 +258,15 @@ fn thrash_window_decides_whether_bouncing_pages_are_pinned() {
     assert_eq!(remote_maps(&[]), 16);
     assert_eq!(remote_maps(&["--thrash-window-us", "60000000", "--thrash-unpin-us", "3600000000"]), 16);
     assert_eq!(remote_maps(&["--thrash-window-us", "1"]), 0);
-    for bad in ["0", "3600000001", "5ms"] {
-        let (ok, _, err) = gmem(&["run", "--workload", "thrash", "--thrash-window-us", bad]);
-        assert!(!ok && err.contains("--thrash-window-us"), "{bad}: {err}");
+    // 8 rounds make at most 15 events per page: a threshold of 16 never pins.
+    assert_eq!(remote_maps(&["--thrash-threshold", "16"]), 0);
+    for (flag, bad) in
+        [("--thrash-window-us", "0"), ("--thrash-window-us", "3600000001"), ("--thrash-window-us", "5ms")]
+            .into_iter()
+            .chain([("--thrash-threshold", "0"), ("--thrash-threshold", "1001")])
+    {
+        let (ok, _, err) = gmem(&["run", "--workload", "thrash", flag, bad]);
+        assert!(!ok && err.contains(flag), "{flag} {bad}: {err}");
     }
 }
 
@@ -319,6 +325,7 @@ fn profile_faults_json_reports_every_figure_from_a_real_run() {
             "oversubscription_cost",
             "pingpong_hint_speedup",
             "thrash_adaptive_speedup",
+            "thrash_vs_hinted",
             "host_us_per_fault",
             "host_us_per_fault",
             "host_us_per_fault",
@@ -342,6 +349,9 @@ fn profile_faults_json_reports_every_figure_from_a_real_run() {
     assert!(fig("prefetch_efficiency") > fig("fault_stream_efficiency"), "prefetch beats fault-driven streaming");
     assert!(fig("isolated_fault_us") > 1.0, "a fault costs at least a PCIe round trip");
     assert!(fig("pingpong_hint_speedup") > 1.0, "ACCESSED_BY helps ping-pong");
+    assert!(fig("thrash_adaptive_speedup") > 1.0, "thrashing control helps ping-pong");
+    let vs_hinted = fig("pingpong_hint_speedup") / fig("thrash_adaptive_speedup");
+    assert!((fig("thrash_vs_hinted") - vs_hinted).abs() < 1e-9, "adaptive / hinted time");
     // The isolated fault's service time, broken down by the driver: the four parts add
     // up to the service time, and the service time to at most the whole fault.
     let how = figs.iter().find(|f| f["name"] == "isolated_fault_us").unwrap()["how"].as_str().unwrap().to_string();

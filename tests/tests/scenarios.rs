@@ -110,13 +110,15 @@ fn pingpong<T: DeviceIo + Send + 'static>(s: Stack<T>) -> String {
     };
     let (unhinted, _) = moved(&s, false);
     let (hinted, p) = moved(&s, true);
-    assert!(unhinted >= 4 * pages as u64, "un-hinted pages move every round: {unhinted}");
+    // Un-hinted, each page moves in (round 0), back (round 1's CPU write) and is then
+    // pinned by thrashing control (2 events: one round trip).
+    assert!(unhinted >= 2 * pages as u64, "un-hinted pages move until pinned: {unhinted}");
     assert_eq!(hinted, 0, "with ACCESSED_BY no page moves");
     // The hinted pages are mapped remotely: the NPU reaches them in host memory.
     let tables = dump(&s, &[("hinted", p, pages as u64 * 4096)]);
     let remote: Vec<&str> = tables.lines().filter(|l| l.starts_with("hinted+")).collect();
     assert_eq!(remote.len(), pages, "every hinted page mapped remotely:\n{tables}");
-    format!("un-hinted moves >= {}: true\nhinted moves: {hinted}\n{}\n", 4 * pages, remote.join("\n"))
+    format!("un-hinted moves >= {}: true\nhinted moves: {hinted}\n{}\n", 2 * pages, remote.join("\n"))
 }
 
 /// Two address spaces on one NPU: a kernel in one can't reach the other's data.
