@@ -29,53 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gmem_host::nulldev::NullDevice;
 use gmem_host::softdev::{SoftConfig, SoftDevice};
-use gmem_host::{
-    Access, Asid, Config, CopyOp, CpuMode, DeviceFault, DeviceInfo, GmMmu, Gmem, Hint, Hooks, MapFlags, MemAddr,
-    MmuError, Node, PageSize, Prepare, Prot, ThrashConfig, TlbFlush, VaRange,
-};
-
-/// A device whose hooks do nothing: isolates the manager's own cost (plus the
-/// userfaultfd/madvise system calls) from any device work.
-struct NullDevice {
-    pages: u64,
-}
-
-impl GmMmu for NullDevice {
-    fn info(&self) -> DeviceInfo {
-        DeviceInfo {
-            name: "null".into(),
-            mem_ranges: std::iter::once(0..self.pages * 4096).collect(),
-            va_bits: 39,
-            huge_pages: false,
-            hooks: Hooks::empty(),
-        }
-    }
-    fn pmap_create(&self) -> Result<Asid, MmuError> {
-        Ok(Asid(1))
-    }
-    fn pmap_destroy(&self, _: Asid) -> Result<(), MmuError> {
-        Ok(())
-    }
-    fn pmap_enter(&self, _: Asid, _: u64, _: MemAddr, _: PageSize, _: Prot) -> Result<(), MmuError> {
-        Ok(())
-    }
-    fn pmap_release(&self, asid: Asid, va: u64, size: PageSize) -> Result<TlbFlush, MmuError> {
-        Ok(TlbFlush::new(asid, va, size.bytes()))
-    }
-    fn pmap_protect(&self, asid: Asid, va: u64, size: PageSize, _: Prot) -> Result<TlbFlush, MmuError> {
-        Ok(TlbFlush::new(asid, va, size.bytes()))
-    }
-    fn tlb_invl(&self, _: Asid, _: VaRange) -> Result<(), MmuError> {
-        Ok(())
-    }
-    fn prepare_page(&self, _: u64, _: PageSize, _: Prepare) -> Result<(), MmuError> {
-        Ok(())
-    }
-    fn copy_batch(&self, _: &[CopyOp]) -> Result<(), MmuError> {
-        Ok(())
-    }
-}
+use gmem_host::{Access, Config, CpuMode, DeviceFault, GmMmu, Gmem, Hint, MapFlags, Node, ThrashConfig};
 
 const BATCH: u64 = 256;
 

@@ -118,6 +118,7 @@ pub mod lost;
 pub mod manager;
 pub mod migrate;
 pub mod mmu;
+pub mod nulldev;
 pub mod page_table;
 pub mod prefetch;
 mod protect;

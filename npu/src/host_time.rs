@@ -97,7 +97,7 @@ impl HostCosts {
     pub const MAX_NS: u64 = 1_000_000_000;
 
     /// Sets the cost called `name` (one of [`HostCosts::NAMES`]) to `ns` nanoseconds: a
-    /// host measured with the calibration benches (docs/performance-model.md).
+    /// host measured with `gmem profile host` (docs/performance-model.md).
     pub fn set(&mut self, name: &str, ns: u64) -> Result<(), HostCostError> {
         if ns > Self::MAX_NS {
             return Err(HostCostError::TooLong { name: name.into(), ns });

@@ -400,6 +400,25 @@ pub enum ProfileCmd {
         #[command(flatten)]
         sys: system::SystemArgs,
     },
+    /// The host-time model's costs measured on this machine, as `--host-cost` flags.
+    ///
+    /// The co-simulation charges host software time from fixed costs measured on the
+    /// project's development VM (`--host-time model`). This measures the same operations
+    /// here: the manager on a null device (its own work and its userfaultfd/madvise
+    /// system calls, no device work), pinned to the CPU it starts on, fault batches of
+    /// 1, 4 and 16, PREFETCH of 1 to 1024 pages, CPU faults bringing back 1 and 16
+    /// pages, an attribute hint. It fits the model's costs to the medians, prints each
+    /// measurement next to the fitted model's charge, and ends with the flags to pass
+    /// (the launch cost is not measured: it keeps its default). Host wall time: the
+    /// figures vary with load and from machine to machine.
+    Host {
+        /// One JSON object per cost and per check on stdout, then one with the flags.
+        #[arg(long)]
+        json: bool,
+        /// Samples per measurement (the median counts), 3 to 10000.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(3..=10_000))]
+        samples: u32,
+    },
     /// Speed of the co-simulation: simulated cycles per second per build of the model.
     ///
     /// Runs the demo's two scenarios (`add` on 3 MiB of shared memory, `oversubscribe`

@@ -2,7 +2,7 @@
 
 use crate::info::Backend;
 use crate::provenance::Provenance;
-use crate::{Exit, info, plot, profile_dma, profile_faults, soak, soak_merge, soak_shard, system};
+use crate::{Exit, info, plot, profile_dma, profile_faults, profile_host, soak, soak_merge, soak_shard, system};
 use std::path::PathBuf;
 
 /// `gmem profile dma`.
@@ -85,6 +85,44 @@ pub fn run_profile_faults(json: bool, plot: Option<PathBuf>, size: u64, sys: &sy
             println!("plot: {}", p.display());
         }
     }
+    Ok(())
+}
+
+/// `gmem profile host`: the host-time model's costs measured on this machine.
+pub fn run_profile_host(json: bool, samples: u32) -> Result<(), Exit> {
+    let cal = profile_host::run(samples as usize).map_err(Exit::Error)?;
+    let pinned = cal.cpu.map_or("unpinned (pinning refused)".to_string(), |c| format!("pinned to CPU {c}"));
+    if json {
+        let prov = Provenance {
+            gmem_version: crate::provenance::VERSION,
+            command: "profile host",
+            backend: "null".into(),
+            clock_domain: crate::provenance::ClockDomain::Wall,
+            clock_hz: None,
+            model: None,
+        };
+        for c in &cal.costs {
+            println!("{}", prov.stamp(c));
+        }
+        for c in &cal.checks {
+            println!("{}", prov.stamp(c));
+        }
+        let flags = serde_json::json!({ "name": "flags", "value": cal.flags(), "cpu": cal.cpu, "samples": samples });
+        println!("{}", prov.stamp(flags));
+        return Ok(());
+    }
+    println!(
+        "host-time costs of this machine: the manager on a null device (its own work and system calls), {pinned}, medians of {samples}"
+    );
+    println!("{:<10} {:>8} {:>8}  from", "cost", "ns", "default");
+    for c in &cal.costs {
+        println!("{:<10} {:>8} {:>8}  {}", c.name, c.value, c.default, c.how);
+    }
+    println!("check: each measurement, and what the fitted model charges for it");
+    for c in &cal.checks {
+        println!("  {:<44} {:>9.2} us   model {:>9.2} us", c.what, c.measured_us, c.model_us);
+    }
+    println!("flags: {}", cal.flags());
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod plot;
 mod profile_cosim;
 mod profile_dma;
 mod profile_faults;
+mod profile_host;
 mod provenance;
 mod pte;
 mod serve;
@@ -28,7 +29,7 @@ mod workloads;
 
 use clap::Parser;
 use cli::{Cli, Command, ProfileCmd, PteCmd};
-use commands::{run_info, run_profile_dma, run_profile_faults, run_soak};
+use commands::{run_info, run_profile_dma, run_profile_faults, run_profile_host, run_soak};
 use job::{Job, Work, run_job};
 use std::process::ExitCode;
 
@@ -144,6 +145,7 @@ fn dispatch(command: Command) -> Result<(), Exit> {
         Command::Profile(ProfileCmd::Cosim { json, runs, shrink, sys }) => {
             Ok(profile_cosim::print(runs, shrink, json, &system(&sys)?)?)
         }
+        Command::Profile(ProfileCmd::Host { json, samples }) => run_profile_host(json, samples),
         Command::Profile(ProfileCmd::Faults { json, plot, size, sys }) => {
             run_profile_faults(json, plot, size, &system(&sys)?)
         }

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
 mod common;
-use common::{gmem, gmem_code, gmem_json};
+use common::{gmem, gmem_code, gmem_json, json_lines};
 
 #[test]
 fn demo_identifies_the_rtl_and_runs_both_unified_memory_scenarios() {
@@ -91,7 +91,7 @@ fn profile_dma_plot_writes_an_svg() {
 fn profile_cosim_json_names_each_figure_with_unit_and_spread() {
     let (ok, out, err) = gmem(&["profile", "cosim", "--json", "--runs", "2", "--shrink", "64"]);
     assert!(ok, "{err}");
-    let lines = common::json_lines(&out);
+    let lines = json_lines(&out);
     let line = |name: &str| {
         lines.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no `{name}` line in {out}")).clone()
     };
@@ -268,6 +268,39 @@ fn thrash_window_decides_whether_bouncing_pages_are_pinned() {
         let (ok, _, err) = gmem(&["run", "--workload", "thrash", flag, bad]);
         assert!(!ok && err.contains(flag), "{flag} {bad}: {err}");
     }
+}
+
+#[test]
+fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
+    let (ok, out, err) = gmem(&["profile", "host", "--json", "--samples", "5"]);
+    assert!(ok, "{err}");
+    let lines = json_lines(&out);
+    let costs: Vec<&serde_json::Value> = lines.iter().filter(|l| l["unit"] == "ns").collect();
+    let names: Vec<&str> = costs.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "launch"]);
+    for c in &costs {
+        let v = c["value"].as_u64().expect("whole ns");
+        assert!(v <= 1_000_000_000 && c["clock_domain"] == "wall" && c["command"] == "profile host", "{c}");
+        assert_eq!(c["measured"], c["name"] != "launch", "{c}");
+    }
+    // Moving a page in takes system calls: never free, never a millisecond.
+    let page_in = costs[3]["value"].as_u64().unwrap();
+    assert!((20..1_000_000).contains(&page_in), "page_in {page_in} ns");
+    let checks: Vec<&serde_json::Value> = lines.iter().filter(|l| l["name"] == "check").collect();
+    assert_eq!(checks.len(), 12, "{out}");
+    assert!(checks.iter().all(|c| c["measured_us"].as_f64().unwrap() > 0.0), "{out}");
+    // The flags line sets exactly these costs on a run's model.
+    let flags = lines.last().unwrap();
+    assert_eq!(flags["name"], "flags", "{flags}");
+    let mut args = vec!["info", "--json"];
+    args.extend(flags["value"].as_str().unwrap().split(' '));
+    let info = gmem_json(&args, &[]);
+    let set = &info["model"]["host_time"]["costs_ns"];
+    for (c, field) in costs.iter().zip(["fault_batch_ns", "per_fault_ns", "migration_ns", "page_in_ns"]) {
+        assert_eq!(set[field], c["value"], "{field}: {set}");
+    }
+    let (ok, _, err) = gmem(&["profile", "host", "--samples", "2"]);
+    assert!(!ok && err.contains("--samples"), "{err}");
 }
 
 #[test]
