@@ -152,8 +152,7 @@ impl CmdQueue {
         let ring = Ring::set_up::<_, CmdqError>(io, CMDQ_REGS, size_log2, regs::cmd::SIZE, Producer::Host)?;
         let fence = DmaBuffer::new(4096)?;
         let fence_iova = io.dma_map(&fence)?;
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 1))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::CMDQ_EN, true)?;
         let head_seen = ring.index;
         Ok(Self { ring, fence, fence_iova, seq: 0, head_seen })
     }
@@ -242,8 +241,7 @@ impl CmdQueue {
 
     /// Unmaps the ring (disable the queue first if the device stays in use).
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), CmdqError> {
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::CMDQ_EN.put32(ctrl, 0))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::CMDQ_EN, false)?;
         io.dma_unmap(self.ring.iova)?;
         io.dma_unmap(self.fence_iova)?;
         Ok(())

@@ -320,8 +320,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let cmdq = CmdQueue::init(&mut io, 8)?;
         let fq = FaultQueue::init(&mut io, 9)?;
         let kq = KernelQueue::init(&mut io, 4)?;
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::MMU_EN.put32(ctrl, 1))?;
+        crate::device_io::set_ctrl_bit(&mut io, regs::ctrl::MMU_EN, true)?;
         // Faults and kernel completions are polled in host memory; their interrupts are
         // unmasked only while the driver sleeps on them (Inner::wait_fault_or_kernel).
         let int_mask = io.read32(regs::INT_MASK.offset)? & !WAKE;

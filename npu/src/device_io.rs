@@ -87,6 +87,17 @@ pub enum Clock {
     Wall,
 }
 
+/// Sets (`on`) or clears one enable bit of CTRL (`regs::ctrl::*_EN`), keeping the
+/// others: a read, then a posted write. Set-up and tear-down only, never the hot path.
+pub(crate) fn set_ctrl_bit<T: DeviceIo + ?Sized>(
+    io: &mut T,
+    bit: crate::regmap::Field,
+    on: bool,
+) -> Result<(), IoError> {
+    let ctrl = io.read32(crate::regs::CTRL.offset)?;
+    io.write32(crate::regs::CTRL.offset, bit.put32(ctrl, u32::from(on)))
+}
+
 /// The transport contract the NPU driver is written against.
 pub trait DeviceIo {
     /// Short name for reports ("rtl", "model", "vfio 0000:01:00.0").

@@ -241,8 +241,7 @@ impl Dma {
             )?;
             channels.push(Channel { desc, cpl, in_flight: 0 });
         }
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 1))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::DMA_EN, true)?;
         Ok(Self { channels, size_log2, push: true })
     }
 
@@ -419,8 +418,7 @@ impl Dma {
 
     /// Unmaps the rings (call before dropping if the device stays in use).
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), DmaError> {
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::DMA_EN.put32(ctrl, 0))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::DMA_EN, false)?;
         for ch in &self.channels {
             io.dma_unmap(ch.desc.iova)?;
             io.dma_unmap(ch.cpl.iova)?;

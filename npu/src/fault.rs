@@ -239,8 +239,7 @@ impl FaultQueue {
             regs::fault::SIZE,
             Producer::Device { marker: marker::FAULT },
         )?;
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::FQ_EN.put32(ctrl, 1))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::FQ_EN, true)?;
         Ok(Self { ring, next_seq: None, carry: Vec::new() })
     }
 
@@ -305,8 +304,7 @@ impl FaultQueue {
     /// Clears CTRL.FQ_EN (other bits kept; later faults wait inside the MMU) and unmaps
     /// the ring.
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), FaultError> {
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::FQ_EN.put32(ctrl, 0))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::FQ_EN, false)?;
         io.dma_unmap(self.ring.iova)?;
         Ok(())
     }

@@ -531,8 +531,7 @@ impl KernelQueue {
             regs::kcpl::SIZE,
             Producer::Device { marker: marker::KCPL },
         )?;
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::CU_EN.put32(ctrl, 1))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::CU_EN, true)?;
         Ok(Self { kq, kcq, pending: VecDeque::new(), carry: Vec::new() })
     }
 
@@ -687,8 +686,7 @@ impl KernelQueue {
     /// completions of kernels in flight first: a completion written after the unmap
     /// fails as a device error.
     pub fn release<T: DeviceIo + ?Sized>(self, io: &mut T) -> Result<(), KernelError> {
-        let ctrl = io.read32(regs::CTRL.offset)?;
-        io.write32(regs::CTRL.offset, regs::ctrl::CU_EN.put32(ctrl, 0))?;
+        crate::device_io::set_ctrl_bit(io, regs::ctrl::CU_EN, false)?;
         io.dma_unmap(self.kq.iova)?;
         io.dma_unmap(self.kcq.iova)?;
         Ok(())

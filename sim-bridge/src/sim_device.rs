@@ -346,7 +346,7 @@ impl SimDevice {
     /// One step towards cycle `end`: the posted CSR writes that have arrived are
     /// delivered, then one edge, which stands for many cycles when the design is
     /// provably quiet or at a fixed point (fast-forward).
-    fn step_towards(&mut self, end: u64) -> Result<(), SimError> {
+    pub(crate) fn step_towards(&mut self, end: u64) -> Result<(), SimError> {
         self.deliver_posted(false)?;
         let window = self.ff_window(end);
         if window >= 2 {

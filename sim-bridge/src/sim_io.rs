@@ -69,15 +69,8 @@ impl SimDevice {
             }
             // At a fixed point the lines cannot change either: one probe cycle, then a
             // skip to the next input change, then the lines are sampled again.
-            let step = self.ff_window(end);
-            if step >= 2 {
-                self.run(step)?;
-            } else {
-                self.deliver_posted(false)?;
-                if !self.fixed_point_skip(end) {
-                    self.run(1)?;
-                }
-            }
+            self.step_towards(end)?;
+            self.host_port.land(self.cycles(), &mut self.host_mem);
         }
         Ok(0)
     }

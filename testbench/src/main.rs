@@ -69,7 +69,17 @@ impl From<String> for Exit {
     }
 }
 
+/// Restores the default action of SIGPIPE (Rust ignores it): `gmem … | head` then ends
+/// quietly when `head` closes the pipe, as other command-line tools do, instead of
+/// panicking on the next line it prints.
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: setting a standard signal's disposition to SIG_DFL installs no handler
+    // and runs before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_closed_pipe();
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet, matches!(cli.command, Command::Soak { .. }));
     sigbus::report_and_exit();

@@ -185,6 +185,25 @@ fn the_dma_plot_is_readable() {
 }
 
 #[test]
+fn a_closed_pipe_ends_gmem_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    // The reader is gone before gmem prints (`gmem … | head` after head exits): SIGPIPE
+    // ends it, as it ends other tools, instead of a panic on "Broken pipe".
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gmem"))
+        .args(["completions", "bash"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn completions_man_page_version_and_help() {
     for shell in ["bash", "zsh", "fish"] {
         let (ok, out, err) = gmem(&["completions", shell]);

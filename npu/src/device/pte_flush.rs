@@ -15,7 +15,6 @@
 //! them again.
 
 use crate::DeviceIo;
-use std::collections::BTreeMap;
 
 use crate::cmdq::Command;
 use crate::dma::{DmaAddr, DmaDesc};
@@ -63,7 +62,7 @@ impl<T: DeviceIo> Inner<T> {
         if !self.pending.new_tables.is_empty() {
             return Ok(None);
         }
-        let latest: BTreeMap<u64, u64> = self.pending.writes.iter().copied().collect();
+        let latest = self.pending.latest();
         if latest.len() > PTE_COMMANDS_MAX {
             return Ok(None);
         }
@@ -144,9 +143,8 @@ impl<T: DeviceIo> Inner<T> {
         let ahead_with_zero = ahead.filter(|_| changes.writes.is_empty());
         zero.extend(ahead_with_zero.map(ahead_desc));
         self.run_table_dma(&zero, ahead_with_zero)?;
-        let latest: std::collections::BTreeMap<u64, u64> = changes.writes.iter().copied().collect();
         let mut runs: Vec<(u64, Vec<u64>)> = Vec::new();
-        for (pa, pte) in latest {
+        for (pa, pte) in changes.latest() {
             match runs.last_mut() {
                 Some((start, vals)) if *start + 8 * vals.len() as u64 == pa && pa % PAGE != 0 => vals.push(pte),
                 _ => runs.push((pa, vec![pte])),

@@ -51,6 +51,13 @@ pub(crate) struct Changes {
     pub(crate) writes: Vec<(u64, u64)>,
 }
 
+impl Changes {
+    /// The last value written to each changed PTE, by device address.
+    pub(crate) fn latest(&self) -> std::collections::BTreeMap<u64, u64> {
+        self.writes.iter().copied().collect()
+    }
+}
+
 /// The table memory one edit works on.
 pub(crate) struct EditView<'a> {
     pages: &'a mut HashMap<u64, Box<[u64; 512]>>,
