@@ -1,6 +1,7 @@
-//! A scripted transport for unit tests: registers are a map, "device writes" into host
-//! memory are done by the test, time advances only when asked. It lets tests play a
-//! misbehaving device (records the RTL would never write) against the host code.
+//! A scripted transport: registers are a map, "device writes" into host memory are done
+//! by the test, time advances only when asked. It lets unit tests play a misbehaving
+//! device (records the RTL would never write) against the host code, and lets
+//! `gmem profile host` time the driver's own work with no device behind it.
 
 use crate::device_io::{Clock, DeviceIo, IoError};
 use crate::iova::IovaAllocator;
@@ -13,19 +14,26 @@ pub(crate) enum CsrOp {
     Write(u32, u32),
 }
 
-/// The fake device.
-pub(crate) struct FakeIo {
-    pub regs: HashMap<u32, u32>,
+/// The fake device: no device answers, nothing is charged for an access.
+pub struct FakeIo {
+    pub(crate) regs: HashMap<u32, u32>,
     /// Every CSR access in program order (for protocol-order tests).
-    pub log: Vec<CsrOp>,
+    pub(crate) log: Vec<CsrOp>,
     maps: BTreeMap<u64, (usize, usize)>,
     iova: IovaAllocator,
     now: u64,
     owners: crate::DmaOwners,
 }
 
+impl Default for FakeIo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FakeIo {
-    pub(crate) fn new() -> Self {
+    /// Registers all 0, nothing mapped, time 0.
+    pub fn new() -> Self {
         Self {
             regs: HashMap::new(),
             log: Vec::new(),
@@ -36,6 +44,12 @@ impl FakeIo {
         }
     }
 
+    /// Forgets the CSR accesses logged so far (a long timing loop).
+    pub fn clear_log(&mut self) {
+        self.log.clear();
+    }
+
+    #[cfg(test)]
     /// Writes `data` at `iova` as the device would (through the DMA mapping).
     pub(crate) fn device_write(&self, iova: u64, data: &[u8]) {
         let (&start, &(host, len)) = self.maps.range(..=iova).next_back().expect("IOVA is mapped");

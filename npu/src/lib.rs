@@ -19,8 +19,7 @@ pub mod device;
 mod device_io;
 pub mod dma;
 mod dma_buf;
-#[cfg(test)]
-mod fake_io;
+pub mod fake_io;
 pub mod fault;
 pub mod host_map;
 pub mod host_time;

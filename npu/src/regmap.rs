@@ -67,35 +67,34 @@ impl Field {
         (reg & !m) | (((value as u64) << self.lsb) as u32 & m)
     }
 
+    /// The bytes `[first, end)` of a record the field lies in: at most 9 (64 bits
+    /// starting mid-byte), `None` if they are not all in a record of `len` bytes.
+    fn span(self, len: usize) -> Option<(usize, usize)> {
+        let end = (self.lsb + self.width).div_ceil(8) as usize;
+        (end <= len && self.width <= 64).then_some(((self.lsb / 8) as usize, end))
+    }
+
     /// Reads the field from a little-endian record.
     ///
     /// Returns `None` if the field does not fit in `bytes`.
     pub fn get(self, bytes: &[u8]) -> Option<u64> {
-        if (self.lsb + self.width).div_ceil(8) as usize > bytes.len() {
-            return None;
-        }
-        let mut v = 0u64;
-        for i in 0..self.width {
-            let b = self.lsb + i;
-            let bit = (bytes[(b / 8) as usize] >> (b % 8)) & 1;
-            v |= u64::from(bit) << i;
-        }
-        Some(v)
+        let (first, end) = self.span(bytes.len())?;
+        let mut word = [0u8; 16];
+        word[..end - first].copy_from_slice(&bytes[first..end]);
+        Some((u128::from_le_bytes(word) >> (self.lsb % 8)) as u64 & self.max())
     }
 
     /// Writes `value` (truncated to the field width) into a little-endian record.
     ///
     /// Returns `false` (and changes nothing) if the field does not fit in `bytes`.
     pub fn set(self, bytes: &mut [u8], value: u64) -> bool {
-        if (self.lsb + self.width).div_ceil(8) as usize > bytes.len() {
-            return false;
-        }
-        for i in 0..self.width {
-            let b = self.lsb + i;
-            let byte = &mut bytes[(b / 8) as usize];
-            let bit = 1u8 << (b % 8);
-            if (value >> i) & 1 == 1 { *byte |= bit } else { *byte &= !bit }
-        }
+        let Some((first, end)) = self.span(bytes.len()) else { return false };
+        let mut word = [0u8; 16];
+        word[..end - first].copy_from_slice(&bytes[first..end]);
+        let shift = self.lsb % 8;
+        let mask = u128::from(self.max()) << shift;
+        let merged = (u128::from_le_bytes(word) & !mask) | ((u128::from(value) << shift) & mask);
+        bytes[first..end].copy_from_slice(&merged.to_le_bytes()[..end - first]);
         true
     }
 }
@@ -121,6 +120,42 @@ mod tests {
         assert!(f.set(&mut rec, 0x0123_4567_89AB_CDEF));
         assert_eq!(f.get(&rec), Some(0x0123_4567_89AB_CDEF));
         assert_eq!(&rec[16..24], &0x0123_4567_89AB_CDEFu64.to_le_bytes());
+    }
+
+    /// The bit-at-a-time definition the word-wide `get`/`set` must match.
+    fn get_bitwise(f: Field, bytes: &[u8]) -> u64 {
+        (0..f.width).fold(0, |v, i| v | u64::from(bytes[((f.lsb + i) / 8) as usize] >> ((f.lsb + i) % 8) & 1) << i)
+    }
+
+    fn set_bitwise(f: Field, bytes: &mut [u8], value: u64) {
+        for i in 0..f.width {
+            let (byte, bit) = (((f.lsb + i) / 8) as usize, 1u8 << ((f.lsb + i) % 8));
+            if value >> i & 1 == 1 { bytes[byte] |= bit } else { bytes[byte] &= !bit }
+        }
+    }
+
+    #[test]
+    fn word_wide_access_matches_the_bitwise_definition() {
+        // Every field of a 24-byte record, over random records and values.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for lsb in 0..128 {
+            for width in 1..=64 {
+                let f = Field { lsb, width };
+                let mut rec = [0u8; 24];
+                rec.iter_mut().for_each(|b| *b = next() as u8);
+                let (mut want, value) = (rec, next());
+                assert_eq!(f.get(&rec), Some(get_bitwise(f, &rec)), "{f:?}");
+                assert!(f.set(&mut rec, value));
+                set_bitwise(f, &mut want, value);
+                assert_eq!(rec, want, "{f:?} set {value:#x}");
+            }
+        }
     }
 
     #[test]

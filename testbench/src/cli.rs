@@ -408,9 +408,9 @@ pub enum ProfileCmd {
     /// system calls, no device work), pinned to the CPU it starts on, fault batches of
     /// 1, 4 and 16, PREFETCH of 1 to 1024 pages, CPU faults bringing back 1 and 16
     /// pages, an attribute hint. It fits the model's costs to the medians, prints each
-    /// measurement next to the fitted model's charge, and ends with the flags to pass
-    /// (the launch cost is not measured: it keeps its default). Host wall time: the
-    /// figures vary with load and from machine to machine.
+    /// measurement next to the fitted model's charge, and ends with the flags to pass.
+    /// The launch cost is the driver's kernel submission on a transport with no device.
+    /// Host wall time: the figures vary with load and from machine to machine.
     Host {
         /// One JSON object per cost and per check on stdout, then one with the flags.
         #[arg(long)]

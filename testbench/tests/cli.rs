@@ -281,7 +281,6 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     for c in &costs {
         let v = c["value"].as_u64().expect("whole ns");
         assert!(v <= 1_000_000_000 && c["clock_domain"] == "wall" && c["command"] == "profile host", "{c}");
-        assert_eq!(c["measured"], c["name"] != "launch", "{c}");
     }
     // Moving a page in takes system calls: never free, never a millisecond.
     let page_in = costs[3]["value"].as_u64().unwrap();
