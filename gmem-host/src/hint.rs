@@ -19,7 +19,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{FaultError, GmemError, MigrateError};
 use crate::events::add;
 use crate::fault::{Item, device_error, to_device};
-use crate::hash::FastMap;
 use crate::migrate::mapping::{Batches, flush_all, free_frame, release_mapping};
 use crate::migrate::to_device::Outcome;
 use crate::migrate::to_host::{Cause, range_to_host, to_host_keys};
@@ -28,18 +27,33 @@ use crate::page_table::{PageEntry, PageFlags, Residency};
 use crate::state::{Inner, State};
 use crate::types::{DeviceId, HintReport, PageKey};
 
-/// The entries of a range that differ from an untouched page, by page number.
-pub(crate) type Snapshot = FastMap<u64, PageEntry>;
+/// The entries of a range that differ from an untouched page, sorted by page number
+/// (as the page table hands them out: no hashing per page).
+#[derive(Default)]
+pub(crate) struct Snapshot(Vec<(u64, PageEntry)>);
+
+impl Snapshot {
+    /// Page `vpn`'s entry (an untouched page's if the snapshot does not hold it).
+    fn get(&self, vpn: u64) -> PageEntry {
+        self.0.binary_search_by_key(&vpn, |&(v, _)| v).map_or_else(|_| PageEntry::default(), |i| self.0[i].1)
+    }
+
+    /// Its pages with their entries, in page order.
+    fn iter(&self) -> impl Iterator<Item = (u64, PageEntry)> + '_ {
+        self.0.iter().copied()
+    }
+}
 
 /// The range's entries now (lock taken inside).
 pub(crate) fn snapshot(inner: &Inner, s: u32, va: u64, len: u64) -> Snapshot {
     let g = inner.lock();
     g.spaces.get(&s).map_or_else(Snapshot::default, |sp| {
-        sp.pt
-            .touched(va / PAGE_SIZE, len / PAGE_SIZE)
-            .into_iter()
-            .filter(|(_, e)| e.state != Residency::Unpopulated || e.prot != 0 || !e.flags.is_empty())
-            .collect()
+        Snapshot(
+            sp.pt
+                .touched_iter(va / PAGE_SIZE, len / PAGE_SIZE)
+                .filter(|(_, e)| e.state != Residency::Unpopulated || e.prot != 0 || !e.flags.is_empty())
+                .collect(),
+        )
     })
 }
 
@@ -62,13 +76,12 @@ pub(crate) fn prefetch_to_device(
     let after = snapshot(inner, s, va, len);
     let here = |e: &PageEntry| e.on_device() && e.dev == dev.0;
     let remote = |e: &PageEntry| e.flags.contains(PageFlags::REMOTE) && e.dev == dev.0;
-    let was = |vpn: &u64| before.get(vpn).copied().unwrap_or_default();
-    let moved = after.iter().filter(|(v, e)| here(e) && !here(&was(v))).count() as u64;
+    let moved = after.iter().filter(|(v, e)| here(e) && !here(&before.get(*v))).count() as u64;
     Ok(HintReport {
         pages_moved: moved,
         bytes_moved: moved * PAGE_SIZE,
-        already_in_place: before.values().filter(|e| here(e)).count() as u64,
-        mapped_remotely: after.iter().filter(|(v, e)| remote(e) && !remote(&was(v))).count() as u64,
+        already_in_place: before.iter().filter(|(_, e)| here(e)).count() as u64,
+        mapped_remotely: after.iter().filter(|(v, e)| remote(e) && !remote(&before.get(*v))).count() as u64,
         pages_changed: 0,
     })
 }
@@ -137,9 +150,8 @@ pub(crate) fn range_home(
     let after = snapshot(inner, s, va, len);
     let held =
         |e: &PageEntry| (e.on_device() || e.flags.contains(PageFlags::REMOTE)) && only.is_none_or(|d| d.0 == e.dev);
-    let before_held = before.values().filter(|e| held(e)).count() as u64;
-    let still = |v: &u64| after.get(v).is_some_and(held);
-    let moved = before.iter().filter(|(v, e)| held(e) && !still(v)).count() as u64;
+    let before_held = before.iter().filter(|(_, e)| held(e)).count() as u64;
+    let moved = before.iter().filter(|(v, e)| held(e) && !held(&after.get(*v))).count() as u64;
     Ok(HintReport {
         pages_moved: moved,
         bytes_moved: moved * PAGE_SIZE,
@@ -154,7 +166,7 @@ pub(crate) fn range_home(
 /// other pages are still restored.
 pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u64) -> Result<(), GmemError> {
     let now = snapshot(inner, s, va, len);
-    let vpns: BTreeSet<u64> = before.keys().chain(now.keys()).copied().collect();
+    let vpns: BTreeSet<u64> = before.iter().chain(now.iter()).map(|(v, _)| v).collect();
     let mut home: Vec<PageKey> = Vec::new();
     let mut back: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
     let mut first_err: Option<GmemError> = None;
@@ -163,7 +175,7 @@ pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u6
         let st = &mut *g;
         let mut batches = Batches::new();
         for vpn in vpns {
-            let b = before.get(&vpn).copied().unwrap_or_default();
+            let b = before.get(vpn);
             let Some(e) = st.spaces.get(&s).map(|sp| sp.pt.get(vpn)) else { return Ok(()) };
             if e.flags.contains(PageFlags::MIGRATING) {
                 continue;

@@ -150,19 +150,20 @@ impl PageTable {
 
     /// Touched pages in `[vpn, vpn+count)`: every entry of an allocated chunk.
     pub fn touched(&self, vpn: u64, count: u64) -> Vec<(u64, PageEntry)> {
+        self.touched_iter(vpn, count).collect()
+    }
+
+    /// [`PageTable::touched`] one entry at a time, in page order, collecting nothing.
+    pub fn touched_iter(&self, vpn: u64, count: u64) -> impl Iterator<Item = (u64, PageEntry)> + '_ {
         let end = vpn + count;
-        let mut out = Vec::new();
-        let first = vpn / CHUNK as u64;
-        let last = (end - 1) / CHUNK as u64;
-        for (&ci, c) in self.chunks.range(first..=last) {
-            for (i, e) in c.entries.iter().enumerate() {
-                let v = ci * CHUNK as u64 + i as u64;
-                if v >= vpn && v < end {
-                    out.push((v, *e));
-                }
-            }
-        }
-        out
+        let (first, last) = (vpn / CHUNK as u64, end.saturating_sub(1) / CHUNK as u64);
+        let chunks = if count == 0 { self.chunks.range(1..1) } else { self.chunks.range(first..=last) };
+        chunks.flat_map(move |(&ci, c)| {
+            let base = ci * CHUNK as u64;
+            let lo = vpn.saturating_sub(base).min(CHUNK as u64) as usize;
+            let hi = (end - base).min(CHUNK as u64) as usize;
+            c.entries[lo..hi].iter().zip(base + lo as u64..).map(|(e, v)| (v, *e))
+        })
     }
 
     /// Forget `[vpn, vpn+count)` (chunks entirely inside are freed).

@@ -336,8 +336,7 @@ pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u
             let g = inner.lock();
             let Some(sp) = g.spaces.get(&s) else { return Ok(()) };
             sp.pt
-                .touched(va / PAGE_SIZE, len / PAGE_SIZE)
-                .into_iter()
+                .touched_iter(va / PAGE_SIZE, len / PAGE_SIZE)
                 .filter(|(_, e)| {
                     (e.on_device() || e.flags.contains(PageFlags::REMOTE)) && only.is_none_or(|d| d.0 == e.dev)
                 })
