@@ -482,7 +482,6 @@ impl Gmem {
     /// `crate::hint`). Returns what the hint did ([`HintReport`]).
     pub fn hmadvise(&self, space: SpaceId, node: Node, va: u64, len: u64, hint: Hint) -> Result<HintReport, GmemError> {
         check_range(va, len)?;
-        self.inner.host_work(HostWork::Hint);
         let g = self.inner.lock();
         let sp = g.space(space)?;
         if let Node::Device(d) = node {
@@ -511,7 +510,9 @@ impl Gmem {
             Hint::UnsetReadMostly => Some(Box::new(|a| a.read_mostly = false)),
             Hint::Prefetch | Hint::DontNeed => None,
         };
+        let walked = if attr_change.is_some() { 0 } else { sp.pt.touched_len(va / PAGE_SIZE, len / PAGE_SIZE) };
         drop(g);
+        self.inner.host_work(HostWork::Hint { pages: walked });
         if let Some(f) = attr_change {
             let mut g = self.inner.lock();
             if let Some(sp) = g.spaces.get_mut(&space.0) {

@@ -460,7 +460,11 @@ pub enum HostWork {
     /// One CPU fault (a userfaultfd event) was received and answered.
     CpuFault,
     /// A memory hint (`hmadvise`) was applied.
-    Hint,
+    Hint {
+        /// Entries of the logical page table it walked: those of the range's touched
+        /// 2 MiB chunks for `PREFETCH` and `DONTNEED`, 0 for an attribute hint.
+        pages: u64,
+    },
     /// One migration round copied pages between host and device memory: protecting or
     /// unmapping the sources, the copies' set-up, installing or dropping the CPU copies,
     /// page-table updates. Rounds without a copy (first-touch zero-fills, remote

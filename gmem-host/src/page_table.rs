@@ -153,16 +153,26 @@ impl PageTable {
         self.touched_iter(vpn, count).collect()
     }
 
+    /// How many entries [`PageTable::touched`] returns, without reading them.
+    pub fn touched_len(&self, vpn: u64, count: u64) -> u64 {
+        self.spans(vpn, count).map(|(_, c)| c.len() as u64).sum()
+    }
+
     /// [`PageTable::touched`] one entry at a time, in page order, collecting nothing.
     pub fn touched_iter(&self, vpn: u64, count: u64) -> impl Iterator<Item = (u64, PageEntry)> + '_ {
+        self.spans(vpn, count).flat_map(|(first, entries)| entries.iter().zip(first..).map(|(e, v)| (v, *e)))
+    }
+
+    /// The allocated chunks' parts inside `[vpn, vpn+count)`: (first page, entries).
+    fn spans(&self, vpn: u64, count: u64) -> impl Iterator<Item = (u64, &[PageEntry])> + '_ {
         let end = vpn + count;
         let (first, last) = (vpn / CHUNK as u64, end.saturating_sub(1) / CHUNK as u64);
         let chunks = if count == 0 { self.chunks.range(1..1) } else { self.chunks.range(first..=last) };
-        chunks.flat_map(move |(&ci, c)| {
+        chunks.map(move |(&ci, c)| {
             let base = ci * CHUNK as u64;
             let lo = vpn.saturating_sub(base).min(CHUNK as u64) as usize;
             let hi = (end - base).min(CHUNK as u64) as usize;
-            c.entries[lo..hi].iter().zip(base + lo as u64..).map(|(e, v)| (v, *e))
+            (base + lo as u64, &c.entries[lo..hi])
         })
     }
 
@@ -233,5 +243,26 @@ mod tests {
         assert_eq!(pt.chunk_on_device(1), 1);
         pt.remove(512, 512);
         assert_eq!(pt.chunks(), 0);
+    }
+
+    #[test]
+    fn touched_ranges_cut_chunks_where_the_range_does() {
+        let mut pt = PageTable::default();
+        let c = CHUNK as u64;
+        pt.update(3, |e| e.state = Residency::Cpu);
+        pt.update(2 * c + 7, |e| e.state = Residency::Cpu);
+        // Chunks 0 and 2 are allocated, chunk 1 is not: a range from page 5 of chunk 0
+        // to page 9 of chunk 2 touches c - 5 + 10 entries.
+        let (vpn, count) = (5, 2 * c + 10 - 5);
+        let all = pt.touched(vpn, count);
+        assert_eq!(all.len() as u64, c - 5 + 10);
+        assert_eq!(pt.touched_len(vpn, count), all.len() as u64);
+        assert_eq!((all[0].0, all.last().unwrap().0), (5, 2 * c + 9));
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in page order");
+        assert_eq!(
+            all.iter().filter(|(_, e)| e.state == Residency::Cpu).map(|(v, _)| *v).collect::<Vec<_>>(),
+            [2 * c + 7]
+        );
+        assert_eq!((pt.touched_len(vpn, 0), pt.touched(c, c).len()), (0, 0), "empty, and an untouched chunk");
     }
 }

@@ -25,10 +25,16 @@ fn a_prefetch_reports_one_round_with_every_page_it_copied_and_a_second_one_none(
     r.dev.take_host_work();
 
     r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 16 * PAGE, Hint::Prefetch).expect("prefetch");
-    assert_eq!(r.dev.take_host_work(), [HostWork::Hint, HostWork::Migration { to_device: 16, to_host: 0 }]);
+    // The hint walks the range's 16 entries.
+    let hint = HostWork::Hint { pages: 16 };
+    assert_eq!(r.dev.take_host_work(), [hint, HostWork::Migration { to_device: 16, to_host: 0 }]);
 
     r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 16 * PAGE, Hint::Prefetch).expect("again");
-    assert_eq!(r.dev.take_host_work(), [HostWork::Hint], "nothing left to copy");
+    assert_eq!(r.dev.take_host_work(), [hint], "nothing left to copy");
+
+    // An attribute hint walks nothing.
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 16 * PAGE, Hint::AccessedBy).expect("accessed_by");
+    assert_eq!(r.dev.take_host_work(), [HostWork::Hint { pages: 0 }]);
 }
 
 #[test]

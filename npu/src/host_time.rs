@@ -37,6 +37,9 @@ pub struct HostCosts {
     pub cpu_fault_ns: u64,
     /// Per `hmadvise` call (its migrations are charged apart).
     pub hint_ns: u64,
+    /// Per entry of the logical page table a `PREFETCH` or `DONTNEED` hint walks (the
+    /// range's touched 2 MiB chunks; its migrations are charged apart).
+    pub hint_page_ns: u64,
     /// Per kernel launch: the driver's lock, the descriptor written into the ring, the
     /// doorbell store (its flight to the device is the MMIO model's).
     pub launch_ns: u64,
@@ -50,7 +53,8 @@ pub struct HostCosts {
 ///   430 ns per page moved in on top of a round's fixed cost;
 /// - `Gmem::dev_fault` of 1, 4, 16 faults (a page each) took 3.54, 5.10, 11.79 µs:
 ///   a round (3 µs) + 430 ns per page + about 100 ns per fault;
-/// - an `ACCESSED_BY` hint took 0.19 µs, whatever its length;
+/// - an `ACCESSED_BY` hint took 0.19 µs, whatever its length; a `DONTNEED` that moves
+///   nothing walks the range's entries at 21–22 ns each (`gmem profile host`);
 /// - a CPU fault bringing back 1 or 16 pages took 7.6 or 23.6 µs: 1.07 µs per page out,
 ///   6.5 µs for the fault and its round.
 ///
@@ -58,6 +62,9 @@ pub struct HostCosts {
 /// 36 µs (a pipe round trip between two threads; 5 µs on one CPU), which a bare-metal
 /// host does not pay. A launch (the driver's lock and `KernelQueue::submit` of one
 /// kernel, `gmem profile host` on a transport with no device) took 34–35 ns: 40 ns.
+/// [`HostCosts::hint_page_ns`] by default.
+pub const HINT_PAGE_NS: u64 = 22;
+
 impl Default for HostCosts {
     fn default() -> Self {
         Self {
@@ -68,6 +75,7 @@ impl Default for HostCosts {
             page_out_ns: 1_070,
             cpu_fault_ns: 3_500,
             hint_ns: 200,
+            hint_page_ns: HINT_PAGE_NS,
             launch_ns: 40,
         }
     }
@@ -87,13 +95,14 @@ impl HostCosts {
             page_out_ns: 0,
             cpu_fault_ns: 0,
             hint_ns: 0,
+            hint_page_ns: 0,
             launch_ns: 0,
         }
     }
 
     /// The names [`HostCosts::set`] takes, in the order reports print them.
-    pub const NAMES: [&'static str; 8] =
-        ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "launch"];
+    pub const NAMES: [&'static str; 9] =
+        ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "hint_page", "launch"];
 
     /// Longest cost [`HostCosts::set`] accepts: 1 s.
     pub const MAX_NS: u64 = 1_000_000_000;
@@ -112,6 +121,7 @@ impl HostCosts {
             "page_out" => &mut self.page_out_ns,
             "cpu_fault" => &mut self.cpu_fault_ns,
             "hint" => &mut self.hint_ns,
+            "hint_page" => &mut self.hint_page_ns,
             "launch" => &mut self.launch_ns,
             _ => return Err(HostCostError::UnknownName { name: name.into() }),
         };
@@ -124,7 +134,7 @@ impl HostCosts {
         match work {
             HostWork::FaultBatch { faults } => self.fault_batch_ns + self.per_fault_ns * faults as u64,
             HostWork::CpuFault => self.cpu_fault_ns,
-            HostWork::Hint => self.hint_ns,
+            HostWork::Hint { pages } => self.hint_ns + self.hint_page_ns * pages,
             HostWork::Migration { to_device, to_host } => {
                 self.migration_ns + self.page_in_ns * to_device + self.page_out_ns * to_host
             }
@@ -187,7 +197,7 @@ impl HostTime {
     pub fn describe(&self) -> String {
         match self {
             HostTime::Model(c) => format!(
-                "host_time=model[batch={}ns+{}ns/fault migration={}ns+{}ns/page-in+{}ns/page-out cpu_fault={}ns hint={}ns launch={}ns]",
+                "host_time=model[batch={}ns+{}ns/fault migration={}ns+{}ns/page-in+{}ns/page-out cpu_fault={}ns hint={}ns+{}ns/page launch={}ns]",
                 c.fault_batch_ns,
                 c.per_fault_ns,
                 c.migration_ns,
@@ -195,6 +205,7 @@ impl HostTime {
                 c.page_out_ns,
                 c.cpu_fault_ns,
                 c.hint_ns,
+                c.hint_page_ns,
                 c.launch_ns
             ),
             HostTime::Measured => "host_time=measured (wall time, not deterministic)".into(),
@@ -211,7 +222,8 @@ mod tests {
         let c = HostCosts::default();
         assert_eq!(c.of(HostWork::FaultBatch { faults: 4 }), 200 + 4 * 100);
         assert_eq!(c.of(HostWork::CpuFault), 3_500);
-        assert_eq!(c.of(HostWork::Hint), 200);
+        assert_eq!(c.of(HostWork::Hint { pages: 0 }), 200, "an attribute hint");
+        assert_eq!(c.of(HostWork::Hint { pages: 1024 }), 200 + 1024 * HINT_PAGE_NS);
         assert_eq!(c.of(HostWork::Migration { to_device: 512, to_host: 2 }), 3_000 + 512 * 430 + 2 * 1_070);
         assert!(
             HostTime::default()
@@ -229,7 +241,7 @@ mod tests {
         }
         assert_eq!(c.of(HostWork::FaultBatch { faults: 2 }), 10 + 2 * 11);
         assert_eq!(c.of(HostWork::Migration { to_device: 1, to_host: 1 }), 12 + 13 + 14);
-        assert_eq!((c.of(HostWork::CpuFault), c.of(HostWork::Hint), c.launch_ns), (15, 16, 17));
+        assert_eq!((c.of(HostWork::CpuFault), c.of(HostWork::Hint { pages: 2 }), c.launch_ns), (15, 16 + 2 * 17, 18));
         let before = c;
         assert_eq!(c.set("page", 1), Err(HostCostError::UnknownName { name: "page".into() }));
         assert!(c.set("hint", HostCosts::MAX_NS + 1).unwrap_err().to_string().contains("longer than"));

@@ -88,7 +88,7 @@ fn modelled_host_time_advances_a_simulated_clock_and_measured_mode_leaves_it_to_
     drop(s);
     let m = open(HostTime::Measured);
     let t0 = m.now_ns();
-    m.npu.host_work(HostWork::Hint);
+    m.npu.host_work(HostWork::Hint { pages: 16 });
     assert_eq!(m.now_ns(), t0, "measured mode: the driver charges nothing itself");
 }
 

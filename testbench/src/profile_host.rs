@@ -139,6 +139,8 @@ struct Measured {
     hint: f64,
     /// `PREFETCH` of n CPU-resident pages: (n, ns).
     prefetch: Vec<(u64, f64)>,
+    /// `DONTNEED` to the CPU of n CPU-resident pages (a walk that moves nothing): (n, ns).
+    walk: Vec<(u64, f64)>,
     /// `dev_fault` with n faults on resident pages (no migration): (n, ns).
     resident: Vec<(u64, f64)>,
     /// `dev_fault` with n faults on CPU-resident pages: (n, pages moved, ns).
@@ -182,6 +184,20 @@ fn measure(samples: usize) -> Result<Measured, String> {
             })?);
         }
         prefetch.push((n, median(v)));
+    }
+    // A walk that moves nothing, over a region of its own (read: zero pages, no memory).
+    let walked = 16 * PAGES;
+    let wide = gm.mmap(space, walked * 4096, MapFlags::PEER_SHARED).map_err(err)? as u64;
+    gm.cpu_access(wide, walked * 4096, false).map_err(err)?;
+    let mut walk = Vec::new();
+    for n in [PAGES, walked] {
+        let mut v = Vec::new();
+        for _ in 0..samples {
+            v.push(time(&mut || {
+                gm.hmadvise(space, Node::Cpu, wide, n * 4096, Hint::DontNeed).map(|_| ()).map_err(err)
+            })?);
+        }
+        walk.push((n, median(v)));
     }
     let faults_on = |n: u64| -> Vec<DeviceFault> {
         (0..n).map(|i| DeviceFault { asid, va: va + i * 4096 + 64, access: Access::Read, tag: i }).collect()
@@ -229,7 +245,7 @@ fn measure(samples: usize) -> Result<Measured, String> {
         cpu_faults.push((1 + ahead as u64, median(v)));
     }
     let launch = launch(samples)?;
-    Ok(Measured { hint: median(hint), prefetch, resident, faults, cpu_faults, launch })
+    Ok(Measured { hint: median(hint), prefetch, walk, resident, faults, cpu_faults, launch })
 }
 
 /// The host part of `NpuDevice::launch`, ns: its lock taken and released around
@@ -273,8 +289,10 @@ fn answered(r: &[gmem_host::FaultResolution]) -> Result<(), String> {
 ///   also pays a migration round).
 fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
     let hint = m.hint;
+    let hint_page = line(&m.walk.iter().map(|&(n, t)| (n as f64, t)).collect::<Vec<_>>()).1.max(0.0);
+    // A PREFETCH walks the pages it moves, too.
     let large: Vec<(f64, f64)> = m.prefetch.iter().filter(|p| p.0 >= 16).map(|&(n, t)| (n as f64, t)).collect();
-    let page_in = line(&large).1.max(0.0);
+    let page_in = (line(&large).1 - hint_page).max(0.0);
     let (batch, per_fault) = line(&m.resident.iter().map(|&(n, t)| (n as f64, t)).collect::<Vec<_>>());
     let (batch, per_fault) = (batch.max(0.0), per_fault.max(0.0));
     let beyond: Vec<f64> =
@@ -290,10 +308,16 @@ fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
         ("batch", ns(batch), defaults.fault_batch_ns, "dev_fault on resident pages (1, 4, 16 faults): intercept"),
         ("per_fault", ns(per_fault), defaults.per_fault_ns, "dev_fault on resident pages (1, 4, 16 faults): slope"),
         ("migration", ns(migration), defaults.migration_ns, "dev_fault on CPU-resident pages, beyond batch and pages"),
-        ("page_in", ns(page_in), defaults.page_in_ns, "hmadvise(PREFETCH) of 16 to 1024 pages: slope"),
+        ("page_in", ns(page_in), defaults.page_in_ns, "hmadvise(PREFETCH) of 16 to 1024 pages: slope, less hint_page"),
         ("page_out", ns(page_out), defaults.page_out_ns, "CPU faults bringing back 16 vs 1 page: difference / 15"),
         ("cpu_fault", ns(cpu_fault), defaults.cpu_fault_ns, "a CPU fault bringing back 1 page, beyond its round"),
         ("hint", ns(hint), defaults.hint_ns, "hmadvise(ACCESSED_BY) of 1024 pages"),
+        (
+            "hint_page",
+            ns(hint_page),
+            defaults.hint_page_ns,
+            "hmadvise(DONTNEED) of 1024 vs 16384 CPU-resident pages: slope",
+        ),
         ("launch", ns(m.launch), defaults.launch_ns, "a kernel submitted under the driver's lock, no device behind"),
     ];
     let costs: Vec<Cost> =
@@ -306,11 +330,12 @@ fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
         checks.push(Check { name: "check", what, measured_us: us(measured), model_us: us(model) });
     };
     for &(n, t) in &m.prefetch {
-        check(
-            format!("hmadvise(PREFETCH) of {}", count(n, "page")),
-            t,
-            c("hint") + c("migration") + c("page_in") * n as f64,
-        );
+        let model = c("hint") + c("migration") + (c("hint_page") + c("page_in")) * n as f64;
+        check(format!("hmadvise(PREFETCH) of {}", count(n, "page")), t, model);
+    }
+    for &(n, t) in &m.walk {
+        let model = c("hint") + c("hint_page") * n as f64;
+        check(format!("hmadvise(DONTNEED) of {} left in place", count(n, "page")), t, model);
     }
     for &(n, t) in &m.resident {
         check(format!("dev_fault, {} on resident pages", count(n, "fault")), t, c("batch") + c("per_fault") * n as f64);
@@ -336,11 +361,12 @@ mod tests {
     #[test]
     fn a_fit_of_exact_model_times_returns_the_model() {
         // Times made by the model itself with known costs: the fit gives them back.
-        let (batch, per_fault, migration, page_in, page_out, cpu_fault, hint) =
-            (250.0, 90.0, 2800.0, 400.0, 1000.0, 3300.0, 180.0);
+        let (batch, per_fault, migration, page_in, page_out, cpu_fault, hint, hint_page) =
+            (250.0, 90.0, 2800.0, 400.0, 1000.0, 3300.0, 180.0, 15.0);
         let m = Measured {
             hint,
-            prefetch: [1u64, 16, 256, 1024].map(|n| (n, hint + migration + page_in * n as f64)).to_vec(),
+            prefetch: [1u64, 16, 256, 1024].map(|n| (n, hint + migration + (hint_page + page_in) * n as f64)).to_vec(),
+            walk: [1024u64, 16384].map(|n| (n, hint + hint_page * n as f64)).to_vec(),
             resident: [1u64, 4, 16].map(|n| (n, batch + per_fault * n as f64)).to_vec(),
             faults: [1u64, 4, 16]
                 .map(|n| (n, 2 * n, batch + per_fault * n as f64 + migration + page_in * (2 * n) as f64))
@@ -360,6 +386,7 @@ mod tests {
                 ("page_out", 1000),
                 ("cpu_fault", 3300),
                 ("hint", 180),
+                ("hint_page", 15),
                 ("launch", 150)
             ]
         );
@@ -373,6 +400,7 @@ mod tests {
         let m = Measured {
             hint: 100.0,
             prefetch: [1u64, 16, 256, 1024].map(|n| (n, 5000.0 - n as f64)).to_vec(),
+            walk: vec![(1024, 500.0), (16384, 400.0)],
             resident: [1u64, 4, 16].map(|n| (n, 1000.0 - 10.0 * n as f64)).to_vec(),
             faults: [1u64, 4, 16].map(|n| (n, n, 10.0)).to_vec(),
             cpu_faults: vec![(16, 100.0), (1, 200.0)],
@@ -381,7 +409,7 @@ mod tests {
         let cal = fit(m, None);
         assert!(cal.costs.iter().all(|c| c.value <= HostCosts::MAX_NS), "{:?}", cal.costs);
         assert_eq!(cal.costs.last().unwrap().value, HostCosts::MAX_NS, "clamped to 1 s");
-        for name in ["page_in", "per_fault", "migration", "page_out"] {
+        for name in ["page_in", "per_fault", "migration", "page_out", "hint_page"] {
             assert_eq!(cal.costs.iter().find(|c| c.name == name).unwrap().value, 0, "{name}");
         }
     }

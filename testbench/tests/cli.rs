@@ -277,7 +277,10 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     let lines = json_lines(&out);
     let costs: Vec<&serde_json::Value> = lines.iter().filter(|l| l["unit"] == "ns").collect();
     let names: Vec<&str> = costs.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "launch"]);
+    assert_eq!(
+        names,
+        ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "hint_page", "launch"]
+    );
     for c in &costs {
         let v = c["value"].as_u64().expect("whole ns");
         assert!(v <= 1_000_000_000 && c["clock_domain"] == "wall" && c["command"] == "profile host", "{c}");
@@ -286,7 +289,7 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     let page_in = costs[3]["value"].as_u64().unwrap();
     assert!((20..1_000_000).contains(&page_in), "page_in {page_in} ns");
     let checks: Vec<&serde_json::Value> = lines.iter().filter(|l| l["name"] == "check").collect();
-    assert_eq!(checks.len(), 12, "{out}");
+    assert_eq!(checks.len(), 14, "{out}");
     assert!(checks.iter().all(|c| c["measured_us"].as_f64().unwrap() > 0.0), "{out}");
     // The flags line sets exactly these costs on a run's model.
     let flags = lines.last().unwrap();
