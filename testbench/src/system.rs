@@ -32,6 +32,36 @@ pub struct SystemArgs {
     /// 1 s; for a host measured with `gmem profile host` (docs/performance-model.md).
     #[arg(long = "host-cost", value_name = "NAME=NS", value_parser = parse_host_cost)]
     pub host_cost: Vec<(String, u64)>,
+    /// The host-time costs `gmem profile host --json` wrote to FILE (its lines in ns);
+    /// a `--host-cost` given as well wins over the file.
+    #[arg(long = "host-costs", value_name = "FILE")]
+    pub host_costs: Option<std::path::PathBuf>,
+}
+
+/// The costs in `path`, a `gmem profile host --json` output: every line whose `unit`
+/// is `ns`, by its `name`, over `costs`. Errors name the file and line.
+fn costs_from_file(path: &std::path::Path, costs: &mut HostCosts) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--host-costs {}: {e}", path.display()))?;
+    let mut found = 0;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = || format!("--host-costs {} line {}", path.display(), i + 1);
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: not JSON ({e})", at()))?;
+        if v["unit"] != "ns" {
+            continue;
+        }
+        let (Some(name), Some(ns)) = (v["name"].as_str(), v["value"].as_u64()) else {
+            return Err(format!("{}: a cost needs a name and a whole number of ns", at()));
+        };
+        costs.set(name, ns).map_err(|e| format!("{}: {e}", at()))?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(format!(
+            "--host-costs {}: no host cost in it (write it with `gmem profile host --json > FILE`)",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// `NAME=NS`, checked against the model's names and limit.
@@ -67,13 +97,18 @@ impl SystemArgs {
         let host_time = match self.host_time {
             HostTimeArg::Model => {
                 let mut costs = HostCosts::default();
+                if let Some(path) = &self.host_costs {
+                    costs_from_file(path, &mut costs)?;
+                }
                 for (name, ns) in &self.host_cost {
                     costs.set(name, *ns).map_err(|e| e.to_string())?;
                 }
                 HostTime::Model(costs)
             }
-            HostTimeArg::Measured if !self.host_cost.is_empty() => {
-                return Err("--host-cost sets the modelled host time: it needs --host-time model".into());
+            HostTimeArg::Measured if !self.host_cost.is_empty() || self.host_costs.is_some() => {
+                return Err(
+                    "--host-cost and --host-costs set the modelled host time: they need --host-time model".into()
+                );
             }
             HostTimeArg::Measured => HostTime::Measured,
         };
@@ -148,5 +183,50 @@ mod tests {
         }
         let measured = Cli::parse_from(["x", "--host-time", "measured", "--host-cost", "hint=1"]).sys;
         assert!(measured.system().unwrap_err().contains("--host-time model"));
+    }
+
+    #[test]
+    fn host_costs_come_from_a_profile_host_file_and_single_costs_win() {
+        let dir = std::env::temp_dir().join(format!("gmem-host-costs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        let good = file(
+            "good.jsonl",
+            concat!(
+                r#"{"name":"page_in","value":300,"unit":"ns","default":430}"#,
+                "\n",
+                r#"{"name":"check","what":"x","measured_us":1.0,"model_us":1.0}"#,
+                "\n",
+                r#"{"name":"launch","value":55,"unit":"ns"}"#,
+                "\n",
+                r#"{"name":"flags","value":"--host-cost page_in=300"}"#,
+                "\n"
+            ),
+        );
+        let sys = |args: &[&str]| Cli::parse_from(["x"].iter().chain(args)).sys.system();
+        let HostTime::Model(c) = sys(&["--host-costs", &good]).unwrap().host_time else { panic!("model") };
+        assert_eq!((c.page_in_ns, c.launch_ns, c.hint_ns), (300, 55, HostCosts::default().hint_ns));
+        let HostTime::Model(c) = sys(&["--host-costs", &good, "--host-cost", "page_in=7"]).unwrap().host_time else {
+            panic!("model")
+        };
+        assert_eq!(c.page_in_ns, 7, "a single --host-cost wins over the file");
+        let errors = [
+            (dir.join("missing").to_str().unwrap().to_string(), "missing"),
+            (file("none.jsonl", "{\"name\":\"check\"}\n"), "no host cost"),
+            (file("bad.jsonl", "{\"name\":\"page_in\",\"unit\":\"ns\",\"value\":1}\nnot json\n"), "line 2"),
+            (file("unknown.jsonl", "{\"name\":\"page\",\"unit\":\"ns\",\"value\":1}\n"), "line 1"),
+            (file("neg.jsonl", "{\"name\":\"hint\",\"unit\":\"ns\",\"value\":-1}\n"), "whole number"),
+        ];
+        for (path, want) in errors {
+            let e = sys(&["--host-costs", &path]).unwrap_err();
+            assert!(e.contains("--host-costs") && e.contains(want), "{path}: {e}");
+        }
+        let e = sys(&["--host-time", "measured", "--host-costs", &good]).unwrap_err();
+        assert!(e.contains("--host-time model"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

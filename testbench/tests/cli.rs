@@ -301,6 +301,15 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     for (c, field) in costs.iter().zip(["fault_batch_ns", "per_fault_ns", "migration_ns", "page_in_ns"]) {
         assert_eq!(set[field], c["value"], "{field}: {set}");
     }
+    // So does the JSON output itself, given as a file.
+    let file = std::env::temp_dir().join(format!("gmem-profile-host-{}.jsonl", std::process::id()));
+    std::fs::write(&file, &out).unwrap();
+    let info = gmem_json(&["info", "--json", "--host-costs", file.to_str().unwrap()], &[]);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(&info["model"]["host_time"]["costs_ns"], set, "the file sets what the flags set");
+    let (code, _, err) = gmem_code(&["info", "--host-costs", "/nonexistent/host.jsonl"]);
+    assert_eq!(code, Some(2), "a missing file is a usage error: {err}");
+    assert!(err.contains("--host-costs /nonexistent/host.jsonl"), "{err}");
     let (ok, _, err) = gmem(&["profile", "host", "--samples", "2"]);
     assert!(!ok && err.contains("--samples"), "{err}");
 }
