@@ -331,7 +331,7 @@ fn host_costs_set_on_the_command_line_change_the_charged_time() {
     assert!(err.contains("is not NAME=NS"), "{err}");
     let (code, _, err) = gmem_code(&["info", "--host-time", "measured", "--host-cost", "hint=1"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("needs --host-time model"), "{err}");
+    assert!(err.contains("need --host-time model"), "{err}");
 }
 
 #[test]
