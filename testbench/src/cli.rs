@@ -230,19 +230,25 @@ pub struct MemArgs {
     /// 16M; for `oversubscribe`, half of --size).
     #[arg(long, value_parser = parse_device_mem)]
     pub device_mem: Option<u64>,
-    /// Bytes of managed memory the workload uses: a multiple of 8K from 8K to 1G.
-    #[arg(long, default_value = "4M", value_parser = parse_workload_size)]
-    pub size: u64,
+    /// Bytes of managed memory the workload uses: a multiple of 8K from 8K to 1G
+    /// (default 4M; for `add`, whose three arrays need a multiple of 24K, 3M).
+    #[arg(long, value_parser = parse_workload_size)]
+    pub size: Option<u64>,
     /// Seed of the input data and indices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
 impl MemArgs {
+    /// `--size`, or its default for `workload` (4M, 3M for `add`).
+    pub fn size(&self, workload: workloads::Workload) -> u64 {
+        self.size.unwrap_or_else(|| workload.default_size(4 << 20))
+    }
+
     /// `--device-mem`, or its default for `workload`.
     pub fn device_mem(&self, workload: workloads::Workload) -> u64 {
         self.device_mem.unwrap_or(match workload {
-            workloads::Workload::Oversubscribe => (self.size / 2).max(4 << 10),
+            workloads::Workload::Oversubscribe => (self.size(workload) / 2).max(4 << 10),
             _ => DEFAULT_DEVICE_MEM,
         })
     }
@@ -325,9 +331,10 @@ pub enum PteCmd {
         /// 16M; for `oversubscribe`, half of --size).
         #[arg(long, value_parser = parse_device_mem)]
         device_mem: Option<u64>,
-        /// Bytes the workload uses: a multiple of 8K from 8K to 1G.
-        #[arg(long, default_value = "64K", value_parser = parse_workload_size)]
-        size: u64,
+        /// Bytes the workload uses: a multiple of 8K from 8K to 1G (default 64K; for
+        /// `add`, whose three arrays need a multiple of 24K, 48K).
+        #[arg(long, value_parser = parse_workload_size)]
+        size: Option<u64>,
         /// Seed of the input data and indices.
         #[arg(long, default_value_t = 1)]
         seed: u64,

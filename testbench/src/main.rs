@@ -105,7 +105,8 @@ fn dispatch(command: Command) -> Result<(), Exit> {
         Command::Demo { waves, backend, json, sys } => demo::run(&waves, &backend, json, &system(&sys)?),
         Command::Info { backend, json, sys } => Ok(run_info(&backend, json, &system(&sys)?)?),
         Command::Run { workload, backend, mem, waves, thrash, json, sys } => {
-            let work = Work { workload, size: mem.size, device_mem: mem.device_mem(workload), seed: mem.seed, thrash };
+            let size = mem.size(workload);
+            let work = Work { workload, size, device_mem: mem.device_mem(workload), seed: mem.seed, thrash };
             run_job(&backend, work, &waves, Job::Run, json, &system(&sys)?)
         }
         Command::Pte(PteCmd::Dump {
@@ -121,8 +122,9 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             json,
             sys,
         }) => {
-            let mem = cli::MemArgs { device_mem, size, seed };
-            let work = Work { workload, size, device_mem: mem.device_mem(workload), seed, thrash };
+            let mem =
+                cli::MemArgs { device_mem, size: Some(size.unwrap_or_else(|| workload.default_size(64 << 10))), seed };
+            let work = Work { workload, size: mem.size(workload), device_mem: mem.device_mem(workload), seed, thrash };
             run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &system(&sys)?)
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),

@@ -40,6 +40,12 @@ impl Workload {
     pub fn name(self) -> String {
         format!("{self:?}").to_lowercase()
     }
+
+    /// The default `--size` where a command's is `base`: three quarters of it for
+    /// `add`, whose three arrays need a multiple of 24K (4M gives 3M, 64K gives 48K).
+    pub fn default_size(self, base: u64) -> u64 {
+        if self == Workload::Add { base / 4 * 3 } else { base }
+    }
 }
 
 /// What a run did.

@@ -510,3 +510,14 @@ fn logs_go_to_stderr_at_the_chosen_level() {
     let (ok, _, err) = gmem(&["-v", "-q", "info"]);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn add_runs_at_its_own_default_size() {
+    // add's three arrays need a multiple of 24K: its defaults are 3M (run) and 48K (dump).
+    let run = gmem_json(&["run", "--workload", "add", "--backend", "model", "--json"], &[]);
+    assert_eq!((run["size_bytes"].as_u64(), run["correct"].as_bool()), (Some(3 << 20), Some(true)), "{run}");
+    let dump = gmem_json(&["pte", "dump", "--workload", "add", "--backend", "model", "--json"], &[]);
+    assert_eq!(dump["size_bytes"].as_u64(), Some(48 << 10), "{dump}");
+    let stream = gmem_json(&["pte", "dump", "--backend", "model", "--json"], &[]);
+    assert_eq!(stream["size_bytes"].as_u64(), Some(64 << 10), "the others keep 64K");
+}
