@@ -243,8 +243,9 @@ struct Inner<T: DeviceIo> {
     /// PTEs sent as PTE_WRITE commands since the last completed FENCE (pte_flush.rs).
     unfenced_ptes: std::collections::BTreeMap<u64, u64>,
     stats: NpuStats,
-    /// A fault batch is being served: its DMA and host time count in the stats.
-    serving: bool,
+    /// The thread serving a fault batch: its DMA and host time count in the stats (not
+    /// another thread's, such as the manager's CPU-fault handler, meanwhile).
+    serving: Option<std::thread::ThreadId>,
     /// Why the manager aborted the last faults, by VA page (for kernel errors).
     aborts: HashMap<u64, String>,
     /// [`NpuConfig::budget_ns`], for the waits inside hooks.
@@ -342,7 +343,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             pending: Changes::default(),
             unfenced_ptes: Default::default(),
             stats: NpuStats::default(),
-            serving: false,
+            serving: None,
             aborts: HashMap::new(),
             budget_ns: cfg.budget_ns,
             lost: false,
@@ -408,7 +409,7 @@ impl<T: DeviceIo> NpuDevice<T> {
                 records.extend(g.fq.drain(&mut g.io)?);
             }
             g.stats.fault_gather_ns += g.io.now_ns() - start;
-            g.serving = !records.is_empty();
+            g.serving = (!records.is_empty()).then(|| std::thread::current().id());
             (records, start)
         };
         if records.is_empty() {
@@ -420,7 +421,7 @@ impl<T: DeviceIo> NpuDevice<T> {
         let mut g = self.lock();
         let g = &mut *g;
         let served = g.serve_batch(&records, &answers, &self.cfg.name);
-        g.serving = false;
+        g.serving = None;
         g.stats.fault_service_ns += g.io.now_ns() - seen;
         served
     }
@@ -599,6 +600,11 @@ impl<T: DeviceIo> Inner<T> {
         Ok(())
     }
 
+    /// Whether this thread is serving a fault batch (its time counts in the stats).
+    fn serving_here(&self) -> bool {
+        self.serving == Some(std::thread::current().id())
+    }
+
     /// Answers a batch the manager handled: its PTEs, then a REPLAY per record.
     fn serve_batch(
         &mut self,
@@ -705,7 +711,7 @@ impl<T: DeviceIo> Inner<T> {
     fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
         let start = self.io.now_ns();
         let ran = self.run_dma_rounds(descs);
-        if self.serving {
+        if self.serving_here() {
             self.stats.fault_dma_ns += self.io.now_ns() - start;
         }
         ran
@@ -1039,7 +1045,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
         if g.lost {
             return;
         }
-        if g.serving {
+        if g.serving_here() {
             g.stats.fault_host_ns += costs.of(work);
         }
         if let Err(e) = g.io.advance(costs.of(work)) {

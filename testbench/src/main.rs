@@ -122,9 +122,9 @@ fn dispatch(command: Command) -> Result<(), Exit> {
             json,
             sys,
         }) => {
-            let mem =
-                cli::MemArgs { device_mem, size: Some(size.unwrap_or_else(|| workload.default_size(64 << 10))), seed };
-            let work = Work { workload, size: mem.size(workload), device_mem: mem.device_mem(workload), seed, thrash };
+            let size = size.unwrap_or_else(|| workload.default_size(64 << 10));
+            let mem = cli::MemArgs { device_mem, size: Some(size), seed };
+            let work = Work { workload, size, device_mem: mem.device_mem(workload), seed, thrash };
             run_job(&backend, work, &cli::WaveArgs::default(), Job::Dump { asid, raw, manager }, json, &system(&sys)?)
         }
         Command::Serve { vfio_user, waves } => Ok(serve::run(&vfio_user, waves)?),

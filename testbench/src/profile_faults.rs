@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gmem_host::softdev::{SoftConfig, SoftDevice};
-use gmem_host::{Access, Config, CpuMode, DeviceFault, Gmem, Hint, MapFlags, Node, ThrashConfig};
+use gmem_host::{Access, Config, DeviceFault, Hint, MapFlags, Node};
 use npu::kernel::Kernel;
 use npu::session::Session;
 use npu::{DeviceIo, NpuConfig};
@@ -338,16 +338,8 @@ pub fn run(bytes: u64, sys: &System, mut progress: impl FnMut(&Figure)) -> Resul
 
 /// Wall time of `Gmem::dev_fault` per fault, batches of `BATCH` CPU-resident pages.
 fn host_cost(batch: u64) -> Result<Figure, String> {
-    let cfg = Config {
-        cpu: CpuMode::Userfaultfd,
-        thrash: ThrashConfig { enabled: false, ..Default::default() },
-        ..Default::default()
-    };
-    let gm = Gmem::new(cfg).map_err(err)?;
     let dev = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 4 * batch * 4096, ..Default::default() }));
-    let id = gm.register_device(dev).map_err(err)?;
-    let space = gm.create_space();
-    let asid = gm.attach(space, id).map_err(err)?;
+    let (gm, id, space, asid) = crate::profile_host::rig(Config::default(), dev)?;
     let len = batch * 4096;
     let p = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
     gm.cpu_access(p, len, true).map_err(err)?;
@@ -363,10 +355,9 @@ fn host_cost(batch: u64) -> Result<Figure, String> {
             return Err("a host-cost fault was not resolved".into());
         }
     }
-    samples.sort_by(f64::total_cmp);
     Ok(Figure {
         name: "host_us_per_fault",
-        value: samples[samples.len() / 2],
+        value: crate::profile_host::median(samples),
         unit: "us",
         target: "<= 1",
         anchor: "UVM: ~50k faults/s (20 us/fault), isolated fault 31-44 us",

@@ -11,9 +11,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::profile_cosim::Spread;
 use gmem_host::nulldev::NullDevice;
 use gmem_host::{
-    Access, Asid, Config, CpuMode, DeviceFault, DeviceId, Gmem, Hint, MapFlags, Node, SpaceId, ThrashConfig,
+    Access, Asid, Config, CpuMode, DeviceFault, DeviceId, GmMmu, Gmem, Hint, MapFlags, Node, SpaceId, ThrashConfig,
 };
 use npu::HostCosts;
 
@@ -74,20 +75,25 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// The manager with `cfg` (thrashing detection off: the measurements bounce pages on
-/// purpose) and a null device of `pages` frames, attached to a new space.
-fn rig(cfg: Config, pages: u64) -> Result<(Gmem, DeviceId, SpaceId, Asid), String> {
+/// The manager with `cfg` (userfaultfd; thrashing detection off: the measurements
+/// bounce pages on purpose) and `dev`, attached to a new space.
+pub(crate) fn rig(cfg: Config, dev: Arc<dyn GmMmu>) -> Result<(Gmem, DeviceId, SpaceId, Asid), String> {
     let cfg = Config { cpu: CpuMode::Userfaultfd, thrash: ThrashConfig { enabled: false, ..cfg.thrash }, ..cfg };
     let gm = Gmem::new(cfg).map_err(err)?;
-    let id = gm.register_device(Arc::new(NullDevice { pages })).map_err(err)?;
+    let id = gm.register_device(dev).map_err(err)?;
     let space = gm.create_space();
     let asid = gm.attach(space, id).map_err(err)?;
     Ok((gm, id, space, asid))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The median of `v` (NaN if empty).
+pub(crate) fn median(v: Vec<f64>) -> f64 {
+    Spread::of(v).map_or(f64::NAN, |s| s.median)
+}
+
+/// The median of `samples` runs of `f`, each returning the time it measured.
+fn median_of(samples: usize, mut f: impl FnMut() -> Result<f64, String>) -> Result<f64, String> {
+    Ok(median((0..samples).map(|_| f()).collect::<Result<Vec<f64>, String>>()?))
 }
 
 /// Least-squares line through `(x, y)`: (intercept, slope).
@@ -154,7 +160,7 @@ struct Measured {
 
 fn measure(samples: usize) -> Result<Measured, String> {
     const PAGES: u64 = 1024;
-    let (gm, id, space, asid) = rig(Config::default(), 4 * PAGES)?;
+    let (gm, id, space, asid) = rig(Config::default(), Arc::new(NullDevice { pages: 4 * PAGES }))?;
     let len = PAGES * 4096;
     let va = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
     gm.cpu_access(va, len, true).map_err(err)?;
@@ -167,23 +173,19 @@ fn measure(samples: usize) -> Result<Measured, String> {
 
     // On a region of its own: the attribute would change how the others migrate.
     let hinted = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
-    let mut hint = Vec::new();
-    for _ in 0..samples {
-        hint.push(time(&mut || {
-            gm.hmadvise(space, Node::Device(id), hinted, len, Hint::AccessedBy).map(|_| ()).map_err(err)
-        })?);
-    }
+    let hint = median_of(samples, || {
+        time(&mut || gm.hmadvise(space, Node::Device(id), hinted, len, Hint::AccessedBy).map(|_| ()).map_err(err))
+    })?;
     let mut prefetch = Vec::new();
     for n in [1u64, 16, 256, 1024] {
-        let mut v = Vec::new();
-        for _ in 0..samples {
+        let t = median_of(samples, || {
             to_cpu(n)?;
-            v.push(time(&mut || {
+            time(&mut || {
                 let r = gm.hmadvise(space, Node::Device(id), va, n * 4096, Hint::Prefetch).map_err(err)?;
                 if r.pages_moved == n { Ok(()) } else { Err(format!("PREFETCH of {n} pages moved {}", r.pages_moved)) }
-            })?);
-        }
-        prefetch.push((n, median(v)));
+            })
+        })?;
+        prefetch.push((n, t));
     }
     // A walk that moves nothing, over a region of its own (read: zero pages, no memory).
     let walked = 16 * PAGES;
@@ -191,13 +193,10 @@ fn measure(samples: usize) -> Result<Measured, String> {
     gm.cpu_access(wide, walked * 4096, false).map_err(err)?;
     let mut walk = Vec::new();
     for n in [PAGES, walked] {
-        let mut v = Vec::new();
-        for _ in 0..samples {
-            v.push(time(&mut || {
-                gm.hmadvise(space, Node::Cpu, wide, n * 4096, Hint::DontNeed).map(|_| ()).map_err(err)
-            })?);
-        }
-        walk.push((n, median(v)));
+        let t = median_of(samples, || {
+            time(&mut || gm.hmadvise(space, Node::Cpu, wide, n * 4096, Hint::DontNeed).map(|_| ()).map_err(err))
+        })?;
+        walk.push((n, t));
     }
     let faults_on = |n: u64| -> Vec<DeviceFault> {
         (0..n).map(|i| DeviceFault { asid, va: va + i * 4096 + 64, access: Access::Read, tag: i }).collect()
@@ -221,11 +220,11 @@ fn measure(samples: usize) -> Result<Measured, String> {
 
     let mut cpu_faults = Vec::new();
     for ahead in [15usize, 0] {
-        let (gm, id, space, _) = rig(Config { cpu_fault_ahead: ahead, ..Config::default() }, 4 * 256)?;
+        let cfg = Config { cpu_fault_ahead: ahead, ..Config::default() };
+        let (gm, id, space, _) = rig(cfg, Arc::new(NullDevice { pages: 4 * 256 }))?;
         let len = 256 * 4096;
         let p = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)?;
-        let mut v = Vec::new();
-        for _ in 0..samples.div_ceil(8) {
+        let per_fault = median_of(samples.div_ceil(8), || {
             gm.hmadvise(space, Node::Device(id), p as u64, len, Hint::Prefetch).map_err(err)?;
             let before = gm.counters().cpu_faults;
             let ns = time(&mut || {
@@ -236,16 +235,15 @@ fn measure(samples: usize) -> Result<Measured, String> {
                 }
                 Ok(())
             })?;
-            let n = gm.counters().cpu_faults - before;
-            if n == 0 {
-                return Err("the CPU reads of device-resident pages took no CPU fault".into());
+            match gm.counters().cpu_faults - before {
+                0 => Err("the CPU reads of device-resident pages took no CPU fault".into()),
+                n => Ok(ns / n as f64),
             }
-            v.push(ns / n as f64);
-        }
-        cpu_faults.push((1 + ahead as u64, median(v)));
+        })?;
+        cpu_faults.push((1 + ahead as u64, per_fault));
     }
     let launch = launch(samples)?;
-    Ok(Measured { hint: median(hint), prefetch, walk, resident, faults, cpu_faults, launch })
+    Ok(Measured { hint, prefetch, walk, resident, faults, cpu_faults, launch })
 }
 
 /// The host part of `NpuDevice::launch`, ns: its lock taken and released around
@@ -260,8 +258,7 @@ fn launch(samples: usize) -> Result<f64, String> {
     let mut kq = KernelQueue::init(&mut io, 4).map_err(err)?;
     let k = Kernel::fill(1, 0x1000_0000, 1024, 7);
     let lock = std::sync::Mutex::new(());
-    let mut v = Vec::new();
-    for _ in 0..samples {
+    median_of(samples, || {
         kq.after_soft_reset();
         io.clear_log();
         let t = Instant::now();
@@ -270,9 +267,8 @@ fn launch(samples: usize) -> Result<f64, String> {
             kq.submit(&mut io, &[k]).map_err(err)?;
             drop(held);
         }
-        v.push(t.elapsed().as_nanos() as f64 / f64::from(PER_ROUND));
-    }
-    Ok(median(v))
+        Ok(t.elapsed().as_nanos() as f64 / f64::from(PER_ROUND))
+    })
 }
 
 fn answered(r: &[gmem_host::FaultResolution]) -> Result<(), String> {
