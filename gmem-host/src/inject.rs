@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, HostRegion, HostRegionId, MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot,
-    TlbFlush, VaRange,
+    Asid, CopyOp, CopyTicket, DeviceInfo, GmMmu, HostRegion, HostRegionId, MemAddr, MmuError, PageSize, PeerMapOp,
+    Prepare, Prot, TlbFlush, VaRange,
 };
 
 /// When a rule fires.
@@ -321,6 +321,13 @@ impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
         self.check("hook:copy_batch", ops.first().and_then(|o| mem_addr(&o.dst)))?;
         self.inner.copy_batch(ops)
+    }
+    fn copy_start(&self, ops: &[CopyOp]) -> Result<CopyTicket, MmuError> {
+        self.check("hook:copy_batch", ops.first().and_then(|o| mem_addr(&o.dst)))?;
+        self.inner.copy_start(ops)
+    }
+    fn copy_finish(&self, ticket: CopyTicket) -> Result<(), MmuError> {
+        self.inner.copy_finish(ticket)
     }
     fn tlb_invl_coalesced(&self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {
         self.check("hook:tlb_invl", ranges.first().map(|r| r.start))?;

@@ -139,8 +139,8 @@ pub use inspect::{AttrRun, PageRun, RegionRuns};
 pub use lost::{LossReport, LostRange};
 pub use manager::{Gmem, PageInfo, Placement};
 pub use mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork, InvalidationBatch,
-    MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+    Asid, CopyOp, CopyTicket, DeviceInfo, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, HostWork,
+    InvalidationBatch, MemAddr, MmuError, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
 pub use page_table::Residency;
 pub use types::{DeviceId, Hint, HintReport, MapFlags, Node, SpaceId};

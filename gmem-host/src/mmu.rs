@@ -91,6 +91,10 @@ bitflags! {
         /// The device can map host memory ([`MemAddr::Host`]) in its page tables, which
         /// remote mappings (ACCESSED_BY, thrashing pins) need.
         const HOST_MAPPING = 1 << 6;
+        /// A native [`GmMmu::copy_start`] and [`GmMmu::copy_finish`]: a started copy runs
+        /// while the manager does other work (otherwise the defaults copy in `copy_start`,
+        /// and the manager does not split a migration into pipelined parts).
+        const ASYNC_COPY = 1 << 7;
     }
 }
 
@@ -174,6 +178,27 @@ pub struct CopyOp {
     pub dst: MemAddr,
     /// Bytes; a multiple of [`PAGE_SIZE`], never crossing the end of either side.
     pub len: u64,
+}
+
+/// A copy [`GmMmu::copy_start`] started; [`GmMmu::copy_finish`] waits for it. The
+/// number is the device's own (0: the copy already ended in `copy_start`).
+#[must_use = "a started copy must be finished with GmMmu::copy_finish"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct CopyTicket(u64);
+
+impl CopyTicket {
+    /// A copy that ended in [`GmMmu::copy_start`] (what the default returns).
+    pub const DONE: CopyTicket = CopyTicket(0);
+
+    /// Ticket number `id` of a device's own numbering (0 means [`CopyTicket::DONE`]).
+    pub const fn new(id: u64) -> Self {
+        CopyTicket(id)
+    }
+
+    /// The ticket's number.
+    pub const fn id(&self) -> u64 {
+        self.0
+    }
 }
 
 /// How [`GmMmu::prepare_page`] fills a freshly allocated frame.
@@ -534,6 +559,24 @@ pub trait GmMmu: Send + Sync {
     /// completion. On failure returns [`MmuError::Dma`] naming the first failing element;
     /// destinations of failed elements have undefined contents, sources are untouched.
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError>;
+
+    /// Optional ([`Hooks::ASYNC_COPY`]). Start [`GmMmu::copy_batch`]'s work and return
+    /// without waiting for it; [`GmMmu::copy_finish`] waits and reports the result.
+    /// May assume: the manager leaves the sources unchanged and the destinations unused
+    /// until `copy_finish` of the ticket returned, and finishes every ticket it started.
+    /// Must guarantee: errors as `copy_batch`'s, from either call; a device may finish a
+    /// started copy early (when another operation needs its engine), never lose its
+    /// result. The default copies right here and returns [`CopyTicket::DONE`].
+    fn copy_start(&self, ops: &[CopyOp]) -> Result<CopyTicket, MmuError> {
+        self.copy_batch(ops).map(|()| CopyTicket::DONE)
+    }
+
+    /// Optional ([`Hooks::ASYNC_COPY`]). Wait until the copy of `ticket` ended, and
+    /// report it as [`GmMmu::copy_batch`] would. The default has nothing to wait for.
+    fn copy_finish(&self, ticket: CopyTicket) -> Result<(), MmuError> {
+        let _ = ticket;
+        Ok(())
+    }
 
     /// Optional ([`Hooks::TLB_COALESCED`]). Invalidate several sorted, disjoint ranges with
     /// one fence. The default issues one [`GmMmu::tlb_invl`] per range.

@@ -15,9 +15,32 @@ use crate::attrs::DeviceId;
 use crate::fault::{Access, DeviceFault, FaultError, FaultResolution};
 use crate::manager::Gmem;
 use crate::mmu::{
-    Asid, CopyOp, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, HostWork, MemAddr, MmuError,
-    PAGE_SIZE, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
+    Asid, CopyOp, CopyTicket, DeviceInfo, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegion, HostRegionId, HostWork, MemAddr,
+    MmuError, PAGE_SIZE, PageSize, PeerMapOp, Prepare, Prot, TlbFlush, VaRange,
 };
+
+impl Dev {
+    /// Keeps `e`, dropping the oldest event beyond [`HOST_WORK_KEPT`].
+    fn log(&mut self, e: SoftEvent) {
+        if self.events.len() == HOST_WORK_KEPT {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+}
+
+/// Copies `ops` (checked) in device memory and registered host memory.
+fn copy_now(d: &mut Dev, ops: &[CopyOp]) -> Result<(), MmuError> {
+    for (index, op) in ops.iter().enumerate() {
+        let err = |reason: String| MmuError::Dma { index, src: op.src, dst: op.dst, reason };
+        let src = raw_at(d, op.src, op.len).map_err(err)?;
+        let dst = raw_at(d, op.dst, op.len).map_err(err)?;
+        // SAFETY: both ranges are in bounds (checked by raw_at); the manager never
+        // passes overlapping source and destination.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, op.len as usize) };
+    }
+    Ok(())
+}
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Pte {
@@ -33,7 +56,7 @@ struct Space {
     reserved: Vec<(u64, u64)>,
 }
 
-/// Host-work reports a [`SoftDevice`] keeps ([`SoftDevice::take_host_work`]).
+/// Events a [`SoftDevice`] keeps ([`SoftDevice::take_host_work`], [`SoftDevice::take_events`]).
 const HOST_WORK_KEPT: usize = 4096;
 
 struct Dev {
@@ -47,9 +70,34 @@ struct Dev {
     inject: HashMap<&'static str, (u32, u32)>,
     calls: FastMap<&'static str, u64>,
     accessed: FastSet<(Asid, u64)>,
-    /// What the manager said it did ([`GmMmu::host_work`]), oldest first; the last
-    /// [`HOST_WORK_KEPT`] only, so a long run does not grow it without bound.
-    host_work: std::collections::VecDeque<HostWork>,
+    /// What the manager said it did ([`GmMmu::host_work`]) and the copies it started and
+    /// finished, oldest first; the last [`HOST_WORK_KEPT`] only, so a long run does not
+    /// grow it without bound.
+    events: std::collections::VecDeque<SoftEvent>,
+    /// Copies [`GmMmu::copy_start`] started (they run in [`GmMmu::copy_finish`]).
+    started: Vec<(u64, Vec<CopyOp>)>,
+    /// Number of the last copy ticket handed out.
+    last_ticket: u64,
+}
+
+/// What a [`SoftDevice`] saw of the manager's host work and copies, in order
+/// ([`SoftDevice::take_events`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SoftEvent {
+    /// [`GmMmu::host_work`].
+    HostWork(HostWork),
+    /// [`GmMmu::copy_start`] of `bytes` handed out `ticket`.
+    CopyStarted {
+        /// The ticket's number.
+        ticket: u64,
+        /// Bytes of the batch.
+        bytes: u64,
+    },
+    /// [`GmMmu::copy_finish`] of `ticket` copied its batch.
+    CopyFinished {
+        /// The ticket's number.
+        ticket: u64,
+    },
 }
 
 /// Configuration of a [`SoftDevice`].
@@ -121,7 +169,9 @@ impl SoftDevice {
                 inject: HashMap::new(),
                 calls: FastMap::default(),
                 accessed: FastSet::default(),
-                host_work: Default::default(),
+                events: Default::default(),
+                started: Vec::new(),
+                last_ticket: 0,
             }),
             copy_hook: Mutex::new(None),
         }
@@ -131,6 +181,14 @@ impl SoftDevice {
     /// dropped (to race a CPU write against a migration).
     pub fn on_next_copy(&self, f: CopyHook) {
         *self.copy_hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// The callback of [`SoftDevice::on_next_copy`], if one is set (outside the lock).
+    fn run_copy_hook(&self) {
+        let hook = self.copy_hook.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(f) = hook {
+            f();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Dev> {
@@ -150,7 +208,25 @@ impl SoftDevice {
     /// The host work the manager has reported so far (the last 4096 reports), oldest
     /// first, and forget it.
     pub fn take_host_work(&self) -> Vec<HostWork> {
-        std::mem::take(&mut self.lock().host_work).into()
+        let events = std::mem::take(&mut self.lock().events);
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                SoftEvent::HostWork(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Host work and copies as the manager reported and made them (the last 4096),
+    /// oldest first, and forget them.
+    pub fn take_events(&self) -> Vec<SoftEvent> {
+        std::mem::take(&mut self.lock().events).into()
+    }
+
+    /// Copies started and not finished.
+    pub fn copies_in_flight(&self) -> usize {
+        self.lock().started.len()
     }
 
     /// Translate through the page table only (no TLB): target byte address and rights.
@@ -494,19 +570,40 @@ impl GmMmu for SoftDevice {
     }
 
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
-        let hook = self.copy_hook.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(f) = hook {
-            f();
-        }
+        self.run_copy_hook();
+        let mut d = self.enter("copy_batch")?;
+        copy_now(&mut d, ops)
+    }
+
+    /// Checks and records the batch; the bytes move in [`GmMmu::copy_finish`], so a
+    /// manager that commits before finishing finds its pages without their data.
+    fn copy_start(&self, ops: &[CopyOp]) -> Result<CopyTicket, MmuError> {
         let mut d = self.enter("copy_batch")?;
         for (index, op) in ops.iter().enumerate() {
             let err = |reason: String| MmuError::Dma { index, src: op.src, dst: op.dst, reason };
-            let src = raw_at(&mut d, op.src, op.len).map_err(err)?;
-            let dst = raw_at(&mut d, op.dst, op.len).map_err(err)?;
-            // SAFETY: both ranges are in bounds (checked by raw_at); the manager never
-            // passes overlapping source and destination.
-            unsafe { std::ptr::copy_nonoverlapping(src, dst, op.len as usize) };
+            raw_at(&mut d, op.src, op.len).map_err(err)?;
+            raw_at(&mut d, op.dst, op.len).map_err(err)?;
         }
+        d.last_ticket += 1;
+        let ticket = d.last_ticket;
+        d.started.push((ticket, ops.to_vec()));
+        let bytes = ops.iter().map(|o| o.len).sum();
+        d.log(SoftEvent::CopyStarted { ticket, bytes });
+        Ok(CopyTicket::new(ticket))
+    }
+
+    fn copy_finish(&self, ticket: CopyTicket) -> Result<(), MmuError> {
+        if ticket == CopyTicket::DONE {
+            return Ok(());
+        }
+        self.run_copy_hook();
+        let mut d = self.lock();
+        let Some(i) = d.started.iter().position(|(t, _)| *t == ticket.id()) else {
+            return Err(MmuError::Device { hook: "copy_finish", reason: format!("no copy {} in flight", ticket.id()) });
+        };
+        let (_, ops) = d.started.swap_remove(i);
+        copy_now(&mut d, &ops)?;
+        d.log(SoftEvent::CopyFinished { ticket: ticket.id() });
         Ok(())
     }
 
@@ -592,10 +689,6 @@ impl GmMmu for SoftDevice {
     }
 
     fn host_work(&self, work: HostWork) {
-        let mut d = self.lock();
-        if d.host_work.len() == HOST_WORK_KEPT {
-            d.host_work.pop_front();
-        }
-        d.host_work.push_back(work);
+        self.lock().log(SoftEvent::HostWork(work));
     }
 }

@@ -19,6 +19,7 @@
 //! Device memory is split: the top `table_bytes` hold page tables (never handed to the
 //! manager), the rest is the manager's (`DeviceInfo::mem_ranges`).
 
+mod copies;
 mod holds;
 mod op_error;
 mod pte_flush;
@@ -29,8 +30,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use gmem_host::{
-    Access as GmAccess, Asid, CopyOp, DeviceFault, DeviceId, DeviceInfo, GmMmu, Gmem, Hooks, HostRegion, HostRegionId,
-    MemAddr, MmuError, PageSize, Prepare, Prot, TlbFlush, VaRange,
+    Access as GmAccess, Asid, CopyOp, CopyTicket, DeviceFault, DeviceId, DeviceInfo, GmMmu, Gmem, Hooks, HostRegion,
+    HostRegionId, MemAddr, MmuError, PageSize, Prepare, Prot, TlbFlush, VaRange,
 };
 
 use crate::cmdq::{CmdQueue, CmdqError, Command, InvalScope};
@@ -53,6 +54,9 @@ const ASIDS: usize = 16;
 const STAGED_PTES: usize = 512;
 /// Largest DMA descriptor (16 MiB, docs/device.md 9.2).
 const MAX_DESC: u64 = 1 << 24;
+
+/// Descriptors a channel takes per round of a DMA run (half its ring).
+const DMA_ROUND: usize = 128;
 
 /// Errors of the NPU driver outside the `GmMmu` hooks.
 #[derive(Debug, thiserror::Error)]
@@ -254,6 +258,8 @@ struct Inner<T: DeviceIo> {
     lost: bool,
     /// INT_MASK while the driver polls (FAULT and KERNEL masked).
     int_mask: u32,
+    /// The copy `GmMmu::copy_start` started, and the results of those that ended.
+    copies: copies::Copies,
 }
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
@@ -289,6 +295,16 @@ fn fence_err(hook: &'static str) -> impl Fn(CmdqError) -> MmuError {
     move |e| match e {
         CmdqError::FenceTimeout { .. } => MmuError::Timeout { hook },
         e => MmuError::Device { hook, reason: e.to_string() },
+    }
+}
+
+/// The channel a descriptor's direction selects: host→device 0, device→host 1,
+/// device→device 2.
+fn channel_of(d: &DmaDesc) -> usize {
+    match (d.src, d.dst) {
+        (DmaAddr::Host(_), DmaAddr::Device(_)) => 0,
+        (DmaAddr::Device(_), DmaAddr::Device(_)) => 2,
+        _ => 1,
     }
 }
 
@@ -348,6 +364,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             budget_ns: cfg.budget_ns,
             lost: false,
             int_mask,
+            copies: Default::default(),
         };
         Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
     }
@@ -680,6 +697,7 @@ impl<T: DeviceIo> Inner<T> {
         self.fq.after_soft_reset();
         self.kq.after_soft_reset();
         self.dma.after_soft_reset();
+        self.void_copy();
         self.stats.recoveries += 1;
         Ok(())
     }
@@ -709,6 +727,8 @@ impl<T: DeviceIo> Inner<T> {
     /// Runs descriptors on the channels their directions select, all at once, and
     /// waits; the error names the first failed element (`tag` = index in `descs`).
     fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
+        // The engine's channels are idle between runs: a copy still running ends first.
+        self.settle_copy();
         let start = self.io.now_ns();
         let ran = self.run_dma_rounds(descs);
         if self.serving_here() {
@@ -720,16 +740,10 @@ impl<T: DeviceIo> Inner<T> {
     fn run_dma_rounds(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
         let mut per: [Vec<DmaDesc>; 3] = Default::default();
         for &(d, _) in descs {
-            let ch = match (d.src, d.dst) {
-                (DmaAddr::Host(_), DmaAddr::Device(_)) => 0,
-                (DmaAddr::Device(_), DmaAddr::Device(_)) => 2,
-                _ => 1,
-            };
-            per[ch].push(d);
+            per[channel_of(&d)].push(d);
         }
         let first = descs.first().map_or(0, |d| d.1);
-        let budget = self.budget();
-        // Rounds of up to 128 descriptors per channel, all channels running at once.
+        // Rounds of up to DMA_ROUND descriptors per channel, all channels running at once.
         let mut offset = [0usize; 3];
         loop {
             let mut active = Vec::new();
@@ -738,7 +752,7 @@ impl<T: DeviceIo> Inner<T> {
                 if rest.is_empty() {
                     continue;
                 }
-                let n = rest.len().min(128);
+                let n = rest.len().min(DMA_ROUND);
                 self.dma.submit(&mut self.io, ch, &rest[..n]).map_err(|e| (first, e.into()))?;
                 offset[ch] += n;
                 active.push(ch);
@@ -746,38 +760,42 @@ impl<T: DeviceIo> Inner<T> {
             if active.is_empty() {
                 return Ok(());
             }
-            // A failed descriptor halts its channel and discards the later ones; RESUME
-            // runs those again, so every descriptor ends with a completion and the rings
-            // stay consistent for the next batch.
-            let mut failed = None;
-            loop {
-                let cpls = match self.dma.wait_idle(&mut self.io, &active, budget) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // No completion within the budget: the engine stopped answering.
-                        // Reset it so the rings are consistent again, and fail the batch
-                        // (the manager rolls it back; the data is still at the source).
-                        tracing::warn!(target: "npu", error = %e, "DMA wait failed: soft reset");
-                        return Err((
-                            first,
-                            match self.soft_reset() {
-                                Ok(()) => e.into(),
-                                Err(r) => OpError::ResetFailed { source: e, reset: Box::new(r) },
-                            },
-                        ));
-                    }
-                };
-                for bad in cpls.iter().filter(|c| c.status != DmaStatus::Ok) {
-                    tracing::warn!(target: "npu", channel = bad.channel, tag = bad.tag, status = ?bad.status, "DMA descriptor failed");
-                    failed.get_or_insert((usize::from(bad.tag), OpError::Failed { status: bad.status }));
-                    self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.into()))?;
+            self.wait_round(&active, first)?;
+        }
+    }
+
+    /// Waits until every descriptor submitted on `active` has completed. A failed
+    /// descriptor halts its channel and discards the later ones; RESUME runs those again,
+    /// so every descriptor ends with a completion and the rings stay consistent for the
+    /// next batch. The error names the first failed element (`first` when the engine
+    /// stopped answering).
+    fn wait_round(&mut self, active: &[usize], first: usize) -> Result<(), (usize, OpError)> {
+        let budget = self.budget();
+        let mut failed = None;
+        loop {
+            let cpls = match self.dma.wait_idle(&mut self.io, active, budget) {
+                Ok(c) => c,
+                Err(e) => {
+                    // No completion within the budget: the engine stopped answering.
+                    // Reset it so the rings are consistent again, and fail the batch
+                    // (the manager rolls it back; the data is still at the source).
+                    tracing::warn!(target: "npu", error = %e, "DMA wait failed: soft reset");
+                    return Err((
+                        first,
+                        match self.soft_reset() {
+                            Ok(()) => e.into(),
+                            Err(r) => OpError::ResetFailed { source: e, reset: Box::new(r) },
+                        },
+                    ));
                 }
-                if active.iter().all(|&c| self.dma.in_flight(c) == 0) {
-                    break;
-                }
+            };
+            for bad in cpls.iter().filter(|c| c.status != DmaStatus::Ok) {
+                tracing::warn!(target: "npu", channel = bad.channel, tag = bad.tag, status = ?bad.status, "DMA descriptor failed");
+                failed.get_or_insert((usize::from(bad.tag), OpError::Failed { status: bad.status }));
+                self.dma.resume(&mut self.io, bad.channel).map_err(|e| (first, e.into()))?;
             }
-            if let Some(f) = failed {
-                return Err(f);
+            if active.iter().all(|&c| self.dma.in_flight(c) == 0) {
+                return failed.map_or(Ok(()), Err);
             }
         }
     }
@@ -833,7 +851,7 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
             mem_ranges: std::iter::once(0..managed).collect(),
             va_bits: 39,
             huge_pages: true,
-            hooks: Hooks::TLB_COALESCED | Hooks::DMA_MAP_HOST | Hooks::HOST_MAPPING,
+            hooks: Hooks::TLB_COALESCED | Hooks::DMA_MAP_HOST | Hooks::HOST_MAPPING | Hooks::ASYNC_COPY,
         }
     }
 
@@ -969,45 +987,18 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
     fn copy_batch(&self, ops: &[CopyOp]) -> Result<(), MmuError> {
         let mut g = self.lock();
         let g = &mut *g;
-        let mut descs = Vec::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            let err = |e: OpError| MmuError::Dma { index: i, src: op.src, dst: op.dst, reason: e.to_string() };
-            let (s, d) = (g.dma_addr(op.src).map_err(err)?, g.dma_addr(op.dst).map_err(err)?);
-            let mut off = 0;
-            while off < op.len {
-                let n = (op.len - off).min(MAX_DESC);
-                let shift = |a: DmaAddr| match a {
-                    DmaAddr::Host(x) => DmaAddr::Host(x + off),
-                    DmaAddr::Device(x) => DmaAddr::Device(x + off),
-                };
-                descs.push((DmaDesc::copy(shift(s), shift(d), n as u32, i as u16), i));
-                off += n;
-            }
-        }
-        let bytes: u64 = ops.iter().map(|o| o.len).sum();
-        // Host pages a pinning transport maps only while the copies run (dma_map_lazy).
-        // Counted with the remote PTEs' pages (holds.rs), so a page both use is mapped once.
-        let held = host_spans(&descs);
-        for (k, &(iova, len, write)) in held.iter().enumerate() {
-            if let Err(e) = g.holds.hold(&mut g.io, iova, len, write) {
-                held[..k].iter().for_each(|&(i, l, _)| drop(g.holds.release(&mut g.io, i, l)));
-                let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-                return Err(MmuError::Device {
-                    hook: "copy_batch",
-                    reason: format!("map IOVA {iova:#x} (+{len:#x}): {e}{why}"),
-                });
-            }
-        }
+        let descs = g.copy_descs(ops)?;
+        let held = g.hold_copy(&descs)?;
         let ran = g.run_dma(&descs);
-        let released: Result<(), HoldError> = held.iter().try_for_each(|&(i, l, _)| g.holds.release(&mut g.io, i, l));
-        ran.map_err(|(index, e)| match ops.get(index) {
-            Some(op) => MmuError::Dma { index, src: op.src, dst: op.dst, reason: e.to_string() },
-            None => MmuError::Device { hook: "copy_batch", reason: format!("batch element {index}: {e}") },
-        })?;
-        released
-            .map_err(|e| MmuError::Device { hook: "copy_batch", reason: format!("unmap after the copies: {e}") })?;
-        g.stats.dma_bytes += bytes;
-        Ok(())
+        g.end_copy(ops, ran, &held)
+    }
+
+    fn copy_start(&self, ops: &[CopyOp]) -> Result<CopyTicket, MmuError> {
+        self.lock().start_copy(ops)
+    }
+
+    fn copy_finish(&self, ticket: CopyTicket) -> Result<(), MmuError> {
+        self.lock().finish_copy(ticket)
     }
 
     unsafe fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {
@@ -1056,45 +1047,9 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
     }
 }
 
-/// The host IOVA ranges `descs` touch as (IOVA, length, written), sorted, overlaps
-/// merged (for `DeviceIo::dma_hold`; touching ranges stay apart, as they may belong to
-/// different regions).
-fn host_spans(descs: &[(DmaDesc, usize)]) -> Vec<(u64, u64, bool)> {
-    let mut spans = Vec::new();
-    for (d, _) in descs {
-        for (a, write) in [(d.src, false), (d.dst, true)] {
-            if let DmaAddr::Host(iova) = a {
-                spans.push((iova, iova + u64::from(d.len), write));
-            }
-        }
-    }
-    spans.sort_unstable();
-    let mut out: Vec<(u64, u64, bool)> = Vec::new();
-    for (s, e, w) in spans {
-        match out.last_mut() {
-            Some(last) if s < last.1 => {
-                last.1 = last.1.max(e);
-                last.2 |= w;
-            }
-            _ => out.push((s, e, w)),
-        }
-    }
-    out.into_iter().map(|(s, e, w)| (s, e - s, w)).collect()
-}
-
 #[cfg(test)]
-mod host_span_tests {
+mod fence_err_tests {
     use super::*;
-
-    #[test]
-    fn host_spans_merge_overlaps_keep_touching_ranges_apart_and_mark_writes() {
-        let h2d = |src, len| (DmaDesc::copy(DmaAddr::Host(src), DmaAddr::Device(0), len, 0), 0);
-        let d2h = |dst, len| (DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Host(dst), len, 0), 0);
-        let descs = [h2d(0x3000, 0x1000), h2d(0x1000, 0x2000), d2h(0x2000, 0x1000), h2d(0x8000, 0x1000)];
-        assert_eq!(host_spans(&descs), vec![(0x1000, 0x2000, true), (0x3000, 0x1000, false), (0x8000, 0x1000, false)]);
-        let d2d = (DmaDesc::copy(DmaAddr::Device(0), DmaAddr::Device(0x1000), 0x1000, 0), 0);
-        assert!(host_spans(&[d2d]).is_empty());
-    }
 
     #[test]
     fn a_fence_that_never_completes_is_a_timeout_and_anything_else_a_device_failure() {

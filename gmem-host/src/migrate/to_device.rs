@@ -5,15 +5,19 @@
 //!    `MIGRATING | FROM_CPU`, record sequence numbers; first-touch pages on a device with
 //!    [`Hooks::PEER_MAP`] are zero-filled, mapped and committed right here in one call
 //!    ([`peer_map_first_touch`]);
-//! 2. **copy** ([`copy_in`], [`zero_fill`], lock dropped): one
-//!    [`GmMmu::copy_batch`](crate::GmMmu::copy_batch) of coalesced runs, zero-fill for
+//! 2. **copy** ([`copy_start`], [`copy_finish`], [`zero_fill`], lock dropped): one
+//!    [`GmMmu::copy_start`](crate::GmMmu::copy_start) of coalesced runs, zero-fill for
 //!    first-touch pages;
-//! 3. **commit** ([`check_commits`], [`map_huge`], [`map_base`], [`drop_cpu_copies`],
-//!    [`commit_page`], lock held): re-check each sequence number (a CPU write during the
-//!    copy bumped it: that page rolls back and is retried), map on the device (one 2 MiB
-//!    mapping for a whole chunk), drop the CPU copies;
+//! 3. **commit** ([`commit`]: [`check_commits`], [`map_huge`], [`map_base`],
+//!    [`drop_cpu_copies`], [`commit_page`], lock held): re-check each sequence number (a
+//!    CPU write during the copy bumped it: that page rolls back and is retried), map on
+//!    the device (one 2 MiB mapping for a whole chunk), drop the CPU copies;
 //! 4. **finalize or roll back** ([`roll_back`]): clear flags, free frames of failed
 //!    pages, wake waiters.
+//!
+//! Phases 2-4 run once per part of the plan ([`parts`]): on a device with
+//! [`Hooks::ASYNC_COPY`], a plan of several 2 MiB chunks is pipelined, the copy of part
+//! k+1 running on the device while the host does part k's work and commit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,8 +27,8 @@ use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::mmu::{
-    GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, HostWork, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, PeerMapOp,
-    Prepare, Prot, RO, RW,
+    CopyTicket, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, HostWork, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE,
+    PageSize, PeerMapOp, Prepare, Prot, RO, RW,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
@@ -311,6 +315,10 @@ fn peer_map_first_touch(
 }
 
 /// Phases 2-4. Returns the pages to retry (sequence number changed).
+///
+/// On a device with [`Hooks::ASYNC_COPY`] a plan of more than one 2 MiB chunk runs as a
+/// pipeline of parts ([`parts`]): the next part's copy starts before this part's host
+/// work and commit, so the device moves data while the host commits.
 pub(crate) fn copy_and_commit(
     inner: &Inner,
     dev: DeviceId,
@@ -321,8 +329,7 @@ pub(crate) fn copy_and_commit(
     if planned.is_empty() {
         return retry;
     }
-    // Phase 2: copy (lock dropped).
-    let (mmu, hosts) = {
+    let (mmu, hosts, pipelined) = {
         let g = inner.lock();
         let hosts: Vec<Option<(HostRegionId, u64)>> = planned
             .iter()
@@ -331,41 +338,84 @@ pub(crate) fn copy_and_commit(
                 g.spaces.get(&p.mig.key.0).and_then(|sp| sp.region_of(va)).map(|r| (r.host, va - r.start))
             })
             .collect();
-        (g.devices[dev.0 as usize].mmu.clone(), hosts)
+        let slot = &g.devices[dev.0 as usize];
+        (slot.mmu.clone(), hosts, slot.info.hooks.contains(Hooks::ASYNC_COPY))
     };
-    let copy_err = copy_in(inner, dev, mmu.as_ref(), &planned, &hosts);
-    let prep_err = zero_fill(inner, dev, mmu.as_ref(), &planned);
-    let copied = planned.iter().filter(|p| p.from_cpu).count() as u64;
-    if copied > 0 {
-        inner.host_work(HostWork::Migration { to_device: copied, to_host: 0 });
+    let parts = if pipelined { parts(&planned) } else { std::iter::once(0..planned.len()).collect() };
+    let start = |part: &std::ops::Range<usize>| {
+        copy_start(mmu.as_ref(), pipelined, &planned[part.clone()], &hosts[part.clone()])
+    };
+    let mut started = start(&parts[0]);
+    for (k, part) in parts.iter().enumerate() {
+        let pages = &planned[part.clone()];
+        // Phase 2: this part's copy ends (lock dropped), its first-touch frames are
+        // zero-filled, and the next part's copy starts.
+        let copy_err = copy_finish(inner, dev, mmu.as_ref(), started, pages);
+        let prep_err = zero_fill(inner, dev, mmu.as_ref(), pages);
+        started = parts.get(k + 1).and_then(start);
+        let copied = pages.iter().filter(|p| p.from_cpu).count() as u64;
+        if copied > 0 {
+            inner.host_work(HostWork::Migration { to_device: copied, to_host: 0 });
+        }
+        commit(inner, dev, pages, copy_err, &prep_err, outcome, &mut retry);
     }
-
-    // Phase 3: commit.
-    let mut g = inner.lock();
-    let st = &mut *g;
-    let (ok, mut failed) = check_commits(inner, st, &planned, copy_err, &prep_err, &mut retry);
-    let mapped_huge = map_huge(inner, st, dev, &planned, &ok);
-    let committed = map_base(inner, st, dev, &planned, &ok, &mapped_huge, &mut failed);
-    drop_cpu_copies(inner, &planned, &committed);
-    for &i in &committed {
-        commit_page(inner, st, dev, &planned[i], mapped_huge.contains(&i), outcome);
-    }
-    // Phase 4: roll back failures.
-    roll_back(inner, st, dev, &planned, failed, outcome);
     inner.cv.notify_all();
-    tracing::debug!(target: "gmem", dev = dev.0, pages = committed.len(), retry = retry.len(), "migrate to device");
     retry
 }
 
-/// Phase 2: copy the CPU-resident pages of the plan (`hosts[i]`: page `i`'s host region
-/// and offset) to their frames in one batch of coalesced runs.
-fn copy_in(
+/// The parts of a plan that migrate as one pipeline step: runs of whole 2 MiB chunks
+/// (the plan is in chunk order), each closed at the first chunk boundary after at least
+/// [`PAGES_PER_HUGE`] pages, so a small plan stays one part (each part pays a round of
+/// host work) and a 2 MiB mapping's pages are always in the same part.
+fn parts(planned: &[Planned]) -> Vec<std::ops::Range<usize>> {
+    let chunk = |p: &Planned| (p.mig.key.0, p.mig.key.1 / PAGES_PER_HUGE);
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..planned.len() {
+        if i - start >= PAGES_PER_HUGE as usize && chunk(&planned[i]) != chunk(&planned[i - 1]) {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out.push(start..planned.len());
+    out
+}
+
+/// Phase 3 (lock held) and 4 for one part: which pages may commit, their device
+/// mappings (2 MiB where a whole chunk migrated), the CPU copies dropped, the commits,
+/// then the roll-back of the failures.
+fn commit(
     inner: &Inner,
     dev: DeviceId,
+    planned: &[Planned],
+    copy_err: Option<Arc<MigrateError>>,
+    prep_err: &HashMap<usize, Arc<MigrateError>>,
+    outcome: &mut FastMap<PageKey, Outcome>,
+    retry: &mut FastSet<PageKey>,
+) {
+    let mut g = inner.lock();
+    let st = &mut *g;
+    let (ok, mut failed) = check_commits(inner, st, planned, copy_err, prep_err, retry);
+    let mapped_huge = map_huge(inner, st, dev, planned, &ok);
+    let committed = map_base(inner, st, dev, planned, &ok, &mapped_huge, &mut failed);
+    drop_cpu_copies(inner, planned, &committed);
+    for &i in &committed {
+        commit_page(inner, st, dev, &planned[i], mapped_huge.contains(&i), outcome);
+    }
+    roll_back(inner, st, dev, planned, failed, outcome);
+    tracing::debug!(target: "gmem", dev = dev.0, pages = committed.len(), retry = retry.len(), "migrate to device");
+}
+
+/// Phase 2: start copying the CPU-resident pages of `planned` (`hosts[i]`: page `i`'s
+/// host region and offset) to their frames, as one batch of coalesced runs
+/// ([`GmMmu::copy_start`] on a device with [`Hooks::ASYNC_COPY`], else the whole
+/// [`GmMmu::copy_batch`] here). `None`: nothing to copy.
+fn copy_start(
     mmu: &dyn GmMmu,
+    async_copy: bool,
     planned: &[Planned],
     hosts: &[Option<(HostRegionId, u64)>],
-) -> Option<Arc<MigrateError>> {
+) -> Option<Result<CopyTicket, MmuError>> {
     let ops =
         coalesce(
             planned.iter().zip(hosts).filter(|(p, _)| p.from_cpu).filter_map(|(p, h)| {
@@ -373,9 +423,28 @@ fn copy_in(
             }),
         );
     if ops.is_empty() {
-        return None;
+        None
+    } else if async_copy {
+        Some(mmu.copy_start(&ops))
+    } else {
+        Some(mmu.copy_batch(&ops).map(|()| CopyTicket::DONE))
     }
-    mmu.copy_batch(&ops).err().map(|source| {
+}
+
+/// Phase 2: wait for the copy [`copy_start`] started for `planned`; its error names the
+/// part's first copied page.
+fn copy_finish(
+    inner: &Inner,
+    dev: DeviceId,
+    mmu: &dyn GmMmu,
+    started: Option<Result<CopyTicket, MmuError>>,
+    planned: &[Planned],
+) -> Option<Arc<MigrateError>> {
+    let result = match started? {
+        Ok(ticket) => mmu.copy_finish(ticket),
+        Err(e) => Err(e),
+    };
+    result.err().map(|source| {
         add(&inner.counters.hook_errors, 1);
         let va = planned.iter().find(|p| p.from_cpu).map_or(0, |p| p.mig.key.1 * PAGE_SIZE);
         Arc::new(MigrateError::Copy { va, dev: dev.0, source })
@@ -613,5 +682,44 @@ fn roll_back(
         if let Some(e) = err {
             outcome.insert(p.mig.key, Outcome::Abort(e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan of the pages `vpns` of space 1.
+    fn plan(vpns: impl IntoIterator<Item = u64>) -> Vec<Planned> {
+        vpns.into_iter()
+            .map(|vpn| Planned {
+                mig: Mig { key: (1, vpn), dup: false, prefetch: false },
+                pa: 0,
+                seq: 0,
+                from_cpu: true,
+                zero: false,
+                huge: false,
+                prot: RW,
+                done_under_lock: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_close_at_the_first_chunk_boundary_after_a_chunk_of_pages() {
+        let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
+        assert_eq!(parts(&plan(0..16)), one(16), "a small plan is one part");
+        assert_eq!(parts(&plan(0..1024)), [0..512, 512..1024], "two whole chunks");
+        assert_eq!(parts(&plan((0..16).map(|c| c * 512))), one(16), "16 pages in 16 chunks: one part");
+        assert_eq!(parts(&plan(300..900)), one(600), "212 + 388 pages: one part");
+        assert_eq!(parts(&plan(0..600)), [0..512, 512..600], "a whole chunk, then the rest");
+        let two_spaces: Vec<Planned> = plan(0..512)
+            .into_iter()
+            .chain(plan(0..512).into_iter().map(|mut p| {
+                p.mig.key.0 = 2;
+                p
+            }))
+            .collect();
+        assert_eq!(parts(&two_spaces), [0..512, 512..1024], "the same chunk number in another space");
     }
 }

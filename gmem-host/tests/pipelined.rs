@@ -1,0 +1,112 @@
+//! Pipelined migrations (`Hooks::ASYNC_COPY`): a plan of several 2 MiB chunks migrates
+//! in parts, the next part's copy started before this part's host work and commit, so a
+//! device moves data while the host commits. The software device copies in
+//! `copy_finish`, so a page committed before its copy finished would read zeros.
+
+mod common;
+
+use common::*;
+use gmem_host::softdev::{SoftConfig, SoftEvent};
+use gmem_host::{Config, GmemError, Hint, Hooks, HostWork, MapFlags, MigrateError, Node};
+
+const PAGE: u64 = 4096;
+const CHUNK: u64 = 2 << 20;
+
+/// A rig with 16 MiB of device memory declaring `hooks`, and a 4 MiB region written
+/// by the CPU (byte `i` of page `p` is `p as u8 ^ 0x5a`), 2 MiB-aligned.
+fn written(hooks: Hooks) -> (Rig, *mut u8) {
+    let r = rig_with(Config::default(), SoftConfig { hooks, ..Default::default() });
+    let p = r.gm.mmap(r.space, 2 * CHUNK, MapFlags::PEER_SHARED).expect("mmap");
+    assert_eq!(p as u64 % CHUNK, 0, "chunk-aligned");
+    for pg in 0..2 * CHUNK / PAGE {
+        cpu_write(p, (pg * PAGE) as usize, pg as u8 ^ 0x5a);
+    }
+    r.dev.take_events();
+    (r, p)
+}
+
+/// Every page's first byte as the device reads it.
+fn device_view(r: &Rig, p: *mut u8) -> Vec<u8> {
+    (0..2 * CHUNK / PAGE)
+        .map(|pg| {
+            let mut b = [0u8; 1];
+            r.dev.load(&r.gm, r.id, r.asid, p as u64 + pg * PAGE, &mut b).expect("device load");
+            b[0]
+        })
+        .collect()
+}
+
+#[test]
+fn a_two_chunk_prefetch_commits_the_first_chunk_while_the_second_one_copies() {
+    let (r, p) = written(Hooks::all());
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
+    let copies: Vec<SoftEvent> =
+        r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
+    let work = |pages| SoftEvent::HostWork(HostWork::Migration { to_device: pages, to_host: 0 });
+    assert_eq!(
+        copies,
+        [
+            SoftEvent::CopyStarted { ticket: 1, bytes: CHUNK },
+            SoftEvent::CopyFinished { ticket: 1 },
+            SoftEvent::CopyStarted { ticket: 2, bytes: CHUNK },
+            work(512),
+            SoftEvent::CopyFinished { ticket: 2 },
+            work(512),
+        ],
+        "the first chunk's host work runs while the second chunk copies"
+    );
+    assert_eq!(r.dev.copies_in_flight(), 0);
+    let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
+    assert_eq!(device_view(&r, p), want, "every page's data on the device");
+    assert_eq!(r.dev.mappings(r.asid), 2, "one 2 MiB mapping per chunk");
+}
+
+#[test]
+fn a_device_without_async_copies_migrates_the_plan_in_one_round() {
+    let (r, p) = written(Hooks::all() - Hooks::ASYNC_COPY);
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
+    let events = r.dev.take_events();
+    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 1024, to_host: 0 });
+    assert_eq!(events.iter().filter(|e| matches!(e, SoftEvent::HostWork(HostWork::Migration { .. }))).count(), 1);
+    assert!(events.contains(&work), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, SoftEvent::CopyStarted { .. })), "copy_batch, not copy_start");
+    let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
+    assert_eq!(device_view(&r, p), want);
+}
+
+#[test]
+fn a_failed_part_is_tried_again_alone_and_every_started_copy_is_finished() {
+    let (r, p) = written(Hooks::all());
+    let before = r.gm.counters();
+    // The first part's copy starts; the second one's start fails once.
+    r.dev.inject_failure("copy_batch", 1, 1);
+    let rep = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
+    assert_eq!(rep.pages_moved, 1024);
+    let after = r.gm.counters();
+    assert_eq!(after.dma_retries - before.dma_retries, 512, "the second chunk's pages, once each");
+    assert_eq!(after.pages_h2d - before.pages_h2d, 1024, "no page copied twice");
+    assert_eq!(r.dev.copies_in_flight(), 0, "every started copy was finished");
+    let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
+    assert_eq!(device_view(&r, p), want);
+}
+
+#[test]
+fn a_part_whose_copy_keeps_failing_fails_the_hint_and_loses_nothing() {
+    let (r, p) = written(Hooks::all());
+    let frames = r.gm.device_pages(r.id);
+    // Every copy after the first part's fails, the hint's roll-back included: the first
+    // chunk stays on the device, where its data is.
+    r.dev.inject_failure("copy_batch", 1, 1000);
+    let e = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect_err("fails");
+    assert!(
+        matches!(&e, GmemError::Fault(gmem_host::FaultError::Migration { source, .. })
+            if matches!(**source, MigrateError::Copy { .. })),
+        "{e:?}"
+    );
+    assert_eq!(r.dev.copies_in_flight(), 0, "every started copy was finished");
+    r.dev.inject_failure("copy_batch", 0, 0);
+    for pg in 0..2 * CHUNK / PAGE {
+        assert_eq!(cpu_read(p, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg} intact for the CPU");
+    }
+    assert_eq!(r.gm.device_pages(r.id), frames, "back on the CPU, no frame held");
+}
