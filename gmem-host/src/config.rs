@@ -31,6 +31,12 @@ pub struct Config {
     /// Density prefetch over a tree of aligned subregions (64 KiB .. 2 MiB, UVM's
     /// prefetch tree) instead of whole 2 MiB chunks only.
     pub prefetch_tree: bool,
+    /// With [`Config::prefetch_tree`]: a device fault batch that completes a 2 MiB chunk
+    /// the device had been filling (or that takes a chunk whole after a filled one) also
+    /// brings the region's next chunk whole, when free device memory holds it without
+    /// evicting anything. On a device with [`Hooks::ASYNC_COPY`] the next chunk copies
+    /// while the host commits this one, and the stream's next fault round trip is saved.
+    pub stream_readahead: bool,
     /// On a device fault, migrate the whole aligned block of this many pages around the
     /// faulting page (the pages of it that may move), like UVM's 64 KiB big pages; 1
     /// migrates only faulted pages. Rounded up to a power of two, at most 512 (2 MiB).
@@ -62,6 +68,7 @@ impl std::fmt::Debug for Config {
             .field("va_base", &format_args!("{:#x}", self.va_base))
             .field("max_commit_retries", &self.max_commit_retries)
             .field("prefetch_tree", &self.prefetch_tree)
+            .field("stream_readahead", &self.stream_readahead)
             .field("dev_fault_block_pages", &self.dev_fault_block_pages)
             .field("cpu_fault_ahead", &self.cpu_fault_ahead)
             .field("dev_fault_dma_retries", &self.dev_fault_dma_retries)
@@ -87,6 +94,7 @@ impl Default for Config {
             dev_fault_dma_retries: 3,
             dev_fault_block_pages: 1,
             prefetch_tree: false,
+            stream_readahead: false,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
         }
     }

@@ -514,7 +514,10 @@ fn add_prefetch(inner: &Inner, g: &State, dev: DeviceId, pending: &[Item], migra
     if let Some(pct) = inner.cfg.prefetch_threshold_pct {
         let before = migrate.len();
         if inner.cfg.prefetch_tree {
-            expand_tree(g, dev, pct, migrate, &taken);
+            let slot = &g.devices[dev.0 as usize];
+            let room = (slot.buddy.free_pages().min(cap as u64)).saturating_sub(migrate.len() as u64);
+            let room = inner.cfg.stream_readahead.then_some(room);
+            expand_tree(g, dev, pct, migrate, &taken, room);
         } else {
             expand(g, dev, pct, migrate, &taken);
         }

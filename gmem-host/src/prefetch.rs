@@ -74,12 +74,18 @@ pub(crate) fn expand(st: &impl PrefetchView, dev: DeviceId, pct: u8, migrate: &m
 /// and is more than `pct` % present (on a device, or migrating in this batch — counting
 /// what smaller levels already added) is brought in whole. A stream therefore migrates
 /// in doubling steps instead of block by block.
+///
+/// Read-ahead (`readahead`: free device pages it may fill, `None`: off): a chunk the
+/// batch leaves whole, that either had pages on the device before (a ramp of doubling
+/// steps ends) or was taken whole as a stream, brings the next chunk of its region
+/// whole too ([`read_ahead`]).
 pub(crate) fn expand_tree(
     st: &impl PrefetchView,
     dev: DeviceId,
     pct: u8,
     migrate: &mut Vec<Mig>,
     taken: &FastSet<PageKey>,
+    mut readahead: Option<u64>,
 ) {
     let mut chunks: Vec<(u32, u64)> = migrate.iter().map(|m| (m.key.0, m.key.1 / PAGES_PER_HUGE)).collect();
     chunks.sort_unstable();
@@ -102,41 +108,104 @@ pub(crate) fn expand_tree(
             && st.chunk_on_device(s, chunk) == 0
             && st.region(s, base * PAGE_SIZE).is_some_and(|(start, _)| start < base * PAGE_SIZE);
         if stream {
-            for vpn in base..base + PAGES_PER_HUGE {
+            for (i, vpn) in (base..base + PAGES_PER_HUGE).enumerate() {
                 if !seen.contains(&(s, vpn))
                     && let Some(m) = candidate(st, s, dev, vpn, taken)
                 {
                     seen.insert(m.key);
+                    present[i] = true;
                     migrate.push(m);
                 }
             }
-            continue;
+        } else {
+            grow_levels(st, dev, pct, s, base, &batch, &mut present, &mut seen, migrate, taken);
         }
-        let mut level = 32usize;
-        while level <= n {
-            for sub in (0..n).step_by(level) {
-                let range = sub..sub + level;
-                if !batch[range.clone()].iter().any(|&b| b) {
+        let ramped = stream || st.chunk_on_device(s, chunk) > 0;
+        if let Some(room) = readahead.as_mut()
+            && ramped
+            && present.iter().all(|&p| p)
+        {
+            read_ahead(st, dev, s, chunk, room, &mut seen, migrate, taken);
+        }
+    }
+}
+
+/// The levels of [`expand_tree`] for one chunk that is not a stream: every aligned
+/// subregion of 32 .. 512 pages holding a page of the batch and more than `pct` %
+/// `present` comes in whole (`present` and `seen` grow with what joins).
+#[allow(clippy::too_many_arguments)]
+fn grow_levels(
+    st: &impl PrefetchView,
+    dev: DeviceId,
+    pct: u8,
+    s: u32,
+    base: u64,
+    batch: &[bool],
+    present: &mut [bool],
+    seen: &mut FastSet<PageKey>,
+    migrate: &mut Vec<Mig>,
+    taken: &FastSet<PageKey>,
+) {
+    let n = PAGES_PER_HUGE as usize;
+    let mut level = 32usize;
+    while level <= n {
+        for sub in (0..n).step_by(level) {
+            let range = sub..sub + level;
+            if !batch[range.clone()].iter().any(|&b| b) {
+                continue;
+            }
+            let dense = present[range.clone()].iter().filter(|&&p| p).count();
+            if dense * 100 <= usize::from(pct) * level || dense == level {
+                continue;
+            }
+            for i in range {
+                let key = (s, base + i as u64);
+                if seen.contains(&key) {
                     continue;
                 }
-                let dense = present[range.clone()].iter().filter(|&&p| p).count();
-                if dense * 100 <= usize::from(pct) * level || dense == level {
-                    continue;
-                }
-                for i in range {
-                    let key = (s, base + i as u64);
-                    if seen.contains(&key) {
-                        continue;
-                    }
-                    if let Some(m) = candidate(st, s, dev, key.1, taken) {
-                        seen.insert(key);
-                        present[i] = true;
-                        migrate.push(m);
-                    }
+                if let Some(m) = candidate(st, s, dev, key.1, taken) {
+                    seen.insert(key);
+                    present[i] = true;
+                    migrate.push(m);
                 }
             }
-            level *= 2;
         }
+        level *= 2;
+    }
+}
+
+/// The read-ahead of [`expand_tree`] after chunk `chunk` of space `s`: the next chunk
+/// comes whole when it lies in the same region, has no page on a device or in the batch,
+/// and its migratable pages fit in `room` (which they then use up).
+#[allow(clippy::too_many_arguments)]
+fn read_ahead(
+    st: &impl PrefetchView,
+    dev: DeviceId,
+    s: u32,
+    chunk: u64,
+    room: &mut u64,
+    seen: &mut FastSet<PageKey>,
+    migrate: &mut Vec<Mig>,
+    taken: &FastSet<PageKey>,
+) {
+    let next = (chunk + 1) * PAGES_PER_HUGE;
+    let region = |vpn: u64| st.region(s, vpn * PAGE_SIZE).map(|(start, _)| start);
+    let pages = next..next + PAGES_PER_HUGE;
+    if region(next).is_none()
+        || region(next) != region(next - 1)
+        || st.chunk_on_device(s, chunk + 1) > 0
+        || pages.clone().any(|v| seen.contains(&(s, v)))
+    {
+        return;
+    }
+    let ahead: Vec<Mig> = pages.filter_map(|v| candidate(st, s, dev, v, taken)).collect();
+    if ahead.is_empty() || ahead.len() as u64 > *room {
+        return;
+    }
+    *room -= ahead.len() as u64;
+    for m in ahead {
+        seen.insert(m.key);
+        migrate.push(m);
     }
 }
 
@@ -307,12 +376,12 @@ mod tests {
         // 17 of the first 32 pages (53 %): the 32-page subregion comes whole; the
         // 64-page one is then exactly half present, not more, and stays.
         let mut migrate = faulted(0..17);
-        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), None);
         assert_eq!(added(&migrate), (17..32).collect::<Vec<_>>());
         // One more page makes the 64-page level dense too, and so on up the tree.
         let mut migrate = faulted(0..17);
         migrate.extend(faulted([32]));
-        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), None);
         assert_eq!(added(&migrate), (17..32).chain(33..64).collect::<Vec<_>>());
     }
 
@@ -321,19 +390,68 @@ mod tests {
         let mut v = Fake::new(3);
         v.set(0..N, on_device());
         let mut migrate = faulted([N]);
-        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), None);
         assert_eq!(added(&migrate), (N + 1..2 * N).collect::<Vec<_>>());
         // The previous chunk counts as full after eviction broke it up, too.
         v.entries.clear();
         v.recent.push(1);
         let mut migrate = faulted([2 * N + 7]);
-        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), None);
         assert_eq!(added(&migrate).len() as u64, N - 1);
         // Not when the region starts at the chunk: that is no stream.
         v.region = (2 * N * PAGE_SIZE, N, false);
         let mut migrate = faulted([2 * N + 7]);
-        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default());
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), None);
         assert_eq!(added(&migrate), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_chunk_completed_by_a_ramp_or_a_stream_reads_the_next_one_ahead() {
+        // 300 pages of chunk 0 on the device; the batch's tree completes it: chunk 1 too.
+        let mut v = Fake::new(3);
+        v.set(0..300, on_device());
+        let mut migrate = faulted([300]);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
+        assert_eq!(added(&migrate), (301..2 * N).collect::<Vec<_>>());
+        // A stream entering chunk 1 takes it and reads chunk 2 ahead; not beyond the region.
+        v.set(0..N, on_device());
+        let mut migrate = faulted([N]);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
+        assert_eq!(added(&migrate), (N + 1..3 * N).collect::<Vec<_>>());
+        v.set(N..2 * N, on_device());
+        let mut migrate = faulted([2 * N]);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
+        assert_eq!(added(&migrate), (2 * N + 1..3 * N).collect::<Vec<_>>(), "the region ends at chunk 3");
+    }
+
+    #[test]
+    fn no_read_ahead_without_room_history_or_the_same_region() {
+        let mut v = Fake::new(3);
+        v.set(0..300, on_device());
+        let ramp = || faulted([300]);
+        let chunk0 = (301..N).collect::<Vec<_>>();
+        // Off, or the next chunk does not fit the free device memory.
+        for room in [None, Some(N - 1)] {
+            let mut migrate = ramp();
+            expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), room);
+            assert_eq!(added(&migrate), chunk0, "{room:?}");
+        }
+        // The next chunk has a page on the device already, or is in the batch.
+        v.set([N + 9], on_device());
+        let mut migrate = ramp();
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
+        assert_eq!(added(&migrate), chunk0);
+        v.entries.remove(&(N + 9));
+        // The region ends with chunk 0.
+        v.region.1 = N;
+        let mut migrate = ramp();
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
+        assert_eq!(added(&migrate), chunk0);
+        // A chunk the batch fills from nothing is no sign of a stream.
+        let fresh = Fake::new(3);
+        let mut migrate = faulted(0..300);
+        expand_tree(&fresh, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
+        assert_eq!(added(&migrate), (300..N).collect::<Vec<_>>());
     }
 
     #[test]

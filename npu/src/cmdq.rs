@@ -157,6 +157,11 @@ impl CmdQueue {
         Ok(Self { ring, fence, fence_iova, seq: 0, head_seen })
     }
 
+    /// The ring slot the next command goes to (the host's CMDQ_TAIL).
+    pub fn tail(&self) -> u16 {
+        self.ring.index
+    }
+
     /// Entries free if the device has consumed only up to `head`.
     fn free_after(&self, head: u16) -> usize {
         let used = self.ring.index.wrapping_sub(head) & self.mask();

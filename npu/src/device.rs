@@ -395,6 +395,13 @@ impl<T: DeviceIo> NpuDevice<T> {
         self.lock().flush_ptes().map_err(tables_err)
     }
 
+    /// The command ring slot the next command goes to. The engine fetches commands a
+    /// 64-byte beat (four commands) at a time, so where a batch starts in its beat
+    /// decides how many host reads it costs (measurements align to it).
+    pub fn command_ring_tail(&self) -> u16 {
+        self.lock().cmdq.tail()
+    }
+
     /// Driver counters.
     pub fn stats(&self) -> NpuStats {
         self.lock().stats

@@ -22,10 +22,12 @@ pub enum SessionError {
 }
 
 /// The manager configuration the NPU stack uses by default: [`Config::default`] with
-/// device faults migrating whole 64 KiB blocks (`dev_fault_block_pages` = 16) and the
-/// density prefetch tree (`prefetch_tree`). The NPU's compute unit keeps only a few
-/// requests in flight, all usually on one page, so without fault-ahead a stream
-/// migrates one page per fault round trip; the tree then doubles the step.
+/// device faults migrating whole 64 KiB blocks (`dev_fault_block_pages` = 16), the
+/// density prefetch tree (`prefetch_tree`) and read-ahead of the next 2 MiB chunk
+/// (`stream_readahead`). The NPU's compute unit keeps only a few requests in flight,
+/// all usually on one page, so without fault-ahead a stream migrates one page per fault
+/// round trip; the tree then doubles the step, and once a chunk is complete the next
+/// one copies while the host commits it (the NPU pipelines copies).
 ///
 /// Thrashing detection departs from UVM's "3 events in 500 µs" twice:
 /// - the window is 5 ms of device time: at 250 MHz one round of a 4 MiB CPU/NPU
@@ -39,7 +41,7 @@ pub enum SessionError {
 ///   `unpin_after_ns` (100 ms).
 pub fn manager_config() -> Config {
     let thrash = ThrashConfig { threshold: 2, window_ns: 5_000_000, ..ThrashConfig::default() };
-    Config { dev_fault_block_pages: 16, prefetch_tree: true, thrash, ..Config::default() }
+    Config { dev_fault_block_pages: 16, prefetch_tree: true, stream_readahead: true, thrash, ..Config::default() }
 }
 
 /// [`manager_config`] with thrashing control switched on or off.

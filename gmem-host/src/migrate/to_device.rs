@@ -363,16 +363,21 @@ pub(crate) fn copy_and_commit(
     retry
 }
 
+/// Pages a part holds at least before it closes (at the next chunk boundary). Each part
+/// pays a round of host work; from about this size on, the overlap of its commit with
+/// the next part's copy outweighs that.
+const PART_PAGES: usize = 128;
+
 /// The parts of a plan that migrate as one pipeline step: runs of whole 2 MiB chunks
 /// (the plan is in chunk order), each closed at the first chunk boundary after at least
-/// [`PAGES_PER_HUGE`] pages, so a small plan stays one part (each part pays a round of
-/// host work) and a 2 MiB mapping's pages are always in the same part.
+/// [`PART_PAGES`] pages, so a plan of scattered small runs stays one part and a 2 MiB
+/// mapping's pages are always in the same part.
 fn parts(planned: &[Planned]) -> Vec<std::ops::Range<usize>> {
     let chunk = |p: &Planned| (p.mig.key.0, p.mig.key.1 / PAGES_PER_HUGE);
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..planned.len() {
-        if i - start >= PAGES_PER_HUGE as usize && chunk(&planned[i]) != chunk(&planned[i - 1]) {
+        if i - start >= PART_PAGES && chunk(&planned[i]) != chunk(&planned[i - 1]) {
             out.push(start..i);
             start = i;
         }
@@ -706,12 +711,13 @@ mod tests {
     }
 
     #[test]
-    fn parts_close_at_the_first_chunk_boundary_after_a_chunk_of_pages() {
+    fn parts_close_at_the_first_chunk_boundary_after_enough_pages() {
         let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
         assert_eq!(parts(&plan(0..16)), one(16), "a small plan is one part");
         assert_eq!(parts(&plan(0..1024)), [0..512, 512..1024], "two whole chunks");
         assert_eq!(parts(&plan((0..16).map(|c| c * 512))), one(16), "16 pages in 16 chunks: one part");
-        assert_eq!(parts(&plan(300..900)), one(600), "212 + 388 pages: one part");
+        assert_eq!(parts(&plan(400..900)), one(500), "112 + 388 pages: one part");
+        assert_eq!(parts(&plan(256..1024)), [0..256, 256..768], "the rest of a chunk, then the next one");
         assert_eq!(parts(&plan(0..600)), [0..512, 512..600], "a whole chunk, then the rest");
         let two_spaces: Vec<Planned> = plan(0..512)
             .into_iter()
