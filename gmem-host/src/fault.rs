@@ -255,7 +255,7 @@ pub(crate) fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_pref
     let attempts = inner.cfg.max_commit_retries + 4;
     let mut allow_prefetch = allow_prefetch;
     // Thrashing events are counted once per page per call, not per re-plan.
-    let mut recorded: FastSet<PageKey> = FastSet::default();
+    let mut recorded: FastSet<PageKey> = FastSet::with_capacity_and_hasher(items.len(), Default::default());
     let mut blocks_tried = false;
     for _attempt in 0..attempts {
         if pending.is_empty() {
@@ -286,7 +286,8 @@ pub(crate) fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_pref
         }
         // Everything else in `pending` is settled for this call; re-plans only revisit
         // the pages still to migrate.
-        let to_migrate: FastSet<PageKey> = migrate.iter().filter(|m| !m.prefetch).map(|m| m.key).collect();
+        let mut to_migrate: FastSet<PageKey> = FastSet::with_capacity_and_hasher(migrate.len(), Default::default());
+        to_migrate.extend(migrate.iter().filter(|m| !m.prefetch).map(|m| m.key));
         pending.retain(|(k, _)| to_migrate.contains(k));
         let mut g = match make_room(inner, g, dev, &migrate, &pending, &mut blocks_tried) {
             Room::Ready(g) => g,
