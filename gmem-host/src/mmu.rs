@@ -36,9 +36,10 @@
 //!     (as a copy source or a remote-mapping target) while the page is present and
 //!     CPU-owned, and keeps it present until the copy returned or the mapping was released
 //!     and its TLB flush completed. A pin or IOMMU mapping a device takes for such a
-//!     page must be dropped by then too (when `copy_batch` returns; in `pmap_release`
-//!     for a remote mapping): the manager may drop the CPU page right afterwards, and a
-//!     pin would keep the old physical page alive behind the process's back.
+//!     page must be dropped by then too (when `copy_batch` or `copy_finish` returns; in
+//!     `pmap_release` for a remote mapping): the manager may drop the CPU page right
+//!     afterwards, and a pin would keep the old physical page alive behind the process's
+//!     back.
 
 use std::fmt;
 
@@ -514,9 +515,9 @@ pub enum HostWork {
 /// data where it was, returns the frames it allocated, and reports a typed error to its
 /// caller ([`FaultResolution::Abort`](crate::FaultResolution) naming the VA for a fault,
 /// [`GmemError`](crate::GmemError) for API calls). Page-table and copy hooks are called
-/// with the manager's lock held except [`GmMmu::copy_batch`] and zero-filling
-/// [`GmMmu::prepare_page`] (phase 2 of a migration), so other faults never wait
-/// behind a slow DMA copy.
+/// with the manager's lock held except [`GmMmu::copy_batch`], [`GmMmu::copy_start`],
+/// [`GmMmu::copy_finish`] and zero-filling [`GmMmu::prepare_page`] (phase 2 of a
+/// migration), so other faults never wait behind a slow DMA copy.
 pub trait GmMmu: Send + Sync {
     /// Required. Static facts about the device; called once, at registration.
     fn info(&self) -> DeviceInfo;

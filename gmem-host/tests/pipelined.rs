@@ -110,3 +110,26 @@ fn a_part_whose_copy_keeps_failing_fails_the_hint_and_loses_nothing() {
     }
     assert_eq!(r.gm.device_pages(r.id), frames, "back on the CPU, no frame held");
 }
+
+#[test]
+fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
+    let (r, p) = written(Hooks::all());
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, CHUNK, Hint::Prefetch).expect("to the device");
+    r.dev.take_events();
+    r.gm.hmadvise(r.space, Node::Cpu, p as u64, CHUNK, Hint::DontNeed).expect("back");
+    let events: Vec<SoftEvent> =
+        r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
+    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 0, to_host: 128 });
+    let bytes = 128 * PAGE;
+    // The prefetch took ticket 1.
+    let mut want = vec![SoftEvent::CopyStarted { ticket: 2, bytes }, SoftEvent::CopyFinished { ticket: 2 }];
+    for t in 3..=5 {
+        want.extend([SoftEvent::CopyStarted { ticket: t, bytes }, work.clone(), SoftEvent::CopyFinished { ticket: t }]);
+    }
+    want.push(work);
+    assert_eq!(events, want, "each part is installed while the next one copies");
+    assert_eq!(r.dev.copies_in_flight(), 0);
+    for pg in 0..CHUNK / PAGE {
+        assert_eq!(cpu_read(p, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg} back with its data");
+    }
+}

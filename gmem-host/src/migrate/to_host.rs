@@ -3,8 +3,8 @@
 //! 1. **collect/unmap** ([`collect`], lock held): release or narrow the device mapping,
 //!    collect the TLB tokens and flush them coalesced, take a staging slot, mark the page
 //!    `MIGRATING`, record its sequence number;
-//! 2. **copy** ([`copy_out`], lock dropped): one [`GmMmu::copy_batch`] per device into the
-//!    staging pool;
+//! 2. **copy** ([`copy_out_start`], [`copy_out_finish`], lock dropped): one copy per
+//!    device into the staging pool;
 //! 3. **commit** ([`committable`], [`install_run`], lock held): re-check the sequence
 //!    number, install the page into the CPU mapping atomically (`UFFDIO_COPY`), free the
 //!    device frame;
@@ -13,7 +13,9 @@
 //!    the next device fault maps it again), so nothing is lost.
 //!
 //! Pages are installed in runs ([`runs`]: contiguous addresses and staging slots share one
-//! `UFFDIO_COPY` and one wake).
+//! `UFFDIO_COPY` and one wake). From a device with [`Hooks::ASYNC_COPY`] a round of
+//! several hundred pages goes in parts ([`parts`]): the next part's copy runs while this
+//! part is installed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use super::mapping::{Batches, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, release_mapping};
 use crate::error::{GmemError, MigrateError};
 use crate::events::add;
-use crate::mmu::{GmMmu, HostWork, MemAddr, PAGE_SIZE};
+use crate::mmu::{CopyTicket, GmMmu, Hooks, HostWork, MemAddr, MmuError, PAGE_SIZE};
 use crate::page_table::{PageEntry, PageFlags, Residency};
 use crate::state::{Inner, STAGING_ID, State};
 use crate::types::{DeviceId, PageKey};
@@ -95,13 +97,20 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     let devs = devices_of(&g, &outs);
     drop(g);
 
-    let failed = copy_out(inner, &devs, &outs, &mut err);
-    inner.host_work(HostWork::Migration { to_device: 0, to_host: outs.len() as u64 });
-
-    let mut g = inner.lock();
-    let ok = committable(inner, &mut g, &outs, &failed);
-    for run in runs(&ok) {
-        install_run(inner, &mut g, run, staging, cause, &mut moved, &mut err);
+    // Phases 2-4 per part: the next part's copy runs while this one is installed.
+    let pipelined = devs.iter().any(|d| d.2);
+    let parts = if pipelined { parts(outs.len()) } else { std::iter::once(0..outs.len()).collect() };
+    let mut started = copy_out_start(&devs, &outs[parts[0].clone()]);
+    for (k, part) in parts.iter().enumerate() {
+        let part_outs = &outs[part.clone()];
+        let failed = copy_out_finish(inner, &devs, started, part_outs, &mut err);
+        started = parts.get(k + 1).map(|n| copy_out_start(&devs, &outs[n.clone()])).unwrap_or_default();
+        inner.host_work(HostWork::Migration { to_device: 0, to_host: part_outs.len() as u64 });
+        let mut g = inner.lock();
+        let ok = committable(inner, &mut g, part_outs, &failed);
+        for run in runs(&ok) {
+            install_run(inner, &mut g, run, staging, cause, &mut moved, &mut err);
+        }
     }
     inner.cv.notify_all();
     tracing::debug!(target: "gmem", ?cause, pages = outs.len(), moved = moved.len(), "migrate to host");
@@ -183,26 +192,65 @@ fn unmap_outbound(
 }
 
 /// The devices `outs` come from, each once, with their hooks.
-fn devices_of(g: &State, outs: &[Out]) -> Vec<(u8, Arc<dyn GmMmu>)> {
+/// The devices `outs` come from: id, hooks, and whether they copy asynchronously
+/// ([`Hooks::ASYNC_COPY`]).
+fn devices_of(g: &State, outs: &[Out]) -> Vec<(u8, Arc<dyn GmMmu>, bool)> {
     let mut ds: Vec<u8> = outs.iter().map(|o| o.dev).collect();
     ds.sort_unstable();
     ds.dedup();
-    ds.into_iter().map(|d| (d, g.devices[d as usize].mmu.clone())).collect()
+    ds.into_iter()
+        .map(|d| {
+            let slot = &g.devices[d as usize];
+            (d, slot.mmu.clone(), slot.info.hooks.contains(Hooks::ASYNC_COPY))
+        })
+        .collect()
 }
 
-/// Phase 2 (lock dropped): one copy batch per device into the staging slots, contiguous
-/// runs merged. Returns the devices whose batch failed (the first failure goes to `err`).
-fn copy_out(inner: &Inner, devs: &[(u8, Arc<dyn GmMmu>)], outs: &[Out], err: &mut Option<MigrateError>) -> HashSet<u8> {
-    let mut failed: HashSet<u8> = HashSet::new();
-    for (d, mmu) in devs {
+/// Pages a pipelined part holds at least: each part pays a round of host work.
+const PART_PAGES: usize = 128;
+
+/// `n` pages cut into parts of [`PART_PAGES`] or a little more (a round's staging slots
+/// are its own, so any cut works).
+fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
+    let count = (n / PART_PAGES).max(1);
+    (0..count).map(|i| i * n / count..(i + 1) * n / count).collect()
+}
+
+/// Phase 2 (lock dropped): start one copy per device of the part into its staging
+/// slots, contiguous runs merged ([`GmMmu::copy_start`] on a device with
+/// [`Hooks::ASYNC_COPY`], else the whole [`GmMmu::copy_batch`] here).
+fn copy_out_start(devs: &[(u8, Arc<dyn GmMmu>, bool)], outs: &[Out]) -> Vec<(u8, Result<CopyTicket, MmuError>)> {
+    let mut started = Vec::new();
+    for (d, mmu, async_copy) in devs {
         let ops = coalesce(outs.iter().filter(|o| o.dev == *d).map(|o| {
             (MemAddr::Device(o.pa), MemAddr::Host { region: STAGING_ID, offset: u64::from(o.slot) * PAGE_SIZE })
         }));
-        if let Err(source) = mmu.copy_batch(&ops) {
+        if ops.is_empty() {
+            continue;
+        }
+        let r = if *async_copy { mmu.copy_start(&ops) } else { mmu.copy_batch(&ops).map(|()| CopyTicket::DONE) };
+        started.push((*d, r));
+    }
+    started
+}
+
+/// Phase 2: wait for the part's copies. Returns the devices whose copy failed (the first
+/// failure goes to `err`, naming the part's first page of that device).
+fn copy_out_finish(
+    inner: &Inner,
+    devs: &[(u8, Arc<dyn GmMmu>, bool)],
+    started: Vec<(u8, Result<CopyTicket, MmuError>)>,
+    outs: &[Out],
+    err: &mut Option<MigrateError>,
+) -> HashSet<u8> {
+    let mut failed: HashSet<u8> = HashSet::new();
+    for (d, r) in started {
+        let Some((_, mmu, _)) = devs.iter().find(|x| x.0 == d) else { continue };
+        if let Err(source) = r.and_then(|t| mmu.copy_finish(t)) {
             add(&inner.counters.hook_errors, 1);
-            failed.insert(*d);
-            let va = outs.iter().find(|o| o.dev == *d).map_or(0, |o| o.key.1 * PAGE_SIZE);
-            err.get_or_insert(MigrateError::Copy { va, dev: *d, source });
+            failed.insert(d);
+            let va = outs.iter().find(|o| o.dev == d).map_or(0, |o| o.key.1 * PAGE_SIZE);
+            err.get_or_insert(MigrateError::Copy { va, dev: d, source });
         }
     }
     failed
@@ -369,3 +417,18 @@ pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u
 /// Rounds in a row without progress that [`range_to_host`] waits (10 ms each) for other
 /// threads' migrations before it gives up.
 const WAIT_ROUNDS: u32 = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_even_and_hold_at_least_a_part_of_pages() {
+        let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
+        assert_eq!(parts(16), one(16), "a small round is one part");
+        assert_eq!(parts(200), one(200));
+        assert_eq!(parts(300), [0..150, 150..300]);
+        assert_eq!(parts(512), [0..128, 128..256, 256..384, 384..512]);
+        assert_eq!(parts(0), one(0));
+    }
+}
