@@ -1,11 +1,15 @@
 //! The NPU's pipelined copies (`GmMmu::copy_start` / `copy_finish`, `Hooks::ASYNC_COPY`)
 //! on the RTL and the reference model: a started copy lands, another use of the DMA
 //! engine waits for it and keeps its result, a failed transfer and a soft reset are
-//! reported by `copy_finish`, and a ticket is finished once.
+//! reported by `copy_finish`, a ticket is finished once, and migrations of several
+//! parts through the whole stack keep every word.
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
-use gmem_host::{CopyOp, CopyTicket, GmMmu, Hooks, HostRegion, HostRegionId, HostRegionKind, MemAddr, MmuError};
+use gmem_host::{
+    CopyOp, CopyTicket, GmMmu, Hint, Hooks, HostRegion, HostRegionId, HostRegionKind, MapFlags, MemAddr, MmuError, Node,
+};
+use npu::kernel::Kernel;
 use npu::{DeviceIo, DmaBuffer, NpuConfig, regs};
 use tests::Stack;
 
@@ -137,6 +141,41 @@ fn a_ticket_is_finished_once_and_a_soft_reset_voids_the_copy<T: DeviceIo + Send 
     assert_eq!(r.device_bytes(), data, "copies work after the reset");
 }
 
+/// 4 MiB each way in pipelined parts, end to end: a PREFETCH whose first part's copy
+/// fails once (retried), a fault-driven stream (read-ahead of the second chunk), and
+/// DONTNEEDs that bring both regions back in parts; every word is checked on the CPU.
+fn pipelined_migrations_keep_every_word<T: DeviceIo + Send + 'static>(s: Stack<T>) {
+    const BYTES: u64 = 4 << 20;
+    let words = (BYTES / 4) as usize;
+    let pages = (BYTES / 4096) as u32;
+    let region = |seed: u32| {
+        let p = s.gm.mmap(s.space, BYTES, MapFlags::PEER_SHARED).unwrap() as *mut u32;
+        for i in 0..words {
+            // SAFETY: i < words, inside the region.
+            unsafe { p.add(i).write(i as u32 ^ seed) };
+        }
+        p
+    };
+    let (p, q) = (region(0x1111), region(0x2222));
+    let before = s.gm.counters();
+    s.npu.with_io(|io| io.write32(regs::ERRINJ_HOST_RD.offset, 1)).unwrap();
+    s.gm.hmadvise(s.space, Node::Device(s.id), p as u64, BYTES, Hint::Prefetch).unwrap();
+    let after = s.gm.counters();
+    assert!(after.dma_retries > before.dma_retries, "the failed copy was retried");
+    // Word 0 of every page is overwritten on the device; q faults in as a stream.
+    s.npu.launch(&s.gm, s.id, Kernel::strided_touch(s.asid, p as u64, 4096, pages, Some(7))).unwrap();
+    s.npu.launch(&s.gm, s.id, Kernel::strided_touch(s.asid, q as u64, 4096, pages, Some(9))).unwrap();
+    assert!(s.gm.counters().prefetched > after.prefetched + 512, "the stream came in as prefetches, not page by page");
+    for (r, seed, stored) in [(p, 0x1111, 7), (q, 0x2222, 9)] {
+        s.gm.hmadvise(s.space, Node::Cpu, r as u64, BYTES, Hint::DontNeed).unwrap();
+        for i in 0..words {
+            let want = if i % 1024 == 0 { stored } else { i as u32 ^ seed };
+            // SAFETY: i < words, inside the region; the pages are on the CPU again.
+            assert_eq!(unsafe { r.add(i).read() }, want, "word {i}");
+        }
+    }
+}
+
 fn cfg() -> NpuConfig {
     NpuConfig { budget_ns: 2_000_000, ..Default::default() }
 }
@@ -162,5 +201,6 @@ macro_rules! on_both {
 on_both!(
     a_started_copy_lands_and_other_dma_waits_for_it,
     a_failed_read_is_reported_by_copy_finish,
-    a_ticket_is_finished_once_and_a_soft_reset_voids_the_copy
+    a_ticket_is_finished_once_and_a_soft_reset_voids_the_copy,
+    pipelined_migrations_keep_every_word
 );
