@@ -309,8 +309,11 @@ pub fn run(bytes: u64, sys: &System, mut progress: impl FnMut(&Figure)) -> Resul
             target: "<= 0.15",
             anchor: "UVM: eviction can spin (field failure); no published ratio",
             how: format!(
-                "strided touch of {} KiB with device memory 2x vs 0.5x of it: slowdown; {} KiB moved vs {} KiB",
+                "strided touch of {} KiB with device memory 2x vs 0.5x of it: slowdown ({:.2} vs {:.2} ms); {} KiB \
+                 moved vs {} KiB",
                 (2 * bytes) >> 10,
+                fit as f64 / 1e6,
+                over as f64 / 1e6,
                 over_bytes >> 10,
                 fit_bytes >> 10
             ),
