@@ -75,18 +75,20 @@ pub(crate) fn expand(st: &impl PrefetchView, dev: DeviceId, pct: u8, migrate: &m
 /// what smaller levels already added) is brought in whole. A stream therefore migrates
 /// in doubling steps instead of block by block.
 ///
-/// Read-ahead (`readahead`: free device pages it may fill, `None`: off): a chunk the
-/// batch leaves whole, that either had pages on the device before (a ramp of doubling
-/// steps ends) or was taken whole as a stream, brings the next chunk of its region
-/// whole too ([`read_ahead`]).
+/// Read-ahead (`readahead`: device pages the batch may still fill when this is called,
+/// `None`: off): a chunk the batch leaves whole, that either had pages on the device
+/// before (a ramp of doubling steps ends) or was taken whole as a stream, brings the
+/// next chunk of its region whole too ([`read_ahead`]), if it fits in what is left of
+/// `readahead` after every page this call added.
 pub(crate) fn expand_tree(
     st: &impl PrefetchView,
     dev: DeviceId,
     pct: u8,
     migrate: &mut Vec<Mig>,
     taken: &FastSet<PageKey>,
-    mut readahead: Option<u64>,
+    readahead: Option<u64>,
 ) {
+    let start = migrate.len();
     let mut chunks: Vec<(u32, u64)> = migrate.iter().map(|m| (m.key.0, m.key.1 / PAGES_PER_HUGE)).collect();
     chunks.sort_unstable();
     chunks.dedup();
@@ -121,10 +123,11 @@ pub(crate) fn expand_tree(
             grow_levels(st, dev, pct, s, base, &batch, &mut present, &mut seen, migrate, taken);
         }
         let ramped = stream || st.chunk_on_device(s, chunk) > 0;
-        if let Some(room) = readahead.as_mut()
+        if let Some(budget) = readahead
             && ramped
             && present.iter().all(|&p| p)
         {
+            let room = budget.saturating_sub((migrate.len() - start) as u64);
             read_ahead(st, dev, s, chunk, room, &mut seen, migrate, taken);
         }
     }
@@ -176,14 +179,14 @@ fn grow_levels(
 
 /// The read-ahead of [`expand_tree`] after chunk `chunk` of space `s`: the next chunk
 /// comes whole when it lies in the same region, has no page on a device or in the batch,
-/// and its migratable pages fit in `room` (which they then use up).
+/// and its migratable pages fit in `room`.
 #[allow(clippy::too_many_arguments)]
 fn read_ahead(
     st: &impl PrefetchView,
     dev: DeviceId,
     s: u32,
     chunk: u64,
-    room: &mut u64,
+    room: u64,
     seen: &mut FastSet<PageKey>,
     migrate: &mut Vec<Mig>,
     taken: &FastSet<PageKey>,
@@ -199,10 +202,9 @@ fn read_ahead(
         return;
     }
     let ahead: Vec<Mig> = pages.filter_map(|v| candidate(st, s, dev, v, taken)).collect();
-    if ahead.is_empty() || ahead.len() as u64 > *room {
+    if ahead.is_empty() || ahead.len() as u64 > room {
         return;
     }
-    *room -= ahead.len() as u64;
     for m in ahead {
         seen.insert(m.key);
         migrate.push(m);
@@ -411,8 +413,8 @@ mod tests {
         let mut v = Fake::new(3);
         v.set(0..300, on_device());
         let mut migrate = faulted([300]);
-        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
-        assert_eq!(added(&migrate), (301..2 * N).collect::<Vec<_>>());
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(211 + N));
+        assert_eq!(added(&migrate), (301..2 * N).collect::<Vec<_>>(), "exactly room for both");
         // A stream entering chunk 1 takes it and reads chunk 2 ahead; not beyond the region.
         v.set(0..N, on_device());
         let mut migrate = faulted([N]);
@@ -430,8 +432,9 @@ mod tests {
         v.set(0..300, on_device());
         let ramp = || faulted([300]);
         let chunk0 = (301..N).collect::<Vec<_>>();
-        // Off, or the next chunk does not fit the free device memory.
-        for room in [None, Some(N - 1)] {
+        // Off, or the next chunk does not fit the free device memory: room for chunk 0's
+        // rest (211 pages) and chunk 1 is 723 pages.
+        for room in [None, Some(N - 1), Some(211 + N - 1)] {
             let mut migrate = ramp();
             expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), room);
             assert_eq!(added(&migrate), chunk0, "{room:?}");
