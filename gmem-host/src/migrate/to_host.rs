@@ -103,7 +103,7 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     let mut started = copy_out_start(&devs, &outs[parts[0].clone()]);
     for (k, part) in parts.iter().enumerate() {
         let part_outs = &outs[part.clone()];
-        let failed = copy_out_finish(inner, &devs, started, part_outs, &mut err);
+        let failed = copy_out_finish(inner, started, part_outs, &mut err);
         started = parts.get(k + 1).map(|n| copy_out_start(&devs, &outs[n.clone()])).unwrap_or_default();
         inner.host_work(HostWork::Migration { to_device: 0, to_host: part_outs.len() as u64 });
         let mut g = inner.lock();
@@ -191,10 +191,9 @@ fn unmap_outbound(
     Ok(Some(Out { key: (s, vpn), dev: e.dev, pa: e.pa(), slot, seq: ne.seq, dup }))
 }
 
-/// The devices `outs` come from, each once, with their hooks.
-/// The devices `outs` come from: id, hooks, and whether they copy asynchronously
-/// ([`Hooks::ASYNC_COPY`]).
-fn devices_of(g: &State, outs: &[Out]) -> Vec<(u8, Arc<dyn GmMmu>, bool)> {
+/// The devices `outs` come from, each once: id, hooks, and whether it copies
+/// asynchronously ([`Hooks::ASYNC_COPY`]).
+fn devices_of(g: &State, outs: &[Out]) -> Vec<Source> {
     let mut ds: Vec<u8> = outs.iter().map(|o| o.dev).collect();
     ds.sort_unstable();
     ds.dedup();
@@ -205,6 +204,12 @@ fn devices_of(g: &State, outs: &[Out]) -> Vec<(u8, Arc<dyn GmMmu>, bool)> {
         })
         .collect()
 }
+
+/// A device pages come from: id, hooks, asynchronous copies.
+type Source = (u8, Arc<dyn GmMmu>, bool);
+
+/// A part's copy from one device, started: id, hooks, ticket or error.
+type Started = (u8, Arc<dyn GmMmu>, Result<CopyTicket, MmuError>);
 
 /// Pages a pipelined part holds at least: each part pays a round of host work.
 const PART_PAGES: usize = 128;
@@ -219,7 +224,7 @@ fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
 /// Phase 2 (lock dropped): start one copy per device of the part into its staging
 /// slots, contiguous runs merged ([`GmMmu::copy_start`] on a device with
 /// [`Hooks::ASYNC_COPY`], else the whole [`GmMmu::copy_batch`] here).
-fn copy_out_start(devs: &[(u8, Arc<dyn GmMmu>, bool)], outs: &[Out]) -> Vec<(u8, Result<CopyTicket, MmuError>)> {
+fn copy_out_start(devs: &[Source], outs: &[Out]) -> Vec<Started> {
     let mut started = Vec::new();
     for (d, mmu, async_copy) in devs {
         let ops = coalesce(outs.iter().filter(|o| o.dev == *d).map(|o| {
@@ -229,23 +234,16 @@ fn copy_out_start(devs: &[(u8, Arc<dyn GmMmu>, bool)], outs: &[Out]) -> Vec<(u8,
             continue;
         }
         let r = if *async_copy { mmu.copy_start(&ops) } else { mmu.copy_batch(&ops).map(|()| CopyTicket::DONE) };
-        started.push((*d, r));
+        started.push((*d, mmu.clone(), r));
     }
     started
 }
 
 /// Phase 2: wait for the part's copies. Returns the devices whose copy failed (the first
 /// failure goes to `err`, naming the part's first page of that device).
-fn copy_out_finish(
-    inner: &Inner,
-    devs: &[(u8, Arc<dyn GmMmu>, bool)],
-    started: Vec<(u8, Result<CopyTicket, MmuError>)>,
-    outs: &[Out],
-    err: &mut Option<MigrateError>,
-) -> HashSet<u8> {
+fn copy_out_finish(inner: &Inner, started: Vec<Started>, outs: &[Out], err: &mut Option<MigrateError>) -> HashSet<u8> {
     let mut failed: HashSet<u8> = HashSet::new();
-    for (d, r) in started {
-        let Some((_, mmu, _)) = devs.iter().find(|x| x.0 == d) else { continue };
+    for (d, mmu, r) in started {
         if let Err(source) = r.and_then(|t| mmu.copy_finish(t)) {
             add(&inner.counters.hook_errors, 1);
             failed.insert(d);
