@@ -298,14 +298,19 @@ fn fence_err(hook: &'static str) -> impl Fn(CmdqError) -> MmuError {
     }
 }
 
-/// The channel a descriptor's direction selects: host→device 0, device→host 1,
+/// `descs` on the channels their directions select: host→device 0, device→host 1,
 /// device→device 2.
-fn channel_of(d: &DmaDesc) -> usize {
-    match (d.src, d.dst) {
-        (DmaAddr::Host(_), DmaAddr::Device(_)) => 0,
-        (DmaAddr::Device(_), DmaAddr::Device(_)) => 2,
-        _ => 1,
+fn per_channel(descs: &[(DmaDesc, usize)]) -> [Vec<DmaDesc>; 3] {
+    let mut per: [Vec<DmaDesc>; 3] = Default::default();
+    for &(d, _) in descs {
+        let ch = match (d.src, d.dst) {
+            (DmaAddr::Host(_), DmaAddr::Device(_)) => 0,
+            (DmaAddr::Device(_), DmaAddr::Device(_)) => 2,
+            _ => 1,
+        };
+        per[ch].push(d);
     }
+    per
 }
 
 /// A host-page hold that failed: out of IOMMU mappings, or the transport refused.
@@ -745,10 +750,7 @@ impl<T: DeviceIo> Inner<T> {
     }
 
     fn run_dma_rounds(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
-        let mut per: [Vec<DmaDesc>; 3] = Default::default();
-        for &(d, _) in descs {
-            per[channel_of(&d)].push(d);
-        }
+        let per = per_channel(descs);
         let first = descs.first().map_or(0, |d| d.1);
         // Rounds of up to DMA_ROUND descriptors per channel, all channels running at once.
         let mut offset = [0usize; 3];

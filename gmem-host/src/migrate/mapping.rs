@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use crate::error::MigrateError;
 use crate::events::add;
-use crate::mmu::{CopyOp, Hooks, InvalidationBatch, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, RO};
+use crate::mmu::{
+    CopyOp, CopyTicket, GmMmu, Hooks, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE, PageSize, RO,
+};
 use crate::page_table::{PageFlags, Residency};
 use crate::state::{DeviceSlot, Inner, State};
 use crate::types::DeviceId;
@@ -180,6 +182,17 @@ pub(crate) fn narrow_to_read(
     batches.entry(e.dev).or_default().push(tok);
     sp.pt.update(vpn, |e| e.prot = RO.bits());
     Ok(())
+}
+
+/// Pages a pipelined part of a migration holds at least (`to_device::parts`,
+/// `to_host::parts`): each part pays a round of host work, and from about this size on
+/// the overlap of its commit with the next part's copy outweighs that.
+pub(crate) const PART_PAGES: usize = 128;
+
+/// Starts copying `ops` on `mmu`: [`GmMmu::copy_start`] on a device with
+/// [`Hooks::ASYNC_COPY`] (`async_copy`), else the whole [`GmMmu::copy_batch`] here.
+pub(crate) fn start_copy(mmu: &dyn GmMmu, async_copy: bool, ops: &[CopyOp]) -> Result<CopyTicket, MmuError> {
+    if async_copy { mmu.copy_start(ops) } else { mmu.copy_batch(ops).map(|()| CopyTicket::DONE) }
 }
 
 /// Merge (src, dst) page pairs into runs where both sides are contiguous.

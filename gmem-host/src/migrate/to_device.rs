@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::mapping::{coalesce, free_frame};
+use super::mapping::{PART_PAGES, coalesce, free_frame, start_copy};
 use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
@@ -363,11 +363,6 @@ pub(crate) fn copy_and_commit(
     retry
 }
 
-/// Pages a part holds at least before it closes (at the next chunk boundary). Each part
-/// pays a round of host work; from about this size on, the overlap of its commit with
-/// the next part's copy outweighs that.
-const PART_PAGES: usize = 128;
-
 /// The parts of a plan that migrate as one pipeline step: runs of whole 2 MiB chunks
 /// (the plan is in chunk order), each closed at the first chunk boundary after at least
 /// [`PART_PAGES`] pages, so a plan of scattered small runs stays one part and a 2 MiB
@@ -427,13 +422,7 @@ fn copy_start(
                 h.map(|(region, offset)| (MemAddr::Host { region, offset }, MemAddr::Device(p.pa)))
             }),
         );
-    if ops.is_empty() {
-        None
-    } else if async_copy {
-        Some(mmu.copy_start(&ops))
-    } else {
-        Some(mmu.copy_batch(&ops).map(|()| CopyTicket::DONE))
-    }
+    (!ops.is_empty()).then(|| start_copy(mmu, async_copy, &ops))
 }
 
 /// Phase 2: wait for the copy [`copy_start`] started for `planned`; its error names the

@@ -20,7 +20,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::mapping::{Batches, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, release_mapping};
+use super::mapping::{
+    Batches, PART_PAGES, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, release_mapping, start_copy,
+};
 use crate::error::{GmemError, MigrateError};
 use crate::events::add;
 use crate::mmu::{CopyTicket, GmMmu, Hooks, HostWork, MemAddr, MmuError, PAGE_SIZE};
@@ -211,9 +213,6 @@ type Source = (u8, Arc<dyn GmMmu>, bool);
 /// A part's copy from one device, started: id, hooks, ticket or error.
 type Started = (u8, Arc<dyn GmMmu>, Result<CopyTicket, MmuError>);
 
-/// Pages a pipelined part holds at least: each part pays a round of host work.
-const PART_PAGES: usize = 128;
-
 /// `n` pages cut into parts of [`PART_PAGES`] or a little more (a round's staging slots
 /// are its own, so any cut works).
 fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
@@ -233,8 +232,7 @@ fn copy_out_start(devs: &[Source], outs: &[Out]) -> Vec<Started> {
         if ops.is_empty() {
             continue;
         }
-        let r = if *async_copy { mmu.copy_start(&ops) } else { mmu.copy_batch(&ops).map(|()| CopyTicket::DONE) };
-        started.push((*d, mmu.clone(), r));
+        started.push((*d, mmu.clone(), start_copy(mmu.as_ref(), *async_copy, &ops)));
     }
     started
 }

@@ -16,7 +16,7 @@ use gmem_host::{CopyOp, CopyTicket, MemAddr, MmuError};
 
 use super::holds::HoldError;
 use super::op_error::OpError;
-use super::{DMA_ROUND, Inner, MAX_DESC, channel_of};
+use super::{DMA_ROUND, Inner, MAX_DESC, per_channel};
 use crate::DeviceIo;
 use crate::dma::{DmaAddr, DmaDesc};
 
@@ -105,10 +105,7 @@ impl<T: DeviceIo> Inner<T> {
         self.settle_copy();
         let descs = self.copy_descs(ops)?;
         let held = self.hold_copy(&descs)?;
-        let mut per: [Vec<DmaDesc>; 3] = Default::default();
-        for &(d, _) in &descs {
-            per[channel_of(&d)].push(d);
-        }
+        let per = per_channel(&descs);
         if per.iter().any(|p| p.len() > DMA_ROUND) {
             let ran = self.run_dma(&descs);
             return self.end_copy(ops, ran, &held).map(|()| CopyTicket::DONE);
