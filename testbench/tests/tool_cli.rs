@@ -189,14 +189,17 @@ fn a_closed_pipe_ends_gmem_quietly() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
     // The reader is gone before gmem prints (`gmem … | head` after head exits): SIGPIPE
-    // ends it, as it ends other tools, instead of a panic on "Broken pipe".
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gmem"))
+    // ends it, as it ends other tools, instead of a panic on "Broken pipe". The read end
+    // is closed before the spawn, so the first write always meets a pipe with no reader
+    // (closing it after the spawn raced the child, which could write into the buffer first).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(env!("CARGO_BIN_EXE_gmem"))
         .args(["completions", "bash"])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(writer))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", out.status);
