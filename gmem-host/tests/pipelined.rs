@@ -1,5 +1,5 @@
-//! Pipelined migrations (`Hooks::ASYNC_COPY`): a plan of several 2 MiB chunks migrates
-//! in parts, the next part's copy started before this part's host work and commit, so a
+//! Pipelined migrations (`Hooks::ASYNC_COPY`): a plan of a few hundred pages or more
+//! migrates in parts of about 128 pages, the next part's copy started before this part's host work and commit, so a
 //! device moves data while the host commits. The software device copies in
 //! `copy_finish`, so a page committed before its copy finished would read zeros.
 
@@ -36,29 +36,50 @@ fn device_view(r: &Rig, p: *mut u8) -> Vec<u8> {
         .collect()
 }
 
+/// `n` parts of 128 pages: each one's host work runs while the next one copies.
+fn pipeline(first_ticket: u64, n: u64, work: SoftEvent) -> Vec<SoftEvent> {
+    let bytes = 128 * PAGE;
+    let t0 = first_ticket;
+    let mut want = vec![SoftEvent::CopyStarted { ticket: t0, bytes }, SoftEvent::CopyFinished { ticket: t0 }];
+    for t in t0 + 1..t0 + n {
+        want.extend([SoftEvent::CopyStarted { ticket: t, bytes }, work.clone(), SoftEvent::CopyFinished { ticket: t }]);
+    }
+    want.push(work);
+    want
+}
+
 #[test]
-fn a_two_chunk_prefetch_commits_the_first_chunk_while_the_second_one_copies() {
+fn a_two_chunk_prefetch_commits_each_part_while_the_next_one_copies_and_maps_each_chunk_whole() {
     let (r, p) = written(Hooks::all());
     r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
     let copies: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
-    let work = |pages| SoftEvent::HostWork(HostWork::Migration { to_device: pages, to_host: 0 });
-    assert_eq!(
-        copies,
-        [
-            SoftEvent::CopyStarted { ticket: 1, bytes: CHUNK },
-            SoftEvent::CopyFinished { ticket: 1 },
-            SoftEvent::CopyStarted { ticket: 2, bytes: CHUNK },
-            work(512),
-            SoftEvent::CopyFinished { ticket: 2 },
-            work(512),
-        ],
-        "the first chunk's host work runs while the second chunk copies"
-    );
+    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 128, to_host: 0 });
+    assert_eq!(copies, pipeline(1, 8, work), "each part's host work runs while the next part copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
     assert_eq!(device_view(&r, p), want, "every page's data on the device");
-    assert_eq!(r.dev.mappings(r.asid), 2, "one 2 MiB mapping per chunk");
+    assert_eq!(r.dev.mappings(r.asid), 2, "one 2 MiB mapping per chunk, made once its last part committed");
+}
+
+#[test]
+fn a_chunk_whose_last_part_fails_maps_its_committed_parts_page_by_page() {
+    let (r, p) = written(Hooks::all());
+    let before = r.gm.counters();
+    // Parts 1-3 of the first chunk copy; the start of its last part fails once.
+    r.dev.inject_failure("copy_batch", 3, 1);
+    let rep = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
+    assert_eq!(rep.pages_moved, 1024);
+    let after = r.gm.counters();
+    assert_eq!(after.dma_retries - before.dma_retries, 128, "the last part's pages, once each");
+    assert_eq!(after.pages_h2d - before.pages_h2d, 1024, "no page copied twice");
+    assert_eq!(after.huge_maps - before.huge_maps, 1, "only the second chunk maps whole");
+    assert_eq!(r.dev.mappings(r.asid), 512 + 1, "the first chunk in base pages, the second in one");
+    let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
+    assert_eq!(device_view(&r, p), want, "every page's data on the device");
+    for pg in [0, 200, 511, 512, 1023] {
+        assert_eq!(cpu_read(p, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg} comes back to the CPU intact");
+    }
 }
 
 #[test]
@@ -83,7 +104,7 @@ fn a_failed_part_is_tried_again_alone_and_every_started_copy_is_finished() {
     let rep = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
     assert_eq!(rep.pages_moved, 1024);
     let after = r.gm.counters();
-    assert_eq!(after.dma_retries - before.dma_retries, 512, "the second chunk's pages, once each");
+    assert_eq!(after.dma_retries - before.dma_retries, 128, "the second part's pages, once each");
     assert_eq!(after.pages_h2d - before.pages_h2d, 1024, "no page copied twice");
     assert_eq!(r.dev.copies_in_flight(), 0, "every started copy was finished");
     let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
@@ -95,7 +116,7 @@ fn a_part_whose_copy_keeps_failing_fails_the_hint_and_loses_nothing() {
     let (r, p) = written(Hooks::all());
     let frames = r.gm.device_pages(r.id);
     // Every copy after the first part's fails, the hint's roll-back included: the first
-    // chunk stays on the device, where its data is.
+    // part stays on the device, where its data is.
     r.dev.inject_failure("copy_batch", 1, 1000);
     let e = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect_err("fails");
     assert!(
@@ -120,13 +141,8 @@ fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
     let events: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
     let work = SoftEvent::HostWork(HostWork::Migration { to_device: 0, to_host: 128 });
-    let bytes = 128 * PAGE;
-    // The prefetch took ticket 1.
-    let mut want = vec![SoftEvent::CopyStarted { ticket: 2, bytes }, SoftEvent::CopyFinished { ticket: 2 }];
-    for t in 3..=5 {
-        want.extend([SoftEvent::CopyStarted { ticket: t, bytes }, work.clone(), SoftEvent::CopyFinished { ticket: t }]);
-    }
-    want.push(work);
+    // The prefetch took tickets 1-4.
+    let want = pipeline(5, 4, work);
     assert_eq!(events, want, "each part is installed while the next one copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     for pg in 0..CHUNK / PAGE {

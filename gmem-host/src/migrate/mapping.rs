@@ -189,6 +189,13 @@ pub(crate) fn narrow_to_read(
 /// the overlap of its commit with the next part's copy outweighs that.
 pub(crate) const PART_PAGES: usize = 128;
 
+/// `n` pages cut into even parts of [`PART_PAGES`] or a little more (a plan shorter than
+/// two parts is one).
+pub(crate) fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
+    let count = (n / PART_PAGES).max(1);
+    (0..count).map(|i| i * n / count..(i + 1) * n / count).collect()
+}
+
 /// Starts copying `ops` on `mmu`: [`GmMmu::copy_start`] on a device with
 /// [`Hooks::ASYNC_COPY`] (`async_copy`), else the whole [`GmMmu::copy_batch`] here.
 pub(crate) fn start_copy(mmu: &dyn GmMmu, async_copy: bool, ops: &[CopyOp]) -> Result<CopyTicket, MmuError> {
@@ -265,4 +272,19 @@ pub(crate) fn unpin_quiet(inner: &Inner) -> usize {
         tracing::info!(target: "gmem", pages = n, "thrash: unpinned");
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_even_and_hold_at_least_a_part_of_pages() {
+        let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
+        assert_eq!(parts(16), one(16), "a small plan is one part");
+        assert_eq!(parts(200), one(200));
+        assert_eq!(parts(300), [0..150, 150..300]);
+        assert_eq!(parts(512), [0..128, 128..256, 256..384, 384..512]);
+        assert_eq!(parts(0), one(0));
+    }
 }

@@ -16,13 +16,15 @@
 //!    pages, wake waiters.
 //!
 //! Phases 2-4 run once per part of the plan ([`parts`]): on a device with
-//! [`Hooks::ASYNC_COPY`], a plan of several 2 MiB chunks is pipelined, the copy of part
-//! k+1 running on the device while the host does part k's work and commit.
+//! [`Hooks::ASYNC_COPY`], a plan of a few hundred pages or more is pipelined, the copy of
+//! part k+1 running on the device while the host does part k's work and commit. A 2 MiB
+//! block cut by parts has its pages committed as their parts end, unmapped and still
+//! `MIGRATING` ([`stage_page`]), and is mapped whole by the part holding its last page.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::mapping::{PART_PAGES, coalesce, free_frame, start_copy};
+use super::mapping::{coalesce, free_frame, parts, start_copy};
 use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
@@ -316,9 +318,11 @@ fn peer_map_first_touch(
 
 /// Phases 2-4. Returns the pages to retry (sequence number changed).
 ///
-/// On a device with [`Hooks::ASYNC_COPY`] a plan of more than one 2 MiB chunk runs as a
-/// pipeline of parts ([`parts`]): the next part's copy starts before this part's host
-/// work and commit, so the device moves data while the host commits.
+/// On a device with [`Hooks::ASYNC_COPY`] a plan of more than one part ([`parts`]) runs
+/// as a pipeline: the next part's copy starts before this part's host work and commit, so
+/// the device moves data while the host commits. A 2 MiB block cut by a part boundary is
+/// committed part by part without a device mapping ([`stage_page`]) and mapped whole by
+/// the part holding its last page.
 pub(crate) fn copy_and_commit(
     inner: &Inner,
     dev: DeviceId,
@@ -341,69 +345,162 @@ pub(crate) fn copy_and_commit(
         let slot = &g.devices[dev.0 as usize];
         (slot.mmu.clone(), hosts, slot.info.hooks.contains(Hooks::ASYNC_COPY))
     };
-    let parts = if pipelined { parts(&planned) } else { std::iter::once(0..planned.len()).collect() };
+    let parts = if pipelined { parts(planned.len()) } else { std::iter::once(0..planned.len()).collect() };
     let start = |part: &std::ops::Range<usize>| {
         copy_start(mmu.as_ref(), pipelined, &planned[part.clone()], &hosts[part.clone()])
     };
+    let mut blocks = Blocks::of(&planned);
     let mut started = start(&parts[0]);
     for (k, part) in parts.iter().enumerate() {
         let pages = &planned[part.clone()];
         // Phase 2: this part's copy ends (lock dropped), its first-touch frames are
         // zero-filled, and the next part's copy starts.
         let copy_err = copy_finish(inner, dev, mmu.as_ref(), started, pages);
-        let prep_err = zero_fill(inner, dev, mmu.as_ref(), pages);
+        let prep_err = zero_fill(inner, dev, mmu.as_ref(), &planned, part.clone(), &mut blocks);
         started = parts.get(k + 1).and_then(start);
         let copied = pages.iter().filter(|p| p.from_cpu).count() as u64;
         if copied > 0 {
             inner.host_work(HostWork::Migration { to_device: copied, to_host: 0 });
         }
-        commit(inner, dev, pages, copy_err, &prep_err, outcome, &mut retry);
+        let errs = Errors { copy: copy_err, prep: prep_err };
+        commit(inner, dev, &planned, part.clone(), errs, &mut blocks, outcome, &mut retry);
     }
     inner.cv.notify_all();
     retry
 }
 
-/// The parts of a plan that migrate as one pipeline step: runs of whole 2 MiB chunks
-/// (the plan is in chunk order), each closed at the first chunk boundary after at least
-/// [`PART_PAGES`] pages, so a plan of scattered small runs stays one part and a 2 MiB
-/// mapping's pages are always in the same part.
-fn parts(planned: &[Planned]) -> Vec<std::ops::Range<usize>> {
-    let chunk = |p: &Planned| (p.mig.key.0, p.mig.key.1 / PAGES_PER_HUGE);
-    let mut out = Vec::new();
-    let mut start = 0;
-    for i in 1..planned.len() {
-        if i - start >= PART_PAGES && chunk(&planned[i]) != chunk(&planned[i - 1]) {
-            out.push(start..i);
-            start = i;
-        }
-    }
-    out.push(start..planned.len());
-    out
+/// The 2 MiB blocks of a plan (pages with `huge`, by block address): where each one
+/// ends, its zero-fill, and the pages committed ahead of its mapping.
+#[derive(Default)]
+struct Blocks {
+    /// Plan index of each block's last page.
+    last: FastMap<u64, usize>,
+    /// Pages of each block in the plan, and whether all of them are first-touch.
+    pieces: FastMap<u64, (usize, bool)>,
+    /// A whole first-touch block's zero-fill, once done.
+    zeroed: FastMap<u64, Option<Arc<MigrateError>>>,
+    /// Pages committed without a mapping ([`stage_page`]), waiting for their block's
+    /// last part.
+    staged: FastMap<u64, Vec<usize>>,
 }
 
-/// Phase 3 (lock held) and 4 for one part: which pages may commit, their device
-/// mappings (2 MiB where a whole chunk migrated), the CPU copies dropped, the commits,
-/// then the roll-back of the failures.
+impl Blocks {
+    fn of(planned: &[Planned]) -> Self {
+        let mut b = Blocks::default();
+        for (i, p) in planned.iter().enumerate().filter(|(_, p)| p.huge) {
+            let block = block_of(p);
+            b.last.insert(block, i);
+            let e = b.pieces.entry(block).or_insert((0, true));
+            e.0 += 1;
+            e.1 &= p.zero;
+        }
+        b
+    }
+
+    /// Page `i` is in a 2 MiB block whose last page comes after `part`.
+    fn continues_after(&self, planned: &[Planned], i: usize, part: &std::ops::Range<usize>) -> bool {
+        planned[i].huge && self.last.get(&block_of(&planned[i])).is_some_and(|&l| l >= part.end)
+    }
+
+    /// The staged pages of the blocks whose last page is in `part`.
+    fn take_staged(&mut self, part: &std::ops::Range<usize>) -> Vec<usize> {
+        let ending: Vec<u64> = self.last.iter().filter(|(_, l)| part.contains(l)).map(|(&b, _)| b).collect();
+        ending.iter().filter_map(|b| self.staged.remove(b)).flatten().collect()
+    }
+}
+
+/// The 2 MiB block a page's frame is in.
+fn block_of(p: &Planned) -> u64 {
+    p.pa & !(HUGE_PAGE_SIZE - 1)
+}
+
+/// A part's phase 2 failures: its copy's (for every copied page), and its zero-fills' by
+/// plan index.
+struct Errors {
+    copy: Option<Arc<MigrateError>>,
+    prep: HashMap<usize, Arc<MigrateError>>,
+}
+
+/// Phase 3 (lock held) and 4 for one part (`part` of `planned`): which pages may commit,
+/// their device mappings (2 MiB where a whole chunk migrated), the CPU copies dropped,
+/// the commits, then the roll-back of the failures. Pages of a block that continues in a
+/// later part are staged; the part holding a block's last page maps its staged pages too.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     inner: &Inner,
     dev: DeviceId,
     planned: &[Planned],
-    copy_err: Option<Arc<MigrateError>>,
-    prep_err: &HashMap<usize, Arc<MigrateError>>,
+    part: std::ops::Range<usize>,
+    errs: Errors,
+    blocks: &mut Blocks,
     outcome: &mut FastMap<PageKey, Outcome>,
     retry: &mut FastSet<PageKey>,
 ) {
     let mut g = inner.lock();
     let st = &mut *g;
-    let (ok, mut failed) = check_commits(inner, st, planned, copy_err, prep_err, retry);
-    let mapped_huge = map_huge(inner, st, dev, planned, &ok);
+    let (ok, mut failed) = check_commits(inner, st, planned, part.clone(), errs, retry);
+    let (ahead, ok): (Vec<usize>, Vec<usize>) =
+        ok.into_iter().partition(|&i| blocks.continues_after(planned, i, &part));
+    drop_cpu_copies(inner, planned, &ahead);
+    for &i in &ahead {
+        stage_page(st, dev, &planned[i]);
+        blocks.staged.entry(block_of(&planned[i])).or_default().push(i);
+    }
+    let staged = blocks.take_staged(&part);
+    let all: Vec<usize> = staged.iter().chain(&ok).copied().collect();
+    let mapped_huge = map_huge(inner, st, dev, planned, &all);
     let committed = map_base(inner, st, dev, planned, &ok, &mapped_huge, &mut failed);
     drop_cpu_copies(inner, planned, &committed);
+    for &i in &staged {
+        let huge = mapped_huge.contains(&i);
+        let prot = if huge { planned[i].prot } else { map_staged(inner, st, dev, &planned[i]) };
+        commit_page(inner, st, dev, &planned[i], prot, huge, outcome);
+    }
     for &i in &committed {
-        commit_page(inner, st, dev, &planned[i], mapped_huge.contains(&i), outcome);
+        commit_page(inner, st, dev, &planned[i], planned[i].prot, mapped_huge.contains(&i), outcome);
     }
     roll_back(inner, st, dev, planned, failed, outcome);
-    tracing::debug!(target: "gmem", dev = dev.0, pages = committed.len(), retry = retry.len(), "migrate to device");
+    tracing::debug!(
+        target: "gmem",
+        dev = dev.0,
+        pages = committed.len() + staged.len(),
+        staged = ahead.len(),
+        retry = retry.len(),
+        "migrate to device"
+    );
+}
+
+/// Phase 3 for a page whose 2 MiB block continues in a later part: its data is on the
+/// device (the CPU copy is dropped next), its entry says so, without a device mapping
+/// yet; it stays `MIGRATING`, so a CPU touch waits for the block's last part.
+fn stage_page(st: &mut State, dev: DeviceId, p: &Planned) {
+    let (s, vpn) = p.mig.key;
+    if let Some(sp) = st.spaces.get_mut(&s) {
+        sp.pt.update(vpn, |e| {
+            e.state = Residency::Device;
+            e.dev = dev.0;
+            e.pfn = (p.pa / PAGE_SIZE) as u32;
+            e.prot = 0;
+            e.flags.remove(PageFlags::FROM_CPU | PageFlags::CPU_WP | PageFlags::REMOTE);
+        });
+    }
+}
+
+/// Phase 3: a base mapping for a staged page whose block did not map whole. Returns its
+/// rights; none when the mapping failed (its data is on the device: it commits unmapped
+/// and the device's next touch faults it in).
+fn map_staged(inner: &Inner, st: &State, dev: DeviceId, p: &Planned) -> Prot {
+    let (s, vpn) = p.mig.key;
+    let Some(asid) = st.spaces.get(&s).and_then(|sp| sp.asid_of(dev)) else { return Prot::empty() };
+    let mmu = &st.devices[dev.0 as usize].mmu;
+    match mmu.pmap_enter(asid, vpn * PAGE_SIZE, MemAddr::Device(p.pa), PageSize::Base, p.prot) {
+        Ok(()) => p.prot,
+        Err(e) => {
+            add(&inner.counters.hook_errors, 1);
+            tracing::warn!(target: "gmem", error = %e, "mapping a staged page; left for the next device fault");
+            Prot::empty()
+        }
+    }
 }
 
 /// Phase 2: start copying the CPU-resident pages of `planned` (`hosts[i]`: page `i`'s
@@ -445,19 +542,21 @@ fn copy_finish(
     })
 }
 
-/// Phase 2: zero-fill first-touch frames: a whole 2 MiB block of them in one call when
-/// all 512 pieces are in this plan (only then is every byte of the block ours to clear).
-/// Returns the failures, by plan index.
-fn zero_fill(inner: &Inner, dev: DeviceId, mmu: &dyn GmMmu, planned: &[Planned]) -> HashMap<usize, Arc<MigrateError>> {
-    let mut block_pieces: FastMap<u64, (usize, bool)> = FastMap::default();
-    for p in planned.iter().filter(|p| p.huge) {
-        let e = block_pieces.entry(p.pa & !(HUGE_PAGE_SIZE - 1)).or_insert((0, true));
-        e.0 += 1;
-        e.1 &= p.zero;
-    }
+/// Phase 2: zero-fill the first-touch frames of `part`: a whole 2 MiB block of them in
+/// one call when all 512 pieces are in the plan (only then is every byte of the block ours
+/// to clear), done by the first part that holds one of them. Returns the failures, by
+/// plan index.
+fn zero_fill(
+    inner: &Inner,
+    dev: DeviceId,
+    mmu: &dyn GmMmu,
+    planned: &[Planned],
+    part: std::ops::Range<usize>,
+    blocks: &mut Blocks,
+) -> HashMap<usize, Arc<MigrateError>> {
     let mut prep_err: HashMap<usize, Arc<MigrateError>> = HashMap::new();
-    let mut block_result: FastMap<u64, Option<Arc<MigrateError>>> = FastMap::default();
-    for (i, p) in planned.iter().enumerate() {
+    for i in part {
+        let p = &planned[i];
         if !p.zero {
             continue;
         }
@@ -466,10 +565,11 @@ fn zero_fill(inner: &Inner, dev: DeviceId, mmu: &dyn GmMmu, planned: &[Planned])
             add(&inner.counters.hook_errors, 1);
             Arc::new(MigrateError::Prepare { va, dev: dev.0, source })
         };
-        let block = p.pa & !(HUGE_PAGE_SIZE - 1);
-        let whole = p.huge && block_pieces.get(&block) == Some(&(PAGES_PER_HUGE as usize, true));
+        let block = block_of(p);
+        let whole = p.huge && blocks.pieces.get(&block) == Some(&(PAGES_PER_HUGE as usize, true));
         let err = if whole {
-            block_result
+            blocks
+                .zeroed
                 .entry(block)
                 .or_insert_with(|| mmu.prepare_page(block, PageSize::Huge, Prepare::Zero).err().map(fail))
                 .clone()
@@ -486,22 +586,23 @@ fn zero_fill(inner: &Inner, dev: DeviceId, mmu: &dyn GmMmu, planned: &[Planned])
 /// Pages of the plan (by index) that failed, with the error to answer (`None`: retry).
 type Failed = Vec<(usize, Option<Arc<MigrateError>>)>;
 
-/// Phase 3 (lock held): which pages may commit. A failed copy or zero-fill fails the
-/// page; a sequence number that moved during the copy sends it to `retry`.
+/// Phase 3 (lock held): which pages of `part` may commit. A failed copy or zero-fill
+/// fails the page; a sequence number that moved during the copy sends it to `retry`.
 fn check_commits(
     inner: &Inner,
     st: &State,
     planned: &[Planned],
-    copy_err: Option<Arc<MigrateError>>,
-    prep_err: &HashMap<usize, Arc<MigrateError>>,
+    part: std::ops::Range<usize>,
+    errs: Errors,
     retry: &mut FastSet<PageKey>,
 ) -> (Vec<usize>, Failed) {
     let mut ok: Vec<usize> = Vec::new();
     let mut failed: Failed = Vec::new();
-    for (i, p) in planned.iter().enumerate() {
+    for i in part {
+        let p = &planned[i];
         let (s, vpn) = p.mig.key;
         let cur = st.spaces.get(&s).map(|sp| sp.pt.get(vpn));
-        let err = if p.from_cpu { copy_err.clone() } else { prep_err.get(&i).cloned() };
+        let err = if p.from_cpu { errs.copy.clone() } else { errs.prep.get(&i).cloned() };
         if let Some(e) = err {
             failed.push((i, Some(e)));
         } else if cur.is_none_or(|c| c.seq != p.seq) {
@@ -597,18 +698,18 @@ fn drop_cpu_copies(inner: &Inner, planned: &[Planned], committed: &[usize]) {
     }
 }
 
-/// Phase 3: commit one mapped page: its entry names the frame (`huge`: inside a 2 MiB
-/// mapping), the region's migration count drops, the frame joins the LRU.
+/// Phase 3: commit one page mapped with `prot` (none: left unmapped): its entry names
+/// the frame (`huge`: inside a 2 MiB mapping), the region's migration count drops, the frame joins the LRU.
 fn commit_page(
     inner: &Inner,
     st: &mut State,
     dev: DeviceId,
     p: &Planned,
+    prot: Prot,
     huge: bool,
     outcome: &mut FastMap<PageKey, Outcome>,
 ) {
     let (s, vpn) = p.mig.key;
-    let prot = p.prot;
     if let Some(sp) = st.spaces.get_mut(&s) {
         sp.pt.update(vpn, |e| {
             e.state = if p.mig.dup { Residency::Dup } else { Residency::Device };
@@ -676,45 +777,5 @@ fn roll_back(
         if let Some(e) = err {
             outcome.insert(p.mig.key, Outcome::Abort(e));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A plan of the pages `vpns` of space 1.
-    fn plan(vpns: impl IntoIterator<Item = u64>) -> Vec<Planned> {
-        vpns.into_iter()
-            .map(|vpn| Planned {
-                mig: Mig { key: (1, vpn), dup: false, prefetch: false },
-                pa: 0,
-                seq: 0,
-                from_cpu: true,
-                zero: false,
-                huge: false,
-                prot: RW,
-                done_under_lock: false,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn parts_close_at_the_first_chunk_boundary_after_enough_pages() {
-        let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
-        assert_eq!(parts(&plan(0..16)), one(16), "a small plan is one part");
-        assert_eq!(parts(&plan(0..1024)), [0..512, 512..1024], "two whole chunks");
-        assert_eq!(parts(&plan((0..16).map(|c| c * 512))), one(16), "16 pages in 16 chunks: one part");
-        assert_eq!(parts(&plan(400..900)), one(500), "112 + 388 pages: one part");
-        assert_eq!(parts(&plan(256..1024)), [0..256, 256..768], "the rest of a chunk, then the next one");
-        assert_eq!(parts(&plan(0..600)), [0..512, 512..600], "a whole chunk, then the rest");
-        let two_spaces: Vec<Planned> = plan(0..512)
-            .into_iter()
-            .chain(plan(0..512).into_iter().map(|mut p| {
-                p.mig.key.0 = 2;
-                p
-            }))
-            .collect();
-        assert_eq!(parts(&two_spaces), [0..512, 512..1024], "the same chunk number in another space");
     }
 }

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::mapping::{
-    Batches, PART_PAGES, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, release_mapping, start_copy,
+    Batches, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, parts, release_mapping, start_copy,
 };
 use crate::error::{GmemError, MigrateError};
 use crate::events::add;
@@ -212,13 +212,6 @@ type Source = (u8, Arc<dyn GmMmu>, bool);
 
 /// A part's copy from one device, started: id, hooks, ticket or error.
 type Started = (u8, Arc<dyn GmMmu>, Result<CopyTicket, MmuError>);
-
-/// `n` pages cut into parts of [`PART_PAGES`] or a little more (a round's staging slots
-/// are its own, so any cut works).
-fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
-    let count = (n / PART_PAGES).max(1);
-    (0..count).map(|i| i * n / count..(i + 1) * n / count).collect()
-}
 
 /// Phase 2 (lock dropped): start one copy per device of the part into its staging
 /// slots, contiguous runs merged ([`GmMmu::copy_start`] on a device with
@@ -413,18 +406,3 @@ pub(crate) fn range_to_host(inner: &Inner, s: u32, only: Option<DeviceId>, va: u
 /// Rounds in a row without progress that [`range_to_host`] waits (10 ms each) for other
 /// threads' migrations before it gives up.
 const WAIT_ROUNDS: u32 = 500;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parts_are_even_and_hold_at_least_a_part_of_pages() {
-        let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
-        assert_eq!(parts(16), one(16), "a small round is one part");
-        assert_eq!(parts(200), one(200));
-        assert_eq!(parts(300), [0..150, 150..300]);
-        assert_eq!(parts(512), [0..128, 128..256, 256..384, 384..512]);
-        assert_eq!(parts(0), one(0));
-    }
-}
