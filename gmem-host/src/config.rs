@@ -36,6 +36,9 @@ pub struct Config {
     /// brings the region's next chunk whole, when free device memory holds it without
     /// evicting anything. On a device with [`Hooks::ASYNC_COPY`] the next chunk copies
     /// while the host commits this one, and the stream's next fault round trip is saved.
+    /// A ramp of doubling steps that has brought in a run of 128 pages from a chunk's
+    /// first page (in its region) takes the rest of the chunk in the same batch, when
+    /// it fits likewise, instead of paying a fault round trip per further doubling.
     pub stream_readahead: bool,
     /// On a device fault, migrate the whole aligned block of this many pages around the
     /// faulting page (the pages of it that may move), like UVM's 64 KiB big pages; 1

@@ -121,6 +121,12 @@ pub(crate) fn expand_tree(
             }
         } else {
             grow_levels(st, dev, pct, s, base, &batch, &mut present, &mut seen, migrate, taken);
+            if let Some(budget) = readahead
+                && st.chunk_on_device(s, chunk) > 0
+            {
+                let room = budget.saturating_sub((migrate.len() - start) as u64);
+                complete_ramp(st, dev, s, base, room, &mut present, &mut seen, migrate, taken);
+            }
         }
         let ramped = stream || st.chunk_on_device(s, chunk) > 0;
         if let Some(budget) = readahead
@@ -174,6 +180,49 @@ fn grow_levels(
             }
         }
         level *= 2;
+    }
+}
+
+/// Pages of a chunk a ramp of doubling steps must have brought in, as one run from the
+/// chunk's (or its region's) first page, before [`complete_ramp`] takes the rest.
+const RAMP_COMPLETE_PAGES: usize = 128;
+
+/// With read-ahead, in a chunk that is not a stream: when the chunk's present pages
+/// (`present`: on the device or in the batch) are one run of at least
+/// [`RAMP_COMPLETE_PAGES`] from its first page in the region, a sequential ramp is under
+/// way and the rest of the chunk in that region comes whole (when its migratable pages
+/// fit in `room`) instead of in more doubling steps, each of which costs a fault round
+/// trip; the chunk then being whole, [`read_ahead`] may bring the next one.
+#[allow(clippy::too_many_arguments)]
+fn complete_ramp(
+    st: &impl PrefetchView,
+    dev: DeviceId,
+    s: u32,
+    base: u64,
+    room: u64,
+    present: &mut [bool],
+    seen: &mut FastSet<PageKey>,
+    migrate: &mut Vec<Mig>,
+    taken: &FastSet<PageKey>,
+) {
+    let region = |i: usize| st.region(s, (base + i as u64) * PAGE_SIZE).map(|(start, _)| start);
+    let Some(first) = present.iter().position(|&p| p) else { return };
+    let run = present[first..].iter().take_while(|&&p| p).count();
+    let from_start = first == 0 || region(first) != region(first - 1);
+    if !from_start || run < RAMP_COMPLETE_PAGES || present[first + run..].iter().any(|&p| p) {
+        return;
+    }
+    let rest: Vec<Mig> = (first + run..present.len())
+        .take_while(|&i| region(i) == region(first))
+        .filter_map(|i| candidate(st, s, dev, base + i as u64, taken))
+        .collect();
+    if rest.is_empty() || rest.len() as u64 > room {
+        return;
+    }
+    for m in rest {
+        present[(m.key.1 - base) as usize] = true;
+        seen.insert(m.key);
+        migrate.push(m);
     }
 }
 
@@ -455,6 +504,56 @@ mod tests {
         let mut migrate = faulted(0..300);
         expand_tree(&fresh, DEV, 51, &mut migrate, &FastSet::default(), Some(2 * N));
         assert_eq!(added(&migrate), (300..N).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_ramp_that_reached_a_quarter_of_its_chunk_takes_the_rest() {
+        // 64 pages on the device, 4 faulted above them: the tree takes 68..128, a run of
+        // 128 from the chunk's start: the rest (384 pages) comes too if it fits.
+        let mut v = Fake::new(3);
+        v.set(0..64, on_device());
+        let step = (68..128).collect::<Vec<_>>();
+        for (room, want) in [(None, step.clone()), (Some(60 + 383), step.clone()), (Some(60 + 384), (68..N).collect())]
+        {
+            let mut migrate = faulted(64..68);
+            expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), room);
+            assert_eq!(added(&migrate), want, "{room:?}");
+        }
+        // With room for the next chunk as well, it is read ahead.
+        let mut migrate = faulted(64..68);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(60 + 384 + N));
+        assert_eq!(added(&migrate), (68..2 * N).collect::<Vec<_>>());
+        // A shorter ramp keeps doubling.
+        let mut v = Fake::new(3);
+        v.set(0..32, on_device());
+        let mut migrate = faulted(32..36);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), Some(4 * N));
+        assert_eq!(added(&migrate), (36..64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn only_a_run_from_the_chunks_first_page_in_the_region_completes_a_ramp() {
+        let room = Some(4 * N);
+        // The run starts inside the chunk while the region starts before it.
+        let mut v = Fake::new(3);
+        v.set(136..264, on_device());
+        let mut migrate = faulted(264..268);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), room);
+        assert_eq!(added(&migrate), Vec::<u64>::new(), "a run of 132 pages from page 136");
+        // The region starts inside the chunk, with the run.
+        let mut v = Fake::new(3);
+        v.region = (8 * PAGE_SIZE, 3 * N - 8, false);
+        v.set(8..136, on_device());
+        let mut migrate = faulted(136..140);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), room);
+        assert!(added(&migrate).contains(&(N - 1)), "the rest of chunk 0: {:?}", added(&migrate).len());
+        // A page beyond the run is present: not a plain ramp.
+        let mut v = Fake::new(3);
+        v.set(0..64, on_device());
+        v.set([400], on_device());
+        let mut migrate = faulted(64..68);
+        expand_tree(&v, DEV, 51, &mut migrate, &FastSet::default(), room);
+        assert_eq!(added(&migrate), (68..128).collect::<Vec<_>>());
     }
 
     #[test]

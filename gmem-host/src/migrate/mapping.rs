@@ -187,7 +187,7 @@ pub(crate) fn narrow_to_read(
 /// Pages a pipelined part of a migration holds at least (`to_device::parts`,
 /// `to_host::parts`): each part pays a round of host work, and from about this size on
 /// the overlap of its commit with the next part's copy outweighs that.
-pub(crate) const PART_PAGES: usize = 128;
+pub(crate) const PART_PAGES: usize = 64;
 
 /// `n` pages cut into even parts of [`PART_PAGES`] or a little more (a plan shorter than
 /// two parts is one).
