@@ -11,6 +11,10 @@ use gmem_host::{Config, GmemError, Hint, Hooks, HostWork, MapFlags, MigrateError
 
 const PAGE: u64 = 4096;
 const CHUNK: u64 = 2 << 20;
+/// Pages of a pipeline part (`gmem_host`'s `PART_PAGES`).
+const PART: u64 = 64;
+/// Parts of a 2 MiB chunk.
+const PARTS: u64 = CHUNK / PAGE / PART;
 
 /// A rig with 16 MiB of device memory declaring `hooks`, and a 4 MiB region written
 /// by the CPU (byte `i` of page `p` is `p as u8 ^ 0x5a`), 2 MiB-aligned.
@@ -36,9 +40,9 @@ fn device_view(r: &Rig, p: *mut u8) -> Vec<u8> {
         .collect()
 }
 
-/// `n` parts of 128 pages: each one's host work runs while the next one copies.
+/// `n` parts of [`PART`] pages: each one's host work runs while the next one copies.
 fn pipeline(first_ticket: u64, n: u64, work: SoftEvent) -> Vec<SoftEvent> {
-    let bytes = 128 * PAGE;
+    let bytes = PART * PAGE;
     let t0 = first_ticket;
     let mut want = vec![SoftEvent::CopyStarted { ticket: t0, bytes }, SoftEvent::CopyFinished { ticket: t0 }];
     for t in t0 + 1..t0 + n {
@@ -54,8 +58,8 @@ fn a_two_chunk_prefetch_commits_each_part_while_the_next_one_copies_and_maps_eac
     r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
     let copies: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
-    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 128, to_host: 0 });
-    assert_eq!(copies, pipeline(1, 8, work), "each part's host work runs while the next part copies");
+    let work = SoftEvent::HostWork(HostWork::Migration { to_device: PART, to_host: 0 });
+    assert_eq!(copies, pipeline(1, 2 * PARTS, work), "each part's host work runs while the next part copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
     assert_eq!(device_view(&r, p), want, "every page's data on the device");
@@ -66,12 +70,12 @@ fn a_two_chunk_prefetch_commits_each_part_while_the_next_one_copies_and_maps_eac
 fn a_chunk_whose_last_part_fails_maps_its_committed_parts_page_by_page() {
     let (r, p) = written(Hooks::all());
     let before = r.gm.counters();
-    // Parts 1-3 of the first chunk copy; the start of its last part fails once.
-    r.dev.inject_failure("copy_batch", 3, 1);
+    // The first chunk's parts copy but its last one, whose start fails once.
+    r.dev.inject_failure("copy_batch", PARTS as u32 - 1, 1);
     let rep = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
     assert_eq!(rep.pages_moved, 1024);
     let after = r.gm.counters();
-    assert_eq!(after.dma_retries - before.dma_retries, 128, "the last part's pages, once each");
+    assert_eq!(after.dma_retries - before.dma_retries, PART, "the last part's pages, once each");
     assert_eq!(after.pages_h2d - before.pages_h2d, 1024, "no page copied twice");
     assert_eq!(after.huge_maps - before.huge_maps, 1, "only the second chunk maps whole");
     assert_eq!(r.dev.mappings(r.asid), 512 + 1, "the first chunk in base pages, the second in one");
@@ -104,7 +108,7 @@ fn a_failed_part_is_tried_again_alone_and_every_started_copy_is_finished() {
     let rep = r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
     assert_eq!(rep.pages_moved, 1024);
     let after = r.gm.counters();
-    assert_eq!(after.dma_retries - before.dma_retries, 128, "the second part's pages, once each");
+    assert_eq!(after.dma_retries - before.dma_retries, PART, "the second part's pages, once each");
     assert_eq!(after.pages_h2d - before.pages_h2d, 1024, "no page copied twice");
     assert_eq!(r.dev.copies_in_flight(), 0, "every started copy was finished");
     let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
@@ -140,9 +144,9 @@ fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
     r.gm.hmadvise(r.space, Node::Cpu, p as u64, CHUNK, Hint::DontNeed).expect("back");
     let events: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
-    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 0, to_host: 128 });
-    // The prefetch took tickets 1-4.
-    let want = pipeline(5, 4, work);
+    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 0, to_host: PART });
+    // The prefetch took the first PARTS tickets.
+    let want = pipeline(PARTS + 1, PARTS, work);
     assert_eq!(events, want, "each part is installed while the next one copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     for pg in 0..CHUNK / PAGE {

@@ -281,10 +281,11 @@ mod tests {
     #[test]
     fn parts_are_even_and_hold_at_least_a_part_of_pages() {
         let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
+        assert_eq!(PART_PAGES, 64, "the cuts below");
         assert_eq!(parts(16), one(16), "a small plan is one part");
-        assert_eq!(parts(200), one(200));
-        assert_eq!(parts(300), [0..150, 150..300]);
-        assert_eq!(parts(512), [0..128, 128..256, 256..384, 384..512]);
+        assert_eq!(parts(100), one(100));
+        assert_eq!(parts(150), [0..75, 75..150]);
+        assert_eq!(parts(256), [0..64, 64..128, 128..192, 192..256]);
         assert_eq!(parts(0), one(0));
     }
 }
