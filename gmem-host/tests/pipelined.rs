@@ -1,6 +1,6 @@
-//! Pipelined migrations (`Hooks::ASYNC_COPY`): a plan of a few hundred pages or more
-//! migrates in parts of about 128 pages, the next part's copy started before this part's host work and commit, so a
-//! device moves data while the host commits. The software device copies in
+//! Pipelined migrations (`Hooks::ASYNC_COPY`): a plan of 128 pages or more migrates in
+//! parts of about 64 pages, the next part's copy started before this part's host work and
+//! commit, so a device moves data while the host commits. The software device copies in
 //! `copy_finish`, so a page committed before its copy finished would read zeros.
 
 mod common;

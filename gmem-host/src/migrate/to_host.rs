@@ -14,7 +14,7 @@
 //!
 //! Pages are installed in runs ([`runs`]: contiguous addresses and staging slots share one
 //! `UFFDIO_COPY` and one wake). From a device with [`Hooks::ASYNC_COPY`] a round of
-//! several hundred pages goes in parts ([`parts`]): the next part's copy runs while this
+//! 128 pages or more goes in parts ([`parts`]): the next part's copy runs while this
 //! part is installed.
 
 use std::collections::HashSet;
