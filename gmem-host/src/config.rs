@@ -47,6 +47,12 @@ pub struct Config {
     /// On a CPU fault, also bring back up to this many following device-resident pages
     /// of the region (same device) in the same copy batch. 0 disables.
     pub cpu_fault_ahead: usize,
+    /// Sequential CPU read-ahead (Linux's on-demand readahead): a CPU fault on the page
+    /// right after the previous fault's window in the same space doubles the window
+    /// (from `cpu_fault_ahead` + 1 pages) up to this many pages, at most half the staging
+    /// pool; any other fault starts again from `cpu_fault_ahead` + 1. 0 (the default), or
+    /// a `cpu_fault_ahead` of 0, keeps the window fixed.
+    pub cpu_fault_ahead_max: usize,
     /// Device faults in a row whose migration may fail with a device error (a failed
     /// copy, mapping or frame preparation) before the fault stops being answered retry.
     /// Then a device that maps host memory ([`Hooks::HOST_MAPPING`]) maps the page
@@ -74,6 +80,7 @@ impl std::fmt::Debug for Config {
             .field("stream_readahead", &self.stream_readahead)
             .field("dev_fault_block_pages", &self.dev_fault_block_pages)
             .field("cpu_fault_ahead", &self.cpu_fault_ahead)
+            .field("cpu_fault_ahead_max", &self.cpu_fault_ahead_max)
             .field("dev_fault_dma_retries", &self.dev_fault_dma_retries)
             .field("cpu_fault_attempts", &self.cpu_fault_attempts)
             .field("clock", &format_args!("<fn() -> ns>"))
@@ -93,6 +100,7 @@ impl Default for Config {
             va_base: 1 << 36,
             max_commit_retries: 4,
             cpu_fault_ahead: 15,
+            cpu_fault_ahead_max: 0,
             cpu_fault_attempts: 12,
             dev_fault_dma_retries: 3,
             dev_fault_block_pages: 1,

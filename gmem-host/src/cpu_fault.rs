@@ -10,8 +10,10 @@
 //! * mid-migration otherwise: wait for the finalize and look again;
 //! * read-duplicated: a read is served by the CPU copy, a write collapses the duplicate;
 //! * on a device: the page comes back ([`crate::migrate::to_host`]) with a window of
-//!   following device-resident pages ([`Config::cpu_fault_ahead`](crate::Config)), each
-//!   recorded as a thrashing event; read-mostly pages are read-duplicated instead.
+//!   following device-resident pages ([`Config::cpu_fault_ahead`](crate::Config); the
+//!   window doubles while the faults are sequential, up to
+//!   [`Config::cpu_fault_ahead_max`](crate::Config)), each recorded as a thrashing event;
+//!   read-mostly pages are read-duplicated instead.
 //!
 //! A touch the manager cannot serve (the device keeps failing) is retried with back-off
 //! and then poisoned: the toucher gets SIGBUS at the page ([`serve`]).
@@ -200,7 +202,7 @@ fn from_device(
         }
     }
     let dup = !write && g.spaces.get(&s).is_some_and(|sp| sp.attrs.get(page).read_mostly);
-    let pages = if dup { vec![key] } else { fault_ahead(inner, &g, key, e.dev) };
+    let pages = if dup { vec![key] } else { fault_ahead(inner, &mut g, key, e.dev) };
     drop(g);
     // Installed without waking: the toucher (and any thread blocked on a page that came
     // along) runs on only once the bounces are recorded, so what it does next never
@@ -232,22 +234,33 @@ fn from_device(
 }
 
 /// The faulted page `key` and the device-resident pages that follow it in its region on
-/// the same device `dev`, at most [`Config::cpu_fault_ahead`](crate::Config) of them:
-/// they come back in the same copy batch, so sequential CPU reads of device results
-/// fault once per window, not once per page.
-fn fault_ahead(inner: &Inner, g: &State, key: PageKey, dev: u8) -> Vec<PageKey> {
+/// the same device `dev`: they come back in the same copy batch, so sequential CPU reads
+/// of device results fault once per window, not once per page. The window is
+/// [`Config::cpu_fault_ahead`](crate::Config) + 1 pages, doubled (up to
+/// [`Config::cpu_fault_ahead_max`](crate::Config), at most half the staging pool) when
+/// `key` is the page right after the space's previous window.
+fn fault_ahead(inner: &Inner, g: &mut State, key: PageKey, dev: u8) -> Vec<PageKey> {
     let (s, vpn) = key;
     let mut pages = vec![key];
-    let Some(sp) = g.spaces.get(&s) else { return pages };
+    let Some(sp) = g.spaces.get_mut(&s) else { return pages };
+    let base = inner.cfg.cpu_fault_ahead + 1;
+    let max = if inner.cfg.cpu_fault_ahead == 0 {
+        base
+    } else {
+        inner.cfg.cpu_fault_ahead_max.min(inner.cfg.staging_pages / 2).max(base)
+    };
+    let (next, last) = sp.cpu_window;
+    let window = if next == vpn && last > 0 { (last * 2).min(max) } else { base };
     let page = vpn * PAGE_SIZE;
     let end = sp.region_of(page).map_or(page, |r| r.start + r.len) / PAGE_SIZE;
-    for v in vpn + 1..(vpn + 1 + inner.cfg.cpu_fault_ahead as u64).min(end) {
+    for v in vpn + 1..(vpn + window as u64).min(end) {
         let n = sp.pt.get(v);
         if n.state != Residency::Device || n.dev != dev || n.flags.contains(PageFlags::MIGRATING) {
             break;
         }
         pages.push((s, v));
     }
+    sp.cpu_window = (vpn + pages.len() as u64, window);
     pages
 }
 

@@ -225,7 +225,13 @@ impl Gmem {
         g.next_space += 1;
         g.spaces.insert(
             id,
-            Space { pt: PageTable::new(), attrs: AttrTree::new(), regions: BTreeMap::new(), devices: Vec::new() },
+            Space {
+                pt: PageTable::new(),
+                attrs: AttrTree::new(),
+                regions: BTreeMap::new(),
+                devices: Vec::new(),
+                cpu_window: (0, 0),
+            },
         );
         SpaceId(id)
     }

@@ -87,6 +87,9 @@ pub(crate) struct Space {
     pub(crate) attrs: AttrTree,
     pub(crate) regions: BTreeMap<u64, Region>,
     pub(crate) devices: Vec<(DeviceId, Asid)>,
+    /// The last CPU fault's window: the page after it and its size in pages
+    /// ([`crate::Config::cpu_fault_ahead_max`]).
+    pub(crate) cpu_window: (u64, usize),
 }
 
 impl Space {

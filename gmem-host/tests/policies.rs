@@ -311,3 +311,40 @@ fn prefetching_a_read_mostly_range_duplicates_it() {
     r.dev.load(&r.gm, r.id, r.asid, va + 2 * 4096, &mut b).expect("load");
     assert_eq!((b[0], r.gm.counters().faults), (3, faults), "device reads its copy without faulting");
 }
+
+/// Where the pages of a 256-page region are after the CPU read the pages `reads` in
+/// turn, the region having been prefetched to the device: the first page left on the
+/// device after each read's window.
+fn cpu_windows(cfg: Config, reads: &[u64]) -> Vec<u64> {
+    let r = rig_with(cfg, SoftConfig { mem_bytes: 1024 * 4096, ..Default::default() });
+    let n = 256u64;
+    let p = r.gm.mmap(r.space, n * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    for pg in 0..n {
+        cpu_write(p, (pg * 4096) as usize, pg as u8);
+    }
+    r.gm.hmadvise(r.space, Node::Device(r.id), va, n * 4096, Hint::Prefetch).expect("prefetch");
+    let on_device = |pg: u64| r.gm.page_info(r.space, va + pg * 4096).expect("info").residency == Residency::Device;
+    reads
+        .iter()
+        .map(|&pg| {
+            assert!(on_device(pg), "page {pg} still on the device");
+            assert_eq!(cpu_read(p, (pg * 4096) as usize), pg as u8, "page {pg} back with its data");
+            (pg..n).find(|&q| on_device(q)).unwrap_or(n)
+        })
+        .collect()
+}
+
+#[test]
+fn sequential_cpu_faults_double_their_window_up_to_the_maximum() {
+    let ramp = Config { cpu_fault_ahead_max: 64, ..Config::default() };
+    // Windows of 16, 32, 64, 64, then what is left; a fault elsewhere starts again at 16.
+    assert_eq!(cpu_windows(ramp.clone(), &[0, 16, 48, 112, 176, 240]), [16, 48, 112, 176, 240, 256]);
+    assert_eq!(cpu_windows(ramp.clone(), &[0, 16, 100, 116]), [16, 48, 116, 148]);
+    // The default keeps the window at 16 pages, as does a `cpu_fault_ahead` of 0 at 1.
+    assert_eq!(cpu_windows(Config::default(), &[0, 16, 32]), [16, 32, 48]);
+    assert_eq!(cpu_windows(Config { cpu_fault_ahead: 0, ..ramp.clone() }, &[0, 1, 2]), [1, 2, 3]);
+    // At most half the staging pool.
+    let small_pool = Config { staging_pages: 64, cpu_fault_ahead_max: 256, ..Config::default() };
+    assert_eq!(cpu_windows(small_pool, &[0, 16, 48, 80]), [16, 48, 80, 112]);
+}
