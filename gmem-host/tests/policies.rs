@@ -234,12 +234,8 @@ fn dense_chunk_is_prefetched_and_mapped_huge_then_demoted() {
 fn prefetch_and_dontneed_hints_with_coalesced_invalidation() {
     let r = rig(256);
     let n = 64u64;
-    let p = r.gm.mmap(r.space, n * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let p = prefetched(&r, n);
     let va = p as u64;
-    for pg in 0..n {
-        cpu_write(p, (pg * 4096) as usize, pg as u8);
-    }
-    r.gm.hmadvise(r.space, Node::Device(r.id), va, n * 4096, Hint::Prefetch).expect("prefetch");
     for pg in 0..n {
         assert_eq!(r.gm.page_info(r.space, va + pg * 4096).expect("info").residency, Residency::Device);
     }
@@ -312,18 +308,25 @@ fn prefetching_a_read_mostly_range_duplicates_it() {
     assert_eq!((b[0], r.gm.counters().faults), (3, faults), "device reads its copy without faulting");
 }
 
+/// A region of `n` pages the CPU wrote (byte 0 of page `pg` is `pg as u8`), then
+/// prefetched to the device.
+fn prefetched(r: &Rig, n: u64) -> *mut u8 {
+    let p = r.gm.mmap(r.space, n * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    for pg in 0..n {
+        cpu_write(p, (pg * 4096) as usize, pg as u8);
+    }
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, n * 4096, Hint::Prefetch).expect("prefetch");
+    p
+}
+
 /// Where the pages of a 256-page region are after the CPU read the pages `reads` in
 /// turn, the region having been prefetched to the device: the first page left on the
 /// device after each read's window.
 fn cpu_windows(cfg: Config, reads: &[u64]) -> Vec<u64> {
     let r = rig_with(cfg, SoftConfig { mem_bytes: 1024 * 4096, ..Default::default() });
     let n = 256u64;
-    let p = r.gm.mmap(r.space, n * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let p = prefetched(&r, n);
     let va = p as u64;
-    for pg in 0..n {
-        cpu_write(p, (pg * 4096) as usize, pg as u8);
-    }
-    r.gm.hmadvise(r.space, Node::Device(r.id), va, n * 4096, Hint::Prefetch).expect("prefetch");
     let on_device = |pg: u64| r.gm.page_info(r.space, va + pg * 4096).expect("info").residency == Residency::Device;
     reads
         .iter()
