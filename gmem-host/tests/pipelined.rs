@@ -5,9 +5,11 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
-use gmem_host::softdev::{SoftConfig, SoftEvent};
-use gmem_host::{Config, GmemError, Hint, Hooks, HostWork, MapFlags, MigrateError, Node};
+use gmem_host::softdev::{SoftConfig, SoftDevice, SoftEvent};
+use gmem_host::{Config, Gmem, GmemError, Hint, Hooks, HostWork, MapFlags, MigrateError, Node, Prot};
 
 const PAGE: u64 = 4096;
 const CHUNK: u64 = 2 << 20;
@@ -152,4 +154,36 @@ fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
     for pg in 0..CHUNK / PAGE {
         assert_eq!(cpu_read(p, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg} back with its data");
     }
+}
+
+/// Arms `dev` to run `f` when the `n`-th next copy finishes (the manager's lock dropped).
+fn at_copy_finish(dev: Arc<SoftDevice>, n: u32, f: Box<dyn FnOnce() + Send>) {
+    let again = dev.clone();
+    dev.on_next_copy(Box::new(move || if n == 0 { f() } else { at_copy_finish(again, n - 1, f) }));
+}
+
+#[test]
+fn an_mprotect_while_a_chunk_is_staged_leaves_no_page_mapped_beyond_it() {
+    let gm = Arc::new(Gmem::new(Config::default()).expect("manager"));
+    let dev = Arc::new(SoftDevice::new(SoftConfig { hooks: Hooks::all(), mem_bytes: 16 << 20, ..Default::default() }));
+    let id = gm.register_device(dev.clone()).expect("register");
+    let space = gm.create_space();
+    let asid = gm.attach(space, id).expect("attach");
+    let p = gm.mmap(space, 2 * CHUNK, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64 + (CHUNK - p as u64 % CHUNK) % CHUNK;
+    for pg in 0..CHUNK / PAGE {
+        cpu_write(va as *mut u8, (pg * PAGE) as usize, pg as u8 ^ 0x5a);
+    }
+    // While the third part copies, the first two are staged (committed, not mapped).
+    let (g2, d2) = (gm.clone(), dev.clone());
+    at_copy_finish(d2, 2, Box::new(move || g2.mprotect(space, va, CHUNK, Prot::READ).expect("mprotect")));
+    gm.hmadvise(space, Node::Device(id), va, CHUNK, Hint::Prefetch).expect("prefetch");
+    for pg in 0..CHUNK / PAGE {
+        let rights = dev.translate(asid, va + pg * PAGE).map(|(_, prot)| prot);
+        assert!(rights.is_none_or(|r| !r.contains(Prot::WRITE)), "page {pg} mapped {rights:?} after PROT_READ");
+    }
+    let mut b = [0u8; 1];
+    dev.load(&gm, id, asid, va, &mut b).expect("a read is allowed");
+    assert_eq!(b[0], 0x5a);
+    assert!(dev.store(&gm, id, asid, va, &[7]).is_err(), "a device store to a PROT_READ page");
 }

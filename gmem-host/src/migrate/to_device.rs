@@ -379,9 +379,9 @@ struct Blocks {
     pieces: FastMap<u64, (usize, bool)>,
     /// A whole first-touch block's zero-fill, once done.
     zeroed: FastMap<u64, Option<Arc<MigrateError>>>,
-    /// Pages committed without a mapping ([`stage_page`]), waiting for their block's
-    /// last part.
-    staged: FastMap<u64, Vec<usize>>,
+    /// Pages committed without a mapping ([`stage_page`]), with their sequence numbers
+    /// then, waiting for their block's last part.
+    staged: FastMap<u64, Vec<(usize, u32)>>,
 }
 
 impl Blocks {
@@ -403,7 +403,7 @@ impl Blocks {
     }
 
     /// The staged pages of the blocks whose last page is in `part`.
-    fn take_staged(&mut self, part: &std::ops::Range<usize>) -> Vec<usize> {
+    fn take_staged(&mut self, part: &std::ops::Range<usize>) -> Vec<(usize, u32)> {
         let ending: Vec<u64> = self.last.iter().filter(|(_, l)| part.contains(l)).map(|(&b, _)| b).collect();
         ending.iter().filter_map(|b| self.staged.remove(b)).flatten().collect()
     }
@@ -443,10 +443,18 @@ fn commit(
         ok.into_iter().partition(|&i| blocks.continues_after(planned, i, &part));
     drop_cpu_copies(inner, planned, &ahead);
     for &i in &ahead {
-        stage_page(st, dev, &planned[i]);
-        blocks.staged.entry(block_of(&planned[i])).or_default().push(i);
+        let seq = stage_page(st, dev, &planned[i]);
+        blocks.staged.entry(block_of(&planned[i])).or_default().push((i, seq));
     }
-    let staged = blocks.take_staged(&part);
+    // A staged page changed while it waited (an `mprotect` narrowing the range bumps the
+    // sequence number of a page in migration): it commits unmapped, and the device's
+    // next touch maps it as the range now allows.
+    let (staged, changed): (Vec<(usize, u32)>, Vec<(usize, u32)>) =
+        blocks.take_staged(&part).into_iter().partition(|&(i, seq)| seq_now(st, &planned[i]) == Some(seq));
+    let staged: Vec<usize> = staged.into_iter().map(|(i, _)| i).collect();
+    for &(i, _) in &changed {
+        commit_page(inner, st, dev, &planned[i], Prot::empty(), false, outcome);
+    }
     let all: Vec<usize> = staged.iter().chain(&ok).copied().collect();
     let mapped_huge = map_huge(inner, st, dev, planned, &all);
     let committed = map_base(inner, st, dev, planned, &ok, &mapped_huge, &mut failed);
@@ -463,7 +471,7 @@ fn commit(
     tracing::debug!(
         target: "gmem",
         dev = dev.0,
-        pages = committed.len() + staged.len(),
+        pages = committed.len() + staged.len() + changed.len(),
         staged = ahead.len(),
         retry = retry.len(),
         "migrate to device"
@@ -472,18 +480,24 @@ fn commit(
 
 /// Phase 3 for a page whose 2 MiB block continues in a later part: its data is on the
 /// device (the CPU copy is dropped next), its entry says so, without a device mapping
-/// yet; it stays `MIGRATING`, so a CPU touch waits for the block's last part.
-fn stage_page(st: &mut State, dev: DeviceId, p: &Planned) {
+/// yet; it stays `MIGRATING`, so a CPU touch waits for the block's last part. Returns its
+/// new sequence number (0 when its space is gone).
+fn stage_page(st: &mut State, dev: DeviceId, p: &Planned) -> u32 {
     let (s, vpn) = p.mig.key;
-    if let Some(sp) = st.spaces.get_mut(&s) {
-        sp.pt.update(vpn, |e| {
-            e.state = Residency::Device;
-            e.dev = dev.0;
-            e.pfn = (p.pa / PAGE_SIZE) as u32;
-            e.prot = 0;
-            e.flags.remove(PageFlags::FROM_CPU | PageFlags::CPU_WP | PageFlags::REMOTE);
-        });
-    }
+    let Some(sp) = st.spaces.get_mut(&s) else { return 0 };
+    let e = sp.pt.update(vpn, |e| {
+        e.state = Residency::Device;
+        e.dev = dev.0;
+        e.pfn = (p.pa / PAGE_SIZE) as u32;
+        e.prot = 0;
+        e.flags.remove(PageFlags::FROM_CPU | PageFlags::CPU_WP | PageFlags::REMOTE);
+    });
+    e.seq
+}
+
+/// The sequence number of a planned page's entry now (`None`: its space is gone).
+fn seq_now(st: &State, p: &Planned) -> Option<u32> {
+    st.spaces.get(&p.mig.key.0).map(|sp| sp.pt.get(p.mig.key.1).seq)
 }
 
 /// Phase 3: a base mapping for a staged page whose block did not map whole. Returns its
