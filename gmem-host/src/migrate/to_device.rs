@@ -381,7 +381,7 @@ struct Blocks {
     zeroed: FastMap<u64, Option<Arc<MigrateError>>>,
     /// Pages committed without a mapping ([`stage_page`]), with their sequence numbers
     /// then, waiting for their block's last part.
-    staged: FastMap<u64, Vec<(usize, u32)>>,
+    staged: FastMap<u64, Vec<Staged>>,
 }
 
 impl Blocks {
@@ -403,11 +403,14 @@ impl Blocks {
     }
 
     /// The staged pages of the blocks whose last page is in `part`.
-    fn take_staged(&mut self, part: &std::ops::Range<usize>) -> Vec<(usize, u32)> {
+    fn take_staged(&mut self, part: &std::ops::Range<usize>) -> Vec<Staged> {
         let ending: Vec<u64> = self.last.iter().filter(|(_, l)| part.contains(l)).map(|(&b, _)| b).collect();
         ending.iter().filter_map(|b| self.staged.remove(b)).flatten().collect()
     }
 }
+
+/// A staged page: its plan index and its sequence number when staged.
+type Staged = (usize, u32);
 
 /// The 2 MiB block a page's frame is in.
 fn block_of(p: &Planned) -> u64 {
@@ -449,7 +452,7 @@ fn commit(
     // A staged page changed while it waited (an `mprotect` narrowing the range bumps the
     // sequence number of a page in migration): it commits unmapped, and the device's
     // next touch maps it as the range now allows.
-    let (staged, changed): (Vec<(usize, u32)>, Vec<(usize, u32)>) =
+    let (staged, changed): (Vec<Staged>, Vec<Staged>) =
         blocks.take_staged(&part).into_iter().partition(|&(i, seq)| seq_now(st, &planned[i]) == Some(seq));
     let staged: Vec<usize> = staged.into_iter().map(|(i, _)| i).collect();
     for &(i, _) in &changed {
