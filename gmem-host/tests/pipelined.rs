@@ -156,14 +156,18 @@ fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
     }
 }
 
-/// Arms `dev` to run `f` when the `n`-th next copy finishes (the manager's lock dropped).
-fn at_copy_finish(dev: Arc<SoftDevice>, n: u32, f: Box<dyn FnOnce() + Send>) {
-    let again = dev.clone();
-    dev.on_next_copy(Box::new(move || if n == 0 { f() } else { at_copy_finish(again, n - 1, f) }));
+/// A manager and software device that callbacks can share, and a 2 MiB chunk at `va`
+/// written by the CPU as in [`written`].
+struct Shared {
+    gm: Arc<Gmem>,
+    dev: Arc<SoftDevice>,
+    id: gmem_host::DeviceId,
+    space: gmem_host::SpaceId,
+    asid: gmem_host::Asid,
+    va: u64,
 }
 
-#[test]
-fn an_mprotect_while_a_chunk_is_staged_leaves_no_page_mapped_beyond_it() {
+fn shared() -> Shared {
     let gm = Arc::new(Gmem::new(Config::default()).expect("manager"));
     let dev = Arc::new(SoftDevice::new(SoftConfig { hooks: Hooks::all(), mem_bytes: 16 << 20, ..Default::default() }));
     let id = gm.register_device(dev.clone()).expect("register");
@@ -174,6 +178,18 @@ fn an_mprotect_while_a_chunk_is_staged_leaves_no_page_mapped_beyond_it() {
     for pg in 0..CHUNK / PAGE {
         cpu_write(va as *mut u8, (pg * PAGE) as usize, pg as u8 ^ 0x5a);
     }
+    Shared { gm, dev, id, space, asid, va }
+}
+
+/// Arms `dev` to run `f` when the `n`-th next copy finishes (the manager's lock dropped).
+fn at_copy_finish(dev: Arc<SoftDevice>, n: u32, f: Box<dyn FnOnce() + Send>) {
+    let again = dev.clone();
+    dev.on_next_copy(Box::new(move || if n == 0 { f() } else { at_copy_finish(again, n - 1, f) }));
+}
+
+#[test]
+fn an_mprotect_while_a_chunk_is_staged_leaves_no_page_mapped_beyond_it() {
+    let Shared { gm, dev, id, space, asid, va } = shared();
     // While the third part copies, the first two are staged (committed, not mapped).
     let (g2, d2) = (gm.clone(), dev.clone());
     at_copy_finish(d2, 2, Box::new(move || g2.mprotect(space, va, CHUNK, Prot::READ).expect("mprotect")));
@@ -186,4 +202,36 @@ fn an_mprotect_while_a_chunk_is_staged_leaves_no_page_mapped_beyond_it() {
     dev.load(&gm, id, asid, va, &mut b).expect("a read is allowed");
     assert_eq!(b[0], 0x5a);
     assert!(dev.store(&gm, id, asid, va, &[7]).is_err(), "a device store to a PROT_READ page");
+}
+
+#[test]
+fn a_cpu_write_to_a_staged_page_waits_for_its_chunk_and_lands_on_its_data() {
+    let Shared { gm, dev, id, space, va, .. } = shared();
+    // While the third part copies, a thread writes byte 1 of page 5, staged with the
+    // first part (its CPU copy dropped, not mapped on the device yet); the copy waits
+    // until that write is in the manager's fault handler.
+    let writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::default();
+    let (g2, w2) = (gm.clone(), writer.clone());
+    at_copy_finish(
+        dev.clone(),
+        2,
+        Box::new(move || {
+            let before = g2.counters().cpu_faults;
+            let addr = va as usize + 5 * PAGE as usize;
+            *w2.lock().unwrap() = Some(std::thread::spawn(move || cpu_write(addr as *mut u8, 1, 0xee)));
+            let t0 = std::time::Instant::now();
+            while g2.counters().cpu_faults == before {
+                assert!(t0.elapsed() < std::time::Duration::from_secs(10), "the write never faulted");
+                std::thread::yield_now();
+            }
+        }),
+    );
+    gm.hmadvise(space, Node::Device(id), va, CHUNK, Hint::Prefetch).expect("prefetch");
+    writer.lock().unwrap().take().expect("the writer ran").join().expect("writer");
+    let page5 = va as usize + 5 * PAGE as usize;
+    assert_eq!(cpu_read(page5 as *mut u8, 1), 0xee, "the write landed");
+    assert_eq!(cpu_read(page5 as *mut u8, 0), 5 ^ 0x5a, "on the staged page's data, from the device");
+    for pg in (0..CHUNK / PAGE).step_by(37) {
+        assert_eq!(cpu_read(va as *mut u8, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg}");
+    }
 }
