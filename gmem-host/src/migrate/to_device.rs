@@ -16,8 +16,8 @@
 //!    pages, wake waiters.
 //!
 //! Phases 2-4 run once per part of the plan ([`parts`]): on a device with
-//! [`Hooks::ASYNC_COPY`], a plan of a few hundred pages or more is pipelined, the copy of
-//! part k+1 running on the device while the host does part k's work and commit. A 2 MiB
+//! [`Hooks::ASYNC_COPY`], a plan of 128 pages or more is pipelined, the copy of part k+1
+//! running on the device while the host does part k's work and commit. A 2 MiB
 //! block cut by parts has its pages committed as their parts end, unmapped and still
 //! `MIGRATING` ([`stage_page`]), and is mapped whole by the part holding its last page.
 
@@ -716,7 +716,8 @@ fn drop_cpu_copies(inner: &Inner, planned: &[Planned], committed: &[usize]) {
 }
 
 /// Phase 3: commit one page mapped with `prot` (none: left unmapped): its entry names
-/// the frame (`huge`: inside a 2 MiB mapping), the region's migration count drops, the frame joins the LRU.
+/// the frame (`huge`: inside a 2 MiB mapping), the region's migration count drops, the
+/// frame joins the LRU.
 fn commit_page(
     inner: &Inner,
     st: &mut State,
