@@ -106,34 +106,28 @@ pub(crate) fn expand_tree(
         // previous chunk that eviction has since broken up still counts as filled.
         let prev_full =
             chunk > 0 && (st.chunk_on_device(s, chunk - 1) == PAGES_PER_HUGE as u32 || st.recently_full(s, chunk - 1));
+        let had_pages = st.chunk_on_device(s, chunk) > 0;
         let stream = prev_full
-            && st.chunk_on_device(s, chunk) == 0
+            && !had_pages
             && st.region(s, base * PAGE_SIZE).is_some_and(|(start, _)| start < base * PAGE_SIZE);
         if stream {
-            for (i, vpn) in (base..base + PAGES_PER_HUGE).enumerate() {
-                if !seen.contains(&(s, vpn))
-                    && let Some(m) = candidate(st, s, dev, vpn, taken)
-                {
-                    seen.insert(m.key);
-                    present[i] = true;
-                    migrate.push(m);
-                }
-            }
+            let taken_now = take_all(st, dev, s, base..base + PAGES_PER_HUGE, u64::MAX, &mut seen, migrate, taken);
+            mark(&mut present, base, &taken_now);
         } else {
             grow_levels(st, dev, pct, s, base, &batch, &mut present, &mut seen, migrate, taken);
-            if let Some(budget) = readahead
-                && st.chunk_on_device(s, chunk) > 0
-            {
-                let room = budget.saturating_sub((migrate.len() - start) as u64);
-                complete_ramp(st, dev, s, base, room, &mut present, &mut seen, migrate, taken);
-            }
         }
-        let ramped = stream || st.chunk_on_device(s, chunk) > 0;
-        if let Some(budget) = readahead
-            && ramped
+        // What is left of `readahead` after every page this call added.
+        let room = |migrate: &Vec<Mig>| readahead.map(|budget| budget.saturating_sub((migrate.len() - start) as u64));
+        // A stream never had pages here.
+        if let Some(room) = room(migrate)
+            && had_pages
+        {
+            complete_ramp(st, dev, s, base, room, &mut present, &mut seen, migrate, taken);
+        }
+        if let Some(room) = room(migrate)
+            && (stream || had_pages)
             && present.iter().all(|&p| p)
         {
-            let room = budget.saturating_sub((migrate.len() - start) as u64);
             read_ahead(st, dev, s, chunk, room, &mut seen, migrate, taken);
         }
     }
@@ -212,18 +206,9 @@ fn complete_ramp(
     if !from_start || run < RAMP_COMPLETE_PAGES || present[first + run..].iter().any(|&p| p) {
         return;
     }
-    let rest: Vec<Mig> = (first + run..present.len())
-        .take_while(|&i| region(i) == region(first))
-        .filter_map(|i| candidate(st, s, dev, base + i as u64, taken))
-        .collect();
-    if rest.is_empty() || rest.len() as u64 > room {
-        return;
-    }
-    for m in rest {
-        present[(m.key.1 - base) as usize] = true;
-        seen.insert(m.key);
-        migrate.push(m);
-    }
+    let rest = (first + run..present.len()).take_while(|&i| region(i) == region(first)).map(|i| base + i as u64);
+    let taken_now = take_all(st, dev, s, rest, room, seen, migrate, taken);
+    mark(present, base, &taken_now);
 }
 
 /// The read-ahead of [`expand_tree`] after chunk `chunk` of space `s`: the next chunk
@@ -250,13 +235,36 @@ fn read_ahead(
     {
         return;
     }
-    let ahead: Vec<Mig> = pages.filter_map(|v| candidate(st, s, dev, v, taken)).collect();
-    if ahead.is_empty() || ahead.len() as u64 > room {
-        return;
+    take_all(st, dev, s, pages, room, seen, migrate, taken);
+}
+
+/// Adds the migratable pages among `pages` of space `s` not in the batch yet (`seen`) to
+/// it, all of them or, when they are more than `room`, none. Returns the pages added.
+#[allow(clippy::too_many_arguments)]
+fn take_all(
+    st: &impl PrefetchView,
+    dev: DeviceId,
+    s: u32,
+    pages: impl Iterator<Item = u64>,
+    room: u64,
+    seen: &mut FastSet<PageKey>,
+    migrate: &mut Vec<Mig>,
+    taken: &FastSet<PageKey>,
+) -> Vec<u64> {
+    let all: Vec<Mig> =
+        pages.filter(|&v| !seen.contains(&(s, v))).filter_map(|v| candidate(st, s, dev, v, taken)).collect();
+    if all.len() as u64 > room {
+        return Vec::new();
     }
-    for m in ahead {
-        seen.insert(m.key);
-        migrate.push(m);
+    seen.extend(all.iter().map(|m| m.key));
+    migrate.extend(&all);
+    all.iter().map(|m| m.key.1).collect()
+}
+
+/// Marks `pages` of the chunk at `base` present.
+fn mark(present: &mut [bool], base: u64, pages: &[u64]) {
+    for &v in pages {
+        present[(v - base) as usize] = true;
     }
 }
 

@@ -189,10 +189,11 @@ pub(crate) fn narrow_to_read(
 /// the overlap of its commit with the next part's copy outweighs that.
 pub(crate) const PART_PAGES: usize = 64;
 
-/// `n` pages cut into even parts of [`PART_PAGES`] or a little more (a plan shorter than
-/// two parts is one).
-pub(crate) fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
-    let count = (n / PART_PAGES).max(1);
+/// `n` pages cut into the parts a migration pipelines: even parts of [`PART_PAGES`] or a
+/// little more (a plan shorter than two parts is one); one part when not `pipelined`
+/// (no device of the migration declares [`Hooks::ASYNC_COPY`]).
+pub(crate) fn parts(n: usize, pipelined: bool) -> Vec<std::ops::Range<usize>> {
+    let count = if pipelined { (n / PART_PAGES).max(1) } else { 1 };
     (0..count).map(|i| i * n / count..(i + 1) * n / count).collect()
 }
 
@@ -282,10 +283,11 @@ mod tests {
     fn parts_are_even_and_hold_at_least_a_part_of_pages() {
         let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
         assert_eq!(PART_PAGES, 64, "the cuts below");
-        assert_eq!(parts(16), one(16), "a small plan is one part");
-        assert_eq!(parts(100), one(100));
-        assert_eq!(parts(150), [0..75, 75..150]);
-        assert_eq!(parts(256), [0..64, 64..128, 128..192, 192..256]);
-        assert_eq!(parts(0), one(0));
+        assert_eq!(parts(16, true), one(16), "a small plan is one part");
+        assert_eq!(parts(100, true), one(100));
+        assert_eq!(parts(150, true), [0..75, 75..150]);
+        assert_eq!(parts(256, true), [0..64, 64..128, 128..192, 192..256]);
+        assert_eq!(parts(0, true), one(0));
+        assert_eq!(parts(256, false), one(256), "no pipeline: one part");
     }
 }

@@ -345,7 +345,7 @@ pub(crate) fn copy_and_commit(
         let slot = &g.devices[dev.0 as usize];
         (slot.mmu.clone(), hosts, slot.info.hooks.contains(Hooks::ASYNC_COPY))
     };
-    let parts = if pipelined { parts(planned.len()) } else { std::iter::once(0..planned.len()).collect() };
+    let parts = parts(planned.len(), pipelined);
     let start = |part: &std::ops::Range<usize>| {
         copy_start(mmu.as_ref(), pipelined, &planned[part.clone()], &hosts[part.clone()])
     };

@@ -100,8 +100,7 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     drop(g);
 
     // Phases 2-4 per part: the next part's copy runs while this one is installed.
-    let pipelined = devs.iter().any(|d| d.2);
-    let parts = if pipelined { parts(outs.len()) } else { std::iter::once(0..outs.len()).collect() };
+    let parts = parts(outs.len(), devs.iter().any(|d| d.2));
     let mut started = copy_out_start(&devs, &outs[parts[0].clone()]);
     for (k, part) in parts.iter().enumerate() {
         let part_outs = &outs[part.clone()];
