@@ -333,6 +333,16 @@ impl SimDevice {
         }
     }
 
+    /// Advances `n` cycles as [`SimDevice::step`] does, but an idle stretch costs one
+    /// edge when fast-forward is on (`SimConfig::fast_forward`): what a clock that runs
+    /// the device between host actions wants. The cycle count advances by `n` either way.
+    ///
+    /// # Errors
+    /// A posted CSR write that fails on delivery (see [`SimDevice::csr_write32`]).
+    pub fn advance(&mut self, n: u64) -> Result<(), SimError> {
+        self.run(n)
+    }
+
     /// Advances `n` cycles, delivering posted CSR writes as they arrive.
     pub(crate) fn run(&mut self, n: u64) -> Result<(), SimError> {
         let end = self.cycle + n;
