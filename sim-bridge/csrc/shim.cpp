@@ -167,6 +167,18 @@ int lookup(Model* m, const char* name, void** addr, uint32_t* bytes) {
     return -1;
 }
 
+// Makes `m`'s context the calling thread's. Verilator 5.006 reports an assertion
+// ($stop, $fatal) to `Verilated::threadContextp()`, not to the model's own context, and
+// a scope's destructor unregisters itself there too. That pointer is the context this
+// thread created last, or, in a thread that created none, the one any thread created
+// last: with two models in a process, one model's assertion would be flagged on the
+// other (and missed), and deleting the older model would use the newer one's context
+// (freed if that model is gone: a hang on its mutex, seen in a test). Every entry that
+// runs model code calls this first; it costs one thread-local compare per call.
+void use_context(Model* m) {
+    if (Verilated::threadContextp() != m->ctx.get()) Verilated::threadContextp(m->ctx.get());
+}
+
 }  // namespace
 
 extern "C" {
@@ -184,18 +196,25 @@ void* NPU_FN(new)(void) {
 
 void NPU_FN(delete)(void* handle) {
     auto* m = static_cast<Model*>(handle);
+    use_context(m);
 #if NPU_TRACE
     if (m->trace) m->trace->close();
 #endif
     m->top->final();
     delete m;
+    // The context is gone: the next model this thread runs sets its own (use_context).
+    Verilated::threadContextp(nullptr);
 }
 
 int NPU_FN(port)(void* handle, const char* name, void** addr, uint32_t* bytes) {
     return lookup(static_cast<Model*>(handle), name, addr, bytes);
 }
 
-void NPU_FN(eval)(void* handle) { static_cast<Model*>(handle)->top->eval(); }
+void NPU_FN(eval)(void* handle) {
+    auto* m = static_cast<Model*>(handle);
+    use_context(m);
+    m->top->eval();
+}
 
 // Records the model's whole state (after a rising edge). 0 on success, -1 if this
 // build has no fixed-point probe.
@@ -261,6 +280,7 @@ int NPU_FN(trace_open)(void* handle, const char* path, int depth) {
     return -3;
 #else
     auto* m = static_cast<Model*>(handle);
+    use_context(m);
     if (m->trace) return -1;
     auto t = std::make_unique<VerilatedFstC>();
     t->set_time_resolution("1ps");

@@ -187,3 +187,55 @@ impl Drop for Model {
         unsafe { (self.api.delete)(self.handle) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
+    use super::*;
+    use std::time::Duration;
+
+    fn set(m: &Model, port: &'static str, v: u8) {
+        let p = m.port_ptr(port, 1).unwrap().cast::<u8>();
+        // SAFETY: a live one-byte port of `m`, written from the thread that runs it.
+        unsafe { p.write(v) }
+    }
+
+    fn cycle(m: &mut Model) {
+        set(m, "clk_i", 0);
+        m.eval();
+        set(m, "clk_i", 1);
+        m.eval();
+    }
+
+    /// Verilator reports an assertion to the thread's current context, and a model's
+    /// destructor unregisters its scopes there: two models in one thread must each
+    /// get their own, whatever order they were made and dropped in.
+    #[test]
+    fn two_models_in_one_thread_keep_their_own_assertions_and_drop_in_creation_order() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut a = Model::new(ModelBuild::Shipped).unwrap();
+            let mut b = Model::new(ModelBuild::Shipped).unwrap();
+            for m in [&mut a, &mut b] {
+                set(m, "rst_ni", 0);
+                for _ in 0..4 {
+                    cycle(m);
+                }
+                set(m, "rst_ni", 1);
+                cycle(m);
+            }
+            // A write response nobody asked for: the RTL's assertions catch it.
+            set(&a, "m_axi_host_bvalid_i", 1);
+            for _ in 0..4 {
+                cycle(&mut a);
+                cycle(&mut b);
+            }
+            let flagged = (a.assertion_failed(), b.assertion_failed());
+            drop(a);
+            drop(b);
+            tx.send(flagged).unwrap();
+        });
+        let flagged = rx.recv_timeout(Duration::from_secs(120)).expect("the two models were dropped within 2 min");
+        assert_eq!(flagged, (true, false), "(first model, second model) flagged an assertion");
+    }
+}

@@ -99,6 +99,30 @@ fn cycle_counter_matches_the_bridge_clock_and_clears() {
 }
 
 #[test]
+fn advance_skips_an_idle_stretch_yet_counts_every_cycle() {
+    let mut dev = device();
+    let counted = |d: &mut SimDevice| d.perf_counter(regs::perf_ctr::CYCLES as u32).unwrap();
+    // The same stretch stepped cycle by cycle, then advanced: the RTL's own cycle
+    // counter and the bridge's clock move alike, but only the second is skipped.
+    let mut moved = Vec::new();
+    for advance in [false, true] {
+        let (c0, n0) = (dev.cycles(), counted(&mut dev));
+        if advance {
+            dev.advance(20_000).unwrap();
+        } else {
+            dev.step(20_000);
+        }
+        let skipped = dev.fast_forward_stats().skipped_cycles;
+        moved.push((dev.cycles() - c0, counted(&mut dev) - n0, skipped));
+    }
+    let [(stepped, stepped_count, none), (advanced, advanced_count, skipped)] = moved[..] else { unreachable!() };
+    assert_eq!((stepped, advanced), (stepped_count, advanced_count), "CSR reads take the same cycles either way");
+    assert_eq!(stepped, advanced);
+    assert_eq!(none, 0, "step evaluates every cycle");
+    assert!(dev.fast_forward_on() && skipped >= 19_000, "{skipped} of 20 000 cycles skipped");
+}
+
+#[test]
 fn error_injection_counts_are_readable_storage() {
     let mut dev = device();
     for reg in [
