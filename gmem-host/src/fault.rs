@@ -29,6 +29,7 @@ use std::sync::{Arc, MutexGuard};
 use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
+use crate::migrate::early::EarlyAnswers;
 use crate::migrate::mapping::{Batches, flush_all};
 use crate::migrate::reclaim::{evict, evict_blocks};
 use crate::migrate::to_device::{Outcome, collect, copy_and_commit};
@@ -95,8 +96,10 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
     let (items, groups) = representatives(&recs, faults);
     add(&inner.counters.duplicate_faults, (recs.len() - items.len()) as u64);
     tracing::debug!(target: "gmem", dev = dev.0, faults = faults.len(), pages = items.len(), "fault batch");
+    let needs = |i: usize| if faults[i].access == Access::Write { Prot::WRITE } else { Prot::READ };
+    let mut early = EarlyAnswers::new(recs.iter().map(|&(key, i)| (key, needs(i as usize), i as usize)).collect());
     for (slice, gslice) in items.chunks(cap).zip(groups.chunks(cap)) {
-        let outcomes = retry_or_fall_back(inner, dev, slice, to_device(inner, dev, slice, true));
+        let outcomes = retry_or_fall_back(inner, dev, slice, to_device(inner, dev, slice, true, Some(&mut early)));
         for (&(from, to), out) in gslice.iter().zip(outcomes) {
             for &(_, i) in &recs[from..to] {
                 let i = i as usize;
@@ -245,7 +248,15 @@ fn retry_or_fall_back(inner: &Inner, dev: DeviceId, items: &[Item], mut outs: Ve
 }
 
 /// Bring `items` to `dev` (see the module docs). One outcome per item.
-pub(crate) fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_prefetch: bool) -> Vec<Outcome> {
+/// With `early` (a fault batch), faults a pipelined migration resolves part-way are
+/// reported to the device as each part commits ([`crate::mmu::GmMmu::faults_resolved`]).
+pub(crate) fn to_device(
+    inner: &Inner,
+    dev: DeviceId,
+    items: &[Item],
+    allow_prefetch: bool,
+    mut early: Option<&mut EarlyAnswers>,
+) -> Vec<Outcome> {
     let mut outcome: FastMap<PageKey, Outcome> = items.iter().map(|(k, _)| (*k, Outcome::Retry)).collect();
     let mut pending: Vec<Item> = items.to_vec();
     // Commit retries, plus the re-plans that make no commit attempt: pages first fetched
@@ -309,7 +320,7 @@ pub(crate) fn to_device(inner: &Inner, dev: DeviceId, items: &[Item], allow_pref
         };
         let planned = collect(inner, &mut g, dev, &migrate, &mut outcome);
         drop(g);
-        let retry = copy_and_commit(inner, dev, planned, &mut outcome);
+        let retry = copy_and_commit(inner, dev, planned, &mut outcome, early.as_deref_mut());
         pending.retain(|(k, _)| retry.contains(k));
     }
     items.iter().map(|(k, _)| outcome.get(k).cloned().unwrap_or(Outcome::Retry)).collect()

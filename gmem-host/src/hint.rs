@@ -108,7 +108,7 @@ fn prefetch_pages(inner: &Inner, s: u32, dev: DeviceId, va: u64, len: u64) -> Re
         let mut rounds = 8;
         while rounds > 0 {
             rounds -= 1;
-            let outs = to_device(inner, dev, &slice, false);
+            let outs = to_device(inner, dev, &slice, false, None);
             let mut failed = false;
             for (i, o) in outs.iter().enumerate() {
                 let Outcome::Abort(e) = o else { continue };
@@ -242,7 +242,7 @@ pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u6
         }
     }
     for (d, items) in back {
-        let outs = to_device(inner, DeviceId(d), &items, false);
+        let outs = to_device(inner, DeviceId(d), &items, false, None);
         if let Some((i, _)) = outs.iter().enumerate().find(|(_, o)| !matches!(o, Outcome::Done)) {
             first_err.get_or_insert(GmemError::Busy { va: items[i].0.1 * PAGE_SIZE });
         }

@@ -7,6 +7,7 @@
 //! * `reclaim`: the eviction entry points (victims from the [`crate::evict`] policy);
 //! * `teardown`: munmap's release of every mapping and frame of a region;
 //! * `resize`: splitting (partial munmap), growing and moving (mremap) a region;
+//! * `early`: which faults of a batch a pipelined migration has resolved part-way;
 //! * `mapping`: what they share: releasing, narrowing and splitting device mappings,
 //!   flushing invalidations, freeing frames, coalescing copies.
 //!
@@ -18,6 +19,7 @@
 
 pub use crate::error::MigrateError;
 
+pub(crate) mod early;
 pub(crate) mod mapping;
 pub(crate) mod reclaim;
 pub(crate) mod resize;

@@ -579,6 +579,21 @@ pub trait GmMmu: Send + Sync {
         Ok(())
     }
 
+    /// Optional ([`Hooks::ASYNC_COPY`]). During [`crate::Gmem::dev_fault`], after each
+    /// part of a pipelined migration that commits while a later part still copies: the
+    /// faults at these indices of the batch (as passed to `dev_fault`; possibly none) are
+    /// resolved, their pages mapped as their access needs, so the device may replay them
+    /// now and its requesters go on while the rest of the batch moves. The device's
+    /// tables hold every mapping made so far once its queued edits are written, so a
+    /// device may also answer faults raised since the batch began on pages now mapped.
+    /// Must guarantee: nothing; a device that does not replay early ignores the call.
+    /// May assume: each index is reported at most once per batch, and `dev_fault` still
+    /// returns a resolution for every fault ([`crate::FaultResolution::Retry`] for
+    /// these); a device that replayed a fault here must not answer it again.
+    fn faults_resolved(&self, faults: &[usize]) {
+        let _ = faults;
+    }
+
     /// Optional ([`Hooks::TLB_COALESCED`]). Invalidate several sorted, disjoint ranges with
     /// one fence. The default issues one [`GmMmu::tlb_invl`] per range.
     fn tlb_invl_coalesced(&self, asid: Asid, ranges: &[VaRange]) -> Result<(), MmuError> {

@@ -98,6 +98,9 @@ pub enum SoftEvent {
         /// The ticket's number.
         ticket: u64,
     },
+    /// [`GmMmu::faults_resolved`] with these faults of the batch (calls naming none are
+    /// not logged).
+    FaultsResolved(Vec<usize>),
 }
 
 /// Configuration of a [`SoftDevice`].
@@ -605,6 +608,12 @@ impl GmMmu for SoftDevice {
         copy_now(&mut d, &ops)?;
         d.log(SoftEvent::CopyFinished { ticket: ticket.id() });
         Ok(())
+    }
+
+    fn faults_resolved(&self, faults: &[usize]) {
+        if !faults.is_empty() {
+            self.lock().log(SoftEvent::FaultsResolved(faults.to_vec()));
+        }
     }
 
     fn peer_va_alloc_fixed(&self, asid: Asid, va: u64, len: u64) -> Result<(), MmuError> {

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use common::*;
 use gmem_host::softdev::{SoftConfig, SoftDevice, SoftEvent};
-use gmem_host::{Config, Gmem, GmemError, Hint, Hooks, HostWork, MapFlags, MigrateError, Node, Prot};
+use gmem_host::{
+    Access, Config, DeviceFault, FaultResolution, Gmem, GmemError, Hint, Hooks, HostWork, MapFlags, MigrateError, Node,
+    Prot,
+};
 
 const PAGE: u64 = 4096;
 const CHUNK: u64 = 2 << 20;
@@ -21,7 +24,12 @@ const PARTS: u64 = CHUNK / PAGE / PART;
 /// A rig with 16 MiB of device memory declaring `hooks`, and a 4 MiB region written
 /// by the CPU (byte `i` of page `p` is `p as u8 ^ 0x5a`), 2 MiB-aligned.
 fn written(hooks: Hooks) -> (Rig, *mut u8) {
-    let r = rig_with(Config::default(), SoftConfig { hooks, ..Default::default() });
+    written_with(Config::default(), hooks)
+}
+
+/// [`written`] under `cfg`.
+fn written_with(cfg: Config, hooks: Hooks) -> (Rig, *mut u8) {
+    let r = rig_with(cfg, SoftConfig { hooks, ..Default::default() });
     let p = r.gm.mmap(r.space, 2 * CHUNK, MapFlags::PEER_SHARED).expect("mmap");
     assert_eq!(p as u64 % CHUNK, 0, "chunk-aligned");
     for pg in 0..2 * CHUNK / PAGE {
@@ -234,4 +242,58 @@ fn a_cpu_write_to_a_staged_page_waits_for_its_chunk_and_lands_on_its_data() {
     for pg in (0..CHUNK / PAGE).step_by(37) {
         assert_eq!(cpu_read(va as *mut u8, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg}");
     }
+}
+
+/// A write fault per page of `pages`, fault `i` on page `pages[i]`, each answered retry;
+/// returns the events of the batch but its `FaultBatch` host work.
+fn fault_batch(r: &Rig, p: *mut u8, pages: &[u64]) -> Vec<SoftEvent> {
+    let faults: Vec<DeviceFault> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, &pg)| DeviceFault { asid: r.asid, va: p as u64 + pg * PAGE, access: Access::Write, tag: i as u64 })
+        .collect();
+    let res = r.gm.dev_fault(r.id, &faults);
+    assert!(res.iter().all(FaultResolution::is_retry), "{res:?}");
+    r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::FaultBatch { .. }))).collect()
+}
+
+/// Only the faulted pages move: no density prefetch, no fault-around block.
+fn no_prefetch() -> Config {
+    Config { prefetch_threshold_pct: None, dev_fault_block_pages: 1, ..Config::default() }
+}
+
+#[test]
+fn a_fault_batch_is_answered_part_by_part_while_the_later_parts_copy() {
+    let (r, p) = written_with(no_prefetch(), Hooks::all());
+    // 256 pages of the first chunk (not whole: base mappings), fault i on page 7i mod 256.
+    let pages: Vec<u64> = (0..4 * PART).map(|i| i * 7 % (4 * PART)).collect();
+    let events = fault_batch(&r, p, &pages);
+    let work = SoftEvent::HostWork(HostWork::Migration { to_device: PART, to_host: 0 });
+    let mut want = pipeline(1, 4, work.clone());
+    // Part k's faults are reported after its host work and commit, before part k+1's
+    // copy finishes; the last part's are answered with the batch.
+    for k in (0..3).rev() {
+        let at = 2 + 3 * k as usize + 2;
+        let of_part: Vec<usize> = (0..pages.len()).filter(|&i| pages[i] / PART == k).collect();
+        assert_eq!(want[at - 1], work);
+        want.insert(at, SoftEvent::FaultsResolved(of_part));
+    }
+    assert_eq!(events, want);
+    let data: Vec<u8> = device_view(&r, p)[..4 * PART as usize].to_vec();
+    assert_eq!(data, (0..4 * PART).map(|pg| pg as u8 ^ 0x5a).collect::<Vec<u8>>(), "each page's data on the device");
+}
+
+#[test]
+fn faults_on_a_staged_chunk_are_answered_once_it_is_mapped_whole() {
+    let (r, p) = written_with(no_prefetch(), Hooks::all());
+    let pages: Vec<u64> = (0..2 * CHUNK / PAGE).collect();
+    let events = fault_batch(&r, p, &pages);
+    let resolved: Vec<(usize, &SoftEvent)> =
+        events.iter().enumerate().filter(|(_, e)| matches!(e, SoftEvent::FaultsResolved(_))).collect();
+    let first_chunk: Vec<usize> = (0..(CHUNK / PAGE) as usize).collect();
+    assert_eq!(resolved.len(), 1, "{resolved:?}");
+    assert_eq!(*resolved[0].1, SoftEvent::FaultsResolved(first_chunk), "the first chunk's faults, all at once");
+    let works_before = events[..resolved[0].0].iter().filter(|e| matches!(e, SoftEvent::HostWork(_))).count();
+    assert_eq!(works_before as u64, PARTS, "after the part that maps the first chunk whole, not before");
+    assert_eq!(r.dev.mappings(r.asid), 2);
 }

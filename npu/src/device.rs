@@ -20,6 +20,7 @@
 //! manager), the rest is the manager's (`DeviceInfo::mem_ranges`).
 
 mod copies;
+mod early;
 mod holds;
 mod op_error;
 mod pte_flush;
@@ -227,6 +228,9 @@ pub struct NpuStats {
     pub fault_dma_ns: u64,
     /// Of [`NpuStats::fault_service_ns`]: modelled host time charged.
     pub fault_host_ns: u64,
+    /// Faults answered before their batch ended, while a later part of its migration
+    /// still copied ([`gmem_host::GmMmu::faults_resolved`]).
+    pub early_replays: u64,
 }
 
 struct Inner<T: DeviceIo> {
@@ -260,6 +264,11 @@ struct Inner<T: DeviceIo> {
     int_mask: u32,
     /// The copy `GmMmu::copy_start` started, and the results of those that ended.
     copies: copies::Copies,
+    /// The fault batch being served, for early REPLAYs (early.rs).
+    batch: Option<early::Batch>,
+    /// Set while table edits are flushed beside a copy in flight (early.rs): every table
+    /// DMA runs on this channel, which the copy does not use, without waiting for it.
+    table_channel: Option<usize>,
 }
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
@@ -370,6 +379,8 @@ impl<T: DeviceIo> NpuDevice<T> {
             lost: false,
             int_mask,
             copies: Default::default(),
+            batch: None,
+            table_channel: None,
         };
         Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
     }
@@ -439,6 +450,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             }
             g.stats.fault_gather_ns += g.io.now_ns() - start;
             g.serving = (!records.is_empty()).then(|| std::thread::current().id());
+            g.batch = (!records.is_empty()).then(|| early::Batch::new(&records));
             (records, start)
         };
         if records.is_empty() {
@@ -643,8 +655,13 @@ impl<T: DeviceIo> Inner<T> {
     ) -> Result<usize, NpuError> {
         // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
         // finds them); more, or a new table page, by DMA first.
+        let replayed = self.batch.take().map(|b| b.replayed).unwrap_or_default();
         let mut cmds = self.pte_commands_or_flush().map_err(tables_err)?;
-        for (r, a) in records.iter().zip(answers) {
+        for (i, (r, a)) in records.iter().zip(answers).enumerate() {
+            if replayed.get(i).copied().unwrap_or(false) {
+                // Answered early; the manager resolved it, so its answer here is retry.
+                continue;
+            }
             let abort = !a.is_retry();
             if let gmem_host::FaultResolution::Abort(e) = a {
                 tracing::warn!(target: "npu", device, va = format_args!("{:#x}", r.va), error = %e, "device fault aborted");
@@ -747,6 +764,22 @@ impl<T: DeviceIo> Inner<T> {
             self.stats.fault_dma_ns += self.io.now_ns() - start;
         }
         ran
+    }
+
+    /// Runs `descs` in order on channel `ch` alone, leaving a copy in flight on the other
+    /// channels running (early.rs).
+    fn run_dma_on(&mut self, ch: usize, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
+        let first = descs.first().map_or(0, |d| d.1);
+        let start = self.io.now_ns();
+        for round in descs.chunks(DMA_ROUND) {
+            let round: Vec<DmaDesc> = round.iter().map(|&(d, _)| d).collect();
+            self.dma.submit(&mut self.io, ch, &round).map_err(|e| (first, e.into()))?;
+            self.wait_round(&[ch], first)?;
+        }
+        if self.serving_here() {
+            self.stats.fault_dma_ns += self.io.now_ns() - start;
+        }
+        Ok(())
     }
 
     fn run_dma_rounds(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
@@ -1008,6 +1041,10 @@ impl<T: DeviceIo + Send> GmMmu for NpuDevice<T> {
 
     fn copy_finish(&self, ticket: CopyTicket) -> Result<(), MmuError> {
         self.lock().finish_copy(ticket)
+    }
+
+    fn faults_resolved(&self, faults: &[usize]) {
+        self.lock().replay_early(faults);
     }
 
     unsafe fn dma_map_host(&self, region: &HostRegion) -> Result<(), MmuError> {

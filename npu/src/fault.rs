@@ -284,6 +284,13 @@ impl FaultQueue {
         }
     }
 
+    /// Hands `records` (taken from [`FaultQueue::drain`] and not answered) out again,
+    /// first, at the next `drain`.
+    pub(crate) fn put_back(&mut self, mut records: Vec<FaultRecord>) {
+        records.append(&mut self.carry);
+        self.carry = records;
+    }
+
     /// True if [`FaultQueue::drain`] has a record to hand out (one in host memory, or
     /// one held back by an earlier error). Reads host memory only.
     pub(crate) fn has_record(&self) -> bool {

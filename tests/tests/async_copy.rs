@@ -164,8 +164,12 @@ fn pipelined_migrations_keep_every_word<T: DeviceIo + Send + 'static>(s: Stack<T
     assert!(after.dma_retries > before.dma_retries, "the failed copy was retried");
     // Word 0 of every page is overwritten on the device; q faults in as a stream.
     s.npu.launch(&s.gm, s.id, Kernel::strided_touch(s.asid, p as u64, 4096, pages, Some(7))).unwrap();
+    let early = s.npu.stats().early_replays;
     s.npu.launch(&s.gm, s.id, Kernel::strided_touch(s.asid, q as u64, 4096, pages, Some(9))).unwrap();
     assert!(s.gm.counters().prefetched > after.prefetched + 512, "the stream came in as prefetches, not page by page");
+    // The fault that brings the rest of the first chunk and the whole second one is
+    // replayed once the first chunk is mapped, while the second one still copies.
+    assert!(s.npu.stats().early_replays > early, "{:?}", s.npu.stats());
     for (r, seed, stored) in [(p, 0x1111, 7), (q, 0x2222, 9)] {
         s.gm.hmadvise(s.space, Node::Cpu, r as u64, BYTES, Hint::DontNeed).unwrap();
         for i in 0..words {

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::early::EarlyAnswers;
 use super::mapping::{coalesce, free_frame, parts, start_copy};
 use crate::error::MigrateError;
 use crate::events::add;
@@ -323,11 +324,15 @@ fn peer_map_first_touch(
 /// the device moves data while the host commits. A 2 MiB block cut by a part boundary is
 /// committed part by part without a device mapping ([`stage_page`]) and mapped whole by
 /// the part holding its last page.
+///
+/// With `early` (a device fault batch), the faults each part resolves are reported to the
+/// device while the next part copies ([`GmMmu::faults_resolved`]).
 pub(crate) fn copy_and_commit(
     inner: &Inner,
     dev: DeviceId,
     planned: Vec<Planned>,
     outcome: &mut FastMap<PageKey, Outcome>,
+    mut early: Option<&mut EarlyAnswers>,
 ) -> FastSet<PageKey> {
     let mut retry = FastSet::default();
     if planned.is_empty() {
@@ -364,6 +369,10 @@ pub(crate) fn copy_and_commit(
         }
         let errs = Errors { copy: copy_err, prep: prep_err };
         commit(inner, dev, &planned, part.clone(), errs, &mut blocks, outcome, &mut retry);
+        if let Some(early) = early.as_deref_mut().filter(|_| k + 1 < parts.len()) {
+            let resolved = early.take_resolved(&inner.lock(), dev);
+            mmu.faults_resolved(&resolved);
+        }
     }
     inner.cv.notify_all();
     retry

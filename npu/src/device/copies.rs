@@ -40,6 +40,27 @@ struct Running {
     channels: Vec<usize>,
 }
 
+/// The DMA engine's channels as a copy in flight leaves them.
+pub(super) enum Beside {
+    /// No copy is running: any DMA may run (after nothing).
+    NoCopy,
+    /// A channel the running copy does not use.
+    Channel(usize),
+    /// The running copy uses every channel.
+    Busy,
+}
+
+impl Copies {
+    /// A channel other DMA may use without waiting for the copy in flight (the device-
+    /// to-device channel first, it is the least used).
+    pub(super) fn beside(&self) -> Beside {
+        match &self.running {
+            None => Beside::NoCopy,
+            Some(r) => [2, 1, 0].into_iter().find(|c| !r.channels.contains(c)).map_or(Beside::Busy, Beside::Channel),
+        }
+    }
+}
+
 impl<T: DeviceIo> Inner<T> {
     /// The descriptors of `ops` (each split at `MAX_DESC`; tag and index = element).
     pub(super) fn copy_descs(&self, ops: &[CopyOp]) -> Result<Vec<(DmaDesc, usize)>, MmuError> {

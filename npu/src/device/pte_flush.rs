@@ -58,7 +58,7 @@ impl<T: DeviceIo> Inner<T> {
     /// they allocate no table page (a new table must be zeroed, by DMA) and change at
     /// most [`PTE_COMMANDS_MAX`] entries; the queue is then empty. `None` leaves the
     /// edits queued for [`Inner::flush_ptes`].
-    fn pte_commands(&mut self) -> Result<Option<Vec<Command>>, OpError> {
+    pub(super) fn pte_commands(&mut self) -> Result<Option<Vec<Command>>, OpError> {
         if !self.pending.new_tables.is_empty() {
             return Ok(None);
         }
@@ -177,7 +177,11 @@ impl<T: DeviceIo> Inner<T> {
             return Ok(());
         }
         self.stats.table_dma_runs += 1;
-        self.run_dma(descs).map_err(|(_, e)| e)?;
+        match self.table_channel {
+            Some(ch) => self.run_dma_on(ch, descs),
+            None => self.run_dma(descs),
+        }
+        .map_err(|(_, e)| e)?;
         if let Some((at, len)) = ahead {
             self.shadow.zeroed_to(at + len);
         }

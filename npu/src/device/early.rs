@@ -1,0 +1,132 @@
+//! Early REPLAYs: the faults of the batch being served that the manager resolved while a
+//! later part of its migration still copies ([`gmem_host::GmMmu::faults_resolved`]) are
+//! answered at once, so the compute unit's requesters go on while the rest of the batch
+//! moves (#22, pipelined fault service).
+//!
+//! The table edits made so far are written first: as PTE_WRITE commands in front of the
+//! REPLAYs when they qualify (pte_flush.rs; the command queue executes in order, so a
+//! REPLAY's retried walk finds its PTE written), else by DMA on a channel the copy in
+//! flight does not use (the device-to-device one), waiting only for that channel; a
+//! flush on the copy's own channel would wait for the copy, which is what early answers
+//! avoid. The manager reports a fault only after its page's data has arrived and been
+//! committed, so no PTE names data still on the way. If the copy uses every channel, or
+//! the flush or the command queue fails, the faults are answered with the batch as
+//! before.
+
+use crate::DeviceIo;
+use crate::cmdq::Command;
+use crate::fault::FaultRecord;
+use crate::sv39::Pte;
+
+use super::Inner;
+use super::copies::Beside;
+use super::op_error::OpError;
+use super::shadow::Changes;
+
+/// The batch [`super::NpuDevice::service_faults`] is serving.
+pub(super) struct Batch {
+    pub(super) records: Vec<FaultRecord>,
+    /// Answered already (by an early REPLAY).
+    pub(super) replayed: Vec<bool>,
+}
+
+impl Batch {
+    pub(super) fn new(records: &[FaultRecord]) -> Self {
+        Self { records: records.to_vec(), replayed: vec![false; records.len()] }
+    }
+}
+
+impl<T: DeviceIo> Inner<T> {
+    /// Writes the queued table edits by DMA on a channel the copy in flight does not use,
+    /// so the copy keeps running (a flush on its channel would wait for it). False, with
+    /// nothing written, if the copy uses every channel. A failed flush leaves the edits
+    /// queued (`flush_ptes`).
+    fn flush_ptes_beside_copy(&mut self) -> Result<bool, OpError> {
+        let ch = match self.copies.beside() {
+            Beside::NoCopy => None,
+            Beside::Channel(ch) => Some(ch),
+            Beside::Busy => return Ok(false),
+        };
+        self.table_channel = ch;
+        let flushed = self.flush_ptes();
+        self.table_channel = None;
+        flushed.map(|()| true)
+    }
+
+    /// After a part of the batch's migration committed: writes the table edits queued
+    /// so far, then sends a REPLAY RETRY for each of `faults` (indices of the batch) not
+    /// answered yet, and for each record that arrived since the batch began whose page
+    /// the tables now map as its access needs (its requester waited on a part that has
+    /// committed). The other new records stay queued for the next batch. Returns how
+    /// many faults were replayed.
+    pub(super) fn replay_early(&mut self, faults: &[usize]) -> usize {
+        let Some(batch) = self.batch.as_ref() else { return 0 };
+        let due: Vec<usize> =
+            faults.iter().copied().filter(|&i| batch.replayed.get(i).is_some_and(|done| !done)).collect();
+        // A failed read leaves the records queued: the next batch meets the error.
+        let arrived = if self.fq.has_record() { self.fq.drain(&mut self.io).unwrap_or_default() } else { Vec::new() };
+        if due.is_empty() && arrived.is_empty() {
+            return 0;
+        }
+        let ptes = match self.pte_commands() {
+            Ok(Some(ptes)) => ptes,
+            Ok(None) => match self.flush_ptes_beside_copy() {
+                Ok(true) => Vec::new(),
+                // Every channel is the copy's: the batch's end answers them.
+                Ok(false) => {
+                    self.fq.put_back(arrived);
+                    return 0;
+                }
+                Err(e) => {
+                    tracing::debug!(target: "npu", error = %e, "early PTE flush failed; the batch's end answers");
+                    self.fq.put_back(arrived);
+                    return 0;
+                }
+            },
+            // A FENCE failed: the batch's end answers them (and recovers).
+            Err(_) => {
+                self.fq.put_back(arrived);
+                return 0;
+            }
+        };
+        let (mapped, later): (Vec<FaultRecord>, Vec<FaultRecord>) = arrived.into_iter().partition(|r| self.maps(r));
+        let mut cmds = ptes.clone();
+        if let Some(batch) = self.batch.as_ref() {
+            cmds.extend(due.iter().map(|&i| batch.records[i].replay(false)));
+        }
+        cmds.extend(mapped.iter().map(|r| r.replay(false)));
+        if let Err(e) = self.cmdq.submit(&mut self.io, &cmds) {
+            tracing::debug!(target: "npu", error = %e, "early replay not sent; the batch's end answers");
+            // The PTEs were taken from the queue: put them back for the batch's end.
+            let writes = ptes
+                .iter()
+                .filter_map(|c| match *c {
+                    Command::PteWrite { pa, value } => Some((pa, value)),
+                    _ => None,
+                })
+                .collect();
+            self.stage(Changes { new_tables: Vec::new(), writes });
+            self.fq.put_back(mapped.into_iter().chain(later).collect());
+            return 0;
+        }
+        self.fq.put_back(later);
+        if let Some(batch) = self.batch.as_mut() {
+            for &i in &due {
+                batch.replayed[i] = true;
+            }
+        }
+        let replayed = due.len() + mapped.len();
+        self.stats.faults += mapped.len() as u64;
+        self.stats.early_replays += replayed as u64;
+        replayed
+    }
+
+    /// Whether the tables map `r`'s page as its access needs (the shadow, which the
+    /// device holds once the queued edits are written).
+    fn maps(&self, r: &FaultRecord) -> bool {
+        let Some(root) = self.roots.get(usize::from(r.asid)).copied().flatten() else { return false };
+        let Some((at, _)) = self.shadow.leaf(root, r.va) else { return false };
+        let pte = Pte(self.shadow.pte(at));
+        pte.readable() && (pte.writable() || !r.write)
+    }
+}
