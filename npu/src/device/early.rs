@@ -63,6 +63,7 @@ impl<T: DeviceIo> Inner<T> {
         let Some(batch) = self.batch.as_ref() else { return 0 };
         let due: Vec<usize> =
             faults.iter().copied().filter(|&i| batch.replayed.get(i).is_some_and(|done| !done)).collect();
+        let resets = self.stats.recoveries;
         // A failed read leaves the records queued: the next batch meets the error.
         let arrived = if self.fq.has_record() { self.fq.drain(&mut self.io).unwrap_or_default() } else { Vec::new() };
         if due.is_empty() && arrived.is_empty() {
@@ -74,18 +75,18 @@ impl<T: DeviceIo> Inner<T> {
                 Ok(true) => Vec::new(),
                 // Every channel is the copy's: the batch's end answers them.
                 Ok(false) => {
-                    self.fq.put_back(arrived);
+                    self.give_back(arrived, resets);
                     return 0;
                 }
                 Err(e) => {
                     tracing::debug!(target: "npu", error = %e, "early PTE flush failed; the batch's end answers");
-                    self.fq.put_back(arrived);
+                    self.give_back(arrived, resets);
                     return 0;
                 }
             },
             // A FENCE failed: the batch's end answers them (and recovers).
             Err(_) => {
-                self.fq.put_back(arrived);
+                self.give_back(arrived, resets);
                 return 0;
             }
         };
@@ -106,7 +107,7 @@ impl<T: DeviceIo> Inner<T> {
                 })
                 .collect();
             self.stage(Changes { new_tables: Vec::new(), writes });
-            self.fq.put_back(mapped.into_iter().chain(later).collect());
+            self.give_back(mapped.into_iter().chain(later).collect(), resets);
             return 0;
         }
         self.fq.put_back(later);
@@ -119,6 +120,15 @@ impl<T: DeviceIo> Inner<T> {
         self.stats.faults += mapped.len() as u64;
         self.stats.early_replays += replayed as u64;
         replayed
+    }
+
+    /// Queues `records` again for the next batch, unless a soft reset (a DMA that timed
+    /// out) happened since they were read at `resets` recoveries: the device has then
+    /// forgotten their requests, and their REPLAYs would name none.
+    fn give_back(&mut self, records: Vec<FaultRecord>, resets: u64) {
+        if self.stats.recoveries == resets {
+            self.fq.put_back(records);
+        }
     }
 
     /// Whether the tables map `r`'s page as its access needs (the shadow, which the

@@ -203,6 +203,22 @@ fn malformed_records_are_refused_and_stay_in_the_ring() {
 }
 
 #[test]
+fn records_put_back_come_out_first_at_the_next_drain_and_a_reset_voids_them() {
+    let (mut io, mut q, base) = setup();
+    post(&mut io, base, 0, &fault(0, 0));
+    post(&mut io, base, 1, &fault(1, 1));
+    let got = q.drain(&mut io).unwrap();
+    assert!(!q.has_record());
+    q.put_back(got);
+    assert!(q.has_record(), "a record put back is there to drain");
+    post(&mut io, base, 2, &fault(2, 2));
+    assert_eq!(seqs(&q.drain(&mut io).unwrap()), [0, 1, 2], "put back first, then the new one");
+    q.put_back(vec![fault(2, 2)]);
+    assert_eq!(q.after_soft_reset(), 1, "the reset voids what was put back");
+    assert!(!q.has_record());
+}
+
+#[test]
 fn soft_reset_restarts_seq_at_zero() {
     let (mut io, mut q, base) = setup();
     post(&mut io, base, 0, &fault(40, 0));
