@@ -185,6 +185,36 @@ fn pipelined_migrations_keep_every_word<T: DeviceIo + Send + 'static>(s: Stack<T
     }
 }
 
+/// The 4 MiB fault stream with early replays on, its first N host-memory data bursts
+/// failing (ERRINJ_HOST_RD: the ramp's first copies fail and the manager retries them):
+/// the kernel ends with every word as written.
+fn a_stream_with_a_failed_host_read_keeps_every_word<T: DeviceIo + Send + 'static>(s: Stack<T>) {
+    const BYTES: u64 = 4 << 20;
+    let words = (BYTES / 4) as usize;
+    for (n, fails) in [3u32, 40].into_iter().enumerate() {
+        let seed = 0x3000 + n as u32;
+        let p = s.gm.mmap(s.space, BYTES, MapFlags::PEER_SHARED).unwrap() as *mut u32;
+        for i in 0..words {
+            // SAFETY: i < words, inside the region.
+            unsafe { p.add(i).write(i as u32 ^ seed) };
+        }
+        let before = s.gm.counters();
+        s.npu.with_io(|io| io.write32(regs::ERRINJ_HOST_RD.offset, fails)).unwrap();
+        s.npu
+            .launch(&s.gm, s.id, Kernel::strided_touch(s.asid, p as u64, 4096, (BYTES / 4096) as u32, Some(5)))
+            .unwrap();
+        assert_eq!(s.npu.with_io(|io| io.read32(regs::ERRINJ_HOST_RD.offset)).unwrap(), 0, "every armed burst failed");
+        assert!(s.gm.counters().dma_retries > before.dma_retries, "{fails} failed bursts were retried");
+        s.gm.hmadvise(s.space, Node::Cpu, p as u64, BYTES, Hint::DontNeed).unwrap();
+        for i in 0..words {
+            let want = if i % 1024 == 0 { 5 } else { i as u32 ^ seed };
+            // SAFETY: i < words, inside the region; the pages are on the CPU again.
+            assert_eq!(unsafe { p.add(i).read() }, want, "{fails} failed bursts: word {i}");
+        }
+        s.gm.munmap(s.space, p as *mut u8, BYTES).unwrap();
+    }
+}
+
 fn cfg() -> NpuConfig {
     NpuConfig { budget_ns: 2_000_000, ..Default::default() }
 }
@@ -211,5 +241,6 @@ on_both!(
     a_started_copy_lands_and_other_dma_waits_for_it,
     a_failed_read_is_reported_by_copy_finish,
     a_ticket_is_finished_once_and_a_soft_reset_voids_the_copy,
-    pipelined_migrations_keep_every_word
+    pipelined_migrations_keep_every_word,
+    a_stream_with_a_failed_host_read_keeps_every_word
 );
