@@ -78,7 +78,7 @@ pub(crate) fn expand(st: &impl PrefetchView, dev: DeviceId, pct: u8, migrate: &m
 /// Read-ahead (`readahead`: device pages the batch may still fill when this is called,
 /// `None`: off): a chunk the batch leaves whole, that either had pages on the device
 /// before (a ramp of doubling steps ends) or was taken whole as a stream, brings the
-/// next chunk of its region whole too ([`read_ahead`]), if it fits in what is left of
+/// next chunk of its region whole too ([`Growth::read_ahead`]), if it fits in what is left of
 /// `readahead` after every page this call added.
 pub(crate) fn expand_tree(
     st: &impl PrefetchView,
@@ -92,14 +92,15 @@ pub(crate) fn expand_tree(
     let mut chunks: Vec<(u32, u64)> = migrate.iter().map(|m| (m.key.0, m.key.1 / PAGES_PER_HUGE)).collect();
     chunks.sort_unstable();
     chunks.dedup();
-    let mut seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
+    let seen: FastSet<PageKey> = migrate.iter().map(|m| m.key).collect();
+    let mut g = Growth { st, dev, taken, seen, migrate };
     for (s, chunk) in chunks {
         let base = chunk * PAGES_PER_HUGE;
         let n = PAGES_PER_HUGE as usize;
         let mut present: Vec<bool> = (0..n)
-            .map(|i| seen.contains(&(s, base + i as u64)) || st.entry((s, base + i as u64)).on_device())
+            .map(|i| g.seen.contains(&(s, base + i as u64)) || st.entry((s, base + i as u64)).on_device())
             .collect();
-        let batch: Vec<bool> = (0..n).map(|i| seen.contains(&(s, base + i as u64))).collect();
+        let batch: Vec<bool> = (0..n).map(|i| g.seen.contains(&(s, base + i as u64))).collect();
         // A stream that filled the previous chunk and enters this one takes it whole
         // (like readahead): one migration and one 2 MiB mapping instead of the doubling
         // steps, which pay a fault round trip each and leave 4 KiB mappings behind. A
@@ -111,155 +112,128 @@ pub(crate) fn expand_tree(
             && !had_pages
             && st.region(s, base * PAGE_SIZE).is_some_and(|(start, _)| start < base * PAGE_SIZE);
         if stream {
-            let taken_now = take_all(st, dev, s, base..base + PAGES_PER_HUGE, u64::MAX, &mut seen, migrate, taken);
+            let taken_now = g.take_all(s, base..base + PAGES_PER_HUGE, u64::MAX);
             mark(&mut present, base, &taken_now);
         } else {
-            grow_levels(st, dev, pct, s, base, &batch, &mut present, &mut seen, migrate, taken);
+            g.grow_levels(pct, s, base, &batch, &mut present);
         }
         // What is left of `readahead` after every page this call added.
-        let room = |migrate: &Vec<Mig>| readahead.map(|budget| budget.saturating_sub((migrate.len() - start) as u64));
+        let room = |g: &Growth<'_, _>| readahead.map(|budget| budget.saturating_sub((g.migrate.len() - start) as u64));
         // A stream never had pages here.
-        if let Some(room) = room(migrate)
+        if let Some(room) = room(&g)
             && had_pages
         {
-            complete_ramp(st, dev, s, base, room, &mut present, &mut seen, migrate, taken);
+            g.complete_ramp(s, base, room, &mut present);
         }
-        if let Some(room) = room(migrate)
+        if let Some(room) = room(&g)
             && (stream || had_pages)
             && present.iter().all(|&p| p)
         {
-            read_ahead(st, dev, s, chunk, room, &mut seen, migrate, taken);
+            g.read_ahead(s, chunk, room);
         }
     }
 }
 
-/// The levels of [`expand_tree`] for one chunk that is not a stream: every aligned
-/// subregion of 32 .. 512 pages holding a page of the batch and more than `pct` %
-/// `present` comes in whole (`present` and `seen` grow with what joins).
-#[allow(clippy::too_many_arguments)]
-fn grow_levels(
-    st: &impl PrefetchView,
+/// What [`expand_tree`] grows: the batch's pages to migrate (`migrate`, and `seen`, their
+/// keys), for device `dev`, never taking a page of `taken`.
+struct Growth<'a, V: PrefetchView> {
+    st: &'a V,
     dev: DeviceId,
-    pct: u8,
-    s: u32,
-    base: u64,
-    batch: &[bool],
-    present: &mut [bool],
-    seen: &mut FastSet<PageKey>,
-    migrate: &mut Vec<Mig>,
-    taken: &FastSet<PageKey>,
-) {
-    let n = PAGES_PER_HUGE as usize;
-    let mut level = 32usize;
-    while level <= n {
-        for sub in (0..n).step_by(level) {
-            let range = sub..sub + level;
-            if !batch[range.clone()].iter().any(|&b| b) {
-                continue;
-            }
-            let dense = present[range.clone()].iter().filter(|&&p| p).count();
-            if dense * 100 <= usize::from(pct) * level || dense == level {
-                continue;
-            }
-            for i in range {
-                let key = (s, base + i as u64);
-                if seen.contains(&key) {
+    taken: &'a FastSet<PageKey>,
+    seen: FastSet<PageKey>,
+    migrate: &'a mut Vec<Mig>,
+}
+
+impl<V: PrefetchView> Growth<'_, V> {
+    /// The levels of [`expand_tree`] for one chunk of space `s` (at `base`) that is not
+    /// a stream: every aligned subregion of 32 .. 512 pages holding a page of the batch
+    /// and more than `pct` % `present` comes in whole (`present` grows with what joins).
+    fn grow_levels(&mut self, pct: u8, s: u32, base: u64, batch: &[bool], present: &mut [bool]) {
+        let n = PAGES_PER_HUGE as usize;
+        let mut level = 32usize;
+        while level <= n {
+            for sub in (0..n).step_by(level) {
+                let range = sub..sub + level;
+                if !batch[range.clone()].iter().any(|&b| b) {
                     continue;
                 }
-                if let Some(m) = candidate(st, s, dev, key.1, taken) {
-                    seen.insert(key);
-                    present[i] = true;
-                    migrate.push(m);
+                let dense = present[range.clone()].iter().filter(|&&p| p).count();
+                if dense * 100 <= usize::from(pct) * level || dense == level {
+                    continue;
+                }
+                for i in range {
+                    let key = (s, base + i as u64);
+                    if self.seen.contains(&key) {
+                        continue;
+                    }
+                    if let Some(m) = candidate(self.st, s, self.dev, key.1, self.taken) {
+                        self.seen.insert(key);
+                        present[i] = true;
+                        self.migrate.push(m);
+                    }
                 }
             }
+            level *= 2;
         }
-        level *= 2;
+    }
+
+    /// With read-ahead, in a chunk of space `s` (at `base`) that is not a stream: when
+    /// the chunk's present pages (`present`: on the device or in the batch) are one run
+    /// of at least [`RAMP_COMPLETE_PAGES`] from its first page in the region, a
+    /// sequential ramp is under way and the rest of the chunk in that region comes whole
+    /// (when its migratable pages fit in `room`) instead of in more doubling steps, each
+    /// of which costs a fault round trip; the chunk then being whole,
+    /// [`Growth::read_ahead`] may bring the next one.
+    fn complete_ramp(&mut self, s: u32, base: u64, room: u64, present: &mut [bool]) {
+        let st = self.st;
+        let region = |i: usize| st.region(s, (base + i as u64) * PAGE_SIZE).map(|(start, _)| start);
+        let Some(first) = present.iter().position(|&p| p) else { return };
+        let run = present[first..].iter().take_while(|&&p| p).count();
+        let from_start = first == 0 || region(first) != region(first - 1);
+        if !from_start || run < RAMP_COMPLETE_PAGES || present[first + run..].iter().any(|&p| p) {
+            return;
+        }
+        let rest = (first + run..present.len()).take_while(|&i| region(i) == region(first)).map(|i| base + i as u64);
+        let taken_now = self.take_all(s, rest, room);
+        mark(present, base, &taken_now);
+    }
+
+    /// The read-ahead of [`expand_tree`] after chunk `chunk` of space `s`: the next chunk
+    /// comes whole when it lies in the same region, has no page on a device or in the
+    /// batch, and its migratable pages fit in `room`.
+    fn read_ahead(&mut self, s: u32, chunk: u64, room: u64) {
+        let next = (chunk + 1) * PAGES_PER_HUGE;
+        let region = |vpn: u64| self.st.region(s, vpn * PAGE_SIZE).map(|(start, _)| start);
+        let pages = next..next + PAGES_PER_HUGE;
+        if region(next).is_none()
+            || region(next) != region(next - 1)
+            || self.st.chunk_on_device(s, chunk + 1) > 0
+            || pages.clone().any(|v| self.seen.contains(&(s, v)))
+        {
+            return;
+        }
+        self.take_all(s, pages, room);
+    }
+
+    /// Adds the migratable pages among `pages` of space `s` not in the batch yet to it,
+    /// all of them or, when they are more than `room`, none. Returns the pages added.
+    fn take_all(&mut self, s: u32, pages: impl Iterator<Item = u64>, room: u64) -> Vec<u64> {
+        let all: Vec<Mig> = pages
+            .filter(|&v| !self.seen.contains(&(s, v)))
+            .filter_map(|v| candidate(self.st, s, self.dev, v, self.taken))
+            .collect();
+        if all.len() as u64 > room {
+            return Vec::new();
+        }
+        self.seen.extend(all.iter().map(|m| m.key));
+        self.migrate.extend(&all);
+        all.iter().map(|m| m.key.1).collect()
     }
 }
 
 /// Pages of a chunk a ramp of doubling steps must have brought in, as one run from the
-/// chunk's (or its region's) first page, before [`complete_ramp`] takes the rest.
+/// chunk's (or its region's) first page, before [`Growth::complete_ramp`] takes the rest.
 const RAMP_COMPLETE_PAGES: usize = 128;
-
-/// With read-ahead, in a chunk that is not a stream: when the chunk's present pages
-/// (`present`: on the device or in the batch) are one run of at least
-/// [`RAMP_COMPLETE_PAGES`] from its first page in the region, a sequential ramp is under
-/// way and the rest of the chunk in that region comes whole (when its migratable pages
-/// fit in `room`) instead of in more doubling steps, each of which costs a fault round
-/// trip; the chunk then being whole, [`read_ahead`] may bring the next one.
-#[allow(clippy::too_many_arguments)]
-fn complete_ramp(
-    st: &impl PrefetchView,
-    dev: DeviceId,
-    s: u32,
-    base: u64,
-    room: u64,
-    present: &mut [bool],
-    seen: &mut FastSet<PageKey>,
-    migrate: &mut Vec<Mig>,
-    taken: &FastSet<PageKey>,
-) {
-    let region = |i: usize| st.region(s, (base + i as u64) * PAGE_SIZE).map(|(start, _)| start);
-    let Some(first) = present.iter().position(|&p| p) else { return };
-    let run = present[first..].iter().take_while(|&&p| p).count();
-    let from_start = first == 0 || region(first) != region(first - 1);
-    if !from_start || run < RAMP_COMPLETE_PAGES || present[first + run..].iter().any(|&p| p) {
-        return;
-    }
-    let rest = (first + run..present.len()).take_while(|&i| region(i) == region(first)).map(|i| base + i as u64);
-    let taken_now = take_all(st, dev, s, rest, room, seen, migrate, taken);
-    mark(present, base, &taken_now);
-}
-
-/// The read-ahead of [`expand_tree`] after chunk `chunk` of space `s`: the next chunk
-/// comes whole when it lies in the same region, has no page on a device or in the batch,
-/// and its migratable pages fit in `room`.
-#[allow(clippy::too_many_arguments)]
-fn read_ahead(
-    st: &impl PrefetchView,
-    dev: DeviceId,
-    s: u32,
-    chunk: u64,
-    room: u64,
-    seen: &mut FastSet<PageKey>,
-    migrate: &mut Vec<Mig>,
-    taken: &FastSet<PageKey>,
-) {
-    let next = (chunk + 1) * PAGES_PER_HUGE;
-    let region = |vpn: u64| st.region(s, vpn * PAGE_SIZE).map(|(start, _)| start);
-    let pages = next..next + PAGES_PER_HUGE;
-    if region(next).is_none()
-        || region(next) != region(next - 1)
-        || st.chunk_on_device(s, chunk + 1) > 0
-        || pages.clone().any(|v| seen.contains(&(s, v)))
-    {
-        return;
-    }
-    take_all(st, dev, s, pages, room, seen, migrate, taken);
-}
-
-/// Adds the migratable pages among `pages` of space `s` not in the batch yet (`seen`) to
-/// it, all of them or, when they are more than `room`, none. Returns the pages added.
-#[allow(clippy::too_many_arguments)]
-fn take_all(
-    st: &impl PrefetchView,
-    dev: DeviceId,
-    s: u32,
-    pages: impl Iterator<Item = u64>,
-    room: u64,
-    seen: &mut FastSet<PageKey>,
-    migrate: &mut Vec<Mig>,
-    taken: &FastSet<PageKey>,
-) -> Vec<u64> {
-    let all: Vec<Mig> =
-        pages.filter(|&v| !seen.contains(&(s, v))).filter_map(|v| candidate(st, s, dev, v, taken)).collect();
-    if all.len() as u64 > room {
-        return Vec::new();
-    }
-    seen.extend(all.iter().map(|m| m.key));
-    migrate.extend(&all);
-    all.iter().map(|m| m.key.1).collect()
-}
 
 /// Marks `pages` of the chunk at `base` present.
 fn mark(present: &mut [bool], base: u64, pages: &[u64]) {
