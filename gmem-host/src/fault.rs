@@ -124,6 +124,9 @@ pub(crate) fn handle_batch(inner: &Inner, dev: DeviceId, faults: &[DeviceFault])
             }
         }
     }
+    for &i in early.reported() {
+        res[i] = FaultResolution::Retry;
+    }
     let aborts = res.iter().filter(|r| !r.is_retry()).count();
     add(&inner.counters.fault_aborts, aborts as u64);
     res

@@ -179,7 +179,9 @@ impl CmdQueue {
     }
 
     /// Writes the commands and rings the doorbell once. CMDQ_HEAD is read (an MMIO
-    /// read) only when the room last learnt is not enough.
+    /// read) only when the room last learnt is not enough. On an error nothing was
+    /// submitted: the ring's tail stays where it was, so the next submission writes over
+    /// these entries and its doorbell never hands them to the device.
     pub fn submit<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), CmdqError> {
         let mut free = self.free_after(self.head_seen);
         if cmds.len() > free {
@@ -188,6 +190,15 @@ impl CmdQueue {
         if cmds.len() > free {
             return Err(CmdqError::Full { needed: cmds.len(), free });
         }
+        let tail = self.ring.index;
+        let rang = self.write_and_ring(io, cmds);
+        if rang.is_err() {
+            self.ring.index = tail;
+        }
+        rang
+    }
+
+    fn write_and_ring<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), CmdqError> {
         for c in cmds {
             let slot = usize::from(self.ring.index & self.mask());
             self.ring.buf.write(slot * regs::cmd::SIZE, &c.encode())?;
@@ -264,6 +275,23 @@ mod tests {
             let r = CmdQueue::init(&mut io, size_log2);
             assert!(matches!(r, Err(CmdqError::RingSize { size_log2: s }) if s == size_log2));
         }
+    }
+
+    #[test]
+    fn a_failed_doorbell_submits_nothing_and_the_next_submission_takes_its_slots() {
+        let inj = gmem_host::inject::Injector::new(1);
+        let mut io = crate::inject::FaultyIo::new(crate::fake_io::FakeIo::new(), inj.clone());
+        let mut q = CmdQueue::init(&mut io, 4).unwrap();
+        let stale = [Command::Replay { reqid: 0x101, abort: false }, Command::Replay { reqid: 0x102, abort: false }];
+        inj.add_text("io:write32=count:0:1").unwrap();
+        assert!(q.submit(&mut io, &stale).is_err());
+        assert_eq!(q.ring.index, 0, "the tail did not move");
+        let fresh = Command::Replay { reqid: 0x103, abort: true };
+        q.submit(&mut io, &[fresh]).unwrap();
+        assert_eq!(q.ring.index, 1, "the doorbell hands the device one command, not the stale two");
+        let mut slot0 = [0u8; regs::cmd::SIZE];
+        q.ring.buf.read(0, &mut slot0).unwrap();
+        assert_eq!(slot0, fresh.encode(), "the fresh command overwrote the stale one");
     }
 
     #[test]

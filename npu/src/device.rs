@@ -269,6 +269,8 @@ struct Inner<T: DeviceIo> {
     /// Set while table edits are flushed beside a copy in flight (early.rs): every table
     /// DMA runs on this channel, which the copy does not use, without waiting for it.
     table_channel: Option<usize>,
+    /// Soft resets tried, successful or not (early.rs).
+    reset_attempts: u64,
 }
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
@@ -381,6 +383,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             copies: Default::default(),
             batch: None,
             table_channel: None,
+            reset_attempts: 0,
         };
         Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
     }
@@ -659,7 +662,7 @@ impl<T: DeviceIo> Inner<T> {
         let mut cmds = self.pte_commands_or_flush().map_err(tables_err)?;
         for (i, (r, a)) in records.iter().zip(answers).enumerate() {
             if replayed.get(i).copied().unwrap_or(false) {
-                // Answered early; the manager resolved it, so its answer here is retry.
+                // Answered early; the manager answers it retry (`GmMmu::faults_resolved`).
                 continue;
             }
             let abort = !a.is_retry();
@@ -707,6 +710,7 @@ impl<T: DeviceIo> Inner<T> {
 
     /// RESET.SOFT, wait for every engine to drain, and re-synchronise the queues.
     fn soft_reset(&mut self) -> Result<(), NpuError> {
+        self.reset_attempts += 1;
         self.io.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb)?;
         let start = self.io.now_ns();
         loop {

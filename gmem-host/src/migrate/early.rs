@@ -14,11 +14,20 @@ use crate::types::{DeviceId, PageKey};
 pub(crate) struct EarlyAnswers {
     /// (page, rights its access needs, index of the fault in the batch).
     waiting: Vec<(PageKey, Prot, usize)>,
+    /// Indices reported resolved so far.
+    reported: Vec<usize>,
 }
 
 impl EarlyAnswers {
     pub(crate) fn new(waiting: Vec<(PageKey, Prot, usize)>) -> Self {
-        Self { waiting }
+        Self { waiting, reported: Vec::new() }
+    }
+
+    /// The faults reported resolved: the device may have replayed them, so their answer
+    /// is retry whatever happened to their pages since (a racing `munmap` or `mprotect`
+    /// makes the retried access fault again, and that fault is aborted).
+    pub(crate) fn reported(&self) -> &[usize] {
+        &self.reported
     }
 
     /// The waiting faults whose page `dev` now maps with the rights they need (lock
@@ -36,6 +45,7 @@ impl EarlyAnswers {
             !mapped
         });
         resolved.sort_unstable();
+        self.reported.extend(&resolved);
         resolved
     }
 }

@@ -60,10 +60,15 @@ impl<T: DeviceIo> Inner<T> {
     /// committed). The other new records stay queued for the next batch. Returns how
     /// many faults were replayed.
     pub(super) fn replay_early(&mut self, faults: &[usize]) -> usize {
+        // Only the thread serving the batch: a `Gmem::dev_fault` of another thread
+        // reports indices of its own batch.
+        if !self.serving_here() {
+            return 0;
+        }
         let Some(batch) = self.batch.as_ref() else { return 0 };
         let due: Vec<usize> =
             faults.iter().copied().filter(|&i| batch.replayed.get(i).is_some_and(|done| !done)).collect();
-        let resets = self.stats.recoveries;
+        let resets = self.reset_attempts;
         // A failed read leaves the records queued: the next batch meets the error.
         let arrived = if self.fq.has_record() { self.fq.drain(&mut self.io).unwrap_or_default() } else { Vec::new() };
         if due.is_empty() && arrived.is_empty() {
@@ -122,11 +127,11 @@ impl<T: DeviceIo> Inner<T> {
         replayed
     }
 
-    /// Queues `records` again for the next batch, unless a soft reset (a DMA that timed
-    /// out) happened since they were read at `resets` recoveries: the device has then
+    /// Queues `records` again for the next batch, unless a soft reset was tried (a DMA
+    /// that timed out) since they were read at `resets` attempts: the device has then
     /// forgotten their requests, and their REPLAYs would name none.
     fn give_back(&mut self, records: Vec<FaultRecord>, resets: u64) {
-        if self.stats.recoveries == resets {
+        if self.reset_attempts == resets {
             self.fq.put_back(records);
         }
     }
