@@ -7,7 +7,9 @@
 //! engine (`Inner::run_dma`: another copy, a PTE flush, a read-back, `prepare_page`) and
 //! the next `copy_start` first wait for it ([`Inner::settle_copy`]) and keep its result
 //! for its `copy_finish`; a soft reset voids it (its result is then an error). A batch
-//! larger than one round of descriptors per channel is copied in `copy_start`.
+//! larger than one round of descriptors per channel is copied in `copy_start`. The one
+//! exception is an early replay's PTE flush (early.rs), which runs on a channel the copy
+//! does not use ([`Copies::beside`]) and waits only for that channel.
 //!
 //! [`GmMmu::copy_start`]: gmem_host::GmMmu::copy_start
 //! [`GmMmu::copy_finish`]: gmem_host::GmMmu::copy_finish
