@@ -74,6 +74,9 @@ pub struct Summary {
     pub batches: u64,
     /// Faults the manager aborted.
     pub aborted: u64,
+    /// Faults the driver answered before their batch ended, while a later part of its
+    /// migration still copied (early replays, docs/architecture.md).
+    pub early_replays: u64,
     /// Pages migrated host -> device.
     pub pages_h2d: u64,
     /// Pages migrated device -> host.
@@ -309,6 +312,7 @@ pub fn run<T: DeviceIo + Send>(
     sum.faults = st.faults - st0.faults;
     sum.batches = st.batches - st0.batches;
     sum.aborted = st.aborted - st0.aborted;
+    sum.early_replays = st.early_replays - st0.early_replays;
     sum.dma_bytes = st.dma_bytes - st0.dma_bytes;
     sum.pte_writes = st.pte_writes - st0.pte_writes;
     sum.tlb_invalidations = st.invalidations - st0.invalidations;
@@ -340,7 +344,13 @@ impl Summary {
                     }
                 },
             ),
-            ("device faults", format!("{} in {} batches, {} aborted", self.faults, self.batches, self.aborted)),
+            (
+                "device faults",
+                format!(
+                    "{} in {} batches, {} aborted, {} replayed early",
+                    self.faults, self.batches, self.aborted, self.early_replays
+                ),
+            ),
         ];
         if let Some(n) = self.faults_during_kernels {
             rows.push(("faults in kernels", format!("{n} (after the PREFETCH hint; 0 expected)")));

@@ -189,6 +189,7 @@ fn run_json_reports_a_checked_workload_with_the_documented_fields() {
         "cycles",
         "faults",
         "batches",
+        "early_replays",
         "pages_h2d",
         "pages_d2h",
         "evictions",
@@ -216,6 +217,15 @@ fn run_on_the_rtl_prints_the_summary_table() {
     assert!(out.contains("device faults"), "{out}");
     assert!(out.contains("model              clock=250MHz link=gen3x16["), "the whole model is named: {out}");
     assert!(out.contains("host_time=model[batch=200ns+100ns/fault migration=3000ns+430ns/page-in"), "{out}");
+}
+
+#[test]
+fn a_4m_stream_reports_faults_replayed_before_their_batch_ended() {
+    let (ok, out, err) = gmem(&["run", "--workload", "stream", "--backend", "model", "--size", "4M", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let (early, faults) = (v["early_replays"].as_u64().unwrap(), v["faults"].as_u64().unwrap());
+    assert!(early > 0 && early <= faults, "{early} early replays of {faults} faults: {v}");
 }
 
 #[test]
