@@ -297,3 +297,45 @@ fn faults_on_a_staged_chunk_are_answered_once_it_is_mapped_whole() {
     assert_eq!(works_before as u64, PARTS, "after the part that maps the first chunk whole, not before");
     assert_eq!(r.dev.mappings(r.asid), 2);
 }
+
+#[test]
+fn a_fault_reported_resolved_is_answered_retry_though_its_region_goes_before_its_slice() {
+    // 1 MiB of device memory: a batch is handled in slices of 128 pages.
+    let gm = Arc::new(Gmem::new(no_prefetch()).expect("manager"));
+    let dev = Arc::new(SoftDevice::new(SoftConfig { hooks: Hooks::all(), mem_bytes: 1 << 20, ..Default::default() }));
+    let id = gm.register_device(dev.clone()).expect("register");
+    let space = gm.create_space();
+    let asid = gm.attach(space, id).expect("attach");
+    let a = gm.mmap(space, 2 * PART * PAGE, MapFlags::PEER_SHARED).expect("mmap") as u64;
+    let b = gm.mmap(space, PAGE, MapFlags::PEER_SHARED).expect("mmap") as u64;
+    assert!(b > a, "slices follow page order: a's pages first");
+    for pg in 0..2 * PART {
+        cpu_write(a as *mut u8, (pg * PAGE) as usize, 1);
+    }
+    cpu_write(b as *mut u8, 0, 2);
+    let read_b = DeviceFault { asid, va: b, access: Access::Read, tag: 0 };
+    assert!(gm.dev_fault(id, &[read_b]).iter().all(FaultResolution::is_retry), "b's page on the device");
+    // 128 write faults on a (the first slice: two parts), then a read of b (the second
+    // slice), which is mapped already and so reported with a's first part.
+    let mut faults: Vec<DeviceFault> =
+        (0..2 * PART).map(|pg| DeviceFault { asid, va: a + pg * PAGE, access: Access::Write, tag: pg }).collect();
+    faults.push(read_b);
+    // While a's second part copies, b is unmapped: its slice then finds no region.
+    let g2 = gm.clone();
+    at_copy_finish(dev.clone(), 1, Box::new(move || g2.munmap(space, b as *mut u8, PAGE).expect("munmap")));
+    dev.take_events();
+    let before = gm.counters();
+    let res = gm.dev_fault(id, &faults);
+    let reported: Vec<usize> = dev
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            SoftEvent::FaultsResolved(v) => Some(v),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(reported.contains(&(2 * PART as usize)), "b's fault reported with a's first part: {reported:?}");
+    assert!(res.iter().all(FaultResolution::is_retry), "a device may have replayed it: retry, {res:?}");
+    assert_eq!(gm.counters().fault_aborts, before.fault_aborts, "no abort counted that no device saw");
+}
