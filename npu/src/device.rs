@@ -762,33 +762,29 @@ impl<T: DeviceIo> Inner<T> {
     fn run_dma(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
         // The engine's channels are idle between runs: a copy still running ends first.
         self.settle_copy();
+        self.run_dma_rounds(per_channel(descs), descs)
+    }
+
+    /// Runs `descs` in order on channel `ch` alone, leaving a copy in flight on the other
+    /// channels running (early.rs).
+    fn run_dma_on(&mut self, ch: usize, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
+        let mut per: [Vec<DmaDesc>; 3] = Default::default();
+        per[ch] = descs.iter().map(|&(d, _)| d).collect();
+        self.run_dma_rounds(per, descs)
+    }
+
+    /// Runs `per` (the descriptors of `descs` by channel) to completion, counting its
+    /// time as fault service when this thread serves a batch.
+    fn run_dma_rounds(&mut self, per: [Vec<DmaDesc>; 3], descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
         let start = self.io.now_ns();
-        let ran = self.run_dma_rounds(descs);
+        let ran = self.run_rounds(&per, descs.first().map_or(0, |d| d.1));
         if self.serving_here() {
             self.stats.fault_dma_ns += self.io.now_ns() - start;
         }
         ran
     }
 
-    /// Runs `descs` in order on channel `ch` alone, leaving a copy in flight on the other
-    /// channels running (early.rs).
-    fn run_dma_on(&mut self, ch: usize, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
-        let first = descs.first().map_or(0, |d| d.1);
-        let start = self.io.now_ns();
-        for round in descs.chunks(DMA_ROUND) {
-            let round: Vec<DmaDesc> = round.iter().map(|&(d, _)| d).collect();
-            self.dma.submit(&mut self.io, ch, &round).map_err(|e| (first, e.into()))?;
-            self.wait_round(&[ch], first)?;
-        }
-        if self.serving_here() {
-            self.stats.fault_dma_ns += self.io.now_ns() - start;
-        }
-        Ok(())
-    }
-
-    fn run_dma_rounds(&mut self, descs: &[(DmaDesc, usize)]) -> Result<(), (usize, OpError)> {
-        let per = per_channel(descs);
-        let first = descs.first().map_or(0, |d| d.1);
+    fn run_rounds(&mut self, per: &[Vec<DmaDesc>; 3], first: usize) -> Result<(), (usize, OpError)> {
         // Rounds of up to DMA_ROUND descriptors per channel, all channels running at once.
         let mut offset = [0usize; 3];
         loop {

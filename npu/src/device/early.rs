@@ -57,49 +57,30 @@ impl<T: DeviceIo> Inner<T> {
     /// so far, then sends a REPLAY RETRY for each of `faults` (indices of the batch) not
     /// answered yet, and for each record that arrived since the batch began whose page
     /// the tables now map as its access needs (its requester waited on a part that has
-    /// committed). The other new records stay queued for the next batch. Returns how
-    /// many faults were replayed.
-    pub(super) fn replay_early(&mut self, faults: &[usize]) -> usize {
+    /// committed). The other new records stay queued for the next batch.
+    pub(super) fn replay_early(&mut self, faults: &[usize]) {
         // Only the thread serving the batch: a `Gmem::dev_fault` of another thread
         // reports indices of its own batch.
         if !self.serving_here() {
-            return 0;
+            return;
         }
-        let Some(batch) = self.batch.as_ref() else { return 0 };
+        let Some(batch) = self.batch.as_ref() else { return };
         let due: Vec<usize> =
             faults.iter().copied().filter(|&i| batch.replayed.get(i).is_some_and(|done| !done)).collect();
+        let due_replays: Vec<Command> = due.iter().map(|&i| batch.records[i].replay(false)).collect();
         let resets = self.reset_attempts;
         // A failed read leaves the records queued: the next batch meets the error.
         let arrived = if self.fq.has_record() { self.fq.drain(&mut self.io).unwrap_or_default() } else { Vec::new() };
         if due.is_empty() && arrived.is_empty() {
-            return 0;
+            return;
         }
-        let ptes = match self.pte_commands() {
-            Ok(Some(ptes)) => ptes,
-            Ok(None) => match self.flush_ptes_beside_copy() {
-                Ok(true) => Vec::new(),
-                // Every channel is the copy's: the batch's end answers them.
-                Ok(false) => {
-                    self.give_back(arrived, resets);
-                    return 0;
-                }
-                Err(e) => {
-                    tracing::debug!(target: "npu", error = %e, "early PTE flush failed; the batch's end answers");
-                    self.give_back(arrived, resets);
-                    return 0;
-                }
-            },
-            // A FENCE failed: the batch's end answers them (and recovers).
-            Err(_) => {
-                self.give_back(arrived, resets);
-                return 0;
-            }
+        let Some(ptes) = self.write_ptes_early() else {
+            self.give_back(arrived, resets);
+            return;
         };
         let (mapped, later): (Vec<FaultRecord>, Vec<FaultRecord>) = arrived.into_iter().partition(|r| self.maps(r));
         let mut cmds = ptes.clone();
-        if let Some(batch) = self.batch.as_ref() {
-            cmds.extend(due.iter().map(|&i| batch.records[i].replay(false)));
-        }
+        cmds.extend(due_replays);
         cmds.extend(mapped.iter().map(|r| r.replay(false)));
         if let Err(e) = self.cmdq.submit(&mut self.io, &cmds) {
             tracing::debug!(target: "npu", error = %e, "early replay not sent; the batch's end answers");
@@ -113,7 +94,7 @@ impl<T: DeviceIo> Inner<T> {
                 .collect();
             self.stage(Changes { new_tables: Vec::new(), writes });
             self.give_back(mapped.into_iter().chain(later).collect(), resets);
-            return 0;
+            return;
         }
         self.fq.put_back(later);
         if let Some(batch) = self.batch.as_mut() {
@@ -121,10 +102,28 @@ impl<T: DeviceIo> Inner<T> {
                 batch.replayed[i] = true;
             }
         }
-        let replayed = due.len() + mapped.len();
         self.stats.faults += mapped.len() as u64;
-        self.stats.early_replays += replayed as u64;
-        replayed
+        self.stats.early_replays += (due.len() + mapped.len()) as u64;
+    }
+
+    /// The queued table edits as PTE_WRITE commands to send ahead of the REPLAYs, or, if
+    /// they do not qualify, written now by DMA beside the copy in flight (no command).
+    /// `None` if neither can be done now (the copy uses every channel, or a flush or
+    /// FENCE failed): the batch's end answers its faults then.
+    fn write_ptes_early(&mut self) -> Option<Vec<Command>> {
+        let written = match self.pte_commands() {
+            Ok(Some(ptes)) => return Some(ptes),
+            Ok(None) => self.flush_ptes_beside_copy(),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(true) => Some(Vec::new()),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::debug!(target: "npu", error = %e, "early PTE write failed; the batch's end answers");
+                None
+            }
+        }
     }
 
     /// Queues `records` again for the next batch, unless a soft reset was tried (a DMA
