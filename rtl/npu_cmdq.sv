@@ -402,10 +402,13 @@ module npu_cmdq #(
   a_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni) b_valid_i |-> state_q == StFenceB);
   a_dev_b_expected: assert property (@(posedge clk_i) disable iff (!rst_ni)
       dev_b_valid_i |-> state_q == StPteB);
+  // A drain discards the fetch it waits for (the soft reset zeroed the TAIL it counts
+  // against) and ends by zeroing HEAD, possibly the cycle after that fetch moved it: both
+  // checks hold outside a drain.
   a_keep_in_beat: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      state_q == StFetchWait && ring_ok |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
+      state_q == StFetchWait && ring_ok && !draining_q |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
   a_head_next: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      head_d != head_q && !draining_d |-> head_next_q == ((head_q + 16'd1) & mask));
+      head_d != head_q && !draining_q && !soft_reset_i |-> head_next_q == ((head_q + 16'd1) & mask));
   a_idle_keeps_nothing: assert property (@(posedge clk_i) disable iff (!rst_ni)
       state_q == StIdle |-> left_q == '0);
   a_kept_only_when_pending: assert property (@(posedge clk_i) disable iff (!rst_ni)

@@ -62,6 +62,12 @@ pub struct Config {
     /// CPU touch before the page is poisoned and the touching thread gets SIGBUS, like a
     /// hardware memory error (see [`crate::page_table::PageFlags::POISONED`]). At least 1.
     pub cpu_fault_attempts: u32,
+    /// Pages a part of a pipelined migration holds at least (on a device with
+    /// [`Hooks::ASYNC_COPY`], part k+1 copies while the host commits part k): each part
+    /// pays a round of host work, and from about 64 pages on the overlap of its commit
+    /// with the next part's copy outweighs that. A plan shorter than two parts is one.
+    /// Small parts serve tests and soaks, which then pipeline small plans; 0 counts as 1.
+    pub part_pages: usize,
     /// Time source.
     pub clock: Clock,
 }
@@ -83,6 +89,7 @@ impl std::fmt::Debug for Config {
             .field("cpu_fault_ahead_max", &self.cpu_fault_ahead_max)
             .field("dev_fault_dma_retries", &self.dev_fault_dma_retries)
             .field("cpu_fault_attempts", &self.cpu_fault_attempts)
+            .field("part_pages", &self.part_pages)
             .field("clock", &format_args!("<fn() -> ns>"))
             .finish()
     }
@@ -106,6 +113,7 @@ impl Default for Config {
             dev_fault_block_pages: 1,
             prefetch_tree: false,
             stream_readahead: false,
+            part_pages: 64,
             clock: Arc::new(move || start.elapsed().as_nanos() as u64),
         }
     }

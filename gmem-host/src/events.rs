@@ -88,6 +88,9 @@ counters! {
     seq_retries,
     /// Device hook calls that returned an error.
     hook_errors,
+    /// Parts of the migrations that were pipelined ([`crate::Config::part_pages`]; a
+    /// migration in one part counts none).
+    pipelined_parts,
     /// Huge (2 MiB) device mappings created.
     huge_maps,
     /// Device faults answered retry after their migration failed with a device error.

@@ -286,6 +286,9 @@ fn mem_addr(a: &MemAddr) -> Option<u64> {
     }
 }
 
+// Every hook, optional ones included, is forwarded: a default method here would hide the
+// wrapped device's own (an early answer, a coalesced flush) behind the trait's fallback.
+#[deny(clippy::missing_trait_methods)]
 impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
     fn info(&self) -> DeviceInfo {
         self.inner.info()
@@ -371,6 +374,9 @@ impl<M: GmMmu + ?Sized> GmMmu for FaultyMmu<M> {
     }
     fn host_work(&self, work: crate::mmu::HostWork) {
         self.inner.host_work(work);
+    }
+    fn faults_resolved(&self, faults: &[usize]) {
+        self.inner.faults_resolved(faults);
     }
 }
 

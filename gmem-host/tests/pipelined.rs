@@ -16,7 +16,7 @@ use gmem_host::{
 
 const PAGE: u64 = 4096;
 const CHUNK: u64 = 2 << 20;
-/// Pages of a pipeline part (`gmem_host`'s `PART_PAGES`).
+/// Pages of a pipeline part (`Config::part_pages`, default).
 const PART: u64 = 64;
 /// Parts of a 2 MiB chunk.
 const PARTS: u64 = CHUNK / PAGE / PART;
@@ -160,6 +160,39 @@ fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
     assert_eq!(events, want, "each part is installed while the next one copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     for pg in 0..CHUNK / PAGE {
+        assert_eq!(cpu_read(p, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg} back with its data");
+    }
+}
+
+#[test]
+fn a_small_part_size_pipelines_a_small_plan_both_ways() {
+    // Parts of 4 pages (what the soak runs with): a 64 KiB prefetch is 4 parts, its way
+    // back too, each part's host work overlapping the next one's copy.
+    let cfg = Config { part_pages: 4, ..Config::default() };
+    let (r, p) = written_with(cfg, Hooks::all());
+    let before = r.gm.counters().pipelined_parts;
+    r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 16 * PAGE, Hint::Prefetch).expect("to the device");
+    r.gm.hmadvise(r.space, Node::Cpu, p as u64, 16 * PAGE, Hint::DontNeed).expect("back");
+    let events: Vec<SoftEvent> =
+        r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
+    let part = |t: u64, to_device: u64, to_host: u64| {
+        let work = SoftEvent::HostWork(HostWork::Migration { to_device, to_host });
+        let mut want =
+            vec![SoftEvent::CopyStarted { ticket: t, bytes: 4 * PAGE }, SoftEvent::CopyFinished { ticket: t }];
+        for t in t + 1..t + 4 {
+            want.extend([
+                SoftEvent::CopyStarted { ticket: t, bytes: 4 * PAGE },
+                work.clone(),
+                SoftEvent::CopyFinished { ticket: t },
+            ]);
+        }
+        want.push(work);
+        want
+    };
+    let want: Vec<SoftEvent> = part(1, 4, 0).into_iter().chain(part(5, 0, 4)).collect();
+    assert_eq!(events, want);
+    assert_eq!(r.gm.counters().pipelined_parts - before, 8, "4 parts each way");
+    for pg in 0..16 {
         assert_eq!(cpu_read(p, (pg * PAGE) as usize), pg as u8 ^ 0x5a, "page {pg} back with its data");
     }
 }

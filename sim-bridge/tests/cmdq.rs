@@ -89,3 +89,36 @@ fn malformed_commands_and_failed_fence_writes_are_device_errors_cleared_by_soft_
     let err = q.run_fenced(&mut dev, &[], 100_000).unwrap_err();
     assert!(matches!(err, npu::cmdq::CmdqError::DeviceError { .. } | npu::cmdq::CmdqError::Full { .. }), "{err}");
 }
+
+#[test]
+fn a_soft_reset_at_any_cycle_of_a_command_fetch_drains_and_the_queue_works_again() {
+    // The soft reset lands in every cycle of a submission's life (its AR shown, its beat
+    // awaited, its commands decoded), from HEAD 0 (the reset TAIL then equals the
+    // fetch's HEAD) and from HEAD 2 (the drain zeroes HEAD right after a fetch moved it).
+    // The drain discards what the fetch brings; no assertion fires, both ring indices end
+    // at 0, and the queue runs a fenced submission afterwards.
+    let cmds = [Command::Inval(InvalScope::Asid(1)), Command::Replay { reqid: 0x7, abort: false }];
+    for warm in [false, true] {
+        for at in 0..48u64 {
+            let mut dev = device();
+            let mut q = CmdQueue::init(&mut dev, 4).unwrap();
+            if warm {
+                q.run_fenced(&mut dev, &cmds[..1], BUDGET_NS).unwrap();
+            }
+            q.submit(&mut dev, &cmds).unwrap();
+            dev.step(at);
+            dev.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb).unwrap();
+            let case = format!("warm {warm}, reset {at} cycles after the doorbell");
+            // The drain waits for the fetch's beat (the link's read latency).
+            let drained = (0..40).any(|_| {
+                dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));
+                regs::status::CMDQ_BUSY.get32(dev.read32(regs::STATUS.offset).unwrap()) == 0
+            });
+            assert!(drained, "{case}: drained");
+            let ends = (dev.read32(regs::CMDQ_HEAD.offset).unwrap(), dev.read32(regs::CMDQ_TAIL.offset).unwrap());
+            assert_eq!(ends, (0, 0), "{case}: ring indices reset");
+            let mut q = CmdQueue::init(&mut dev, 4).unwrap();
+            q.run_fenced(&mut dev, &cmds[..1], BUDGET_NS).unwrap_or_else(|e| panic!("{case}: {e}"));
+        }
+    }
+}

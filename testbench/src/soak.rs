@@ -257,6 +257,11 @@ pub struct SoakReport {
     pub recoveries: u64,
     /// Soft resets of the NPUs (both stacks).
     pub device_resets: u64,
+    /// Parts of pipelined migrations, both stacks ([`PART_PAGES`] pages a part).
+    pub pipelined_parts: u64,
+    /// Device faults the NPU drivers replayed while their batch's later parts still
+    /// copied (both stacks).
+    pub early_replays: u64,
     /// Wrong bytes found (must be 0).
     pub data_mismatches: u64,
     /// Operations that failed even after recovery (must be 0).
@@ -303,6 +308,10 @@ const REGIONS: usize = 6;
 const REGION_WORDS: usize = 16 * 1024; // 64 KiB
 /// Device memory handed to the manager: less than the working set (evictions).
 const DEVICE_MEM: u64 = 256 << 10;
+/// Pages a part of a pipelined migration holds (`gmem_host::Config::part_pages`): small,
+/// so that the 64 KiB regions' migrations and evictions are pipelined and their faults
+/// replayed early, as a long stream's are.
+const PART_PAGES: usize = 4;
 
 /// Injection sites of `--inject`: every hook and every device error. Transport
 /// (`io:`) sites are opt-in through `--rule`: a failed CSR access in the middle of a
@@ -422,7 +431,7 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
             host_time: npu::HostTime::Model(npu::HostCosts::progress_only()),
             ..Default::default()
         };
-        let gm = gmem_host::Config { va_base, ..npu::session::manager_config() };
+        let gm = gmem_host::Config { va_base, part_pages: PART_PAGES, ..npu::session::manager_config() };
         let s = Session::open_faulty(io, npu, gm, &inj).map_err(|e| e.to_string())?;
         let regions = (0..REGIONS)
             .map(|_| s.alloc((REGION_WORDS * 4) as u64).map_err(|e| e.to_string()))
@@ -668,7 +677,10 @@ fn fill_counts<A: DeviceIo + Send + 'static, B: DeviceIo + Send + 'static>(
 ) {
     rep.injected_rtl = a.inj.total();
     rep.injected_model = b.inj.total();
-    rep.device_resets = a.s.npu.stats().recoveries + b.s.npu.stats().recoveries;
+    let (sa, sb) = (a.s.npu.stats(), b.s.npu.stats());
+    rep.device_resets = sa.recoveries + sb.recoveries;
+    rep.early_replays = sa.early_replays + sb.early_replays;
+    rep.pipelined_parts = a.s.gm.counters().pipelined_parts + b.s.gm.counters().pipelined_parts;
     if a.s.npu.with_io(|io| io.clock()) == npu::Clock::Wall {
         rep.device_wall_s = Some((a.s.now_ns() - c0) as f64 * 1e-9);
     } else {
@@ -731,6 +743,10 @@ impl SoakReport {
                 format!("{} on the {}, {} on the model", self.injected_rtl, self.dut, self.injected_model),
             ),
             ("recoveries", format!("{} ({} device resets)", self.recoveries, self.device_resets)),
+            (
+                "pipelined",
+                format!("{} migration parts, {} faults replayed early", self.pipelined_parts, self.early_replays),
+            ),
             ("data mismatches", self.data_mismatches.to_string()),
             (
                 "hangs",

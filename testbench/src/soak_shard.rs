@@ -240,6 +240,8 @@ pub fn merge_counts(parts: &[SoakReport]) -> SoakReport {
         out.injected_model += p.injected_model;
         out.recoveries += p.recoveries;
         out.device_resets += p.device_resets;
+        out.pipelined_parts += p.pipelined_parts;
+        out.early_replays += p.early_replays;
         out.data_mismatches += p.data_mismatches;
         out.hangs += p.hangs;
         out.poisoned_pages += p.poisoned_pages;

@@ -443,6 +443,9 @@ fn soak_with_injection_recovers_every_failure_and_loses_no_data() {
     // and the hot path has no CSR reads to fail.)
     assert!(v["recoveries"].as_u64().unwrap() > 50 && v["device_resets"].as_u64().unwrap() > 0, "{v}");
     assert!(v["rtl_cycles"].as_u64().unwrap() > 5_000_000, "{v}");
+    // Migrations run in parts of 4 pages, so the 64 KiB regions' migrations are
+    // pipelined and their faults replayed early (#22), under injection too.
+    assert!(v["pipelined_parts"].as_u64().unwrap() > 100 && v["early_replays"].as_u64().unwrap() > 50, "{v}");
     // The wait budget (400 µs = 100 000 cycles on the short link) covers the slowest
     // operation with margin: a slow but healthy kernel is never taken for a hang.
     assert!(v["max_op_cycles"].as_u64().unwrap() < 50_000, "{v}");

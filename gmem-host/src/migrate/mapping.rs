@@ -184,16 +184,12 @@ pub(crate) fn narrow_to_read(
     Ok(())
 }
 
-/// Pages a pipelined part of a migration holds at least (`to_device::parts`,
-/// `to_host::parts`): each part pays a round of host work, and from about this size on
-/// the overlap of its commit with the next part's copy outweighs that.
-pub(crate) const PART_PAGES: usize = 64;
-
-/// `n` pages cut into the parts a migration pipelines: even parts of [`PART_PAGES`] or a
-/// little more (a plan shorter than two parts is one); one part when not `pipelined`
-/// (no device of the migration declares [`Hooks::ASYNC_COPY`]).
-pub(crate) fn parts(n: usize, pipelined: bool) -> Vec<std::ops::Range<usize>> {
-    let count = if pipelined { (n / PART_PAGES).max(1) } else { 1 };
+/// `n` pages cut into the parts a migration pipelines: even parts of `part_pages`
+/// ([`Config::part_pages`](crate::Config)) or a little more (a plan shorter than two
+/// parts is one); one part when not `pipelined` (no device of the migration declares
+/// [`Hooks::ASYNC_COPY`]).
+pub(crate) fn parts(n: usize, part_pages: usize, pipelined: bool) -> Vec<std::ops::Range<usize>> {
+    let count = if pipelined { (n / part_pages.max(1)).max(1) } else { 1 };
     (0..count).map(|i| i * n / count..(i + 1) * n / count).collect()
 }
 
@@ -282,12 +278,13 @@ mod tests {
     #[test]
     fn parts_are_even_and_hold_at_least_a_part_of_pages() {
         let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
-        assert_eq!(PART_PAGES, 64, "the cuts below");
-        assert_eq!(parts(16, true), one(16), "a small plan is one part");
-        assert_eq!(parts(100, true), one(100));
-        assert_eq!(parts(150, true), [0..75, 75..150]);
-        assert_eq!(parts(256, true), [0..64, 64..128, 128..192, 192..256]);
-        assert_eq!(parts(0, true), one(0));
-        assert_eq!(parts(256, false), one(256), "no pipeline: one part");
+        assert_eq!(parts(16, 64, true), one(16), "a small plan is one part");
+        assert_eq!(parts(100, 64, true), one(100));
+        assert_eq!(parts(150, 64, true), [0..75, 75..150]);
+        assert_eq!(parts(256, 64, true), [0..64, 64..128, 128..192, 192..256]);
+        assert_eq!(parts(0, 64, true), one(0));
+        assert_eq!(parts(256, 64, false), one(256), "no pipeline: one part");
+        assert_eq!(parts(9, 4, true), [0..4, 4..9], "small parts (tests, soaks)");
+        assert_eq!(parts(3, 0, true), [0..1, 1..2, 2..3], "0 counts as 1");
     }
 }

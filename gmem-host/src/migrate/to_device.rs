@@ -350,7 +350,10 @@ pub(crate) fn copy_and_commit(
         let slot = &g.devices[dev.0 as usize];
         (slot.mmu.clone(), hosts, slot.info.hooks.contains(Hooks::ASYNC_COPY))
     };
-    let parts = parts(planned.len(), pipelined);
+    let parts = parts(planned.len(), inner.cfg.part_pages, pipelined);
+    if parts.len() > 1 {
+        add(&inner.counters.pipelined_parts, parts.len() as u64);
+    }
     let start = |part: &std::ops::Range<usize>| {
         copy_start(mmu.as_ref(), pipelined, &planned[part.clone()], &hosts[part.clone()])
     };

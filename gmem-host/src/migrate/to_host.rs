@@ -100,7 +100,10 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     drop(g);
 
     // Phases 2-4 per part: the next part's copy runs while this one is installed.
-    let parts = parts(outs.len(), devs.iter().any(|d| d.2));
+    let parts = parts(outs.len(), inner.cfg.part_pages, devs.iter().any(|d| d.2));
+    if parts.len() > 1 {
+        add(&inner.counters.pipelined_parts, parts.len() as u64);
+    }
     let mut started = copy_out_start(&devs, &outs[parts[0].clone()]);
     for (k, part) in parts.iter().enumerate() {
         let part_outs = &outs[part.clone()];
