@@ -91,11 +91,8 @@ fn bench_faults(c: &mut Criterion) {
         ("manual", CpuMode::Manual, false),
         ("uffd_nulldev", CpuMode::Userfaultfd, true),
     ] {
-        let (gm, id, space, asid) = if null {
-            manager_with(cpu, Arc::new(NullDevice { pages: 4 * BATCH }))
-        } else {
-            manager(cpu, 4 * BATCH, 39)
-        };
+        let (gm, id, space, asid) =
+            if null { manager_with(cpu, Arc::new(NullDevice::new(4 * BATCH))) } else { manager(cpu, 4 * BATCH, 39) };
         let len = BATCH * 4096;
         let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
         let va = p as u64;
@@ -131,7 +128,7 @@ fn bench_faults(c: &mut Criterion) {
 fn bench_batch_sizes(c: &mut Criterion) {
     let mut g = c.benchmark_group("fault_batch_sizes");
     g.measurement_time(Duration::from_secs(3));
-    let (gm, id, space, asid) = manager_with(CpuMode::Userfaultfd, Arc::new(NullDevice { pages: 4 * BATCH }));
+    let (gm, id, space, asid) = manager_with(CpuMode::Userfaultfd, Arc::new(NullDevice::new(4 * BATCH)));
     let len = BATCH * 4096;
     let p = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap");
     let va = p as u64;
@@ -148,7 +145,7 @@ fn bench_hint_sizes(c: &mut Criterion) {
     const PAGES: [u64; 4] = [1, 16, 256, 1024];
     let mut g = c.benchmark_group("hint_sizes");
     g.measurement_time(Duration::from_secs(3));
-    let (gm, id, space, _asid) = manager_with(CpuMode::Userfaultfd, Arc::new(NullDevice { pages: 4 * 1024 }));
+    let (gm, id, space, _asid) = manager_with(CpuMode::Userfaultfd, Arc::new(NullDevice::new(4 * 1024)));
     let most = 1024 * 4096;
     let p = gm.mmap(space, most, MapFlags::PEER_SHARED).expect("mmap");
     let va = p as u64;
@@ -182,7 +179,7 @@ fn bench_cpu_fault_back(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(3));
     let soft: Arc<dyn GmMmu> =
         Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 4 * BATCH * 4096, va_bits: 39, ..Default::default() }));
-    let null = || Arc::new(NullDevice { pages: 4 * BATCH }) as Arc<dyn GmMmu>;
+    let null = || Arc::new(NullDevice::new(4 * BATCH)) as Arc<dyn GmMmu>;
     let ahead = Config::default().cpu_fault_ahead as u64;
     for (name, dev, ahead) in
         [("uffd", soft, ahead), ("uffd_nulldev", null(), ahead), ("uffd_nulldev_ahead0", null(), 0)]

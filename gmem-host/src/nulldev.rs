@@ -12,6 +12,16 @@ use crate::mmu::{
 pub struct NullDevice {
     /// Device memory, in 4 KiB frames.
     pub pages: u64,
+    /// Optional hooks it declares: [`Hooks::ASYNC_COPY`] makes the manager pipeline its
+    /// migrations in parts (its `copy_start` copies nothing, like `copy_batch`).
+    pub hooks: Hooks,
+}
+
+impl NullDevice {
+    /// A device of `pages` frames declaring no optional hook.
+    pub const fn new(pages: u64) -> Self {
+        NullDevice { pages, hooks: Hooks::empty() }
+    }
 }
 
 impl GmMmu for NullDevice {
@@ -21,7 +31,7 @@ impl GmMmu for NullDevice {
             mem_ranges: std::iter::once(0..self.pages * 4096).collect(),
             va_bits: 39,
             huge_pages: false,
-            hooks: Hooks::empty(),
+            hooks: self.hooks,
         }
     }
     fn pmap_create(&self) -> Result<Asid, MmuError> {

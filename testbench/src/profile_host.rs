@@ -14,7 +14,8 @@ use std::time::Instant;
 use crate::profile_cosim::Spread;
 use gmem_host::nulldev::NullDevice;
 use gmem_host::{
-    Access, Asid, Config, CpuMode, DeviceFault, DeviceId, GmMmu, Gmem, Hint, MapFlags, Node, SpaceId, ThrashConfig,
+    Access, Asid, Config, CpuMode, DeviceFault, DeviceId, GmMmu, Gmem, Hint, Hooks, MapFlags, Node, SpaceId,
+    ThrashConfig,
 };
 use npu::HostCosts;
 
@@ -153,6 +154,8 @@ struct Measured {
     faults: Vec<(u64, u64, f64)>,
     /// A CPU fault bringing back (1 + ahead) pages: (pages, ns per fault).
     cpu_faults: Vec<(u64, f64)>,
+    /// `PREFETCH` of [`PARTED_PAGES`] CPU-resident pages pipelined in parts: (parts, ns).
+    parted: (u64, f64),
     /// The driver's part of a kernel launch: one kernel written into the ring and the
     /// doorbell, on a transport with no device.
     launch: f64,
@@ -160,7 +163,7 @@ struct Measured {
 
 fn measure(samples: usize) -> Result<Measured, String> {
     const PAGES: u64 = 1024;
-    let (gm, id, space, asid) = rig(Config::default(), Arc::new(NullDevice { pages: 4 * PAGES }))?;
+    let (gm, id, space, asid) = rig(Config::default(), Arc::new(NullDevice::new(4 * PAGES)))?;
     let len = PAGES * 4096;
     let va = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
     gm.cpu_access(va, len, true).map_err(err)?;
@@ -221,7 +224,7 @@ fn measure(samples: usize) -> Result<Measured, String> {
     let mut cpu_faults = Vec::new();
     for ahead in [15usize, 0] {
         let cfg = Config { cpu_fault_ahead: ahead, ..Config::default() };
-        let (gm, id, space, _) = rig(cfg, Arc::new(NullDevice { pages: 4 * 256 }))?;
+        let (gm, id, space, _) = rig(cfg, Arc::new(NullDevice::new(4 * 256)))?;
         let len = 256 * 4096;
         let p = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)?;
         let per_fault = median_of(samples.div_ceil(8), || {
@@ -242,8 +245,38 @@ fn measure(samples: usize) -> Result<Measured, String> {
         })?;
         cpu_faults.push((1 + ahead as u64, per_fault));
     }
+    let parted = parted(samples)?;
     let launch = launch(samples)?;
-    Ok(Measured { hint, prefetch, walk, resident, faults, cpu_faults, launch })
+    Ok(Measured { hint, prefetch, walk, resident, faults, cpu_faults, parted, launch })
+}
+
+/// Pages of the pipelined `PREFETCH` [`parted`] times.
+const PARTED_PAGES: u64 = 256;
+
+/// `hmadvise(PREFETCH)` of [`PARTED_PAGES`] CPU-resident pages on a device declaring
+/// `ASYNC_COPY`, so that the manager pipelines it in parts of 64 pages (the default
+/// `Config::part_pages`): (parts, ns). The model charges each part a migration round.
+fn parted(samples: usize) -> Result<(u64, f64), String> {
+    let cfg = Config { part_pages: 64, ..Config::default() };
+    let dev = NullDevice { hooks: Hooks::ASYNC_COPY, ..NullDevice::new(4 * PARTED_PAGES) };
+    let (gm, id, space, _) = rig(cfg, Arc::new(dev))?;
+    let len = PARTED_PAGES * 4096;
+    let va = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
+    gm.cpu_access(va, len, true).map_err(err)?;
+    let mut parts = 0;
+    let ns = median_of(samples, || {
+        gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).map_err(err)?;
+        let before = gm.counters().pipelined_parts;
+        let t = Instant::now();
+        let moved = gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).map_err(err)?.pages_moved;
+        let ns = t.elapsed().as_nanos() as f64;
+        parts = gm.counters().pipelined_parts - before;
+        match (moved, parts) {
+            (PARTED_PAGES, 2..) => Ok(ns),
+            _ => Err(format!("the pipelined PREFETCH moved {moved} of {PARTED_PAGES} pages in {parts} parts")),
+        }
+    })?;
+    Ok((parts, ns))
 }
 
 /// The host part of `NpuDevice::launch`, ns: its lock taken and released around
@@ -347,6 +380,10 @@ fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
             c("cpu_fault") + c("migration") + c("page_out") * pages as f64,
         );
     }
+    // Each part is charged a migration round: this check says what a part costs.
+    let (parts, t) = m.parted;
+    let model = c("hint") + c("migration") * parts as f64 + (c("hint_page") + c("page_in")) * PARTED_PAGES as f64;
+    check(format!("hmadvise(PREFETCH) of {PARTED_PAGES} pages in {parts} pipelined parts"), t, model);
     Calibration { costs, checks, cpu }
 }
 
@@ -368,6 +405,7 @@ mod tests {
                 .map(|n| (n, 2 * n, batch + per_fault * n as f64 + migration + page_in * (2 * n) as f64))
                 .to_vec(),
             cpu_faults: [16u64, 1].map(|p| (p, cpu_fault + migration + page_out * p as f64)).to_vec(),
+            parted: (4, hint + 4.0 * migration + (hint_page + page_in) * PARTED_PAGES as f64),
             launch: 150.0,
         };
         let cal = fit(m, Some(0));
@@ -400,6 +438,7 @@ mod tests {
             resident: [1u64, 4, 16].map(|n| (n, 1000.0 - 10.0 * n as f64)).to_vec(),
             faults: [1u64, 4, 16].map(|n| (n, n, 10.0)).to_vec(),
             cpu_faults: vec![(16, 100.0), (1, 200.0)],
+            parted: (4, 10.0),
             launch: 1e12,
         };
         let cal = fit(m, None);

@@ -299,7 +299,7 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     let page_in = costs[3]["value"].as_u64().unwrap();
     assert!((20..1_000_000).contains(&page_in), "page_in {page_in} ns");
     let checks: Vec<&serde_json::Value> = lines.iter().filter(|l| l["name"] == "check").collect();
-    assert_eq!(checks.len(), 14, "{out}");
+    assert_eq!(checks.len(), 15, "{out}");
     assert!(checks.iter().all(|c| c["measured_us"].as_f64().unwrap() > 0.0), "{out}");
     // The flags line sets exactly these costs on a run's model.
     let flags = lines.last().unwrap();
