@@ -13,6 +13,9 @@
 //!   host -> device), ACCESSED_BY (an attribute change only); the calibration of the
 //!   modelled host time of hints and of each page a migration moves
 //!   (`npu::HostCosts::hint_ns`, `page_in_ns`; docs/performance-model.md).
+//! * `hint_sizes/prefetch_parts/256`: the 256-page PREFETCH on a null device declaring
+//!   `ASYNC_COPY`, pipelined in 4 parts of 64 pages: against `prefetch/256`, the
+//!   calibration of `npu::HostCosts::part_ns`.
 //! * `cpu_fault_back_256/{uffd,uffd_nulldev,uffd_nulldev_ahead0}/read`: 256 CPU reads of
 //!   device-resident pages, served by the userfaultfd handler thread (D2H copy to
 //!   staging + UFFDIO_COPY), on the software device or the null one; a fault brings
@@ -31,7 +34,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gmem_host::nulldev::NullDevice;
 use gmem_host::softdev::{SoftConfig, SoftDevice};
-use gmem_host::{Access, Config, CpuMode, DeviceFault, GmMmu, Gmem, Hint, MapFlags, Node, ThrashConfig};
+use gmem_host::{Access, Config, CpuMode, DeviceFault, GmMmu, Gmem, Hint, Hooks, MapFlags, Node, ThrashConfig};
 
 const BATCH: u64 = 256;
 
@@ -170,6 +173,29 @@ fn bench_hint_sizes(c: &mut Criterion) {
             b.iter(|| gm.hmadvise(space, Node::Device(id), va, len, Hint::AccessedBy).expect("accessed_by"))
         });
     }
+    // The 256-page PREFETCH pipelined in 4 parts of 64 pages (a device declaring
+    // ASYNC_COPY): against prefetch/256, what each part beyond the first costs.
+    let cfg = Config { cpu: CpuMode::Userfaultfd, part_pages: 64, ..Default::default() };
+    let dev = NullDevice { hooks: Hooks::ASYNC_COPY, ..NullDevice::new(4 * 1024) };
+    let (gm, id, space, _asid) = manager_cfg(cfg, Arc::new(dev));
+    let len = 256 * 4096;
+    let va = gm.mmap(space, len, MapFlags::PEER_SHARED).expect("mmap") as u64;
+    gm.cpu_access(va, len, true).expect("populate");
+    g.throughput(Throughput::Elements(256));
+    g.bench_function("prefetch_parts/256", |b| {
+        b.iter_custom(|iters| {
+            let mut t = Duration::ZERO;
+            for _ in 0..iters {
+                gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).expect("reset");
+                let parts = gm.counters().pipelined_parts;
+                let s = Instant::now();
+                let r = gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).expect("prefetch");
+                t += s.elapsed();
+                assert_eq!((r.pages_moved, gm.counters().pipelined_parts - parts), (256, 4), "in 4 parts");
+            }
+            t
+        })
+    });
     g.finish();
 }
 

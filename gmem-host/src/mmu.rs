@@ -501,6 +501,16 @@ pub enum HostWork {
         /// Pages copied device -> host.
         to_host: u64,
     },
+    /// A later part of a migration round pipelined in parts ([`Hooks::ASYNC_COPY`],
+    /// [`Config::part_pages`](crate::Config)): its pages' work and its own commit (the
+    /// lock, the system calls of its runs); the round's set-up was the first part's,
+    /// told as [`HostWork::Migration`].
+    MigrationPart {
+        /// Pages copied host -> device.
+        to_device: u64,
+        /// Pages copied device -> host.
+        to_host: u64,
+    },
 }
 
 /// The device hooks. See the module docs for addresses and required/optional rules.

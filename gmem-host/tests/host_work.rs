@@ -12,7 +12,9 @@ const PAGE: u64 = 4096;
 /// Pages the reported rounds copied, (to device, to host).
 fn copied(work: &[HostWork]) -> (u64, u64) {
     work.iter().fold((0, 0), |(d, h), w| match w {
-        HostWork::Migration { to_device, to_host } => (d + to_device, h + to_host),
+        HostWork::Migration { to_device, to_host } | HostWork::MigrationPart { to_device, to_host } => {
+            (d + to_device, h + to_host)
+        }
         _ => (d, h),
     })
 }

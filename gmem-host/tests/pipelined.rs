@@ -50,15 +50,31 @@ fn device_view(r: &Rig, p: *mut u8) -> Vec<u8> {
         .collect()
 }
 
-/// `n` parts of [`PART`] pages: each one's host work runs while the next one copies.
-fn pipeline(first_ticket: u64, n: u64, work: SoftEvent) -> Vec<SoftEvent> {
-    let bytes = PART * PAGE;
+/// The host work of part `k` of a round of parts of `per` pages copied to the host
+/// (`to_host`) or to the device: the first part's is the round's.
+fn part_work(k: u64, per: u64, to_host: bool) -> SoftEvent {
+    let (to_device, to_host) = if to_host { (0, per) } else { (per, 0) };
+    SoftEvent::HostWork(match k {
+        0 => HostWork::Migration { to_device, to_host },
+        _ => HostWork::MigrationPart { to_device, to_host },
+    })
+}
+
+/// `n` parts of `per` pages from ticket `first_ticket` on: each one's host work runs
+/// while the next one copies.
+fn pipeline(first_ticket: u64, n: u64, per: u64, to_host: bool) -> Vec<SoftEvent> {
+    let bytes = per * PAGE;
     let t0 = first_ticket;
     let mut want = vec![SoftEvent::CopyStarted { ticket: t0, bytes }, SoftEvent::CopyFinished { ticket: t0 }];
-    for t in t0 + 1..t0 + n {
-        want.extend([SoftEvent::CopyStarted { ticket: t, bytes }, work.clone(), SoftEvent::CopyFinished { ticket: t }]);
+    for k in 1..n {
+        let t = t0 + k;
+        want.extend([
+            SoftEvent::CopyStarted { ticket: t, bytes },
+            part_work(k - 1, per, to_host),
+            SoftEvent::CopyFinished { ticket: t },
+        ]);
     }
-    want.push(work);
+    want.push(part_work(n - 1, per, to_host));
     want
 }
 
@@ -68,8 +84,8 @@ fn a_two_chunk_prefetch_commits_each_part_while_the_next_one_copies_and_maps_eac
     r.gm.hmadvise(r.space, Node::Device(r.id), p as u64, 2 * CHUNK, Hint::Prefetch).expect("prefetch");
     let copies: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
-    let work = SoftEvent::HostWork(HostWork::Migration { to_device: PART, to_host: 0 });
-    assert_eq!(copies, pipeline(1, 2 * PARTS, work), "each part's host work runs while the next part copies");
+    let want = pipeline(1, 2 * PARTS, PART, false);
+    assert_eq!(copies, want, "each part's host work runs while the next part copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     let want: Vec<u8> = (0..2 * CHUNK / PAGE).map(|pg| pg as u8 ^ 0x5a).collect();
     assert_eq!(device_view(&r, p), want, "every page's data on the device");
@@ -154,9 +170,8 @@ fn a_round_to_the_host_installs_each_part_while_the_next_one_copies() {
     r.gm.hmadvise(r.space, Node::Cpu, p as u64, CHUNK, Hint::DontNeed).expect("back");
     let events: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
-    let work = SoftEvent::HostWork(HostWork::Migration { to_device: 0, to_host: PART });
     // The prefetch took the first PARTS tickets.
-    let want = pipeline(PARTS + 1, PARTS, work);
+    let want = pipeline(PARTS + 1, PARTS, PART, true);
     assert_eq!(events, want, "each part is installed while the next one copies");
     assert_eq!(r.dev.copies_in_flight(), 0);
     for pg in 0..CHUNK / PAGE {
@@ -175,21 +190,7 @@ fn a_small_part_size_pipelines_a_small_plan_both_ways() {
     r.gm.hmadvise(r.space, Node::Cpu, p as u64, 16 * PAGE, Hint::DontNeed).expect("back");
     let events: Vec<SoftEvent> =
         r.dev.take_events().into_iter().filter(|e| !matches!(e, SoftEvent::HostWork(HostWork::Hint { .. }))).collect();
-    let part = |t: u64, to_device: u64, to_host: u64| {
-        let work = SoftEvent::HostWork(HostWork::Migration { to_device, to_host });
-        let mut want =
-            vec![SoftEvent::CopyStarted { ticket: t, bytes: 4 * PAGE }, SoftEvent::CopyFinished { ticket: t }];
-        for t in t + 1..t + 4 {
-            want.extend([
-                SoftEvent::CopyStarted { ticket: t, bytes: 4 * PAGE },
-                work.clone(),
-                SoftEvent::CopyFinished { ticket: t },
-            ]);
-        }
-        want.push(work);
-        want
-    };
-    let want: Vec<SoftEvent> = part(1, 4, 0).into_iter().chain(part(5, 0, 4)).collect();
+    let want: Vec<SoftEvent> = pipeline(1, 4, 4, false).into_iter().chain(pipeline(5, 4, 4, true)).collect();
     assert_eq!(events, want);
     assert_eq!(r.gm.counters().pipelined_parts - before, 8, "4 parts each way");
     for pg in 0..16 {
@@ -301,14 +302,13 @@ fn a_fault_batch_is_answered_part_by_part_while_the_later_parts_copy() {
     // 256 pages of the first chunk (not whole: base mappings), fault i on page 7i mod 256.
     let pages: Vec<u64> = (0..4 * PART).map(|i| i * 7 % (4 * PART)).collect();
     let events = fault_batch(&r, p, &pages);
-    let work = SoftEvent::HostWork(HostWork::Migration { to_device: PART, to_host: 0 });
-    let mut want = pipeline(1, 4, work.clone());
+    let mut want = pipeline(1, 4, PART, false);
     // Part k's faults are reported after its host work and commit, before part k+1's
     // copy finishes; the last part's are answered with the batch.
     for k in (0..3).rev() {
         let at = 2 + 3 * k as usize + 2;
         let of_part: Vec<usize> = (0..pages.len()).filter(|&i| pages[i] / PART == k).collect();
-        assert_eq!(want[at - 1], work);
+        assert_eq!(want[at - 1], part_work(k, PART, false));
         want.insert(at, SoftEvent::FaultsResolved(of_part));
     }
     assert_eq!(events, want);

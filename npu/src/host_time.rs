@@ -26,6 +26,10 @@ pub struct HostCosts {
     /// Per migration round that copies pages: the system calls that protect and drop
     /// the CPU copies (or install them), the copies' set-up, the commit.
     pub migration_ns: u64,
+    /// Per later part of a migration round pipelined in parts (`HostWork::MigrationPart`):
+    /// its commit under the manager's lock and the system calls of its runs; the round's
+    /// set-up was its first part's ([`HostCosts::migration_ns`]).
+    pub part_ns: u64,
     /// Per page a migration copies host -> device (write-protect, page-table updates,
     /// `MADV_DONTNEED` of the CPU copy: the kernel unmaps and frees each 4 KiB page).
     pub page_in_ns: u64,
@@ -65,12 +69,19 @@ pub struct HostCosts {
 /// [`HostCosts::hint_page_ns`] by default.
 pub const HINT_PAGE_NS: u64 = 22;
 
+/// [`HostCosts::part_ns`] by default: `gmem profile host` times a `PREFETCH` of 256
+/// CPU-resident pages pipelined in 4 parts (a null device declaring `ASYNC_COPY`) next
+/// to the same `PREFETCH` in one round; the difference per extra part
+/// (docs/performance-model.md).
+pub const PART_NS: u64 = 3_000;
+
 impl Default for HostCosts {
     fn default() -> Self {
         Self {
             fault_batch_ns: 200,
             per_fault_ns: 100,
             migration_ns: 3_000,
+            part_ns: PART_NS,
             page_in_ns: 430,
             page_out_ns: 1_070,
             cpu_fault_ns: 3_500,
@@ -91,6 +102,7 @@ impl HostCosts {
             fault_batch_ns: 1_000,
             per_fault_ns: 0,
             migration_ns: 0,
+            part_ns: 0,
             page_in_ns: 0,
             page_out_ns: 0,
             cpu_fault_ns: 0,
@@ -101,8 +113,8 @@ impl HostCosts {
     }
 
     /// The names [`HostCosts::set`] takes, in the order reports print them.
-    pub const NAMES: [&'static str; 9] =
-        ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "hint_page", "launch"];
+    pub const NAMES: [&'static str; 10] =
+        ["batch", "per_fault", "migration", "part", "page_in", "page_out", "cpu_fault", "hint", "hint_page", "launch"];
 
     /// Longest cost [`HostCosts::set`] accepts: 1 s.
     pub const MAX_NS: u64 = 1_000_000_000;
@@ -117,6 +129,7 @@ impl HostCosts {
             "batch" => &mut self.fault_batch_ns,
             "per_fault" => &mut self.per_fault_ns,
             "migration" => &mut self.migration_ns,
+            "part" => &mut self.part_ns,
             "page_in" => &mut self.page_in_ns,
             "page_out" => &mut self.page_out_ns,
             "cpu_fault" => &mut self.cpu_fault_ns,
@@ -137,6 +150,9 @@ impl HostCosts {
             HostWork::Hint { pages } => self.hint_ns + self.hint_page_ns * pages,
             HostWork::Migration { to_device, to_host } => {
                 self.migration_ns + self.page_in_ns * to_device + self.page_out_ns * to_host
+            }
+            HostWork::MigrationPart { to_device, to_host } => {
+                self.part_ns + self.page_in_ns * to_device + self.page_out_ns * to_host
             }
         }
     }
@@ -197,10 +213,11 @@ impl HostTime {
     pub fn describe(&self) -> String {
         match self {
             HostTime::Model(c) => format!(
-                "host_time=model[batch={}ns+{}ns/fault migration={}ns+{}ns/page-in+{}ns/page-out cpu_fault={}ns hint={}ns+{}ns/page launch={}ns]",
+                "host_time=model[batch={}ns+{}ns/fault migration={}ns+{}ns/part+{}ns/page-in+{}ns/page-out cpu_fault={}ns hint={}ns+{}ns/page launch={}ns]",
                 c.fault_batch_ns,
                 c.per_fault_ns,
                 c.migration_ns,
+                c.part_ns,
                 c.page_in_ns,
                 c.page_out_ns,
                 c.cpu_fault_ns,
@@ -225,10 +242,14 @@ mod tests {
         assert_eq!(c.of(HostWork::Hint { pages: 0 }), 200, "an attribute hint");
         assert_eq!(c.of(HostWork::Hint { pages: 1024 }), 200 + 1024 * HINT_PAGE_NS);
         assert_eq!(c.of(HostWork::Migration { to_device: 512, to_host: 2 }), 3_000 + 512 * 430 + 2 * 1_070);
+        let part = HostWork::MigrationPart { to_device: 64, to_host: 0 };
+        assert_eq!(c.of(part), PART_NS + 64 * 430, "a later part pays its own commit, not a round");
+        let describe = HostTime::default().describe();
         assert!(
-            HostTime::default()
-                .describe()
-                .starts_with("host_time=model[batch=200ns+100ns/fault migration=3000ns+430ns/page-in")
+            describe.starts_with(&format!(
+                "host_time=model[batch=200ns+100ns/fault migration=3000ns+{PART_NS}ns/part+430ns/page-in"
+            )),
+            "{describe}"
         );
         assert_eq!(HostTime::Measured.to_json()["deterministic"], false);
     }
@@ -240,8 +261,9 @@ mod tests {
             c.set(name, 10 + i as u64).unwrap();
         }
         assert_eq!(c.of(HostWork::FaultBatch { faults: 2 }), 10 + 2 * 11);
-        assert_eq!(c.of(HostWork::Migration { to_device: 1, to_host: 1 }), 12 + 13 + 14);
-        assert_eq!((c.of(HostWork::CpuFault), c.of(HostWork::Hint { pages: 2 }), c.launch_ns), (15, 16 + 2 * 17, 18));
+        assert_eq!(c.of(HostWork::Migration { to_device: 1, to_host: 1 }), 12 + 14 + 15);
+        assert_eq!(c.of(HostWork::MigrationPart { to_device: 1, to_host: 1 }), 13 + 14 + 15);
+        assert_eq!((c.of(HostWork::CpuFault), c.of(HostWork::Hint { pages: 2 }), c.launch_ns), (16, 17 + 2 * 18, 19));
         let before = c;
         assert_eq!(c.set("page", 1), Err(HostCostError::UnknownName { name: "page".into() }));
         assert!(c.set("hint", HostCosts::MAX_NS + 1).unwrap_err().to_string().contains("longer than"));

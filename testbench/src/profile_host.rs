@@ -154,8 +154,9 @@ struct Measured {
     faults: Vec<(u64, u64, f64)>,
     /// A CPU fault bringing back (1 + ahead) pages: (pages, ns per fault).
     cpu_faults: Vec<(u64, f64)>,
-    /// `PREFETCH` of [`PARTED_PAGES`] CPU-resident pages pipelined in parts: (parts, ns).
-    parted: (u64, f64),
+    /// `PREFETCH` of [`PARTED_PAGES`] CPU-resident pages in one round and pipelined in
+    /// parts, alternated: (parts, one round ns, in parts ns).
+    parted: (u64, f64, f64),
     /// The driver's part of a kernel launch: one kernel written into the ring and the
     /// doorbell, on a transport with no device.
     launch: f64,
@@ -254,29 +255,39 @@ fn measure(samples: usize) -> Result<Measured, String> {
 const PARTED_PAGES: u64 = 256;
 
 /// `hmadvise(PREFETCH)` of [`PARTED_PAGES`] CPU-resident pages on a device declaring
-/// `ASYNC_COPY`, so that the manager pipelines it in parts of 64 pages (the default
-/// `Config::part_pages`): (parts, ns). The model charges each part a migration round.
-fn parted(samples: usize) -> Result<(u64, f64), String> {
-    let cfg = Config { part_pages: 64, ..Config::default() };
-    let dev = NullDevice { hooks: Hooks::ASYNC_COPY, ..NullDevice::new(4 * PARTED_PAGES) };
-    let (gm, id, space, _) = rig(cfg, Arc::new(dev))?;
-    let len = PARTED_PAGES * 4096;
-    let va = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
-    gm.cpu_access(va, len, true).map_err(err)?;
+/// `ASYNC_COPY`, in one round and pipelined in parts of 64 pages (the default
+/// `Config::part_pages`), alternated (ABAB, on two managers) so that the two medians
+/// see the same machine: (parts, one round ns, in parts ns).
+fn parted(samples: usize) -> Result<(u64, f64, f64), String> {
+    let open = |part_pages: usize| -> Result<_, String> {
+        let cfg = Config { part_pages, ..Config::default() };
+        let dev = NullDevice { hooks: Hooks::ASYNC_COPY, ..NullDevice::new(4 * PARTED_PAGES) };
+        let (gm, id, space, _) = rig(cfg, Arc::new(dev))?;
+        let len = PARTED_PAGES * 4096;
+        let va = gm.mmap(space, len, MapFlags::PEER_SHARED).map_err(err)? as u64;
+        gm.cpu_access(va, len, true).map_err(err)?;
+        Ok((gm, id, space, va))
+    };
+    let rigs = [open(PARTED_PAGES as usize)?, open(64)?];
+    let mut times = [Vec::new(), Vec::new()];
     let mut parts = 0;
-    let ns = median_of(samples, || {
-        gm.hmadvise(space, Node::Cpu, va, len, Hint::DontNeed).map_err(err)?;
-        let before = gm.counters().pipelined_parts;
-        let t = Instant::now();
-        let moved = gm.hmadvise(space, Node::Device(id), va, len, Hint::Prefetch).map_err(err)?.pages_moved;
-        let ns = t.elapsed().as_nanos() as f64;
-        parts = gm.counters().pipelined_parts - before;
-        match (moved, parts) {
-            (PARTED_PAGES, 2..) => Ok(ns),
-            _ => Err(format!("the pipelined PREFETCH moved {moved} of {PARTED_PAGES} pages in {parts} parts")),
+    for _ in 0..samples {
+        for (k, (gm, id, space, va)) in rigs.iter().enumerate() {
+            let len = PARTED_PAGES * 4096;
+            gm.hmadvise(*space, Node::Cpu, *va, len, Hint::DontNeed).map_err(err)?;
+            let before = gm.counters().pipelined_parts;
+            let t = Instant::now();
+            let moved = gm.hmadvise(*space, Node::Device(*id), *va, len, Hint::Prefetch).map_err(err)?.pages_moved;
+            times[k].push(t.elapsed().as_nanos() as f64);
+            let cut = gm.counters().pipelined_parts - before;
+            if moved != PARTED_PAGES || (k == 1) != (cut > 1) {
+                return Err(format!("a PREFETCH of {PARTED_PAGES} pages moved {moved} in {} parts", cut.max(1)));
+            }
+            parts = parts.max(cut);
         }
-    })?;
-    Ok((parts, ns))
+    }
+    let [one, cut] = times;
+    Ok((parts, median(one), median(cut)))
 }
 
 /// The host part of `NpuDevice::launch`, ns: its lock taken and released around
@@ -330,6 +341,9 @@ fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
     let (many, one) = (m.cpu_faults[0], m.cpu_faults[1]);
     let page_out = ((many.1 - one.1) / (many.0 - one.0) as f64).max(0.0);
     let cpu_fault = (one.1 - migration - page_out).max(0.0);
+    // The same PREFETCH in one round and in parts: what each part beyond the first adds.
+    let (parts, single, parted) = m.parted;
+    let part = ((parted - single) / parts.saturating_sub(1).max(1) as f64).max(0.0);
 
     let defaults = HostCosts::default();
     let ns = |v: f64| (v.round() as u64).min(HostCosts::MAX_NS);
@@ -337,6 +351,7 @@ fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
         ("batch", ns(batch), defaults.fault_batch_ns, "dev_fault on resident pages (1, 4, 16 faults): intercept"),
         ("per_fault", ns(per_fault), defaults.per_fault_ns, "dev_fault on resident pages (1, 4, 16 faults): slope"),
         ("migration", ns(migration), defaults.migration_ns, "dev_fault on CPU-resident pages, beyond batch and pages"),
+        ("part", ns(part), defaults.part_ns, "PREFETCH of 256 pages in 4 pipelined parts vs in one: per extra part"),
         ("page_in", ns(page_in), defaults.page_in_ns, "hmadvise(PREFETCH) of 16 to 1024 pages: slope, less hint_page"),
         ("page_out", ns(page_out), defaults.page_out_ns, "CPU faults bringing back 16 vs 1 page: difference / 15"),
         ("cpu_fault", ns(cpu_fault), defaults.cpu_fault_ns, "a CPU fault bringing back 1 page, beyond its round"),
@@ -380,10 +395,11 @@ fn fit(m: Measured, cpu: Option<usize>) -> Calibration {
             c("cpu_fault") + c("migration") + c("page_out") * pages as f64,
         );
     }
-    // Each part is charged a migration round: this check says what a part costs.
-    let (parts, t) = m.parted;
-    let model = c("hint") + c("migration") * parts as f64 + (c("hint_page") + c("page_in")) * PARTED_PAGES as f64;
-    check(format!("hmadvise(PREFETCH) of {PARTED_PAGES} pages in {parts} pipelined parts"), t, model);
+    let model = c("hint")
+        + c("migration")
+        + c("part") * parts.saturating_sub(1) as f64
+        + (c("hint_page") + c("page_in")) * PARTED_PAGES as f64;
+    check(format!("hmadvise(PREFETCH) of {PARTED_PAGES} pages in {parts} pipelined parts"), parted, model);
     Calibration { costs, checks, cpu }
 }
 
@@ -396,6 +412,7 @@ mod tests {
         // Times made by the model itself with known costs: the fit gives them back.
         let (batch, per_fault, migration, page_in, page_out, cpu_fault, hint, hint_page) =
             (250.0, 90.0, 2800.0, 400.0, 1000.0, 3300.0, 180.0, 15.0);
+        let part = 1200.0;
         let m = Measured {
             hint,
             prefetch: [1u64, 16, 256, 1024].map(|n| (n, hint + migration + (hint_page + page_in) * n as f64)).to_vec(),
@@ -405,7 +422,11 @@ mod tests {
                 .map(|n| (n, 2 * n, batch + per_fault * n as f64 + migration + page_in * (2 * n) as f64))
                 .to_vec(),
             cpu_faults: [16u64, 1].map(|p| (p, cpu_fault + migration + page_out * p as f64)).to_vec(),
-            parted: (4, hint + 4.0 * migration + (hint_page + page_in) * PARTED_PAGES as f64),
+            parted: (
+                4,
+                hint + migration + (hint_page + page_in) * PARTED_PAGES as f64,
+                hint + migration + 3.0 * part + (hint_page + page_in) * PARTED_PAGES as f64,
+            ),
             launch: 150.0,
         };
         let cal = fit(m, Some(0));
@@ -416,6 +437,7 @@ mod tests {
                 ("batch", 250),
                 ("per_fault", 90),
                 ("migration", 2800),
+                ("part", 1200),
                 ("page_in", 400),
                 ("page_out", 1000),
                 ("cpu_fault", 3300),
@@ -438,13 +460,13 @@ mod tests {
             resident: [1u64, 4, 16].map(|n| (n, 1000.0 - 10.0 * n as f64)).to_vec(),
             faults: [1u64, 4, 16].map(|n| (n, n, 10.0)).to_vec(),
             cpu_faults: vec![(16, 100.0), (1, 200.0)],
-            parted: (4, 10.0),
+            parted: (4, 20.0, 10.0),
             launch: 1e12,
         };
         let cal = fit(m, None);
         assert!(cal.costs.iter().all(|c| c.value <= HostCosts::MAX_NS), "{:?}", cal.costs);
         assert_eq!(cal.costs.last().unwrap().value, HostCosts::MAX_NS, "clamped to 1 s");
-        for name in ["page_in", "per_fault", "migration", "page_out", "hint_page"] {
+        for name in ["page_in", "per_fault", "migration", "part", "page_out", "hint_page"] {
             assert_eq!(cal.costs.iter().find(|c| c.name == name).unwrap().value, 0, "{name}");
         }
     }

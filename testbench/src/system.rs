@@ -28,7 +28,7 @@ pub struct SystemArgs {
     #[arg(long, value_enum, default_value = "model")]
     pub host_time: HostTimeArg,
     /// One cost of the host-time model, NAME=NS (repeatable): batch, per_fault,
-    /// migration, page_in, page_out, cpu_fault, hint, hint_page or launch, in nanoseconds up to
+    /// migration, part, page_in, page_out, cpu_fault, hint, hint_page or launch, in nanoseconds up to
     /// 1 s; for a host measured with `gmem profile host` (docs/performance-model.md).
     #[arg(long = "host-cost", value_name = "NAME=NS", value_parser = parse_host_cost)]
     pub host_cost: Vec<(String, u64)>,

@@ -289,14 +289,14 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     let names: Vec<&str> = costs.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["batch", "per_fault", "migration", "page_in", "page_out", "cpu_fault", "hint", "hint_page", "launch"]
+        ["batch", "per_fault", "migration", "part", "page_in", "page_out", "cpu_fault", "hint", "hint_page", "launch"]
     );
     for c in &costs {
         let v = c["value"].as_u64().expect("whole ns");
         assert!(v <= 1_000_000_000 && c["clock_domain"] == "wall" && c["command"] == "profile host", "{c}");
     }
     // Moving a page in takes system calls: never free, never a millisecond.
-    let page_in = costs[3]["value"].as_u64().unwrap();
+    let page_in = costs[4]["value"].as_u64().unwrap();
     assert!((20..1_000_000).contains(&page_in), "page_in {page_in} ns");
     let checks: Vec<&serde_json::Value> = lines.iter().filter(|l| l["name"] == "check").collect();
     assert_eq!(checks.len(), 15, "{out}");
@@ -308,7 +308,7 @@ fn profile_host_measures_the_model_costs_and_its_flags_set_them() {
     args.extend(flags["value"].as_str().unwrap().split(' '));
     let info = gmem_json(&args, &[]);
     let set = &info["model"]["host_time"]["costs_ns"];
-    for (c, field) in costs.iter().zip(["fault_batch_ns", "per_fault_ns", "migration_ns", "page_in_ns"]) {
+    for (c, field) in costs.iter().zip(["fault_batch_ns", "per_fault_ns", "migration_ns", "part_ns", "page_in_ns"]) {
         assert_eq!(set[field], c["value"], "{field}: {set}");
     }
     // So does the JSON output itself, given as a file.

@@ -359,6 +359,7 @@ pub(crate) fn copy_and_commit(
     };
     let mut blocks = Blocks::of(&planned);
     let mut started = start(&parts[0]);
+    let mut round_told = false;
     for (k, part) in parts.iter().enumerate() {
         let pages = &planned[part.clone()];
         // Phase 2: this part's copy ends (lock dropped), its first-touch frames are
@@ -368,7 +369,12 @@ pub(crate) fn copy_and_commit(
         started = parts.get(k + 1).and_then(start);
         let copied = pages.iter().filter(|p| p.from_cpu).count() as u64;
         if copied > 0 {
-            inner.host_work(HostWork::Migration { to_device: copied, to_host: 0 });
+            // The round's set-up is paid once, by its first part that copies.
+            inner.host_work(match round_told {
+                false => HostWork::Migration { to_device: copied, to_host: 0 },
+                true => HostWork::MigrationPart { to_device: copied, to_host: 0 },
+            });
+            round_told = true;
         }
         let errs = Errors { copy: copy_err, prep: prep_err };
         commit(inner, dev, &planned, part.clone(), errs, &mut blocks, outcome, &mut retry);

@@ -109,7 +109,11 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
         let part_outs = &outs[part.clone()];
         let failed = copy_out_finish(inner, started, part_outs, &mut err);
         started = parts.get(k + 1).map(|n| copy_out_start(&devs, &outs[n.clone()])).unwrap_or_default();
-        inner.host_work(HostWork::Migration { to_device: 0, to_host: part_outs.len() as u64 });
+        let to_host = part_outs.len() as u64;
+        inner.host_work(match k {
+            0 => HostWork::Migration { to_device: 0, to_host },
+            _ => HostWork::MigrationPart { to_device: 0, to_host },
+        });
         let mut g = inner.lock();
         let ok = committable(inner, &mut g, part_outs, &failed);
         for run in runs(&ok) {
