@@ -409,6 +409,9 @@ module npu_cmdq #(
       state_q == StFetchWait && ring_ok && !draining_q |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
   a_head_next: assert property (@(posedge clk_i) disable iff (!rst_ni)
       head_d != head_q && !draining_q && !soft_reset_i |-> head_next_q == ((head_q + 16'd1) & mask));
+  // ... and a drain that ends forgets the fetch: HEAD 0, no command kept.
+  a_drain_forgets: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      draining_q && !draining_d |=> head_q == '0 && left_q == '0 && state_q == StIdle);
   a_idle_keeps_nothing: assert property (@(posedge clk_i) disable iff (!rst_ni)
       state_q == StIdle |-> left_q == '0);
   a_kept_only_when_pending: assert property (@(posedge clk_i) disable iff (!rst_ni)

@@ -14,8 +14,9 @@
 //!   modelled host time of hints and of each page a migration moves
 //!   (`npu::HostCosts::hint_ns`, `page_in_ns`; docs/performance-model.md).
 //! * `hint_sizes/prefetch_parts/256`: the 256-page PREFETCH on a null device declaring
-//!   `ASYNC_COPY`, pipelined in 4 parts of 64 pages: against `prefetch/256`, the
-//!   calibration of `npu::HostCosts::part_ns`.
+//!   `ASYNC_COPY`, pipelined in 4 parts of 64 pages: against `prefetch/256` (one round,
+//!   no `ASYNC_COPY`), a rough measure of `npu::HostCosts::part_ns` (`gmem profile host`
+//!   measures it on a matched pair).
 //! * `cpu_fault_back_256/{uffd,uffd_nulldev,uffd_nulldev_ahead0}/read`: 256 CPU reads of
 //!   device-resident pages, served by the userfaultfd handler thread (D2H copy to
 //!   staging + UFFDIO_COPY), on the software device or the null one; a fault brings

@@ -93,13 +93,14 @@ fn malformed_commands_and_failed_fence_writes_are_device_errors_cleared_by_soft_
 #[test]
 fn a_soft_reset_at_any_cycle_of_a_command_fetch_drains_and_the_queue_works_again() {
     // The soft reset lands in every cycle of a submission's life (its AR shown, its beat
-    // awaited, its commands decoded), from HEAD 0 (the reset TAIL then equals the
-    // fetch's HEAD) and from HEAD 2 (the drain zeroes HEAD right after a fetch moved it).
+    // awaited over the link's 250-cycle read latency, the beat's arrival, its commands
+    // decoded and executed), from HEAD 0 (the reset TAIL then equals the fetch's HEAD)
+    // and from HEAD 2 (the drain zeroes HEAD right after a fetch moved it).
     // The drain discards what the fetch brings; no assertion fires, both ring indices end
     // at 0, and the queue runs a fenced submission afterwards.
     let cmds = [Command::Inval(InvalScope::Asid(1)), Command::Replay { reqid: 0x7, abort: false }];
     for warm in [false, true] {
-        for at in 0..48u64 {
+        for at in 0..300u64 {
             let mut dev = device();
             let mut q = CmdQueue::init(&mut dev, 4).unwrap();
             if warm {

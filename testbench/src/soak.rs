@@ -257,7 +257,7 @@ pub struct SoakReport {
     pub recoveries: u64,
     /// Soft resets of the NPUs (both stacks).
     pub device_resets: u64,
-    /// Parts of pipelined migrations, both stacks ([`PART_PAGES`] pages a part).
+    /// Parts of pipelined migrations, both stacks (4 pages a part in the soak).
     pub pipelined_parts: u64,
     /// Device faults the NPU drivers replayed while their batch's later parts still
     /// copied (both stacks).

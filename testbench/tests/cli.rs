@@ -216,7 +216,10 @@ fn run_on_the_rtl_prints_the_summary_table() {
     assert!(out.contains("result             correct (checked on the CPU)"), "{out}");
     assert!(out.contains("device faults"), "{out}");
     assert!(out.contains("model              clock=250MHz link=gen3x16["), "the whole model is named: {out}");
-    assert!(out.contains("host_time=model[batch=200ns+100ns/fault migration=3000ns+430ns/page-in"), "{out}");
+    assert!(
+        out.contains("host_time=model[batch=200ns+100ns/fault migration=3000ns+3000ns/part+430ns/page-in"),
+        "{out}"
+    );
 }
 
 #[test]
