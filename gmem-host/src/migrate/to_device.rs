@@ -334,9 +334,8 @@ pub(crate) fn copy_and_commit(
     outcome: &mut FastMap<PageKey, Outcome>,
     mut early: Option<&mut EarlyAnswers>,
 ) -> FastSet<PageKey> {
-    let mut retry = FastSet::default();
     if planned.is_empty() {
-        return retry;
+        return FastSet::default();
     }
     let (mmu, hosts, pipelined) = {
         let g = inner.lock();
@@ -357,7 +356,8 @@ pub(crate) fn copy_and_commit(
     let start = |part: &std::ops::Range<usize>| {
         copy_start(mmu.as_ref(), pipelined, &planned[part.clone()], &hosts[part.clone()])
     };
-    let mut blocks = Blocks::of(&planned);
+    let mut round =
+        Round { inner, dev, planned: &planned, blocks: Blocks::of(&planned), outcome, retry: FastSet::default() };
     let mut started = start(&parts[0]);
     let mut round_told = false;
     for (k, part) in parts.iter().enumerate() {
@@ -365,7 +365,7 @@ pub(crate) fn copy_and_commit(
         // Phase 2: this part's copy ends (lock dropped), its first-touch frames are
         // zero-filled, and the next part's copy starts.
         let copy_err = copy_finish(inner, dev, mmu.as_ref(), started, pages);
-        let prep_err = zero_fill(inner, dev, mmu.as_ref(), &planned, part.clone(), &mut blocks);
+        let prep_err = zero_fill(inner, dev, mmu.as_ref(), &planned, part.clone(), &mut round.blocks);
         started = parts.get(k + 1).and_then(start);
         let copied = pages.iter().filter(|p| p.from_cpu).count() as u64;
         if copied > 0 {
@@ -377,14 +377,26 @@ pub(crate) fn copy_and_commit(
             round_told = true;
         }
         let errs = Errors { copy: copy_err, prep: prep_err };
-        commit(inner, dev, &planned, part.clone(), errs, &mut blocks, outcome, &mut retry);
-        if let Some(early) = early.as_deref_mut().filter(|_| k + 1 < parts.len()) {
-            let resolved = early.take_resolved(&inner.lock(), dev);
+        // A later part still copies: the faults this part resolved are answered now.
+        let report = early.as_deref_mut().filter(|_| k + 1 < parts.len());
+        if let Some(resolved) = round.commit(part.clone(), errs, report) {
             mmu.faults_resolved(&resolved);
         }
     }
     inner.cv.notify_all();
-    retry
+    round.retry
+}
+
+/// One migration round across its parts: the plan, its 2 MiB blocks, and what became of
+/// each page.
+struct Round<'a> {
+    inner: &'a Inner,
+    dev: DeviceId,
+    planned: &'a [Planned],
+    blocks: Blocks,
+    outcome: &'a mut FastMap<PageKey, Outcome>,
+    /// Pages whose commit raced a change: the caller plans them again.
+    retry: FastSet<PageKey>,
 }
 
 /// The 2 MiB blocks of a plan (pages with `huge`, by block address): where each one
@@ -442,61 +454,63 @@ struct Errors {
     prep: HashMap<usize, Arc<MigrateError>>,
 }
 
-/// Phase 3 (lock held) and 4 for one part (`part` of `planned`): which pages may commit,
-/// their device mappings (2 MiB where a whole chunk migrated), the CPU copies dropped,
-/// the commits, then the roll-back of the failures. Pages of a block that continues in a
-/// later part are staged; the part holding a block's last page maps its staged pages too.
-#[allow(clippy::too_many_arguments)]
-fn commit(
-    inner: &Inner,
-    dev: DeviceId,
-    planned: &[Planned],
-    part: std::ops::Range<usize>,
-    errs: Errors,
-    blocks: &mut Blocks,
-    outcome: &mut FastMap<PageKey, Outcome>,
-    retry: &mut FastSet<PageKey>,
-) {
-    let mut g = inner.lock();
-    let st = &mut *g;
-    let (ok, mut failed) = check_commits(inner, st, planned, part.clone(), errs, retry);
-    let (ahead, ok): (Vec<usize>, Vec<usize>) =
-        ok.into_iter().partition(|&i| blocks.continues_after(planned, i, &part));
-    drop_cpu_copies(inner, planned, &ahead);
-    for &i in &ahead {
-        let seq = stage_page(st, dev, &planned[i]);
-        blocks.staged.entry(block_of(&planned[i])).or_default().push((i, seq));
+impl Round<'_> {
+    /// Phase 3 (lock held) and 4 for one part (`part` of the plan): which pages may commit,
+    /// their device mappings (2 MiB where a whole chunk migrated), the CPU copies dropped,
+    /// the commits, then the roll-back of the failures. Pages of a block that continues in a
+    /// later part are staged; the part holding a block's last page maps its staged pages too.
+    /// With `early`, returns the batch's faults now resolved ([`EarlyAnswers::take_resolved`],
+    /// under the same lock).
+    fn commit(
+        &mut self,
+        part: std::ops::Range<usize>,
+        errs: Errors,
+        early: Option<&mut EarlyAnswers>,
+    ) -> Option<Vec<usize>> {
+        let Round { inner, dev, planned, blocks, outcome, retry } = self;
+        let (inner, dev, planned) = (*inner, *dev, *planned);
+        let mut g = inner.lock();
+        let st = &mut *g;
+        let (ok, mut failed) = check_commits(inner, st, planned, part.clone(), errs, retry);
+        let (ahead, ok): (Vec<usize>, Vec<usize>) =
+            ok.into_iter().partition(|&i| blocks.continues_after(planned, i, &part));
+        drop_cpu_copies(inner, planned, &ahead);
+        for &i in &ahead {
+            let seq = stage_page(st, dev, &planned[i]);
+            blocks.staged.entry(block_of(&planned[i])).or_default().push((i, seq));
+        }
+        // A staged page changed while it waited (an `mprotect` narrowing the range bumps the
+        // sequence number of a page in migration): it commits unmapped, and the device's
+        // next touch maps it as the range now allows.
+        let (staged, changed): (Vec<Staged>, Vec<Staged>) =
+            blocks.take_staged(&part).into_iter().partition(|&(i, seq)| seq_now(st, &planned[i]) == Some(seq));
+        let staged: Vec<usize> = staged.into_iter().map(|(i, _)| i).collect();
+        for &(i, _) in &changed {
+            commit_page(inner, st, dev, &planned[i], Prot::empty(), false, outcome);
+        }
+        let all: Vec<usize> = staged.iter().chain(&ok).copied().collect();
+        let mapped_huge = map_huge(inner, st, dev, planned, &all);
+        let committed = map_base(inner, st, dev, planned, &ok, &mapped_huge, &mut failed);
+        drop_cpu_copies(inner, planned, &committed);
+        for &i in &staged {
+            let huge = mapped_huge.contains(&i);
+            let prot = if huge { planned[i].prot } else { map_staged(inner, st, dev, &planned[i]) };
+            commit_page(inner, st, dev, &planned[i], prot, huge, outcome);
+        }
+        for &i in &committed {
+            commit_page(inner, st, dev, &planned[i], planned[i].prot, mapped_huge.contains(&i), outcome);
+        }
+        roll_back(inner, st, dev, planned, failed, outcome);
+        tracing::debug!(
+            target: "gmem",
+            dev = dev.0,
+            pages = committed.len() + staged.len() + changed.len(),
+            staged = ahead.len(),
+            retry = retry.len(),
+            "migrate to device"
+        );
+        early.map(|e| e.take_resolved(st, dev))
     }
-    // A staged page changed while it waited (an `mprotect` narrowing the range bumps the
-    // sequence number of a page in migration): it commits unmapped, and the device's
-    // next touch maps it as the range now allows.
-    let (staged, changed): (Vec<Staged>, Vec<Staged>) =
-        blocks.take_staged(&part).into_iter().partition(|&(i, seq)| seq_now(st, &planned[i]) == Some(seq));
-    let staged: Vec<usize> = staged.into_iter().map(|(i, _)| i).collect();
-    for &(i, _) in &changed {
-        commit_page(inner, st, dev, &planned[i], Prot::empty(), false, outcome);
-    }
-    let all: Vec<usize> = staged.iter().chain(&ok).copied().collect();
-    let mapped_huge = map_huge(inner, st, dev, planned, &all);
-    let committed = map_base(inner, st, dev, planned, &ok, &mapped_huge, &mut failed);
-    drop_cpu_copies(inner, planned, &committed);
-    for &i in &staged {
-        let huge = mapped_huge.contains(&i);
-        let prot = if huge { planned[i].prot } else { map_staged(inner, st, dev, &planned[i]) };
-        commit_page(inner, st, dev, &planned[i], prot, huge, outcome);
-    }
-    for &i in &committed {
-        commit_page(inner, st, dev, &planned[i], planned[i].prot, mapped_huge.contains(&i), outcome);
-    }
-    roll_back(inner, st, dev, planned, failed, outcome);
-    tracing::debug!(
-        target: "gmem",
-        dev = dev.0,
-        pages = committed.len() + staged.len() + changed.len(),
-        staged = ahead.len(),
-        retry = retry.len(),
-        "migrate to device"
-    );
 }
 
 /// Phase 3 for a page whose 2 MiB block continues in a later part: its data is on the
