@@ -35,7 +35,7 @@ use crate::migrate::reclaim::{evict, evict_blocks};
 use crate::migrate::to_device::{Outcome, collect, copy_and_commit};
 use crate::migrate::to_host::{Cause, to_host};
 use crate::mmu::{Asid, HUGE_PAGE_SIZE, Hooks, MemAddr, PAGE_SIZE, PAGES_PER_HUGE, PageSize, Prot, RO, RW, TlbFlush};
-use crate::page_table::{PageEntry, PageFlags, Residency};
+use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::{Mig, expand, expand_blocks, expand_tree};
 use crate::state::{Inner, State};
 use crate::thrash::Verdict;
@@ -429,7 +429,7 @@ fn classify_page(
     if mine {
         return Class::Fix;
     }
-    cpu_page(inner, st, dev, key, e, write, now, recorded)
+    cpu_page(inner, st, dev, key, write, now, recorded)
 }
 
 /// A CPU-resident or untouched page faulted by `dev`: map it remotely (pinned by the
@@ -437,19 +437,18 @@ fn classify_page(
 /// a device that maps host memory), throttle it, or migrate it (read-duplicated when
 /// read-mostly and read). A quiet pinned page is unpinned first; a bounce is recorded
 /// once per page per call (`recorded`).
-#[allow(clippy::too_many_arguments)]
 fn cpu_page(
     inner: &Inner,
     st: &mut State,
     dev: DeviceId,
     key: PageKey,
-    e: PageEntry,
     write: bool,
     now: u64,
     recorded: &mut FastSet<PageKey>,
 ) -> Class {
     let State { devices, spaces, thrash, dma_failures, .. } = st;
     let Some(sp) = spaces.get_mut(&key.0) else { return Class::Settled(Outcome::NotManaged) };
+    let e = sp.pt.get(key.1);
     let a = sp.attrs.get(key.1 * PAGE_SIZE);
     let mut pinned = e.flags.contains(PageFlags::PINNED);
     if pinned && thrash.quiet(key, now) {

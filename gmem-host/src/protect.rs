@@ -29,7 +29,7 @@ use crate::migrate::mapping::{Batches, demote_huge, flush_all, release_mapping};
 use crate::mmu::{HUGE_PAGE_SIZE, PAGE_SIZE, PAGES_PER_HUGE, PageSize, Prot};
 use crate::page_table::PageFlags;
 use crate::state::{Inner, State};
-use crate::types::{DeviceId, SpaceId};
+use crate::types::{DeviceId, PageKey, SpaceId};
 
 impl Gmem {
     /// Set the protection of `[va, va+len)` for the CPU and every device (see the module
@@ -80,7 +80,7 @@ fn narrow_range(inner: &Inner, st: &mut State, s: u32, va: u64, len: u64, prot: 
         let r = if !new.contains(Prot::READ) {
             release_mapping(inner, st, s, vpn, &mut batches)
         } else {
-            narrow_page(inner, st, s, vpn, new, (va, va + len), &mut whole, &mut batches)
+            narrow_page(inner, st, (s, vpn), new, (va, va + len), &mut whole, &mut batches)
         };
         if let Err(x) = r {
             first.get_or_insert(x);
@@ -93,12 +93,10 @@ fn narrow_range(inner: &Inner, st: &mut State, s: u32, va: u64, len: u64, prot: 
 /// Narrow the mapping of page `vpn` to `new`: its whole 2 MiB mapping when the chunk lies
 /// inside `range` (recorded in `whole`), else its base mapping (a straddling 2 MiB
 /// mapping is split first).
-#[allow(clippy::too_many_arguments)]
 fn narrow_page(
     inner: &Inner,
     st: &mut State,
-    s: u32,
-    vpn: u64,
+    (s, vpn): PageKey,
     new: Prot,
     range: (u64, u64),
     whole: &mut FastSet<u64>,

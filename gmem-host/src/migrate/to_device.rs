@@ -122,7 +122,7 @@ fn allocate(
                     }
                 },
             };
-            planned.extend(plan_page(inner, slot, sp, dev, m, pa, block.is_some(), outcome));
+            planned.extend(plan_page(inner, slot, sp, dev, m, (pa, block.is_some()), outcome));
         }
     }
     planned
@@ -132,23 +132,20 @@ fn allocate(
 /// aborted.
 const FRAME_TRIES: usize = 3;
 
-/// Phase 1 for one page given frame `pa`: a device that is told of frames
+/// Phase 1 for one page given frame `pa` (`huge`: of a 2 MiB block): a device that is told of frames
 /// ([`Hooks::PAGE_NOTIFY`]) may refuse it: another frame is tried (up to
 /// [`FRAME_TRIES`]), then the page is aborted; then the page is marked
 /// `MIGRATING | FROM_CPU` (and `CPU_WP` when its data is on the CPU), its sequence number
 /// recorded and its region's migration count raised.
-#[allow(clippy::too_many_arguments)]
 fn plan_page(
     inner: &Inner,
     slot: &mut DeviceSlot,
     sp: &mut Space,
     dev: DeviceId,
     m: &Mig,
-    pa: u64,
-    huge: bool,
+    (mut pa, mut huge): (u64, bool),
     outcome: &mut FastMap<PageKey, Outcome>,
 ) -> Option<Planned> {
-    let (mut pa, mut huge) = (pa, huge);
     if slot.info.hooks.contains(Hooks::PAGE_NOTIFY) {
         // A refused frame is held aside (so the allocator cannot hand it out again) while
         // another one is tried, up to FRAME_TRIES frames; then all go back.
