@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use crate::error::MigrateError;
 use crate::events::add;
 use crate::mmu::{
-    CopyOp, CopyTicket, GmMmu, Hooks, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE, PageSize, RO,
+    CopyOp, CopyTicket, GmMmu, Hooks, HostWork, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE,
+    PageSize, RO,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::state::{DeviceSlot, Inner, State};
@@ -188,9 +189,30 @@ pub(crate) fn narrow_to_read(
 /// ([`Config::part_pages`](crate::Config)) or a little more (a plan shorter than two
 /// parts is one); one part when not `pipelined` (no device of the migration declares
 /// [`Hooks::ASYNC_COPY`]).
-pub(crate) fn parts(n: usize, part_pages: usize, pipelined: bool) -> Vec<std::ops::Range<usize>> {
+fn cut(n: usize, part_pages: usize, pipelined: bool) -> Vec<std::ops::Range<usize>> {
     let count = if pipelined { (n / part_pages.max(1)).max(1) } else { 1 };
     (0..count).map(|i| i * n / count..(i + 1) * n / count).collect()
+}
+
+/// The parts of a migration round of `n` pages ([`cut`] at the manager's
+/// `Config::part_pages`), counted in `pipelined_parts` when there are several.
+pub(crate) fn parts(inner: &Inner, n: usize, pipelined: bool) -> Vec<std::ops::Range<usize>> {
+    let parts = cut(n, inner.cfg.part_pages, pipelined);
+    if parts.len() > 1 {
+        add(&inner.counters.pipelined_parts, parts.len() as u64);
+    }
+    parts
+}
+
+/// Tells the host work of a part of a migration round: the round's first part that
+/// copies pays the round ([`HostWork::Migration`]), later ones their own commit
+/// ([`HostWork::MigrationPart`]). `told`: whether the round was told already.
+pub(crate) fn tell_part(inner: &Inner, told: &mut bool, to_device: u64, to_host: u64) {
+    inner.host_work(match *told {
+        false => HostWork::Migration { to_device, to_host },
+        true => HostWork::MigrationPart { to_device, to_host },
+    });
+    *told = true;
 }
 
 /// Starts copying `ops` on `mmu`: [`GmMmu::copy_start`] on a device with
@@ -278,13 +300,13 @@ mod tests {
     #[test]
     fn parts_are_even_and_hold_at_least_a_part_of_pages() {
         let one = |n: usize| vec![std::ops::Range { start: 0, end: n }];
-        assert_eq!(parts(16, 64, true), one(16), "a small plan is one part");
-        assert_eq!(parts(100, 64, true), one(100));
-        assert_eq!(parts(150, 64, true), [0..75, 75..150]);
-        assert_eq!(parts(256, 64, true), [0..64, 64..128, 128..192, 192..256]);
-        assert_eq!(parts(0, 64, true), one(0));
-        assert_eq!(parts(256, 64, false), one(256), "no pipeline: one part");
-        assert_eq!(parts(9, 4, true), [0..4, 4..9], "small parts (tests, soaks)");
-        assert_eq!(parts(3, 0, true), [0..1, 1..2, 2..3], "0 counts as 1");
+        assert_eq!(cut(16, 64, true), one(16), "a small plan is one part");
+        assert_eq!(cut(100, 64, true), one(100));
+        assert_eq!(cut(150, 64, true), [0..75, 75..150]);
+        assert_eq!(cut(256, 64, true), [0..64, 64..128, 128..192, 192..256]);
+        assert_eq!(cut(0, 64, true), one(0));
+        assert_eq!(cut(256, 64, false), one(256), "no pipeline: one part");
+        assert_eq!(cut(9, 4, true), [0..4, 4..9], "small parts (tests, soaks)");
+        assert_eq!(cut(3, 0, true), [0..1, 1..2, 2..3], "0 counts as 1");
     }
 }

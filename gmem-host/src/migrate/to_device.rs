@@ -25,13 +25,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::early::EarlyAnswers;
-use super::mapping::{coalesce, free_frame, parts, start_copy};
+use super::mapping::{coalesce, free_frame, parts, start_copy, tell_part};
 use crate::error::MigrateError;
 use crate::events::add;
 use crate::hash::{FastMap, FastSet};
 use crate::mmu::{
-    CopyTicket, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, HostWork, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE,
-    PageSize, PeerMapOp, Prepare, Prot, RO, RW,
+    CopyTicket, GmMmu, HUGE_PAGE_SIZE, Hooks, HostRegionId, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE, PageSize,
+    PeerMapOp, Prepare, Prot, RO, RW,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::prefetch::Mig;
@@ -346,10 +346,7 @@ pub(crate) fn copy_and_commit(
         let slot = &g.devices[dev.0 as usize];
         (slot.mmu.clone(), hosts, slot.info.hooks.contains(Hooks::ASYNC_COPY))
     };
-    let parts = parts(planned.len(), inner.cfg.part_pages, pipelined);
-    if parts.len() > 1 {
-        add(&inner.counters.pipelined_parts, parts.len() as u64);
-    }
+    let parts = parts(inner, planned.len(), pipelined);
     let start = |part: &std::ops::Range<usize>| {
         copy_start(mmu.as_ref(), pipelined, &planned[part.clone()], &hosts[part.clone()])
     };
@@ -366,12 +363,7 @@ pub(crate) fn copy_and_commit(
         started = parts.get(k + 1).and_then(start);
         let copied = pages.iter().filter(|p| p.from_cpu).count() as u64;
         if copied > 0 {
-            // The round's set-up is paid once, by its first part that copies.
-            inner.host_work(match round_told {
-                false => HostWork::Migration { to_device: copied, to_host: 0 },
-                true => HostWork::MigrationPart { to_device: copied, to_host: 0 },
-            });
-            round_told = true;
+            tell_part(inner, &mut round_told, copied, 0);
         }
         let errs = Errors { copy: copy_err, prep: prep_err };
         // A later part still copies: the faults this part resolved are answered now.

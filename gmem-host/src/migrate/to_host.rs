@@ -22,10 +22,11 @@ use std::sync::Arc;
 
 use super::mapping::{
     Batches, coalesce, drop_dup_copy, flush_all, free_frame, narrow_to_read, parts, release_mapping, start_copy,
+    tell_part,
 };
 use crate::error::{GmemError, MigrateError};
 use crate::events::add;
-use crate::mmu::{CopyTicket, GmMmu, Hooks, HostWork, MemAddr, MmuError, PAGE_SIZE};
+use crate::mmu::{CopyTicket, GmMmu, Hooks, MemAddr, MmuError, PAGE_SIZE};
 use crate::page_table::{PageEntry, PageFlags, Residency};
 use crate::state::{Inner, STAGING_ID, State};
 use crate::types::{DeviceId, PageKey};
@@ -100,20 +101,14 @@ pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Re
     drop(g);
 
     // Phases 2-4 per part: the next part's copy runs while this one is installed.
-    let parts = parts(outs.len(), inner.cfg.part_pages, devs.iter().any(|d| d.2));
-    if parts.len() > 1 {
-        add(&inner.counters.pipelined_parts, parts.len() as u64);
-    }
+    let parts = parts(inner, outs.len(), devs.iter().any(|d| d.2));
+    let mut round_told = false;
     let mut started = copy_out_start(&devs, &outs[parts[0].clone()]);
     for (k, part) in parts.iter().enumerate() {
         let part_outs = &outs[part.clone()];
         let failed = copy_out_finish(inner, started, part_outs, &mut err);
         started = parts.get(k + 1).map(|n| copy_out_start(&devs, &outs[n.clone()])).unwrap_or_default();
-        let to_host = part_outs.len() as u64;
-        inner.host_work(match k {
-            0 => HostWork::Migration { to_device: 0, to_host },
-            _ => HostWork::MigrationPart { to_device: 0, to_host },
-        });
+        tell_part(inner, &mut round_told, 0, part_outs.len() as u64);
         let mut g = inner.lock();
         let ok = committable(inner, &mut g, part_outs, &failed);
         for run in runs(&ok) {
