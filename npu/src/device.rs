@@ -452,8 +452,12 @@ impl<T: DeviceIo> NpuDevice<T> {
                 records.extend(g.fq.drain(&mut g.io)?);
             }
             g.stats.fault_gather_ns += g.io.now_ns() - start;
-            g.serving = (!records.is_empty()).then(|| std::thread::current().id());
-            g.batch = (!records.is_empty()).then(|| early::Batch::new(&records));
+            // The batch is answered early (early.rs) unless another thread's batch is
+            // being served: that one keeps the slot until its end.
+            if !records.is_empty() && g.batch.is_none() {
+                g.serving = Some(std::thread::current().id());
+                g.batch = Some(early::Batch::new(&records));
+            }
             (records, start)
         };
         if records.is_empty() {
@@ -464,8 +468,14 @@ impl<T: DeviceIo> NpuDevice<T> {
         let answers = gm.dev_fault(id, &faults);
         let mut g = self.lock();
         let g = &mut *g;
-        let served = g.serve_batch(&records, &answers, &self.cfg.name);
-        g.serving = None;
+        let replayed = match g.serving_here() {
+            true => {
+                g.serving = None;
+                g.batch.take().map(|b| b.replayed).unwrap_or_default()
+            }
+            false => Vec::new(),
+        };
+        let served = g.serve_batch(&records, &replayed, &answers, &self.cfg.name);
         g.stats.fault_service_ns += g.io.now_ns() - seen;
         served
     }
@@ -649,16 +659,17 @@ impl<T: DeviceIo> Inner<T> {
         self.serving == Some(std::thread::current().id())
     }
 
-    /// Answers a batch the manager handled: its PTEs, then a REPLAY per record.
+    /// Answers a batch the manager handled: its PTEs, then a REPLAY per record not
+    /// `replayed` early.
     fn serve_batch(
         &mut self,
         records: &[FaultRecord],
+        replayed: &[bool],
         answers: &[gmem_host::FaultResolution],
         device: &str,
     ) -> Result<usize, NpuError> {
         // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
         // finds them); more, or a new table page, by DMA first.
-        let replayed = self.batch.take().map(|b| b.replayed).unwrap_or_default();
         let mut cmds = self.pte_commands_or_flush().map_err(tables_err)?;
         for (i, (r, a)) in records.iter().zip(answers).enumerate() {
             if replayed.get(i).copied().unwrap_or(false) {

@@ -21,7 +21,6 @@ use crate::sv39::Pte;
 use super::Inner;
 use super::copies::Beside;
 use super::op_error::OpError;
-use super::shadow::Changes;
 
 /// The batch [`super::NpuDevice::service_faults`] is serving.
 pub(super) struct Batch {
@@ -85,14 +84,7 @@ impl<T: DeviceIo> Inner<T> {
         if let Err(e) = self.cmdq.submit(&mut self.io, &cmds) {
             tracing::debug!(target: "npu", error = %e, "early replay not sent; the batch's end answers");
             // The PTEs were taken from the queue: put them back for the batch's end.
-            let writes = ptes
-                .iter()
-                .filter_map(|c| match *c {
-                    Command::PteWrite { pa, value } => Some((pa, value)),
-                    _ => None,
-                })
-                .collect();
-            self.stage(Changes { new_tables: Vec::new(), writes });
+            self.take_back_pte_commands(&ptes);
             self.give_back(mapped.into_iter().chain(later).collect(), resets);
             return;
         }

@@ -76,6 +76,24 @@ impl<T: DeviceIo> Inner<T> {
         Ok(Some(latest.into_iter().map(|(pa, value)| Command::PteWrite { pa, value }).collect()))
     }
 
+    /// The PTE_WRITE commands [`Inner::pte_commands`] made were not submitted: their
+    /// edits are queued again and no longer counted as written. They stay among the
+    /// unfenced ones (an entry there may also stand for an earlier command that did go
+    /// out), which costs at most a FENCE that was not needed.
+    pub(super) fn take_back_pte_commands(&mut self, ptes: &[Command]) {
+        let writes: Vec<(u64, u64)> = ptes
+            .iter()
+            .filter_map(|c| match *c {
+                Command::PteWrite { pa, value } => Some((pa, value)),
+                _ => None,
+            })
+            .collect();
+        let n = writes.len() as u64;
+        self.stats.pte_writes = self.stats.pte_writes.saturating_sub(n);
+        self.stats.pte_commands = self.stats.pte_commands.saturating_sub(n);
+        self.stage(Changes { new_tables: Vec::new(), writes });
+    }
+
     /// Waits until every PTE_WRITE command sent so far has taken effect (a FENCE).
     pub(super) fn settle_pte_commands(&mut self) -> Result<(), OpError> {
         if !self.unfenced_ptes.is_empty() {
