@@ -214,7 +214,15 @@ impl Gmem {
             })?;
         }
         tracing::info!(target: "gmem", dev = id.0, name = %info.name, pages = buddy.total_pages(), "device registered");
-        g.devices.push(DeviceSlot { mmu, info, buddy, lru, asids: HashMap::new(), lost: false });
+        g.devices.push(DeviceSlot {
+            mmu,
+            info,
+            buddy,
+            lru,
+            asids: HashMap::new(),
+            lost: false,
+            owed_invalidations: Vec::new(),
+        });
         Ok(id)
     }
 

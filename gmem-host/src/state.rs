@@ -18,7 +18,7 @@ use crate::error::GmemError;
 use crate::events::Counters;
 use crate::evict::{EvictView, Lru, RecentFull};
 use crate::hash::{FastMap, FastSet};
-use crate::mmu::{Asid, DeviceInfo, GmMmu, Hooks, HostRegionId, PAGE_SIZE};
+use crate::mmu::{Asid, DeviceInfo, GmMmu, Hooks, HostRegionId, PAGE_SIZE, VaRange};
 use crate::page_table::{PageEntry, PageTable};
 use crate::prefetch::PrefetchView;
 use crate::thrash::ThrashTracker;
@@ -32,6 +32,10 @@ pub(crate) struct DeviceSlot {
     pub(crate) asids: HashMap<Asid, u32>,
     /// Declared lost ([`crate::Gmem::device_lost`]): never called again.
     pub(crate) lost: bool,
+    /// Invalidations that failed: the ranges' mappings are gone from the page tables
+    /// but maybe not from the TLB. Every later flush sends them first
+    /// ([`crate::migrate::mapping::flush_all`]), so no frame is freed behind them.
+    pub(crate) owed_invalidations: Vec<(Asid, Vec<VaRange>)>,
 }
 
 pub(crate) struct Region {

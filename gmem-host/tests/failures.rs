@@ -160,6 +160,8 @@ fn host_migration_hooks_fail_then_retry() {
         let va = p as u64;
         for pg in 0..PAGES {
             assert!(fault(&r, va + pg * 4096, Access::Write).is_retry());
+            // The device reads the page: its TLB holds the translation.
+            r.dev.access(r.asid, va + pg * 4096, &mut [0u8; 8], false).expect("mapped");
         }
         assert_eq!(on_device(&r, va), PAGES);
         // Invalidations are retried three times before the operation gives up.
@@ -174,10 +176,37 @@ fn host_migration_hooks_fail_then_retry() {
         assert_eq!(src, MmuError::Injected { hook });
         assert_balanced_loose(&r, va);
         r.gm.hmadvise(r.space, Node::Cpu, va, PAGES * 4096, Hint::DontNeed).expect("retry");
+        // The failed invalidation was owed: the retry sent it before freeing the frames.
+        assert_eq!(r.dev.stale_tlb_entries(), 0, "{hook}: TLB entries reach freed frames");
         assert_eq!(on_device(&r, va), 0, "{hook}");
         assert_eq!(r.gm.device_pages(r.id), Some((64, 64)), "{hook}");
         assert_data(&r, p);
     }
+}
+
+#[test]
+fn a_cpu_access_whose_invalidation_failed_invalidates_when_retried() {
+    let (r, p) = setup(Hooks::all());
+    let va = p as u64;
+    for pg in 0..PAGES {
+        assert!(fault(&r, va + pg * 4096, Access::Write).is_retry());
+        r.dev.access(r.asid, va + pg * 4096, &mut [0u8; 8], false).expect("mapped");
+    }
+    r.dev.inject_failure("tlb_invl_coalesced", 0, 3);
+    let e = r.gm.cpu_access(va, PAGES * 4096, true).expect_err("every attempt fails");
+    assert!(matches!(e, GmemError::Migrate(MigrateError::Invalidate { .. })), "{e:?}");
+    assert_eq!(on_device(&r, va), PAGES, "the data stays on the device");
+    // The page tables no longer map the pages, so the retry has no mapping to release:
+    // it must still send the invalidation it owes before it frees the frames.
+    let before = r.dev.calls("tlb_invl_coalesced");
+    r.gm.cpu_access(va, PAGES * 4096, true).expect("retry");
+    assert_eq!(r.dev.calls("tlb_invl_coalesced"), before + 1, "the owed invalidation, once");
+    assert_eq!(r.dev.stale_tlb_entries(), 0, "TLB entries reach freed frames");
+    assert_balanced(&r, va);
+    assert_data(&r, p);
+    // Paid: the next flush owes nothing.
+    r.gm.cpu_access(va, PAGES * 4096, true).expect("nothing to move");
+    assert_eq!(r.dev.calls("tlb_invl_coalesced"), before + 1);
 }
 
 /// After a failed invalidation the TLB may legitimately hold entries for unmapped pages

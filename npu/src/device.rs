@@ -686,8 +686,13 @@ impl<T: DeviceIo> Inner<T> {
         }
         self.stats.faults += records.len() as u64;
         self.stats.batches += 1;
-        for chunk in cmds.chunks(64) {
-            self.cmdq.submit(&mut self.io, chunk)?;
+        for (i, chunk) in cmds.chunks(64).enumerate() {
+            if let Err(e) = self.cmdq.submit(&mut self.io, chunk) {
+                // Not submitted: the PTEs among these are written again before the
+                // next command that needs them.
+                self.take_back_pte_commands(&cmds[i * 64..]);
+                return Err(e.into());
+            }
         }
         Ok(records.len())
     }
@@ -888,8 +893,14 @@ impl<T: DeviceIo> Inner<T> {
             })
             .collect::<Vec<Command>>();
         let cmds: Vec<Command> = ptes.into_iter().chain(invals.iter().copied()).collect();
-        for chunk in cmds.chunks(128) {
-            self.run_fenced(chunk).map_err(fence_err("tlb_invl"))?;
+        for (i, chunk) in cmds.chunks(128).enumerate() {
+            if let Err(e) = self.run_fenced(chunk) {
+                // The released PTEs must still reach memory: a retried invalidation
+                // writes them again (the INVALs alone would let a walk refill the TLB
+                // from the stale entry).
+                self.take_back_pte_commands(&cmds[i * 128..]);
+                return Err(fence_err("tlb_invl")(e));
+            }
         }
         self.stats.invalidations += invals.len() as u64;
         self.holds.after_invalidate(&mut self.io, asid.0).map_err(hold_err("tlb_invl", 0))

@@ -197,6 +197,9 @@ struct Channel {
     /// Completion ring; its index is the host's DMA_CPL_HEAD.
     cpl: Ring,
     in_flight: usize,
+    /// A pushed entry was committed but its doorbell failed: the device holds it for
+    /// the entry at its TAIL until a later push replaces it (docs/device.md 9.3).
+    stale_push: bool,
 }
 
 /// Number of channels of the v1 device.
@@ -239,7 +242,7 @@ impl Dma {
                 regs::dma_cpl::SIZE,
                 Producer::Device { marker: marker::DMA_CPL },
             )?;
-            channels.push(Channel { desc, cpl, in_flight: 0 });
+            channels.push(Channel { desc, cpl, in_flight: 0, stale_push: false });
         }
         crate::device_io::set_ctrl_bit(io, regs::ctrl::DMA_EN, true)?;
         Ok(Self { channels, size_log2, push: true })
@@ -265,7 +268,9 @@ impl Dma {
         self.channels.get(channel).map_or(0, |c| c.in_flight)
     }
 
-    /// Queues descriptors on `channel` and rings the doorbell once.
+    /// Queues descriptors on `channel` and rings the doorbell once. On an error the
+    /// device was handed none of them (a failed write is taken as not delivered) and
+    /// the ring and [`Dma::in_flight`] are as before.
     pub fn submit<T: DeviceIo + ?Sized>(
         &mut self,
         io: &mut T,
@@ -285,13 +290,15 @@ impl Dma {
             return Err(DmaError::RingFull { channel, capacity });
         }
         // An idle channel has no fetch outstanding, so it takes a pushed first entry
-        // (docs/device.md 9.3); behind busy ones the ring is as quick.
-        let pushed = (push && ch.in_flight == 0).then(|| descs.first()).flatten().map(DmaDesc::encode);
+        // (docs/device.md 9.3); behind busy ones the ring is as quick. A push committed
+        // by a submission whose doorbell failed is replaced by pushing again.
+        let push_first = (push || ch.stale_push) && ch.in_flight == 0;
+        let pushed = push_first.then(|| descs.first()).flatten().map(DmaDesc::encode);
+        let mut tail = ch.desc.index;
         for d in descs {
-            let slot = usize::from(ch.desc.index & mask);
+            let slot = usize::from(tail & mask);
             ch.desc.buf.write(slot * regs::dma_desc::SIZE, &d.encode())?;
-            ch.desc.index = ch.desc.index.wrapping_add(1) & mask;
-            ch.in_flight += 1;
+            tail = tail.wrapping_add(1) & mask;
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         if let Some(rec) = pushed {
@@ -300,9 +307,17 @@ impl Dma {
                 let at = regs::DMA_PUSH.at(channel as u32 * 8 + i as u32).unwrap_or(0);
                 io.write32(at, u32::from_le_bytes([word[0], word[1], word[2], word[3]]))?;
             }
+            // Committed (word 7 went out): until a doorbell takes it, it names the
+            // entry at the device's TAIL, which the next submission rewrites.
+            ch.stale_push = true;
         }
-        let tail = u32::from(ch.desc.index);
-        io.write32(regs::DMA_DESC_TAIL.at(channel as u32).unwrap_or(0), tail)?;
+        // Only a doorbell that reached the device hands it the entries: a failed one
+        // leaves the ring index and the count in flight as they were, so the next
+        // submission rewrites these slots and no entry of this one ever runs.
+        io.write32(regs::DMA_DESC_TAIL.at(channel as u32).unwrap_or(0), u32::from(tail))?;
+        ch.desc.index = tail;
+        ch.in_flight += descs.len();
+        ch.stale_push = false;
         Ok(())
     }
 
@@ -402,6 +417,8 @@ impl Dma {
             ch.desc.restart();
             ch.cpl.restart();
             ch.in_flight = 0;
+            // A soft reset forgets committed pushes (docs/device.md 9.3).
+            ch.stale_push = false;
         }
         lost
     }
@@ -561,6 +578,65 @@ mod tests {
         dma.submit(&mut io, 0, &[d; 7]).unwrap();
         let err = dma.wait_idle(&mut io, &[0], 10_000).unwrap_err();
         assert!(matches!(err, DmaError::Timeout { channel: 0, missing: 7, budget_ns: 10_000 }), "{err}");
+    }
+
+    /// The fake device behind a transport whose writes to `[lo, hi)` fail while `inj`
+    /// holds the rule.
+    fn failing_writes(io: FakeIo, lo: u32, hi: u32) -> (crate::inject::FaultyIo<FakeIo>, gmem_host::inject::Injector) {
+        let inj = crate::inject::injector(1);
+        let io = crate::inject::FaultyIo::new(io, inj.clone());
+        let rule = gmem_host::inject::Trigger::Range { lo: u64::from(lo), hi: u64::from(hi) };
+        inj.add("io:write32", rule).unwrap();
+        (io, inj)
+    }
+
+    /// Word `i` of channel 0's push window as the fake device last saw it.
+    fn pushed_word(io: &mut crate::inject::FaultyIo<FakeIo>, i: u32) -> u32 {
+        io.inner().regs[&regs::DMA_PUSH.at(i).unwrap()]
+    }
+
+    #[test]
+    fn a_failed_doorbell_hands_the_device_nothing_and_the_next_submission_replaces_it() {
+        let (fake, mut dma, _) = setup();
+        let tail = regs::DMA_DESC_TAIL.offset;
+        let (mut io, inj) = failing_writes(fake, tail, tail + 4);
+        let a = DmaDesc::copy(DmaAddr::Host(0xa000), DmaAddr::Device(0), 64, 1);
+        let b = DmaDesc::copy(DmaAddr::Host(0xb000), DmaAddr::Device(0x1000), 64, 2);
+        assert!(matches!(dma.submit(&mut io, 0, &[a, a]), Err(DmaError::Io(_))));
+        assert_eq!(dma.in_flight(0), 0, "nothing in flight after a failed doorbell");
+        assert_eq!(pushed_word(&mut io, 0), 0xa000, "A was pushed (and committed) before the doorbell failed");
+        // Even with pushes off, the next submission replaces the committed push of A.
+        dma.set_push(false);
+        inj.clear();
+        dma.submit(&mut io, 0, &[b]).unwrap();
+        assert_eq!(io.inner().regs[&tail], 1, "the doorbell hands the device B alone");
+        assert_eq!(dma.in_flight(0), 1);
+        let mut slot = [0u8; regs::dma_desc::SIZE];
+        dma.channels[0].desc.buf.read(0, &mut slot).unwrap();
+        assert_eq!(slot, b.encode(), "B took A's ring slot");
+        assert_eq!(pushed_word(&mut io, 0), 0xb000, "and A's committed push");
+        // Once a doorbell went out, pushes are off again as asked.
+        let pushes = io.inner().log.len();
+        dma.submit(&mut io, 0, &[a]).unwrap();
+        assert_eq!(io.inner().log.len(), pushes + 1, "a doorbell only: {:?}", &io.inner().log[pushes..]);
+    }
+
+    #[test]
+    fn a_failed_completion_head_write_is_written_again_by_the_next_collection() {
+        let (mut fake, mut dma, cpl_iova) = setup();
+        one_descriptor(&mut fake, &mut dma);
+        fake.device_write(cpl_iova, &cpl(5, 0, 64, 0));
+        let head = regs::DMA_CPL_HEAD.offset;
+        let (mut io, inj) = failing_writes(fake, head, head + 4);
+        let got = dma.completions(&mut io, 0).unwrap();
+        assert_eq!(got.len(), 1, "the completion is handed out although its HEAD write failed");
+        assert_eq!(io.inner().regs.get(&head).copied().unwrap_or(0), 0, "the device did not see HEAD move");
+        inj.clear();
+        assert!(dma.completions(&mut io, 0).unwrap().is_empty());
+        assert_eq!(io.inner().regs[&head], 1, "HEAD written again without a new record");
+        let writes = io.inner().log.len();
+        dma.completions(&mut io, 0).unwrap();
+        assert_eq!(io.inner().log.len(), writes, "and not again once it went out");
     }
 
     #[test]

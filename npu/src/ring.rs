@@ -80,6 +80,9 @@ pub(crate) struct Ring {
     regs: RingRegs,
     /// Offset of the free marker in a device record (`None` for a host-produced ring).
     marker: Option<usize>,
+    /// The write of HEAD after consumed records failed: the device still counts them as
+    /// used, so the next [`Ring::consume`] writes HEAD even if it takes none.
+    head_behind: bool,
 }
 
 /// What a consumer does with one record ([`Ring::consume`]).
@@ -124,7 +127,7 @@ impl Ring {
         };
         let index = (io.read32(device_index)? & u32::from(mask)) as u16;
         io.write32(host_index, u32::from(index))?;
-        let ring = Self { buf, iova, entry, mask, index, regs, marker };
+        let ring = Self { buf, iova, entry, mask, index, regs, marker, head_behind: false };
         for slot in 0..=mask {
             ring.mark_free(slot);
         }
@@ -135,6 +138,7 @@ impl Ring {
     /// consumed are void, so every entry is free and the host's index is 0.
     pub(crate) fn restart(&mut self) {
         self.index = 0;
+        self.head_behind = false;
         for slot in 0..=self.mask {
             self.mark_free(slot);
         }
@@ -158,7 +162,8 @@ impl Ring {
     /// Consumes the records the device has written, found in host memory by their free
     /// markers: hands each record from HEAD on to `take` until an entry is free or
     /// `take` stops, marks each consumed entry free again, and writes HEAD (a posted
-    /// write) once if it moved. No MMIO read: the device's TAIL is not consulted.
+    /// write) once if it moved, or if the last call's write of it failed. No MMIO read:
+    /// the device's TAIL is not consulted.
     pub(crate) fn consume<T: DeviceIo + ?Sized, E: From<IoError> + From<DmaBufError>>(
         &mut self,
         io: &mut T,
@@ -189,8 +194,10 @@ impl Ring {
                 }
             }
         }
-        if self.index != start {
+        if self.index != start || self.head_behind {
+            self.head_behind = true;
             io.write32(self.regs.head, u32::from(self.index))?;
+            self.head_behind = false;
         }
         result
     }

@@ -315,7 +315,8 @@ const PART_PAGES: usize = 4;
 
 /// Injection sites of `--inject`: every hook and every device error. Transport
 /// (`io:`) sites are opt-in through `--rule`: a failed CSR access in the middle of a
-/// queue protocol is the one failure the driver answers with a device reset only.
+/// queue protocol is the one failure the driver often answers with a device reset only
+/// (the default run's soak test adds `io:write32`).
 fn default_sites() -> Vec<&'static str> {
     HOOK_SITES
         .iter()

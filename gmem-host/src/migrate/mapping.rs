@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::error::MigrateError;
 use crate::events::add;
 use crate::mmu::{
-    CopyOp, CopyTicket, GmMmu, Hooks, HostWork, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE,
-    PageSize, RO,
+    Asid, CopyOp, CopyTicket, GmMmu, Hooks, HostWork, InvalidationBatch, MemAddr, MmuError, PAGE_SIZE, PAGES_PER_HUGE,
+    PageSize, RO, VaRange,
 };
 use crate::page_table::{PageFlags, Residency};
 use crate::state::{DeviceSlot, Inner, State};
@@ -17,16 +17,31 @@ use crate::types::DeviceId;
 /// Per-device invalidation batches of one operation.
 pub(crate) type Batches = HashMap<u8, InvalidationBatch>;
 
-/// Flush every batch; the first error wins (all are attempted).
-pub(crate) fn flush_all(inner: &Inner, st: &State, batches: Batches) -> Result<(), MigrateError> {
+/// Flush every batch, after the invalidations earlier flushes owe their device (so a
+/// caller that frees a frame once this succeeds knows no TLB still reaches it); the
+/// first error wins (all are attempted). A group that keeps failing is owed from then
+/// on ([`DeviceSlot::owed_invalidations`]).
+pub(crate) fn flush_all(inner: &Inner, st: &mut State, mut batches: Batches) -> Result<(), MigrateError> {
     /// Attempts per coalesced group: an invalidation that keeps failing leaves stale
     /// translations, so it is retried before the caller has to give up.
     const ATTEMPTS: u32 = 3;
+    let owing: Vec<u8> = (0..st.devices.len() as u8)
+        .filter(|&d| !st.devices[d as usize].owed_invalidations.is_empty() && !batches.contains_key(&d))
+        .collect();
+    batches.extend(owing.into_iter().map(|d| (d, InvalidationBatch::default())));
     let mut first = None;
     for (d, b) in batches {
-        let mmu = st.devices[d as usize].mmu.as_ref();
+        let slot = &mut st.devices[d as usize];
+        let owed = std::mem::take(&mut slot.owed_invalidations);
+        if slot.lost {
+            continue;
+        }
+        let mmu = slot.mmu.clone();
+        // A detached ASID's translations went with it (`pmap_destroy`).
+        let groups: Vec<(Asid, Vec<VaRange>)> =
+            owed.into_iter().filter(|(asid, _)| slot.asids.contains_key(asid)).chain(b.take_coalesced()).collect();
         let mut n = 0;
-        for (asid, ranges) in b.take_coalesced() {
+        for (asid, ranges) in groups {
             n += ranges.len();
             let mut last = None;
             for _ in 0..ATTEMPTS {
@@ -42,6 +57,8 @@ pub(crate) fn flush_all(inner: &Inner, st: &State, batches: Batches) -> Result<(
                 }
             }
             if let Some(source) = last {
+                tracing::warn!(target: "gmem", dev = d, ranges = ranges.len(), error = %source, "tlb invalidation failed; owed to the next flush");
+                st.devices[d as usize].owed_invalidations.push((asid, ranges));
                 first.get_or_insert(MigrateError::Invalidate { dev: d, source });
             }
         }

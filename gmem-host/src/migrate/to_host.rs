@@ -80,7 +80,7 @@ pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<
 pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<Vec<PageKey>, MigrateError> {
     let mut g = inner.lock();
     let Collected { batches, outs, dup_frees, mut moved, mut err } = collect(inner, &mut g, pages, cause);
-    if let Err(x) = flush_all(inner, &g, batches) {
+    if let Err(x) = flush_all(inner, &mut g, batches) {
         // Mappings are gone from the page tables but maybe not the TLBs: keep the data on
         // the device and give up this round.
         for o in &outs {

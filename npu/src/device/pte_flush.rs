@@ -76,15 +76,16 @@ impl<T: DeviceIo> Inner<T> {
         Ok(Some(latest.into_iter().map(|(pa, value)| Command::PteWrite { pa, value }).collect()))
     }
 
-    /// The PTE_WRITE commands [`Inner::pte_commands`] made were not submitted: their
-    /// edits are queued again and no longer counted as written. They stay among the
-    /// unfenced ones (an entry there may also stand for an earlier command that did go
-    /// out), which costs at most a FENCE that was not needed.
-    pub(super) fn take_back_pte_commands(&mut self, ptes: &[Command]) {
-        let writes: Vec<(u64, u64)> = ptes
+    /// The PTE_WRITE commands among `cmds` ([`Inner::pte_commands`] made them) may not
+    /// have reached the device (a submission or its FENCE failed): their entries are
+    /// queued again with the shadow's value (the newest) and no longer counted as
+    /// written. Writing an entry again is harmless if the command did go out. They stay
+    /// among the unfenced ones, which costs at most a FENCE that was not needed.
+    pub(super) fn take_back_pte_commands(&mut self, cmds: &[Command]) {
+        let writes: Vec<(u64, u64)> = cmds
             .iter()
             .filter_map(|c| match *c {
-                Command::PteWrite { pa, value } => Some((pa, value)),
+                Command::PteWrite { pa, .. } => Some((pa, self.shadow.pte(pa))),
                 _ => None,
             })
             .collect();
