@@ -7,7 +7,8 @@
 // write lock, waits until no other write is open, re-reads the PTE, re-checks it and
 // writes it back with A/D set. An INVAL during a walk marks it stale: the walk finishes
 // its outstanding access, drops its result and starts again from the root. A soft reset
-// (`flush_i`) lets the outstanding access finish, then idles without a result.
+// (`flush_i`) lets the outstanding access finish, then idles without a result (a walk
+// that ends in the reset's own cycle too).
 //
 // A walk's result is registered: it waits in StDone until the MMU takes it
 // (`res_ready_i`). An INVAL before that makes the walk stale like any walk in flight:
@@ -344,7 +345,9 @@ module npu_ptw #(
 
     if (finish) begin
       locked_d = 1'b0;
-      if (flush_q) begin
+      // A walk that ends in the soft reset's own cycle shows no result either: its
+      // requester forgot it in that cycle.
+      if (flush_q || flush_i) begin
         state_d = StIdle;
       end else if (stale_q || inval_i) begin
         stale_d = 1'b0;
@@ -397,7 +400,7 @@ module npu_ptw #(
                  || state_q == StLock && (flush_q || stale_q)
                  || state_q == StWriteResp && b_valid_i;
     to_start   = stale_q || inval_i;
-    fin_done   = fin && !flush_q && !to_start;
+    fin_done   = fin && !flush_q && !flush_i && !to_start;
     ar_valid_d = state_q == StStart && start_ok
                  || state_q == StRead && !ar_ready_i
                  || go_descend
@@ -406,7 +409,7 @@ module npu_ptw #(
     w_valid_d  = state_q == StWrite && aw_ready_i || state_q == StWriteData && !w_ready_i;
     done_d     = fin_done
                  || state_q == StDone && !flush_i && !inval_i && !res_ready_i;
-    idle_d     = fin && flush_q
+    idle_d     = fin && (flush_q || flush_i)
                  || state_q == StDone && (flush_i || !inval_i && res_ready_i)
                  || state_q == StIdle && !(walk_valid_i && walk_ready_o);
     lock_req_d = go_update && !locked_q
@@ -522,6 +525,9 @@ module npu_ptw #(
       && done_q == (state_q == StDone) && idle_q == (state_q == StIdle));
   a_result_known: assert property (@(posedge clk_i) disable iff (!rst_ni)
       res_valid_o |-> !$isunknown({res_fault_o, res_pte_o}));
+  // A soft reset forgets every requester: no result is shown after one until a new walk.
+  a_flush_no_result: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      flush_i |=> !done_q);
 `endif
 
 endmodule

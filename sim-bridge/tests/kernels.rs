@@ -419,6 +419,36 @@ fn rtl_invalidations_racing_walks_keep_results_exact() {
     }
 }
 
+/// RTL-only: a soft reset in any cycle of a kernel's first walks (the kernel's fetch,
+/// the translation requests, each level's read and check) drains without a stray
+/// translation: a walk that finishes in the reset's cycle shows no result afterwards
+/// (a slot already forgot its request, `a_tr_rsp_expected`). No assertion fires, and the
+/// next kernel runs.
+#[test]
+fn rtl_a_soft_reset_in_any_cycle_of_a_walk_leaves_no_stray_translation() {
+    let mut r = rtl(6);
+    standard_maps(&mut r, 1);
+    put_words(&mut r.dev, PA_A, &pattern(64, 3));
+    for at in 0..900u64 {
+        let case = format!("reset {at} cycles after the doorbell");
+        r.kq.submit(&mut r.dev, &[Kernel::copy(1, A, C, 64)]).unwrap();
+        r.dev.step(at);
+        r.dev.write32(regs::RESET.offset, 1).unwrap();
+        let drained = (0..40).any(|_| {
+            r.dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let s = r.dev.read32(regs::STATUS.offset).unwrap();
+            regs::status::CU_BUSY.get32(s) == 0 && regs::status::CMDQ_BUSY.get32(s) == 0
+        });
+        assert!(drained, "{case}: drained");
+        r.cmdq.after_soft_reset();
+        r.fq.after_soft_reset();
+        r.kq.after_soft_reset();
+        let cpl = r.run_clean(Kernel::fill(1, C, 16, at as u32));
+        assert_eq!(cpl.status, KernelStatus::Ok, "{case}");
+        assert_eq!(words(&r.dev, PA_C, 16), vec![at as u32; 16], "{case}");
+    }
+}
+
 /// RTL-only: descriptors breaking the operand rules end with BAD_DESC without any
 /// memory access (written into the ring by hand: the driver refuses to submit them).
 #[test]
