@@ -28,7 +28,7 @@ mod read_back;
 mod shadow;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use gmem_host::{
     Access as GmAccess, Asid, CopyOp, CopyTicket, DeviceFault, DeviceId, DeviceInfo, GmMmu, Gmem, Hooks, HostRegion,
@@ -125,6 +125,10 @@ pub enum NpuError {
         /// The budget.
         budget_ns: u64,
     },
+    /// A soft reset (another thread's [`NpuDevice::recover`]) forgot the kernel before it
+    /// completed; launch it again.
+    #[error("the kernel was forgotten by a soft reset before it completed")]
+    KernelForgotten,
     /// The device was declared lost ([`NpuDevice::mark_lost`]): its reset failed and
     /// nothing is sent to it any more.
     #[error("the NPU is lost: it stopped answering and could not be reset")]
@@ -269,8 +273,14 @@ struct Inner<T: DeviceIo> {
     /// Set while table edits are flushed beside a copy in flight (early.rs): every table
     /// DMA runs on this channel, which the copy does not use, without waiting for it.
     table_channel: Option<usize>,
-    /// Soft resets tried, successful or not (early.rs).
+    /// Soft resets tried, successful or not (early.rs; a launch whose kernel a reset
+    /// forgot).
     reset_attempts: u64,
+    /// Kernel completions collected but not yet claimed by their launcher, by KQ index:
+    /// launches from several threads each wait for their own.
+    finished: HashMap<u16, KernelCompletion>,
+    /// Threads serving a fault batch outside the lock (in `Gmem::dev_fault`).
+    in_service: usize,
 }
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
@@ -289,6 +299,8 @@ pub struct NpuDevice<T: DeviceIo> {
     table_base: u64,
     cu_inflight: usize,
     inner: Mutex<Inner<T>>,
+    /// Signalled when a thread ends serving a fault batch (launchers wait on it).
+    served: Condvar,
 }
 
 fn mmu_err(hook: &'static str) -> impl Fn(OpError) -> MmuError {
@@ -384,8 +396,10 @@ impl<T: DeviceIo> NpuDevice<T> {
             batch: None,
             table_channel: None,
             reset_attempts: 0,
+            finished: HashMap::new(),
+            in_service: 0,
         };
-        Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner) })
+        Ok(Self { cfg, dev_mem, table_base, cu_inflight, inner: Mutex::new(inner), served: Condvar::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<T>> {
@@ -458,6 +472,9 @@ impl<T: DeviceIo> NpuDevice<T> {
                 g.serving = Some(std::thread::current().id());
                 g.batch = Some(early::Batch::new(&records));
             }
+            if !records.is_empty() {
+                g.in_service += 1;
+            }
             (records, start)
         };
         if records.is_empty() {
@@ -468,6 +485,8 @@ impl<T: DeviceIo> NpuDevice<T> {
         let answers = gm.dev_fault(id, &faults);
         let mut g = self.lock();
         let g = &mut *g;
+        g.in_service -= 1;
+        self.served.notify_all();
         let replayed = match g.serving_here() {
             true => {
                 g.serving = None;
@@ -482,9 +501,11 @@ impl<T: DeviceIo> NpuDevice<T> {
 
     /// Runs `kernel` on the compute unit, serving its device faults through `gm`, and
     /// returns its completion. A kernel whose fault the manager aborted, or whose data
-    /// access failed, is an error naming the VA.
+    /// access failed, is an error naming the VA. Threads may launch on one NPU at once:
+    /// the compute unit runs the kernels in submission order, every launcher serves the
+    /// faults that arrive, and each returns with its own kernel's completion.
     pub fn launch(&self, gm: &Gmem, id: DeviceId, kernel: Kernel) -> Result<KernelCompletion, NpuError> {
-        let start = {
+        let (index, epoch, start) = {
             let mut g = self.lock();
             let g = &mut *g;
             if g.lost {
@@ -494,22 +515,40 @@ impl<T: DeviceIo> NpuDevice<T> {
             if let Some(c) = self.modelled_host_costs(&g.io) {
                 g.io.advance(c.launch_ns)?;
             }
-            g.kq.submit(&mut g.io, &[kernel.with_irq()])?;
-            g.io.now_ns()
+            let index = g.kq.submit(&mut g.io, &[kernel.with_irq()])?[0];
+            // A completion left at this index belongs to an earlier kernel whose launch
+            // gave up waiting.
+            g.finished.remove(&index);
+            (index, g.reset_attempts, g.io.now_ns())
         };
         loop {
             let done = {
-                let mut g = self.lock();
+                // While another thread serves a fault batch the device waits for its
+                // answer: sleeping here with the lock held would keep that thread's
+                // hooks out. Wait for it to end instead.
+                let guard = self.lock();
+                let mut g = self
+                    .served
+                    .wait_while(guard, |g| g.in_service > 0 && !g.finished.contains_key(&index))
+                    .unwrap_or_else(|e| e.into_inner());
                 let g = &mut *g;
-                g.wait_fault_or_kernel()?;
-                let done = g.kq.completions(&mut g.io)?;
-                if g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
+                if g.reset_attempts != epoch {
+                    return Err(NpuError::KernelForgotten);
+                }
+                if !g.finished.contains_key(&index) {
+                    g.wait_fault_or_kernel()?;
+                    for c in g.kq.completions(&mut g.io)? {
+                        g.finished.insert(c.index, c);
+                    }
+                }
+                let mine = g.finished.remove(&index);
+                if mine.is_none() && g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
                     g.log_queue_state();
                     return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
                 }
-                done
+                mine
             };
-            if let Some(c) = done.into_iter().next() {
+            if let Some(c) = done {
                 let mut g = self.lock();
                 g.stats.kernels += 1;
                 return match c.status {
@@ -745,6 +784,7 @@ impl<T: DeviceIo> Inner<T> {
         self.requeue_pte_commands();
         self.fq.after_soft_reset();
         self.kq.after_soft_reset();
+        self.finished.clear();
         self.dma.after_soft_reset();
         self.void_copy();
         self.stats.recoveries += 1;
