@@ -449,6 +449,55 @@ fn rtl_a_soft_reset_in_any_cycle_of_a_walk_leaves_no_stray_translation() {
     }
 }
 
+/// RTL-only: a soft reset in any cycle of a fault's life — the walk that faults, the
+/// record's write to host memory, and (second sweep) the REPLAY RETRY that answers it,
+/// its re-walk and the data access — drains with no assertion, and the next kernel runs.
+#[test]
+fn rtl_a_soft_reset_in_any_cycle_of_a_fault_and_its_replay_drains() {
+    const D: u64 = 0x40_0000; // left unmapped: the kernel faults on it
+    const PA_D: u64 = 0x130_0000;
+    let mut r = rtl(6);
+    standard_maps(&mut r, 1);
+    let reset_and_resync = |r: &mut Rig<SimDevice>, case: &str| {
+        r.dev.write32(regs::RESET.offset, 1).unwrap();
+        let drained = (0..40).any(|_| {
+            r.dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let s = r.dev.read32(regs::STATUS.offset).unwrap();
+            regs::status::CU_BUSY.get32(s) == 0 && regs::status::CMDQ_BUSY.get32(s) == 0
+        });
+        assert!(drained, "{case}: drained");
+        r.cmdq.after_soft_reset();
+        r.fq.after_soft_reset();
+        r.kq.after_soft_reset();
+        let cpl = r.run_clean(Kernel::fill(1, C, 16, 7));
+        assert_eq!(cpl.status, KernelStatus::Ok, "{case}");
+    };
+    for at in (0..1200u64).step_by(2) {
+        let case = format!("reset {at} cycles after the faulting kernel's doorbell");
+        r.kq.submit(&mut r.dev, &[Kernel::fill(1, D, 64, 1)]).unwrap();
+        r.dev.step(at);
+        reset_and_resync(&mut r, &case);
+    }
+    for at in 0..500u64 {
+        let case = format!("reset {at} cycles after the REPLAY's doorbell");
+        r.kq.submit(&mut r.dev, &[Kernel::fill(1, D, 64, 1)]).unwrap();
+        let records = loop {
+            r.dev.advance(1_000).unwrap();
+            let got = r.fq.drain(&mut r.dev).unwrap();
+            if !got.is_empty() {
+                break got;
+            }
+        };
+        r.map(1, D, PA_D, PAGE, true);
+        let replays: Vec<Command> = records.iter().map(|f| f.replay(false)).collect();
+        r.cmdq.submit(&mut r.dev, &replays).unwrap();
+        r.dev.step(at);
+        reset_and_resync(&mut r, &case);
+        r.tables.unmap(&mut r.dev, 1, D);
+        r.inval_all();
+    }
+}
+
 /// RTL-only: descriptors breaking the operand rules end with BAD_DESC without any
 /// memory access (written into the ring by hand: the driver refuses to submit them).
 #[test]
