@@ -174,6 +174,8 @@ pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u6
         let mut g = inner.lock();
         let st = &mut *g;
         let mut batches = Batches::new();
+        // Frames of forgotten pages, freed once the invalidation went out.
+        let mut forgotten: Vec<(u8, u64)> = Vec::new();
         for vpn in vpns {
             let b = before.get(vpn);
             let Some(e) = st.spaces.get(&s).map(|sp| sp.pt.get(vpn)) else { return Ok(()) };
@@ -185,7 +187,7 @@ pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u6
             let r = if e.on_device() && !held_by(&b, e.dev) {
                 // Arrived on a device.
                 if b.state == Residency::Unpopulated {
-                    forget_frame(inner, st, s, vpn, &mut batches)
+                    forget_frame(inner, st, s, vpn, &mut batches, &mut forgotten)
                 } else {
                     home.push((s, vpn));
                     Ok(())
@@ -226,8 +228,20 @@ pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u6
                 st.thrash.forget((s, vpn));
             }
         }
-        if let Err(x) = flush_all(inner, st, batches) {
-            first_err.get_or_insert(x.into());
+        for &(d, _) in &forgotten {
+            batches.entry(d).or_default();
+        }
+        match flush_all(inner, st, batches) {
+            Ok(()) => {
+                for (d, pa) in forgotten {
+                    free_frame(&mut st.devices[d as usize], pa);
+                }
+            }
+            Err(x) => {
+                // A stale translation may still reach them: never hand them out again.
+                tracing::error!(target: "gmem", frames = forgotten.len(), error = %x, "hint rollback: TLB flush failed; frames quarantined");
+                first_err.get_or_insert(x.into());
+            }
         }
     }
     // Pages that arrived from the host or another device go back to the host first.
@@ -251,13 +265,20 @@ pub(crate) fn restore(inner: &Inner, s: u32, before: &Snapshot, va: u64, len: u6
 }
 
 /// A page that was untouched before the hint and got a device frame (zero-filled):
-/// its mapping and frame go, and it is untouched again (lock held).
-fn forget_frame(inner: &Inner, st: &mut State, s: u32, vpn: u64, batches: &mut Batches) -> Result<(), GmemError> {
+/// its mapping goes, and it is untouched again (lock held). Its frame is pushed on
+/// `freed`, to be freed once the batch's invalidation went out.
+fn forget_frame(
+    inner: &Inner,
+    st: &mut State,
+    s: u32,
+    vpn: u64,
+    batches: &mut Batches,
+    freed: &mut Vec<(u8, u64)>,
+) -> Result<(), GmemError> {
     release_mapping(inner, st, s, vpn, batches)?;
     let Some(e) = st.spaces.get(&s).map(|sp| sp.pt.get(vpn)) else { return Ok(()) };
-    let slot = &mut st.devices[e.dev as usize];
-    slot.lru.remove(e.pfn);
-    free_frame(slot, e.pa());
+    st.devices[e.dev as usize].lru.remove(e.pfn);
+    freed.push((e.dev, e.pa()));
     if let Some(sp) = st.spaces.get_mut(&s) {
         sp.pt.update(vpn, |x| {
             x.state = Residency::Unpopulated;

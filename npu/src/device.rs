@@ -276,9 +276,10 @@ struct Inner<T: DeviceIo> {
     /// Soft resets tried, successful or not (early.rs; a launch whose kernel a reset
     /// forgot).
     reset_attempts: u64,
-    /// Kernel completions collected but not yet claimed by their launcher, by KQ index:
-    /// launches from several threads each wait for their own.
-    finished: HashMap<u16, KernelCompletion>,
+    /// Kernel completions collected but not yet claimed by their launcher, by soft-reset
+    /// epoch (`reset_attempts` when collected) and KQ index: launches from several
+    /// threads each wait for their own, also across another thread's reset.
+    finished: HashMap<(u64, u16), KernelCompletion>,
     /// Threads serving a fault batch outside the lock (in `Gmem::dev_fault`).
     in_service: usize,
 }
@@ -301,6 +302,20 @@ pub struct NpuDevice<T: DeviceIo> {
     inner: Mutex<Inner<T>>,
     /// Signalled when a thread ends serving a fault batch (launchers wait on it).
     served: Condvar,
+}
+
+/// Ends a fault service that unwinds out of `Gmem::dev_fault` (a panic), so launchers
+/// waiting for it are not left waiting for good; forgotten on the normal path, which
+/// ends the service under the lock it answers the batch with.
+struct InService<'a, T: DeviceIo> {
+    dev: &'a NpuDevice<T>,
+}
+
+impl<T: DeviceIo> Drop for InService<'_, T> {
+    fn drop(&mut self) {
+        self.dev.lock().in_service -= 1;
+        self.dev.served.notify_all();
+    }
 }
 
 fn mmu_err(hook: &'static str) -> impl Fn(OpError) -> MmuError {
@@ -449,9 +464,10 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// with REPLAY (RETRY, or ABORT when the manager refused the access). Returns the
     /// number of records served.
     pub fn service_faults(&self, gm: &Gmem, id: DeviceId) -> Result<usize, NpuError> {
-        let (records, seen) = {
+        let (records, seen, resets) = {
             let mut g = self.lock();
             let g = &mut *g;
+            let resets = g.reset_attempts;
             let mut records = g.fq.drain(&mut g.io)?;
             // Gather the rest of the batch (see NpuConfig::fault_coalesce_ns): wait for
             // the next record at most one step, the whole batch at most the window.
@@ -475,14 +491,16 @@ impl<T: DeviceIo> NpuDevice<T> {
             if !records.is_empty() {
                 g.in_service += 1;
             }
-            (records, start)
+            (records, start, resets)
         };
         if records.is_empty() {
             return Ok(0);
         }
         let faults: Vec<DeviceFault> = records.iter().map(to_device_fault).collect();
         // The manager calls back into our hooks: the lock must not be held here.
+        let unwinding = InService { dev: self };
         let answers = gm.dev_fault(id, &faults);
+        std::mem::forget(unwinding);
         let mut g = self.lock();
         let g = &mut *g;
         g.in_service -= 1;
@@ -494,7 +512,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             }
             false => Vec::new(),
         };
-        let served = g.serve_batch(&records, &replayed, &answers, &self.cfg.name);
+        let served = g.serve_batch(&records, &replayed, &answers, &self.cfg.name, resets);
         g.stats.fault_service_ns += g.io.now_ns() - seen;
         served
     }
@@ -516,11 +534,13 @@ impl<T: DeviceIo> NpuDevice<T> {
                 g.io.advance(c.launch_ns)?;
             }
             let index = g.kq.submit(&mut g.io, &[kernel.with_irq()])?[0];
+            let epoch = g.reset_attempts;
             // A completion left at this index belongs to an earlier kernel whose launch
             // gave up waiting.
-            g.finished.remove(&index);
-            (index, g.reset_attempts, g.io.now_ns())
+            g.finished.remove(&(epoch, index));
+            (index, epoch, g.io.now_ns())
         };
+        let key = (epoch, index);
         loop {
             let done = {
                 // While another thread serves a fault batch the device waits for its
@@ -529,19 +549,20 @@ impl<T: DeviceIo> NpuDevice<T> {
                 let guard = self.lock();
                 let mut g = self
                     .served
-                    .wait_while(guard, |g| g.in_service > 0 && !g.finished.contains_key(&index))
+                    .wait_while(guard, |g| g.in_service > 0 && !g.finished.contains_key(&key))
                     .unwrap_or_else(|e| e.into_inner());
                 let g = &mut *g;
-                if g.reset_attempts != epoch {
-                    return Err(NpuError::KernelForgotten);
-                }
-                if !g.finished.contains_key(&index) {
+                // A completion collected before another thread's reset is still ours.
+                if !g.finished.contains_key(&key) {
+                    if g.reset_attempts != epoch {
+                        return Err(NpuError::KernelForgotten);
+                    }
                     g.wait_fault_or_kernel()?;
                     for c in g.kq.completions(&mut g.io)? {
-                        g.finished.insert(c.index, c);
+                        g.finished.insert((g.reset_attempts, c.index), c);
                     }
                 }
-                let mine = g.finished.remove(&index);
+                let mine = g.finished.remove(&key);
                 if mine.is_none() && g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
                     g.log_queue_state();
                     return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
@@ -699,17 +720,31 @@ impl<T: DeviceIo> Inner<T> {
     }
 
     /// Answers a batch the manager handled: its PTEs, then a REPLAY per record not
-    /// `replayed` early.
+    /// `replayed` early. Records whose REPLAY could not be submitted are queued again
+    /// for the next batch (unless a soft reset since they were read at `resets`
+    /// attempts forgot their requests).
     fn serve_batch(
         &mut self,
         records: &[FaultRecord],
         replayed: &[bool],
         answers: &[gmem_host::FaultResolution],
         device: &str,
+        resets: u64,
     ) -> Result<usize, NpuError> {
+        let unanswered = |replayed: &[bool]| -> Vec<FaultRecord> {
+            let done = |i: usize| replayed.get(i).copied().unwrap_or(false);
+            records.iter().enumerate().filter(|&(i, _)| !done(i)).map(|(_, r)| *r).collect()
+        };
         // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
         // finds them); more, or a new table page, by DMA first.
-        let mut cmds = self.pte_commands_or_flush().map_err(tables_err)?;
+        let mut cmds = match self.pte_commands_or_flush() {
+            Ok(c) => c,
+            Err(e) => {
+                self.give_back(unanswered(replayed), resets);
+                return Err(tables_err(e));
+            }
+        };
+        let ptes = cmds.len();
         for (i, (r, a)) in records.iter().zip(answers).enumerate() {
             if replayed.get(i).copied().unwrap_or(false) {
                 // Answered early; the manager answers it retry (`GmMmu::faults_resolved`).
@@ -728,8 +763,12 @@ impl<T: DeviceIo> Inner<T> {
         for (i, chunk) in cmds.chunks(64).enumerate() {
             if let Err(e) = self.cmdq.submit(&mut self.io, chunk) {
                 // Not submitted: the PTEs among these are written again before the
-                // next command that needs them.
+                // next command that needs them, and the records of these REPLAYs are
+                // answered by the next batch.
                 self.take_back_pte_commands(&cmds[i * 64..]);
+                let sent = (i * 64).saturating_sub(ptes);
+                let left: Vec<FaultRecord> = unanswered(replayed).into_iter().skip(sent).collect();
+                self.give_back(left, resets);
                 return Err(e.into());
             }
         }
@@ -765,8 +804,9 @@ impl<T: DeviceIo> Inner<T> {
 
     /// RESET.SOFT, wait for every engine to drain, and re-synchronise the queues.
     fn soft_reset(&mut self) -> Result<(), NpuError> {
-        self.reset_attempts += 1;
         self.io.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb)?;
+        // Counted once the write went out: only then may the device forget work.
+        self.reset_attempts += 1;
         let start = self.io.now_ns();
         loop {
             let s = self.io.read32(regs::STATUS.offset)?;
@@ -784,7 +824,6 @@ impl<T: DeviceIo> Inner<T> {
         self.requeue_pte_commands();
         self.fq.after_soft_reset();
         self.kq.after_soft_reset();
-        self.finished.clear();
         self.dma.after_soft_reset();
         self.void_copy();
         self.stats.recoveries += 1;
@@ -851,7 +890,14 @@ impl<T: DeviceIo> Inner<T> {
                     continue;
                 }
                 let n = rest.len().min(DMA_ROUND);
-                self.dma.submit(&mut self.io, ch, &rest[..n]).map_err(|e| (first, e.into()))?;
+                if let Err(e) = self.dma.submit(&mut self.io, ch, &rest[..n]) {
+                    // The channels already rung run on: the caller may only release
+                    // their buffers and frames once they ended.
+                    if !active.is_empty() {
+                        let _ = self.wait_round(&active, first);
+                    }
+                    return Err((first, e.into()));
+                }
                 offset[ch] += n;
                 active.push(ch);
             }

@@ -286,6 +286,9 @@ impl Dma {
         }
         let push = self.push;
         let ch = self.channel(channel)?;
+        if descs.is_empty() {
+            return Ok(());
+        }
         if ch.in_flight + descs.len() > capacity {
             return Err(DmaError::RingFull { channel, capacity });
         }

@@ -162,8 +162,9 @@ impl Ring {
     /// Consumes the records the device has written, found in host memory by their free
     /// markers: hands each record from HEAD on to `take` until an entry is free or
     /// `take` stops, marks each consumed entry free again, and writes HEAD (a posted
-    /// write) once if it moved, or if the last call's write of it failed. No MMIO read:
-    /// the device's TAIL is not consulted.
+    /// write) once if it moved, or if the last call's write of it failed (a failed HEAD
+    /// write is not an error: the records were taken). No MMIO read: the device's TAIL is
+    /// not consulted.
     pub(crate) fn consume<T: DeviceIo + ?Sized, E: From<IoError> + From<DmaBufError>>(
         &mut self,
         io: &mut T,
@@ -195,9 +196,12 @@ impl Ring {
             }
         }
         if self.index != start || self.head_behind {
-            self.head_behind = true;
-            io.write32(self.regs.head, u32::from(self.index))?;
-            self.head_behind = false;
+            // The records were taken either way; a HEAD the device did not get is
+            // written again by the next call.
+            self.head_behind = io.write32(self.regs.head, u32::from(self.index)).is_err();
+            if self.head_behind {
+                tracing::debug!(target: "npu", head = self.regs.head, "ring HEAD write failed; written again next time");
+            }
         }
         result
     }

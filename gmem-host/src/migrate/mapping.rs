@@ -17,57 +17,95 @@ use crate::types::DeviceId;
 /// Per-device invalidation batches of one operation.
 pub(crate) type Batches = HashMap<u8, InvalidationBatch>;
 
-/// Flush every batch, after the invalidations earlier flushes owe their device (so a
-/// caller that frees a frame once this succeeds knows no TLB still reaches it); the
-/// first error wins (all are attempted). A group that keeps failing is owed from then
-/// on ([`DeviceSlot::owed_invalidations`]).
-pub(crate) fn flush_all(inner: &Inner, st: &mut State, mut batches: Batches) -> Result<(), MigrateError> {
+/// Flush every batch, after the invalidations earlier flushes owe their device; the
+/// first error wins (all are attempted). A group that keeps failing is owed from then on
+/// ([`DeviceSlot::owed_invalidations`]).
+///
+/// A caller that frees frames of a device once this succeeds puts that device in
+/// `batches` (an empty batch if it has nothing new to invalidate there): its owed
+/// groups must then go out, so no TLB still reaches the frames. Other devices' owed
+/// groups are tried once and do not fail the call, so one wedged device does not stop
+/// the others' migrations.
+pub(crate) fn flush_all(inner: &Inner, st: &mut State, batches: Batches) -> Result<(), MigrateError> {
     /// Attempts per coalesced group: an invalidation that keeps failing leaves stale
     /// translations, so it is retried before the caller has to give up.
     const ATTEMPTS: u32 = 3;
     let owing: Vec<u8> = (0..st.devices.len() as u8)
         .filter(|&d| !st.devices[d as usize].owed_invalidations.is_empty() && !batches.contains_key(&d))
         .collect();
-    batches.extend(owing.into_iter().map(|d| (d, InvalidationBatch::default())));
+    for d in owing {
+        // Best effort: what fails stays owed.
+        let _ = flush_device(inner, st, d, Vec::new(), 1);
+    }
     let mut first = None;
     for (d, b) in batches {
-        let slot = &mut st.devices[d as usize];
-        let owed = std::mem::take(&mut slot.owed_invalidations);
-        if slot.lost {
-            continue;
-        }
-        let mmu = slot.mmu.clone();
-        // A detached ASID's translations went with it (`pmap_destroy`).
-        let groups: Vec<(Asid, Vec<VaRange>)> =
-            owed.into_iter().filter(|(asid, _)| slot.asids.contains_key(asid)).chain(b.take_coalesced()).collect();
-        let mut n = 0;
-        for (asid, ranges) in groups {
-            n += ranges.len();
-            let mut last = None;
-            for _ in 0..ATTEMPTS {
-                match mmu.tlb_invl_coalesced(asid, &ranges) {
-                    Ok(()) => {
-                        last = None;
-                        break;
-                    }
-                    Err(e) => {
-                        add(&inner.counters.hook_errors, 1);
-                        last = Some(e);
-                    }
-                }
-            }
-            if let Some(source) = last {
-                tracing::warn!(target: "gmem", dev = d, ranges = ranges.len(), error = %source, "tlb invalidation failed; owed to the next flush");
-                st.devices[d as usize].owed_invalidations.push((asid, ranges));
-                first.get_or_insert(MigrateError::Invalidate { dev: d, source });
-            }
-        }
-        if n > 0 {
-            add(&inner.counters.tlb_ranges, n as u64);
-            tracing::trace!(target: "gmem", dev = d, ranges = n, "tlb invalidation");
+        if let Err(e) = flush_device(inner, st, d, b.take_coalesced(), ATTEMPTS) {
+            first.get_or_insert(e);
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Sends device `d`'s owed groups, then `groups`, each up to `attempts` times; the ones
+/// that still fail are owed (merged per ASID). Nothing for a lost device.
+fn flush_device(
+    inner: &Inner,
+    st: &mut State,
+    d: u8,
+    groups: Vec<(Asid, Vec<VaRange>)>,
+    attempts: u32,
+) -> Result<(), MigrateError> {
+    let slot = &mut st.devices[d as usize];
+    let owed = std::mem::take(&mut slot.owed_invalidations);
+    if slot.lost {
+        return Ok(());
+    }
+    let mmu = slot.mmu.clone();
+    // A detached ASID's translations went with it (`pmap_destroy`).
+    let groups: Vec<(Asid, Vec<VaRange>)> =
+        owed.into_iter().filter(|(asid, _)| slot.asids.contains_key(asid)).chain(groups).collect();
+    let (mut n, mut first) = (0, None);
+    for (asid, ranges) in groups {
+        n += ranges.len();
+        let mut last = None;
+        for _ in 0..attempts {
+            match mmu.tlb_invl_coalesced(asid, &ranges) {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    add(&inner.counters.hook_errors, 1);
+                    last = Some(e);
+                }
+            }
+        }
+        if let Some(source) = last {
+            tracing::warn!(target: "gmem", dev = d, ranges = ranges.len(), error = %source, "tlb invalidation failed; owed to the next flush");
+            owe(&mut st.devices[d as usize], asid, ranges);
+            first.get_or_insert(MigrateError::Invalidate { dev: d, source });
+        }
+    }
+    if n > 0 {
+        add(&inner.counters.tlb_ranges, n as u64);
+        tracing::trace!(target: "gmem", dev = d, ranges = n, "tlb invalidation");
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Adds `ranges` of `asid` to what `slot` owes, one group per ASID (a range owed twice
+/// is sent once).
+fn owe(slot: &mut DeviceSlot, asid: Asid, ranges: Vec<VaRange>) {
+    match slot.owed_invalidations.iter_mut().find(|(a, _)| *a == asid) {
+        Some((_, owed)) => {
+            for r in ranges {
+                if !owed.contains(&r) {
+                    owed.push(r);
+                }
+            }
+        }
+        None => slot.owed_invalidations.push((asid, ranges)),
+    }
 }
 
 /// A read-duplicated page (device mapping already gone) keeps only its CPU copy: the

@@ -63,6 +63,10 @@ pub(crate) fn teardown_range(inner: &Inner, st: &mut State, s: u32, va: u64, len
             }
         }
     }
+    // The devices whose frames this frees: what they owe must go out first.
+    for (_, e) in touched.iter().filter(|(_, e)| e.on_device()) {
+        batches.entry(e.dev).or_default();
+    }
     if let Err(e) = flush_all(inner, st, batches) {
         // Stale translations may still reach these frames: never hand them out again.
         tracing::error!(target: "gmem", error = %e, "munmap: TLB flush failed; frames quarantined");

@@ -79,7 +79,11 @@ pub(crate) fn to_host(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<
 /// [`to_host`], returning the pages that left a device (or lost a remote mapping).
 pub(crate) fn to_host_keys(inner: &Inner, pages: &[PageKey], cause: Cause) -> Result<Vec<PageKey>, MigrateError> {
     let mut g = inner.lock();
-    let Collected { batches, outs, dup_frees, mut moved, mut err } = collect(inner, &mut g, pages, cause);
+    let Collected { mut batches, outs, dup_frees, mut moved, mut err } = collect(inner, &mut g, pages, cause);
+    // The devices whose frames this frees: what they owe must go out first.
+    for d in outs.iter().map(|o| o.dev).chain(dup_frees.iter().map(|&(_, d, _)| d)) {
+        batches.entry(d).or_default();
+    }
     if let Err(x) = flush_all(inner, &mut g, batches) {
         // Mappings are gone from the page tables but maybe not the TLBs: keep the data on
         // the device and give up this round.

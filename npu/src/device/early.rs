@@ -121,7 +121,7 @@ impl<T: DeviceIo> Inner<T> {
     /// Queues `records` again for the next batch, unless a soft reset was tried (a DMA
     /// that timed out) since they were read at `resets` attempts: the device has then
     /// forgotten their requests, and their REPLAYs would name none.
-    fn give_back(&mut self, records: Vec<FaultRecord>, resets: u64) {
+    pub(super) fn give_back(&mut self, records: Vec<FaultRecord>, resets: u64) {
         if self.reset_attempts == resets {
             self.fq.put_back(records);
         }
