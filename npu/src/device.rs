@@ -807,6 +807,19 @@ impl<T: DeviceIo> Inner<T> {
         self.io.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb)?;
         // Counted once the write went out: only then may the device forget work.
         self.reset_attempts += 1;
+        // From here the device has forgotten its queues whether or not the drain below
+        // can be watched to its end (a STATUS read may fail): the host's side follows at
+        // once. (During the drain the device writes nothing into host memory: its
+        // bursts complete with zero strobes.) Left for after the drain, a failed read
+        // would leave the rings out of step: the next doorbell would hand the device
+        // old commands again (stale PTE_WRITEs) and the PTE_WRITEs it dropped would
+        // never be written.
+        self.cmdq.after_soft_reset();
+        self.requeue_pte_commands();
+        self.fq.after_soft_reset();
+        self.kq.after_soft_reset();
+        self.dma.after_soft_reset();
+        self.void_copy();
         let start = self.io.now_ns();
         loop {
             let s = self.io.read32(regs::STATUS.offset)?;
@@ -820,12 +833,6 @@ impl<T: DeviceIo> Inner<T> {
             }
             self.io.advance(1_000)?;
         }
-        self.cmdq.after_soft_reset();
-        self.requeue_pte_commands();
-        self.fq.after_soft_reset();
-        self.kq.after_soft_reset();
-        self.dma.after_soft_reset();
-        self.void_copy();
         self.stats.recoveries += 1;
         Ok(())
     }

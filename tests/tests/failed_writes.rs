@@ -6,7 +6,10 @@
 //! holds: the invalidation that removes the device's mappings cannot be sent. The
 //! released PTEs must still reach device memory when the access is retried; sending the
 //! INVALs alone would let the next walk refill the TLB from the stale entry and the NPU
-//! would read and write the freed frames. Runs on the RTL and on the model.
+//! would read and write the freed frames. And a soft reset whose drain cannot be watched
+//! (its STATUS read fails) has still reset the device: the driver's rings follow at
+//! once, or the next doorbell would hand the device old commands again. Runs on the RTL
+//! and on the model.
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
@@ -66,6 +69,37 @@ fn failed_invalidation_leaves_no_stale_mapping<T: DeviceIo + Send + 'static>(io:
         // SAFETY: inside q; device pages fault back to the CPU.
         assert_eq!(unsafe { word(q, i).read() }, 3 * i as u32, "q[{i}]");
     }
+}
+
+fn reset_whose_drain_read_fails_still_resyncs<T: DeviceIo + Send + 'static>(io: T) {
+    let inj = Injector::new(1);
+    let s = Session::open_faulty(io, NpuConfig::default(), manager_config(), &inj).unwrap();
+    let p = s.gm.mmap(s.space, LEN, MapFlags::PEER_SHARED).unwrap() as *mut u32;
+    s.launch(Kernel::fill(s.asid, p as u64, N as u32, 7)).unwrap();
+    s.gm.cpu_access(p as u64, LEN, true).unwrap();
+    assert_ne!(s.npu.command_ring_tail(), 0, "commands went out");
+    // The RESET write reaches the device; the first STATUS read of the drain fails.
+    inj.add_text("io:read32=count:0:1").unwrap();
+    assert!(s.npu.recover().is_err());
+    inj.clear();
+    let device_tail = s.npu.with_io(|io| io.read32(regs::CMDQ_TAIL.offset)).unwrap();
+    assert_eq!((s.npu.command_ring_tail(), device_tail), (0, 0), "the driver's ring follows the device's reset");
+    // The device works on, and the data is intact.
+    s.launch(Kernel::scale(s.asid, p as u64, p as u64, N as u32, 3)).unwrap();
+    for i in 0..N {
+        // SAFETY: inside p; device pages fault back to the CPU.
+        assert_eq!(unsafe { word(p, i).read() }, 21, "p[{i}]");
+    }
+}
+
+#[test]
+fn rtl_reset_whose_drain_read_fails_still_resyncs() {
+    reset_whose_drain_read_fails_still_resyncs(sim_bridge::SimDevice::new(Default::default()).unwrap());
+}
+
+#[test]
+fn model_reset_whose_drain_read_fails_still_resyncs() {
+    reset_whose_drain_read_fails_still_resyncs(npu_refmodel::ModelDevice::new(Default::default()));
 }
 
 #[test]
