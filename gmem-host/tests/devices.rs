@@ -186,3 +186,31 @@ fn detach_brings_pages_home_and_keeps_the_space_usable() {
     d1.load(&gm, i1, a1b, va + 4096, &mut b).expect("load");
     assert_eq!(b[0], 2);
 }
+
+#[test]
+fn a_device_that_owes_an_invalidation_does_not_stop_another_devices_migrations() {
+    let gm = Gmem::new(Config::default()).expect("gm");
+    let d0 = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 64 * 4096, ..Default::default() }));
+    let d1 = Arc::new(SoftDevice::new(SoftConfig { mem_bytes: 64 * 4096, ..Default::default() }));
+    let i0 = gm.register_device(d0.clone()).expect("reg");
+    let i1 = gm.register_device(d1.clone()).expect("reg");
+    let s = gm.create_space();
+    let (a0, a1) = (gm.attach(s, i0).expect("attach"), gm.attach(s, i1).expect("attach"));
+    let p = gm.mmap(s, 8 * 4096, MapFlags::PEER_SHARED).expect("mmap");
+    let va = p as u64;
+    d0.store(&gm, i0, a0, va, &[1]).expect("store on dev0");
+    // dev0 stops invalidating: the CPU cannot take its page back, and dev0 owes that
+    // invalidation from now on.
+    d0.inject_failure("tlb_invl_coalesced", 0, 1000);
+    assert!(gm.cpu_access(va, 4096, true).is_err());
+    assert_eq!(gm.page_info(s, va).expect("info").device, Some(i0), "the data stays on dev0");
+    // dev1's pages still move: dev0's debt is not theirs.
+    d1.store(&gm, i1, a1, va + 4096, &[2]).expect("store on dev1");
+    gm.cpu_access(va + 4096, 4096, true).expect("dev1's page comes back");
+    assert_eq!(cpu_read(p, 4096), 2);
+    // Once dev0 invalidates again, its debt is paid before its frame is freed.
+    d0.inject_failure("tlb_invl_coalesced", 0, 0);
+    gm.cpu_access(va, 4096, true).expect("dev0's page comes back");
+    assert_eq!((cpu_read(p, 0), d0.stale_tlb_entries()), (1, 0));
+    assert_eq!(gm.device_pages(i0), Some((64, 64)));
+}
