@@ -276,10 +276,15 @@ struct Inner<T: DeviceIo> {
     /// Soft resets tried, successful or not (early.rs; a launch whose kernel a reset
     /// forgot).
     reset_attempts: u64,
-    /// Kernel completions collected but not yet claimed by their launcher, by soft-reset
-    /// epoch (`reset_attempts` when collected) and KQ index: launches from several
-    /// threads each wait for their own, also across another thread's reset.
-    finished: HashMap<(u64, u16), KernelCompletion>,
+    /// Launches so far: each launch's number names its kernel until it is claimed.
+    launches: u64,
+    /// The launch number of each kernel in the KQ, by ring index (indices are reused
+    /// as soon as a completion is collected, maybe before its launcher claims it).
+    launched: HashMap<u16, u64>,
+    /// Kernel completions collected but not yet claimed by their launcher, by launch
+    /// number: launches from several threads each wait for their own, also across
+    /// another thread's reset.
+    finished: HashMap<u64, KernelCompletion>,
     /// Threads serving a fault batch outside the lock (in `Gmem::dev_fault`).
     in_service: usize,
 }
@@ -411,6 +416,8 @@ impl<T: DeviceIo> NpuDevice<T> {
             batch: None,
             table_channel: None,
             reset_attempts: 0,
+            launches: 0,
+            launched: HashMap::new(),
             finished: HashMap::new(),
             in_service: 0,
         };
@@ -523,7 +530,7 @@ impl<T: DeviceIo> NpuDevice<T> {
     /// the compute unit runs the kernels in submission order, every launcher serves the
     /// faults that arrive, and each returns with its own kernel's completion.
     pub fn launch(&self, gm: &Gmem, id: DeviceId, kernel: Kernel) -> Result<KernelCompletion, NpuError> {
-        let (index, epoch, start) = {
+        let (key, epoch, start) = {
             let mut g = self.lock();
             let g = &mut *g;
             if g.lost {
@@ -534,13 +541,11 @@ impl<T: DeviceIo> NpuDevice<T> {
                 g.io.advance(c.launch_ns)?;
             }
             let index = g.kq.submit(&mut g.io, &[kernel.with_irq()])?[0];
-            let epoch = g.reset_attempts;
-            // A completion left at this index belongs to an earlier kernel whose launch
-            // gave up waiting.
-            g.finished.remove(&(epoch, index));
-            (index, epoch, g.io.now_ns())
+            let key = g.launches;
+            g.launches += 1;
+            g.launched.insert(index, key);
+            (key, g.reset_attempts, g.io.now_ns())
         };
-        let key = (epoch, index);
         loop {
             let done = {
                 // While another thread serves a fault batch the device waits for its
@@ -559,11 +564,15 @@ impl<T: DeviceIo> NpuDevice<T> {
                     }
                     g.wait_fault_or_kernel()?;
                     for c in g.kq.completions(&mut g.io)? {
-                        g.finished.insert((g.reset_attempts, c.index), c);
+                        if let Some(n) = g.launched.remove(&c.index) {
+                            g.finished.insert(n, c);
+                        }
                     }
                 }
                 let mine = g.finished.remove(&key);
                 if mine.is_none() && g.io.now_ns().saturating_sub(start) > self.cfg.budget_ns {
+                    // Given up: a completion arriving later is nobody's.
+                    g.launched.retain(|_, n| *n != key);
                     g.log_queue_state();
                     return Err(NpuError::Timeout { budget_ns: self.cfg.budget_ns });
                 }
@@ -818,6 +827,7 @@ impl<T: DeviceIo> Inner<T> {
         self.requeue_pte_commands();
         self.fq.after_soft_reset();
         self.kq.after_soft_reset();
+        self.launched.clear();
         self.dma.after_soft_reset();
         self.void_copy();
         let start = self.io.now_ns();

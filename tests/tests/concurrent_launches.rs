@@ -1,9 +1,7 @@
 //! Kernels launched on one NPU from several threads at once: the compute unit runs them
 //! in submission order, every launcher serves the device faults that arrive (whoever's
 //! kernel raised them), and each launch returns with its own kernel's completion, never
-//! another's. Runs on the model: the RTL variant timed out once in CI (a launch saw
-//! no completion within its 1 s device-time budget) and the cause is not yet found
-//! (docs/architecture.md, "Not yet").
+//! another's. Runs on the RTL and on the model.
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
@@ -42,6 +40,11 @@ fn concurrent_launches<T: DeviceIo + Send + 'static>(s: Stack<T>) {
         }
     });
     assert_eq!(s.npu.stats().kernels, (2 * THREADS as u32 * ROUNDS) as u64);
+}
+
+#[test]
+fn rtl_threads_launch_on_one_npu_at_once() {
+    concurrent_launches(tests::rtl(NpuConfig::default()));
 }
 
 #[test]
