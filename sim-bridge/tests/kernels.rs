@@ -433,20 +433,26 @@ fn rtl_a_soft_reset_in_any_cycle_of_a_walk_leaves_no_stray_translation() {
         let case = format!("reset {at} cycles after the doorbell");
         r.kq.submit(&mut r.dev, &[Kernel::copy(1, A, C, 64)]).unwrap();
         r.dev.step(at);
-        r.dev.write32(regs::RESET.offset, 1).unwrap();
-        let drained = (0..40).any(|_| {
-            r.dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));
-            let s = r.dev.read32(regs::STATUS.offset).unwrap();
-            regs::status::CU_BUSY.get32(s) == 0 && regs::status::CMDQ_BUSY.get32(s) == 0
-        });
-        assert!(drained, "{case}: drained");
-        r.cmdq.after_soft_reset();
-        r.fq.after_soft_reset();
-        r.kq.after_soft_reset();
-        let cpl = r.run_clean(Kernel::fill(1, C, 16, at as u32));
-        assert_eq!(cpl.status, KernelStatus::Ok, "{case}");
-        assert_eq!(words(&r.dev, PA_C, 16), vec![at as u32; 16], "{case}");
+        reset_and_resync(&mut r, &case, at as u32);
     }
+}
+
+/// Soft-resets the device, waits for the drain, restarts the driver's queues and runs a
+/// clean FILL of `v` (it must land).
+fn reset_and_resync(r: &mut Rig<SimDevice>, case: &str, v: u32) {
+    r.dev.write32(regs::RESET.offset, 1).unwrap();
+    let drained = (0..40).any(|_| {
+        r.dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let s = r.dev.read32(regs::STATUS.offset).unwrap();
+        regs::status::CU_BUSY.get32(s) == 0 && regs::status::CMDQ_BUSY.get32(s) == 0
+    });
+    assert!(drained, "{case}: drained");
+    r.cmdq.after_soft_reset();
+    r.fq.after_soft_reset();
+    r.kq.after_soft_reset();
+    let cpl = r.run_clean(Kernel::fill(1, C, 16, v));
+    assert_eq!(cpl.status, KernelStatus::Ok, "{case}");
+    assert_eq!(words(&r.dev, PA_C, 16), vec![v; 16], "{case}");
 }
 
 /// RTL-only: a soft reset in any cycle of a fault's life — the walk that faults, the
@@ -458,25 +464,11 @@ fn rtl_a_soft_reset_in_any_cycle_of_a_fault_and_its_replay_drains() {
     const PA_D: u64 = 0x130_0000;
     let mut r = rtl(6);
     standard_maps(&mut r, 1);
-    let reset_and_resync = |r: &mut Rig<SimDevice>, case: &str| {
-        r.dev.write32(regs::RESET.offset, 1).unwrap();
-        let drained = (0..40).any(|_| {
-            r.dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));
-            let s = r.dev.read32(regs::STATUS.offset).unwrap();
-            regs::status::CU_BUSY.get32(s) == 0 && regs::status::CMDQ_BUSY.get32(s) == 0
-        });
-        assert!(drained, "{case}: drained");
-        r.cmdq.after_soft_reset();
-        r.fq.after_soft_reset();
-        r.kq.after_soft_reset();
-        let cpl = r.run_clean(Kernel::fill(1, C, 16, 7));
-        assert_eq!(cpl.status, KernelStatus::Ok, "{case}");
-    };
     for at in (0..1200u64).step_by(2) {
         let case = format!("reset {at} cycles after the faulting kernel's doorbell");
         r.kq.submit(&mut r.dev, &[Kernel::fill(1, D, 64, 1)]).unwrap();
         r.dev.step(at);
-        reset_and_resync(&mut r, &case);
+        reset_and_resync(&mut r, &case, 7);
     }
     for at in 0..500u64 {
         let case = format!("reset {at} cycles after the REPLAY's doorbell");
@@ -492,7 +484,7 @@ fn rtl_a_soft_reset_in_any_cycle_of_a_fault_and_its_replay_drains() {
         let replays: Vec<Command> = records.iter().map(|f| f.replay(false)).collect();
         r.cmdq.submit(&mut r.dev, &replays).unwrap();
         r.dev.step(at);
-        reset_and_resync(&mut r, &case);
+        reset_and_resync(&mut r, &case, 7);
         r.tables.unmap(&mut r.dev, 1, D);
         r.inval_all();
     }
