@@ -13,7 +13,10 @@
 // One fetch reads a whole beat: the commands after the fetched one that lie in the same
 // beat, before the ring's end and below the TAIL seen when the fetch was issued, are kept
 // and executed without another fetch (a batch of REPLAYs costs one host read per beat,
-// not one per command). HEAD advances as each command is read in. A command that cannot be fetched, an unknown
+// not one per command). A push (CMDQ_PUSH, npu_cmdq_push) stands in for the fetch when
+// the engine reaches the pushed entry idle: its commands are taken like a fetched beat's,
+// bounded the same way by the ring's end and the TAIL. HEAD advances as each command is
+// read in. A command that cannot be fetched, an unknown
 // opcode or scope, a misaligned FENCE address, or a failed FENCE write is a device error:
 // the queue stops (ERR_INFO unit 0) until soft reset.
 module npu_cmdq #(
@@ -31,6 +34,11 @@ module npu_cmdq #(
   input  logic [4:0]           size_log2_i,
   input  logic [15:0]          tail_i,
   output logic [15:0]          head_o,
+  // pushed-command window (CMDQ_PUSH words, CMDQ_PUSH_COMMIT)
+  input  logic [15:0]          push_we_i,
+  input  logic [31:0]          push_wd_i,
+  input  logic                 push_commit_i,
+  input  logic [1:0]           push_count_i,
   output logic                 busy_o,
   output logic                 irq_o,
   output logic [7:0]           dev_err_code_o,
@@ -94,9 +102,9 @@ module npu_cmdq #(
   localparam logic [7:0] ErrBad   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
   localparam logic [7:0] ErrWrite = 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE);
 
-  typedef enum logic [3:0] {
-    StIdle, StFetch, StFetchWait, StDecode, StInval, StReplay, StFenceWait, StFenceAw, StFenceW,
-    StFenceB, StPteAw, StPteW, StPteB, StNext, StError
+  typedef enum logic [4:0] {
+    StIdle, StChoose, StFetch, StFetchWait, StPush, StDecode, StInval, StReplay, StFenceWait,
+    StFenceAw, StFenceW, StFenceB, StPteAw, StPteW, StPteB, StNext, StError
   } state_e;
 
   state_e        state_d, state_q;
@@ -108,23 +116,58 @@ module npu_cmdq #(
   logic [AheadW-1:0]    ahead_d, ahead_q;
   logic [AheadBits-1:0] left_d, left_q;
 
+  // The ring size's decode, registered (it takes effect the cycle after CMDQ_SIZE_LOG2 is
+  // written; the driver writes it with the queue off), so it stays out of the deep
+  // "commands pending" logic.
   logic [15:0] mask;
   logic        ring_ok, pending;
   logic [63:0] fetch_addr;
-  assign mask       = 16'((32'd1 << size_log2_i) - 1);
-  assign ring_ok    = size_log2_i >= 5'd1 && size_log2_i <= 5'd16;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : ring_size_ff
+    if (!rst_ni) begin
+      mask    <= '0;
+      ring_ok <= 1'b0;
+    end else begin
+      mask    <= 16'((32'd1 << size_log2_i) - 1);
+      ring_ok <= size_log2_i >= 5'd1 && size_log2_i <= 5'd16;
+    end
+  end
   assign pending    = (head_q & mask) != (tail_i & mask);
   assign fetch_addr = base_i + {44'd0, head_q & mask, 4'd0};
+
+  // The committed push, if any (npu_cmdq_push): taken when the engine, idle, finds the
+  // next command to execute at its index.
+  logic                 push_valid, push_hit;
+  logic [15:0]          push_idx;
+  logic [AheadBits:0]   push_n;
+  logic [DataWidth-1:0] push_rec;
+  npu_cmdq_push #(.Cmds(PerBeat)) u_push (
+    .clk_i,
+    .rst_ni,
+    .soft_reset_i,
+    .we_i     (push_we_i),
+    .wd_i     (push_wd_i),
+    .commit_i (push_commit_i),
+    .count_i  (push_count_i),
+    .tail_i   (tail_i & mask),
+    .forget_i (state_q == StPush || state_q == StFetch || !enable_i),
+    .valid_o  (push_valid),
+    .idx_o    (push_idx),
+    .n_o      (push_n),
+    .rec_o    (push_rec)
+  );
+  assign push_hit = push_valid && push_idx == head_q;
 
   // Commands a fetch may keep besides the first: those in the same beat, before the
   // ring's end, and below the TAIL seen when the fetch was issued (written by the host
   // before its doorbell, so before the read). Counted when the beat arrives, from the
-  // fetch's address and that TAIL, both registered at the fetch.
+  // commands left in the beat from the fetched one on and that TAIL, both registered at
+  // the fetch. A push is counted the same way, its commands standing for the beat's.
   logic [15:0] tail_seen_q, head_idx, tail_dist;
   logic [16:0] to_line, to_ring, to_tail, keep_n;
+  logic [AheadBits:0] beat_left_q;
   assign head_idx  = head_q & mask;
   assign tail_dist = (tail_seen_q - head_q) & mask;
-  assign to_line   = 17'(PerBeat) - {13'd0, 4'(fetch_addr_q[OffBits-1:4])};
+  assign to_line   = 17'(beat_left_q);
   assign to_ring   = {1'b0, mask} + 17'd1 - {1'b0, head_idx};
   assign to_tail   = {1'b0, tail_dist};
   always_comb begin : keep_count
@@ -165,7 +208,18 @@ module npu_cmdq #(
     cmd_done_o     = 1'b0;
     unique case (state_q)
       StIdle: begin
-        if (enable_i && ring_ok && pending && !draining_q) state_d = StFetch;
+        if (enable_i && ring_ok && pending && !draining_q) state_d = StChoose;
+      end
+      StChoose: begin
+        // The next command comes from the push if one was committed at its index.
+        state_d = push_hit ? StPush : StFetch;
+      end
+      StPush: begin
+        cmd_d   = push_rec[127:0];
+        ahead_d = AheadW'(push_rec >> 128);
+        left_d  = AheadBits'(keep_n - 17'd1);
+        head_d  = head_next_q;
+        state_d = StDecode;
       end
       StFetch: begin
         if (ar_ready_i) state_d = StFetchWait;
@@ -312,7 +366,7 @@ module npu_cmdq #(
                         && (state_q == StDecode && dec_replay || state_q == StReplay && !replay_ready_i);
       // = (state_d == StFetch / StFenceAw / StFenceW), written without the full
       // next-state logic (the command's decode does not reach these flip-flops).
-      ar_valid_q     <= state_q == StIdle && enable_i && ring_ok && pending && !draining_q && !soft_reset_i
+      ar_valid_q     <= state_q == StChoose && !push_hit && !draining_q && !soft_reset_i
                         || state_q == StFetch && !ar_ready_i;
       aw_valid_q     <= state_q == StFenceWait && mmu_quiet_i && !draining_q && !soft_reset_i
                         || state_q == StFenceAw && !aw_ready_i;
@@ -343,8 +397,11 @@ module npu_cmdq #(
     ahead_q <= ahead_d;
     if (state_q == StFetch) begin
       fetch_addr_q <= fetch_addr;
-      tail_seen_q  <= tail_i;
+      beat_left_q  <= (AheadBits+1)'(PerBeat) - (AheadBits+1)'(fetch_addr[OffBits-1:4]);
+    end else if (state_q == StChoose) begin
+      beat_left_q  <= push_n;
     end
+    if (state_q == StFetch || state_q == StChoose) tail_seen_q <= tail_i;
   end
 
   // The FENCE or PTE_WRITE write beat, registered: the command does not change between
@@ -406,7 +463,13 @@ module npu_cmdq #(
   // against) and ends by zeroing HEAD, possibly the cycle after that fetch moved it: both
   // checks hold outside a drain.
   a_keep_in_beat: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      state_q == StFetchWait && ring_ok && !draining_q |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
+      (state_q == StFetchWait || state_q == StPush) && ring_ok && !draining_q
+      |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
+  // A push is taken only at its own index, and forgotten once taken.
+  a_push_at_head: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == StPush |-> $past(state_q == StChoose && push_hit));
+  a_push_taken_once: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == StPush |=> !push_valid);
   a_head_next: assert property (@(posedge clk_i) disable iff (!rst_ni)
       head_d != head_q && !draining_q && !soft_reset_i |-> head_next_q == ((head_q + 16'd1) & mask));
   // ... and a drain that ends forgets the fetch: HEAD 0, no command kept.

@@ -32,6 +32,8 @@ module npu_csr (
   output logic [31:0] cmdq_size_log2_q_o,
   input  logic [31:0] cmdq_head_i,
   output logic [31:0] cmdq_tail_q_o,
+  output logic cmdq_push_commit_we_o,
+  output logic [31:0] cmdq_push_commit_wd_o,
   output logic [31:0] fq_base_lo_q_o,
   output logic [31:0] fq_base_hi_q_o,
   output logic [31:0] fq_size_log2_q_o,
@@ -62,6 +64,8 @@ module npu_csr (
   output logic [31:0] dma_ch_ctrl_wd_o,
   output logic [23:0] dma_push_we_o,
   output logic [31:0] dma_push_wd_o,
+  output logic [15:0] cmdq_push_we_o,
+  output logic [31:0] cmdq_push_wd_o,
   output logic [511:0] ptroot_q_o,
   output logic errinj_host_rd_we_o,
   output logic [31:0] errinj_host_rd_wd_o,
@@ -327,6 +331,8 @@ module npu_csr (
   assign reset_wd_o = reg_wdata_i & wmask;
   assign int_ack_we_o = reg_we_i && (reg_addr_i == 12'h028);
   assign int_ack_wd_o = reg_wdata_i & wmask;
+  assign cmdq_push_commit_we_o = reg_we_i && (reg_addr_i == 12'h114);
+  assign cmdq_push_commit_wd_o = reg_wdata_i & wmask;
   assign dma_ch_ctrl_we_o[0] = reg_we_i && (reg_addr_i == 12'h22C);
   assign dma_ch_ctrl_we_o[1] = reg_we_i && (reg_addr_i == 12'h26C);
   assign dma_ch_ctrl_we_o[2] = reg_we_i && (reg_addr_i == 12'h2AC);
@@ -356,6 +362,23 @@ module npu_csr (
   assign dma_push_we_o[22] = reg_we_i && (reg_addr_i == 12'h358);
   assign dma_push_we_o[23] = reg_we_i && (reg_addr_i == 12'h35C);
   assign dma_push_wd_o = reg_wdata_i & wmask;
+  assign cmdq_push_we_o[0] = reg_we_i && (reg_addr_i == 12'h380);
+  assign cmdq_push_we_o[1] = reg_we_i && (reg_addr_i == 12'h384);
+  assign cmdq_push_we_o[2] = reg_we_i && (reg_addr_i == 12'h388);
+  assign cmdq_push_we_o[3] = reg_we_i && (reg_addr_i == 12'h38C);
+  assign cmdq_push_we_o[4] = reg_we_i && (reg_addr_i == 12'h390);
+  assign cmdq_push_we_o[5] = reg_we_i && (reg_addr_i == 12'h394);
+  assign cmdq_push_we_o[6] = reg_we_i && (reg_addr_i == 12'h398);
+  assign cmdq_push_we_o[7] = reg_we_i && (reg_addr_i == 12'h39C);
+  assign cmdq_push_we_o[8] = reg_we_i && (reg_addr_i == 12'h3A0);
+  assign cmdq_push_we_o[9] = reg_we_i && (reg_addr_i == 12'h3A4);
+  assign cmdq_push_we_o[10] = reg_we_i && (reg_addr_i == 12'h3A8);
+  assign cmdq_push_we_o[11] = reg_we_i && (reg_addr_i == 12'h3AC);
+  assign cmdq_push_we_o[12] = reg_we_i && (reg_addr_i == 12'h3B0);
+  assign cmdq_push_we_o[13] = reg_we_i && (reg_addr_i == 12'h3B4);
+  assign cmdq_push_we_o[14] = reg_we_i && (reg_addr_i == 12'h3B8);
+  assign cmdq_push_we_o[15] = reg_we_i && (reg_addr_i == 12'h3BC);
+  assign cmdq_push_wd_o = reg_wdata_i & wmask;
   assign errinj_host_rd_we_o = reg_we_i && (reg_addr_i == 12'h600);
   assign errinj_host_rd_wd_o = reg_wdata_i & wmask;
   assign errinj_host_wr_we_o = reg_we_i && (reg_addr_i == 12'h604);
@@ -416,6 +439,7 @@ module npu_csr (
       12'h108: reg_rdata_o = cmdq_size_log2_q;
       12'h10C: reg_rdata_o = cmdq_head_i;
       12'h110: reg_rdata_o = cmdq_tail_q;
+      12'h114: reg_rdata_o = 32'h0;
       12'h120: reg_rdata_o = fq_base_lo_q;
       12'h124: reg_rdata_o = fq_base_hi_q;
       12'h128: reg_rdata_o = fq_size_log2_q;
@@ -491,6 +515,22 @@ module npu_csr (
       12'h354: reg_rdata_o = 32'h0;
       12'h358: reg_rdata_o = 32'h0;
       12'h35C: reg_rdata_o = 32'h0;
+      12'h380: reg_rdata_o = 32'h0;
+      12'h384: reg_rdata_o = 32'h0;
+      12'h388: reg_rdata_o = 32'h0;
+      12'h38C: reg_rdata_o = 32'h0;
+      12'h390: reg_rdata_o = 32'h0;
+      12'h394: reg_rdata_o = 32'h0;
+      12'h398: reg_rdata_o = 32'h0;
+      12'h39C: reg_rdata_o = 32'h0;
+      12'h3A0: reg_rdata_o = 32'h0;
+      12'h3A4: reg_rdata_o = 32'h0;
+      12'h3A8: reg_rdata_o = 32'h0;
+      12'h3AC: reg_rdata_o = 32'h0;
+      12'h3B0: reg_rdata_o = 32'h0;
+      12'h3B4: reg_rdata_o = 32'h0;
+      12'h3B8: reg_rdata_o = 32'h0;
+      12'h3BC: reg_rdata_o = 32'h0;
       12'h400: reg_rdata_o = ptroot_q[0*32 +: 32];
       12'h404: reg_rdata_o = ptroot_q[1*32 +: 32];
       12'h408: reg_rdata_o = ptroot_q[2*32 +: 32];

@@ -307,6 +307,12 @@ module npu_top #(
   logic [31:0]               dma_ch_ctrl_wd;
   logic [DmaChannels*8-1:0]  dma_push_we;
   logic [31:0]               dma_push_wd;
+  logic [15:0]               cmdq_push_we;
+  logic [31:0]               cmdq_push_wd;
+  logic                      cmdq_push_commit_we;
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [31:0]               cmdq_push_commit_wd;  // COUNT only (bits 31:2 are ignored)
+  /* verilator lint_on UNUSEDSIGNAL */
   logic                      dma_busy_any;
 
   npu_dma #(
@@ -412,6 +418,10 @@ module npu_top #(
     .size_log2_i    (cmdq_size_log2_q[4:0]),
     .tail_i         (cmdq_tail_q[15:0]),
     .head_o         (cmdq_head),
+    .push_we_i      (cmdq_push_we),
+    .push_wd_i      (cmdq_push_wd),
+    .push_commit_i  (cmdq_push_commit_we),
+    .push_count_i   (cmdq_push_commit_wd[npu_reg_pkg::REG_CMDQ_PUSH_COMMIT_COUNT_LSB +: 2]),
     .busy_o         (cmdq_busy),
     .irq_o          (cmdq_irq),
     .dev_err_code_o (cmdq_err_code),
@@ -1005,6 +1015,10 @@ module npu_top #(
     .dma_ch_ctrl_wd_o       (dma_ch_ctrl_wd),
     .dma_push_we_o          (dma_push_we),
     .dma_push_wd_o          (dma_push_wd),
+    .cmdq_push_we_o         (cmdq_push_we),
+    .cmdq_push_wd_o         (cmdq_push_wd),
+    .cmdq_push_commit_we_o  (cmdq_push_commit_we),
+    .cmdq_push_commit_wd_o  (cmdq_push_commit_wd),
     .ptroot_q_o             (ptroot_q),
     .errinj_host_rd_we_o    (errinj_we[0]),
     .errinj_host_rd_wd_o    (errinj_wd[0*32 +: 32]),

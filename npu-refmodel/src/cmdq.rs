@@ -15,6 +15,14 @@
 //! has been written (a REPLAY for anything else is ignored, spec §7); the retry walks
 //! when the compute unit next runs. Each executed command counts in PERF CMDS, each
 //! REPLAY also in PERF REPLAYS.
+//!
+//! A push (CMDQ_PUSH, CMDQ_PUSH_COMMIT) stands for the ring entries from the TAIL of its
+//! commit on; the engine takes its commands instead of fetching when it reaches that
+//! entry (this sequential model always reaches it idle, as the RTL does when the driver
+//! pushes behind a drained queue), at most as many as lie before the ring's end and
+//! below TAIL. Any fetch, a write of the window, CMDQ_EN off and soft reset forget it.
+
+use std::collections::VecDeque;
 
 use super::ModelDevice;
 use npu::regs::{self, cmd, cmd_opcode as op, dma_error as e};
@@ -26,7 +34,16 @@ pub(crate) struct CmdQueue {
     pub(crate) head: u16,
     /// Stopped by a device error until soft reset.
     stopped: bool,
+    /// The CMDQ_PUSH window's words.
+    push_words: [u32; PUSH_WORDS],
+    /// A committed push: the ring index it starts at and its command count.
+    push: Option<(u16, u16)>,
+    /// Commands of a taken push not yet executed (the RTL's kept commands).
+    kept: VecDeque<[u8; cmd::SIZE]>,
 }
+
+/// Words of the CMDQ_PUSH window: four 16-byte commands, as many as a 512-bit beat holds.
+const PUSH_WORDS: usize = 16;
 
 impl ModelDevice {
     fn cmdq_ring(&self) -> Option<(u64, u16)> {
@@ -45,9 +62,63 @@ impl ModelDevice {
         self.cmdq_ring().is_some_and(|(_, mask)| self.cmdq_pending(mask))
     }
 
+    /// A write of word `word` of the CMDQ_PUSH window: it forgets a committed push.
+    pub(crate) fn cmdq_push_word(&mut self, word: usize, value: u32) {
+        self.cmdq.push_words[word] = value;
+        self.cmdq.push = None;
+    }
+
+    /// CMDQ_PUSH_COMMIT: the window's first COUNT + 1 commands stand for the entries
+    /// from CMDQ_TAIL on (the RTL's ring mask applied to TAIL, whatever the ring's size).
+    pub(crate) fn cmdq_push_commit(&mut self, value: u32) {
+        let size_log2 = self.rw.get(regs::CMDQ_SIZE_LOG2, 0) & 0x1F;
+        let mask = (1u32 << size_log2).wrapping_sub(1) as u16;
+        let n = regs::cmdq_push_commit::COUNT.get32(value) as u16 + 1;
+        let enabled = self.ctrl(regs::ctrl::CMDQ_EN);
+        self.cmdq.push = enabled.then_some((self.rw.get(regs::CMDQ_TAIL, 0) as u16 & mask, n));
+    }
+
+    /// The command at `index`: a kept one of a taken push, the push itself if it starts
+    /// there, or else a fetch from the ring (which forgets the push); None if the fetch
+    /// failed.
+    fn next_command(&mut self, base: u64, index: u16, mask: u16) -> Option<[u8; cmd::SIZE]> {
+        if let Some(rec) = self.cmdq.kept.pop_front() {
+            return Some(rec);
+        }
+        match self.cmdq.push.take() {
+            Some((at, n)) if at == index => {
+                let tail = self.rw.get(regs::CMDQ_TAIL, 0) as u16;
+                let to_ring = u32::from(mask) + 1 - u32::from(index);
+                let to_tail = u32::from(tail.wrapping_sub(index) & mask);
+                let keep = u32::from(n).min(to_ring).min(to_tail) as usize;
+                let w = &self.cmdq.push_words;
+                self.cmdq.kept = (0..keep)
+                    .map(|k| {
+                        let mut rec = [0u8; cmd::SIZE];
+                        for (i, word) in w[4 * k..4 * k + 4].iter().enumerate() {
+                            rec[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
+                        }
+                        rec
+                    })
+                    .collect();
+                self.cmdq.kept.pop_front()
+            }
+            _ => {
+                let mut rec = [0u8; cmd::SIZE];
+                let at = base.wrapping_add(u64::from(index) * cmd::SIZE as u64);
+                self.host_record_read(at, &mut rec).then_some(rec)
+            }
+        }
+    }
+
     /// Fetches and executes commands until the ring is empty or the queue stops; true if
     /// any command was fetched.
     pub(crate) fn run_cmdq(&mut self) -> bool {
+        if !self.ctrl(regs::ctrl::CMDQ_EN) {
+            // Turning the queue off drops the kept commands and the push (its ring may change).
+            self.cmdq.push = None;
+            self.cmdq.kept.clear();
+        }
         let mut progress = false;
         while let Some((base, mask)) = self.cmdq_ring() {
             if self.cmdq.stopped || !self.cmdq_pending(mask) {
@@ -55,10 +126,12 @@ impl ModelDevice {
             }
             progress = true;
             let index = self.cmdq.head & mask;
-            let mut rec = [0u8; cmd::SIZE];
-            let fetched = self.host_record_read(base.wrapping_add(u64::from(index) * cmd::SIZE as u64), &mut rec);
+            let fetched = self.next_command(base, index, mask);
             self.cmdq.head = index.wrapping_add(1) & mask;
-            let result = if fetched { self.execute_command(&rec) } else { Err(e::DESC_FETCH) };
+            let result = match fetched {
+                Some(rec) => self.execute_command(&rec),
+                None => Err(e::DESC_FETCH),
+            };
             match result {
                 Ok(()) => self.perf_count(regs::perf_ctr::CMDS),
                 Err(code) => {

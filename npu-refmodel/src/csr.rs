@@ -166,6 +166,8 @@ impl ModelDevice {
                 "INT_ACK" => self.int_status &= !value,
                 "DMA_CH_CTRL" if regs::dma_ch_ctrl::RESUME.get32(value) == 1 => self.resume(i as usize),
                 "DMA_PUSH" => self.dma_push(i as usize / 8, i as usize % 8, value),
+                "CMDQ_PUSH" => self.cmdq_push_word(i as usize, value),
+                "CMDQ_PUSH_COMMIT" => self.cmdq_push_commit(value),
                 "PERF_CTRL" if regs::perf_ctrl::CLEAR.get32(value) == 1 => self.perf_clear(),
                 _ => {}
             },

@@ -133,7 +133,16 @@ pub struct CmdQueue {
     /// CMDQ_HEAD as last learnt (read, or implied by a completed fence): the device has
     /// consumed at least up to it, so the room it leaves is a safe lower bound.
     head_seen: u16,
+    /// Whether small submissions are pushed through CMDQ_PUSH ([`CmdQueue::set_push`]).
+    push: bool,
+    /// The device holds a push committed for the slot at the ring's tail by a
+    /// submission whose doorbell then failed: it must be forgotten (a write of the
+    /// window) before that slot is rung with other commands.
+    stale_push: bool,
 }
+
+/// Most commands one push carries: the CMDQ_PUSH window's four records (a 512-bit beat).
+pub const PUSH_MAX: usize = (regs::CMDQ_PUSH.count as usize) / 4;
 
 const CMDQ_REGS: RingRegs = RingRegs {
     base: regs::CMDQ_BASE_LO.offset,
@@ -154,7 +163,14 @@ impl CmdQueue {
         let fence_iova = io.dma_map(&fence)?;
         crate::device_io::set_ctrl_bit(io, regs::ctrl::CMDQ_EN, true)?;
         let head_seen = ring.index;
-        Ok(Self { ring, fence, fence_iova, seq: 0, head_seen })
+        Ok(Self { ring, fence, fence_iova, seq: 0, head_seen, push: true, stale_push: false })
+    }
+
+    /// Whether a submission of at most [`PUSH_MAX`] commands that does not wrap the
+    /// ring is also pushed through BAR0 (CMDQ_PUSH, on by default), so an idle engine
+    /// starts it without a host read (docs/device.md 8).
+    pub fn set_push(&mut self, on: bool) {
+        self.push = on;
     }
 
     /// The ring slot the next command goes to (the host's CMDQ_TAIL).
@@ -199,13 +215,47 @@ impl CmdQueue {
     }
 
     fn write_and_ring<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), CmdqError> {
+        let first = self.ring.index & self.mask();
+        let mut records = Vec::with_capacity(cmds.len());
         for c in cmds {
             let slot = usize::from(self.ring.index & self.mask());
-            self.ring.buf.write(slot * regs::cmd::SIZE, &c.encode())?;
+            let rec = c.encode();
+            self.ring.buf.write(slot * regs::cmd::SIZE, &rec)?;
+            records.push(rec);
             self.ring.index = self.ring.index.wrapping_add(1) & self.mask();
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        let fits = !records.is_empty()
+            && records.len() <= PUSH_MAX
+            && usize::from(first) + records.len() <= usize::from(self.mask()) + 1;
+        // A failed push falls back to the ring: the doorbell hands the device the same
+        // commands to fetch.
+        let pushed = self.push && fits && self.push_records(io, &records).is_ok();
+        if self.stale_push && !pushed {
+            // Any write of the window forgets the committed push (docs/device.md 8).
+            io.write32(regs::CMDQ_PUSH.offset, 0)?;
+            self.stale_push = false;
+        }
         io.write32(regs::CMDQ_TAIL.offset, u32::from(self.ring.index))?;
+        self.stale_push = false;
+        Ok(())
+    }
+
+    /// Writes `records` into the CMDQ_PUSH window and commits them; on success the push
+    /// stands for the ring's slots from its tail on until the doorbell.
+    fn push_records<T: DeviceIo + ?Sized>(&mut self, io: &mut T, records: &[[u8; regs::cmd::SIZE]]) -> Result<(), IoError> {
+        for (k, rec) in records.iter().enumerate() {
+            for (i, word) in rec.chunks_exact(4).enumerate() {
+                let at = regs::CMDQ_PUSH.at((4 * k + i) as u32).unwrap_or(regs::CMDQ_PUSH.offset);
+                let value = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+                io.write32(at, value)?;
+                // A delivered word begins a new push: an older committed one is forgotten.
+                self.stale_push = false;
+            }
+        }
+        let count = regs::cmdq_push_commit::COUNT.put32(0, records.len() as u32 - 1);
+        io.write32(regs::CMDQ_PUSH_COMMIT.offset, count)?;
+        self.stale_push = true;
         Ok(())
     }
 
@@ -248,6 +298,8 @@ impl CmdQueue {
     pub fn after_soft_reset(&mut self) {
         self.ring.restart();
         self.head_seen = 0;
+        // A soft reset forgets committed pushes (docs/device.md 8).
+        self.stale_push = false;
     }
 
     /// IOVA of the fence word (for fences written by hand).
@@ -277,21 +329,89 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failed_doorbell_submits_nothing_and_the_next_submission_takes_its_slots() {
+    /// A queue on a fake device behind a transport whose CMDQ_TAIL writes fail (after
+    /// the set-up) while `inj` holds the rule.
+    fn failing_doorbells() -> (crate::inject::FaultyIo<crate::fake_io::FakeIo>, CmdQueue, gmem_host::inject::Injector) {
         let inj = gmem_host::inject::Injector::new(1);
         let mut io = crate::inject::FaultyIo::new(crate::fake_io::FakeIo::new(), inj.clone());
-        let mut q = CmdQueue::init(&mut io, 4).unwrap();
+        let q = CmdQueue::init(&mut io, 4).unwrap();
+        let tail = u64::from(regs::CMDQ_TAIL.offset);
+        inj.add("io:write32", gmem_host::inject::Trigger::Range { lo: tail, hi: tail + 4 }).unwrap();
+        (io, q, inj)
+    }
+
+    /// The CSR writes logged since entry `from`, as (offset, value).
+    fn writes_since(io: &mut crate::inject::FaultyIo<crate::fake_io::FakeIo>, from: usize) -> Vec<(u32, u32)> {
+        let log = &io.inner().log[from..];
+        log.iter()
+            .filter_map(|op| match op {
+                crate::fake_io::CsrOp::Write(at, v) => Some((*at, *v)),
+                crate::fake_io::CsrOp::Read(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_doorbell_submits_nothing_and_the_next_submission_takes_its_slots() {
+        let (mut io, mut q, inj) = failing_doorbells();
         let stale = [Command::Replay { reqid: 0x101, abort: false }, Command::Replay { reqid: 0x102, abort: false }];
-        inj.add_text("io:write32=count:0:1").unwrap();
+        let before = io.inner().log.len();
         assert!(q.submit(&mut io, &stale).is_err());
         assert_eq!(q.ring.index, 0, "the tail did not move");
+        let commit = regs::CMDQ_PUSH_COMMIT.offset;
+        assert!(writes_since(&mut io, before).contains(&(commit, 1)), "the two were pushed and committed");
+        // The next submission, even unpushed, first forgets the committed push of the
+        // stale two (a write of the window), then rings its own command alone.
+        inj.clear();
+        q.set_push(false);
         let fresh = Command::Replay { reqid: 0x103, abort: true };
+        let before = io.inner().log.len();
         q.submit(&mut io, &[fresh]).unwrap();
+        let tail = regs::CMDQ_TAIL.offset;
+        assert_eq!(writes_since(&mut io, before), [(regs::CMDQ_PUSH.offset, 0), (tail, 1)], "forget, then the doorbell");
         assert_eq!(q.ring.index, 1, "the doorbell hands the device one command, not the stale two");
         let mut slot0 = [0u8; regs::cmd::SIZE];
         q.ring.buf.read(0, &mut slot0).unwrap();
         assert_eq!(slot0, fresh.encode(), "the fresh command overwrote the stale one");
+        // Once a doorbell went out, nothing is left to forget: a doorbell alone.
+        let before = io.inner().log.len();
+        q.submit(&mut io, &[fresh]).unwrap();
+        assert_eq!(writes_since(&mut io, before), [(tail, 2)]);
+    }
+
+    #[test]
+    fn a_small_submission_is_pushed_whole_and_a_large_or_wrapping_one_is_not() {
+        let mut io = crate::fake_io::FakeIo::new();
+        let mut q = CmdQueue::init(&mut io, 3).unwrap();
+        let r = |reqid| Command::Replay { reqid, abort: false };
+        let commits = |io: &crate::fake_io::FakeIo, from: usize| -> Vec<u32> {
+            let at = regs::CMDQ_PUSH_COMMIT.offset;
+            io.log[from..]
+                .iter()
+                .filter_map(|op| match op {
+                    crate::fake_io::CsrOp::Write(a, v) if *a == at => Some(*v),
+                    _ => None,
+                })
+                .collect()
+        };
+        let before = io.log.len();
+        q.submit(&mut io, &[r(1), r(2), r(3), r(4)]).unwrap();
+        assert_eq!(commits(&io, before), [3], "four commands: one push of four (COUNT 3)");
+        let word0 = |c: Command| u32::from_le_bytes(c.encode()[..4].try_into().unwrap());
+        assert_eq!(io.regs[&regs::CMDQ_PUSH.at(12).unwrap()], word0(r(4)), "the fourth is command 3 of the window");
+        let before = io.log.len();
+        q.submit(&mut io, &[r(5), r(6)]).unwrap();
+        assert_eq!(commits(&io, before), [1], "two commands: pushed");
+        // Slots 6, 7 and 0 wrap the ring's end: not pushed; nor are five commands.
+        io.regs.insert(regs::CMDQ_HEAD.offset, 6);
+        let before = io.log.len();
+        q.submit(&mut io, &[r(7), r(8), r(9)]).unwrap();
+        assert_eq!(q.ring.index, 1);
+        assert!(commits(&io, before).is_empty(), "a wrapping submission goes by the ring");
+        io.regs.insert(regs::CMDQ_HEAD.offset, 1);
+        let before = io.log.len();
+        q.submit(&mut io, &[r(10), r(11), r(12), r(13), r(14)]).unwrap();
+        assert!(commits(&io, before).is_empty(), "five commands go by the ring");
     }
 
     #[test]

@@ -136,6 +136,15 @@ pub const CMDQ_HEAD: Reg = Reg { name: "CMDQ_HEAD", offset: 0x10c, count: 1, str
 /// Index one past the last valid command (host-owned doorbell).
 pub const CMDQ_TAIL: Reg = Reg { name: "CMDQ_TAIL", offset: 0x110, count: 1, stride: 0, access: Access::ReadWrite, reset: 0x00000000, mask: 0x0000ffff };
 
+/// Commits the CMDQ_PUSH window: its first COUNT + 1 commands stand for the ring entries from the CMDQ_TAIL the device holds at this write on; the engine takes them instead of fetching, if it reaches that entry idle, with no fetch outstanding (section 8). The driver writes the same records into the ring and rings the doorbell (CMDQ_TAIL) after the commit.
+pub const CMDQ_PUSH_COMMIT: Reg = Reg { name: "CMDQ_PUSH_COMMIT", offset: 0x114, count: 1, stride: 0, access: Access::WriteOnly, reset: 0x00000000, mask: 0x00000000 };
+/// Fields of [`CMDQ_PUSH_COMMIT`].
+pub mod cmdq_push_commit {
+    use super::Field;
+    /// Commands committed, less one (1 to 4; bits 31:2 are ignored).
+    pub const COUNT: Field = Field { lsb: 0, width: 2 };
+}
+
 /// Fault queue base IOVA bits 31:0 (32-byte aligned).
 pub const FQ_BASE_LO: Reg = Reg { name: "FQ_BASE_LO", offset: 0x120, count: 1, stride: 0, access: Access::ReadWrite, reset: 0x00000000, mask: 0xffffffe0 };
 
@@ -234,6 +243,9 @@ pub mod dma_ch_ctrl {
 /// Pushed-descriptor windows: element 8c + i is word i (bytes 4i..4i+3) of a 32-byte DMA_DESC for channel c. Writing word 7 commits the window as the ring entry at the channel's current DMA_DESC_TAIL; the channel then takes that entry from the window instead of fetching it, if it reaches the entry with no descriptor fetch outstanding (section 9.3). The driver writes the same record into the ring and rings the doorbell (DMA_DESC_TAIL) after the push.
 pub const DMA_PUSH: Reg = Reg { name: "DMA_PUSH", offset: 0x300, count: 24, stride: 4, access: Access::WriteOnly, reset: 0x00000000, mask: 0x00000000 };
 
+/// Pushed-command window: element 4k + i is word i (bytes 4i..4i+3) of the 16-byte CMD record k (k < 4). A write of any element forgets a committed push; CMDQ_PUSH_COMMIT commits the window (section 8).
+pub const CMDQ_PUSH: Reg = Reg { name: "CMDQ_PUSH", offset: 0x380, count: 16, stride: 4, access: Access::WriteOnly, reset: 0x00000000, mask: 0x00000000 };
+
 /// Page-table root of ASID i: physical page number (device-physical address >> 12) of the Sv39 level-2 table, and a valid bit. A kernel in an ASID whose VALID is 0 faults with cause ASID_INVALID.
 pub const PTROOT: Reg = Reg { name: "PTROOT", offset: 0x400, count: 16, stride: 4, access: Access::ReadWrite, reset: 0x00000000, mask: 0x8fffffff };
 /// Fields of [`PTROOT`].
@@ -310,6 +322,7 @@ pub const ALL_REGS: &[Reg] = &[
     CMDQ_SIZE_LOG2,
     CMDQ_HEAD,
     CMDQ_TAIL,
+    CMDQ_PUSH_COMMIT,
     FQ_BASE_LO,
     FQ_BASE_HI,
     FQ_SIZE_LOG2,
@@ -338,6 +351,7 @@ pub const ALL_REGS: &[Reg] = &[
     DMA_CH_STATUS,
     DMA_CH_CTRL,
     DMA_PUSH,
+    CMDQ_PUSH,
     PTROOT,
     ERRINJ_HOST_RD,
     ERRINJ_HOST_WR,
