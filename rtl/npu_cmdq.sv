@@ -102,9 +102,9 @@ module npu_cmdq #(
   localparam logic [7:0] ErrBad   = 8'(npu_reg_pkg::DMA_ERROR_BAD_DESC);
   localparam logic [7:0] ErrWrite = 8'(npu_reg_pkg::DMA_ERROR_CPL_WRITE);
 
-  typedef enum logic [4:0] {
-    StIdle, StChoose, StFetch, StFetchWait, StPush, StDecode, StInval, StReplay, StFenceWait,
-    StFenceAw, StFenceW, StFenceB, StPteAw, StPteW, StPteB, StNext, StError
+  typedef enum logic [3:0] {
+    StIdle, StChoose, StFetch, StFetchWait, StDecode, StInval, StReplay, StFenceWait, StFenceAw,
+    StFenceW, StFenceB, StPteAw, StPteW, StPteB, StNext, StError
   } state_e;
 
   state_e        state_d, state_q;
@@ -135,7 +135,8 @@ module npu_cmdq #(
   assign fetch_addr = base_i + {44'd0, head_q & mask, 4'd0};
 
   // The committed push, if any (npu_cmdq_push): taken when the engine, idle, finds the
-  // next command to execute at its index.
+  // next command to execute at its index (`push_hit`: HEAD does not move in StIdle, so
+  // the push's registered compare is current in StChoose).
   logic                 push_valid, push_hit;
   logic [15:0]          push_idx;
   logic [AheadBits:0]   push_n;
@@ -148,14 +149,16 @@ module npu_cmdq #(
     .wd_i     (push_wd_i),
     .commit_i (push_commit_i),
     .count_i  (push_count_i),
-    .tail_i   (tail_i & mask),
-    .forget_i (state_q == StPush || state_q == StFetch || !enable_i),
+    .tail_i   (tail_i),
+    .mask_i   (mask),
+    .forget_i (state_q == StChoose || !enable_i),
+    .head_i   (head_q),
+    .hit_o    (push_hit),
     .valid_o  (push_valid),
     .idx_o    (push_idx),
     .n_o      (push_n),
     .rec_o    (push_rec)
   );
-  assign push_hit = push_valid && push_idx == head_q;
 
   // Commands a fetch may keep besides the first: those in the same beat, before the
   // ring's end, and below the TAIL seen when the fetch was issued (written by the host
@@ -211,15 +214,17 @@ module npu_cmdq #(
         if (enable_i && ring_ok && pending && !draining_q) state_d = StChoose;
       end
       StChoose: begin
-        // The next command comes from the push if one was committed at its index.
-        state_d = push_hit ? StPush : StFetch;
-      end
-      StPush: begin
-        cmd_d   = push_rec[127:0];
-        ahead_d = AheadW'(push_rec >> 128);
-        left_d  = AheadBits'(keep_n - 17'd1);
-        head_d  = head_next_q;
-        state_d = StDecode;
+        // The next command comes from the push if one was committed at its index (taken
+        // like a fetched beat), else from a fetch.
+        if (push_hit) begin
+          cmd_d   = push_rec[127:0];
+          ahead_d = AheadW'(push_rec >> 128);
+          left_d  = AheadBits'(keep_n - 17'd1);
+          head_d  = head_next_q;
+          state_d = StDecode;
+        end else begin
+          state_d = StFetch;
+        end
       end
       StFetch: begin
         if (ar_ready_i) state_d = StFetchWait;
@@ -398,10 +403,10 @@ module npu_cmdq #(
     if (state_q == StFetch) begin
       fetch_addr_q <= fetch_addr;
       beat_left_q  <= (AheadBits+1)'(PerBeat) - (AheadBits+1)'(fetch_addr[OffBits-1:4]);
-    end else if (state_q == StChoose) begin
+    end else if (state_q == StIdle) begin
       beat_left_q  <= push_n;
     end
-    if (state_q == StFetch || state_q == StChoose) tail_seen_q <= tail_i;
+    if (state_q == StIdle || state_q == StFetch) tail_seen_q <= tail_i;
   end
 
   // The FENCE or PTE_WRITE write beat, registered: the command does not change between
@@ -412,8 +417,13 @@ module npu_cmdq #(
   logic [StrbWidth-1:0] w_strb_q;
   logic [OffBits-4:0]   pte_slot;  // the PTE's 8-byte slot in the beat
   assign pte_slot = arg[OffBits-4:0];
+  // Only a well-formed FENCE (2) or PTE_WRITE (4) sends the beat: opcode bit 2 tells them
+  // apart, and keeps the opcode's full decode out of these 576 flip-flops' inputs.
+  if (OpFence[2] != 1'b0 || OpPte[2] != 1'b1) begin : gen_bad_opcodes
+    $error("npu_cmdq: the write beat tells FENCE from PTE_WRITE by opcode bit 2");
+  end
   always_ff @(posedge clk_i) begin : write_beat_ff
-    if (opcode == OpPte) begin
+    if (opcode[2]) begin
       w_data_q <= DataWidth'(addr) << {pte_slot, 6'b000000};
       w_strb_q <= draining_d ? '0 : StrbWidth'(8'hFF) << {pte_slot, 3'b000};
     end else begin
@@ -463,13 +473,14 @@ module npu_cmdq #(
   // against) and ends by zeroing HEAD, possibly the cycle after that fetch moved it: both
   // checks hold outside a drain.
   a_keep_in_beat: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      (state_q == StFetchWait || state_q == StPush) && ring_ok && !draining_q
+      (state_q == StFetchWait || state_q == StChoose && push_hit) && ring_ok && !draining_q
       |-> keep_n >= 17'd1 && keep_n <= 17'(PerBeat));
-  // A push is taken only at its own index, and forgotten once taken.
-  a_push_at_head: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      state_q == StPush |-> $past(state_q == StChoose && push_hit));
+  // A push is forgotten once the engine chose (taken, or a fetch went ahead of it).
   a_push_taken_once: assert property (@(posedge clk_i) disable iff (!rst_ni)
-      state_q == StPush |=> !push_valid);
+      state_q == StChoose |=> !push_valid);
+  // The registered compare is current when the engine chooses: the push is at HEAD.
+  a_push_hit_at_head: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      state_q == StChoose && push_hit |-> push_valid && (push_idx & mask) == head_q);
   a_head_next: assert property (@(posedge clk_i) disable iff (!rst_ni)
       head_d != head_q && !draining_q && !soft_reset_i |-> head_next_q == ((head_q + 16'd1) & mask));
   // ... and a drain that ends forgets the fetch: HEAD 0, no command kept.

@@ -21,10 +21,13 @@ module npu_cmdq_push #(
   input  logic [31:0]           wd_i,
   input  logic                  commit_i,     // CMDQ_PUSH_COMMIT written
   input  logic [1:0]            count_i,      // its COUNT field: commands less one
-  input  logic [15:0]           tail_i,       // CMDQ_TAIL as the commit finds it, in the ring
+  input  logic [15:0]           tail_i,       // CMDQ_TAIL as the commit finds it
+  input  logic [15:0]           mask_i,       // the ring's index mask
   input  logic                  forget_i,
+  input  logic [15:0]           head_i,       // CMDQ_HEAD
+  output logic                  hit_o,        // committed at HEAD (see `hit_q`)
   output logic                  valid_o,
-  output logic [15:0]           idx_o,
+  output logic [15:0]           idx_o,        // CMDQ_TAIL at the commit (unmasked)
   output logic [CntBits-1:0]    n_o,          // commands committed (1 to Cmds)
   output logic [128*Cmds-1:0]   rec_o         // command k in bits 128k +: 128
 );
@@ -61,6 +64,20 @@ module npu_cmdq_push #(
     end
   end
 
+  // Committed at HEAD, registered so the engine's choice between the push and a fetch
+  // starts from flip-flops: the compare of the cycle before, void if the window was
+  // written, committed or forgotten in that cycle (the push it compared may have
+  // changed), and only while the push is still valid.
+  logic hit_q;
+  always_ff @(posedge clk_i or negedge rst_ni) begin : hit_ff
+    if (!rst_ni) begin
+      hit_q <= 1'b0;
+    end else begin
+      hit_q <= valid_q && (idx_q & mask_i) == head_i && we_i == '0 && !commit_i && !forget_i
+               && !soft_reset_i;
+    end
+  end
+  assign hit_o   = hit_q && valid_q;
   assign valid_o = valid_q;
   assign idx_o   = idx_q;
   assign n_o     = n_q;

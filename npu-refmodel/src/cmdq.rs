@@ -36,7 +36,7 @@ pub(crate) struct CmdQueue {
     stopped: bool,
     /// The CMDQ_PUSH window's words.
     push_words: [u32; PUSH_WORDS],
-    /// A committed push: the ring index it starts at and its command count.
+    /// A committed push: the CMDQ_TAIL of its commit and its command count.
     push: Option<(u16, u16)>,
     /// Commands of a taken push not yet executed (the RTL's kept commands).
     kept: VecDeque<[u8; cmd::SIZE]>,
@@ -69,13 +69,11 @@ impl ModelDevice {
     }
 
     /// CMDQ_PUSH_COMMIT: the window's first COUNT + 1 commands stand for the entries
-    /// from CMDQ_TAIL on (the RTL's ring mask applied to TAIL, whatever the ring's size).
+    /// from CMDQ_TAIL on (compared with HEAD under the ring's mask, as the RTL does).
     pub(crate) fn cmdq_push_commit(&mut self, value: u32) {
-        let size_log2 = self.rw.get(regs::CMDQ_SIZE_LOG2, 0) & 0x1F;
-        let mask = (1u32 << size_log2).wrapping_sub(1) as u16;
         let n = regs::cmdq_push_commit::COUNT.get32(value) as u16 + 1;
         let enabled = self.ctrl(regs::ctrl::CMDQ_EN);
-        self.cmdq.push = enabled.then_some((self.rw.get(regs::CMDQ_TAIL, 0) as u16 & mask, n));
+        self.cmdq.push = enabled.then_some((self.rw.get(regs::CMDQ_TAIL, 0) as u16, n));
     }
 
     /// The command at `index`: a kept one of a taken push, the push itself if it starts
@@ -86,7 +84,7 @@ impl ModelDevice {
             return Some(rec);
         }
         match self.cmdq.push.take() {
-            Some((at, n)) if at == index => {
+            Some((at, n)) if at & mask == index => {
                 let tail = self.rw.get(regs::CMDQ_TAIL, 0) as u16;
                 let to_ring = u32::from(mask) + 1 - u32::from(index);
                 let to_tail = u32::from(tail.wrapping_sub(index) & mask);

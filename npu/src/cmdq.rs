@@ -243,7 +243,11 @@ impl CmdQueue {
 
     /// Writes `records` into the CMDQ_PUSH window and commits them; on success the push
     /// stands for the ring's slots from its tail on until the doorbell.
-    fn push_records<T: DeviceIo + ?Sized>(&mut self, io: &mut T, records: &[[u8; regs::cmd::SIZE]]) -> Result<(), IoError> {
+    fn push_records<T: DeviceIo + ?Sized>(
+        &mut self,
+        io: &mut T,
+        records: &[[u8; regs::cmd::SIZE]],
+    ) -> Result<(), IoError> {
         for (k, rec) in records.iter().enumerate() {
             for (i, word) in rec.chunks_exact(4).enumerate() {
                 let at = regs::CMDQ_PUSH.at((4 * k + i) as u32).unwrap_or(regs::CMDQ_PUSH.offset);
@@ -368,7 +372,11 @@ mod tests {
         let before = io.inner().log.len();
         q.submit(&mut io, &[fresh]).unwrap();
         let tail = regs::CMDQ_TAIL.offset;
-        assert_eq!(writes_since(&mut io, before), [(regs::CMDQ_PUSH.offset, 0), (tail, 1)], "forget, then the doorbell");
+        assert_eq!(
+            writes_since(&mut io, before),
+            [(regs::CMDQ_PUSH.offset, 0), (tail, 1)],
+            "forget, then the doorbell"
+        );
         assert_eq!(q.ring.index, 1, "the doorbell hands the device one command, not the stale two");
         let mut slot0 = [0u8; regs::cmd::SIZE];
         q.ring.buf.read(0, &mut slot0).unwrap();

@@ -1,7 +1,8 @@
 //! Command-format fuzzing, RTL against the reference model: seeded random command
 //! records — valid ones with random fields, unknown opcodes, reserved flag bits,
 //! misaligned and unmapped FENCE addresses, PTE_WRITEs inside and beyond device memory
-//! or with stray FLAGS/ASID — go through the command queue one at a time. After each,
+//! or with stray FLAGS/ASID — go through the command queue one at a time, half of them
+//! also pushed through CMDQ_PUSH (docs/device.md 8) before the doorbell. After each,
 //! both devices must agree on everything visible: queue head, error status, ERR_INFO,
 //! interrupt causes, the FENCE target's bytes and the PTE_WRITE target page. A device error is
 //! cleared by a soft reset and the queue set up again, as the driver does.
@@ -95,17 +96,29 @@ struct Seen {
     target: Vec<u8>,
     /// Device memory at [`PTE_PAGE`] (read through the backdoor).
     ptes: Vec<u8>,
+    /// The record was pushed too.
+    pushed: bool,
 }
 
 /// Runs `cases` records through `io`; returns what was seen after each.
 fn run<T: DeviceIo + DevMemBackdoor>(mut io: T, seed: u64, cases: usize) -> Vec<Seen> {
     let mut g = Rng(seed);
+    // Push decisions from their own stream, so the records are those of the seed alone.
+    let mut push = Rng(seed ^ 0x5055_5348);
     let mut q = setup(&mut io);
     let mut out = Vec::new();
     for _ in 0..cases {
         let rec = record(&mut g, q.target_iova);
         let mask = (1u32 << RING_LOG2) - 1;
         q.ring.write((q.tail & mask) as usize * regs::cmd::SIZE, &rec).unwrap();
+        let pushed = push.chance(50);
+        if pushed {
+            for (i, w) in rec.chunks_exact(4).enumerate() {
+                let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                io.write32(regs::CMDQ_PUSH.at(i as u32).unwrap(), v).unwrap();
+            }
+            io.write32(regs::CMDQ_PUSH_COMMIT.offset, 0).unwrap();
+        }
         q.tail = (q.tail + 1) & mask;
         io.write32(regs::CMDQ_TAIL.offset, q.tail).unwrap();
         // Let it settle: executed (head caught up) or stopped on a device error.
@@ -129,6 +142,7 @@ fn run<T: DeviceIo + DevMemBackdoor>(mut io: T, seed: u64, cases: usize) -> Vec<
             int_status: io.read32(regs::INT_STATUS.offset).unwrap(),
             target,
             ptes,
+            pushed,
         };
         io.write32(regs::INT_ACK.offset, seen.int_status).unwrap();
         let failed = seen.error == 1;
@@ -162,4 +176,9 @@ fn random_command_records_behave_the_same_on_the_rtl_and_the_model() {
     // A malformed PTE_WRITE (beyond device memory, stray FLAGS/ASID) is {BAD_DESC, 0}.
     let bad_desc = regs::dma_error::BAD_DESC as u32;
     assert!(rtl.iter().any(|s| s.error == 1 && s.err_info & 0xff == bad_desc), "malformed commands refused");
+    // Pushed records reach both outcomes too.
+    let pushed = rtl.iter().filter(|s| s.pushed).count();
+    assert!(pushed > cases / 4 && pushed < cases * 3 / 4, "{pushed} of {cases} records pushed");
+    assert!(rtl.iter().any(|s| s.pushed && s.error == 1 && s.err_info & 0xff == bad_desc), "malformed pushes refused");
+    assert!(rtl.iter().any(|s| s.pushed && s.error == 0), "well-formed pushes executed");
 }
