@@ -151,7 +151,7 @@ module npu_cmdq #(
     .count_i  (push_count_i),
     .tail_i   (tail_i),
     .mask_i   (mask),
-    .forget_i (state_q == StChoose || !enable_i),
+    .forget_i (state_q == StChoose || state_q == StFetchWait && r_valid_i || !enable_i),
     .head_i   (head_q),
     .hit_o    (push_hit),
     .valid_o  (push_valid),
@@ -422,8 +422,12 @@ module npu_cmdq #(
   if (OpFence[2] != 1'b0 || OpPte[2] != 1'b1) begin : gen_bad_opcodes
     $error("npu_cmdq: the write beat tells FENCE from PTE_WRITE by opcode bit 2");
   end
+  // A beat already shown (W valid) keeps its payload until accepted (AXI), also when a
+  // soft reset starts a drain meanwhile: that one beat keeps its strobes (device.md 13).
   always_ff @(posedge clk_i) begin : write_beat_ff
-    if (opcode[2]) begin
+    if (w_valid_q || dev_w_valid_q) begin
+      // held
+    end else if (opcode[2]) begin
       w_data_q <= DataWidth'(addr) << {pte_slot, 6'b000000};
       w_strb_q <= draining_d ? '0 : StrbWidth'(8'hFF) << {pte_slot, 3'b000};
     end else begin
@@ -496,6 +500,8 @@ module npu_cmdq #(
       && ar_valid_q == (state_q == StFetch) && aw_valid_q == (state_q == StFenceAw)
       && w_valid_q == (state_q == StFenceW) && dev_aw_valid_q == (state_q == StPteAw)
       && dev_w_valid_q == (state_q == StPteW));
+  a_w_stable: assert property (@(posedge clk_i) disable iff (!rst_ni)
+      (w_valid_o && !w_ready_i || dev_w_valid_o && !dev_w_ready_i) |=> $stable(w_data_q) && $stable(w_strb_q));
   a_fence_start: assert property (@(posedge clk_i) disable iff (!rst_ni)
       fence_start_o == (state_q == StDecode && state_d == StFenceWait));
 `endif

@@ -4,9 +4,10 @@
 // (CMDQ_PUSH, word 4k + i is word i of command k), then CMDQ_PUSH_COMMIT with the count
 // less one: the first COUNT + 1 commands stand for the ring entries from the CMDQ_TAIL of
 // that moment on, and the engine takes them in place of fetching (npu_cmdq). A committed
-// push is forgotten when the engine takes it or fetches from the ring (`forget_i`), when
-// any word of the window is written, and at soft reset, so a stale copy never stands in
-// for a later entry at the same index.
+// push is forgotten whenever the engine chooses between it and a fetch (it is taken, or
+// the engine, behind, fetches first) or a fetched beat arrives (`forget_i`; a commit in
+// that cycle is dropped too), when any word of the window is written, and at soft
+// reset, so a stale copy never stands in for a later entry at the same index.
 `include "prim_assert.svh"
 
 module npu_cmdq_push #(

@@ -20,7 +20,8 @@
 //! commit on; the engine takes its commands instead of fetching when it reaches that
 //! entry (this sequential model always reaches it idle, as the RTL does when the driver
 //! pushes behind a drained queue), at most as many as lie before the ring's end and
-//! below TAIL. Any fetch, a write of the window, CMDQ_EN off and soft reset forget it.
+//! below TAIL. Any fetch, a write of the window, CMDQ_EN off and soft reset forget it
+//! (the window's words survive soft reset, as in the RTL).
 
 use std::collections::VecDeque;
 
@@ -40,6 +41,14 @@ pub(crate) struct CmdQueue {
     push: Option<(u16, u16)>,
     /// Commands of a taken push not yet executed (the RTL's kept commands).
     kept: VecDeque<[u8; cmd::SIZE]>,
+}
+
+impl CmdQueue {
+    /// The engine after a soft reset: HEAD 0, running, nothing kept or committed; the
+    /// window's words stay (the RTL does not clear them).
+    pub(crate) fn after_soft_reset(&self) -> Self {
+        Self { push_words: self.push_words, ..Self::default() }
+    }
 }
 
 /// Words of the CMDQ_PUSH window: four 16-byte commands, as many as a 512-bit beat holds.
@@ -102,6 +111,7 @@ impl ModelDevice {
                 self.cmdq.kept.pop_front()
             }
             _ => {
+                // A fetched beat: a push committed at another index is forgotten too.
                 let mut rec = [0u8; cmd::SIZE];
                 let at = base.wrapping_add(u64::from(index) * cmd::SIZE as u64);
                 self.host_record_read(at, &mut rec).then_some(rec)
@@ -109,14 +119,15 @@ impl ModelDevice {
         }
     }
 
+    /// CMDQ_EN written 0: the kept commands and the push are dropped (the ring may change).
+    pub(crate) fn cmdq_off(&mut self) {
+        self.cmdq.push = None;
+        self.cmdq.kept.clear();
+    }
+
     /// Fetches and executes commands until the ring is empty or the queue stops; true if
     /// any command was fetched.
     pub(crate) fn run_cmdq(&mut self) -> bool {
-        if !self.ctrl(regs::ctrl::CMDQ_EN) {
-            // Turning the queue off drops the kept commands and the push (its ring may change).
-            self.cmdq.push = None;
-            self.cmdq.kept.clear();
-        }
         let mut progress = false;
         while let Some((base, mask)) = self.cmdq_ring() {
             if self.cmdq.stopped || !self.cmdq_pending(mask) {

@@ -159,7 +159,12 @@ impl ModelDevice {
         let (r, i) = decode(offset).ok_or(SlvErr)?;
         match r.access {
             Access::Const | Access::ReadOnly => {}
-            Access::ReadWrite => self.rw.set(r, i, value),
+            Access::ReadWrite => {
+                self.rw.set(r, i, value);
+                if r.name == "CTRL" && regs::ctrl::CMDQ_EN.get32(value) == 0 {
+                    self.cmdq_off();
+                }
+            }
             Access::ReadWriteHw => self.errinj[((r.offset - regs::ERRINJ_HOST_RD.offset) / 4) as usize] = value,
             Access::WriteOnly => match r.name {
                 "RESET" if regs::reset::SOFT.get32(value) == 1 => self.soft_reset(),

@@ -180,7 +180,7 @@ impl ModelDevice {
     /// CTRL, masks, bases, sizes, roots, counters and device memory kept.
     fn soft_reset(&mut self) {
         self.dma_soft_reset();
-        self.cmdq = CmdQueue::default();
+        self.cmdq = self.cmdq.after_soft_reset();
         self.fq = FaultQueue::default();
         self.cu = ComputeUnit::new(self.cfg.cu_inflight);
         self.rw.soft_reset();

@@ -258,8 +258,10 @@ impl CmdQueue {
             }
         }
         let count = regs::cmdq_push_commit::COUNT.put32(0, records.len() as u32 - 1);
-        io.write32(regs::CMDQ_PUSH_COMMIT.offset, count)?;
+        // Marked before the write: should a commit reported failed have landed after
+        // all, the next submission still forgets it (one write of the window).
         self.stale_push = true;
+        io.write32(regs::CMDQ_PUSH_COMMIT.offset, count)?;
         Ok(())
     }
 

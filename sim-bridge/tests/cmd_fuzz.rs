@@ -98,6 +98,9 @@ struct Seen {
     ptes: Vec<u8>,
     /// The record was pushed too.
     pushed: bool,
+    /// Host-port bytes read for it (PERF HOST_RD_BYTES): the fetch's beat, or none when
+    /// the engine took the push.
+    host_rd: u64,
 }
 
 /// Runs `cases` records through `io`; returns what was seen after each.
@@ -111,6 +114,8 @@ fn run<T: DeviceIo + DevMemBackdoor>(mut io: T, seed: u64, cases: usize) -> Vec<
         let rec = record(&mut g, q.target_iova);
         let mask = (1u32 << RING_LOG2) - 1;
         q.ring.write((q.tail & mask) as usize * regs::cmd::SIZE, &rec).unwrap();
+        let host_rd = regs::PERF_LO.at(regs::perf_ctr::HOST_RD_BYTES as u32).unwrap();
+        let rd_before = io.read64(host_rd).unwrap();
         let pushed = push.chance(50);
         if pushed {
             for (i, w) in rec.chunks_exact(4).enumerate() {
@@ -143,6 +148,7 @@ fn run<T: DeviceIo + DevMemBackdoor>(mut io: T, seed: u64, cases: usize) -> Vec<
             target,
             ptes,
             pushed,
+            host_rd: io.read64(host_rd).unwrap() - rd_before,
         };
         io.write32(regs::INT_ACK.offset, seen.int_status).unwrap();
         let failed = seen.error == 1;
@@ -181,4 +187,6 @@ fn random_command_records_behave_the_same_on_the_rtl_and_the_model() {
     assert!(pushed > cases / 4 && pushed < cases * 3 / 4, "{pushed} of {cases} records pushed");
     assert!(rtl.iter().any(|s| s.pushed && s.error == 1 && s.err_info & 0xff == bad_desc), "malformed pushes refused");
     assert!(rtl.iter().any(|s| s.pushed && s.error == 0), "well-formed pushes executed");
+    // ... taken from the window, not fetched; the others are fetched.
+    assert!(rtl.iter().all(|s| s.host_rd == if s.pushed { 0 } else { 64 }), "pushed records are not fetched");
 }

@@ -17,6 +17,8 @@ fn device() -> SimDevice {
 fn fence_completes_after_earlier_commands_with_its_data_and_interrupt() {
     let mut dev = device();
     let mut q = CmdQueue::init(&mut dev, 4).unwrap();
+    // From the ring: four commands in one fetched beat (pushed ones: cmdq_push.rs).
+    q.set_push(false);
     dev.write32(regs::INT_MASK.offset, 1 << regs::int_cause::CMD).unwrap();
     let word = DmaBuffer::new(4096).unwrap();
     let iova = dev.dma_map(&word).unwrap();
@@ -97,19 +99,23 @@ fn a_soft_reset_at_any_cycle_of_a_command_fetch_drains_and_the_queue_works_again
     // decoded and executed), from HEAD 0 (the reset TAIL then equals the fetch's HEAD)
     // and from HEAD 2 (the drain zeroes HEAD right after a fetch moved it).
     // The drain discards what the fetch brings; no assertion fires, both ring indices end
-    // at 0, and the queue runs a fenced submission afterwards.
+    // at 0, and the queue runs a fenced submission afterwards. The same again with the
+    // submission pushed (CMDQ_PUSH): the reset lands while the engine chooses the push,
+    // takes it and executes its commands.
     let cmds = [Command::Inval(InvalScope::Asid(1)), Command::Replay { reqid: 0x7, abort: false }];
-    for warm in [false, true] {
-        for at in 0..300u64 {
+    for (warm, pushed) in [(false, false), (true, false), (false, true), (true, true)] {
+        let cycles = if pushed { 80 } else { 300 };
+        for at in 0..cycles {
             let mut dev = device();
             let mut q = CmdQueue::init(&mut dev, 4).unwrap();
+            q.set_push(pushed);
             if warm {
                 q.run_fenced(&mut dev, &cmds[..1], BUDGET_NS).unwrap();
             }
             q.submit(&mut dev, &cmds).unwrap();
             dev.step(at);
             dev.write32(regs::RESET.offset, 1 << regs::reset::SOFT.lsb).unwrap();
-            let case = format!("warm {warm}, reset {at} cycles after the doorbell");
+            let case = format!("warm {warm}, pushed {pushed}, reset {at} cycles after the doorbell");
             // The drain waits for the fetch's beat (the link's read latency).
             let drained = (0..40).any(|_| {
                 dev.advance(100).unwrap_or_else(|e| panic!("{case}: {e}"));

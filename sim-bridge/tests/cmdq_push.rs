@@ -1,8 +1,8 @@
 //! Pushed commands (CMDQ_PUSH, CMDQ_PUSH_COMMIT; docs/device.md 8) on the RTL and on the
 //! reference model: a pushed command runs without a command fetch; a malformed pushed
 //! command stops the queue like a malformed ring entry (nothing written); an uncommitted
-//! window, a push forgotten by a window write and a push before a soft reset are never
-//! used; a push stands only for entries below TAIL and before the ring's end.
+//! window, a push forgotten by a window write, by CMDQ_EN off or by a soft reset is
+//! never used; a push stands only for entries below TAIL and before the ring's end.
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
@@ -149,6 +149,14 @@ fn a_malformed_pushed_command_stops_the_queue_and_writes_nothing() {
 fn unused_pushes<D: DeviceIo>(mut r: Rig<D>, name: &str) {
     r.q.set_push(false);
     let decoy = r.fence(0, 0xDEC0);
+    // Committed at index 0, then a soft reset (rings back to index 0, the push
+    // forgotten): the ring's command at index 0 runs, not the decoy.
+    r.push_by_hand(&[decoy], true);
+    r.soft_reset();
+    let cmds = [r.fence(0, 0x30)];
+    r.run_until(&cmds, 0, 0x30, &format!("{name}: forgotten by a soft reset"));
+    r.settle(20_000);
+    assert_eq!(r.word(0), 0x30, "{name}: the decoy never ran");
     // A window written but never committed: the ring's command runs.
     r.push_by_hand(&[decoy], false);
     let cmds = [r.fence(0, 0x31)];
@@ -158,17 +166,19 @@ fn unused_pushes<D: DeviceIo>(mut r: Rig<D>, name: &str) {
     r.io.write32(regs::CMDQ_PUSH.at(9).unwrap(), 0).unwrap();
     let cmds = [r.fence(0, 0x32)];
     r.run_until(&cmds, 0, 0x32, &format!("{name}: forgotten by a window write"));
-    // Committed, then a soft reset (rings back to index 0, the push forgotten).
+    // Committed, then the queue turned off and on again.
     r.push_by_hand(&[decoy], true);
-    r.soft_reset();
+    let ctrl = r.io.read32(regs::CTRL.offset).unwrap();
+    r.io.write32(regs::CTRL.offset, ctrl & !(1 << regs::ctrl::CMDQ_EN.lsb)).unwrap();
+    r.io.write32(regs::CTRL.offset, ctrl).unwrap();
     let cmds = [r.fence(0, 0x33)];
-    r.run_until(&cmds, 0, 0x33, &format!("{name}: forgotten by a soft reset"));
+    r.run_until(&cmds, 0, 0x33, &format!("{name}: forgotten by CMDQ_EN off"));
     r.settle(20_000);
     assert_eq!(r.word(0), 0x33, "{name}: the decoy never ran");
 }
 
 #[test]
-fn an_uncommitted_forgotten_or_reset_push_is_never_used() {
+fn an_uncommitted_forgotten_disabled_or_reset_push_is_never_used() {
     unused_pushes(rtl(4), "rtl");
     unused_pushes(model(4), "model");
 }
