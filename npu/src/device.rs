@@ -746,14 +746,14 @@ impl<T: DeviceIo> Inner<T> {
         };
         // A few PTEs go as commands ahead of the REPLAYs (in order: the retry's walk
         // finds them); more, or a new table page, by DMA first.
-        let mut cmds = match self.pte_commands_or_flush() {
+        let ptes = match self.pte_commands_or_flush() {
             Ok(c) => c,
             Err(e) => {
                 self.give_back(unanswered(replayed), resets);
                 return Err(tables_err(e));
             }
         };
-        let ptes = cmds.len();
+        let mut replays = Vec::with_capacity(records.len());
         for (i, (r, a)) in records.iter().zip(answers).enumerate() {
             if replayed.get(i).copied().unwrap_or(false) {
                 // Answered early; the manager answers it retry (`GmMmu::faults_resolved`).
@@ -765,22 +765,17 @@ impl<T: DeviceIo> Inner<T> {
                 self.aborts.insert(r.va & !(PAGE - 1), e.to_string());
                 self.stats.aborted += 1;
             }
-            cmds.push(r.replay(abort));
+            replays.push(r.replay(abort));
+        }
+        if let Err((sent, e)) = self.submit_after_ptes(ptes, replays, 64, false) {
+            // The REPLAYs not submitted leave their records to the next batch (their
+            // PTEs are queued again).
+            let left: Vec<FaultRecord> = unanswered(replayed).into_iter().skip(sent).collect();
+            self.give_back(left, resets);
+            return Err(e.into());
         }
         self.stats.faults += records.len() as u64;
         self.stats.batches += 1;
-        for (i, chunk) in cmds.chunks(64).enumerate() {
-            if let Err(e) = self.cmdq.submit(&mut self.io, chunk) {
-                // Not submitted: the PTEs among these are written again before the
-                // next command that needs them, and the records of these REPLAYs are
-                // answered by the next batch.
-                self.take_back_pte_commands(&cmds[i * 64..]);
-                let sent = (i * 64).saturating_sub(ptes);
-                let left: Vec<FaultRecord> = unanswered(replayed).into_iter().skip(sent).collect();
-                self.give_back(left, resets);
-                return Err(e.into());
-            }
-        }
         Ok(records.len())
     }
 
@@ -995,17 +990,12 @@ impl<T: DeviceIo> Inner<T> {
                 })
             })
             .collect::<Vec<Command>>();
-        let cmds: Vec<Command> = ptes.into_iter().chain(invals.iter().copied()).collect();
-        for (i, chunk) in cmds.chunks(128).enumerate() {
-            if let Err(e) = self.run_fenced(chunk) {
-                // The released PTEs must still reach memory: a retried invalidation
-                // writes them again (the INVALs alone would let a walk refill the TLB
-                // from the stale entry).
-                self.take_back_pte_commands(&cmds[i * 128..]);
-                return Err(fence_err("tlb_invl")(e));
-            }
-        }
-        self.stats.invalidations += invals.len() as u64;
+        let n = invals.len() as u64;
+        // On a failure the released PTEs are queued again, so a retried invalidation
+        // writes them (the INVALs alone would let a walk refill the TLB from the stale
+        // entry).
+        self.submit_after_ptes(ptes, invals, 128, true).map_err(|(_, e)| fence_err("tlb_invl")(e))?;
+        self.stats.invalidations += n;
         self.holds.after_invalidate(&mut self.io, asid.0).map_err(hold_err("tlb_invl", 0))
     }
 }

@@ -21,6 +21,7 @@ use crate::sv39::Pte;
 use super::Inner;
 use super::copies::Beside;
 use super::op_error::OpError;
+use super::pte_flush::PteWrites;
 
 /// The batch [`super::NpuDevice::service_faults`] is serving.
 pub(super) struct Batch {
@@ -78,13 +79,11 @@ impl<T: DeviceIo> Inner<T> {
             return;
         };
         let (mapped, later): (Vec<FaultRecord>, Vec<FaultRecord>) = arrived.into_iter().partition(|r| self.maps(r));
-        let mut cmds = ptes.clone();
-        cmds.extend(due_replays);
+        let mut cmds = due_replays;
         cmds.extend(mapped.iter().map(|r| r.replay(false)));
-        if let Err(e) = self.cmdq.submit(&mut self.io, &cmds) {
+        // One submission; if it fails, the PTEs are queued again for the batch's end.
+        if let Err((_, e)) = self.submit_after_ptes(ptes, cmds, usize::MAX, false) {
             tracing::debug!(target: "npu", error = %e, "early replay not sent; the batch's end answers");
-            // The PTEs were taken from the queue: put them back for the batch's end.
-            self.take_back_pte_commands(&ptes);
             self.give_back(mapped.into_iter().chain(later).collect(), resets);
             return;
         }
@@ -102,14 +101,14 @@ impl<T: DeviceIo> Inner<T> {
     /// they do not qualify, written now by DMA beside the copy in flight (no command).
     /// `None` if neither can be done now (the copy uses every channel, or a flush or
     /// FENCE failed): the batch's end answers its faults then.
-    fn write_ptes_early(&mut self) -> Option<Vec<Command>> {
+    fn write_ptes_early(&mut self) -> Option<PteWrites> {
         let written = match self.pte_commands() {
             Ok(Some(ptes)) => return Some(ptes),
             Ok(None) => self.flush_ptes_beside_copy(),
             Err(e) => Err(e),
         };
         match written {
-            Ok(true) => Some(Vec::new()),
+            Ok(true) => Some(PteWrites::none()),
             Ok(false) => None,
             Err(e) => {
                 tracing::debug!(target: "npu", error = %e, "early PTE write failed; the batch's end answers");

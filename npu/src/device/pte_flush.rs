@@ -34,15 +34,54 @@ pub(super) const PTE_COMMANDS_MAX: usize = 8;
 /// first, so the set stays small.
 const UNFENCED_MAX: usize = 1024;
 
+/// PTE_WRITE commands taken from the queued table edits ([`Inner::pte_commands`]). Only
+/// [`Inner::submit_after_ptes`] sends them, and it queues their edits again when they
+/// may not have reached the device, so no caller can lose a PTE.
+#[must_use = "the table edits were taken from the queue: send them with Inner::submit_after_ptes"]
+pub(super) struct PteWrites(Vec<Command>);
+
+impl PteWrites {
+    /// No PTE to write (the edits went by DMA, or there were none).
+    pub(super) fn none() -> Self {
+        Self(Vec::new())
+    }
+}
+
 impl<T: DeviceIo> Inner<T> {
     /// The queued table edits, written before the commands that need them: as
     /// PTE_WRITE commands to put in front of those (see [`Inner::pte_commands`]), or, if
     /// they do not qualify, by DMA now (no command returned).
-    pub(super) fn pte_commands_or_flush(&mut self) -> Result<Vec<Command>, OpError> {
+    pub(super) fn pte_commands_or_flush(&mut self) -> Result<PteWrites, OpError> {
         match self.pte_commands()? {
             Some(ptes) => Ok(ptes),
-            None => self.flush_ptes().map(|()| Vec::new()),
+            None => self.flush_ptes().map(|()| PteWrites::none()),
         }
+    }
+
+    /// Submits `ptes` followed by `rest`, `chunk` commands per submission, each followed
+    /// by a FENCE waited for if `fenced`. If a submission fails, the PTE_WRITEs from it
+    /// on may not have reached the device: their entries are queued again with the
+    /// shadow's value (the newest; writing an entry again is harmless if the command did
+    /// go out; they stay among the unfenced ones, which costs at most a FENCE not
+    /// needed), and the error comes with how many of `rest` went out before it.
+    pub(super) fn submit_after_ptes(
+        &mut self,
+        ptes: PteWrites,
+        rest: Vec<Command>,
+        chunk: usize,
+        fenced: bool,
+    ) -> Result<(), (usize, crate::cmdq::CmdqError)> {
+        let n_ptes = ptes.0.len();
+        let cmds: Vec<Command> = ptes.0.into_iter().chain(rest).collect();
+        for (i, part) in cmds.chunks(chunk.max(1)).enumerate() {
+            let sent = if fenced { self.run_fenced(part).map(|_| ()) } else { self.cmdq.submit(&mut self.io, part) };
+            if let Err(e) = sent {
+                let from = i * chunk.max(1);
+                self.take_back_pte_commands(&cmds[from..]);
+                return Err((from.saturating_sub(n_ptes), e));
+            }
+        }
+        Ok(())
     }
 
     /// Submits `cmds` and a FENCE and waits for it (`CmdQueue::run_fenced`); every
@@ -58,7 +97,7 @@ impl<T: DeviceIo> Inner<T> {
     /// they allocate no table page (a new table must be zeroed, by DMA) and change at
     /// most [`PTE_COMMANDS_MAX`] entries; the queue is then empty. `None` leaves the
     /// edits queued for [`Inner::flush_ptes`].
-    pub(super) fn pte_commands(&mut self) -> Result<Option<Vec<Command>>, OpError> {
+    pub(super) fn pte_commands(&mut self) -> Result<Option<PteWrites>, OpError> {
         if !self.pending.new_tables.is_empty() {
             return Ok(None);
         }
@@ -73,15 +112,13 @@ impl<T: DeviceIo> Inner<T> {
         self.stats.pte_writes += latest.len() as u64;
         self.stats.pte_commands += latest.len() as u64;
         self.unfenced_ptes.extend(&latest);
-        Ok(Some(latest.into_iter().map(|(pa, value)| Command::PteWrite { pa, value }).collect()))
+        Ok(Some(PteWrites(latest.into_iter().map(|(pa, value)| Command::PteWrite { pa, value }).collect())))
     }
 
-    /// The PTE_WRITE commands among `cmds` ([`Inner::pte_commands`] made them) may not
-    /// have reached the device (a submission or its FENCE failed): their entries are
-    /// queued again with the shadow's value (the newest) and no longer counted as
-    /// written. Writing an entry again is harmless if the command did go out. They stay
-    /// among the unfenced ones, which costs at most a FENCE that was not needed.
-    pub(super) fn take_back_pte_commands(&mut self, cmds: &[Command]) {
+    /// The PTE_WRITE commands among `cmds` may not have reached the device: their
+    /// entries are queued again with the shadow's value and no longer counted as written
+    /// ([`Inner::submit_after_ptes`]).
+    fn take_back_pte_commands(&mut self, cmds: &[Command]) {
         let writes: Vec<(u64, u64)> = cmds
             .iter()
             .filter_map(|c| match *c {
