@@ -26,6 +26,7 @@ mod op_error;
 mod pte_flush;
 mod read_back;
 mod shadow;
+mod wake_mask;
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -46,6 +47,7 @@ use crate::{DeviceIo, DmaBuffer, IoError, regs};
 use holds::{HoldError, HostHolds};
 use op_error::OpError;
 use shadow::{Changes, Shadow};
+use wake_mask::{WAKE, WakeMask};
 
 /// Device-physical base of the host window (PTE targets in host memory).
 const HOST_WINDOW: u64 = 1 << 40;
@@ -264,8 +266,8 @@ struct Inner<T: DeviceIo> {
     budget_ns: u64,
     /// Declared lost ([`NpuDevice::mark_lost`]): kernels are refused.
     lost: bool,
-    /// INT_MASK while the driver polls (FAULT and KERNEL masked).
-    int_mask: u32,
+    /// INT_MASK: FAULT and KERNEL unmasked only while the driver sleeps on them.
+    wake_mask: WakeMask,
     /// The copy `GmMmu::copy_start` started, and the results of those that ended.
     copies: copies::Copies,
     /// The fault batch being served, for early REPLAYs (early.rs).
@@ -291,9 +293,6 @@ struct Inner<T: DeviceIo> {
 
 /// Polling step while a fault batch is gathered (see [`NpuConfig::fault_coalesce_ns`]).
 pub const FAULT_COALESCE_STEP_NS: u64 = 250;
-
-/// Interrupt causes a kernel's launch waits on.
-const WAKE: u32 = 1 << regs::int_cause::FAULT | 1 << regs::int_cause::KERNEL;
 
 /// Longest sleep on the interrupt before the driver polls again, ns.
 const IRQ_WAIT_NS: u64 = 1_000_000;
@@ -388,8 +387,8 @@ impl<T: DeviceIo> NpuDevice<T> {
         crate::device_io::set_ctrl_bit(&mut io, regs::ctrl::MMU_EN, true)?;
         // Faults and kernel completions are polled in host memory; their interrupts are
         // unmasked only while the driver sleeps on them (Inner::wait_fault_or_kernel).
-        let int_mask = io.read32(regs::INT_MASK.offset)? & !WAKE;
-        io.write32(regs::INT_MASK.offset, int_mask)?;
+        let polling = io.read32(regs::INT_MASK.offset)?;
+        let wake_mask = WakeMask::init(&mut io, polling)?;
         let staging = DmaBuffer::new(STAGED_PTES * 8)?;
         let staging_iova = io.dma_map(&staging)?;
         let inner = Inner {
@@ -411,7 +410,7 @@ impl<T: DeviceIo> NpuDevice<T> {
             aborts: HashMap::new(),
             budget_ns: cfg.budget_ns,
             lost: false,
-            int_mask,
+            wake_mask,
             copies: Default::default(),
             batch: None,
             table_channel: None,
@@ -707,20 +706,25 @@ impl<T: DeviceIo> Inner<T> {
     /// at host memory, then the sleep; masked again afterwards. Returns with nothing
     /// new when the sleep ends empty (the caller checks its budget).
     fn wait_fault_or_kernel(&mut self) -> Result<(), IoError> {
-        let Inner { io, fq, kq, stats, int_mask, .. } = self;
+        let Inner { io, fq, kq, stats, wake_mask, .. } = self;
+        // Masked again first if an earlier sleep could not mask them.
+        wake_mask.lower_if_raised(io)?;
         let ready = &mut || fq.has_record() || kq.has_record();
         if io.wait_host(QUIET_NS, ready)? {
             return Ok(());
         }
         stats.irq_waits += 1;
         io.write32(regs::INT_ACK.offset, WAKE)?;
-        io.write32(regs::INT_MASK.offset, *int_mask | WAKE)?;
-        io.read32(regs::INT_STATUS.offset)?;
-        if !ready() {
-            io.wait_irq(WAKE, IRQ_WAIT_NS)?;
-        }
-        io.write32(regs::INT_MASK.offset, *int_mask)?;
-        Ok(())
+        wake_mask.raise(io)?;
+        let slept = io.read32(regs::INT_STATUS.offset).and_then(|_| {
+            if !ready() {
+                io.wait_irq(WAKE, IRQ_WAIT_NS)?;
+            }
+            Ok(())
+        });
+        // Masked again whether or not the sleep failed.
+        let lowered = wake_mask.lower(io);
+        slept.and(lowered)
     }
 
     /// Whether this thread is serving a fault batch (its time counts in the stats).
