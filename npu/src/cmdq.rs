@@ -230,7 +230,13 @@ impl CmdQueue {
             && usize::from(first) + records.len() <= usize::from(self.mask()) + 1;
         // A failed push falls back to the ring: the doorbell hands the device the same
         // commands to fetch.
-        let pushed = self.push && fits && self.push_records(io, &records).is_ok();
+        let pushed = self.push && fits && {
+            let push = self.push_records(io, &records);
+            if let Err(e) = &push {
+                tracing::debug!(target: "npu", error = %e, "command push failed; the ring serves");
+            }
+            push.is_ok()
+        };
         if self.stale_push && !pushed {
             // Any write of the window forgets the committed push (docs/device.md 8).
             io.write32(regs::CMDQ_PUSH.offset, 0)?;
