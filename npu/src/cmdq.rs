@@ -215,30 +215,25 @@ impl CmdQueue {
     }
 
     fn write_and_ring<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), CmdqError> {
-        let first = self.ring.index & self.mask();
-        let mut records = Vec::with_capacity(cmds.len());
+        let first = usize::from(self.ring.index & self.mask());
         for c in cmds {
             let slot = usize::from(self.ring.index & self.mask());
-            let rec = c.encode();
-            self.ring.buf.write(slot * regs::cmd::SIZE, &rec)?;
-            records.push(rec);
+            self.ring.buf.write(slot * regs::cmd::SIZE, &c.encode())?;
             self.ring.index = self.ring.index.wrapping_add(1) & self.mask();
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        let fits = !records.is_empty()
-            && records.len() <= PUSH_MAX
-            && usize::from(first) + records.len() <= usize::from(self.mask()) + 1;
+        let fits = !cmds.is_empty() && cmds.len() <= PUSH_MAX && first + cmds.len() <= usize::from(self.mask()) + 1;
         // A failed push falls back to the ring: the doorbell hands the device the same
         // commands to fetch.
         let pushed = self.push && fits && {
-            let push = self.push_records(io, &records);
+            let push = self.push_commands(io, cmds);
             if let Err(e) = &push {
                 tracing::debug!(target: "npu", error = %e, "command push failed; the ring serves");
             }
             push.is_ok()
         };
         if self.stale_push && !pushed {
-            // Any write of the window forgets the committed push (docs/device.md 8).
+            // Any write of the window forgets a committed push (docs/device.md 8).
             io.write32(regs::CMDQ_PUSH.offset, 0)?;
             self.stale_push = false;
         }
@@ -247,25 +242,15 @@ impl CmdQueue {
         Ok(())
     }
 
-    /// Writes `records` into the CMDQ_PUSH window and commits them; on success the push
-    /// stands for the ring's slots from its tail on until the doorbell.
-    fn push_records<T: DeviceIo + ?Sized>(
-        &mut self,
-        io: &mut T,
-        records: &[[u8; regs::cmd::SIZE]],
-    ) -> Result<(), IoError> {
-        for (k, rec) in records.iter().enumerate() {
-            for (i, word) in rec.chunks_exact(4).enumerate() {
-                let at = regs::CMDQ_PUSH.at((4 * k + i) as u32).unwrap_or(regs::CMDQ_PUSH.offset);
-                let value = u32::from_le_bytes([word[0], word[1], word[2], word[3]]);
-                io.write32(at, value)?;
-                // A delivered word begins a new push: an older committed one is forgotten.
-                self.stale_push = false;
-            }
+    /// Writes `cmds` into the CMDQ_PUSH window and commits them: the push then stands
+    /// for the ring's slots from its tail on until the doorbell. It is marked stale from
+    /// the commit write on (before it: a commit reported failed may have landed), until
+    /// a doorbell or a write of the window forgets it.
+    fn push_commands<T: DeviceIo + ?Sized>(&mut self, io: &mut T, cmds: &[Command]) -> Result<(), IoError> {
+        for (k, c) in cmds.iter().enumerate() {
+            crate::device_io::write_window(io, regs::CMDQ_PUSH, 4 * k as u32, &c.encode())?;
         }
-        let count = regs::cmdq_push_commit::COUNT.put32(0, records.len() as u32 - 1);
-        // Marked before the write: should a commit reported failed have landed after
-        // all, the next submission still forgets it (one write of the window).
+        let count = regs::cmdq_push_commit::COUNT.put32(0, cmds.len() as u32 - 1);
         self.stale_push = true;
         io.write32(regs::CMDQ_PUSH_COMMIT.offset, count)?;
         Ok(())

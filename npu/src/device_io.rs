@@ -98,6 +98,29 @@ pub(crate) fn set_ctrl_bit<T: DeviceIo + ?Sized>(
     io.write32(crate::regs::CTRL.offset, bit.put32(ctrl, u32::from(on)))
 }
 
+/// Writes `record` (a whole number of 32-bit little-endian words) into the elements of
+/// the write-only window `window` from element `first` on, one posted write per word:
+/// a pushed DMA descriptor or command. An element past the window is refused before
+/// anything is written.
+pub(crate) fn write_window<T: DeviceIo + ?Sized>(
+    io: &mut T,
+    window: crate::regmap::Reg,
+    first: u32,
+    record: &[u8],
+) -> Result<(), IoError> {
+    let words = (record.len() / 4) as u32;
+    let last = window.at(first + words.saturating_sub(1));
+    let Some(start) = window.at(first).filter(|_| last.is_some() && record.len() % 4 == 0) else {
+        let offset = window.offset + window.stride * (first + words);
+        return Err(IoError::CsrOutOfRange { offset, size: window.offset + window.stride * window.count });
+    };
+    for (i, word) in record.chunks_exact(4).enumerate() {
+        let at = start + window.stride * i as u32;
+        io.write32(at, u32::from_le_bytes([word[0], word[1], word[2], word[3]]))?;
+    }
+    Ok(())
+}
+
 /// The transport contract the NPU driver is written against.
 pub trait DeviceIo {
     /// Short name for reports ("rtl", "model", "vfio 0000:01:00.0").
@@ -223,4 +246,25 @@ pub trait DeviceIo {
     /// Hardware reset of the whole device (simulated reset line, or PCI function reset);
     /// CSR contents return to their reset values. DMA mappings stay.
     fn reset(&mut self) -> Result<(), IoError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_io::FakeIo;
+    use crate::regs;
+
+    #[test]
+    fn a_record_is_written_word_by_word_and_one_past_the_window_writes_nothing() {
+        let mut io = FakeIo::new();
+        let record: Vec<u8> = (0u8..16).collect();
+        write_window(&mut io, regs::CMDQ_PUSH, 12, &record).unwrap();
+        let word = |io: &FakeIo, i: u32| io.regs[&regs::CMDQ_PUSH.at(i).unwrap()];
+        assert_eq!(word(&io, 12), 0x0302_0100);
+        assert_eq!(word(&io, 15), 0x0f0e_0d0c);
+        let before = io.log.len();
+        assert!(matches!(write_window(&mut io, regs::CMDQ_PUSH, 13, &record), Err(IoError::CsrOutOfRange { .. })));
+        assert!(matches!(write_window(&mut io, regs::CMDQ_PUSH, 0, &record[..6]), Err(IoError::CsrOutOfRange { .. })));
+        assert_eq!(io.log.len(), before, "nothing written");
+    }
 }

@@ -306,10 +306,7 @@ impl Dma {
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         if let Some(rec) = pushed {
             // The same record as in the ring; word 7 commits it at the device's TAIL.
-            for (i, word) in rec.chunks_exact(4).enumerate() {
-                let at = regs::DMA_PUSH.at(channel as u32 * 8 + i as u32).unwrap_or(0);
-                io.write32(at, u32::from_le_bytes([word[0], word[1], word[2], word[3]]))?;
-            }
+            crate::device_io::write_window(io, regs::DMA_PUSH, channel as u32 * 8, &rec)?;
             // Committed (word 7 went out): until a doorbell takes it, it names the
             // entry at the device's TAIL, which the next submission rewrites.
             ch.stale_push = true;

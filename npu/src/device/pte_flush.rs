@@ -71,12 +71,12 @@ impl<T: DeviceIo> Inner<T> {
         chunk: usize,
         fenced: bool,
     ) -> Result<(), (usize, crate::cmdq::CmdqError)> {
-        let n_ptes = ptes.0.len();
+        let (n_ptes, chunk) = (ptes.0.len(), chunk.max(1));
         let cmds: Vec<Command> = ptes.0.into_iter().chain(rest).collect();
-        for (i, part) in cmds.chunks(chunk.max(1)).enumerate() {
+        for (i, part) in cmds.chunks(chunk).enumerate() {
             let sent = if fenced { self.run_fenced(part).map(|_| ()) } else { self.cmdq.submit(&mut self.io, part) };
             if let Err(e) = sent {
-                let from = i * chunk.max(1);
+                let from = i * chunk;
                 self.take_back_pte_commands(&cmds[from..]);
                 return Err((from.saturating_sub(n_ptes), e));
             }
