@@ -183,6 +183,13 @@ pub struct NpuConfig {
     /// land within a step: three steps gave the same batches on the stream, gather and
     /// oversubscribe workloads and cost an isolated fault 0.5 µs more.
     pub fault_coalesce_ns: u64,
+    /// Push small submissions through BAR0 (DMA_PUSH, CMDQ_PUSH: a DMA channel's first
+    /// descriptor, a command submission of up to four) so the device starts them without
+    /// fetching them from its ring. Off by default: a register BAR is mapped uncached and
+    /// every 32-bit store of a push waits for the one before (`MmioCost::write_gap_ns`,
+    /// 150 ns on the PCIe presets), so a push costs the host more than the device's fetch
+    /// saves. It pays on a host whose stores to the windows are cheap (docs/device.md 8).
+    pub push: bool,
 }
 
 impl Default for NpuConfig {
@@ -194,6 +201,7 @@ impl Default for NpuConfig {
             budget_ns: 1_000_000_000,
             host_time: HostTime::default(),
             fault_coalesce_ns: 2_000,
+            push: false,
         }
     }
 }
@@ -380,8 +388,10 @@ impl<T: DeviceIo> NpuDevice<T> {
             return Err(NpuError::TooSmall { dev_mem, tables: cfg.table_bytes });
         }
         let table_base = dev_mem - cfg.table_bytes;
-        let dma = Dma::init(&mut io, 8)?;
-        let cmdq = CmdQueue::init(&mut io, 8)?;
+        let mut dma = Dma::init(&mut io, 8)?;
+        dma.set_push(cfg.push);
+        let mut cmdq = CmdQueue::init(&mut io, 8)?;
+        cmdq.set_push(cfg.push);
         let fq = FaultQueue::init(&mut io, 9)?;
         let kq = KernelQueue::init(&mut io, 4)?;
         crate::device_io::set_ctrl_bit(&mut io, regs::ctrl::MMU_EN, true)?;

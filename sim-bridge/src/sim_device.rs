@@ -86,6 +86,9 @@ pub struct TransportStats {
     pub irq_waits: u64,
     /// `wait_host` calls (polls of host memory).
     pub host_waits: u64,
+    /// Cycles the host waited for its earlier CSR writes to leave
+    /// (`MmioCost::write_gap_ns`: uncached stores go out one at a time).
+    pub write_gap_cycles: u64,
 }
 
 /// Host time measured by `measure_host_time`.
@@ -216,6 +219,9 @@ pub struct SimDevice {
     pub(crate) owners: npu::DmaOwners,
     /// Posted CSR writes on their way to the device: (arrival cycle, offset, value).
     posted: VecDeque<(u64, u32, u32)>,
+    /// First cycle at which the host may send its next CSR write
+    /// (`MmioCost::write_gap_ns` after the one before).
+    pub(crate) next_write_at: u64,
     /// When the host last left the transport (`measure_host_time`).
     pub(crate) host_left: Option<Instant>,
     pub(crate) host_time: HostTimeStats,
@@ -283,6 +289,7 @@ impl SimDevice {
             cfg,
             owners: npu::DmaOwners::default(),
             posted: VecDeque::new(),
+            next_write_at: 0,
             host_left: None,
             host_time: HostTimeStats::default(),
             transport: TransportStats::default(),
@@ -301,6 +308,7 @@ impl SimDevice {
     /// Posted CSR writes still in flight are dropped with the reset.
     pub fn reset(&mut self) {
         self.posted.clear();
+        self.next_write_at = 0;
         // Writes already on the link land; the reset does not call them back.
         let on_link = self.host_port.beats_in_flight();
         self.host_port.land_first(on_link, &mut self.host_mem);
@@ -449,6 +457,9 @@ impl SimDevice {
         self.tick();
         self.ports.ff_skip.set(0);
         self.cycle += extra;
+        // The edge after a skip edge shows `ff_skip_i` back at 0 in the performance
+        // counters' registered skip: a probe across it cannot hit.
+        self.probe_at = self.probe_at.max(self.cycle + 1);
         self.trace_time += 2 * extra;
         self.ff_stats.skipped_cycles += extra;
         self.ff_stats.skips += 1;

@@ -53,6 +53,22 @@ impl SimDevice {
         Ok(v)
     }
 
+    /// Uncached stores leave the host one at a time (`MmioCost::write_gap_ns`): the host
+    /// waits, the device running, until the write before this one has gone.
+    fn wait_write_slot(&mut self) -> Result<(), SimError> {
+        let gap = cycles(self.timing().mmio.write_gap_ns);
+        if gap == 0 {
+            return Ok(());
+        }
+        let wait = self.next_write_at.saturating_sub(self.cycles());
+        if wait > 0 {
+            self.transport.write_gap_cycles += wait;
+            self.run(wait)?;
+        }
+        self.next_write_at = self.cycles() + gap;
+        Ok(())
+    }
+
     fn irq_wait(&mut self, mask: u32, budget_ns: u64) -> Result<u32, SimError> {
         // The line is sampled after every cycle of the budget; while the device is
         // quiet its lines cannot change before the next posted write, so fast-forward
@@ -107,6 +123,7 @@ impl DeviceIo for SimDevice {
     fn write32(&mut self, offset: u32, value: u32) -> Result<(), IoError> {
         self.transport.csr_writes += 1;
         self.host_enters()?;
+        self.wait_write_slot()?;
         let flight = cycles(self.timing().mmio.write_ns);
         self.post_write32(offset, value, flight)?;
         self.host_leaves();

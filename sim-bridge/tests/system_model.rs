@@ -42,6 +42,34 @@ fn a_posted_write_lands_after_its_flight_and_a_read_never_passes_it() {
     assert_eq!(dev.read32(regs::SCRATCH.offset).unwrap(), 7);
 }
 
+#[test]
+fn uncached_writes_leave_one_at_a_time_and_the_host_waits_for_each() {
+    // 400 ns flight, 148 ns between stores: 100 and 37 cycles at 250 MHz.
+    let mut dev = device(MmioCost { write_ns: 400, write_gap_ns: 148, ..MmioCost::FREE });
+    let t0 = dev.cycles();
+    for v in 1..=4 {
+        dev.write32(regs::SCRATCH.offset, v).unwrap();
+    }
+    assert_eq!(dev.cycles() - t0, 3 * 37, "the first store goes at once, each later one 37 cycles after it");
+    assert_eq!(dev.transport_stats().write_gap_cycles, 3 * 37);
+    // The last store left at t0 + 111 and flies 100 cycles: not there one cycle before.
+    dev.advance(99).unwrap();
+    assert_eq!(dev.csr_read32(regs::SCRATCH.offset).unwrap(), 3, "the third store arrived, the fourth not yet");
+    dev.advance(1).unwrap();
+    assert_eq!(dev.csr_read32(regs::SCRATCH.offset).unwrap(), 4);
+    // Once the gap has passed, the next store goes at once.
+    let t1 = dev.cycles();
+    dev.write32(regs::SCRATCH.offset, 5).unwrap();
+    assert_eq!(dev.cycles(), t1);
+    // Without a gap any number leave at once.
+    let mut free = device(MmioCost { write_ns: 400, ..MmioCost::FREE });
+    let t2 = free.cycles();
+    for v in 1..=4 {
+        free.write32(regs::SCRATCH.offset, v).unwrap();
+    }
+    assert_eq!((free.cycles(), free.transport_stats().write_gap_cycles), (t2, 0));
+}
+
 /// Cycles from the doorbell of one 4 KiB H2D copy to `wait_irq` returning.
 fn dma_irq_cycles(timing: TimingModel) -> u64 {
     let mut dev = SimDevice::new(SimConfig { timing, ..SimConfig::default() }).unwrap();

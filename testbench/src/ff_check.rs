@@ -23,7 +23,7 @@ const VA_BASE: u64 = 192 << 30;
 
 /// Everything observable after one demo scenario, and fast-forward's statistics.
 fn fingerprint(ff: bool, scenario: usize, shrink: u64) -> (String, FastForwardStats) {
-    let sys = System { timing: Default::default(), host_time: Default::default() };
+    let sys = System { timing: Default::default(), host_time: Default::default(), push: false };
     let (workload, size, device_mem, managed) = demo_scenarios(shrink)[scenario];
     let dev = SimDevice::new(SimConfig { fast_forward: ff, ..sys.sim_config() }).unwrap();
     let npu = sys.npu(NpuConfig { managed_bytes: managed, ..NpuConfig::default() });

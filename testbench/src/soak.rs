@@ -430,6 +430,9 @@ impl<T: DeviceIo + Send + 'static> Stack<T> {
             managed_bytes: Some(DEVICE_MEM),
             budget_ns,
             host_time: npu::HostTime::Model(npu::HostCosts::progress_only()),
+            // The pushed paths (off by default: they cost more than they save on a board
+            // link) are exercised here, under injection.
+            push: true,
             ..Default::default()
         };
         let gm = gmem_host::Config { va_base, part_pages: PART_PAGES, ..npu::session::manager_config() };

@@ -36,6 +36,16 @@ pub struct SystemArgs {
     /// a `--host-cost` given as well wins over the file.
     #[arg(long = "host-costs", value_name = "FILE")]
     pub host_costs: Option<std::path::PathBuf>,
+    /// Least time between two CSR writes leaving the host, in ns: a register BAR is
+    /// mapped uncached and its stores go out one at a time (default: 150 on the PCIe
+    /// presets, 0 on ideal and short).
+    #[arg(long = "mmio-write-gap", value_name = "NS", value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub mmio_write_gap: Option<u64>,
+    /// The driver pushes small DMA and command submissions through BAR0 (DMA_PUSH,
+    /// CMDQ_PUSH) instead of letting the device fetch them: pays when stores are cheap
+    /// (`--mmio-write-gap` below about 100 ns on gen3x16), costs more otherwise.
+    #[arg(long)]
+    pub push: bool,
 }
 
 /// The costs in `path`, a `gmem profile host --json` output: every line whose `unit`
@@ -87,6 +97,8 @@ pub struct System {
     pub timing: TimingModel,
     /// Host software time.
     pub host_time: HostTime,
+    /// The driver pushes small submissions through BAR0 ([`NpuConfig::push`]).
+    pub push: bool,
 }
 
 impl SystemArgs {
@@ -112,7 +124,11 @@ impl SystemArgs {
             }
             HostTimeArg::Measured => HostTime::Measured,
         };
-        Ok(System { timing: TimingModel::new(self.link, mem), host_time })
+        let mut timing = TimingModel::new(self.link, mem);
+        if let Some(gap) = self.mmio_write_gap {
+            timing.mmio.write_gap_ns = gap;
+        }
+        Ok(System { timing, host_time, push: self.push })
     }
 }
 
@@ -128,18 +144,20 @@ impl System {
 
     /// `cfg` with this model's host time.
     pub fn npu(&self, cfg: NpuConfig) -> NpuConfig {
-        NpuConfig { host_time: self.host_time, ..cfg }
+        NpuConfig { host_time: self.host_time, push: self.push, ..cfg }
     }
 
     /// One line naming every parameter.
     pub fn describe(&self) -> String {
-        format!("{} {}", self.timing.describe(), self.host_time.describe())
+        let push = if self.push { "on" } else { "off" };
+        format!("{} {} push={push}", self.timing.describe(), self.host_time.describe())
     }
 
     /// The `model` object of JSON reports.
     pub fn to_json(self) -> serde_json::Value {
         let mut v = self.timing.to_json();
         v["host_time"] = self.host_time.to_json();
+        v["push"] = self.push.into();
         v
     }
 }
@@ -169,6 +187,25 @@ mod tests {
         assert!(m.sim_config().measure_host_time);
         assert!(m.describe().contains("not deterministic"));
         assert!(Cli::try_parse_from(["x", "--link", "gen9"]).is_err());
+    }
+
+    #[test]
+    fn the_write_gap_and_the_push_are_set_from_the_command_line_and_reported() {
+        let s = Cli::parse_from(["x"]).sys.system().unwrap();
+        assert_eq!((s.timing.mmio.write_gap_ns, s.push), (150, false), "a board's uncached stores; no push");
+        assert!(s.describe().contains("gap=150ns") && s.describe().ends_with("push=off"));
+        assert!(!s.npu(NpuConfig::default()).push);
+        let p = Cli::parse_from(["x", "--push", "--mmio-write-gap", "60"]).sys.system().unwrap();
+        assert_eq!((p.timing.mmio.write_gap_ns, p.push), (60, true));
+        assert!(p.npu(NpuConfig::default()).push);
+        assert_eq!(
+            (p.to_json()["push"].as_bool(), p.to_json()["mmio"]["write_gap_ns"].as_u64()),
+            (Some(true), Some(60))
+        );
+        let i = Cli::parse_from(["x", "--link", "ideal"]).sys.system().unwrap();
+        assert_eq!(i.timing.mmio.write_gap_ns, 0, "ideal links have free MMIO");
+        assert!(Cli::try_parse_from(["x", "--mmio-write-gap", "1000001"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--mmio-write-gap", "-1"]).is_err());
     }
 
     #[test]
