@@ -484,19 +484,8 @@ impl<T: DeviceIo> NpuDevice<T> {
             let mut g = self.lock();
             let g = &mut *g;
             let resets = g.reset_attempts;
-            let mut records = g.fq.drain(&mut g.io)?;
-            // Gather the rest of the batch (see NpuConfig::fault_coalesce_ns): wait for
-            // the next record at most one step, the whole batch at most the window.
             let start = g.io.now_ns();
-            while !records.is_empty() && records.len() < self.cu_inflight {
-                let waited = g.io.now_ns().saturating_sub(start);
-                let quiet = FAULT_COALESCE_STEP_NS.min(self.cfg.fault_coalesce_ns.saturating_sub(waited));
-                let fq = &g.fq;
-                if quiet == 0 || !g.io.wait_host(quiet, &mut || fq.has_record())? {
-                    break;
-                }
-                records.extend(g.fq.drain(&mut g.io)?);
-            }
+            let records = g.gather_faults(start, self.cu_inflight, self.cfg.fault_coalesce_ns)?;
             g.stats.fault_gather_ns += g.io.now_ns() - start;
             // The batch is answered early (early.rs) unless another thread's batch is
             // being served: that one keeps the slot until its end.
@@ -709,6 +698,40 @@ fn to_device_fault(r: &FaultRecord) -> DeviceFault {
 }
 
 impl<T: DeviceIo> Inner<T> {
+    /// The records of one fault batch (see NpuConfig::fault_coalesce_ns): those in the
+    /// fault queue now and, while some arrived and fewer than `inflight` (the compute
+    /// unit's requests in flight), each that follows within a step of
+    /// [`FAULT_COALESCE_STEP_NS`], for at most `window_ns` from `start`. On an error the
+    /// records gathered so far go back to the queue, handed out first by the next drain
+    /// (they were consumed from the ring: dropped here, they would never be answered).
+    fn gather_faults(&mut self, start: u64, inflight: usize, window_ns: u64) -> Result<Vec<FaultRecord>, NpuError> {
+        let mut records = self.fq.drain(&mut self.io)?;
+        while !records.is_empty() && records.len() < inflight {
+            let waited = self.io.now_ns().saturating_sub(start);
+            let quiet = FAULT_COALESCE_STEP_NS.min(window_ns.saturating_sub(waited));
+            if quiet == 0 {
+                break;
+            }
+            let fq = &self.fq;
+            match self.io.wait_host(quiet, &mut || fq.has_record()) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    self.fq.put_back(records);
+                    return Err(e.into());
+                }
+            }
+            match self.fq.drain(&mut self.io) {
+                Ok(next) => records.extend(next),
+                Err(e) => {
+                    self.fq.put_back(records);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(records)
+    }
+
     /// Waits until a fault record or a kernel completion is in host memory: polls for
     /// [`QUIET_NS`] (no MMIO), then sleeps on interrupt FAULT | KERNEL for up to
     /// [`IRQ_WAIT_NS`]. The interrupt is armed without a lost wake-up: acknowledge,
