@@ -875,6 +875,15 @@ impl<T: DeviceIo> Inner<T> {
             }
             self.io.advance(1_000)?;
         }
+        // The device saw the RESET write only after its flight and worked on meanwhile:
+        // records it wrote then (a DMA completion, a fault record, a kernel completion)
+        // landed in the rings after the restart above. The STATUS read that saw the
+        // drain end cannot pass them, so all are in host memory now, and all are void
+        // (the device's indices are 0): free their entries again, or the next wait
+        // would take one for the first record after the reset.
+        self.dma.after_soft_reset();
+        self.fq.after_soft_reset();
+        self.kq.after_soft_reset();
         self.stats.recoveries += 1;
         Ok(())
     }
