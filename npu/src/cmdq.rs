@@ -167,8 +167,10 @@ impl CmdQueue {
     }
 
     /// Whether a submission of at most [`PUSH_MAX`] commands that does not wrap the
-    /// ring is also pushed through BAR0 (CMDQ_PUSH, on by default), so an idle engine
-    /// starts it without a host read (docs/device.md 8).
+    /// ring is also pushed through BAR0 (CMDQ_PUSH), so an idle engine starts it without
+    /// a host read (docs/device.md 8). On after [`CmdQueue::init`]; the NPU driver sets
+    /// it from `NpuConfig::push` (off by default: the uncached stores cost a board more
+    /// than the fetch).
     pub fn set_push(&mut self, on: bool) {
         self.push = on;
     }

@@ -862,30 +862,38 @@ impl<T: DeviceIo> Inner<T> {
         self.launched.clear();
         self.dma.after_soft_reset();
         self.void_copy();
+        let drained = self.wait_drained();
+        // The device saw the RESET write only after its flight and worked on meanwhile:
+        // records it wrote then (a DMA completion, a fault record, a kernel completion)
+        // landed in the rings after the restart above. The STATUS read that saw the
+        // drain end cannot pass them, so all are in host memory now, and all are void
+        // (the device's indices are 0): free their entries again, or the next wait
+        // would take one for the first record after the reset. Done if the drain could
+        // not be watched to its end too: the records that landed by then are void.
+        self.dma.after_soft_reset();
+        self.fq.after_soft_reset();
+        self.kq.after_soft_reset();
+        drained?;
+        self.stats.recoveries += 1;
+        Ok(())
+    }
+
+    /// Reads STATUS until no engine is busy (a soft reset's drain), letting device time
+    /// pass between reads, for at most the budget.
+    fn wait_drained(&mut self) -> Result<(), NpuError> {
         let start = self.io.now_ns();
         loop {
             let s = self.io.read32(regs::STATUS.offset)?;
             let busy =
                 regs::status::CMDQ_BUSY.get32(s) | regs::status::DMA_BUSY.get32(s) | regs::status::CU_BUSY.get32(s);
             if busy == 0 {
-                break;
+                return Ok(());
             }
             if self.io.now_ns() - start > self.budget_ns {
                 return Err(NpuError::Timeout { budget_ns: self.budget_ns });
             }
             self.io.advance(1_000)?;
         }
-        // The device saw the RESET write only after its flight and worked on meanwhile:
-        // records it wrote then (a DMA completion, a fault record, a kernel completion)
-        // landed in the rings after the restart above. The STATUS read that saw the
-        // drain end cannot pass them, so all are in host memory now, and all are void
-        // (the device's indices are 0): free their entries again, or the next wait
-        // would take one for the first record after the reset.
-        self.dma.after_soft_reset();
-        self.fq.after_soft_reset();
-        self.kq.after_soft_reset();
-        self.stats.recoveries += 1;
-        Ok(())
     }
 
     /// The DMA address of `a`.

@@ -249,8 +249,9 @@ impl Dma {
     }
 
     /// Whether [`Dma::submit`] pushes the first descriptor of a submission on an idle
-    /// channel through BAR0 (DMA_PUSH; on by default), so the device starts it without
-    /// fetching it from the ring.
+    /// channel through BAR0 (DMA_PUSH), so the device starts it without fetching it from
+    /// the ring. On after [`Dma::init`]; the NPU driver sets it from `NpuConfig::push`
+    /// (off by default: nine uncached stores cost a board more than the fetch).
     pub fn set_push(&mut self, on: bool) {
         self.push = on;
     }

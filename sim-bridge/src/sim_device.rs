@@ -322,6 +322,9 @@ impl SimDevice {
         self.tick();
         self.cycle = 0;
         self.quiet = 0;
+        // The probe schedule counts in cycles since reset too.
+        self.probe_at = 0;
+        self.probe_backoff = PROBE_BACKOFF.0;
     }
 
     /// Cycles since the end of reset.

@@ -42,6 +42,7 @@ impl SimDevice {
     }
 
     fn mmio_read(&mut self, offset: u32) -> Result<u32, SimError> {
+        self.wait_writes_gone()?;
         let round_trip = cycles(self.timing().mmio.read_ns);
         self.run(round_trip / 2)?;
         self.deliver_posted(true)?;
@@ -60,12 +61,19 @@ impl SimDevice {
         if gap == 0 {
             return Ok(());
         }
+        self.wait_writes_gone()?;
+        self.next_write_at = self.cycles() + gap;
+        Ok(())
+    }
+
+    /// Waits, the device running, until the last CSR write has left the host: an
+    /// uncached read does not leave before the uncached stores ahead of it.
+    fn wait_writes_gone(&mut self) -> Result<(), SimError> {
         let wait = self.next_write_at.saturating_sub(self.cycles());
         if wait > 0 {
             self.transport.write_gap_cycles += wait;
             self.run(wait)?;
         }
-        self.next_write_at = self.cycles() + gap;
         Ok(())
     }
 

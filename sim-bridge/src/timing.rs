@@ -77,8 +77,10 @@ pub struct MmioCost {
     /// Least time between two CSR writes leaving the host. A register BAR is mapped
     /// uncached (VFIO, `ioremap`), and x86 sends uncached stores out one at a time,
     /// each after the one before was accepted: a burst of writes (a pushed descriptor
-    /// or command, 4 words each) leaves at this spacing, and the CPU waits for it (its
-    /// store buffer drains at the next lock or fence). 0: any number at once.
+    /// or command, 4 words each) leaves at this spacing. The host waits before each
+    /// store until the one before has left, and before a CSR read until the last one
+    /// has (an uncached read does not pass them); the wait for the last store of a
+    /// burst is charged only to what comes next. 0: any number at once.
     pub write_gap_ns: u64,
     /// From an interrupt line rising to the driver's wait returning (MSI-X write,
     /// interrupt entry, eventfd, thread wake-up).

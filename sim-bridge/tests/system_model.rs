@@ -57,10 +57,17 @@ fn uncached_writes_leave_one_at_a_time_and_the_host_waits_for_each() {
     assert_eq!(dev.csr_read32(regs::SCRATCH.offset).unwrap(), 3, "the third store arrived, the fourth not yet");
     dev.advance(1).unwrap();
     assert_eq!(dev.csr_read32(regs::SCRATCH.offset).unwrap(), 4);
-    // Once the gap has passed, the next store goes at once.
+    // Once the gap has passed, the next store goes at once; a read right behind it
+    // waits until it has left.
     let t1 = dev.cycles();
     dev.write32(regs::SCRATCH.offset, 5).unwrap();
     assert_eq!(dev.cycles(), t1);
+    // Without the gap the same read costs its transaction and the store's delivery
+    // ahead of it (a read does not pass a posted write).
+    let mut ungapped = device(MmioCost { write_ns: 400, ..MmioCost::FREE });
+    ungapped.write32(regs::SCRATCH.offset, 5).unwrap();
+    assert_eq!(read_cycles(&mut dev), 37 + read_cycles(&mut ungapped), "the read left after the store");
+    assert_eq!(dev.transport_stats().write_gap_cycles, 4 * 37);
     // Without a gap any number leave at once.
     let mut free = device(MmioCost { write_ns: 400, ..MmioCost::FREE });
     let t2 = free.cycles();

@@ -96,7 +96,7 @@ pub fn run(waves: &WaveArgs, backend: &Backend, json: bool, sys: &crate::system:
             };
             let mut dev = open().map_err(fail)?;
             identify(&mut dev, &format!("NPU at {bdf} (VFIO)"), |_| None, json.then_some(&prov)).map_err(fail)?;
-            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::job::VFIO_BUDGET_NS, ..c };
+            let slow = |c: NpuConfig| NpuConfig { budget_ns: crate::job::VFIO_BUDGET_NS, push: sys.push, ..c };
             scenario(stack(slow(NpuConfig::default()), dev).map_err(fail)?, &sharing, &prov, json, |_| ())
                 .map_err(fail)?;
             let dev = open().map_err(fail)?;

@@ -15,8 +15,11 @@
 //! sees the completion record in host memory (`Dma::wait_idle`, which polls the ring):
 //! the fixed costs of a transfer (doorbell flight, first read's round trip, the record's
 //! flight back) against the same H2D payload rate. The descriptor is pushed through BAR0
-//! (DMA_PUSH), as the NPU driver does on an idle channel; the `h2d_lone_ring` rows fetch
-//! it from the ring instead, so the fetch's round trip shows beside them.
+//! (DMA_PUSH), as the NPU driver does on an idle channel with `--push`; the
+//! `h2d_lone_ring` rows fetch it from the ring, as the driver does by default, so the
+//! fetch's round trip and the push's uncached stores show side by side. The other rows
+//! push their first descriptor only with `--push`. Every case starts once the previous
+//! one's last CSR write has left (`--mmio-write-gap`).
 
 use npu::dma::{Dma, DmaAddr, DmaDesc, DmaStatus};
 use npu::{DeviceIo, DmaBuffer};
@@ -123,6 +126,10 @@ const BUF: usize = 8 << 20;
 struct Bench {
     dev: SimDevice,
     dma: Dma,
+    /// `--push`: the first descriptor of a submission on an idle channel is pushed.
+    push: bool,
+    /// The model's least time between two CSR writes.
+    write_gap_ns: u64,
     _src: DmaBuffer,
     _dst: DmaBuffer,
     src_iova: u64,
@@ -132,12 +139,21 @@ struct Bench {
 impl Bench {
     fn new(sys: &crate::system::System) -> Result<Self, ProfileError> {
         let mut dev = SimDevice::new(sys.sim_config())?;
-        let dma = Dma::init(&mut dev, 9)?;
+        let mut dma = Dma::init(&mut dev, 9)?;
+        dma.set_push(sys.push);
         let src = DmaBuffer::new(BUF)?;
         let dst = DmaBuffer::new(BUF)?;
         let src_iova = dev.dma_map(&src)?;
         let dst_iova = dev.dma_map(&dst)?;
-        Ok(Self { dev, dma, _src: src, _dst: dst, src_iova, dst_iova })
+        let write_gap_ns = sys.timing.mmio.write_gap_ns;
+        Ok(Self { dev, dma, push: sys.push, write_gap_ns, _src: src, _dst: dst, src_iova, dst_iova })
+    }
+
+    /// The device cycle a case starts at, once the last CSR write of the one before has
+    /// left the host (its completion-ring HEAD): no case pays for another's store.
+    fn start(&mut self) -> Result<u64, ProfileError> {
+        self.dev.advance(self.write_gap_ns.div_ceil(1_000_000_000 / NOMINAL_HZ))?;
+        Ok(self.dev.cycles())
     }
 
     fn descs(&self, ch: usize, size: u64, count: u64) -> Vec<DmaDesc> {
@@ -159,9 +175,9 @@ impl Bench {
     fn lone(&mut self, direction: Direction, size: u64) -> Result<u64, ProfileError> {
         let d = self.descs(0, size, 1);
         self.dma.set_push(direction == Direction::H2dLone);
-        let start = self.dev.cycles();
+        let start = self.start()?;
         let submitted = self.dma.submit(&mut self.dev, 0, &d);
-        self.dma.set_push(true);
+        self.dma.set_push(self.push);
         submitted?;
         let done = self.dma.wait_idle(&mut self.dev, &[0], 1_000_000_000)?;
         if let Some(bad) = done.iter().find(|c| c.status != DmaStatus::Ok) {
@@ -183,7 +199,7 @@ impl Bench {
             Direction::Both => &[0, 1],
         };
         let batches: Vec<Vec<DmaDesc>> = channels.iter().map(|&c| self.descs(c, size, count)).collect();
-        let start = self.dev.cycles();
+        let start = self.start()?;
         for (&c, b) in channels.iter().zip(&batches) {
             self.dma.submit(&mut self.dev, c, b)?;
         }

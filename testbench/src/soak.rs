@@ -219,10 +219,11 @@ impl Link {
         }
     }
 
-    /// The RTL's port timing and the host-time model, for the report.
+    /// The RTL's port timing, the host-time model and the driver's pushes (always on in
+    /// a soak, so their paths run under injection), for the report.
     pub fn describe(self) -> String {
         let host = npu::HostTime::Model(npu::HostCosts::progress_only()).describe();
-        format!("{} {host}", self.timing().describe())
+        format!("{} {host} push=on", self.timing().describe())
     }
 
     /// Device-time budget of one wait: a hung engine is detected after this long. On the

@@ -43,7 +43,7 @@ pub struct SystemArgs {
     pub mmio_write_gap: Option<u64>,
     /// The driver pushes small DMA and command submissions through BAR0 (DMA_PUSH,
     /// CMDQ_PUSH) instead of letting the device fetch them: pays when stores are cheap
-    /// (`--mmio-write-gap` below about 100 ns on gen3x16), costs more otherwise.
+    /// (`--mmio-write-gap` of 100 ns or less on gen3x16), costs more at 150.
     #[arg(long)]
     pub push: bool,
 }

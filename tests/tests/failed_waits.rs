@@ -3,10 +3,11 @@
 //! - a fault batch whose gathering fails hands the records it already took back to the
 //!   fault queue, so the kernel that raised them completes;
 //! - wherever in a kernel's launch the wait fails (the driver then soft-resets the device
-//!   if a DMA wait failed), the next launch runs and its data is right. The reset reaches
-//!   the device a posted write's flight after the driver sent it, and a DMA completion
-//!   the device wrote meanwhile lands after the driver restarted its rings: freed again
-//!   once the drain ended, it is not taken for the first completion after the reset.
+//!   if a DMA wait failed), the next launch runs and its data is right. The driver
+//!   restarts its rings when it sends the reset, but a DMA completion the device wrote
+//!   just before the reset reached it is still on its way to host memory (here the
+//!   ideal link's write latency; on a board also the RESET write's own flight): freed
+//!   again once the drain ended, it is not taken for the first completion after it.
 //!
 //! On the RTL, whose compute unit reports its faults one record at a time and whose
 //! timing makes the windows real (the reference model delivers a kernel's faults at once).

@@ -9,7 +9,8 @@
 //! would read and write the freed frames. And a soft reset whose drain cannot be watched
 //! (its STATUS read fails) has still reset the device: the driver's rings follow at
 //! once, or the next doorbell would hand the device old commands again. Runs on the RTL
-//! and on the model.
+//! and on the model, and on the RTL with the driver's pushes on (`NpuConfig::push`: a
+//! push committed before a failed doorbell is forgotten before its slot is rung again).
 
 #![allow(clippy::unwrap_used)] // in a test, an unwrap failing is the test failing
 
@@ -40,9 +41,9 @@ fn device_mappings<T: DeviceIo + Send + 'static>(s: &Session<T>, va: u64) -> Vec
         .collect()
 }
 
-fn failed_invalidation_leaves_no_stale_mapping<T: DeviceIo + Send + 'static>(io: T) {
+fn failed_invalidation_leaves_no_stale_mapping<T: DeviceIo + Send + 'static>(io: T, push: bool) {
     let inj = Injector::new(1);
-    let s = Session::open_faulty(io, NpuConfig::default(), manager_config(), &inj).unwrap();
+    let s = Session::open_faulty(io, NpuConfig { push, ..NpuConfig::default() }, manager_config(), &inj).unwrap();
     let region = || s.gm.mmap(s.space, LEN, MapFlags::PEER_SHARED).unwrap() as *mut u32;
     let (p, q) = (region(), region());
     s.launch(Kernel::fill(s.asid, p as u64, N as u32, 7)).unwrap();
@@ -71,9 +72,9 @@ fn failed_invalidation_leaves_no_stale_mapping<T: DeviceIo + Send + 'static>(io:
     }
 }
 
-fn reset_whose_drain_read_fails_still_resyncs<T: DeviceIo + Send + 'static>(io: T) {
+fn reset_whose_drain_read_fails_still_resyncs<T: DeviceIo + Send + 'static>(io: T, push: bool) {
     let inj = Injector::new(1);
-    let s = Session::open_faulty(io, NpuConfig::default(), manager_config(), &inj).unwrap();
+    let s = Session::open_faulty(io, NpuConfig { push, ..NpuConfig::default() }, manager_config(), &inj).unwrap();
     let p = s.gm.mmap(s.space, LEN, MapFlags::PEER_SHARED).unwrap() as *mut u32;
     s.launch(Kernel::fill(s.asid, p as u64, N as u32, 7)).unwrap();
     s.gm.cpu_access(p as u64, LEN, true).unwrap();
@@ -94,20 +95,30 @@ fn reset_whose_drain_read_fails_still_resyncs<T: DeviceIo + Send + 'static>(io: 
 
 #[test]
 fn rtl_reset_whose_drain_read_fails_still_resyncs() {
-    reset_whose_drain_read_fails_still_resyncs(sim_bridge::SimDevice::new(Default::default()).unwrap());
+    reset_whose_drain_read_fails_still_resyncs(sim_bridge::SimDevice::new(Default::default()).unwrap(), false);
+}
+
+#[test]
+fn rtl_pushed_reset_whose_drain_read_fails_still_resyncs() {
+    reset_whose_drain_read_fails_still_resyncs(sim_bridge::SimDevice::new(Default::default()).unwrap(), true);
 }
 
 #[test]
 fn model_reset_whose_drain_read_fails_still_resyncs() {
-    reset_whose_drain_read_fails_still_resyncs(npu_refmodel::ModelDevice::new(Default::default()));
+    reset_whose_drain_read_fails_still_resyncs(npu_refmodel::ModelDevice::new(Default::default()), false);
 }
 
 #[test]
 fn rtl_failed_invalidation_leaves_no_stale_mapping() {
-    failed_invalidation_leaves_no_stale_mapping(sim_bridge::SimDevice::new(Default::default()).unwrap());
+    failed_invalidation_leaves_no_stale_mapping(sim_bridge::SimDevice::new(Default::default()).unwrap(), false);
+}
+
+#[test]
+fn rtl_pushed_failed_invalidation_leaves_no_stale_mapping() {
+    failed_invalidation_leaves_no_stale_mapping(sim_bridge::SimDevice::new(Default::default()).unwrap(), true);
 }
 
 #[test]
 fn model_failed_invalidation_leaves_no_stale_mapping() {
-    failed_invalidation_leaves_no_stale_mapping(npu_refmodel::ModelDevice::new(Default::default()));
+    failed_invalidation_leaves_no_stale_mapping(npu_refmodel::ModelDevice::new(Default::default()), false);
 }
