@@ -706,30 +706,33 @@ impl<T: DeviceIo> Inner<T> {
     /// (they were consumed from the ring: dropped here, they would never be answered).
     fn gather_faults(&mut self, start: u64, inflight: usize, window_ns: u64) -> Result<Vec<FaultRecord>, NpuError> {
         let mut records = self.fq.drain(&mut self.io)?;
+        match self.gather_more(&mut records, start, inflight, window_ns) {
+            Ok(()) => Ok(records),
+            Err(e) => {
+                self.fq.put_back(records);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds to `records` what [`Inner::gather_faults`] waits for after its first drain.
+    fn gather_more(
+        &mut self,
+        records: &mut Vec<FaultRecord>,
+        start: u64,
+        inflight: usize,
+        window_ns: u64,
+    ) -> Result<(), NpuError> {
         while !records.is_empty() && records.len() < inflight {
             let waited = self.io.now_ns().saturating_sub(start);
             let quiet = FAULT_COALESCE_STEP_NS.min(window_ns.saturating_sub(waited));
-            if quiet == 0 {
+            let fq = &self.fq;
+            if quiet == 0 || !self.io.wait_host(quiet, &mut || fq.has_record())? {
                 break;
             }
-            let fq = &self.fq;
-            match self.io.wait_host(quiet, &mut || fq.has_record()) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    self.fq.put_back(records);
-                    return Err(e.into());
-                }
-            }
-            match self.fq.drain(&mut self.io) {
-                Ok(next) => records.extend(next),
-                Err(e) => {
-                    self.fq.put_back(records);
-                    return Err(e.into());
-                }
-            }
+            records.extend(self.fq.drain(&mut self.io)?);
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Waits until a fault record or a kernel completion is in host memory: polls for
@@ -849,27 +852,23 @@ impl<T: DeviceIo> Inner<T> {
         // Counted once the write went out: only then may the device forget work.
         self.reset_attempts += 1;
         // From here the device has forgotten its queues whether or not the drain below
-        // can be watched to its end (a STATUS read may fail): the host's side follows at
-        // once. (During the drain the device writes nothing into host memory: its
-        // bursts complete with zero strobes.) Left for after the drain, a failed read
-        // would leave the rings out of step: the next doorbell would hand the device
-        // old commands again (stale PTE_WRITEs) and the PTE_WRITEs it dropped would
-        // never be written.
+        // can be watched to its end (a STATUS read may fail): the host's side follows
+        // whatever the drain's outcome, or the next doorbell would hand the device old
+        // commands again (stale PTE_WRITEs) and the PTE_WRITEs it dropped would never be
+        // written. (During the drain the device writes nothing into host memory: its
+        // bursts complete with zero strobes.)
         self.cmdq.after_soft_reset();
         self.requeue_pte_commands();
-        self.fq.after_soft_reset();
-        self.kq.after_soft_reset();
         self.launched.clear();
-        self.dma.after_soft_reset();
         self.void_copy();
         let drained = self.wait_drained();
-        // The device saw the RESET write only after its flight and worked on meanwhile:
-        // records it wrote then (a DMA completion, a fault record, a kernel completion)
-        // landed in the rings after the restart above. The STATUS read that saw the
-        // drain end cannot pass them, so all are in host memory now, and all are void
-        // (the device's indices are 0): free their entries again, or the next wait
-        // would take one for the first record after the reset. Done if the drain could
-        // not be watched to its end too: the records that landed by then are void.
+        // The device-written rings restart after the drain: the device saw the RESET
+        // write only after its flight and worked on meanwhile, and the records it wrote
+        // then (a DMA completion, a fault record, a kernel completion) are void (its
+        // indices are 0). The STATUS read that saw the drain end cannot pass them, so
+        // they are all in host memory now; restarted before, a ring would take one for
+        // the first record after the reset. If the drain could not be watched to its
+        // end, the records that landed by then are freed all the same.
         self.dma.after_soft_reset();
         self.fq.after_soft_reset();
         self.kq.after_soft_reset();

@@ -128,8 +128,6 @@ struct Bench {
     dma: Dma,
     /// `--push`: the first descriptor of a submission on an idle channel is pushed.
     push: bool,
-    /// The model's least time between two CSR writes.
-    write_gap_ns: u64,
     _src: DmaBuffer,
     _dst: DmaBuffer,
     src_iova: u64,
@@ -145,14 +143,14 @@ impl Bench {
         let dst = DmaBuffer::new(BUF)?;
         let src_iova = dev.dma_map(&src)?;
         let dst_iova = dev.dma_map(&dst)?;
-        let write_gap_ns = sys.timing.mmio.write_gap_ns;
-        Ok(Self { dev, dma, push: sys.push, write_gap_ns, _src: src, _dst: dst, src_iova, dst_iova })
+        Ok(Self { dev, dma, push: sys.push, _src: src, _dst: dst, src_iova, dst_iova })
     }
 
     /// The device cycle a case starts at, once the last CSR write of the one before has
     /// left the host (its completion-ring HEAD): no case pays for another's store.
     fn start(&mut self) -> Result<u64, ProfileError> {
-        self.dev.advance(self.write_gap_ns.div_ceil(1_000_000_000 / NOMINAL_HZ))?;
+        let gap_ns = self.dev.timing().mmio.write_gap_ns;
+        DeviceIo::advance(&mut self.dev, gap_ns)?;
         Ok(self.dev.cycles())
     }
 
